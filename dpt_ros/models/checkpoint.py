@@ -1,0 +1,182 @@
+"""Loading DPT weight files safely, with errors a user can act on.
+
+Weight files are read with ``torch.load(..., weights_only=True)``: a weights file
+never executes code. The state_dict keys are the official ones, matched strictly.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections import Counter
+from functools import lru_cache
+from pathlib import Path
+from typing import Dict, Iterable, List, Mapping, Optional, Tuple, Union
+
+import torch
+from torch import nn
+
+from .download import ensure_checkpoint
+from .errors import CheckpointError
+from .registry import MODEL_SPECS, ModelSpec, get_spec
+
+_LOG = logging.getLogger(__name__)
+
+PathLike = Union[str, os.PathLike]
+
+
+def read_state_dict(path: PathLike) -> Dict[str, torch.Tensor]:
+    """Reads a checkpoint file into a flat state_dict of tensors.
+
+    Accepts a bare state_dict, one nested under ``"model"`` or ``"state_dict"``
+    (training checkpoints), and strips a DataParallel ``module.`` prefix.
+
+    Raises:
+        CheckpointError: the file is missing, is not a PyTorch weights file, or holds
+            no tensors.
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise CheckpointError(f"weights file not found: {path}")
+    if not path.is_file():
+        raise CheckpointError(f"weights path is not a file: {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for foreign or corrupt files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"{path} is not a readable PyTorch weights file ({type(exc).__name__}: {first}); "
+            "expected a .pt file saved with torch.save, such as the official DPT checkpoints"
+        ) from None
+    for nest in ("model", "state_dict"):
+        if isinstance(obj, Mapping) and isinstance(obj.get(nest), Mapping):
+            obj = obj[nest]
+            break
+    if not isinstance(obj, Mapping) or not obj:
+        raise CheckpointError(f"{path} holds no state_dict (found {type(obj).__name__})")
+    tensors = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise CheckpointError(f"{path} holds no tensors")
+    if all(k.startswith("module.") for k in tensors):
+        tensors = {k[len("module."):]: v for k, v in tensors.items()}
+    return tensors
+
+
+@lru_cache(maxsize=None)
+def expected_layout(model_type: str) -> Tuple[Tuple[str, Tuple[int, ...]], ...]:
+    """(key, shape) of every state_dict entry of ``model_type``; built on the meta device."""
+    with torch.device("meta"):
+        model = get_spec(model_type).build()
+    return tuple((k, tuple(v.shape)) for k, v in model.state_dict().items())
+
+
+def identify_model_types(state_dict: Mapping[str, torch.Tensor]) -> List[str]:
+    """Model types whose key layout (names and shapes) equals the state_dict's.
+
+    Several types share one layout (``dpt_hybrid``, ``dpt_hybrid_kitti`` and
+    ``dpt_hybrid_nyu``); they differ only in their weights.
+    """
+    layout = {(k, tuple(v.shape)) for k, v in state_dict.items()}
+    return [name for name in MODEL_SPECS if set(expected_layout(name)) == layout]
+
+
+def _summarise(keys: Iterable[str], limit: int = 6) -> str:
+    groups = Counter(".".join(k.split(".")[:3]) for k in keys)
+    parts = [f"{g}.* ({n})" if n > 1 else g for g, n in groups.most_common(limit)]
+    if len(groups) > limit:
+        parts.append(f"... {len(groups) - limit} more groups")
+    return ", ".join(parts)
+
+
+def check_state_dict(state_dict: Mapping[str, torch.Tensor], spec: ModelSpec,
+                     source: str = "checkpoint") -> None:
+    """Raises CheckpointError unless ``state_dict`` has exactly the layout of ``spec``.
+
+    The message says which model type the checkpoint looks like, and summarises the
+    missing, unexpected and mis-shaped keys by group instead of listing hundreds.
+    """
+    expected = dict(expected_layout(spec.name))
+    got = {k: tuple(v.shape) for k, v in state_dict.items()}
+    missing = [k for k in expected if k not in got]
+    unexpected = [k for k in got if k not in expected]
+    mis_shaped = [k for k in expected if k in got and got[k] != expected[k]]
+    if not (missing or unexpected or mis_shaped):
+        return
+    like = identify_model_types(state_dict)
+    if like:
+        lead = (f"{source} is a {' / '.join(like)} checkpoint, not {spec.name}; "
+                f"use --model-type {like[0]} (or the matching parameter), or the right file")
+    else:
+        lead = f"{source} does not match the {spec.name} layout"
+    details = []
+    if missing:
+        details.append(f"{len(missing)} missing keys: {_summarise(missing)}")
+    if unexpected:
+        details.append(f"{len(unexpected)} unexpected keys: {_summarise(unexpected)}")
+    if mis_shaped:
+        k = mis_shaped[0]
+        details.append(f"{len(mis_shaped)} keys with other shapes, e.g. {k}: file "
+                       f"{list(got[k])} vs model {list(expected[k])}")
+    raise CheckpointError(lead + " (" + "; ".join(details) + ")")
+
+
+def _official_type_of_file(path: Path) -> Optional[str]:
+    for name, spec in MODEL_SPECS.items():
+        if path.name == spec.file_name:
+            return name
+    return None
+
+
+def resolve_weights(spec: ModelSpec, weights: Optional[PathLike] = None,
+                    cache_dir: Optional[PathLike] = None, progress: bool = True) -> Path:
+    """The weights file to load: ``weights`` if given, else the cached or downloaded official file."""
+    if weights:
+        return Path(weights).expanduser()
+    return ensure_checkpoint(spec.file_name, spec.url, spec.hash_prefix,
+                             Path(cache_dir) if cache_dir else None, progress=progress)
+
+
+def load_model(model_type: str, weights: Optional[PathLike] = None, *,
+               random_weights: bool = False, cache_dir: Optional[PathLike] = None,
+               progress: bool = True) -> nn.Module:
+    """Builds ``model_type`` and loads its weights, strictly.
+
+    Args:
+        model_type: a registry name (``dpt_hybrid`` ...).
+        weights: path of a weights file; None looks in the cache
+            (``$DPT_ROS_CACHE`` or ``~/.cache/dpt_ros``) and downloads the official file there.
+        random_weights: explicitly use random (seeded, reproducible) weights instead of a
+            file, for benchmarks and demos; logs a warning. Never a silent fallback.
+        cache_dir: overrides the cache directory.
+        progress: show a download progress bar.
+
+    Returns:
+        The model in eval mode, on the CPU, float32.
+
+    Raises:
+        ValueError: unknown model type, or both ``weights`` and ``random_weights``.
+        CheckpointError: the weights are missing, unreadable or for another model.
+    """
+    spec = get_spec(model_type)
+    if random_weights:
+        if weights:
+            raise ValueError("give either a weights file or random_weights, not both")
+        msg = (f"{model_type}: using RANDOM weights (explicitly requested); outputs are "
+               "meaningless except for timing and plumbing")
+        _LOG.warning(msg)
+        warnings.warn(msg, stacklevel=2)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            return spec.build()
+    path = resolve_weights(spec, weights, cache_dir, progress)
+    state_dict = read_state_dict(path)
+    check_state_dict(state_dict, spec, source=str(path))
+    official = _official_type_of_file(path)
+    if official is not None and official != model_type:
+        _LOG.warning("%s is the official %s file but is loaded as %s (same layout); "
+                     "check the model type", path.name, official, model_type)
+    with torch.device("meta"):
+        model = spec.build()
+    # assign=True takes the file's tensors as the parameters: no second copy, no init.
+    model.load_state_dict(state_dict, strict=True, assign=True)
+    return model.float().eval()

@@ -1,0 +1,256 @@
+"""Download and cache DPT checkpoints (stdlib + tqdm only; no torch import).
+
+Official DPT weights follow the ``torch.hub`` naming convention: a file such as
+``dpt_hybrid-midas-501f0c75.pt`` carries the first hex digits of its own
+SHA-256 digest (``501f0c75``) just before the extension.  :func:`download_checkpoint`
+verifies that prefix while streaming, so a truncated or tampered download is
+never mistaken for a valid checkpoint.
+
+Cache invariant: a file only ever appears at its final path in the cache after
+it was downloaded completely and (when a hash prefix is known) verified.  The
+download goes to a hidden temporary file in the same directory which is moved
+into place with :func:`os.replace` (atomic on POSIX) only on success, and is
+deleted on any failure, including ``KeyboardInterrupt``.  Because of this,
+:func:`ensure_checkpoint` trusts an existing cached file and does not re-hash it
+on every start (the files are 0.5-1.3 GB).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import logging
+import os
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from tqdm import tqdm
+
+from dpt_ros.models.errors import CheckpointError
+
+__all__ = [
+    "CheckpointError",
+    "CACHE_ENV_VAR",
+    "default_cache_dir",
+    "cached_checkpoint_path",
+    "download_checkpoint",
+    "ensure_checkpoint",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Environment variable overriding the checkpoint cache directory.
+CACHE_ENV_VAR = "DPT_ROS_CACHE"
+
+_CHUNK_SIZE = 1024 * 1024
+_USER_AGENT = "dpt_ros-checkpoint-downloader"
+
+
+def default_cache_dir() -> Path:
+    """Return ``$DPT_ROS_CACHE`` if set and non-empty, else ``~/.cache/dpt_ros``."""
+    env = os.environ.get(CACHE_ENV_VAR)
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".cache" / "dpt_ros"
+
+
+def cached_checkpoint_path(file_name: str, cache_dir: Path | None = None) -> Path:
+    """Return where ``file_name`` lives (or would live) in the cache directory.
+
+    ``file_name`` must be a bare file name (no directory components).
+    ``cache_dir`` defaults to :func:`default_cache_dir`.
+    """
+    if (
+        not file_name
+        or file_name in (".", "..")
+        or os.path.basename(file_name) != file_name
+        or "/" in file_name
+        or (os.altsep is not None and os.altsep in file_name)
+    ):
+        raise ValueError(f"checkpoint file name must be a plain file name, got {file_name!r}")
+    base = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    return base / file_name
+
+
+def _remove_quietly(path: str | None) -> None:
+    if path is None:
+        return
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:  # pragma: no cover - best effort cleanup
+        logger.warning("could not remove temporary file %s: %s", path, exc)
+
+
+def _offline_hint(url: str, dest: Path) -> str:
+    return (
+        f"could not download {url}: the machine may be offline or the host unreachable. "
+        f"To run without network access, download the file elsewhere and either pass the "
+        f"path of that local weights file instead of downloading, or copy it to {dest} "
+        f"(the cache directory can be changed with ${CACHE_ENV_VAR})"
+    )
+
+
+def download_checkpoint(
+    url: str,
+    dest: Path,
+    hash_prefix: str | None,
+    progress: bool = True,
+    timeout: float = 30.0,
+) -> Path:
+    """Download ``url`` to ``dest`` atomically, verifying its SHA-256 prefix.
+
+    The body is streamed to a temporary file in ``dest.parent`` (created if
+    needed) while its SHA-256 is computed; a tqdm progress bar is written to
+    stderr when ``progress`` is true.  If ``hash_prefix`` is not ``None`` the
+    hex digest must start with it (case-insensitive), otherwise the download is
+    rejected.  On success the temporary file is renamed to ``dest`` with
+    :func:`os.replace` and ``dest`` is returned.
+
+    ``timeout`` (seconds) applies to connecting and to each individual socket
+    read, not to the whole transfer.
+
+    Raises:
+        CheckpointError: HTTP error status, connection failure/timeout,
+            truncated body, hash mismatch or a filesystem error.  In every
+            failure case the temporary file is removed and ``dest`` is left
+            untouched (never partially written).
+    """
+    dest = Path(dest)
+    expected = hash_prefix.strip().lower() if hash_prefix is not None else None
+
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CheckpointError(
+            f"cannot create checkpoint directory {dest.parent}: {exc} "
+            f"(set ${CACHE_ENV_VAR} to a writable directory)"
+        ) from exc
+
+    tmp_path: str | None = None
+    try:
+        try:
+            fd, tmp_path = tempfile.mkstemp(
+                prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent
+            )
+        except OSError as exc:
+            raise CheckpointError(
+                f"cannot write to checkpoint directory {dest.parent}: {exc} "
+                f"(set ${CACHE_ENV_VAR} to a writable directory)"
+            ) from exc
+
+        with os.fdopen(fd, "wb") as out:
+            sha256 = hashlib.sha256()
+            try:
+                request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
+                response = urllib.request.urlopen(request, timeout=timeout)
+            except urllib.error.HTTPError as exc:
+                exc.close()
+                raise CheckpointError(
+                    f"HTTP error {exc.code} ({exc.reason}) while downloading {url}"
+                ) from exc
+            except urllib.error.URLError as exc:
+                raise CheckpointError(f"{_offline_hint(url, dest)}; reason: {exc.reason}") from exc
+            except (OSError, http.client.HTTPException) as exc:
+                raise CheckpointError(f"{_offline_hint(url, dest)}; reason: {exc!r}") from exc
+            except ValueError as exc:
+                raise CheckpointError(f"invalid checkpoint URL {url!r}: {exc}") from exc
+
+            with response:
+                length_header = response.headers.get("Content-Length")
+                try:
+                    total = int(length_header) if length_header is not None else None
+                except ValueError:
+                    total = None
+                received = 0
+                with tqdm(
+                    total=total,
+                    unit="B",
+                    unit_scale=True,
+                    unit_divisor=1024,
+                    desc=dest.name,
+                    file=sys.stderr,
+                    disable=not progress,
+                    leave=True,
+                ) as bar:
+                    while True:
+                        try:
+                            chunk = response.read(_CHUNK_SIZE)
+                        except (OSError, http.client.HTTPException) as exc:
+                            raise CheckpointError(
+                                f"download of {url} failed after {received} bytes: {exc!r}; "
+                                "the connection was interrupted or timed out (the machine may "
+                                "be offline). Retry, or pass a local weights file instead"
+                            ) from exc
+                        if not chunk:
+                            break
+                        out.write(chunk)  # local OSError (disk full...) handled below
+                        sha256.update(chunk)
+                        received += len(chunk)
+                        bar.update(len(chunk))
+
+            if total is not None and received != total:
+                raise CheckpointError(
+                    f"download of {url} is incomplete: received {received} of {total} bytes"
+                )
+            out.flush()
+            os.fsync(out.fileno())
+
+        digest = sha256.hexdigest()
+        if expected is not None and not digest.startswith(expected):
+            raise CheckpointError(
+                f"SHA-256 mismatch for {url}: expected a digest starting with "
+                f"{expected!r}, got {digest!r}; the download is corrupt or the file "
+                "is not the expected checkpoint"
+            )
+
+        try:
+            os.chmod(tmp_path, 0o644)  # mkstemp creates 0600; cache may be shared
+        except OSError:  # pragma: no cover - not fatal
+            pass
+        try:
+            os.replace(tmp_path, dest)
+        except OSError as exc:
+            raise CheckpointError(f"cannot move downloaded checkpoint to {dest}: {exc}") from exc
+        tmp_path = None
+        return dest
+    except CheckpointError:
+        _remove_quietly(tmp_path)
+        raise
+    except OSError as exc:
+        # Local filesystem errors while writing (disk full, permissions...).
+        _remove_quietly(tmp_path)
+        raise CheckpointError(f"error writing checkpoint to {dest.parent}: {exc}") from exc
+    except BaseException:
+        # KeyboardInterrupt, SystemExit, unexpected bugs: clean up and re-raise as is.
+        _remove_quietly(tmp_path)
+        raise
+
+
+def ensure_checkpoint(
+    file_name: str,
+    url: str,
+    hash_prefix: str | None,
+    cache_dir: Path | None = None,
+    progress: bool = True,
+) -> Path:
+    """Return the cached checkpoint ``file_name``, downloading it from ``url`` if absent.
+
+    An existing cached file is returned as is, without re-hashing it: files are
+    only ever placed in the cache by :func:`download_checkpoint`, after a
+    complete download and hash verification.  (A file copied there by hand is
+    trusted too; delete it to force a fresh download.)
+
+    Raises:
+        CheckpointError: see :func:`download_checkpoint`.
+    """
+    path = cached_checkpoint_path(file_name, cache_dir)
+    if path.is_file():
+        logger.debug("using cached checkpoint %s", path)
+        return path
+    logger.info("Downloading checkpoint from %s to %s", url, path)
+    return download_checkpoint(url, path, hash_prefix, progress=progress)

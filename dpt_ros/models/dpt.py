@@ -1,0 +1,131 @@
+"""DPT: Dense Prediction Transformer (Ranftl et al., 2021).
+
+``DPT`` holds the encoder (``pretrained``) and the convolutional decoder
+(``scratch``); ``DPTDepthModel`` and ``DPTSegmentationModel`` share it and differ
+only in the head, as in the original. Module names reproduce the official
+checkpoint key layout exactly.
+"""
+from __future__ import annotations
+
+
+
+import torch
+from torch import nn
+
+from .blocks import FeatureFusionBlock, Upsample2x
+from .encoder import DPTEncoder, get_backbone_config
+
+
+class DPT(nn.Module):
+    """Encoder, four fusion levels and a task head.
+
+    Args:
+        head: module mapping the finest fused map (B, features, H/2, W/2) to the output.
+        backbone: ``vitl16_384``, ``vitb16_384`` or ``vitb_rn50_384``.
+        readout: ``ignore``, ``add`` or ``project``.
+        features: decoder width.
+        use_bn: batch norm in the fusion blocks' residual units (segmentation models).
+    """
+
+    def __init__(self, head: nn.Module, backbone: str = "vitb_rn50_384",
+                 readout: str = "project", features: int = 256, use_bn: bool = False) -> None:
+        super().__init__()
+        channels = get_backbone_config(backbone).channels
+        self.pretrained = DPTEncoder(backbone, readout)
+        self.scratch = nn.Module()
+        for i, c in enumerate(channels):
+            self.scratch.add_module(f"layer{i + 1}_rn",
+                                    nn.Conv2d(c, features, 3, padding=1, bias=False))
+        for i in range(4):
+            self.scratch.add_module(f"refinenet{i + 1}", FeatureFusionBlock(features, use_bn))
+        self.scratch.output_conv = head
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) normalised image -> fused decoder features (B, features, H/2, W/2)."""
+        s = self.scratch
+        l1, l2, l3, l4 = self.pretrained(x)
+        l1, l2 = s.layer1_rn(l1), s.layer2_rn(l2)
+        l3, l4 = s.layer3_rn(l3), s.layer4_rn(l4)
+        path = s.refinenet4(l4, size=l3.shape[-2:])
+        path = s.refinenet3(path, l3, size=l2.shape[-2:])
+        path = s.refinenet2(path, l2, size=l1.shape[-2:])
+        return s.refinenet1(path, l1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scratch.output_conv(self.forward_features(x))
+
+
+class DPTDepthModel(DPT):
+    """Monocular depth.
+
+    The network predicts inverse depth x >= 0 (``non_negative``). With ``invert``
+    the output is metric depth ``1 / max(scale * x + shift, 1e-8)`` in metres.
+
+    Args:
+        backbone, readout, features: see ``DPT``.
+        non_negative: ReLU on the output.
+        invert: return metric depth instead of the network's inverse depth.
+        scale, shift: the inversion's affine map.
+    """
+
+    def __init__(self, backbone: str = "vitb_rn50_384", readout: str = "project",
+                 features: int = 256, non_negative: bool = True, invert: bool = False,
+                 scale: float = 1.0, shift: float = 0.0) -> None:
+        head = nn.Sequential(
+            nn.Conv2d(features, features // 2, 3, padding=1),
+            Upsample2x(),
+            nn.Conv2d(features // 2, 32, 3, padding=1),
+            nn.ReLU(True),
+            nn.Conv2d(32, 1, kernel_size=1),
+            nn.ReLU(True) if non_negative else nn.Identity(),
+        )
+        super().__init__(head, backbone=backbone, readout=readout, features=features)
+        self.invert = invert
+        self.scale = scale
+        self.shift = shift
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) normalised image -> (B, H, W) inverse depth, or metres with ``invert``."""
+        out = super().forward(x).squeeze(1)
+        if self.invert:
+            return 1.0 / (self.scale * out + self.shift).clamp_min(1e-8)
+        return out
+
+
+class DPTSegmentationModel(DPT):
+    """Semantic segmentation.
+
+    The checkpoints also hold ``auxlayer``, the auxiliary head used in training;
+    it is built so that they load strictly, and never run.
+
+    Args:
+        num_classes: number of classes (150 for ADE20K).
+        backbone, readout, features: see ``DPT``.
+    """
+
+    def __init__(self, num_classes: int = 150, backbone: str = "vitb_rn50_384",
+                 readout: str = "project", features: int = 256) -> None:
+        head = nn.Sequential(
+            nn.Conv2d(features, features, 3, padding=1, bias=False),
+            nn.BatchNorm2d(features),
+            nn.ReLU(True),
+            nn.Dropout(0.1, False),
+            nn.Conv2d(features, num_classes, kernel_size=1),
+            Upsample2x(),
+        )
+        super().__init__(head, backbone=backbone, readout=readout, features=features,
+                         use_bn=True)
+        self.num_classes = num_classes
+        self.auxlayer = nn.Sequential(
+            nn.Conv2d(features, features, 3, padding=1, bias=False),
+            nn.BatchNorm2d(features),
+            nn.ReLU(True),
+            nn.Dropout(0.1, False),
+            nn.Conv2d(features, num_classes, kernel_size=1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) normalised image -> (B, num_classes, H, W) logits."""
+        return super().forward(x)
+
+

@@ -1,0 +1,2 @@
+class CheckpointError(RuntimeError):
+    """A weights file is missing, unreadable, corrupt or for another model."""

@@ -1,0 +1,105 @@
+"""Pre- and post-processing of the original DPT pipeline, in torch so it runs on the GPU.
+
+Pre-processing: RGB uint8 -> [0, 1] -> resize keeping the aspect ratio to multiples of
+32 around the network size ("minimal" method) with bicubic interpolation (equal to
+OpenCV's INTER_CUBIC) -> normalise with the model's mean/std.
+Post-processing: the network output resized back to the image with bicubic.
+"""
+from __future__ import annotations
+
+from typing import Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def _constrain_to_multiple(x: float, multiple: int, max_val: float | None = None) -> int:
+    # np.round rounds half to even, like the original.
+    y = int(np.round(x / multiple) * multiple)
+    if max_val is not None and y > max_val:
+        y = int(np.floor(x / multiple) * multiple)
+    if y < multiple:
+        # Never zero: the original's lower bound (0) would make an empty tensor.
+        y = int(np.ceil(x / multiple) * multiple) or multiple
+    return y
+
+
+def network_input_size(image_hw: Sequence[int], net_hw: Sequence[int],
+                       keep_aspect_ratio: bool = True, multiple_of: int = 32) -> Tuple[int, int]:
+    """The (H, W) an image is resized to before the network ("minimal" method).
+
+    With ``keep_aspect_ratio`` the one scale closest to 1 of the two (net/image per
+    axis) is used for both axes, so the image is scaled as little as possible; each
+    side is then rounded to a multiple of ``multiple_of``.
+
+    Args:
+        image_hw: (height, width) of the image in pixels.
+        net_hw: (height, width) the model was trained at.
+        keep_aspect_ratio: scale both axes alike.
+        multiple_of: the network's size granularity (32 for DPT).
+
+    Returns:
+        (height, width), positive multiples of ``multiple_of``.
+    """
+    h, w = int(image_hw[0]), int(image_hw[1])
+    if h <= 0 or w <= 0:
+        raise ValueError(f"image size must be positive, got {h}x{w}")
+    scale_h = net_hw[0] / h
+    scale_w = net_hw[1] / w
+    if keep_aspect_ratio:
+        if abs(1 - scale_w) < abs(1 - scale_h):
+            scale_h = scale_w
+        else:
+            scale_w = scale_h
+    return (_constrain_to_multiple(scale_h * h, multiple_of),
+            _constrain_to_multiple(scale_w * w, multiple_of))
+
+
+def resize_bicubic(x: torch.Tensor, size_hw: Sequence[int]) -> torch.Tensor:
+    """Bicubic resize of (B, C, H, W) float, align_corners=False, no antialiasing.
+
+    This equals OpenCV's ``INTER_CUBIC`` (a = -0.75, edge pixels replicated), which
+    the original pipeline uses.
+    """
+    size = (int(size_hw[0]), int(size_hw[1]))
+    if tuple(x.shape[-2:]) == size:
+        return x
+    return F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=False)
+
+
+def preprocess(images: torch.Tensor, size_hw: Sequence[int], mean: Sequence[float],
+               std: Sequence[float]) -> torch.Tensor:
+    """RGB uint8 images to the network input.
+
+    Args:
+        images: (B, H, W, 3) uint8 RGB (any device).
+        size_hw: network input (h, w), multiples of 32.
+        mean, std: per-channel normalisation of values in [0, 1].
+
+    Returns:
+        (B, 3, h, w) float32 on the images' device, roughly in [-1, 1].
+    """
+    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError("expected a (B, H, W, 3) uint8 RGB tensor, got "
+                         f"{tuple(images.shape)} {images.dtype}")
+    x = images.permute(0, 3, 1, 2).float().div_(255.0)
+    x = resize_bicubic(x, size_hw)
+    m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    s = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (x - m) / s
+
+
+def resize_output(out: torch.Tensor, size_hw: Sequence[int]) -> torch.Tensor:
+    """Resizes network outputs back to the image, bicubic as the original.
+
+    Args:
+        out: (B, h, w) depth or (B, C, h, w) logits, float.
+        size_hw: target (H, W).
+
+    Returns:
+        (B, H, W) or (B, C, H, W) float32.
+    """
+    if out.ndim == 3:
+        return resize_bicubic(out.float().unsqueeze(1), size_hw).squeeze(1)
+    return resize_bicubic(out.float(), size_hw)

@@ -1,0 +1,316 @@
+"""Tests for dpt_ros.models.download against a local HTTP server (127.0.0.1 only)."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import os
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+
+from dpt_ros.models import download as dl
+from dpt_ros.models.download import (
+    cached_checkpoint_path,
+    default_cache_dir,
+    download_checkpoint,
+    ensure_checkpoint,
+)
+from dpt_ros.models.errors import CheckpointError
+
+CKPT_NAME = "tiny-ckpt.pt"
+
+
+class _CountingHandler(http.server.SimpleHTTPRequestHandler):
+    """Static file handler that records request paths and stays quiet."""
+
+    def do_GET(self):  # noqa: N802 - http.server naming
+        self.server.requests.append(self.path)
+        if self.path == "/truncated":
+            # Promise more bytes than are sent, then close the connection.
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            self.wfile.write(b"x" * 1000)
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        super().do_GET()
+
+    def log_message(self, format, *args):  # noqa: A002 - signature from base class
+        pass
+
+
+class _Server:
+    def __init__(self, root: Path):
+        handler = functools.partial(_CountingHandler, directory=str(root))
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.httpd.requests = []
+        self.root = root
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+        self.thread.start()
+
+    @property
+    def requests(self) -> list[str]:
+        return self.httpd.requests
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{name}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def server(tmp_path):
+    root = tmp_path / "served"
+    root.mkdir()
+    srv = _Server(root)
+    try:
+        yield srv
+    finally:
+        srv.close()
+
+
+@pytest.fixture
+def payload(server) -> bytes:
+    # A bit more than two read chunks so the streaming loop iterates.
+    data = os.urandom(2 * dl._CHUNK_SIZE + 12345)
+    (server.root / CKPT_NAME).write_bytes(data)
+    return data
+
+
+@pytest.fixture
+def cache_dir(tmp_path) -> Path:
+    return tmp_path / "cache"
+
+
+def _sha_prefix(data: bytes, n: int = 8) -> str:
+    return hashlib.sha256(data).hexdigest()[:n]
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _leftovers(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
+
+
+# --------------------------------------------------------------------------- paths
+
+
+def test_default_cache_dir_honours_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("DPT_ROS_CACHE", str(tmp_path / "envcache"))
+    assert default_cache_dir() == tmp_path / "envcache"
+    assert cached_checkpoint_path("a.pt") == tmp_path / "envcache" / "a.pt"
+
+
+def test_default_cache_dir_fallback(monkeypatch, tmp_path):
+    monkeypatch.setenv("DPT_ROS_CACHE", "")
+    monkeypatch.setattr(Path, "home", classmethod(lambda cls: tmp_path / "home"))
+    assert default_cache_dir() == tmp_path / "home" / ".cache" / "dpt_ros"
+    monkeypatch.delenv("DPT_ROS_CACHE")
+    assert default_cache_dir() == tmp_path / "home" / ".cache" / "dpt_ros"
+
+
+def test_cached_checkpoint_path_explicit_dir(tmp_path):
+    assert cached_checkpoint_path("x.pt", tmp_path) == tmp_path / "x.pt"
+
+
+@pytest.mark.parametrize("bad", ["", ".", "..", "a/b.pt", "../x.pt"])
+def test_cached_checkpoint_path_rejects_non_plain_names(bad, tmp_path):
+    with pytest.raises(ValueError):
+        cached_checkpoint_path(bad, tmp_path)
+
+
+# ------------------------------------------------------------------------ download
+
+
+def test_download_good_hash(server, payload, cache_dir):
+    dest = cache_dir / "nested" / CKPT_NAME  # parent does not exist yet
+    out = download_checkpoint(server.url(CKPT_NAME), dest, _sha_prefix(payload), progress=False)
+    assert out == dest
+    assert dest.read_bytes() == payload
+    assert _leftovers(dest.parent) == [CKPT_NAME]
+
+
+def test_download_full_digest_and_uppercase_prefix(server, payload, cache_dir):
+    dest = cache_dir / CKPT_NAME
+    download_checkpoint(
+        server.url(CKPT_NAME), dest, hashlib.sha256(payload).hexdigest().upper(), progress=False
+    )
+    assert dest.read_bytes() == payload
+
+
+def test_download_progress_bar_goes_to_stderr(server, payload, cache_dir, capsys):
+    dest = cache_dir / CKPT_NAME
+    download_checkpoint(server.url(CKPT_NAME), dest, _sha_prefix(payload), progress=True)
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert CKPT_NAME in captured.err
+    assert dest.read_bytes() == payload
+
+
+def test_download_hash_none_skips_verification(server, payload, cache_dir):
+    dest = cache_dir / CKPT_NAME
+    download_checkpoint(server.url(CKPT_NAME), dest, None, progress=False)
+    assert dest.read_bytes() == payload
+
+
+def test_download_bad_hash(server, payload, cache_dir):
+    dest = cache_dir / CKPT_NAME
+    digest = hashlib.sha256(payload).hexdigest()
+    wrong = "00000000" if not digest.startswith("00000000") else "ffffffff"
+    with pytest.raises(CheckpointError) as info:
+        download_checkpoint(server.url(CKPT_NAME), dest, wrong, progress=False)
+    msg = str(info.value)
+    assert digest in msg
+    assert wrong in msg
+    assert not dest.exists()
+    assert _leftovers(cache_dir) == []  # no temp file either
+
+
+def test_download_bad_hash_keeps_existing_dest(server, payload, cache_dir):
+    cache_dir.mkdir()
+    dest = cache_dir / CKPT_NAME
+    dest.write_bytes(b"previous")
+    with pytest.raises(CheckpointError):
+        download_checkpoint(server.url(CKPT_NAME), dest, "zzzz", progress=False)
+    assert dest.read_bytes() == b"previous"
+    assert _leftovers(cache_dir) == [CKPT_NAME]
+
+
+def test_download_404(server, cache_dir):
+    dest = cache_dir / "missing.pt"
+    url = server.url("missing.pt")
+    with pytest.raises(CheckpointError) as info:
+        download_checkpoint(url, dest, None, progress=False)
+    assert "404" in str(info.value)
+    assert url in str(info.value)
+    assert not dest.exists()
+    assert _leftovers(cache_dir) == []
+
+
+def test_download_connection_refused(cache_dir):
+    url = f"http://127.0.0.1:{_free_port()}/x.pt"
+    dest = cache_dir / "x.pt"
+    with pytest.raises(CheckpointError) as info:
+        download_checkpoint(url, dest, None, progress=False, timeout=5)
+    msg = str(info.value)
+    assert url in msg
+    assert "offline" in msg
+    assert not dest.exists()
+    assert _leftovers(cache_dir) == []
+
+
+def test_download_timeout(cache_dir):
+    # A socket that listens but never answers: connect succeeds, the read times out.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/slow.pt"
+        with pytest.raises(CheckpointError) as info:
+            download_checkpoint(url, cache_dir / "slow.pt", None, progress=False, timeout=0.3)
+    assert url in str(info.value)
+    assert _leftovers(cache_dir) == []
+
+
+def test_download_truncated_body(server, cache_dir):
+    dest = cache_dir / "truncated.pt"
+    with pytest.raises(CheckpointError):
+        download_checkpoint(server.url("truncated"), dest, None, progress=False)
+    assert not dest.exists()
+    assert _leftovers(cache_dir) == []
+
+
+def test_download_keyboard_interrupt_removes_temp(server, payload, cache_dir, monkeypatch):
+    real_urlopen = dl.urllib.request.urlopen
+
+    class _InterruptingResponse:
+        def __init__(self, resp):
+            self._resp = resp
+            self.headers = resp.headers
+            self._reads = 0
+
+        def read(self, n):
+            self._reads += 1
+            if self._reads > 1:
+                raise KeyboardInterrupt
+            return self._resp.read(n)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self._resp.close()
+            return False
+
+    monkeypatch.setattr(
+        dl.urllib.request,
+        "urlopen",
+        lambda *a, **kw: _InterruptingResponse(real_urlopen(*a, **kw)),
+    )
+    dest = cache_dir / CKPT_NAME
+    with pytest.raises(KeyboardInterrupt):
+        download_checkpoint(server.url(CKPT_NAME), dest, None, progress=False)
+    assert not dest.exists()
+    assert _leftovers(cache_dir) == []
+
+
+def test_download_invalid_url(cache_dir):
+    with pytest.raises(CheckpointError):
+        download_checkpoint("notaurl", cache_dir / "a.pt", None, progress=False)
+    assert _leftovers(cache_dir) == []
+
+
+# -------------------------------------------------------------------------- ensure
+
+
+def test_ensure_checkpoint_uses_cache(server, payload, cache_dir, caplog):
+    url = server.url(CKPT_NAME)
+    prefix = _sha_prefix(payload)
+    with caplog.at_level("INFO", logger=dl.__name__):
+        first = ensure_checkpoint(CKPT_NAME, url, prefix, cache_dir=cache_dir, progress=False)
+    assert first == cache_dir / CKPT_NAME
+    assert first.read_bytes() == payload
+    assert server.requests == [f"/{CKPT_NAME}"]
+    assert any(url in r.getMessage() and str(first) in r.getMessage() for r in caplog.records)
+
+    second = ensure_checkpoint(CKPT_NAME, url, prefix, cache_dir=cache_dir, progress=False)
+    assert second == first
+    assert server.requests == [f"/{CKPT_NAME}"]  # no second request
+
+
+def test_ensure_checkpoint_env_cache(server, payload, tmp_path, monkeypatch):
+    env_cache = tmp_path / "env-cache"
+    monkeypatch.setenv("DPT_ROS_CACHE", str(env_cache))
+    path = ensure_checkpoint(
+        CKPT_NAME, server.url(CKPT_NAME), _sha_prefix(payload), progress=False
+    )
+    assert path == env_cache / CKPT_NAME
+    assert path.read_bytes() == payload
+
+
+def test_ensure_checkpoint_bad_hash_leaves_cache_empty(server, payload, cache_dir):
+    with pytest.raises(CheckpointError):
+        ensure_checkpoint(CKPT_NAME, server.url(CKPT_NAME), "0" * 64, cache_dir=cache_dir,
+                          progress=False)
+    assert _leftovers(cache_dir) == []
+    # A later correct attempt still works (nothing stale is picked up as cached).
+    path = ensure_checkpoint(CKPT_NAME, server.url(CKPT_NAME), _sha_prefix(payload),
+                             cache_dir=cache_dir, progress=False)
+    assert path.read_bytes() == payload
+    assert len(server.requests) == 2
