@@ -1,0 +1,195 @@
+"""Parameters of ``dpt_node``: declared in one place, read once into a frozen dataclass.
+
+Parameters marked read-only need a model reload; the others can be changed at run
+time with ``ros2 param set`` and are validated before they take effect.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, List, Tuple
+
+from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
+                                ParameterType)
+
+from .models.registry import model_names
+
+RELIABILITIES = ("best_effort", "reliable")
+
+
+@dataclass(frozen=True)
+class ParamDef:
+    name: str
+    default: Any
+    description: str
+    read_only: bool = True
+    int_range: Tuple[int, int, int] | None = None
+    float_range: Tuple[float, float] | None = None
+    choices: Tuple[str, ...] | None = None
+
+
+_DEPTH = ", ".join(model_names("depth"))
+_SEG = ", ".join(model_names("segmentation"))
+
+PARAMS: Tuple[ParamDef, ...] = (
+    ParamDef("depth.model_type", "dpt_hybrid",
+             f"Depth model type ({_DEPTH}); empty disables depth."),
+    ParamDef("depth.weights", "",
+             "Depth weights file; empty = $DPT_ROS_CACHE or ~/.cache/dpt_ros, downloading "
+             "the official file there if missing."),
+    ParamDef("depth.random_weights", False,
+             "Use random weights for depth (demos and benchmarks only; outputs meaningless)."),
+    ParamDef("segmentation.model_type", "",
+             f"Segmentation model type ({_SEG}); empty disables segmentation."),
+    ParamDef("segmentation.weights", "", "Segmentation weights file; empty = cache/download."),
+    ParamDef("segmentation.random_weights", False,
+             "Use random weights for segmentation (demos and benchmarks only)."),
+    ParamDef("device", "auto", "Inference device: auto, cpu, cuda or cuda:N."),
+    ParamDef("precision", "auto", "auto (fp16 on CUDA, fp32 on CPU), fp32, fp16 or bf16.",
+             choices=("auto", "fp32", "fp16", "bf16")),
+    ParamDef("network_width", 0, "Network input width in pixels; 0 = the model's default. "
+             "Multiple of 32.", int_range=(0, 4096, 32)),
+    ParamDef("network_height", 0, "Network input height in pixels; 0 = the model's default. "
+             "Multiple of 32.", int_range=(0, 4096, 32)),
+    ParamDef("keep_aspect_ratio", True,
+             "Resize the image by one scale for both axes before the network (as the original)."),
+    ParamDef("output_size", "input",
+             "Size of published images: input (camera resolution) or network (network input).",
+             read_only=False, choices=("input", "network")),
+    ParamDef("input_transport", "raw",
+             "raw: sensor_msgs/Image on 'image'; compressed: sensor_msgs/CompressedImage "
+             "(jpeg/png) on 'image/compressed'.", choices=("raw", "compressed")),
+    ParamDef("qos.input.reliability", "best_effort",
+             "Reliability of the image and camera_info subscriptions.", choices=RELIABILITIES),
+    ParamDef("qos.input.depth", 5, "History depth of the input subscriptions.",
+             int_range=(1, 100, 1)),
+    ParamDef("qos.output.reliability", "reliable", "Reliability of the output publishers.",
+             choices=RELIABILITIES),
+    ParamDef("qos.output.depth", 5, "History depth of the output publishers.",
+             int_range=(1, 100, 1)),
+    ParamDef("relative_depth.scale", 0.0,
+             "Metric depth from a relative model: depth = 1/(scale*x + shift) metres; "
+             "0 = not calibrated, no depth/image or points from relative models.",
+             read_only=False, float_range=(0.0, 1e6)),
+    ParamDef("relative_depth.shift", 0.0, "Shift of the relative-depth calibration (1/metres).",
+             read_only=False, float_range=(-1e6, 1e6)),
+    ParamDef("cloud.enabled", True, "Publish 'points' (needs metric depth and camera_info).",
+             read_only=False),
+    ParamDef("cloud.stride", 1, "Keep every n-th pixel in both directions in 'points'.",
+             read_only=False, int_range=(1, 64, 1)),
+    ParamDef("cloud.max_depth", 0.0, "Drop points farther than this (metres); 0 = no limit.",
+             read_only=False, float_range=(0.0, 1e4)),
+    ParamDef("cloud.color", True, "Add the image colour to 'points' (rgb field).",
+             read_only=False),
+    ParamDef("cloud.labels", True, "Add segmentation ids to 'points' (label field).",
+             read_only=False),
+    ParamDef("max_rate", 0.0, "Most frames processed per second (Hz); 0 = as fast as they come.",
+             read_only=False, float_range=(0.0, 1000.0)),
+    ParamDef("diagnostics_period", 1.0, "Seconds between /diagnostics messages.",
+             float_range=(0.1, 60.0)),
+    ParamDef("log_period", 10.0, "Seconds between status log lines; 0 = never.",
+             float_range=(0.0, 3600.0)),
+)
+
+PARAM_DEFS: Dict[str, ParamDef] = {p.name: p for p in PARAMS}
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """All parameters of ``dpt_node``, validated."""
+
+    depth_model_type: str
+    depth_weights: str
+    depth_random_weights: bool
+    segmentation_model_type: str
+    segmentation_weights: str
+    segmentation_random_weights: bool
+    device: str
+    precision: str
+    network_width: int
+    network_height: int
+    keep_aspect_ratio: bool
+    output_size: str
+    input_transport: str
+    qos_input_reliability: str
+    qos_input_depth: int
+    qos_output_reliability: str
+    qos_output_depth: int
+    relative_depth_scale: float
+    relative_depth_shift: float
+    cloud_enabled: bool
+    cloud_stride: int
+    cloud_max_depth: float
+    cloud_color: bool
+    cloud_labels: bool
+    max_rate: float
+    diagnostics_period: float
+    log_period: float
+
+    @staticmethod
+    def field_name(param: str) -> str:
+        return param.replace(".", "_")
+
+
+def descriptor(p: ParamDef) -> ParameterDescriptor:
+    """The ParameterDescriptor of a definition (description, ranges, read-only)."""
+    d = ParameterDescriptor(description=p.description, read_only=p.read_only)
+    if p.choices:
+        d.additional_constraints = "one of: " + ", ".join(p.choices)
+    if p.int_range:
+        d.integer_range = [IntegerRange(from_value=p.int_range[0], to_value=p.int_range[1],
+                                        step=p.int_range[2])]
+    if p.float_range:
+        d.floating_point_range = [FloatingPointRange(from_value=p.float_range[0],
+                                                     to_value=p.float_range[1], step=0.0)]
+    return d
+
+
+def validate(values: Dict[str, Any]) -> List[str]:
+    """Problems with a full or partial set of parameter values (empty list = valid)."""
+    problems: List[str] = []
+    for name, value in values.items():
+        p = PARAM_DEFS.get(name)
+        if p is None:
+            continue
+        if type(p.default) is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if type(value) is not type(p.default):
+            problems.append(f"{name} must be a {type(p.default).__name__}, got {value!r}")
+            continue
+        if p.choices and value not in p.choices:
+            problems.append(f"{name}={value!r} is not one of {', '.join(p.choices)}")
+        if p.int_range and not (p.int_range[0] <= value <= p.int_range[1]):
+            problems.append(f"{name}={value} is outside {p.int_range[0]}..{p.int_range[1]}")
+        if p.float_range and not (p.float_range[0] <= value <= p.float_range[1]):
+            problems.append(f"{name}={value} is outside {p.float_range[0]}..{p.float_range[1]}")
+    for key in ("network_width", "network_height"):
+        v = values.get(key)
+        if isinstance(v, int) and v % 32:
+            problems.append(f"{key}={v} must be 0 or a multiple of 32")
+    for key, task in (("depth.model_type", "depth"), ("segmentation.model_type", "segmentation")):
+        v = values.get(key)
+        if isinstance(v, str) and v and v not in model_names(task):
+            problems.append(f"{key}={v!r} is not a {task} model; valid: "
+                            f"{', '.join(model_names(task))} (or empty to disable)")
+    if values.get("depth.model_type") == "" and values.get("segmentation.model_type") == "":
+        problems.append("depth.model_type and segmentation.model_type are both empty: "
+                        "nothing to run")
+    return problems
+
+
+def type_of(p: ParamDef) -> ParameterType:
+    return {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
+            float: ParameterType.PARAMETER_DOUBLE,
+            str: ParameterType.PARAMETER_STRING}[type(p.default)]
+
+
+def config_from_values(values: Dict[str, Any]) -> NodeConfig:
+    """Builds the config; ValueError lists every problem."""
+    problems = validate(values)
+    if problems:
+        raise ValueError("invalid parameters: " + "; ".join(problems))
+    kwargs = {}
+    for p in PARAMS:
+        v = values[p.name]
+        kwargs[NodeConfig.field_name(p.name)] = float(v) if isinstance(p.default, float) else v
+    return NodeConfig(**kwargs)
