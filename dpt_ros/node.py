@@ -11,12 +11,13 @@ import dataclasses
 import sys
 import threading
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.exceptions import ParameterException
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -96,7 +97,10 @@ class DptNode(Node):
         super().__init__(node_name, **kwargs)
         values = {}
         for p in PARAMS:
-            self.declare_parameter(p.name, p.default, descriptor(p))
+            try:
+                self.declare_parameter(p.name, p.default, descriptor(p))
+            except ParameterException as exc:  # an override outside its range or type
+                raise ValueError(f"invalid parameter {p.name}: {exc}") from None
             values[p.name] = self.get_parameter(p.name).value
         self.config = config_from_values(values)
         cfg = self.config

@@ -1,0 +1,285 @@
+"""dpt_node over real rclpy pub/sub, in one process (tf2_ros_py style)."""
+from __future__ import annotations
+
+import time
+from typing import Callable, Dict, List
+
+import cv2
+import numpy as np
+import pytest
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+
+from dpt_ros.node import DptNode, LatestFrame
+from dpt_ros.ros.image_codec import image_msg_to_array
+from dpt_ros.ros.pointcloud import pointcloud2_to_arrays
+
+FAST = [Parameter("device", value="cpu"), Parameter("network_width", value=64),
+        Parameter("network_height", value=64)]
+
+
+@pytest.fixture
+def ros():
+    rclpy.init()
+    made: List[Node] = []
+    executor = SingleThreadedExecutor()
+
+    def add(node: Node) -> Node:
+        made.append(node)
+        executor.add_node(node)
+        return node
+
+    yield executor, add
+    for node in made:
+        executor.remove_node(node)
+        node.destroy_node()
+    rclpy.try_shutdown()
+
+
+class Probe:
+    """A test node: publishes image/camera_info and records every output topic."""
+
+    TOPICS = {"depth/image": Image, "depth/relative": Image, "depth/camera_info": CameraInfo,
+              "depth/colored": Image, "segmentation/labels": Image,
+              "segmentation/colored": Image, "points": PointCloud2}
+
+    def __init__(self, add: Callable, compressed: bool = False) -> None:
+        self.node = add(Node("probe"))
+        self.got: Dict[str, list] = {t: [] for t in self.TOPICS}
+        for topic, typ in self.TOPICS.items():
+            self.node.create_subscription(typ, topic, lambda m, t=topic: self.got[t].append(m), 10)
+        self.diagnostics: List[DiagnosticArray] = []
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 10)
+        if compressed:
+            self.image_pub = self.node.create_publisher(CompressedImage, "image/compressed", 10)
+        else:
+            self.image_pub = self.node.create_publisher(Image, "image", 10)
+        self.info_pub = self.node.create_publisher(CameraInfo, "camera_info", 10)
+
+
+def spin_until(executor, predicate, timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        executor.spin_once(timeout_sec=0.05)
+        if predicate():
+            return True
+    return False
+
+
+def rgb_msg(rgb: np.ndarray, sec: int, frame_id: str = "camera_optical_frame",
+            encoding: str = "rgb8") -> Image:
+    msg = Image()
+    msg.header.stamp.sec = sec
+    msg.header.stamp.nanosec = 250
+    msg.header.frame_id = frame_id
+    msg.height, msg.width = rgb.shape[:2]
+    msg.encoding = encoding
+    data = rgb if encoding == "rgb8" else rgb[:, :, ::-1]
+    msg.step = msg.width * 3
+    msg.data = np.ascontiguousarray(data).tobytes()
+    return msg
+
+
+def camera_info(width: int, height: int, frame_id: str = "camera_optical_frame") -> CameraInfo:
+    info = CameraInfo()
+    info.header.frame_id = frame_id
+    info.width, info.height = width, height
+    f = 0.8 * width
+    info.k = [f, 0.0, (width - 1) / 2, 0.0, f, (height - 1) / 2, 0.0, 0.0, 1.0]
+    info.p = [f, 0.0, (width - 1) / 2, 0.0, 0.0, f, (height - 1) / 2, 0.0, 0.0, 0.0, 1.0, 0.0]
+    return info
+
+
+def small_image(h: int = 48, w: int = 64, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def wait_for_subscribers(executor, probe: Probe) -> None:
+    assert spin_until(executor, lambda: probe.image_pub.get_subscription_count() > 0
+                      and probe.info_pub.get_subscription_count() > 0, 10)
+
+
+def test_relative_depth_matches_golden(ros, det_checkpoint, scene_a_rgb, golden):
+    """depth/relative of dpt_hybrid with the fixture weights equals the original's output."""
+    executor, add = ros
+    node = add(DptNode(parameter_overrides=[
+        Parameter("device", value="cpu"), Parameter("precision", value="fp32"),
+        Parameter("depth.weights", value=str(det_checkpoint("dpt_hybrid")))]))
+    probe = Probe(add)
+    wait_for_subscribers(executor, probe)
+    probe.info_pub.publish(camera_info(640, 480))
+    spin_until(executor, lambda: node._camera_info is not None, 5)
+    msg = rgb_msg(scene_a_rgb, 7, encoding="bgr8")
+    probe.image_pub.publish(msg)
+    assert spin_until(executor, lambda: probe.got["depth/relative"] and probe.got["depth/colored"]
+                      and probe.got["depth/camera_info"])
+    out = probe.got["depth/relative"][0]
+    assert out.encoding == "32FC1" and (out.height, out.width) == (480, 640)
+    assert out.header.stamp.sec == 7 and out.header.stamp.nanosec == 250
+    assert out.header.frame_id == "camera_optical_frame"
+    ref = golden("dpt_hybrid")["final"]
+    assert np.abs(image_msg_to_array(out) - ref).max() <= 1e-4 * np.abs(ref).max()
+    colored = probe.got["depth/colored"][0]
+    assert colored.encoding == "rgb8" and colored.header.stamp.sec == 7
+    # A relative model without calibration never publishes metric depth or points.
+    assert not probe.got["depth/image"] and not probe.got["points"]
+    assert "depth/image" not in node.pipeline.topics()
+
+
+def test_metric_depth_cloud_and_labels(ros):
+    """Calibrated relative depth + segmentation: every topic, one stamp, REP-118 and REP-103."""
+    executor, add = ros
+    node = add(DptNode(parameter_overrides=FAST + [
+        Parameter("depth.random_weights", value=True),
+        Parameter("segmentation.model_type", value="dpt_hybrid_ade20k"),
+        Parameter("segmentation.random_weights", value=True),
+        Parameter("relative_depth.scale", value=0.5), Parameter("relative_depth.shift", value=0.2),
+        Parameter("cloud.stride", value=2)]))
+    probe = Probe(add)
+    wait_for_subscribers(executor, probe)
+    rgb = small_image(48, 64)
+    probe.info_pub.publish(camera_info(64, 48))
+    spin_until(executor, lambda: node._camera_info is not None, 5)
+    probe.image_pub.publish(rgb_msg(rgb, 11))
+    assert spin_until(executor, lambda: all(probe.got[t] for t in Probe.TOPICS if t != "depth/relative")
+                      and probe.got["depth/relative"])
+    for topic, msgs in probe.got.items():
+        assert msgs[0].header.stamp.sec == 11, topic
+        assert msgs[0].header.frame_id == "camera_optical_frame", topic
+    relative = image_msg_to_array(probe.got["depth/relative"][0])
+    depth = image_msg_to_array(probe.got["depth/image"][0])
+    assert probe.got["depth/image"][0].encoding == "32FC1"
+    np.testing.assert_allclose(depth, 1.0 / (0.5 * relative + 0.2), rtol=1e-5)
+    labels = image_msg_to_array(probe.got["segmentation/labels"][0])
+    assert probe.got["segmentation/labels"][0].encoding == "mono8"
+    assert labels.shape == (48, 64) and labels.min() >= 1 and labels.max() <= 150
+    info = probe.got["depth/camera_info"][0]
+    assert (info.width, info.height) == (64, 48)
+
+    cloud = probe.got["points"][0]
+    assert (cloud.height, cloud.width) == (24, 32) and not cloud.is_dense
+    fields = pointcloud2_to_arrays(cloud)
+    assert {"x", "y", "z", "rgb", "label"} <= set(fields)
+    fx = 0.8 * 64
+    cx, cy = 31.5, 23.5
+    for i, j in [(0, 0), (5, 7), (23, 31)]:
+        v, u = 2 * i, 2 * j
+        z = depth[v, u]
+        np.testing.assert_allclose(fields["z"][i, j], z, rtol=1e-6)
+        np.testing.assert_allclose(fields["x"][i, j], (u - cx) * z / fx, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(fields["y"][i, j], (v - cy) * z / fx, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(fields["label"], labels[::2, ::2])
+
+
+def test_bad_messages_are_survived(ros):
+    """Malformed images and a camera_info of another size are rejected; the node keeps going."""
+    executor, add = ros
+    node = add(DptNode(parameter_overrides=FAST + [
+        Parameter("depth.random_weights", value=True),
+        Parameter("relative_depth.scale", value=1.0), Parameter("relative_depth.shift", value=0.5)]))
+    probe = Probe(add)
+    wait_for_subscribers(executor, probe)
+    probe.info_pub.publish(camera_info(640, 480))  # another resolution than the images
+    spin_until(executor, lambda: node._camera_info is not None, 5)
+
+    bad_step = rgb_msg(small_image(), 1)
+    bad_step.step = 10
+    unknown = rgb_msg(small_image(), 2)
+    unknown.encoding = "weird16"
+    empty = Image(encoding="rgb8")
+    for msg in (bad_step, unknown, empty):
+        probe.image_pub.publish(msg)
+        assert spin_until(executor, lambda n=msg: node.status()["rejected"] != "0" and
+                          node._queue._item is None, 10)
+        time.sleep(0.2)
+        executor.spin_once(timeout_sec=0.05)
+    assert int(node.status()["rejected"]) == 3
+    assert "rgb8" in node.status()["last_error"] or "step" in node.status()["last_error"]
+
+    probe.image_pub.publish(rgb_msg(small_image(), 3))
+    assert spin_until(executor, lambda: probe.got["depth/image"])
+    assert probe.got["depth/image"][0].header.stamp.sec == 3
+    # camera_info of another resolution: no cloud, no rescaled camera_info, a warning.
+    spin_until(executor, lambda: False, 0.5)
+    assert not probe.got["points"] and not probe.got["depth/camera_info"]
+    assert "camera_info" in node.status()["last_error"]
+
+
+def test_compressed_input(ros):
+    executor, add = ros
+    add(DptNode(parameter_overrides=FAST + [Parameter("depth.random_weights", value=True),
+                                            Parameter("input_transport", value="compressed")]))
+    probe = Probe(add, compressed=True)
+    assert spin_until(executor, lambda: probe.image_pub.get_subscription_count() > 0, 10)
+    rgb = small_image()
+    msg = CompressedImage(format="png")
+    msg.header.stamp.sec = 21
+    msg.data = cv2.imencode(".png", rgb[:, :, ::-1])[1].tobytes()
+    probe.image_pub.publish(msg)
+    corrupt = CompressedImage(format="jpeg", data=b"\xff\xd8garbage")
+    probe.image_pub.publish(corrupt)
+    assert spin_until(executor, lambda: probe.got["depth/relative"])
+    assert probe.got["depth/relative"][0].header.stamp.sec == 21
+
+
+def test_newest_frame_wins_and_diagnostics(ros):
+    """Frames arriving while the model is busy are dropped; the newest one is processed."""
+    executor, add = ros
+    node = add(DptNode(parameter_overrides=FAST + [
+        Parameter("depth.random_weights", value=True), Parameter("max_rate", value=2.0),
+        Parameter("diagnostics_period", value=0.5)]))
+    probe = Probe(add)
+    wait_for_subscribers(executor, probe)
+    for sec in range(1, 9):
+        probe.image_pub.publish(rgb_msg(small_image(seed=sec), sec))
+        executor.spin_once(timeout_sec=0.01)
+    assert spin_until(executor, lambda: any(m.header.stamp.sec == 8
+                                            for m in probe.got["depth/relative"]), 20)
+    spin_until(executor, lambda: False, 0.7)
+    stamps = [m.header.stamp.sec for m in probe.got["depth/relative"]]
+    status = node.status()
+    assert int(status["received"]) == 8
+    assert len(stamps) < 8 and stamps[-1] == 8 and stamps == sorted(stamps)
+    assert int(status["dropped"]) == 8 - len(stamps)
+    assert spin_until(executor, lambda: probe.diagnostics, 5)
+    keys = {kv.key for kv in probe.diagnostics[-1].status[0].values}
+    assert {"input_rate_hz", "processed_rate_hz", "dropped", "latency_ms_median", "device",
+            "models"} <= keys
+
+
+def test_runtime_parameter_validation(ros):
+    executor, add = ros
+    node = add(DptNode(parameter_overrides=FAST + [Parameter("depth.random_weights", value=True)]))
+    ok = node.set_parameters([Parameter("cloud.stride", value=4)])[0]
+    assert ok.successful and node.pipeline.options.cloud_stride == 4
+    bad = node.set_parameters([Parameter("output_size", value="huge")])[0]
+    assert not bad.successful and "output_size" in bad.reason
+    ro = node.set_parameters([Parameter("device", value="cuda")])[0]
+    assert not ro.successful  # read-only: needs a model reload
+
+
+@pytest.mark.parametrize("overrides, needle", [
+    ([Parameter("depth.model_type", value="dpt_nope")], "dpt_hybrid_nyu"),
+    ([Parameter("depth.model_type", value=""), Parameter("segmentation.model_type", value="")],
+     "nothing to run"),
+    ([Parameter("network_width", value=100)], "network_width.*step: 32"),
+    ([Parameter("depth.model_type", value="dpt_hybrid_ade20k")], "not a depth model"),
+])
+def test_invalid_parameters_are_fatal_with_a_clear_message(ros, overrides, needle):
+    with pytest.raises(ValueError, match=needle):
+        DptNode(parameter_overrides=FAST + [Parameter("depth.random_weights", value=True)]
+                + overrides)
+
+
+def test_latest_frame_queue():
+    q = LatestFrame()
+    assert q.get(timeout=0.0) is None
+    for i in range(3):
+        q.put(i)
+    assert q.get(timeout=0.0) == 2 and q.dropped == 2
+    q.close()
+    assert q.get(timeout=1.0) is None
