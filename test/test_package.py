@@ -1,0 +1,63 @@
+"""The package around the code: config, launch file, README, package.xml stay in step."""
+from __future__ import annotations
+
+import ast
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import rclpy
+from rclpy.node import Node
+
+from dpt_ros.node_params import PARAMS
+from dpt_ros.pipeline import OUTPUT_TOPICS
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_config_yaml_loads_through_rcl_with_every_default():
+    context = rclpy.Context()
+    rclpy.init(args=["--ros-args", "--params-file", str(REPO / "config" / "dpt.yaml")],
+               context=context)
+    try:
+        node = Node("dpt_node", context=context, allow_undeclared_parameters=True,
+                    automatically_declare_parameters_from_overrides=True)
+        try:
+            for p in PARAMS:
+                assert node.get_parameter(p.name).value == p.default, p.name
+        finally:
+            node.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=context)
+
+
+def test_launch_file_uses_the_launch_ros_api_and_known_parameters():
+    source = (REPO / "launch" / "dpt.launch.py").read_text()
+    tree = ast.parse(source)
+    names = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    assert "generate_launch_description" in names
+    assert "from launch_ros.actions import Node" in source
+    declared = set(re.findall(r'DeclareLaunchArgument\(\s*"([a-z_]+)"', source))
+    assert declared == {"params_file", "namespace", "image", "camera_info", "depth_model",
+                        "segmentation_model", "device", "use_sim_time"}
+    known = {p.name for p in PARAMS} | {"use_sim_time"}
+    for param in re.findall(r'"((?:depth|segmentation)\.[a-z_]+|device)"', source):
+        assert param in known, param
+
+
+def test_readme_documents_every_parameter_and_topic():
+    readme = (REPO / "README.md").read_text()
+    for p in PARAMS:
+        assert f"`{p.name}`" in readme, p.name
+    for topic in list(OUTPUT_TOPICS) + ["image", "camera_info", "image/compressed"]:
+        assert f"`{topic}`" in readme, topic
+
+
+def test_package_xml():
+    root = ET.parse(REPO / "package.xml").getroot()
+    assert root.get("format") == "3" and root.findtext("name") == "dpt_ros"
+    deps = {e.text for e in root.findall("exec_depend")}
+    assert {"rclpy", "sensor_msgs", "std_msgs", "geometry_msgs", "diagnostic_msgs",
+            "python3-numpy", "python3-opencv"} <= deps
+    assert root.find("export/build_type").text == "ament_python"
+    assert (REPO / "resource" / "dpt_ros").exists()
