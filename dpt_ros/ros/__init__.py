@@ -1,0 +1,6 @@
+"""ROS 2 message conversion and camera geometry helpers for dpt_ros.
+
+The modules in this package are numpy code (plus OpenCV for compressed
+images and a few fast pixel shuffles): they import message classes but never
+create an rclpy node, so they can be unit tested without a running ROS graph.
+"""
