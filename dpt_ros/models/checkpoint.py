@@ -43,9 +43,8 @@ def read_state_dict(path: PathLike) -> Dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for foreign or corrupt files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
-            f"{path} is not a readable PyTorch weights file ({type(exc).__name__}: {first}); "
+            f"{path} is not a readable PyTorch weights file ({_load_failure(exc)}); "
             "expected a .pt file saved with torch.save, such as the official DPT checkpoints"
         ) from None
     for nest in ("model", "state_dict"):
@@ -60,6 +59,21 @@ def read_state_dict(path: PathLike) -> Dict[str, torch.Tensor]:
     if all(k.startswith("module.") for k in tensors):
         tensors = {k[len("module."):]: v for k, v in tensors.items()}
     return tensors
+
+
+def _load_failure(exc: Exception) -> str:
+    """Why torch.load failed, in one line.
+
+    The weights-only unpickler's message starts with advice to retry with
+    ``weights_only=False``, which would run whatever code the file holds; quote its
+    reason instead (e.g. ``Trying to load unsupported GLOBAL posix.system ...``).
+    """
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if lines and lines[0].startswith("Weights only load failed"):
+        reasons = [line for line in lines[1:] if not line.startswith(("Please file", "Check the"))]
+        return ("refused by the safe weights-only loader: "
+                + (reasons[0] if reasons else "the file holds more than tensors"))
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 @lru_cache(maxsize=None)

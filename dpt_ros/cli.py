@@ -1,0 +1,102 @@
+"""``dpt-ros``: command-line tools of dpt_ros (no ROS needed).
+
+Subcommands live in their own modules, listed in :data:`SUBCOMMANDS`. A subcommand
+module defines two functions::
+
+    def add_parser(subparsers, name: str) -> argparse.ArgumentParser: ...
+    def run(args: argparse.Namespace) -> int: ...
+
+``add_parser`` adds the subcommand's parser (``subparsers.add_parser(name, ...)``) and
+returns it; ``run`` does the work and returns the exit status. Adding a subcommand is
+one line in :data:`SUBCOMMANDS` plus its module. Modules are imported whenever the
+command line is parsed, so they must import heavy or optional dependencies (torch,
+rosbags, ...) inside ``run``: ``dpt-ros --help`` stays fast and one subcommand's
+missing optional dependency cannot break the others.
+
+Errors: ``run`` raises ``ValueError`` (bad arguments or inputs), ``CheckpointError``
+(weights) or ``OSError`` (files); :func:`main` turns them into one line on stderr,
+``dpt-ros: error: <message>``, and exit status 2. Anything else is a bug and keeps its
+traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from typing import Optional, Sequence, Tuple
+
+from . import __version__
+
+PROG = "dpt-ros"
+
+#: (name, module) of every subcommand; see the module docstring for the module's API.
+SUBCOMMANDS: Tuple[Tuple[str, str], ...] = (
+    ("predict", "dpt_ros.cli_predict"),
+    ("bag", "dpt_ros.bag"),
+    ("play", "dpt_ros.play"),
+)
+
+#: Exit status for errors reported on one line (argparse uses the same for usage errors).
+EXIT_ERROR = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``dpt-ros`` parser with every subcommand of :data:`SUBCOMMANDS`."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="DPT (Dense Prediction Transformer) monocular depth and semantic "
+                    "segmentation tools. Run 'dpt-ros COMMAND --help' for a command's options.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="also print informational log messages (stderr)")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, module_name in SUBCOMMANDS:
+        module = importlib.import_module(module_name)
+        sub = module.add_parser(subparsers, name)
+        sub.set_defaults(_run=module.run)
+    return parser
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+class _LogFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{PROG}: {record.levelname.lower()}: {record.getMessage()}"
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Runs ``dpt-ros`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(list(argv) if argv is not None else None)
+    except SystemExit as exc:  # --help, --version and usage errors
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    # Imported after parsing: importing dpt_ros.models loads torch (seconds).
+    from .models.errors import CheckpointError
+
+    # Log records of dpt_ros go to this call's stderr, and only during this call.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LogFormatter())
+    package_logger = logging.getLogger("dpt_ros")
+    old_level = package_logger.level
+    package_logger.addHandler(handler)
+    package_logger.setLevel(logging.INFO if args.verbose else logging.WARNING)
+    try:
+        return int(args._run(args))
+    except (ValueError, CheckpointError, OSError) as exc:
+        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        package_logger.removeHandler(handler)
+        package_logger.setLevel(old_level)
+
+
+if __name__ == "__main__":  # python -m dpt_ros.cli
+    sys.exit(main())

@@ -1,0 +1,325 @@
+"""``dpt-ros predict``: run a DPT model on image files and write the results.
+
+For every input image ``<stem>`` (one file, or each .png/.jpg/.jpeg/.bmp/.tif/.tiff
+file directly inside a directory, sorted by name) the output directory receives:
+
+Depth models (``dpt_hybrid``, ``dpt_large``, ``dpt_hybrid_kitti``, ``dpt_hybrid_nyu``):
+
+- ``<stem>_depth.npy``: float32, the image's H x W, the model's output resized back to
+  the image, unscaled: relative inverse depth (unitless, larger = nearer) for
+  ``dpt_hybrid`` / ``dpt_large``, metric depth in metres for ``dpt_hybrid_kitti`` /
+  ``dpt_hybrid_nyu``.
+- ``<stem>_depth.png``: 16-bit single channel.
+    * metric models: depth in millimetres (the ROS / OpenNI ``16UC1`` convention),
+      rounded, clipped to 65535; 0 = invalid (no finite, positive depth);
+    * relative models: the image's own min..max linearly mapped to 0..65535, as the
+      original DPT's ``write_depth`` with ``bits=2`` does (a visualisation: values of
+      different images are not comparable).
+- ``<stem>_depth_color.png``: the Turbo colour map, near = warm (red), far = cold
+  (blue), over the 2nd..98th percentile of the image; invalid pixels black.
+
+Segmentation models (``dpt_hybrid_ade20k``, ``dpt_large_ade20k``):
+
+- ``<stem>_labels.png``: 8-bit single channel, ADE20K ids 1..150, 0 = unlabelled.
+- ``<stem>_labels_color.png``: the ADE20K palette blended 50 % over the image.
+
+Images are decoded by OpenCV (``IMREAD_COLOR``): grayscale, 16-bit and alpha images
+become 8-bit RGB. A file that cannot be decoded does not stop the others; the command
+ends with an error naming the failed files.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+import warnings
+from collections import Counter
+from pathlib import Path
+from typing import Iterator, List, Sequence
+
+import numpy as np
+
+_LOG = logging.getLogger(__name__)
+
+#: File name extensions (lower case) of the images taken from an input directory.
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+DEFAULT_OUTPUT = "dpt_output"
+PRECISION_CHOICES = ("auto", "fp32", "fp16", "bf16")
+#: The largest value of a 16-bit PNG.
+UINT16_MAX = 65535
+#: Failed files named in the final error message; the rest are counted.
+_MAX_NAMED_FAILURES = 5
+
+_EPILOG = """\
+outputs, for each input image <stem> in the output directory:
+  depth models:
+    <stem>_depth.npy        float32 H x W, unscaled model output: relative inverse
+                            depth (dpt_hybrid, dpt_large) or metres (dpt_hybrid_kitti,
+                            dpt_hybrid_nyu)
+    <stem>_depth.png        16-bit. Metric models: millimetres, clipped to 65535,
+                            0 = invalid (ROS/OpenNI convention). Relative models: the
+                            image's min..max mapped to 0..65535 (like the original
+                            DPT write_depth with bits=2)
+    <stem>_depth_color.png  colour map, near = warm (red), far = cold (blue)
+  segmentation models:
+    <stem>_labels.png       8-bit ADE20K ids 1..150, 0 = unlabelled
+    <stem>_labels_color.png palette blended over the image
+
+exit status: 0 on success, 2 on an error (one line on stderr, 'dpt-ros: error: ...')."""
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Lists the model types when help is printed, so parsing never imports torch."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = super()._get_help_string(action) or ""
+        if "--model-type" in action.option_strings:
+            from .models.registry import model_names
+
+            text += " (one of: " + ", ".join(model_names()) + ")"
+        return text
+
+
+def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
+    """Adds the ``predict`` subcommand to ``subparsers``."""
+    parser = subparsers.add_parser(
+        name, help="run a model on an image or a directory of images",
+        description="Run a DPT depth or segmentation model on an image file or on every "
+                    "image in a directory (not recursive) and write the results.",
+        epilog=_EPILOG, formatter_class=_HelpFormatter)
+    parser.add_argument("--model-type", required=True, metavar="NAME", help="model type")
+    parser.add_argument(
+        "--weights", metavar="PATH",
+        help="weights file (.pt); default: the official checkpoint from the cache "
+             "($DPT_ROS_CACHE or ~/.cache/dpt_ros), downloaded there if missing")
+    parser.add_argument(
+        "--random-weights", action="store_true",
+        help="use random weights instead of a file (timing and plumbing tests only; "
+             "the outputs are meaningless)")
+    parser.add_argument("--input", required=True, metavar="IMAGE|DIR",
+                        help="an image file, or a directory whose "
+                             + "/".join(e[1:] for e in IMAGE_EXTENSIONS)
+                             + " files are all processed")
+    parser.add_argument("--output", default=DEFAULT_OUTPUT, metavar="DIR",
+                        help="output directory, created if needed (default: ./%(default)s)")
+    parser.add_argument("--device", default="auto", metavar="DEVICE",
+                        help="auto (CUDA if available), cpu, cuda or cuda:N (default: auto)")
+    parser.add_argument("--precision", default="auto", choices=PRECISION_CHOICES,
+                        help="inference precision; auto = fp16 on CUDA, fp32 on the CPU "
+                             "(default: auto)")
+    return parser
+
+
+# --------------------------------------------------------------------------- inputs
+
+def list_images(path: Path) -> List[Path]:
+    """The image files of ``path``: the file itself, or a directory's images sorted by name.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: a directory without images.
+    """
+    if not path.exists():
+        raise FileNotFoundError(f"input not found: {path}")
+    if not path.is_dir():
+        return [path]
+    files = sorted(p for p in path.iterdir()
+                   if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    if not files:
+        raise ValueError(f"no images in directory {path} (looked for "
+                         f"{', '.join(IMAGE_EXTENSIONS)} files, not in subdirectories)")
+    return files
+
+
+def output_stems(paths: Sequence[Path]) -> List[str]:
+    """Output name stems: the file stem, or the whole name with '_' for '.' where two
+    inputs share a stem (``a.png`` and ``a.jpg`` -> ``a_png``, ``a_jpg``)."""
+    counts = Counter(p.stem for p in paths)
+    return [p.stem if counts[p.stem] == 1 else p.name.replace(".", "_") for p in paths]
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """Reads an image file as (H, W, 3) uint8 RGB.
+
+    Decoded by OpenCV with ``IMREAD_COLOR`` (as ``cv2.imread`` does; the bytes are read
+    here so that I/O errors and undecodable content are told apart): grayscale and
+    alpha images become 3-channel, 16-bit ones 8-bit.
+
+    Raises:
+        OSError: the file cannot be read.
+        ValueError: the content is not an image OpenCV can decode.
+    """
+    import cv2
+
+    data = np.fromfile(str(path), dtype=np.uint8)
+    if data.size == 0:
+        raise ValueError(f"{path} is empty")
+    log = getattr(getattr(cv2, "utils", None), "logging", None)
+    old_level = log.getLogLevel() if log is not None else None
+    try:
+        if log is not None:  # OpenCV warns on stderr about truncated files; we report them
+            log.setLogLevel(log.LOG_LEVEL_ERROR)
+        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    except cv2.error:
+        bgr = None
+    finally:
+        if log is not None:
+            log.setLogLevel(old_level)
+    if bgr is None or bgr.size == 0:
+        raise ValueError(f"{path} is not an image OpenCV can decode")
+    if bgr.dtype == np.uint16:  # IMREAD_COLOR already gives 8 bits; kept for safety
+        bgr = (bgr >> 8).astype(np.uint8)
+    elif bgr.dtype != np.uint8:
+        bgr = np.clip(bgr.astype(np.float32) * 255.0, 0, 255).round().astype(np.uint8)
+    if bgr.ndim == 2:
+        bgr = cv2.cvtColor(bgr, cv2.COLOR_GRAY2BGR)
+    return np.ascontiguousarray(bgr[:, :, 2::-1])
+
+
+# --------------------------------------------------------------------------- encodings
+
+def depth_to_png16(depth: np.ndarray, metric: bool) -> np.ndarray:
+    """The 16-bit PNG encoding of a depth map (see the module docstring).
+
+    Args:
+        depth: (H, W) float depth: metres if ``metric``, else relative inverse depth.
+        metric: millimetres (0 = invalid) instead of the min..max mapping.
+
+    Returns:
+        (H, W) uint16.
+    """
+    d = np.asarray(depth, dtype=np.float64)
+    finite = np.isfinite(d)
+    if metric:
+        valid = finite & (d > 0)
+        mm = np.where(valid, d, 0.0) * 1000.0
+        return np.clip(np.rint(mm), 0, UINT16_MAX).astype(np.uint16)
+    if not finite.any():
+        return np.zeros(d.shape, np.uint16)
+    lo, hi = float(d[finite].min()), float(d[finite].max())
+    if hi - lo <= np.finfo(np.float32).eps:
+        return np.zeros(d.shape, np.uint16)
+    scaled = np.where(finite, d - lo, 0.0) * (UINT16_MAX / (hi - lo))
+    return np.clip(np.rint(scaled), 0, UINT16_MAX).astype(np.uint16)
+
+
+def depth_to_color(depth: np.ndarray, metric: bool) -> np.ndarray:
+    """(H, W, 3) uint8 RGB colour image of a depth map, near = warm, far = cold.
+
+    The colour range is the 2nd..98th percentile of the valid pixels; invalid ones
+    (non-finite, and for metric depth <= 0) are black.
+    """
+    from .colormap import StableRange, colorize
+
+    d = np.asarray(depth, dtype=np.float32)
+    valid = np.isfinite(d) & (d > 0) if metric else np.isfinite(d)
+    values = np.where(valid, d, np.float32(np.nan))
+    lo, hi = StableRange(alpha=1.0).update(values)
+    # colorize puts vmax at the warm end: nearest is the smallest metric depth but the
+    # largest inverse depth.
+    near, far = (lo, hi) if metric else (hi, lo)
+    return colorize(values, vmin=far, vmax=near)
+
+
+def labels_to_color(rgb: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The ADE20K palette blended 50 % over the image; unlabelled pixels keep the image."""
+    from .ade20k import PALETTE
+    from .colormap import overlay_labels
+
+    return overlay_labels(rgb, labels, PALETTE, alpha=0.5)
+
+
+def _write_png(path: Path, image: np.ndarray, rgb: bool = False) -> None:
+    import cv2
+
+    if rgb:
+        image = np.ascontiguousarray(image[:, :, ::-1])
+    try:
+        ok = cv2.imwrite(str(path), image)
+    except cv2.error as exc:
+        raise OSError(f"cannot write {path}: {' '.join(str(exc).split())}") from None
+    if not ok:
+        raise OSError(f"cannot write {path}")
+
+
+def write_depth_outputs(out_dir: Path, stem: str, depth: np.ndarray, metric: bool) -> List[Path]:
+    """Writes ``<stem>_depth.npy``, ``<stem>_depth.png`` and ``<stem>_depth_color.png``."""
+    paths = [out_dir / f"{stem}_depth.npy", out_dir / f"{stem}_depth.png",
+             out_dir / f"{stem}_depth_color.png"]
+    np.save(paths[0], np.asarray(depth, dtype=np.float32))
+    _write_png(paths[1], depth_to_png16(depth, metric))
+    _write_png(paths[2], depth_to_color(depth, metric), rgb=True)
+    return paths
+
+
+def write_label_outputs(out_dir: Path, stem: str, labels: np.ndarray,
+                        rgb: np.ndarray) -> List[Path]:
+    """Writes ``<stem>_labels.png`` and ``<stem>_labels_color.png``."""
+    paths = [out_dir / f"{stem}_labels.png", out_dir / f"{stem}_labels_color.png"]
+    _write_png(paths[0], np.asarray(labels, dtype=np.uint8))
+    _write_png(paths[1], labels_to_color(rgb, labels), rgb=True)
+    return paths
+
+
+# --------------------------------------------------------------------------- command
+
+def _readable(paths: Sequence[Path], failed: List[str]) -> Iterator[tuple]:
+    for path, stem in zip(paths, output_stems(paths)):
+        try:
+            yield path, stem, read_rgb(path)
+        except (ValueError, OSError) as exc:
+            _LOG.info("cannot read %s: %s", path, exc)
+            failed.append(path.name)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs ``dpt-ros predict``; errors are raised for ``dpt_ros.cli.main`` to report."""
+    from .models import Predictor, get_spec, resolve_device, resolve_precision
+
+    # Cheap checks first, so that a typo does not wait for a model to load.
+    spec = get_spec(args.model_type)
+    if args.weights and args.random_weights:
+        raise ValueError("give either --weights or --random-weights, not both")
+    device = resolve_device(args.device)
+    resolve_precision(args.precision, device)
+    paths = list_images(Path(args.input).expanduser())
+    out_dir = Path(args.output).expanduser()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NotADirectoryError(f"output path exists and is not a directory: {out_dir}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    predictor = None
+    failed: List[str] = []
+    inference_s = 0.0
+    done = 0
+    for path, stem, rgb in _readable(paths, failed):
+        if predictor is None:  # loaded once an image is known to be readable
+            with warnings.catch_warnings():
+                # load_model logs the random-weights warning too; print it once.
+                warnings.filterwarnings("ignore", message=".*RANDOM weights")
+                predictor = Predictor(spec.name, weights=args.weights, device=args.device,
+                                      precision=args.precision,
+                                      random_weights=args.random_weights)
+            _LOG.info("%s on %s (%s)", spec.name, predictor.device, predictor.dtype)
+        start = time.perf_counter()
+        result = predictor.predict(rgb)
+        seconds = time.perf_counter() - start
+        inference_s += seconds
+        if spec.is_depth:
+            write_depth_outputs(out_dir, stem, result, spec.is_metric)
+        else:
+            write_label_outputs(out_dir, stem, result, rgb)
+        done += 1
+        print(f"{path.name}: {rgb.shape[1]}x{rgb.shape[0]}, {seconds * 1000:.1f} ms", flush=True)
+
+    if done:
+        print(f"{done} image(s) with {spec.name} on {predictor.device} "
+              f"({str(predictor.dtype).replace('torch.', '')}): {inference_s:.2f} s, "
+              f"{inference_s * 1000 / done:.1f} ms per image; results in {out_dir}", flush=True)
+    if failed:
+        named = ", ".join(failed[:_MAX_NAMED_FAILURES])
+        if len(failed) > _MAX_NAMED_FAILURES:
+            named += f" and {len(failed) - _MAX_NAMED_FAILURES} more"
+        raise ValueError(f"{len(failed)} of {len(paths)} input file(s) could not be read "
+                         f"as images: {named}")
+    return 0

@@ -1,0 +1,510 @@
+"""Fidelity and behaviour of dpt_ros.models.
+
+The goldens (see ``../shared/fixtures/README.md``) hold what the original DPT computes
+from ``scene_a.png`` with deterministic weights; they are reached here only through the
+public path: a checkpoint file -> ``Predictor`` -> ``predict``. Everything else uses
+small fakes or models built on the meta device, so the file stays fast on a CPU.
+"""
+from __future__ import annotations
+
+import gc
+import itertools
+import os
+import pickle
+import shutil
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import dpt_ros.models.download as download
+from dpt_ros.models import (DPT, METRIC_DEPTH, CheckpointError, DPTDepthModel,
+                            DPTSegmentationModel, ModelSpec, Predictor, check_state_dict,
+                            get_spec, identify_model_types, load_model, model_names,
+                            read_state_dict)
+from dpt_ros.models.transforms import network_input_size, preprocess
+
+ALL_TYPES = ("dpt_hybrid", "dpt_large", "dpt_hybrid_kitti", "dpt_hybrid_nyu",
+             "dpt_hybrid_ade20k", "dpt_large_ade20k")
+DEPTH_GOLDEN_TYPES = ("dpt_hybrid", "dpt_large", "dpt_hybrid_nyu")
+
+
+def _free() -> None:
+    gc.collect()
+
+
+def _meta_tensors(layout) -> dict:
+    """A state_dict with the shapes of ``layout`` ([[key, shape, dtype], ...]) and no data."""
+    return {k: torch.empty(s, dtype=getattr(torch, d), device="meta") for k, s, d in layout}
+
+
+def _cheap_model(cls, **kwargs) -> torch.nn.Module:
+    """``cls(**kwargs)`` with small seeded weights, skipping the slow default initialisation."""
+    with torch.device("meta"):
+        model = cls(**kwargs)
+    model = model.to_empty(device="cpu")
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, t in itertools.chain(model.named_parameters(), model.named_buffers()):
+            if not t.is_floating_point():
+                t.zero_()
+            elif name.endswith("running_var"):
+                t.fill_(1.0)
+            else:
+                t.normal_(0.0, 0.02, generator=gen)
+    return model.eval()
+
+
+def _rel_err(got: np.ndarray, want: np.ndarray) -> float:
+    return float(np.abs(got.astype(np.float64) - want).max() / np.abs(want).max())
+
+
+# --------------------------------------------------------------------------- layout
+
+def test_registry_lists_the_six_official_types():
+    assert model_names() == ALL_TYPES
+    assert model_names("depth") == ALL_TYPES[:4]
+    assert model_names("segmentation") == ALL_TYPES[4:]
+
+
+@pytest.mark.parametrize("model_type", ALL_TYPES)
+def test_state_dict_layout_equals_official_checkpoint(model_type, key_spec):
+    with torch.device("meta"):
+        model = get_spec(model_type).build()
+    got = {k: (list(v.shape), str(v.dtype).replace("torch.", ""))
+           for k, v in model.state_dict().items()}
+    want = {k: (list(s), d) for k, s, d in key_spec(model_type)}
+    missing = sorted(set(want) - set(got))
+    unexpected = sorted(set(got) - set(want))
+    assert not missing and not unexpected, (missing[:10], unexpected[:10])
+    wrong = {k: (got[k], want[k]) for k in want if got[k] != want[k]}
+    assert not wrong, list(wrong.items())[:10]
+
+
+# --------------------------------------------------------------------------- goldens
+
+@pytest.fixture(scope="module", params=DEPTH_GOLDEN_TYPES)
+def depth_run(request, det_checkpoint, golden, scene_a_rgb):
+    """One load of a depth model; everything the tests compare, computed once."""
+    model_type = request.param
+    gold = golden(model_type)
+    predictor = Predictor(model_type, weights=det_checkpoint(model_type), device="cpu",
+                          precision="fp32")
+    size = predictor.input_size(scene_a_rgb.shape[:2])
+    net_input = preprocess(torch.from_numpy(scene_a_rgb)[None], size,
+                           predictor.spec.mean, predictor.spec.std)[0].numpy()
+    with torch.inference_mode():
+        net_output = predictor.model(torch.from_numpy(gold["net_input"])[None])[0].numpy()
+    final = predictor.predict(scene_a_rgb)
+    del predictor
+    _free()
+    return {"type": model_type, "gold": gold, "net_input": net_input,
+            "net_output": net_output, "final": final}
+
+
+def test_depth_network_input_matches_golden(depth_run):
+    want = depth_run["gold"]["net_input"]
+    got = depth_run["net_input"]
+    assert got.shape == want.shape
+    assert np.abs(got - want).max() <= 1e-5
+
+
+def test_depth_network_output_matches_golden(depth_run):
+    want = depth_run["gold"]["net_output"]
+    got = depth_run["net_output"]
+    assert got.shape == want.shape and got.dtype == np.float32
+    assert _rel_err(got, want) <= 1e-4, depth_run["type"]
+
+
+def test_depth_predict_matches_golden(depth_run, scene_a_rgb):
+    want = depth_run["gold"]["final"]
+    got = depth_run["final"]
+    assert got.shape == scene_a_rgb.shape[:2] == want.shape
+    assert got.dtype == np.float32
+    assert _rel_err(got, want) <= 1e-4, depth_run["type"]
+    spec = get_spec(depth_run["type"])
+    if spec.is_metric:  # inverse depth x >= 0 -> metres in (0, 1 / shift]
+        assert got.min() > 0 and got.max() <= 1.0 / spec.shift * 1.01
+
+
+@pytest.fixture(scope="module")
+def ade20k_run(det_checkpoint, golden, scene_a_rgb):
+    gold = golden("dpt_hybrid_ade20k")
+    predictor = Predictor("dpt_hybrid_ade20k", weights=det_checkpoint("dpt_hybrid_ade20k"),
+                          device="cpu", precision="fp32")
+    size = predictor.input_size(scene_a_rgb.shape[:2])
+    net_input = preprocess(torch.from_numpy(scene_a_rgb)[None], size,
+                           predictor.spec.mean, predictor.spec.std)[0].numpy()
+    with torch.inference_mode():
+        logits = predictor.model(torch.from_numpy(gold["net_input"])[None])[0].numpy()
+    labels = predictor.predict(scene_a_rgb)
+    del predictor
+    _free()
+    return {"gold": gold, "net_input": net_input, "logits": logits, "labels": labels}
+
+
+def test_ade20k_network_input_matches_golden(ade20k_run):
+    want = ade20k_run["gold"]["net_input"]
+    assert ade20k_run["net_input"].shape == want.shape
+    assert np.abs(ade20k_run["net_input"] - want).max() <= 1e-5
+
+
+def test_ade20k_logits_match_golden(ade20k_run):
+    gold, logits = ade20k_run["gold"], ade20k_run["logits"]
+    assert logits.shape == (150,) + gold["net_argmax"].shape
+    agree = np.mean(logits.argmax(axis=0) == gold["net_argmax"])
+    assert agree >= 0.999, agree
+    c, y, x = gold["logit_index"].T
+    sampled = logits[c, y, x]
+    assert _rel_err(sampled, gold["logit_value"]) <= 1e-4
+
+
+def test_ade20k_predict_labels_match_golden(ade20k_run, scene_a_rgb):
+    labels, want = ade20k_run["labels"], ade20k_run["gold"]["labels"]
+    assert labels.shape == scene_a_rgb.shape[:2] and labels.dtype == np.uint8
+    assert labels.min() >= 1 and labels.max() <= 150
+    agree = np.mean(labels == want)
+    assert agree >= 0.999, agree
+
+
+@pytest.mark.parametrize("model_type,out_dtype", [
+    ("dpt_hybrid_kitti", np.float32),
+    ("dpt_large_ade20k", np.uint8),
+])
+def test_models_without_goldens_load_and_run(model_type, out_dtype, det_checkpoint, detweights):
+    spec = get_spec(model_type)
+    # load_model matches the file's layout strictly (check_state_dict, strict=True).
+    predictor = Predictor(model_type, weights=det_checkpoint(model_type), device="cpu",
+                          precision="fp32", network_size=(128, 96))
+    key = "scratch.output_conv.4.weight" if spec.is_depth else "scratch.output_conv.4.bias"
+    loaded = predictor.model.state_dict()[key]
+    torch.testing.assert_close(loaded, detweights.deterministic_tensor(key, loaded.shape),
+                               rtol=0, atol=0)
+    image = np.random.default_rng(0).integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    out = predictor.predict(image)
+    assert out.shape == (96, 128) and out.dtype == out_dtype
+    if spec.is_metric:
+        assert np.isfinite(out).all() and out.min() > 0
+        assert out.max() <= 1.0 / spec.shift * 1.01  # bicubic may overshoot slightly
+    else:
+        assert out.min() >= 1 and out.max() <= 150
+    del predictor
+    _free()
+
+
+# --------------------------------------------------------------------------- shapes
+
+@pytest.mark.parametrize("backbone,readout", [
+    *[(b, r) for b in ("vitb16_384", "vitb_rn50_384") for r in ("ignore", "add", "project")],
+    ("vitl16_384", "project"),
+])
+def test_depth_model_shapes_non_square(backbone, readout):
+    model = _cheap_model(DPTDepthModel, backbone=backbone, readout=readout)
+    with torch.inference_mode():
+        out = model(torch.randn(2, 3, 64, 96))
+        assert out.shape == (2, 64, 96)
+        assert torch.isfinite(out).all() and (out >= 0).all()  # non_negative
+        if backbone == "vitb_rn50_384":  # portrait too (grid 4x6 -> 6x4)
+            assert model(torch.randn(1, 3, 96, 64)).shape == (1, 96, 64)
+    del model
+    _free()
+
+
+def test_segmentation_model_shape_non_square():
+    model = _cheap_model(DPTSegmentationModel, num_classes=150, backbone="vitb16_384",
+                         readout="add")
+    with torch.inference_mode():
+        out = model(torch.randn(2, 3, 64, 96))
+    assert out.shape == (2, 150, 64, 96)
+    assert torch.isfinite(out).all()
+    del model
+    _free()
+
+
+def test_unknown_backbone_and_readout_name_the_valid_ones():
+    with pytest.raises(ValueError, match="vitb16_384.*vitb_rn50_384.*vitl16_384"):
+        DPTDepthModel(backbone="resnet101")
+    with torch.device("meta"), pytest.raises(ValueError, match="ignore, add, project"):
+        DPTDepthModel(backbone="vitb16_384", readout="mean")
+
+
+def test_input_not_multiple_of_32_is_rejected():
+    model = _cheap_model(DPTDepthModel, backbone="vitb16_384", readout="ignore")
+    with pytest.raises(ValueError, match="multiple of 32"):
+        model(torch.zeros(1, 3, 64, 80))
+    with pytest.raises(ValueError, match="multiple of 32"):
+        model(torch.zeros(1, 3, 48, 96))
+
+
+# --------------------------------------------------------------------------- metric depth
+
+def test_registry_metric_constants():
+    kitti, nyu = get_spec("dpt_hybrid_kitti"), get_spec("dpt_hybrid_nyu")
+    assert (kitti.invert, kitti.scale, kitti.shift) == (True, 0.00006016, 0.00579)
+    assert (kitti.net_width, kitti.net_height) == (1216, 352)
+    assert (nyu.invert, nyu.scale, nyu.shift) == (True, 0.000305, 0.1378)
+    assert (nyu.net_width, nyu.net_height) == (640, 480)
+    assert kitti.output == nyu.output == METRIC_DEPTH
+    for name in ("dpt_hybrid", "dpt_large"):
+        assert not get_spec(name).invert and not get_spec(name).is_metric
+    for name in ("dpt_hybrid_kitti", "dpt_hybrid_nyu"):
+        with torch.device("meta"):
+            model = get_spec(name).build()
+        spec = get_spec(name)
+        assert (model.invert, model.scale, model.shift) == (True, spec.scale, spec.shift)
+
+
+def _with_raw_output(monkeypatch, raw: torch.Tensor) -> None:
+    """Makes every DPT network return ``raw`` (B, 1, H, W) as its head output."""
+    monkeypatch.setattr(DPT, "forward", lambda self, x: raw)
+
+
+@pytest.mark.parametrize("model_type", ["dpt_hybrid_kitti", "dpt_hybrid_nyu"])
+def test_metric_models_invert_scale_shift(model_type, monkeypatch):
+    spec = get_spec(model_type)
+    raw = torch.tensor([0.0, 1.0, 10.0, 100.0, 1000.0, 5000.0, 30000.0]).view(1, 1, 1, -1)
+    _with_raw_output(monkeypatch, raw)
+    with torch.device("meta"):
+        model = spec.build()
+    out = model(torch.zeros(1, 3, 32, 32))
+    x = raw.double().view(1, 1, -1)
+    want = 1.0 / (spec.scale * x + spec.shift)
+    assert out.shape == (1, 1, 7)
+    torch.testing.assert_close(out.double(), want, rtol=1e-6, atol=0)
+    assert out[0, 0, 0].item() == pytest.approx(1.0 / spec.shift, rel=1e-6)
+
+
+def test_inversion_clamps_the_denominator(monkeypatch):
+    raw = torch.tensor([0.0, 1.0, 2.0, 3.0]).view(1, 1, 2, 2)
+    _with_raw_output(monkeypatch, raw)
+    with torch.device("meta"):
+        model = DPTDepthModel(backbone="vitb16_384", invert=True, scale=1.0, shift=-1.0)
+    out = model(torch.zeros(1, 3, 32, 32))
+    # scale*x+shift = -1, 0, 1, 2: the first two are clamped to 1e-8.
+    want = torch.tensor([[1e8, 1e8], [1.0, 0.5]])
+    torch.testing.assert_close(out[0], want, rtol=1e-6, atol=0)
+
+
+def test_relative_models_return_the_raw_output(monkeypatch):
+    raw = torch.arange(6.0).view(1, 1, 2, 3)
+    _with_raw_output(monkeypatch, raw)
+    with torch.device("meta"):
+        model = get_spec("dpt_hybrid").build()
+    out = model(torch.zeros(1, 3, 32, 32))
+    assert out.shape == (1, 2, 3)
+    torch.testing.assert_close(out, raw[:, 0])
+
+
+# --------------------------------------------------------------------------- input size
+
+@pytest.mark.parametrize("image_hw,net_hw,keep,want", [
+    ((480, 640), (384, 384), True, (384, 512)),     # 0.8 is closer to 1 than 0.6
+    ((384, 512), (384, 384), True, (384, 512)),     # already a valid size
+    ((352, 1216), (352, 1216), True, (352, 1216)),  # KITTI at its network size
+    ((375, 1242), (352, 1216), True, (352, 1216)),  # KITTI raw: x0.979 -> 367 -> 352
+    ((1080, 1920), (384, 384), True, (384, 672)),   # x0.356: 682.7 -> 672
+    ((480, 640), (480, 640), True, (480, 640)),     # NYU
+    ((480, 640), (480, 480), True, (480, 640)),     # ADE20K: height already fits
+    ((384, 400), (384, 384), True, (384, 384)),     # 400/32 = 12.5 rounds half to even
+    ((480, 640), (384, 384), False, (384, 384)),    # no aspect ratio: each axis alone
+    ((1080, 1920), (352, 1216), False, (352, 1216)),
+    ((1, 1), (384, 384), True, (384, 384)),         # tiny images are scaled up
+    ((1, 4000), (384, 384), True, (32, 384)),       # a 0.1 px side becomes 32, never 0
+    ((2, 2), (16, 16), True, (32, 32)),             # never below one multiple
+])
+def test_network_input_size(image_hw, net_hw, keep, want):
+    assert network_input_size(image_hw, net_hw, keep) == want
+
+
+def test_network_input_size_rejects_empty_images():
+    with pytest.raises(ValueError):
+        network_input_size((0, 640), (384, 384))
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+def test_missing_weights_file(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        load_model("dpt_hybrid", tmp_path / "nothing.pt")
+    with pytest.raises(CheckpointError, match="not a file"):
+        read_state_dict(tmp_path)
+
+
+@pytest.mark.parametrize("content", [b"these are not weights\n", os.urandom(4096),
+                                     b"PK\x03\x04 a broken zip"])
+def test_unreadable_weights_file(tmp_path, content):
+    path = tmp_path / "weights.pt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match="not a readable PyTorch weights file") as info:
+        load_model("dpt_hybrid", path)
+    # One line, and no advice to turn the safe loader off.
+    assert "\n" not in str(info.value)
+    assert "weights_only` set to `False" not in str(info.value)
+
+
+class _Payload:
+    """Unpickling this runs ``os.system`` (a checkpoint that executes code)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch '{self.marker}'",))
+
+
+class _CustomObject:
+    pass
+
+
+def test_checkpoint_that_executes_code_is_refused(tmp_path):
+    marker = tmp_path / "code-ran"
+    path = tmp_path / "evil.pt"
+    torch.save({"weight": torch.zeros(2), "payload": _Payload(marker)}, path)
+    with pytest.raises(CheckpointError, match="not a readable PyTorch weights file") as info:
+        load_model("dpt_hybrid", path)
+    assert "system" in str(info.value)  # says what was refused
+    assert not marker.exists()
+    # A plain pickle (not torch.save) with the same payload.
+    plain = tmp_path / "evil.pkl"
+    with open(plain, "wb") as f:
+        pickle.dump({"payload": _Payload(marker)}, f, protocol=2)
+    with pytest.raises(CheckpointError):
+        read_state_dict(plain)
+    assert not marker.exists()
+
+
+def test_checkpoint_with_custom_class_is_refused(tmp_path):
+    path = tmp_path / "custom.pt"
+    torch.save({"weight": torch.zeros(2), "extra": _CustomObject()}, path)
+    with pytest.raises(CheckpointError, match="not a readable PyTorch weights file"):
+        read_state_dict(path)
+
+
+def test_nested_and_prefixed_checkpoints_are_unwrapped(tmp_path):
+    tensors = {"a.weight": torch.ones(2, 3), "b.bias": torch.zeros(3)}
+    cases = {
+        "model": {"model": tensors, "epoch": 7, "optimizer": {"lr": 0.1}},
+        "state_dict": {"state_dict": tensors},
+        "module": {f"module.{k}": v for k, v in tensors.items()},
+        "bare": tensors,
+    }
+    for name, obj in cases.items():
+        path = tmp_path / f"{name}.pt"
+        torch.save(obj, path)
+        got = read_state_dict(path)
+        assert set(got) == set(tensors), name
+        for k in tensors:
+            assert torch.equal(got[k], tensors[k])
+
+
+def test_checkpoint_without_tensors(tmp_path):
+    path = tmp_path / "empty.pt"
+    torch.save({}, path)
+    with pytest.raises(CheckpointError, match="no state_dict"):
+        read_state_dict(path)
+    torch.save({"epoch": 3}, path)
+    with pytest.raises(CheckpointError, match="no tensors"):
+        read_state_dict(path)
+
+
+def test_hybrid_weights_loaded_as_large_name_the_right_type(det_checkpoint):
+    with pytest.raises(CheckpointError) as info:
+        load_model("dpt_large", det_checkpoint("dpt_hybrid"))
+    msg = str(info.value)
+    assert "dpt_hybrid" in msg and "not dpt_large" in msg
+    assert "--model-type dpt_hybrid" in msg
+
+
+def test_layout_mismatch_is_summarised(key_spec):
+    layout = key_spec("dpt_large")
+    state_dict = _meta_tensors(layout)
+    for key, _, _ in layout[:300]:
+        del state_dict[key]
+    for i in range(40):
+        state_dict[f"head.extra{i}.weight"] = torch.empty(3, device="meta")
+    key = layout[-1][0]
+    state_dict[key] = torch.empty(1, 2, 3, device="meta")
+    with pytest.raises(CheckpointError) as info:
+        check_state_dict(state_dict, get_spec("dpt_large"), source="x.pt")
+    msg = str(info.value)
+    assert "300 missing keys" in msg and "40 unexpected keys" in msg
+    assert "1 keys with other shapes" in msg and key in msg
+    assert "does not match the dpt_large layout" in msg
+    assert len(msg) < 600, len(msg)
+
+
+def test_small_foreign_checkpoint_is_refused_with_a_short_message(tmp_path, key_spec):
+    path = tmp_path / "other.pt"
+    torch.save({"backbone.conv.weight": torch.zeros(4, 3, 3, 3), "fc.bias": torch.zeros(4)},
+               path)
+    with pytest.raises(CheckpointError, match="does not match the dpt_hybrid layout") as info:
+        load_model("dpt_hybrid", path)
+    msg = str(info.value)
+    assert f"{len(key_spec('dpt_hybrid'))} missing keys" in msg
+    assert "2 unexpected keys" in msg and len(msg) < 600
+
+
+def test_official_layouts_are_identified(key_spec):
+    assert identify_model_types(_meta_tensors(key_spec("dpt_hybrid"))) == [
+        "dpt_hybrid", "dpt_hybrid_kitti", "dpt_hybrid_nyu"]
+    assert identify_model_types(_meta_tensors(key_spec("dpt_large_ade20k"))) == [
+        "dpt_large_ade20k"]
+
+
+def test_random_weights_warn_and_exclude_a_weights_file(tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="not both"):
+        load_model("dpt_hybrid", tmp_path / "w.pt", random_weights=True)
+    built = torch.nn.Linear(2, 2)  # building the real network costs seconds
+    monkeypatch.setattr(ModelSpec, "build", lambda self: built)
+    with pytest.warns(UserWarning, match="RANDOM weights"):
+        model = load_model("dpt_hybrid", random_weights=True)
+    assert model is built
+
+
+def test_unknown_model_type_lists_the_valid_ones():
+    valid = ", ".join(ALL_TYPES)
+    with pytest.raises(ValueError, match=valid):
+        get_spec("dpt_tiny")
+    with pytest.raises(ValueError, match=valid):
+        load_model("dpt_tiny", random_weights=True)
+    with pytest.raises(ValueError, match=valid):
+        Predictor("dpt_tiny", device="cpu", random_weights=True)
+
+
+def _no_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise urllib.error.URLError("network disabled in this test")
+
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+
+
+def test_predictor_loads_the_cached_official_file(tmp_path, monkeypatch, det_checkpoint,
+                                                   detweights):
+    spec = get_spec("dpt_hybrid")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    try:
+        os.link(det_checkpoint("dpt_hybrid"), cache / spec.file_name)
+    except OSError:
+        shutil.copyfile(det_checkpoint("dpt_hybrid"), cache / spec.file_name)
+    monkeypatch.setenv(download.CACHE_ENV_VAR, str(cache))
+    _no_network(monkeypatch)
+    predictor = Predictor("dpt_hybrid", device="cpu", precision="fp32", progress=False)
+    key = "scratch.output_conv.4.weight"
+    weight = predictor.model.state_dict()[key]
+    torch.testing.assert_close(weight, detweights.deterministic_tensor(key, weight.shape),
+                               rtol=0, atol=0)
+    del predictor
+    _free()
+
+
+def test_missing_weights_offline_is_a_checkpoint_error(tmp_path, monkeypatch):
+    monkeypatch.setenv(download.CACHE_ENV_VAR, str(tmp_path / "empty-cache"))
+    _no_network(monkeypatch)
+    with pytest.raises(CheckpointError, match="could not download") as info:
+        load_model("dpt_hybrid", progress=False)
+    assert get_spec("dpt_hybrid").file_name in str(info.value)
+    assert not any((tmp_path / "empty-cache").glob("*.pt"))
