@@ -35,6 +35,8 @@ SUBCOMMANDS: Tuple[Tuple[str, str], ...] = (
     ("predict", "dpt_ros.cli_predict"),
     ("bag", "dpt_ros.bag"),
     ("play", "dpt_ros.play"),
+    ("demo", "dpt_ros.demo"),
+    ("bench", "dpt_ros.bench"),
 )
 
 #: Exit status for errors reported on one line (argparse uses the same for usage errors).

@@ -158,20 +158,84 @@ class FramePipeline:
 
         inverse = metric = labels = None
         if self.depth is not None:
-            raw = self.depth.predict(rgb, (out_h, out_w))
-            if self.depth.spec.is_metric:
-                metric = raw
-            else:
-                inverse = raw
-                if o.relative_scale > 0:
-                    metric = relative_to_metric(raw, o.relative_scale, o.relative_shift)
+            inverse, metric = self._split_depth(self.depth.predict(rgb, (out_h, out_w)), o)
         t1 = time.perf_counter()
         if self.segmentation is not None:
             labels = self.segmentation.predict(rgb, (out_h, out_w))
         t2 = time.perf_counter()
         result.timings_ms["depth_model"] = (t1 - t0) * 1e3
         result.timings_ms["segmentation_model"] = (t2 - t1) * 1e3
+        self._build_messages(result, o, rgb, header, camera_info, inverse, metric, labels)
+        return result
 
+    def process_batch(self, rgbs: Sequence[np.ndarray], headers: Sequence[Header],
+                      infos: Sequence[Optional[CameraInfo]]) -> List[FrameOutput]:
+        """``process`` for several frames, running the models on batches.
+
+        Frames of the same size go through each model as one batch; the messages are
+        then built frame by frame, in order, exactly as ``process`` builds them (the
+        colour range follows the frames in the order given). The options are read once
+        for the whole batch. Model timings are the batch's time divided among its frames.
+
+        Args:
+            rgbs: (H, W, 3) uint8 RGB camera images (sizes may differ).
+            headers: each image's header.
+            infos: each image's camera_info, or None.
+
+        Returns:
+            One FrameOutput per frame, in the order given.
+        """
+        if not (len(rgbs) == len(headers) == len(infos)):
+            raise ValueError(f"process_batch needs as many headers and camera_infos as images, "
+                             f"got {len(rgbs)} images, {len(headers)} headers, "
+                             f"{len(infos)} camera_infos")
+        o = self.options
+        groups: Dict[Tuple[int, int], List[int]] = {}
+        for i, rgb in enumerate(rgbs):
+            groups.setdefault((int(rgb.shape[0]), int(rgb.shape[1])), []).append(i)
+        depth: List[Optional[np.ndarray]] = [None] * len(rgbs)
+        labels: List[Optional[np.ndarray]] = [None] * len(rgbs)
+        results = [FrameOutput() for _ in rgbs]
+        for hw, idx in groups.items():
+            out_hw = self.output_hw(hw)
+            batch = np.stack([rgbs[i] for i in idx])
+            t0 = time.perf_counter()
+            if self.depth is not None:
+                for i, d in zip(idx, self.depth.predict_batch(batch, out_hw)):
+                    depth[i] = d
+            t1 = time.perf_counter()
+            if self.segmentation is not None:
+                for i, lab in zip(idx, self.segmentation.predict_batch(batch, out_hw)):
+                    labels[i] = lab
+            t2 = time.perf_counter()
+            for i in idx:
+                results[i].timings_ms["depth_model"] = (t1 - t0) * 1e3 / len(idx)
+                results[i].timings_ms["segmentation_model"] = (t2 - t1) * 1e3 / len(idx)
+        for i, result in enumerate(results):
+            inverse = metric = None
+            if depth[i] is not None:
+                inverse, metric = self._split_depth(depth[i], o)
+            self._build_messages(result, o, rgbs[i], headers[i], infos[i], inverse, metric,
+                                 labels[i])
+        return results
+
+    def _split_depth(self, raw: np.ndarray, o: PipelineOptions
+                     ) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+        """(relative inverse depth or None, metric depth or None) of a depth model output."""
+        if self.depth.spec.is_metric:
+            return None, raw
+        if o.relative_scale > 0:
+            return raw, relative_to_metric(raw, o.relative_scale, o.relative_shift)
+        return raw, None
+
+    def _build_messages(self, result: FrameOutput, o: PipelineOptions, rgb: np.ndarray,
+                        header: Header, camera_info: Optional[CameraInfo],
+                        inverse: Optional[np.ndarray], metric: Optional[np.ndarray],
+                        labels: Optional[np.ndarray]) -> None:
+        """Fills ``result`` with every message of one frame from the model outputs."""
+        h, w = rgb.shape[:2]
+        out_h, out_w = self.output_hw((h, w))
+        t2 = time.perf_counter()
         msgs = result.messages
         if metric is not None:
             msgs["depth/image"] = depth_to_image_msg(metric, header)
@@ -219,7 +283,6 @@ class FramePipeline:
         t4 = time.perf_counter()
         result.timings_ms["messages"] = (t3 - t2) * 1e3
         result.timings_ms["pointcloud"] = (t4 - t3) * 1e3
-        return result
 
 
 def _resize_rgb(rgb: np.ndarray, h: int, w: int) -> np.ndarray:

@@ -1,0 +1,555 @@
+"""``dpt-ros bag``: run dpt_ros offline over a recorded bag and write a new bag.
+
+The new bag holds every message of the input, unchanged and at its recorded time, plus
+the messages ``dpt_node`` would have published for each frame of one image topic. The
+outputs use the node's topic names under the image topic's namespace
+(``/cam/image_raw`` and ``/cam/image_raw/compressed`` give ``/cam/depth/relative``,
+``/cam/points``, ...), their bag time is the image's bag time and their header is the
+image's header. The camera_info of a frame is the latest camera_info message at or
+before the image in bag time.
+
+Input: ROS 2 bags (sqlite3 or MCAP; a bag directory or a single ``.db3`` / ``.mcap``
+file) and ROS 1 ``.bag`` files, read with ``rosbags``. ROS 1 messages are converted to
+ROS 2 (CDR) on the way. Output: a ROS 2 bag (rosbag2 format version 8), sqlite3 or
+MCAP. The input bag is only ever opened for reading.
+
+An interrupted run (Ctrl-C or an error) still closes the output properly: it is a valid
+bag holding everything written up to the last finished batch.
+
+The helpers :func:`open_bag`, :func:`cdr_converter`, :func:`image_topics` and
+:func:`message_class` are shared with ``dpt-ros play`` and ``dpt-ros demo``.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import logging
+import sys
+import time
+from contextlib import redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+_LOG = logging.getLogger(__name__)
+
+IMAGE_TYPE = "sensor_msgs/msg/Image"
+COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
+CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
+IMAGE_TYPES = (IMAGE_TYPE, COMPRESSED_TYPE)
+STORAGES = ("sqlite3", "mcap")
+DEFAULT_DEPTH_MODEL = "dpt_hybrid"
+#: rosbag2 metadata version written (8: readable by Iron and newer, and by Humble's
+#: rosbag2, which ignores the newer fields).
+BAG_VERSION = 8
+
+_EPILOG = """\
+output topics (under the image topic's namespace, or --output-namespace):
+  depth/relative        32FC1 relative inverse depth (relative models: dpt_hybrid, dpt_large)
+  depth/image           32FC1 metres (metric models, or a relative model with
+                        --relative-depth-scale)
+  depth/colored         rgb8 colour map of the depth
+  depth/camera_info     camera_info scaled to the output images (needs camera_info)
+  segmentation/labels   mono8 ADE20K ids (with --segmentation-model)
+  segmentation/colored  rgb8 label colours over the image
+  points                PointCloud2 (metric depth and camera_info needed)
+
+Every input message is copied to the output at its recorded time. Output messages get
+the bag time and the header of their image.
+
+exit status: 0 on success, 2 on an error (one line on stderr), 130 when interrupted
+(the partial output bag is still valid)."""
+
+
+# ----------------------------------------------------------------------------------
+# Argument parsing (no heavy imports here)
+# ----------------------------------------------------------------------------------
+def parse_size(text: str) -> Tuple[int, int]:
+    """``WxH`` -> (width, height), both positive multiples of 32."""
+    try:
+        w_text, h_text = text.lower().split("x")
+        w, h = int(w_text), int(h_text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected WIDTHxHEIGHT such as 384x384, got {text!r}") from None
+    if w <= 0 or h <= 0 or w % 32 or h % 32:
+        raise argparse.ArgumentTypeError(
+            f"network size must be positive multiples of 32, got {w}x{h}")
+    return w, h
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def add_parser(subparsers: Any, name: str) -> argparse.ArgumentParser:
+    """Adds ``dpt-ros bag`` to ``subparsers``."""
+    p = subparsers.add_parser(
+        name, help="run depth/segmentation over a bag, write a new bag with the outputs",
+        description="Run DPT depth and/or segmentation over one image topic of a bag and "
+                    "write a new bag: all input messages plus the topics dpt_node "
+                    "publishes. Reads ROS 2 bags (sqlite3, MCAP) and ROS 1 .bag files.",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("input", metavar="INPUT",
+                   help="input bag: a rosbag2 directory, a .db3 or .mcap file, or a ROS 1 .bag")
+    p.add_argument("-o", "--output", required=True, metavar="OUTPUT",
+                   help="output rosbag2 directory (must not exist)")
+    p.add_argument("--image-topic", required=True, metavar="TOPIC",
+                   help="sensor_msgs/Image or sensor_msgs/CompressedImage topic to process")
+    p.add_argument("--camera-info-topic", metavar="TOPIC",
+                   help="sensor_msgs/CameraInfo topic (default: camera_info beside the "
+                        "image topic, if the bag has it)")
+    p.add_argument("--depth-model", default=DEFAULT_DEPTH_MODEL, metavar="MODEL",
+                   help=f"depth model type (default {DEFAULT_DEPTH_MODEL}; '' disables depth)")
+    p.add_argument("--depth-weights", metavar="PATH",
+                   help="depth weights file (default: the cached or downloaded official file)")
+    p.add_argument("--segmentation-model", default="", metavar="MODEL",
+                   help="segmentation model type, e.g. dpt_hybrid_ade20k (default: none)")
+    p.add_argument("--segmentation-weights", metavar="PATH", help="segmentation weights file")
+    p.add_argument("--random-weights", action="store_true",
+                   help="random weights for every model without a weights file "
+                        "(testing and timing only: outputs are meaningless)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
+                   help="default auto: fp16 on CUDA, fp32 on the CPU")
+    p.add_argument("--network-size", type=parse_size, metavar="WxH",
+                   help="network input size, multiples of 32 (default: the model's)")
+    p.add_argument("--batch", type=_positive_int, default=1, metavar="N",
+                   help="frames per inference batch (default 1)")
+    p.add_argument("--output-namespace", metavar="NS",
+                   help="namespace of the output topics (default: the image topic's)")
+    p.add_argument("--storage", choices=STORAGES,
+                   help="output storage (default: the input's; sqlite3 for ROS 1 input)")
+    p.add_argument("--relative-depth-scale", type=float, default=0.0, metavar="S",
+                   help="metric depth from a relative model, 1/(S*x + shift) metres "
+                        "(default 0: none)")
+    p.add_argument("--relative-depth-shift", type=float, default=0.0, metavar="T",
+                   help="shift of that calibration (1/metres, default 0)")
+    p.add_argument("--cloud-stride", type=_positive_int, default=1, metavar="N",
+                   help="keep every N-th pixel in both directions in 'points' (default 1)")
+    p.add_argument("--no-cloud", action="store_true", help="do not write 'points'")
+    p.add_argument("--output-size", choices=("input", "network"), default="input",
+                   help="size of the output images (default: the input image's)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+# ----------------------------------------------------------------------------------
+# Shared bag helpers
+# ----------------------------------------------------------------------------------
+def _typestores():
+    from rosbags.typesys import Stores, get_typestore
+    return Stores, get_typestore
+
+
+def output_typestore():
+    """The rosbags typestore used for dpt_ros' own output types (ROS 2 Humble)."""
+    Stores, get_typestore = _typestores()
+    return get_typestore(Stores.ROS2_HUMBLE)
+
+
+def open_bag(path: Path):
+    """An open ``rosbags.highlevel.AnyReader`` of a ROS 1 or ROS 2 bag.
+
+    Raises:
+        OSError: the path does not exist.
+        ValueError: not a readable bag.
+    """
+    from rosbags.highlevel import AnyReader, AnyReaderError
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"input bag {str(path)!r} does not exist")
+    try:
+        reader = AnyReader([path], default_typestore=output_typestore())
+        reader.open()
+    except (AnyReaderError, FileNotFoundError) as exc:
+        raise ValueError(f"cannot read {str(path)!r} as a bag: {exc}") from None
+    except Exception as exc:  # rosbags raises several types for foreign files
+        raise ValueError(f"cannot read {str(path)!r} as a bag: "
+                         f"{type(exc).__name__}: {exc}") from None
+    return reader
+
+
+def input_storage(path: Path) -> str:
+    """``mcap`` or ``sqlite3``: the storage of a ROS 2 bag (sqlite3 for ROS 1 bags)."""
+    path = Path(path)
+    if path.is_dir():
+        return "mcap" if any(path.glob("*.mcap")) else "sqlite3"
+    return "mcap" if path.suffix == ".mcap" else "sqlite3"
+
+
+def ros2_typestore(reader):
+    """A typestore holding the reader's types with ROS 2 layouts (for ROS 1 bags:
+    ``std_msgs/msg/Header`` without ``seq``)."""
+    if reader.is2:
+        return reader.typestore
+    Stores, get_typestore = _typestores()
+    store = get_typestore(Stores.EMPTY)
+    header = get_typestore(Stores.ROS2_HUMBLE).fielddefs["std_msgs/msg/Header"]
+    store.register({**reader.typestore.fielddefs, "std_msgs/msg/Header": header})
+    return store
+
+
+def cdr_converter(reader, dst_store, msgtype: str) -> Callable[[Any], bytes]:
+    """A function turning one raw message of ``msgtype`` from ``reader`` into CDR bytes
+    (the identity for ROS 2 bags)."""
+    if reader.is2:
+        return bytes
+    from rosbags.convert.converter import generate_message_converter
+
+    with redirect_stdout(io.StringIO()) as text:  # it reports migrations on stdout
+        convert = generate_message_converter(reader.typestore, dst_store, msgtype, msgtype,
+                                             {}, src_is2=False, dst_is2=True)
+    if text.getvalue().strip():
+        _LOG.info(text.getvalue().strip())
+    return lambda raw: bytes(convert(raw))
+
+
+def image_topics(reader) -> Dict[str, str]:
+    """``{topic: message type}`` of the bag's Image and CompressedImage topics."""
+    return {t: info.msgtype for t, info in sorted(reader.topics.items())
+            if info.msgtype in IMAGE_TYPES}
+
+
+def message_class(msgtype: str) -> type:
+    """The rclpy message class of a rosbags type name such as ``sensor_msgs/msg/Image``.
+
+    Raises:
+        ValueError: the type's Python package is not installed.
+    """
+    import importlib
+
+    parts = msgtype.split("/")
+    if len(parts) != 3:
+        raise ValueError(f"unexpected message type name {msgtype!r}")
+    try:
+        return getattr(importlib.import_module(f"{parts[0]}.{parts[1]}"), parts[2])
+    except (ImportError, AttributeError):
+        raise ValueError(f"message type {msgtype} is not available in this Python "
+                         f"environment (package {parts[0]} not installed)") from None
+
+
+def _absolute(topic: str) -> str:
+    topic = topic.strip()
+    return topic if topic.startswith("/") else "/" + topic
+
+
+def default_namespace(image_topic: str, msgtype: str) -> str:
+    """The namespace of an image topic: ``/cam/image_raw`` -> ``/cam``,
+    ``/cam/image_raw/compressed`` -> ``/cam``, ``/image`` -> ``""`` (root)."""
+    topic = _absolute(image_topic).rstrip("/")
+    if msgtype == COMPRESSED_TYPE and topic.endswith("/compressed"):
+        topic = topic[: -len("/compressed")]
+    return topic.rsplit("/", 1)[0]
+
+
+def _normalise_namespace(ns: str) -> str:
+    ns = ns.strip().strip("/")
+    return "/" + ns if ns else ""
+
+
+def _describe_topics(topics: Dict[str, str]) -> str:
+    if not topics:
+        return "none"
+    return ", ".join(f"{t} ({ty})" for t, ty in topics.items())
+
+
+# ----------------------------------------------------------------------------------
+# The tool
+# ----------------------------------------------------------------------------------
+@dataclass
+class _Frame:
+    position: int  # index of its image message in the pending list
+    timestamp: int
+    header: Any
+    rgb: Any
+    info: Any
+
+
+def make_predictor(model_type: str, weights: Optional[str], random_weights: bool,
+                   device: str, precision: str, network_size: Optional[Tuple[int, int]]):
+    """The Predictor of one model (a separate function so tests can reuse models)."""
+    import warnings
+
+    from .models import Predictor
+
+    with warnings.catch_warnings():
+        # The random-weights warning is also logged: print it once.
+        warnings.filterwarnings("ignore", message=".*RANDOM weights")
+        return Predictor(model_type, weights or None, device, precision,
+                         random_weights=random_weights and not weights,
+                         network_size=network_size, progress=True)
+
+
+def _check_model(name: str, task: str) -> None:
+    from .models.registry import model_names
+
+    valid = model_names(task)
+    if name not in valid:
+        raise ValueError(f"unknown {task} model {name!r}; valid: {', '.join(valid)}"
+                         + (" (or '' to disable depth)" if task == "depth" else ""))
+
+
+class _OutputBag:
+    """The output writer: copies of the input connections plus lazily added outputs."""
+
+    def __init__(self, path: Path, storage: str, reader) -> None:
+        from rosbags.interfaces import ConnectionExtRosbag2
+        from rosbags.rosbag2 import StoragePlugin, Writer
+
+        self._ext_type = ConnectionExtRosbag2
+        self.writer = Writer(path, version=BAG_VERSION,
+                             storage_plugin=StoragePlugin[storage.upper()])
+        self.writer.open()
+        self.reader = reader
+        self.dst_store = ros2_typestore(reader)
+        self.out_store = output_typestore()
+        self.input_map: Dict[Tuple[int, int], Tuple[Any, Callable[[Any], bytes]]] = {}
+        self.outputs: Dict[str, Any] = {}
+        self.counts: Dict[str, int] = {}
+        self._converters: Dict[str, Callable[[Any], bytes]] = {}
+        for rconn in reader.connections:
+            self.input_map[(rconn.id, id(rconn.owner))] = (self._copy_connection(rconn),
+                                                          self._converter(rconn.msgtype))
+
+    def _converter(self, msgtype: str) -> Callable[[Any], bytes]:
+        if msgtype not in self._converters:
+            self._converters[msgtype] = cdr_converter(self.reader, self.dst_store, msgtype)
+        return self._converters[msgtype]
+
+    def _copy_connection(self, rconn):
+        from rosbags.interfaces import MessageDefinitionFormat
+
+        ext = rconn.ext if isinstance(rconn.ext, self._ext_type) else None
+        fmt = ext.serialization_format if ext else "cdr"
+        qos = list(ext.offered_qos_profiles) if ext else []
+        for conn in self.writer.connections:
+            if (conn.topic == rconn.topic and conn.msgtype == rconn.msgtype
+                    and conn.ext.serialization_format == fmt
+                    and list(conn.ext.offered_qos_profiles) == qos):
+                return conn
+        if (self.reader.is2 and rconn.digest and rconn.msgdef.data
+                and rconn.msgdef.format == MessageDefinitionFormat.MSG):
+            return self.writer.add_connection(
+                rconn.topic, rconn.msgtype, msgdef=rconn.msgdef.data, rihs01=rconn.digest,
+                serialization_format=fmt, offered_qos_profiles=qos)
+        return self.writer.add_connection(rconn.topic, rconn.msgtype, typestore=self.dst_store,
+                                          serialization_format=fmt, offered_qos_profiles=qos)
+
+    def convert_input(self, rconn, raw) -> Tuple[Any, bytes]:
+        conn, convert = self.input_map[(rconn.id, id(rconn.owner))]
+        return conn, convert(raw)
+
+    def write(self, conn, timestamp: int, data: bytes) -> None:
+        self.writer.write(conn, timestamp, data)
+
+    def write_output(self, topic: str, msgtype: str, timestamp: int, data: bytes) -> None:
+        conn = self.outputs.get(topic)
+        if conn is None:
+            store = self.out_store if msgtype in self.out_store.fielddefs else self.dst_store
+            conn = self.outputs[topic] = self.writer.add_connection(topic, msgtype,
+                                                                    typestore=store)
+        self.writer.write(conn, timestamp, data)
+        self.counts[topic] = self.counts.get(topic, 0) + 1
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    """``dpt-ros bag``; see the module docstring."""
+    from rclpy.serialization import deserialize_message, serialize_message
+    from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+    from tqdm import tqdm
+
+    from .pipeline import OUTPUT_TOPICS, FramePipeline, PipelineOptions
+    from .ros.image_codec import ImageDecodeError, compressed_to_rgb, image_to_rgb
+
+    in_path, out_path = Path(args.input), Path(args.output)
+    if not in_path.exists():
+        raise FileNotFoundError(f"input bag {str(in_path)!r} does not exist")
+    if out_path.exists() or out_path.is_symlink():
+        raise FileExistsError(f"output {str(out_path)!r} already exists; choose a new path "
+                              "(the output bag is never overwritten)")
+    try:
+        if out_path.resolve() == in_path.resolve():
+            raise ValueError("output and input are the same path")
+    except OSError:
+        pass
+    depth_model = (args.depth_model or "").strip()
+    seg_model = (args.segmentation_model or "").strip()
+    if not depth_model and not seg_model:
+        raise ValueError("--depth-model '' and no --segmentation-model: nothing to run")
+    if depth_model:
+        _check_model(depth_model, "depth")
+    if seg_model:
+        _check_model(seg_model, "segmentation")
+    if args.depth_weights and not depth_model:
+        raise ValueError("--depth-weights given but depth is disabled (--depth-model '')")
+    if args.segmentation_weights and not seg_model:
+        raise ValueError("--segmentation-weights given but no --segmentation-model")
+    if args.relative_depth_scale < 0:
+        raise ValueError(f"--relative-depth-scale must be >= 0, got {args.relative_depth_scale}")
+
+    reader = open_bag(in_path)
+    out_bag: Optional[_OutputBag] = None
+    bar = None
+    frames_done = skipped = 0
+    info_warnings: Dict[str, int] = {}
+    start = time.monotonic()
+    try:
+        topics = {t: info.msgtype for t, info in reader.topics.items()}
+        images = image_topics(reader)
+        image_topic = _absolute(args.image_topic)
+        if image_topic not in images:
+            what = (f"has type {topics[image_topic]}, not an image type"
+                    if image_topic in topics else "is not in the bag")
+            raise ValueError(f"image topic {image_topic} {what}; the bag's image topics: "
+                             f"{_describe_topics(images)}")
+        image_type = images[image_topic]
+        namespace = (_normalise_namespace(args.output_namespace)
+                     if args.output_namespace is not None
+                     else default_namespace(image_topic, image_type))
+
+        infos = {t: ty for t, ty in topics.items() if ty == CAMERA_INFO_TYPE}
+        if args.camera_info_topic:
+            info_topic: Optional[str] = _absolute(args.camera_info_topic)
+            if info_topic not in infos:
+                what = (f"has type {topics[info_topic]}" if info_topic in topics
+                        else "is not in the bag")
+                raise ValueError(f"camera_info topic {info_topic} {what}; the bag's "
+                                 f"CameraInfo topics: {', '.join(infos) or 'none'}")
+        else:
+            guess = default_namespace(image_topic, image_type) + "/camera_info"
+            info_topic = guess if guess in infos else None
+            if info_topic is None:
+                print(f"dpt-ros bag: no camera_info topic ({guess} is not in the bag): no "
+                      "depth/camera_info or points; give --camera-info-topic "
+                      f"(CameraInfo topics: {', '.join(infos) or 'none'})", file=sys.stderr)
+
+        random = bool(args.random_weights)
+        depth = seg = None
+        if depth_model:
+            depth = make_predictor(depth_model, args.depth_weights, random, args.device,
+                                   args.precision, args.network_size)
+        if seg_model:
+            seg = make_predictor(seg_model, args.segmentation_weights, random, args.device,
+                                 args.precision, args.network_size)
+        options = PipelineOptions(
+            output_size=args.output_size, relative_scale=float(args.relative_depth_scale),
+            relative_shift=float(args.relative_depth_shift), cloud_enabled=not args.no_cloud,
+            cloud_stride=int(args.cloud_stride))
+        pipeline = FramePipeline(depth, seg, options)
+
+        out_names = {name: f"{namespace}/{name}" for name in pipeline.topics()}
+        clashes = sorted(t for t in out_names.values() if t in topics)
+        if clashes:
+            raise ValueError(f"the input bag already has output topic(s) {', '.join(clashes)}; "
+                             "choose another --output-namespace")
+
+        storage = args.storage or input_storage(in_path)
+        out_bag = _OutputBag(out_path, storage, reader)
+        start = time.monotonic()
+
+        msg_class = CompressedImage if image_type == COMPRESSED_TYPE else Image
+        decode = compressed_to_rgb if image_type == COMPRESSED_TYPE else image_to_rgb
+        total = sum(c.msgcount for c in reader.connections if c.topic == image_topic)
+        bar = tqdm(total=total, unit="frame", file=sys.stderr, disable=args.quiet,
+                   dynamic_ncols=True, desc="dpt-ros bag")
+
+        pending: List[Tuple[Any, int, bytes]] = []
+        batch: List[_Frame] = []
+        latest_info: Any = None
+
+        def flush() -> None:
+            nonlocal frames_done
+            outputs = {}
+            if batch:
+                results = pipeline.process_batch([f.rgb for f in batch],
+                                                 [f.header for f in batch],
+                                                 [f.info for f in batch])
+                for frame, result in zip(batch, results):
+                    outputs[frame.position] = (frame.timestamp, result)
+                    for warning in result.warnings:
+                        info_warnings[warning] = info_warnings.get(warning, 0) + 1
+            for i, (conn, ts, data) in enumerate(pending):
+                out_bag.write(conn, ts, data)
+                if i in outputs:
+                    ts, result = outputs[i]
+                    for name, message in result.messages.items():
+                        out_bag.write_output(f"{namespace}/{name}",
+                                             _type_name(OUTPUT_TOPICS[name]), ts,
+                                             serialize_message(message))
+            frames_done += len(batch)
+            if bar is not None:
+                bar.update(len(batch))
+            pending.clear()
+            batch.clear()
+
+        for rconn, timestamp, raw in reader.messages():
+            # A full batch waits for the first later message, so that a camera_info
+            # recorded at the same time as its image is still found.
+            if len(batch) >= args.batch and timestamp > batch[-1].timestamp:
+                flush()
+            conn, data = out_bag.convert_input(rconn, raw)
+            pending.append((conn, timestamp, data))
+            if rconn.topic == info_topic and rconn.msgtype == CAMERA_INFO_TYPE:
+                info = deserialize_message(data, CameraInfo)
+                latest_info = info
+                for frame in batch:
+                    if frame.timestamp == timestamp:
+                        frame.info = info
+            elif rconn.topic == image_topic and rconn.msgtype == image_type:
+                try:
+                    msg = deserialize_message(data, msg_class)
+                    rgb = decode(msg)
+                except (ImageDecodeError, ValueError, TypeError, RuntimeError) as exc:
+                    skipped += 1
+                    _LOG.warning("skipping an undecodable frame at %d ns: %s", timestamp, exc)
+                    if bar is not None:
+                        bar.update(1)
+                else:
+                    batch.append(_Frame(len(pending) - 1, timestamp, msg.header, rgb,
+                                        latest_info))
+            if not batch:
+                flush()  # nothing waits for the model: write through
+        flush()
+    except BaseException:
+        if out_bag is not None:
+            print(f"dpt-ros bag: stopped early; {out_path} is a valid bag holding the "
+                  f"{frames_done} frame(s) processed so far", file=sys.stderr)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+        try:
+            if out_bag is not None:
+                out_bag.close()
+        finally:
+            reader.close()
+
+    elapsed = time.monotonic() - start
+    for warning, count in info_warnings.items():
+        print(f"dpt-ros bag: warning: {count} frame(s): {warning}", file=sys.stderr)
+    if skipped:
+        print(f"dpt-ros bag: warning: skipped {skipped} undecodable frame(s) of "
+              f"{image_topic}", file=sys.stderr)
+    rate = frames_done / elapsed if elapsed > 0 else 0.0
+    print(f"wrote {out_path} ({storage}): {frames_done} frame(s) of {image_topic} processed, "
+          f"{skipped} skipped, {rate:.2f} frames/s")
+    for topic, count in sorted(out_bag.counts.items()):
+        print(f"  {topic}: {count}")
+    return 0
+
+
+def _type_name(cls: type) -> str:
+    """``sensor_msgs/msg/Image`` for the rclpy class ``sensor_msgs.msg.Image``."""
+    package = cls.__module__.split(".")[0]
+    return f"{package}/msg/{cls.__name__}"

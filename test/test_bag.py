@@ -1,0 +1,314 @@
+"""``dpt-ros bag`` on small bags written here with rosbags: outputs, timing, errors,
+interrupted runs. Models use random weights and a 64x64 network (fidelity is tested
+elsewhere); each model is built once for the module."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import cv2
+import numpy as np
+import pytest
+from rclpy.serialization import deserialize_message, serialize_message
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from std_msgs.msg import String
+
+from dpt_ros import bag as bag_tool
+from dpt_ros.cli import main
+from dpt_ros.pipeline import FramePipeline
+from dpt_ros.ros.image_codec import image_msg_to_array
+from dpt_ros.ros.pointcloud import pointcloud2_to_arrays
+
+H, W = 48, 64
+NET = ["--network-size", "64x64", "--random-weights", "-q"]
+T0 = 1_700_000_000_000_000_000
+PERIOD = 100_000_000
+N_FRAMES = 4
+TIE_FRAME = 2  # the second camera_info is recorded at this frame's bag time, after it
+
+_PREDICTORS: Dict[tuple, object] = {}
+
+
+@pytest.fixture(autouse=True)
+def shared_predictors(monkeypatch):
+    """Builds each (model, options) Predictor once for this module."""
+    original = bag_tool.make_predictor
+
+    def cached(*args):
+        if args not in _PREDICTORS:
+            _PREDICTORS[args] = original(*args)
+        return _PREDICTORS[args]
+
+    monkeypatch.setattr(bag_tool, "make_predictor", cached)
+
+
+def frame_rgb(i: int) -> np.ndarray:
+    rng = np.random.default_rng(i)
+    yy, xx = np.mgrid[0:H, 0:W]
+    base = np.stack([xx * 4, yy * 5, (xx + yy + 20 * i) % 256], -1).astype(np.int32)
+    return np.clip(base + rng.integers(0, 40, (H, W, 3)), 0, 255).astype(np.uint8)
+
+
+def camera_info(fx: float, frame_id: str = "cam_optical") -> CameraInfo:
+    info = CameraInfo()
+    info.header.frame_id = frame_id
+    info.width, info.height = W, H
+    info.distortion_model = "plumb_bob"
+    info.d = [0.0] * 5
+    info.k = [fx, 0.0, W / 2, 0.0, fx, H / 2, 0.0, 0.0, 1.0]
+    info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    info.p = [fx, 0.0, W / 2, 0.0, 0.0, fx, H / 2, 0.0, 0.0, 0.0, 1.0, 0.0]
+    return info
+
+
+def image_msg(i: int, compressed: bool = False):
+    rgb = frame_rgb(i)
+    if compressed:
+        msg = CompressedImage()
+        msg.format = "rgb8; png compressed bgr8"
+        msg.data = cv2.imencode(".png", rgb[:, :, ::-1])[1].tobytes()
+    else:
+        msg = Image()
+        msg.height, msg.width, msg.encoding, msg.step = H, W, "rgb8", W * 3
+        msg.data = rgb.tobytes()
+    msg.header.frame_id = "cam_optical"
+    msg.header.stamp.sec = 500 + i
+    msg.header.stamp.nanosec = 1000 * i
+    return msg
+
+
+def write_bag(path: Path, storage: str = "sqlite3", compressed: bool = False,
+              broken_frame: int = -1) -> str:
+    """A bag with /cam/camera_info (fx 50 at T0, fx 80 at frame TIE_FRAME's time),
+    images, and /chatter strings. Returns the image topic."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    store = get_typestore(Stores.ROS2_HUMBLE)
+    topic = "/cam/image_raw/compressed" if compressed else "/cam/image_raw"
+    msgtype = "sensor_msgs/msg/CompressedImage" if compressed else "sensor_msgs/msg/Image"
+    writer = Writer(path, version=8, storage_plugin=StoragePlugin[storage.upper()])
+    with writer:
+        info_conn = writer.add_connection("/cam/camera_info", "sensor_msgs/msg/CameraInfo",
+                                          typestore=store)
+        image_conn = writer.add_connection(topic, msgtype, typestore=store)
+        chat_conn = writer.add_connection("/chatter", "std_msgs/msg/String", typestore=store)
+        writer.write(info_conn, T0 - 1, serialize_message(camera_info(50.0)))
+        for i in range(N_FRAMES):
+            t = T0 + i * PERIOD
+            msg = image_msg(i, compressed)
+            if i == broken_frame:
+                msg.data = b"not an image"
+            writer.write(image_conn, t, serialize_message(msg))
+            if i == TIE_FRAME:
+                writer.write(info_conn, t, serialize_message(camera_info(80.0)))
+            writer.write(chat_conn, t + PERIOD // 2, serialize_message(String(data=f"hi {i}")))
+    return topic
+
+
+def read_bag(path: Path) -> Dict[str, List[Tuple[int, str, bytes]]]:
+    from rosbags.rosbag2 import Reader
+
+    out: Dict[str, List[Tuple[int, str, bytes]]] = {}
+    with Reader(path) as reader:
+        for conn, t, raw in reader.messages():
+            out.setdefault(conn.topic, []).append((t, conn.msgtype, bytes(raw)))
+    return out
+
+
+def tree_hash(path: Path) -> Dict[str, str]:
+    return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def run_bag(*argv: str) -> int:
+    return main(["bag", *argv])
+
+
+def check_copied(inp: Path, out: Dict[str, list]) -> None:
+    for topic, msgs in read_bag(inp).items():
+        assert out[topic] == msgs, topic
+
+
+def test_sqlite3_depth_outputs(tmp_path, capsys):
+    inp, outp = tmp_path / "in", tmp_path / "out"
+    topic = write_bag(inp)
+    before = tree_hash(inp)
+    scale, shift = 0.5, 0.2
+    code = run_bag(str(inp), "-o", str(outp), "--image-topic", topic, "--batch", "2",
+                   "--relative-depth-scale", str(scale), "--relative-depth-shift", str(shift),
+                   *NET)
+    assert code == 0, capsys.readouterr().err
+    assert tree_hash(inp) == before
+    assert list(outp.glob("*.db3")) and not list(outp.glob("*.mcap"))
+    out = read_bag(outp)
+    check_copied(inp, out)
+    assert set(out) == {"/cam/camera_info", "/cam/image_raw", "/chatter", "/cam/depth/relative",
+                        "/cam/depth/image", "/cam/depth/colored", "/cam/depth/camera_info",
+                        "/cam/points"}
+    image_times = [t for t, _, _ in out["/cam/image_raw"]]
+    predictor = _PREDICTORS[("dpt_hybrid", None, True, "auto", "auto", (64, 64))]
+    types = {"/cam/depth/relative": "sensor_msgs/msg/Image", "/cam/points":
+             "sensor_msgs/msg/PointCloud2", "/cam/depth/camera_info": "sensor_msgs/msg/CameraInfo"}
+    for name, msgtype in types.items():
+        assert [t for t, _, _ in out[name]] == image_times
+        assert {m for _, m, _ in out[name]} == {msgtype}
+    for i in range(N_FRAMES):
+        header = image_msg(i).header
+        rel = deserialize_message(out["/cam/depth/relative"][i][2], Image)
+        metric = deserialize_message(out["/cam/depth/image"][i][2], Image)
+        colored = deserialize_message(out["/cam/depth/colored"][i][2], Image)
+        info = deserialize_message(out["/cam/depth/camera_info"][i][2], CameraInfo)
+        cloud = deserialize_message(out["/cam/points"][i][2], PointCloud2)
+        for msg in (rel, metric, colored, info, cloud):
+            assert msg.header.stamp.sec == header.stamp.sec
+            assert msg.header.stamp.nanosec == header.stamp.nanosec
+            assert msg.header.frame_id == "cam_optical"
+        assert (rel.encoding, metric.encoding, colored.encoding) == ("32FC1", "32FC1", "rgb8")
+        for msg in (rel, metric, colored):
+            assert (msg.height, msg.width) == (H, W)
+        depth = image_msg_to_array(rel)
+        if i in (0, N_FRAMES - 1):  # first and last batch: the model on that frame alone
+            np.testing.assert_allclose(depth, predictor.predict(frame_rgb(i)), rtol=1e-4,
+                                       atol=1e-5)
+        np.testing.assert_allclose(image_msg_to_array(metric), 1.0 / (scale * depth + shift),
+                                   rtol=1e-5)
+        # The latest camera_info at or before the image (a tie counts as before).
+        assert info.k[0] == (80.0 if i >= TIE_FRAME else 50.0)
+        arrays = pointcloud2_to_arrays(cloud)
+        assert (cloud.height, cloud.width) == (H, W)
+        np.testing.assert_allclose(arrays["z"], image_msg_to_array(metric), rtol=1e-5)
+    assert f"{N_FRAMES} frame(s)" in capsys.readouterr().out
+
+
+def test_mcap_compressed_namespace_and_broken_frame(tmp_path, capsys):
+    inp, outp = tmp_path / "in", tmp_path / "out"
+    topic = write_bag(inp, storage="mcap", compressed=True, broken_frame=1)
+    before = tree_hash(inp)
+    code = run_bag(str(inp), "-o", str(outp), "--image-topic", topic, "--batch", "3", *NET)
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "skipped 1 undecodable frame" in err
+    assert tree_hash(inp) == before
+    assert list(outp.glob("*.mcap"))  # storage follows the input
+    out = read_bag(outp)
+    check_copied(inp, out)
+    outputs = {t for t in out if t not in read_bag(inp)}
+    assert outputs == {"/cam/depth/relative", "/cam/depth/colored", "/cam/depth/camera_info"}
+    frames = [i for i in range(N_FRAMES) if i != 1]
+    image_times = [t for t, _, _ in out[topic]]
+    assert [t for t, _, _ in out["/cam/depth/relative"]] == [image_times[i] for i in frames]
+    predictor = _PREDICTORS[("dpt_hybrid", None, True, "auto", "auto", (64, 64))]
+    for k, i in enumerate(frames):
+        rel = deserialize_message(out["/cam/depth/relative"][k][2], Image)
+        assert rel.header.stamp.sec == 500 + i
+        assert (rel.height, rel.width, rel.encoding) == (H, W, "32FC1")
+    # PNG is lossless: the decoded frame is the original.
+    rel = deserialize_message(out["/cam/depth/relative"][-1][2], Image)
+    np.testing.assert_allclose(image_msg_to_array(rel), predictor.predict(frame_rgb(frames[-1])),
+                               rtol=1e-4, atol=1e-5)
+
+    # --output-namespace and an explicit --storage.
+    out2 = tmp_path / "out2"
+    assert run_bag(str(inp), "-o", str(out2), "--image-topic", topic, "--storage", "sqlite3",
+                   "--output-namespace", "dpt", "--no-cloud", "--batch", "8", *NET) == 0
+    assert list(out2.glob("*.db3"))
+    assert {"/dpt/depth/relative", "/dpt/depth/colored"} <= set(read_bag(out2))
+
+
+def test_ros1_bag_input(tmp_path, capsys):
+    from rosbags.rosbag1 import Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    store = get_typestore(Stores.ROS1_NOETIC)
+    types = store.types
+    inp = tmp_path / "in.bag"
+    with Writer(inp) as writer:
+        conn = writer.add_connection("/cam/image_raw", "sensor_msgs/msg/Image", typestore=store)
+        for i in range(2):
+            stamp = types["builtin_interfaces/msg/Time"](sec=500 + i, nanosec=0)
+            header = types["std_msgs/msg/Header"](seq=i, stamp=stamp, frame_id="cam_optical")
+            msg = types["sensor_msgs/msg/Image"](header=header, height=H, width=W,
+                                                 encoding="rgb8", is_bigendian=0, step=W * 3,
+                                                 data=frame_rgb(i).reshape(-1))
+            writer.write(conn, T0 + i * PERIOD, store.serialize_ros1(msg,
+                                                                     "sensor_msgs/msg/Image"))
+    outp = tmp_path / "out"
+    assert run_bag(str(inp), "-o", str(outp), "--image-topic", "/cam/image_raw", "--batch", "2",
+                   *NET) == 0
+    assert list(outp.glob("*.db3"))
+    out = read_bag(outp)
+    assert [t for t, _, _ in out["/cam/depth/relative"]] == [T0, T0 + PERIOD]
+    copied = deserialize_message(out["/cam/image_raw"][1][2], Image)
+    assert copied.header.stamp.sec == 501 and copied.header.frame_id == "cam_optical"
+    np.testing.assert_array_equal(np.frombuffer(bytes(copied.data), np.uint8).reshape(H, W, 3),
+                                  frame_rgb(1))
+    rel = deserialize_message(out["/cam/depth/relative"][1][2], Image)
+    assert rel.header.stamp.sec == 501
+
+
+def test_interrupted_run_leaves_readable_partial_bag(tmp_path, monkeypatch, capsys):
+    inp = tmp_path / "in"
+    topic = write_bag(inp)
+    before = tree_hash(inp)
+    original = FramePipeline.process_batch
+    calls = []
+
+    def flaky(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise (KeyboardInterrupt() if stop is KeyboardInterrupt else RuntimeError("boom"))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(FramePipeline, "process_batch", flaky)
+    for k, stop in enumerate((KeyboardInterrupt, RuntimeError)):
+        calls.clear()
+        outp = tmp_path / f"out{k}"
+        argv = [str(inp), "-o", str(outp), "--image-topic", topic, "--batch", "2", *NET]
+        if stop is KeyboardInterrupt:
+            assert run_bag(*argv) == 130
+        else:
+            with pytest.raises(RuntimeError, match="boom"):
+                run_bag(*argv)
+        assert "valid bag" in capsys.readouterr().err
+        out = read_bag(outp)  # metadata.yaml written: it opens
+        assert len(out["/cam/depth/relative"]) == 2
+        assert len(out[topic]) == 2
+        assert [t for t, _, _ in out["/cam/depth/relative"]] == [T0, T0 + PERIOD]
+        assert tree_hash(inp) == before
+
+
+def test_errors_are_one_line(tmp_path, capsys):
+    inp = tmp_path / "in"
+    write_bag(inp)
+
+    def error(*argv: str) -> str:
+        assert run_bag(*argv) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        lines = [line for line in err.splitlines() if line.startswith("dpt-ros: error:")]
+        assert len(lines) == 1, err
+        return lines[0]
+
+    out = str(tmp_path / "out")
+    line = error(str(inp), "-o", out, "--image-topic", "/camera/image", *NET)
+    assert "/camera/image is not in the bag" in line
+    assert "/cam/image_raw (sensor_msgs/msg/Image)" in line
+    line = error(str(inp), "-o", out, "--image-topic", "/chatter", *NET)
+    assert "std_msgs/msg/String" in line and "/cam/image_raw" in line
+    assert "does not exist" in error(str(tmp_path / "nope"), "-o", out, "--image-topic", "/x")
+    (tmp_path / "exists").mkdir()
+    assert "already exists" in error(str(inp), "-o", str(tmp_path / "exists"),
+                                     "--image-topic", "/cam/image_raw")
+    line = error(str(inp), "-o", out, "--image-topic", "/cam/image_raw", "--depth-model", "dpt_xl")
+    assert "unknown depth model 'dpt_xl'" in line and "dpt_hybrid" in line
+    assert "segmentation" in error(str(inp), "-o", out, "--image-topic", "/cam/image_raw",
+                                   "--segmentation-model", "dpt_hybrid")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"this is not a checkpoint")
+    assert "bad.pt" in error(str(inp), "-o", out, "--image-topic", "/cam/image_raw",
+                             "--depth-weights", str(bad))
+    assert "not found" in error(str(inp), "-o", out, "--image-topic", "/cam/image_raw",
+                                "--depth-weights", str(tmp_path / "missing.pt"))
+    assert not Path(out).exists()  # no output bag is started before everything checks out
