@@ -29,7 +29,7 @@ import time
 from contextlib import redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 _LOG = logging.getLogger(__name__)
 
@@ -92,9 +92,9 @@ def add_parser(subparsers: Any, name: str) -> argparse.ArgumentParser:
     """Adds ``dpt-ros bag`` to ``subparsers``."""
     p = subparsers.add_parser(
         name, help="run depth/segmentation over a bag, write a new bag with the outputs",
-        description="Run DPT depth and/or segmentation over one image topic of a bag and "
-                    "write a new bag: all input messages plus the topics dpt_node "
-                    "publishes. Reads ROS 2 bags (sqlite3, MCAP) and ROS 1 .bag files.",
+        description="Run DPT depth and/or segmentation over one image topic of a bag and\n"
+                    "write a new bag: all input messages plus the topics dpt_node publishes.\n"
+                    "Reads ROS 2 bags (sqlite3, MCAP) and ROS 1 .bag files.",
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input", metavar="INPUT",
                    help="input bag: a rosbag2 directory, a .db3 or .mcap file, or a ROS 1 .bag")

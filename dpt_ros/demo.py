@@ -713,10 +713,13 @@ def run(args: argparse.Namespace) -> int:
               f"calibration relative_depth.scale={RELATIVE_SCALE}, "
               f"shift={RELATIVE_SHIFT} (plausible, not exact)")
     if abs_rel:
+        note = "" if weights.get("depth") is not None else " (meaningless: random weights)"
         print(f"  depth vs rendered ground truth: median relative error "
-              f"{statistics.median(abs_rel):.2f}")
-    print(f"  wrote {out_dir}/: frame_XXX_input/depth_color/labels_overlay/cloud_preview.png, "
-          f"summary.json; input bag {bag_dir}")
+              f"{statistics.median(abs_rel):.2f}{note}")
+    kinds = [k for k in ("input", "depth_color", "labels_overlay", "cloud_preview")
+             if any(f.endswith(f"_{k}.png") for f in files)]
+    print(f"  wrote {out_dir}/: frame_XXX_{{{','.join(kinds)}}}.png for {len(frames)} "
+          f"frame(s), summary.json; input bag {bag_dir}")
     print(f"  total time {total:.1f} s (node start {t_ready - t_rendered:.1f} s, "
           f"frames {t_done - t_ready:.1f} s)")
     if len(processed) < len(frames):

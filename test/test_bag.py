@@ -265,13 +265,16 @@ def test_interrupted_run_leaves_readable_partial_bag(tmp_path, monkeypatch, caps
     for k, stop in enumerate((KeyboardInterrupt, RuntimeError)):
         calls.clear()
         outp = tmp_path / f"out{k}"
-        argv = [str(inp), "-o", str(outp), "--image-topic", topic, "--batch", "2", *NET]
+        storage = "sqlite3" if stop is KeyboardInterrupt else "mcap"
+        argv = [str(inp), "-o", str(outp), "--image-topic", topic, "--batch", "2",
+                "--storage", storage, *NET]
         if stop is KeyboardInterrupt:
             assert run_bag(*argv) == 130
         else:
             with pytest.raises(RuntimeError, match="boom"):
                 run_bag(*argv)
         assert "valid bag" in capsys.readouterr().err
+        assert list(outp.glob(f"*.{'db3' if storage == 'sqlite3' else 'mcap'}"))
         out = read_bag(outp)  # metadata.yaml written: it opens
         assert len(out["/cam/depth/relative"]) == 2
         assert len(out[topic]) == 2

@@ -11,7 +11,6 @@ import uuid
 from pathlib import Path
 from typing import Dict, List
 
-import numpy as np
 import pytest
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
