@@ -211,8 +211,9 @@ def test_bad_messages_are_survived(ros):
 
 def test_compressed_input(ros):
     executor, add = ros
-    add(DptNode(parameter_overrides=FAST + [Parameter("depth.random_weights", value=True),
-                                            Parameter("input_transport", value="compressed")]))
+    node = add(DptNode(parameter_overrides=FAST + [
+        Parameter("depth.random_weights", value=True),
+        Parameter("input_transport", value="compressed")]))
     probe = Probe(add, compressed=True)
     assert spin_until(executor, lambda: probe.image_pub.get_subscription_count() > 0, 10)
     rgb = small_image()
@@ -220,10 +221,11 @@ def test_compressed_input(ros):
     msg.header.stamp.sec = 21
     msg.data = cv2.imencode(".png", rgb[:, :, ::-1])[1].tobytes()
     probe.image_pub.publish(msg)
-    corrupt = CompressedImage(format="jpeg", data=b"\xff\xd8garbage")
-    probe.image_pub.publish(corrupt)
     assert spin_until(executor, lambda: probe.got["depth/relative"])
     assert probe.got["depth/relative"][0].header.stamp.sec == 21
+    # Published after the good frame was processed, so the one-slot queue cannot drop it.
+    probe.image_pub.publish(CompressedImage(format="jpeg", data=b"\xff\xd8garbage"))
+    assert spin_until(executor, lambda: node.status()["rejected"] == "1", 10)
 
 
 def test_newest_frame_wins_and_diagnostics(ros):
