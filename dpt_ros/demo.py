@@ -45,6 +45,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from .bag import _positive_int
+
 DEFAULT_OUTPUT = "demo_output"
 DEFAULT_DEPTH_MODEL = "dpt_hybrid"
 DEFAULT_SEGMENTATION_MODEL = "dpt_hybrid_ade20k"
@@ -64,16 +66,6 @@ def _size(text: str) -> Tuple[int, int]:
     from .bag import parse_size
 
     return parse_size(text)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def add_parser(subparsers: Any, name: str) -> argparse.ArgumentParser:
