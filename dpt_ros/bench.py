@@ -31,6 +31,9 @@ def add_parser(subparsers, name: str = "bench") -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=1, help="frames per forward pass")
     p.add_argument("--iters", type=int, default=10, help="timed iterations")
     p.add_argument("--warmup", type=int, default=2, help="untimed iterations first")
+    p.add_argument("--compile", default="none",
+                   help="torch.compile mode: none, default, reduce-overhead (CUDA graphs), "
+                        "max-autotune")
     p.add_argument("--no-transformers", action="store_true",
                    help="skip the Hugging Face transformers comparison")
     p.add_argument("--json", action="store_true",
@@ -94,43 +97,40 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from .models import Predictor
-    from .models.transforms import preprocess
     from .pipeline import FramePipeline, PipelineOptions
     from sensor_msgs.msg import CameraInfo
     from std_msgs.msg import Header
 
+    for name in ("batch", "iters"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name} must be >= 1, got {getattr(args, name)}")
     predictor = Predictor(args.model_type, device=args.device, precision=args.precision,
-                          random_weights=True, progress=False)
+                          random_weights=True, progress=False, compile=args.compile)
     device = predictor.device
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (args.batch, args.height, args.width, 3), dtype=np.uint8)
     size = predictor.input_size((args.height, args.width))
-    x = preprocess(torch.from_numpy(frames).to(device), size, predictor.spec.mean,
-                   predictor.spec.std)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-
-    def forward():
-        with torch.inference_mode(), predictor._autocast():
-            return predictor.model(x)
-
+    x = predictor.preprocess(predictor.upload(frames))
     results: Dict[str, object] = {
         "model_type": args.model_type, "device": str(device),
-        "precision": str(predictor.dtype).replace("torch.", ""),
+        "precision": str(predictor.dtype).replace("torch.", ""), "compile": args.compile,
         "image": f"{args.width}x{args.height}", "network_input": f"{size[1]}x{size[0]}",
         "batch": args.batch, "iters": args.iters, "torch": torch.__version__,
-        "machine": (torch.cuda.get_device_name(device) if device.type == "cuda"
-                    else f"{platform.processor() or platform.machine()}, "
-                         f"{torch.get_num_threads()} threads"),
+        "machine": _machine(device),
     }
-    model_ms = _time(forward, device, args.iters, args.warmup)
+    t0 = time.perf_counter()
+    predictor.warm_up((args.height, args.width), args.batch)
+    results["warm_up_s"] = time.perf_counter() - t0
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    model_ms = _time(lambda: predictor.network(x), device, args.iters, args.warmup)
     s = _stats(model_ms)
     results["model_ms_median"], results["model_ms_p90"] = s["median"], s["p90"]
     results["throughput_fps"] = 1e3 * args.batch / s["median"]
     results["peak_memory_mb"] = _peak_memory_mb(device)
 
-    # The node's whole per-frame work on one frame: decode is a copy of an rgb8 message,
-    # then preprocessing, model, postprocessing, messages and the PointCloud2.
+    # The node's whole per-frame work on one frame: decode (a copy of an rgb8 message),
+    # upload, preprocessing, model, postprocessing, download, messages and PointCloud2.
     if predictor.is_depth:
         pipeline = FramePipeline(predictor, None, PipelineOptions(
             relative_scale=0.0 if predictor.spec.is_metric else 1.0, relative_shift=0.1))
@@ -150,63 +150,103 @@ def run(args: argparse.Namespace) -> int:
         rgb = image_to_rgb(msg)
         t1 = time.perf_counter()
         out = pipeline.process(rgb, header, info)
-        parts.setdefault("decode", []).append((t1 - t0) * 1e3)
-        for k, v in out.timings_ms.items():
-            parts.setdefault(k, []).append(v)
+        if pipeline.sync_timings:
+            parts.setdefault("decode", []).append((t1 - t0) * 1e3)
+            for k, v in out.timings_ms.items():
+                parts.setdefault(k, []).append(v)
 
+    # Overhead is measured against a single-frame forward: the node runs one camera's
+    # frame at a time. The total runs as the node does (one device wait per frame); the
+    # per-stage split runs again with a wait after each stage.
+    x1 = x[:1]
+    single = _time(lambda: predictor.network(x1), device, args.iters, args.warmup)
     pipeline_ms = _time(frame, device, args.iters, args.warmup)
-    # Overhead is measured against a single-frame forward: the node runs one frame at a time.
-    single = _time(lambda: _single_forward(predictor, x), device, args.iters, args.warmup)
+    pipeline.sync_timings = True
+    _time(frame, device, args.iters, 0)
     results["model_single_ms_median"] = statistics.median(single)
     results["pipeline_ms_median"] = statistics.median(pipeline_ms)
     results["pipeline_overhead_fraction"] = (
         (results["pipeline_ms_median"] - results["model_single_ms_median"])
         / results["pipeline_ms_median"])
-    results["pipeline_parts_ms_median"] = {k: statistics.median(v[-args.iters:])
+    results["pipeline_parts_ms_median"] = {k: round(statistics.median(v), 3)
                                            for k, v in parts.items()}
 
     if not args.no_transformers and predictor.is_depth:
-        try:
-            sq = (predictor.spec.net_height, predictor.spec.net_height)
-            hf = _transformers_model(args.model_type, device, sq)
-        except ImportError:
-            results["transformers"] = "not installed (pip install transformers)"
-        else:
-            # transformers' hybrid embedding accepts only its configured square size:
-            # both models run on the same square input for this comparison.
-            xs = preprocess(torch.from_numpy(frames).to(device), sq, predictor.spec.mean,
-                            predictor.spec.std)
-
-            def hf_forward():
-                with torch.inference_mode(), predictor._autocast():
-                    return hf(pixel_values=xs).predicted_depth
-
-            def our_forward():
-                with torch.inference_mode(), predictor._autocast():
-                    return predictor.model(xs)
-            hf_ms = _time(hf_forward, device, args.iters, args.warmup)
-            ours_ms = _time(our_forward, device, args.iters, args.warmup)
-            results["compare_input"] = f"{sq[1]}x{sq[0]}"
-            results["transformers_ms_median"] = statistics.median(hf_ms)
-            results["ours_same_input_ms_median"] = statistics.median(ours_ms)
-            results["speedup_vs_transformers"] = (results["transformers_ms_median"]
-                                                  / results["ours_same_input_ms_median"])
-            del hf
+        _compare_transformers(args, predictor, frames, results)
     _print(results)
     if args.json:
         print(json.dumps(results))
     return 0
 
 
-def _single_forward(predictor, x):
+def _compare_transformers(args, predictor, frames, results: Dict[str, object]) -> None:
+    """transformers' DPTForDepthEstimation beside ours on the same input and device, at
+    the benchmark's precision and in fp32; ratios > 1 mean ours is faster."""
     import torch
 
-    with torch.inference_mode(), predictor._autocast():
-        return predictor.model(x[:1])
+    from .models import Predictor
+    from .models.transforms import preprocess
+
+    device = predictor.device
+    sq = (predictor.spec.net_height, predictor.spec.net_height)
+    try:
+        hf = _transformers_model(args.model_type, device, sq)
+    except ImportError:
+        results["transformers"] = "not installed (pip install -e '.[bench]')"
+        return
+    # transformers' hybrid embedding accepts only its configured square size: both
+    # models run on the same square input for this comparison.
+    xs = preprocess(predictor.upload(frames), sq, predictor.spec.mean, predictor.spec.std)
+    results["compare_input"] = f"{sq[1]}x{sq[0]}"
+    results["transformers_attention"] = getattr(hf.config, "_attn_implementation", "?")
+
+    def hf_forward(dtype):
+        def run():
+            with torch.inference_mode(), torch.autocast(
+                    device.type, dtype=dtype, enabled=dtype != torch.float32):
+                return hf(pixel_values=xs).predicted_depth
+        return run
+
+    p = str(predictor.dtype).replace("torch.", "")
+    timed = {
+        f"transformers_{p}": hf_forward(predictor.dtype),
+        f"ours_{p}": lambda: predictor.network(xs),
+    }
+    if predictor.dtype != torch.float32:
+        ours32 = Predictor(args.model_type, device=str(device), precision="fp32",
+                           random_weights=True, progress=False)
+        timed["transformers_float32"] = hf_forward(torch.float32)
+        timed["ours_float32"] = lambda: ours32.network(xs)
+    medians = {k: statistics.median(_time(fn, device, args.iters, args.warmup))
+               for k, fn in timed.items()}
+    for k, v in medians.items():
+        results[f"{k}_ms_median"] = v
+    results["speedup_vs_transformers"] = medians[f"transformers_{p}"] / medians[f"ours_{p}"]
+    if predictor.dtype != torch.float32:
+        results["speedup_vs_transformers_float32"] = (medians["transformers_float32"]
+                                                      / medians[f"ours_{p}"])
+        results["speedup_vs_ours_float32"] = medians["ours_float32"] / medians[f"ours_{p}"]
+
+
+def _machine(device: "torch.device") -> str:
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{cpu}, {torch.get_num_threads()} threads"
 
 
 def _print(results: Dict[str, object]) -> None:
     for key, value in results.items():
         if isinstance(value, float):
             value = f"{value:.4g}"
-        print(f"{key:>28}: {value}")
+        print(f"{key:>34}: {value}")

@@ -7,21 +7,24 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Hashable, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
+import torch
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Header
 
 from .ade20k import PALETTE
 from .colormap import StableRange, colorize, overlay_labels
 from .models import Predictor
+from .models.geometry import backproject as device_backproject
+from .models.geometry import relative_to_metric as device_relative_to_metric
 from .models.transforms import network_input_size
 from .ros.camera import Intrinsics, check_camera_info_matches, scale_camera_info
 from .ros.image_codec import (copy_header, depth_to_image_msg, labels_to_image_msg,
                               rgb_to_image_msg)
-from .ros.pointcloud import backproject, make_pointcloud2
+from .ros.pointcloud import make_pointcloud2
 
 #: Output topic name -> message type, relative to the camera namespace.
 OUTPUT_TOPICS: Dict[str, type] = {
@@ -70,23 +73,6 @@ class FrameOutput:
     warnings: List[str] = field(default_factory=list)
 
 
-def relative_to_metric(inverse_depth: np.ndarray, scale: float, shift: float) -> np.ndarray:
-    """Metres from calibrated relative inverse depth: ``1 / (scale * x + shift)``.
-
-    Args:
-        inverse_depth: (H, W) float32 relative inverse depth.
-        scale, shift: the user's calibration (scale > 0).
-
-    Returns:
-        (H, W) float32 metres; NaN where ``scale * x + shift <= 0``.
-    """
-    denom = scale * inverse_depth.astype(np.float32) + np.float32(shift)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        depth = np.float32(1.0) / denom
-    depth[~(denom > 0)] = np.nan
-    return depth
-
-
 class FramePipeline:
     """Runs the depth and/or segmentation model on one frame and builds the messages.
 
@@ -109,7 +95,10 @@ class FramePipeline:
         self.depth = depth
         self.segmentation = segmentation
         self.options = options
-        self._range = StableRange(alpha=0.1)
+        self._ranges: Dict[Hashable, StableRange] = {}
+        #: Wait for the device after each stage so ``timings_ms`` splits true device
+        #: time (benchmarks); the node leaves it off: one wait per batch.
+        self.sync_timings = False
 
     def topics(self, options: Optional[PipelineOptions] = None) -> List[str]:
         """The output topics this configuration can publish."""
@@ -138,49 +127,41 @@ class FramePipeline:
         return int(image_hw[0]), int(image_hw[1])
 
     def process(self, rgb: np.ndarray, header: Header,
-                camera_info: Optional[CameraInfo] = None) -> FrameOutput:
+                camera_info: Optional[CameraInfo] = None, stream: Hashable = None
+                ) -> FrameOutput:
         """Runs the models on ``rgb`` and builds every enabled output message.
 
         Args:
             rgb: (H, W, 3) uint8 RGB camera image.
             header: the camera image's header; copied onto every output.
             camera_info: the camera's calibration for this image size, or None.
+            stream: which camera the frame is from; each stream keeps its own colour
+                range for ``depth/colored``.
 
         Returns:
             FrameOutput; a camera_info of another resolution is reported in ``warnings``
             and the outputs that need it (``depth/camera_info``, ``points``) are skipped.
         """
-        o = self.options
-        result = FrameOutput()
-        h, w = rgb.shape[:2]
-        out_h, out_w = self.output_hw((h, w))
-        t0 = time.perf_counter()
-
-        inverse = metric = labels = None
-        if self.depth is not None:
-            inverse, metric = self._split_depth(self.depth.predict(rgb, (out_h, out_w)), o)
-        t1 = time.perf_counter()
-        if self.segmentation is not None:
-            labels = self.segmentation.predict(rgb, (out_h, out_w))
-        t2 = time.perf_counter()
-        result.timings_ms["depth_model"] = (t1 - t0) * 1e3
-        result.timings_ms["segmentation_model"] = (t2 - t1) * 1e3
-        self._build_messages(result, o, rgb, header, camera_info, inverse, metric, labels)
-        return result
+        return self.process_batch([rgb], [header], [camera_info], [stream])[0]
 
     def process_batch(self, rgbs: Sequence[np.ndarray], headers: Sequence[Header],
-                      infos: Sequence[Optional[CameraInfo]]) -> List[FrameOutput]:
+                      infos: Sequence[Optional[CameraInfo]],
+                      streams: Optional[Sequence[Hashable]] = None) -> List[FrameOutput]:
         """``process`` for several frames, running the models on batches.
 
-        Frames of the same size go through each model as one batch; the messages are
-        then built frame by frame, in order, exactly as ``process`` builds them (the
-        colour range follows the frames in the order given). The options are read once
-        for the whole batch. Model timings are the batch's time divided among its frames.
+        Frames of the same size go through each model as one batch: one upload of the
+        uint8 pixels, pre-processing, the models, resizing, metric depth and the
+        back-projection all on the model's device, then one device-to-host copy per
+        output and a single wait for the device. The messages are then built frame by
+        frame, in order (each stream's colour range follows its frames in the order
+        given). The options are read once for the whole batch. Timings of batched work
+        are divided among the batch's frames.
 
         Args:
             rgbs: (H, W, 3) uint8 RGB camera images (sizes may differ).
             headers: each image's header.
             infos: each image's camera_info, or None.
+            streams: each frame's camera (its own colour range); None = one stream.
 
         Returns:
             One FrameOutput per frame, in the order given.
@@ -189,52 +170,124 @@ class FramePipeline:
             raise ValueError(f"process_batch needs as many headers and camera_infos as images, "
                              f"got {len(rgbs)} images, {len(headers)} headers, "
                              f"{len(infos)} camera_infos")
+        if streams is None:
+            streams = [None] * len(rgbs)
+        elif len(streams) != len(rgbs):
+            raise ValueError(f"process_batch needs one stream key per image, got "
+                             f"{len(streams)} for {len(rgbs)} images")
         o = self.options
+        results = [FrameOutput() for _ in rgbs]
+        cameras = [self._camera(results[i], infos[i], rgbs[i].shape[:2], headers[i])
+                   for i in range(len(rgbs))]
         groups: Dict[Tuple[int, int], List[int]] = {}
         for i, rgb in enumerate(rgbs):
             groups.setdefault((int(rgb.shape[0]), int(rgb.shape[1])), []).append(i)
-        depth: List[Optional[np.ndarray]] = [None] * len(rgbs)
-        labels: List[Optional[np.ndarray]] = [None] * len(rgbs)
-        results = [FrameOutput() for _ in rgbs]
+        arrays: List[Dict[str, np.ndarray]] = [{} for _ in rgbs]
         for hw, idx in groups.items():
-            out_hw = self.output_hw(hw)
-            batch = np.stack([rgbs[i] for i in idx])
-            t0 = time.perf_counter()
-            if self.depth is not None:
-                for i, d in zip(idx, self.depth.predict_batch(batch, out_hw)):
-                    depth[i] = d
-            t1 = time.perf_counter()
-            if self.segmentation is not None:
-                for i, lab in zip(idx, self.segmentation.predict_batch(batch, out_hw)):
-                    labels[i] = lab
-            t2 = time.perf_counter()
+            timings = self._infer(np.stack([rgbs[i] for i in idx]), self.output_hw(hw), o,
+                                  [cameras[i][0] for i in idx], [arrays[i] for i in idx])
             for i in idx:
-                results[i].timings_ms["depth_model"] = (t1 - t0) * 1e3 / len(idx)
-                results[i].timings_ms["segmentation_model"] = (t2 - t1) * 1e3 / len(idx)
+                results[i].timings_ms.update({k: v / len(idx) for k, v in timings.items()})
         for i, result in enumerate(results):
-            inverse = metric = None
-            if depth[i] is not None:
-                inverse, metric = self._split_depth(depth[i], o)
-            self._build_messages(result, o, rgbs[i], headers[i], infos[i], inverse, metric,
-                                 labels[i])
+            self._build_messages(result, rgbs[i], headers[i], cameras[i][1], arrays[i],
+                                 streams[i])
         return results
 
-    def _split_depth(self, raw: np.ndarray, o: PipelineOptions
-                     ) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
-        """(relative inverse depth or None, metric depth or None) of a depth model output."""
-        if self.depth.spec.is_metric:
-            return None, raw
-        if o.relative_scale > 0:
-            return raw, relative_to_metric(raw, o.relative_scale, o.relative_shift)
-        return raw, None
+    def _camera(self, result: FrameOutput, camera_info: Optional[CameraInfo],
+                image_hw: Sequence[int], header: Header
+                ) -> Tuple[Optional[Intrinsics], Optional[CameraInfo]]:
+        """(intrinsics at the output size, camera_info rescaled to it) or (None, None)."""
+        if camera_info is None:
+            return None, None
+        h, w = image_hw
+        out_h, out_w = self.output_hw((h, w))
+        try:
+            check_camera_info_matches(camera_info, w, h)
+            intrinsics = Intrinsics.from_camera_info(camera_info).scaled(out_w, out_h)
+            scaled_info = scale_camera_info(camera_info, out_w, out_h)
+        except ValueError as exc:
+            result.warnings.append(f"camera_info rejected: {exc}")
+            return None, None
+        scaled_info.header = copy_header(header)
+        return intrinsics, scaled_info
 
-    def _build_messages(self, result: FrameOutput, o: PipelineOptions, rgb: np.ndarray,
-                        header: Header, camera_info: Optional[CameraInfo],
-                        inverse: Optional[np.ndarray], metric: Optional[np.ndarray],
-                        labels: Optional[np.ndarray]) -> None:
+    def _infer(self, batch: np.ndarray, out_hw: Tuple[int, int], o: PipelineOptions,
+               intrinsics: List[Optional[Intrinsics]], arrays: List[Dict[str, np.ndarray]]
+               ) -> Dict[str, float]:
+        """Runs the models on a (B, H, W, 3) batch and fills each frame's ``arrays``
+        (``inverse``, ``metric``, ``labels``, ``xyz``) as numpy. Returns the batch's
+        timings in ms: with ``sync_timings`` each stage waits for the device so the
+        split is true; otherwise only the final wait is timed (``download``)."""
+        main = self.depth or self.segmentation
+        marks: List[Tuple[str, float]] = []
+
+        def mark(name: str) -> None:
+            if self.sync_timings and main.device.type == "cuda":
+                torch.cuda.synchronize(main.device)
+            marks.append((name, time.perf_counter()))
+
+        mark("start")
+        with torch.inference_mode():
+            images = main.upload(batch)
+            mark("upload")
+            device_out: Dict[str, torch.Tensor] = {}
+            if self.depth is not None:
+                x = self.depth.preprocess(images.to(self.depth.device, non_blocking=True))
+                mark("preprocess")
+                raw = self.depth.network(x)
+                mark("depth_model")
+                raw = self.depth.postprocess(raw, out_hw)
+                if self.depth.spec.is_metric:
+                    device_out["metric"] = raw
+                else:
+                    device_out["inverse"] = raw
+                    if o.relative_scale > 0:
+                        device_out["metric"] = device_relative_to_metric(
+                            raw, o.relative_scale, o.relative_shift)
+                metric = device_out.get("metric")
+                if metric is not None and o.cloud_enabled:
+                    for b, intr in enumerate(intrinsics):
+                        if intr is not None:
+                            device_out[f"xyz{b}"] = device_backproject(
+                                metric[b], intr.fx, intr.fy, intr.cx, intr.cy,
+                                o.cloud_stride, o.cloud_max_depth)
+                mark("depth_postprocess")
+            if self.segmentation is not None:
+                x = self.segmentation.preprocess(
+                    images.to(self.segmentation.device, non_blocking=True))
+                mark("preprocess")
+                logits = self.segmentation.network(x)
+                mark("segmentation_model")
+                device_out["labels"] = self.segmentation.postprocess(logits, out_hw)
+                mark("segmentation_postprocess")
+            # One device-to-host copy per output (into pinned memory on CUDA), then a
+            # single wait for all of them.
+            host = {k: v.to("cpu", non_blocking=True) for k, v in device_out.items()}
+            for p in (self.depth, self.segmentation):
+                if p is not None and p.device.type == "cuda":
+                    torch.cuda.current_stream(p.device).synchronize()
+            mark("download")
+        for key, tensor in host.items():
+            values = tensor.numpy()
+            if key.startswith("xyz"):
+                arrays[int(key[3:])]["xyz"] = values
+            else:
+                for b, a in enumerate(arrays):
+                    a[key] = values[b]
+        timings: Dict[str, float] = {}
+        for (_, t_prev), (name, t) in zip(marks, marks[1:]):
+            timings[name] = timings.get(name, 0.0) + (t - t_prev) * 1e3
+        return timings
+
+    def _build_messages(self, result: FrameOutput, rgb: np.ndarray, header: Header,
+                        scaled_info: Optional[CameraInfo], arrays: Dict[str, np.ndarray],
+                        stream: Hashable = None) -> None:
         """Fills ``result`` with every message of one frame from the model outputs."""
+        o = self.options
         h, w = rgb.shape[:2]
         out_h, out_w = self.output_hw((h, w))
+        inverse, metric = arrays.get("inverse"), arrays.get("metric")
+        labels = arrays.get("labels")
         t2 = time.perf_counter()
         msgs = result.messages
         if metric is not None:
@@ -242,13 +295,16 @@ class FramePipeline:
         if inverse is not None:
             msgs["depth/relative"] = depth_to_image_msg(inverse, header)
         if metric is not None or inverse is not None:
+            colour_range = self._ranges.get(stream)
+            if colour_range is None:
+                colour_range = self._ranges[stream] = StableRange(alpha=0.1)
             if metric is not None:
                 # Depth in metres: near = warm, so the range runs far -> near.
-                lo, hi = self._range.update(metric)
+                lo, hi = colour_range.update(metric)
                 colored = colorize(metric, hi, lo)
             else:
                 # Inverse depth: larger = nearer = warm.
-                lo, hi = self._range.update(inverse)
+                lo, hi = colour_range.update(inverse)
                 colored = colorize(inverse, lo, hi)
             msgs["depth/colored"] = rgb_to_image_msg(colored, header)
         small_rgb = None
@@ -257,21 +313,12 @@ class FramePipeline:
             small_rgb = _resize_rgb(rgb, out_h, out_w)
             msgs["segmentation/colored"] = rgb_to_image_msg(
                 overlay_labels(small_rgb, labels, PALETTE), header)
-
-        intrinsics = None
-        if camera_info is not None:
-            try:
-                check_camera_info_matches(camera_info, w, h)
-                intrinsics = Intrinsics.from_camera_info(camera_info).scaled(out_w, out_h)
-                scaled_info = scale_camera_info(camera_info, out_w, out_h)
-                scaled_info.header = copy_header(header)
-                msgs["depth/camera_info"] = scaled_info
-            except ValueError as exc:
-                result.warnings.append(f"camera_info rejected: {exc}")
+        if scaled_info is not None:
+            msgs["depth/camera_info"] = scaled_info
         t3 = time.perf_counter()
 
-        if metric is not None and intrinsics is not None and o.cloud_enabled:
-            xyz = backproject(metric, intrinsics, o.cloud_stride, o.cloud_max_depth)
+        xyz = arrays.get("xyz")
+        if xyz is not None:
             s = o.cloud_stride
             colors = None
             if o.cloud_color:

@@ -56,6 +56,14 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
                          f"{', '.join(PRECISIONS)}") from None
 
 
+#: ``compile`` values: ``none`` or a ``torch.compile`` mode (``reduce-overhead`` adds
+#: CUDA graphs on the GPU).
+COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
+
+#: ``backend`` values: PyTorch, or an exported engine (``dpt-ros export``).
+BACKENDS = ("torch", "onnxruntime", "tensorrt")
+
+
 class Predictor:
     """Runs one DPT model type on RGB images.
 
@@ -64,13 +72,21 @@ class Predictor:
         weights: weights file; None uses the cache / official download.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         precision: ``fp32``, ``fp16``, ``bf16`` or ``auto``. Reduced precision runs the
-            model under autocast; pre- and post-processing stay float32.
+            model under autocast (normalisation layers and softmax stay float32 there);
+            pre- and post-processing stay float32.
         random_weights: explicitly use random weights (benchmarks, demos).
         network_size: (width, height) to resize around instead of the model's own
             (multiples of 32); None = the model's.
         keep_aspect_ratio: resize both axes by the same scale (the original's behaviour).
         cache_dir: checkpoint cache directory override.
         progress: show a download progress bar.
+        compile: ``none`` or a ``torch.compile`` mode of :data:`COMPILE_MODES`. Shapes
+            are static: each new input size compiles once (see :meth:`warm_up`).
+        channels_last: keep activations NHWC for the convolutions (faster with oneDNN
+            and cuDNN; the results agree to float32 rounding).
+        backend: ``torch``, or ``onnxruntime`` / ``tensorrt`` to run an exported
+            fixed-shape engine given as ``engine``.
+        engine: the exported ``.onnx`` / ``.engine`` file for those backends.
     """
 
     def __init__(self, model_type: str, weights: Optional[PathLike] = None,
@@ -78,7 +94,8 @@ class Predictor:
                  random_weights: bool = False,
                  network_size: Optional[Tuple[int, int]] = None,
                  keep_aspect_ratio: bool = True, cache_dir: Optional[PathLike] = None,
-                 progress: bool = True) -> None:
+                 progress: bool = True, compile: str = "none", channels_last: bool = True,
+                 backend: str = "torch", engine: Optional[PathLike] = None) -> None:
         self.spec: ModelSpec = get_spec(model_type)
         self.device = resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)
@@ -90,8 +107,32 @@ class Predictor:
         else:
             self.net_hw = (self.spec.net_height, self.spec.net_width)
         self.keep_aspect_ratio = keep_aspect_ratio
-        self.model = load_model(model_type, weights, random_weights=random_weights,
-                                cache_dir=cache_dir, progress=progress).to(self.device)
+        if compile not in COMPILE_MODES:
+            raise ValueError(f"unknown compile mode {compile!r}; valid: "
+                             f"{', '.join(COMPILE_MODES)}")
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+        if backend != "torch" and not engine:
+            raise ValueError(f"backend {backend!r} needs an engine file (dpt-ros export)")
+        if backend != "torch" and compile != "none":
+            raise ValueError(f"compile={compile!r} applies to the torch backend only")
+        self.compile = compile
+        self.backend = backend
+        self.channels_last = channels_last and backend == "torch"
+        self.model: Optional[torch.nn.Module] = None
+        if backend == "torch":
+            self.model = load_model(model_type, weights, random_weights=random_weights,
+                                    cache_dir=cache_dir, progress=progress).to(self.device)
+            if self.channels_last:
+                self.model = self.model.to(memory_format=torch.channels_last)
+            self._network = (self.model if compile == "none" else
+                             torch.compile(self.model, mode=compile, dynamic=False))
+        else:
+            from .backends import load_backend
+            self._network = load_backend(backend, engine, model_type, self.device)
+        # Normalisation constants live on the device: no host-to-device copy per frame.
+        self._mean = torch.tensor(self.spec.mean, dtype=torch.float32, device=self.device)
+        self._std = torch.tensor(self.spec.std, dtype=torch.float32, device=self.device)
 
     @property
     def is_depth(self) -> bool:
@@ -102,9 +143,24 @@ class Predictor:
         return network_input_size(image_hw, self.net_hw, self.keep_aspect_ratio)
 
     def _autocast(self):
-        if self.dtype == torch.float32:
+        if self.dtype == torch.float32 or self.backend != "torch":
             return torch.autocast(self.device.type, enabled=False)
         return torch.autocast(self.device.type, dtype=self.dtype)
+
+    @torch.inference_mode()
+    def network(self, x: torch.Tensor) -> torch.Tensor:
+        """The network alone on a normalised (B, 3, h, w) float32 batch on the device:
+        (B, h, w) depth or (B, C, h, w) logits, in the compute precision."""
+        # NCHW input whatever the model's layout: the first convolution then matches
+        # the reference to float32 rounding on the CPU (an NHWC input there changes
+        # oneDNN's summation order, which a random hybrid stem amplifies 20x).
+        x = x.contiguous()
+        with self._autocast():
+            return self._network(x)
+
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, H, W, 3) uint8 on the device -> the normalised network input."""
+        return preprocess(images, self.input_size(images.shape[1:3]), self._mean, self._std)
 
     @torch.inference_mode()
     def forward_tensor(self, images: torch.Tensor,
@@ -121,15 +177,37 @@ class Predictor:
             Both on the model's device.
         """
         images = images.to(self.device, non_blocking=True)
-        size = self.input_size(images.shape[1:3])
-        x = preprocess(images, size, self.spec.mean, self.spec.std)
-        with self._autocast():
-            out = self.model(x)
-        target = tuple(output_hw) if output_hw is not None else tuple(images.shape[1:3])
-        out = resize_output(out, target)
+        out = self.network(self.preprocess(images))
+        return self.postprocess(out, output_hw if output_hw is not None else images.shape[1:3])
+
+    def postprocess(self, out: torch.Tensor, output_hw: Sequence[int]) -> torch.Tensor:
+        """Network output -> (B, h, w) float32 depth or uint8 ids at ``output_hw``."""
+        out = resize_output(out, tuple(output_hw))
         if self.is_depth:
             return out
         return (out.argmax(dim=1) + 1).to(torch.uint8)
+
+    def warm_up(self, image_hw: Optional[Sequence[int]] = None, batch: int = 1) -> float:
+        """Runs the pipeline once on a black frame so the first real frame is not slow
+        (CUDA context, cuDNN algorithm choice, ``torch.compile`` for this shape).
+
+        Args:
+            image_hw: camera image (H, W) to warm up for; None = the network size.
+            batch: frames per forward pass.
+
+        Returns:
+            Seconds the warm-up took.
+        """
+        import time
+
+        hw = tuple(image_hw) if image_hw else self.net_hw
+        t0 = time.perf_counter()
+        frames = torch.zeros((batch, int(hw[0]), int(hw[1]), 3), dtype=torch.uint8)
+        for _ in range(2 if self.compile != "none" else 1):  # CUDA graphs record on run 2
+            self.forward_tensor(frames)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter() - t0
 
     def predict_batch(self, images: Union[np.ndarray, Sequence[np.ndarray]],
                       output_hw: Optional[Sequence[int]] = None) -> np.ndarray:
@@ -144,10 +222,14 @@ class Predictor:
         """
         batch = np.stack(images) if not isinstance(images, np.ndarray) else images
         _check_rgb(batch, batched=True)
+        return self.forward_tensor(self.upload(batch), output_hw).cpu().numpy()
+
+    def upload(self, batch: np.ndarray) -> torch.Tensor:
+        """(B, H, W, 3) uint8 array -> tensor on the device (pinned, asynchronous on CUDA)."""
         tensor = torch.from_numpy(np.ascontiguousarray(batch))
         if self.device.type == "cuda":
             tensor = tensor.pin_memory()
-        return self.forward_tensor(tensor, output_hw).cpu().numpy()
+        return tensor.to(self.device, non_blocking=True)
 
     def predict(self, image: np.ndarray,
                 output_hw: Optional[Sequence[int]] = None) -> np.ndarray:

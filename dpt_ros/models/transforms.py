@@ -75,7 +75,8 @@ def preprocess(images: torch.Tensor, size_hw: Sequence[int], mean: Sequence[floa
     Args:
         images: (B, H, W, 3) uint8 RGB (any device).
         size_hw: network input (h, w), multiples of 32.
-        mean, std: per-channel normalisation of values in [0, 1].
+        mean, std: per-channel normalisation of values in [0, 1]: sequences, or float32
+            tensors of 3 values on the images' device.
 
     Returns:
         (B, 3, h, w) float32 on the images' device, roughly in [-1, 1].
@@ -83,11 +84,20 @@ def preprocess(images: torch.Tensor, size_hw: Sequence[int], mean: Sequence[floa
     if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError("expected a (B, H, W, 3) uint8 RGB tensor, got "
                          f"{tuple(images.shape)} {images.dtype}")
+    # The permuted view keeps the pixels interleaved: the result is channels_last.
     x = images.permute(0, 3, 1, 2).float().div_(255.0)
     x = resize_bicubic(x, size_hw)
-    m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    s = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    m = _channel_vector(mean, x)
+    s = _channel_vector(std, x)
     return (x - m) / s
+
+
+def _channel_vector(values, like: torch.Tensor) -> torch.Tensor:
+    """(1, 3, 1, 1) of per-channel values; a tensor already on the device is used as is
+    (building one from a list would be a host-to-device copy on every frame)."""
+    if isinstance(values, torch.Tensor) and values.device == like.device:
+        return values.view(1, 3, 1, 1)
+    return torch.tensor(values, dtype=like.dtype).view(1, 3, 1, 1).to(like.device)
 
 
 def resize_output(out: torch.Tensor, size_hw: Sequence[int]) -> torch.Tensor:
