@@ -2,8 +2,9 @@
 
 The node is glue: parameters (``node_params``), decoding (``ros.image_codec``) and
 processing (``pipeline.FramePipeline``) live elsewhere. Inference runs on a worker
-thread fed by a one-slot queue, so the newest frame always wins and callbacks never
-wait for the model.
+thread fed by one-slot queues, one per camera, so the newest frame of each camera
+always wins and callbacks never wait for the model. Each cycle the worker takes the
+latest frame of every camera that has one and runs them as one batch.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import dataclasses
 import sys
 import threading
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import rclpy
@@ -23,7 +24,7 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from .models import CheckpointError, Predictor
-from .node_params import PARAMS, NodeConfig, config_from_values, descriptor, validate
+from .node_params import PARAMS, NodeConfig, config_from_values, declare, validate
 from .pipeline import OUTPUT_TOPICS, FramePipeline, PipelineOptions
 from .ros.image_codec import ImageDecodeError, compressed_to_rgb, image_to_rgb
 
@@ -31,10 +32,15 @@ _WARN_THROTTLE_S = 5.0
 
 
 class LatestFrame:
-    """A one-slot queue: ``put`` replaces what is waiting (counted as dropped)."""
+    """A one-slot queue: ``put`` replaces what is waiting (counted as dropped).
 
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
+    Args:
+        condition: shared by several slots so that one consumer can wait for any of
+            them (``take_any``); None = a condition of its own.
+    """
+
+    def __init__(self, condition: Optional[threading.Condition] = None) -> None:
+        self._cond = condition if condition is not None else threading.Condition()
         self._item: Any = None
         self._closed = False
         self.dropped = 0
@@ -44,7 +50,7 @@ class LatestFrame:
             if self._item is not None:
                 self.dropped += 1
             self._item = item
-            self._cond.notify()
+            self._cond.notify_all()
 
     def get(self, timeout: float) -> Any:
         """The waiting item (and empties the slot), or None after ``timeout`` or close."""
@@ -58,6 +64,55 @@ class LatestFrame:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+
+    @staticmethod
+    def take_any(slots: Sequence["LatestFrame"], timeout: float) -> List[Any]:
+        """Waits until at least one slot holds an item (or ``timeout``, or a slot is
+        closed), then empties every slot, without waiting for the others.
+
+        Args:
+            slots: queues created with one shared condition.
+            timeout: seconds to wait while every slot is empty.
+
+        Returns:
+            One entry per slot: its item, or None where it held none.
+        """
+        cond = slots[0]._cond
+        if any(s._cond is not cond for s in slots):
+            raise ValueError("take_any needs slots created with one shared condition")
+        with cond:
+            cond.wait_for(lambda: any(s._item is not None or s._closed for s in slots), timeout)
+            items = [s._item for s in slots]
+            for s in slots:
+                s._item = None
+            return items
+
+
+class _Camera:
+    """One input camera: topics, latest frame and camera_info, publishers, counters.
+
+    Args:
+        name: its namespace as configured (normalised); "" = the node's own namespace
+            (the single-camera set-up, with the original topic names and messages).
+        condition: the wake-up shared by every camera's frame slot.
+    """
+
+    def __init__(self, name: str, condition: threading.Condition) -> None:
+        self.name = name
+        self.frames = LatestFrame(condition)
+        self.camera_info: Optional[CameraInfo] = None
+        self.publishers: Dict[str, Any] = {}
+        self.received = 0
+        self.processed = 0
+        self.rejected = 0
+
+    def topic(self, relative: str) -> str:
+        """``relative`` (an ``OUTPUT_TOPICS`` name, ``image``, ...) in this camera's namespace."""
+        return f"{self.name}/{relative}" if self.name else relative
+
+    def prefixed(self, text: str) -> str:
+        """A log or error text, naming the camera when there are several."""
+        return f"{self.name}: {text}" if self.name else text
 
 
 @dataclasses.dataclass
@@ -98,12 +153,12 @@ class DptNode(Node):
         values = {}
         for p in PARAMS:
             try:
-                self.declare_parameter(p.name, p.default, descriptor(p))
+                values[p.name] = declare(self, p)
             except ParameterException as exc:  # an override outside its range or type
                 raise ValueError(f"invalid parameter {p.name}: {exc}") from None
-            values[p.name] = self.get_parameter(p.name).value
         self.config = config_from_values(values)
         cfg = self.config
+        self._check_camera_topics(cfg.cameras)
 
         self.pipeline = FramePipeline(self._predictor("depth"), self._predictor("segmentation"),
                                       _options(cfg))
@@ -114,28 +169,33 @@ class DptNode(Node):
         if self.pipeline.depth is not None and not self.pipeline.depth.spec.is_metric:
             # A calibration can be set at run time: have these ready.
             topics |= {"depth/image", "points"}
-        self._pubs = {t: self.create_publisher(OUTPUT_TOPICS[t], t, out_qos)
-                      for t in OUTPUT_TOPICS if t in topics}
+        self._wakeup = threading.Condition()
+        self._cameras = [_Camera(name, self._wakeup) for name in (cfg.cameras or ("",))]
+        for cam in self._cameras:
+            cam.publishers = {t: self.create_publisher(OUTPUT_TOPICS[t], cam.topic(t), out_qos)
+                              for t in OUTPUT_TOPICS if t in topics}
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
 
         self._info_lock = threading.Lock()
-        self._camera_info: Optional[CameraInfo] = None
-        self._queue = LatestFrame()
         self._stats = _Stats()
         self._stats_lock = threading.Lock()
         self._window_start = time.monotonic()
         self._window_counts = (0, 0)
-        self._last_frame_time = 0.0
+        self._last_cycle_time = 0.0
 
         in_qos = _qos(cfg.qos_input_reliability, cfg.qos_input_depth)
-        if cfg.input_transport == "compressed":
-            topic = self.resolve_topic_name("image") + "/compressed"
-            self._image_sub = self.create_subscription(CompressedImage, topic, self._on_image,
-                                                       in_qos)
-        else:
-            self._image_sub = self.create_subscription(Image, "image", self._on_image, in_qos)
-        self._info_sub = self.create_subscription(CameraInfo, "camera_info",
-                                                  self._on_camera_info, in_qos)
+        self._image_subs = []
+        for cam in self._cameras:
+            if cfg.input_transport == "compressed":
+                topic = self.resolve_topic_name(cam.topic("image")) + "/compressed"
+                sub = self.create_subscription(
+                    CompressedImage, topic, lambda msg, c=cam: self._on_image(c, msg), in_qos)
+            else:
+                sub = self.create_subscription(
+                    Image, cam.topic("image"), lambda msg, c=cam: self._on_image(c, msg), in_qos)
+            self._image_subs.append(sub)
+            self.create_subscription(CameraInfo, cam.topic("camera_info"),
+                                     lambda msg, c=cam: self._on_camera_info(c, msg), in_qos)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._diag_timer = self.create_timer(cfg.diagnostics_period, self._publish_diagnostics)
         self._log_timer = (self.create_timer(cfg.log_period, self._log_status)
@@ -144,12 +204,24 @@ class DptNode(Node):
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._work, name="dpt_inference", daemon=True)
         self._worker.start()
+        inputs = ", ".join(sub.topic_name for sub in self._image_subs)
         self.get_logger().info(
-            f"ready: {self._models_text()} on {self._device_text()}, input "
-            f"{self._image_sub.topic_name} ({cfg.input_transport}), publishing "
-            f"{', '.join(sorted(self._pubs))}")
+            f"ready: {self._models_text()} on {self._device_text()}, input {inputs} "
+            f"({cfg.input_transport}), publishing {', '.join(sorted(topics))}"
+            + (" under each camera's namespace" if cfg.cameras else ""))
 
     # -- set-up -------------------------------------------------------------------
+    def _check_camera_topics(self, cameras: Sequence[str]) -> None:
+        """Two entries of ``cameras`` must not name the same topics once resolved (e.g.
+        ``front`` and ``/front`` for a node in ``/``, or a remap)."""
+        seen: Dict[str, str] = {}
+        for name in cameras:
+            topic = self.resolve_topic_name(f"{name}/image")
+            if topic in seen:
+                raise ValueError(f"invalid parameters: cameras {seen[topic]!r} and {name!r} are "
+                                 f"the same camera ({topic}); list each camera once")
+            seen[topic] = name
+
     def _predictor(self, task: str) -> Optional[Predictor]:
         cfg = self.config
         model_type = getattr(cfg, f"{task}_model_type")
@@ -184,14 +256,15 @@ class DptNode(Node):
         return f"{p.device} {str(p.dtype).replace('torch.', '')}"
 
     # -- callbacks (executor thread; never wait on the model) -----------------------
-    def _on_image(self, msg: Any) -> None:
+    def _on_image(self, cam: _Camera, msg: Any) -> None:
         with self._stats_lock:
             self._stats.received += 1
-        self._queue.put(msg)
+            cam.received += 1
+        cam.frames.put(msg)
 
-    def _on_camera_info(self, msg: CameraInfo) -> None:
+    def _on_camera_info(self, cam: _Camera, msg: CameraInfo) -> None:
         with self._info_lock:
-            self._camera_info = msg
+            cam.camera_info = msg
 
     def _on_set_parameters(self, params: List[Any]) -> SetParametersResult:
         values = {p.name: p.value for p in params}
@@ -207,58 +280,70 @@ class DptNode(Node):
 
     # -- worker thread ------------------------------------------------------------
     def _work(self) -> None:
+        slots = [cam.frames for cam in self._cameras]
         while not self._stop.is_set():
-            msg = self._queue.get(timeout=0.1)
-            if msg is None:
-                continue
             rate = self.config.max_rate
             if rate > 0:
-                wait = self._last_frame_time + 1.0 / rate - time.monotonic()
-                if wait > 0:
-                    # Wait out the period; a newer frame arriving meanwhile replaces this one.
-                    if self._stop.wait(wait):
-                        break
-                    newer = self._queue.get(timeout=0.0)
-                    if newer is not None:
-                        self._queue.dropped += 1
-                        msg = newer
-            self._last_frame_time = time.monotonic()
-            self._process(msg)
+                # Wait out the period; frames arriving meanwhile replace older ones.
+                wait = self._last_cycle_time + 1.0 / rate - time.monotonic()
+                if wait > 0 and self._stop.wait(wait):
+                    break
+            msgs = LatestFrame.take_any(slots, timeout=0.1)
+            frames = [(cam, msg) for cam, msg in zip(self._cameras, msgs) if msg is not None]
+            if not frames:
+                continue
+            self._last_cycle_time = time.monotonic()
+            self._process(frames)
 
-    def _process(self, msg: Any) -> None:
-        try:
-            rgb = compressed_to_rgb(msg) if isinstance(msg, CompressedImage) else image_to_rgb(msg)
-        except ImageDecodeError as exc:
-            self._reject(f"image rejected: {exc}")
+    def _process(self, frames: List[Tuple[_Camera, Any]]) -> None:
+        """Decodes one frame per camera, runs them as one batch and publishes each
+        camera's messages on its own topics."""
+        cams, rgbs, headers, infos = [], [], [], []
+        for cam, msg in frames:
+            try:
+                rgb = (compressed_to_rgb(msg) if isinstance(msg, CompressedImage)
+                       else image_to_rgb(msg))
+            except ImageDecodeError as exc:
+                self._reject(cam, f"image rejected: {exc}")
+                continue
+            with self._info_lock:
+                infos.append(cam.camera_info)
+            cams.append(cam)
+            rgbs.append(rgb)
+            headers.append(msg.header)
+        if not cams:
             return
-        with self._info_lock:
-            info = self._camera_info
         try:
-            out = self.pipeline.process(rgb, msg.header, info)
+            outputs = self.pipeline.process_batch(rgbs, headers, infos,
+                                                  streams=[cam.name for cam in cams])
         except Exception as exc:  # keep the node alive (e.g. CUDA out of memory)
             with self._stats_lock:
-                self._stats.failed += 1
+                self._stats.failed += len(cams)
                 self._stats.last_error = f"{type(exc).__name__}: {exc}"
             self.get_logger().error(f"inference failed: {type(exc).__name__}: {exc}",
                                     throttle_duration_sec=_WARN_THROTTLE_S)
             return
-        for warning in out.warnings:
-            self._reject(warning, count=False)
-        for topic, message in out.messages.items():
-            pub = self._pubs.get(topic)
-            if pub is not None:
-                pub.publish(message)
-        latency = (self.get_clock().now().nanoseconds
-                   - (msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec)) / 1e6
-        with self._stats_lock:
-            self._stats.processed += 1
-            self._stats.latency_ms.append(latency)
-            del self._stats.latency_ms[:-100]
+        for cam, header, out in zip(cams, headers, outputs):
+            for warning in out.warnings:
+                self._reject(cam, warning, count=False)
+            for topic, message in out.messages.items():
+                pub = cam.publishers.get(topic)
+                if pub is not None:
+                    pub.publish(message)
+            latency = (self.get_clock().now().nanoseconds
+                       - (header.stamp.sec * 10**9 + header.stamp.nanosec)) / 1e6
+            with self._stats_lock:
+                self._stats.processed += 1
+                cam.processed += 1
+                self._stats.latency_ms.append(latency)
+                del self._stats.latency_ms[:-100]
 
-    def _reject(self, text: str, count: bool = True) -> None:
+    def _reject(self, cam: _Camera, text: str, count: bool = True) -> None:
+        text = cam.prefixed(text)
         with self._stats_lock:
             if count:
                 self._stats.rejected += 1
+                cam.rejected += 1
             self._stats.last_error = text
         self.get_logger().warning(text, throttle_duration_sec=_WARN_THROTTLE_S)
 
@@ -276,12 +361,21 @@ class DptNode(Node):
             values = {
                 "input_rate_hz": f"{rin:.2f}", "processed_rate_hz": f"{rout:.2f}",
                 "received": str(s.received), "processed": str(s.processed),
-                "dropped": str(self._queue.dropped), "rejected": str(s.rejected),
+                "dropped": str(self._dropped()), "rejected": str(s.rejected),
                 "failed": str(s.failed), "latency_ms_median": f"{lat:.1f}",
                 "device": self._device_text(), "models": self._models_text(),
                 "last_error": s.last_error,
             }
+            if self.config.cameras:
+                for cam in self._cameras:
+                    values.update({f"{cam.name}.received": str(cam.received),
+                                   f"{cam.name}.processed": str(cam.processed),
+                                   f"{cam.name}.dropped": str(cam.frames.dropped),
+                                   f"{cam.name}.rejected": str(cam.rejected)})
         return values
+
+    def _dropped(self) -> int:
+        return sum(cam.frames.dropped for cam in self._cameras)
 
     def _publish_diagnostics(self) -> None:
         values = self.status()
@@ -303,7 +397,7 @@ class DptNode(Node):
             s = self._stats
             lat = float(np.median(s.latency_ms)) if s.latency_ms else float("nan")
             text = (f"frames in {s.received}, processed {s.processed}, dropped "
-                    f"{self._queue.dropped}, rejected {s.rejected}, failed {s.failed}, "
+                    f"{self._dropped()}, rejected {s.rejected}, failed {s.failed}, "
                     f"latency {lat:.1f} ms, {self._models_text()} on {self._device_text()}")
         self.get_logger().info(text)
 
@@ -312,7 +406,8 @@ class DptNode(Node):
         stop = getattr(self, "_stop", None)
         if stop is not None:
             stop.set()
-            self._queue.close()
+            for cam in self._cameras:
+                cam.frames.close()
             self._worker.join(timeout=30.0)
         super().destroy_node()
 

@@ -5,15 +5,22 @@ time with ``ros2 param set`` and are validated before they take effect.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 ParameterType)
+from rclpy.exceptions import ParameterUninitializedException
+from rclpy.parameter import Parameter
 
 from .models.registry import model_names
 
 RELIABILITIES = ("best_effort", "reliable")
+
+# A ROS namespace: optionally absolute ('/') or private ('~/'), then tokens of letters,
+# digits and '_' that do not start with a digit, separated by single slashes.
+_NAMESPACE = re.compile(r"(/|~/)?[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*")
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,12 @@ PARAMS: Tuple[ParamDef, ...] = (
     ParamDef("input_transport", "raw",
              "raw: sensor_msgs/Image on 'image'; compressed: sensor_msgs/CompressedImage "
              "(jpeg/png) on 'image/compressed'.", choices=("raw", "compressed")),
+    ParamDef("cameras", (),
+             "Camera namespaces served by one node, relative or absolute (e.g. [\"front\", "
+             "\"rear\"] or [\"/robot/front_camera\"]): each NS subscribes NS/image (or "
+             "NS/image/compressed) and NS/camera_info and publishes its outputs under NS/; the "
+             "latest frames of all cameras share one forward pass. Empty (unset) = one camera "
+             "on 'image' and 'camera_info'."),
     ParamDef("qos.input.reliability", "best_effort",
              "Reliability of the image and camera_info subscriptions.", choices=RELIABILITIES),
     ParamDef("qos.input.depth", 5, "History depth of the input subscriptions.",
@@ -110,6 +123,7 @@ class NodeConfig:
     keep_aspect_ratio: bool
     output_size: str
     input_transport: str
+    cameras: Tuple[str, ...]
     qos_input_reliability: str
     qos_input_depth: int
     qos_output_reliability: str
@@ -130,9 +144,37 @@ class NodeConfig:
         return param.replace(".", "_")
 
 
+def normalise_namespace(name: str) -> str:
+    """``name`` with repeated slashes collapsed and trailing ones removed (``"front/"`` ->
+    ``"front"``, ``"//robot/cam"`` -> ``"/robot/cam"``, ``"/"`` -> ``""``)."""
+    return re.sub("/+", "/", name).rstrip("/")
+
+
+def camera_problems(cameras: Sequence[str]) -> List[str]:
+    """Problems with a ``cameras`` list: empty names, invalid names, duplicates."""
+    problems: List[str] = []
+    first: Dict[str, int] = {}
+    for i, raw in enumerate(cameras):
+        name = normalise_namespace(raw)
+        if not name:
+            problems.append(f"cameras[{i}]={raw!r} names no camera namespace (give one such "
+                            "as 'front' or '/robot/front_camera')")
+        elif not _NAMESPACE.fullmatch(name):
+            problems.append(f"cameras[{i}]={raw!r} is not a valid ROS namespace (tokens of "
+                            "letters, digits and _ separated by /, none starting with a digit)")
+        elif name in first:
+            j = first[name]
+            problems.append(f"cameras[{i}]={raw!r} repeats cameras[{j}]={cameras[j]!r}")
+        else:
+            first[name] = i
+    return problems
+
+
 def descriptor(p: ParamDef) -> ParameterDescriptor:
     """The ParameterDescriptor of a definition (description, ranges, read-only)."""
     d = ParameterDescriptor(description=p.description, read_only=p.read_only)
+    if isinstance(p.default, tuple):
+        d.type = ParameterType.PARAMETER_STRING_ARRAY
     if p.choices:
         d.additional_constraints = "one of: " + ", ".join(p.choices)
     if p.int_range:
@@ -144,6 +186,30 @@ def descriptor(p: ParamDef) -> ParameterDescriptor:
     return d
 
 
+def declare(node: Any, p: ParamDef) -> Any:
+    """Declares ``p`` on an rclpy ``node`` and returns its value (override or default).
+
+    String lists are declared by type, not by value: rclpy infers a parameter's type
+    from its default and would make an empty list a byte array, refusing a list of
+    strings from a params file or the command line later. A string list that nobody
+    set (or that a params file gives as ``[]``, which rcl reads as "not set") is the
+    default. Declaring by type and ``ParameterUninitializedException`` exist since
+    rclpy 3.0 (Humble).
+
+    Raises:
+        rclpy.exceptions.ParameterException: an override of the wrong type or range.
+    """
+    if isinstance(p.default, tuple):
+        node.declare_parameter(p.name, Parameter.Type.STRING_ARRAY, descriptor(p))
+        try:
+            value = node.get_parameter(p.name).value
+        except ParameterUninitializedException:
+            return p.default
+        return p.default if value is None else value
+    node.declare_parameter(p.name, p.default, descriptor(p))
+    return node.get_parameter(p.name).value
+
+
 def validate(values: Dict[str, Any]) -> List[str]:
     """Problems with a full or partial set of parameter values (empty list = valid)."""
     problems: List[str] = []
@@ -153,6 +219,10 @@ def validate(values: Dict[str, Any]) -> List[str]:
             continue
         if type(p.default) is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
+        if isinstance(p.default, tuple):
+            if not (isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)):
+                problems.append(f"{name} must be a list of strings, got {value!r}")
+            continue
         if type(value) is not type(p.default):
             problems.append(f"{name} must be a {type(p.default).__name__}, got {value!r}")
             continue
@@ -171,6 +241,9 @@ def validate(values: Dict[str, Any]) -> List[str]:
         if isinstance(v, str) and v and v not in model_names(task):
             problems.append(f"{key}={v!r} is not a {task} model; valid: "
                             f"{', '.join(model_names(task))} (or empty to disable)")
+    cameras = values.get("cameras")
+    if isinstance(cameras, (list, tuple)) and all(isinstance(v, str) for v in cameras):
+        problems += camera_problems(cameras)
     if values.get("depth.model_type") == "" and values.get("segmentation.model_type") == "":
         problems.append("depth.model_type and segmentation.model_type are both empty: "
                         "nothing to run")
@@ -179,8 +252,8 @@ def validate(values: Dict[str, Any]) -> List[str]:
 
 def type_of(p: ParamDef) -> ParameterType:
     return {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
-            float: ParameterType.PARAMETER_DOUBLE,
-            str: ParameterType.PARAMETER_STRING}[type(p.default)]
+            float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING,
+            tuple: ParameterType.PARAMETER_STRING_ARRAY}[type(p.default)]
 
 
 def config_from_values(values: Dict[str, Any]) -> NodeConfig:
@@ -191,5 +264,9 @@ def config_from_values(values: Dict[str, Any]) -> NodeConfig:
     kwargs = {}
     for p in PARAMS:
         v = values[p.name]
-        kwargs[NodeConfig.field_name(p.name)] = float(v) if isinstance(p.default, float) else v
+        if isinstance(p.default, float):
+            v = float(v)
+        elif isinstance(p.default, tuple):
+            v = tuple(normalise_namespace(name) for name in v)
+        kwargs[NodeConfig.field_name(p.name)] = v
     return NodeConfig(**kwargs)

@@ -1,6 +1,7 @@
 """dpt_node over real rclpy pub/sub, in one process (tf2_ros_py style)."""
 from __future__ import annotations
 
+import threading
 import time
 from typing import Callable, Dict, List
 
@@ -15,6 +16,7 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from dpt_ros.node import DptNode, LatestFrame
+from dpt_ros.node_params import PARAM_DEFS, declare
 from dpt_ros.ros.image_codec import image_msg_to_array
 from dpt_ros.ros.pointcloud import pointcloud2_to_arrays
 
@@ -41,14 +43,15 @@ def ros():
 
 
 class Probe:
-    """A test node: publishes image/camera_info and records every output topic."""
+    """A test node: publishes image/camera_info and records every output topic, all
+    relative to ``namespace`` (a camera's)."""
 
     TOPICS = {"depth/image": Image, "depth/relative": Image, "depth/camera_info": CameraInfo,
               "depth/colored": Image, "segmentation/labels": Image,
               "segmentation/colored": Image, "points": PointCloud2}
 
-    def __init__(self, add: Callable, compressed: bool = False) -> None:
-        self.node = add(Node("probe"))
+    def __init__(self, add: Callable, compressed: bool = False, namespace: str = "") -> None:
+        self.node = add(Node("probe", namespace=namespace))
         self.got: Dict[str, list] = {t: [] for t in self.TOPICS}
         for topic, typ in self.TOPICS.items():
             self.node.create_subscription(typ, topic, lambda m, t=topic: self.got[t].append(m), 10)
@@ -103,6 +106,22 @@ def wait_for_subscribers(executor, probe: Probe) -> None:
                       and probe.info_pub.get_subscription_count() > 0, 10)
 
 
+class ForwardSpy:
+    """Records the batch size of every forward pass of a predictor's network. While
+    ``go`` is clear the worker waits at the start of its forward pass, so frames
+    published meanwhile wait in their slots for the next cycle."""
+
+    def __init__(self, predictor) -> None:
+        self.batch_sizes: List[int] = []
+        self.go = threading.Event()
+        self.go.set()
+        predictor.model.register_forward_pre_hook(self._before_forward)
+
+    def _before_forward(self, module, args) -> None:
+        self.batch_sizes.append(int(args[0].shape[0]))
+        self.go.wait(30)
+
+
 def test_relative_depth_matches_golden(ros, det_checkpoint, scene_a_rgb, golden):
     """depth/relative of dpt_hybrid with the fixture weights equals the original's output."""
     executor, add = ros
@@ -112,7 +131,7 @@ def test_relative_depth_matches_golden(ros, det_checkpoint, scene_a_rgb, golden)
     probe = Probe(add)
     wait_for_subscribers(executor, probe)
     probe.info_pub.publish(camera_info(640, 480))
-    spin_until(executor, lambda: node._camera_info is not None, 5)
+    spin_until(executor, lambda: node._cameras[0].camera_info is not None, 5)
     msg = rgb_msg(scene_a_rgb, 7, encoding="bgr8")
     probe.image_pub.publish(msg)
     assert spin_until(executor, lambda: probe.got["depth/relative"] and probe.got["depth/colored"]
@@ -143,7 +162,7 @@ def test_metric_depth_cloud_and_labels(ros):
     wait_for_subscribers(executor, probe)
     rgb = small_image(48, 64)
     probe.info_pub.publish(camera_info(64, 48))
-    spin_until(executor, lambda: node._camera_info is not None, 5)
+    spin_until(executor, lambda: node._cameras[0].camera_info is not None, 5)
     probe.image_pub.publish(rgb_msg(rgb, 11))
     assert spin_until(executor, lambda: all(probe.got[t] for t in Probe.TOPICS if t != "depth/relative")
                       and probe.got["depth/relative"])
@@ -184,7 +203,7 @@ def test_bad_messages_are_survived(ros):
     probe = Probe(add)
     wait_for_subscribers(executor, probe)
     probe.info_pub.publish(camera_info(640, 480))  # another resolution than the images
-    spin_until(executor, lambda: node._camera_info is not None, 5)
+    spin_until(executor, lambda: node._cameras[0].camera_info is not None, 5)
 
     bad_step = rgb_msg(small_image(), 1)
     bad_step.step = 10
@@ -194,7 +213,7 @@ def test_bad_messages_are_survived(ros):
     for msg in (bad_step, unknown, empty):
         probe.image_pub.publish(msg)
         assert spin_until(executor, lambda n=msg: node.status()["rejected"] != "0" and
-                          node._queue._item is None, 10)
+                          node._cameras[0].frames._item is None, 10)
         time.sleep(0.2)
         executor.spin_once(timeout_sec=0.05)
     assert int(node.status()["rejected"]) == 3
@@ -253,6 +272,84 @@ def test_newest_frame_wins_and_diagnostics(ros):
             "models"} <= keys
 
 
+def test_cameras_publish_in_their_own_namespace_with_their_own_header(ros):
+    """Two cameras of different sizes: each one's outputs go to its namespace with its
+    header and size; a corrupt frame of one camera does not hold up the other's."""
+    executor, add = ros
+    node = add(DptNode(parameter_overrides=FAST + [
+        Parameter("depth.random_weights", value=True),
+        Parameter("cameras", value=["front", "/rear_cam/"])]))
+    front, rear = Probe(add, namespace="/front"), Probe(add, namespace="/rear_cam")
+    for probe in (front, rear):
+        wait_for_subscribers(executor, probe)
+    front.info_pub.publish(camera_info(64, 48, "front_optical"))
+    rear.info_pub.publish(camera_info(40, 32, "rear_optical"))
+    assert spin_until(executor, lambda: all(c.camera_info for c in node._cameras), 5)
+    spy = ForwardSpy(node.pipeline.depth)
+    spy.go.clear()
+    try:
+        front.image_pub.publish(rgb_msg(small_image(48, 64), 1, "front_optical"))
+        assert spin_until(executor, lambda: spy.batch_sizes, 10)
+        # The worker is busy with front's first frame: a corrupt front frame and a
+        # good rear frame wait for the same cycle.
+        corrupt = rgb_msg(small_image(48, 64), 2, "front_optical")
+        corrupt.encoding = "weird16"
+        front.image_pub.publish(corrupt)
+        rear.image_pub.publish(rgb_msg(small_image(32, 40, seed=1), 3, "rear_optical"))
+        assert spin_until(executor, lambda: node.status()["front.received"] == "2"
+                          and node.status()["/rear_cam.received"] == "1", 10)
+    finally:
+        spy.go.set()
+    topics = ("depth/relative", "depth/colored", "depth/camera_info")
+    assert spin_until(executor, lambda: all(p.got[t] for p in (front, rear) for t in topics))
+    for probe, sec, frame_id, (h, w) in ((front, 1, "front_optical", (48, 64)),
+                                         (rear, 3, "rear_optical", (32, 40))):
+        for topic in topics:
+            msg = probe.got[topic][0]
+            assert (msg.header.stamp.sec, msg.header.frame_id) == (sec, frame_id), topic
+            assert (msg.height, msg.width) == (h, w), topic
+    status = node.status()
+    assert spy.batch_sizes == [1, 1]  # the corrupt frame never reached the model
+    assert (status["front.rejected"], status["front.processed"]) == ("1", "1")
+    assert (status["/rear_cam.rejected"], status["/rear_cam.processed"]) == ("0", "1")
+    assert status["rejected"] == "1" and "front: image rejected" in status["last_error"]
+    outputs = {p.topic_name for p in node.publishers if "/depth/" in p.topic_name}
+    assert outputs and all(t.startswith(("/front/depth/", "/rear_cam/depth/")) for t in outputs)
+
+
+def test_same_size_cameras_share_one_forward_pass(ros):
+    executor, add = ros
+    node = add(DptNode(parameter_overrides=FAST + [
+        Parameter("depth.random_weights", value=True),
+        Parameter("cameras", value=["left", "right"])]))
+    left, right = Probe(add, namespace="/left"), Probe(add, namespace="/right")
+    for probe in (left, right):
+        wait_for_subscribers(executor, probe)
+    left_rgb, right_rgb = small_image(seed=1), small_image(seed=2)
+    spy = ForwardSpy(node.pipeline.depth)
+    spy.go.clear()
+    try:
+        left.image_pub.publish(rgb_msg(left_rgb, 1, "left_optical"))
+        assert spin_until(executor, lambda: spy.batch_sizes == [1], 10)
+        # While the worker is busy, one frame of each camera arrives.
+        left.image_pub.publish(rgb_msg(left_rgb, 2, "left_optical"))
+        right.image_pub.publish(rgb_msg(right_rgb, 3, "right_optical"))
+        assert spin_until(executor, lambda: node.status()["left.received"] == "2"
+                          and node.status()["right.received"] == "1", 10)
+    finally:
+        spy.go.set()
+    assert spin_until(executor, lambda: len(left.got["depth/relative"]) == 2
+                      and right.got["depth/relative"])
+    assert spy.batch_sizes == [1, 2]
+    # Each camera got its own frame's result back from the shared batch.
+    for probe, rgb, sec in ((left, left_rgb, 2), (right, right_rgb, 3)):
+        msg = probe.got["depth/relative"][-1]
+        assert msg.header.stamp.sec == sec
+        alone = node.pipeline.depth.predict(rgb)
+        np.testing.assert_allclose(image_msg_to_array(msg), alone,
+                                   atol=1e-4 * np.abs(alone).max())
+
+
 def test_runtime_parameter_validation(ros):
     executor, add = ros
     node = add(DptNode(parameter_overrides=FAST + [Parameter("depth.random_weights", value=True)]))
@@ -270,11 +367,41 @@ def test_runtime_parameter_validation(ros):
      "nothing to run"),
     ([Parameter("network_width", value=100)], "network_width.*step: 32"),
     ([Parameter("depth.model_type", value="dpt_hybrid_ade20k")], "not a depth model"),
+    ([Parameter("cameras", value=["front", "front/"])],
+     r"cameras\[1\]='front/' repeats cameras\[0\]='front'"),
+    ([Parameter("cameras", value=["front", ""])], r"cameras\[1\]='' names no camera namespace"),
+    ([Parameter("cameras", value=["front", "/front"])], "'front' and '/front' are the same camera"),
+    ([Parameter("cameras", value=["2nd_camera"])], "not a valid ROS namespace"),
+    ([Parameter("cameras", value="front")], "invalid parameter cameras"),
 ])
 def test_invalid_parameters_are_fatal_with_a_clear_message(ros, overrides, needle):
     with pytest.raises(ValueError, match=needle):
         DptNode(parameter_overrides=FAST + [Parameter("depth.random_weights", value=True)]
                 + overrides)
+
+
+@pytest.mark.parametrize("yaml_value, expected", [
+    (None, ()), ("[]", ()), ('["front", "/robot/rear_camera"]', ["front", "/robot/rear_camera"]),
+])
+def test_cameras_from_a_params_file(tmp_path, yaml_value, expected):
+    """The string list is declared by type: unset or [] is the default (no cameras), and a
+    list of strings from a params file is accepted (an empty-list default would not)."""
+    args = []
+    if yaml_value is not None:
+        path = tmp_path / "params.yaml"
+        path.write_text(f"/**:\n  ros__parameters:\n    cameras: {yaml_value}\n")
+        args = ["--ros-args", "--params-file", str(path)]
+    context = rclpy.Context()
+    rclpy.init(args=args, context=context)
+    try:
+        node = Node("dpt_node", context=context)
+        try:
+            assert declare(node, PARAM_DEFS["cameras"]) == expected
+            assert node.describe_parameter("cameras").type == Parameter.Type.STRING_ARRAY.value
+        finally:
+            node.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=context)
 
 
 def test_latest_frame_queue():
@@ -285,3 +412,12 @@ def test_latest_frame_queue():
     assert q.get(timeout=0.0) == 2 and q.dropped == 2
     q.close()
     assert q.get(timeout=1.0) is None
+
+    wakeup = threading.Condition()
+    a, b = LatestFrame(wakeup), LatestFrame(wakeup)
+    assert LatestFrame.take_any([a, b], timeout=0.0) == [None, None]
+    b.put("b1")
+    b.put("b2")
+    assert LatestFrame.take_any([a, b], timeout=1.0) == [None, "b2"] and b.dropped == 1
+    with pytest.raises(ValueError, match="shared condition"):
+        LatestFrame.take_any([a, LatestFrame()], timeout=0.0)
