@@ -239,13 +239,23 @@ class DptNode(Node):
                 "its outputs are meaningless")
         return Predictor(model_type, getattr(cfg, f"{task}_weights") or None, cfg.device,
                          cfg.precision, random_weights=random, network_size=size,
-                         keep_aspect_ratio=cfg.keep_aspect_ratio)
+                         keep_aspect_ratio=cfg.keep_aspect_ratio, compile=cfg.compile,
+                         backend=cfg.backend, engine=getattr(cfg, f"{task}_engine") or None)
 
     def _warm_up(self) -> None:
+        """Runs each model once at the configured camera size (CUDA context, cuDNN
+        algorithms, torch.compile), batched as all cameras would be."""
+        cfg = self.config
+        if not cfg.warmup_width:
+            return
+        hw = (cfg.warmup_height, cfg.warmup_width)
+        batch = max(1, len(cfg.cameras))
         for p in (self.pipeline.depth, self.pipeline.segmentation):
             if p is not None:
-                h, w = p.net_hw
-                p.predict(np.zeros((h, w, 3), np.uint8))
+                seconds = p.warm_up(hw, batch)
+                self.get_logger().info(
+                    f"{p.spec.name}: warmed up for {hw[1]}x{hw[0]} images (batch {batch}) "
+                    f"in {seconds:.1f} s")
 
     def _models_text(self) -> str:
         names = [p.spec.name for p in (self.pipeline.depth, self.pipeline.segmentation) if p]

@@ -14,6 +14,7 @@ from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescr
 from rclpy.exceptions import ParameterUninitializedException
 from rclpy.parameter import Parameter
 
+from .models.predictor import BACKENDS, COMPILE_MODES
 from .models.registry import model_names
 
 RELIABILITIES = ("best_effort", "reliable")
@@ -53,6 +54,22 @@ PARAMS: Tuple[ParamDef, ...] = (
     ParamDef("device", "auto", "Inference device: auto, cpu, cuda or cuda:N."),
     ParamDef("precision", "auto", "auto (fp16 on CUDA, fp32 on CPU), fp32, fp16 or bf16.",
              choices=("auto", "fp32", "fp16", "bf16")),
+    ParamDef("compile", "none",
+             "torch.compile mode: none, default, reduce-overhead (adds CUDA graphs) or "
+             "max-autotune; compiles at start (warm-up), minutes on a Jetson.",
+             choices=COMPILE_MODES),
+    ParamDef("backend", "torch",
+             "Inference backend: torch, onnxruntime or tensorrt (an engine exported with "
+             "'dpt-ros export' for this model, network size and batch).", choices=BACKENDS),
+    ParamDef("depth.engine", "",
+             "Depth engine file (.onnx or .engine) for backend onnxruntime/tensorrt."),
+    ParamDef("segmentation.engine", "",
+             "Segmentation engine file (.onnx or .engine) for backend onnxruntime/tensorrt."),
+    ParamDef("warmup_width", 640,
+             "Camera image width (pixels) to warm up for at start, so the first frame is not "
+             "slow; 0 = skip the warm-up.", int_range=(0, 8192, 1)),
+    ParamDef("warmup_height", 480, "Camera image height (pixels) to warm up for at start.",
+             int_range=(0, 8192, 1)),
     ParamDef("network_width", 0, "Network input width in pixels; 0 = the model's default. "
              "Multiple of 32.", int_range=(0, 4096, 32)),
     ParamDef("network_height", 0, "Network input height in pixels; 0 = the model's default. "
@@ -118,6 +135,12 @@ class NodeConfig:
     segmentation_random_weights: bool
     device: str
     precision: str
+    compile: str
+    backend: str
+    depth_engine: str
+    segmentation_engine: str
+    warmup_width: int
+    warmup_height: int
     network_width: int
     network_height: int
     keep_aspect_ratio: bool
@@ -244,6 +267,19 @@ def validate(values: Dict[str, Any]) -> List[str]:
     cameras = values.get("cameras")
     if isinstance(cameras, (list, tuple)) and all(isinstance(v, str) for v in cameras):
         problems += camera_problems(cameras)
+    backend = values.get("backend")
+    if backend not in (None, "torch"):
+        if values.get("compile", "none") != "none":
+            problems.append(f"compile={values['compile']!r} applies to backend torch only; "
+                            f"an exported {backend} engine is already optimised")
+        for task in ("depth", "segmentation"):
+            if values.get(f"{task}.model_type") and not values.get(f"{task}.engine"):
+                problems.append(f"backend={backend!r} needs {task}.engine (export it with "
+                                f"'dpt-ros export --model-type {values[f'{task}.model_type']}')")
+    ww, wh = values.get("warmup_width"), values.get("warmup_height")
+    if isinstance(ww, int) and isinstance(wh, int) and bool(ww) != bool(wh):
+        problems.append("warmup_width and warmup_height must both be 0 (no warm-up) or both "
+                        "set")
     if values.get("depth.model_type") == "" and values.get("segmentation.model_type") == "":
         problems.append("depth.model_type and segmentation.model_type are both empty: "
                         "nothing to run")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -68,3 +69,14 @@ def test_package_xml():
             "python3-numpy", "python3-opencv"} <= deps
     assert root.find("export/build_type").text == "ament_python"
     assert (REPO / "resource" / "dpt_ros").exists()
+
+
+def test_config_yaml_and_readme_table_are_generated_from_params():
+    """config/dpt.yaml and the README's parameter table match node_params.PARAMS."""
+    spec = importlib.util.spec_from_file_location("gen_param_docs",
+                                                  REPO / "scripts" / "gen_param_docs.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    assert (REPO / "config" / "dpt.yaml").read_text() == gen.yaml_text()
+    readme = (REPO / "README.md").read_text()
+    assert gen.readme_text(readme) == readme
