@@ -33,7 +33,12 @@ setup(
             "ros-diagnostic-msgs",
             "ros-rmw-fastrtps-cpp",
         ],
-        "test": ["pytest"],
+        # dpt-ros export (ONNX; onnxscript is what torch's ONNX exporter builds on) and
+        # the onnxruntime backend. TensorRT comes with JetPack, or pip install tensorrt.
+        "export": ["onnx", "onnxscript", "onnxruntime"],
+        # dpt-ros bench's side-by-side run of Hugging Face transformers' DPT.
+        "bench": ["transformers"],
+        "test": ["pytest", "onnx", "onnxscript", "onnxruntime"],
     },
     zip_safe=True,
     entry_points={

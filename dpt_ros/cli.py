@@ -37,6 +37,7 @@ SUBCOMMANDS: Tuple[Tuple[str, str], ...] = (
     ("play", "dpt_ros.play"),
     ("demo", "dpt_ros.demo"),
     ("bench", "dpt_ros.bench"),
+    ("export", "dpt_ros.export"),
 )
 
 #: Exit status for errors reported on one line (argparse uses the same for usage errors).

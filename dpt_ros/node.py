@@ -432,7 +432,7 @@ def main(args: Optional[List[str]] = None) -> int:
         rclpy.spin(node)
     except KeyboardInterrupt:
         pass
-    except (ValueError, CheckpointError) as exc:
+    except (ValueError, CheckpointError, OSError) as exc:
         rclpy.logging.get_logger("dpt_node").fatal(str(exc))
         code = 1
     except Exception as exc:  # ExternalShutdownException and friends end quietly

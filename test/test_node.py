@@ -373,6 +373,11 @@ def test_runtime_parameter_validation(ros):
     ([Parameter("cameras", value=["front", "/front"])], "'front' and '/front' are the same camera"),
     ([Parameter("cameras", value=["2nd_camera"])], "not a valid ROS namespace"),
     ([Parameter("cameras", value="front")], "invalid parameter cameras"),
+    ([Parameter("backend", value="onnxruntime")], r"needs depth\.engine"),
+    ([Parameter("backend", value="onnxruntime"), Parameter("compile", value="default"),
+      Parameter("depth.engine", value="x.onnx")], "applies to backend torch only"),
+    ([Parameter("compile", value="fast")], "compile='fast' is not one of"),
+    ([Parameter("warmup_width", value=0)], "warmup_width and warmup_height"),
 ])
 def test_invalid_parameters_are_fatal_with_a_clear_message(ros, overrides, needle):
     with pytest.raises(ValueError, match=needle):

@@ -85,7 +85,9 @@ class Predictor:
         channels_last: keep activations NHWC for the convolutions (faster with oneDNN
             and cuDNN; the results agree to float32 rounding).
         backend: ``torch``, or ``onnxruntime`` / ``tensorrt`` to run an exported
-            fixed-shape engine given as ``engine``.
+            fixed-shape engine given as ``engine``: images are then resized to the
+            engine's input size (export it with the camera's aspect ratio), batches of
+            another size are split and padded, and the precision is the engine's own.
         engine: the exported ``.onnx`` / ``.engine`` file for those backends.
     """
 
@@ -130,6 +132,10 @@ class Predictor:
         else:
             from .backends import load_backend
             self._network = load_backend(backend, engine, model_type, self.device)
+            # An exported engine has one fixed input: every image is resized to it.
+            self.engine_batch = int(self._network.input_shape[0])
+            self.net_hw = tuple(int(v) for v in self._network.input_shape[2:])
+            self.keep_aspect_ratio = False
         # Normalisation constants live on the device: no host-to-device copy per frame.
         self._mean = torch.tensor(self.spec.mean, dtype=torch.float32, device=self.device)
         self._std = torch.tensor(self.spec.std, dtype=torch.float32, device=self.device)
@@ -155,8 +161,23 @@ class Predictor:
         # the reference to float32 rounding on the CPU (an NHWC input there changes
         # oneDNN's summation order, which a random hybrid stem amplifies 20x).
         x = x.contiguous()
+        if self.backend != "torch":
+            return self._run_engine(x)
         with self._autocast():
             return self._network(x)
+
+    def _run_engine(self, x: torch.Tensor) -> torch.Tensor:
+        """An exported engine on any batch size: chunks of its fixed batch, the last one
+        padded with zeros and the padding dropped from the output."""
+        n, outs = self.engine_batch, []
+        for start in range(0, x.shape[0], n):
+            chunk = x[start:start + n]
+            if chunk.shape[0] < n:
+                pad = chunk.new_zeros((n - chunk.shape[0],) + tuple(chunk.shape[1:]))
+                outs.append(self._network(torch.cat((chunk, pad)))[:chunk.shape[0]])
+            else:
+                outs.append(self._network(chunk))
+        return outs[0] if len(outs) == 1 else torch.cat(outs)
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         """(B, H, W, 3) uint8 on the device -> the normalised network input."""
