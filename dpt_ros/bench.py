@@ -34,6 +34,10 @@ def add_parser(subparsers, name: str = "bench") -> argparse.ArgumentParser:
     p.add_argument("--compile", default="none",
                    help="torch.compile mode: none, default, reduce-overhead (CUDA graphs), "
                         "max-autotune")
+    p.add_argument("--backend", default="torch",
+                   help="torch, onnxruntime or tensorrt (needs --engine from dpt-ros export)")
+    p.add_argument("--engine", default=None,
+                   help="exported .onnx / .engine file for --backend onnxruntime/tensorrt")
     p.add_argument("--no-transformers", action="store_true",
                    help="skip the Hugging Face transformers comparison")
     p.add_argument("--json", action="store_true",
@@ -105,7 +109,10 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, name) < 1:
             raise ValueError(f"--{name} must be >= 1, got {getattr(args, name)}")
     predictor = Predictor(args.model_type, device=args.device, precision=args.precision,
-                          random_weights=True, progress=False, compile=args.compile)
+                          random_weights=True, progress=False, compile=args.compile,
+                          backend=args.backend, engine=args.engine)
+    if args.backend != "torch":
+        args.batch = predictor.engine_batch  # an engine's batch is fixed
     device = predictor.device
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (args.batch, args.height, args.width, 3), dtype=np.uint8)
@@ -114,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
     results: Dict[str, object] = {
         "model_type": args.model_type, "device": str(device),
         "precision": str(predictor.dtype).replace("torch.", ""), "compile": args.compile,
+        "backend": args.backend,
         "image": f"{args.width}x{args.height}", "network_input": f"{size[1]}x{size[0]}",
         "batch": args.batch, "iters": args.iters, "torch": torch.__version__,
         "machine": _machine(device),
@@ -189,6 +197,10 @@ def _compare_transformers(args, predictor, frames, results: Dict[str, object]) -
 
     device = predictor.device
     sq = (predictor.spec.net_height, predictor.spec.net_height)
+    if predictor.backend != "torch" and tuple(predictor.net_hw) != sq:
+        results["transformers"] = (f"skipped: the comparison runs at {sq[1]}x{sq[0]}; export "
+                                   f"the engine at that size to compare")
+        return
     try:
         hf = _transformers_model(args.model_type, device, sq)
     except ImportError:
