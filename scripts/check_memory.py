@@ -70,7 +70,10 @@ def main(argv=None) -> int:
               Parameter("relative_depth.scale", value=1.0),
               Parameter("relative_depth.shift", value=0.1),
               Parameter("warmup_width", value=args.width),
-              Parameter("warmup_height", value=args.height), Parameter("log_period", value=0.0)]
+              Parameter("warmup_height", value=args.height), Parameter("log_period", value=0.0),
+              # Reliable input: a best-effort frame lost in transport would stall the
+              # frame-by-frame handshake below.
+              Parameter("qos.input.reliability", value="reliable")]
     if args.segmentation:
         params += [Parameter("segmentation.model_type", value="dpt_hybrid_ade20k"),
                    Parameter("segmentation.random_weights", value=True)]
@@ -116,7 +119,8 @@ def main(argv=None) -> int:
         info_pub.publish(info)
         done.clear()
         image_pub.publish(rgb_to_image_msg(frames[i % 4], header))
-        if not done.wait(60.0):  # a lost message (best-effort input): send the next one
+        if not done.wait(60.0):
+            print(f"frame {i}: no cloud after 60 s", flush=True)
             continue
         if i % args.every == 0 or i == args.frames:
             now = time.perf_counter()
@@ -138,6 +142,7 @@ def main(argv=None) -> int:
     growth = base[-1][1] - base[0][1]
     peak = max(s[1] for s in base) - base[0][1]
     cuda_growth = base[-1][2] - base[0][2] if cuda else 0.0
+    print(f"node latency (stamp to publish) median {status['latency_ms_median']} ms")
     print(f"frames sent {args.frames}, clouds received {received[0]}, node processed "
           f"{status['processed']}, dropped {status['dropped']}, failed {status['failed']}")
     print(f"RSS from frame {base[0][0]} to {base[-1][0]}: {base[0][1]:.1f} -> "
