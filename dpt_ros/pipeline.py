@@ -263,9 +263,11 @@ class FramePipeline:
             # One device-to-host copy per output (into pinned memory on CUDA), then a
             # single wait for all of them.
             host = {k: v.to("cpu", non_blocking=True) for k, v in device_out.items()}
-            for p in (self.depth, self.segmentation):
-                if p is not None and p.device.type == "cuda":
-                    torch.cuda.current_stream(p.device).synchronize()
+            for device in {p.device for p in (self.depth, self.segmentation) if p}:
+                if device.type == "cuda":
+                    done = torch.cuda.Event()
+                    done.record(torch.cuda.current_stream(device))
+                    done.synchronize()  # the one wait: every copy above has landed
             mark("download")
         for key, tensor in host.items():
             values = tensor.numpy()

@@ -163,3 +163,33 @@ def test_warm_up_runs_the_camera_shape(hybrid):
         hook.remove()
     h, w = hybrid.input_size((60, 200))
     assert shapes == [(2, 3, h, w)] and (h, w) != hybrid.net_hw
+
+
+def test_bf16_keeps_normalisation_in_float32_and_attention_fused(hybrid):
+    """Under reduced precision the matrix products run in bf16 while every LayerNorm /
+    GroupNorm computes in float32; attention is PyTorch's fused SDPA; the result stays
+    close to float32."""
+    low = Predictor("dpt_hybrid", device="cpu", precision="bf16", random_weights=True,
+                    progress=False, network_size=(96, 64))
+    low.model.load_state_dict(hybrid.model.state_dict())
+    seen = {}
+
+    def record(kind):
+        def hook(module, args, out):
+            seen.setdefault(kind, set()).add((args[0].dtype, out.dtype))
+        return hook
+
+    for m in low.model.modules():
+        if isinstance(m, (torch.nn.LayerNorm, torch.nn.GroupNorm)):
+            m.register_forward_hook(record("norm"))
+        elif isinstance(m, torch.nn.Linear):
+            m.register_forward_hook(record("linear"))
+    rgb = frame(6)
+    got = low.predict(rgb)
+    want = hybrid.predict(rgb)
+    assert seen["norm"] == {(torch.float32, torch.float32)}
+    assert {out for _, out in seen["linear"]} == {torch.bfloat16}
+    attention = [m for m in low.model.modules() if hasattr(m, "fused_attn")]
+    assert attention and all(m.fused_attn for m in attention)
+    assert got.dtype == np.float32
+    assert np.abs(got - want).max() <= 0.05 * np.abs(want).max()

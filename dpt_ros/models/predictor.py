@@ -127,6 +127,8 @@ class Predictor:
                                     cache_dir=cache_dir, progress=progress).to(self.device)
             if self.channels_last:
                 self.model = self.model.to(memory_format=torch.channels_last)
+            if self.dtype != torch.float32:
+                keep_norms_float32(self.model)
             self._network = (self.model if compile == "none" else
                              torch.compile(self.model, mode=compile, dynamic=False))
         else:
@@ -257,6 +259,35 @@ class Predictor:
         """Runs one (H, W, 3) uint8 RGB image; returns (h, w) float32 depth or uint8 labels."""
         _check_rgb(image, batched=False)
         return self.predict_batch(image[None], output_hw)[0]
+
+
+_NORMS = (torch.nn.LayerNorm, torch.nn.GroupNorm, torch.nn.modules.batchnorm._BatchNorm)
+
+
+def _float32_input(module: torch.nn.Module, args: tuple):
+    x = args[0]
+    if isinstance(x, torch.Tensor) and x.is_floating_point() and x.dtype != torch.float32:
+        return (x.float(),) + tuple(args[1:])
+    return None
+
+
+def keep_norms_float32(model: torch.nn.Module) -> int:
+    """Normalisation layers compute in float32 under fp16/bf16 autocast.
+
+    CUDA autocast already runs layer and group norm in float32, but CPU autocast passes
+    GroupNorm (the hybrid's ResNet) and BatchNorm a reduced-precision input and computes
+    them in it. A forward pre-hook casts their input to float32 (their weights are
+    float32); the next convolution or linear layer casts back down under autocast.
+
+    Returns:
+        How many layers were hooked.
+    """
+    count = 0
+    for module in model.modules():
+        if isinstance(module, _NORMS):
+            module.register_forward_pre_hook(_float32_input)
+            count += 1
+    return count
 
 
 def _check_rgb(array: np.ndarray, batched: bool) -> None:

@@ -1,0 +1,55 @@
+"""The CUDA path, where a GPU is present (skipped elsewhere): no hidden host-device
+synchronisation in the per-frame loop, fp16 close to fp32, outputs on the host."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sensor_msgs.msg import CameraInfo
+from std_msgs.msg import Header
+
+from dpt_ros.models import Predictor
+from dpt_ros.pipeline import FramePipeline, PipelineOptions
+
+pytestmark = [
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
+    pytest.mark.filterwarnings("ignore:.*RANDOM weights"),
+]
+
+
+def _info(w: int, h: int) -> CameraInfo:
+    ci = CameraInfo(width=w, height=h)
+    ci.k = [0.8 * w, 0.0, w / 2, 0.0, 0.8 * w, h / 2, 0.0, 0.0, 1.0]
+    ci.p = [0.8 * w, 0.0, w / 2, 0.0, 0.0, 0.8 * w, h / 2, 0.0, 0.0, 0.0, 1.0, 0.0]
+    return ci
+
+
+def test_frame_loop_has_no_hidden_synchronisation():
+    depth = Predictor("dpt_hybrid", device="cuda", precision="fp16", random_weights=True,
+                      progress=False)
+    seg = Predictor("dpt_hybrid_ade20k", device="cuda", precision="fp16",
+                    random_weights=True, progress=False)
+    pipeline = FramePipeline(depth, seg, PipelineOptions(relative_scale=1.0,
+                                                         relative_shift=0.1, cloud_stride=2))
+    rgb = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    header, info = Header(frame_id="cam"), _info(640, 480)
+    pipeline.process(rgb, header, info)  # warm-up: cuDNN choices, caching allocator
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        out = pipeline.process(rgb, header, info)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert {"depth/image", "depth/relative", "segmentation/labels", "points"} <= set(
+        out.messages)
+
+
+def test_fp16_is_close_to_fp32_on_the_gpu():
+    half = Predictor("dpt_hybrid", device="cuda", precision="fp16", random_weights=True,
+                     progress=False)
+    full = Predictor("dpt_hybrid", device="cuda", precision="fp32", random_weights=True,
+                     progress=False)
+    full.model.load_state_dict(half.model.state_dict())
+    rgb = np.random.default_rng(1).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    a, b = half.predict(rgb), full.predict(rgb)
+    assert a.dtype == np.float32 and a.shape == (240, 320)
+    assert np.abs(a - b).max() <= 0.02 * np.abs(b).max()
