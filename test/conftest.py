@@ -15,6 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# The tests publish and subscribe on plain names (image, camera_info, points): keep them
+# off the network and away from other ROS processes on this machine (a robot's camera, a
+# second test run) with a DDS domain of their own, unless the caller chose one.
+os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
+os.environ.setdefault("ROS_LOCALHOST_ONLY", "1")  # Humble
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")  # Jazzy and later
+
 REPO = Path(__file__).resolve().parents[1]
 
 
