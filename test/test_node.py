@@ -15,6 +15,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
+from dpt_ros.models import Predictor
 from dpt_ros.node import DptNode, LatestFrame
 from dpt_ros.node_params import PARAM_DEFS, declare
 from dpt_ros.ros.image_codec import image_msg_to_array
@@ -426,3 +427,36 @@ def test_latest_frame_queue():
     assert LatestFrame.take_any([a, b], timeout=1.0) == [None, "b2"] and b.dropped == 1
     with pytest.raises(ValueError, match="shared condition"):
         LatestFrame.take_any([a, LatestFrame()], timeout=0.0)
+
+
+def test_onnxruntime_backend_through_the_node(ros, tmp_path, det_checkpoint):
+    """backend: onnxruntime with depth.engine: the node runs the exported file and its
+    depth matches the torch predictor resized to the engine's input."""
+    from dpt_ros.export import export_onnx
+
+    weights = det_checkpoint("dpt_hybrid")
+    engine = export_onnx("dpt_hybrid", tmp_path / "h.onnx", weights=weights, width=64,
+                         height=64, check=False).path
+    executor, add = ros
+    node = add(DptNode(parameter_overrides=[
+        Parameter("device", value="cpu"), Parameter("backend", value="onnxruntime"),
+        Parameter("depth.engine", value=str(engine)), Parameter("warmup_width", value=64),
+        Parameter("warmup_height", value=48)]))
+    assert node.pipeline.depth.backend == "onnxruntime" and node.pipeline.depth.model is None
+    probe = Probe(add)
+    wait_for_subscribers(executor, probe)
+    rgb = small_image()
+    probe.image_pub.publish(rgb_msg(rgb, 31))
+    assert spin_until(executor, lambda: probe.got["depth/relative"])
+    got = image_msg_to_array(probe.got["depth/relative"][0])
+    want = Predictor("dpt_hybrid", weights=weights, device="cpu", network_size=(64, 64),
+                     keep_aspect_ratio=False).predict(rgb)
+    assert got.shape == (48, 64)
+    assert np.abs(got - want).max() <= 5e-4 * np.abs(want).max()
+
+
+def test_missing_engine_file_is_fatal_with_its_name(ros, tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.onnx"):
+        DptNode(parameter_overrides=[
+            Parameter("device", value="cpu"), Parameter("backend", value="onnxruntime"),
+            Parameter("depth.engine", value=str(tmp_path / "nope.onnx"))])
