@@ -52,7 +52,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     import rclpy
-    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
     from rclpy.parameter import Parameter
     from sensor_msgs.msg import CameraInfo, Image, PointCloud2
@@ -89,7 +89,8 @@ def main(argv=None) -> int:
     driver.create_subscription(PointCloud2, "points", on_points, 10)
     image_pub = driver.create_publisher(Image, "image", 10)
     info_pub = driver.create_publisher(CameraInfo, "camera_info", 10)
-    executor = MultiThreadedExecutor(num_threads=2)
+    # One executor thread, as 'ros2 run dpt_ros dpt_node' spins; inference has its own.
+    executor = SingleThreadedExecutor()
     executor.add_node(node)
     executor.add_node(driver)
     spinner = threading.Thread(target=executor.spin, daemon=True)
