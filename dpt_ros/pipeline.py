@@ -119,9 +119,10 @@ class FramePipeline:
                 out.append("depth/camera_info")
         return out
 
-    def output_hw(self, image_hw: Sequence[int]) -> Tuple[int, int]:
+    def output_hw(self, image_hw: Sequence[int],
+                  options: Optional[PipelineOptions] = None) -> Tuple[int, int]:
         """(H, W) of the published images for a camera image of ``image_hw``."""
-        if self.options.output_size == "network":
+        if (options or self.options).output_size == "network":
             model = self.depth or self.segmentation
             return network_input_size(image_hw, model.net_hw, model.keep_aspect_ratio)
         return int(image_hw[0]), int(image_hw[1])
@@ -177,30 +178,30 @@ class FramePipeline:
                              f"{len(streams)} for {len(rgbs)} images")
         o = self.options
         results = [FrameOutput() for _ in rgbs]
-        cameras = [self._camera(results[i], infos[i], rgbs[i].shape[:2], headers[i])
+        cameras = [self._camera(results[i], o, infos[i], rgbs[i].shape[:2], headers[i])
                    for i in range(len(rgbs))]
         groups: Dict[Tuple[int, int], List[int]] = {}
         for i, rgb in enumerate(rgbs):
             groups.setdefault((int(rgb.shape[0]), int(rgb.shape[1])), []).append(i)
         arrays: List[Dict[str, np.ndarray]] = [{} for _ in rgbs]
         for hw, idx in groups.items():
-            timings = self._infer(np.stack([rgbs[i] for i in idx]), self.output_hw(hw), o,
+            timings = self._infer(np.stack([rgbs[i] for i in idx]), self.output_hw(hw, o), o,
                                   [cameras[i][0] for i in idx], [arrays[i] for i in idx])
             for i in idx:
                 results[i].timings_ms.update({k: v / len(idx) for k, v in timings.items()})
         for i, result in enumerate(results):
-            self._build_messages(result, rgbs[i], headers[i], cameras[i][1], arrays[i],
+            self._build_messages(result, o, rgbs[i], headers[i], cameras[i][1], arrays[i],
                                  streams[i])
         return results
 
-    def _camera(self, result: FrameOutput, camera_info: Optional[CameraInfo],
-                image_hw: Sequence[int], header: Header
+    def _camera(self, result: FrameOutput, o: PipelineOptions,
+                camera_info: Optional[CameraInfo], image_hw: Sequence[int], header: Header
                 ) -> Tuple[Optional[Intrinsics], Optional[CameraInfo]]:
         """(intrinsics at the output size, camera_info rescaled to it) or (None, None)."""
         if camera_info is None:
             return None, None
         h, w = image_hw
-        out_h, out_w = self.output_hw((h, w))
+        out_h, out_w = self.output_hw((h, w), o)
         try:
             check_camera_info_matches(camera_info, w, h)
             intrinsics = Intrinsics.from_camera_info(camera_info).scaled(out_w, out_h)
@@ -281,13 +282,13 @@ class FramePipeline:
             timings[name] = timings.get(name, 0.0) + (t - t_prev) * 1e3
         return timings
 
-    def _build_messages(self, result: FrameOutput, rgb: np.ndarray, header: Header,
-                        scaled_info: Optional[CameraInfo], arrays: Dict[str, np.ndarray],
-                        stream: Hashable = None) -> None:
-        """Fills ``result`` with every message of one frame from the model outputs."""
-        o = self.options
+    def _build_messages(self, result: FrameOutput, o: PipelineOptions, rgb: np.ndarray,
+                        header: Header, scaled_info: Optional[CameraInfo],
+                        arrays: Dict[str, np.ndarray], stream: Hashable = None) -> None:
+        """Fills ``result`` with every message of one frame from the model outputs, with
+        the options the batch's inference used."""
         h, w = rgb.shape[:2]
-        out_h, out_w = self.output_hw((h, w))
+        out_h, out_w = self.output_hw((h, w), o)
         inverse, metric = arrays.get("inverse"), arrays.get("metric")
         labels = arrays.get("labels")
         t2 = time.perf_counter()
