@@ -102,7 +102,6 @@ def run(args: argparse.Namespace) -> int:
 
     from .models import Predictor
     from .pipeline import FramePipeline, PipelineOptions
-    from sensor_msgs.msg import CameraInfo
     from std_msgs.msg import Header
 
     for name in ("batch", "iters"):
@@ -144,10 +143,7 @@ def run(args: argparse.Namespace) -> int:
             relative_scale=0.0 if predictor.spec.is_metric else 1.0, relative_shift=0.1))
     else:
         pipeline = FramePipeline(None, predictor)
-    info = CameraInfo(width=args.width, height=args.height)
-    f = 0.8 * args.width
-    info.k = [f, 0.0, args.width / 2, 0.0, f, args.height / 2, 0.0, 0.0, 1.0]
-    info.p = [f, 0.0, args.width / 2, 0.0, 0.0, f, args.height / 2, 0.0, 0.0, 0.0, 1.0, 0.0]
+    info = synthetic_camera(args.width, args.height).to_camera_info("camera_optical_frame")
     header = Header(frame_id="camera_optical_frame")
     from .ros.image_codec import image_to_rgb, rgb_to_image_msg
     msg = rgb_to_image_msg(frames[0], header)
@@ -238,6 +234,15 @@ def _compare_transformers(args, predictor, frames, results: Dict[str, object]) -
         results["speedup_vs_transformers_float32"] = (medians["transformers_float32"]
                                                       / medians[f"ours_{p}"])
         results["speedup_vs_ours_float32"] = medians["ours_float32"] / medians[f"ours_{p}"]
+
+
+def synthetic_camera(width: int, height: int):
+    """The pinhole camera benchmarks pretend to have: fx = fy = 0.8 * width, principal
+    point at the image centre."""
+    from .ros.camera import Intrinsics
+
+    f = 0.8 * width
+    return Intrinsics(fx=f, fy=f, cx=width / 2, cy=height / 2, width=width, height=height)
 
 
 def _machine(device: "torch.device") -> str:

@@ -316,18 +316,11 @@ def render_cloud_preview(xyz: np.ndarray, width: int = 480, height: int = 360) -
 # Input bag
 # ----------------------------------------------------------------------------------
 def _camera_info_msg(width: int, height: int, stamp_ns: int):
-    from sensor_msgs.msg import CameraInfo
+    from .ros.camera import Intrinsics
 
     fx, fy, cx, cy = camera_intrinsics(width, height)
-    info = CameraInfo()
-    info.header.frame_id = FRAME_ID
+    info = Intrinsics(fx, fy, cx, cy, width, height).to_camera_info(FRAME_ID)
     info.header.stamp.sec, info.header.stamp.nanosec = divmod(stamp_ns, 10**9)
-    info.width, info.height = width, height
-    info.distortion_model = "plumb_bob"
-    info.d = [0.0] * 5
-    info.k = [fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0]
-    info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-    info.p = [fx, 0.0, cx, 0.0, 0.0, fy, cy, 0.0, 0.0, 0.0, 1.0, 0.0]
     return info
 
 

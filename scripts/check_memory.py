@@ -58,6 +58,7 @@ def main(argv=None) -> int:
     from sensor_msgs.msg import CameraInfo, Image, PointCloud2
     from std_msgs.msg import Header
 
+    from dpt_ros.bench import synthetic_camera
     from dpt_ros.node import DptNode
     from dpt_ros.ros.image_codec import rgb_to_image_msg
 
@@ -101,10 +102,7 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 256, (args.height, args.width, 3), dtype=np.uint8)
               for _ in range(4)]
-    info = CameraInfo(width=args.width, height=args.height)
-    f = 0.8 * args.width
-    info.k = [f, 0.0, args.width / 2, 0.0, f, args.height / 2, 0.0, 0.0, 1.0]
-    info.p = [f, 0.0, args.width / 2, 0.0, 0.0, f, args.height / 2, 0.0, 0.0, 0.0, 1.0, 0.0]
+    info = synthetic_camera(args.width, args.height).to_camera_info("camera_optical_frame")
     cuda = node.pipeline.depth.device.type == "cuda"
     if cuda:
         import torch

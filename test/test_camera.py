@@ -45,6 +45,17 @@ def test_from_camera_info() -> None:
     np.testing.assert_array_equal(intr.matrix(), [[500, 0, 319.5], [0, 510, 239.5], [0, 0, 1]])
 
 
+def test_to_camera_info_is_the_inverse_of_from_camera_info() -> None:
+    intr = Intrinsics(fx=500.5, fy=480.25, cx=319.5, cy=239.75, width=640, height=480)
+    info = intr.to_camera_info("cam_optical")
+    assert Intrinsics.from_camera_info(info) == intr
+    assert info.header.frame_id == "cam_optical"
+    assert list(info.p) == [500.5, 0.0, 319.5, 0.0, 0.0, 480.25, 239.75, 0.0, 0.0, 0.0, 1.0, 0.0]
+    assert list(info.r) == [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    assert info.distortion_model == "plumb_bob" and list(info.d) == [0.0] * 5
+    check_camera_info_matches(info, 640, 480)
+
+
 def test_from_camera_info_all_zero_k() -> None:
     info = make_info()
     info.k = np.zeros(9)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import Header
 
+from dpt_ros.bench import synthetic_camera
 from dpt_ros.models import Predictor
 from dpt_ros.pipeline import FramePipeline, PipelineOptions
 
@@ -15,13 +15,6 @@ pytestmark = [
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
     pytest.mark.filterwarnings("ignore:.*RANDOM weights"),
 ]
-
-
-def _info(w: int, h: int) -> CameraInfo:
-    ci = CameraInfo(width=w, height=h)
-    ci.k = [0.8 * w, 0.0, w / 2, 0.0, 0.8 * w, h / 2, 0.0, 0.0, 1.0]
-    ci.p = [0.8 * w, 0.0, w / 2, 0.0, 0.0, 0.8 * w, h / 2, 0.0, 0.0, 0.0, 1.0, 0.0]
-    return ci
 
 
 def test_frame_loop_has_no_hidden_synchronisation():
@@ -32,7 +25,7 @@ def test_frame_loop_has_no_hidden_synchronisation():
     pipeline = FramePipeline(depth, seg, PipelineOptions(relative_scale=1.0,
                                                          relative_shift=0.1, cloud_stride=2))
     rgb = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
-    header, info = Header(frame_id="cam"), _info(640, 480)
+    header, info = Header(frame_id="cam"), synthetic_camera(640, 480).to_camera_info("cam")
     pipeline.process(rgb, header, info)  # warm-up: cuDNN choices, caching allocator
     torch.cuda.set_sync_debug_mode("error")
     try:

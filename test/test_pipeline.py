@@ -72,10 +72,8 @@ def frame(seed: int, h: int = 48, w: int = 64) -> np.ndarray:
 
 
 def info(fx: float, h: int = 48, w: int = 64) -> CameraInfo:
-    ci = CameraInfo(width=w, height=h)
-    ci.k = [fx, 0.0, w / 2 - 0.5, 0.0, fx, h / 2 - 0.5, 0.0, 0.0, 1.0]
-    ci.p = [fx, 0.0, w / 2 - 0.5, 0.0, 0.0, fx, h / 2 - 0.5, 0.0, 0.0, 0.0, 1.0, 0.0]
-    return ci
+    return Intrinsics(fx=fx, fy=fx, cx=w / 2 - 0.5, cy=h / 2 - 0.5, width=w,
+                      height=h).to_camera_info()
 
 
 def header(sec: int, frame_id: str) -> Header:

@@ -157,6 +157,20 @@ class Intrinsics:
             height=h,
         )
 
+    def to_camera_info(self, frame_id: str = "") -> CameraInfo:
+        """A CameraInfo of an ideal (undistorted, unrectified) pinhole camera with these
+        intrinsics: ``K`` and ``P`` from fx, fy, cx, cy, ``R`` identity, ``plumb_bob``
+        with zero distortion. The inverse of :meth:`from_camera_info`.
+        """
+        info = CameraInfo(width=self.width, height=self.height,
+                          distortion_model="plumb_bob")
+        info.header.frame_id = frame_id
+        info.d = [0.0] * 5
+        info.k = [self.fx, 0.0, self.cx, 0.0, self.fy, self.cy, 0.0, 0.0, 1.0]
+        info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+        info.p = [self.fx, 0.0, self.cx, 0.0, 0.0, self.fy, self.cy, 0.0, 0.0, 0.0, 1.0, 0.0]
+        return info
+
     def matrix(self) -> np.ndarray:
         """Return ``K`` as a (3, 3) float64 array."""
         return np.array(
