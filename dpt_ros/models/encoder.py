@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .blocks import Reassemble
+from .std_conv import use_original_weight_standardization
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,9 @@ class DPTEncoder(nn.Module):
         cfg = self.config
         # pretrained=False: weights come from a DPT checkpoint, never from a hub.
         self.model = timm.create_model(cfg.timm_name, pretrained=False)
+        if cfg.hybrid:
+            # The official hybrid weights were trained with timm 0.4.5's standardisation.
+            use_original_weight_standardization(self.model.patch_embed.backbone)
         self.num_prefix_tokens = 1
         first = 2 if cfg.hybrid else 0
         for i in range(4):
