@@ -1,19 +1,22 @@
 """Shared test fixtures.
 
-Fidelity tests use ``../shared/fixtures`` (beside the repository; override with
-``$DPT_ROS_FIXTURES``): official checkpoint key layouts, deterministic weights
-generated from key names, a test image and what the original DPT computes from it.
-Under CI (``CI=true``) missing fixtures are an error, elsewhere the tests skip.
+Fidelity tests run from the project's own ``test/fixtures`` in any clone: the official
+checkpoints' key layouts, the test image, and the compact goldens (what the original
+implementations computed from it with deterministic weights, see ``goldens.py``).
+Deterministic weights come from ``deterministic_weights.py``. Where the full fixtures are
+present (``../shared/fixtures`` beside the repository, or ``$DPT_ROS_FIXTURES``), the
+goldens also carry the complete arrays and the tests compare every element.
 """
 from __future__ import annotations
 
-import importlib.util
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+import deterministic_weights
+from goldens import FIXTURES, Golden, shared_fixtures_dir
 
 # The tests publish and subscribe on plain names (image, camera_info, points): keep them
 # off the network and away from other ROS processes on this machine (a robot's camera, a
@@ -22,31 +25,18 @@ os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
 os.environ.setdefault("ROS_LOCALHOST_ONLY", "1")  # Humble
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")  # Jazzy and later
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _fixtures_dir() -> Path:
-    env = os.environ.get("DPT_ROS_FIXTURES")
-    return Path(env) if env else REPO.parent / "shared" / "fixtures"
 
 
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
-    path = _fixtures_dir()
-    if not (path / "dpt").is_dir():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"fidelity fixtures not found at {path}")
-        pytest.skip(f"fidelity fixtures not found at {path}")
-    return path
+    """``test/fixtures``: keys/, compact/ and scene_a.png."""
+    return FIXTURES
 
 
 @pytest.fixture(scope="session")
-def detweights(fixtures_dir):
-    """The fixtures' ``detweights`` module (deterministic weights from key names)."""
-    spec = importlib.util.spec_from_file_location("detweights", fixtures_dir / "detweights.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def detweights():
+    """The project's deterministic-weights generator (``deterministic_weights.py``)."""
+    return deterministic_weights
 
 
 @pytest.fixture(scope="session")
@@ -54,28 +44,34 @@ def scene_a_rgb(fixtures_dir) -> np.ndarray:
     """The 480x640 test image as (H, W, 3) uint8 RGB."""
     import cv2
 
-    bgr = cv2.imread(str(fixtures_dir / "dpt" / "scene_a.png"), cv2.IMREAD_COLOR)
+    bgr = cv2.imread(str(fixtures_dir / "scene_a.png"), cv2.IMREAD_COLOR)
     return np.ascontiguousarray(bgr[:, :, ::-1])
 
 
 @pytest.fixture(scope="session")
 def golden(fixtures_dir):
-    """golden(model_type) -> dict of arrays the original implementation computed."""
+    """golden(model_type) -> :class:`goldens.Golden` on scene_a: the compact arrays, and
+    the full ones where ../shared is present."""
+    shared = shared_fixtures_dir()
+    loaded = {}
 
-    def load(model_type: str):
-        with np.load(fixtures_dir / "dpt" / f"golden_{model_type}_scene_a.npz") as data:
-            return {k: data[k] for k in data.files}
+    def load(model_type: str) -> Golden:
+        if model_type not in loaded:
+            family = "dav2" if model_type.startswith("depth_anything") else "dpt"
+            full = (shared / family / f"golden_{model_type}_scene_a.npz") if shared else None
+            loaded[model_type] = Golden.load(
+                fixtures_dir / "compact" / f"{model_type}_scene_a.compact.npz", full)
+        return loaded[model_type]
 
     return load
 
 
 @pytest.fixture(scope="session")
 def key_spec(fixtures_dir):
-    """key_spec(model_type) -> [[key, shape, dtype], ...] of the official checkpoint."""
+    """key_spec(model_type) -> [(key, shape, dtype), ...] of the official checkpoint."""
 
     def load(model_type: str):
-        with open(fixtures_dir / "dpt" / f"keys_{model_type}.json") as f:
-            return json.load(f)["keys"]
+        return deterministic_weights.read_layout(fixtures_dir / "keys" / f"keys_{model_type}.json")
 
     return load
 

@@ -46,3 +46,26 @@ def test_fp16_is_close_to_fp32_on_the_gpu():
     a, b = half.predict(rgb), full.predict(rgb)
     assert a.dtype == np.float32 and a.shape == (240, 320)
     assert np.abs(a - b).max() <= 0.02 * np.abs(b).max()
+
+
+def test_tensorrt_hybrid_matches_the_original(tmp_path, det_checkpoint, golden, scene_a_rgb):
+    """The TensorRT engine (fp32) of dpt_hybrid carries the original's weight
+    standardisation: against the golden at scene_a's network size."""
+    pytest.importorskip("tensorrt", reason="needs tensorrt (pip install tensorrt)")
+    from dpt_ros.export import build_tensorrt_engine, export_onnx
+    from dpt_ros.models import get_spec
+    from dpt_ros.models.backends import load_backend
+    from dpt_ros.models.transforms import preprocess
+
+    gold = golden("dpt_hybrid")
+    height, width = gold.shape("net_output")
+    onnx_path = tmp_path / "hybrid.onnx"
+    export_onnx("dpt_hybrid", onnx_path, weights=det_checkpoint("dpt_hybrid"), width=width,
+                height=height, check=False)
+    engine = build_tensorrt_engine(onnx_path, tmp_path / "hybrid.engine", precision="fp32")
+    spec = get_spec("dpt_hybrid")
+    x = preprocess(torch.from_numpy(scene_a_rgb[None].copy()), (height, width), spec.mean,
+                   spec.std).cuda()
+    got = load_backend("tensorrt", engine.path, "dpt_hybrid", torch.device("cuda"))(x)
+    # fp32 engines are built without TF32; timm 1.x's form would be off by 7.5e-4.
+    assert gold.relative_error("net_output", got[0].float().cpu().numpy()) <= 1e-4

@@ -14,8 +14,10 @@ Rather than patching timm's classes (which would change every timm model in the
 process), ``use_original_weight_standardization`` swaps the convolutions of one module
 tree for :class:`OriginalStdConv2d`, sharing their weight parameters: the state_dict
 keys stay the official ones. The formula is ordinary tensor code in ``forward``, so
-eager, ``torch.compile`` and ``torch.onnx`` export all compute it; an ONNX export with
-constant folding stores the standardised weights (see ``dpt_ros.export``).
+eager and ``torch.compile`` compute it from the stored weights on every forward pass.
+For a fixed graph (ONNX, and TensorRT built from it) :func:`fold_weight_standardization`
+stores the standardised weights instead, computed once by the same function, so the
+engine holds exactly the weights the eager model convolves with, as constants.
 """
 from __future__ import annotations
 
@@ -62,16 +64,53 @@ class OriginalStdConv2d(nn.Conv2d):
         self.same_pad = bool(getattr(conv, "same_pad", False))
         self.eps = eps
 
+    def standardized_weight(self) -> torch.Tensor:
+        """The weights this convolution applies."""
+        return standardize_weight(self.weight, self.eps)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.same_pad:
             x = pad_same(x, self.kernel_size, self.stride, self.dilation)
-        weight = standardize_weight(self.weight, self.eps)
-        return F.conv2d(x, weight, self.bias, self.stride, self.padding, self.dilation,
+        return F.conv2d(x, self.standardized_weight(), self.bias, self.stride, self.padding,
+                        self.dilation, self.groups)
+
+
+class FoldedStdConv2d(nn.Conv2d):
+    """An :class:`OriginalStdConv2d` with its weights standardised once, for export.
+
+    Its ``weight`` holds the standardised weights (not the checkpoint's), so it is for
+    inference graphs only; padding is the original's, "SAME" included.
+    """
+
+    def __init__(self, conv: OriginalStdConv2d) -> None:
+        super().__init__(conv.in_channels, conv.out_channels, conv.kernel_size,
+                         stride=conv.stride, padding=conv.padding, dilation=conv.dilation,
+                         groups=conv.groups, bias=conv.bias is not None, device="meta")
+        with torch.no_grad():
+            self.weight = nn.Parameter(conv.standardized_weight().detach().clone(),
+                                       requires_grad=False)
+        self.bias = conv.bias
+        self.same_pad = conv.same_pad
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.same_pad:
+            x = pad_same(x, self.kernel_size, self.stride, self.dilation)
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
                         self.groups)
 
 
+def _replace(module: nn.Module, kinds: tuple, make) -> int:
+    targets = [(name, child) for name, child in module.named_modules() if isinstance(child, kinds)]
+    for name, child in targets:
+        parent_name, _, attr = name.rpartition(".")
+        parent = module.get_submodule(parent_name) if parent_name else module
+        setattr(parent, attr, make(child))
+    return len(targets)
+
+
 def use_original_weight_standardization(module: nn.Module, eps: float = ORIGINAL_EPS) -> int:
-    """Replaces every timm weight-standardised convolution under ``module`` in place.
+    """Replaces every timm weight-standardised convolution under ``module`` in place by
+    an :class:`OriginalStdConv2d` sharing its parameters.
 
     Args:
         module: e.g. the hybrid ViT's ResNet backbone.
@@ -80,10 +119,16 @@ def use_original_weight_standardization(module: nn.Module, eps: float = ORIGINAL
     Returns:
         How many convolutions were replaced.
     """
-    targets = [(name, child) for name, child in module.named_modules()
-               if isinstance(child, (StdConv2d, StdConv2dSame))]
-    for name, conv in targets:
-        parent_name, _, attr = name.rpartition(".")
-        parent = module.get_submodule(parent_name) if parent_name else module
-        setattr(parent, attr, OriginalStdConv2d(conv, eps))
-    return len(targets)
+    return _replace(module, (StdConv2d, StdConv2dSame), lambda c: OriginalStdConv2d(c, eps))
+
+
+def fold_weight_standardization(module: nn.Module) -> int:
+    """Replaces every :class:`OriginalStdConv2d` under ``module`` in place by a
+    :class:`FoldedStdConv2d`: same outputs, standardised weights as constants.
+
+    For export only: the module's state_dict then holds standardised weights.
+
+    Returns:
+        How many convolutions were folded.
+    """
+    return _replace(module, (OriginalStdConv2d,), FoldedStdConv2d)

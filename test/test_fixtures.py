@@ -1,0 +1,103 @@
+"""The fidelity fixtures that travel with the code: the project's deterministic-weights
+generator gives the tensors the goldens were computed with, and the compact goldens are
+complete and consistent."""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+
+import numpy as np
+import pytest
+
+import deterministic_weights as dw
+from goldens import FIXTURES, shared_fixtures_dir
+
+#: sha256 over (key, tensor bytes) of every tensor of a layout, made with the shared
+#: fixtures' ``detweights.py``. Together the two layouts exercise every rule: ViT and
+#: ResNet weights, norm scales and biases, batch-norm running statistics, class token
+#: and position embeddings, integer counters, LayerScale, mask token, the DAv2 head bias.
+REFERENCE_DIGESTS = {
+    "dpt_hybrid_ade20k": "9bfd52878629af7c5b131a16690ed92e16462e5048839bb081a75c88cde0fce1",
+    "depth_anything_v2_vits": "6eca76c92b2607686c9a2dbd083fcbc8baea9bbbea84aa24e09c662850a75fd2",
+}
+
+
+def _shared_generator():
+    shared = shared_fixtures_dir()
+    if shared is None:
+        return None
+    spec = importlib.util.spec_from_file_location("shared_detweights", shared / "detweights.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("model_type", sorted(REFERENCE_DIGESTS))
+def test_generator_is_bit_identical_to_the_fixtures_generator(model_type):
+    """Always against the recorded digest; where ../shared is present, also tensor by
+    tensor against its ``detweights.py``."""
+    layout = dw.read_layout(FIXTURES / "keys" / f"keys_{model_type}.json")
+    reference = _shared_generator()
+    digest = hashlib.sha256()
+    for key, shape, dtype in layout:
+        tensor = dw.deterministic_tensor(key, shape, dtype)
+        assert tuple(tensor.shape) == tuple(shape) and str(tensor.dtype) == f"torch.{dtype}"
+        data = tensor.contiguous().numpy().tobytes()
+        if reference is not None:
+            want = reference.deterministic_tensor(key, list(shape), dtype)
+            assert want.dtype == tensor.dtype and data == want.contiguous().numpy().tobytes(), key
+        digest.update(key.encode())
+        digest.update(data)
+    assert digest.hexdigest() == REFERENCE_DIGESTS[model_type]
+
+
+def test_rules_by_tensor_kind():
+    assert dw.key_seed("a") == dw.key_seed("a") != dw.key_seed("b")
+    assert dw.key_seed("x") < 2 ** 63
+    var = dw.deterministic_tensor("m.bn.running_var", (64,))
+    assert var.min() >= 1.0
+    counter = dw.deterministic_tensor("m.bn.num_batches_tracked", (), "int64")
+    assert counter.dtype.is_floating_point is False and int(counter) == 0
+    gamma = dw.deterministic_tensor("blocks.0.ls1.gamma", (384,))
+    assert abs(float(gamma.mean()) - 0.1) < 0.01
+    conv = dw.deterministic_tensor("conv.weight", (256, 128, 3, 3))
+    assert abs(float(conv.std()) - (128 * 9) ** -0.5) < 1e-3
+
+
+@pytest.mark.parametrize("path", sorted((FIXTURES / "compact").glob("*.npz")),
+                         ids=lambda p: p.name.split("_scene_a")[0])
+def test_compact_goldens_are_consistent(path):
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    names = {k.split("__")[0] for k in arrays if "__" in k}
+    assert names, path
+    for name in names:
+        shape = tuple(arrays[f"{name}__shape"])
+        index, value = arrays[f"{name}__index"], arrays[f"{name}__value"]
+        assert index.shape == (4000, len(shape)) and value.shape == (4000,)
+        assert (index >= 0).all() and (index < np.array(shape)).all()
+        assert np.isfinite(arrays[f"{name}__mean"]) and arrays[f"{name}__std"] > 0
+    assert tuple(arrays["image_shape"]) == (480, 640, 3)
+
+
+def test_compact_goldens_agree_with_the_full_ones():
+    """Where ../shared is present, every sampled value is the full golden's value there;
+    elsewhere the compact files' own statistics must describe their samples."""
+    shared = shared_fixtures_dir()
+    for path in sorted((FIXTURES / "compact").glob("*.npz")):
+        model_type = path.name.split("_scene_a")[0]
+        with np.load(path) as compact:
+            if shared is None:
+                value = compact["final__value" if "final__value" in compact else "labels__value"]
+                mean = compact["final__mean" if "final__mean" in compact else "labels__mean"]
+                assert abs(value.astype(np.float64).mean() - mean) < 0.1 * abs(mean) + 0.1
+                continue
+            family = "dav2" if model_type.startswith("depth_anything") else "dpt"
+            with np.load(shared / family / f"golden_{model_type}_scene_a.npz") as full:
+                for key in compact.files:
+                    if not key.endswith("__index"):
+                        continue
+                    name = key[:-len("__index")]
+                    got = full[name][tuple(compact[key].T)]
+                    np.testing.assert_array_equal(got, compact[f"{name}__value"], err_msg=name)
+                    assert abs(full[name].mean(dtype=np.float64) - compact[f"{name}__mean"]) < 1e-6
