@@ -1,6 +1,6 @@
 """Fidelity and behaviour of dpt_ros.models.
 
-The goldens (see ``../shared/fixtures/README.md``) hold what the original DPT computes
+The goldens (``test/fixtures``, see ``goldens.py``) hold what the original DPT computes
 from ``scene_a.png`` with deterministic weights; they are reached here only through the
 public path: a checkpoint file -> ``Predictor`` -> ``predict``. Everything else uses
 small fakes or models built on the meta device, so the file stays fast on a CPU.
