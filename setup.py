@@ -43,8 +43,8 @@ setup(
     zip_safe=True,
     entry_points={
         "console_scripts": [
-            "dpt-ros = dpt_ros.cli:main",
-            "dpt_node = dpt_ros.node:main",
+            "dpt-ros = dpt_ros.cli.main:main",
+            "dpt_node = dpt_ros.node.node:main",
         ],
     },
 )

@@ -58,8 +58,8 @@ def main(argv=None) -> int:
     from sensor_msgs.msg import CameraInfo, Image, PointCloud2
     from std_msgs.msg import Header
 
-    from dpt_ros.bench import synthetic_camera
-    from dpt_ros.node import DptNode
+    from dpt_ros.cli.bench import synthetic_camera
+    from dpt_ros.node.node import DptNode
     from dpt_ros.ros.image_codec import rgb_to_image_msg
 
     nw, nh = (int(v) for v in args.network.lower().split("x"))

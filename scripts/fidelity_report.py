@@ -30,7 +30,7 @@ import deterministic_weights  # noqa: E402  (test helpers: generator and goldens
 from goldens import FIXTURES, Golden, shared_fixtures_dir  # noqa: E402
 
 from dpt_ros.models import Predictor  # noqa: E402
-from dpt_ros.models.std_conv import OriginalStdConv2d  # noqa: E402
+from dpt_ros.models.network.std_conv import OriginalStdConv2d  # noqa: E402
 from dpt_ros.models.transforms import preprocess  # noqa: E402
 
 TYPES = ("dpt_hybrid", "dpt_large", "dpt_hybrid_nyu", "dpt_hybrid_ade20k")

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes ``config/dpt.yaml`` and the README's parameter table from
-``dpt_ros.node_params.PARAMS``, the one place parameters are declared.
+``dpt_ros.node.params.PARAMS``, the one place parameters are declared.
 
     python scripts/gen_param_docs.py          # rewrite both files
     python scripts/gen_param_docs.py --check  # exit 1 if either is out of date
@@ -16,7 +16,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from dpt_ros.node_params import PARAMS  # noqa: E402
+from dpt_ros.node.params import PARAMS  # noqa: E402
 
 YAML_HEADER = """\
 # dpt_node parameters with their defaults. Units and meaning: README.md (Parameters).

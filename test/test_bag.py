@@ -14,9 +14,9 @@ from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import String
 
-from dpt_ros import bag as bag_tool
-from dpt_ros.cli import main
-from dpt_ros.pipeline import FramePipeline
+from dpt_ros.cli import bag as bag_tool
+from dpt_ros.cli.main import main
+from dpt_ros.node.pipeline import FramePipeline
 from dpt_ros.ros.image_codec import image_msg_to_array
 from dpt_ros.ros.pointcloud import pointcloud2_to_arrays
 

@@ -1,4 +1,4 @@
-"""``dpt-ros`` command line: run in-process through ``dpt_ros.cli.main``.
+"""``dpt-ros`` command line: run in-process through ``dpt_ros.cli.main.main``.
 
 Two tests run real networks (deterministic weights, a 96x128 image); the rest replace
 the Predictor with a fake so that input handling and error reporting stay fast.
@@ -18,10 +18,10 @@ import pytest
 import torch
 
 import dpt_ros.models
-from dpt_ros.ade20k import PALETTE
-from dpt_ros.cli import main
-from dpt_ros.cli_predict import depth_to_color, depth_to_png16, output_stems
-from dpt_ros.colormap import TURBO_LUT, overlay_labels
+from dpt_ros.viz.ade20k import PALETTE
+from dpt_ros.cli.main import main
+from dpt_ros.cli.predict import depth_to_color, depth_to_png16, output_stems
+from dpt_ros.viz.colormap import TURBO_LUT, overlay_labels
 from dpt_ros.models import Predictor, get_spec, model_names
 
 ERROR_PREFIX = "dpt-ros: error: "

@@ -1,12 +1,12 @@
-"""Tests for dpt_ros.colormap and dpt_ros.ade20k."""
+"""Tests for dpt_ros.viz.colormap and dpt_ros.viz.ade20k."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from dpt_ros import ade20k
-from dpt_ros.colormap import TURBO_LUT, StableRange, colorize, overlay_labels, turbo_lut
+from dpt_ros.viz import ade20k
+from dpt_ros.viz.colormap import TURBO_LUT, StableRange, colorize, overlay_labels, turbo_lut
 
 # ------------------------------------------------------------------ LUT
 

@@ -7,9 +7,9 @@ import pytest
 import torch
 from std_msgs.msg import Header
 
-from dpt_ros.bench import synthetic_camera
+from dpt_ros.cli.bench import synthetic_camera
 from dpt_ros.models import Predictor
-from dpt_ros.pipeline import FramePipeline, PipelineOptions
+from dpt_ros.node.pipeline import FramePipeline, PipelineOptions
 
 pytestmark = [
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
@@ -52,9 +52,9 @@ def test_tensorrt_hybrid_matches_the_original(tmp_path, det_checkpoint, golden, 
     """The TensorRT engine (fp32) of dpt_hybrid carries the original's weight
     standardisation: against the golden at scene_a's network size."""
     pytest.importorskip("tensorrt", reason="needs tensorrt (pip install tensorrt)")
-    from dpt_ros.export import build_tensorrt_engine, export_onnx
+    from dpt_ros.cli.export import build_tensorrt_engine, export_onnx
     from dpt_ros.models import get_spec
-    from dpt_ros.models.backends import load_backend
+    from dpt_ros.models.runtimes import load_backend
     from dpt_ros.models.transforms import preprocess
 
     gold = golden("dpt_hybrid")

@@ -8,8 +8,8 @@ import random
 import cv2
 import numpy as np
 
-from dpt_ros import demo
-from dpt_ros.cli import main
+from dpt_ros.cli.demo import run as demo
+from dpt_ros.cli.main import main
 
 
 def test_render_is_a_plausible_scene():

@@ -1,4 +1,4 @@
-"""Tests for dpt_ros.models.download against a local HTTP server (127.0.0.1 only)."""
+"""Tests for dpt_ros.models.weights.download against a local HTTP server (127.0.0.1 only)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from dpt_ros.models import download as dl
-from dpt_ros.models.download import (
+from dpt_ros.models.weights import download as dl
+from dpt_ros.models.weights.download import (
     cached_checkpoint_path,
     default_cache_dir,
     download_checkpoint,

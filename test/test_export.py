@@ -36,12 +36,12 @@ import numpy as np
 import pytest
 import torch
 
-from dpt_ros.cli import main
-from dpt_ros.export import DEFAULT_OPSET, default_output_name, export_onnx
+from dpt_ros.cli.main import main
+from dpt_ros.cli.export import DEFAULT_OPSET, default_output_name, export_onnx
 from dpt_ros.models import Predictor, get_spec, load_model
-from dpt_ros.models.backends import (BACKENDS, OnnxRuntimeModel, load_backend, read_sidecar,
+from dpt_ros.models.runtimes import (BACKENDS, OnnxRuntimeModel, load_backend, read_sidecar,
                                      sidecar_path)
-from dpt_ros.models.encoder import get_backbone_config
+from dpt_ros.models.network.encoder import get_backbone_config
 from dpt_ros.models.transforms import preprocess
 
 ERROR_PREFIX = "dpt-ros: error: "

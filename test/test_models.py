@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-import dpt_ros.models.download as download
+import dpt_ros.models.weights.download as download
 from dpt_ros.models import (DPT, METRIC_DEPTH, CheckpointError, DPTDepthModel,
                             DPTSegmentationModel, ModelSpec, Predictor, check_state_dict,
                             get_spec, identify_model_types, load_model, model_names,

@@ -16,8 +16,8 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from dpt_ros.models import Predictor
-from dpt_ros.node import DptNode, LatestFrame
-from dpt_ros.node_params import PARAM_DEFS, declare
+from dpt_ros.node.node import DptNode, LatestFrame
+from dpt_ros.node.params import PARAM_DEFS, declare
 from dpt_ros.ros.image_codec import image_msg_to_array
 from dpt_ros.ros.pointcloud import pointcloud2_to_arrays
 
@@ -431,7 +431,7 @@ def test_latest_frame_queue():
 def test_onnxruntime_backend_through_the_node(ros, tmp_path, det_checkpoint):
     """backend: onnxruntime with depth.engine: the node runs the exported file and its
     depth matches the torch predictor resized to the engine's input."""
-    from dpt_ros.export import export_onnx
+    from dpt_ros.cli.export import export_onnx
 
     weights = det_checkpoint("dpt_hybrid")
     engine = export_onnx("dpt_hybrid", tmp_path / "h.onnx", weights=weights, width=64,

@@ -10,8 +10,8 @@ from pathlib import Path
 import rclpy
 from rclpy.node import Node
 
-from dpt_ros.node_params import PARAMS
-from dpt_ros.pipeline import OUTPUT_TOPICS
+from dpt_ros.node.params import PARAMS
+from dpt_ros.node.pipeline import OUTPUT_TOPICS
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -21,7 +21,7 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
 
-from dpt_ros.cli import main
+from dpt_ros.cli.main import main
 
 T0 = 1_700_000_000_000_000_000
 PERIOD = 100_000_000  # 10 Hz

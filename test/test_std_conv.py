@@ -19,7 +19,7 @@ from torch import nn
 
 from dpt_ros.models import Predictor, get_spec
 from dpt_ros.models.transforms import preprocess
-from dpt_ros.models.std_conv import (FoldedStdConv2d, OriginalStdConv2d,
+from dpt_ros.models.network.std_conv import (FoldedStdConv2d, OriginalStdConv2d,
                                      fold_weight_standardization, standardize_weight,
                                      use_original_weight_standardization)
 

@@ -12,9 +12,9 @@ from typing import Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from .checkpoint import PathLike, load_model
-from .registry import ModelSpec, get_spec
-from .transforms import network_input_size, preprocess, resize_output
+from dpt_ros.models.weights.checkpoint import PathLike, load_model
+from dpt_ros.models.registry import ModelSpec, get_spec
+from dpt_ros.models.transforms import network_input_size, preprocess, resize_output
 
 _LOG = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ class Predictor:
             self._network = (self.model if compile == "none" else
                              torch.compile(self.model, mode=compile, dynamic=False))
         else:
-            from .backends import load_backend
+            from dpt_ros.models.runtimes import load_backend
             self._network = load_backend(backend, engine, model_type, self.device)
             # An exported engine has one fixed input: every image is resized to it.
             self.engine_batch = int(self._network.input_shape[0])

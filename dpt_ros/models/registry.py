@@ -6,7 +6,7 @@ from typing import Dict, Optional, Tuple
 
 from torch import nn
 
-from .dpt import DPTDepthModel, DPTSegmentationModel
+from dpt_ros.models.network.dpt import DPTDepthModel, DPTSegmentationModel
 
 _RELEASE_URL = "https://github.com/intel-isl/DPT/releases/download/1_0/"
 

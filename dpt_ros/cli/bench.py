@@ -80,7 +80,7 @@ def _transformers_model(model_type: str, device: "torch.device", size_hw):
     """DPTForDepthEstimation with DPT-Hybrid/Large's configuration, random weights."""
     from transformers import DPTConfig, DPTForDepthEstimation  # optional dependency
 
-    from .models import get_spec
+    from dpt_ros.models import get_spec
 
     spec = get_spec(model_type)
     if spec.backbone == "vitl16_384":
@@ -100,8 +100,8 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from .models import Predictor
-    from .pipeline import FramePipeline, PipelineOptions
+    from dpt_ros.models import Predictor
+    from dpt_ros.node.pipeline import FramePipeline, PipelineOptions
     from std_msgs.msg import Header
 
     for name in ("batch", "iters"):
@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
         pipeline = FramePipeline(None, predictor)
     info = synthetic_camera(args.width, args.height).to_camera_info("camera_optical_frame")
     header = Header(frame_id="camera_optical_frame")
-    from .ros.image_codec import image_to_rgb, rgb_to_image_msg
+    from dpt_ros.ros.image_codec import image_to_rgb, rgb_to_image_msg
     msg = rgb_to_image_msg(frames[0], header)
     parts: Dict[str, List[float]] = {}
 
@@ -188,8 +188,8 @@ def _compare_transformers(args, predictor, frames, results: Dict[str, object]) -
     the benchmark's precision and in fp32; ratios > 1 mean ours is faster."""
     import torch
 
-    from .models import Predictor
-    from .models.transforms import preprocess
+    from dpt_ros.models import Predictor
+    from dpt_ros.models.transforms import preprocess
 
     device = predictor.device
     sq = (predictor.spec.net_height, predictor.spec.net_height)
@@ -239,7 +239,7 @@ def _compare_transformers(args, predictor, frames, results: Dict[str, object]) -
 def synthetic_camera(width: int, height: int):
     """The pinhole camera benchmarks pretend to have: fx = fy = 0.8 * width, principal
     point at the image centre."""
-    from .ros.camera import Intrinsics
+    from dpt_ros.ros.camera import Intrinsics
 
     f = 0.8 * width
     return Intrinsics(fx=f, fy=f, cx=width / 2, cy=height / 2, width=width, height=height)

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple, Union
 
-from .bag import _positive_int
+from dpt_ros.cli.bag import _positive_int
 
 if TYPE_CHECKING:  # torch is imported inside the functions: 'dpt-ros --help' stays fast
     import torch
@@ -170,7 +170,7 @@ def _require_exporter() -> None:
 
 
 def _write_sidecar(path: Path, metadata: Dict[str, Any]) -> Path:
-    from .models.backends import sidecar_path
+    from dpt_ros.models.runtimes import sidecar_path
 
     side = sidecar_path(path)
     side.write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
@@ -199,7 +199,7 @@ def _torch_reference(model: "torch.nn.Module", x: "torch.Tensor") -> Tuple["torc
 
 def _compare(path: Path, x: "torch.Tensor", reference: "torch.Tensor") -> Tuple[float, float]:
     """Largest absolute and relative difference of onnxruntime (CPU) to ``reference``."""
-    from .models.backends import OnnxRuntimeModel
+    from dpt_ros.models.runtimes import OnnxRuntimeModel
 
     out = OnnxRuntimeModel(path, "cpu")(x)
     diff = float((out - reference).abs().max())
@@ -237,11 +237,11 @@ def export_onnx(model_type: str, output: Union[str, Path], *, weights: Optional[
     """
     import torch
 
-    from . import __version__
-    from .models import get_spec, load_model
-    from .models.backends import SIDECAR_VERSION
-    from .models.checkpoint import resolve_weights
-    from .models.std_conv import fold_weight_standardization
+    from dpt_ros import __version__
+    from dpt_ros.models import get_spec, load_model
+    from dpt_ros.models.runtimes import SIDECAR_VERSION
+    from dpt_ros.models.weights.checkpoint import resolve_weights
+    from dpt_ros.models.network.std_conv import fold_weight_standardization
 
     spec = get_spec(model_type)
     width = spec.net_width if width is None else int(width)
@@ -358,7 +358,7 @@ def build_tensorrt_engine(onnx_path: Union[str, Path], engine_path: Union[str, P
     """
     import torch
 
-    from .models.backends import import_tensorrt, read_sidecar
+    from dpt_ros.models.runtimes import import_tensorrt, read_sidecar
 
     if precision not in ("fp32", "fp16"):
         raise ValueError(f"unknown engine precision {precision!r}; valid: fp32, fp16")
@@ -413,7 +413,7 @@ def _mb(path: Path) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .models import get_spec
+    from dpt_ros.models import get_spec
 
     spec = get_spec(args.model_type)
     precision = args.precision or ("fp16" if args.format == "tensorrt" else "fp32")
@@ -421,7 +421,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--precision fp16 applies to TensorRT engines; the ONNX model is "
                          "exported in fp32 (use --format tensorrt, or leave --precision out)")
     if args.format == "tensorrt":
-        from .models.backends import import_tensorrt
+        from dpt_ros.models.runtimes import import_tensorrt
 
         import_tensorrt()  # before the export: fail fast without TensorRT
     width = args.width or spec.net_width

@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .blocks import FeatureFusionBlock, Upsample2x
-from .encoder import DPTEncoder, get_backbone_config
+from dpt_ros.models.network.blocks import FeatureFusionBlock, Upsample2x
+from dpt_ros.models.network.encoder import DPTEncoder, get_backbone_config
 
 
 class DPT(nn.Module):

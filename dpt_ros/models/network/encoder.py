@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import Reassemble
-from .std_conv import use_original_weight_standardization
+from dpt_ros.models.network.blocks import Reassemble
+from dpt_ros.models.network.std_conv import use_original_weight_standardization
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescr
 from rclpy.exceptions import ParameterUninitializedException
 from rclpy.parameter import Parameter
 
-from .models.predictor import BACKENDS, COMPILE_MODES
-from .models.registry import model_names
+from dpt_ros.models.predictor import BACKENDS, COMPILE_MODES
+from dpt_ros.models.registry import model_names
 
 RELIABILITIES = ("best_effort", "reliable")
 

@@ -74,7 +74,7 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str:
         text = super()._get_help_string(action) or ""
         if "--model-type" in action.option_strings:
-            from .models.registry import model_names
+            from dpt_ros.models.registry import model_names
 
             text += " (one of: " + ", ".join(model_names()) + ")"
         return text
@@ -209,7 +209,7 @@ def depth_to_color(depth: np.ndarray, metric: bool) -> np.ndarray:
     The colour range is the 2nd..98th percentile of the valid pixels; invalid ones
     (non-finite, and for metric depth <= 0) are black.
     """
-    from .colormap import StableRange, colorize
+    from dpt_ros.viz.colormap import StableRange, colorize
 
     d = np.asarray(depth, dtype=np.float32)
     valid = np.isfinite(d) & (d > 0) if metric else np.isfinite(d)
@@ -223,8 +223,8 @@ def depth_to_color(depth: np.ndarray, metric: bool) -> np.ndarray:
 
 def labels_to_color(rgb: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """The ADE20K palette blended 50 % over the image; unlabelled pixels keep the image."""
-    from .ade20k import PALETTE
-    from .colormap import overlay_labels
+    from dpt_ros.viz.ade20k import PALETTE
+    from dpt_ros.viz.colormap import overlay_labels
 
     return overlay_labels(rgb, labels, PALETTE, alpha=0.5)
 
@@ -273,8 +273,8 @@ def _readable(paths: Sequence[Path], failed: List[str]) -> Iterator[tuple]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Runs ``dpt-ros predict``; errors are raised for ``dpt_ros.cli.main`` to report."""
-    from .models import Predictor, get_spec, resolve_device, resolve_precision
+    """Runs ``dpt-ros predict``; errors are raised for ``dpt_ros.cli.main.main`` to report."""
+    from dpt_ros.models import Predictor, get_spec, resolve_device, resolve_precision
 
     # Cheap checks first, so that a typo does not wait for a model to load.
     spec = get_spec(args.model_type)

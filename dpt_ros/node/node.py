@@ -23,10 +23,10 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from .models import CheckpointError, Predictor
-from .node_params import PARAMS, NodeConfig, config_from_values, declare, validate
-from .pipeline import OUTPUT_TOPICS, FramePipeline, PipelineOptions
-from .ros.image_codec import ImageDecodeError, compressed_to_rgb, image_to_rgb
+from dpt_ros.models import CheckpointError, Predictor
+from dpt_ros.node.params import PARAMS, NodeConfig, config_from_values, declare, validate
+from dpt_ros.node.pipeline import OUTPUT_TOPICS, FramePipeline, PipelineOptions
+from dpt_ros.ros.image_codec import ImageDecodeError, compressed_to_rgb, image_to_rgb
 
 _WARN_THROTTLE_S = 5.0
 
@@ -229,7 +229,7 @@ class DptNode(Node):
             return None
         size = None
         if cfg.network_width or cfg.network_height:
-            from .models import get_spec
+            from dpt_ros.models import get_spec
             spec = get_spec(model_type)
             size = (cfg.network_width or spec.net_width, cfg.network_height or spec.net_height)
         random = getattr(cfg, f"{task}_random_weights")

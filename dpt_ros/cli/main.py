@@ -26,18 +26,18 @@ import logging
 import sys
 from typing import Optional, Sequence, Tuple
 
-from . import __version__
+from dpt_ros import __version__
 
 PROG = "dpt-ros"
 
 #: (name, module) of every subcommand; see the module docstring for the module's API.
 SUBCOMMANDS: Tuple[Tuple[str, str], ...] = (
-    ("predict", "dpt_ros.cli_predict"),
-    ("bag", "dpt_ros.bag"),
-    ("play", "dpt_ros.play"),
-    ("demo", "dpt_ros.demo"),
-    ("bench", "dpt_ros.bench"),
-    ("export", "dpt_ros.export"),
+    ("predict", "dpt_ros.cli.predict"),
+    ("bag", "dpt_ros.cli.bag"),
+    ("play", "dpt_ros.cli.play"),
+    ("demo", "dpt_ros.cli.demo.run"),
+    ("bench", "dpt_ros.cli.bench"),
+    ("export", "dpt_ros.cli.export"),
 )
 
 #: Exit status for errors reported on one line (argparse uses the same for usage errors).
@@ -79,7 +79,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except SystemExit as exc:  # --help, --version and usage errors
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     # Imported after parsing: importing dpt_ros.models loads torch (seconds).
-    from .models.errors import CheckpointError
+    from dpt_ros.models.errors import CheckpointError
 
     # Log records of dpt_ros go to this call's stderr, and only during this call.
     handler = logging.StreamHandler(sys.stderr)
@@ -101,5 +101,5 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         package_logger.setLevel(old_level)
 
 
-if __name__ == "__main__":  # python -m dpt_ros.cli
+if __name__ == "__main__":  # python -m dpt_ros.cli.main
     sys.exit(main())

@@ -278,7 +278,7 @@ def make_predictor(model_type: str, weights: Optional[str], random_weights: bool
     """The Predictor of one model (a separate function so tests can reuse models)."""
     import warnings
 
-    from .models import Predictor
+    from dpt_ros.models import Predictor
 
     with warnings.catch_warnings():
         # The random-weights warning is also logged: print it once.
@@ -289,7 +289,7 @@ def make_predictor(model_type: str, weights: Optional[str], random_weights: bool
 
 
 def _check_model(name: str, task: str) -> None:
-    from .models.registry import model_names
+    from dpt_ros.models.registry import model_names
 
     valid = model_names(task)
     if name not in valid:
@@ -369,8 +369,8 @@ def run(args: argparse.Namespace) -> int:
     from sensor_msgs.msg import CameraInfo, CompressedImage, Image
     from tqdm import tqdm
 
-    from .pipeline import OUTPUT_TOPICS, FramePipeline, PipelineOptions
-    from .ros.image_codec import ImageDecodeError, compressed_to_rgb, image_to_rgb
+    from dpt_ros.node.pipeline import OUTPUT_TOPICS, FramePipeline, PipelineOptions
+    from dpt_ros.ros.image_codec import ImageDecodeError, compressed_to_rgb, image_to_rgb
 
     in_path, out_path = Path(args.input), Path(args.output)
     if not in_path.exists():

@@ -256,7 +256,7 @@ def overlay_labels(
         rgb: (H, W, 3) uint8 RGB image.
         labels: (H, W) uint8 (or other non-negative integer) label ids.
         palette: (K, 3) uint8 colours indexed by label id, with K > max label
-            (e.g. :data:`dpt_ros.ade20k.PALETTE`, K = 151).
+            (e.g. :data:`dpt_ros.viz.ade20k.PALETTE`, K = 151).
         alpha: Opacity of the label colours, 0..1.
 
     Returns:

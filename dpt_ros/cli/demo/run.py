@@ -45,7 +45,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from .bag import _positive_int
+from dpt_ros.cli.bag import _positive_int
 
 DEFAULT_OUTPUT = "demo_output"
 DEFAULT_DEPTH_MODEL = "dpt_hybrid"
@@ -63,7 +63,7 @@ FRAME_TIMEOUT_S = 300.0
 
 
 def _size(text: str) -> Tuple[int, int]:
-    from .bag import parse_size
+    from dpt_ros.cli.bag import parse_size
 
     return parse_size(text)
 
@@ -241,7 +241,7 @@ def render_cloud_preview(xyz: np.ndarray, width: int = 480, height: int = 360) -
     """
     import cv2
 
-    from .colormap import TURBO_LUT, colorize
+    from dpt_ros.viz.colormap import TURBO_LUT, colorize
 
     image = np.full((height, width, 3), 24, np.uint8)
     pts = np.asarray(xyz, np.float64).reshape(-1, 3)
@@ -316,7 +316,7 @@ def render_cloud_preview(xyz: np.ndarray, width: int = 480, height: int = 360) -
 # Input bag
 # ----------------------------------------------------------------------------------
 def _camera_info_msg(width: int, height: int, stamp_ns: int):
-    from .ros.camera import Intrinsics
+    from dpt_ros.ros.camera import Intrinsics
 
     fx, fy, cx, cy = camera_intrinsics(width, height)
     info = Intrinsics(fx, fy, cx, cy, width, height).to_camera_info(FRAME_ID)
@@ -330,8 +330,8 @@ def write_input_bag(path: Path, frames: int, width: int, height: int,
     from rclpy.serialization import serialize_message
     from rosbags.rosbag2 import StoragePlugin, Writer
 
-    from .bag import BAG_VERSION, output_typestore
-    from .ros.image_codec import depth_to_image_msg, rgb_to_image_msg
+    from dpt_ros.cli.bag import BAG_VERSION, output_typestore
+    from dpt_ros.ros.image_codec import depth_to_image_msg, rgb_to_image_msg
 
     store = output_typestore()
     depths = []
@@ -380,8 +380,8 @@ def _prepare_output(out_dir: Path) -> Path:
 # ----------------------------------------------------------------------------------
 def find_weights(model: str, weights_dir: Optional[str]) -> Optional[Path]:
     """The official checkpoint of ``model`` in ``weights_dir`` or the cache, or None."""
-    from .models import get_spec
-    from .models.download import cached_checkpoint_path
+    from dpt_ros.models import get_spec
+    from dpt_ros.models.weights.download import cached_checkpoint_path
 
     spec = get_spec(model)
     candidates = []
@@ -430,7 +430,7 @@ class _Driver:
         from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import CameraInfo, Image
 
-        from .pipeline import OUTPUT_TOPICS
+        from dpt_ros.node.pipeline import OUTPUT_TOPICS
 
         self.node = Node("dpt_ros_demo_player", context=context)
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
@@ -486,7 +486,7 @@ def _read_bag_frames(bag_dir: Path):
     from rclpy.serialization import deserialize_message
     from sensor_msgs.msg import CameraInfo, Image
 
-    from .bag import open_bag
+    from dpt_ros.cli.bag import open_bag
 
     images, infos = [], []
     reader = open_bag(bag_dir)
@@ -517,11 +517,11 @@ def run(args: argparse.Namespace) -> int:
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
 
-    from .models import get_spec, resolve_device
-    from .models.download import default_cache_dir
-    from .node import DptNode
-    from .ros.image_codec import image_msg_to_array
-    from .ros.pointcloud import pointcloud2_to_arrays
+    from dpt_ros.models import get_spec, resolve_device
+    from dpt_ros.models.weights.download import default_cache_dir
+    from dpt_ros.node.node import DptNode
+    from dpt_ros.ros.image_codec import image_msg_to_array
+    from dpt_ros.ros.pointcloud import pointcloud2_to_arrays
 
     depth_model = (args.depth_model or "").strip()
     seg_model = (args.segmentation_model or "").strip()

@@ -16,9 +16,9 @@ from typing import Dict, Iterable, List, Mapping, Optional, Tuple, Union
 import torch
 from torch import nn
 
-from .download import ensure_checkpoint
-from .errors import CheckpointError
-from .registry import MODEL_SPECS, ModelSpec, get_spec
+from dpt_ros.models.weights.download import ensure_checkpoint
+from dpt_ros.models.errors import CheckpointError
+from dpt_ros.models.registry import MODEL_SPECS, ModelSpec, get_spec
 
 _LOG = logging.getLogger(__name__)
 

@@ -15,16 +15,16 @@ import torch
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Header
 
-from .ade20k import PALETTE
-from .colormap import StableRange, colorize, overlay_labels
-from .models import Predictor
-from .models.geometry import backproject as device_backproject
-from .models.geometry import relative_to_metric as device_relative_to_metric
-from .models.transforms import network_input_size
-from .ros.camera import Intrinsics, check_camera_info_matches, scale_camera_info
-from .ros.image_codec import (copy_header, depth_to_image_msg, labels_to_image_msg,
+from dpt_ros.viz.ade20k import PALETTE
+from dpt_ros.viz.colormap import StableRange, colorize, overlay_labels
+from dpt_ros.models import Predictor
+from dpt_ros.models.geometry import backproject as device_backproject
+from dpt_ros.models.geometry import relative_to_metric as device_relative_to_metric
+from dpt_ros.models.transforms import network_input_size
+from dpt_ros.ros.camera import Intrinsics, check_camera_info_matches, scale_camera_info
+from dpt_ros.ros.image_codec import (copy_header, depth_to_image_msg, labels_to_image_msg,
                               rgb_to_image_msg)
-from .ros.pointcloud import make_pointcloud2
+from dpt_ros.ros.pointcloud import make_pointcloud2
 
 #: Output topic name -> message type, relative to the camera namespace.
 OUTPUT_TOPICS: Dict[str, type] = {

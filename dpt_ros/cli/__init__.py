@@ -1,0 +1,2 @@
+"""``dpt-ros``: the command-line tools; ``main`` dispatches to one module per
+subcommand."""

@@ -1,0 +1,1 @@
+"""``dpt-ros demo``: a synthetic camera sequence through the real node."""

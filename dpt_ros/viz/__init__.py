@@ -1,0 +1,1 @@
+"""Pictures for people: colour maps for depth, the ADE20K names and palette."""
