@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from dpt_ros.cli.args import network_size, positive_int
+
 _LOG = logging.getLogger(__name__)
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
@@ -64,30 +66,6 @@ exit status: 0 on success, 2 on an error (one line on stderr), 130 when interrup
 # ----------------------------------------------------------------------------------
 # Argument parsing (no heavy imports here)
 # ----------------------------------------------------------------------------------
-def parse_size(text: str) -> Tuple[int, int]:
-    """``WxH`` -> (width, height), both positive multiples of 32."""
-    try:
-        w_text, h_text = text.lower().split("x")
-        w, h = int(w_text), int(h_text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected WIDTHxHEIGHT such as 384x384, got {text!r}") from None
-    if w <= 0 or h <= 0 or w % 32 or h % 32:
-        raise argparse.ArgumentTypeError(
-            f"network size must be positive multiples of 32, got {w}x{h}")
-    return w, h
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def add_parser(subparsers: Any, name: str) -> argparse.ArgumentParser:
     """Adds ``dpt-ros bag`` to ``subparsers``."""
     p = subparsers.add_parser(
@@ -118,9 +96,9 @@ def add_parser(subparsers: Any, name: str) -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
                    help="default auto: fp16 on CUDA, fp32 on the CPU")
-    p.add_argument("--network-size", type=parse_size, metavar="WxH",
+    p.add_argument("--network-size", type=network_size, metavar="WxH",
                    help="network input size, multiples of 32 (default: the model's)")
-    p.add_argument("--batch", type=_positive_int, default=1, metavar="N",
+    p.add_argument("--batch", type=positive_int, default=1, metavar="N",
                    help="frames per inference batch (default 1)")
     p.add_argument("--output-namespace", metavar="NS",
                    help="namespace of the output topics (default: the image topic's)")
@@ -131,7 +109,7 @@ def add_parser(subparsers: Any, name: str) -> argparse.ArgumentParser:
                         "(default 0: none)")
     p.add_argument("--relative-depth-shift", type=float, default=0.0, metavar="T",
                    help="shift of that calibration (1/metres, default 0)")
-    p.add_argument("--cloud-stride", type=_positive_int, default=1, metavar="N",
+    p.add_argument("--cloud-stride", type=positive_int, default=1, metavar="N",
                    help="keep every N-th pixel in both directions in 'points' (default 1)")
     p.add_argument("--no-cloud", action="store_true", help="do not write 'points'")
     p.add_argument("--output-size", choices=("input", "network"), default="input",

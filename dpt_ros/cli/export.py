@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple, Union
 
-from dpt_ros.cli.bag import _positive_int
+from dpt_ros.cli.args import positive_int
 
 if TYPE_CHECKING:  # torch is imported inside the functions: 'dpt-ros --help' stays fast
     import torch
@@ -117,7 +117,7 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
     p.add_argument("--height", type=_multiple_of_32, metavar="H",
                    help="network input height in pixels, a multiple of 32 (default: the "
                         "model's)")
-    p.add_argument("--batch", type=_positive_int, default=1, metavar="N",
+    p.add_argument("--batch", type=positive_int, default=1, metavar="N",
                    help="images per inference (default 1)")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET, metavar="N",
                    help=f"ONNX opset, at least {DEFAULT_OPSET} (default {DEFAULT_OPSET})")

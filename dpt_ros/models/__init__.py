@@ -5,17 +5,48 @@ Typical use::
     from dpt_ros.models import Predictor
     predictor = Predictor("dpt_hybrid", weights="dpt_hybrid-midas-501f0c75.pt")
     inverse_depth = predictor.predict(rgb)   # (H, W) float32
-"""
-from dpt_ros.models.weights.checkpoint import check_state_dict, identify_model_types, load_model, read_state_dict
-from dpt_ros.models.network.dpt import DPT, DPTDepthModel, DPTSegmentationModel
-from dpt_ros.models.errors import CheckpointError
-from dpt_ros.models.predictor import Predictor, resolve_device, resolve_precision
-from dpt_ros.models.registry import (LABELS, METRIC_DEPTH, MODEL_SPECS, RELATIVE_INVERSE_DEPTH, ModelSpec,
-                       get_spec, model_names)
 
-__all__ = [
-    "CheckpointError", "DPT", "DPTDepthModel", "DPTSegmentationModel", "LABELS",
-    "METRIC_DEPTH", "MODEL_SPECS", "ModelSpec", "Predictor", "RELATIVE_INVERSE_DEPTH",
-    "check_state_dict", "get_spec", "identify_model_types", "load_model", "model_names",
-    "read_state_dict", "resolve_device", "resolve_precision",
-]
+The names below load on first use, so that importing a light submodule
+(``dpt_ros.models.options``, ``dpt_ros.models.registry``'s names) does not load torch.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "CheckpointError": "dpt_ros.models.errors",
+    "DPT": "dpt_ros.models.network.dpt",
+    "DPTDepthModel": "dpt_ros.models.network.dpt",
+    "DPTSegmentationModel": "dpt_ros.models.network.dpt",
+    "LABELS": "dpt_ros.models.registry",
+    "METRIC_DEPTH": "dpt_ros.models.registry",
+    "MODEL_SPECS": "dpt_ros.models.registry",
+    "ModelSpec": "dpt_ros.models.registry",
+    "Predictor": "dpt_ros.models.predictor",
+    "PredictorOptions": "dpt_ros.models.options",
+    "RELATIVE_INVERSE_DEPTH": "dpt_ros.models.registry",
+    "check_state_dict": "dpt_ros.models.weights.checkpoint",
+    "get_spec": "dpt_ros.models.registry",
+    "identify_model_types": "dpt_ros.models.weights.checkpoint",
+    "load_model": "dpt_ros.models.weights.checkpoint",
+    "model_names": "dpt_ros.models.registry",
+    "read_state_dict": "dpt_ros.models.weights.checkpoint",
+    "resolve_device": "dpt_ros.models.predictor",
+    "resolve_precision": "dpt_ros.models.predictor",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dpt_ros.models' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list:
+    return __all__

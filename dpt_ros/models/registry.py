@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, Optional, Tuple
 
-from torch import nn
-
-from dpt_ros.models.network.dpt import DPTDepthModel, DPTSegmentationModel
+if TYPE_CHECKING:  # the registry itself needs no torch: command lines parse fast
+    from torch import nn
 
 _RELEASE_URL = "https://github.com/intel-isl/DPT/releases/download/1_0/"
 
@@ -69,10 +68,12 @@ class ModelSpec:
     def is_depth(self) -> bool:
         return self.task == "depth"
 
-    def build(self) -> nn.Module:
+    def build(self) -> "nn.Module":
         """Creates the network (random initial weights) in eval mode."""
+        from dpt_ros.models.network.dpt import DPTDepthModel, DPTSegmentationModel
+
         if self.task == "depth":
-            model: nn.Module = DPTDepthModel(backbone=self.backbone, readout=self.readout,
+            model: "nn.Module" = DPTDepthModel(backbone=self.backbone, readout=self.readout,
                                              non_negative=True, invert=self.invert,
                                              scale=self.scale, shift=self.shift)
         else:
@@ -102,6 +103,31 @@ MODEL_SPECS: Dict[str, ModelSpec] = {s.name: s for s in _SPECS}
 def model_names(task: Optional[str] = None) -> Tuple[str, ...]:
     """Registered model types, optionally only those of ``task`` (``depth``/``segmentation``)."""
     return tuple(n for n, s in MODEL_SPECS.items() if task is None or s.task == task)
+
+
+TASKS = ("depth", "segmentation")
+
+
+def task_problem(name: str, task: Optional[str] = None) -> Optional[str]:
+    """Why ``name`` is not a model type (of ``task``, if given), or None."""
+    if task is not None and task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; valid: {', '.join(TASKS)}")
+    valid = model_names(task)
+    if name in valid:
+        return None
+    if name in MODEL_SPECS:
+        return f"{name} is a {MODEL_SPECS[name].task} model, not a {task} model; valid: " \
+               f"{', '.join(valid)}"
+    kind = f"{task} model type" if task else "model type"
+    return f"unknown {kind} {name!r}; valid: {', '.join(valid)}"
+
+
+def check_task(name: str, task: Optional[str] = None) -> ModelSpec:
+    """The spec of ``name``; ValueError if it is unknown or not a ``task`` model."""
+    problem = task_problem(name, task)
+    if problem:
+        raise ValueError(problem)
+    return MODEL_SPECS[name]
 
 
 def get_spec(name: str) -> ModelSpec:

@@ -45,7 +45,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from dpt_ros.cli.bag import _positive_int
+from dpt_ros.cli.args import network_size, positive_int
 
 DEFAULT_OUTPUT = "demo_output"
 DEFAULT_DEPTH_MODEL = "dpt_hybrid"
@@ -60,12 +60,6 @@ BAG_NAMESPACE = "/camera"
 FRAME_ID = "demo_camera_optical"
 FRAME_PERIOD_NS = 100_000_000  # 10 Hz
 FRAME_TIMEOUT_S = 300.0
-
-
-def _size(text: str) -> Tuple[int, int]:
-    from dpt_ros.cli.bag import parse_size
-
-    return parse_size(text)
 
 
 def add_parser(subparsers: Any, name: str) -> argparse.ArgumentParser:
@@ -83,7 +77,7 @@ def add_parser(subparsers: Any, name: str) -> argparse.ArgumentParser:
                f"shift={RELATIVE_SHIFT} for the point cloud (plausible, not exact).")
     p.add_argument("--output", default=DEFAULT_OUTPUT, metavar="DIR",
                    help=f"output directory (default ./{DEFAULT_OUTPUT})")
-    p.add_argument("--frames", type=_positive_int, default=8, metavar="N",
+    p.add_argument("--frames", type=positive_int, default=8, metavar="N",
                    help="frames to render and process (default 8)")
     p.add_argument("--depth-model", default=DEFAULT_DEPTH_MODEL, metavar="M",
                    help=f"depth model (default {DEFAULT_DEPTH_MODEL}; '' disables depth)")
@@ -93,7 +87,7 @@ def add_parser(subparsers: Any, name: str) -> argparse.ArgumentParser:
     p.add_argument("--weights-dir", metavar="DIR",
                    help="directory holding official checkpoint files (by their official names)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    p.add_argument("--network-size", type=_size, metavar="WxH",
+    p.add_argument("--network-size", type=network_size, metavar="WxH",
                    help=f"network input size (default {CPU_NETWORK_SIZE[0]}x"
                         f"{CPU_NETWORK_SIZE[1]} on the CPU, the model's own on CUDA)")
     p.add_argument("--image-size", choices=tuple(IMAGE_SIZES), default="320x240",

@@ -1,0 +1,139 @@
+"""How a model is run: one options type for the Predictor, the node and every command.
+
+Everything a caller can choose about running a model type lives here once: the valid
+precisions, compile modes and backends, the network-size rule, and their checks. No
+torch import here, so command-line parsing stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, replace
+from typing import Any, List, Optional, Tuple
+
+#: ``precision`` values; ``auto`` is fp16 on CUDA and fp32 on the CPU.
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+#: ``compile`` values: ``none`` or a ``torch.compile`` mode (``reduce-overhead`` adds
+#: CUDA graphs on the GPU).
+COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
+#: ``backend`` values: PyTorch itself, or an engine exported with ``dpt-ros export``.
+BACKENDS = ("torch", "onnxruntime", "tensorrt")
+#: The backends that run an exported engine file.
+ENGINE_BACKENDS = ("onnxruntime", "tensorrt")
+#: Network input sides are multiples of this: the decoder's coarsest map is 1/32.
+NETWORK_MULTIPLE = 32
+
+
+def network_size_problem(width: int, height: int) -> Optional[str]:
+    """Why (width, height) is not a valid network input size, or None."""
+    if width <= 0 or height <= 0 or width % NETWORK_MULTIPLE or height % NETWORK_MULTIPLE:
+        return (f"network size must be positive multiples of {NETWORK_MULTIPLE}, "
+                f"got {width}x{height}")
+    return None
+
+
+@dataclass(frozen=True)
+class PredictorOptions:
+    """Everything that says how one model type runs.
+
+    Attributes:
+        model_type: registry name, e.g. ``dpt_hybrid``.
+        weights: weights file; None = the cache, downloading the official file there.
+        random_weights: explicitly use random weights (demos, benchmarks).
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        precision: one of :data:`PRECISIONS`.
+        network_size: (width, height) in pixels to resize around instead of the model's
+            own; multiples of 32. None = the model's.
+        keep_aspect_ratio: resize both axes by one scale (the original's behaviour).
+        backend: one of :data:`BACKENDS`.
+        engine: the exported file for an engine backend.
+        compile: one of :data:`COMPILE_MODES` (torch backend only).
+        channels_last: NHWC activations in the torch backend's convolutions.
+    """
+
+    model_type: str
+    weights: Optional[str] = None
+    random_weights: bool = False
+    device: str = "auto"
+    precision: str = "auto"
+    network_size: Optional[Tuple[int, int]] = None
+    keep_aspect_ratio: bool = True
+    backend: str = "torch"
+    engine: Optional[str] = None
+    compile: str = "none"
+    channels_last: bool = True
+
+    def problems(self, task: Optional[str] = None) -> List[str]:
+        """Every problem with these options (empty = valid).
+
+        Args:
+            task: ``depth`` or ``segmentation`` if the caller needs that task.
+        """
+        from dpt_ros.models.registry import task_problem
+
+        found: List[str] = []
+        problem = task_problem(self.model_type, task)
+        if problem:
+            found.append(problem)
+        if self.precision not in PRECISIONS:
+            found.append(f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
+        if self.compile not in COMPILE_MODES:
+            found.append(f"unknown compile mode {self.compile!r}; valid: "
+                         f"{', '.join(COMPILE_MODES)}")
+        if self.backend not in BACKENDS:
+            found.append(f"unknown backend {self.backend!r}; valid: {', '.join(BACKENDS)}")
+        elif self.backend != "torch":
+            if not self.engine:
+                found.append(f"backend {self.backend!r} needs an engine file "
+                             f"(export one with 'dpt-ros export --model-type {self.model_type}')")
+            if self.compile != "none":
+                found.append(f"compile={self.compile!r} applies to backend torch only; an "
+                             f"exported {self.backend} engine is already optimised")
+        if self.network_size is not None:
+            problem = network_size_problem(*self.network_size)
+            if problem:
+                found.append(problem)
+        return found
+
+    def validated(self, task: Optional[str] = None) -> "PredictorOptions":
+        """These options; ValueError naming every problem otherwise."""
+        found = self.problems(task)
+        if found:
+            raise ValueError("; ".join(found))
+        return self
+
+    def with_(self, **changes: Any) -> "PredictorOptions":
+        """A copy with ``changes`` applied."""
+        return replace(self, **changes)
+
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser, *, backends: bool = True) -> None:
+        """Adds ``--device``, ``--precision``, ``--network-size`` and, with ``backends``,
+        ``--backend`` and ``--compile`` to a command's parser. Model type, weights and
+        engine flags are the command's own (one model, or one per task)."""
+        from dpt_ros.cli.args import network_size
+
+        parser.add_argument("--device", default="auto", metavar="DEVICE",
+                            help="auto (CUDA if available), cpu, cuda or cuda:N (default: auto)")
+        parser.add_argument("--precision", default="auto", choices=PRECISIONS,
+                            help="auto = fp16 on CUDA, fp32 on the CPU (default: auto)")
+        parser.add_argument("--network-size", type=network_size, metavar="WxH",
+                            help="network input size, multiples of 32, around which images "
+                                 "are resized keeping their aspect ratio (default: the "
+                                 "model's)")
+        if backends:
+            parser.add_argument("--backend", default="torch", choices=BACKENDS,
+                                help="torch, or onnxruntime / tensorrt with an engine from "
+                                     "'dpt-ros export' (default: torch)")
+            parser.add_argument("--compile", default="none", choices=COMPILE_MODES,
+                                help="torch.compile mode (torch backend; default: none)")
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, model_type: str, *,
+                  weights: Optional[str] = None, engine: Optional[str] = None,
+                  random_weights: bool = False) -> "PredictorOptions":
+        """Options from the flags of :meth:`add_arguments` plus the command's own."""
+        return cls(model_type=model_type, weights=weights or None,
+                   random_weights=random_weights, device=args.device,
+                   precision=args.precision, network_size=args.network_size,
+                   backend=getattr(args, "backend", "torch"), engine=engine or None,
+                   compile=getattr(args, "compile", "none"))
