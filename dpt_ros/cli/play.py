@@ -71,7 +71,7 @@ def add_parser(subparsers: Any, name: str) -> argparse.ArgumentParser:
 
 def _select_topics(reader, wanted: Optional[List[str]]) -> Dict[str, str]:
     """``{topic: message type}`` to publish; ValueError names what is missing."""
-    from dpt_ros.cli.bag import message_class
+    from dpt_ros.ros.bagio import message_class
 
     topics = {t: info.msgtype for t, info in sorted(reader.topics.items())}
     if wanted:
@@ -103,7 +103,7 @@ class _Player:
         from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
         from rosgraph_msgs.msg import Clock
 
-        from dpt_ros.cli.bag import message_class
+        from dpt_ros.ros.bagio import message_class
 
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
@@ -168,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
     """``dpt-ros play``; see the module docstring."""
     from pathlib import Path
 
-    from dpt_ros.cli.bag import cdr_converter, open_bag, ros2_typestore
+    from dpt_ros.ros.bagio import cdr_converter, open_bag, ros2_typestore
 
     reader = open_bag(Path(args.bag))
     player: Optional[_Player] = None

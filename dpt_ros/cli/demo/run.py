@@ -324,7 +324,7 @@ def write_input_bag(path: Path, frames: int, width: int, height: int,
     from rclpy.serialization import serialize_message
     from rosbags.rosbag2 import StoragePlugin, Writer
 
-    from dpt_ros.cli.bag import BAG_VERSION, output_typestore
+    from dpt_ros.ros.bagio import BAG_VERSION, output_typestore
     from dpt_ros.ros.image_codec import depth_to_image_msg, rgb_to_image_msg
 
     store = output_typestore()
@@ -480,7 +480,7 @@ def _read_bag_frames(bag_dir: Path):
     from rclpy.serialization import deserialize_message
     from sensor_msgs.msg import CameraInfo, Image
 
-    from dpt_ros.cli.bag import open_bag
+    from dpt_ros.ros.bagio import open_bag
 
     images, infos = [], []
     reader = open_bag(bag_dir)
