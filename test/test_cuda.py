@@ -22,8 +22,8 @@ def test_frame_loop_has_no_hidden_synchronisation():
                       progress=False)
     seg = Predictor("dpt_hybrid_ade20k", device="cuda", precision="fp16",
                     random_weights=True, progress=False)
-    pipeline = FramePipeline(depth, seg, PipelineOptions(relative_scale=1.0,
-                                                         relative_shift=0.1, cloud_stride=2))
+    pipeline = FramePipeline(depth, seg, PipelineOptions(relative_depth_scale=1.0,
+                                                         relative_depth_shift=0.1, cloud_stride=2))
     rgb = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
     header, info = Header(frame_id="cam"), synthetic_camera(640, 480).to_camera_info("cam")
     pipeline.process(rgb, header, info)  # warm-up: cuDNN choices, caching allocator
@@ -52,7 +52,7 @@ def test_tensorrt_hybrid_matches_the_original(tmp_path, det_checkpoint, golden, 
     """The TensorRT engine (fp32) of dpt_hybrid carries the original's weight
     standardisation: against the golden at scene_a's network size."""
     pytest.importorskip("tensorrt", reason="needs tensorrt (pip install tensorrt)")
-    from dpt_ros.cli.export import build_tensorrt_engine, export_onnx
+    from dpt_ros.models.export import build_tensorrt_engine, export_onnx
     from dpt_ros.models import get_spec
     from dpt_ros.models.runtimes import load_backend
     from dpt_ros.models.transforms import preprocess

@@ -36,8 +36,9 @@ import numpy as np
 import pytest
 import torch
 
-from dpt_ros.cli.main import main
-from dpt_ros.cli.export import DEFAULT_OPSET, default_output_name, export_onnx
+from dpt_ros.cli import export as export_cli
+from dpt_ros.cli.main import build_parser, main
+from dpt_ros.models.export import DEFAULT_OPSET, default_output_name, export_onnx
 from dpt_ros.models import Predictor, get_spec, load_model
 from dpt_ros.models.runtimes import (BACKENDS, OnnxRuntimeModel, load_backend, read_sidecar,
                                      sidecar_path)
@@ -100,7 +101,7 @@ def hybrid(exporter, tmp_path_factory, det_checkpoint):
     weights = det_checkpoint("dpt_hybrid")
     path = tmp_path_factory.mktemp("export") / "hybrid.onnx"
     rc, out, err = _run_quiet("export", "--model-type", "dpt_hybrid", "--weights", weights,
-                              "--width", 128, "--height", 96, "--output", path, "--check")
+                              "--network-size", "128x96", "--output", path, "--check")
     assert rc == 0, err
     return {"path": path, "stdout": out, "stderr": err, "weights": weights}
 
@@ -125,10 +126,13 @@ def segmentation(exporter, tmp_path_factory):
 def test_help_describes_the_graph_and_options(capsys):
     assert main(["export", "--help"]) == 0
     out = capsys.readouterr().out
-    for option in ("--model-type", "--format", "--width", "--height", "--batch", "--opset",
+    for option in ("--model-type", "--format", "--network-size", "--batch", "--opset",
                    "--precision", "--output", "--check", "--random-weights"):
         assert option in out
     assert "B x 3 x H x W" in out and "fixed" in out and "OUTPUT.json" in out
+    # The deprecated aliases are still listed, marked as such.
+    assert re.search(r"--width W\s+deprecated: use --network-size WxH", out)
+    assert re.search(r"--height H\s+deprecated: use --network-size WxH", out)
 
 
 def test_default_output_name():
@@ -138,7 +142,13 @@ def test_default_output_name():
 
 
 @pytest.mark.parametrize("argv, fragment", [
-    (["--width", "100"], "multiple of 32"),
+    (["--network-size", "100x96"], "multiples of 32, got 100x96"),
+    (["--network-size", "96"], "WIDTHxHEIGHT"),
+    (["--width", "100"], "multiples of 32, got 100x384"),
+    (["--width", "0"], "at least 1"),
+    (["--network-size", "96x96", "--width", "96"], "--width: not allowed with --network-size"),
+    (["--height", "96", "--network-size", "96x96"],
+     "--network-size: not allowed with --height"),
     (["--batch", "0"], "at least 1"),
     (["--format", "pytorch"], "invalid choice"),
 ])
@@ -146,6 +156,33 @@ def test_usage_errors(capsys, argv, fragment):
     rc = main(["export", "--model-type", "dpt_hybrid", *argv])
     assert rc == 2
     assert fragment in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, size", [
+    (["--network-size", "128x96"], (128, 96)),
+    ([], (384, 384)),
+    (["--width", "128", "--height", "96"], (128, 96)),
+    (["--width", "128"], (128, 384)),
+    (["--height", "96"], (384, 96)),
+])
+def test_network_size_and_its_deprecated_aliases(capsys, argv, size):
+    """--network-size WxH; --width/--height still work for one release, with a note."""
+    args = build_parser().parse_args(["export", "--model-type", "dpt_hybrid", *argv])
+    assert export_cli._network_size(args, get_spec("dpt_hybrid")) == size
+    err = capsys.readouterr().err
+    if "--width" in argv or "--height" in argv:
+        assert err.splitlines() == [
+            "dpt-ros: note: --width/--height are deprecated, use --network-size WxH"]
+    else:
+        assert err == ""
+
+
+def test_deprecated_size_flags_note_before_errors(capsys):
+    rc = main(["export", "--model-type", "dpt_hybrid", "--random-weights", "--width", "128",
+               "--height", "96", "--precision", "fp16"])
+    err = capsys.readouterr().err
+    _one_error_line(rc, err, "fp16")
+    assert "dpt-ros: note: --width/--height are deprecated, use --network-size WxH" in err
 
 
 def test_fp16_onnx_is_refused_in_one_line(capsys):
@@ -288,8 +325,8 @@ def test_wrong_input_shape_names_both_shapes(hybrid_backend, shape):
         hybrid_backend(torch.zeros(shape))
     message = str(info.value)
     assert "1x3x96x128" in message and "x".join(map(str, shape)) in message
-    assert "--width/--height/--batch" in message
-    assert f"--width {shape[3]} --height {shape[2]} --batch {shape[0]}" in message
+    assert "--network-size" in message
+    assert f"--network-size {shape[3]}x{shape[2]} --batch {shape[0]}" in message
 
 
 def test_other_model_type_is_refused(hybrid):

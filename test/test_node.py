@@ -431,7 +431,7 @@ def test_latest_frame_queue():
 def test_onnxruntime_backend_through_the_node(ros, tmp_path, det_checkpoint):
     """backend: onnxruntime with depth.engine: the node runs the exported file and its
     depth matches the torch predictor resized to the engine's input."""
-    from dpt_ros.cli.export import export_onnx
+    from dpt_ros.models.export import export_onnx
 
     weights = det_checkpoint("dpt_hybrid")
     engine = export_onnx("dpt_hybrid", tmp_path / "h.onnx", weights=weights, width=64,

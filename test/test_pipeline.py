@@ -81,7 +81,7 @@ def header(sec: int, frame_id: str) -> Header:
 
 
 def test_batch_matches_single_frames_and_cloud_matches_depth(hybrid):
-    options = PipelineOptions(relative_scale=2.0, relative_shift=0.2, cloud_stride=2,
+    options = PipelineOptions(relative_depth_scale=2.0, relative_depth_shift=0.2, cloud_stride=2,
                               cloud_max_depth=4.0)
     batched = FramePipeline(hybrid, None, options)
     single = FramePipeline(hybrid, None, options)
@@ -133,7 +133,7 @@ def test_channels_last_agrees_with_contiguous(hybrid):
     plain = Predictor("dpt_hybrid", device="cpu", random_weights=True, progress=False,
                       network_size=(96, 64), channels_last=False)
     plain.model.load_state_dict(hybrid.model.state_dict())
-    assert hybrid.channels_last and not plain.channels_last
+    assert hybrid.options.channels_last and not plain.options.channels_last
     conv = hybrid.model.scratch.layer1_rn.weight
     assert conv.is_contiguous(memory_format=torch.channels_last)
     rgb = frame(5)

@@ -306,8 +306,8 @@ def run(args: argparse.Namespace) -> int:
             seg = make_predictor(seg_model, args.segmentation_weights, random, args.device,
                                  args.precision, args.network_size)
         options = PipelineOptions(
-            output_size=args.output_size, relative_scale=float(args.relative_depth_scale),
-            relative_shift=float(args.relative_depth_shift), cloud_enabled=not args.no_cloud,
+            output_size=args.output_size, relative_depth_scale=float(args.relative_depth_scale),
+            relative_depth_shift=float(args.relative_depth_shift), cloud_enabled=not args.no_cloud,
             cloud_stride=int(args.cloud_stride))
         pipeline = FramePipeline(depth, seg, options)
 

@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     # upload, preprocessing, model, postprocessing, download, messages and PointCloud2.
     if predictor.is_depth:
         pipeline = FramePipeline(predictor, None, PipelineOptions(
-            relative_scale=0.0 if predictor.spec.is_metric else 1.0, relative_shift=0.1))
+            relative_depth_scale=0.0 if predictor.spec.is_metric else 1.0, relative_depth_shift=0.1))
     else:
         pipeline = FramePipeline(None, predictor)
     info = synthetic_camera(args.width, args.height).to_camera_info("camera_optical_frame")

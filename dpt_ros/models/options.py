@@ -62,11 +62,13 @@ class PredictorOptions:
     compile: str = "none"
     channels_last: bool = True
 
-    def problems(self, task: Optional[str] = None) -> List[str]:
+    def problems(self, task: Optional[str] = None, engine_name: str = "an engine file"
+                 ) -> List[str]:
         """Every problem with these options (empty = valid).
 
         Args:
             task: ``depth`` or ``segmentation`` if the caller needs that task.
+            engine_name: what the caller calls :attr:`engine` (a flag, a parameter).
         """
         from dpt_ros.models.registry import task_problem
 
@@ -83,7 +85,7 @@ class PredictorOptions:
             found.append(f"unknown backend {self.backend!r}; valid: {', '.join(BACKENDS)}")
         elif self.backend != "torch":
             if not self.engine:
-                found.append(f"backend {self.backend!r} needs an engine file "
+                found.append(f"backend {self.backend!r} needs {engine_name} "
                              f"(export one with 'dpt-ros export --model-type {self.model_type}')")
             if self.compile != "none":
                 found.append(f"compile={self.compile!r} applies to backend torch only; an "

@@ -7,18 +7,22 @@ type says) and segmentation as uint8 ADE20K ids (1..150, 0 = unlabelled).
 from __future__ import annotations
 
 import logging
-from typing import Optional, Sequence, Tuple, Union
+import time
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 
-from dpt_ros.models.weights.checkpoint import PathLike, load_model
+from dpt_ros.models.options import PRECISIONS, PredictorOptions
 from dpt_ros.models.registry import ModelSpec, get_spec
+from dpt_ros.models.runtimes import create_runtime
 from dpt_ros.models.transforms import network_input_size, preprocess, resize_output
+from dpt_ros.models.weights.checkpoint import PathLike
 
 _LOG = logging.getLogger(__name__)
 
-PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+#: Torch dtype of each precision name of :data:`~dpt_ros.models.options.PRECISIONS`.
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -50,158 +54,119 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     if name == "auto":
         return torch.float16 if device.type == "cuda" else torch.float32
     try:
-        return PRECISIONS[name]
+        return DTYPES[name]
     except KeyError:
-        raise ValueError(f"unknown precision {precision!r}; valid: auto, "
-                         f"{', '.join(PRECISIONS)}") from None
-
-
-#: ``compile`` values: ``none`` or a ``torch.compile`` mode (``reduce-overhead`` adds
-#: CUDA graphs on the GPU).
-COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
-
-#: ``backend`` values: PyTorch, or an exported engine (``dpt-ros export``).
-BACKENDS = ("torch", "onnxruntime", "tensorrt")
+        raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}") from None
 
 
 class Predictor:
-    """Runs one DPT model type on RGB images.
+    """Runs one model type on RGB images.
 
     Args:
-        model_type: registry name, e.g. ``dpt_hybrid`` or ``dpt_hybrid_ade20k``.
-        weights: weights file; None uses the cache / official download.
-        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
-        precision: ``fp32``, ``fp16``, ``bf16`` or ``auto``. Reduced precision runs the
-            model under autocast (normalisation layers and softmax stay float32 there);
-            pre- and post-processing stay float32.
-        random_weights: explicitly use random weights (benchmarks, demos).
-        network_size: (width, height) to resize around instead of the model's own
-            (multiples of 32); None = the model's.
-        keep_aspect_ratio: resize both axes by the same scale (the original's behaviour).
+        options: a :class:`PredictorOptions`, or a model type name (e.g. ``dpt_hybrid``)
+            with any of its fields as keywords: ``weights``, ``device``, ``precision``
+            (here ``fp32`` unless given), ``random_weights``, ``network_size``
+            ((width, height), multiples of 32), ``keep_aspect_ratio``, ``compile``,
+            ``channels_last``, ``backend``, ``engine``. Reduced precision runs the torch
+            model under autocast (normalisation layers float32); pre- and
+            post-processing stay float32. An engine backend resizes every image to the
+            engine's fixed input (export it with the camera's aspect ratio), splits and
+            pads batches, and computes at the engine's own precision.
         cache_dir: checkpoint cache directory override.
         progress: show a download progress bar.
-        compile: ``none`` or a ``torch.compile`` mode of :data:`COMPILE_MODES`. Shapes
-            are static: each new input size compiles once (see :meth:`warm_up`).
-        channels_last: keep activations NHWC for the convolutions (faster with oneDNN
-            and cuDNN; the results agree to float32 rounding).
-        backend: ``torch``, or ``onnxruntime`` / ``tensorrt`` to run an exported
-            fixed-shape engine given as ``engine``: images are then resized to the
-            engine's input size (export it with the camera's aspect ratio), batches of
-            another size are split and padded, and the precision is the engine's own.
-        engine: the exported ``.onnx`` / ``.engine`` file for those backends.
+
+    Raises:
+        ValueError: invalid options (every problem named).
+        CheckpointError: the weights cannot be had or do not fit the model type.
     """
 
-    def __init__(self, model_type: str, weights: Optional[PathLike] = None,
-                 device: str = "auto", precision: str = "fp32", *,
-                 random_weights: bool = False,
-                 network_size: Optional[Tuple[int, int]] = None,
-                 keep_aspect_ratio: bool = True, cache_dir: Optional[PathLike] = None,
-                 progress: bool = True, compile: str = "none", channels_last: bool = True,
-                 backend: str = "torch", engine: Optional[PathLike] = None) -> None:
-        self.spec: ModelSpec = get_spec(model_type)
-        self.device = resolve_device(device)
-        self.dtype = resolve_precision(precision, self.device)
-        if network_size is not None:
-            w, h = (int(v) for v in network_size)
-            if w <= 0 or h <= 0 or w % 32 or h % 32:
-                raise ValueError(f"network size must be positive multiples of 32, got {w}x{h}")
-            self.net_hw = (h, w)
-        else:
-            self.net_hw = (self.spec.net_height, self.spec.net_width)
-        self.keep_aspect_ratio = keep_aspect_ratio
-        if compile not in COMPILE_MODES:
-            raise ValueError(f"unknown compile mode {compile!r}; valid: "
-                             f"{', '.join(COMPILE_MODES)}")
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
-        if backend != "torch" and not engine:
-            raise ValueError(f"backend {backend!r} needs an engine file (dpt-ros export)")
-        if backend != "torch" and compile != "none":
-            raise ValueError(f"compile={compile!r} applies to the torch backend only")
-        self.compile = compile
-        self.backend = backend
-        self.channels_last = channels_last and backend == "torch"
-        self.model: Optional[torch.nn.Module] = None
-        if backend == "torch":
-            self.model = load_model(model_type, weights, random_weights=random_weights,
-                                    cache_dir=cache_dir, progress=progress).to(self.device)
-            if self.channels_last:
-                self.model = self.model.to(memory_format=torch.channels_last)
-            if self.dtype != torch.float32:
-                keep_norms_float32(self.model)
-            self._network = (self.model if compile == "none" else
-                             torch.compile(self.model, mode=compile, dynamic=False))
-        else:
-            from dpt_ros.models.runtimes import load_backend
-            self._network = load_backend(backend, engine, model_type, self.device)
+    def __init__(self, options: Union[PredictorOptions, str], *,
+                 cache_dir: Optional[PathLike] = None, progress: bool = True,
+                 **option_fields: Any) -> None:
+        if isinstance(options, str):
+            option_fields.setdefault("precision", "fp32")
+            options = PredictorOptions(model_type=options, **option_fields)
+        elif option_fields:
+            options = options.with_(**option_fields)
+        self.options = options.validated()
+        self.spec: ModelSpec = get_spec(options.model_type)
+        self.device = resolve_device(options.device)
+        self.dtype = resolve_precision(options.precision, self.device)
+        self.runtime = create_runtime(options, self.device, self.dtype, cache_dir=cache_dir,
+                                      progress=progress)
+        if self.runtime.fixed_input_shape is not None:
             # An exported engine has one fixed input: every image is resized to it.
-            self.engine_batch = int(self._network.input_shape[0])
-            self.net_hw = tuple(int(v) for v in self._network.input_shape[2:])
+            self.net_hw = tuple(int(v) for v in self.runtime.fixed_input_shape[2:])
             self.keep_aspect_ratio = False
+        else:
+            w, h = options.network_size or (self.spec.net_width, self.spec.net_height)
+            self.net_hw = (int(h), int(w))
+            self.keep_aspect_ratio = options.keep_aspect_ratio
         # Normalisation constants live on the device: no host-to-device copy per frame.
         self._mean = torch.tensor(self.spec.mean, dtype=torch.float32, device=self.device)
         self._std = torch.tensor(self.spec.std, dtype=torch.float32, device=self.device)
 
     @property
+    def model(self) -> Optional[torch.nn.Module]:
+        """The torch network (torch backend), else None."""
+        return self.runtime.model
+
+    @property
+    def backend(self) -> str:
+        return self.runtime.name
+
+    @property
     def is_depth(self) -> bool:
         return self.spec.is_depth
+
+    @property
+    def is_metric(self) -> bool:
+        """Depth in metres (metric depth models)."""
+        return self.spec.is_metric
 
     def input_size(self, image_hw: Sequence[int]) -> Tuple[int, int]:
         """Network input (h, w) for an image of (H, W)."""
         return network_input_size(image_hw, self.net_hw, self.keep_aspect_ratio)
 
-    def _autocast(self):
-        if self.dtype == torch.float32 or self.backend != "torch":
-            return torch.autocast(self.device.type, enabled=False)
-        return torch.autocast(self.device.type, dtype=self.dtype)
-
     @torch.inference_mode()
     def network(self, x: torch.Tensor) -> torch.Tensor:
         """The network alone on a normalised (B, 3, h, w) float32 batch on the device:
         (B, h, w) depth or (B, C, h, w) logits, in the compute precision."""
-        # NCHW input whatever the model's layout: the first convolution then matches
-        # the reference to float32 rounding on the CPU (an NHWC input there changes
-        # oneDNN's summation order, which a random hybrid stem amplifies 20x).
-        x = x.contiguous()
-        if self.backend != "torch":
-            return self._run_engine(x)
-        with self._autocast():
-            return self._network(x)
-
-    def _run_engine(self, x: torch.Tensor) -> torch.Tensor:
-        """An exported engine on any batch size: chunks of its fixed batch, the last one
-        padded with zeros and the padding dropped from the output."""
-        n, outs = self.engine_batch, []
-        for start in range(0, x.shape[0], n):
-            chunk = x[start:start + n]
-            if chunk.shape[0] < n:
-                pad = chunk.new_zeros((n - chunk.shape[0],) + tuple(chunk.shape[1:]))
-                outs.append(self._network(torch.cat((chunk, pad)))[:chunk.shape[0]])
-            else:
-                outs.append(self._network(chunk))
-        return outs[0] if len(outs) == 1 else torch.cat(outs)
+        return self.runtime(x)
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         """(B, H, W, 3) uint8 on the device -> the normalised network input."""
         return preprocess(images, self.input_size(images.shape[1:3]), self._mean, self._std)
 
     @torch.inference_mode()
-    def forward_tensor(self, images: torch.Tensor,
-                       output_hw: Optional[Sequence[int]] = None) -> torch.Tensor:
-        """The pipeline on a uint8 batch already in torch.
+    def run_on_device(self, images: torch.Tensor, output_hw: Sequence[int],
+                      mark: Optional[Callable[[str], None]] = None) -> torch.Tensor:
+        """The whole model on a uint8 batch, left on the device (no wait).
 
         Args:
             images: (B, H, W, 3) uint8 RGB, on any device (moved to the model's).
-            output_hw: size of the result; None = the images' (H, W).
+            output_hw: (h, w) of the result.
+            mark: called with ``preprocess``, ``model`` and ``postprocess`` as each
+                stage is queued (timings).
 
         Returns:
             Depth models: (B, h, w) float32 (relative inverse depth, or metres for
             metric models). Segmentation models: (B, h, w) uint8 ids 1..num_classes.
-            Both on the model's device.
         """
-        images = images.to(self.device, non_blocking=True)
-        out = self.network(self.preprocess(images))
-        return self.postprocess(out, output_hw if output_hw is not None else images.shape[1:3])
+        mark = mark or (lambda stage: None)
+        x = self.preprocess(images.to(self.device, non_blocking=True))
+        mark("preprocess")
+        out = self.network(x)
+        mark("model")
+        out = self.postprocess(out, output_hw)
+        mark("postprocess")
+        return out
+
+    def forward_tensor(self, images: torch.Tensor,
+                       output_hw: Optional[Sequence[int]] = None) -> torch.Tensor:
+        """:meth:`run_on_device` with the images' own size as the default output size."""
+        return self.run_on_device(images, output_hw if output_hw is not None
+                                  else images.shape[1:3])
 
     def postprocess(self, out: torch.Tensor, output_hw: Sequence[int]) -> torch.Tensor:
         """Network output -> (B, h, w) float32 depth or uint8 ids at ``output_hw``."""
@@ -221,12 +186,10 @@ class Predictor:
         Returns:
             Seconds the warm-up took.
         """
-        import time
-
         hw = tuple(image_hw) if image_hw else self.net_hw
         t0 = time.perf_counter()
         frames = torch.zeros((batch, int(hw[0]), int(hw[1]), 3), dtype=torch.uint8)
-        for _ in range(2 if self.compile != "none" else 1):  # CUDA graphs record on run 2
+        for _ in range(2 if self.runtime.compiled else 1):  # CUDA graphs record on run 2
             self.forward_tensor(frames)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
@@ -241,7 +204,7 @@ class Predictor:
             output_hw: size of the result; None = the images' (H, W).
 
         Returns:
-            (B, h, w) float32 depth or uint8 labels, see ``forward_tensor``.
+            (B, h, w) float32 depth or uint8 labels, see :meth:`run_on_device`.
         """
         batch = np.stack(images) if not isinstance(images, np.ndarray) else images
         _check_rgb(batch, batched=True)
@@ -261,33 +224,19 @@ class Predictor:
         return self.predict_batch(image[None], output_hw)[0]
 
 
-_NORMS = (torch.nn.LayerNorm, torch.nn.GroupNorm, torch.nn.modules.batchnorm._BatchNorm)
+def download_to_host(tensors: Dict[str, torch.Tensor]) -> Dict[str, np.ndarray]:
+    """Device tensors -> numpy with one asynchronous copy each and a single wait.
 
-
-def _float32_input(module: torch.nn.Module, args: tuple):
-    x = args[0]
-    if isinstance(x, torch.Tensor) and x.is_floating_point() and x.dtype != torch.float32:
-        return (x.float(),) + tuple(args[1:])
-    return None
-
-
-def keep_norms_float32(model: torch.nn.Module) -> int:
-    """Normalisation layers compute in float32 under fp16/bf16 autocast.
-
-    CUDA autocast already runs layer and group norm in float32, but CPU autocast passes
-    GroupNorm (the hybrid's ResNet) and BatchNorm a reduced-precision input and computes
-    them in it. A forward pre-hook casts their input to float32 (their weights are
-    float32); the next convolution or linear layer casts back down under autocast.
-
-    Returns:
-        How many layers were hooked.
+    On CUDA the copies go to pinned host memory and one event per device marks them
+    all done; on the CPU this is a plain conversion.
     """
-    count = 0
-    for module in model.modules():
-        if isinstance(module, _NORMS):
-            module.register_forward_pre_hook(_float32_input)
-            count += 1
-    return count
+    host = {k: v.to("cpu", non_blocking=True) for k, v in tensors.items()}
+    for device in {v.device for v in tensors.values()}:
+        if device.type == "cuda":
+            done = torch.cuda.Event()
+            done.record(torch.cuda.current_stream(device))
+            done.synchronize()  # the one wait: every copy above has landed
+    return {k: v.numpy() for k, v in host.items()}
 
 
 def _check_rgb(array: np.ndarray, batched: bool) -> None:

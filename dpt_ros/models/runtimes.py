@@ -1,13 +1,18 @@
-"""Exported DPT networks (ONNX Runtime, TensorRT) behind the torch model's contract.
+"""The network runtimes: PyTorch itself, ONNX Runtime and TensorRT, behind one contract.
 
-``dpt-ros export`` writes a fixed-shape ONNX model or TensorRT engine plus a sidecar,
-``<file>.json``, describing it. The callables here load such a file and stand in for
-``Predictor.model``: they take the normalised float32 (B, 3, H, W) network input on the
-predictor's device and return what the torch model returns, on that device:
-(B, H, W) float32 depth, or (B, num_classes, H, W) float32 logits.
+A runtime is called on the normalised float32 (B, 3, H, W) network input on the
+predictor's device and returns, on that device, (B, H, W) depth or
+(B, num_classes, H, W) logits. :func:`create_runtime` picks one from
+:class:`~dpt_ros.models.options.PredictorOptions`:
+
+- :class:`TorchRuntime`: the torch model, optionally ``torch.compile``-d, under autocast
+  at reduced precision (normalisation layers kept in float32);
+- :class:`EngineRuntime` around :class:`OnnxRuntimeModel` or :class:`TensorRTModel`: a
+  file from ``dpt-ros export`` (with its sidecar, ``<file>.json``), run on any batch size
+  by splitting into the file's fixed batch and padding the last chunk.
 
 Exported files have ONE input shape, fixed at export: a different batch or network size
-is an error naming both shapes (re-export with ``--width/--height/--batch``).
+is an error naming both shapes (re-export with ``--network-size WxH --batch N``).
 """
 from __future__ import annotations
 
@@ -20,12 +25,14 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
+from dpt_ros.models.options import COMPILE_MODES, ENGINE_BACKENDS, PredictorOptions
+
 _LOG = logging.getLogger(__name__)
 
 PathLike = Union[str, os.PathLike]
 
 #: Backends ``load_backend`` knows (the torch model itself is not one of them).
-BACKENDS = ("onnxruntime", "tensorrt")
+BACKENDS = ENGINE_BACKENDS
 
 #: Version of the sidecar layout written by ``dpt-ros export``.
 SIDECAR_VERSION = 1
@@ -94,10 +101,10 @@ def check_input_shape(x: torch.Tensor, fixed_shape: Sequence[int], path: PathLik
         return
     hint = ""
     if len(got) == 4:
-        hint = f" (for this input: --width {got[3]} --height {got[2]} --batch {got[0]})"
+        hint = f" (for this input: --network-size {got[3]}x{got[2]} --batch {got[0]})"
     raise ValueError(
         f"{Path(path).name} takes a fixed input of {_shape_text(want)} (B x 3 x H x W), got "
-        f"{_shape_text(got)}; re-export with dpt-ros export --width/--height/--batch{hint}, "
+        f"{_shape_text(got)}; re-export with dpt-ros export --network-size/--batch{hint}, "
         "or configure the network size and batch the file was exported for")
 
 
@@ -336,3 +343,128 @@ def load_backend(backend: str, path: PathLike, model_type: str,
     if backend == "tensorrt":
         return TensorRTModel(path, device, model_type=model_type)
     raise ValueError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
+
+
+# --------------------------------------------------------------------------- the contract
+
+_NORMS = (torch.nn.LayerNorm, torch.nn.GroupNorm, torch.nn.modules.batchnorm._BatchNorm)
+
+
+def _float32_input(module: torch.nn.Module, args: tuple):
+    x = args[0]
+    if isinstance(x, torch.Tensor) and x.is_floating_point() and x.dtype != torch.float32:
+        return (x.float(),) + tuple(args[1:])
+    return None
+
+
+def keep_norms_float32(model: torch.nn.Module) -> int:
+    """Normalisation layers compute in float32 under fp16/bf16 autocast.
+
+    CUDA autocast already runs layer and group norm in float32, but CPU autocast passes
+    GroupNorm (the hybrid's ResNet) and BatchNorm a reduced-precision input and computes
+    them in it. A forward pre-hook casts their input to float32 (their weights are
+    float32); the next convolution or linear layer casts back down under autocast.
+
+    Returns:
+        How many layers were hooked.
+    """
+    count = 0
+    for module in model.modules():
+        if isinstance(module, _NORMS):
+            module.register_forward_pre_hook(_float32_input)
+            count += 1
+    return count
+
+
+class TorchRuntime:
+    """The torch model as a runtime.
+
+    Args:
+        model: the network, in eval mode, on ``device``.
+        dtype: compute precision; below float32 the model runs under autocast with its
+            normalisation layers in float32.
+        compile: ``none`` or a ``torch.compile`` mode (static shapes: each new input
+            size compiles once).
+        channels_last: keep activations NHWC for the convolutions (faster with oneDNN
+            and cuDNN; the results agree to float32 rounding).
+    """
+
+    name = "torch"
+    #: Any input shape (multiples of 32).
+    fixed_input_shape: Optional[Tuple[int, ...]] = None
+
+    def __init__(self, model: torch.nn.Module, dtype: torch.dtype = torch.float32,
+                 compile: str = "none", channels_last: bool = True) -> None:
+        if compile not in COMPILE_MODES:
+            raise ValueError(f"unknown compile mode {compile!r}; valid: {', '.join(COMPILE_MODES)}")
+        self.model = model.to(memory_format=torch.channels_last) if channels_last else model
+        self.device = next(model.parameters()).device
+        self.dtype = dtype
+        self.compiled = compile != "none"
+        if dtype != torch.float32:
+            keep_norms_float32(self.model)
+        self._forward = (self.model if compile == "none" else
+                         torch.compile(self.model, mode=compile, dynamic=False))
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        # NCHW input whatever the model's layout: the first convolution then matches
+        # the reference to float32 rounding on the CPU (an NHWC input there changes
+        # oneDNN's summation order, which a random hybrid stem amplifies 20x).
+        x = x.contiguous()
+        if self.dtype == torch.float32:
+            return self._forward(x)
+        with torch.autocast(self.device.type, dtype=self.dtype):
+            return self._forward(x)
+
+
+class EngineRuntime:
+    """An exported fixed-shape engine as a runtime, on any batch size: chunks of its
+    fixed batch, the last one padded with zeros and the padding dropped from the output.
+
+    Args:
+        engine: an :class:`OnnxRuntimeModel` or :class:`TensorRTModel`.
+        name: its backend name.
+    """
+
+    model = None
+
+    def __init__(self, engine: Union["OnnxRuntimeModel", "TensorRTModel"], name: str) -> None:
+        self.engine = engine
+        self.name = name
+        self.fixed_input_shape: Optional[Tuple[int, ...]] = tuple(engine.input_shape)
+        self.compiled = False
+
+    @property
+    def batch(self) -> int:
+        return int(self.engine.input_shape[0])
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        n, outs = self.batch, []
+        for start in range(0, x.shape[0], n):
+            chunk = x[start:start + n].contiguous()
+            if chunk.shape[0] < n:
+                pad = chunk.new_zeros((n - chunk.shape[0],) + tuple(chunk.shape[1:]))
+                outs.append(self.engine(torch.cat((chunk, pad)))[:chunk.shape[0]])
+            else:
+                outs.append(self.engine(chunk))
+        return outs[0] if len(outs) == 1 else torch.cat(outs)
+
+
+def create_runtime(options: PredictorOptions, device: torch.device, dtype: torch.dtype, *,
+                   cache_dir: Optional[PathLike] = None,
+                   progress: bool = True) -> Union[TorchRuntime, EngineRuntime]:
+    """The runtime that ``options`` ask for, loaded on ``device``.
+
+    Raises:
+        CheckpointError: the torch backend's weights cannot be had or do not fit.
+        FileNotFoundError, ValueError: see :func:`load_backend`.
+    """
+    if options.backend == "torch":
+        from dpt_ros.models.weights.checkpoint import load_model
+
+        model = load_model(options.model_type, options.weights,
+                           random_weights=options.random_weights, cache_dir=cache_dir,
+                           progress=progress).to(device)
+        return TorchRuntime(model, dtype, options.compile, options.channels_last)
+    engine = load_backend(options.backend, options.engine, options.model_type, device)
+    return EngineRuntime(engine, options.backend)

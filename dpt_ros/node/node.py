@@ -1,6 +1,6 @@
 """``dpt_node``: camera images in; depth, label maps and PointCloud2 out.
 
-The node is glue: parameters (``node_params``), decoding (``ros.image_codec``) and
+The node is glue: parameters (``node.params``), decoding (``ros.image_codec``) and
 processing (``pipeline.FramePipeline``) live elsewhere. Inference runs on a worker
 thread fed by one-slot queues, one per camera, so the newest frame of each camera
 always wins and callbacks never wait for the model. Each cycle the worker takes the
@@ -24,8 +24,9 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from dpt_ros.models import CheckpointError, Predictor
-from dpt_ros.node.params import PARAMS, NodeConfig, config_from_values, declare, validate
-from dpt_ros.node.pipeline import OUTPUT_TOPICS, FramePipeline, PipelineOptions
+from dpt_ros.models.options import PredictorOptions
+from dpt_ros.node.params import PARAMS, config_from_values, declare, validate
+from dpt_ros.node.pipeline import OUTPUT_TOPICS, FramePipeline
 from dpt_ros.ros.image_codec import ImageDecodeError, compressed_to_rgb, image_to_rgb
 
 _WARN_THROTTLE_S = 5.0
@@ -132,14 +133,6 @@ def _qos(reliability: str, depth: int) -> QoSProfile:
                      else ReliabilityPolicy.RELIABLE))
 
 
-def _options(cfg: NodeConfig) -> PipelineOptions:
-    return PipelineOptions(
-        output_size=cfg.output_size, relative_scale=cfg.relative_depth_scale,
-        relative_shift=cfg.relative_depth_shift, cloud_enabled=cfg.cloud_enabled,
-        cloud_stride=cfg.cloud_stride, cloud_max_depth=cfg.cloud_max_depth,
-        cloud_color=cfg.cloud_color, cloud_labels=cfg.cloud_labels)
-
-
 class DptNode(Node):
     """DPT depth and segmentation node. See the README for parameters and topics.
 
@@ -160,13 +153,14 @@ class DptNode(Node):
         cfg = self.config
         self._check_camera_topics(cfg.cameras)
 
-        self.pipeline = FramePipeline(self._predictor("depth"), self._predictor("segmentation"),
-                                      _options(cfg))
+        self.pipeline = FramePipeline(self._predictor(cfg.depth, "depth"),
+                                      self._predictor(cfg.segmentation, "segmentation"),
+                                      cfg.pipeline)
         self._warm_up()
 
         out_qos = _qos(cfg.qos_output_reliability, cfg.qos_output_depth)
         topics = set(self.pipeline.topics())
-        if self.pipeline.depth is not None and not self.pipeline.depth.spec.is_metric:
+        if self.pipeline.depth is not None and not self.pipeline.depth.is_metric:
             # A calibration can be set at run time: have these ready.
             topics |= {"depth/image", "points"}
         self._wakeup = threading.Condition()
@@ -222,25 +216,15 @@ class DptNode(Node):
                                  f"the same camera ({topic}); list each camera once")
             seen[topic] = name
 
-    def _predictor(self, task: str) -> Optional[Predictor]:
-        cfg = self.config
-        model_type = getattr(cfg, f"{task}_model_type")
-        if not model_type:
+    def _predictor(self, options: Optional[PredictorOptions], task: str
+                   ) -> Optional[Predictor]:
+        if options is None:
             return None
-        size = None
-        if cfg.network_width or cfg.network_height:
-            from dpt_ros.models import get_spec
-            spec = get_spec(model_type)
-            size = (cfg.network_width or spec.net_width, cfg.network_height or spec.net_height)
-        random = getattr(cfg, f"{task}_random_weights")
-        if random:
+        if options.random_weights:
             self.get_logger().warning(
-                f"{task}: {model_type} with RANDOM weights (parameter {task}.random_weights): "
-                "its outputs are meaningless")
-        return Predictor(model_type, getattr(cfg, f"{task}_weights") or None, cfg.device,
-                         cfg.precision, random_weights=random, network_size=size,
-                         keep_aspect_ratio=cfg.keep_aspect_ratio, compile=cfg.compile,
-                         backend=cfg.backend, engine=getattr(cfg, f"{task}_engine") or None)
+                f"{task}: {options.model_type} with RANDOM weights (parameter "
+                f"{task}.random_weights): its outputs are meaningless")
+        return Predictor(options)
 
     def _warm_up(self) -> None:
         """Runs each model once at the configured camera size (CUDA context, cuDNN
@@ -277,15 +261,15 @@ class DptNode(Node):
             cam.camera_info = msg
 
     def _on_set_parameters(self, params: List[Any]) -> SetParametersResult:
-        values = {p.name: p.value for p in params}
-        problems = validate(values)
+        changes = {p.name: p.value for p in params}
+        problems = validate(changes)
         if problems:
             return SetParametersResult(successful=False, reason="; ".join(problems))
-        updates = {NodeConfig.field_name(k): (float(v) if isinstance(getattr(
-            self.config, NodeConfig.field_name(k)), float) else v)
-            for k, v in values.items() if hasattr(self.config, NodeConfig.field_name(k))}
-        self.config = dataclasses.replace(self.config, **updates)
-        self.pipeline.options = _options(self.config)
+        try:
+            self.config = config_from_values({**self.config.values, **changes})
+        except ValueError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        self.pipeline.options = self.config.pipeline
         return SetParametersResult(successful=True)
 
     # -- worker thread ------------------------------------------------------------

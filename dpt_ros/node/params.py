@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 ParameterType)
 from rclpy.exceptions import ParameterUninitializedException
 from rclpy.parameter import Parameter
 
-from dpt_ros.models.predictor import BACKENDS, COMPILE_MODES
-from dpt_ros.models.registry import model_names
+from dpt_ros.models.options import BACKENDS, COMPILE_MODES, PRECISIONS, PredictorOptions
+from dpt_ros.models.registry import MODEL_SPECS, TASKS, model_names
+from dpt_ros.node.pipeline import PipelineOptions
 
 RELIABILITIES = ("best_effort", "reliable")
 
@@ -53,7 +54,7 @@ PARAMS: Tuple[ParamDef, ...] = (
              "Use random weights for segmentation (demos and benchmarks only)."),
     ParamDef("device", "auto", "Inference device: auto, cpu, cuda or cuda:N."),
     ParamDef("precision", "auto", "auto (fp16 on CUDA, fp32 on CPU), fp32, fp16 or bf16.",
-             choices=("auto", "fp32", "fp16", "bf16")),
+             choices=PRECISIONS),
     ParamDef("compile", "none",
              "torch.compile mode: none, default, reduce-overhead (adds CUDA graphs) or "
              "max-autotune; compiles at start (warm-up), minutes on a Jetson.",
@@ -125,46 +126,48 @@ PARAM_DEFS: Dict[str, ParamDef] = {p.name: p for p in PARAMS}
 
 @dataclass(frozen=True)
 class NodeConfig:
-    """All parameters of ``dpt_node``, validated."""
+    """All parameters of ``dpt_node``, validated, grouped by what uses them.
 
-    depth_model_type: str
-    depth_weights: str
-    depth_random_weights: bool
-    segmentation_model_type: str
-    segmentation_weights: str
-    segmentation_random_weights: bool
-    device: str
-    precision: str
-    compile: str
-    backend: str
-    depth_engine: str
-    segmentation_engine: str
+    Attributes:
+        depth, segmentation: how each model runs (None = task disabled); built from
+            ``<task>.model_type``, ``<task>.weights``, ``<task>.random_weights``,
+            ``<task>.engine`` and the shared ``device``, ``precision``, ``compile``,
+            ``backend``, ``network_width``/``network_height``, ``keep_aspect_ratio``.
+        pipeline: the per-frame options (``output_size``, ``relative_depth.*``,
+            ``cloud.*``), which can change at run time.
+        values: every parameter by its ROS name, as given.
+        The rest: the node's own parameters of the same names.
+    """
+
+    depth: Optional[PredictorOptions]
+    segmentation: Optional[PredictorOptions]
+    pipeline: PipelineOptions
+    values: Dict[str, Any]
     warmup_width: int
     warmup_height: int
-    network_width: int
-    network_height: int
-    keep_aspect_ratio: bool
-    output_size: str
     input_transport: str
     cameras: Tuple[str, ...]
     qos_input_reliability: str
     qos_input_depth: int
     qos_output_reliability: str
     qos_output_depth: int
-    relative_depth_scale: float
-    relative_depth_shift: float
-    cloud_enabled: bool
-    cloud_stride: int
-    cloud_max_depth: float
-    cloud_color: bool
-    cloud_labels: bool
     max_rate: float
     diagnostics_period: float
     log_period: float
 
-    @staticmethod
-    def field_name(param: str) -> str:
-        return param.replace(".", "_")
+
+#: Parameters that become fields of :class:`PipelineOptions` (dots become underscores).
+PIPELINE_PARAMS = ("output_size", "relative_depth.scale", "relative_depth.shift",
+                   "cloud.enabled", "cloud.stride", "cloud.max_depth", "cloud.color",
+                   "cloud.labels")
+#: Parameters that are fields of :class:`NodeConfig` itself.
+_NODE_PARAMS = ("warmup_width", "warmup_height", "input_transport", "cameras",
+                "qos.input.reliability", "qos.input.depth", "qos.output.reliability",
+                "qos.output.depth", "max_rate", "diagnostics_period", "log_period")
+
+
+def _field(param: str) -> str:
+    return param.replace(".", "_")
 
 
 def normalise_namespace(name: str) -> str:
@@ -233,76 +236,91 @@ def declare(node: Any, p: ParamDef) -> Any:
     return node.get_parameter(p.name).value
 
 
-def validate(values: Dict[str, Any]) -> List[str]:
-    """Problems with a full or partial set of parameter values (empty list = valid)."""
+def _value_problems(name: str, value: Any) -> List[str]:
+    """Type, choice and range problems of one parameter value."""
+    p = PARAM_DEFS[name]
+    if type(p.default) is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if isinstance(p.default, tuple):
+        if not (isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)):
+            return [f"{name} must be a list of strings, got {value!r}"]
+        return camera_problems(value) if name == "cameras" else []
+    if type(value) is not type(p.default):
+        return [f"{name} must be a {type(p.default).__name__}, got {value!r}"]
+    problems = []
+    if p.choices and value not in p.choices:
+        problems.append(f"{name}={value!r} is not one of {', '.join(p.choices)}")
+    if p.int_range and not (p.int_range[0] <= value <= p.int_range[1]):
+        problems.append(f"{name}={value} is outside {p.int_range[0]}..{p.int_range[1]}")
+    if p.float_range and not (p.float_range[0] <= value <= p.float_range[1]):
+        problems.append(f"{name}={value} is outside {p.float_range[0]}..{p.float_range[1]}")
+    return problems
+
+
+def predictor_options(values: Dict[str, Any], task: str) -> Optional[PredictorOptions]:
+    """How the ``task`` model runs, from the parameter values (None = disabled).
+
+    ``network_width``/``network_height`` of 0 take the model type's own size; an
+    unknown model type keeps both (its options then report the model type).
+    """
+    model_type = values[f"{task}.model_type"]
+    if not model_type:
+        return None
+    width, height = values["network_width"], values["network_height"]
+    size = None
+    if width or height:
+        spec = MODEL_SPECS.get(model_type)
+        size = (width or (spec.net_width if spec else 0),
+                height or (spec.net_height if spec else 0))
+    return PredictorOptions(
+        model_type=model_type, weights=values[f"{task}.weights"] or None,
+        random_weights=values[f"{task}.random_weights"], device=values["device"],
+        precision=values["precision"], network_size=size,
+        keep_aspect_ratio=values["keep_aspect_ratio"], backend=values["backend"],
+        engine=values[f"{task}.engine"] or None, compile=values["compile"])
+
+
+def _config_problems(values: Dict[str, Any]) -> List[str]:
+    """Problems of a complete set of values that no single parameter shows."""
     problems: List[str] = []
-    for name, value in values.items():
-        p = PARAM_DEFS.get(name)
-        if p is None:
-            continue
-        if type(p.default) is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if isinstance(p.default, tuple):
-            if not (isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)):
-                problems.append(f"{name} must be a list of strings, got {value!r}")
-            continue
-        if type(value) is not type(p.default):
-            problems.append(f"{name} must be a {type(p.default).__name__}, got {value!r}")
-            continue
-        if p.choices and value not in p.choices:
-            problems.append(f"{name}={value!r} is not one of {', '.join(p.choices)}")
-        if p.int_range and not (p.int_range[0] <= value <= p.int_range[1]):
-            problems.append(f"{name}={value} is outside {p.int_range[0]}..{p.int_range[1]}")
-        if p.float_range and not (p.float_range[0] <= value <= p.float_range[1]):
-            problems.append(f"{name}={value} is outside {p.float_range[0]}..{p.float_range[1]}")
-    for key in ("network_width", "network_height"):
-        v = values.get(key)
-        if isinstance(v, int) and v % 32:
-            problems.append(f"{key}={v} must be 0 or a multiple of 32")
-    for key, task in (("depth.model_type", "depth"), ("segmentation.model_type", "segmentation")):
-        v = values.get(key)
-        if isinstance(v, str) and v and v not in model_names(task):
-            problems.append(f"{key}={v!r} is not a {task} model; valid: "
-                            f"{', '.join(model_names(task))} (or empty to disable)")
-    cameras = values.get("cameras")
-    if isinstance(cameras, (list, tuple)) and all(isinstance(v, str) for v in cameras):
-        problems += camera_problems(cameras)
-    backend = values.get("backend")
-    if backend not in (None, "torch"):
-        if values.get("compile", "none") != "none":
-            problems.append(f"compile={values['compile']!r} applies to backend torch only; "
-                            f"an exported {backend} engine is already optimised")
-        for task in ("depth", "segmentation"):
-            if values.get(f"{task}.model_type") and not values.get(f"{task}.engine"):
-                problems.append(f"backend={backend!r} needs {task}.engine (export it with "
-                                f"'dpt-ros export --model-type {values[f'{task}.model_type']}')")
-    ww, wh = values.get("warmup_width"), values.get("warmup_height")
-    if isinstance(ww, int) and isinstance(wh, int) and bool(ww) != bool(wh):
+    for task in TASKS:
+        options = predictor_options(values, task)
+        if options is not None:
+            problems += options.problems(task, engine_name=f"{task}.engine")
+    if bool(values["warmup_width"]) != bool(values["warmup_height"]):
         problems.append("warmup_width and warmup_height must both be 0 (no warm-up) or both "
                         "set")
-    if values.get("depth.model_type") == "" and values.get("segmentation.model_type") == "":
+    if not values["depth.model_type"] and not values["segmentation.model_type"]:
         problems.append("depth.model_type and segmentation.model_type are both empty: "
                         "nothing to run")
     return problems
 
 
-def type_of(p: ParamDef) -> ParameterType:
-    return {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
-            float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING,
-            tuple: ParameterType.PARAMETER_STRING_ARRAY}[type(p.default)]
+def validate(values: Dict[str, Any]) -> List[str]:
+    """Problems with a full or partial set of parameter values (empty list = valid);
+    a partial set (a run-time change) is checked parameter by parameter."""
+    problems: List[str] = []
+    for name, value in values.items():
+        if name in PARAM_DEFS:
+            problems += _value_problems(name, value)
+    if not problems and all(p.name in values for p in PARAMS):
+        problems += _config_problems(values)
+    return list(dict.fromkeys(problems))  # each problem once (shared by both tasks)
 
 
 def config_from_values(values: Dict[str, Any]) -> NodeConfig:
     """Builds the config; ValueError lists every problem."""
     problems = validate(values)
+    missing = [p.name for p in PARAMS if p.name not in values]
+    if missing:
+        problems.append(f"no value for {', '.join(missing)}")
     if problems:
         raise ValueError("invalid parameters: " + "; ".join(problems))
-    kwargs = {}
-    for p in PARAMS:
-        v = values[p.name]
-        if isinstance(p.default, float):
-            v = float(v)
-        elif isinstance(p.default, tuple):
-            v = tuple(normalise_namespace(name) for name in v)
-        kwargs[NodeConfig.field_name(p.name)] = v
-    return NodeConfig(**kwargs)
+    typed = {p.name: (float(values[p.name]) if isinstance(p.default, float) else values[p.name])
+             for p in PARAMS}
+    typed["cameras"] = tuple(normalise_namespace(name) for name in typed["cameras"])
+    pipeline = PipelineOptions(**{_field(name): typed[name] for name in PIPELINE_PARAMS})
+    return NodeConfig(depth=predictor_options(typed, "depth"),
+                      segmentation=predictor_options(typed, "segmentation"),
+                      pipeline=pipeline, values=typed,
+                      **{_field(name): typed[name] for name in _NODE_PARAMS})

@@ -18,9 +18,10 @@ from std_msgs.msg import Header
 from dpt_ros.viz.ade20k import PALETTE
 from dpt_ros.viz.colormap import StableRange, colorize, overlay_labels
 from dpt_ros.models import Predictor
+from dpt_ros.models.predictor import download_to_host
+from dpt_ros.models.registry import task_problem
 from dpt_ros.models.geometry import backproject as device_backproject
 from dpt_ros.models.geometry import relative_to_metric as device_relative_to_metric
-from dpt_ros.models.transforms import network_input_size
 from dpt_ros.ros.camera import Intrinsics, check_camera_info_matches, scale_camera_info
 from dpt_ros.ros.image_codec import (copy_header, depth_to_image_msg, labels_to_image_msg,
                               rgb_to_image_msg)
@@ -45,7 +46,7 @@ class PipelineOptions:
     Attributes:
         output_size: ``input`` (the camera image's size) or ``network`` (the network
             input size; cheaper to publish and back-project).
-        relative_scale, relative_shift: metric depth from a relative model as
+        relative_depth_scale, relative_depth_shift: metric depth from a relative model as
             ``1 / (scale * x + shift)`` metres; scale 0 = not calibrated, no metric depth.
         cloud_enabled: publish ``points`` (needs metric depth and camera_info).
         cloud_stride: keep every n-th pixel in both directions.
@@ -55,8 +56,8 @@ class PipelineOptions:
     """
 
     output_size: str = "input"
-    relative_scale: float = 0.0
-    relative_shift: float = 0.0
+    relative_depth_scale: float = 0.0
+    relative_depth_shift: float = 0.0
     cloud_enabled: bool = True
     cloud_stride: int = 1
     cloud_max_depth: float = 0.0
@@ -88,10 +89,10 @@ class FramePipeline:
                  options: PipelineOptions = PipelineOptions()) -> None:
         if depth is None and segmentation is None:
             raise ValueError("at least one of depth and segmentation must be enabled")
-        if depth is not None and not depth.is_depth:
-            raise ValueError(f"{depth.spec.name} is not a depth model")
-        if segmentation is not None and segmentation.is_depth:
-            raise ValueError(f"{segmentation.spec.name} is not a segmentation model")
+        for task, predictor in (("depth", depth), ("segmentation", segmentation)):
+            problem = predictor and task_problem(predictor.spec.name, task)
+            if problem:
+                raise ValueError(problem)
         self.depth = depth
         self.segmentation = segmentation
         self.options = options
@@ -105,10 +106,10 @@ class FramePipeline:
         o = options or self.options
         out: List[str] = []
         if self.depth is not None:
-            metric = self.depth.spec.is_metric or o.relative_scale > 0
+            metric = self.depth.is_metric or o.relative_depth_scale > 0
             if metric:
                 out.append("depth/image")
-            if not self.depth.spec.is_metric:
+            if not self.depth.is_metric:
                 out.append("depth/relative")
             out += ["depth/colored", "depth/camera_info"]
             if metric and o.cloud_enabled:
@@ -123,8 +124,7 @@ class FramePipeline:
                   options: Optional[PipelineOptions] = None) -> Tuple[int, int]:
         """(H, W) of the published images for a camera image of ``image_hw``."""
         if (options or self.options).output_size == "network":
-            model = self.depth or self.segmentation
-            return network_input_size(image_hw, model.net_hw, model.keep_aspect_ratio)
+            return (self.depth or self.segmentation).input_size(image_hw)
         return int(image_hw[0]), int(image_hw[1])
 
     def process(self, rgb: np.ndarray, header: Header,
@@ -220,67 +220,48 @@ class FramePipeline:
         timings in ms: with ``sync_timings`` each stage waits for the device so the
         split is true; otherwise only the final wait is timed (``download``)."""
         main = self.depth or self.segmentation
-        marks: List[Tuple[str, float]] = []
-
-        def mark(name: str) -> None:
-            if self.sync_timings and main.device.type == "cuda":
-                torch.cuda.synchronize(main.device)
-            marks.append((name, time.perf_counter()))
-
-        mark("start")
+        timer = _StageTimer(main.device if self.sync_timings else None)
         with torch.inference_mode():
             images = main.upload(batch)
-            mark("upload")
+            timer.mark("upload")
             device_out: Dict[str, torch.Tensor] = {}
             if self.depth is not None:
-                x = self.depth.preprocess(images.to(self.depth.device, non_blocking=True))
-                mark("preprocess")
-                raw = self.depth.network(x)
-                mark("depth_model")
-                raw = self.depth.postprocess(raw, out_hw)
-                if self.depth.spec.is_metric:
-                    device_out["metric"] = raw
-                else:
-                    device_out["inverse"] = raw
-                    if o.relative_scale > 0:
-                        device_out["metric"] = device_relative_to_metric(
-                            raw, o.relative_scale, o.relative_shift)
-                metric = device_out.get("metric")
-                if metric is not None and o.cloud_enabled:
-                    for b, intr in enumerate(intrinsics):
-                        if intr is not None:
-                            device_out[f"xyz{b}"] = device_backproject(
-                                metric[b], intr.fx, intr.fy, intr.cx, intr.cy,
-                                o.cloud_stride, o.cloud_max_depth)
-                mark("depth_postprocess")
+                raw = self.depth.run_on_device(images, out_hw, timer.prefixed("depth_"))
+                device_out.update(self._depth_outputs(raw, o, intrinsics))
+                timer.mark("depth_postprocess")
             if self.segmentation is not None:
-                x = self.segmentation.preprocess(
-                    images.to(self.segmentation.device, non_blocking=True))
-                mark("preprocess")
-                logits = self.segmentation.network(x)
-                mark("segmentation_model")
-                device_out["labels"] = self.segmentation.postprocess(logits, out_hw)
-                mark("segmentation_postprocess")
-            # One device-to-host copy per output (into pinned memory on CUDA), then a
-            # single wait for all of them.
-            host = {k: v.to("cpu", non_blocking=True) for k, v in device_out.items()}
-            for device in {p.device for p in (self.depth, self.segmentation) if p}:
-                if device.type == "cuda":
-                    done = torch.cuda.Event()
-                    done.record(torch.cuda.current_stream(device))
-                    done.synchronize()  # the one wait: every copy above has landed
-            mark("download")
-        for key, tensor in host.items():
-            values = tensor.numpy()
+                device_out["labels"] = self.segmentation.run_on_device(
+                    images, out_hw, timer.prefixed("segmentation_"))
+            host = download_to_host(device_out)
+            timer.mark("download")
+        for key, values in host.items():
             if key.startswith("xyz"):
                 arrays[int(key[3:])]["xyz"] = values
             else:
                 for b, a in enumerate(arrays):
                     a[key] = values[b]
-        timings: Dict[str, float] = {}
-        for (_, t_prev), (name, t) in zip(marks, marks[1:]):
-            timings[name] = timings.get(name, 0.0) + (t - t_prev) * 1e3
-        return timings
+        return timer.durations_ms()
+
+    def _depth_outputs(self, raw: torch.Tensor, o: PipelineOptions,
+                       intrinsics: List[Optional[Intrinsics]]) -> Dict[str, torch.Tensor]:
+        """On the device: metric depth (``metric``), the relative output (``inverse``)
+        and, for each frame with intrinsics, its back-projected points (``xyz<b>``)."""
+        out: Dict[str, torch.Tensor] = {}
+        if self.depth.is_metric:
+            out["metric"] = raw
+        else:
+            out["inverse"] = raw
+            if o.relative_depth_scale > 0:
+                out["metric"] = device_relative_to_metric(raw, o.relative_depth_scale,
+                                                          o.relative_depth_shift)
+        metric = out.get("metric")
+        if metric is not None and o.cloud_enabled:
+            for b, intr in enumerate(intrinsics):
+                if intr is not None:
+                    out[f"xyz{b}"] = device_backproject(metric[b], intr.fx, intr.fy, intr.cx,
+                                                        intr.cy, o.cloud_stride,
+                                                        o.cloud_max_depth)
+        return out
 
     def _build_messages(self, result: FrameOutput, o: PipelineOptions, rgb: np.ndarray,
                         header: Header, scaled_info: Optional[CameraInfo],
@@ -339,3 +320,35 @@ def _resize_rgb(rgb: np.ndarray, h: int, w: int) -> np.ndarray:
     if rgb.shape[:2] == (h, w):
         return rgb
     return cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
+
+
+class _StageTimer:
+    """Wall-clock marks between pipeline stages, summed by stage name.
+
+    Args:
+        sync_device: wait for this CUDA device at each mark (true per-stage device
+            times, for benchmarks); None = no waits (the frame loop).
+    """
+
+    def __init__(self, sync_device: Optional[torch.device] = None) -> None:
+        self._sync = sync_device if sync_device is not None and sync_device.type == "cuda" else None
+        self._marks: List[Tuple[str, float]] = [("start", time.perf_counter())]
+
+    def mark(self, stage: str) -> None:
+        if self._sync is not None:
+            torch.cuda.synchronize(self._sync)
+        self._marks.append((stage, time.perf_counter()))
+
+    def prefixed(self, prefix: str):
+        """A ``mark`` for a predictor's stages: ``model`` becomes ``<prefix>model``,
+        ``preprocess`` stays ``preprocess`` and ``postprocess`` counts as
+        ``<prefix>postprocess``."""
+        def mark(stage: str) -> None:
+            self.mark(stage if stage == "preprocess" else prefix + stage)
+        return mark
+
+    def durations_ms(self) -> Dict[str, float]:
+        out: Dict[str, float] = {}
+        for (_, t_prev), (name, t) in zip(self._marks, self._marks[1:]):
+            out[name] = out.get(name, 0.0) + (t - t_prev) * 1e3
+        return out

@@ -122,113 +122,168 @@ def download_checkpoint(
     """
     dest = Path(dest)
     expected = hash_prefix.strip().lower() if hash_prefix is not None else None
+    _make_directory(dest.parent)
+    return _Download(url, dest, progress, timeout).run(expected)
 
+
+def _make_directory(directory: Path) -> None:
+    """Creates the cache directory; CheckpointError naming the fix if it cannot."""
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CheckpointError(
-            f"cannot create checkpoint directory {dest.parent}: {exc} "
+            f"cannot create checkpoint directory {directory}: {exc} "
             f"(set ${CACHE_ENV_VAR} to a writable directory)"
         ) from exc
 
-    tmp_path: str | None = None
+
+def _content_length(response) -> int | None:
+    """The response's Content-Length, or None when absent or not a number."""
+    length_header = response.headers.get("Content-Length")
     try:
+        return int(length_header) if length_header is not None else None
+    except ValueError:
+        return None
+
+
+class _Download:
+    """One attempt at downloading ``url`` into a temporary file beside ``dest``.
+
+    :meth:`run` owns the temporary file: on success it is renamed to ``dest``,
+    on any failure (including ``KeyboardInterrupt``) it is removed, so the cache
+    invariant of this module holds.
+    """
+
+    def __init__(self, url: str, dest: Path, progress: bool, timeout: float) -> None:
+        self.url = url
+        self.dest = dest
+        self.progress = progress
+        self.timeout = timeout
+        self.tmp_path: str | None = None
+        self.sha256 = hashlib.sha256()
+        self.received = 0
+
+    def run(self, expected: str | None) -> Path:
+        """Downloads, verifies against ``expected`` (a hex prefix or None), moves into place."""
         try:
-            fd, tmp_path = tempfile.mkstemp(
-                prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent
+            fd = self._create_temp()
+            with os.fdopen(fd, "wb") as out:
+                self._stream_into(out)
+                out.flush()
+                os.fsync(out.fileno())
+            self._verify(expected)
+            self._move_into_place()
+            return self.dest
+        except CheckpointError:
+            _remove_quietly(self.tmp_path)
+            raise
+        except OSError as exc:
+            # Local filesystem errors while writing (disk full, permissions...).
+            _remove_quietly(self.tmp_path)
+            raise CheckpointError(
+                f"error writing checkpoint to {self.dest.parent}: {exc}"
+            ) from exc
+        except BaseException:
+            # KeyboardInterrupt, SystemExit, unexpected bugs: clean up and re-raise as is.
+            _remove_quietly(self.tmp_path)
+            raise
+
+    def _create_temp(self) -> int:
+        """Creates the hidden temporary file in ``dest``'s directory; returns its fd."""
+        try:
+            fd, self.tmp_path = tempfile.mkstemp(
+                prefix=f".{self.dest.name}.", suffix=".partial", dir=self.dest.parent
             )
         except OSError as exc:
             raise CheckpointError(
-                f"cannot write to checkpoint directory {dest.parent}: {exc} "
+                f"cannot write to checkpoint directory {self.dest.parent}: {exc} "
                 f"(set ${CACHE_ENV_VAR} to a writable directory)"
             ) from exc
+        return fd
 
-        with os.fdopen(fd, "wb") as out:
-            sha256 = hashlib.sha256()
+    def _open(self):
+        """The HTTP response for ``url``; CheckpointError on any failure to connect."""
+        url = self.url
+        try:
+            request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
+            return urllib.request.urlopen(request, timeout=self.timeout)
+        except urllib.error.HTTPError as exc:
+            exc.close()
+            raise CheckpointError(
+                f"HTTP error {exc.code} ({exc.reason}) while downloading {url}"
+            ) from exc
+        except urllib.error.URLError as exc:
+            raise CheckpointError(
+                f"{_offline_hint(url, self.dest)}; reason: {exc.reason}"
+            ) from exc
+        except (OSError, http.client.HTTPException) as exc:
+            raise CheckpointError(f"{_offline_hint(url, self.dest)}; reason: {exc!r}") from exc
+        except ValueError as exc:
+            raise CheckpointError(f"invalid checkpoint URL {url!r}: {exc}") from exc
+
+    def _stream_into(self, out) -> None:
+        """Writes the body to ``out`` while hashing it; checks it arrived complete."""
+        with self._open() as response:
+            total = _content_length(response)
+            with tqdm(
+                total=total,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=self.dest.name,
+                file=sys.stderr,
+                disable=not self.progress,
+                leave=True,
+            ) as bar:
+                for chunk in self._chunks(response):
+                    out.write(chunk)  # local OSError (disk full...) handled in run()
+                    self.sha256.update(chunk)
+                    self.received += len(chunk)
+                    bar.update(len(chunk))
+        if total is not None and self.received != total:
+            raise CheckpointError(
+                f"download of {self.url} is incomplete: received {self.received} of "
+                f"{total} bytes"
+            )
+
+    def _chunks(self, response):
+        """Yields the body in chunks; CheckpointError if the connection fails midway."""
+        while True:
             try:
-                request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
-                response = urllib.request.urlopen(request, timeout=timeout)
-            except urllib.error.HTTPError as exc:
-                exc.close()
-                raise CheckpointError(
-                    f"HTTP error {exc.code} ({exc.reason}) while downloading {url}"
-                ) from exc
-            except urllib.error.URLError as exc:
-                raise CheckpointError(f"{_offline_hint(url, dest)}; reason: {exc.reason}") from exc
+                chunk = response.read(_CHUNK_SIZE)
             except (OSError, http.client.HTTPException) as exc:
-                raise CheckpointError(f"{_offline_hint(url, dest)}; reason: {exc!r}") from exc
-            except ValueError as exc:
-                raise CheckpointError(f"invalid checkpoint URL {url!r}: {exc}") from exc
-
-            with response:
-                length_header = response.headers.get("Content-Length")
-                try:
-                    total = int(length_header) if length_header is not None else None
-                except ValueError:
-                    total = None
-                received = 0
-                with tqdm(
-                    total=total,
-                    unit="B",
-                    unit_scale=True,
-                    unit_divisor=1024,
-                    desc=dest.name,
-                    file=sys.stderr,
-                    disable=not progress,
-                    leave=True,
-                ) as bar:
-                    while True:
-                        try:
-                            chunk = response.read(_CHUNK_SIZE)
-                        except (OSError, http.client.HTTPException) as exc:
-                            raise CheckpointError(
-                                f"download of {url} failed after {received} bytes: {exc!r}; "
-                                "the connection was interrupted or timed out (the machine may "
-                                "be offline). Retry, or pass a local weights file instead"
-                            ) from exc
-                        if not chunk:
-                            break
-                        out.write(chunk)  # local OSError (disk full...) handled below
-                        sha256.update(chunk)
-                        received += len(chunk)
-                        bar.update(len(chunk))
-
-            if total is not None and received != total:
                 raise CheckpointError(
-                    f"download of {url} is incomplete: received {received} of {total} bytes"
-                )
-            out.flush()
-            os.fsync(out.fileno())
+                    f"download of {self.url} failed after {self.received} bytes: {exc!r}; "
+                    "the connection was interrupted or timed out (the machine may "
+                    "be offline). Retry, or pass a local weights file instead"
+                ) from exc
+            if not chunk:
+                return
+            yield chunk
 
-        digest = sha256.hexdigest()
+    def _verify(self, expected: str | None) -> None:
+        """CheckpointError unless the digest starts with ``expected`` (None: no check)."""
+        digest = self.sha256.hexdigest()
         if expected is not None and not digest.startswith(expected):
             raise CheckpointError(
-                f"SHA-256 mismatch for {url}: expected a digest starting with "
+                f"SHA-256 mismatch for {self.url}: expected a digest starting with "
                 f"{expected!r}, got {digest!r}; the download is corrupt or the file "
                 "is not the expected checkpoint"
             )
 
+    def _move_into_place(self) -> None:
+        """Renames the verified temporary file to ``dest`` (atomic on POSIX)."""
         try:
-            os.chmod(tmp_path, 0o644)  # mkstemp creates 0600; cache may be shared
+            os.chmod(self.tmp_path, 0o644)  # mkstemp creates 0600; cache may be shared
         except OSError:  # pragma: no cover - not fatal
             pass
         try:
-            os.replace(tmp_path, dest)
+            os.replace(self.tmp_path, self.dest)
         except OSError as exc:
-            raise CheckpointError(f"cannot move downloaded checkpoint to {dest}: {exc}") from exc
-        tmp_path = None
-        return dest
-    except CheckpointError:
-        _remove_quietly(tmp_path)
-        raise
-    except OSError as exc:
-        # Local filesystem errors while writing (disk full, permissions...).
-        _remove_quietly(tmp_path)
-        raise CheckpointError(f"error writing checkpoint to {dest.parent}: {exc}") from exc
-    except BaseException:
-        # KeyboardInterrupt, SystemExit, unexpected bugs: clean up and re-raise as is.
-        _remove_quietly(tmp_path)
-        raise
+            raise CheckpointError(
+                f"cannot move downloaded checkpoint to {self.dest}: {exc}"
+            ) from exc
+        self.tmp_path = None
 
 
 def ensure_checkpoint(
