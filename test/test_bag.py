@@ -15,6 +15,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import String
 
 from dpt_ros.cli import bag as bag_tool
+from dpt_ros.models.options import PredictorOptions
 from dpt_ros.cli.main import main
 from dpt_ros.node.pipeline import FramePipeline
 from dpt_ros.ros.image_codec import image_msg_to_array
@@ -148,7 +149,7 @@ def test_sqlite3_depth_outputs(tmp_path, capsys):
                         "/cam/depth/image", "/cam/depth/colored", "/cam/depth/camera_info",
                         "/cam/points"}
     image_times = [t for t, _, _ in out["/cam/image_raw"]]
-    predictor = _PREDICTORS[("dpt_hybrid", None, True, "auto", "auto", (64, 64))]
+    predictor = _PREDICTORS[(PredictorOptions("dpt_hybrid", random_weights=True, network_size=(64, 64)),)]
     types = {"/cam/depth/relative": "sensor_msgs/msg/Image", "/cam/points":
              "sensor_msgs/msg/PointCloud2", "/cam/depth/camera_info": "sensor_msgs/msg/CameraInfo"}
     for name, msgtype in types.items():
@@ -199,7 +200,7 @@ def test_mcap_compressed_namespace_and_broken_frame(tmp_path, capsys):
     frames = [i for i in range(N_FRAMES) if i != 1]
     image_times = [t for t, _, _ in out[topic]]
     assert [t for t, _, _ in out["/cam/depth/relative"]] == [image_times[i] for i in frames]
-    predictor = _PREDICTORS[("dpt_hybrid", None, True, "auto", "auto", (64, 64))]
+    predictor = _PREDICTORS[(PredictorOptions("dpt_hybrid", random_weights=True, network_size=(64, 64)),)]
     for k, i in enumerate(frames):
         rel = deserialize_message(out["/cam/depth/relative"][k][2], Image)
         assert rel.header.stamp.sec == 500 + i
@@ -305,7 +306,7 @@ def test_errors_are_one_line(tmp_path, capsys):
     assert "already exists" in error(str(inp), "-o", str(tmp_path / "exists"),
                                      "--image-topic", "/cam/image_raw")
     line = error(str(inp), "-o", out, "--image-topic", "/cam/image_raw", "--depth-model", "dpt_xl")
-    assert "unknown depth model 'dpt_xl'" in line and "dpt_hybrid" in line
+    assert "unknown depth model type 'dpt_xl'" in line and "dpt_hybrid" in line
     assert "segmentation" in error(str(inp), "-o", out, "--image-topic", "/cam/image_raw",
                                    "--segmentation-model", "dpt_hybrid")
     bad = tmp_path / "bad.pt"

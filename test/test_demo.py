@@ -8,19 +8,20 @@ import random
 import cv2
 import numpy as np
 
+from dpt_ros.cli.demo import preview, scene
 from dpt_ros.cli.demo import run as demo
 from dpt_ros.cli.main import main
 
 
 def test_render_is_a_plausible_scene():
-    rgb, depth = demo.render(0.0, 160, 120)
+    rgb, depth = scene.render(0.0, 160, 120)
     assert rgb.shape == (120, 160, 3) and rgb.dtype == np.uint8
     assert depth.shape == (120, 160) and depth.dtype == np.float32
     assert np.isinf(depth[0]).all()  # sky at the top
     bottom = depth[-1]
     assert np.isfinite(bottom).all() and 1.0 < bottom.min() <= bottom.max() < 10.0
     assert depth[-1, 5] < depth[-30, 5] < depth[-60, 5]  # the ground recedes upwards
-    fx, fy, cx, cy = demo.camera_intrinsics(160, 120)
+    fx, fy, cx, cy = scene.camera_intrinsics(160, 120)
     assert fx == fy and math.isclose(cx, 79.5)
     assert rgb.std() > 20  # textured, not flat
 
@@ -30,10 +31,10 @@ def test_cloud_preview_draws_points():
     z = 2.0 + v / 30.0
     xyz = np.stack([(u - 40) * z / 70, (v - 30) * z / 70, z], -1)
     xyz[:5] = np.nan
-    image = demo.render_cloud_preview(xyz, 240, 180)
+    image = preview.render_cloud_preview(xyz, 240, 180)
     assert image.shape == (180, 240, 3) and image.dtype == np.uint8
     assert (image.reshape(-1, 3) != 24).any(1).mean() > 0.1
-    empty = demo.render_cloud_preview(np.full((4, 4, 3), np.nan, np.float32), 240, 180)
+    empty = preview.render_cloud_preview(np.full((4, 4, 3), np.nan, np.float32), 240, 180)
     assert empty.shape == (180, 240, 3)
 
 

@@ -30,11 +30,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from dpt_ros.cli.args import network_size, positive_int
+from dpt_ros.cli.args import positive_int
+from dpt_ros.models.options import PredictorOptions
 from dpt_ros.ros.bagio import (CAMERA_INFO_TYPE, COMPRESSED_TYPE, IMAGE_TYPE, IMAGE_TYPES, STORAGES,
                                BAG_VERSION, cdr_converter, default_namespace, image_topics,
                                absolute_topic, input_storage, message_class, open_bag, output_typestore,
                                ros2_typestore)
+
 
 _LOG = logging.getLogger(__name__)
 
@@ -88,11 +90,7 @@ def add_parser(subparsers: Any, name: str) -> argparse.ArgumentParser:
     p.add_argument("--random-weights", action="store_true",
                    help="random weights for every model without a weights file "
                         "(testing and timing only: outputs are meaningless)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
-                   help="default auto: fp16 on CUDA, fp32 on the CPU")
-    p.add_argument("--network-size", type=network_size, metavar="WxH",
-                   help="network input size, multiples of 32 (default: the model's)")
+    PredictorOptions.add_arguments(p, backends=False)
     p.add_argument("--batch", type=positive_int, default=1, metavar="N",
                    help="frames per inference batch (default 1)")
     p.add_argument("--output-namespace", metavar="NS",
@@ -136,28 +134,29 @@ class _Frame:
     info: Any
 
 
-def make_predictor(model_type: str, weights: Optional[str], random_weights: bool,
-                   device: str, precision: str, network_size: Optional[Tuple[int, int]]):
+def make_predictor(options: PredictorOptions):
     """The Predictor of one model (a separate function so tests can reuse models)."""
-    import warnings
-
     from dpt_ros.models import Predictor
 
-    with warnings.catch_warnings():
-        # The random-weights warning is also logged: print it once.
-        warnings.filterwarnings("ignore", message=".*RANDOM weights")
-        return Predictor(model_type, weights or None, device, precision,
-                         random_weights=random_weights and not weights,
-                         network_size=network_size, progress=True)
+    return Predictor(options, progress=True)
 
 
-def _check_model(name: str, task: str) -> None:
-    from dpt_ros.models.registry import model_names
-
-    valid = model_names(task)
-    if name not in valid:
-        raise ValueError(f"unknown {task} model {name!r}; valid: {', '.join(valid)}"
-                         + (" (or '' to disable depth)" if task == "depth" else ""))
+def _predictor_options(args: argparse.Namespace, task: str) -> Optional[PredictorOptions]:
+    """The options of the ``task`` model from the flags, None if it is disabled."""
+    model_type = ((args.depth_model if task == "depth" else args.segmentation_model)
+                  or "").strip()
+    weights = args.depth_weights if task == "depth" else args.segmentation_weights
+    if not model_type:
+        if weights:
+            raise ValueError(f"--{task}-weights given but {task} is disabled")
+        return None
+    options = PredictorOptions.from_args(args, model_type, weights=weights,
+                                         random_weights=args.random_weights and not weights)
+    problems = options.problems(task)
+    if problems:
+        hint = " (or '' to disable depth)" if task == "depth" else ""
+        raise ValueError("; ".join(problems) + hint)
+    return options
 
 
 class _OutputBag:
@@ -226,15 +225,17 @@ class _OutputBag:
         self.writer.close()
 
 
-def run(args: argparse.Namespace) -> int:
-    """``dpt-ros bag``; see the module docstring."""
-    from rclpy.serialization import deserialize_message, serialize_message
-    from sensor_msgs.msg import CameraInfo, CompressedImage, Image
-    from tqdm import tqdm
+@dataclass
+class _Plan:
+    """What to read from the input bag and where outputs go."""
 
-    from dpt_ros.node.pipeline import OUTPUT_TOPICS, FramePipeline, PipelineOptions
-    from dpt_ros.ros.image_codec import ImageDecodeError, compressed_to_rgb, image_to_rgb
+    image_topic: str
+    image_type: str
+    info_topic: Optional[str]
+    namespace: str
 
+
+def _check_paths(args: argparse.Namespace) -> Tuple[Path, Path]:
     in_path, out_path = Path(args.input), Path(args.output)
     if not in_path.exists():
         raise FileNotFoundError(f"input bag {str(in_path)!r} does not exist")
@@ -246,170 +247,222 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("output and input are the same path")
     except OSError:
         pass
-    depth_model = (args.depth_model or "").strip()
-    seg_model = (args.segmentation_model or "").strip()
-    if not depth_model and not seg_model:
-        raise ValueError("--depth-model '' and no --segmentation-model: nothing to run")
-    if depth_model:
-        _check_model(depth_model, "depth")
-    if seg_model:
-        _check_model(seg_model, "segmentation")
-    if args.depth_weights and not depth_model:
-        raise ValueError("--depth-weights given but depth is disabled (--depth-model '')")
-    if args.segmentation_weights and not seg_model:
-        raise ValueError("--segmentation-weights given but no --segmentation-model")
     if args.relative_depth_scale < 0:
         raise ValueError(f"--relative-depth-scale must be >= 0, got {args.relative_depth_scale}")
+    return in_path, out_path
 
+
+def _camera_info_topic(args: argparse.Namespace, topics: Dict[str, str], image_topic: str,
+                       image_type: str) -> Optional[str]:
+    """The camera_info topic: the flag's, else the image's sibling if the bag has it."""
+    infos = {t: ty for t, ty in topics.items() if ty == CAMERA_INFO_TYPE}
+    if args.camera_info_topic:
+        info_topic = absolute_topic(args.camera_info_topic)
+        if info_topic not in infos:
+            what = (f"has type {topics[info_topic]}" if info_topic in topics
+                    else "is not in the bag")
+            raise ValueError(f"camera_info topic {info_topic} {what}; the bag's "
+                             f"CameraInfo topics: {', '.join(infos) or 'none'}")
+        return info_topic
+    guess = default_namespace(image_topic, image_type) + "/camera_info"
+    if guess in infos:
+        return guess
+    print(f"dpt-ros bag: no camera_info topic ({guess} is not in the bag): no "
+          "depth/camera_info or points; give --camera-info-topic "
+          f"(CameraInfo topics: {', '.join(infos) or 'none'})", file=sys.stderr)
+    return None
+
+
+def _plan(args: argparse.Namespace, reader) -> _Plan:
+    topics = {t: info.msgtype for t, info in reader.topics.items()}
+    images = image_topics(reader)
+    image_topic = absolute_topic(args.image_topic)
+    if image_topic not in images:
+        what = (f"has type {topics[image_topic]}, not an image type"
+                if image_topic in topics else "is not in the bag")
+        raise ValueError(f"image topic {image_topic} {what}; the bag's image topics: "
+                         f"{_describe_topics(images)}")
+    image_type = images[image_topic]
+    namespace = (_absolute_namespace(args.output_namespace)
+                 if args.output_namespace is not None
+                 else default_namespace(image_topic, image_type))
+    info_topic = _camera_info_topic(args, topics, image_topic, image_type)
+    return _Plan(image_topic, image_type, info_topic, namespace)
+
+
+def _pipeline(args: argparse.Namespace, depth: Optional[PredictorOptions],
+              segmentation: Optional[PredictorOptions]):
+    from dpt_ros.node.pipeline import FramePipeline, PipelineOptions
+
+    options = PipelineOptions(
+        output_size=args.output_size, relative_depth_scale=float(args.relative_depth_scale),
+        relative_depth_shift=float(args.relative_depth_shift), cloud_enabled=not args.no_cloud,
+        cloud_stride=int(args.cloud_stride))
+    return FramePipeline(depth and make_predictor(depth),
+                         segmentation and make_predictor(segmentation), options)
+
+
+class _BagJob:
+    """Streams the input bag to the output, batching image frames through the pipeline.
+
+    Every input message is written at its own time; a frame's outputs follow its image.
+    """
+
+    def __init__(self, plan: _Plan, pipeline, out_bag: "_OutputBag", batch_size: int,
+                 bar) -> None:
+        from sensor_msgs.msg import CompressedImage, Image
+
+        from dpt_ros.ros.image_codec import compressed_to_rgb, image_to_rgb
+
+        self.plan, self.pipeline, self.out_bag, self.bar = plan, pipeline, out_bag, bar
+        self.batch_size = batch_size
+        compressed = plan.image_type == COMPRESSED_TYPE
+        self.msg_class = CompressedImage if compressed else Image
+        self.decode = compressed_to_rgb if compressed else image_to_rgb
+        self.pending: List[Tuple[Any, int, bytes]] = []
+        self.batch: List[_Frame] = []
+        self.latest_info: Any = None
+        self.frames_done = 0
+        self.skipped = 0
+        self.info_warnings: Dict[str, int] = {}
+
+    def feed(self, rconn, timestamp: int, raw: Any) -> None:
+        """One input message, in bag order."""
+        # A full batch waits for the first later message, so that a camera_info
+        # recorded at the same time as its image is still found.
+        if len(self.batch) >= self.batch_size and timestamp > self.batch[-1].timestamp:
+            self.flush()
+        conn, data = self.out_bag.convert_input(rconn, raw)
+        self.pending.append((conn, timestamp, data))
+        if rconn.topic == self.plan.info_topic and rconn.msgtype == CAMERA_INFO_TYPE:
+            self._camera_info(timestamp, data)
+        elif rconn.topic == self.plan.image_topic and rconn.msgtype == self.plan.image_type:
+            self._image(timestamp, data)
+        if not self.batch:
+            self.flush()  # nothing waits for the model: write through
+
+    def _camera_info(self, timestamp: int, data: bytes) -> None:
+        from rclpy.serialization import deserialize_message
+        from sensor_msgs.msg import CameraInfo
+
+        info = deserialize_message(data, CameraInfo)
+        self.latest_info = info
+        for frame in self.batch:
+            if frame.timestamp == timestamp:
+                frame.info = info
+
+    def _image(self, timestamp: int, data: bytes) -> None:
+        from rclpy.serialization import deserialize_message
+
+        from dpt_ros.ros.image_codec import ImageDecodeError
+
+        try:
+            msg = deserialize_message(data, self.msg_class)
+            rgb = self.decode(msg)
+        except (ImageDecodeError, ValueError, TypeError, RuntimeError) as exc:
+            self.skipped += 1
+            _LOG.warning("skipping an undecodable frame at %d ns: %s", timestamp, exc)
+            self.bar.update(1)
+            return
+        self.batch.append(_Frame(len(self.pending) - 1, timestamp, msg.header, rgb,
+                                 self.latest_info))
+
+    def flush(self) -> None:
+        """Runs the waiting frames and writes everything pending, in order."""
+        from rclpy.serialization import serialize_message
+
+        from dpt_ros.node.pipeline import OUTPUT_TOPICS
+
+        outputs = self._process_batch()
+        for i, (conn, ts, data) in enumerate(self.pending):
+            self.out_bag.write(conn, ts, data)
+            for name, message in outputs.get(i, {}).items():
+                self.out_bag.write_output(f"{self.plan.namespace}/{name}",
+                                          _type_name(OUTPUT_TOPICS[name]), ts,
+                                          serialize_message(message))
+        self.frames_done += len(self.batch)
+        self.bar.update(len(self.batch))
+        self.pending.clear()
+        self.batch.clear()
+
+    def _process_batch(self) -> Dict[int, Dict[str, Any]]:
+        """{position in pending: messages} of the waiting frames."""
+        if not self.batch:
+            return {}
+        b = self.batch
+        results = self.pipeline.process_batch([f.rgb for f in b], [f.header for f in b],
+                                              [f.info for f in b])
+        for result in results:
+            for warning in result.warnings:
+                self.info_warnings[warning] = self.info_warnings.get(warning, 0) + 1
+        return {frame.position: result.messages for frame, result in zip(b, results)}
+
+
+def run(args: argparse.Namespace) -> int:
+    """``dpt-ros bag``; see the module docstring."""
+    from tqdm import tqdm
+
+    in_path, out_path = _check_paths(args)
+    depth, segmentation = (_predictor_options(args, task) for task in ("depth", "segmentation"))
+    if depth is None and segmentation is None:
+        raise ValueError("--depth-model '' and no --segmentation-model: nothing to run")
     reader = open_bag(in_path)
     out_bag: Optional[_OutputBag] = None
-    bar = None
-    frames_done = skipped = 0
-    info_warnings: Dict[str, int] = {}
-    start = time.monotonic()
+    job: Optional[_BagJob] = None
     try:
-        topics = {t: info.msgtype for t, info in reader.topics.items()}
-        images = image_topics(reader)
-        image_topic = absolute_topic(args.image_topic)
-        if image_topic not in images:
-            what = (f"has type {topics[image_topic]}, not an image type"
-                    if image_topic in topics else "is not in the bag")
-            raise ValueError(f"image topic {image_topic} {what}; the bag's image topics: "
-                             f"{_describe_topics(images)}")
-        image_type = images[image_topic]
-        namespace = (_absolute_namespace(args.output_namespace)
-                     if args.output_namespace is not None
-                     else default_namespace(image_topic, image_type))
-
-        infos = {t: ty for t, ty in topics.items() if ty == CAMERA_INFO_TYPE}
-        if args.camera_info_topic:
-            info_topic: Optional[str] = absolute_topic(args.camera_info_topic)
-            if info_topic not in infos:
-                what = (f"has type {topics[info_topic]}" if info_topic in topics
-                        else "is not in the bag")
-                raise ValueError(f"camera_info topic {info_topic} {what}; the bag's "
-                                 f"CameraInfo topics: {', '.join(infos) or 'none'}")
-        else:
-            guess = default_namespace(image_topic, image_type) + "/camera_info"
-            info_topic = guess if guess in infos else None
-            if info_topic is None:
-                print(f"dpt-ros bag: no camera_info topic ({guess} is not in the bag): no "
-                      "depth/camera_info or points; give --camera-info-topic "
-                      f"(CameraInfo topics: {', '.join(infos) or 'none'})", file=sys.stderr)
-
-        random = bool(args.random_weights)
-        depth = seg = None
-        if depth_model:
-            depth = make_predictor(depth_model, args.depth_weights, random, args.device,
-                                   args.precision, args.network_size)
-        if seg_model:
-            seg = make_predictor(seg_model, args.segmentation_weights, random, args.device,
-                                 args.precision, args.network_size)
-        options = PipelineOptions(
-            output_size=args.output_size, relative_depth_scale=float(args.relative_depth_scale),
-            relative_depth_shift=float(args.relative_depth_shift), cloud_enabled=not args.no_cloud,
-            cloud_stride=int(args.cloud_stride))
-        pipeline = FramePipeline(depth, seg, options)
-
-        out_names = {name: f"{namespace}/{name}" for name in pipeline.topics()}
-        clashes = sorted(t for t in out_names.values() if t in topics)
+        plan = _plan(args, reader)
+        pipeline = _pipeline(args, depth, segmentation)
+        topics = {t for t in reader.topics}
+        clashes = sorted(f"{plan.namespace}/{n}" for n in pipeline.topics()
+                         if f"{plan.namespace}/{n}" in topics)
         if clashes:
             raise ValueError(f"the input bag already has output topic(s) {', '.join(clashes)}; "
                              "choose another --output-namespace")
-
         storage = args.storage or input_storage(in_path)
         out_bag = _OutputBag(out_path, storage, reader)
-        start = time.monotonic()
-
-        msg_class = CompressedImage if image_type == COMPRESSED_TYPE else Image
-        decode = compressed_to_rgb if image_type == COMPRESSED_TYPE else image_to_rgb
-        total = sum(c.msgcount for c in reader.connections if c.topic == image_topic)
+        total = sum(c.msgcount for c in reader.connections if c.topic == plan.image_topic)
         bar = tqdm(total=total, unit="frame", file=sys.stderr, disable=args.quiet,
                    dynamic_ncols=True, desc="dpt-ros bag")
-
-        pending: List[Tuple[Any, int, bytes]] = []
-        batch: List[_Frame] = []
-        latest_info: Any = None
-
-        def flush() -> None:
-            nonlocal frames_done
-            outputs = {}
-            if batch:
-                results = pipeline.process_batch([f.rgb for f in batch],
-                                                 [f.header for f in batch],
-                                                 [f.info for f in batch])
-                for frame, result in zip(batch, results):
-                    outputs[frame.position] = (frame.timestamp, result)
-                    for warning in result.warnings:
-                        info_warnings[warning] = info_warnings.get(warning, 0) + 1
-            for i, (conn, ts, data) in enumerate(pending):
-                out_bag.write(conn, ts, data)
-                if i in outputs:
-                    ts, result = outputs[i]
-                    for name, message in result.messages.items():
-                        out_bag.write_output(f"{namespace}/{name}",
-                                             _type_name(OUTPUT_TOPICS[name]), ts,
-                                             serialize_message(message))
-            frames_done += len(batch)
-            if bar is not None:
-                bar.update(len(batch))
-            pending.clear()
-            batch.clear()
-
+        job = _BagJob(plan, pipeline, out_bag, args.batch, bar)
+        start = time.monotonic()
         for rconn, timestamp, raw in reader.messages():
-            # A full batch waits for the first later message, so that a camera_info
-            # recorded at the same time as its image is still found.
-            if len(batch) >= args.batch and timestamp > batch[-1].timestamp:
-                flush()
-            conn, data = out_bag.convert_input(rconn, raw)
-            pending.append((conn, timestamp, data))
-            if rconn.topic == info_topic and rconn.msgtype == CAMERA_INFO_TYPE:
-                info = deserialize_message(data, CameraInfo)
-                latest_info = info
-                for frame in batch:
-                    if frame.timestamp == timestamp:
-                        frame.info = info
-            elif rconn.topic == image_topic and rconn.msgtype == image_type:
-                try:
-                    msg = deserialize_message(data, msg_class)
-                    rgb = decode(msg)
-                except (ImageDecodeError, ValueError, TypeError, RuntimeError) as exc:
-                    skipped += 1
-                    _LOG.warning("skipping an undecodable frame at %d ns: %s", timestamp, exc)
-                    if bar is not None:
-                        bar.update(1)
-                else:
-                    batch.append(_Frame(len(pending) - 1, timestamp, msg.header, rgb,
-                                        latest_info))
-            if not batch:
-                flush()  # nothing waits for the model: write through
-        flush()
+            job.feed(rconn, timestamp, raw)
+        job.flush()
+        elapsed = time.monotonic() - start
     except BaseException:
         if out_bag is not None:
+            done = job.frames_done if job is not None else 0
             print(f"dpt-ros bag: stopped early; {out_path} is a valid bag holding the "
-                  f"{frames_done} frame(s) processed so far", file=sys.stderr)
+                  f"{done} frame(s) processed so far", file=sys.stderr)
         raise
     finally:
-        if bar is not None:
-            bar.close()
-        try:
-            if out_bag is not None:
-                out_bag.close()
-        finally:
-            reader.close()
-
-    elapsed = time.monotonic() - start
-    for warning, count in info_warnings.items():
-        print(f"dpt-ros bag: warning: {count} frame(s): {warning}", file=sys.stderr)
-    if skipped:
-        print(f"dpt-ros bag: warning: skipped {skipped} undecodable frame(s) of "
-              f"{image_topic}", file=sys.stderr)
-    rate = frames_done / elapsed if elapsed > 0 else 0.0
-    print(f"wrote {out_path} ({storage}): {frames_done} frame(s) of {image_topic} processed, "
-          f"{skipped} skipped, {rate:.2f} frames/s")
-    for topic, count in sorted(out_bag.counts.items()):
-        print(f"  {topic}: {count}")
+        _close(job, out_bag, reader)
+    _report(job, out_path, storage, elapsed)
     return 0
+
+
+def _close(job: Optional[_BagJob], out_bag: Optional["_OutputBag"], reader) -> None:
+    if job is not None:
+        job.bar.close()
+    try:
+        if out_bag is not None:
+            out_bag.close()
+    finally:
+        reader.close()
+
+
+def _report(job: _BagJob, out_path: Path, storage: str, elapsed: float) -> None:
+    for warning, count in job.info_warnings.items():
+        print(f"dpt-ros bag: warning: {count} frame(s): {warning}", file=sys.stderr)
+    image_topic = job.plan.image_topic
+    if job.skipped:
+        print(f"dpt-ros bag: warning: skipped {job.skipped} undecodable frame(s) of "
+              f"{image_topic}", file=sys.stderr)
+    rate = job.frames_done / elapsed if elapsed > 0 else 0.0
+    print(f"wrote {out_path} ({storage}): {job.frames_done} frame(s) of {image_topic} "
+          f"processed, {job.skipped} skipped, {rate:.2f} frames/s")
+    for topic, count in sorted(job.out_bag.counts.items()):
+        print(f"  {topic}: {count}")
 
 
 def _type_name(cls: type) -> str:

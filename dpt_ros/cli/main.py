@@ -24,6 +24,7 @@ import argparse
 import importlib
 import logging
 import sys
+import warnings
 from typing import Optional, Sequence, Tuple
 
 from dpt_ros import __version__
@@ -79,7 +80,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except SystemExit as exc:  # --help, --version and usage errors
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     # Imported after parsing: importing dpt_ros.models loads torch (seconds).
-    from dpt_ros.models.errors import CheckpointError
+    from dpt_ros.models.errors import CheckpointError, RandomWeightsWarning
 
     # Log records of dpt_ros go to this call's stderr, and only during this call.
     handler = logging.StreamHandler(sys.stderr)
@@ -89,7 +90,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     package_logger.addHandler(handler)
     package_logger.setLevel(logging.INFO if args.verbose else logging.WARNING)
     try:
-        return int(args._run(args))
+        with warnings.catch_warnings():
+            # The random-weights warning is logged too, and the log is printed: once.
+            warnings.simplefilter("ignore", RandomWeightsWarning)
+            return int(args._run(args))
     except (ValueError, CheckpointError, OSError) as exc:
         print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR

@@ -33,19 +33,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import shutil
 import statistics
 import sys
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from dpt_ros.cli.args import network_size, positive_int
+from dpt_ros.cli.demo.driver import (BAG_NAMESPACE, FRAME_TIMEOUT_S, LIVE_NAMESPACE,
+                                     FrameResult, NodeRun, node_parameters, prepare_output,
+                                     read_bag_frames, run_node, write_input_bag)
+from dpt_ros.cli.demo.preview import PICTURE_KINDS, write_frame_pictures
 
 DEFAULT_OUTPUT = "demo_output"
 DEFAULT_DEPTH_MODEL = "dpt_hybrid"
@@ -55,11 +56,6 @@ IMAGE_SIZES = {"320x240": (320, 240), "640x480": (640, 480)}
 CPU_NETWORK_SIZE = (256, 192)
 #: relative_depth calibration used with relative models (see the module docstring).
 RELATIVE_SCALE, RELATIVE_SHIFT = 0.000305, 0.1378
-LIVE_NAMESPACE = "/dpt_ros_demo/camera"
-BAG_NAMESPACE = "/camera"
-FRAME_ID = "demo_camera_optical"
-FRAME_PERIOD_NS = 100_000_000  # 10 Hz
-FRAME_TIMEOUT_S = 300.0
 
 
 def add_parser(subparsers: Any, name: str) -> argparse.ArgumentParser:
@@ -94,279 +90,6 @@ def add_parser(subparsers: Any, name: str) -> argparse.ArgumentParser:
                    help="size of the rendered camera images (default 320x240)")
     return p
 
-
-# ----------------------------------------------------------------------------------
-# The synthetic scene (numpy ray casting)
-# ----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Box:
-    lo: Tuple[float, float, float]
-    hi: Tuple[float, float, float]
-    color: Tuple[float, float, float]
-
-
-@dataclass(frozen=True)
-class Sphere:
-    center: Tuple[float, float, float]
-    radius: float
-    color: Tuple[float, float, float]
-
-
-# World frame: X right, Y up, Z forward; the ground is Y = 0. Colours are RGB in 0..1.
-BOXES = (
-    Box((-1.6, 0.0, 4.6), (-0.6, 1.0, 5.6), (0.80, 0.22, 0.18)),
-    Box((1.0, 0.0, 7.6), (2.2, 1.6, 8.8), (0.20, 0.35, 0.80)),
-    Box((-3.4, 0.0, 10.0), (-2.2, 2.6, 11.2), (0.85, 0.75, 0.20)),
-    Box((0.2, 0.0, 13.0), (1.8, 1.2, 14.0), (0.55, 0.55, 0.60)),
-)
-SPHERES = (
-    Sphere((0.35, 0.5, 3.6), 0.5, (0.20, 0.70, 0.30)),
-    Sphere((-0.9, 0.35, 7.2), 0.35, (0.75, 0.25, 0.70)),
-    Sphere((2.6, 0.8, 5.4), 0.8, (0.95, 0.55, 0.15)),
-)
-_LIGHT = np.array([0.45, 0.8, -0.4]) / np.linalg.norm([0.45, 0.8, -0.4])
-_SKY_TOP, _SKY_HORIZON = np.array([0.30, 0.50, 0.85]), np.array([0.78, 0.86, 0.95])
-
-
-def camera_intrinsics(width: int, height: int) -> Tuple[float, float, float, float]:
-    """(fx, fy, cx, cy) of the demo camera: 62 degrees horizontal field of view."""
-    f = 0.5 * width / math.tan(math.radians(62.0) / 2)
-    return f, f, (width - 1) / 2.0, (height - 1) / 2.0
-
-
-def camera_pose(t: float) -> Tuple[np.ndarray, np.ndarray]:
-    """(rotation optical->world (3, 3), position (3,)) at ``t`` seconds."""
-    yaw = math.radians(6.0) * math.sin(0.9 * t)
-    pitch = math.radians(12.0)  # looking down
-    position = np.array([0.4 * math.sin(0.6 * t), 1.25 + 0.03 * math.sin(2.0 * t), 1.5 * t])
-    flip = np.diag([1.0, -1.0, 1.0])  # optical (y down) -> world axes (Y up)
-    cp, sp = math.cos(pitch), math.sin(pitch)
-    tilt = np.array([[1.0, 0.0, 0.0], [0.0, cp, -sp], [0.0, sp, cp]])
-    cy, sy = math.cos(yaw), math.sin(yaw)
-    turn = np.array([[cy, 0.0, sy], [0.0, 1.0, 0.0], [-sy, 0.0, cy]])
-    return turn @ tilt @ flip, position
-
-
-def render(t: float, width: int, height: int) -> Tuple[np.ndarray, np.ndarray]:
-    """Ray-casts the scene at time ``t``.
-
-    Returns:
-        ((H, W, 3) uint8 RGB, (H, W) float32 depth along the optical axis in metres,
-        +inf where only sky is seen).
-    """
-    fx, fy, cx, cy = camera_intrinsics(width, height)
-    rot, pos = camera_pose(t)
-    v, u = np.mgrid[0:height, 0:width].astype(np.float64)
-    rays_cam = np.stack([(u - cx) / fx, (v - cy) / fy, np.ones_like(u)], -1)
-    d = rays_cam @ rot.T  # world directions whose optical z is 1: hit distance = depth
-    depth = np.full((height, width), np.inf)
-    normal = np.zeros((height, width, 3))
-    albedo = np.zeros((height, width, 3))
-    kind = np.zeros((height, width), np.int8)  # 0 sky, 1 ground, 2 object
-
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t_ground = np.where(d[..., 1] < -1e-9, -pos[1] / d[..., 1], np.inf)
-    hit = t_ground < depth
-    depth[hit], kind[hit] = t_ground[hit], 1
-    normal[hit] = (0.0, 1.0, 0.0)
-
-    for s in SPHERES:
-        oc = pos - np.asarray(s.center)
-        a = np.einsum("hwc,hwc->hw", d, d)
-        b = 2.0 * (d @ oc)
-        c = oc @ oc - s.radius ** 2
-        disc = b * b - 4 * a * c
-        with np.errstate(invalid="ignore"):
-            t_hit = (-b - np.sqrt(np.maximum(disc, 0.0))) / (2 * a)
-        t_hit = np.where((disc >= 0) & (t_hit > 0), t_hit, np.inf)
-        hit = t_hit < depth
-        depth[hit], kind[hit] = t_hit[hit], 2
-        p = pos + d[hit] * t_hit[hit][:, None]
-        normal[hit] = (p - np.asarray(s.center)) / s.radius
-        albedo[hit] = s.color
-
-    for box in BOXES:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t1 = (np.asarray(box.lo) - pos) / d
-            t2 = (np.asarray(box.hi) - pos) / d
-        t1 = np.nan_to_num(t1, nan=-np.inf)
-        t2 = np.nan_to_num(t2, nan=np.inf)
-        near, far = np.minimum(t1, t2), np.maximum(t1, t2)
-        t_near, t_far = near.max(-1), far.min(-1)
-        t_hit = np.where((t_near <= t_far) & (t_near > 0), t_near, np.inf)
-        hit = t_hit < depth
-        depth[hit], kind[hit] = t_hit[hit], 2
-        axis = near.argmax(-1)[hit]
-        n = np.zeros((int(hit.sum()), 3))
-        n[np.arange(len(axis)), axis] = -np.sign(d[hit][np.arange(len(axis)), axis])
-        normal[hit] = n
-        albedo[hit] = box.color
-
-    ground = kind == 1
-    p = pos + d[ground] * depth[ground][:, None]
-    tile = (np.floor(p[:, 0] / 0.5) + np.floor(p[:, 2] / 0.5)).astype(np.int64) & 1
-    grain = 0.08 * np.sin(7.3 * p[:, 0]) * np.sin(5.1 * p[:, 2])  # fine texture
-    base = np.where(tile[:, None] == 1, (0.42, 0.52, 0.30), (0.58, 0.62, 0.42))
-    albedo[ground] = base * (1.0 + grain[:, None])
-
-    lit = 0.35 + 0.65 * np.clip(normal @ _LIGHT, 0.0, None)
-    color = albedo * lit[..., None]
-    fog = 1.0 - np.exp(-np.where(np.isfinite(depth), depth, 0.0) / 40.0)
-    sky_mix = np.clip((v / height)[..., None] * 1.6, 0.0, 1.0)
-    sky = _SKY_TOP * (1 - sky_mix) + _SKY_HORIZON * sky_mix
-    color = color * (1 - fog[..., None]) + _SKY_HORIZON * fog[..., None]
-    color[kind == 0] = sky[kind == 0]
-    rgb = np.clip(np.rint(color * 255.0), 0, 255).astype(np.uint8)
-    return rgb, depth.astype(np.float32)
-
-
-# ----------------------------------------------------------------------------------
-# Point cloud preview (numpy splatting with a z-buffer)
-# ----------------------------------------------------------------------------------
-def render_cloud_preview(xyz: np.ndarray, width: int = 480, height: int = 360) -> np.ndarray:
-    """An oblique view of camera-frame points (optical: x right, y down, z forward).
-
-    The virtual camera is above, behind and left of the real one, looking at the
-    cloud; points are coloured by their depth (Turbo, near = red) and drawn as 2x2
-    splats, nearest on top. The real camera is the white marker.
-
-    Returns:
-        (height, width, 3) uint8 RGB.
-    """
-    import cv2
-
-    from dpt_ros.viz.colormap import TURBO_LUT, colorize
-
-    image = np.full((height, width, 3), 24, np.uint8)
-    pts = np.asarray(xyz, np.float64).reshape(-1, 3)
-    pts = pts[np.isfinite(pts).all(1)]
-    if len(pts) == 0:
-        cv2.putText(image, "no valid points", (10, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
-                    (220, 220, 220), 1, cv2.LINE_AA)
-        return image
-    world = np.stack([pts[:, 0], -pts[:, 1], pts[:, 2]], 1)  # Y up
-    target = np.median(world, 0)
-    extent = float(np.percentile(np.linalg.norm(world - target, axis=1), 95)) + 1e-3
-    az, el = math.radians(-25.0), math.radians(40.0)
-    eye = target + 2.2 * extent * np.array([math.sin(az) * math.cos(el), math.sin(el),
-                                            -math.cos(az) * math.cos(el)])
-    forward = (target - eye) / np.linalg.norm(target - eye)
-    # X right, Y up, Z forward is a left-handed frame: these cross products give the
-    # view's right and up vectors.
-    right = np.cross(np.array([0.0, 1.0, 0.0]), forward)
-    right /= np.linalg.norm(right)
-    up = np.cross(forward, right)
-
-    def view(p: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-        rel = p - eye
-        zc = rel @ forward
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return (rel @ right) / zc, -(rel @ up) / zc, zc
-
-    # Fit the view to the cloud (1st..99th percentile of the projections), margins kept.
-    un, vn, zc = view(world)
-    front = zc > 1e-3
-    if not front.any():
-        return image
-    (u0, u1), (v0, v1) = (np.percentile(un[front], [1, 99]), np.percentile(vn[front], [1, 99]))
-    margin = 16
-    scale = min((width - 2 * margin) / max(u1 - u0, 1e-6),
-                (height - 2 * margin - 20) / max(v1 - v0, 1e-6))
-    uc, vc = (u0 + u1) / 2, (v0 + v1) / 2
-
-    def project(p: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-        a, b, z = view(p)
-        return (a - uc) * scale + width / 2, (b - vc) * scale + (height - 20) / 2, z
-
-    u, v, zc = project(world)
-    lo, hi = np.percentile(pts[:, 2], [2, 98])
-    colors = colorize(pts[:, 2][None], float(hi), float(max(lo, 0.0)), lut=TURBO_LUT)[0]
-    ok = zc > 1e-3
-    u, v, zc, colors = u[ok], v[ok], zc[ok], colors[ok]
-    ui, vi = np.floor(u).astype(np.int64), np.floor(v).astype(np.int64)
-    offsets = ((0, 0), (1, 0), (0, 1), (1, 1))
-    us = np.concatenate([ui + dx for dx, _ in offsets])
-    vs = np.concatenate([vi + dy for _, dy in offsets])
-    zs, cs = np.tile(zc, 4), np.tile(colors, (4, 1))
-    inside = (us >= 0) & (us < width) & (vs >= 0) & (vs < height)
-    us, vs, zs, cs = us[inside], vs[inside], zs[inside], cs[inside]
-    order = np.argsort(zs, kind="stable")
-    pix = (vs * width + us)[order]
-    _, first = np.unique(pix, return_index=True)  # the nearest splat of each pixel
-    flat = image.reshape(-1, 3)
-    flat[pix[first]] = cs[order][first]
-
-    cam_u, cam_v, cam_z = project(np.zeros((1, 3)))
-    if cam_z[0] > 0 and np.isfinite(cam_u[0]) and np.isfinite(cam_v[0]):
-        centre = (int(round(cam_u[0])), int(round(cam_v[0])))
-        cv2.drawMarker(image, centre, (255, 255, 255), cv2.MARKER_TRIANGLE_UP, 14, 2)
-    text = f"{len(pts)} points, z {lo:.1f}-{hi:.1f} m"
-    cv2.putText(image, text, (8, height - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
-                (230, 230, 230), 1, cv2.LINE_AA)
-    return image
-
-
-# ----------------------------------------------------------------------------------
-# Input bag
-# ----------------------------------------------------------------------------------
-def _camera_info_msg(width: int, height: int, stamp_ns: int):
-    from dpt_ros.ros.camera import Intrinsics
-
-    fx, fy, cx, cy = camera_intrinsics(width, height)
-    info = Intrinsics(fx, fy, cx, cy, width, height).to_camera_info(FRAME_ID)
-    info.header.stamp.sec, info.header.stamp.nanosec = divmod(stamp_ns, 10**9)
-    return info
-
-
-def write_input_bag(path: Path, frames: int, width: int, height: int,
-                    start_ns: int) -> List[np.ndarray]:
-    """Renders the sequence into a new sqlite3 rosbag2 bag; returns the true depths."""
-    from rclpy.serialization import serialize_message
-    from rosbags.rosbag2 import StoragePlugin, Writer
-
-    from dpt_ros.ros.bagio import BAG_VERSION, output_typestore
-    from dpt_ros.ros.image_codec import depth_to_image_msg, rgb_to_image_msg
-
-    store = output_typestore()
-    depths = []
-    writer = Writer(path, version=BAG_VERSION, storage_plugin=StoragePlugin.SQLITE3)
-    writer.open()
-    try:
-        image_conn = writer.add_connection(f"{BAG_NAMESPACE}/image_raw",
-                                           "sensor_msgs/msg/Image", typestore=store)
-        info_conn = writer.add_connection(f"{BAG_NAMESPACE}/camera_info",
-                                          "sensor_msgs/msg/CameraInfo", typestore=store)
-        depth_conn = writer.add_connection(f"{BAG_NAMESPACE}/ground_truth/depth",
-                                           "sensor_msgs/msg/Image", typestore=store)
-        for i in range(frames):
-            stamp = start_ns + i * FRAME_PERIOD_NS
-            rgb, depth = render(i * FRAME_PERIOD_NS / 1e9, width, height)
-            info = _camera_info_msg(width, height, stamp)
-            writer.write(info_conn, stamp, serialize_message(info))
-            writer.write(image_conn, stamp, serialize_message(rgb_to_image_msg(rgb, info.header)))
-            writer.write(depth_conn, stamp,
-                         serialize_message(depth_to_image_msg(depth, info.header)))
-            depths.append(depth)
-    finally:
-        writer.close()
-    return depths
-
-
-def _prepare_output(out_dir: Path) -> Path:
-    """Creates ``out_dir``; removes the previous demo's bag and frame pictures."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    bag_dir = out_dir / "input_bag"
-    if bag_dir.exists():
-        names = {p.name for p in bag_dir.iterdir()}
-        ours = all(n == "metadata.yaml" or n.endswith((".db3", ".mcap")) for n in names)
-        if not bag_dir.is_dir() or not ours:
-            raise FileExistsError(f"{bag_dir} exists and is not a demo bag; remove it or "
-                                  "choose another --output")
-        shutil.rmtree(bag_dir)
-    for kind in ("input", "depth_color", "labels_overlay", "cloud_preview"):
-        for old in out_dir.glob(f"frame_*_{kind}.png"):
-            old.unlink()
-    return bag_dir
 
 
 # ----------------------------------------------------------------------------------
@@ -404,312 +127,305 @@ def _random_weights_banner(missing: Dict[str, str], places: List[str]) -> str:
     return "\n".join(lines)
 
 
+def _weights_places(weights_dir: Optional[str]) -> List[str]:
+    """Where :func:`find_weights` looks, for the banner."""
+    from dpt_ros.models.weights.download import default_cache_dir
+
+    places = ([str(Path(weights_dir).expanduser())] if weights_dir else [])
+    places.append(str(default_cache_dir()))
+    return places
+
+
 # ----------------------------------------------------------------------------------
-# Running the node
+# Configuration
 # ----------------------------------------------------------------------------------
 @dataclass
-class _FrameResult:
-    stamp: Tuple[int, int]
-    published: float = 0.0
-    done: float = 0.0
-    messages: Dict[str, Any] = field(default_factory=dict)
-    event: threading.Event = field(default_factory=threading.Event)
+class _Config:
+    """The demo's settings, from the command line.
+
+    Attributes:
+        models: ``depth`` and ``segmentation`` model names ('' disables the task).
+        specs: the model spec of each enabled task, depth first.
+        weights: for each enabled task, its official checkpoint or None (random weights).
+        missing: official file name of every model without its checkpoint, by model name.
+        device: the ``--device`` value, as the node gets it.
+        network: network input (width, height) in pixels, or None for the model's own.
+        frames: number of frames.
+        width, height: camera image size in pixels.
+        out_dir: the output directory.
+    """
+
+    models: Dict[str, str]
+    specs: Dict[str, Any]
+    weights: Dict[str, Optional[Path]]
+    missing: Dict[str, str]
+    device: str
+    network: Optional[Tuple[int, int]]
+    frames: int
+    width: int
+    height: int
+    out_dir: Path
+
+    @property
+    def relative(self) -> bool:
+        """Whether the depth model is relative (it gets the RELATIVE_* calibration)."""
+        return "depth" in self.specs and not self.specs["depth"].is_metric
 
 
-class _Driver:
-    """Publishes the frames to the node and collects its outputs (one executor)."""
+def _model_specs(models: Dict[str, str]) -> Dict[str, Any]:
+    """The spec of each enabled task's model; ValueError for a wrong or unknown model."""
+    from dpt_ros.models import get_spec
 
-    def __init__(self, context, namespace: str, wanted: List[str]) -> None:
-        from rclpy.node import Node
-        from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-        from sensor_msgs.msg import CameraInfo, Image
-
-        from dpt_ros.node.pipeline import OUTPUT_TOPICS
-
-        self.node = Node("dpt_ros_demo_player", context=context)
-        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
-                         reliability=ReliabilityPolicy.RELIABLE)
-        self.image_pub = self.node.create_publisher(Image, f"{namespace}/image_raw", qos)
-        self.info_pub = self.node.create_publisher(CameraInfo, f"{namespace}/camera_info", qos)
-        self.wanted = list(wanted)
-        self.frames: Dict[Tuple[int, int], _FrameResult] = {}
-        self.lock = threading.Lock()
-        self.subs = [self.node.create_subscription(OUTPUT_TOPICS[name], f"{namespace}/{name}",
-                                                   self._callback(name), qos)
-                     for name in self.wanted]
-
-    def _callback(self, name: str):
-        def receive(msg) -> None:
-            key = (msg.header.stamp.sec, msg.header.stamp.nanosec)
-            with self.lock:
-                frame = self.frames.get(key)
-                if frame is None or name in frame.messages:
-                    return  # not one of ours (or a repeat)
-                frame.messages[name] = msg
-                if len(frame.messages) == len(self.wanted):
-                    frame.done = time.monotonic()
-                    frame.event.set()
-        return receive
-
-    def wait_for_connections(self, timeout: float = 10.0) -> None:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if (self.image_pub.get_subscription_count() > 0
-                    and self.info_pub.get_subscription_count() > 0
-                    and all(self.node.count_publishers(s.topic_name) > 0 for s in self.subs)):
-                time.sleep(0.3)  # let the endpoints match
-                return
-            time.sleep(0.05)
-        raise RuntimeError("dpt_node's topics did not connect within "
-                           f"{timeout:.0f} s")
-
-    def send(self, image_msg, info_msg, timeout: float) -> _FrameResult:
-        key = (image_msg.header.stamp.sec, image_msg.header.stamp.nanosec)
-        frame = _FrameResult(key)
-        with self.lock:
-            self.frames[key] = frame
-        self.info_pub.publish(info_msg)
-        frame.published = time.monotonic()
-        self.image_pub.publish(image_msg)
-        frame.event.wait(timeout)
-        return frame
-
-
-def _read_bag_frames(bag_dir: Path):
-    """(Image, CameraInfo) pairs of the demo bag, in order."""
-    from rclpy.serialization import deserialize_message
-    from sensor_msgs.msg import CameraInfo, Image
-
-    from dpt_ros.ros.bagio import open_bag
-
-    images, infos = [], []
-    reader = open_bag(bag_dir)
-    try:
-        for conn, _, raw in reader.messages():
-            if conn.topic == f"{BAG_NAMESPACE}/image_raw":
-                images.append(deserialize_message(bytes(raw), Image))
-            elif conn.topic == f"{BAG_NAMESPACE}/camera_info":
-                infos.append(deserialize_message(bytes(raw), CameraInfo))
-    finally:
-        reader.close()
-    return list(zip(images, infos))
-
-
-def _write_png(path: Path, rgb: np.ndarray) -> None:
-    import cv2
-
-    if not cv2.imwrite(str(path), np.ascontiguousarray(rgb[:, :, ::-1])):
-        raise OSError(f"could not write {path}")
-
-
-def run(args: argparse.Namespace) -> int:
-    """``dpt-ros demo``; see the module docstring."""
-    t_start = time.monotonic()
-    import warnings
-
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.parameter import Parameter
-
-    from dpt_ros.models import get_spec, resolve_device
-    from dpt_ros.models.weights.download import default_cache_dir
-    from dpt_ros.node.node import DptNode
-    from dpt_ros.ros.image_codec import image_msg_to_array
-    from dpt_ros.ros.pointcloud import pointcloud2_to_arrays
-
-    depth_model = (args.depth_model or "").strip()
-    seg_model = (args.segmentation_model or "").strip()
-    if not depth_model and not seg_model:
+    if not models["depth"] and not models["segmentation"]:
         raise ValueError("both models are disabled: nothing to demonstrate")
     specs = {}
-    for task, name in (("depth", depth_model), ("segmentation", seg_model)):
+    for task, name in models.items():
         if name:
             spec = get_spec(name)  # ValueError lists the valid names
             if spec.task != task:
                 raise ValueError(f"{name} is not a {task} model")
             specs[task] = spec
+    return specs
+
+
+def _resolve_config(args: argparse.Namespace) -> _Config:
+    """Checks the models, picks the network size and looks up the weights."""
+    from dpt_ros.models import resolve_device
+
+    models = {"depth": (args.depth_model or "").strip(),
+              "segmentation": (args.segmentation_model or "").strip()}
+    specs = _model_specs(models)
     device = resolve_device(args.device)
     network = args.network_size or (CPU_NETWORK_SIZE if device.type == "cpu" else None)
     width, height = IMAGE_SIZES[args.image_size]
-    out_dir = Path(args.output)
-
     weights: Dict[str, Optional[Path]] = {t: find_weights(s.name, args.weights_dir)
                                           for t, s in specs.items()}
     missing = {specs[t].name: specs[t].file_name for t, w in weights.items() if w is None}
-    if missing:
-        places = ([str(Path(args.weights_dir).expanduser())] if args.weights_dir else [])
-        places.append(str(default_cache_dir()))
-        print(_random_weights_banner(missing, places), file=sys.stderr)
+    return _Config(models=models, specs=specs, weights=weights, missing=missing,
+                   device=args.device, network=network, frames=args.frames, width=width,
+                   height=height, out_dir=Path(args.output))
 
-    relative = "depth" in specs and not specs["depth"].is_metric
-    params = [Parameter("depth.model_type", value=depth_model),
-              Parameter("segmentation.model_type", value=seg_model),
-              Parameter("device", value=args.device),
-              Parameter("qos.input.reliability", value="reliable"),
-              Parameter("qos.input.depth", value=10),
-              Parameter("qos.output.depth", value=10),
-              Parameter("log_period", value=0.0)]
-    for task in specs:
-        if weights[task] is not None:
-            params.append(Parameter(f"{task}.weights", value=str(weights[task])))
-        else:
-            params.append(Parameter(f"{task}.random_weights", value=True))
-    if network is not None:
-        params += [Parameter("network_width", value=int(network[0])),
-                   Parameter("network_height", value=int(network[1]))]
-    if relative:
-        params += [Parameter("relative_depth.scale", value=RELATIVE_SCALE),
-                   Parameter("relative_depth.shift", value=RELATIVE_SHIFT)]
+
+# ----------------------------------------------------------------------------------
+# The run
+# ----------------------------------------------------------------------------------
+def run(args: argparse.Namespace) -> int:
+    """``dpt-ros demo``; see the module docstring."""
+    t_start = time.monotonic()
+    config = _resolve_config(args)
+    if config.missing:
+        print(_random_weights_banner(config.missing, _weights_places(args.weights_dir)),
+              file=sys.stderr)
+    params = node_parameters(config.models, config.device, config.weights, config.network,
+                             (RELATIVE_SCALE, RELATIVE_SHIFT) if config.relative else None)
 
     # 1. The input bag.
-    bag_dir = _prepare_output(out_dir)
+    bag_dir = prepare_output(config.out_dir)
     start_ns = time.time_ns() // 10**9 * 10**9
-    true_depths = write_input_bag(bag_dir, args.frames, width, height, start_ns)
-    frames = _read_bag_frames(bag_dir)
+    true_depths = write_input_bag(bag_dir, config.frames, config.width, config.height,
+                                  start_ns)
+    frames = read_bag_frames(bag_dir)
     t_rendered = time.monotonic()
 
     # 2. The node, fed over ROS topics.
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = driver = executor = spinner = None
-    results: List[_FrameResult] = []
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*RANDOM weights")
-            node = DptNode(namespace=LIVE_NAMESPACE, context=context, parameter_overrides=params,
-                           cli_args=["--ros-args", "-r", "image:=image_raw"],
-                           use_global_arguments=False)
-        wanted = [t for t in ("depth/colored", "depth/image", "segmentation/colored", "points")
-                  if t in node.pipeline.topics()]
-        driver = _Driver(context, LIVE_NAMESPACE, wanted)
-        executor = SingleThreadedExecutor(context=context)
-        executor.add_node(node)
-        executor.add_node(driver.node)
-        spinner = threading.Thread(target=_spin, args=(executor,), name="dpt_demo_executor",
-                                   daemon=True)
-        spinner.start()
-        driver.wait_for_connections()
-        if frames:  # the node has the camera_info before the first image
-            driver.info_pub.publish(frames[0][1])
-            time.sleep(0.3)
-        t_ready = time.monotonic()
-        for image_msg, info_msg in frames:
-            results.append(driver.send(image_msg, info_msg, FRAME_TIMEOUT_S))
-        t_done = time.monotonic()
-        status = node.status()
-        models_text, device_text = status["models"], status["device"]
-    finally:
-        if executor is not None:
-            executor.shutdown()
-        if driver is not None:
-            driver.node.destroy_node()
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown(context=context)
-        if spinner is not None:
-            spinner.join(timeout=10)
+    node_run = run_node(frames, params)
 
     # 3. Pictures and summary.
-    files: List[str] = []
-    abs_rel: List[float] = []
-    processed = [r for r in results if r.event.is_set()]
-    for i, (result, (image_msg, _)) in enumerate(zip(results, frames)):
-        stem = out_dir / f"frame_{i:03d}"
-        _write_png(Path(f"{stem}_input.png"), image_msg_to_array(image_msg))
-        files.append(f"{stem.name}_input.png")
-        msgs = result.messages
-        if "depth/colored" in msgs:
-            _write_png(Path(f"{stem}_depth_color.png"), image_msg_to_array(msgs["depth/colored"]))
-            files.append(f"{stem.name}_depth_color.png")
-        if "segmentation/colored" in msgs:
-            _write_png(Path(f"{stem}_labels_overlay.png"),
-                       image_msg_to_array(msgs["segmentation/colored"]))
-            files.append(f"{stem.name}_labels_overlay.png")
-        if "points" in msgs:
-            arrays = pointcloud2_to_arrays(msgs["points"])
-            xyz = np.stack([arrays["x"], arrays["y"], arrays["z"]], -1)
-            _write_png(Path(f"{stem}_cloud_preview.png"), render_cloud_preview(xyz))
-            files.append(f"{stem.name}_cloud_preview.png")
-        if "depth/image" in msgs:
-            est = image_msg_to_array(msgs["depth/image"])
-            truth = true_depths[i]
-            if est.shape == truth.shape:
-                ok = np.isfinite(truth) & np.isfinite(est) & (truth > 0)
-                if ok.any():
-                    abs_rel.append(float(np.median(np.abs(est[ok] - truth[ok]) / truth[ok])))
-
-    latencies = [(r.done - r.published) * 1e3 for r in processed]
-    span = (max(r.done for r in processed) - processed[0].published) if processed else 0.0
-    rate = len(processed) / span if span > 0 else 0.0
-    median_latency = statistics.median(latencies) if latencies else float("nan")
-    total = time.monotonic() - t_start
-    models = {}
-    for task, spec in specs.items():
-        models[task] = {
-            "model": spec.name,
-            "output": spec.output,
-            "weights": str(weights[task]) if weights[task] is not None else None,
-            "real_weights": weights[task] is not None,
-        }
-    if relative:
-        models["depth"]["metric_from_relative"] = {"scale": RELATIVE_SCALE,
-                                                   "shift": RELATIVE_SHIFT}
-    summary = {
-        "frames": len(frames),
-        "frames_processed": len(processed),
-        "image_size": [width, height],
-        "network_size": list(network) if network is not None else "model default",
-        "device": device_text,
-        "models": models,
-        "real_weights": not missing,
-        "processed_rate_hz": round(rate, 3),
-        "median_latency_ms": round(median_latency, 1) if latencies else None,
-        "latencies_ms": [round(x, 1) for x in latencies],
-        "depth_abs_rel_median_vs_ground_truth": (round(statistics.median(abs_rel), 4)
-                                                 if abs_rel else None),
-        "node_status": status,
-        "input_bag": str(bag_dir),
-        "input_topics": [f"{BAG_NAMESPACE}/image_raw", f"{BAG_NAMESPACE}/camera_info",
-                         f"{BAG_NAMESPACE}/ground_truth/depth"],
-        "live_namespace": LIVE_NAMESPACE,
-        "files": files,
-        "seconds": {"total": round(total, 2), "render_and_bag": round(t_rendered - t_start, 2),
-                    "node_start": round(t_ready - t_rendered, 2),
-                    "frames": round(t_done - t_ready, 2)},
-    }
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-
-    weights_text = "official weights" if not missing else (
-        "RANDOM weights (outputs meaningless)" if len(missing) == len(specs)
-        else "RANDOM weights for " + ", ".join(missing))
-    print(f"dpt-ros demo: {len(frames)} synthetic {width}x{height} frames through dpt_node "
-          f"({models_text}, {weights_text}) on {device_text}")
-    net_text = f"{network[0]}x{network[1]}" if network is not None else "model default"
-    print(f"  processed {len(processed)}/{len(frames)} frames at {rate:.2f} frames/s, "
-          f"median latency {median_latency:.0f} ms (network input {net_text})")
-    if relative:
-        print(f"  point cloud: {specs['depth'].name} is relative; metric depth from the "
-              f"calibration relative_depth.scale={RELATIVE_SCALE}, "
-              f"shift={RELATIVE_SHIFT} (plausible, not exact)")
-    if abs_rel:
-        note = "" if weights.get("depth") is not None else " (meaningless: random weights)"
-        print(f"  depth vs rendered ground truth: median relative error "
-              f"{statistics.median(abs_rel):.2f}{note}")
-    kinds = [k for k in ("input", "depth_color", "labels_overlay", "cloud_preview")
-             if any(f.endswith(f"_{k}.png") for f in files)]
-    print(f"  wrote {out_dir}/: frame_XXX_{{{','.join(kinds)}}}.png for {len(frames)} "
-          f"frame(s), summary.json; input bag {bag_dir}")
-    print(f"  total time {total:.1f} s (node start {t_ready - t_rendered:.1f} s, "
-          f"frames {t_done - t_ready:.1f} s)")
-    if len(processed) < len(frames):
-        print(f"dpt-ros demo: warning: {len(frames) - len(processed)} frame(s) got no "
+    files, abs_rel = _write_pictures(config.out_dir, node_run.results, frames, true_depths)
+    report = _Report(config=config, bag_dir=bag_dir, frames=len(frames), node=node_run,
+                     stats=_frame_stats(node_run.results), files=files, abs_rel=abs_rel,
+                     times=_Timings(t_start, t_rendered, node_run.t_ready, node_run.t_done,
+                                    total=time.monotonic() - t_start))
+    (config.out_dir / "summary.json").write_text(json.dumps(_summary(report), indent=2) + "\n")
+    _print_report(report)
+    unprocessed = report.frames - len(report.stats.processed)
+    if unprocessed > 0:
+        print(f"dpt-ros demo: warning: {unprocessed} frame(s) got no "
               f"complete output within {FRAME_TIMEOUT_S:.0f} s", file=sys.stderr)
         return 1
     return 0
 
 
-def _spin(executor) -> None:
-    try:
-        executor.spin()
-    except Exception:  # the context shut down under the executor
-        pass
+def _write_pictures(out_dir: Path, results: Sequence[FrameResult],
+                    frames: Sequence[Tuple[Any, Any]],
+                    true_depths: Sequence[np.ndarray]) -> Tuple[List[str], List[float]]:
+    """Writes every frame's pictures and compares its depth with the ground truth.
+
+    Args:
+        out_dir: the output directory.
+        results: the node's outputs, one per frame.
+        frames: the (Image, CameraInfo) pairs sent.
+        true_depths: the rendered (H, W) float32 depth of every frame, in metres.
+
+    Returns:
+        (names of the files written, median relative depth error of every frame that
+        has a metric depth output).
+    """
+    files: List[str] = []
+    abs_rel: List[float] = []
+    for i, (result, (image_msg, _)) in enumerate(zip(results, frames)):
+        files += write_frame_pictures(out_dir / f"frame_{i:03d}", image_msg, result.messages)
+        if "depth/image" in result.messages:
+            error = _depth_abs_rel(result.messages["depth/image"], true_depths[i])
+            if error is not None:
+                abs_rel.append(error)
+    return files, abs_rel
+
+
+def _depth_abs_rel(depth_msg: Any, truth: np.ndarray) -> Optional[float]:
+    """Median of ``|estimate - truth| / truth`` over the pixels valid in both.
+
+    Args:
+        depth_msg: the node's metric ``depth/image`` (``sensor_msgs/Image``, metres).
+        truth: (H, W) float32 rendered depth in metres (+inf: sky).
+
+    Returns:
+        The median relative error, or None when the sizes differ or no pixel is valid.
+    """
+    from dpt_ros.ros.image_codec import image_msg_to_array
+
+    est = image_msg_to_array(depth_msg)
+    if est.shape == truth.shape:
+        ok = np.isfinite(truth) & np.isfinite(est) & (truth > 0)
+        if ok.any():
+            return float(np.median(np.abs(est[ok] - truth[ok]) / truth[ok]))
+    return None
+
+
+# ----------------------------------------------------------------------------------
+# Report
+# ----------------------------------------------------------------------------------
+@dataclass
+class _FrameStats:
+    """Timing of the frames that got every output.
+
+    Attributes:
+        processed: the complete frames.
+        latencies: publish-to-last-output time of each, in milliseconds.
+        rate: complete frames per second over the run (0 when unknown).
+        median_latency: median of ``latencies`` in milliseconds (NaN when none).
+    """
+
+    processed: List[FrameResult]
+    latencies: List[float]
+    rate: float
+    median_latency: float
+
+
+def _frame_stats(results: Sequence[FrameResult]) -> _FrameStats:
+    processed = [r for r in results if r.event.is_set()]
+    latencies = [(r.done - r.published) * 1e3 for r in processed]
+    span = (max(r.done for r in processed) - processed[0].published) if processed else 0.0
+    rate = len(processed) / span if span > 0 else 0.0
+    median_latency = statistics.median(latencies) if latencies else float("nan")
+    return _FrameStats(processed, latencies, rate, median_latency)
+
+
+@dataclass
+class _Timings:
+    """``time.monotonic()`` of the demo's steps, and its total duration (seconds)."""
+
+    start: float
+    rendered: float
+    ready: float
+    done: float
+    total: float
+
+
+@dataclass
+class _Report:
+    """Everything ``summary.json`` and the printed summary tell.
+
+    Attributes:
+        config: the settings.
+        bag_dir: the input bag.
+        frames: number of frames sent.
+        node: what the node run gave.
+        stats: timing of the complete frames.
+        files: names of the pictures written.
+        abs_rel: median relative depth error of each frame with a metric depth.
+        times: when each step ended.
+    """
+
+    config: _Config
+    bag_dir: Path
+    frames: int
+    node: NodeRun
+    stats: _FrameStats
+    files: List[str]
+    abs_rel: List[float]
+    times: _Timings
+
+
+def _models_summary(config: _Config) -> Dict[str, Dict[str, Any]]:
+    """The ``models`` entry of ``summary.json``."""
+    models = {}
+    for task, spec in config.specs.items():
+        models[task] = {
+            "model": spec.name,
+            "output": spec.output,
+            "weights": str(config.weights[task]) if config.weights[task] is not None else None,
+            "real_weights": config.weights[task] is not None,
+        }
+    if config.relative:
+        models["depth"]["metric_from_relative"] = {"scale": RELATIVE_SCALE,
+                                                   "shift": RELATIVE_SHIFT}
+    return models
+
+
+def _summary(report: _Report) -> Dict[str, Any]:
+    """The contents of ``summary.json``."""
+    config, stats, times = report.config, report.stats, report.times
+    return {
+        "frames": report.frames,
+        "frames_processed": len(stats.processed),
+        "image_size": [config.width, config.height],
+        "network_size": list(config.network) if config.network is not None else "model default",
+        "device": report.node.status["device"],
+        "models": _models_summary(config),
+        "real_weights": not config.missing,
+        "processed_rate_hz": round(stats.rate, 3),
+        "median_latency_ms": round(stats.median_latency, 1) if stats.latencies else None,
+        "latencies_ms": [round(x, 1) for x in stats.latencies],
+        "depth_abs_rel_median_vs_ground_truth": (round(statistics.median(report.abs_rel), 4)
+                                                 if report.abs_rel else None),
+        "node_status": report.node.status,
+        "input_bag": str(report.bag_dir),
+        "input_topics": [f"{BAG_NAMESPACE}/image_raw", f"{BAG_NAMESPACE}/camera_info",
+                         f"{BAG_NAMESPACE}/ground_truth/depth"],
+        "live_namespace": LIVE_NAMESPACE,
+        "files": report.files,
+        "seconds": {"total": round(times.total, 2),
+                    "render_and_bag": round(times.rendered - times.start, 2),
+                    "node_start": round(times.ready - times.rendered, 2),
+                    "frames": round(times.done - times.ready, 2)},
+    }
+
+
+def _print_report(report: _Report) -> None:
+    """Prints the summary of the run (stdout)."""
+    config, stats, times = report.config, report.stats, report.times
+    missing, specs = config.missing, config.specs
+    weights_text = "official weights" if not missing else (
+        "RANDOM weights (outputs meaningless)" if len(missing) == len(specs)
+        else "RANDOM weights for " + ", ".join(missing))
+    print(f"dpt-ros demo: {report.frames} synthetic {config.width}x{config.height} frames "
+          f"through dpt_node ({report.node.status['models']}, {weights_text}) on "
+          f"{report.node.status['device']}")
+    network = config.network
+    net_text = f"{network[0]}x{network[1]}" if network is not None else "model default"
+    print(f"  processed {len(stats.processed)}/{report.frames} frames at {stats.rate:.2f} "
+          f"frames/s, median latency {stats.median_latency:.0f} ms (network input {net_text})")
+    if config.relative:
+        print(f"  point cloud: {specs['depth'].name} is relative; metric depth from the "
+              f"calibration relative_depth.scale={RELATIVE_SCALE}, "
+              f"shift={RELATIVE_SHIFT} (plausible, not exact)")
+    if report.abs_rel:
+        note = "" if config.weights.get("depth") is not None else " (meaningless: random weights)"
+        print(f"  depth vs rendered ground truth: median relative error "
+              f"{statistics.median(report.abs_rel):.2f}{note}")
+    kinds = [k for k in PICTURE_KINDS if any(f.endswith(f"_{k}.png") for f in report.files)]
+    print(f"  wrote {config.out_dir}/: frame_XXX_{{{','.join(kinds)}}}.png for {report.frames} "
+          f"frame(s), summary.json; input bag {report.bag_dir}")
+    print(f"  total time {times.total:.1f} s (node start {times.ready - times.rendered:.1f} s, "
+          f"frames {times.done - times.ready:.1f} s)")

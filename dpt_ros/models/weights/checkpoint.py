@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from dpt_ros.models.weights.download import ensure_checkpoint
-from dpt_ros.models.errors import CheckpointError
+from dpt_ros.models.errors import CheckpointError, RandomWeightsWarning
 from dpt_ros.models.registry import MODEL_SPECS, ModelSpec, get_spec
 
 _LOG = logging.getLogger(__name__)
@@ -178,7 +178,7 @@ def load_model(model_type: str, weights: Optional[PathLike] = None, *,
         msg = (f"{model_type}: using RANDOM weights (explicitly requested); outputs are "
                "meaningless except for timing and plumbing")
         _LOG.warning(msg)
-        warnings.warn(msg, stacklevel=2)
+        warnings.warn(msg, RandomWeightsWarning, stacklevel=2)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
             return spec.build()
