@@ -63,9 +63,10 @@ def small_png(tmp_path_factory, small_rgb) -> Path:
 class _FakePredictor:
     """Stands in for dpt_ros.models.Predictor: records its inputs, answers instantly."""
 
-    def __init__(self, model_type, weights=None, device="auto", precision="fp32", *,
-                 random_weights=False, **kwargs):
-        self.spec = get_spec(model_type)
+    def __init__(self, options, **kwargs):
+        self.options = options
+        self.spec = get_spec(options.model_type)
+        self.is_depth, self.is_metric = self.spec.is_depth, self.spec.is_metric
         self.device = torch.device("cpu")
         self.dtype = torch.float32
         self.seen = []

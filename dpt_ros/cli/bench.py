@@ -10,13 +10,18 @@ import argparse
 import json
 import platform
 import statistics
+import sys
 import time
-from typing import Callable, Dict, List, Optional
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple
 
-from typing import TYPE_CHECKING
+from dpt_ros.cli.args import image_size, positive_int
+from dpt_ros.models.options import PredictorOptions
 
 if TYPE_CHECKING:  # torch is imported in run(): 'dpt-ros --help' stays fast
     import torch
+
+#: Camera image (width, height) benchmarked unless --camera-size says otherwise.
+DEFAULT_CAMERA = (640, 480)
 
 
 def add_parser(subparsers, name: str = "bench") -> argparse.ArgumentParser:
@@ -24,20 +29,16 @@ def add_parser(subparsers, name: str = "bench") -> argparse.ArgumentParser:
                               description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model-type", default="dpt_hybrid", help="model type (default dpt_hybrid)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--precision", default="auto", help="auto, fp32, fp16 or bf16")
-    p.add_argument("--width", type=int, default=640, help="camera image width (pixels)")
-    p.add_argument("--height", type=int, default=480, help="camera image height (pixels)")
-    p.add_argument("--batch", type=int, default=1, help="frames per forward pass")
-    p.add_argument("--iters", type=int, default=10, help="timed iterations")
-    p.add_argument("--warmup", type=int, default=2, help="untimed iterations first")
-    p.add_argument("--compile", default="none",
-                   help="torch.compile mode: none, default, reduce-overhead (CUDA graphs), "
-                        "max-autotune")
-    p.add_argument("--backend", default="torch",
-                   help="torch, onnxruntime or tensorrt (needs --engine from dpt-ros export)")
+    PredictorOptions.add_arguments(p)
     p.add_argument("--engine", default=None,
                    help="exported .onnx / .engine file for --backend onnxruntime/tensorrt")
+    p.add_argument("--camera-size", type=image_size, metavar="WxH",
+                   help="camera image size in pixels (default: 640x480)")
+    p.add_argument("--width", type=positive_int, help="deprecated: use --camera-size")
+    p.add_argument("--height", type=positive_int, help="deprecated: use --camera-size")
+    p.add_argument("--batch", type=positive_int, default=1, help="frames per forward pass")
+    p.add_argument("--iters", type=positive_int, default=10, help="timed iterations")
+    p.add_argument("--warmup", type=int, default=2, help="untimed iterations first")
     p.add_argument("--no-transformers", action="store_true",
                    help="skip the Hugging Face transformers comparison")
     p.add_argument("--json", action="store_true",
@@ -96,56 +97,93 @@ def _transformers_model(model_type: str, device: "torch.device", size_hw):
     return DPTForDepthEstimation(config).eval().to(device)
 
 
+def _camera_size(args: argparse.Namespace) -> Tuple[int, int]:
+    """(width, height) of the camera image: --camera-size, or the deprecated
+    --width/--height."""
+    if args.width is not None or args.height is not None:
+        if args.camera_size is not None:
+            raise ValueError("give --camera-size or the deprecated --width/--height, not both")
+        print("dpt-ros: note: bench --width/--height are deprecated, use --camera-size WxH",
+              file=sys.stderr)
+        width = args.width if args.width is not None else DEFAULT_CAMERA[0]
+        height = args.height if args.height is not None else DEFAULT_CAMERA[1]
+        return image_size(f"{width}x{height}")
+    return args.camera_size or DEFAULT_CAMERA
+
+
 def run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
     from dpt_ros.models import Predictor
-    from dpt_ros.node.pipeline import FramePipeline, PipelineOptions
-    from std_msgs.msg import Header
 
-    for name in ("batch", "iters"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name} must be >= 1, got {getattr(args, name)}")
-    predictor = Predictor(args.model_type, device=args.device, precision=args.precision,
-                          random_weights=True, progress=False, compile=args.compile,
-                          backend=args.backend, engine=args.engine)
-    if args.backend != "torch":
-        args.batch = predictor.engine_batch  # an engine's batch is fixed
+    width, height = _camera_size(args)
+    options = PredictorOptions.from_args(args, args.model_type, engine=args.engine,
+                                         random_weights=True)
+    predictor = Predictor(options.validated(), progress=False)
+    if predictor.runtime.fixed_input_shape is not None:
+        args.batch = predictor.runtime.fixed_input_shape[0]  # an engine's batch is fixed
     device = predictor.device
-    rng = np.random.default_rng(0)
-    frames = rng.integers(0, 256, (args.batch, args.height, args.width, 3), dtype=np.uint8)
-    size = predictor.input_size((args.height, args.width))
-    x = predictor.preprocess(predictor.upload(frames))
+    frames = np.random.default_rng(0).integers(0, 256, (args.batch, height, width, 3),
+                                               dtype=np.uint8)
+    size = predictor.input_size((height, width))
     results: Dict[str, object] = {
         "model_type": args.model_type, "device": str(device),
         "precision": str(predictor.dtype).replace("torch.", ""), "compile": args.compile,
         "backend": args.backend,
-        "image": f"{args.width}x{args.height}", "network_input": f"{size[1]}x{size[0]}",
+        "image": f"{width}x{height}", "network_input": f"{size[1]}x{size[0]}",
         "batch": args.batch, "iters": args.iters, "torch": torch.__version__,
         "machine": _machine(device),
     }
     t0 = time.perf_counter()
-    predictor.warm_up((args.height, args.width), args.batch)
+    predictor.warm_up((height, width), args.batch)
     results["warm_up_s"] = time.perf_counter() - t0
+    x = predictor.preprocess(predictor.upload(frames))
+    _bench_model(args, predictor, x, results)
+    _bench_pipeline(args, predictor, frames, x[:1], results)
+    if not args.no_transformers and predictor.is_depth:
+        _compare_transformers(args, predictor, frames, results)
+    _print(results)
+    if args.json:
+        print(json.dumps(results))
+    return 0
+
+
+def _bench_model(args: argparse.Namespace, predictor, x, results: Dict[str, object]) -> None:
+    """The network alone on the whole batch: latency, throughput, peak memory."""
+    import torch
+
+    device = predictor.device
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    model_ms = _time(lambda: predictor.network(x), device, args.iters, args.warmup)
-    s = _stats(model_ms)
+    s = _stats(_time(lambda: predictor.network(x), device, args.iters, args.warmup))
     results["model_ms_median"], results["model_ms_p90"] = s["median"], s["p90"]
     results["throughput_fps"] = 1e3 * args.batch / s["median"]
     results["peak_memory_mb"] = _peak_memory_mb(device)
 
-    # The node's whole per-frame work on one frame: decode (a copy of an rgb8 message),
-    # upload, preprocessing, model, postprocessing, download, messages and PointCloud2.
+
+def _bench_pipeline(args: argparse.Namespace, predictor, frames, x1,
+                    results: Dict[str, object]) -> None:
+    """The node's whole per-frame work on one frame: decode (a copy of an rgb8 message),
+    upload, preprocessing, model, postprocessing, download, messages and PointCloud2.
+
+    Overhead is measured against a single-frame forward: the node runs one camera's
+    frame at a time. The total runs as the node does (one device wait per frame); the
+    per-stage split runs again with a wait after each stage.
+    """
+    from std_msgs.msg import Header
+
+    from dpt_ros.node.pipeline import FramePipeline, PipelineOptions
+    from dpt_ros.ros.image_codec import image_to_rgb, rgb_to_image_msg
+
     if predictor.is_depth:
         pipeline = FramePipeline(predictor, None, PipelineOptions(
-            relative_depth_scale=0.0 if predictor.spec.is_metric else 1.0, relative_depth_shift=0.1))
+            relative_depth_scale=0.0 if predictor.is_metric else 1.0, relative_depth_shift=0.1))
     else:
         pipeline = FramePipeline(None, predictor)
-    info = synthetic_camera(args.width, args.height).to_camera_info("camera_optical_frame")
+    height, width = frames.shape[1:3]
+    info = synthetic_camera(width, height).to_camera_info("camera_optical_frame")
     header = Header(frame_id="camera_optical_frame")
-    from dpt_ros.ros.image_codec import image_to_rgb, rgb_to_image_msg
     msg = rgb_to_image_msg(frames[0], header)
     parts: Dict[str, List[float]] = {}
 
@@ -159,10 +197,7 @@ def run(args: argparse.Namespace) -> int:
             for k, v in out.timings_ms.items():
                 parts.setdefault(k, []).append(v)
 
-    # Overhead is measured against a single-frame forward: the node runs one camera's
-    # frame at a time. The total runs as the node does (one device wait per frame); the
-    # per-stage split runs again with a wait after each stage.
-    x1 = x[:1]
+    device = predictor.device
     single = _time(lambda: predictor.network(x1), device, args.iters, args.warmup)
     pipeline_ms = _time(frame, device, args.iters, args.warmup)
     pipeline.sync_timings = True
@@ -174,13 +209,6 @@ def run(args: argparse.Namespace) -> int:
         / results["pipeline_ms_median"])
     results["pipeline_parts_ms_median"] = {k: round(statistics.median(v), 3)
                                            for k, v in parts.items()}
-
-    if not args.no_transformers and predictor.is_depth:
-        _compare_transformers(args, predictor, frames, results)
-    _print(results)
-    if args.json:
-        print(json.dumps(results))
-    return 0
 
 
 def _compare_transformers(args, predictor, frames, results: Dict[str, object]) -> None:

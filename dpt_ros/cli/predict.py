@@ -32,19 +32,20 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-import warnings
 from collections import Counter
 from pathlib import Path
-from typing import Iterator, List, Sequence
+from typing import Any, Iterator, List, Sequence, Tuple
 
 import numpy as np
+
+from dpt_ros.models.options import PredictorOptions
+from dpt_ros.viz.pictures import write_png
 
 _LOG = logging.getLogger(__name__)
 
 #: File name extensions (lower case) of the images taken from an input directory.
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 DEFAULT_OUTPUT = "dpt_output"
-PRECISION_CHOICES = ("auto", "fp32", "fp16", "bf16")
 #: The largest value of a 16-bit PNG.
 UINT16_MAX = 65535
 #: Failed files named in the final error message; the rest are counted.
@@ -102,11 +103,9 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
                              + " files are all processed")
     parser.add_argument("--output", default=DEFAULT_OUTPUT, metavar="DIR",
                         help="output directory, created if needed (default: ./%(default)s)")
-    parser.add_argument("--device", default="auto", metavar="DEVICE",
-                        help="auto (CUDA if available), cpu, cuda or cuda:N (default: auto)")
-    parser.add_argument("--precision", default="auto", choices=PRECISION_CHOICES,
-                        help="inference precision; auto = fp16 on CUDA, fp32 on the CPU "
-                             "(default: auto)")
+    PredictorOptions.add_arguments(parser)
+    parser.add_argument("--engine", metavar="PATH",
+                        help="exported .onnx / .engine file for --backend onnxruntime/tensorrt")
     return parser
 
 
@@ -229,26 +228,13 @@ def labels_to_color(rgb: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return overlay_labels(rgb, labels, PALETTE, alpha=0.5)
 
 
-def _write_png(path: Path, image: np.ndarray, rgb: bool = False) -> None:
-    import cv2
-
-    if rgb:
-        image = np.ascontiguousarray(image[:, :, ::-1])
-    try:
-        ok = cv2.imwrite(str(path), image)
-    except cv2.error as exc:
-        raise OSError(f"cannot write {path}: {' '.join(str(exc).split())}") from None
-    if not ok:
-        raise OSError(f"cannot write {path}")
-
-
 def write_depth_outputs(out_dir: Path, stem: str, depth: np.ndarray, metric: bool) -> List[Path]:
     """Writes ``<stem>_depth.npy``, ``<stem>_depth.png`` and ``<stem>_depth_color.png``."""
     paths = [out_dir / f"{stem}_depth.npy", out_dir / f"{stem}_depth.png",
              out_dir / f"{stem}_depth_color.png"]
     np.save(paths[0], np.asarray(depth, dtype=np.float32))
-    _write_png(paths[1], depth_to_png16(depth, metric))
-    _write_png(paths[2], depth_to_color(depth, metric), rgb=True)
+    write_png(paths[1], depth_to_png16(depth, metric))
+    write_png(paths[2], depth_to_color(depth, metric), rgb=True)
     return paths
 
 
@@ -256,8 +242,8 @@ def write_label_outputs(out_dir: Path, stem: str, labels: np.ndarray,
                         rgb: np.ndarray) -> List[Path]:
     """Writes ``<stem>_labels.png`` and ``<stem>_labels_color.png``."""
     paths = [out_dir / f"{stem}_labels.png", out_dir / f"{stem}_labels_color.png"]
-    _write_png(paths[0], np.asarray(labels, dtype=np.uint8))
-    _write_png(paths[1], labels_to_color(rgb, labels), rgb=True)
+    write_png(paths[0], np.asarray(labels, dtype=np.uint8))
+    write_png(paths[1], labels_to_color(rgb, labels), rgb=True)
     return paths
 
 
@@ -274,44 +260,23 @@ def _readable(paths: Sequence[Path], failed: List[str]) -> Iterator[tuple]:
 
 def run(args: argparse.Namespace) -> int:
     """Runs ``dpt-ros predict``; errors are raised for ``dpt_ros.cli.main.main`` to report."""
-    from dpt_ros.models import Predictor, get_spec, resolve_device, resolve_precision
+    from dpt_ros.models import get_spec, resolve_device, resolve_precision
 
     # Cheap checks first, so that a typo does not wait for a model to load.
     spec = get_spec(args.model_type)
     if args.weights and args.random_weights:
         raise ValueError("give either --weights or --random-weights, not both")
-    device = resolve_device(args.device)
-    resolve_precision(args.precision, device)
+    options = PredictorOptions.from_args(args, spec.name, weights=args.weights,
+                                         engine=args.engine,
+                                         random_weights=args.random_weights).validated()
+    resolve_precision(args.precision, resolve_device(args.device))
     paths = list_images(Path(args.input).expanduser())
     out_dir = Path(args.output).expanduser()
     if out_dir.exists() and not out_dir.is_dir():
         raise NotADirectoryError(f"output path exists and is not a directory: {out_dir}")
     out_dir.mkdir(parents=True, exist_ok=True)
-
-    predictor = None
     failed: List[str] = []
-    inference_s = 0.0
-    done = 0
-    for path, stem, rgb in _readable(paths, failed):
-        if predictor is None:  # loaded once an image is known to be readable
-            with warnings.catch_warnings():
-                # load_model logs the random-weights warning too; print it once.
-                warnings.filterwarnings("ignore", message=".*RANDOM weights")
-                predictor = Predictor(spec.name, weights=args.weights, device=args.device,
-                                      precision=args.precision,
-                                      random_weights=args.random_weights)
-            _LOG.info("%s on %s (%s)", spec.name, predictor.device, predictor.dtype)
-        start = time.perf_counter()
-        result = predictor.predict(rgb)
-        seconds = time.perf_counter() - start
-        inference_s += seconds
-        if spec.is_depth:
-            write_depth_outputs(out_dir, stem, result, spec.is_metric)
-        else:
-            write_label_outputs(out_dir, stem, result, rgb)
-        done += 1
-        print(f"{path.name}: {rgb.shape[1]}x{rgb.shape[0]}, {seconds * 1000:.1f} ms", flush=True)
-
+    done, inference_s, predictor = _predict_all(options, paths, out_dir, failed)
     if done:
         print(f"{done} image(s) with {spec.name} on {predictor.device} "
               f"({str(predictor.dtype).replace('torch.', '')}): {inference_s:.2f} s, "
@@ -323,3 +288,29 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"{len(failed)} of {len(paths)} input file(s) could not be read "
                          f"as images: {named}")
     return 0
+
+
+def _predict_all(options: PredictorOptions, paths: Sequence[Path], out_dir: Path,
+                 failed: List[str]) -> Tuple[int, float, Any]:
+    """Runs every readable image and writes its outputs; returns (images done, seconds
+    of inference, the predictor or None). Unreadable files are appended to ``failed``."""
+    from dpt_ros.models import Predictor
+
+    predictor = None
+    inference_s = 0.0
+    done = 0
+    for path, stem, rgb in _readable(paths, failed):
+        if predictor is None:  # loaded once an image is known to be readable
+            predictor = Predictor(options)
+            _LOG.info("%s on %s (%s)", options.model_type, predictor.device, predictor.dtype)
+        start = time.perf_counter()
+        result = predictor.predict(rgb)
+        seconds = time.perf_counter() - start
+        inference_s += seconds
+        if predictor.is_depth:
+            write_depth_outputs(out_dir, stem, result, predictor.is_metric)
+        else:
+            write_label_outputs(out_dir, stem, result, rgb)
+        done += 1
+        print(f"{path.name}: {rgb.shape[1]}x{rgb.shape[0]}, {seconds * 1000:.1f} ms", flush=True)
+    return done, inference_s, predictor

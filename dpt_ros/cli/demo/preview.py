@@ -12,6 +12,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from dpt_ros.viz.pictures import write_png
+
 #: The kinds of frame pictures, ``frame_XXX_<kind>.png``, in the order they are written.
 PICTURE_KINDS = ("input", "depth_color", "labels_overlay", "cloud_preview")
 #: Background grey level of the cloud preview.
@@ -178,14 +180,6 @@ def render_cloud_preview(xyz: np.ndarray, width: int = 480, height: int = 360) -
     return image
 
 
-def _write_png(path: Path, rgb: np.ndarray) -> None:
-    """Writes ``rgb`` (H, W, 3) uint8 RGB to ``path``; OSError when that fails."""
-    import cv2
-
-    if not cv2.imwrite(str(path), np.ascontiguousarray(rgb[:, :, ::-1])):
-        raise OSError(f"could not write {path}")
-
-
 def write_frame_pictures(stem: Path, image_msg: Any, outputs: Dict[str, Any]) -> List[str]:
     """Writes the pictures of one frame: ``<stem>_input.png`` and, for the outputs
     received, ``_depth_color``, ``_labels_overlay`` and ``_cloud_preview``.
@@ -203,18 +197,19 @@ def write_frame_pictures(stem: Path, image_msg: Any, outputs: Dict[str, Any]) ->
     from dpt_ros.ros.pointcloud import pointcloud2_to_arrays
 
     files: List[str] = []
-    _write_png(Path(f"{stem}_input.png"), image_msg_to_array(image_msg))
+    write_png(Path(f"{stem}_input.png"), image_msg_to_array(image_msg), rgb=True)
     files.append(f"{stem.name}_input.png")
     if "depth/colored" in outputs:
-        _write_png(Path(f"{stem}_depth_color.png"), image_msg_to_array(outputs["depth/colored"]))
+        write_png(Path(f"{stem}_depth_color.png"), image_msg_to_array(outputs["depth/colored"]),
+                  rgb=True)
         files.append(f"{stem.name}_depth_color.png")
     if "segmentation/colored" in outputs:
-        _write_png(Path(f"{stem}_labels_overlay.png"),
-                   image_msg_to_array(outputs["segmentation/colored"]))
+        write_png(Path(f"{stem}_labels_overlay.png"),
+                  image_msg_to_array(outputs["segmentation/colored"]), rgb=True)
         files.append(f"{stem.name}_labels_overlay.png")
     if "points" in outputs:
         arrays = pointcloud2_to_arrays(outputs["points"])
         xyz = np.stack([arrays["x"], arrays["y"], arrays["z"]], -1)
-        _write_png(Path(f"{stem}_cloud_preview.png"), render_cloud_preview(xyz))
+        write_png(Path(f"{stem}_cloud_preview.png"), render_cloud_preview(xyz), rgb=True)
         files.append(f"{stem.name}_cloud_preview.png")
     return files
