@@ -39,6 +39,8 @@ setup(
         # dpt-ros bench's side-by-side run of Hugging Face transformers' DPT.
         "bench": ["transformers"],
         "test": ["pytest", "onnx", "onnxscript", "onnxruntime"],
+        # The static checks CI runs on the package (.ci/run): ruff (lint and format), mypy.
+        "lint": ["ruff", "mypy"],
     },
     zip_safe=True,
     entry_points={

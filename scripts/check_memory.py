@@ -9,7 +9,7 @@ first ``--settle`` frames (allocator and caches warming up) the growth must stay
 ``--max-growth-mb``.
 
     python scripts/check_memory.py --frames 10000 [--device cpu] [--segmentation]
-        [--network 64x64] [--width 640 --height 480]
+        [--network-size 64x64] [--camera-size 640x480]
 
 Random weights; the network size only sets the time per frame (the camera size sets the
 size of every message). Prints a table of samples and a verdict; exit status 1 if the
@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dpt_ros.cli.args import image_size, network_size  # noqa: E402
 
 
 def rss_mb() -> float:
@@ -46,10 +48,13 @@ def main(argv=None) -> int:
     parser.add_argument("--model-type", default="dpt_hybrid")
     parser.add_argument("--segmentation", action="store_true",
                         help="also run dpt_hybrid_ade20k (labels in the cloud)")
-    parser.add_argument("--network", default="64x64", help="network input WxH (multiples of 32)")
-    parser.add_argument("--width", type=int, default=640)
-    parser.add_argument("--height", type=int, default=480)
+    parser.add_argument("--network-size", "--network", dest="network_size",
+                        type=network_size, default=(64, 64),
+                        help="network input WxH, multiples of 32 (default 64x64)")
+    parser.add_argument("--camera-size", type=image_size, default=(640, 480),
+                        help="camera image WxH (default 640x480)")
     args = parser.parse_args(argv)
+    args.width, args.height = args.camera_size
 
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
@@ -62,7 +67,7 @@ def main(argv=None) -> int:
     from dpt_ros.node.node import DptNode
     from dpt_ros.ros.image_codec import rgb_to_image_msg
 
-    nw, nh = (int(v) for v in args.network.lower().split("x"))
+    nw, nh = args.network_size
     rclpy.init()
     params = [Parameter("device", value=args.device), Parameter("network_width", value=nw),
               Parameter("network_height", value=nh),

@@ -1,4 +1,4 @@
-"""Tests for dpt_ros.ros.image_codec (pure numpy, no rclpy.init needed)."""
+"""Tests for dpt_ros.ros.image_codec and dpt_ros.ros.messages (pure numpy, no rclpy.init needed)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from std_msgs.msg import Header
 from dpt_ros.ros.image_codec import (
     SUPPORTED_ENCODINGS,
     ImageDecodeError,
-    array_to_msg_data,
     compressed_to_rgb,
     depth_to_image_msg,
     image_msg_to_array,
@@ -23,6 +22,7 @@ from dpt_ros.ros.image_codec import (
     labels_to_image_msg,
     rgb_to_image_msg,
 )
+from dpt_ros.ros.messages import array_to_msg_data, copy_header, message_bytes, new_message
 
 HOST_BIG = int(sys.byteorder == "big")
 
@@ -178,8 +178,19 @@ def test_encoding_is_case_insensitive() -> None:
 
 
 def test_supported_list() -> None:
-    for enc in ("rgb8", "bgr8", "rgba8", "bgra8", "mono8", "mono16", "16UC1",
-                "yuv422", "uyvy", "yuv422_yuy2", "yuyv"):
+    for enc in (
+        "rgb8",
+        "bgr8",
+        "rgba8",
+        "bgra8",
+        "mono8",
+        "mono16",
+        "16UC1",
+        "yuv422",
+        "uyvy",
+        "yuv422_yuy2",
+        "yuyv",
+    ):
         assert enc in SUPPORTED_ENCODINGS
 
 
@@ -378,6 +389,41 @@ def test_msg_data_accepted_with_field_checks() -> None:
     msg = Image(check_fields=True)
     msg.data = data
     assert msg.data is data and list(msg.data) == [0, 1, 2, 3, 4, 5]
+
+
+def test_new_message_keeps_array_data_without_copy() -> None:
+    data = array_to_msg_data(np.arange(4, dtype=np.uint8))
+    msg = new_message(Image)
+    msg.data = data
+    assert msg.data is data
+
+
+def test_copy_header_is_independent() -> None:
+    hdr = make_header()
+    copy = copy_header(hdr)
+    assert copy == hdr and copy is not hdr
+    hdr.frame_id = "changed"
+    hdr.stamp.sec = 99
+    assert (copy.frame_id, copy.stamp.sec) == ("cam_optical", 12)
+    with pytest.raises(TypeError, match="std_msgs.msg.Header"):
+        copy_header(object())
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"\x01\x02\x03",
+        bytearray(b"\x01\x02\x03"),
+        [1, 2, 3],
+        array.array("B", [1, 2, 3]),
+        np.array([1, 2, 3], dtype=np.uint8),
+    ],
+    ids=["bytes", "bytearray", "list", "array", "ndarray"],
+)
+def test_message_bytes_accepts_payload_types(payload: object) -> None:
+    out = message_bytes(payload)
+    assert out.dtype == np.uint8 and out.shape == (3,)
+    np.testing.assert_array_equal(out, [1, 2, 3])
 
 
 def test_encoded_image_survives_rclpy_serialization() -> None:

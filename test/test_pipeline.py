@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from builtin_interfaces.msg import Time
+from reference_geometry import backproject
 from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import Header
 
@@ -15,7 +16,7 @@ from dpt_ros.models.geometry import relative_to_metric
 from dpt_ros.node.pipeline import FramePipeline, PipelineOptions
 from dpt_ros.ros.camera import Intrinsics
 from dpt_ros.ros.image_codec import image_msg_to_array
-from dpt_ros.ros.pointcloud import backproject, pointcloud2_to_arrays
+from dpt_ros.ros.pointcloud import pointcloud2_to_arrays
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*RANDOM weights")
 

@@ -1,20 +1,27 @@
-"""Tests for dpt_ros.ros.pointcloud."""
+"""Tests for dpt_ros.ros.pointcloud, and for the back-projection that feeds it.
+
+The back-projection properties (inverse K, optical-frame axes, NaN rules) are
+checked on both the node's torch implementation
+(:func:`dpt_ros.models.geometry.backproject`) and the numpy reference in
+``test/reference_geometry.py``; the packing tests use the reference to make xyz.
+"""
 
 from __future__ import annotations
 
 import array
 import math
 import sys
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 from builtin_interfaces.msg import Time
+from reference_geometry import backproject
 from sensor_msgs.msg import PointCloud2, PointField
 from std_msgs.msg import Header
 
 from dpt_ros.ros.camera import Intrinsics
 from dpt_ros.ros.pointcloud import (
-    backproject,
     make_pointcloud2,
     pack_rgb,
     pointcloud2_to_arrays,
@@ -28,6 +35,8 @@ H, W = 7, 11
 INTR = Intrinsics(fx=8.0, fy=9.5, cx=5.25, cy=2.75, width=W, height=H)
 K = np.array([[8.0, 0.0, 5.25], [0.0, 9.5, 2.75], [0.0, 0.0, 1.0]])
 
+Backproject = Callable[..., np.ndarray]
+
 
 def header() -> Header:
     return Header(stamp=Time(sec=1, nanosec=2), frame_id="camera_optical_frame")
@@ -38,13 +47,38 @@ def depth_map() -> np.ndarray:
     return rng.uniform(0.5, 5.0, size=(H, W)).astype(np.float32)
 
 
+def torch_backproject(
+    depth_m: np.ndarray, intr: Intrinsics, stride: int = 1, max_depth: float = 0.0
+) -> np.ndarray:
+    """The node's torch back-projection (on the CPU) behind the reference's signature."""
+    torch = pytest.importorskip("torch")
+    from dpt_ros.models.geometry import backproject as device_backproject
+
+    xyz = device_backproject(
+        torch.from_numpy(np.ascontiguousarray(depth_m)),
+        intr.fx,
+        intr.fy,
+        intr.cx,
+        intr.cy,
+        stride,
+        max_depth,
+    )
+    return xyz.numpy()
+
+
+@pytest.fixture(params=["reference", "torch"])
+def any_backproject(request: pytest.FixtureRequest) -> Backproject:
+    """Each back-projection implementation in turn."""
+    return backproject if request.param == "reference" else torch_backproject
+
+
 # ---------------------------------------------------------------- backproject
 
 
 @pytest.mark.parametrize("stride", [1, 2, 3])
-def test_backproject_matches_inverse_k(stride: int) -> None:
+def test_backproject_matches_inverse_k(any_backproject: Backproject, stride: int) -> None:
     depth = depth_map()
-    xyz = backproject(depth, INTR, stride=stride)
+    xyz = any_backproject(depth, INTR, stride=stride)
     h, w = math.ceil(H / stride), math.ceil(W / stride)
     assert xyz.shape == (h, w, 3) and xyz.dtype == np.float32
     k_inv = np.linalg.inv(K)
@@ -55,39 +89,49 @@ def test_backproject_matches_inverse_k(stride: int) -> None:
             np.testing.assert_allclose(xyz[i, j], expected, rtol=1e-5, atol=1e-6)
 
 
-def test_backproject_optical_frame_axes() -> None:
+def test_backproject_optical_frame_axes(any_backproject: Backproject) -> None:
     depth = np.full((H, W), 2.0, dtype=np.float32)
-    xyz = backproject(depth, INTR)
+    xyz = any_backproject(depth, INTR)
     assert xyz[0, 0, 0] < 0 and xyz[0, 0, 1] < 0  # top-left: left (-x) and up (-y)
     assert xyz[-1, -1, 0] > 0 and xyz[-1, -1, 1] > 0  # bottom-right: +x right, +y down
     np.testing.assert_array_equal(xyz[..., 2], 2.0)
 
 
-def test_backproject_invalid_and_too_far_are_nan() -> None:
+def test_backproject_invalid_and_too_far_are_nan(any_backproject: Backproject) -> None:
     depth = np.full((H, W), 3.0, dtype=np.float32)
     bad = {(0, 0): np.nan, (0, 1): np.inf, (1, 0): -np.inf, (1, 1): 0.0, (2, 2): -1.0}
     for (r, c), val in bad.items():
         depth[r, c] = val
     depth[3, 4] = 9.0  # beyond max_depth
     depth[3, 5] = 8.0  # exactly max_depth: kept
-    xyz = backproject(depth, INTR, max_depth=8.0)
+    xyz = any_backproject(depth, INTR, max_depth=8.0)
     for r, c in [*bad, (3, 4)]:
         assert np.isnan(xyz[r, c]).all(), (r, c, xyz[r, c])
     assert np.isfinite(xyz[3, 5]).all() and xyz[3, 5, 2] == 8.0
     assert np.isfinite(xyz).all(axis=2).sum() == H * W - 6
     # without a limit the far pixel is valid
-    assert np.isfinite(backproject(depth, INTR)[3, 4]).all()
+    assert np.isfinite(any_backproject(depth, INTR)[3, 4]).all()
 
 
-def test_backproject_float64_input() -> None:
+def test_backproject_float64_input(any_backproject: Backproject) -> None:
     depth = depth_map()
-    a = backproject(depth.astype(np.float64), INTR, stride=2)
-    b = backproject(depth, INTR, stride=2)
+    a = any_backproject(depth.astype(np.float64), INTR, stride=2)
+    b = any_backproject(depth, INTR, stride=2)
     assert a.dtype == np.float32
     np.testing.assert_allclose(a, b, rtol=1e-6)
 
 
-def test_backproject_errors() -> None:
+@pytest.mark.parametrize("stride", [1, 2, 3])
+def test_torch_backproject_equals_reference_bitwise(stride: int) -> None:
+    """Same float64 rays rounded to float32, same float32 products: identical bits."""
+    depth = depth_map()
+    depth[1, 1], depth[2, 5] = np.nan, 12.0
+    want = backproject(depth, INTR, stride=stride, max_depth=10.0)
+    got = torch_backproject(depth, INTR, stride=stride, max_depth=10.0)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_reference_backproject_errors() -> None:
     depth = depth_map()
     with pytest.raises(ValueError, match="intr.scaled"):
         backproject(depth[:, :-1], INTR)
@@ -142,9 +186,7 @@ def test_pointcloud2_rgb_bytes_are_pcl_packed() -> None:
     assert int.from_bytes(raw[12:16], order) == 0x00123456
     assert int.from_bytes(raw[16 + 12 : 16 + 16], order) == 0x00FF0080
     np.testing.assert_array_equal(pack_rgb(rgb), [[0x123456, 0xFF0080]])
-    np.testing.assert_array_equal(
-        pack_rgb(rgb).view(np.float32), pointcloud2_to_arrays(msg)["rgb"]
-    )
+    np.testing.assert_array_equal(pack_rgb(rgb).view(np.float32), pointcloud2_to_arrays(msg)["rgb"])
 
 
 def test_pointcloud2_nan_points_survive() -> None:
@@ -237,6 +279,28 @@ def test_pointcloud2_to_arrays_errors() -> None:
     msg.fields[0].datatype = 42
     with pytest.raises(ValueError, match="unknown datatype 42"):
         pointcloud2_to_arrays(msg)
+
+
+def test_pointcloud2_to_arrays_short_row_step() -> None:
+    msg = make_pointcloud2(header(), np.zeros((2, 2, 3), np.float32))
+    msg.row_step = 20  # < width * point_step = 24
+    with pytest.raises(ValueError, match="row_step=20"):
+        pointcloud2_to_arrays(msg)
+
+
+def test_empty_cloud_round_trip() -> None:
+    xyz = np.zeros((0, 4, 3), np.float32)
+    labels = np.zeros((0, 4), np.uint16)
+    msg = make_pointcloud2(header(), xyz, rgb=np.zeros((0, 4, 3), np.uint8), labels=labels)
+    assert (msg.height, msg.width, msg.point_step, len(msg.data)) == (0, 4, 20, 0)
+    arrays = pointcloud2_to_arrays(msg)
+    assert {k: (v.shape, v.dtype) for k, v in arrays.items()} == {
+        "x": ((0, 4), np.float32),
+        "y": ((0, 4), np.float32),
+        "z": ((0, 4), np.float32),
+        "rgb": ((0, 4), np.float32),
+        "label": ((0, 4), np.uint32),
+    }
 
 
 def test_pointcloud2_survives_rclpy_serialization() -> None:

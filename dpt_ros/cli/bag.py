@@ -298,8 +298,8 @@ def _pipeline(args: argparse.Namespace, depth: Optional[PredictorOptions],
         output_size=args.output_size, relative_depth_scale=float(args.relative_depth_scale),
         relative_depth_shift=float(args.relative_depth_shift), cloud_enabled=not args.no_cloud,
         cloud_stride=int(args.cloud_stride))
-    return FramePipeline(depth and make_predictor(depth),
-                         segmentation and make_predictor(segmentation), options)
+    return FramePipeline(make_predictor(depth) if depth else None,
+                         make_predictor(segmentation) if segmentation else None, options)
 
 
 class _BagJob:

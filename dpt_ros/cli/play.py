@@ -112,7 +112,7 @@ class _Player:
             self.node = Node("dpt_ros_player", context=self.context)
             qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=QOS_DEPTH,
                              reliability=ReliabilityPolicy.RELIABLE)
-            self.publishers = {t: self.node.create_publisher(message_class(ty), t, qos)
+            self.publishers: Dict[str, Any] = {t: self.node.create_publisher(message_class(ty), t, qos)
                                for t, ty in topics.items()}
             self._clock_cls = Clock
             self.clock_pub = self.node.create_publisher(Clock, "/clock", qos) if clock else None

@@ -167,7 +167,7 @@ def read_rgb(path: Path) -> np.ndarray:
     if bgr is None or bgr.size == 0:
         raise ValueError(f"{path} is not an image OpenCV can decode")
     if bgr.dtype == np.uint16:  # IMREAD_COLOR already gives 8 bits; kept for safety
-        bgr = (bgr >> 8).astype(np.uint8)
+        bgr = (bgr.astype(np.uint16) >> 8).astype(np.uint8)
     elif bgr.dtype != np.uint8:
         bgr = np.clip(bgr.astype(np.float32) * 255.0, 0, 255).round().astype(np.uint8)
     if bgr.ndim == 2:

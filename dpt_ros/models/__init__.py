@@ -12,7 +12,18 @@ The names below load on first use, so that importing a light submodule
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what the lazy names below are, for type checkers and editors
+    from dpt_ros.models.errors import CheckpointError
+    from dpt_ros.models.network.dpt import DPT, DPTDepthModel, DPTSegmentationModel
+    from dpt_ros.models.options import PredictorOptions
+    from dpt_ros.models.predictor import Predictor, resolve_device, resolve_precision
+    from dpt_ros.models.registry import (LABELS, METRIC_DEPTH, MODEL_SPECS,
+                                         RELATIVE_INVERSE_DEPTH, ModelSpec, get_spec,
+                                         model_names)
+    from dpt_ros.models.weights.checkpoint import (check_state_dict, identify_model_types,
+                                                   load_model, read_state_dict)
 
 _EXPORTS = {
     "CheckpointError": "dpt_ros.models.errors",

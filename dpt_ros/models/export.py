@@ -226,6 +226,8 @@ def _write_onnx(model: "torch.nn.Module", trace_x: "torch.Tensor", output: Path,
     program = torch.onnx.export(model, (trace_x,), dynamo=True, opset_version=opset,
                                 input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                                 optimize=True, verbose=False)
+    if program is None:  # only without dynamo=True
+        raise ValueError(f"the ONNX exporter returned no program for {model_type}")
     written_opset = program.model.opset_imports.get("", 0)
     if written_opset != opset:
         raise ValueError(f"the exporter cannot write opset {opset} for {model_type} (it "

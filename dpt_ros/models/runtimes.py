@@ -466,5 +466,7 @@ def create_runtime(options: PredictorOptions, device: torch.device, dtype: torch
                            random_weights=options.random_weights, cache_dir=cache_dir,
                            progress=progress).to(device)
         return TorchRuntime(model, dtype, options.compile, options.channels_last)
+    if not options.engine:
+        raise ValueError(f"backend {options.backend!r} needs an engine file")
     engine = load_backend(options.backend, options.engine, options.model_type, device)
     return EngineRuntime(engine, options.backend)

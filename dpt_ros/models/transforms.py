@@ -7,7 +7,7 @@ Post-processing: the network output resized back to the image with bicubic.
 """
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from typing import Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -68,8 +68,9 @@ def resize_bicubic(x: torch.Tensor, size_hw: Sequence[int]) -> torch.Tensor:
     return F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=False)
 
 
-def preprocess(images: torch.Tensor, size_hw: Sequence[int], mean: Sequence[float],
-               std: Sequence[float]) -> torch.Tensor:
+def preprocess(images: torch.Tensor, size_hw: Sequence[int],
+               mean: Union[Sequence[float], torch.Tensor],
+               std: Union[Sequence[float], torch.Tensor]) -> torch.Tensor:
     """RGB uint8 images to the network input.
 
     Args:

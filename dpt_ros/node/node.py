@@ -12,7 +12,7 @@ import dataclasses
 import sys
 import threading
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 import rclpy
@@ -158,38 +158,14 @@ class DptNode(Node):
                                       cfg.pipeline)
         self._warm_up()
 
-        out_qos = _qos(cfg.qos_output_reliability, cfg.qos_output_depth)
-        topics = set(self.pipeline.topics())
-        if self.pipeline.depth is not None and not self.pipeline.depth.is_metric:
-            # A calibration can be set at run time: have these ready.
-            topics |= {"depth/image", "points"}
-        self._wakeup = threading.Condition()
-        self._cameras = [_Camera(name, self._wakeup) for name in (cfg.cameras or ("",))]
-        for cam in self._cameras:
-            cam.publishers = {t: self.create_publisher(OUTPUT_TOPICS[t], cam.topic(t), out_qos)
-                              for t in OUTPUT_TOPICS if t in topics}
-        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-
+        topics = self._create_publishers()
         self._info_lock = threading.Lock()
         self._stats = _Stats()
         self._stats_lock = threading.Lock()
         self._window_start = time.monotonic()
         self._window_counts = (0, 0)
         self._last_cycle_time = 0.0
-
-        in_qos = _qos(cfg.qos_input_reliability, cfg.qos_input_depth)
-        self._image_subs = []
-        for cam in self._cameras:
-            if cfg.input_transport == "compressed":
-                topic = self.resolve_topic_name(cam.topic("image")) + "/compressed"
-                sub = self.create_subscription(
-                    CompressedImage, topic, lambda msg, c=cam: self._on_image(c, msg), in_qos)
-            else:
-                sub = self.create_subscription(
-                    Image, cam.topic("image"), lambda msg, c=cam: self._on_image(c, msg), in_qos)
-            self._image_subs.append(sub)
-            self.create_subscription(CameraInfo, cam.topic("camera_info"),
-                                     lambda msg, c=cam: self._on_camera_info(c, msg), in_qos)
+        self._image_subs = self._create_subscriptions()
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._diag_timer = self.create_timer(cfg.diagnostics_period, self._publish_diagnostics)
         self._log_timer = (self.create_timer(cfg.log_period, self._log_status)
@@ -205,6 +181,41 @@ class DptNode(Node):
             + (" under each camera's namespace" if cfg.cameras else ""))
 
     # -- set-up -------------------------------------------------------------------
+    def _create_publishers(self) -> Set[str]:
+        """Each camera's output publishers; returns the output topic names."""
+        cfg = self.config
+        out_qos = _qos(cfg.qos_output_reliability, cfg.qos_output_depth)
+        topics = set(self.pipeline.topics())
+        if self.pipeline.depth is not None and not self.pipeline.depth.is_metric:
+            # A calibration can be set at run time: have these ready.
+            topics |= {"depth/image", "points"}
+        self._wakeup = threading.Condition()
+        self._cameras = [_Camera(name, self._wakeup) for name in (cfg.cameras or ("",))]
+        for cam in self._cameras:
+            cam.publishers = {t: self.create_publisher(OUTPUT_TOPICS[t], cam.topic(t), out_qos)
+                              for t in OUTPUT_TOPICS if t in topics}
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        return topics
+
+    def _create_subscriptions(self) -> List[Any]:
+        """Each camera's image (raw or compressed) and camera_info subscriptions;
+        returns the image subscriptions."""
+        cfg = self.config
+        in_qos = _qos(cfg.qos_input_reliability, cfg.qos_input_depth)
+        image_subs = []
+        for cam in self._cameras:
+            if cfg.input_transport == "compressed":
+                topic = self.resolve_topic_name(cam.topic("image")) + "/compressed"
+                sub = self.create_subscription(
+                    CompressedImage, topic, lambda msg, c=cam: self._on_image(c, msg), in_qos)
+            else:
+                sub = self.create_subscription(
+                    Image, cam.topic("image"), lambda msg, c=cam: self._on_image(c, msg), in_qos)
+            image_subs.append(sub)
+            self.create_subscription(CameraInfo, cam.topic("camera_info"),
+                                     lambda msg, c=cam: self._on_camera_info(c, msg), in_qos)
+        return image_subs
+
     def _check_camera_topics(self, cameras: Sequence[str]) -> None:
         """Two entries of ``cameras`` must not name the same topics once resolved (e.g.
         ``front`` and ``/front`` for a node in ``/``, or a remap)."""
@@ -246,7 +257,7 @@ class DptNode(Node):
         return " + ".join(names)
 
     def _device_text(self) -> str:
-        p = self.pipeline.depth or self.pipeline.segmentation
+        p = self.pipeline.main
         return f"{p.device} {str(p.dtype).replace('torch.', '')}"
 
     # -- callbacks (executor thread; never wait on the model) -----------------------

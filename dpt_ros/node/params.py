@@ -316,7 +316,7 @@ def config_from_values(values: Dict[str, Any]) -> NodeConfig:
         problems.append(f"no value for {', '.join(missing)}")
     if problems:
         raise ValueError("invalid parameters: " + "; ".join(problems))
-    typed = {p.name: (float(values[p.name]) if isinstance(p.default, float) else values[p.name])
+    typed: Dict[str, Any] = {p.name: (float(values[p.name]) if isinstance(p.default, float) else values[p.name])
              for p in PARAMS}
     typed["cameras"] = tuple(normalise_namespace(name) for name in typed["cameras"])
     pipeline = PipelineOptions(**{_field(name): typed[name] for name in PIPELINE_PARAMS})

@@ -23,8 +23,8 @@ from dpt_ros.models.registry import task_problem
 from dpt_ros.models.geometry import backproject as device_backproject
 from dpt_ros.models.geometry import relative_to_metric as device_relative_to_metric
 from dpt_ros.ros.camera import Intrinsics, check_camera_info_matches, scale_camera_info
-from dpt_ros.ros.image_codec import (copy_header, depth_to_image_msg, labels_to_image_msg,
-                              rgb_to_image_msg)
+from dpt_ros.ros.image_codec import depth_to_image_msg, labels_to_image_msg, rgb_to_image_msg
+from dpt_ros.ros.messages import copy_header
 from dpt_ros.ros.pointcloud import make_pointcloud2
 
 #: Output topic name -> message type, relative to the camera namespace.
@@ -95,6 +95,8 @@ class FramePipeline:
                 raise ValueError(problem)
         self.depth = depth
         self.segmentation = segmentation
+        #: The model that uploads frames and sets the output size (depth if it runs).
+        self.main: Predictor = depth if depth is not None else segmentation  # type: ignore[assignment]
         self.options = options
         self._ranges: Dict[Hashable, StableRange] = {}
         #: Wait for the device after each stage so ``timings_ms`` splits true device
@@ -124,7 +126,7 @@ class FramePipeline:
                   options: Optional[PipelineOptions] = None) -> Tuple[int, int]:
         """(H, W) of the published images for a camera image of ``image_hw``."""
         if (options or self.options).output_size == "network":
-            return (self.depth or self.segmentation).input_size(image_hw)
+            return self.main.input_size(image_hw)
         return int(image_hw[0]), int(image_hw[1])
 
     def process(self, rgb: np.ndarray, header: Header,
@@ -219,7 +221,7 @@ class FramePipeline:
         (``inverse``, ``metric``, ``labels``, ``xyz``) as numpy. Returns the batch's
         timings in ms: with ``sync_timings`` each stage waits for the device so the
         split is true; otherwise only the final wait is timed (``download``)."""
-        main = self.depth or self.segmentation
+        main = self.main
         timer = _StageTimer(main.device if self.sync_timings else None)
         with torch.inference_mode():
             images = main.upload(batch)
@@ -247,7 +249,7 @@ class FramePipeline:
         """On the device: metric depth (``metric``), the relative output (``inverse``)
         and, for each frame with intrinsics, its back-projected points (``xyz<b>``)."""
         out: Dict[str, torch.Tensor] = {}
-        if self.depth.is_metric:
+        if self.main.is_metric:
             out["metric"] = raw
         else:
             out["inverse"] = raw
@@ -286,7 +288,7 @@ class FramePipeline:
                 # Depth in metres: near = warm, so the range runs far -> near.
                 lo, hi = colour_range.update(metric)
                 colored = colorize(metric, hi, lo)
-            else:
+            elif inverse is not None:
                 # Inverse depth: larger = nearer = warm.
                 lo, hi = colour_range.update(inverse)
                 colored = colorize(inverse, lo, hi)

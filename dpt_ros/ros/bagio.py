@@ -7,7 +7,7 @@ import io
 import logging
 from contextlib import redirect_stdout
 from pathlib import Path
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Final
 
 _LOG = logging.getLogger(__name__)
 
@@ -19,7 +19,7 @@ STORAGES = ("sqlite3", "mcap")
 
 #: rosbag2 metadata version written (8: readable by Iron and newer, and by Humble's
 #: rosbag2, which ignores the newer fields).
-BAG_VERSION = 8
+BAG_VERSION: Final = 8
 
 
 def _typestores():

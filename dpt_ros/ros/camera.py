@@ -26,9 +26,10 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 from sensor_msgs.msg import CameraInfo, RegionOfInterest
 
-from dpt_ros.ros.image_codec import copy_header
+from dpt_ros.ros.messages import copy_header
 
 __all__ = [
     "Intrinsics",
@@ -81,9 +82,7 @@ class Intrinsics:
                 f"focal lengths must be finite and > 0, got fx={self.fx}, fy={self.fy}"
             )
         if not (math.isfinite(self.cx) and math.isfinite(self.cy)):
-            raise ValueError(
-                f"principal point must be finite, got cx={self.cx}, cy={self.cy}"
-            )
+            raise ValueError(f"principal point must be finite, got cx={self.cx}, cy={self.cy}")
         if int(self.width) <= 0 or int(self.height) <= 0:
             raise ValueError(
                 f"image size must be positive, got width={self.width}, height={self.height}"
@@ -123,9 +122,7 @@ class Intrinsics:
                 "must be finite and > 0 (K = [fx 0 cx; 0 fy cy; 0 0 1])"
             )
         if not (math.isfinite(cx) and math.isfinite(cy)):
-            raise ValueError(
-                f"camera_info K has a non-finite principal point cx={cx}, cy={cy}"
-            )
+            raise ValueError(f"camera_info K has a non-finite principal point cx={cx}, cy={cy}")
         width, height = _check_size(info.width, info.height, "camera_info width/height")
         return cls(fx=fx, fy=fy, cx=cx, cy=cy, width=width, height=height)
 
@@ -162,8 +159,7 @@ class Intrinsics:
         intrinsics: ``K`` and ``P`` from fx, fy, cx, cy, ``R`` identity, ``plumb_bob``
         with zero distortion. The inverse of :meth:`from_camera_info`.
         """
-        info = CameraInfo(width=self.width, height=self.height,
-                          distortion_model="plumb_bob")
+        info = CameraInfo(width=self.width, height=self.height, distortion_model="plumb_bob")
         info.header.frame_id = frame_id
         info.d = [0.0] * 5
         info.k = [self.fx, 0.0, self.cx, 0.0, self.fy, self.cy, 0.0, 0.0, 1.0]
@@ -182,6 +178,19 @@ class Intrinsics:
 def _scale_roi(
     roi: RegionOfInterest, sx: float, sy: float, width: int, height: int
 ) -> RegionOfInterest:
+    """Region of interest of an image resized by ``sx`` x ``sy``.
+
+    Args:
+        roi: ROI of the original image (pixel edges).
+        sx: New width / old width.
+        sy: New height / old height.
+        width: New image width, pixels (the ROI is clipped to it).
+        height: New image height, pixels.
+
+    Returns:
+        A new ROI with rounded, clipped bounds; an all-zero ROI ("full image")
+        stays all zero.
+    """
     out = RegionOfInterest()
     out.do_rectify = bool(roi.do_rectify)
     if roi.x_offset == 0 and roi.y_offset == 0 and roi.width == 0 and roi.height == 0:
@@ -196,6 +205,54 @@ def _scale_roi(
     out.width = int(x1 - x0)
     out.height = int(y1 - y0)
     return out
+
+
+def _scale_k(k_in: npt.ArrayLike, sx: float, sy: float) -> np.ndarray:
+    """Camera matrix ``K`` of an image resized by ``sx`` x ``sy`` (pixel-centre convention).
+
+    Args:
+        k_in: Row-major 3x3 ``K`` (9 values, pixels).
+        sx: New width / old width.
+        sy: New height / old height.
+
+    Returns:
+        (9,) float64 ``K'``: fx and skew times ``sx``, fy times ``sy``, cx and
+        cy through :func:`_scale_coord`; an all-zero ``K`` stays all zero.
+    """
+    k = np.array(k_in, dtype=np.float64).reshape(9)
+    if np.any(k != 0.0):
+        k[0] *= sx
+        k[1] *= sx
+        k[2] = _scale_coord(k[2], sx)
+        k[4] *= sy
+        k[5] = _scale_coord(k[5], sy)
+    return k
+
+
+def _scale_p(p_in: npt.ArrayLike, sx: float, sy: float) -> np.ndarray:
+    """Projection matrix ``P`` of an image resized by ``sx`` x ``sy`` (pixel-centre convention).
+
+    Args:
+        p_in: Row-major 3x4 ``P`` (12 values, pixels; ``P[3] = -fx * B``).
+        sx: New width / old width.
+        sy: New height / old height.
+
+    Returns:
+        (12,) float64 ``P'``: ``P[0]``, ``P[1]``, ``P[3]`` times ``sx``,
+        ``P[5]``, ``P[7]`` times ``sy``, ``P[2]`` and ``P[6]`` through
+        :func:`_scale_coord`, third row unchanged; an all-zero ``P`` stays all
+        zero.
+    """
+    p = np.array(p_in, dtype=np.float64).reshape(12)
+    if np.any(p != 0.0):
+        p[0] *= sx
+        p[1] *= sx
+        p[2] = _scale_coord(p[2], sx)
+        p[3] *= sx
+        p[5] *= sy
+        p[6] = _scale_coord(p[6], sy)
+        p[7] *= sy
+    return p
 
 
 def scale_camera_info(info: CameraInfo, width: int, height: int) -> CameraInfo:
@@ -232,33 +289,15 @@ def scale_camera_info(info: CameraInfo, width: int, height: int) -> CameraInfo:
     sx = new_w / old_w
     sy = new_h / old_h
 
-    k = np.array(info.k, dtype=np.float64).reshape(9)
-    if np.any(k != 0.0):
-        k[0] *= sx
-        k[1] *= sx
-        k[2] = _scale_coord(k[2], sx)
-        k[4] *= sy
-        k[5] = _scale_coord(k[5], sy)
-
-    p = np.array(info.p, dtype=np.float64).reshape(12)
-    if np.any(p != 0.0):
-        p[0] *= sx
-        p[1] *= sx
-        p[2] = _scale_coord(p[2], sx)
-        p[3] *= sx
-        p[5] *= sy
-        p[6] = _scale_coord(p[6], sy)
-        p[7] *= sy
-
     out = CameraInfo()
     out.header = copy_header(info.header)
     out.width = new_w
     out.height = new_h
     out.distortion_model = str(info.distortion_model)
     out.d = array.array("d", [float(v) for v in info.d])
-    out.k = k
+    out.k = _scale_k(info.k, sx, sy)
     out.r = np.array(info.r, dtype=np.float64).reshape(9)
-    out.p = p
+    out.p = _scale_p(info.p, sx, sy)
     out.binning_x = 0
     out.binning_y = 0
     out.roi = _scale_roi(info.roi, sx, sy, new_w, new_h)

@@ -24,15 +24,16 @@ the message's buffer.
 
 from __future__ import annotations
 
-import array
 import sys
-from typing import Any, Final, TypeVar
+from collections.abc import Callable
+from typing import Final
 
 import cv2
 import numpy as np
-from builtin_interfaces.msg import Time
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
+
+from dpt_ros.ros.messages import array_to_msg_data, copy_header, message_bytes, new_message
 
 __all__ = [
     "ImageDecodeError",
@@ -43,33 +44,12 @@ __all__ = [
     "labels_to_image_msg",
     "rgb_to_image_msg",
     "image_msg_to_array",
-    "copy_header",
-    "message_bytes",
-    "new_message",
-    "array_to_msg_data",
 ]
 
 
 class ImageDecodeError(ValueError):
     """An image message cannot be decoded (bad encoding, size or payload)."""
 
-
-# Bytes per pixel of each encoding image_to_rgb understands. Keys are the
-# canonical lower-case spellings; ``_canonical_encoding`` maps user input
-# (e.g. "16UC1", " RGB8 ") onto them.
-_BYTES_PER_PIXEL: Final[dict[str, int]] = {
-    "rgb8": 3,
-    "bgr8": 3,
-    "rgba8": 4,
-    "bgra8": 4,
-    "mono8": 1,
-    "mono16": 2,
-    "16uc1": 2,
-    "yuv422": 2,  # UYVY byte order: U0 Y0 V0 Y1
-    "uyvy": 2,
-    "yuv422_yuy2": 2,  # YUYV byte order: Y0 U0 Y1 V0
-    "yuyv": 2,
-}
 
 #: Encodings accepted by :func:`image_to_rgb` (as spelled in ROS).
 SUPPORTED_ENCODINGS: Final[tuple[str, ...]] = (
@@ -85,6 +65,10 @@ SUPPORTED_ENCODINGS: Final[tuple[str, ...]] = (
     "yuv422_yuy2",
     "yuyv",
 )
+
+# Packed 4:2:2 encodings (canonical spellings): two pixels per chroma pair,
+# so their width must be even.
+_YUV422_ENCODINGS: Final[frozenset[str]] = frozenset(("yuv422", "uyvy", "yuv422_yuy2", "yuyv"))
 
 # Encodings image_msg_to_array reads back (our own outputs).
 _OUTPUT_ENCODINGS: Final[tuple[str, ...]] = ("32FC1", "mono8", "rgb8")
@@ -104,117 +88,6 @@ _G_FROM_V: Final[float] = 0.714136 * 255.0 / 224.0
 _B_FROM_U: Final[float] = 1.772 * 255.0 / 224.0
 
 _HOST_IS_BIGENDIAN: Final[int] = int(sys.byteorder == "big")
-
-_MsgT = TypeVar("_MsgT")
-
-
-# --------------------------------------------------------------------------
-# Small shared helpers (also used by dpt_ros.ros.pointcloud)
-# --------------------------------------------------------------------------
-
-
-def copy_header(header: Header) -> Header:
-    """Return an independent copy of a ``std_msgs/Header``.
-
-    Args:
-        header: Header to copy (stamp and frame_id).
-
-    Returns:
-        A new Header; mutating it does not affect ``header`` and vice versa.
-
-    Raises:
-        TypeError: If ``header`` does not look like a ``std_msgs/Header``.
-    """
-    try:
-        stamp = header.stamp
-        return Header(
-            stamp=Time(sec=int(stamp.sec), nanosec=int(stamp.nanosec)),
-            frame_id=str(header.frame_id),
-        )
-    except AttributeError as exc:
-        raise TypeError(
-            f"header must be a std_msgs.msg.Header, got {type(header).__name__}"
-        ) from exc
-
-
-def message_bytes(data: Any) -> np.ndarray:
-    """View a message's ``uint8[]`` payload as a 1-D uint8 numpy array.
-
-    rclpy stores ``uint8[]`` fields as ``array.array('B')``, but messages
-    built by hand may hold ``bytes``, ``bytearray``, a list of ints or a numpy
-    array. Buffer-protocol objects are viewed without copying (the result may
-    be read-only); lists are converted.
-
-    Args:
-        data: The ``data`` field of a message.
-
-    Returns:
-        (N,) uint8 array of the payload bytes.
-    """
-    if isinstance(data, np.ndarray):
-        return np.ascontiguousarray(data).reshape(-1).view(np.uint8)
-    try:
-        return np.frombuffer(data, dtype=np.uint8)
-    except TypeError:
-        return np.asarray(list(data), dtype=np.uint8).reshape(-1)
-
-
-def _probe_check_fields() -> dict[str, bool]:
-    try:
-        Header(check_fields=True)
-    except (AssertionError, TypeError):  # rosidl_generator_py without check_fields
-        return {}
-    return {"check_fields": True}
-
-
-# Constructor keywords for messages whose uint8[] payload we fill (see
-# new_message). Empty on ROS distributions whose generated classes do not know
-# ``check_fields``; there the plain setter already keeps array.array objects.
-_FAST_DATA_KW: Final[dict[str, bool]] = _probe_check_fields()
-
-
-def new_message(msg_type: type[_MsgT]) -> _MsgT:
-    """Create a message whose ``uint8[]`` field can be set without a copy.
-
-    With this rclpy (Kilted), the generated ``data`` setter stores an
-    ``array.array('B')`` as-is only when the message was created with field
-    checks on; otherwise it always copies it into a new ``array.array``. The
-    copy of a 6 MB point cloud cost about 5 ms (memcpy plus page faults on
-    the new allocation) against 0.06 ms without it, so our outputs are built
-    with ``check_fields=True`` and a ready-made ``array.array('B')``. The
-    checks only validate the few scalar fields we set. On distributions
-    whose message classes have no ``check_fields`` option the default
-    constructor is used.
-
-    Args:
-        msg_type: Generated message class, e.g. ``sensor_msgs.msg.Image``.
-
-    Returns:
-        A new, default-initialised message.
-    """
-    return msg_type(**_FAST_DATA_KW)
-
-
-def array_to_msg_data(arr: np.ndarray) -> array.array:
-    """Copy an array's bytes (C order) into an ``array.array('B')``.
-
-    ``array.array('B')`` is the fastest value for a ``uint8[]`` field with
-    this rclpy: a message made by :func:`new_message` stores it without
-    copying, whereas ``bytes`` is converted into a new ``array.array`` (and,
-    when field checks are on, first iterated byte by byte in Python: 53 ms
-    for a 1.2 MB image, against 0.03 ms for this function's result).
-
-    Args:
-        arr: Any numpy array; it is made C-contiguous first if needed.
-
-    Returns:
-        A new ``array.array('B')`` holding ``arr``'s raw bytes.
-    """
-    buf = array.array("B")
-    # A 1-D uint8 view exposes a plain byte buffer whatever arr's dtype and
-    # byte order are (memoryview.cast rejects non-native formats).
-    buf.frombytes(np.ascontiguousarray(arr).reshape(-1).view(np.uint8))
-    return buf
 
 
 # --------------------------------------------------------------------------
@@ -306,6 +179,75 @@ def _yuv422_to_rgb(rows: np.ndarray, width: int, uyvy: bool) -> np.ndarray:
     return out.reshape(height, width, 3)
 
 
+# Per-encoding decoders: (rows, width, is_bigendian) -> (H, W, 3) uint8 RGB,
+# where rows is the (H, W * bytes_per_pixel) uint8 view from _image_rows
+# (padding removed, possibly read-only and non-contiguous). Channel shuffles
+# go through cv2.cvtColor, which reads that view directly and is ~40x faster
+# than a numpy fancy copy (0.02 ms vs 0.8 ms for 640x480 bgr8).
+_Decoder = Callable[[np.ndarray, int, bool], np.ndarray]
+
+
+def _decode_rgb8(rows: np.ndarray, width: int, is_bigendian: bool) -> np.ndarray:
+    """``rgb8``: a C-contiguous copy of the pixels."""
+    return np.array(rows.reshape(rows.shape[0], width, 3), dtype=np.uint8, order="C")
+
+
+def _decode_bgr8(rows: np.ndarray, width: int, is_bigendian: bool) -> np.ndarray:
+    """``bgr8``: channels swapped."""
+    return cv2.cvtColor(rows.reshape(rows.shape[0], width, 3), cv2.COLOR_BGR2RGB)
+
+
+def _decode_rgba8(rows: np.ndarray, width: int, is_bigendian: bool) -> np.ndarray:
+    """``rgba8``: alpha dropped."""
+    return cv2.cvtColor(rows.reshape(rows.shape[0], width, 4), cv2.COLOR_RGBA2RGB)
+
+
+def _decode_bgra8(rows: np.ndarray, width: int, is_bigendian: bool) -> np.ndarray:
+    """``bgra8``: channels swapped, alpha dropped."""
+    return cv2.cvtColor(rows.reshape(rows.shape[0], width, 4), cv2.COLOR_BGRA2RGB)
+
+
+def _decode_mono8(rows: np.ndarray, width: int, is_bigendian: bool) -> np.ndarray:
+    """``mono8``: grey replicated into three channels."""
+    return cv2.cvtColor(rows, cv2.COLOR_GRAY2RGB)
+
+
+def _decode_mono16(rows: np.ndarray, width: int, is_bigendian: bool) -> np.ndarray:
+    """``mono16`` / ``16UC1``: the high byte (``value >> 8``) as grey."""
+    # The high byte of each 16-bit sample is value >> 8; pick it directly
+    # so alignment and byte order never need a dtype view.
+    high = 0 if is_bigendian else 1
+    return cv2.cvtColor(np.ascontiguousarray(rows[:, high::2]), cv2.COLOR_GRAY2RGB)
+
+
+def _decode_uyvy(rows: np.ndarray, width: int, is_bigendian: bool) -> np.ndarray:
+    """``yuv422`` / ``uyvy``: bytes U0 Y0 V0 Y1."""
+    return _yuv422_to_rgb(rows, width, uyvy=True)
+
+
+def _decode_yuyv(rows: np.ndarray, width: int, is_bigendian: bool) -> np.ndarray:
+    """``yuv422_yuy2`` / ``yuyv``: bytes Y0 U0 Y1 V0."""
+    return _yuv422_to_rgb(rows, width, uyvy=False)
+
+
+# Canonical lower-case encoding -> (bytes per pixel, decoder). Keys are what
+# ``_canonical_encoding`` maps user input (e.g. "16UC1", " RGB8 ") onto; the
+# ROS spellings are in SUPPORTED_ENCODINGS.
+_DECODERS: Final[dict[str, tuple[int, _Decoder]]] = {
+    "rgb8": (3, _decode_rgb8),
+    "bgr8": (3, _decode_bgr8),
+    "rgba8": (4, _decode_rgba8),
+    "bgra8": (4, _decode_bgra8),
+    "mono8": (1, _decode_mono8),
+    "mono16": (2, _decode_mono16),
+    "16uc1": (2, _decode_mono16),
+    "yuv422": (2, _decode_uyvy),
+    "uyvy": (2, _decode_uyvy),
+    "yuv422_yuy2": (2, _decode_yuyv),
+    "yuyv": (2, _decode_yuyv),
+}
+
+
 def image_to_rgb(msg: Image) -> np.ndarray:
     """Decode a ``sensor_msgs/Image`` into an RGB array.
 
@@ -336,41 +278,21 @@ def image_to_rgb(msg: Image) -> np.ndarray:
             for a YUV 4:2:2 encoding.
     """
     encoding = _canonical_encoding(msg.encoding)
-    bpp = _BYTES_PER_PIXEL.get(encoding)
-    if bpp is None:
+    entry = _DECODERS.get(encoding)
+    if entry is None:
         raise ImageDecodeError(
             f"unsupported image encoding '{msg.encoding}'; supported encodings: "
             f"{', '.join(SUPPORTED_ENCODINGS)}"
         )
+    bpp, decode = entry
     width = int(msg.width)
-    is_yuv = encoding in ("yuv422", "uyvy", "yuv422_yuy2", "yuyv")
-    if is_yuv and width % 2:
+    if encoding in _YUV422_ENCODINGS and width % 2:
         raise ImageDecodeError(
             f"'{msg.encoding}' image has odd width {width}; YUV 4:2:2 packs two "
             f"pixels per chroma pair, so the width must be even"
         )
     rows = _image_rows(msg, bpp, f"'{msg.encoding}' image")
-    height = rows.shape[0]
-
-    # Channel shuffles go through cv2.cvtColor, which reads the padded,
-    # possibly read-only view directly and is ~40x faster than a numpy
-    # fancy copy (0.02 ms vs 0.8 ms for 640x480 bgr8).
-    if encoding == "rgb8":
-        return np.array(rows.reshape(height, width, 3), dtype=np.uint8, order="C")
-    if encoding == "bgr8":
-        return cv2.cvtColor(rows.reshape(height, width, 3), cv2.COLOR_BGR2RGB)
-    if encoding == "rgba8":
-        return cv2.cvtColor(rows.reshape(height, width, 4), cv2.COLOR_RGBA2RGB)
-    if encoding == "bgra8":
-        return cv2.cvtColor(rows.reshape(height, width, 4), cv2.COLOR_BGRA2RGB)
-    if encoding == "mono8":
-        return cv2.cvtColor(rows, cv2.COLOR_GRAY2RGB)
-    if encoding in ("mono16", "16uc1"):
-        # The high byte of each 16-bit sample is value >> 8; pick it directly
-        # so alignment and byte order never need a dtype view.
-        high = 0 if msg.is_bigendian else 1
-        return cv2.cvtColor(np.ascontiguousarray(rows[:, high::2]), cv2.COLOR_GRAY2RGB)
-    return _yuv422_to_rgb(rows, width, uyvy=encoding in ("yuv422", "uyvy"))
+    return decode(rows, width, bool(msg.is_bigendian))
 
 
 def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
@@ -408,8 +330,7 @@ def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
         bgr = cv2.imdecode(np.ascontiguousarray(data), cv2.IMREAD_COLOR)
     except cv2.error as exc:
         raise ImageDecodeError(
-            f"OpenCV failed to decode CompressedImage ({data.size} bytes, "
-            f"format '{fmt}'): {exc}"
+            f"OpenCV failed to decode CompressedImage ({data.size} bytes, format '{fmt}'): {exc}"
         ) from exc
     if bgr is None or bgr.size == 0:
         raise ImageDecodeError(
@@ -419,7 +340,8 @@ def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
     if bgr.ndim == 2:
         bgr = cv2.cvtColor(bgr, cv2.COLOR_GRAY2BGR)
     if bgr.dtype != np.uint8:
-        bgr = (bgr >> 8).astype(np.uint8) if bgr.dtype == np.uint16 else bgr.astype(np.uint8)
+        bgr = np.right_shift(bgr, 8) if bgr.dtype == np.uint16 else bgr
+        bgr = bgr.astype(np.uint8)
     return np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
 
 
@@ -496,9 +418,7 @@ def labels_to_image_msg(labels: np.ndarray, header: Header) -> Image:
         if arr.size:
             lo, hi = int(arr.min()), int(arr.max())
             if lo < 0 or hi > 255:
-                raise ValueError(
-                    f"labels must fit in mono8 (0..255), got values in {lo}..{hi}"
-                )
+                raise ValueError(f"labels must fit in mono8 (0..255), got values in {lo}..{hi}")
         arr = arr.astype(np.uint8)
     height, width = arr.shape
     msg = _new_image(header, height, width, "mono8", width)

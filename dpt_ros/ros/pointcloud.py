@@ -1,10 +1,11 @@
-"""Depth back-projection and ``sensor_msgs/PointCloud2`` packing.
+"""``sensor_msgs/PointCloud2`` packing and reading.
 
 Frames and units: points are in the camera *optical* frame (REP-103 optical
 convention: x right, y down, z forward), in metres, and the cloud is
 organised (one point per sampled pixel, ``height`` x ``width``) so RViz and
 PCL can keep the image neighbourhood. Invalid pixels are NaN points, hence
-``is_dense = False``.
+``is_dense = False``. The xyz grid itself comes from the back-projection in
+:mod:`dpt_ros.models.geometry` (torch, on the model's device).
 
 Point layout written by :func:`make_pointcloud2` (all 4-byte fields, host
 byte order, no padding)::
@@ -23,8 +24,6 @@ so ``point_step`` is 12, 16 or 20 bytes. PCL's own ``PointXYZRGB`` pads to
 from __future__ import annotations
 
 import array
-import functools
-import math
 import sys
 from typing import Final
 
@@ -33,11 +32,9 @@ import numpy as np
 from sensor_msgs.msg import PointCloud2, PointField
 from std_msgs.msg import Header
 
-from dpt_ros.ros.camera import Intrinsics
-from dpt_ros.ros.image_codec import copy_header, message_bytes, new_message
+from dpt_ros.ros.messages import copy_header, message_bytes, new_message
 
 __all__ = [
-    "backproject",
     "make_pointcloud2",
     "pointcloud2_to_arrays",
     "pack_rgb",
@@ -57,100 +54,6 @@ _POINTFIELD_DTYPES: Final[dict[int, str]] = {
     PointField.FLOAT32: "f4",
     PointField.FLOAT64: "f8",
 }
-
-
-@functools.lru_cache(maxsize=16)
-def _rays(intr: Intrinsics, stride: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-column and per-row ray slopes for the sampled pixel grid.
-
-    The pinhole model is separable, so ``(u - cx) / fx`` depends only on the
-    column and ``(v - cy) / fy`` only on the row; the cache holds two small
-    vectors per (intrinsics, stride). The image shape is part of ``intr``.
-
-    Returns:
-        ``(rx, ry)``: (w,) and (h,) read-only float32 arrays with
-        ``w = ceil(width / stride)``, ``h = ceil(height / stride)``.
-    """
-    u = np.arange(0, intr.width, stride, dtype=np.float64)
-    v = np.arange(0, intr.height, stride, dtype=np.float64)
-    rx = ((u - intr.cx) / intr.fx).astype(np.float32)
-    ry = ((v - intr.cy) / intr.fy).astype(np.float32)
-    rx.flags.writeable = False
-    ry.flags.writeable = False
-    return rx, ry
-
-
-def backproject(
-    depth_m: np.ndarray,
-    intr: Intrinsics,
-    stride: int = 1,
-    max_depth: float = 0.0,
-) -> np.ndarray:
-    """Back-project a depth map to an organised xyz grid in the optical frame.
-
-    Pixels ``u = j * stride``, ``v = i * stride`` are sampled and mapped to
-    ``x = (u - cx) * z / fx``, ``y = (v - cy) * z / fy``, ``z = depth`` (z is
-    the distance along the optical axis, not along the ray).
-
-    Args:
-        depth_m: (H, W) floating point depth, metres. Non-finite or ``<= 0``
-            values are invalid.
-        intr: Intrinsics of an image of exactly (H, W) (rescale with
-            :meth:`Intrinsics.scaled` first if the depth was resized).
-        stride: Sampling step in pixels, >= 1.
-        max_depth: If > 0, depths beyond it (metres) are invalid too; 0
-            disables the limit.
-
-    Returns:
-        (h, w, 3) float32 xyz, metres, ``h = ceil(H / stride)``,
-        ``w = ceil(W / stride)``; invalid pixels are NaN in x, y and z.
-
-    Raises:
-        ValueError: ``depth_m`` not 2-D or not floating point, size different
-            from ``intr``, ``stride < 1``, or negative / non-finite
-            ``max_depth``.
-    """
-    depth = np.asarray(depth_m)
-    if depth.ndim != 2:
-        raise ValueError(f"depth_m must be a 2-D (H, W) array, got shape {depth.shape}")
-    if not np.issubdtype(depth.dtype, np.floating):
-        raise ValueError(
-            f"depth_m must be floating point metres, got dtype {depth.dtype}; "
-            "convert e.g. millimetres with depth.astype(np.float32) / 1000"
-        )
-    if (depth.shape[1], depth.shape[0]) != (intr.width, intr.height):
-        raise ValueError(
-            f"depth is {depth.shape[1]}x{depth.shape[0]} (WxH) but the intrinsics are for "
-            f"{intr.width}x{intr.height}; rescale them with intr.scaled(width, height)"
-        )
-    if isinstance(stride, bool) or int(stride) != stride or stride < 1:
-        raise ValueError(f"stride must be an integer >= 1, got {stride!r}")
-    stride = int(stride)
-    max_depth = float(max_depth)
-    if not math.isfinite(max_depth) or max_depth < 0.0:
-        raise ValueError(
-            f"max_depth must be >= 0 metres (0 = no limit), got {max_depth}"
-        )
-
-    rx, ry = _rays(intr, stride)
-    z = depth[::stride, ::stride]
-    if z.dtype != np.float32:
-        z = z.astype(np.float32)
-    # NaN compares False with everything, so these tests also reject NaN;
-    # "< inf" (or "<= max_depth") rejects +inf, "> 0" rejects -inf.
-    valid = z > 0.0
-    if max_depth > 0.0:
-        valid &= z <= np.float32(max_depth)
-    else:
-        valid &= z < np.float32(np.inf)
-    zc = np.where(valid, z, np.float32(np.nan))
-
-    h, w = zc.shape
-    out = np.empty((h, w, 3), dtype=np.float32)
-    np.multiply(zc, rx[np.newaxis, :], out=out[:, :, 0])
-    np.multiply(zc, ry[:, np.newaxis], out=out[:, :, 1])
-    out[:, :, 2] = zc
-    return out
 
 
 def pack_rgb(rgb: np.ndarray) -> np.ndarray:
@@ -196,14 +99,139 @@ def unpack_rgb(rgb_field: np.ndarray) -> np.ndarray:
     elif arr.dtype == np.uint32:
         packed = arr
     else:
-        raise ValueError(
-            f"rgb_field must be float32 (PCL packed) or uint32, got dtype {arr.dtype}"
-        )
+        raise ValueError(f"rgb_field must be float32 (PCL packed) or uint32, got dtype {arr.dtype}")
     out = np.empty(packed.shape + (3,), dtype=np.uint8)
     out[..., 0] = (packed >> 16) & 0xFF
     out[..., 1] = (packed >> 8) & 0xFF
     out[..., 2] = packed & 0xFF
     return out
+
+
+def _checked_xyz(xyz: np.ndarray) -> np.ndarray:
+    """Validate the point grid of :func:`make_pointcloud2`.
+
+    Args:
+        xyz: (h, w, 3) floating point xyz, metres.
+
+    Returns:
+        ``xyz`` as an ndarray (not copied).
+
+    Raises:
+        ValueError: Wrong shape or not floating point.
+    """
+    pts = np.asarray(xyz)
+    if pts.ndim != 3 or pts.shape[2] != 3:
+        raise ValueError(f"xyz must have shape (h, w, 3), got {pts.shape}")
+    if not np.issubdtype(pts.dtype, np.floating):
+        raise ValueError(f"xyz must be floating point metres, got dtype {pts.dtype}")
+    return pts
+
+
+def _checked_rgb(rgb: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Validate the colours of :func:`make_pointcloud2`.
+
+    Args:
+        rgb: (h, w, 3) uint8 RGB.
+        h: Rows of the point grid.
+        w: Columns of the point grid.
+
+    Returns:
+        ``rgb`` as an ndarray (not copied).
+
+    Raises:
+        ValueError: Shape other than (h, w, 3) or dtype other than uint8.
+    """
+    colours = np.asarray(rgb)
+    if colours.shape != (h, w, 3) or colours.dtype != np.uint8:
+        raise ValueError(
+            f"rgb must be ({h}, {w}, 3) uint8 to match xyz, got shape "
+            f"{colours.shape} dtype {colours.dtype}"
+        )
+    return colours
+
+
+def _checked_labels(labels: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Validate the labels of :func:`make_pointcloud2`.
+
+    Args:
+        labels: (h, w) integer class ids, 0..2**32 - 1.
+        h: Rows of the point grid.
+        w: Columns of the point grid.
+
+    Returns:
+        ``labels`` as an ndarray (not copied).
+
+    Raises:
+        ValueError: Shape other than (h, w), not integer, negative values or
+            values that do not fit in uint32.
+    """
+    lab = np.asarray(labels)
+    if lab.shape != (h, w) or not np.issubdtype(lab.dtype, np.integer):
+        raise ValueError(
+            f"labels must be a ({h}, {w}) integer array to match xyz, got shape "
+            f"{lab.shape} dtype {lab.dtype}"
+        )
+    if lab.size and np.issubdtype(lab.dtype, np.signedinteger) and int(lab.min()) < 0:
+        raise ValueError(f"labels must be >= 0, got minimum {int(lab.min())}")
+    if lab.size and lab.dtype.itemsize > 4 and int(lab.max()) > 0xFFFFFFFF:
+        raise ValueError(f"labels must fit in uint32, got maximum {int(lab.max())}")
+    return lab
+
+
+def _point_fields(names: list[str]) -> list[PointField]:
+    """The field list of the module's point layout.
+
+    Args:
+        names: Field names in point order, e.g. ``["x", "y", "z", "rgb"]``.
+
+    Returns:
+        One 4-byte PointField per name at offset ``4 * index``: UINT32 for
+        ``label``, FLOAT32 for the others.
+    """
+    return [
+        PointField(
+            name=name,
+            offset=4 * i,
+            datatype=PointField.UINT32 if name == "label" else PointField.FLOAT32,
+            count=1,
+        )
+        for i, name in enumerate(names)
+    ]
+
+
+def _pack_points(
+    pts: np.ndarray, colours: np.ndarray | None, lab: np.ndarray | None
+) -> array.array:
+    """Interleave xyz [, rgb][, label] into the PointCloud2 payload.
+
+    Args:
+        pts: (h, w, 3) floating point xyz, metres (written as float32).
+        colours: Optional (h, w, 3) uint8 RGB (written PCL-packed).
+        lab: Optional (h, w) non-negative integer labels (written as uint32).
+
+    Returns:
+        ``array.array('B')`` of ``h * w * point_step`` bytes, host byte
+        order, ``point_step = 4 * (3 + [rgb] + [label])``, rows of points in
+        C order.
+    """
+    h, w = pts.shape[:2]
+    n = 3 + (colours is not None) + (lab is not None)
+    npoints = int(h) * int(w)
+    # The payload is written straight into the array.array that becomes
+    # msg.data (new_message makes the setter keep it without a copy).
+    data = array.array("B", [0]) * (npoints * 4 * n)
+    if npoints:
+        words = np.frombuffer(data, dtype=np.float32).reshape(npoints, n)
+        # xyz as one 12-byte item per point: ~2x faster than a strided
+        # float copy into the interleaved layout.
+        xyz_items = np.ascontiguousarray(pts, dtype=np.float32).reshape(npoints, 3).view("V12")
+        words.view(np.uint8)[:, :12].view("V12")[...] = xyz_items
+        if colours is not None:
+            words.view(np.uint32)[:, 3] = _pack_rgb_fast(colours).reshape(npoints)
+        if lab is not None:
+            words.view(np.uint32)[:, n - 1] = lab.reshape(npoints)
+        del words  # release the buffer export so the array is a plain array again
+    return data
 
 
 def make_pointcloud2(
@@ -232,72 +260,102 @@ def make_pointcloud2(
         ValueError: Shapes or dtypes that do not match the description above,
             or negative labels.
     """
-    pts = np.asarray(xyz)
-    if pts.ndim != 3 or pts.shape[2] != 3:
-        raise ValueError(f"xyz must have shape (h, w, 3), got {pts.shape}")
-    if not np.issubdtype(pts.dtype, np.floating):
-        raise ValueError(f"xyz must be floating point metres, got dtype {pts.dtype}")
+    pts = _checked_xyz(xyz)
     h, w = pts.shape[:2]
-
     names = ["x", "y", "z"]
+    colours = lab = None
     if rgb is not None:
-        colours = np.asarray(rgb)
-        if colours.shape != (h, w, 3) or colours.dtype != np.uint8:
-            raise ValueError(
-                f"rgb must be ({h}, {w}, 3) uint8 to match xyz, got shape "
-                f"{colours.shape} dtype {colours.dtype}"
-            )
+        colours = _checked_rgb(rgb, h, w)
         names.append("rgb")
     if labels is not None:
-        lab = np.asarray(labels)
-        if lab.shape != (h, w) or not np.issubdtype(lab.dtype, np.integer):
-            raise ValueError(
-                f"labels must be a ({h}, {w}) integer array to match xyz, got shape "
-                f"{lab.shape} dtype {lab.dtype}"
-            )
-        if lab.size and np.issubdtype(lab.dtype, np.signedinteger) and int(lab.min()) < 0:
-            raise ValueError(f"labels must be >= 0, got minimum {int(lab.min())}")
-        if lab.size and lab.dtype.itemsize > 4 and int(lab.max()) > 0xFFFFFFFF:
-            raise ValueError(f"labels must fit in uint32, got maximum {int(lab.max())}")
+        lab = _checked_labels(labels, h, w)
         names.append("label")
-    n = len(names)
+    data = _pack_points(pts, colours, lab)
 
-    point_step = 4 * n
-    npoints = int(h) * int(w)
-    # The payload is written straight into the array.array that becomes
-    # msg.data (new_message makes the setter keep it without a copy).
-    data = array.array("B", [0]) * (npoints * point_step)
-    if npoints:
-        words = np.frombuffer(data, dtype=np.float32).reshape(npoints, n)
-        # xyz as one 12-byte item per point: ~2x faster than a strided
-        # float copy into the interleaved layout.
-        xyz_items = np.ascontiguousarray(pts, dtype=np.float32).reshape(npoints, 3).view("V12")
-        words.view(np.uint8)[:, :12].view("V12")[...] = xyz_items
-        if rgb is not None:
-            words.view(np.uint32)[:, 3] = _pack_rgb_fast(colours).reshape(npoints)
-        if labels is not None:
-            words.view(np.uint32)[:, names.index("label")] = lab.reshape(npoints)
-        del words  # release the buffer export so the array is a plain array again
-
+    point_step = 4 * len(names)
     msg = new_message(PointCloud2)
     msg.header = copy_header(header)
     msg.height = int(h)
     msg.width = int(w)
-    msg.fields = [
-        PointField(
-            name=name,
-            offset=4 * i,
-            datatype=PointField.UINT32 if name == "label" else PointField.FLOAT32,
-            count=1,
-        )
-        for i, name in enumerate(names)
-    ]
+    msg.fields = _point_fields(names)
     msg.is_bigendian = _HOST_IS_BIGENDIAN
     msg.point_step = point_step
     msg.row_step = point_step * int(w)
     msg.is_dense = False
     msg.data = data
     return msg
+
+
+# (name, byte offset in the point, dtype in the message's byte order, count)
+_FieldSpec = tuple[str, int, np.dtype, int]
+
+
+def _field_specs(msg: PointCloud2) -> list[_FieldSpec]:
+    """Locate every field of a PointCloud2 inside its point.
+
+    Args:
+        msg: The point cloud.
+
+    Returns:
+        One ``(name, offset, dtype, count)`` per field, in message order;
+        ``dtype`` carries the message's byte order, ``count`` is as stored
+        (0 and 1 both mean one element).
+
+    Raises:
+        ValueError: Unknown datatype, or a field that does not fit in
+            ``point_step``.
+    """
+    point_step = int(msg.point_step)
+    order = ">" if msg.is_bigendian else "<"
+    specs: list[_FieldSpec] = []
+    for field in msg.fields:
+        base = _POINTFIELD_DTYPES.get(int(field.datatype))
+        if base is None:
+            raise ValueError(
+                f"PointCloud2 field '{field.name}' has unknown datatype {field.datatype}; "
+                f"expected one of {sorted(_POINTFIELD_DTYPES)} (PointField constants)"
+            )
+        dtype = np.dtype(order + base)
+        count = max(int(field.count), 1)
+        end = int(field.offset) + dtype.itemsize * count
+        if end > point_step:
+            raise ValueError(
+                f"PointCloud2 field '{field.name}' spans bytes {field.offset}..{end} "
+                f"but point_step is only {point_step}"
+            )
+        specs.append((str(field.name), int(field.offset), dtype, int(field.count)))
+    return specs
+
+
+def _point_bytes(msg: PointCloud2) -> np.ndarray:
+    """The bytes of each point of a non-empty PointCloud2, row padding removed.
+
+    Args:
+        msg: The point cloud, ``height * width > 0``.
+
+    Returns:
+        (height, width, point_step) uint8 view of ``msg.data`` (possibly
+        read-only, possibly non-contiguous).
+
+    Raises:
+        ValueError: ``row_step < width * point_step``, or a payload shorter
+            than ``row_step * height``.
+    """
+    h, w = int(msg.height), int(msg.width)
+    point_step, row_step = int(msg.point_step), int(msg.row_step)
+    if row_step < w * point_step:
+        raise ValueError(
+            f"PointCloud2 row_step={row_step} is smaller than width*point_step = "
+            f"{w}*{point_step} = {w * point_step}"
+        )
+    data = message_bytes(msg.data)
+    needed = row_step * h
+    if data.size < needed:
+        raise ValueError(
+            f"PointCloud2 data has {data.size} bytes but row_step*height = "
+            f"{row_step}*{h} = {needed} bytes were expected"
+        )
+    return data[:needed].reshape(h, row_step)[:, : w * point_step].reshape(h, w, point_step)
 
 
 def pointcloud2_to_arrays(msg: PointCloud2) -> dict[str, np.ndarray]:
@@ -322,46 +380,13 @@ def pointcloud2_to_arrays(msg: PointCloud2) -> dict[str, np.ndarray]:
             shorter than ``row_step * height``.
     """
     h, w = int(msg.height), int(msg.width)
-    point_step, row_step = int(msg.point_step), int(msg.row_step)
-    order = ">" if msg.is_bigendian else "<"
-
-    specs: list[tuple[str, int, np.dtype, int]] = []
-    for field in msg.fields:
-        base = _POINTFIELD_DTYPES.get(int(field.datatype))
-        if base is None:
-            raise ValueError(
-                f"PointCloud2 field '{field.name}' has unknown datatype {field.datatype}; "
-                f"expected one of {sorted(_POINTFIELD_DTYPES)} (PointField constants)"
-            )
-        dtype = np.dtype(order + base)
-        count = max(int(field.count), 1)
-        end = int(field.offset) + dtype.itemsize * count
-        if end > point_step:
-            raise ValueError(
-                f"PointCloud2 field '{field.name}' spans bytes {field.offset}..{end} "
-                f"but point_step is only {point_step}"
-            )
-        specs.append((str(field.name), int(field.offset), dtype, int(field.count)))
-
+    specs = _field_specs(msg)
     if h * w == 0:
         return {
             name: np.empty((h, w) if count <= 1 else (h, w, count), dtype=dtype.newbyteorder("="))
             for name, _, dtype, count in specs
         }
-    if row_step < w * point_step:
-        raise ValueError(
-            f"PointCloud2 row_step={row_step} is smaller than width*point_step = "
-            f"{w}*{point_step} = {w * point_step}"
-        )
-    data = message_bytes(msg.data)
-    needed = row_step * h
-    if data.size < needed:
-        raise ValueError(
-            f"PointCloud2 data has {data.size} bytes but row_step*height = "
-            f"{row_step}*{h} = {needed} bytes were expected"
-        )
-    points = data[:needed].reshape(h, row_step)[:, : w * point_step].reshape(h, w, point_step)
-
+    points = _point_bytes(msg)
     out: dict[str, np.ndarray] = {}
     for name, offset, dtype, count in specs:
         nbytes = dtype.itemsize * max(count, 1)

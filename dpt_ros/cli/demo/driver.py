@@ -327,6 +327,7 @@ def _start_session(session: _RosSession, params: List[Any]) -> None:
 def _feed_frames(session: _RosSession, frames: Sequence[Tuple[Any, Any]]) -> NodeRun:
     """Sends the frames one at a time, each when the previous one is complete."""
     driver = session.driver
+    assert driver is not None, "the driver is created before frames are fed"
     driver.wait_for_connections()
     if frames:  # the node has the camera_info before the first image
         driver.info_pub.publish(frames[0][1])

@@ -121,11 +121,11 @@ class Reassemble(nn.Module):
 
     @property
     def readout(self) -> nn.Module:
-        return self._modules["0"]
+        return self.get_submodule("0")
 
     @property
     def projection(self) -> nn.Module:
-        return self._modules["3"]
+        return self.get_submodule("3")
 
     @property
     def resample(self) -> Optional[nn.Module]:

@@ -7,7 +7,7 @@ checkpoint key layout exactly.
 """
 from __future__ import annotations
 
-
+from typing import Any
 
 import torch
 from torch import nn
@@ -42,7 +42,7 @@ class DPT(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) normalised image -> fused decoder features (B, features, H/2, W/2)."""
-        s = self.scratch
+        s: Any = self.scratch  # its members are added by name in __init__
         l1, l2, l3, l4 = self.pretrained(x)
         l1, l2 = s.layer1_rn(l1), s.layer2_rn(l2)
         l3, l4 = s.layer3_rn(l3), s.layer4_rn(l4)
@@ -52,7 +52,8 @@ class DPT(nn.Module):
         return s.refinenet1(path, l1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.scratch.output_conv(self.forward_features(x))
+        head: nn.Module = self.scratch.get_submodule("output_conv")
+        return head(self.forward_features(x))
 
 
 class DPTDepthModel(DPT):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import List, Tuple
+from typing import Any, List, Tuple
 
 import timm
 import torch
@@ -113,10 +113,12 @@ class DPTEncoder(nn.Module):
         self.config = get_backbone_config(backbone)
         cfg = self.config
         # pretrained=False: weights come from a DPT checkpoint, never from a hub.
-        self.model = timm.create_model(cfg.timm_name, pretrained=False)
+        # timm's modules are reached by attribute (patch_embed, blocks, ...): typed Any.
+        model: Any = timm.create_model(cfg.timm_name, pretrained=False)
         if cfg.hybrid:
             # The official hybrid weights were trained with timm 0.4.5's standardisation.
-            use_original_weight_standardization(self.model.patch_embed.backbone)
+            use_original_weight_standardization(model.patch_embed.backbone)
+        self.model = model
         self.num_prefix_tokens = 1
         first = 2 if cfg.hybrid else 0
         for i in range(4):
@@ -133,7 +135,7 @@ class DPTEncoder(nn.Module):
         return self.config.patch_size
 
     def _reassemble(self, i: int) -> nn.Module:
-        return self._modules[f"act_postprocess{i + 1}"]
+        return self.get_submodule(f"act_postprocess{i + 1}")
 
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
         """Runs the backbone and reassembles its four feature maps.

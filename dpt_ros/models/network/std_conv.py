@@ -21,6 +21,8 @@ engine holds exactly the weights the eager model convolves with, as constants.
 """
 from __future__ import annotations
 
+from typing import Any, Dict
+
 import torch
 import torch.nn.functional as F
 from timm.layers import StdConv2d, StdConv2dSame
@@ -45,6 +47,18 @@ def standardize_weight(weight: torch.Tensor, eps: float = ORIGINAL_EPS) -> torch
     return (weight - mean) / (std + eps)
 
 
+def _geometry(conv: nn.Conv2d) -> Dict[str, Any]:
+    """The constructor arguments that give another convolution ``conv``'s shape."""
+    return {"in_channels": conv.in_channels, "out_channels": conv.out_channels,
+            "kernel_size": conv.kernel_size, "stride": conv.stride, "padding": conv.padding,
+            "dilation": conv.dilation, "groups": conv.groups, "bias": conv.bias is not None}
+
+
+def _pad_same(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """TF "SAME" padding of ``x`` for ``conv``, from the input's size (timm's rule)."""
+    return pad_same(x, list(conv.kernel_size), list(conv.stride), list(conv.dilation))
+
+
 class OriginalStdConv2d(nn.Conv2d):
     """A convolution with timm 0.4.5's weight standardisation.
 
@@ -56,9 +70,7 @@ class OriginalStdConv2d(nn.Conv2d):
     """
 
     def __init__(self, conv: nn.Conv2d, eps: float = ORIGINAL_EPS) -> None:
-        super().__init__(conv.in_channels, conv.out_channels, conv.kernel_size,
-                         stride=conv.stride, padding=conv.padding, dilation=conv.dilation,
-                         groups=conv.groups, bias=conv.bias is not None, device="meta")
+        super().__init__(**_geometry(conv), device="meta")
         self.weight = conv.weight
         self.bias = conv.bias
         self.same_pad = bool(getattr(conv, "same_pad", False))
@@ -70,7 +82,7 @@ class OriginalStdConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.same_pad:
-            x = pad_same(x, self.kernel_size, self.stride, self.dilation)
+            x = _pad_same(x, self)
         return F.conv2d(x, self.standardized_weight(), self.bias, self.stride, self.padding,
                         self.dilation, self.groups)
 
@@ -83,9 +95,7 @@ class FoldedStdConv2d(nn.Conv2d):
     """
 
     def __init__(self, conv: OriginalStdConv2d) -> None:
-        super().__init__(conv.in_channels, conv.out_channels, conv.kernel_size,
-                         stride=conv.stride, padding=conv.padding, dilation=conv.dilation,
-                         groups=conv.groups, bias=conv.bias is not None, device="meta")
+        super().__init__(**_geometry(conv), device="meta")
         with torch.no_grad():
             self.weight = nn.Parameter(conv.standardized_weight().detach().clone(),
                                        requires_grad=False)
@@ -94,7 +104,7 @@ class FoldedStdConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.same_pad:
-            x = pad_same(x, self.kernel_size, self.stride, self.dilation)
+            x = _pad_same(x, self)
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
                         self.groups)
 

@@ -273,6 +273,7 @@ class _Download:
 
     def _move_into_place(self) -> None:
         """Renames the verified temporary file to ``dest`` (atomic on POSIX)."""
+        assert self.tmp_path is not None, "written before it is moved"
         try:
             os.chmod(self.tmp_path, 0o644)  # mkstemp creates 0600; cache may be shared
         except OSError:  # pragma: no cover - not fatal
