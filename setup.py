@@ -1,4 +1,5 @@
 """ament_python package; also installable with pip into a plain virtual environment."""
+
 from glob import glob
 
 from setuptools import find_packages, setup

@@ -4,13 +4,15 @@ Launch arguments override the parameters file only where given: an empty
 ``depth_model``/``segmentation_model``/``device`` keeps the file's value, and ``none``
 disables that model.
 """
+
 import os
 
 from ament_index_python.packages import get_package_share_directory
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+
+from launch import LaunchDescription
 
 
 def _node(context, *args, **kwargs):
@@ -18,47 +20,77 @@ def _node(context, *args, **kwargs):
         return LaunchConfiguration(name).perform(context)
 
     overrides = {"use_sim_time": arg("use_sim_time").strip().lower() in ("true", "1", "yes")}
-    for launch_arg, param in (("depth_model", "depth.model_type"),
-                              ("segmentation_model", "segmentation.model_type"),
-                              ("device", "device")):
+    for launch_arg, param in (
+        ("depth_model", "depth.model_type"),
+        ("segmentation_model", "segmentation.model_type"),
+        ("device", "device"),
+    ):
         value = arg(launch_arg).strip()
         if value:
             overrides[param] = "" if value == "none" else value
-    return [Node(
-        package="dpt_ros",
-        executable="dpt_node",
-        name="dpt_node",
-        namespace=arg("namespace"),
-        output="screen",
-        emulate_tty=True,
-        parameters=[arg("params_file"), overrides],
-        remappings=[("image", arg("image")), ("camera_info", arg("camera_info"))],
-    )]
+    return [
+        Node(
+            package="dpt_ros",
+            executable="dpt_node",
+            name="dpt_node",
+            namespace=arg("namespace"),
+            output="screen",
+            emulate_tty=True,
+            parameters=[arg("params_file"), overrides],
+            remappings=[("image", arg("image")), ("camera_info", arg("camera_info"))],
+        )
+    ]
 
 
 def generate_launch_description():
     default_params = os.path.join(get_package_share_directory("dpt_ros"), "config", "dpt.yaml")
-    return LaunchDescription([
-        DeclareLaunchArgument("params_file", default_value=default_params,
-                              description="YAML file with dpt_node parameters."),
-        DeclareLaunchArgument("namespace", default_value="",
-                              description="Namespace of the node and its relative topics."),
-        DeclareLaunchArgument("image", default_value="image",
-                              description="Input image topic (remaps 'image'; compressed "
-                                          "transport subscribes to '<image>/compressed')."),
-        DeclareLaunchArgument("camera_info", default_value="camera_info",
-                              description="Input camera_info topic (remaps 'camera_info')."),
-        DeclareLaunchArgument("depth_model", default_value="",
-                              description="Depth model type (dpt_hybrid, dpt_large, "
-                                          "dpt_hybrid_kitti, dpt_hybrid_nyu); 'none' disables; "
-                                          "empty keeps params_file."),
-        DeclareLaunchArgument("segmentation_model", default_value="",
-                              description="Segmentation model type (dpt_hybrid_ade20k, "
-                                          "dpt_large_ade20k); 'none' disables; empty keeps "
-                                          "params_file."),
-        DeclareLaunchArgument("device", default_value="",
-                              description="auto, cpu, cuda or cuda:N; empty keeps params_file."),
-        DeclareLaunchArgument("use_sim_time", default_value="false",
-                              description="Use /clock (rosbag replay with --clock)."),
-        OpaqueFunction(function=_node),
-    ])
+    return LaunchDescription(
+        [
+            DeclareLaunchArgument(
+                "params_file",
+                default_value=default_params,
+                description="YAML file with dpt_node parameters.",
+            ),
+            DeclareLaunchArgument(
+                "namespace",
+                default_value="",
+                description="Namespace of the node and its relative topics.",
+            ),
+            DeclareLaunchArgument(
+                "image",
+                default_value="image",
+                description="Input image topic (remaps 'image'; compressed "
+                "transport subscribes to '<image>/compressed').",
+            ),
+            DeclareLaunchArgument(
+                "camera_info",
+                default_value="camera_info",
+                description="Input camera_info topic (remaps 'camera_info').",
+            ),
+            DeclareLaunchArgument(
+                "depth_model",
+                default_value="",
+                description="Depth model type (dpt_hybrid, dpt_large, "
+                "dpt_hybrid_kitti, dpt_hybrid_nyu); 'none' disables; "
+                "empty keeps params_file.",
+            ),
+            DeclareLaunchArgument(
+                "segmentation_model",
+                default_value="",
+                description="Segmentation model type (dpt_hybrid_ade20k, "
+                "dpt_large_ade20k); 'none' disables; empty keeps "
+                "params_file.",
+            ),
+            DeclareLaunchArgument(
+                "device",
+                default_value="",
+                description="auto, cpu, cuda or cuda:N; empty keeps params_file.",
+            ),
+            DeclareLaunchArgument(
+                "use_sim_time",
+                default_value="false",
+                description="Use /clock (rosbag replay with --clock).",
+            ),
+            OpaqueFunction(function=_node),
+        ]
+    )

@@ -15,6 +15,7 @@ Random weights; the network size only sets the time per frame (the camera size s
 size of every message). Prints a table of samples and a verdict; exit status 1 if the
 memory grew.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,18 +42,29 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=10000)
     parser.add_argument("--every", type=int, default=500, help="sample every N frames")
-    parser.add_argument("--settle", type=int, default=500,
-                        help="frames before the baseline sample")
+    parser.add_argument("--settle", type=int, default=500, help="frames before the baseline sample")
     parser.add_argument("--max-growth-mb", type=float, default=20.0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--model-type", default="dpt_hybrid")
-    parser.add_argument("--segmentation", action="store_true",
-                        help="also run dpt_hybrid_ade20k (labels in the cloud)")
-    parser.add_argument("--network-size", "--network", dest="network_size",
-                        type=network_size, default=(64, 64),
-                        help="network input WxH, multiples of 32 (default 64x64)")
-    parser.add_argument("--camera-size", type=image_size, default=(640, 480),
-                        help="camera image WxH (default 640x480)")
+    parser.add_argument(
+        "--segmentation",
+        action="store_true",
+        help="also run dpt_hybrid_ade20k (labels in the cloud)",
+    )
+    parser.add_argument(
+        "--network-size",
+        "--network",
+        dest="network_size",
+        type=network_size,
+        default=(64, 64),
+        help="network input WxH, multiples of 32 (default 64x64)",
+    )
+    parser.add_argument(
+        "--camera-size",
+        type=image_size,
+        default=(640, 480),
+        help="camera image WxH (default 640x480)",
+    )
     args = parser.parse_args(argv)
     args.width, args.height = args.camera_size
 
@@ -69,20 +81,26 @@ def main(argv=None) -> int:
 
     nw, nh = args.network_size
     rclpy.init()
-    params = [Parameter("device", value=args.device), Parameter("network_width", value=nw),
-              Parameter("network_height", value=nh),
-              Parameter("depth.model_type", value=args.model_type),
-              Parameter("depth.random_weights", value=True),
-              Parameter("relative_depth.scale", value=1.0),
-              Parameter("relative_depth.shift", value=0.1),
-              Parameter("warmup_width", value=args.width),
-              Parameter("warmup_height", value=args.height), Parameter("log_period", value=0.0),
-              # Reliable input: a best-effort frame lost in transport would stall the
-              # frame-by-frame handshake below.
-              Parameter("qos.input.reliability", value="reliable")]
+    params = [
+        Parameter("device", value=args.device),
+        Parameter("network_width", value=nw),
+        Parameter("network_height", value=nh),
+        Parameter("depth.model_type", value=args.model_type),
+        Parameter("depth.random_weights", value=True),
+        Parameter("relative_depth.scale", value=1.0),
+        Parameter("relative_depth.shift", value=0.1),
+        Parameter("warmup_width", value=args.width),
+        Parameter("warmup_height", value=args.height),
+        Parameter("log_period", value=0.0),
+        # Reliable input: a best-effort frame lost in transport would stall the
+        # frame-by-frame handshake below.
+        Parameter("qos.input.reliability", value="reliable"),
+    ]
     if args.segmentation:
-        params += [Parameter("segmentation.model_type", value="dpt_hybrid_ade20k"),
-                   Parameter("segmentation.random_weights", value=True)]
+        params += [
+            Parameter("segmentation.model_type", value="dpt_hybrid_ade20k"),
+            Parameter("segmentation.random_weights", value=True),
+        ]
     node = DptNode(parameter_overrides=params)
     driver = Node("memory_driver")
     done = threading.Event()
@@ -105,8 +123,7 @@ def main(argv=None) -> int:
         time.sleep(0.05)
 
     rng = np.random.default_rng(0)
-    frames = [rng.integers(0, 256, (args.height, args.width, 3), dtype=np.uint8)
-              for _ in range(4)]
+    frames = [rng.integers(0, 256, (args.height, args.width, 3), dtype=np.uint8) for _ in range(4)]
     info = synthetic_camera(args.width, args.height).to_camera_info("camera_optical_frame")
     cuda = node.pipeline.depth.device.type == "cuda"
     if cuda:
@@ -130,8 +147,11 @@ def main(argv=None) -> int:
             now = time.perf_counter()
             cuda_mb = torch.cuda.memory_allocated() / 2**20 if cuda else float("nan")
             samples.append((i, rss_mb(), cuda_mb))
-            print(f"{i:>7} {samples[-1][1]:>9.1f} {cuda_mb:>14.1f} "
-                  f"{(now - last_t) * 1e3 / (i - last_i):>9.1f}", flush=True)
+            print(
+                f"{i:>7} {samples[-1][1]:>9.1f} {cuda_mb:>14.1f} "
+                f"{(now - last_t) * 1e3 / (i - last_i):>9.1f}",
+                flush=True,
+            )
             last_t, last_i = now, i
     status = node.status()
     executor.shutdown()
@@ -147,11 +167,15 @@ def main(argv=None) -> int:
     peak = max(s[1] for s in base) - base[0][1]
     cuda_growth = base[-1][2] - base[0][2] if cuda else 0.0
     print(f"node latency (stamp to publish) median {status['latency_ms_median']} ms")
-    print(f"frames sent {args.frames}, clouds received {received[0]}, node processed "
-          f"{status['processed']}, dropped {status['dropped']}, failed {status['failed']}")
-    print(f"RSS from frame {base[0][0]} to {base[-1][0]}: {base[0][1]:.1f} -> "
-          f"{base[-1][1]:.1f} MB (growth {growth:+.1f} MB, peak {peak:+.1f} MB)"
-          + (f"; CUDA allocated growth {cuda_growth:+.1f} MB" if cuda else ""))
+    print(
+        f"frames sent {args.frames}, clouds received {received[0]}, node processed "
+        f"{status['processed']}, dropped {status['dropped']}, failed {status['failed']}"
+    )
+    print(
+        f"RSS from frame {base[0][0]} to {base[-1][0]}: {base[0][1]:.1f} -> "
+        f"{base[-1][1]:.1f} MB (growth {growth:+.1f} MB, peak {peak:+.1f} MB)"
+        + (f"; CUDA allocated growth {cuda_growth:+.1f} MB" if cuda else "")
+    )
     ok = growth <= args.max_growth_mb and cuda_growth <= 1.0
     print("memory steady" if ok else f"MEMORY GREW by more than {args.max_growth_mb} MB")
     return 0 if ok else 1

@@ -12,6 +12,7 @@ standardisation, ``(w - mean) / sqrt(var + 1e-8)``, in place of the original's.
 Uses the compact goldens in test/fixtures, and the full ones where ../shared/fixtures
 (or $DPT_ROS_FIXTURES) is present.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,20 +60,32 @@ def report(model_type: str, weights: Path, rgb: np.ndarray, golden: Golden, timm
     x = preprocess(torch.from_numpy(rgb)[None], size, predictor.spec.mean, predictor.spec.std)
     with torch.inference_mode():
         net = predictor.model(x)[0].numpy()
-        exact = (predictor.model(torch.from_numpy(golden.full["net_input"])[None])[0].numpy()
-                 if golden.full is not None else None)
+        exact = (
+            predictor.model(torch.from_numpy(golden.full["net_input"])[None])[0].numpy()
+            if golden.full is not None
+            else None
+        )
     final = predictor.predict(rgb)
     if predictor.is_depth:
-        parts = [f"network {golden.relative_error('net_output', net):.1e}",
-                 f"end to end {golden.relative_error('final', final):.1e}"]
+        parts = [
+            f"network {golden.relative_error('net_output', net):.1e}",
+            f"end to end {golden.relative_error('final', final):.1e}",
+        ]
         if exact is not None:
-            parts.insert(0, f"network on the original's input {_rel(exact, golden.full['net_output']):.1e}")
+            parts.insert(
+                0, f"network on the original's input {_rel(exact, golden.full['net_output']):.1e}"
+            )
     else:
         c, y, xx = golden.raw("logit_index").T
-        parts = [f"logits {_rel(net[c, y, xx], golden.raw('logit_value')):.1e}",
-                 f"labels equal {100 * golden.agreement('labels', final):.4f} %"]
+        parts = [
+            f"logits {_rel(net[c, y, xx], golden.raw('logit_value')):.1e}",
+            f"labels equal {100 * golden.agreement('labels', final):.4f} %",
+        ]
         if exact is not None:
-            parts.insert(0, f"logits on the original's input {_rel(exact[c, y, xx], golden.raw('logit_value')):.1e}")
+            parts.insert(
+                0,
+                f"logits on the original's input {_rel(exact[c, y, xx], golden.raw('logit_value')):.1e}",
+            )
     return ", ".join(parts)
 
 
@@ -81,21 +94,28 @@ def main() -> int:
     parser.add_argument("--types", nargs="+", default=list(TYPES), choices=TYPES)
     args = parser.parse_args()
     shared = shared_fixtures_dir()
-    print(f"goldens: {'full (' + str(shared) + ')' if shared else 'compact only'}; "
-          f"torch {torch.__version__}")
+    print(
+        f"goldens: {'full (' + str(shared) + ')' if shared else 'compact only'}; "
+        f"torch {torch.__version__}"
+    )
     bgr = cv2.imread(str(FIXTURES / "scene_a.png"), cv2.IMREAD_COLOR)
     rgb = np.ascontiguousarray(bgr[:, :, ::-1])
     with tempfile.TemporaryDirectory() as tmp:
         for model_type in args.types:
             full = shared / "dpt" / f"golden_{model_type}_scene_a.npz" if shared else None
             golden = Golden.load(FIXTURES / "compact" / f"{model_type}_scene_a.compact.npz", full)
-            layout = deterministic_weights.read_layout(FIXTURES / "keys" / f"keys_{model_type}.json")
+            layout = deterministic_weights.read_layout(
+                FIXTURES / "keys" / f"keys_{model_type}.json"
+            )
             weights = Path(tmp) / f"{model_type}.pt"
             torch.save(deterministic_weights.deterministic_state_dict(layout), weights)
             print(f"{model_type}: {report(model_type, weights, rgb, golden, False)}", flush=True)
             if "hybrid" in model_type:
-                print(f"  with timm 1.x / transformers weight standardisation: "
-                      f"{report(model_type, weights, rgb, golden, True)}", flush=True)
+                print(
+                    f"  with timm 1.x / transformers weight standardisation: "
+                    f"{report(model_type, weights, rgb, golden, True)}",
+                    flush=True,
+                )
             weights.unlink()
     return 0
 

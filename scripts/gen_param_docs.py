@@ -5,6 +5,7 @@
     python scripts/gen_param_docs.py          # rewrite both files
     python scripts/gen_param_docs.py --check  # exit 1 if either is out of date
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,8 +48,12 @@ def _table_value(v) -> str:
 
 
 def _comment(text: str) -> str:
-    return "\n".join(textwrap.wrap(text, width=WIDTH, initial_indent="    # ",
-                                   subsequent_indent="    # ")) + "\n"
+    return (
+        "\n".join(
+            textwrap.wrap(text, width=WIDTH, initial_indent="    # ", subsequent_indent="    # ")
+        )
+        + "\n"
+    )
 
 
 def yaml_text() -> str:
@@ -57,8 +62,9 @@ def yaml_text() -> str:
         text = p.description + ("" if p.read_only else " (settable at run time)")
         out.append(_comment(text))
         if isinstance(p.default, tuple):  # a string list: an empty one cannot be written
-            out.append(_comment('Unset here: rcl reads an empty list in a params file as '
-                                '"not set".'))
+            out.append(
+                _comment('Unset here: rcl reads an empty list in a params file as "not set".')
+            )
             out.append(f'    # {p.name}: ["front", "rear"]\n')
         else:
             out.append(f"    {p.name}: {_yaml_value(p.default)}\n")
@@ -66,8 +72,11 @@ def yaml_text() -> str:
 
 
 def table_text() -> str:
-    rows = [f"| `{p.name}` | `{_table_value(p.default)}` | {'yes' if p.read_only else 'no'} "
-            f"| {p.description} |\n" for p in PARAMS]
+    rows = [
+        f"| `{p.name}` | `{_table_value(p.default)}` | {'yes' if p.read_only else 'no'} "
+        f"| {p.description} |\n"
+        for p in PARAMS
+    ]
     return TABLE_START + "".join(rows)
 
 
@@ -81,8 +90,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only check, write nothing")
     args = parser.parse_args(argv)
-    files = {REPO / "config" / "dpt.yaml": lambda old: yaml_text(),
-             REPO / "README.md": readme_text}
+    files = {REPO / "config" / "dpt.yaml": lambda old: yaml_text(), REPO / "README.md": readme_text}
     stale = []
     for path, make in files.items():
         old = path.read_text()
@@ -92,8 +100,10 @@ def main(argv=None) -> int:
             if not args.check:
                 path.write_text(new)
     if args.check and stale:
-        print("out of date (run scripts/gen_param_docs.py): "
-              + ", ".join(map(str, stale)), file=sys.stderr)
+        print(
+            "out of date (run scripts/gen_param_docs.py): " + ", ".join(map(str, stale)),
+            file=sys.stderr,
+        )
         return 1
     return 0
 

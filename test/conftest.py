@@ -7,15 +7,15 @@ Deterministic weights come from ``deterministic_weights.py``. Where the full fix
 present (``../shared/fixtures`` beside the repository, or ``$DPT_ROS_FIXTURES``), the
 goldens also carry the complete arrays and the tests compare every element.
 """
+
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+import deterministic_weights
 import numpy as np
 import pytest
-
-import deterministic_weights
 from goldens import FIXTURES, Golden, shared_fixtures_dir
 
 # The tests publish and subscribe on plain names (image, camera_info, points): keep them
@@ -24,7 +24,6 @@ from goldens import FIXTURES, Golden, shared_fixtures_dir
 os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
 os.environ.setdefault("ROS_LOCALHOST_ONLY", "1")  # Humble
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")  # Jazzy and later
-
 
 
 @pytest.fixture(scope="session")
@@ -60,7 +59,8 @@ def golden(fixtures_dir):
             family = "dav2" if model_type.startswith("depth_anything") else "dpt"
             full = (shared / family / f"golden_{model_type}_scene_a.npz") if shared else None
             loaded[model_type] = Golden.load(
-                fixtures_dir / "compact" / f"{model_type}_scene_a.compact.npz", full)
+                fixtures_dir / "compact" / f"{model_type}_scene_a.compact.npz", full
+            )
         return loaded[model_type]
 
     return load

@@ -14,18 +14,19 @@ written from them reproduces the goldens without the official checkpoints:
 ``test_fixtures.py`` checks that these tensors are bit-identical to the shared
 fixtures' own generator where ``../shared`` is present.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Dict, List, Sequence, Tuple, Union
 
 import torch
 
 #: One entry of a key layout: [key, shape, dtype name].
-LayoutEntry = Tuple[str, Sequence[int], str]
+LayoutEntry = tuple[str, Sequence[int], str]
 
 #: Leaf names of the ViT's learned tokens and position embeddings.
 _TOKENS = frozenset({"cls_token", "pos_embed", "dist_token", "reg_token", "mask_token"})
@@ -39,7 +40,7 @@ def key_seed(key: str) -> int:
     return int.from_bytes(digest[:8], byteorder="little") & ((1 << 63) - 1)
 
 
-def _scale_rule(key: str, shape: Tuple[int, ...]) -> Callable[[torch.Tensor], torch.Tensor]:
+def _scale_rule(key: str, shape: tuple[int, ...]) -> Callable[[torch.Tensor], torch.Tensor]:
     """The map from standard normal samples z to the tensor's values, by tensor kind."""
     leaf = key.rpartition(".")[2]
     if leaf == "running_var":
@@ -75,12 +76,12 @@ def deterministic_tensor(key: str, shape: Sequence[int], dtype: str = "float32")
     return _scale_rule(key, size)(z).to(torch_dtype)
 
 
-def deterministic_state_dict(layout: Sequence[LayoutEntry]) -> Dict[str, torch.Tensor]:
+def deterministic_state_dict(layout: Sequence[LayoutEntry]) -> dict[str, torch.Tensor]:
     """A full state_dict for ``layout`` ([[key, shape, dtype], ...])."""
     return {key: deterministic_tensor(key, shape, dtype) for key, shape, dtype in layout}
 
 
-def read_layout(path: Union[str, Path]) -> List[LayoutEntry]:
+def read_layout(path: str | Path) -> list[LayoutEntry]:
     """The ``keys`` list of a ``keys_<model>.json`` layout file."""
     with open(path, encoding="utf-8") as f:
         return [(k, tuple(s), d) for k, s, d in json.load(f)["keys"]]

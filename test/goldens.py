@@ -7,11 +7,11 @@ deviation anywhere shows at nearly every sampled position. Where the full golden
 present (``../shared/fixtures``), :attr:`Golden.full` holds the complete arrays too and
 the comparisons below also run on every element.
 """
+
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Dict, Optional, Tuple
 
 import numpy as np
 
@@ -19,7 +19,7 @@ import numpy as np
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
-def shared_fixtures_dir() -> Optional[Path]:
+def shared_fixtures_dir() -> Path | None:
     """The full fixtures beside the repository (``../shared/fixtures``, or
     ``$DPT_ROS_FIXTURES``), or None where they are absent."""
     env = os.environ.get("DPT_ROS_FIXTURES")
@@ -27,7 +27,7 @@ def shared_fixtures_dir() -> Optional[Path]:
     return path if (path / "dpt").is_dir() else None
 
 
-def _load_npz(path: Path) -> Dict[str, np.ndarray]:
+def _load_npz(path: Path) -> dict[str, np.ndarray]:
     with np.load(path) as data:
         return {k: data[k] for k in data.files}
 
@@ -40,21 +40,22 @@ class Golden:
         full: the arrays of the full golden ``golden_<model>_scene_a.npz``, or None.
     """
 
-    def __init__(self, compact: Dict[str, np.ndarray],
-                 full: Optional[Dict[str, np.ndarray]] = None) -> None:
+    def __init__(
+        self, compact: dict[str, np.ndarray], full: dict[str, np.ndarray] | None = None
+    ) -> None:
         self.compact = compact
         self.full = full
 
     @classmethod
-    def load(cls, compact_path: Path, full_path: Optional[Path] = None) -> "Golden":
+    def load(cls, compact_path: Path, full_path: Path | None = None) -> Golden:
         full = _load_npz(full_path) if full_path is not None and full_path.is_file() else None
         return cls(_load_npz(compact_path), full)
 
-    def shape(self, name: str) -> Tuple[int, ...]:
+    def shape(self, name: str) -> tuple[int, ...]:
         """The full array's shape."""
         return tuple(int(d) for d in self.compact[f"{name}__shape"])
 
-    def samples(self, name: str) -> Tuple[Tuple[np.ndarray, ...], np.ndarray]:
+    def samples(self, name: str) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
         """(index tuple, values): the sampled positions of ``name`` and its values there."""
         index = self.compact[f"{name}__index"]
         return tuple(index.T.astype(np.int64)), self.compact[f"{name}__value"]
@@ -74,9 +75,11 @@ class Golden:
         index, want = self.samples(name)
         want = want.astype(np.float64)
         scale = float(np.abs(want).max())
-        errors = [np.abs(got[index].astype(np.float64) - want).max(),
-                  abs(float(got.mean(dtype=np.float64)) - float(self.compact[f"{name}__mean"])),
-                  abs(float(got.std(dtype=np.float64)) - float(self.compact[f"{name}__std"]))]
+        errors = [
+            np.abs(got[index].astype(np.float64) - want).max(),
+            abs(float(got.mean(dtype=np.float64)) - float(self.compact[f"{name}__mean"])),
+            abs(float(got.std(dtype=np.float64)) - float(self.compact[f"{name}__std"])),
+        ]
         if self.full is not None:
             full = self.full[name].astype(np.float64)
             scale = float(np.abs(full).max())

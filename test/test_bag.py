@@ -1,11 +1,11 @@
 """``dpt-ros bag`` on small bags written here with rosbags: outputs, timing, errors,
 interrupted runs. Models use random weights and a 64x64 network (fidelity is tested
 elsewhere); each model is built once for the module."""
+
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Dict, List, Tuple
 
 import cv2
 import numpy as np
@@ -15,8 +15,8 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import String
 
 from dpt_ros.cli import bag as bag_tool
-from dpt_ros.models.options import PredictorOptions
 from dpt_ros.cli.main import main
+from dpt_ros.models.options import PredictorOptions
 from dpt_ros.node.pipeline import FramePipeline
 from dpt_ros.ros.image_codec import image_msg_to_array
 from dpt_ros.ros.pointcloud import pointcloud2_to_arrays
@@ -28,7 +28,7 @@ PERIOD = 100_000_000
 N_FRAMES = 4
 TIE_FRAME = 2  # the second camera_info is recorded at this frame's bag time, after it
 
-_PREDICTORS: Dict[tuple, object] = {}
+_PREDICTORS: dict[tuple, object] = {}
 
 
 @pytest.fixture(autouse=True)
@@ -79,8 +79,9 @@ def image_msg(i: int, compressed: bool = False):
     return msg
 
 
-def write_bag(path: Path, storage: str = "sqlite3", compressed: bool = False,
-              broken_frame: int = -1) -> str:
+def write_bag(
+    path: Path, storage: str = "sqlite3", compressed: bool = False, broken_frame: int = -1
+) -> str:
     """A bag with /cam/camera_info (fx 50 at T0, fx 80 at frame TIE_FRAME's time),
     images, and /chatter strings. Returns the image topic."""
     from rosbags.rosbag2 import StoragePlugin, Writer
@@ -91,8 +92,9 @@ def write_bag(path: Path, storage: str = "sqlite3", compressed: bool = False,
     msgtype = "sensor_msgs/msg/CompressedImage" if compressed else "sensor_msgs/msg/Image"
     writer = Writer(path, version=8, storage_plugin=StoragePlugin[storage.upper()])
     with writer:
-        info_conn = writer.add_connection("/cam/camera_info", "sensor_msgs/msg/CameraInfo",
-                                          typestore=store)
+        info_conn = writer.add_connection(
+            "/cam/camera_info", "sensor_msgs/msg/CameraInfo", typestore=store
+        )
         image_conn = writer.add_connection(topic, msgtype, typestore=store)
         chat_conn = writer.add_connection("/chatter", "std_msgs/msg/String", typestore=store)
         writer.write(info_conn, T0 - 1, serialize_message(camera_info(50.0)))
@@ -108,26 +110,29 @@ def write_bag(path: Path, storage: str = "sqlite3", compressed: bool = False,
     return topic
 
 
-def read_bag(path: Path) -> Dict[str, List[Tuple[int, str, bytes]]]:
+def read_bag(path: Path) -> dict[str, list[tuple[int, str, bytes]]]:
     from rosbags.rosbag2 import Reader
 
-    out: Dict[str, List[Tuple[int, str, bytes]]] = {}
+    out: dict[str, list[tuple[int, str, bytes]]] = {}
     with Reader(path) as reader:
         for conn, t, raw in reader.messages():
             out.setdefault(conn.topic, []).append((t, conn.msgtype, bytes(raw)))
     return out
 
 
-def tree_hash(path: Path) -> Dict[str, str]:
-    return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(path.rglob("*")) if p.is_file()}
+def tree_hash(path: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(path.rglob("*"))
+        if p.is_file()
+    }
 
 
 def run_bag(*argv: str) -> int:
     return main(["bag", *argv])
 
 
-def check_copied(inp: Path, out: Dict[str, list]) -> None:
+def check_copied(inp: Path, out: dict[str, list]) -> None:
     for topic, msgs in read_bag(inp).items():
         assert out[topic] == msgs, topic
 
@@ -137,21 +142,44 @@ def test_sqlite3_depth_outputs(tmp_path, capsys):
     topic = write_bag(inp)
     before = tree_hash(inp)
     scale, shift = 0.5, 0.2
-    code = run_bag(str(inp), "-o", str(outp), "--image-topic", topic, "--batch", "2",
-                   "--relative-depth-scale", str(scale), "--relative-depth-shift", str(shift),
-                   *NET)
+    code = run_bag(
+        str(inp),
+        "-o",
+        str(outp),
+        "--image-topic",
+        topic,
+        "--batch",
+        "2",
+        "--relative-depth-scale",
+        str(scale),
+        "--relative-depth-shift",
+        str(shift),
+        *NET,
+    )
     assert code == 0, capsys.readouterr().err
     assert tree_hash(inp) == before
     assert list(outp.glob("*.db3")) and not list(outp.glob("*.mcap"))
     out = read_bag(outp)
     check_copied(inp, out)
-    assert set(out) == {"/cam/camera_info", "/cam/image_raw", "/chatter", "/cam/depth/relative",
-                        "/cam/depth/image", "/cam/depth/colored", "/cam/depth/camera_info",
-                        "/cam/points"}
+    assert set(out) == {
+        "/cam/camera_info",
+        "/cam/image_raw",
+        "/chatter",
+        "/cam/depth/relative",
+        "/cam/depth/image",
+        "/cam/depth/colored",
+        "/cam/depth/camera_info",
+        "/cam/points",
+    }
     image_times = [t for t, _, _ in out["/cam/image_raw"]]
-    predictor = _PREDICTORS[(PredictorOptions("dpt_hybrid", random_weights=True, network_size=(64, 64)),)]
-    types = {"/cam/depth/relative": "sensor_msgs/msg/Image", "/cam/points":
-             "sensor_msgs/msg/PointCloud2", "/cam/depth/camera_info": "sensor_msgs/msg/CameraInfo"}
+    predictor = _PREDICTORS[
+        (PredictorOptions("dpt_hybrid", random_weights=True, network_size=(64, 64)),)
+    ]
+    types = {
+        "/cam/depth/relative": "sensor_msgs/msg/Image",
+        "/cam/points": "sensor_msgs/msg/PointCloud2",
+        "/cam/depth/camera_info": "sensor_msgs/msg/CameraInfo",
+    }
     for name, msgtype in types.items():
         assert [t for t, _, _ in out[name]] == image_times
         assert {m for _, m, _ in out[name]} == {msgtype}
@@ -171,10 +199,10 @@ def test_sqlite3_depth_outputs(tmp_path, capsys):
             assert (msg.height, msg.width) == (H, W)
         depth = image_msg_to_array(rel)
         if i in (0, N_FRAMES - 1):  # first and last batch: the model on that frame alone
-            np.testing.assert_allclose(depth, predictor.predict(frame_rgb(i)), rtol=1e-4,
-                                       atol=1e-5)
-        np.testing.assert_allclose(image_msg_to_array(metric), 1.0 / (scale * depth + shift),
-                                   rtol=1e-5)
+            np.testing.assert_allclose(depth, predictor.predict(frame_rgb(i)), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(
+            image_msg_to_array(metric), 1.0 / (scale * depth + shift), rtol=1e-5
+        )
         # The latest camera_info at or before the image (a tie counts as before).
         assert info.k[0] == (80.0 if i >= TIE_FRAME else 50.0)
         arrays = pointcloud2_to_arrays(cloud)
@@ -200,20 +228,39 @@ def test_mcap_compressed_namespace_and_broken_frame(tmp_path, capsys):
     frames = [i for i in range(N_FRAMES) if i != 1]
     image_times = [t for t, _, _ in out[topic]]
     assert [t for t, _, _ in out["/cam/depth/relative"]] == [image_times[i] for i in frames]
-    predictor = _PREDICTORS[(PredictorOptions("dpt_hybrid", random_weights=True, network_size=(64, 64)),)]
+    predictor = _PREDICTORS[
+        (PredictorOptions("dpt_hybrid", random_weights=True, network_size=(64, 64)),)
+    ]
     for k, i in enumerate(frames):
         rel = deserialize_message(out["/cam/depth/relative"][k][2], Image)
         assert rel.header.stamp.sec == 500 + i
         assert (rel.height, rel.width, rel.encoding) == (H, W, "32FC1")
     # PNG is lossless: the decoded frame is the original.
     rel = deserialize_message(out["/cam/depth/relative"][-1][2], Image)
-    np.testing.assert_allclose(image_msg_to_array(rel), predictor.predict(frame_rgb(frames[-1])),
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        image_msg_to_array(rel), predictor.predict(frame_rgb(frames[-1])), rtol=1e-4, atol=1e-5
+    )
 
     # --output-namespace and an explicit --storage.
     out2 = tmp_path / "out2"
-    assert run_bag(str(inp), "-o", str(out2), "--image-topic", topic, "--storage", "sqlite3",
-                   "--output-namespace", "dpt", "--no-cloud", "--batch", "8", *NET) == 0
+    assert (
+        run_bag(
+            str(inp),
+            "-o",
+            str(out2),
+            "--image-topic",
+            topic,
+            "--storage",
+            "sqlite3",
+            "--output-namespace",
+            "dpt",
+            "--no-cloud",
+            "--batch",
+            "8",
+            *NET,
+        )
+        == 0
+    )
     assert list(out2.glob("*.db3"))
     assert {"/dpt/depth/relative", "/dpt/depth/colored"} <= set(read_bag(out2))
 
@@ -230,21 +277,29 @@ def test_ros1_bag_input(tmp_path, capsys):
         for i in range(2):
             stamp = types["builtin_interfaces/msg/Time"](sec=500 + i, nanosec=0)
             header = types["std_msgs/msg/Header"](seq=i, stamp=stamp, frame_id="cam_optical")
-            msg = types["sensor_msgs/msg/Image"](header=header, height=H, width=W,
-                                                 encoding="rgb8", is_bigendian=0, step=W * 3,
-                                                 data=frame_rgb(i).reshape(-1))
-            writer.write(conn, T0 + i * PERIOD, store.serialize_ros1(msg,
-                                                                     "sensor_msgs/msg/Image"))
+            msg = types["sensor_msgs/msg/Image"](
+                header=header,
+                height=H,
+                width=W,
+                encoding="rgb8",
+                is_bigendian=0,
+                step=W * 3,
+                data=frame_rgb(i).reshape(-1),
+            )
+            writer.write(conn, T0 + i * PERIOD, store.serialize_ros1(msg, "sensor_msgs/msg/Image"))
     outp = tmp_path / "out"
-    assert run_bag(str(inp), "-o", str(outp), "--image-topic", "/cam/image_raw", "--batch", "2",
-                   *NET) == 0
+    assert (
+        run_bag(str(inp), "-o", str(outp), "--image-topic", "/cam/image_raw", "--batch", "2", *NET)
+        == 0
+    )
     assert list(outp.glob("*.db3"))
     out = read_bag(outp)
     assert [t for t, _, _ in out["/cam/depth/relative"]] == [T0, T0 + PERIOD]
     copied = deserialize_message(out["/cam/image_raw"][1][2], Image)
     assert copied.header.stamp.sec == 501 and copied.header.frame_id == "cam_optical"
-    np.testing.assert_array_equal(np.frombuffer(bytes(copied.data), np.uint8).reshape(H, W, 3),
-                                  frame_rgb(1))
+    np.testing.assert_array_equal(
+        np.frombuffer(bytes(copied.data), np.uint8).reshape(H, W, 3), frame_rgb(1)
+    )
     rel = deserialize_message(out["/cam/depth/relative"][1][2], Image)
     assert rel.header.stamp.sec == 501
 
@@ -267,8 +322,18 @@ def test_interrupted_run_leaves_readable_partial_bag(tmp_path, monkeypatch, caps
         calls.clear()
         outp = tmp_path / f"out{k}"
         storage = "sqlite3" if stop is KeyboardInterrupt else "mcap"
-        argv = [str(inp), "-o", str(outp), "--image-topic", topic, "--batch", "2",
-                "--storage", storage, *NET]
+        argv = [
+            str(inp),
+            "-o",
+            str(outp),
+            "--image-topic",
+            topic,
+            "--batch",
+            "2",
+            "--storage",
+            storage,
+            *NET,
+        ]
         if stop is KeyboardInterrupt:
             assert run_bag(*argv) == 130
         else:
@@ -303,16 +368,26 @@ def test_errors_are_one_line(tmp_path, capsys):
     assert "std_msgs/msg/String" in line and "/cam/image_raw" in line
     assert "does not exist" in error(str(tmp_path / "nope"), "-o", out, "--image-topic", "/x")
     (tmp_path / "exists").mkdir()
-    assert "already exists" in error(str(inp), "-o", str(tmp_path / "exists"),
-                                     "--image-topic", "/cam/image_raw")
+    assert "already exists" in error(
+        str(inp), "-o", str(tmp_path / "exists"), "--image-topic", "/cam/image_raw"
+    )
     line = error(str(inp), "-o", out, "--image-topic", "/cam/image_raw", "--depth-model", "dpt_xl")
     assert "unknown depth model type 'dpt_xl'" in line and "dpt_hybrid" in line
-    assert "segmentation" in error(str(inp), "-o", out, "--image-topic", "/cam/image_raw",
-                                   "--segmentation-model", "dpt_hybrid")
+    assert "segmentation" in error(
+        str(inp), "-o", out, "--image-topic", "/cam/image_raw", "--segmentation-model", "dpt_hybrid"
+    )
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"this is not a checkpoint")
-    assert "bad.pt" in error(str(inp), "-o", out, "--image-topic", "/cam/image_raw",
-                             "--depth-weights", str(bad))
-    assert "not found" in error(str(inp), "-o", out, "--image-topic", "/cam/image_raw",
-                                "--depth-weights", str(tmp_path / "missing.pt"))
+    assert "bad.pt" in error(
+        str(inp), "-o", out, "--image-topic", "/cam/image_raw", "--depth-weights", str(bad)
+    )
+    assert "not found" in error(
+        str(inp),
+        "-o",
+        out,
+        "--image-topic",
+        "/cam/image_raw",
+        "--depth-weights",
+        str(tmp_path / "missing.pt"),
+    )
     assert not Path(out).exists()  # no output bag is started before everything checks out

@@ -3,6 +3,7 @@
 Two tests run real networks (deterministic weights, a 96x128 image); the rest replace
 the Predictor with a fake so that input handling and error reporting stay fast.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -18,11 +19,11 @@ import pytest
 import torch
 
 import dpt_ros.models
-from dpt_ros.viz.ade20k import PALETTE
 from dpt_ros.cli.main import main
 from dpt_ros.cli.predict import depth_to_color, depth_to_png16, output_stems
-from dpt_ros.viz.colormap import TURBO_LUT, overlay_labels
 from dpt_ros.models import Predictor, get_spec, model_names
+from dpt_ros.viz.ade20k import PALETTE
+from dpt_ros.viz.colormap import TURBO_LUT, overlay_labels
 
 ERROR_PREFIX = "dpt-ros: error: "
 
@@ -89,6 +90,7 @@ def fake_predictor(monkeypatch):
 
 # --------------------------------------------------------------------------- help
 
+
 def test_console_script_help():
     script = Path(sys.executable).parent / "dpt-ros"
     exe = str(script) if script.exists() else shutil.which("dpt-ros")
@@ -109,25 +111,46 @@ def test_predict_help_lists_models_and_output_conventions(capsys):
 
 
 def test_usage_errors_return_2_without_raising(capsys):
-    assert _run(capsys, )[0] == 2
+    assert (
+        _run(
+            capsys,
+        )[0]
+        == 2
+    )
     rc, _, err = _run(capsys, "predict", "--input", "x.png")
     assert rc == 2 and "--model-type" in err
-    rc, _, err = _run(capsys, "predict", "--model-type", "dpt_hybrid", "--input", "x.png",
-                      "--precision", "fp64")
+    rc, _, err = _run(
+        capsys, "predict", "--model-type", "dpt_hybrid", "--input", "x.png", "--precision", "fp64"
+    )
     assert rc == 2 and "fp64" in err
 
 
 # --------------------------------------------------------------------------- real networks
 
-def test_predict_depth_writes_three_files(tmp_path, capsys, det_checkpoint, small_png,
-                                          small_rgb):
+
+def test_predict_depth_writes_three_files(tmp_path, capsys, det_checkpoint, small_png, small_rgb):
     weights = det_checkpoint("dpt_hybrid")
     out_dir = tmp_path / "out"
-    rc, out, err = _run(capsys, "predict", "--model-type", "dpt_hybrid", "--weights", weights,
-                        "--input", small_png, "--output", out_dir, "--device", "cpu")
+    rc, out, err = _run(
+        capsys,
+        "predict",
+        "--model-type",
+        "dpt_hybrid",
+        "--weights",
+        weights,
+        "--input",
+        small_png,
+        "--output",
+        out_dir,
+        "--device",
+        "cpu",
+    )
     assert rc == 0, err
     assert sorted(p.name for p in out_dir.iterdir()) == [
-        "scene_depth.npy", "scene_depth.png", "scene_depth_color.png"]
+        "scene_depth.npy",
+        "scene_depth.png",
+        "scene_depth_color.png",
+    ]
     lines = out.splitlines()
     assert len(lines) == 2
     assert lines[0].startswith("scene.png: 128x96, ") and lines[0].endswith(" ms")
@@ -135,8 +158,9 @@ def test_predict_depth_writes_three_files(tmp_path, capsys, det_checkpoint, smal
 
     depth = np.load(out_dir / "scene_depth.npy")
     assert depth.shape == (96, 128) and depth.dtype == np.float32
-    want = Predictor("dpt_hybrid", weights=weights, device="cpu",
-                     precision="fp32").predict(small_rgb)
+    want = Predictor("dpt_hybrid", weights=weights, device="cpu", precision="fp32").predict(
+        small_rgb
+    )
     np.testing.assert_allclose(depth, want, rtol=1e-6, atol=1e-6 * np.abs(want).max())
 
     png = cv2.imread(str(out_dir / "scene_depth.png"), cv2.IMREAD_UNCHANGED)
@@ -144,54 +168,83 @@ def test_predict_depth_writes_three_files(tmp_path, capsys, det_checkpoint, smal
     # Relative model: min..max -> 0..65535.
     assert png.min() == 0 and png.max() == 65535
     assert png.flat[depth.argmax()] == 65535 and png.flat[depth.argmin()] == 0
-    np.testing.assert_allclose(png / 65535.0, (depth - depth.min()) / np.ptp(depth),
-                               atol=1 / 65535)
+    np.testing.assert_allclose(png / 65535.0, (depth - depth.min()) / np.ptp(depth), atol=1 / 65535)
 
     color = cv2.imread(str(out_dir / "scene_depth_color.png"), cv2.IMREAD_UNCHANGED)
     assert color.shape == (96, 128, 3) and color.dtype == np.uint8
     rgb = color[:, :, ::-1]
-    near, far = np.unravel_index(depth.argmax(), depth.shape), np.unravel_index(
-        depth.argmin(), depth.shape)
+    near, far = (
+        np.unravel_index(depth.argmax(), depth.shape),
+        np.unravel_index(depth.argmin(), depth.shape),
+    )
     # The colour range is the 2..98th percentile: the extremes sit at the LUT's ends,
     # the nearest (largest inverse depth) at the warm one.
     np.testing.assert_array_equal(rgb[near], TURBO_LUT[-1])
     np.testing.assert_array_equal(rgb[far], TURBO_LUT[0])
 
 
-def test_predict_segmentation_writes_two_files(tmp_path, capsys, det_checkpoint, small_png,
-                                               small_rgb):
+def test_predict_segmentation_writes_two_files(
+    tmp_path, capsys, det_checkpoint, small_png, small_rgb
+):
     out_dir = tmp_path / "seg"
-    rc, out, err = _run(capsys, "predict", "--model-type", "dpt_hybrid_ade20k", "--weights",
-                        det_checkpoint("dpt_hybrid_ade20k"), "--input", small_png,
-                        "--output", out_dir, "--device", "cpu", "--precision", "fp32")
+    rc, out, err = _run(
+        capsys,
+        "predict",
+        "--model-type",
+        "dpt_hybrid_ade20k",
+        "--weights",
+        det_checkpoint("dpt_hybrid_ade20k"),
+        "--input",
+        small_png,
+        "--output",
+        out_dir,
+        "--device",
+        "cpu",
+        "--precision",
+        "fp32",
+    )
     assert rc == 0, err
     assert sorted(p.name for p in out_dir.iterdir()) == [
-        "scene_labels.png", "scene_labels_color.png"]
+        "scene_labels.png",
+        "scene_labels_color.png",
+    ]
     labels = cv2.imread(str(out_dir / "scene_labels.png"), cv2.IMREAD_UNCHANGED)
     assert labels.shape == (96, 128) and labels.dtype == np.uint8
     assert labels.min() >= 1 and labels.max() <= 150
     color = cv2.imread(str(out_dir / "scene_labels_color.png"), cv2.IMREAD_UNCHANGED)
     assert color.shape == (96, 128, 3) and color.dtype == np.uint8
-    np.testing.assert_array_equal(color[:, :, ::-1],
-                                  overlay_labels(small_rgb, labels, PALETTE, alpha=0.5))
+    np.testing.assert_array_equal(
+        color[:, :, ::-1], overlay_labels(small_rgb, labels, PALETTE, alpha=0.5)
+    )
     assert "scene.png: 128x96" in out
 
 
 # --------------------------------------------------------------------------- inputs (fake)
+
 
 def test_directory_input(tmp_path, capsys, fake_predictor, small_rgb):
     src = tmp_path / "in"
     (src / "sub").mkdir(parents=True)
     _write_rgb(src / "b.png", small_rgb)
     _write_rgb(src / "a.jpg", small_rgb)
-    gray16 = (np.arange(40 * 60, dtype=np.uint16).reshape(40, 60) * 27)
+    gray16 = np.arange(40 * 60, dtype=np.uint16).reshape(40, 60) * 27
     assert cv2.imwrite(str(src / "c.tif"), gray16)
     _write_rgb(src / "D.PNG", np.zeros((8, 8, 3), np.uint8) + np.uint8([255, 0, 0]))
-    _write_rgb(src / "sub" / "deeper.png", small_rgb)          # not recursive
-    (src / "notes.txt").write_text("not an image")              # not an image extension
+    _write_rgb(src / "sub" / "deeper.png", small_rgb)  # not recursive
+    (src / "notes.txt").write_text("not an image")  # not an image extension
     out_dir = tmp_path / "out"
-    rc, out, err = _run(capsys, "predict", "--model-type", "dpt_hybrid_nyu", "--weights",
-                        "unused.pt", "--input", src, "--output", out_dir)
+    rc, out, err = _run(
+        capsys,
+        "predict",
+        "--model-type",
+        "dpt_hybrid_nyu",
+        "--weights",
+        "unused.pt",
+        "--input",
+        src,
+        "--output",
+        out_dir,
+    )
     assert rc == 0, err
     names = [line.split(":")[0] for line in out.splitlines()[:-1]]
     assert names == ["D.PNG", "a.jpg", "b.png", "c.tif"]  # sorted by name
@@ -217,17 +270,30 @@ def test_shared_stems_get_distinct_outputs(tmp_path, capsys, fake_predictor, sma
     src.mkdir()
     _write_rgb(src / "a.png", small_rgb)
     _write_rgb(src / "a.jpg", small_rgb)
-    rc, _, err = _run(capsys, "predict", "--model-type", "dpt_hybrid_ade20k", "--random-weights",
-                      "--input", src, "--output", tmp_path / "out")
+    rc, _, err = _run(
+        capsys,
+        "predict",
+        "--model-type",
+        "dpt_hybrid_ade20k",
+        "--random-weights",
+        "--input",
+        src,
+        "--output",
+        tmp_path / "out",
+    )
     assert rc == 0, err
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "a_jpg_labels.png", "a_jpg_labels_color.png", "a_png_labels.png",
-        "a_png_labels_color.png"]
+        "a_jpg_labels.png",
+        "a_jpg_labels_color.png",
+        "a_png_labels.png",
+        "a_png_labels_color.png",
+    ]
     assert output_stems([Path("x.png"), Path("y.png")]) == ["x", "y"]
 
 
-def test_unreadable_images_are_reported_after_the_others(tmp_path, capsys, fake_predictor,
-                                                          small_rgb):
+def test_unreadable_images_are_reported_after_the_others(
+    tmp_path, capsys, fake_predictor, small_rgb
+):
     src = tmp_path / "in"
     src.mkdir()
     _write_rgb(src / "good.png", small_rgb)
@@ -236,8 +302,18 @@ def test_unreadable_images_are_reported_after_the_others(tmp_path, capsys, fake_
     truncated = cv2.imencode(".png", small_rgb)[1].tobytes()[:200]
     (src / "truncated.png").write_bytes(truncated)
     out_dir = tmp_path / "out"
-    rc, out, err = _run(capsys, "predict", "--model-type", "dpt_hybrid", "--weights", "w.pt",
-                        "--input", src, "--output", out_dir)
+    rc, out, err = _run(
+        capsys,
+        "predict",
+        "--model-type",
+        "dpt_hybrid",
+        "--weights",
+        "w.pt",
+        "--input",
+        src,
+        "--output",
+        out_dir,
+    )
     _assert_one_error_line(rc, err, "3 of 4", "broken.jpg", "empty.png", "truncated.png")
     assert (out_dir / "good_depth.npy").is_file()
     assert out.startswith("good.png: 128x96")
@@ -245,55 +321,127 @@ def test_unreadable_images_are_reported_after_the_others(tmp_path, capsys, fake_
 
 # --------------------------------------------------------------------------- errors
 
+
 def test_missing_input(tmp_path, capsys):
-    rc, _, err = _run(capsys, "predict", "--model-type", "dpt_hybrid", "--random-weights",
-                      "--input", tmp_path / "nope.png", "--output", tmp_path / "out")
+    rc, _, err = _run(
+        capsys,
+        "predict",
+        "--model-type",
+        "dpt_hybrid",
+        "--random-weights",
+        "--input",
+        tmp_path / "nope.png",
+        "--output",
+        tmp_path / "out",
+    )
     _assert_one_error_line(rc, err, "input not found", "nope.png")
 
 
 def test_empty_directory(tmp_path, capsys):
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "readme.txt").write_text("no images here")
-    rc, _, err = _run(capsys, "predict", "--model-type", "dpt_hybrid", "--random-weights",
-                      "--input", tmp_path / "in", "--output", tmp_path / "out")
+    rc, _, err = _run(
+        capsys,
+        "predict",
+        "--model-type",
+        "dpt_hybrid",
+        "--random-weights",
+        "--input",
+        tmp_path / "in",
+        "--output",
+        tmp_path / "out",
+    )
     _assert_one_error_line(rc, err, "no images in directory")
 
 
 def test_corrupt_image_file(tmp_path, capsys, det_checkpoint):
     bad = tmp_path / "photo.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n but then garbage")
-    rc, out, err = _run(capsys, "predict", "--model-type", "dpt_hybrid", "--weights",
-                        det_checkpoint("dpt_hybrid"), "--input", bad, "--output",
-                        tmp_path / "out", "--device", "cpu")
+    rc, out, err = _run(
+        capsys,
+        "predict",
+        "--model-type",
+        "dpt_hybrid",
+        "--weights",
+        det_checkpoint("dpt_hybrid"),
+        "--input",
+        bad,
+        "--output",
+        tmp_path / "out",
+        "--device",
+        "cpu",
+    )
     _assert_one_error_line(rc, err, "1 of 1", "photo.png")
     assert out == ""
 
 
 def test_unknown_model_type(tmp_path, capsys, small_png):
-    rc, _, err = _run(capsys, "predict", "--model-type", "dpt_small", "--input", small_png,
-                      "--output", tmp_path / "out")
+    rc, _, err = _run(
+        capsys,
+        "predict",
+        "--model-type",
+        "dpt_small",
+        "--input",
+        small_png,
+        "--output",
+        tmp_path / "out",
+    )
     _assert_one_error_line(rc, err, "dpt_small", *model_names())
 
 
 def test_weights_for_another_model(tmp_path, capsys, det_checkpoint, small_png):
-    rc, _, err = _run(capsys, "predict", "--model-type", "dpt_large", "--weights",
-                      det_checkpoint("dpt_hybrid"), "--input", small_png, "--output",
-                      tmp_path / "out", "--device", "cpu")
+    rc, _, err = _run(
+        capsys,
+        "predict",
+        "--model-type",
+        "dpt_large",
+        "--weights",
+        det_checkpoint("dpt_hybrid"),
+        "--input",
+        small_png,
+        "--output",
+        tmp_path / "out",
+        "--device",
+        "cpu",
+    )
     _assert_one_error_line(rc, err, "not dpt_large", "--model-type dpt_hybrid")
 
 
 def test_weights_not_a_checkpoint(tmp_path, capsys, small_png):
     weights = tmp_path / "weights.pt"
     weights.write_text("hello")
-    rc, _, err = _run(capsys, "predict", "--model-type", "dpt_hybrid", "--weights", weights,
-                      "--input", small_png, "--output", tmp_path / "out", "--device", "cpu")
+    rc, _, err = _run(
+        capsys,
+        "predict",
+        "--model-type",
+        "dpt_hybrid",
+        "--weights",
+        weights,
+        "--input",
+        small_png,
+        "--output",
+        tmp_path / "out",
+        "--device",
+        "cpu",
+    )
     _assert_one_error_line(rc, err, "not a readable PyTorch weights file")
 
 
 def test_missing_weights_file(tmp_path, capsys, small_png):
-    rc, _, err = _run(capsys, "predict", "--model-type", "dpt_hybrid", "--weights",
-                      tmp_path / "missing.pt", "--input", small_png, "--output",
-                      tmp_path / "out", "--device", "cpu")
+    rc, _, err = _run(
+        capsys,
+        "predict",
+        "--model-type",
+        "dpt_hybrid",
+        "--weights",
+        tmp_path / "missing.pt",
+        "--input",
+        small_png,
+        "--output",
+        tmp_path / "out",
+        "--device",
+        "cpu",
+    )
     _assert_one_error_line(rc, err, "weights file not found")
 
 
@@ -303,47 +451,88 @@ def test_no_weights_offline(tmp_path, capsys, monkeypatch, small_png):
 
     monkeypatch.setattr(urllib.request, "urlopen", refuse)
     monkeypatch.setenv("DPT_ROS_CACHE", str(tmp_path / "cache"))
-    rc, _, err = _run(capsys, "predict", "--model-type", "dpt_hybrid", "--input", small_png,
-                      "--output", tmp_path / "out", "--device", "cpu")
+    rc, _, err = _run(
+        capsys,
+        "predict",
+        "--model-type",
+        "dpt_hybrid",
+        "--input",
+        small_png,
+        "--output",
+        tmp_path / "out",
+        "--device",
+        "cpu",
+    )
     _assert_one_error_line(rc, err, "could not download", get_spec("dpt_hybrid").file_name)
 
 
-@pytest.mark.parametrize("extra,fragment", [
-    (["--weights", "w.pt", "--random-weights"], "not both"),
-    (["--random-weights", "--device", "gpu0"], "unknown device 'gpu0'"),
-])
+@pytest.mark.parametrize(
+    "extra,fragment",
+    [
+        (["--weights", "w.pt", "--random-weights"], "not both"),
+        (["--random-weights", "--device", "gpu0"], "unknown device 'gpu0'"),
+    ],
+)
 def test_argument_errors(tmp_path, capsys, small_png, extra, fragment):
-    rc, _, err = _run(capsys, "predict", "--model-type", "dpt_hybrid", "--input", small_png,
-                      "--output", tmp_path / "out", *extra)
+    rc, _, err = _run(
+        capsys,
+        "predict",
+        "--model-type",
+        "dpt_hybrid",
+        "--input",
+        small_png,
+        "--output",
+        tmp_path / "out",
+        *extra,
+    )
     _assert_one_error_line(rc, err, fragment)
 
 
 def test_output_path_is_a_file(tmp_path, capsys, small_png):
     target = tmp_path / "taken"
     target.write_text("")
-    rc, _, err = _run(capsys, "predict", "--model-type", "dpt_hybrid", "--random-weights",
-                      "--input", small_png, "--output", target)
+    rc, _, err = _run(
+        capsys,
+        "predict",
+        "--model-type",
+        "dpt_hybrid",
+        "--random-weights",
+        "--input",
+        small_png,
+        "--output",
+        target,
+    )
     _assert_one_error_line(rc, err, "not a directory")
 
 
 def test_random_weights_need_no_weights_file(tmp_path, capsys, fake_predictor, small_png):
-    rc, out, err = _run(capsys, "predict", "--model-type", "dpt_hybrid", "--random-weights",
-                        "--input", small_png, "--output", tmp_path / "out")
+    rc, out, err = _run(
+        capsys,
+        "predict",
+        "--model-type",
+        "dpt_hybrid",
+        "--random-weights",
+        "--input",
+        small_png,
+        "--output",
+        tmp_path / "out",
+    )
     assert rc == 0 and err == "" and "scene.png" in out
 
 
 # --------------------------------------------------------------------------- encodings
 
+
 def test_depth_png16_metric_is_millimetres():
     depth = np.array([[0.5, 1.2344, 70.0, 0.0], [-1.0, np.nan, np.inf, 0.0004]], np.float32)
-    np.testing.assert_array_equal(depth_to_png16(depth, metric=True),
-                                  [[500, 1234, 65535, 0], [0, 0, 0, 0]])
+    np.testing.assert_array_equal(
+        depth_to_png16(depth, metric=True), [[500, 1234, 65535, 0], [0, 0, 0, 0]]
+    )
 
 
 def test_depth_png16_relative_spans_the_range():
     depth = np.array([[1.0, 2.0], [3.0, 5.0]], np.float32)
-    np.testing.assert_array_equal(depth_to_png16(depth, metric=False),
-                                  [[0, 16384], [32768, 65535]])
+    np.testing.assert_array_equal(depth_to_png16(depth, metric=False), [[0, 16384], [32768, 65535]])
     assert not depth_to_png16(np.full((2, 2), 3.0, np.float32), metric=False).any()
     with_nan = depth.copy()
     with_nan[0, 1] = np.nan

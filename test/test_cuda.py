@@ -1,5 +1,6 @@
 """The CUDA path, where a GPU is present (skipped elsewhere): no hidden host-device
 synchronisation in the per-frame loop, fp16 close to fp32, outputs on the host."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,12 +19,17 @@ pytestmark = [
 
 
 def test_frame_loop_has_no_hidden_synchronisation():
-    depth = Predictor("dpt_hybrid", device="cuda", precision="fp16", random_weights=True,
-                      progress=False)
-    seg = Predictor("dpt_hybrid_ade20k", device="cuda", precision="fp16",
-                    random_weights=True, progress=False)
-    pipeline = FramePipeline(depth, seg, PipelineOptions(relative_depth_scale=1.0,
-                                                         relative_depth_shift=0.1, cloud_stride=2))
+    depth = Predictor(
+        "dpt_hybrid", device="cuda", precision="fp16", random_weights=True, progress=False
+    )
+    seg = Predictor(
+        "dpt_hybrid_ade20k", device="cuda", precision="fp16", random_weights=True, progress=False
+    )
+    pipeline = FramePipeline(
+        depth,
+        seg,
+        PipelineOptions(relative_depth_scale=1.0, relative_depth_shift=0.1, cloud_stride=2),
+    )
     rgb = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
     header, info = Header(frame_id="cam"), synthetic_camera(640, 480).to_camera_info("cam")
     pipeline.process(rgb, header, info)  # warm-up: cuDNN choices, caching allocator
@@ -32,15 +38,16 @@ def test_frame_loop_has_no_hidden_synchronisation():
         out = pipeline.process(rgb, header, info)
     finally:
         torch.cuda.set_sync_debug_mode("default")
-    assert {"depth/image", "depth/relative", "segmentation/labels", "points"} <= set(
-        out.messages)
+    assert {"depth/image", "depth/relative", "segmentation/labels", "points"} <= set(out.messages)
 
 
 def test_fp16_is_close_to_fp32_on_the_gpu():
-    half = Predictor("dpt_hybrid", device="cuda", precision="fp16", random_weights=True,
-                     progress=False)
-    full = Predictor("dpt_hybrid", device="cuda", precision="fp32", random_weights=True,
-                     progress=False)
+    half = Predictor(
+        "dpt_hybrid", device="cuda", precision="fp16", random_weights=True, progress=False
+    )
+    full = Predictor(
+        "dpt_hybrid", device="cuda", precision="fp32", random_weights=True, progress=False
+    )
     full.model.load_state_dict(half.model.state_dict())
     rgb = np.random.default_rng(1).integers(0, 256, (240, 320, 3), dtype=np.uint8)
     a, b = half.predict(rgb), full.predict(rgb)
@@ -52,20 +59,27 @@ def test_tensorrt_hybrid_matches_the_original(tmp_path, det_checkpoint, golden, 
     """The TensorRT engine (fp32) of dpt_hybrid carries the original's weight
     standardisation: against the golden at scene_a's network size."""
     pytest.importorskip("tensorrt", reason="needs tensorrt (pip install tensorrt)")
-    from dpt_ros.models.export import build_tensorrt_engine, export_onnx
     from dpt_ros.models import get_spec
+    from dpt_ros.models.export import build_tensorrt_engine, export_onnx
     from dpt_ros.models.runtimes import load_backend
     from dpt_ros.models.transforms import preprocess
 
     gold = golden("dpt_hybrid")
     height, width = gold.shape("net_output")
     onnx_path = tmp_path / "hybrid.onnx"
-    export_onnx("dpt_hybrid", onnx_path, weights=det_checkpoint("dpt_hybrid"), width=width,
-                height=height, check=False)
+    export_onnx(
+        "dpt_hybrid",
+        onnx_path,
+        weights=det_checkpoint("dpt_hybrid"),
+        width=width,
+        height=height,
+        check=False,
+    )
     engine = build_tensorrt_engine(onnx_path, tmp_path / "hybrid.engine", precision="fp32")
     spec = get_spec("dpt_hybrid")
-    x = preprocess(torch.from_numpy(scene_a_rgb[None].copy()), (height, width), spec.mean,
-                   spec.std).cuda()
+    x = preprocess(
+        torch.from_numpy(scene_a_rgb[None].copy()), (height, width), spec.mean, spec.std
+    ).cuda()
     got = load_backend("tensorrt", engine.path, "dpt_hybrid", torch.device("cuda"))(x)
     # fp32 engines are built without TF32; timm 1.x's form would be off by 7.5e-4.
     assert gold.relative_error("net_output", got[0].float().cpu().numpy()) <= 1e-4

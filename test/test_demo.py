@@ -1,4 +1,5 @@
 """``dpt-ros demo`` end to end (real DptNode over DDS, random weights, tiny network)."""
+
 from __future__ import annotations
 
 import json
@@ -56,8 +57,19 @@ def test_demo_end_to_end(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DPT_ROS_CACHE", str(tmp_path / "empty_cache"))
     monkeypatch.setenv("ROS_DOMAIN_ID", str(random.randint(100, 180)))
     out = tmp_path / "demo"
-    code = main(["demo", "--output", str(out), "--frames", "2", "--network-size", "64x64",
-                 "--device", "cpu"])
+    code = main(
+        [
+            "demo",
+            "--output",
+            str(out),
+            "--frames",
+            "2",
+            "--network-size",
+            "64x64",
+            "--device",
+            "cpu",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "RANDOM WEIGHTS" in captured.err and "dpt_hybrid-midas-501f0c75.pt" in captured.err
@@ -75,7 +87,9 @@ def test_demo_end_to_end(tmp_path, monkeypatch, capsys):
     assert summary["real_weights"] is False
     assert summary["models"]["depth"]["model"] == "dpt_hybrid"
     assert summary["models"]["depth"]["metric_from_relative"] == {
-        "scale": demo.RELATIVE_SCALE, "shift": demo.RELATIVE_SHIFT}
+        "scale": demo.RELATIVE_SCALE,
+        "shift": demo.RELATIVE_SHIFT,
+    }
     assert summary["models"]["segmentation"]["model"] == "dpt_hybrid_ade20k"
     assert summary["median_latency_ms"] > 0 and summary["processed_rate_hz"] > 0
     assert summary["node_status"]["processed"] == "2"
@@ -86,5 +100,8 @@ def test_demo_end_to_end(tmp_path, monkeypatch, capsys):
 
     with Reader(out / "input_bag") as reader:
         counts = {c.topic: c.msgcount for c in reader.connections}
-    assert counts == {"/camera/image_raw": 2, "/camera/camera_info": 2,
-                      "/camera/ground_truth/depth": 2}
+    assert counts == {
+        "/camera/image_raw": 2,
+        "/camera/camera_info": 2,
+        "/camera/ground_truth/depth": 2,
+    }

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from dpt_ros.models.errors import CheckpointError
 from dpt_ros.models.weights import download as dl
 from dpt_ros.models.weights.download import (
     cached_checkpoint_path,
@@ -19,7 +20,6 @@ from dpt_ros.models.weights.download import (
     download_checkpoint,
     ensure_checkpoint,
 )
-from dpt_ros.models.errors import CheckpointError
 
 CKPT_NAME = "tiny-ckpt.pt"
 
@@ -297,20 +297,20 @@ def test_ensure_checkpoint_uses_cache(server, payload, cache_dir, caplog):
 def test_ensure_checkpoint_env_cache(server, payload, tmp_path, monkeypatch):
     env_cache = tmp_path / "env-cache"
     monkeypatch.setenv("DPT_ROS_CACHE", str(env_cache))
-    path = ensure_checkpoint(
-        CKPT_NAME, server.url(CKPT_NAME), _sha_prefix(payload), progress=False
-    )
+    path = ensure_checkpoint(CKPT_NAME, server.url(CKPT_NAME), _sha_prefix(payload), progress=False)
     assert path == env_cache / CKPT_NAME
     assert path.read_bytes() == payload
 
 
 def test_ensure_checkpoint_bad_hash_leaves_cache_empty(server, payload, cache_dir):
     with pytest.raises(CheckpointError):
-        ensure_checkpoint(CKPT_NAME, server.url(CKPT_NAME), "0" * 64, cache_dir=cache_dir,
-                          progress=False)
+        ensure_checkpoint(
+            CKPT_NAME, server.url(CKPT_NAME), "0" * 64, cache_dir=cache_dir, progress=False
+        )
     assert _leftovers(cache_dir) == []
     # A later correct attempt still works (nothing stale is picked up as cached).
-    path = ensure_checkpoint(CKPT_NAME, server.url(CKPT_NAME), _sha_prefix(payload),
-                             cache_dir=cache_dir, progress=False)
+    path = ensure_checkpoint(
+        CKPT_NAME, server.url(CKPT_NAME), _sha_prefix(payload), cache_dir=cache_dir, progress=False
+    )
     assert path.read_bytes() == payload
     assert len(server.requests) == 2

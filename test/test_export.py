@@ -18,6 +18,7 @@ wrongly) moves the output by more than 1e-2.
 Under CI (``CI=true``) missing onnx / onnxscript / onnxruntime are an error, elsewhere
 the tests that need them skip.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -38,11 +39,16 @@ import torch
 
 from dpt_ros.cli import export as export_cli
 from dpt_ros.cli.main import build_parser, main
-from dpt_ros.models.export import DEFAULT_OPSET, default_output_name, export_onnx
 from dpt_ros.models import Predictor, get_spec, load_model
-from dpt_ros.models.runtimes import (BACKENDS, OnnxRuntimeModel, load_backend, read_sidecar,
-                                     sidecar_path)
+from dpt_ros.models.export import DEFAULT_OPSET, default_output_name, export_onnx
 from dpt_ros.models.network.encoder import get_backbone_config
+from dpt_ros.models.options import ENGINE_BACKENDS
+from dpt_ros.models.runtimes import (
+    OnnxRuntimeModel,
+    load_backend,
+    read_sidecar,
+    sidecar_path,
+)
 from dpt_ros.models.transforms import preprocess
 
 ERROR_PREFIX = "dpt-ros: error: "
@@ -100,8 +106,18 @@ def hybrid(exporter, tmp_path_factory, det_checkpoint):
     """dpt_hybrid exported by the command line at 128x96 (width x height), batch 1."""
     weights = det_checkpoint("dpt_hybrid")
     path = tmp_path_factory.mktemp("export") / "hybrid.onnx"
-    rc, out, err = _run_quiet("export", "--model-type", "dpt_hybrid", "--weights", weights,
-                              "--network-size", "128x96", "--output", path, "--check")
+    rc, out, err = _run_quiet(
+        "export",
+        "--model-type",
+        "dpt_hybrid",
+        "--weights",
+        weights,
+        "--network-size",
+        "128x96",
+        "--output",
+        path,
+        "--check",
+    )
     assert rc == 0, err
     return {"path": path, "stdout": out, "stderr": err, "weights": weights}
 
@@ -116,18 +132,29 @@ def segmentation(exporter, tmp_path_factory):
     """dpt_hybrid_ade20k exported by ``export_onnx`` at 96x96, batch 2, random weights."""
     path = tmp_path_factory.mktemp("export") / "seg.onnx"
     with pytest.warns(UserWarning, match="RANDOM weights"):
-        result = export_onnx("dpt_hybrid_ade20k", path, random_weights=True, width=96,
-                             height=96, batch=2, check=True)
+        result = export_onnx(
+            "dpt_hybrid_ade20k", path, random_weights=True, width=96, height=96, batch=2, check=True
+        )
     return result
 
 
 # --------------------------------------------------------------------------- command line
 
+
 def test_help_describes_the_graph_and_options(capsys):
     assert main(["export", "--help"]) == 0
     out = capsys.readouterr().out
-    for option in ("--model-type", "--format", "--network-size", "--batch", "--opset",
-                   "--precision", "--output", "--check", "--random-weights"):
+    for option in (
+        "--model-type",
+        "--format",
+        "--network-size",
+        "--batch",
+        "--opset",
+        "--precision",
+        "--output",
+        "--check",
+        "--random-weights",
+    ):
         assert option in out
     assert "B x 3 x H x W" in out and "fixed" in out and "OUTPUT.json" in out
     # The deprecated aliases are still listed, marked as such.
@@ -137,34 +164,43 @@ def test_help_describes_the_graph_and_options(capsys):
 
 def test_default_output_name():
     assert default_output_name("dpt_hybrid", 384, 384, 1) == "dpt_hybrid_384x384_b1.onnx"
-    assert default_output_name("dpt_large", 640, 480, 2, "tensorrt") == \
-        "dpt_large_640x480_b2.engine"
+    assert (
+        default_output_name("dpt_large", 640, 480, 2, "tensorrt") == "dpt_large_640x480_b2.engine"
+    )
 
 
-@pytest.mark.parametrize("argv, fragment", [
-    (["--network-size", "100x96"], "multiples of 32, got 100x96"),
-    (["--network-size", "96"], "WIDTHxHEIGHT"),
-    (["--width", "100"], "multiples of 32, got 100x384"),
-    (["--width", "0"], "at least 1"),
-    (["--network-size", "96x96", "--width", "96"], "--width: not allowed with --network-size"),
-    (["--height", "96", "--network-size", "96x96"],
-     "--network-size: not allowed with --height"),
-    (["--batch", "0"], "at least 1"),
-    (["--format", "pytorch"], "invalid choice"),
-])
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["--network-size", "100x96"], "multiples of 32, got 100x96"),
+        (["--network-size", "96"], "WIDTHxHEIGHT"),
+        (["--width", "100"], "multiples of 32, got 100x384"),
+        (["--width", "0"], "at least 1"),
+        (["--network-size", "96x96", "--width", "96"], "--width: not allowed with --network-size"),
+        (
+            ["--height", "96", "--network-size", "96x96"],
+            "--network-size: not allowed with --height",
+        ),
+        (["--batch", "0"], "at least 1"),
+        (["--format", "pytorch"], "invalid choice"),
+    ],
+)
 def test_usage_errors(capsys, argv, fragment):
     rc = main(["export", "--model-type", "dpt_hybrid", *argv])
     assert rc == 2
     assert fragment in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv, size", [
-    (["--network-size", "128x96"], (128, 96)),
-    ([], (384, 384)),
-    (["--width", "128", "--height", "96"], (128, 96)),
-    (["--width", "128"], (128, 384)),
-    (["--height", "96"], (384, 96)),
-])
+@pytest.mark.parametrize(
+    "argv, size",
+    [
+        (["--network-size", "128x96"], (128, 96)),
+        ([], (384, 384)),
+        (["--width", "128", "--height", "96"], (128, 96)),
+        (["--width", "128"], (128, 384)),
+        (["--height", "96"], (384, 96)),
+    ],
+)
 def test_network_size_and_its_deprecated_aliases(capsys, argv, size):
     """--network-size WxH; --width/--height still work for one release, with a note."""
     args = build_parser().parse_args(["export", "--model-type", "dpt_hybrid", *argv])
@@ -172,28 +208,50 @@ def test_network_size_and_its_deprecated_aliases(capsys, argv, size):
     err = capsys.readouterr().err
     if "--width" in argv or "--height" in argv:
         assert err.splitlines() == [
-            "dpt-ros: note: --width/--height are deprecated, use --network-size WxH"]
+            "dpt-ros: note: --width/--height are deprecated, use --network-size WxH"
+        ]
     else:
         assert err == ""
 
 
 def test_deprecated_size_flags_note_before_errors(capsys):
-    rc = main(["export", "--model-type", "dpt_hybrid", "--random-weights", "--width", "128",
-               "--height", "96", "--precision", "fp16"])
+    rc = main(
+        [
+            "export",
+            "--model-type",
+            "dpt_hybrid",
+            "--random-weights",
+            "--width",
+            "128",
+            "--height",
+            "96",
+            "--precision",
+            "fp16",
+        ]
+    )
     err = capsys.readouterr().err
     _one_error_line(rc, err, "fp16")
     assert "dpt-ros: note: --width/--height are deprecated, use --network-size WxH" in err
 
 
 def test_fp16_onnx_is_refused_in_one_line(capsys):
-    rc = main(["export", "--model-type", "dpt_hybrid", "--random-weights", "--precision",
-               "fp16"])
+    rc = main(["export", "--model-type", "dpt_hybrid", "--random-weights", "--precision", "fp16"])
     _one_error_line(rc, capsys.readouterr().err, "fp16", "TensorRT", "fp32")
 
 
 def test_low_opset_is_refused_before_loading_the_model(exporter, tmp_path, capsys):
-    rc = main(["export", "--model-type", "dpt_hybrid", "--random-weights", "--opset", "17",
-               "--output", str(tmp_path / "x.onnx")])
+    rc = main(
+        [
+            "export",
+            "--model-type",
+            "dpt_hybrid",
+            "--random-weights",
+            "--opset",
+            "17",
+            "--output",
+            str(tmp_path / "x.onnx"),
+        ]
+    )
     _one_error_line(rc, capsys.readouterr().err, "opset 17", str(DEFAULT_OPSET))
     assert not any(tmp_path.iterdir())
 
@@ -207,31 +265,45 @@ def test_tensorrt_format_without_tensorrt_fails_fast(tmp_path, capsys, monkeypat
     if importlib.util.find_spec("tensorrt") is not None:
         pytest.skip("tensorrt is installed")
     monkeypatch.chdir(tmp_path)
-    rc = main(["export", "--model-type", "dpt_hybrid", "--format", "tensorrt",
-               "--random-weights"])
-    _one_error_line(rc, capsys.readouterr().err, "TensorRT is not installed", "JetPack",
-                    "pip install tensorrt")
+    rc = main(["export", "--model-type", "dpt_hybrid", "--format", "tensorrt", "--random-weights"])
+    _one_error_line(
+        rc, capsys.readouterr().err, "TensorRT is not installed", "JetPack", "pip install tensorrt"
+    )
     assert not any(tmp_path.iterdir())  # failed before exporting anything
 
 
 def test_check_without_onnxruntime_is_an_error(exporter, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails
-    rc = main(["export", "--model-type", "dpt_hybrid", "--random-weights", "--check",
-               "--output", str(tmp_path / "x.onnx")])
+    rc = main(
+        [
+            "export",
+            "--model-type",
+            "dpt_hybrid",
+            "--random-weights",
+            "--check",
+            "--output",
+            str(tmp_path / "x.onnx"),
+        ]
+    )
     _one_error_line(rc, capsys.readouterr().err, "onnxruntime", "--no-check")
     assert not any(tmp_path.iterdir())
 
 
 # --------------------------------------------------------------------------- dpt_hybrid
 
+
 def test_cli_prints_file_shapes_and_check(hybrid):
     lines = hybrid["stdout"].splitlines()
     assert len(lines) == 3, hybrid["stdout"]
-    assert lines[0].startswith(f"{hybrid['path']}: dpt_hybrid, input 1x3x96x128 float32, "
-                               "output 1x96x128, opset 18, 24 LayerNormalization nodes, ")
-    match = re.fullmatch(r"check: onnxruntime vs PyTorch on a random input: max abs diff "
-                         r"(\S+), max rel diff (\S+) \(of the output's largest magnitude\)",
-                         lines[1])
+    assert lines[0].startswith(
+        f"{hybrid['path']}: dpt_hybrid, input 1x3x96x128 float32, "
+        "output 1x96x128, opset 18, 24 LayerNormalization nodes, "
+    )
+    match = re.fullmatch(
+        r"check: onnxruntime vs PyTorch on a random input: max abs diff "
+        r"(\S+), max rel diff (\S+) \(of the output's largest magnitude\)",
+        lines[1],
+    )
     assert match, lines[1]
     assert float(match.group(2)) <= RTOL_OF_MAX
     assert lines[2] == f"sidecar: {sidecar_path(hybrid['path'])}"
@@ -244,8 +316,10 @@ def test_onnx_graph_has_fixed_shapes_and_fused_layer_norm(hybrid):
     model = onnx.load(str(hybrid["path"]))
 
     def dims(value):
-        return [d.dim_value if d.HasField("dim_value") else d.dim_param
-                for d in value.type.tensor_type.shape.dim]
+        return [
+            d.dim_value if d.HasField("dim_value") else d.dim_param
+            for d in value.type.tensor_type.shape.dim
+        ]
 
     assert [(v.name, dims(v)) for v in model.graph.input] == [("input", [1, 3, 96, 128])]
     assert [(v.name, dims(v)) for v in model.graph.output] == [("output", [1, 96, 128])]
@@ -256,24 +330,37 @@ def test_onnx_graph_has_fixed_shapes_and_fused_layer_norm(hybrid):
     assert ops["Shape"] == 0
     # One file with the weights in it, and the sidecar; no external data files.
     assert sorted(p.name for p in hybrid["path"].parent.iterdir()) == [
-        "hybrid.onnx", "hybrid.onnx.json"]
+        "hybrid.onnx",
+        "hybrid.onnx.json",
+    ]
 
 
 def test_sidecar_describes_the_export(hybrid):
     meta = read_sidecar(hybrid["path"])
     digest = hashlib.sha256(Path(hybrid["weights"]).read_bytes()).hexdigest()
     assert meta == {
-        "sidecar_version": 1, "format": "onnx", "file": "hybrid.onnx",
-        "model_type": "dpt_hybrid", "task": "depth",
+        "sidecar_version": 1,
+        "format": "onnx",
+        "file": "hybrid.onnx",
+        "model_type": "dpt_hybrid",
+        "task": "depth",
         "output_kind": "relative_inverse_depth",
-        "input_name": "input", "input_shape": [1, 3, 96, 128], "input_dtype": "float32",
+        "input_name": "input",
+        "input_shape": [1, 3, 96, 128],
+        "input_dtype": "float32",
         "input_layout": "NCHW, (rgb / 255 - mean) / std",
-        "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5],
-        "output_name": "output", "output_shape": [1, 96, 128], "output_dtype": "float32",
-        "num_classes": 0, "opset": DEFAULT_OPSET, "layer_norm_nodes": 24,
+        "mean": [0.5, 0.5, 0.5],
+        "std": [0.5, 0.5, 0.5],
+        "output_name": "output",
+        "output_shape": [1, 96, 128],
+        "output_dtype": "float32",
+        "num_classes": 0,
+        "opset": DEFAULT_OPSET,
+        "layer_norm_nodes": 24,
         "precision": "fp32",
         "weights": {"file": Path(hybrid["weights"]).name, "sha256": digest},
-        "torch": torch.__version__, "dpt_ros": meta["dpt_ros"],
+        "torch": torch.__version__,
+        "dpt_ros": meta["dpt_ros"],
     }
     assert json.loads(sidecar_path(hybrid["path"]).read_text()) == meta
 
@@ -300,19 +387,25 @@ def test_onnxruntime_backend_matches_torch_on_an_image(hybrid, hybrid_backend, s
     torch.testing.assert_close(again, got, rtol=0, atol=0)
 
 
-def test_exported_hybrid_matches_the_original(exporter, tmp_path, det_checkpoint, golden,
-                                              scene_a_rgb):
+def test_exported_hybrid_matches_the_original(
+    exporter, tmp_path, det_checkpoint, golden, scene_a_rgb
+):
     """dpt_hybrid exported at scene_a's network size, run by ONNX Runtime on our
     preprocessed image, against what the original computed: the graph carries the
     original's weight standardisation (timm 1.x's form is off by 7.5e-4 here)."""
     gold = golden("dpt_hybrid")
     height, width = gold.shape("net_output")
     path = tmp_path / "hybrid_golden.onnx"
-    export_onnx("dpt_hybrid", path, weights=det_checkpoint("dpt_hybrid"), width=width,
-                height=height, check=False)
+    export_onnx(
+        "dpt_hybrid",
+        path,
+        weights=det_checkpoint("dpt_hybrid"),
+        width=width,
+        height=height,
+        check=False,
+    )
     spec = get_spec("dpt_hybrid")
-    x = preprocess(torch.from_numpy(scene_a_rgb[None].copy()), (height, width), spec.mean,
-                   spec.std)
+    x = preprocess(torch.from_numpy(scene_a_rgb[None].copy()), (height, width), spec.mean, spec.std)
     got = load_backend("onnxruntime", path, "dpt_hybrid", torch.device("cpu"))(x)[0].numpy()
     error = gold.relative_error("net_output", got)
     print(f"ONNX Runtime vs the original: {error:.2e}")
@@ -336,6 +429,7 @@ def test_other_model_type_is_refused(hybrid):
 
 # --------------------------------------------------------------------------- segmentation
 
+
 def test_segmentation_export_returns_logits(segmentation):
     meta = segmentation.metadata
     assert meta["input_shape"] == [2, 3, 96, 96]
@@ -349,8 +443,9 @@ def test_segmentation_export_returns_logits(segmentation):
 
 # --------------------------------------------------------------------------- load errors
 
+
 def test_missing_file(tmp_path):
-    for backend in BACKENDS:
+    for backend in ENGINE_BACKENDS:
         with pytest.raises(FileNotFoundError, match="nope.onnx.*dpt-ros export"):
             load_backend(backend, tmp_path / "nope.onnx", "dpt_hybrid", "cpu")
 
@@ -385,20 +480,26 @@ def test_tensorrt_needs_cuda_and_tensorrt(hybrid):
     if importlib.util.find_spec("tensorrt") is not None:
         pytest.skip("tensorrt is installed")
     # The sidecar is checked first, then TensorRT is imported: no GPU is touched.
-    with pytest.raises(ValueError, match="TensorRT is not installed.*JetPack.*pip install "
-                                         "tensorrt"):
+    with pytest.raises(
+        ValueError, match="TensorRT is not installed.*JetPack.*pip install tensorrt"
+    ):
         load_backend("tensorrt", hybrid["path"], "dpt_hybrid", torch.device("cuda"))
 
 
 # --------------------------------------------------------------------------- Predictor
 
+
 def test_predictor_on_the_onnxruntime_backend_matches_torch(hybrid, scene_a_rgb):
     """Predictor(backend=onnxruntime): any camera size is resized to the engine's fixed
     input, batches of another size are split and padded, results match PyTorch."""
-    engine = Predictor("dpt_hybrid", device="cpu", backend="onnxruntime",
-                       engine=hybrid["path"])
-    torch_p = Predictor("dpt_hybrid", weights=hybrid["weights"], device="cpu",
-                        network_size=(128, 96), keep_aspect_ratio=False)
+    engine = Predictor("dpt_hybrid", device="cpu", backend="onnxruntime", engine=hybrid["path"])
+    torch_p = Predictor(
+        "dpt_hybrid",
+        weights=hybrid["weights"],
+        device="cpu",
+        network_size=(128, 96),
+        keep_aspect_ratio=False,
+    )
     assert engine.net_hw == (96, 128) and engine.model is None
     assert engine.input_size(scene_a_rgb.shape[:2]) == (96, 128)
     frames = np.stack([scene_a_rgb, scene_a_rgb[::-1], scene_a_rgb[:, ::-1]])
@@ -410,8 +511,9 @@ def test_predictor_on_the_onnxruntime_backend_matches_torch(hybrid, scene_a_rgb)
 
 def test_predictor_pads_a_short_batch(segmentation):
     """The segmentation engine takes batch 2: one frame is padded, three are 2 + 1."""
-    p = Predictor("dpt_hybrid_ade20k", device="cpu", backend="onnxruntime",
-                  engine=segmentation.path)
+    p = Predictor(
+        "dpt_hybrid_ade20k", device="cpu", backend="onnxruntime", engine=segmentation.path
+    )
     rng = np.random.default_rng(3)
     frames = rng.integers(0, 256, (3, 40, 40, 3), dtype=np.uint8)
     three = p.predict_batch(frames)

@@ -1,15 +1,15 @@
 """The fidelity fixtures that travel with the code: the project's deterministic-weights
 generator gives the tensors the goldens were computed with, and the compact goldens are
 complete and consistent."""
+
 from __future__ import annotations
 
 import hashlib
 import importlib.util
 
+import deterministic_weights as dw
 import numpy as np
 import pytest
-
-import deterministic_weights as dw
 from goldens import FIXTURES, shared_fixtures_dir
 
 #: sha256 over (key, tensor bytes) of every tensor of a layout, made with the shared
@@ -53,7 +53,7 @@ def test_generator_is_bit_identical_to_the_fixtures_generator(model_type):
 
 def test_rules_by_tensor_kind():
     assert dw.key_seed("a") == dw.key_seed("a") != dw.key_seed("b")
-    assert dw.key_seed("x") < 2 ** 63
+    assert dw.key_seed("x") < 2**63
     var = dw.deterministic_tensor("m.bn.running_var", (64,))
     assert var.min() >= 1.0
     counter = dw.deterministic_tensor("m.bn.num_batches_tracked", (), "int64")
@@ -64,8 +64,9 @@ def test_rules_by_tensor_kind():
     assert abs(float(conv.std()) - (128 * 9) ** -0.5) < 1e-3
 
 
-@pytest.mark.parametrize("path", sorted((FIXTURES / "compact").glob("*.npz")),
-                         ids=lambda p: p.name.split("_scene_a")[0])
+@pytest.mark.parametrize(
+    "path", sorted((FIXTURES / "compact").glob("*.npz")), ids=lambda p: p.name.split("_scene_a")[0]
+)
 def test_compact_goldens_are_consistent(path):
     with np.load(path) as data:
         arrays = {k: data[k] for k in data.files}
@@ -97,7 +98,7 @@ def test_compact_goldens_agree_with_the_full_ones():
                 for key in compact.files:
                     if not key.endswith("__index"):
                         continue
-                    name = key[:-len("__index")]
+                    name = key[: -len("__index")]
                     got = full[name][tuple(compact[key].T)]
                     np.testing.assert_array_equal(got, compact[f"{name}__value"], err_msg=name)
                     assert abs(full[name].mean(dtype=np.float64) - compact[f"{name}__mean"]) < 1e-6

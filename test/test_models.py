@@ -5,6 +5,7 @@ from ``scene_a.png`` with deterministic weights; they are reached here only thro
 public path: a checkpoint file -> ``Predictor`` -> ``predict``. Everything else uses
 small fakes or models built on the meta device, so the file stays fast on a CPU.
 """
+
 from __future__ import annotations
 
 import gc
@@ -21,14 +22,31 @@ import pytest
 import torch
 
 import dpt_ros.models.weights.download as download
-from dpt_ros.models import (DPT, METRIC_DEPTH, CheckpointError, DPTDepthModel,
-                            DPTSegmentationModel, ModelSpec, Predictor, check_state_dict,
-                            get_spec, identify_model_types, load_model, model_names,
-                            read_state_dict)
+from dpt_ros.models import (
+    DPT,
+    METRIC_DEPTH,
+    CheckpointError,
+    DPTDepthModel,
+    DPTSegmentationModel,
+    ModelSpec,
+    Predictor,
+    check_state_dict,
+    get_spec,
+    identify_model_types,
+    load_model,
+    model_names,
+    read_state_dict,
+)
 from dpt_ros.models.transforms import network_input_size, preprocess
 
-ALL_TYPES = ("dpt_hybrid", "dpt_large", "dpt_hybrid_kitti", "dpt_hybrid_nyu",
-             "dpt_hybrid_ade20k", "dpt_large_ade20k")
+ALL_TYPES = (
+    "dpt_hybrid",
+    "dpt_large",
+    "dpt_hybrid_kitti",
+    "dpt_hybrid_nyu",
+    "dpt_hybrid_ade20k",
+    "dpt_large_ade20k",
+)
 DEPTH_GOLDEN_TYPES = ("dpt_hybrid", "dpt_large", "dpt_hybrid_nyu")
 
 
@@ -64,6 +82,7 @@ def _rel_err(got: np.ndarray, want: np.ndarray) -> float:
 
 # --------------------------------------------------------------------------- layout
 
+
 def test_registry_lists_the_six_official_types():
     assert model_names() == ALL_TYPES
     assert model_names("depth") == ALL_TYPES[:4]
@@ -74,8 +93,10 @@ def test_registry_lists_the_six_official_types():
 def test_state_dict_layout_equals_official_checkpoint(model_type, key_spec):
     with torch.device("meta"):
         model = get_spec(model_type).build()
-    got = {k: (list(v.shape), str(v.dtype).replace("torch.", ""))
-           for k, v in model.state_dict().items()}
+    got = {
+        k: (list(v.shape), str(v.dtype).replace("torch.", ""))
+        for k, v in model.state_dict().items()
+    }
     want = {k: (list(s), d) for k, s, d in key_spec(model_type)}
     missing = sorted(set(want) - set(got))
     unexpected = sorted(set(got) - set(want))
@@ -104,19 +125,28 @@ def depth_run(request, det_checkpoint, golden, scene_a_rgb):
     """One load of a depth model; everything the tests compare, computed once."""
     model_type = request.param
     gold = golden(model_type)
-    predictor = Predictor(model_type, weights=det_checkpoint(model_type), device="cpu",
-                          precision="fp32")
+    predictor = Predictor(
+        model_type, weights=det_checkpoint(model_type), device="cpu", precision="fp32"
+    )
     net_input = _network_input(predictor, scene_a_rgb)
     exact_output = None
     with torch.inference_mode():
         net_output = predictor.model(net_input)[0].numpy()
         if gold.full is not None:
-            exact_output = predictor.model(torch.from_numpy(gold.full["net_input"])[None])[0].numpy()
+            exact_output = predictor.model(torch.from_numpy(gold.full["net_input"])[None])[
+                0
+            ].numpy()
     final = predictor.predict(scene_a_rgb)
     del predictor
     _free()
-    return {"type": model_type, "gold": gold, "net_input": net_input[0].numpy(),
-            "net_output": net_output, "exact_output": exact_output, "final": final}
+    return {
+        "type": model_type,
+        "gold": gold,
+        "net_input": net_input[0].numpy(),
+        "net_output": net_output,
+        "exact_output": exact_output,
+        "final": final,
+    }
 
 
 def test_depth_network_input_matches_golden(depth_run):
@@ -144,19 +174,30 @@ def test_depth_predict_matches_golden(depth_run, scene_a_rgb):
 @pytest.fixture(scope="module")
 def ade20k_run(det_checkpoint, golden, scene_a_rgb):
     gold = golden("dpt_hybrid_ade20k")
-    predictor = Predictor("dpt_hybrid_ade20k", weights=det_checkpoint("dpt_hybrid_ade20k"),
-                          device="cpu", precision="fp32")
+    predictor = Predictor(
+        "dpt_hybrid_ade20k",
+        weights=det_checkpoint("dpt_hybrid_ade20k"),
+        device="cpu",
+        precision="fp32",
+    )
     net_input = _network_input(predictor, scene_a_rgb)
     exact_logits = None
     with torch.inference_mode():
         logits = predictor.model(net_input)[0].numpy()
         if gold.full is not None:
-            exact_logits = predictor.model(torch.from_numpy(gold.full["net_input"])[None])[0].numpy()
+            exact_logits = predictor.model(torch.from_numpy(gold.full["net_input"])[None])[
+                0
+            ].numpy()
     labels = predictor.predict(scene_a_rgb)
     del predictor
     _free()
-    return {"gold": gold, "net_input": net_input[0].numpy(), "logits": logits,
-            "exact_logits": exact_logits, "labels": labels}
+    return {
+        "gold": gold,
+        "net_input": net_input[0].numpy(),
+        "logits": logits,
+        "exact_logits": exact_logits,
+        "labels": labels,
+    }
 
 
 def test_ade20k_network_input_matches_golden(ade20k_run):
@@ -182,19 +223,28 @@ def test_ade20k_predict_labels_match_golden(ade20k_run, scene_a_rgb):
     assert agree >= 0.999, agree
 
 
-@pytest.mark.parametrize("model_type,out_dtype", [
-    ("dpt_hybrid_kitti", np.float32),
-    ("dpt_large_ade20k", np.uint8),
-])
+@pytest.mark.parametrize(
+    "model_type,out_dtype",
+    [
+        ("dpt_hybrid_kitti", np.float32),
+        ("dpt_large_ade20k", np.uint8),
+    ],
+)
 def test_models_without_goldens_load_and_run(model_type, out_dtype, det_checkpoint, detweights):
     spec = get_spec(model_type)
     # load_model matches the file's layout strictly (check_state_dict, strict=True).
-    predictor = Predictor(model_type, weights=det_checkpoint(model_type), device="cpu",
-                          precision="fp32", network_size=(128, 96))
+    predictor = Predictor(
+        model_type,
+        weights=det_checkpoint(model_type),
+        device="cpu",
+        precision="fp32",
+        network_size=(128, 96),
+    )
     key = "scratch.output_conv.4.weight" if spec.is_depth else "scratch.output_conv.4.bias"
     loaded = predictor.model.state_dict()[key]
-    torch.testing.assert_close(loaded, detweights.deterministic_tensor(key, loaded.shape),
-                               rtol=0, atol=0)
+    torch.testing.assert_close(
+        loaded, detweights.deterministic_tensor(key, loaded.shape), rtol=0, atol=0
+    )
     image = np.random.default_rng(0).integers(0, 256, (96, 128, 3), dtype=np.uint8)
     out = predictor.predict(image)
     assert out.shape == (96, 128) and out.dtype == out_dtype
@@ -209,10 +259,14 @@ def test_models_without_goldens_load_and_run(model_type, out_dtype, det_checkpoi
 
 # --------------------------------------------------------------------------- shapes
 
-@pytest.mark.parametrize("backbone,readout", [
-    *[(b, r) for b in ("vitb16_384", "vitb_rn50_384") for r in ("ignore", "add", "project")],
-    ("vitl16_384", "project"),
-])
+
+@pytest.mark.parametrize(
+    "backbone,readout",
+    [
+        *[(b, r) for b in ("vitb16_384", "vitb_rn50_384") for r in ("ignore", "add", "project")],
+        ("vitl16_384", "project"),
+    ],
+)
 def test_depth_model_shapes_non_square(backbone, readout):
     model = _cheap_model(DPTDepthModel, backbone=backbone, readout=readout)
     with torch.inference_mode():
@@ -226,8 +280,9 @@ def test_depth_model_shapes_non_square(backbone, readout):
 
 
 def test_segmentation_model_shape_non_square():
-    model = _cheap_model(DPTSegmentationModel, num_classes=150, backbone="vitb16_384",
-                         readout="add")
+    model = _cheap_model(
+        DPTSegmentationModel, num_classes=150, backbone="vitb16_384", readout="add"
+    )
     with torch.inference_mode():
         out = model(torch.randn(2, 3, 64, 96))
     assert out.shape == (2, 150, 64, 96)
@@ -252,6 +307,7 @@ def test_input_not_multiple_of_32_is_rejected():
 
 
 # --------------------------------------------------------------------------- metric depth
+
 
 def test_registry_metric_constants():
     kitti, nyu = get_spec("dpt_hybrid_kitti"), get_spec("dpt_hybrid_nyu")
@@ -312,21 +368,25 @@ def test_relative_models_return_the_raw_output(monkeypatch):
 
 # --------------------------------------------------------------------------- input size
 
-@pytest.mark.parametrize("image_hw,net_hw,keep,want", [
-    ((480, 640), (384, 384), True, (384, 512)),     # 0.8 is closer to 1 than 0.6
-    ((384, 512), (384, 384), True, (384, 512)),     # already a valid size
-    ((352, 1216), (352, 1216), True, (352, 1216)),  # KITTI at its network size
-    ((375, 1242), (352, 1216), True, (352, 1216)),  # KITTI raw: x0.979 -> 367 -> 352
-    ((1080, 1920), (384, 384), True, (384, 672)),   # x0.356: 682.7 -> 672
-    ((480, 640), (480, 640), True, (480, 640)),     # NYU
-    ((480, 640), (480, 480), True, (480, 640)),     # ADE20K: height already fits
-    ((384, 400), (384, 384), True, (384, 384)),     # 400/32 = 12.5 rounds half to even
-    ((480, 640), (384, 384), False, (384, 384)),    # no aspect ratio: each axis alone
-    ((1080, 1920), (352, 1216), False, (352, 1216)),
-    ((1, 1), (384, 384), True, (384, 384)),         # tiny images are scaled up
-    ((1, 4000), (384, 384), True, (32, 384)),       # a 0.1 px side becomes 32, never 0
-    ((2, 2), (16, 16), True, (32, 32)),             # never below one multiple
-])
+
+@pytest.mark.parametrize(
+    "image_hw,net_hw,keep,want",
+    [
+        ((480, 640), (384, 384), True, (384, 512)),  # 0.8 is closer to 1 than 0.6
+        ((384, 512), (384, 384), True, (384, 512)),  # already a valid size
+        ((352, 1216), (352, 1216), True, (352, 1216)),  # KITTI at its network size
+        ((375, 1242), (352, 1216), True, (352, 1216)),  # KITTI raw: x0.979 -> 367 -> 352
+        ((1080, 1920), (384, 384), True, (384, 672)),  # x0.356: 682.7 -> 672
+        ((480, 640), (480, 640), True, (480, 640)),  # NYU
+        ((480, 640), (480, 480), True, (480, 640)),  # ADE20K: height already fits
+        ((384, 400), (384, 384), True, (384, 384)),  # 400/32 = 12.5 rounds half to even
+        ((480, 640), (384, 384), False, (384, 384)),  # no aspect ratio: each axis alone
+        ((1080, 1920), (352, 1216), False, (352, 1216)),
+        ((1, 1), (384, 384), True, (384, 384)),  # tiny images are scaled up
+        ((1, 4000), (384, 384), True, (32, 384)),  # a 0.1 px side becomes 32, never 0
+        ((2, 2), (16, 16), True, (32, 32)),  # never below one multiple
+    ],
+)
 def test_network_input_size(image_hw, net_hw, keep, want):
     assert network_input_size(image_hw, net_hw, keep) == want
 
@@ -338,6 +398,7 @@ def test_network_input_size_rejects_empty_images():
 
 # --------------------------------------------------------------------------- checkpoints
 
+
 def test_missing_weights_file(tmp_path):
     with pytest.raises(CheckpointError, match="not found"):
         load_model("dpt_hybrid", tmp_path / "nothing.pt")
@@ -345,8 +406,9 @@ def test_missing_weights_file(tmp_path):
         read_state_dict(tmp_path)
 
 
-@pytest.mark.parametrize("content", [b"these are not weights\n", os.urandom(4096),
-                                     b"PK\x03\x04 a broken zip"])
+@pytest.mark.parametrize(
+    "content", [b"these are not weights\n", os.urandom(4096), b"PK\x03\x04 a broken zip"]
+)
 def test_unreadable_weights_file(tmp_path, content):
     path = tmp_path / "weights.pt"
     path.write_bytes(content)
@@ -450,8 +512,7 @@ def test_layout_mismatch_is_summarised(key_spec):
 
 def test_small_foreign_checkpoint_is_refused_with_a_short_message(tmp_path, key_spec):
     path = tmp_path / "other.pt"
-    torch.save({"backbone.conv.weight": torch.zeros(4, 3, 3, 3), "fc.bias": torch.zeros(4)},
-               path)
+    torch.save({"backbone.conv.weight": torch.zeros(4, 3, 3, 3), "fc.bias": torch.zeros(4)}, path)
     with pytest.raises(CheckpointError, match="does not match the dpt_hybrid layout") as info:
         load_model("dpt_hybrid", path)
     msg = str(info.value)
@@ -461,9 +522,11 @@ def test_small_foreign_checkpoint_is_refused_with_a_short_message(tmp_path, key_
 
 def test_official_layouts_are_identified(key_spec):
     assert identify_model_types(_meta_tensors(key_spec("dpt_hybrid"))) == [
-        "dpt_hybrid", "dpt_hybrid_kitti", "dpt_hybrid_nyu"]
-    assert identify_model_types(_meta_tensors(key_spec("dpt_large_ade20k"))) == [
-        "dpt_large_ade20k"]
+        "dpt_hybrid",
+        "dpt_hybrid_kitti",
+        "dpt_hybrid_nyu",
+    ]
+    assert identify_model_types(_meta_tensors(key_spec("dpt_large_ade20k"))) == ["dpt_large_ade20k"]
 
 
 def test_random_weights_warn_and_exclude_a_weights_file(tmp_path, monkeypatch):
@@ -493,8 +556,9 @@ def _no_network(monkeypatch):
     monkeypatch.setattr(urllib.request, "urlopen", refuse)
 
 
-def test_predictor_loads_the_cached_official_file(tmp_path, monkeypatch, det_checkpoint,
-                                                   detweights):
+def test_predictor_loads_the_cached_official_file(
+    tmp_path, monkeypatch, det_checkpoint, detweights
+):
     spec = get_spec("dpt_hybrid")
     cache = tmp_path / "cache"
     cache.mkdir()
@@ -507,8 +571,9 @@ def test_predictor_loads_the_cached_official_file(tmp_path, monkeypatch, det_che
     predictor = Predictor("dpt_hybrid", device="cpu", precision="fp32", progress=False)
     key = "scratch.output_conv.4.weight"
     weight = predictor.model.state_dict()[key]
-    torch.testing.assert_close(weight, detweights.deterministic_tensor(key, weight.shape),
-                               rtol=0, atol=0)
+    torch.testing.assert_close(
+        weight, detweights.deterministic_tensor(key, weight.shape), rtol=0, atol=0
+    )
     del predictor
     _free()
 

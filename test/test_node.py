@@ -1,9 +1,10 @@
 """dpt_node over real rclpy pub/sub, in one process (tf2_ros_py style)."""
+
 from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, Dict, List
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -21,14 +22,17 @@ from dpt_ros.node.params import PARAM_DEFS, declare
 from dpt_ros.ros.image_codec import image_msg_to_array
 from dpt_ros.ros.pointcloud import pointcloud2_to_arrays
 
-FAST = [Parameter("device", value="cpu"), Parameter("network_width", value=64),
-        Parameter("network_height", value=64)]
+FAST = [
+    Parameter("device", value="cpu"),
+    Parameter("network_width", value=64),
+    Parameter("network_height", value=64),
+]
 
 
 @pytest.fixture
 def ros():
     rclpy.init()
-    made: List[Node] = []
+    made: list[Node] = []
     executor = SingleThreadedExecutor()
 
     def add(node: Node) -> Node:
@@ -47,16 +51,22 @@ class Probe:
     """A test node: publishes image/camera_info and records every output topic, all
     relative to ``namespace`` (a camera's)."""
 
-    TOPICS = {"depth/image": Image, "depth/relative": Image, "depth/camera_info": CameraInfo,
-              "depth/colored": Image, "segmentation/labels": Image,
-              "segmentation/colored": Image, "points": PointCloud2}
+    TOPICS = {
+        "depth/image": Image,
+        "depth/relative": Image,
+        "depth/camera_info": CameraInfo,
+        "depth/colored": Image,
+        "segmentation/labels": Image,
+        "segmentation/colored": Image,
+        "points": PointCloud2,
+    }
 
     def __init__(self, add: Callable, compressed: bool = False, namespace: str = "") -> None:
         self.node = add(Node("probe", namespace=namespace))
-        self.got: Dict[str, list] = {t: [] for t in self.TOPICS}
+        self.got: dict[str, list] = {t: [] for t in self.TOPICS}
         for topic, typ in self.TOPICS.items():
             self.node.create_subscription(typ, topic, lambda m, t=topic: self.got[t].append(m), 10)
-        self.diagnostics: List[DiagnosticArray] = []
+        self.diagnostics: list[DiagnosticArray] = []
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 10)
         if compressed:
             self.image_pub = self.node.create_publisher(CompressedImage, "image/compressed", 10)
@@ -74,8 +84,9 @@ def spin_until(executor, predicate, timeout: float = 60.0) -> bool:
     return False
 
 
-def rgb_msg(rgb: np.ndarray, sec: int, frame_id: str = "camera_optical_frame",
-            encoding: str = "rgb8") -> Image:
+def rgb_msg(
+    rgb: np.ndarray, sec: int, frame_id: str = "camera_optical_frame", encoding: str = "rgb8"
+) -> Image:
     msg = Image()
     msg.header.stamp.sec = sec
     msg.header.stamp.nanosec = 250
@@ -103,8 +114,14 @@ def small_image(h: int = 48, w: int = 64, seed: int = 0) -> np.ndarray:
 
 
 def wait_for_subscribers(executor, probe: Probe) -> None:
-    assert spin_until(executor, lambda: probe.image_pub.get_subscription_count() > 0
-                      and probe.info_pub.get_subscription_count() > 0, 10)
+    assert spin_until(
+        executor,
+        lambda: (
+            probe.image_pub.get_subscription_count() > 0
+            and probe.info_pub.get_subscription_count() > 0
+        ),
+        10,
+    )
 
 
 class ForwardSpy:
@@ -113,7 +130,7 @@ class ForwardSpy:
     published meanwhile wait in their slots for the next cycle."""
 
     def __init__(self, predictor) -> None:
-        self.batch_sizes: List[int] = []
+        self.batch_sizes: list[int] = []
         self.go = threading.Event()
         self.go.set()
         predictor.model.register_forward_pre_hook(self._before_forward)
@@ -126,17 +143,29 @@ class ForwardSpy:
 def test_relative_depth_matches_golden(ros, det_checkpoint, scene_a_rgb, golden):
     """depth/relative of dpt_hybrid with the fixture weights equals the original's output."""
     executor, add = ros
-    node = add(DptNode(parameter_overrides=[
-        Parameter("device", value="cpu"), Parameter("precision", value="fp32"),
-        Parameter("depth.weights", value=str(det_checkpoint("dpt_hybrid")))]))
+    node = add(
+        DptNode(
+            parameter_overrides=[
+                Parameter("device", value="cpu"),
+                Parameter("precision", value="fp32"),
+                Parameter("depth.weights", value=str(det_checkpoint("dpt_hybrid"))),
+            ]
+        )
+    )
     probe = Probe(add)
     wait_for_subscribers(executor, probe)
     probe.info_pub.publish(camera_info(640, 480))
     spin_until(executor, lambda: node._cameras[0].camera_info is not None, 5)
     msg = rgb_msg(scene_a_rgb, 7, encoding="bgr8")
     probe.image_pub.publish(msg)
-    assert spin_until(executor, lambda: probe.got["depth/relative"] and probe.got["depth/colored"]
-                      and probe.got["depth/camera_info"])
+    assert spin_until(
+        executor,
+        lambda: (
+            probe.got["depth/relative"]
+            and probe.got["depth/colored"]
+            and probe.got["depth/camera_info"]
+        ),
+    )
     out = probe.got["depth/relative"][0]
     assert out.encoding == "32FC1" and (out.height, out.width) == (480, 640)
     assert out.header.stamp.sec == 7 and out.header.stamp.nanosec == 250
@@ -152,20 +181,32 @@ def test_relative_depth_matches_golden(ros, det_checkpoint, scene_a_rgb, golden)
 def test_metric_depth_cloud_and_labels(ros):
     """Calibrated relative depth + segmentation: every topic, one stamp, REP-118 and REP-103."""
     executor, add = ros
-    node = add(DptNode(parameter_overrides=FAST + [
-        Parameter("depth.random_weights", value=True),
-        Parameter("segmentation.model_type", value="dpt_hybrid_ade20k"),
-        Parameter("segmentation.random_weights", value=True),
-        Parameter("relative_depth.scale", value=0.5), Parameter("relative_depth.shift", value=0.2),
-        Parameter("cloud.stride", value=2)]))
+    node = add(
+        DptNode(
+            parameter_overrides=FAST
+            + [
+                Parameter("depth.random_weights", value=True),
+                Parameter("segmentation.model_type", value="dpt_hybrid_ade20k"),
+                Parameter("segmentation.random_weights", value=True),
+                Parameter("relative_depth.scale", value=0.5),
+                Parameter("relative_depth.shift", value=0.2),
+                Parameter("cloud.stride", value=2),
+            ]
+        )
+    )
     probe = Probe(add)
     wait_for_subscribers(executor, probe)
     rgb = small_image(48, 64)
     probe.info_pub.publish(camera_info(64, 48))
     spin_until(executor, lambda: node._cameras[0].camera_info is not None, 5)
     probe.image_pub.publish(rgb_msg(rgb, 11))
-    assert spin_until(executor, lambda: all(probe.got[t] for t in Probe.TOPICS if t != "depth/relative")
-                      and probe.got["depth/relative"])
+    assert spin_until(
+        executor,
+        lambda: (
+            all(probe.got[t] for t in Probe.TOPICS if t != "depth/relative")
+            and probe.got["depth/relative"]
+        ),
+    )
     for topic, msgs in probe.got.items():
         assert msgs[0].header.stamp.sec == 11, topic
         assert msgs[0].header.frame_id == "camera_optical_frame", topic
@@ -197,9 +238,16 @@ def test_metric_depth_cloud_and_labels(ros):
 def test_bad_messages_are_survived(ros):
     """Malformed images and a camera_info of another size are rejected; the node keeps going."""
     executor, add = ros
-    node = add(DptNode(parameter_overrides=FAST + [
-        Parameter("depth.random_weights", value=True),
-        Parameter("relative_depth.scale", value=1.0), Parameter("relative_depth.shift", value=0.5)]))
+    node = add(
+        DptNode(
+            parameter_overrides=FAST
+            + [
+                Parameter("depth.random_weights", value=True),
+                Parameter("relative_depth.scale", value=1.0),
+                Parameter("relative_depth.shift", value=0.5),
+            ]
+        )
+    )
     probe = Probe(add)
     wait_for_subscribers(executor, probe)
     probe.info_pub.publish(camera_info(640, 480))  # another resolution than the images
@@ -212,8 +260,13 @@ def test_bad_messages_are_survived(ros):
     empty = Image(encoding="rgb8")
     for msg in (bad_step, unknown, empty):
         probe.image_pub.publish(msg)
-        assert spin_until(executor, lambda n=msg: node.status()["rejected"] != "0" and
-                          node._cameras[0].frames._item is None, 10)
+        assert spin_until(
+            executor,
+            lambda n=msg: (
+                node.status()["rejected"] != "0" and node._cameras[0].frames._item is None
+            ),
+            10,
+        )
         time.sleep(0.2)
         executor.spin_once(timeout_sec=0.05)
     assert int(node.status()["rejected"]) == 3
@@ -230,9 +283,15 @@ def test_bad_messages_are_survived(ros):
 
 def test_compressed_input(ros):
     executor, add = ros
-    node = add(DptNode(parameter_overrides=FAST + [
-        Parameter("depth.random_weights", value=True),
-        Parameter("input_transport", value="compressed")]))
+    node = add(
+        DptNode(
+            parameter_overrides=FAST
+            + [
+                Parameter("depth.random_weights", value=True),
+                Parameter("input_transport", value="compressed"),
+            ]
+        )
+    )
     probe = Probe(add, compressed=True)
     assert spin_until(executor, lambda: probe.image_pub.get_subscription_count() > 0, 10)
     rgb = small_image()
@@ -250,16 +309,24 @@ def test_compressed_input(ros):
 def test_newest_frame_wins_and_diagnostics(ros):
     """Frames arriving while the model is busy are dropped; the newest one is processed."""
     executor, add = ros
-    node = add(DptNode(parameter_overrides=FAST + [
-        Parameter("depth.random_weights", value=True), Parameter("max_rate", value=2.0),
-        Parameter("diagnostics_period", value=0.5)]))
+    node = add(
+        DptNode(
+            parameter_overrides=FAST
+            + [
+                Parameter("depth.random_weights", value=True),
+                Parameter("max_rate", value=2.0),
+                Parameter("diagnostics_period", value=0.5),
+            ]
+        )
+    )
     probe = Probe(add)
     wait_for_subscribers(executor, probe)
     for sec in range(1, 9):
         probe.image_pub.publish(rgb_msg(small_image(seed=sec), sec))
         executor.spin_once(timeout_sec=0.01)
-    assert spin_until(executor, lambda: any(m.header.stamp.sec == 8
-                                            for m in probe.got["depth/relative"]), 20)
+    assert spin_until(
+        executor, lambda: any(m.header.stamp.sec == 8 for m in probe.got["depth/relative"]), 20
+    )
     spin_until(executor, lambda: False, 0.7)
     stamps = [m.header.stamp.sec for m in probe.got["depth/relative"]]
     status = node.status()
@@ -268,17 +335,29 @@ def test_newest_frame_wins_and_diagnostics(ros):
     assert int(status["dropped"]) == 8 - len(stamps)
     assert spin_until(executor, lambda: probe.diagnostics, 5)
     keys = {kv.key for kv in probe.diagnostics[-1].status[0].values}
-    assert {"input_rate_hz", "processed_rate_hz", "dropped", "latency_ms_median", "device",
-            "models"} <= keys
+    assert {
+        "input_rate_hz",
+        "processed_rate_hz",
+        "dropped",
+        "latency_ms_median",
+        "device",
+        "models",
+    } <= keys
 
 
 def test_cameras_publish_in_their_own_namespace_with_their_own_header(ros):
     """Two cameras of different sizes: each one's outputs go to its namespace with its
     header and size; a corrupt frame of one camera does not hold up the other's."""
     executor, add = ros
-    node = add(DptNode(parameter_overrides=FAST + [
-        Parameter("depth.random_weights", value=True),
-        Parameter("cameras", value=["front", "/rear_cam/"])]))
+    node = add(
+        DptNode(
+            parameter_overrides=FAST
+            + [
+                Parameter("depth.random_weights", value=True),
+                Parameter("cameras", value=["front", "/rear_cam/"]),
+            ]
+        )
+    )
     front, rear = Probe(add, namespace="/front"), Probe(add, namespace="/rear_cam")
     for probe in (front, rear):
         wait_for_subscribers(executor, probe)
@@ -296,14 +375,22 @@ def test_cameras_publish_in_their_own_namespace_with_their_own_header(ros):
         corrupt.encoding = "weird16"
         front.image_pub.publish(corrupt)
         rear.image_pub.publish(rgb_msg(small_image(32, 40, seed=1), 3, "rear_optical"))
-        assert spin_until(executor, lambda: node.status()["front.received"] == "2"
-                          and node.status()["/rear_cam.received"] == "1", 10)
+        assert spin_until(
+            executor,
+            lambda: (
+                node.status()["front.received"] == "2"
+                and node.status()["/rear_cam.received"] == "1"
+            ),
+            10,
+        )
     finally:
         spy.go.set()
     topics = ("depth/relative", "depth/colored", "depth/camera_info")
     assert spin_until(executor, lambda: all(p.got[t] for p in (front, rear) for t in topics))
-    for probe, sec, frame_id, (h, w) in ((front, 1, "front_optical", (48, 64)),
-                                         (rear, 3, "rear_optical", (32, 40))):
+    for probe, sec, frame_id, (h, w) in (
+        (front, 1, "front_optical", (48, 64)),
+        (rear, 3, "rear_optical", (32, 40)),
+    ):
         for topic in topics:
             msg = probe.got[topic][0]
             assert (msg.header.stamp.sec, msg.header.frame_id) == (sec, frame_id), topic
@@ -319,9 +406,15 @@ def test_cameras_publish_in_their_own_namespace_with_their_own_header(ros):
 
 def test_same_size_cameras_share_one_forward_pass(ros):
     executor, add = ros
-    node = add(DptNode(parameter_overrides=FAST + [
-        Parameter("depth.random_weights", value=True),
-        Parameter("cameras", value=["left", "right"])]))
+    node = add(
+        DptNode(
+            parameter_overrides=FAST
+            + [
+                Parameter("depth.random_weights", value=True),
+                Parameter("cameras", value=["left", "right"]),
+            ]
+        )
+    )
     left, right = Probe(add, namespace="/left"), Probe(add, namespace="/right")
     for probe in (left, right):
         wait_for_subscribers(executor, probe)
@@ -334,20 +427,25 @@ def test_same_size_cameras_share_one_forward_pass(ros):
         # While the worker is busy, one frame of each camera arrives.
         left.image_pub.publish(rgb_msg(left_rgb, 2, "left_optical"))
         right.image_pub.publish(rgb_msg(right_rgb, 3, "right_optical"))
-        assert spin_until(executor, lambda: node.status()["left.received"] == "2"
-                          and node.status()["right.received"] == "1", 10)
+        assert spin_until(
+            executor,
+            lambda: (
+                node.status()["left.received"] == "2" and node.status()["right.received"] == "1"
+            ),
+            10,
+        )
     finally:
         spy.go.set()
-    assert spin_until(executor, lambda: len(left.got["depth/relative"]) == 2
-                      and right.got["depth/relative"])
+    assert spin_until(
+        executor, lambda: len(left.got["depth/relative"]) == 2 and right.got["depth/relative"]
+    )
     assert spy.batch_sizes == [1, 2]
     # Each camera got its own frame's result back from the shared batch.
     for probe, rgb, sec in ((left, left_rgb, 2), (right, right_rgb, 3)):
         msg = probe.got["depth/relative"][-1]
         assert msg.header.stamp.sec == sec
         alone = node.pipeline.depth.predict(rgb)
-        np.testing.assert_allclose(image_msg_to_array(msg), alone,
-                                   atol=1e-4 * np.abs(alone).max())
+        np.testing.assert_allclose(image_msg_to_array(msg), alone, atol=1e-4 * np.abs(alone).max())
 
 
 def test_runtime_parameter_validation(ros):
@@ -361,33 +459,58 @@ def test_runtime_parameter_validation(ros):
     assert not ro.successful  # read-only: needs a model reload
 
 
-@pytest.mark.parametrize("overrides, needle", [
-    ([Parameter("depth.model_type", value="dpt_nope")], "dpt_hybrid_nyu"),
-    ([Parameter("depth.model_type", value=""), Parameter("segmentation.model_type", value="")],
-     "nothing to run"),
-    ([Parameter("network_width", value=100)], "network_width.*step: 32"),
-    ([Parameter("depth.model_type", value="dpt_hybrid_ade20k")], "not a depth model"),
-    ([Parameter("cameras", value=["front", "front/"])],
-     r"cameras\[1\]='front/' repeats cameras\[0\]='front'"),
-    ([Parameter("cameras", value=["front", ""])], r"cameras\[1\]='' names no camera namespace"),
-    ([Parameter("cameras", value=["front", "/front"])], "'front' and '/front' are the same camera"),
-    ([Parameter("cameras", value=["2nd_camera"])], "not a valid ROS namespace"),
-    ([Parameter("cameras", value="front")], "invalid parameter cameras"),
-    ([Parameter("backend", value="onnxruntime")], r"needs depth\.engine"),
-    ([Parameter("backend", value="onnxruntime"), Parameter("compile", value="default"),
-      Parameter("depth.engine", value="x.onnx")], "applies to backend torch only"),
-    ([Parameter("compile", value="fast")], "compile='fast' is not one of"),
-    ([Parameter("warmup_width", value=0)], "warmup_width and warmup_height"),
-])
+@pytest.mark.parametrize(
+    "overrides, needle",
+    [
+        ([Parameter("depth.model_type", value="dpt_nope")], "dpt_hybrid_nyu"),
+        (
+            [
+                Parameter("depth.model_type", value=""),
+                Parameter("segmentation.model_type", value=""),
+            ],
+            "nothing to run",
+        ),
+        ([Parameter("network_width", value=100)], "network_width.*step: 32"),
+        ([Parameter("depth.model_type", value="dpt_hybrid_ade20k")], "not a depth model"),
+        (
+            [Parameter("cameras", value=["front", "front/"])],
+            r"cameras\[1\]='front/' repeats cameras\[0\]='front'",
+        ),
+        ([Parameter("cameras", value=["front", ""])], r"cameras\[1\]='' names no camera namespace"),
+        (
+            [Parameter("cameras", value=["front", "/front"])],
+            "'front' and '/front' are the same camera",
+        ),
+        ([Parameter("cameras", value=["2nd_camera"])], "not a valid ROS namespace"),
+        ([Parameter("cameras", value="front")], "invalid parameter cameras"),
+        ([Parameter("backend", value="onnxruntime")], r"needs depth\.engine"),
+        (
+            [
+                Parameter("backend", value="onnxruntime"),
+                Parameter("compile", value="default"),
+                Parameter("depth.engine", value="x.onnx"),
+            ],
+            "applies to backend torch only",
+        ),
+        ([Parameter("compile", value="fast")], "compile='fast' is not one of"),
+        ([Parameter("warmup_width", value=0)], "warmup_width and warmup_height"),
+    ],
+)
 def test_invalid_parameters_are_fatal_with_a_clear_message(ros, overrides, needle):
     with pytest.raises(ValueError, match=needle):
-        DptNode(parameter_overrides=FAST + [Parameter("depth.random_weights", value=True)]
-                + overrides)
+        DptNode(
+            parameter_overrides=FAST + [Parameter("depth.random_weights", value=True)] + overrides
+        )
 
 
-@pytest.mark.parametrize("yaml_value, expected", [
-    (None, ()), ("[]", ()), ('["front", "/robot/rear_camera"]', ["front", "/robot/rear_camera"]),
-])
+@pytest.mark.parametrize(
+    "yaml_value, expected",
+    [
+        (None, ()),
+        ("[]", ()),
+        ('["front", "/robot/rear_camera"]', ["front", "/robot/rear_camera"]),
+    ],
+)
 def test_cameras_from_a_params_file(tmp_path, yaml_value, expected):
     """The string list is declared by type: unset or [] is the default (no cameras), and a
     list of strings from a params file is accepted (an empty-list default would not)."""
@@ -434,13 +557,21 @@ def test_onnxruntime_backend_through_the_node(ros, tmp_path, det_checkpoint):
     from dpt_ros.models.export import export_onnx
 
     weights = det_checkpoint("dpt_hybrid")
-    engine = export_onnx("dpt_hybrid", tmp_path / "h.onnx", weights=weights, width=64,
-                         height=64, check=False).path
+    engine = export_onnx(
+        "dpt_hybrid", tmp_path / "h.onnx", weights=weights, width=64, height=64, check=False
+    ).path
     executor, add = ros
-    node = add(DptNode(parameter_overrides=[
-        Parameter("device", value="cpu"), Parameter("backend", value="onnxruntime"),
-        Parameter("depth.engine", value=str(engine)), Parameter("warmup_width", value=64),
-        Parameter("warmup_height", value=48)]))
+    node = add(
+        DptNode(
+            parameter_overrides=[
+                Parameter("device", value="cpu"),
+                Parameter("backend", value="onnxruntime"),
+                Parameter("depth.engine", value=str(engine)),
+                Parameter("warmup_width", value=64),
+                Parameter("warmup_height", value=48),
+            ]
+        )
+    )
     assert node.pipeline.depth.backend == "onnxruntime" and node.pipeline.depth.model is None
     probe = Probe(add)
     wait_for_subscribers(executor, probe)
@@ -448,14 +579,19 @@ def test_onnxruntime_backend_through_the_node(ros, tmp_path, det_checkpoint):
     probe.image_pub.publish(rgb_msg(rgb, 31))
     assert spin_until(executor, lambda: probe.got["depth/relative"])
     got = image_msg_to_array(probe.got["depth/relative"][0])
-    want = Predictor("dpt_hybrid", weights=weights, device="cpu", network_size=(64, 64),
-                     keep_aspect_ratio=False).predict(rgb)
+    want = Predictor(
+        "dpt_hybrid", weights=weights, device="cpu", network_size=(64, 64), keep_aspect_ratio=False
+    ).predict(rgb)
     assert got.shape == (48, 64)
     assert np.abs(got - want).max() <= 5e-4 * np.abs(want).max()
 
 
 def test_missing_engine_file_is_fatal_with_its_name(ros, tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.onnx"):
-        DptNode(parameter_overrides=[
-            Parameter("device", value="cpu"), Parameter("backend", value="onnxruntime"),
-            Parameter("depth.engine", value=str(tmp_path / "nope.onnx"))])
+        DptNode(
+            parameter_overrides=[
+                Parameter("device", value="cpu"),
+                Parameter("backend", value="onnxruntime"),
+                Parameter("depth.engine", value=str(tmp_path / "nope.onnx")),
+            ]
+        )

@@ -1,4 +1,5 @@
 """The package around the code: config, launch file, README, package.xml stay in step."""
+
 from __future__ import annotations
 
 import ast
@@ -19,11 +20,16 @@ REPO = Path(__file__).resolve().parents[1]
 def test_config_yaml_loads_through_rcl_with_every_default():
     text = (REPO / "config" / "dpt.yaml").read_text()
     context = rclpy.Context()
-    rclpy.init(args=["--ros-args", "--params-file", str(REPO / "config" / "dpt.yaml")],
-               context=context)
+    rclpy.init(
+        args=["--ros-args", "--params-file", str(REPO / "config" / "dpt.yaml")], context=context
+    )
     try:
-        node = Node("dpt_node", context=context, allow_undeclared_parameters=True,
-                    automatically_declare_parameters_from_overrides=True)
+        node = Node(
+            "dpt_node",
+            context=context,
+            allow_undeclared_parameters=True,
+            automatically_declare_parameters_from_overrides=True,
+        )
         try:
             for p in PARAMS:
                 if isinstance(p.default, tuple):
@@ -46,8 +52,16 @@ def test_launch_file_uses_the_launch_ros_api_and_known_parameters():
     assert "generate_launch_description" in names
     assert "from launch_ros.actions import Node" in source
     declared = set(re.findall(r'DeclareLaunchArgument\(\s*"([a-z_]+)"', source))
-    assert declared == {"params_file", "namespace", "image", "camera_info", "depth_model",
-                        "segmentation_model", "device", "use_sim_time"}
+    assert declared == {
+        "params_file",
+        "namespace",
+        "image",
+        "camera_info",
+        "depth_model",
+        "segmentation_model",
+        "device",
+        "use_sim_time",
+    }
     known = {p.name for p in PARAMS} | {"use_sim_time"}
     for param in re.findall(r'"((?:depth|segmentation)\.[a-z_]+|device)"', source):
         assert param in known, param
@@ -65,18 +79,34 @@ def test_package_xml():
     root = ET.parse(REPO / "package.xml").getroot()
     assert root.get("format") == "3" and root.findtext("name") == "dpt_ros"
     deps = {e.text for e in root.findall("exec_depend")}
-    assert {"rclpy", "sensor_msgs", "std_msgs", "geometry_msgs", "diagnostic_msgs",
-            "python3-numpy", "python3-opencv"} <= deps
+    assert {
+        "rclpy",
+        "sensor_msgs",
+        "std_msgs",
+        "geometry_msgs",
+        "diagnostic_msgs",
+        "python3-numpy",
+        "python3-opencv",
+    } <= deps
     assert root.find("export/build_type").text == "ament_python"
     assert (REPO / "resource" / "dpt_ros").exists()
 
 
 def test_config_yaml_and_readme_table_are_generated_from_params():
     """config/dpt.yaml and the README's parameter table match node_params.PARAMS."""
-    spec = importlib.util.spec_from_file_location("gen_param_docs",
-                                                  REPO / "scripts" / "gen_param_docs.py")
+    spec = importlib.util.spec_from_file_location(
+        "gen_param_docs", REPO / "scripts" / "gen_param_docs.py"
+    )
     gen = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gen)
     assert (REPO / "config" / "dpt.yaml").read_text() == gen.yaml_text()
     readme = (REPO / "README.md").read_text()
     assert gen.readme_text(readme) == readme
+
+
+def test_models_lazy_exports_are_listed_and_resolve():
+    import dpt_ros.models as models
+
+    assert sorted(models.__all__) == sorted(models._EXPORTS)
+    for name in models.__all__:
+        assert getattr(models, name) is not None

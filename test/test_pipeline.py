@@ -1,5 +1,6 @@
 """FramePipeline's device path: torch geometry against the numpy reference, batching,
 per-stream colour ranges, and the channels_last / compile options of Predictor."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,8 +36,9 @@ def test_torch_backproject_equals_numpy(stride, max_depth):
     depth = odd_depth()
     intr = Intrinsics(fx=7.0, fy=6.5, cx=6.25, cy=3.75, width=13, height=9)
     want = backproject(depth, intr, stride, max_depth)
-    got = torch_backproject(torch.from_numpy(depth), intr.fx, intr.fy, intr.cx, intr.cy,
-                            stride, max_depth).numpy()
+    got = torch_backproject(
+        torch.from_numpy(depth), intr.fx, intr.fy, intr.cx, intr.cy, stride, max_depth
+    ).numpy()
     assert got.shape == want.shape and got.dtype == np.float32
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=0, equal_nan=True)
@@ -62,8 +64,9 @@ def test_relative_to_metric_formula_and_invalid():
 @pytest.fixture(scope="module")
 def hybrid():
     """A small random-weight hybrid (network 96x64) on the CPU."""
-    return Predictor("dpt_hybrid", device="cpu", random_weights=True, progress=False,
-                     network_size=(96, 64))
+    return Predictor(
+        "dpt_hybrid", device="cpu", random_weights=True, progress=False, network_size=(96, 64)
+    )
 
 
 def frame(seed: int, h: int = 48, w: int = 64) -> np.ndarray:
@@ -73,8 +76,9 @@ def frame(seed: int, h: int = 48, w: int = 64) -> np.ndarray:
 
 
 def info(fx: float, h: int = 48, w: int = 64) -> CameraInfo:
-    return Intrinsics(fx=fx, fy=fx, cx=w / 2 - 0.5, cy=h / 2 - 0.5, width=w,
-                      height=h).to_camera_info()
+    return Intrinsics(
+        fx=fx, fy=fx, cx=w / 2 - 0.5, cy=h / 2 - 0.5, width=w, height=h
+    ).to_camera_info()
 
 
 def header(sec: int, frame_id: str) -> Header:
@@ -82,8 +86,9 @@ def header(sec: int, frame_id: str) -> Header:
 
 
 def test_batch_matches_single_frames_and_cloud_matches_depth(hybrid):
-    options = PipelineOptions(relative_depth_scale=2.0, relative_depth_shift=0.2, cloud_stride=2,
-                              cloud_max_depth=4.0)
+    options = PipelineOptions(
+        relative_depth_scale=2.0, relative_depth_shift=0.2, cloud_stride=2, cloud_max_depth=4.0
+    )
     batched = FramePipeline(hybrid, None, options)
     single = FramePipeline(hybrid, None, options)
     rgbs = [frame(1), frame(2)]
@@ -104,8 +109,14 @@ def test_batch_matches_single_frames_and_cloud_matches_depth(hybrid):
         xyz = np.stack([fields["x"], fields["y"], fields["z"]], axis=-1)
         assert xyz.shape == want.shape
         np.testing.assert_allclose(xyz, want, rtol=1e-5, atol=1e-6, equal_nan=True)
-    assert set(out_b[0].timings_ms) >= {"upload", "preprocess", "depth_model", "download",
-                                        "messages", "pointcloud"}
+    assert set(out_b[0].timings_ms) >= {
+        "upload",
+        "preprocess",
+        "depth_model",
+        "download",
+        "messages",
+        "pointcloud",
+    }
 
 
 def test_streams_keep_their_own_colour_range(hybrid):
@@ -131,8 +142,14 @@ def test_process_batch_argument_errors(hybrid):
 
 
 def test_channels_last_agrees_with_contiguous(hybrid):
-    plain = Predictor("dpt_hybrid", device="cpu", random_weights=True, progress=False,
-                      network_size=(96, 64), channels_last=False)
+    plain = Predictor(
+        "dpt_hybrid",
+        device="cpu",
+        random_weights=True,
+        progress=False,
+        network_size=(96, 64),
+        channels_last=False,
+    )
     plain.model.load_state_dict(hybrid.model.state_dict())
     assert hybrid.options.channels_last and not plain.options.channels_last
     conv = hybrid.model.scratch.layer1_rn.weight
@@ -155,7 +172,8 @@ def test_warm_up_runs_the_camera_shape(hybrid):
     """Warm-up runs the network on the input size a camera image of that size gets."""
     shapes = []
     hook = hybrid.model.register_forward_pre_hook(
-        lambda module, args: shapes.append(tuple(args[0].shape)))
+        lambda module, args: shapes.append(tuple(args[0].shape))
+    )
     try:
         hybrid.warm_up((60, 200), batch=2)
     finally:
@@ -168,14 +186,21 @@ def test_bf16_keeps_normalisation_in_float32_and_attention_fused(hybrid):
     """Under reduced precision the matrix products run in bf16 while every LayerNorm /
     GroupNorm computes in float32; attention is PyTorch's fused SDPA; the result stays
     close to float32."""
-    low = Predictor("dpt_hybrid", device="cpu", precision="bf16", random_weights=True,
-                    progress=False, network_size=(96, 64))
+    low = Predictor(
+        "dpt_hybrid",
+        device="cpu",
+        precision="bf16",
+        random_weights=True,
+        progress=False,
+        network_size=(96, 64),
+    )
     low.model.load_state_dict(hybrid.model.state_dict())
     seen = {}
 
     def record(kind):
         def hook(module, args, out):
             seen.setdefault(kind, set()).add((args[0].dtype, out.dtype))
+
         return hook
 
     for m in low.model.modules():

@@ -1,4 +1,5 @@
 """``dpt-ros play``: a small bag published to an in-process subscriber over real DDS."""
+
 from __future__ import annotations
 
 import os
@@ -9,7 +10,6 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Dict, List
 
 import pytest
 import rclpy
@@ -38,8 +38,9 @@ def write_bag(path: Path) -> None:
     store = get_typestore(Stores.ROS2_HUMBLE)
     with Writer(path, version=8, storage_plugin=StoragePlugin.MCAP) as writer:
         image = writer.add_connection(f"{NS}/image_raw", "sensor_msgs/msg/Image", typestore=store)
-        info = writer.add_connection(f"{NS}/camera_info", "sensor_msgs/msg/CameraInfo",
-                                     typestore=store)
+        info = writer.add_connection(
+            f"{NS}/camera_info", "sensor_msgs/msg/CameraInfo", typestore=store
+        )
         chat = writer.add_connection(f"{NS}/chatter", "std_msgs/msg/String", typestore=store)
         for i in range(N):
             msg = Image(height=2, width=3, encoding="rgb8", step=9)
@@ -62,7 +63,7 @@ class Listener:
         rclpy.init(context=self.context)
         self.node = Node("play_listener", context=self.context)
         self.lock = threading.Lock()
-        self.received: Dict[str, List] = {"image": [], "info": [], "clock": [], "chatter": []}
+        self.received: dict[str, list] = {"image": [], "info": [], "clock": [], "chatter": []}
         self.on_image = None
         reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
         best_effort = QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT)
@@ -88,6 +89,7 @@ class Listener:
                 self.received[key].append((time.monotonic(), msg))
             if key == "image" and self.on_image is not None:
                 self.on_image(len(self.received["image"]))
+
         return callback
 
     def wait_for(self, key: str, count: int, timeout: float = 10.0) -> None:
@@ -140,8 +142,22 @@ def test_play_images_camera_info_and_clock(bag, listener, capsys):
 
 
 def test_play_selected_topics_without_clock(bag, listener):
-    assert main(["play", str(bag), "--topics", f"{NS}/chatter", "--no-clock", "--rate", "10",
-                 "--delay", "1.0"]) == 0
+    assert (
+        main(
+            [
+                "play",
+                str(bag),
+                "--topics",
+                f"{NS}/chatter",
+                "--no-clock",
+                "--rate",
+                "10",
+                "--delay",
+                "1.0",
+            ]
+        )
+        == 0
+    )
     listener.wait_for("chatter", N)
     time.sleep(0.2)
     assert [m.data for _, m in listener.received["chatter"]] == [f"m{i}" for i in range(N)]
@@ -164,5 +180,6 @@ def test_play_unknown_topic_is_an_error(bag, capsys):
     assert main(["play", str(bag), "--topics", "/nope"]) == 2
     err = capsys.readouterr().err
     assert "/nope is not in the bag" in err and f"{NS}/image_raw (sensor_msgs/msg/Image)" in err
-    assert "does not exist" in (main(["play", str(bag) + "_missing"]) == 2
-                                and capsys.readouterr().err)
+    assert "does not exist" in (
+        main(["play", str(bag) + "_missing"]) == 2 and capsys.readouterr().err
+    )

@@ -5,6 +5,7 @@ population standard deviation, computed in float64 and applied by a plain convol
 timm 1.x (and transformers' BiT) compute ``(w - mean) / sqrt(var + 1e-8)``: every test
 below would fail with that form, which ``test_timm_1x_form_differs`` shows.
 """
+
 from __future__ import annotations
 
 import gc
@@ -18,10 +19,14 @@ from timm.layers.padding import pad_same
 from torch import nn
 
 from dpt_ros.models import Predictor, get_spec
+from dpt_ros.models.network.std_conv import (
+    FoldedStdConv2d,
+    OriginalStdConv2d,
+    fold_weight_standardization,
+    standardize_weight,
+    use_original_weight_standardization,
+)
 from dpt_ros.models.transforms import preprocess
-from dpt_ros.models.network.std_conv import (FoldedStdConv2d, OriginalStdConv2d,
-                                     fold_weight_standardization, standardize_weight,
-                                     use_original_weight_standardization)
 
 
 def _reference_weight(weight: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
@@ -36,8 +41,9 @@ def _timm_1x_weight(weight: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     w = weight.double()
     flat = w.reshape(w.shape[0], -1)
     var = flat.var(dim=1, unbiased=False)
-    return ((w - flat.mean(dim=1)[:, None, None, None])
-            / (var[:, None, None, None] + eps).sqrt()).float()
+    return (
+        (w - flat.mean(dim=1)[:, None, None, None]) / (var[:, None, None, None] + eps).sqrt()
+    ).float()
 
 
 def _small_spread_weight(shape=(8, 4, 3, 3), seed: int = 0) -> torch.Tensor:
@@ -86,7 +92,9 @@ def test_timm_1x_form_differs():
     assert diff[0] > 1e-2 and diff[-1] < 1e-3
 
 
-@pytest.mark.parametrize("timm_cls,stride", [(StdConv2dSame, 2), (StdConv2dSame, 1), (StdConv2d, 1)])
+@pytest.mark.parametrize(
+    "timm_cls,stride", [(StdConv2dSame, 2), (StdConv2dSame, 1), (StdConv2d, 1)]
+)
 def test_replaced_convolution_keeps_padding_and_parameters(timm_cls, stride):
     holder = nn.Sequential(timm_cls(4, 8, 3, stride=stride, eps=1e-8))
     with torch.no_grad():
@@ -106,8 +114,11 @@ def test_replaced_convolution_keeps_padding_and_parameters(timm_cls, stride):
 
 
 def test_compiled_convolution_computes_the_same_formula():
-    stack = nn.Sequential(StdConv2dSame(3, 8, 7, stride=2, eps=1e-8), nn.ReLU(),
-                          StdConv2dSame(8, 8, 3, stride=1, eps=1e-8))
+    stack = nn.Sequential(
+        StdConv2dSame(3, 8, 7, stride=2, eps=1e-8),
+        nn.ReLU(),
+        StdConv2dSame(8, 8, 3, stride=1, eps=1e-8),
+    )
     with torch.no_grad():
         stack[0].weight.copy_(_small_spread_weight((8, 3, 7, 7), 2))
         stack[2].weight.copy_(_small_spread_weight((8, 8, 3, 3), 3))
@@ -141,12 +152,18 @@ def test_hybrid_on_a_large_input_matches_the_formula(det_checkpoint, scene_a_rgb
     704x1280 network input: our network against the same network with convolutions
     whose weights follow the formula in float64. timm 1.x's form is off by more than
     5x the bound."""
-    predictor = Predictor("dpt_hybrid", weights=det_checkpoint("dpt_hybrid"), device="cpu",
-                          precision="fp32", channels_last=False)
+    predictor = Predictor(
+        "dpt_hybrid",
+        weights=det_checkpoint("dpt_hybrid"),
+        device="cpu",
+        precision="fp32",
+        channels_last=False,
+    )
     model = predictor.model
     image = cv2.resize(scene_a_rgb, (1280, 720), interpolation=cv2.INTER_CUBIC)
-    x = preprocess(torch.from_numpy(image)[None], (704, 1280), predictor.spec.mean,
-                   predictor.spec.std)
+    x = preprocess(
+        torch.from_numpy(image)[None], (704, 1280), predictor.spec.mean, predictor.spec.std
+    )
     with torch.inference_mode():
         ours = model(x)
         assert fold_weight_standardization(model) == 52
@@ -156,8 +173,13 @@ def test_hybrid_on_a_large_input_matches_the_formula(det_checkpoint, scene_a_rgb
     gc.collect()
 
     def run_with(weight_fn) -> torch.Tensor:
-        reference = Predictor("dpt_hybrid", weights=det_checkpoint("dpt_hybrid"), device="cpu",
-                              precision="fp32", channels_last=False).model
+        reference = Predictor(
+            "dpt_hybrid",
+            weights=det_checkpoint("dpt_hybrid"),
+            device="cpu",
+            precision="fp32",
+            channels_last=False,
+        ).model
         assert _with_reference_convs(reference, weight_fn) == 52
         with torch.inference_mode():
             return reference(x)

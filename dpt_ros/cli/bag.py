@@ -18,25 +18,34 @@ bag holding everything written up to the last finished batch.
 
 Reading and writing bags is ``dpt_ros.ros.bagio``, shared with ``play`` and ``demo``.
 """
+
 from __future__ import annotations
 
 import argparse
-import io
 import logging
 import sys
 import time
-from contextlib import redirect_stdout
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any
 
 from dpt_ros.cli.args import positive_int
 from dpt_ros.models.options import PredictorOptions
-from dpt_ros.ros.bagio import (CAMERA_INFO_TYPE, COMPRESSED_TYPE, IMAGE_TYPE, IMAGE_TYPES, STORAGES,
-                               BAG_VERSION, cdr_converter, default_namespace, image_topics,
-                               absolute_topic, input_storage, message_class, open_bag, output_typestore,
-                               ros2_typestore)
-
+from dpt_ros.ros.bagio import (
+    BAG_VERSION,
+    CAMERA_INFO_TYPE,
+    COMPRESSED_TYPE,
+    STORAGES,
+    absolute_topic,
+    cdr_converter,
+    default_namespace,
+    image_topics,
+    input_storage,
+    open_bag,
+    output_typestore,
+    ros2_typestore,
+)
 
 _LOG = logging.getLogger(__name__)
 
@@ -66,49 +75,122 @@ exit status: 0 on success, 2 on an error (one line on stderr), 130 when interrup
 def add_parser(subparsers: Any, name: str) -> argparse.ArgumentParser:
     """Adds ``dpt-ros bag`` to ``subparsers``."""
     p = subparsers.add_parser(
-        name, help="run depth/segmentation over a bag, write a new bag with the outputs",
+        name,
+        help="run depth/segmentation over a bag, write a new bag with the outputs",
         description="Run DPT depth and/or segmentation over one image topic of a bag and\n"
-                    "write a new bag: all input messages plus the topics dpt_node publishes.\n"
-                    "Reads ROS 2 bags (sqlite3, MCAP) and ROS 1 .bag files.",
-        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("input", metavar="INPUT",
-                   help="input bag: a rosbag2 directory, a .db3 or .mcap file, or a ROS 1 .bag")
-    p.add_argument("-o", "--output", required=True, metavar="OUTPUT",
-                   help="output rosbag2 directory (must not exist)")
-    p.add_argument("--image-topic", required=True, metavar="TOPIC",
-                   help="sensor_msgs/Image or sensor_msgs/CompressedImage topic to process")
-    p.add_argument("--camera-info-topic", metavar="TOPIC",
-                   help="sensor_msgs/CameraInfo topic (default: camera_info beside the "
-                        "image topic, if the bag has it)")
-    p.add_argument("--depth-model", default=DEFAULT_DEPTH_MODEL, metavar="MODEL",
-                   help=f"depth model type (default {DEFAULT_DEPTH_MODEL}; '' disables depth)")
-    p.add_argument("--depth-weights", metavar="PATH",
-                   help="depth weights file (default: the cached or downloaded official file)")
-    p.add_argument("--segmentation-model", default="", metavar="MODEL",
-                   help="segmentation model type, e.g. dpt_hybrid_ade20k (default: none)")
-    p.add_argument("--segmentation-weights", metavar="PATH", help="segmentation weights file")
-    p.add_argument("--random-weights", action="store_true",
-                   help="random weights for every model without a weights file "
-                        "(testing and timing only: outputs are meaningless)")
-    PredictorOptions.add_arguments(p, backends=False)
-    p.add_argument("--batch", type=positive_int, default=1, metavar="N",
-                   help="frames per inference batch (default 1)")
-    p.add_argument("--output-namespace", metavar="NS",
-                   help="namespace of the output topics (default: the image topic's)")
-    p.add_argument("--storage", choices=STORAGES,
-                   help="output storage (default: the input's; sqlite3 for ROS 1 input)")
-    p.add_argument("--relative-depth-scale", type=float, default=0.0, metavar="S",
-                   help="metric depth from a relative model, 1/(S*x + shift) metres "
-                        "(default 0: none)")
-    p.add_argument("--relative-depth-shift", type=float, default=0.0, metavar="T",
-                   help="shift of that calibration (1/metres, default 0)")
-    p.add_argument("--cloud-stride", type=positive_int, default=1, metavar="N",
-                   help="keep every N-th pixel in both directions in 'points' (default 1)")
-    p.add_argument("--no-cloud", action="store_true", help="do not write 'points'")
-    p.add_argument("--output-size", choices=("input", "network"), default="input",
-                   help="size of the output images (default: the input image's)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+        "write a new bag: all input messages plus the topics dpt_node publishes.\n"
+        "Reads ROS 2 bags (sqlite3, MCAP) and ROS 1 .bag files.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_input_arguments(p)
+    _add_model_arguments(p)
+    _add_output_arguments(p)
     return p
+
+
+def _add_input_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "input",
+        metavar="INPUT",
+        help="input bag: a rosbag2 directory, a .db3 or .mcap file, or a ROS 1 .bag",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUTPUT",
+        help="output rosbag2 directory (must not exist)",
+    )
+    p.add_argument(
+        "--image-topic",
+        required=True,
+        metavar="TOPIC",
+        help="sensor_msgs/Image or sensor_msgs/CompressedImage topic to process",
+    )
+    p.add_argument(
+        "--camera-info-topic",
+        metavar="TOPIC",
+        help="sensor_msgs/CameraInfo topic (default: camera_info beside the "
+        "image topic, if the bag has it)",
+    )
+
+
+def _add_model_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--depth-model",
+        default=DEFAULT_DEPTH_MODEL,
+        metavar="MODEL",
+        help=f"depth model type (default {DEFAULT_DEPTH_MODEL}; '' disables depth)",
+    )
+    p.add_argument(
+        "--depth-weights",
+        metavar="PATH",
+        help="depth weights file (default: the cached or downloaded official file)",
+    )
+    p.add_argument(
+        "--segmentation-model",
+        default="",
+        metavar="MODEL",
+        help="segmentation model type, e.g. dpt_hybrid_ade20k (default: none)",
+    )
+    p.add_argument("--segmentation-weights", metavar="PATH", help="segmentation weights file")
+    p.add_argument(
+        "--random-weights",
+        action="store_true",
+        help="random weights for every model without a weights file "
+        "(testing and timing only: outputs are meaningless)",
+    )
+    PredictorOptions.add_arguments(p, backends=False)
+    p.add_argument(
+        "--batch",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="frames per inference batch (default 1)",
+    )
+
+
+def _add_output_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--output-namespace",
+        metavar="NS",
+        help="namespace of the output topics (default: the image topic's)",
+    )
+    p.add_argument(
+        "--storage",
+        choices=STORAGES,
+        help="output storage (default: the input's; sqlite3 for ROS 1 input)",
+    )
+    p.add_argument(
+        "--relative-depth-scale",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="metric depth from a relative model, 1/(S*x + shift) metres (default 0: none)",
+    )
+    p.add_argument(
+        "--relative-depth-shift",
+        type=float,
+        default=0.0,
+        metavar="T",
+        help="shift of that calibration (1/metres, default 0)",
+    )
+    p.add_argument(
+        "--cloud-stride",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="keep every N-th pixel in both directions in 'points' (default 1)",
+    )
+    p.add_argument("--no-cloud", action="store_true", help="do not write 'points'")
+    p.add_argument(
+        "--output-size",
+        choices=("input", "network"),
+        default="input",
+        help="size of the output images (default: the input image's)",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
 def _absolute_namespace(ns: str) -> str:
@@ -116,7 +198,7 @@ def _absolute_namespace(ns: str) -> str:
     return "/" + ns if ns else ""
 
 
-def _describe_topics(topics: Dict[str, str]) -> str:
+def _describe_topics(topics: dict[str, str]) -> str:
     if not topics:
         return "none"
     return ", ".join(f"{t} ({ty})" for t, ty in topics.items())
@@ -141,17 +223,17 @@ def make_predictor(options: PredictorOptions):
     return Predictor(options, progress=True)
 
 
-def _predictor_options(args: argparse.Namespace, task: str) -> Optional[PredictorOptions]:
+def _predictor_options(args: argparse.Namespace, task: str) -> PredictorOptions | None:
     """The options of the ``task`` model from the flags, None if it is disabled."""
-    model_type = ((args.depth_model if task == "depth" else args.segmentation_model)
-                  or "").strip()
+    model_type = ((args.depth_model if task == "depth" else args.segmentation_model) or "").strip()
     weights = args.depth_weights if task == "depth" else args.segmentation_weights
     if not model_type:
         if weights:
             raise ValueError(f"--{task}-weights given but {task} is disabled")
         return None
-    options = PredictorOptions.from_args(args, model_type, weights=weights,
-                                         random_weights=args.random_weights and not weights)
+    options = PredictorOptions.from_args(
+        args, model_type, weights=weights, random_weights=args.random_weights and not weights
+    )
     problems = options.problems(task)
     if problems:
         hint = " (or '' to disable depth)" if task == "depth" else ""
@@ -167,19 +249,22 @@ class _OutputBag:
         from rosbags.rosbag2 import StoragePlugin, Writer
 
         self._ext_type = ConnectionExtRosbag2
-        self.writer = Writer(path, version=BAG_VERSION,
-                             storage_plugin=StoragePlugin[storage.upper()])
+        self.writer = Writer(
+            path, version=BAG_VERSION, storage_plugin=StoragePlugin[storage.upper()]
+        )
         self.writer.open()
         self.reader = reader
         self.dst_store = ros2_typestore(reader)
         self.out_store = output_typestore()
-        self.input_map: Dict[Tuple[int, int], Tuple[Any, Callable[[Any], bytes]]] = {}
-        self.outputs: Dict[str, Any] = {}
-        self.counts: Dict[str, int] = {}
-        self._converters: Dict[str, Callable[[Any], bytes]] = {}
+        self.input_map: dict[tuple[int, int], tuple[Any, Callable[[Any], bytes]]] = {}
+        self.outputs: dict[str, Any] = {}
+        self.counts: dict[str, int] = {}
+        self._converters: dict[str, Callable[[Any], bytes]] = {}
         for rconn in reader.connections:
-            self.input_map[(rconn.id, id(rconn.owner))] = (self._copy_connection(rconn),
-                                                          self._converter(rconn.msgtype))
+            self.input_map[(rconn.id, id(rconn.owner))] = (
+                self._copy_connection(rconn),
+                self._converter(rconn.msgtype),
+            )
 
     def _converter(self, msgtype: str) -> Callable[[Any], bytes]:
         if msgtype not in self._converters:
@@ -193,19 +278,36 @@ class _OutputBag:
         fmt = ext.serialization_format if ext else "cdr"
         qos = list(ext.offered_qos_profiles) if ext else []
         for conn in self.writer.connections:
-            if (conn.topic == rconn.topic and conn.msgtype == rconn.msgtype
-                    and conn.ext.serialization_format == fmt
-                    and list(conn.ext.offered_qos_profiles) == qos):
+            if (
+                conn.topic == rconn.topic
+                and conn.msgtype == rconn.msgtype
+                and conn.ext.serialization_format == fmt
+                and list(conn.ext.offered_qos_profiles) == qos
+            ):
                 return conn
-        if (self.reader.is2 and rconn.digest and rconn.msgdef.data
-                and rconn.msgdef.format == MessageDefinitionFormat.MSG):
+        if (
+            self.reader.is2
+            and rconn.digest
+            and rconn.msgdef.data
+            and rconn.msgdef.format == MessageDefinitionFormat.MSG
+        ):
             return self.writer.add_connection(
-                rconn.topic, rconn.msgtype, msgdef=rconn.msgdef.data, rihs01=rconn.digest,
-                serialization_format=fmt, offered_qos_profiles=qos)
-        return self.writer.add_connection(rconn.topic, rconn.msgtype, typestore=self.dst_store,
-                                          serialization_format=fmt, offered_qos_profiles=qos)
+                rconn.topic,
+                rconn.msgtype,
+                msgdef=rconn.msgdef.data,
+                rihs01=rconn.digest,
+                serialization_format=fmt,
+                offered_qos_profiles=qos,
+            )
+        return self.writer.add_connection(
+            rconn.topic,
+            rconn.msgtype,
+            typestore=self.dst_store,
+            serialization_format=fmt,
+            offered_qos_profiles=qos,
+        )
 
-    def convert_input(self, rconn, raw) -> Tuple[Any, bytes]:
+    def convert_input(self, rconn, raw) -> tuple[Any, bytes]:
         conn, convert = self.input_map[(rconn.id, id(rconn.owner))]
         return conn, convert(raw)
 
@@ -216,8 +318,7 @@ class _OutputBag:
         conn = self.outputs.get(topic)
         if conn is None:
             store = self.out_store if msgtype in self.out_store.fielddefs else self.dst_store
-            conn = self.outputs[topic] = self.writer.add_connection(topic, msgtype,
-                                                                    typestore=store)
+            conn = self.outputs[topic] = self.writer.add_connection(topic, msgtype, typestore=store)
         self.writer.write(conn, timestamp, data)
         self.counts[topic] = self.counts.get(topic, 0) + 1
 
@@ -231,17 +332,19 @@ class _Plan:
 
     image_topic: str
     image_type: str
-    info_topic: Optional[str]
+    info_topic: str | None
     namespace: str
 
 
-def _check_paths(args: argparse.Namespace) -> Tuple[Path, Path]:
+def _check_paths(args: argparse.Namespace) -> tuple[Path, Path]:
     in_path, out_path = Path(args.input), Path(args.output)
     if not in_path.exists():
         raise FileNotFoundError(f"input bag {str(in_path)!r} does not exist")
     if out_path.exists() or out_path.is_symlink():
-        raise FileExistsError(f"output {str(out_path)!r} already exists; choose a new path "
-                              "(the output bag is never overwritten)")
+        raise FileExistsError(
+            f"output {str(out_path)!r} already exists; choose a new path "
+            "(the output bag is never overwritten)"
+        )
     try:
         if out_path.resolve() == in_path.resolve():
             raise ValueError("output and input are the same path")
@@ -252,24 +355,29 @@ def _check_paths(args: argparse.Namespace) -> Tuple[Path, Path]:
     return in_path, out_path
 
 
-def _camera_info_topic(args: argparse.Namespace, topics: Dict[str, str], image_topic: str,
-                       image_type: str) -> Optional[str]:
+def _camera_info_topic(
+    args: argparse.Namespace, topics: dict[str, str], image_topic: str, image_type: str
+) -> str | None:
     """The camera_info topic: the flag's, else the image's sibling if the bag has it."""
     infos = {t: ty for t, ty in topics.items() if ty == CAMERA_INFO_TYPE}
     if args.camera_info_topic:
         info_topic = absolute_topic(args.camera_info_topic)
         if info_topic not in infos:
-            what = (f"has type {topics[info_topic]}" if info_topic in topics
-                    else "is not in the bag")
-            raise ValueError(f"camera_info topic {info_topic} {what}; the bag's "
-                             f"CameraInfo topics: {', '.join(infos) or 'none'}")
+            what = f"has type {topics[info_topic]}" if info_topic in topics else "is not in the bag"
+            raise ValueError(
+                f"camera_info topic {info_topic} {what}; the bag's "
+                f"CameraInfo topics: {', '.join(infos) or 'none'}"
+            )
         return info_topic
     guess = default_namespace(image_topic, image_type) + "/camera_info"
     if guess in infos:
         return guess
-    print(f"dpt-ros bag: no camera_info topic ({guess} is not in the bag): no "
-          "depth/camera_info or points; give --camera-info-topic "
-          f"(CameraInfo topics: {', '.join(infos) or 'none'})", file=sys.stderr)
+    print(
+        f"dpt-ros bag: no camera_info topic ({guess} is not in the bag): no "
+        "depth/camera_info or points; give --camera-info-topic "
+        f"(CameraInfo topics: {', '.join(infos) or 'none'})",
+        file=sys.stderr,
+    )
     return None
 
 
@@ -278,28 +386,41 @@ def _plan(args: argparse.Namespace, reader) -> _Plan:
     images = image_topics(reader)
     image_topic = absolute_topic(args.image_topic)
     if image_topic not in images:
-        what = (f"has type {topics[image_topic]}, not an image type"
-                if image_topic in topics else "is not in the bag")
-        raise ValueError(f"image topic {image_topic} {what}; the bag's image topics: "
-                         f"{_describe_topics(images)}")
+        what = (
+            f"has type {topics[image_topic]}, not an image type"
+            if image_topic in topics
+            else "is not in the bag"
+        )
+        raise ValueError(
+            f"image topic {image_topic} {what}; the bag's image topics: {_describe_topics(images)}"
+        )
     image_type = images[image_topic]
-    namespace = (_absolute_namespace(args.output_namespace)
-                 if args.output_namespace is not None
-                 else default_namespace(image_topic, image_type))
+    namespace = (
+        _absolute_namespace(args.output_namespace)
+        if args.output_namespace is not None
+        else default_namespace(image_topic, image_type)
+    )
     info_topic = _camera_info_topic(args, topics, image_topic, image_type)
     return _Plan(image_topic, image_type, info_topic, namespace)
 
 
-def _pipeline(args: argparse.Namespace, depth: Optional[PredictorOptions],
-              segmentation: Optional[PredictorOptions]):
+def _pipeline(
+    args: argparse.Namespace, depth: PredictorOptions | None, segmentation: PredictorOptions | None
+):
     from dpt_ros.node.pipeline import FramePipeline, PipelineOptions
 
     options = PipelineOptions(
-        output_size=args.output_size, relative_depth_scale=float(args.relative_depth_scale),
-        relative_depth_shift=float(args.relative_depth_shift), cloud_enabled=not args.no_cloud,
-        cloud_stride=int(args.cloud_stride))
-    return FramePipeline(make_predictor(depth) if depth else None,
-                         make_predictor(segmentation) if segmentation else None, options)
+        output_size=args.output_size,
+        relative_depth_scale=float(args.relative_depth_scale),
+        relative_depth_shift=float(args.relative_depth_shift),
+        cloud_enabled=not args.no_cloud,
+        cloud_stride=int(args.cloud_stride),
+    )
+    return FramePipeline(
+        make_predictor(depth) if depth else None,
+        make_predictor(segmentation) if segmentation else None,
+        options,
+    )
 
 
 class _BagJob:
@@ -308,8 +429,7 @@ class _BagJob:
     Every input message is written at its own time; a frame's outputs follow its image.
     """
 
-    def __init__(self, plan: _Plan, pipeline, out_bag: "_OutputBag", batch_size: int,
-                 bar) -> None:
+    def __init__(self, plan: _Plan, pipeline, out_bag: _OutputBag, batch_size: int, bar) -> None:
         from sensor_msgs.msg import CompressedImage, Image
 
         from dpt_ros.ros.image_codec import compressed_to_rgb, image_to_rgb
@@ -319,12 +439,12 @@ class _BagJob:
         compressed = plan.image_type == COMPRESSED_TYPE
         self.msg_class = CompressedImage if compressed else Image
         self.decode = compressed_to_rgb if compressed else image_to_rgb
-        self.pending: List[Tuple[Any, int, bytes]] = []
-        self.batch: List[_Frame] = []
+        self.pending: list[tuple[Any, int, bytes]] = []
+        self.batch: list[_Frame] = []
         self.latest_info: Any = None
         self.frames_done = 0
         self.skipped = 0
-        self.info_warnings: Dict[str, int] = {}
+        self.info_warnings: dict[str, int] = {}
 
     def feed(self, rconn, timestamp: int, raw: Any) -> None:
         """One input message, in bag order."""
@@ -364,8 +484,9 @@ class _BagJob:
             _LOG.warning("skipping an undecodable frame at %d ns: %s", timestamp, exc)
             self.bar.update(1)
             return
-        self.batch.append(_Frame(len(self.pending) - 1, timestamp, msg.header, rgb,
-                                 self.latest_info))
+        self.batch.append(
+            _Frame(len(self.pending) - 1, timestamp, msg.header, rgb, self.latest_info)
+        )
 
     def flush(self) -> None:
         """Runs the waiting frames and writes everything pending, in order."""
@@ -377,21 +498,25 @@ class _BagJob:
         for i, (conn, ts, data) in enumerate(self.pending):
             self.out_bag.write(conn, ts, data)
             for name, message in outputs.get(i, {}).items():
-                self.out_bag.write_output(f"{self.plan.namespace}/{name}",
-                                          _type_name(OUTPUT_TOPICS[name]), ts,
-                                          serialize_message(message))
+                self.out_bag.write_output(
+                    f"{self.plan.namespace}/{name}",
+                    _type_name(OUTPUT_TOPICS[name]),
+                    ts,
+                    serialize_message(message),
+                )
         self.frames_done += len(self.batch)
         self.bar.update(len(self.batch))
         self.pending.clear()
         self.batch.clear()
 
-    def _process_batch(self) -> Dict[int, Dict[str, Any]]:
+    def _process_batch(self) -> dict[int, dict[str, Any]]:
         """{position in pending: messages} of the waiting frames."""
         if not self.batch:
             return {}
         b = self.batch
-        results = self.pipeline.process_batch([f.rgb for f in b], [f.header for f in b],
-                                              [f.info for f in b])
+        results = self.pipeline.process_batch(
+            [f.rgb for f in b], [f.header for f in b], [f.info for f in b]
+        )
         for result in results:
             for warning in result.warnings:
                 self.info_warnings[warning] = self.info_warnings.get(warning, 0) + 1
@@ -407,22 +532,31 @@ def run(args: argparse.Namespace) -> int:
     if depth is None and segmentation is None:
         raise ValueError("--depth-model '' and no --segmentation-model: nothing to run")
     reader = open_bag(in_path)
-    out_bag: Optional[_OutputBag] = None
-    job: Optional[_BagJob] = None
+    out_bag: _OutputBag | None = None
+    job: _BagJob | None = None
     try:
         plan = _plan(args, reader)
         pipeline = _pipeline(args, depth, segmentation)
         topics = {t for t in reader.topics}
-        clashes = sorted(f"{plan.namespace}/{n}" for n in pipeline.topics()
-                         if f"{plan.namespace}/{n}" in topics)
+        clashes = sorted(
+            f"{plan.namespace}/{n}" for n in pipeline.topics() if f"{plan.namespace}/{n}" in topics
+        )
         if clashes:
-            raise ValueError(f"the input bag already has output topic(s) {', '.join(clashes)}; "
-                             "choose another --output-namespace")
+            raise ValueError(
+                f"the input bag already has output topic(s) {', '.join(clashes)}; "
+                "choose another --output-namespace"
+            )
         storage = args.storage or input_storage(in_path)
         out_bag = _OutputBag(out_path, storage, reader)
         total = sum(c.msgcount for c in reader.connections if c.topic == plan.image_topic)
-        bar = tqdm(total=total, unit="frame", file=sys.stderr, disable=args.quiet,
-                   dynamic_ncols=True, desc="dpt-ros bag")
+        bar = tqdm(
+            total=total,
+            unit="frame",
+            file=sys.stderr,
+            disable=args.quiet,
+            dynamic_ncols=True,
+            desc="dpt-ros bag",
+        )
         job = _BagJob(plan, pipeline, out_bag, args.batch, bar)
         start = time.monotonic()
         for rconn, timestamp, raw in reader.messages():
@@ -432,8 +566,11 @@ def run(args: argparse.Namespace) -> int:
     except BaseException:
         if out_bag is not None:
             done = job.frames_done if job is not None else 0
-            print(f"dpt-ros bag: stopped early; {out_path} is a valid bag holding the "
-                  f"{done} frame(s) processed so far", file=sys.stderr)
+            print(
+                f"dpt-ros bag: stopped early; {out_path} is a valid bag holding the "
+                f"{done} frame(s) processed so far",
+                file=sys.stderr,
+            )
         raise
     finally:
         _close(job, out_bag, reader)
@@ -441,7 +578,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _close(job: Optional[_BagJob], out_bag: Optional["_OutputBag"], reader) -> None:
+def _close(job: _BagJob | None, out_bag: _OutputBag | None, reader) -> None:
     if job is not None:
         job.bar.close()
     try:
@@ -456,11 +593,15 @@ def _report(job: _BagJob, out_path: Path, storage: str, elapsed: float) -> None:
         print(f"dpt-ros bag: warning: {count} frame(s): {warning}", file=sys.stderr)
     image_topic = job.plan.image_topic
     if job.skipped:
-        print(f"dpt-ros bag: warning: skipped {job.skipped} undecodable frame(s) of "
-              f"{image_topic}", file=sys.stderr)
+        print(
+            f"dpt-ros bag: warning: skipped {job.skipped} undecodable frame(s) of {image_topic}",
+            file=sys.stderr,
+        )
     rate = job.frames_done / elapsed if elapsed > 0 else 0.0
-    print(f"wrote {out_path} ({storage}): {job.frames_done} frame(s) of {image_topic} "
-          f"processed, {job.skipped} skipped, {rate:.2f} frames/s")
+    print(
+        f"wrote {out_path} ({storage}): {job.frames_done} frame(s) of {image_topic} "
+        f"processed, {job.skipped} skipped, {rate:.2f} frames/s"
+    )
     for topic, count in sorted(job.out_bag.counts.items()):
         print(f"  {topic}: {count}")
 

@@ -4,6 +4,7 @@ side. A script that prints figures; no test asserts on timings.
 
 Random weights are used (timing does not depend on them).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -12,7 +13,8 @@ import platform
 import statistics
 import sys
 import time
-from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from dpt_ros.cli.args import image_size, positive_int
 from dpt_ros.models.options import PredictorOptions
@@ -25,34 +27,51 @@ DEFAULT_CAMERA = (640, 480)
 
 
 def add_parser(subparsers, name: str = "bench") -> argparse.ArgumentParser:
-    p = subparsers.add_parser(name, help="benchmark the model and the node pipeline",
-                              description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        name,
+        help="benchmark the model and the node pipeline",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--model-type", default="dpt_hybrid", help="model type (default dpt_hybrid)")
     PredictorOptions.add_arguments(p)
-    p.add_argument("--engine", default=None,
-                   help="exported .onnx / .engine file for --backend onnxruntime/tensorrt")
-    p.add_argument("--camera-size", type=image_size, metavar="WxH",
-                   help="camera image size in pixels (default: 640x480)")
+    p.add_argument(
+        "--engine",
+        default=None,
+        help="exported .onnx / .engine file for --backend onnxruntime/tensorrt",
+    )
+    p.add_argument(
+        "--camera-size",
+        type=image_size,
+        metavar="WxH",
+        help="camera image size in pixels (default: 640x480)",
+    )
     p.add_argument("--width", type=positive_int, help="deprecated: use --camera-size")
     p.add_argument("--height", type=positive_int, help="deprecated: use --camera-size")
     p.add_argument("--batch", type=positive_int, default=1, help="frames per forward pass")
     p.add_argument("--iters", type=positive_int, default=10, help="timed iterations")
     p.add_argument("--warmup", type=int, default=2, help="untimed iterations first")
-    p.add_argument("--no-transformers", action="store_true",
-                   help="skip the Hugging Face transformers comparison")
-    p.add_argument("--json", action="store_true",
-                   help="print one JSON object with every figure as the last line")
+    p.add_argument(
+        "--no-transformers",
+        action="store_true",
+        help="skip the Hugging Face transformers comparison",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object with every figure as the last line",
+    )
     return p
 
 
-def _sync(device: "torch.device") -> None:
+def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         import torch
+
         torch.cuda.synchronize(device)
 
 
-def _time(fn: Callable[[], object], device: "torch.device", iters: int, warmup: int) -> List[float]:
+def _time(fn: Callable[[], object], device: torch.device, iters: int, warmup: int) -> list[float]:
     for _ in range(warmup):
         fn()
     _sync(device)
@@ -65,19 +84,20 @@ def _time(fn: Callable[[], object], device: "torch.device", iters: int, warmup: 
     return out
 
 
-def _stats(ms: List[float]) -> Dict[str, float]:
+def _stats(ms: list[float]) -> dict[str, float]:
     ms = sorted(ms)
     return {"median": statistics.median(ms), "p90": ms[min(len(ms) - 1, int(0.9 * len(ms)))]}
 
 
-def _peak_memory_mb(device: "torch.device") -> Optional[float]:
+def _peak_memory_mb(device: torch.device) -> float | None:
     if device.type == "cuda":
         import torch
+
         return torch.cuda.max_memory_allocated(device) / 2**20
     return None
 
 
-def _transformers_model(model_type: str, device: "torch.device", size_hw):
+def _transformers_model(model_type: str, device: torch.device, size_hw):
     """DPTForDepthEstimation with DPT-Hybrid/Large's configuration, random weights."""
     from transformers import DPTConfig, DPTForDepthEstimation  # optional dependency
 
@@ -85,26 +105,39 @@ def _transformers_model(model_type: str, device: "torch.device", size_hw):
 
     spec = get_spec(model_type)
     if spec.backbone == "vitl16_384":
-        config = DPTConfig(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
-                           intermediate_size=4096, backbone_out_indices=[5, 11, 17, 23],
-                           neck_hidden_sizes=[256, 512, 1024, 1024], image_size=size_hw[0])
+        config = DPTConfig(
+            hidden_size=1024,
+            num_hidden_layers=24,
+            num_attention_heads=16,
+            intermediate_size=4096,
+            backbone_out_indices=[5, 11, 17, 23],
+            neck_hidden_sizes=[256, 512, 1024, 1024],
+            image_size=size_hw[0],
+        )
     elif spec.backbone == "vitb_rn50_384":
-        config = DPTConfig(is_hybrid=True, backbone_out_indices=[2, 5, 8, 11],
-                           neck_hidden_sizes=[256, 512, 768, 768], image_size=size_hw[0],
-                           embedding_type="vit-hybrid", readout_type="project")
+        config = DPTConfig(
+            is_hybrid=True,
+            backbone_out_indices=[2, 5, 8, 11],
+            neck_hidden_sizes=[256, 512, 768, 768],
+            image_size=size_hw[0],
+            embedding_type="vit-hybrid",
+            readout_type="project",
+        )
     else:
         raise ValueError(f"no transformers configuration for backbone {spec.backbone}")
     return DPTForDepthEstimation(config).eval().to(device)
 
 
-def _camera_size(args: argparse.Namespace) -> Tuple[int, int]:
+def _camera_size(args: argparse.Namespace) -> tuple[int, int]:
     """(width, height) of the camera image: --camera-size, or the deprecated
     --width/--height."""
     if args.width is not None or args.height is not None:
         if args.camera_size is not None:
             raise ValueError("give --camera-size or the deprecated --width/--height, not both")
-        print("dpt-ros: note: bench --width/--height are deprecated, use --camera-size WxH",
-              file=sys.stderr)
+        print(
+            "dpt-ros: note: bench --width/--height are deprecated, use --camera-size WxH",
+            file=sys.stderr,
+        )
         width = args.width if args.width is not None else DEFAULT_CAMERA[0]
         height = args.height if args.height is not None else DEFAULT_CAMERA[1]
         return image_size(f"{width}x{height}")
@@ -118,21 +151,28 @@ def run(args: argparse.Namespace) -> int:
     from dpt_ros.models import Predictor
 
     width, height = _camera_size(args)
-    options = PredictorOptions.from_args(args, args.model_type, engine=args.engine,
-                                         random_weights=True)
+    options = PredictorOptions.from_args(
+        args, args.model_type, engine=args.engine, random_weights=True
+    )
     predictor = Predictor(options.validated(), progress=False)
     if predictor.runtime.fixed_input_shape is not None:
         args.batch = predictor.runtime.fixed_input_shape[0]  # an engine's batch is fixed
     device = predictor.device
-    frames = np.random.default_rng(0).integers(0, 256, (args.batch, height, width, 3),
-                                               dtype=np.uint8)
+    frames = np.random.default_rng(0).integers(
+        0, 256, (args.batch, height, width, 3), dtype=np.uint8
+    )
     size = predictor.input_size((height, width))
-    results: Dict[str, object] = {
-        "model_type": args.model_type, "device": str(device),
-        "precision": str(predictor.dtype).replace("torch.", ""), "compile": args.compile,
+    results: dict[str, object] = {
+        "model_type": args.model_type,
+        "device": str(device),
+        "precision": str(predictor.dtype).replace("torch.", ""),
+        "compile": args.compile,
         "backend": args.backend,
-        "image": f"{width}x{height}", "network_input": f"{size[1]}x{size[0]}",
-        "batch": args.batch, "iters": args.iters, "torch": torch.__version__,
+        "image": f"{width}x{height}",
+        "network_input": f"{size[1]}x{size[0]}",
+        "batch": args.batch,
+        "iters": args.iters,
+        "torch": torch.__version__,
         "machine": _machine(device),
     }
     t0 = time.perf_counter()
@@ -149,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bench_model(args: argparse.Namespace, predictor, x, results: Dict[str, object]) -> None:
+def _bench_model(args: argparse.Namespace, predictor, x, results: dict[str, object]) -> None:
     """The network alone on the whole batch: latency, throughput, peak memory."""
     import torch
 
@@ -162,8 +202,9 @@ def _bench_model(args: argparse.Namespace, predictor, x, results: Dict[str, obje
     results["peak_memory_mb"] = _peak_memory_mb(device)
 
 
-def _bench_pipeline(args: argparse.Namespace, predictor, frames, x1,
-                    results: Dict[str, object]) -> None:
+def _bench_pipeline(
+    args: argparse.Namespace, predictor, frames, x1, results: dict[str, object]
+) -> None:
     """The node's whole per-frame work on one frame: decode (a copy of an rgb8 message),
     upload, preprocessing, model, postprocessing, download, messages and PointCloud2.
 
@@ -177,15 +218,20 @@ def _bench_pipeline(args: argparse.Namespace, predictor, frames, x1,
     from dpt_ros.ros.image_codec import image_to_rgb, rgb_to_image_msg
 
     if predictor.is_depth:
-        pipeline = FramePipeline(predictor, None, PipelineOptions(
-            relative_depth_scale=0.0 if predictor.is_metric else 1.0, relative_depth_shift=0.1))
+        pipeline = FramePipeline(
+            predictor,
+            None,
+            PipelineOptions(
+                relative_depth_scale=0.0 if predictor.is_metric else 1.0, relative_depth_shift=0.1
+            ),
+        )
     else:
         pipeline = FramePipeline(None, predictor)
     height, width = frames.shape[1:3]
     info = synthetic_camera(width, height).to_camera_info("camera_optical_frame")
     header = Header(frame_id="camera_optical_frame")
     msg = rgb_to_image_msg(frames[0], header)
-    parts: Dict[str, List[float]] = {}
+    parts: dict[str, list[float]] = {}
 
     def frame():
         t0 = time.perf_counter()
@@ -206,11 +252,12 @@ def _bench_pipeline(args: argparse.Namespace, predictor, frames, x1,
     results["model_single_ms_median"] = model_ms
     results["pipeline_ms_median"] = total_ms
     results["pipeline_overhead_fraction"] = (total_ms - model_ms) / total_ms
-    results["pipeline_parts_ms_median"] = {k: round(statistics.median(v), 3)
-                                           for k, v in parts.items()}
+    results["pipeline_parts_ms_median"] = {
+        k: round(statistics.median(v), 3) for k, v in parts.items()
+    }
 
 
-def _compare_transformers(args, predictor, frames, results: Dict[str, object]) -> None:
+def _compare_transformers(args, predictor, frames, results: dict[str, object]) -> None:
     """transformers' DPTForDepthEstimation beside ours on the same input and device, at
     the benchmark's precision and in fp32; ratios > 1 mean ours is faster."""
     import torch
@@ -221,8 +268,10 @@ def _compare_transformers(args, predictor, frames, results: Dict[str, object]) -
     device = predictor.device
     sq = (predictor.spec.net_height, predictor.spec.net_height)
     if predictor.backend != "torch" and tuple(predictor.net_hw) != sq:
-        results["transformers"] = (f"skipped: the comparison runs at {sq[1]}x{sq[0]}; export "
-                                   f"the engine at that size to compare")
+        results["transformers"] = (
+            f"skipped: the comparison runs at {sq[1]}x{sq[0]}; export "
+            f"the engine at that size to compare"
+        )
         return
     try:
         hf = _transformers_model(args.model_type, device, sq)
@@ -236,11 +285,7 @@ def _compare_transformers(args, predictor, frames, results: Dict[str, object]) -
     results["transformers_attention"] = getattr(hf.config, "_attn_implementation", "?")
 
     def hf_forward(dtype):
-        def run():
-            with torch.inference_mode(), torch.autocast(
-                    device.type, dtype=dtype, enabled=dtype != torch.float32):
-                return hf(pixel_values=xs).predicted_depth
-        return run
+        return _hf_forward(hf, xs, device, dtype)
 
     p = str(predictor.dtype).replace("torch.", "")
     timed = {
@@ -248,19 +293,32 @@ def _compare_transformers(args, predictor, frames, results: Dict[str, object]) -
         f"ours_{p}": lambda: predictor.network(xs),
     }
     if predictor.dtype != torch.float32:
-        ours32 = Predictor(args.model_type, device=str(device), precision="fp32",
-                           random_weights=True, progress=False)
+        ours32 = Predictor(predictor.options.with_(precision="fp32"), progress=False)
         timed["transformers_float32"] = hf_forward(torch.float32)
         timed["ours_float32"] = lambda: ours32.network(xs)
-    medians = {k: statistics.median(_time(fn, device, args.iters, args.warmup))
-               for k, fn in timed.items()}
+    medians = {
+        k: statistics.median(_time(fn, device, args.iters, args.warmup)) for k, fn in timed.items()
+    }
     for k, v in medians.items():
         results[f"{k}_ms_median"] = v
     results["speedup_vs_transformers"] = medians[f"transformers_{p}"] / medians[f"ours_{p}"]
     if predictor.dtype != torch.float32:
-        results["speedup_vs_transformers_float32"] = (medians["transformers_float32"]
-                                                      / medians[f"ours_{p}"])
+        results["speedup_vs_transformers_float32"] = (
+            medians["transformers_float32"] / medians[f"ours_{p}"]
+        )
         results["speedup_vs_ours_float32"] = medians["ours_float32"] / medians[f"ours_{p}"]
+
+
+def _hf_forward(hf, xs, device: torch.device, dtype: torch.dtype) -> Callable[[], object]:
+    """One forward pass of transformers' model on ``xs`` at ``dtype`` (autocast)."""
+    import torch
+
+    def run():
+        enabled = dtype != torch.float32
+        with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=enabled):
+            return hf(pixel_values=xs).predicted_depth
+
+    return run
 
 
 def synthetic_camera(width: int, height: int):
@@ -272,7 +330,7 @@ def synthetic_camera(width: int, height: int):
     return Intrinsics(fx=f, fy=f, cx=width / 2, cy=height / 2, width=width, height=height)
 
 
-def _machine(device: "torch.device") -> str:
+def _machine(device: torch.device) -> str:
     import torch
 
     if device.type == "cuda":
@@ -289,7 +347,7 @@ def _machine(device: "torch.device") -> str:
     return f"{cpu}, {torch.get_num_threads()} threads"
 
 
-def _print(results: Dict[str, object]) -> None:
+def _print(results: dict[str, object]) -> None:
     for key, value in results.items():
         if isinstance(value, float):
             value = f"{value:.4g}"

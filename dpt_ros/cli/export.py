@@ -22,16 +22,16 @@ that the file fits the configured model and camera.
 ``tensorrt`` Python API on this machine's GPU (an engine only runs on the GPU model and
 TensorRT version that built it: build it on the robot).
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Tuple
+from typing import TYPE_CHECKING
 
 from dpt_ros.cli.args import network_size, positive_int
-from dpt_ros.models.export import (DEFAULT_OPSET, ENGINE_PRECISIONS, FORMATS,
-                                   default_output_name)
+from dpt_ros.models.export import DEFAULT_OPSET, ENGINE_PRECISIONS, FORMATS, default_output_name
 from dpt_ros.models.options import network_size_problem
 
 # dpt_ros.models.export imports torch, onnx and tensorrt inside its functions, and
@@ -70,12 +70,12 @@ class _SizeAction(argparse.Action):
 
     def __call__(self, parser, namespace, values, option_string=None):
         if self.dest == "network_size":
-            clash = [name for name in ("width", "height")
-                     if getattr(namespace, name, None) is not None]
+            clash = [
+                name for name in ("width", "height") if getattr(namespace, name, None) is not None
+            ]
             other = "/".join(f"--{name}" for name in clash)
         else:
-            clash = (["network_size"] if getattr(namespace, "network_size", None) is not None
-                     else [])
+            clash = ["network_size"] if getattr(namespace, "network_size", None) is not None else []
             other = "--network-size"
         if clash:
             raise argparse.ArgumentError(self, f"not allowed with {other}")
@@ -85,43 +85,104 @@ class _SizeAction(argparse.Action):
 def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
     """Adds the ``export`` subcommand to ``subparsers``."""
     p = subparsers.add_parser(
-        name, help="export a model to ONNX or a TensorRT engine (fixed input size)",
-        description=__doc__, epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model-type", required=True, metavar="NAME",
-                   help="model type, e.g. dpt_hybrid or dpt_hybrid_ade20k")
-    p.add_argument("--format", choices=FORMATS, default="onnx",
-                   help="onnx, or tensorrt (needs TensorRT and a GPU) (default: onnx)")
-    p.add_argument("--weights", metavar="PATH",
-                   help="weights file (.pt); default: the official checkpoint from the cache "
-                        "($DPT_ROS_CACHE or ~/.cache/dpt_ros), downloaded there if missing")
-    p.add_argument("--random-weights", action="store_true",
-                   help="use random weights instead of a file (testing only: the outputs "
-                        "are meaningless)")
-    p.add_argument("--network-size", type=network_size, action=_SizeAction, metavar="WxH",
-                   help="network input size in pixels, multiples of 32, fixed in the file "
-                        "(default: the model's, e.g. 384x384)")
-    p.add_argument("--width", type=positive_int, action=_SizeAction, metavar="W",
-                   help="deprecated: use --network-size WxH")
-    p.add_argument("--height", type=positive_int, action=_SizeAction, metavar="H",
-                   help="deprecated: use --network-size WxH")
-    p.add_argument("--batch", type=positive_int, default=1, metavar="N",
-                   help="images per inference (default 1)")
-    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, metavar="N",
-                   help=f"ONNX opset, at least {DEFAULT_OPSET} (default {DEFAULT_OPSET})")
-    p.add_argument("--precision", choices=ENGINE_PRECISIONS,
-                   help="engine precision: fp16 (default for tensorrt) or fp32; the ONNX "
-                        "model itself is always fp32")
-    p.add_argument("--output", metavar="PATH",
-                   help="output file (default: ./<model_type>_<W>x<H>_b<N>.onnx or .engine)")
-    p.add_argument("--check", action=argparse.BooleanOptionalAction, default=None,
-                   help="compare onnxruntime's output with PyTorch's on a random input and "
-                        "print the largest difference (default: when onnxruntime is "
-                        "installed)")
+        name,
+        help="export a model to ONNX or a TensorRT engine (fixed input size)",
+        description=__doc__,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_model_arguments(p)
+    _add_file_arguments(p)
     return p
 
 
-def _network_size(args: argparse.Namespace, spec: "ModelSpec") -> Tuple[int, int]:
+def _add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """What is exported: model type, weights, network size, batch."""
+    p.add_argument(
+        "--model-type",
+        required=True,
+        metavar="NAME",
+        help="model type, e.g. dpt_hybrid or dpt_hybrid_ade20k",
+    )
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="onnx",
+        help="onnx, or tensorrt (needs TensorRT and a GPU) (default: onnx)",
+    )
+    p.add_argument(
+        "--weights",
+        metavar="PATH",
+        help="weights file (.pt); default: the official checkpoint from the cache "
+        "($DPT_ROS_CACHE or ~/.cache/dpt_ros), downloaded there if missing",
+    )
+    p.add_argument(
+        "--random-weights",
+        action="store_true",
+        help="use random weights instead of a file (testing only: the outputs are meaningless)",
+    )
+    p.add_argument(
+        "--network-size",
+        type=network_size,
+        action=_SizeAction,
+        metavar="WxH",
+        help="network input size in pixels, multiples of 32, fixed in the file "
+        "(default: the model's, e.g. 384x384)",
+    )
+    p.add_argument(
+        "--width",
+        type=positive_int,
+        action=_SizeAction,
+        metavar="W",
+        help="deprecated: use --network-size WxH",
+    )
+    p.add_argument(
+        "--height",
+        type=positive_int,
+        action=_SizeAction,
+        metavar="H",
+        help="deprecated: use --network-size WxH",
+    )
+    p.add_argument(
+        "--batch",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="images per inference (default 1)",
+    )
+
+
+def _add_file_arguments(p: argparse.ArgumentParser) -> None:
+    """How it is written: opset, engine precision, output file, check."""
+    p.add_argument(
+        "--opset",
+        type=int,
+        default=DEFAULT_OPSET,
+        metavar="N",
+        help=f"ONNX opset, at least {DEFAULT_OPSET} (default {DEFAULT_OPSET})",
+    )
+    p.add_argument(
+        "--precision",
+        choices=ENGINE_PRECISIONS,
+        help="engine precision: fp16 (default for tensorrt) or fp32; the ONNX "
+        "model itself is always fp32",
+    )
+    p.add_argument(
+        "--output",
+        metavar="PATH",
+        help="output file (default: ./<model_type>_<W>x<H>_b<N>.onnx or .engine)",
+    )
+    p.add_argument(
+        "--check",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="compare onnxruntime's output with PyTorch's on a random input and "
+        "print the largest difference (default: when onnxruntime is "
+        "installed)",
+    )
+
+
+def _network_size(args: argparse.Namespace, spec: ModelSpec) -> tuple[int, int]:
     """(width, height) from --network-size, the deprecated --width/--height (with a note
     on stderr), or the model's own; ValueError if the aliases give an invalid size."""
     if args.network_size is not None:
@@ -141,8 +202,10 @@ def _engine_precision(args: argparse.Namespace) -> str:
     """The --precision to use; ValueError for fp16 with an ONNX output."""
     precision = args.precision or ("fp16" if args.format == "tensorrt" else "fp32")
     if args.format == "onnx" and precision != "fp32":
-        raise ValueError("--precision fp16 applies to TensorRT engines; the ONNX model is "
-                         "exported in fp32 (use --format tensorrt, or leave --precision out)")
+        raise ValueError(
+            "--precision fp16 applies to TensorRT engines; the ONNX model is "
+            "exported in fp32 (use --format tensorrt, or leave --precision out)"
+        )
     return precision
 
 
@@ -150,16 +213,20 @@ def _mb(path: Path) -> str:
     return f"{path.stat().st_size / 1e6:.1f} MB"
 
 
-def _print_onnx(args: argparse.Namespace, result: "ExportResult") -> None:
+def _print_onnx(args: argparse.Namespace, result: ExportResult) -> None:
     meta = result.metadata
-    print(f"{result.path}: {args.model_type}, input {'x'.join(map(str, meta['input_shape']))} "
-          f"float32, output {'x'.join(map(str, meta['output_shape']))}, opset {meta['opset']}, "
-          f"{meta['layer_norm_nodes']} LayerNormalization nodes, {_mb(result.path)}, "
-          f"exported in {result.seconds:.1f} s")
+    print(
+        f"{result.path}: {args.model_type}, input {'x'.join(map(str, meta['input_shape']))} "
+        f"float32, output {'x'.join(map(str, meta['output_shape']))}, opset {meta['opset']}, "
+        f"{meta['layer_norm_nodes']} LayerNormalization nodes, {_mb(result.path)}, "
+        f"exported in {result.seconds:.1f} s"
+    )
     if result.max_abs_diff is not None:
-        print(f"check: onnxruntime vs PyTorch on a random input: max abs diff "
-              f"{result.max_abs_diff:.3g}, max rel diff {result.max_rel_diff:.3g} (of the "
-              "output's largest magnitude)")
+        print(
+            f"check: onnxruntime vs PyTorch on a random input: max abs diff "
+            f"{result.max_abs_diff:.3g}, max rel diff {result.max_rel_diff:.3g} (of the "
+            "output's largest magnitude)"
+        )
     elif args.check is None:
         print("check: skipped, onnxruntime is not installed (pip install onnxruntime)")
 
@@ -175,23 +242,36 @@ def run(args: argparse.Namespace) -> int:
         from dpt_ros.models.runtimes import import_tensorrt
 
         import_tensorrt()  # before the export: fail fast without TensorRT
-    output = Path(args.output or default_output_name(args.model_type, width, height,
-                                                     args.batch, args.format))
+    output = Path(
+        args.output or default_output_name(args.model_type, width, height, args.batch, args.format)
+    )
     onnx_path = output if args.format == "onnx" else output.with_suffix(".onnx")
     if onnx_path == output and args.format == "tensorrt":
-        raise ValueError(f"the engine cannot be named {output}: that is the name of the "
-                         "ONNX model it is built from (use .engine)")
+        raise ValueError(
+            f"the engine cannot be named {output}: that is the name of the "
+            "ONNX model it is built from (use .engine)"
+        )
 
-    result = export_onnx(args.model_type, onnx_path, weights=args.weights,
-                         random_weights=args.random_weights, width=width, height=height,
-                         batch=args.batch, opset=args.opset, check=args.check)
+    result = export_onnx(
+        args.model_type,
+        onnx_path,
+        weights=args.weights,
+        random_weights=args.random_weights,
+        width=width,
+        height=height,
+        batch=args.batch,
+        opset=args.opset,
+        check=args.check,
+    )
     _print_onnx(args, result)
     sidecars = [result.sidecar]
     if args.format == "tensorrt":
         engine = build_tensorrt_engine(onnx_path, output, precision=precision)
-        print(f"{engine.path}: TensorRT {engine.metadata['tensorrt']} engine, {precision}, "
-              f"for {engine.metadata['gpu']}, {_mb(engine.path)}, built in "
-              f"{engine.seconds:.1f} s")
+        print(
+            f"{engine.path}: TensorRT {engine.metadata['tensorrt']} engine, {precision}, "
+            f"for {engine.metadata['gpu']}, {_mb(engine.path)}, built in "
+            f"{engine.seconds:.1f} s"
+        )
         sidecars.append(engine.sidecar)
     print("sidecar: " + ", ".join(str(s) for s in sidecars))
     return 0

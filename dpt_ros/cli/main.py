@@ -18,6 +18,7 @@ Errors: ``run`` raises ``ValueError`` (bad arguments or inputs), ``CheckpointErr
 ``dpt-ros: error: <message>``, and exit status 2. Anything else is a bug and keeps its
 traceback.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,14 +26,14 @@ import importlib
 import logging
 import sys
 import warnings
-from typing import Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 from dpt_ros import __version__
 
 PROG = "dpt-ros"
 
 #: (name, module) of every subcommand; see the module docstring for the module's API.
-SUBCOMMANDS: Tuple[Tuple[str, str], ...] = (
+SUBCOMMANDS: tuple[tuple[str, str], ...] = (
     ("predict", "dpt_ros.cli.predict"),
     ("bag", "dpt_ros.cli.bag"),
     ("play", "dpt_ros.cli.play"),
@@ -50,10 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="DPT (Dense Prediction Transformer) monocular depth and semantic "
-                    "segmentation tools. Run 'dpt-ros COMMAND --help' for a command's options.")
+        "segmentation tools. Run 'dpt-ros COMMAND --help' for a command's options.",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true",
-                        help="also print informational log messages (stderr)")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also print informational log messages (stderr)",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, module_name in SUBCOMMANDS:
         module = importlib.import_module(module_name)
@@ -72,7 +78,7 @@ class _LogFormatter(logging.Formatter):
         return f"{PROG}: {record.levelname.lower()}: {record.getMessage()}"
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Runs ``dpt-ros`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
     parser = build_parser()
     try:

@@ -10,15 +10,19 @@ By default the bag's ``sensor_msgs/Image``, ``sensor_msgs/CompressedImage`` and
 whose Python message package is installed). Publishers are reliable, keep-last 10,
 like ``ros2 bag play``. Ctrl-C stops playback and exits with status 0.
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any
 
-DEFAULT_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage",
-                 "sensor_msgs/msg/CameraInfo")
+DEFAULT_TYPES = (
+    "sensor_msgs/msg/Image",
+    "sensor_msgs/msg/CompressedImage",
+    "sensor_msgs/msg/CameraInfo",
+)
 QOS_DEPTH = 10
 
 
@@ -45,31 +49,56 @@ def _non_negative_float(text: str) -> float:
 def add_parser(subparsers: Any, name: str) -> argparse.ArgumentParser:
     """Adds ``dpt-ros play`` to ``subparsers``."""
     p = subparsers.add_parser(
-        name, help="publish a bag's camera topics (and /clock) at the recorded rate",
+        name,
+        help="publish a bag's camera topics (and /clock) at the recorded rate",
         description="Publish the image and camera_info topics of a bag at their recorded "
-                    "rate, with /clock for use_sim_time, for machines without "
-                    "'ros2 bag play'. Reads ROS 2 bags (sqlite3, MCAP) and ROS 1 .bag files.",
+        "rate, with /clock for use_sim_time, for machines without "
+        "'ros2 bag play'. Reads ROS 2 bags (sqlite3, MCAP) and ROS 1 .bag files.",
         epilog="Stop with Ctrl-C (exit status 0). Start dpt_node with "
-               "'--ros-args -p use_sim_time:=true' to follow the bag's clock.")
-    p.add_argument("bag", metavar="BAG",
-                   help="a rosbag2 directory, a .db3 or .mcap file, or a ROS 1 .bag")
-    p.add_argument("--topics", nargs="+", metavar="T",
-                   help="topics to publish (default: every Image, CompressedImage and "
-                        "CameraInfo topic)")
-    p.add_argument("--rate", type=_positive_float, default=1.0, metavar="R",
-                   help="playback speed factor (default 1.0 = recorded rate)")
-    p.add_argument("--clock", action=argparse.BooleanOptionalAction, default=True,
-                   help="publish /clock with the bag time (default: on)")
-    p.add_argument("--clock-rate", type=_positive_float, default=40.0, metavar="HZ",
-                   help="/clock messages per second between messages (default 40)")
+        "'--ros-args -p use_sim_time:=true' to follow the bag's clock.",
+    )
+    p.add_argument(
+        "bag", metavar="BAG", help="a rosbag2 directory, a .db3 or .mcap file, or a ROS 1 .bag"
+    )
+    p.add_argument(
+        "--topics",
+        nargs="+",
+        metavar="T",
+        help="topics to publish (default: every Image, CompressedImage and CameraInfo topic)",
+    )
+    p.add_argument(
+        "--rate",
+        type=_positive_float,
+        default=1.0,
+        metavar="R",
+        help="playback speed factor (default 1.0 = recorded rate)",
+    )
+    p.add_argument(
+        "--clock",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="publish /clock with the bag time (default: on)",
+    )
+    p.add_argument(
+        "--clock-rate",
+        type=_positive_float,
+        default=40.0,
+        metavar="HZ",
+        help="/clock messages per second between messages (default 40)",
+    )
     p.add_argument("--loop", action="store_true", help="play again from the start at the end")
-    p.add_argument("--delay", type=_non_negative_float, default=0.5, metavar="S",
-                   help="seconds to wait after creating the publishers, so that "
-                        "subscribers connect before the first message (default 0.5)")
+    p.add_argument(
+        "--delay",
+        type=_non_negative_float,
+        default=0.5,
+        metavar="S",
+        help="seconds to wait after creating the publishers, so that "
+        "subscribers connect before the first message (default 0.5)",
+    )
     return p
 
 
-def _select_topics(reader, wanted: Optional[List[str]]) -> Dict[str, str]:
+def _select_topics(reader, wanted: list[str] | None) -> dict[str, str]:
     """``{topic: message type}`` to publish; ValueError names what is missing."""
     from dpt_ros.ros.bagio import message_class
 
@@ -86,8 +115,10 @@ def _select_topics(reader, wanted: Optional[List[str]]) -> Dict[str, str]:
         chosen = {t: ty for t, ty in topics.items() if ty in DEFAULT_TYPES}
         if not chosen:
             listing = ", ".join(f"{t} ({ty})" for t, ty in topics.items()) or "none"
-            raise ValueError("the bag has no Image, CompressedImage or CameraInfo topic "
-                             f"(its topics: {listing}); pick topics with --topics")
+            raise ValueError(
+                "the bag has no Image, CompressedImage or CameraInfo topic "
+                f"(its topics: {listing}); pick topics with --topics"
+            )
     for msgtype in set(chosen.values()):
         message_class(msgtype)  # raises if the package is missing
     return chosen
@@ -96,8 +127,7 @@ def _select_topics(reader, wanted: Optional[List[str]]) -> Dict[str, str]:
 class _Player:
     """Publishes raw CDR messages at bag pace on its own rclpy context."""
 
-    def __init__(self, topics: Dict[str, str], rate: float, clock: bool,
-                 clock_rate: float) -> None:
+    def __init__(self, topics: dict[str, str], rate: float, clock: bool, clock_rate: float) -> None:
         import rclpy
         from rclpy.node import Node
         from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -107,13 +137,17 @@ class _Player:
 
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
-        self.node: Optional[Node] = None
+        self.node: Node | None = None
         try:
             self.node = Node("dpt_ros_player", context=self.context)
-            qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=QOS_DEPTH,
-                             reliability=ReliabilityPolicy.RELIABLE)
-            self.publishers: Dict[str, Any] = {t: self.node.create_publisher(message_class(ty), t, qos)
-                               for t, ty in topics.items()}
+            qos = QoSProfile(
+                history=HistoryPolicy.KEEP_LAST,
+                depth=QOS_DEPTH,
+                reliability=ReliabilityPolicy.RELIABLE,
+            )
+            self.publishers: dict[str, Any] = {
+                t: self.node.create_publisher(message_class(ty), t, qos) for t, ty in topics.items()
+            }
             self._clock_cls = Clock
             self.clock_pub = self.node.create_publisher(Clock, "/clock", qos) if clock else None
         except BaseException:
@@ -143,7 +177,7 @@ class _Player:
 
     def play(self, messages, convert) -> None:
         """One pass over ``messages`` ((connection, bag time ns, raw bytes) tuples)."""
-        bag_start: Optional[int] = None
+        bag_start: int | None = None
         wall_start = 0.0
         for rconn, timestamp, raw in messages:
             if bag_start is None:
@@ -171,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
     from dpt_ros.ros.bagio import cdr_converter, open_bag, ros2_typestore
 
     reader = open_bag(Path(args.bag))
-    player: Optional[_Player] = None
+    player: _Player | None = None
     passes = 0
     start = time.monotonic()
     try:
@@ -181,10 +215,12 @@ def run(args: argparse.Namespace) -> int:
         convert = {ty: cdr_converter(reader, store, ty) for ty in set(topics.values())}
         count = sum(c.msgcount for c in connections)
         duration = (reader.end_time - reader.start_time) / 1e9 if count else 0.0
-        print(f"dpt-ros play: {args.bag}: {count} messages on {len(topics)} topic(s) over "
-              f"{duration:.1f} s, rate x{args.rate:g}"
-              f"{', /clock' if args.clock else ''}{', looping' if args.loop else ''}",
-              file=sys.stderr)
+        print(
+            f"dpt-ros play: {args.bag}: {count} messages on {len(topics)} topic(s) over "
+            f"{duration:.1f} s, rate x{args.rate:g}"
+            f"{', /clock' if args.clock else ''}{', looping' if args.loop else ''}",
+            file=sys.stderr,
+        )
         for topic, msgtype in topics.items():
             print(f"  {topic} ({msgtype})", file=sys.stderr)
         player = _Player(topics, args.rate, args.clock, args.clock_rate)
@@ -205,6 +241,9 @@ def run(args: argparse.Namespace) -> int:
                 player.close()
         finally:
             reader.close()
-    print(f"dpt-ros play: published {published} message(s) in "
-          f"{time.monotonic() - start:.1f} s ({passes} complete pass(es))", file=sys.stderr)
+    print(
+        f"dpt-ros play: published {published} message(s) in "
+        f"{time.monotonic() - start:.1f} s ({passes} complete pass(es))",
+        file=sys.stderr,
+    )
     return 0

@@ -27,14 +27,16 @@ Images are decoded by OpenCV (``IMREAD_COLOR``): grayscale, 16-bit and alpha ima
 become 8-bit RGB. A file that cannot be decoded does not stop the others; the command
 ends with an error naming the failed files.
 """
+
 from __future__ import annotations
 
 import argparse
 import logging
 import time
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, List, Sequence, Tuple
+from typing import Any
 
 import numpy as np
 
@@ -84,34 +86,53 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
 def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
     """Adds the ``predict`` subcommand to ``subparsers``."""
     parser = subparsers.add_parser(
-        name, help="run a model on an image or a directory of images",
+        name,
+        help="run a model on an image or a directory of images",
         description="Run a DPT depth or segmentation model on an image file or on every "
-                    "image in a directory (not recursive) and write the results.",
-        epilog=_EPILOG, formatter_class=_HelpFormatter)
+        "image in a directory (not recursive) and write the results.",
+        epilog=_EPILOG,
+        formatter_class=_HelpFormatter,
+    )
     parser.add_argument("--model-type", required=True, metavar="NAME", help="model type")
     parser.add_argument(
-        "--weights", metavar="PATH",
+        "--weights",
+        metavar="PATH",
         help="weights file (.pt); default: the official checkpoint from the cache "
-             "($DPT_ROS_CACHE or ~/.cache/dpt_ros), downloaded there if missing")
+        "($DPT_ROS_CACHE or ~/.cache/dpt_ros), downloaded there if missing",
+    )
     parser.add_argument(
-        "--random-weights", action="store_true",
+        "--random-weights",
+        action="store_true",
         help="use random weights instead of a file (timing and plumbing tests only; "
-             "the outputs are meaningless)")
-    parser.add_argument("--input", required=True, metavar="IMAGE|DIR",
-                        help="an image file, or a directory whose "
-                             + "/".join(e[1:] for e in IMAGE_EXTENSIONS)
-                             + " files are all processed")
-    parser.add_argument("--output", default=DEFAULT_OUTPUT, metavar="DIR",
-                        help="output directory, created if needed (default: ./%(default)s)")
+        "the outputs are meaningless)",
+    )
+    parser.add_argument(
+        "--input",
+        required=True,
+        metavar="IMAGE|DIR",
+        help="an image file, or a directory whose "
+        + "/".join(e[1:] for e in IMAGE_EXTENSIONS)
+        + " files are all processed",
+    )
+    parser.add_argument(
+        "--output",
+        default=DEFAULT_OUTPUT,
+        metavar="DIR",
+        help="output directory, created if needed (default: ./%(default)s)",
+    )
     PredictorOptions.add_arguments(parser)
-    parser.add_argument("--engine", metavar="PATH",
-                        help="exported .onnx / .engine file for --backend onnxruntime/tensorrt")
+    parser.add_argument(
+        "--engine",
+        metavar="PATH",
+        help="exported .onnx / .engine file for --backend onnxruntime/tensorrt",
+    )
     return parser
 
 
 # --------------------------------------------------------------------------- inputs
 
-def list_images(path: Path) -> List[Path]:
+
+def list_images(path: Path) -> list[Path]:
     """The image files of ``path``: the file itself, or a directory's images sorted by name.
 
     Raises:
@@ -122,15 +143,18 @@ def list_images(path: Path) -> List[Path]:
         raise FileNotFoundError(f"input not found: {path}")
     if not path.is_dir():
         return [path]
-    files = sorted(p for p in path.iterdir()
-                   if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    files = sorted(
+        p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+    )
     if not files:
-        raise ValueError(f"no images in directory {path} (looked for "
-                         f"{', '.join(IMAGE_EXTENSIONS)} files, not in subdirectories)")
+        raise ValueError(
+            f"no images in directory {path} (looked for "
+            f"{', '.join(IMAGE_EXTENSIONS)} files, not in subdirectories)"
+        )
     return files
 
 
-def output_stems(paths: Sequence[Path]) -> List[str]:
+def output_stems(paths: Sequence[Path]) -> list[str]:
     """Output name stems: the file stem, or the whole name with '_' for '.' where two
     inputs share a stem (``a.png`` and ``a.jpg`` -> ``a_png``, ``a_jpg``)."""
     counts = Counter(p.stem for p in paths)
@@ -176,6 +200,7 @@ def read_rgb(path: Path) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- encodings
+
 
 def depth_to_png16(depth: np.ndarray, metric: bool) -> np.ndarray:
     """The 16-bit PNG encoding of a depth map (see the module docstring).
@@ -228,18 +253,22 @@ def labels_to_color(rgb: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return overlay_labels(rgb, labels, PALETTE, alpha=0.5)
 
 
-def write_depth_outputs(out_dir: Path, stem: str, depth: np.ndarray, metric: bool) -> List[Path]:
+def write_depth_outputs(out_dir: Path, stem: str, depth: np.ndarray, metric: bool) -> list[Path]:
     """Writes ``<stem>_depth.npy``, ``<stem>_depth.png`` and ``<stem>_depth_color.png``."""
-    paths = [out_dir / f"{stem}_depth.npy", out_dir / f"{stem}_depth.png",
-             out_dir / f"{stem}_depth_color.png"]
+    paths = [
+        out_dir / f"{stem}_depth.npy",
+        out_dir / f"{stem}_depth.png",
+        out_dir / f"{stem}_depth_color.png",
+    ]
     np.save(paths[0], np.asarray(depth, dtype=np.float32))
     write_png(paths[1], depth_to_png16(depth, metric))
     write_png(paths[2], depth_to_color(depth, metric), rgb=True)
     return paths
 
 
-def write_label_outputs(out_dir: Path, stem: str, labels: np.ndarray,
-                        rgb: np.ndarray) -> List[Path]:
+def write_label_outputs(
+    out_dir: Path, stem: str, labels: np.ndarray, rgb: np.ndarray
+) -> list[Path]:
     """Writes ``<stem>_labels.png`` and ``<stem>_labels_color.png``."""
     paths = [out_dir / f"{stem}_labels.png", out_dir / f"{stem}_labels_color.png"]
     write_png(paths[0], np.asarray(labels, dtype=np.uint8))
@@ -249,7 +278,8 @@ def write_label_outputs(out_dir: Path, stem: str, labels: np.ndarray,
 
 # --------------------------------------------------------------------------- command
 
-def _readable(paths: Sequence[Path], failed: List[str]) -> Iterator[tuple]:
+
+def _readable(paths: Sequence[Path], failed: list[str]) -> Iterator[tuple]:
     for path, stem in zip(paths, output_stems(paths)):
         try:
             yield path, stem, read_rgb(path)
@@ -266,32 +296,41 @@ def run(args: argparse.Namespace) -> int:
     spec = get_spec(args.model_type)
     if args.weights and args.random_weights:
         raise ValueError("give either --weights or --random-weights, not both")
-    options = PredictorOptions.from_args(args, spec.name, weights=args.weights,
-                                         engine=args.engine,
-                                         random_weights=args.random_weights).validated()
+    options = PredictorOptions.from_args(
+        args,
+        spec.name,
+        weights=args.weights,
+        engine=args.engine,
+        random_weights=args.random_weights,
+    ).validated()
     resolve_precision(args.precision, resolve_device(args.device))
     paths = list_images(Path(args.input).expanduser())
     out_dir = Path(args.output).expanduser()
     if out_dir.exists() and not out_dir.is_dir():
         raise NotADirectoryError(f"output path exists and is not a directory: {out_dir}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    failed: List[str] = []
+    failed: list[str] = []
     done, inference_s, predictor = _predict_all(options, paths, out_dir, failed)
     if done:
-        print(f"{done} image(s) with {spec.name} on {predictor.device} "
-              f"({str(predictor.dtype).replace('torch.', '')}): {inference_s:.2f} s, "
-              f"{inference_s * 1000 / done:.1f} ms per image; results in {out_dir}", flush=True)
+        print(
+            f"{done} image(s) with {spec.name} on {predictor.device} "
+            f"({str(predictor.dtype).replace('torch.', '')}): {inference_s:.2f} s, "
+            f"{inference_s * 1000 / done:.1f} ms per image; results in {out_dir}",
+            flush=True,
+        )
     if failed:
         named = ", ".join(failed[:_MAX_NAMED_FAILURES])
         if len(failed) > _MAX_NAMED_FAILURES:
             named += f" and {len(failed) - _MAX_NAMED_FAILURES} more"
-        raise ValueError(f"{len(failed)} of {len(paths)} input file(s) could not be read "
-                         f"as images: {named}")
+        raise ValueError(
+            f"{len(failed)} of {len(paths)} input file(s) could not be read as images: {named}"
+        )
     return 0
 
 
-def _predict_all(options: PredictorOptions, paths: Sequence[Path], out_dir: Path,
-                 failed: List[str]) -> Tuple[int, float, Any]:
+def _predict_all(
+    options: PredictorOptions, paths: Sequence[Path], out_dir: Path, failed: list[str]
+) -> tuple[int, float, Any]:
     """Runs every readable image and writes its outputs; returns (images done, seconds
     of inference, the predictor or None). Unreadable files are appended to ``failed``."""
     from dpt_ros.models import Predictor

@@ -9,6 +9,7 @@ Typical use::
 The names below load on first use, so that importing a light submodule
 (``dpt_ros.models.options``, ``dpt_ros.models.registry``'s names) does not load torch.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -19,11 +20,21 @@ if TYPE_CHECKING:  # what the lazy names below are, for type checkers and editor
     from dpt_ros.models.network.dpt import DPT, DPTDepthModel, DPTSegmentationModel
     from dpt_ros.models.options import PredictorOptions
     from dpt_ros.models.predictor import Predictor, resolve_device, resolve_precision
-    from dpt_ros.models.registry import (LABELS, METRIC_DEPTH, MODEL_SPECS,
-                                         RELATIVE_INVERSE_DEPTH, ModelSpec, get_spec,
-                                         model_names)
-    from dpt_ros.models.weights.checkpoint import (check_state_dict, identify_model_types,
-                                                   load_model, read_state_dict)
+    from dpt_ros.models.registry import (
+        LABELS,
+        METRIC_DEPTH,
+        MODEL_SPECS,
+        RELATIVE_INVERSE_DEPTH,
+        ModelSpec,
+        get_spec,
+        model_names,
+    )
+    from dpt_ros.models.weights.checkpoint import (
+        check_state_dict,
+        identify_model_types,
+        load_model,
+        read_state_dict,
+    )
 
 _EXPORTS = {
     "CheckpointError": "dpt_ros.models.errors",
@@ -47,7 +58,27 @@ _EXPORTS = {
     "resolve_precision": "dpt_ros.models.predictor",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "CheckpointError",
+    "DPT",
+    "DPTDepthModel",
+    "DPTSegmentationModel",
+    "LABELS",
+    "METRIC_DEPTH",
+    "MODEL_SPECS",
+    "ModelSpec",
+    "Predictor",
+    "PredictorOptions",
+    "RELATIVE_INVERSE_DEPTH",
+    "check_state_dict",
+    "get_spec",
+    "identify_model_types",
+    "load_model",
+    "model_names",
+    "read_state_dict",
+    "resolve_device",
+    "resolve_precision",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -26,6 +26,7 @@ TensorRT version that built it: build it on the robot).
 torch, onnx, onnxruntime and tensorrt are imported inside the functions: the command
 line imports this module's constants while parsing, and ``dpt-ros --help`` stays fast.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -34,7 +35,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any
 
 from dpt_ros.models.options import network_size_problem
 
@@ -75,20 +76,22 @@ class ExportResult:
 
     path: Path
     sidecar: Path
-    metadata: Dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
-    max_abs_diff: Optional[float] = None
-    max_rel_diff: Optional[float] = None
+    max_abs_diff: float | None = None
+    max_rel_diff: float | None = None
 
 
-def default_output_name(model_type: str, width: int, height: int, batch: int,
-                        fmt: str = "onnx") -> str:
+def default_output_name(
+    model_type: str, width: int, height: int, batch: int, fmt: str = "onnx"
+) -> str:
     """``<model_type>_<W>x<H>_b<N>.onnx`` (or ``.engine`` for tensorrt)."""
     suffix = ".engine" if fmt == "tensorrt" else ".onnx"
     return f"{model_type}_{width}x{height}_b{batch}{suffix}"
 
 
 # --------------------------------------------------------------------------- helpers
+
 
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
@@ -115,11 +118,13 @@ def _require_exporter() -> None:
         except ImportError:
             missing.append(name)
     if missing:
-        raise ValueError(f"ONNX export needs {' and '.join(missing)}: pip install "
-                         f"{' '.join(missing)} (or pip install 'dpt_ros[export]')")
+        raise ValueError(
+            f"ONNX export needs {' and '.join(missing)}: pip install "
+            f"{' '.join(missing)} (or pip install 'dpt_ros[export]')"
+        )
 
 
-def _write_sidecar(path: Path, metadata: Dict[str, Any]) -> Path:
+def _write_sidecar(path: Path, metadata: dict[str, Any]) -> Path:
     from dpt_ros.models.runtimes import sidecar_path
 
     side = sidecar_path(path)
@@ -127,7 +132,7 @@ def _write_sidecar(path: Path, metadata: Dict[str, Any]) -> Path:
     return side
 
 
-def _torch_reference(model: "torch.nn.Module", x: "torch.Tensor") -> Tuple["torch.Tensor", int]:
+def _torch_reference(model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, int]:
     """The model's output for ``x`` and how many LayerNorm modules ran."""
     import torch
 
@@ -136,8 +141,11 @@ def _torch_reference(model: "torch.nn.Module", x: "torch.Tensor") -> Tuple["torc
     def count(*_):
         calls[0] += 1
 
-    hooks = [m.register_forward_pre_hook(count) for m in model.modules()
-             if isinstance(m, torch.nn.LayerNorm)]
+    hooks = [
+        m.register_forward_pre_hook(count)
+        for m in model.modules()
+        if isinstance(m, torch.nn.LayerNorm)
+    ]
     try:
         with torch.inference_mode():
             out = model(x)
@@ -147,7 +155,7 @@ def _torch_reference(model: "torch.nn.Module", x: "torch.Tensor") -> Tuple["torc
     return out, calls[0]
 
 
-def _compare(path: Path, x: "torch.Tensor", reference: "torch.Tensor") -> Tuple[float, float]:
+def _compare(path: Path, x: torch.Tensor, reference: torch.Tensor) -> tuple[float, float]:
     """Largest absolute and relative difference of onnxruntime (CPU) to ``reference``."""
     from dpt_ros.models.runtimes import OnnxRuntimeModel
 
@@ -159,9 +167,15 @@ def _compare(path: Path, x: "torch.Tensor", reference: "torch.Tensor") -> Tuple[
 
 # --------------------------------------------------------------------------- ONNX
 
-def _checked_arguments(spec: "ModelSpec", width: Optional[int], height: Optional[int],
-                       batch: int, opset: int, check: Optional[bool]
-                       ) -> Tuple[int, int, bool]:
+
+def _checked_arguments(
+    spec: ModelSpec,
+    width: int | None,
+    height: int | None,
+    batch: int,
+    opset: int,
+    check: bool | None,
+) -> tuple[int, int, bool]:
     """(width, height, check) with the model's defaults filled in; ValueError on bad ones.
 
     Runs before the model is loaded: a bad argument costs nothing.
@@ -174,25 +188,33 @@ def _checked_arguments(spec: "ModelSpec", width: Optional[int], height: Optional
     if batch < 1:
         raise ValueError(f"batch must be at least 1, got {batch}")
     if opset < DEFAULT_OPSET:
-        raise ValueError(f"opset {opset} is too low: the torch.export-based ONNX exporter "
-                         f"writes opset {DEFAULT_OPSET} or later")
+        raise ValueError(
+            f"opset {opset} is too low: the torch.export-based ONNX exporter "
+            f"writes opset {DEFAULT_OPSET} or later"
+        )
     _require_exporter()
     if check is None:
         check = _onnxruntime_available()
     elif check and not _onnxruntime_available():
-        raise ValueError("--check needs onnxruntime: pip install onnxruntime "
-                         "(or pip install 'dpt_ros[export]'), or use --no-check")
+        raise ValueError(
+            "--check needs onnxruntime: pip install onnxruntime "
+            "(or pip install 'dpt_ros[export]'), or use --no-check"
+        )
     return width, height, bool(check)
 
 
-def _load_for_export(spec: "ModelSpec", weights: Optional[str], random_weights: bool,
-                     cache_dir: Optional[str], progress: bool
-                     ) -> Tuple["torch.nn.Module", Dict[str, Any]]:
+def _load_for_export(
+    spec: ModelSpec,
+    weights: str | None,
+    random_weights: bool,
+    cache_dir: str | None,
+    progress: bool,
+) -> tuple[torch.nn.Module, dict[str, Any]]:
     """The model in eval mode and the sidecar's description of its weights."""
     from dpt_ros.models.weights.checkpoint import load_model, resolve_weights
 
     if random_weights:
-        weights_info: Dict[str, Any] = {"random": True}
+        weights_info: dict[str, Any] = {"random": True}
         model = load_model(spec.name, weights, random_weights=True)
     else:
         path = resolve_weights(spec, weights, cache_dir, progress)
@@ -201,7 +223,7 @@ def _load_for_export(spec: "ModelSpec", weights: Optional[str], random_weights: 
     return model.eval(), weights_info
 
 
-def _example_inputs(shape: Tuple[int, ...]) -> Tuple["torch.Tensor", "torch.Tensor"]:
+def _example_inputs(shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
     """(trace input, check input): two seeded random inputs of ``shape``."""
     import torch
 
@@ -213,35 +235,73 @@ def _example_inputs(shape: Tuple[int, ...]) -> Tuple["torch.Tensor", "torch.Tens
     return trace_x, check_x
 
 
-def _write_onnx(model: "torch.nn.Module", trace_x: "torch.Tensor", output: Path,
-                model_type: str, opset: int) -> Tuple[int, int, float]:
+def _warn_if_layer_norms_split(output: Path, layer_norms: int, ln_nodes: int) -> None:
+    if ln_nodes != layer_norms:
+        _LOG.warning(
+            "%s: %d LayerNorm calls became %d LayerNormalization nodes; the others "
+            "were split into elementary ops (slower, and less accurate in fp16)",
+            output.name,
+            layer_norms,
+            ln_nodes,
+        )
+
+
+def _write_onnx(
+    model: torch.nn.Module, trace_x: torch.Tensor, output: Path, model_type: str, opset: int
+) -> tuple[int, int, float]:
     """Traces ``model`` on ``trace_x`` and saves the graph to ``output``.
+
+    The hybrid's weight standardisation becomes constant, standardised weights in the
+    graph, computed by the eager model's own function: the same numbers, and plain
+    convolutions for TensorRT. ``model`` is changed in place (compute any eager reference
+    before).
 
     Returns:
         (opset written, LayerNormalization nodes in the graph, seconds taken).
     """
     import torch
 
+    from dpt_ros.models.network.std_conv import fold_weight_standardization
+
+    fold_weight_standardization(model)
     start = time.perf_counter()
-    program = torch.onnx.export(model, (trace_x,), dynamo=True, opset_version=opset,
-                                input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                                optimize=True, verbose=False)
+    program = torch.onnx.export(
+        model,
+        (trace_x,),
+        dynamo=True,
+        opset_version=opset,
+        input_names=[INPUT_NAME],
+        output_names=[OUTPUT_NAME],
+        optimize=True,
+        verbose=False,
+    )
     if program is None:  # only without dynamo=True
         raise ValueError(f"the ONNX exporter returned no program for {model_type}")
     written_opset = program.model.opset_imports.get("", 0)
     if written_opset != opset:
-        raise ValueError(f"the exporter cannot write opset {opset} for {model_type} (it "
-                         f"made opset {written_opset}); use --opset {written_opset}")
-    ln_nodes = sum(1 for node in program.model.graph
-                   if node.op_type == "LayerNormalization" and node.domain in ("", "ai.onnx"))
+        raise ValueError(
+            f"the exporter cannot write opset {opset} for {model_type} (it "
+            f"made opset {written_opset}); use --opset {written_opset}"
+        )
+    ln_nodes = sum(
+        1
+        for node in program.model.graph
+        if node.op_type == "LayerNormalization" and node.domain in ("", "ai.onnx")
+    )
     # One file: the largest model (dpt_large, 1.4 GB) is below protobuf's 2 GB limit.
     program.save(str(output), external_data=False)
     return written_opset, ln_nodes, time.perf_counter() - start
 
 
-def _onnx_metadata(spec: "ModelSpec", output: Path, input_shape: Tuple[int, ...],
-                   output_shape: Tuple[int, ...], opset: int, ln_nodes: int,
-                   weights_info: Dict[str, Any]) -> Dict[str, Any]:
+def _onnx_metadata(
+    spec: ModelSpec,
+    output: Path,
+    input_shape: tuple[int, ...],
+    output_shape: tuple[int, ...],
+    opset: int,
+    ln_nodes: int,
+    weights_info: dict[str, Any],
+) -> dict[str, Any]:
     """The sidecar of an ONNX export."""
     import torch
 
@@ -274,22 +334,32 @@ def _onnx_metadata(spec: "ModelSpec", output: Path, input_shape: Tuple[int, ...]
     }
 
 
-def _check_against_torch(result: ExportResult, x: "torch.Tensor",
-                         reference: "torch.Tensor") -> None:
+def _check_against_torch(result: ExportResult, x: torch.Tensor, reference: torch.Tensor) -> None:
     """Fills the result's differences; ValueError above :data:`CHECK_TOLERANCE`."""
     result.max_abs_diff, result.max_rel_diff = _compare(result.path, x, reference)
     if not result.max_rel_diff <= CHECK_TOLERANCE:
-        raise ValueError(f"{result.path} was written but its output differs from PyTorch's "
-                         f"by {result.max_abs_diff:.3g} ({result.max_rel_diff:.3g} of the "
-                         f"output's largest magnitude, more than {CHECK_TOLERANCE:g}); "
-                         "do not use it")
+        raise ValueError(
+            f"{result.path} was written but its output differs from PyTorch's "
+            f"by {result.max_abs_diff:.3g} ({result.max_rel_diff:.3g} of the "
+            f"output's largest magnitude, more than {CHECK_TOLERANCE:g}); "
+            "do not use it"
+        )
 
 
-def export_onnx(model_type: str, output: Union[str, Path], *, weights: Optional[str] = None,
-                random_weights: bool = False, width: Optional[int] = None,
-                height: Optional[int] = None, batch: int = 1, opset: int = DEFAULT_OPSET,
-                check: Optional[bool] = None, cache_dir: Optional[str] = None,
-                progress: bool = True) -> ExportResult:
+def export_onnx(
+    model_type: str,
+    output: str | Path,
+    *,
+    weights: str | None = None,
+    random_weights: bool = False,
+    width: int | None = None,
+    height: int | None = None,
+    batch: int = 1,
+    opset: int = DEFAULT_OPSET,
+    check: bool | None = None,
+    cache_dir: str | None = None,
+    progress: bool = True,
+) -> ExportResult:
     """Exports ``model_type`` to a fixed-shape ONNX file plus its sidecar.
 
     Args:
@@ -313,7 +383,6 @@ def export_onnx(model_type: str, output: Union[str, Path], *, weights: Optional[
             the check failed.
         CheckpointError: the weights are missing, unreadable or for another model.
     """
-    from dpt_ros.models.network.std_conv import fold_weight_standardization
     from dpt_ros.models.registry import get_spec
 
     spec = get_spec(model_type)
@@ -324,19 +393,13 @@ def export_onnx(model_type: str, output: Union[str, Path], *, weights: Optional[
 
     shape = (batch, 3, height, width)
     trace_x, check_x = _example_inputs(shape)
+    # The check compares with the eager model as loaded, before _write_onnx folds it.
     reference, layer_norms = _torch_reference(model, check_x)
-    # The hybrid's weight standardisation becomes constant, standardised weights in the
-    # graph, computed by the eager model's own function (the check below compares with
-    # the eager model as loaded): the same numbers, and plain convolutions for TensorRT.
-    fold_weight_standardization(model)
     opset, ln_nodes, seconds = _write_onnx(model, trace_x, output, model_type, opset)
-
-    if ln_nodes != layer_norms:
-        _LOG.warning("%s: %d LayerNorm calls became %d LayerNormalization nodes; the others "
-                     "were split into elementary ops (slower, and less accurate in fp16)",
-                     output.name, layer_norms, ln_nodes)
-    metadata = _onnx_metadata(spec, output, shape, tuple(reference.shape), opset, ln_nodes,
-                              weights_info)
+    _warn_if_layer_norms_split(output, layer_norms, ln_nodes)
+    metadata = _onnx_metadata(
+        spec, output, shape, tuple(reference.shape), opset, ln_nodes, weights_info
+    )
     result = ExportResult(output, _write_sidecar(output, metadata), metadata, seconds)
     if check:
         _check_against_torch(result, check_x, reference)
@@ -345,7 +408,8 @@ def export_onnx(model_type: str, output: Union[str, Path], *, weights: Optional[
 
 # --------------------------------------------------------------------------- TensorRT
 
-def _parse_onnx(trt: Any, builder: Any, logger: Any, onnx_path: Path) -> Tuple[Any, Any]:
+
+def _parse_onnx(trt: Any, builder: Any, logger: Any, onnx_path: Path) -> tuple[Any, Any]:
     """(network, parser) for ``onnx_path``; ValueError naming the parser's errors.
 
     The parser owns the weights the network points to: the caller keeps it alive until
@@ -367,8 +431,10 @@ def _builder_config(trt: Any, builder: Any, precision: str) -> Any:
     config = builder.create_builder_config()
     if precision == "fp16":
         if not hasattr(trt.BuilderFlag, "FP16"):
-            raise ValueError(f"TensorRT {trt.__version__} has no FP16 builder flag (strongly "
-                             "typed networks only); use --precision fp32")
+            raise ValueError(
+                f"TensorRT {trt.__version__} has no FP16 builder flag (strongly "
+                "typed networks only); use --precision fp32"
+            )
         config.set_flag(trt.BuilderFlag.FP16)
     elif hasattr(trt.BuilderFlag, "TF32"):
         # fp32 means fp32: TensorRT would otherwise use TF32 tensor cores (10-bit
@@ -377,8 +443,9 @@ def _builder_config(trt: Any, builder: Any, precision: str) -> Any:
     return config
 
 
-def build_tensorrt_engine(onnx_path: Union[str, Path], engine_path: Union[str, Path], *,
-                          precision: str = "fp16") -> ExportResult:
+def build_tensorrt_engine(
+    onnx_path: str | Path, engine_path: str | Path, *, precision: str = "fp16"
+) -> ExportResult:
     """Builds a TensorRT engine from an ONNX file of ``export_onnx``, for this machine's GPU.
 
     Args:
@@ -400,8 +467,9 @@ def build_tensorrt_engine(onnx_path: Union[str, Path], engine_path: Union[str, P
     from dpt_ros.models.runtimes import import_tensorrt, read_sidecar
 
     if precision not in ENGINE_PRECISIONS:
-        raise ValueError(f"unknown engine precision {precision!r}; valid: "
-                         f"{', '.join(ENGINE_PRECISIONS)}")
+        raise ValueError(
+            f"unknown engine precision {precision!r}; valid: {', '.join(ENGINE_PRECISIONS)}"
+        )
     trt = import_tensorrt()
     if not torch.cuda.is_available():
         raise ValueError("building a TensorRT engine needs a CUDA GPU; none is available")
@@ -415,19 +483,22 @@ def build_tensorrt_engine(onnx_path: Union[str, Path], engine_path: Union[str, P
     start = time.perf_counter()
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        raise ValueError(f"TensorRT could not build an engine from {onnx_path} (see its "
-                         "messages above)")
+        raise ValueError(
+            f"TensorRT could not build an engine from {onnx_path} (see its messages above)"
+        )
     engine_path.parent.mkdir(parents=True, exist_ok=True)
     with open(engine_path, "wb") as f:
         f.write(serialized)
     seconds = time.perf_counter() - start
-    metadata.update({
-        "format": "tensorrt",
-        "file": engine_path.name,
-        "onnx_file": onnx_path.name,
-        "precision": precision,
-        "tensorrt": trt.__version__,
-        "gpu": torch.cuda.get_device_name(),
-    })
+    metadata.update(
+        {
+            "format": "tensorrt",
+            "file": engine_path.name,
+            "onnx_file": onnx_path.name,
+            "precision": precision,
+            "tensorrt": trt.__version__,
+            "gpu": torch.cuda.get_device_name(),
+        }
+    )
     side = _write_sidecar(engine_path, metadata)
     return ExportResult(engine_path, side, metadata, seconds)

@@ -1,10 +1,12 @@
 """Depth post-processing on the model's device: metric depth from calibrated relative
 depth, and back-projection to an organised xyz grid.
 
-Torch twins of ``pipeline.relative_to_metric`` and ``ros.pointcloud.backproject`` (same
-formulas, same NaN rules), so the node keeps depth on the GPU until one copy per output.
-Plain floats for the intrinsics: this package does not import ROS.
+The package's one implementation of this geometry (``test/reference_geometry.py`` holds
+the numpy reference it is tested against). It runs where the model runs, so the node
+keeps depth on the GPU until one copy per output. Plain floats for the intrinsics: this
+package does not import ROS.
 """
+
 from __future__ import annotations
 
 import torch
@@ -25,8 +27,15 @@ def relative_to_metric(inverse_depth: torch.Tensor, scale: float, shift: float) 
     return depth.masked_fill_(~(denom > 0), float("nan"))
 
 
-def backproject(depth_m: torch.Tensor, fx: float, fy: float, cx: float, cy: float,
-                stride: int = 1, max_depth: float = 0.0) -> torch.Tensor:
+def backproject(
+    depth_m: torch.Tensor,
+    fx: float,
+    fy: float,
+    cx: float,
+    cy: float,
+    stride: int = 1,
+    max_depth: float = 0.0,
+) -> torch.Tensor:
     """Organised xyz (optical frame, metres) of the pixels ``(j*stride, i*stride)``.
 
     ``x = (u - cx) * z / fx``, ``y = (v - cy) * z / fy``, ``z = depth``. Depths that are
@@ -51,8 +60,10 @@ def backproject(depth_m: torch.Tensor, fx: float, fy: float, cx: float, cy: floa
     z = torch.where(valid, z, torch.full_like(z, float("nan")))
     dev = z.device
     # Rays in float64 then rounded, as the numpy version does, so both agree bit for bit.
-    rx = ((torch.arange(0, depth_m.shape[1], stride, device=dev, dtype=torch.float64) - cx)
-          / fx).float()
-    ry = ((torch.arange(0, depth_m.shape[0], stride, device=dev, dtype=torch.float64) - cy)
-          / fy).float()
+    rx = (
+        (torch.arange(0, depth_m.shape[1], stride, device=dev, dtype=torch.float64) - cx) / fx
+    ).float()
+    ry = (
+        (torch.arange(0, depth_m.shape[0], stride, device=dev, dtype=torch.float64) - cy) / fy
+    ).float()
     return torch.stack((z * rx[None, :], z * ry[:, None], z), dim=-1)

@@ -4,11 +4,12 @@ Everything a caller can choose about running a model type lives here once: the v
 precisions, compile modes and backends, the network-size rule, and their checks. No
 torch import here, so command-line parsing stays fast.
 """
+
 from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, replace
-from typing import Any, List, Optional, Tuple
+from typing import Any
 
 #: ``precision`` values; ``auto`` is fp16 on CUDA and fp32 on the CPU.
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
@@ -23,11 +24,12 @@ ENGINE_BACKENDS = ("onnxruntime", "tensorrt")
 NETWORK_MULTIPLE = 32
 
 
-def network_size_problem(width: int, height: int) -> Optional[str]:
+def network_size_problem(width: int, height: int) -> str | None:
     """Why (width, height) is not a valid network input size, or None."""
     if width <= 0 or height <= 0 or width % NETWORK_MULTIPLE or height % NETWORK_MULTIPLE:
-        return (f"network size must be positive multiples of {NETWORK_MULTIPLE}, "
-                f"got {width}x{height}")
+        return (
+            f"network size must be positive multiples of {NETWORK_MULTIPLE}, got {width}x{height}"
+        )
     return None
 
 
@@ -51,19 +53,18 @@ class PredictorOptions:
     """
 
     model_type: str
-    weights: Optional[str] = None
+    weights: str | None = None
     random_weights: bool = False
     device: str = "auto"
     precision: str = "auto"
-    network_size: Optional[Tuple[int, int]] = None
+    network_size: tuple[int, int] | None = None
     keep_aspect_ratio: bool = True
     backend: str = "torch"
-    engine: Optional[str] = None
+    engine: str | None = None
     compile: str = "none"
     channels_last: bool = True
 
-    def problems(self, task: Optional[str] = None, engine_name: str = "an engine file"
-                 ) -> List[str]:
+    def problems(self, task: str | None = None, engine_name: str = "an engine file") -> list[str]:
         """Every problem with these options (empty = valid).
 
         Args:
@@ -72,38 +73,43 @@ class PredictorOptions:
         """
         from dpt_ros.models.registry import task_problem
 
-        found: List[str] = []
+        found: list[str] = []
         problem = task_problem(self.model_type, task)
         if problem:
             found.append(problem)
         if self.precision not in PRECISIONS:
             found.append(f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
         if self.compile not in COMPILE_MODES:
-            found.append(f"unknown compile mode {self.compile!r}; valid: "
-                         f"{', '.join(COMPILE_MODES)}")
+            found.append(
+                f"unknown compile mode {self.compile!r}; valid: {', '.join(COMPILE_MODES)}"
+            )
         if self.backend not in BACKENDS:
             found.append(f"unknown backend {self.backend!r}; valid: {', '.join(BACKENDS)}")
         elif self.backend != "torch":
             if not self.engine:
-                found.append(f"backend {self.backend!r} needs {engine_name} "
-                             f"(export one with 'dpt-ros export --model-type {self.model_type}')")
+                found.append(
+                    f"backend {self.backend!r} needs {engine_name} "
+                    f"(export one with 'dpt-ros export --model-type {self.model_type}')"
+                )
             if self.compile != "none":
-                found.append(f"compile={self.compile!r} applies to backend torch only; an "
-                             f"exported {self.backend} engine is already optimised")
+                found.append(
+                    f"compile={self.compile!r} applies to backend torch only; an "
+                    f"exported {self.backend} engine is already optimised"
+                )
         if self.network_size is not None:
             problem = network_size_problem(*self.network_size)
             if problem:
                 found.append(problem)
         return found
 
-    def validated(self, task: Optional[str] = None) -> "PredictorOptions":
+    def validated(self, task: str | None = None) -> PredictorOptions:
         """These options; ValueError naming every problem otherwise."""
         found = self.problems(task)
         if found:
             raise ValueError("; ".join(found))
         return self
 
-    def with_(self, **changes: Any) -> "PredictorOptions":
+    def with_(self, **changes: Any) -> PredictorOptions:
         """A copy with ``changes`` applied."""
         return replace(self, **changes)
 
@@ -114,28 +120,60 @@ class PredictorOptions:
         engine flags are the command's own (one model, or one per task)."""
         from dpt_ros.cli.args import network_size
 
-        parser.add_argument("--device", default="auto", metavar="DEVICE",
-                            help="auto (CUDA if available), cpu, cuda or cuda:N (default: auto)")
-        parser.add_argument("--precision", default="auto", choices=PRECISIONS,
-                            help="auto = fp16 on CUDA, fp32 on the CPU (default: auto)")
-        parser.add_argument("--network-size", type=network_size, metavar="WxH",
-                            help="network input size, multiples of 32, around which images "
-                                 "are resized keeping their aspect ratio (default: the "
-                                 "model's)")
+        parser.add_argument(
+            "--device",
+            default="auto",
+            metavar="DEVICE",
+            help="auto (CUDA if available), cpu, cuda or cuda:N (default: auto)",
+        )
+        parser.add_argument(
+            "--precision",
+            default="auto",
+            choices=PRECISIONS,
+            help="auto = fp16 on CUDA, fp32 on the CPU (default: auto)",
+        )
+        parser.add_argument(
+            "--network-size",
+            type=network_size,
+            metavar="WxH",
+            help="network input size, multiples of 32, around which images "
+            "are resized keeping their aspect ratio (default: the "
+            "model's)",
+        )
         if backends:
-            parser.add_argument("--backend", default="torch", choices=BACKENDS,
-                                help="torch, or onnxruntime / tensorrt with an engine from "
-                                     "'dpt-ros export' (default: torch)")
-            parser.add_argument("--compile", default="none", choices=COMPILE_MODES,
-                                help="torch.compile mode (torch backend; default: none)")
+            parser.add_argument(
+                "--backend",
+                default="torch",
+                choices=BACKENDS,
+                help="torch, or onnxruntime / tensorrt with an engine from "
+                "'dpt-ros export' (default: torch)",
+            )
+            parser.add_argument(
+                "--compile",
+                default="none",
+                choices=COMPILE_MODES,
+                help="torch.compile mode (torch backend; default: none)",
+            )
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace, model_type: str, *,
-                  weights: Optional[str] = None, engine: Optional[str] = None,
-                  random_weights: bool = False) -> "PredictorOptions":
+    def from_args(
+        cls,
+        args: argparse.Namespace,
+        model_type: str,
+        *,
+        weights: str | None = None,
+        engine: str | None = None,
+        random_weights: bool = False,
+    ) -> PredictorOptions:
         """Options from the flags of :meth:`add_arguments` plus the command's own."""
-        return cls(model_type=model_type, weights=weights or None,
-                   random_weights=random_weights, device=args.device,
-                   precision=args.precision, network_size=args.network_size,
-                   backend=getattr(args, "backend", "torch"), engine=engine or None,
-                   compile=getattr(args, "compile", "none"))
+        return cls(
+            model_type=model_type,
+            weights=weights or None,
+            random_weights=random_weights,
+            device=args.device,
+            precision=args.precision,
+            network_size=args.network_size,
+            backend=getattr(args, "backend", "torch"),
+            engine=engine or None,
+            compile=getattr(args, "compile", "none"),
+        )

@@ -4,11 +4,13 @@
 arrays; depth comes out as float32 (relative inverse depth or metres, as the model
 type says) and segmentation as uint8 ADE20K ids (1..150, 0 = unlabelled).
 """
+
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,12 +40,15 @@ def resolve_device(device: str = "auto") -> torch.device:
         return torch.device("cpu")
     if name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit()):
         if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} requested but CUDA is not available "
-                             "(use 'cpu' or 'auto')")
+            raise ValueError(
+                f"device {device!r} requested but CUDA is not available (use 'cpu' or 'auto')"
+            )
         dev = torch.device(name)
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"device {device!r} does not exist; this machine has "
-                             f"{torch.cuda.device_count()} CUDA device(s)")
+            raise ValueError(
+                f"device {device!r} does not exist; this machine has "
+                f"{torch.cuda.device_count()} CUDA device(s)"
+            )
         return dev
     raise ValueError(f"unknown device {device!r}; valid: auto, cpu, cuda, cuda:N")
 
@@ -56,7 +61,9 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     try:
         return DTYPES[name]
     except KeyError:
-        raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}") from None
+        raise ValueError(
+            f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}"
+        ) from None
 
 
 class Predictor:
@@ -80,9 +87,14 @@ class Predictor:
         CheckpointError: the weights cannot be had or do not fit the model type.
     """
 
-    def __init__(self, options: Union[PredictorOptions, str], *,
-                 cache_dir: Optional[PathLike] = None, progress: bool = True,
-                 **option_fields: Any) -> None:
+    def __init__(
+        self,
+        options: PredictorOptions | str,
+        *,
+        cache_dir: PathLike | None = None,
+        progress: bool = True,
+        **option_fields: Any,
+    ) -> None:
         if isinstance(options, str):
             option_fields.setdefault("precision", "fp32")
             options = PredictorOptions(model_type=options, **option_fields)
@@ -92,8 +104,9 @@ class Predictor:
         self.spec: ModelSpec = get_spec(options.model_type)
         self.device = resolve_device(options.device)
         self.dtype = resolve_precision(options.precision, self.device)
-        self.runtime = create_runtime(options, self.device, self.dtype, cache_dir=cache_dir,
-                                      progress=progress)
+        self.runtime = create_runtime(
+            options, self.device, self.dtype, cache_dir=cache_dir, progress=progress
+        )
         if self.runtime.fixed_input_shape is not None:
             # An exported engine has one fixed input: every image is resized to it.
             self.net_hw = tuple(int(v) for v in self.runtime.fixed_input_shape[2:])
@@ -107,7 +120,7 @@ class Predictor:
         self._std = torch.tensor(self.spec.std, dtype=torch.float32, device=self.device)
 
     @property
-    def model(self) -> Optional[torch.nn.Module]:
+    def model(self) -> torch.nn.Module | None:
         """The torch network (torch backend), else None."""
         return self.runtime.model
 
@@ -124,7 +137,7 @@ class Predictor:
         """Depth in metres (metric depth models)."""
         return self.spec.is_metric
 
-    def input_size(self, image_hw: Sequence[int]) -> Tuple[int, int]:
+    def input_size(self, image_hw: Sequence[int]) -> tuple[int, int]:
         """Network input (h, w) for an image of (H, W)."""
         return network_input_size(image_hw, self.net_hw, self.keep_aspect_ratio)
 
@@ -139,8 +152,12 @@ class Predictor:
         return preprocess(images, self.input_size(images.shape[1:3]), self._mean, self._std)
 
     @torch.inference_mode()
-    def run_on_device(self, images: torch.Tensor, output_hw: Sequence[int],
-                      mark: Optional[Callable[[str], None]] = None) -> torch.Tensor:
+    def run_on_device(
+        self,
+        images: torch.Tensor,
+        output_hw: Sequence[int],
+        mark: Callable[[str], None] | None = None,
+    ) -> torch.Tensor:
         """The whole model on a uint8 batch, left on the device (no wait).
 
         Args:
@@ -162,11 +179,11 @@ class Predictor:
         mark("postprocess")
         return out
 
-    def forward_tensor(self, images: torch.Tensor,
-                       output_hw: Optional[Sequence[int]] = None) -> torch.Tensor:
+    def forward_tensor(
+        self, images: torch.Tensor, output_hw: Sequence[int] | None = None
+    ) -> torch.Tensor:
         """:meth:`run_on_device` with the images' own size as the default output size."""
-        return self.run_on_device(images, output_hw if output_hw is not None
-                                  else images.shape[1:3])
+        return self.run_on_device(images, output_hw if output_hw is not None else images.shape[1:3])
 
     def postprocess(self, out: torch.Tensor, output_hw: Sequence[int]) -> torch.Tensor:
         """Network output -> (B, h, w) float32 depth or uint8 ids at ``output_hw``."""
@@ -175,7 +192,7 @@ class Predictor:
             return out
         return (out.argmax(dim=1) + 1).to(torch.uint8)
 
-    def warm_up(self, image_hw: Optional[Sequence[int]] = None, batch: int = 1) -> float:
+    def warm_up(self, image_hw: Sequence[int] | None = None, batch: int = 1) -> float:
         """Runs the pipeline once on a black frame so the first real frame is not slow
         (CUDA context, cuDNN algorithm choice, ``torch.compile`` for this shape).
 
@@ -195,8 +212,9 @@ class Predictor:
             torch.cuda.synchronize(self.device)
         return time.perf_counter() - t0
 
-    def predict_batch(self, images: Union[np.ndarray, Sequence[np.ndarray]],
-                      output_hw: Optional[Sequence[int]] = None) -> np.ndarray:
+    def predict_batch(
+        self, images: np.ndarray | Sequence[np.ndarray], output_hw: Sequence[int] | None = None
+    ) -> np.ndarray:
         """Runs a batch of same-size images.
 
         Args:
@@ -217,14 +235,13 @@ class Predictor:
             tensor = tensor.pin_memory()
         return tensor.to(self.device, non_blocking=True)
 
-    def predict(self, image: np.ndarray,
-                output_hw: Optional[Sequence[int]] = None) -> np.ndarray:
+    def predict(self, image: np.ndarray, output_hw: Sequence[int] | None = None) -> np.ndarray:
         """Runs one (H, W, 3) uint8 RGB image; returns (h, w) float32 depth or uint8 labels."""
         _check_rgb(image, batched=False)
         return self.predict_batch(image[None], output_hw)[0]
 
 
-def download_to_host(tensors: Dict[str, torch.Tensor]) -> Dict[str, np.ndarray]:
+def download_to_host(tensors: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
     """Device tensors -> numpy with one asynchronous copy each and a single wait.
 
     On CUDA the copies go to pinned host memory and one event per device marks them

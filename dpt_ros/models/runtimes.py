@@ -14,13 +14,15 @@ predictor's device and returns, on that device, (B, H, W) depth or
 Exported files have ONE input shape, fixed at export: a different batch or network size
 is an error naming both shapes (re-export with ``--network-size WxH --batch N``).
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Tuple, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,17 +31,21 @@ from dpt_ros.models.options import COMPILE_MODES, ENGINE_BACKENDS, PredictorOpti
 
 _LOG = logging.getLogger(__name__)
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 
-#: Backends ``load_backend`` knows (the torch model itself is not one of them).
-BACKENDS = ENGINE_BACKENDS
 
 #: Version of the sidecar layout written by ``dpt-ros export``.
 SIDECAR_VERSION = 1
 
 #: Sidecar keys every backend relies on.
-_REQUIRED_KEYS = ("model_type", "format", "input_name", "input_shape", "output_name",
-                  "output_shape")
+_REQUIRED_KEYS = (
+    "model_type",
+    "format",
+    "input_name",
+    "input_shape",
+    "output_name",
+    "output_shape",
+)
 
 
 def sidecar_path(path: PathLike) -> Path:
@@ -48,7 +54,7 @@ def sidecar_path(path: PathLike) -> Path:
     return path.with_name(path.name + ".json")
 
 
-def read_sidecar(path: PathLike) -> Dict[str, Any]:
+def read_sidecar(path: PathLike) -> dict[str, Any]:
     """The sidecar of the exported file ``path`` as a dict.
 
     Raises:
@@ -56,16 +62,19 @@ def read_sidecar(path: PathLike) -> Dict[str, Any]:
     """
     side = sidecar_path(path)
     if not side.is_file():
-        raise ValueError(f"{side} not found: {Path(path).name} needs the sidecar that "
-                         "'dpt-ros export' writes beside it (re-export the model)")
+        raise ValueError(
+            f"{side} not found: {Path(path).name} needs the sidecar that "
+            "'dpt-ros export' writes beside it (re-export the model)"
+        )
     try:
         meta = json.loads(side.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{side} is not a readable JSON sidecar ({exc})") from None
     missing = [k for k in _REQUIRED_KEYS if not isinstance(meta, dict) or k not in meta]
     if missing:
-        raise ValueError(f"{side} lacks {', '.join(missing)}; re-export the model "
-                         "with 'dpt-ros export'")
+        raise ValueError(
+            f"{side} lacks {', '.join(missing)}; re-export the model with 'dpt-ros export'"
+        )
     return meta
 
 
@@ -80,11 +89,13 @@ def _existing_file(path: PathLike, what: str) -> Path:
     return path
 
 
-def _check_model_type(meta: Dict[str, Any], model_type: Optional[str], path: Path) -> None:
+def _check_model_type(meta: dict[str, Any], model_type: str | None, path: Path) -> None:
     if model_type is not None and meta["model_type"] != model_type:
-        raise ValueError(f"{path.name} was exported from {meta['model_type']}, but the "
-                         f"configured model type is {model_type}; export {model_type} "
-                         "or configure the matching model type")
+        raise ValueError(
+            f"{path.name} was exported from {meta['model_type']}, but the "
+            f"configured model type is {model_type}; export {model_type} "
+            "or configure the matching model type"
+        )
 
 
 def check_input_shape(x: torch.Tensor, fixed_shape: Sequence[int], path: PathLike) -> None:
@@ -105,14 +116,17 @@ def check_input_shape(x: torch.Tensor, fixed_shape: Sequence[int], path: PathLik
     raise ValueError(
         f"{Path(path).name} takes a fixed input of {_shape_text(want)} (B x 3 x H x W), got "
         f"{_shape_text(got)}; re-export with dpt-ros export --network-size/--batch{hint}, "
-        "or configure the network size and batch the file was exported for")
+        "or configure the network size and batch the file was exported for"
+    )
 
 
-def _check_fixed(shape: Sequence[Any], what: str, path: Path) -> Tuple[int, ...]:
+def _check_fixed(shape: Sequence[Any], what: str, path: Path) -> tuple[int, ...]:
     dims = tuple(shape)
     if not all(isinstance(d, (int, np.integer)) and d > 0 for d in dims):
-        raise ValueError(f"{path.name} has a dynamic {what} shape {list(dims)}; only the "
-                         "fixed-shape files of 'dpt-ros export' are supported")
+        raise ValueError(
+            f"{path.name} has a dynamic {what} shape {list(dims)}; only the "
+            "fixed-shape files of 'dpt-ros export' are supported"
+        )
     return tuple(int(d) for d in dims)
 
 
@@ -136,8 +150,9 @@ class OnnxRuntimeModel:
             gives.
     """
 
-    def __init__(self, path: PathLike, device: Union[str, torch.device] = "cpu", *,
-                 model_type: Optional[str] = None) -> None:
+    def __init__(
+        self, path: PathLike, device: str | torch.device = "cpu", *, model_type: str | None = None
+    ) -> None:
         self.path = _existing_file(path, "ONNX model")
         self.metadata = read_sidecar(self.path)
         _check_model_type(self.metadata, model_type, self.path)
@@ -147,40 +162,51 @@ class OnnxRuntimeModel:
         providers: list = ["CPUExecutionProvider"]
         if self.device.type == "cuda":
             if "CUDAExecutionProvider" in ort.get_available_providers():
-                providers.insert(0, ("CUDAExecutionProvider",
-                                     {"device_id": self.device.index or 0}))
+                providers.insert(
+                    0, ("CUDAExecutionProvider", {"device_id": self.device.index or 0})
+                )
             else:
-                _LOG.warning("onnxruntime %s has no CUDA provider; running %s on the CPU "
-                             "(install onnxruntime-gpu to run it on %s)", ort.__version__,
-                             self.path.name, self.device)
+                _LOG.warning(
+                    "onnxruntime %s has no CUDA provider; running %s on the CPU "
+                    "(install onnxruntime-gpu to run it on %s)",
+                    ort.__version__,
+                    self.path.name,
+                    self.device,
+                )
         options = ort.SessionOptions()
         # Idle worker threads sleep instead of spinning: in the node, torch's own threads
         # resize images between runs, and spinning ONNX Runtime threads would take their
         # cores (measured: the model 15 % slower inside the pipeline than alone).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = ort.InferenceSession(str(self.path), sess_options=options,
-                                             providers=providers)
+        self._session = ort.InferenceSession(
+            str(self.path), sess_options=options, providers=providers
+        )
         on_cuda = self._session.get_providers()[0] == "CUDAExecutionProvider"
         # ONNX Runtime falls back to the CPU (with a warning) when CUDA cannot start.
         self._run_device = self.device if on_cuda else torch.device("cpu")
         inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
         if len(inputs) != 1 or len(outputs) != 1:
-            raise ValueError(f"{self.path.name} has {len(inputs)} inputs and {len(outputs)} "
-                             "outputs; a DPT export has one of each")
+            raise ValueError(
+                f"{self.path.name} has {len(inputs)} inputs and {len(outputs)} "
+                "outputs; a DPT export has one of each"
+            )
         for arg in (inputs[0], outputs[0]):
             if arg.type != "tensor(float)":
-                raise ValueError(f"{self.path.name}: {arg.name} is {arg.type}, expected "
-                                 "tensor(float) (float32)")
+                raise ValueError(
+                    f"{self.path.name}: {arg.name} is {arg.type}, expected tensor(float) (float32)"
+                )
         self._input_name, self._output_name = inputs[0].name, outputs[0].name
         self.input_shape = _check_fixed(inputs[0].shape, "input", self.path)
         self.output_shape = _check_fixed(outputs[0].shape, "output", self.path)
         if list(self.input_shape) != list(self.metadata["input_shape"]):
-            raise ValueError(f"{self.path.name} takes {_shape_text(self.input_shape)} but "
-                             f"its sidecar says {_shape_text(self.metadata['input_shape'])}; "
-                             "the sidecar belongs to another export (re-export the model)")
+            raise ValueError(
+                f"{self.path.name} takes {_shape_text(self.input_shape)} but "
+                f"its sidecar says {_shape_text(self.metadata['input_shape'])}; "
+                "the sidecar belongs to another export (re-export the model)"
+            )
 
     @property
-    def providers(self) -> Tuple[str, ...]:
+    def providers(self) -> tuple[str, ...]:
         """ONNX Runtime's execution providers of this session, in priority order."""
         return tuple(self._session.get_providers())
 
@@ -199,10 +225,12 @@ class OnnxRuntimeModel:
             # ONNX Runtime reads x on its own CUDA stream: x must be complete first.
             torch.cuda.current_stream(run_device).synchronize()
         binding = self._session.io_binding()
-        binding.bind_input(self._input_name, kind, index, np.float32, self.input_shape,
-                           x.data_ptr())
-        binding.bind_output(self._output_name, kind, index, np.float32, self.output_shape,
-                            out.data_ptr())
+        binding.bind_input(
+            self._input_name, kind, index, np.float32, self.input_shape, x.data_ptr()
+        )
+        binding.bind_output(
+            self._output_name, kind, index, np.float32, self.output_shape, out.data_ptr()
+        )
         self._session.run_with_iobinding(binding)
         if kind == "cuda":
             binding.synchronize_outputs()
@@ -229,16 +257,19 @@ class TensorRTModel:
             missing or describes another model type, or the engine cannot be loaded.
     """
 
-    def __init__(self, path: PathLike, device: Union[str, torch.device] = "cuda", *,
-                 model_type: Optional[str] = None) -> None:
+    def __init__(
+        self, path: PathLike, device: str | torch.device = "cuda", *, model_type: str | None = None
+    ) -> None:
         self.path = _existing_file(path, "TensorRT engine")
         self.metadata = read_sidecar(self.path)
         _check_model_type(self.metadata, model_type, self.path)
         self.model_type: str = self.metadata["model_type"]
         self.device = torch.device(device)
         if self.device.type != "cuda":
-            raise ValueError(f"TensorRT engines run on CUDA devices only, device is "
-                             f"{self.device}; use the onnxruntime or torch backend there")
+            raise ValueError(
+                f"TensorRT engines run on CUDA devices only, device is "
+                f"{self.device}; use the onnxruntime or torch backend there"
+            )
         trt = import_tensorrt()
         self._logger = trt.Logger(trt.Logger.WARNING)
         with torch.cuda.device(self.device):
@@ -250,26 +281,30 @@ class TensorRTModel:
                     f"TensorRT {trt.__version__} cannot load {self.path.name} (built with "
                     f"TensorRT {built} on {self.metadata.get('gpu', 'an unknown GPU')}); "
                     "engines only run with the TensorRT version and GPU model that built "
-                    "them: rebuild it on this machine with dpt-ros export --format tensorrt")
+                    "them: rebuild it on this machine with dpt-ros export --format tensorrt"
+                )
             self._context = self._engine.create_execution_context()
         engine = self._engine
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         outputs = [n for n in names if n not in inputs]
         if len(inputs) != 1 or len(outputs) != 1:
-            raise ValueError(f"{self.path.name} has {len(inputs)} inputs and {len(outputs)} "
-                             "outputs; a DPT engine has one of each")
+            raise ValueError(
+                f"{self.path.name} has {len(inputs)} inputs and {len(outputs)} "
+                "outputs; a DPT engine has one of each"
+            )
         self._input_name, self._output_name = inputs[0], outputs[0]
         self.input_shape = _check_fixed(engine.get_tensor_shape(inputs[0]), "input", self.path)
-        self.output_shape = _check_fixed(engine.get_tensor_shape(outputs[0]), "output",
-                                         self.path)
+        self.output_shape = _check_fixed(engine.get_tensor_shape(outputs[0]), "output", self.path)
         dtypes = {trt.DataType.FLOAT: torch.float32, trt.DataType.HALF: torch.float16}
         try:
             self._input_dtype = dtypes[engine.get_tensor_dtype(inputs[0])]
             self._output_dtype = dtypes[engine.get_tensor_dtype(outputs[0])]
         except KeyError:
-            raise ValueError(f"{self.path.name}: input/output types other than float32 and "
-                             "float16 are not supported") from None
+            raise ValueError(
+                f"{self.path.name}: input/output types other than float32 and "
+                "float16 are not supported"
+            ) from None
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) normalised float32 input -> the torch model's output (float32), on
@@ -287,8 +322,9 @@ class TensorRTModel:
             self._context.set_tensor_address(self._input_name, x.data_ptr())
             self._context.set_tensor_address(self._output_name, out.data_ptr())
             if not self._context.execute_async_v3(stream.cuda_stream):
-                raise RuntimeError(f"TensorRT failed to run {self.path.name} (see its "
-                                   "messages above)")
+                raise RuntimeError(
+                    f"TensorRT failed to run {self.path.name} (see its messages above)"
+                )
         # x and out belong to this stream, so the caching allocator cannot hand their
         # memory to other work before the engine is done with them.
         return out.float()
@@ -298,8 +334,10 @@ def _import_onnxruntime():
     try:
         import onnxruntime
     except ImportError:
-        raise ValueError("onnxruntime is not installed: pip install onnxruntime (CPU) or "
-                         "onnxruntime-gpu (CUDA), or pip install 'dpt_ros[export]'") from None
+        raise ValueError(
+            "onnxruntime is not installed: pip install onnxruntime (CPU) or "
+            "onnxruntime-gpu (CUDA), or pip install 'dpt_ros[export]'"
+        ) from None
     return onnxruntime
 
 
@@ -312,14 +350,15 @@ def import_tensorrt():
     try:
         import tensorrt
     except ImportError:
-        raise ValueError("TensorRT is not installed: on a Jetson it comes with JetPack "
-                         "(python3-libnvinfer); on x86 with an NVIDIA GPU: pip install "
-                         "tensorrt") from None
+        raise ValueError(
+            "TensorRT is not installed: on a Jetson it comes with JetPack "
+            "(python3-libnvinfer); on x86 with an NVIDIA GPU: pip install "
+            "tensorrt"
+        ) from None
     return tensorrt
 
 
-def load_backend(backend: str, path: PathLike, model_type: str,
-                 device: Union[str, torch.device]):
+def load_backend(backend: str, path: PathLike, model_type: str, device: str | torch.device):
     """The callable that runs an exported file in place of ``Predictor.model``.
 
     Args:
@@ -342,7 +381,9 @@ def load_backend(backend: str, path: PathLike, model_type: str,
         return OnnxRuntimeModel(path, device, model_type=model_type)
     if backend == "tensorrt":
         return TensorRTModel(path, device, model_type=model_type)
-    raise ValueError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
+    raise ValueError(
+        f"unknown backend {backend!r}; valid engine backends: {', '.join(ENGINE_BACKENDS)}"
+    )
 
 
 # --------------------------------------------------------------------------- the contract
@@ -391,10 +432,15 @@ class TorchRuntime:
 
     name = "torch"
     #: Any input shape (multiples of 32).
-    fixed_input_shape: Optional[Tuple[int, ...]] = None
+    fixed_input_shape: tuple[int, ...] | None = None
 
-    def __init__(self, model: torch.nn.Module, dtype: torch.dtype = torch.float32,
-                 compile: str = "none", channels_last: bool = True) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        dtype: torch.dtype = torch.float32,
+        compile: str = "none",
+        channels_last: bool = True,
+    ) -> None:
         if compile not in COMPILE_MODES:
             raise ValueError(f"unknown compile mode {compile!r}; valid: {', '.join(COMPILE_MODES)}")
         self.model = model.to(memory_format=torch.channels_last) if channels_last else model
@@ -403,8 +449,11 @@ class TorchRuntime:
         self.compiled = compile != "none"
         if dtype != torch.float32:
             keep_norms_float32(self.model)
-        self._forward = (self.model if compile == "none" else
-                         torch.compile(self.model, mode=compile, dynamic=False))
+        self._forward = (
+            self.model
+            if compile == "none"
+            else torch.compile(self.model, mode=compile, dynamic=False)
+        )
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         # NCHW input whatever the model's layout: the first convolution then matches
@@ -428,10 +477,10 @@ class EngineRuntime:
 
     model = None
 
-    def __init__(self, engine: Union["OnnxRuntimeModel", "TensorRTModel"], name: str) -> None:
+    def __init__(self, engine: OnnxRuntimeModel | TensorRTModel, name: str) -> None:
         self.engine = engine
         self.name = name
-        self.fixed_input_shape: Optional[Tuple[int, ...]] = tuple(engine.input_shape)
+        self.fixed_input_shape: tuple[int, ...] | None = tuple(engine.input_shape)
         self.compiled = False
 
     @property
@@ -441,18 +490,23 @@ class EngineRuntime:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         n, outs = self.batch, []
         for start in range(0, x.shape[0], n):
-            chunk = x[start:start + n].contiguous()
+            chunk = x[start : start + n].contiguous()
             if chunk.shape[0] < n:
                 pad = chunk.new_zeros((n - chunk.shape[0],) + tuple(chunk.shape[1:]))
-                outs.append(self.engine(torch.cat((chunk, pad)))[:chunk.shape[0]])
+                outs.append(self.engine(torch.cat((chunk, pad)))[: chunk.shape[0]])
             else:
                 outs.append(self.engine(chunk))
         return outs[0] if len(outs) == 1 else torch.cat(outs)
 
 
-def create_runtime(options: PredictorOptions, device: torch.device, dtype: torch.dtype, *,
-                   cache_dir: Optional[PathLike] = None,
-                   progress: bool = True) -> Union[TorchRuntime, EngineRuntime]:
+def create_runtime(
+    options: PredictorOptions,
+    device: torch.device,
+    dtype: torch.dtype,
+    *,
+    cache_dir: PathLike | None = None,
+    progress: bool = True,
+) -> TorchRuntime | EngineRuntime:
     """The runtime that ``options`` ask for, loaded on ``device``.
 
     Raises:
@@ -462,9 +516,13 @@ def create_runtime(options: PredictorOptions, device: torch.device, dtype: torch
     if options.backend == "torch":
         from dpt_ros.models.weights.checkpoint import load_model
 
-        model = load_model(options.model_type, options.weights,
-                           random_weights=options.random_weights, cache_dir=cache_dir,
-                           progress=progress).to(device)
+        model = load_model(
+            options.model_type,
+            options.weights,
+            random_weights=options.random_weights,
+            cache_dir=cache_dir,
+            progress=progress,
+        ).to(device)
         return TorchRuntime(model, dtype, options.compile, options.channels_last)
     if not options.engine:
         raise ValueError(f"backend {options.backend!r} needs an engine file")

@@ -5,9 +5,10 @@ Pre-processing: RGB uint8 -> [0, 1] -> resize keeping the aspect ratio to multip
 OpenCV's INTER_CUBIC) -> normalise with the model's mean/std.
 Post-processing: the network output resized back to the image with bicubic.
 """
+
 from __future__ import annotations
 
-from typing import Sequence, Tuple, Union
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -25,8 +26,12 @@ def _constrain_to_multiple(x: float, multiple: int, max_val: float | None = None
     return y
 
 
-def network_input_size(image_hw: Sequence[int], net_hw: Sequence[int],
-                       keep_aspect_ratio: bool = True, multiple_of: int = 32) -> Tuple[int, int]:
+def network_input_size(
+    image_hw: Sequence[int],
+    net_hw: Sequence[int],
+    keep_aspect_ratio: bool = True,
+    multiple_of: int = 32,
+) -> tuple[int, int]:
     """The (H, W) an image is resized to before the network ("minimal" method).
 
     With ``keep_aspect_ratio`` the one scale closest to 1 of the two (net/image per
@@ -52,8 +57,10 @@ def network_input_size(image_hw: Sequence[int], net_hw: Sequence[int],
             scale_h = scale_w
         else:
             scale_w = scale_h
-    return (_constrain_to_multiple(scale_h * h, multiple_of),
-            _constrain_to_multiple(scale_w * w, multiple_of))
+    return (
+        _constrain_to_multiple(scale_h * h, multiple_of),
+        _constrain_to_multiple(scale_w * w, multiple_of),
+    )
 
 
 def resize_bicubic(x: torch.Tensor, size_hw: Sequence[int]) -> torch.Tensor:
@@ -68,9 +75,12 @@ def resize_bicubic(x: torch.Tensor, size_hw: Sequence[int]) -> torch.Tensor:
     return F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=False)
 
 
-def preprocess(images: torch.Tensor, size_hw: Sequence[int],
-               mean: Union[Sequence[float], torch.Tensor],
-               std: Union[Sequence[float], torch.Tensor]) -> torch.Tensor:
+def preprocess(
+    images: torch.Tensor,
+    size_hw: Sequence[int],
+    mean: Sequence[float] | torch.Tensor,
+    std: Sequence[float] | torch.Tensor,
+) -> torch.Tensor:
     """RGB uint8 images to the network input.
 
     Args:
@@ -83,8 +93,9 @@ def preprocess(images: torch.Tensor, size_hw: Sequence[int],
         (B, 3, h, w) float32 on the images' device, roughly in [-1, 1].
     """
     if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[-1] != 3:
-        raise ValueError("expected a (B, H, W, 3) uint8 RGB tensor, got "
-                         f"{tuple(images.shape)} {images.dtype}")
+        raise ValueError(
+            f"expected a (B, H, W, 3) uint8 RGB tensor, got {tuple(images.shape)} {images.dtype}"
+        )
     # The permuted view keeps the pixels interleaved: the result is channels_last.
     x = images.permute(0, 3, 1, 2).float().div_(255.0)
     x = resize_bicubic(x, size_hw)

@@ -6,13 +6,15 @@ thread fed by one-slot queues, one per camera, so the newest frame of each camer
 always wins and callbacks never wait for the model. Each cycle the worker takes the
 latest frame of every camera that has one and runs them as one batch.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import sys
 import threading
 import time
-from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import rclpy
@@ -40,7 +42,7 @@ class LatestFrame:
             them (``take_any``); None = a condition of its own.
     """
 
-    def __init__(self, condition: Optional[threading.Condition] = None) -> None:
+    def __init__(self, condition: threading.Condition | None = None) -> None:
         self._cond = condition if condition is not None else threading.Condition()
         self._item: Any = None
         self._closed = False
@@ -67,7 +69,7 @@ class LatestFrame:
             self._cond.notify_all()
 
     @staticmethod
-    def take_any(slots: Sequence["LatestFrame"], timeout: float) -> List[Any]:
+    def take_any(slots: Sequence[LatestFrame], timeout: float) -> list[Any]:
         """Waits until at least one slot holds an item (or ``timeout``, or a slot is
         closed), then empties every slot, without waiting for the others.
 
@@ -101,8 +103,8 @@ class _Camera:
     def __init__(self, name: str, condition: threading.Condition) -> None:
         self.name = name
         self.frames = LatestFrame(condition)
-        self.camera_info: Optional[CameraInfo] = None
-        self.publishers: Dict[str, Any] = {}
+        self.camera_info: CameraInfo | None = None
+        self.publishers: dict[str, Any] = {}
         self.received = 0
         self.processed = 0
         self.rejected = 0
@@ -122,15 +124,20 @@ class _Stats:
     processed: int = 0
     rejected: int = 0
     failed: int = 0
-    latency_ms: List[float] = dataclasses.field(default_factory=list)
+    latency_ms: list[float] = dataclasses.field(default_factory=list)
     last_error: str = ""
 
 
 def _qos(reliability: str, depth: int) -> QoSProfile:
     return QoSProfile(
-        history=HistoryPolicy.KEEP_LAST, depth=depth,
-        reliability=(ReliabilityPolicy.BEST_EFFORT if reliability == "best_effort"
-                     else ReliabilityPolicy.RELIABLE))
+        history=HistoryPolicy.KEEP_LAST,
+        depth=depth,
+        reliability=(
+            ReliabilityPolicy.BEST_EFFORT
+            if reliability == "best_effort"
+            else ReliabilityPolicy.RELIABLE
+        ),
+    )
 
 
 class DptNode(Node):
@@ -153,9 +160,11 @@ class DptNode(Node):
         cfg = self.config
         self._check_camera_topics(cfg.cameras)
 
-        self.pipeline = FramePipeline(self._predictor(cfg.depth, "depth"),
-                                      self._predictor(cfg.segmentation, "segmentation"),
-                                      cfg.pipeline)
+        self.pipeline = FramePipeline(
+            self._predictor(cfg.depth, "depth"),
+            self._predictor(cfg.segmentation, "segmentation"),
+            cfg.pipeline,
+        )
         self._warm_up()
 
         topics = self._create_publishers()
@@ -168,8 +177,9 @@ class DptNode(Node):
         self._image_subs = self._create_subscriptions()
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._diag_timer = self.create_timer(cfg.diagnostics_period, self._publish_diagnostics)
-        self._log_timer = (self.create_timer(cfg.log_period, self._log_status)
-                           if cfg.log_period > 0 else None)
+        self._log_timer = (
+            self.create_timer(cfg.log_period, self._log_status) if cfg.log_period > 0 else None
+        )
 
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._work, name="dpt_inference", daemon=True)
@@ -178,10 +188,11 @@ class DptNode(Node):
         self.get_logger().info(
             f"ready: {self._models_text()} on {self._device_text()}, input {inputs} "
             f"({cfg.input_transport}), publishing {', '.join(sorted(topics))}"
-            + (" under each camera's namespace" if cfg.cameras else ""))
+            + (" under each camera's namespace" if cfg.cameras else "")
+        )
 
     # -- set-up -------------------------------------------------------------------
-    def _create_publishers(self) -> Set[str]:
+    def _create_publishers(self) -> set[str]:
         """Each camera's output publishers; returns the output topic names."""
         cfg = self.config
         out_qos = _qos(cfg.qos_output_reliability, cfg.qos_output_depth)
@@ -192,12 +203,15 @@ class DptNode(Node):
         self._wakeup = threading.Condition()
         self._cameras = [_Camera(name, self._wakeup) for name in (cfg.cameras or ("",))]
         for cam in self._cameras:
-            cam.publishers = {t: self.create_publisher(OUTPUT_TOPICS[t], cam.topic(t), out_qos)
-                              for t in OUTPUT_TOPICS if t in topics}
+            cam.publishers = {
+                t: self.create_publisher(OUTPUT_TOPICS[t], cam.topic(t), out_qos)
+                for t in OUTPUT_TOPICS
+                if t in topics
+            }
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         return topics
 
-    def _create_subscriptions(self) -> List[Any]:
+    def _create_subscriptions(self) -> list[Any]:
         """Each camera's image (raw or compressed) and camera_info subscriptions;
         returns the image subscriptions."""
         cfg = self.config
@@ -207,34 +221,42 @@ class DptNode(Node):
             if cfg.input_transport == "compressed":
                 topic = self.resolve_topic_name(cam.topic("image")) + "/compressed"
                 sub = self.create_subscription(
-                    CompressedImage, topic, lambda msg, c=cam: self._on_image(c, msg), in_qos)
+                    CompressedImage, topic, lambda msg, c=cam: self._on_image(c, msg), in_qos
+                )
             else:
                 sub = self.create_subscription(
-                    Image, cam.topic("image"), lambda msg, c=cam: self._on_image(c, msg), in_qos)
+                    Image, cam.topic("image"), lambda msg, c=cam: self._on_image(c, msg), in_qos
+                )
             image_subs.append(sub)
-            self.create_subscription(CameraInfo, cam.topic("camera_info"),
-                                     lambda msg, c=cam: self._on_camera_info(c, msg), in_qos)
+            self.create_subscription(
+                CameraInfo,
+                cam.topic("camera_info"),
+                lambda msg, c=cam: self._on_camera_info(c, msg),
+                in_qos,
+            )
         return image_subs
 
     def _check_camera_topics(self, cameras: Sequence[str]) -> None:
         """Two entries of ``cameras`` must not name the same topics once resolved (e.g.
         ``front`` and ``/front`` for a node in ``/``, or a remap)."""
-        seen: Dict[str, str] = {}
+        seen: dict[str, str] = {}
         for name in cameras:
             topic = self.resolve_topic_name(f"{name}/image")
             if topic in seen:
-                raise ValueError(f"invalid parameters: cameras {seen[topic]!r} and {name!r} are "
-                                 f"the same camera ({topic}); list each camera once")
+                raise ValueError(
+                    f"invalid parameters: cameras {seen[topic]!r} and {name!r} are "
+                    f"the same camera ({topic}); list each camera once"
+                )
             seen[topic] = name
 
-    def _predictor(self, options: Optional[PredictorOptions], task: str
-                   ) -> Optional[Predictor]:
+    def _predictor(self, options: PredictorOptions | None, task: str) -> Predictor | None:
         if options is None:
             return None
         if options.random_weights:
             self.get_logger().warning(
                 f"{task}: {options.model_type} with RANDOM weights (parameter "
-                f"{task}.random_weights): its outputs are meaningless")
+                f"{task}.random_weights): its outputs are meaningless"
+            )
         return Predictor(options)
 
     def _warm_up(self) -> None:
@@ -250,7 +272,8 @@ class DptNode(Node):
                 seconds = p.warm_up(hw, batch)
                 self.get_logger().info(
                     f"{p.spec.name}: warmed up for {hw[1]}x{hw[0]} images (batch {batch}) "
-                    f"in {seconds:.1f} s")
+                    f"in {seconds:.1f} s"
+                )
 
     def _models_text(self) -> str:
         names = [p.spec.name for p in (self.pipeline.depth, self.pipeline.segmentation) if p]
@@ -271,7 +294,7 @@ class DptNode(Node):
         with self._info_lock:
             cam.camera_info = msg
 
-    def _on_set_parameters(self, params: List[Any]) -> SetParametersResult:
+    def _on_set_parameters(self, params: list[Any]) -> SetParametersResult:
         changes = {p.name: p.value for p in params}
         problems = validate(changes)
         if problems:
@@ -300,14 +323,17 @@ class DptNode(Node):
             self._last_cycle_time = time.monotonic()
             self._process(frames)
 
-    def _process(self, frames: List[Tuple[_Camera, Any]]) -> None:
+    def _process(self, frames: list[tuple[_Camera, Any]]) -> None:
         """Decodes one frame per camera, runs them as one batch and publishes each
         camera's messages on its own topics."""
         cams, rgbs, headers, infos = [], [], [], []
         for cam, msg in frames:
             try:
-                rgb = (compressed_to_rgb(msg) if isinstance(msg, CompressedImage)
-                       else image_to_rgb(msg))
+                rgb = (
+                    compressed_to_rgb(msg)
+                    if isinstance(msg, CompressedImage)
+                    else image_to_rgb(msg)
+                )
             except ImageDecodeError as exc:
                 self._reject(cam, f"image rejected: {exc}")
                 continue
@@ -319,14 +345,17 @@ class DptNode(Node):
         if not cams:
             return
         try:
-            outputs = self.pipeline.process_batch(rgbs, headers, infos,
-                                                  streams=[cam.name for cam in cams])
+            outputs = self.pipeline.process_batch(
+                rgbs, headers, infos, streams=[cam.name for cam in cams]
+            )
         except Exception as exc:  # keep the node alive (e.g. CUDA out of memory)
             with self._stats_lock:
                 self._stats.failed += len(cams)
                 self._stats.last_error = f"{type(exc).__name__}: {exc}"
-            self.get_logger().error(f"inference failed: {type(exc).__name__}: {exc}",
-                                    throttle_duration_sec=_WARN_THROTTLE_S)
+            self.get_logger().error(
+                f"inference failed: {type(exc).__name__}: {exc}",
+                throttle_duration_sec=_WARN_THROTTLE_S,
+            )
             return
         for cam, header, out in zip(cams, headers, outputs):
             for warning in out.warnings:
@@ -335,8 +364,10 @@ class DptNode(Node):
                 pub = cam.publishers.get(topic)
                 if pub is not None:
                     pub.publish(message)
-            latency = (self.get_clock().now().nanoseconds
-                       - (header.stamp.sec * 10**9 + header.stamp.nanosec)) / 1e6
+            latency = (
+                self.get_clock().now().nanoseconds
+                - (header.stamp.sec * 10**9 + header.stamp.nanosec)
+            ) / 1e6
             with self._stats_lock:
                 self._stats.processed += 1
                 cam.processed += 1
@@ -353,7 +384,7 @@ class DptNode(Node):
         self.get_logger().warning(text, throttle_duration_sec=_WARN_THROTTLE_S)
 
     # -- status -------------------------------------------------------------------
-    def status(self) -> Dict[str, str]:
+    def status(self) -> dict[str, str]:
         """Current counters and rates as strings (what /diagnostics carries)."""
         now = time.monotonic()
         with self._stats_lock:
@@ -364,19 +395,28 @@ class DptNode(Node):
             self._window_start, self._window_counts = now, (s.received, s.processed)
             lat = float(np.median(s.latency_ms)) if s.latency_ms else float("nan")
             values = {
-                "input_rate_hz": f"{rin:.2f}", "processed_rate_hz": f"{rout:.2f}",
-                "received": str(s.received), "processed": str(s.processed),
-                "dropped": str(self._dropped()), "rejected": str(s.rejected),
-                "failed": str(s.failed), "latency_ms_median": f"{lat:.1f}",
-                "device": self._device_text(), "models": self._models_text(),
+                "input_rate_hz": f"{rin:.2f}",
+                "processed_rate_hz": f"{rout:.2f}",
+                "received": str(s.received),
+                "processed": str(s.processed),
+                "dropped": str(self._dropped()),
+                "rejected": str(s.rejected),
+                "failed": str(s.failed),
+                "latency_ms_median": f"{lat:.1f}",
+                "device": self._device_text(),
+                "models": self._models_text(),
                 "last_error": s.last_error,
             }
             if self.config.cameras:
                 for cam in self._cameras:
-                    values.update({f"{cam.name}.received": str(cam.received),
-                                   f"{cam.name}.processed": str(cam.processed),
-                                   f"{cam.name}.dropped": str(cam.frames.dropped),
-                                   f"{cam.name}.rejected": str(cam.rejected)})
+                    values.update(
+                        {
+                            f"{cam.name}.received": str(cam.received),
+                            f"{cam.name}.processed": str(cam.processed),
+                            f"{cam.name}.dropped": str(cam.frames.dropped),
+                            f"{cam.name}.rejected": str(cam.rejected),
+                        }
+                    )
         return values
 
     def _dropped(self) -> int:
@@ -389,8 +429,10 @@ class DptNode(Node):
         status.hardware_id = values["device"]
         failing = int(values["failed"]) or int(values["rejected"])
         status.level = DiagnosticStatus.WARN if failing else DiagnosticStatus.OK
-        status.message = (f"{values['processed_rate_hz']} Hz processed of "
-                          f"{values['input_rate_hz']} Hz in, latency {values['latency_ms_median']} ms")
+        status.message = (
+            f"{values['processed_rate_hz']} Hz processed of "
+            f"{values['input_rate_hz']} Hz in, latency {values['latency_ms_median']} ms"
+        )
         status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
         array = DiagnosticArray()
         array.header.stamp = self.get_clock().now().to_msg()
@@ -401,9 +443,11 @@ class DptNode(Node):
         with self._stats_lock:
             s = self._stats
             lat = float(np.median(s.latency_ms)) if s.latency_ms else float("nan")
-            text = (f"frames in {s.received}, processed {s.processed}, dropped "
-                    f"{self._dropped()}, rejected {s.rejected}, failed {s.failed}, "
-                    f"latency {lat:.1f} ms, {self._models_text()} on {self._device_text()}")
+            text = (
+                f"frames in {s.received}, processed {s.processed}, dropped "
+                f"{self._dropped()}, rejected {s.rejected}, failed {s.failed}, "
+                f"latency {lat:.1f} ms, {self._models_text()} on {self._device_text()}"
+            )
         self.get_logger().info(text)
 
     # -- shutdown -----------------------------------------------------------------
@@ -417,10 +461,10 @@ class DptNode(Node):
         super().destroy_node()
 
 
-def main(args: Optional[List[str]] = None) -> int:
+def main(args: list[str] | None = None) -> int:
     """Console entry point: ``ros2 run dpt_ros dpt_node``."""
     rclpy.init(args=args)
-    node: Optional[DptNode] = None
+    node: DptNode | None = None
     code = 0
     try:
         node = DptNode()

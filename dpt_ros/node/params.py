@@ -3,14 +3,15 @@
 Parameters marked read-only need a model reload; the others can be changed at run
 time with ``ros2 param set`` and are validated before they take effect.
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
-from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
-                                ParameterType)
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 from rclpy.exceptions import ParameterUninitializedException
 from rclpy.parameter import Parameter
 
@@ -31,97 +32,198 @@ class ParamDef:
     default: Any
     description: str
     read_only: bool = True
-    int_range: Tuple[int, int, int] | None = None
-    float_range: Tuple[float, float] | None = None
-    choices: Tuple[str, ...] | None = None
+    int_range: tuple[int, int, int] | None = None
+    float_range: tuple[float, float] | None = None
+    choices: tuple[str, ...] | None = None
 
 
 _DEPTH = ", ".join(model_names("depth"))
 _SEG = ", ".join(model_names("segmentation"))
 
-PARAMS: Tuple[ParamDef, ...] = (
-    ParamDef("depth.model_type", "dpt_hybrid",
-             f"Depth model type ({_DEPTH}); empty disables depth."),
-    ParamDef("depth.weights", "",
-             "Depth weights file; empty = $DPT_ROS_CACHE or ~/.cache/dpt_ros, downloading "
-             "the official file there if missing."),
-    ParamDef("depth.random_weights", False,
-             "Use random weights for depth (demos and benchmarks only; outputs meaningless)."),
-    ParamDef("segmentation.model_type", "",
-             f"Segmentation model type ({_SEG}); empty disables segmentation."),
+PARAMS: tuple[ParamDef, ...] = (
+    ParamDef(
+        "depth.model_type", "dpt_hybrid", f"Depth model type ({_DEPTH}); empty disables depth."
+    ),
+    ParamDef(
+        "depth.weights",
+        "",
+        "Depth weights file; empty = $DPT_ROS_CACHE or ~/.cache/dpt_ros, downloading "
+        "the official file there if missing.",
+    ),
+    ParamDef(
+        "depth.random_weights",
+        False,
+        "Use random weights for depth (demos and benchmarks only; outputs meaningless).",
+    ),
+    ParamDef(
+        "segmentation.model_type",
+        "",
+        f"Segmentation model type ({_SEG}); empty disables segmentation.",
+    ),
     ParamDef("segmentation.weights", "", "Segmentation weights file; empty = cache/download."),
-    ParamDef("segmentation.random_weights", False,
-             "Use random weights for segmentation (demos and benchmarks only)."),
+    ParamDef(
+        "segmentation.random_weights",
+        False,
+        "Use random weights for segmentation (demos and benchmarks only).",
+    ),
     ParamDef("device", "auto", "Inference device: auto, cpu, cuda or cuda:N."),
-    ParamDef("precision", "auto", "auto (fp16 on CUDA, fp32 on CPU), fp32, fp16 or bf16.",
-             choices=PRECISIONS),
-    ParamDef("compile", "none",
-             "torch.compile mode: none, default, reduce-overhead (adds CUDA graphs) or "
-             "max-autotune; compiles at start (warm-up), minutes on a Jetson.",
-             choices=COMPILE_MODES),
-    ParamDef("backend", "torch",
-             "Inference backend: torch, onnxruntime or tensorrt (an engine exported with "
-             "'dpt-ros export' for this model, network size and batch).", choices=BACKENDS),
-    ParamDef("depth.engine", "",
-             "Depth engine file (.onnx or .engine) for backend onnxruntime/tensorrt."),
-    ParamDef("segmentation.engine", "",
-             "Segmentation engine file (.onnx or .engine) for backend onnxruntime/tensorrt."),
-    ParamDef("warmup_width", 640,
-             "Camera image width (pixels) to warm up for at start, so the first frame is not "
-             "slow; 0 = skip the warm-up.", int_range=(0, 8192, 1)),
-    ParamDef("warmup_height", 480, "Camera image height (pixels) to warm up for at start.",
-             int_range=(0, 8192, 1)),
-    ParamDef("network_width", 0, "Network input width in pixels; 0 = the model's default. "
-             "Multiple of 32.", int_range=(0, 4096, 32)),
-    ParamDef("network_height", 0, "Network input height in pixels; 0 = the model's default. "
-             "Multiple of 32.", int_range=(0, 4096, 32)),
-    ParamDef("keep_aspect_ratio", True,
-             "Resize the image by one scale for both axes before the network (as the original)."),
-    ParamDef("output_size", "input",
-             "Size of published images: input (camera resolution) or network (network input).",
-             read_only=False, choices=("input", "network")),
-    ParamDef("input_transport", "raw",
-             "raw: sensor_msgs/Image on 'image'; compressed: sensor_msgs/CompressedImage "
-             "(jpeg/png) on 'image/compressed'.", choices=("raw", "compressed")),
-    ParamDef("cameras", (),
-             "Camera namespaces served by one node, relative or absolute (e.g. [\"front\", "
-             "\"rear\"] or [\"/robot/front_camera\"]): each NS subscribes NS/image (or "
-             "NS/image/compressed) and NS/camera_info and publishes its outputs under NS/; the "
-             "latest frames of all cameras share one forward pass. Empty (unset) = one camera "
-             "on 'image' and 'camera_info'."),
-    ParamDef("qos.input.reliability", "best_effort",
-             "Reliability of the image and camera_info subscriptions.", choices=RELIABILITIES),
-    ParamDef("qos.input.depth", 5, "History depth of the input subscriptions.",
-             int_range=(1, 100, 1)),
-    ParamDef("qos.output.reliability", "reliable", "Reliability of the output publishers.",
-             choices=RELIABILITIES),
-    ParamDef("qos.output.depth", 5, "History depth of the output publishers.",
-             int_range=(1, 100, 1)),
-    ParamDef("relative_depth.scale", 0.0,
-             "Metric depth from a relative model: depth = 1/(scale*x + shift) metres; "
-             "0 = not calibrated, no depth/image or points from relative models.",
-             read_only=False, float_range=(0.0, 1e6)),
-    ParamDef("relative_depth.shift", 0.0, "Shift of the relative-depth calibration (1/metres).",
-             read_only=False, float_range=(-1e6, 1e6)),
-    ParamDef("cloud.enabled", True, "Publish 'points' (needs metric depth and camera_info).",
-             read_only=False),
-    ParamDef("cloud.stride", 1, "Keep every n-th pixel in both directions in 'points'.",
-             read_only=False, int_range=(1, 64, 1)),
-    ParamDef("cloud.max_depth", 0.0, "Drop points farther than this (metres); 0 = no limit.",
-             read_only=False, float_range=(0.0, 1e4)),
-    ParamDef("cloud.color", True, "Add the image colour to 'points' (rgb field).",
-             read_only=False),
-    ParamDef("cloud.labels", True, "Add segmentation ids to 'points' (label field).",
-             read_only=False),
-    ParamDef("max_rate", 0.0, "Most frames processed per second (Hz); 0 = as fast as they come.",
-             read_only=False, float_range=(0.0, 1000.0)),
-    ParamDef("diagnostics_period", 1.0, "Seconds between /diagnostics messages.",
-             float_range=(0.1, 60.0)),
-    ParamDef("log_period", 10.0, "Seconds between status log lines; 0 = never.",
-             float_range=(0.0, 3600.0)),
+    ParamDef(
+        "precision",
+        "auto",
+        "auto (fp16 on CUDA, fp32 on CPU), fp32, fp16 or bf16.",
+        choices=PRECISIONS,
+    ),
+    ParamDef(
+        "compile",
+        "none",
+        "torch.compile mode: none, default, reduce-overhead (adds CUDA graphs) or "
+        "max-autotune; compiles at start (warm-up), minutes on a Jetson.",
+        choices=COMPILE_MODES,
+    ),
+    ParamDef(
+        "backend",
+        "torch",
+        "Inference backend: torch, onnxruntime or tensorrt (an engine exported with "
+        "'dpt-ros export' for this model, network size and batch).",
+        choices=BACKENDS,
+    ),
+    ParamDef(
+        "depth.engine", "", "Depth engine file (.onnx or .engine) for backend onnxruntime/tensorrt."
+    ),
+    ParamDef(
+        "segmentation.engine",
+        "",
+        "Segmentation engine file (.onnx or .engine) for backend onnxruntime/tensorrt.",
+    ),
+    ParamDef(
+        "warmup_width",
+        640,
+        "Camera image width (pixels) to warm up for at start, so the first frame is not "
+        "slow; 0 = skip the warm-up.",
+        int_range=(0, 8192, 1),
+    ),
+    ParamDef(
+        "warmup_height",
+        480,
+        "Camera image height (pixels) to warm up for at start.",
+        int_range=(0, 8192, 1),
+    ),
+    ParamDef(
+        "network_width",
+        0,
+        "Network input width in pixels; 0 = the model's default. Multiple of 32.",
+        int_range=(0, 4096, 32),
+    ),
+    ParamDef(
+        "network_height",
+        0,
+        "Network input height in pixels; 0 = the model's default. Multiple of 32.",
+        int_range=(0, 4096, 32),
+    ),
+    ParamDef(
+        "keep_aspect_ratio",
+        True,
+        "Resize the image by one scale for both axes before the network (as the original).",
+    ),
+    ParamDef(
+        "output_size",
+        "input",
+        "Size of published images: input (camera resolution) or network (network input).",
+        read_only=False,
+        choices=("input", "network"),
+    ),
+    ParamDef(
+        "input_transport",
+        "raw",
+        "raw: sensor_msgs/Image on 'image'; compressed: sensor_msgs/CompressedImage "
+        "(jpeg/png) on 'image/compressed'.",
+        choices=("raw", "compressed"),
+    ),
+    ParamDef(
+        "cameras",
+        (),
+        'Camera namespaces served by one node, relative or absolute (e.g. ["front", '
+        '"rear"] or ["/robot/front_camera"]): each NS subscribes NS/image (or '
+        "NS/image/compressed) and NS/camera_info and publishes its outputs under NS/; the "
+        "latest frames of all cameras share one forward pass. Empty (unset) = one camera "
+        "on 'image' and 'camera_info'.",
+    ),
+    ParamDef(
+        "qos.input.reliability",
+        "best_effort",
+        "Reliability of the image and camera_info subscriptions.",
+        choices=RELIABILITIES,
+    ),
+    ParamDef(
+        "qos.input.depth", 5, "History depth of the input subscriptions.", int_range=(1, 100, 1)
+    ),
+    ParamDef(
+        "qos.output.reliability",
+        "reliable",
+        "Reliability of the output publishers.",
+        choices=RELIABILITIES,
+    ),
+    ParamDef(
+        "qos.output.depth", 5, "History depth of the output publishers.", int_range=(1, 100, 1)
+    ),
+    ParamDef(
+        "relative_depth.scale",
+        0.0,
+        "Metric depth from a relative model: depth = 1/(scale*x + shift) metres; "
+        "0 = not calibrated, no depth/image or points from relative models.",
+        read_only=False,
+        float_range=(0.0, 1e6),
+    ),
+    ParamDef(
+        "relative_depth.shift",
+        0.0,
+        "Shift of the relative-depth calibration (1/metres).",
+        read_only=False,
+        float_range=(-1e6, 1e6),
+    ),
+    ParamDef(
+        "cloud.enabled",
+        True,
+        "Publish 'points' (needs metric depth and camera_info).",
+        read_only=False,
+    ),
+    ParamDef(
+        "cloud.stride",
+        1,
+        "Keep every n-th pixel in both directions in 'points'.",
+        read_only=False,
+        int_range=(1, 64, 1),
+    ),
+    ParamDef(
+        "cloud.max_depth",
+        0.0,
+        "Drop points farther than this (metres); 0 = no limit.",
+        read_only=False,
+        float_range=(0.0, 1e4),
+    ),
+    ParamDef("cloud.color", True, "Add the image colour to 'points' (rgb field).", read_only=False),
+    ParamDef(
+        "cloud.labels", True, "Add segmentation ids to 'points' (label field).", read_only=False
+    ),
+    ParamDef(
+        "max_rate",
+        0.0,
+        "Most frames processed per second (Hz); 0 = as fast as they come.",
+        read_only=False,
+        float_range=(0.0, 1000.0),
+    ),
+    ParamDef(
+        "diagnostics_period", 1.0, "Seconds between /diagnostics messages.", float_range=(0.1, 60.0)
+    ),
+    ParamDef(
+        "log_period",
+        10.0,
+        "Seconds between status log lines; 0 = never.",
+        float_range=(0.0, 3600.0),
+    ),
 )
 
-PARAM_DEFS: Dict[str, ParamDef] = {p.name: p for p in PARAMS}
+PARAM_DEFS: dict[str, ParamDef] = {p.name: p for p in PARAMS}
 
 
 @dataclass(frozen=True)
@@ -139,14 +241,14 @@ class NodeConfig:
         The rest: the node's own parameters of the same names.
     """
 
-    depth: Optional[PredictorOptions]
-    segmentation: Optional[PredictorOptions]
+    depth: PredictorOptions | None
+    segmentation: PredictorOptions | None
     pipeline: PipelineOptions
-    values: Dict[str, Any]
+    values: dict[str, Any]
     warmup_width: int
     warmup_height: int
     input_transport: str
-    cameras: Tuple[str, ...]
+    cameras: tuple[str, ...]
     qos_input_reliability: str
     qos_input_depth: int
     qos_output_reliability: str
@@ -157,13 +259,30 @@ class NodeConfig:
 
 
 #: Parameters that become fields of :class:`PipelineOptions` (dots become underscores).
-PIPELINE_PARAMS = ("output_size", "relative_depth.scale", "relative_depth.shift",
-                   "cloud.enabled", "cloud.stride", "cloud.max_depth", "cloud.color",
-                   "cloud.labels")
+PIPELINE_PARAMS = (
+    "output_size",
+    "relative_depth.scale",
+    "relative_depth.shift",
+    "cloud.enabled",
+    "cloud.stride",
+    "cloud.max_depth",
+    "cloud.color",
+    "cloud.labels",
+)
 #: Parameters that are fields of :class:`NodeConfig` itself.
-_NODE_PARAMS = ("warmup_width", "warmup_height", "input_transport", "cameras",
-                "qos.input.reliability", "qos.input.depth", "qos.output.reliability",
-                "qos.output.depth", "max_rate", "diagnostics_period", "log_period")
+_NODE_PARAMS = (
+    "warmup_width",
+    "warmup_height",
+    "input_transport",
+    "cameras",
+    "qos.input.reliability",
+    "qos.input.depth",
+    "qos.output.reliability",
+    "qos.output.depth",
+    "max_rate",
+    "diagnostics_period",
+    "log_period",
+)
 
 
 def _field(param: str) -> str:
@@ -176,18 +295,22 @@ def normalise_namespace(name: str) -> str:
     return re.sub("/+", "/", name).rstrip("/")
 
 
-def camera_problems(cameras: Sequence[str]) -> List[str]:
+def camera_problems(cameras: Sequence[str]) -> list[str]:
     """Problems with a ``cameras`` list: empty names, invalid names, duplicates."""
-    problems: List[str] = []
-    first: Dict[str, int] = {}
+    problems: list[str] = []
+    first: dict[str, int] = {}
     for i, raw in enumerate(cameras):
         name = normalise_namespace(raw)
         if not name:
-            problems.append(f"cameras[{i}]={raw!r} names no camera namespace (give one such "
-                            "as 'front' or '/robot/front_camera')")
+            problems.append(
+                f"cameras[{i}]={raw!r} names no camera namespace (give one such "
+                "as 'front' or '/robot/front_camera')"
+            )
         elif not _NAMESPACE.fullmatch(name):
-            problems.append(f"cameras[{i}]={raw!r} is not a valid ROS namespace (tokens of "
-                            "letters, digits and _ separated by /, none starting with a digit)")
+            problems.append(
+                f"cameras[{i}]={raw!r} is not a valid ROS namespace (tokens of "
+                "letters, digits and _ separated by /, none starting with a digit)"
+            )
         elif name in first:
             j = first[name]
             problems.append(f"cameras[{i}]={raw!r} repeats cameras[{j}]={cameras[j]!r}")
@@ -204,11 +327,13 @@ def descriptor(p: ParamDef) -> ParameterDescriptor:
     if p.choices:
         d.additional_constraints = "one of: " + ", ".join(p.choices)
     if p.int_range:
-        d.integer_range = [IntegerRange(from_value=p.int_range[0], to_value=p.int_range[1],
-                                        step=p.int_range[2])]
+        d.integer_range = [
+            IntegerRange(from_value=p.int_range[0], to_value=p.int_range[1], step=p.int_range[2])
+        ]
     if p.float_range:
-        d.floating_point_range = [FloatingPointRange(from_value=p.float_range[0],
-                                                     to_value=p.float_range[1], step=0.0)]
+        d.floating_point_range = [
+            FloatingPointRange(from_value=p.float_range[0], to_value=p.float_range[1], step=0.0)
+        ]
     return d
 
 
@@ -236,7 +361,7 @@ def declare(node: Any, p: ParamDef) -> Any:
     return node.get_parameter(p.name).value
 
 
-def _value_problems(name: str, value: Any) -> List[str]:
+def _value_problems(name: str, value: Any) -> list[str]:
     """Type, choice and range problems of one parameter value."""
     p = PARAM_DEFS[name]
     if type(p.default) is float and isinstance(value, int) and not isinstance(value, bool):
@@ -257,7 +382,7 @@ def _value_problems(name: str, value: Any) -> List[str]:
     return problems
 
 
-def predictor_options(values: Dict[str, Any], task: str) -> Optional[PredictorOptions]:
+def predictor_options(values: dict[str, Any], task: str) -> PredictorOptions | None:
     """How the ``task`` model runs, from the parameter values (None = disabled).
 
     ``network_width``/``network_height`` of 0 take the model type's own size; an
@@ -270,36 +395,44 @@ def predictor_options(values: Dict[str, Any], task: str) -> Optional[PredictorOp
     size = None
     if width or height:
         spec = MODEL_SPECS.get(model_type)
-        size = (width or (spec.net_width if spec else 0),
-                height or (spec.net_height if spec else 0))
+        size = (
+            width or (spec.net_width if spec else 0),
+            height or (spec.net_height if spec else 0),
+        )
     return PredictorOptions(
-        model_type=model_type, weights=values[f"{task}.weights"] or None,
-        random_weights=values[f"{task}.random_weights"], device=values["device"],
-        precision=values["precision"], network_size=size,
-        keep_aspect_ratio=values["keep_aspect_ratio"], backend=values["backend"],
-        engine=values[f"{task}.engine"] or None, compile=values["compile"])
+        model_type=model_type,
+        weights=values[f"{task}.weights"] or None,
+        random_weights=values[f"{task}.random_weights"],
+        device=values["device"],
+        precision=values["precision"],
+        network_size=size,
+        keep_aspect_ratio=values["keep_aspect_ratio"],
+        backend=values["backend"],
+        engine=values[f"{task}.engine"] or None,
+        compile=values["compile"],
+    )
 
 
-def _config_problems(values: Dict[str, Any]) -> List[str]:
+def _config_problems(values: dict[str, Any]) -> list[str]:
     """Problems of a complete set of values that no single parameter shows."""
-    problems: List[str] = []
+    problems: list[str] = []
     for task in TASKS:
         options = predictor_options(values, task)
         if options is not None:
             problems += options.problems(task, engine_name=f"{task}.engine")
     if bool(values["warmup_width"]) != bool(values["warmup_height"]):
-        problems.append("warmup_width and warmup_height must both be 0 (no warm-up) or both "
-                        "set")
+        problems.append("warmup_width and warmup_height must both be 0 (no warm-up) or both set")
     if not values["depth.model_type"] and not values["segmentation.model_type"]:
-        problems.append("depth.model_type and segmentation.model_type are both empty: "
-                        "nothing to run")
+        problems.append(
+            "depth.model_type and segmentation.model_type are both empty: nothing to run"
+        )
     return problems
 
 
-def validate(values: Dict[str, Any]) -> List[str]:
+def validate(values: dict[str, Any]) -> list[str]:
     """Problems with a full or partial set of parameter values (empty list = valid);
     a partial set (a run-time change) is checked parameter by parameter."""
-    problems: List[str] = []
+    problems: list[str] = []
     for name, value in values.items():
         if name in PARAM_DEFS:
             problems += _value_problems(name, value)
@@ -308,7 +441,7 @@ def validate(values: Dict[str, Any]) -> List[str]:
     return list(dict.fromkeys(problems))  # each problem once (shared by both tasks)
 
 
-def config_from_values(values: Dict[str, Any]) -> NodeConfig:
+def config_from_values(values: dict[str, Any]) -> NodeConfig:
     """Builds the config; ValueError lists every problem."""
     problems = validate(values)
     missing = [p.name for p in PARAMS if p.name not in values]
@@ -316,11 +449,16 @@ def config_from_values(values: Dict[str, Any]) -> NodeConfig:
         problems.append(f"no value for {', '.join(missing)}")
     if problems:
         raise ValueError("invalid parameters: " + "; ".join(problems))
-    typed: Dict[str, Any] = {p.name: (float(values[p.name]) if isinstance(p.default, float) else values[p.name])
-             for p in PARAMS}
+    typed: dict[str, Any] = {
+        p.name: (float(values[p.name]) if isinstance(p.default, float) else values[p.name])
+        for p in PARAMS
+    }
     typed["cameras"] = tuple(normalise_namespace(name) for name in typed["cameras"])
     pipeline = PipelineOptions(**{_field(name): typed[name] for name in PIPELINE_PARAMS})
-    return NodeConfig(depth=predictor_options(typed, "depth"),
-                      segmentation=predictor_options(typed, "segmentation"),
-                      pipeline=pipeline, values=typed,
-                      **{_field(name): typed[name] for name in _NODE_PARAMS})
+    return NodeConfig(
+        depth=predictor_options(typed, "depth"),
+        segmentation=predictor_options(typed, "segmentation"),
+        pipeline=pipeline,
+        values=typed,
+        **{_field(name): typed[name] for name in _NODE_PARAMS},
+    )

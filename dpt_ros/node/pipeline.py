@@ -3,11 +3,12 @@ and the offline bag tool. No rclpy Node here; messages are plain sensor_msgs.
 
 Output topics (relative to the camera's namespace), see ``OUTPUT_TOPICS``.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Dict, Hashable, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -15,20 +16,20 @@ import torch
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Header
 
-from dpt_ros.viz.ade20k import PALETTE
-from dpt_ros.viz.colormap import StableRange, colorize, overlay_labels
 from dpt_ros.models import Predictor
-from dpt_ros.models.predictor import download_to_host
-from dpt_ros.models.registry import task_problem
 from dpt_ros.models.geometry import backproject as device_backproject
 from dpt_ros.models.geometry import relative_to_metric as device_relative_to_metric
+from dpt_ros.models.predictor import download_to_host
+from dpt_ros.models.registry import task_problem
 from dpt_ros.ros.camera import Intrinsics, check_camera_info_matches, scale_camera_info
 from dpt_ros.ros.image_codec import depth_to_image_msg, labels_to_image_msg, rgb_to_image_msg
 from dpt_ros.ros.messages import copy_header
 from dpt_ros.ros.pointcloud import make_pointcloud2
+from dpt_ros.viz.ade20k import PALETTE
+from dpt_ros.viz.colormap import StableRange, colorize, overlay_labels
 
 #: Output topic name -> message type, relative to the camera namespace.
-OUTPUT_TOPICS: Dict[str, type] = {
+OUTPUT_TOPICS: dict[str, type] = {
     "depth/image": Image,
     "depth/relative": Image,
     "depth/camera_info": CameraInfo,
@@ -69,9 +70,9 @@ class PipelineOptions:
 class FrameOutput:
     """Messages for one frame, keyed by ``OUTPUT_TOPICS`` names, plus timings in ms."""
 
-    messages: Dict[str, object] = field(default_factory=dict)
-    timings_ms: Dict[str, float] = field(default_factory=dict)
-    warnings: List[str] = field(default_factory=list)
+    messages: dict[str, object] = field(default_factory=dict)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 class FramePipeline:
@@ -85,8 +86,12 @@ class FramePipeline:
         options: initial ``PipelineOptions``.
     """
 
-    def __init__(self, depth: Optional[Predictor], segmentation: Optional[Predictor],
-                 options: PipelineOptions = PipelineOptions()) -> None:
+    def __init__(
+        self,
+        depth: Predictor | None,
+        segmentation: Predictor | None,
+        options: PipelineOptions = PipelineOptions(),
+    ) -> None:
         if depth is None and segmentation is None:
             raise ValueError("at least one of depth and segmentation must be enabled")
         for task, predictor in (("depth", depth), ("segmentation", segmentation)):
@@ -98,15 +103,15 @@ class FramePipeline:
         #: The model that uploads frames and sets the output size (depth if it runs).
         self.main: Predictor = depth if depth is not None else segmentation  # type: ignore[assignment]
         self.options = options
-        self._ranges: Dict[Hashable, StableRange] = {}
+        self._ranges: dict[Hashable, StableRange] = {}
         #: Wait for the device after each stage so ``timings_ms`` splits true device
         #: time (benchmarks); the node leaves it off: one wait per batch.
         self.sync_timings = False
 
-    def topics(self, options: Optional[PipelineOptions] = None) -> List[str]:
+    def topics(self, options: PipelineOptions | None = None) -> list[str]:
         """The output topics this configuration can publish."""
         o = options or self.options
-        out: List[str] = []
+        out: list[str] = []
         if self.depth is not None:
             metric = self.depth.is_metric or o.relative_depth_scale > 0
             if metric:
@@ -122,16 +127,21 @@ class FramePipeline:
                 out.append("depth/camera_info")
         return out
 
-    def output_hw(self, image_hw: Sequence[int],
-                  options: Optional[PipelineOptions] = None) -> Tuple[int, int]:
+    def output_hw(
+        self, image_hw: Sequence[int], options: PipelineOptions | None = None
+    ) -> tuple[int, int]:
         """(H, W) of the published images for a camera image of ``image_hw``."""
         if (options or self.options).output_size == "network":
             return self.main.input_size(image_hw)
         return int(image_hw[0]), int(image_hw[1])
 
-    def process(self, rgb: np.ndarray, header: Header,
-                camera_info: Optional[CameraInfo] = None, stream: Hashable = None
-                ) -> FrameOutput:
+    def process(
+        self,
+        rgb: np.ndarray,
+        header: Header,
+        camera_info: CameraInfo | None = None,
+        stream: Hashable = None,
+    ) -> FrameOutput:
         """Runs the models on ``rgb`` and builds every enabled output message.
 
         Args:
@@ -147,9 +157,13 @@ class FramePipeline:
         """
         return self.process_batch([rgb], [header], [camera_info], [stream])[0]
 
-    def process_batch(self, rgbs: Sequence[np.ndarray], headers: Sequence[Header],
-                      infos: Sequence[Optional[CameraInfo]],
-                      streams: Optional[Sequence[Hashable]] = None) -> List[FrameOutput]:
+    def process_batch(
+        self,
+        rgbs: Sequence[np.ndarray],
+        headers: Sequence[Header],
+        infos: Sequence[CameraInfo | None],
+        streams: Sequence[Hashable] | None = None,
+    ) -> list[FrameOutput]:
         """``process`` for several frames, running the models on batches.
 
         Frames of the same size go through each model as one batch: one upload of the
@@ -169,36 +183,41 @@ class FramePipeline:
         Returns:
             One FrameOutput per frame, in the order given.
         """
-        if not (len(rgbs) == len(headers) == len(infos)):
-            raise ValueError(f"process_batch needs as many headers and camera_infos as images, "
-                             f"got {len(rgbs)} images, {len(headers)} headers, "
-                             f"{len(infos)} camera_infos")
-        if streams is None:
-            streams = [None] * len(rgbs)
-        elif len(streams) != len(rgbs):
-            raise ValueError(f"process_batch needs one stream key per image, got "
-                             f"{len(streams)} for {len(rgbs)} images")
+        streams = _checked_batch(rgbs, headers, infos, streams)
         o = self.options
         results = [FrameOutput() for _ in rgbs]
-        cameras = [self._camera(results[i], o, infos[i], rgbs[i].shape[:2], headers[i])
-                   for i in range(len(rgbs))]
-        groups: Dict[Tuple[int, int], List[int]] = {}
+        cameras = [
+            self._camera(results[i], o, infos[i], rgbs[i].shape[:2], headers[i])
+            for i in range(len(rgbs))
+        ]
+        groups: dict[tuple[int, int], list[int]] = {}
         for i, rgb in enumerate(rgbs):
             groups.setdefault((int(rgb.shape[0]), int(rgb.shape[1])), []).append(i)
-        arrays: List[Dict[str, np.ndarray]] = [{} for _ in rgbs]
+        arrays: list[dict[str, np.ndarray]] = [{} for _ in rgbs]
         for hw, idx in groups.items():
-            timings = self._infer(np.stack([rgbs[i] for i in idx]), self.output_hw(hw, o), o,
-                                  [cameras[i][0] for i in idx], [arrays[i] for i in idx])
+            timings = self._infer(
+                np.stack([rgbs[i] for i in idx]),
+                self.output_hw(hw, o),
+                o,
+                [cameras[i][0] for i in idx],
+                [arrays[i] for i in idx],
+            )
             for i in idx:
                 results[i].timings_ms.update({k: v / len(idx) for k, v in timings.items()})
         for i, result in enumerate(results):
-            self._build_messages(result, o, rgbs[i], headers[i], cameras[i][1], arrays[i],
-                                 streams[i])
+            self._build_messages(
+                result, o, rgbs[i], headers[i], cameras[i][1], arrays[i], streams[i]
+            )
         return results
 
-    def _camera(self, result: FrameOutput, o: PipelineOptions,
-                camera_info: Optional[CameraInfo], image_hw: Sequence[int], header: Header
-                ) -> Tuple[Optional[Intrinsics], Optional[CameraInfo]]:
+    def _camera(
+        self,
+        result: FrameOutput,
+        o: PipelineOptions,
+        camera_info: CameraInfo | None,
+        image_hw: Sequence[int],
+        header: Header,
+    ) -> tuple[Intrinsics | None, CameraInfo | None]:
         """(intrinsics at the output size, camera_info rescaled to it) or (None, None)."""
         if camera_info is None:
             return None, None
@@ -214,9 +233,14 @@ class FramePipeline:
         scaled_info.header = copy_header(header)
         return intrinsics, scaled_info
 
-    def _infer(self, batch: np.ndarray, out_hw: Tuple[int, int], o: PipelineOptions,
-               intrinsics: List[Optional[Intrinsics]], arrays: List[Dict[str, np.ndarray]]
-               ) -> Dict[str, float]:
+    def _infer(
+        self,
+        batch: np.ndarray,
+        out_hw: tuple[int, int],
+        o: PipelineOptions,
+        intrinsics: list[Intrinsics | None],
+        arrays: list[dict[str, np.ndarray]],
+    ) -> dict[str, float]:
         """Runs the models on a (B, H, W, 3) batch and fills each frame's ``arrays``
         (``inverse``, ``metric``, ``labels``, ``xyz``) as numpy. Returns the batch's
         timings in ms: with ``sync_timings`` each stage waits for the device so the
@@ -226,14 +250,15 @@ class FramePipeline:
         with torch.inference_mode():
             images = main.upload(batch)
             timer.mark("upload")
-            device_out: Dict[str, torch.Tensor] = {}
+            device_out: dict[str, torch.Tensor] = {}
             if self.depth is not None:
                 raw = self.depth.run_on_device(images, out_hw, timer.prefixed("depth_"))
                 device_out.update(self._depth_outputs(raw, o, intrinsics))
                 timer.mark("depth_postprocess")
             if self.segmentation is not None:
                 device_out["labels"] = self.segmentation.run_on_device(
-                    images, out_hw, timer.prefixed("segmentation_"))
+                    images, out_hw, timer.prefixed("segmentation_")
+                )
             host = download_to_host(device_out)
             timer.mark("download")
         for key, values in host.items():
@@ -244,30 +269,45 @@ class FramePipeline:
                     a[key] = values[b]
         return timer.durations_ms()
 
-    def _depth_outputs(self, raw: torch.Tensor, o: PipelineOptions,
-                       intrinsics: List[Optional[Intrinsics]]) -> Dict[str, torch.Tensor]:
+    def _depth_outputs(
+        self, raw: torch.Tensor, o: PipelineOptions, intrinsics: list[Intrinsics | None]
+    ) -> dict[str, torch.Tensor]:
         """On the device: metric depth (``metric``), the relative output (``inverse``)
         and, for each frame with intrinsics, its back-projected points (``xyz<b>``)."""
-        out: Dict[str, torch.Tensor] = {}
+        out: dict[str, torch.Tensor] = {}
         if self.main.is_metric:
             out["metric"] = raw
         else:
             out["inverse"] = raw
             if o.relative_depth_scale > 0:
-                out["metric"] = device_relative_to_metric(raw, o.relative_depth_scale,
-                                                          o.relative_depth_shift)
+                out["metric"] = device_relative_to_metric(
+                    raw, o.relative_depth_scale, o.relative_depth_shift
+                )
         metric = out.get("metric")
         if metric is not None and o.cloud_enabled:
             for b, intr in enumerate(intrinsics):
                 if intr is not None:
-                    out[f"xyz{b}"] = device_backproject(metric[b], intr.fx, intr.fy, intr.cx,
-                                                        intr.cy, o.cloud_stride,
-                                                        o.cloud_max_depth)
+                    out[f"xyz{b}"] = device_backproject(
+                        metric[b],
+                        intr.fx,
+                        intr.fy,
+                        intr.cx,
+                        intr.cy,
+                        o.cloud_stride,
+                        o.cloud_max_depth,
+                    )
         return out
 
-    def _build_messages(self, result: FrameOutput, o: PipelineOptions, rgb: np.ndarray,
-                        header: Header, scaled_info: Optional[CameraInfo],
-                        arrays: Dict[str, np.ndarray], stream: Hashable = None) -> None:
+    def _build_messages(
+        self,
+        result: FrameOutput,
+        o: PipelineOptions,
+        rgb: np.ndarray,
+        header: Header,
+        scaled_info: CameraInfo | None,
+        arrays: dict[str, np.ndarray],
+        stream: Hashable = None,
+    ) -> None:
         """Fills ``result`` with every message of one frame from the model outputs, with
         the options the batch's inference used."""
         h, w = rgb.shape[:2]
@@ -298,7 +338,8 @@ class FramePipeline:
             msgs["segmentation/labels"] = labels_to_image_msg(labels, header)
             small_rgb = _resize_rgb(rgb, out_h, out_w)
             msgs["segmentation/colored"] = rgb_to_image_msg(
-                overlay_labels(small_rgb, labels, PALETTE), header)
+                overlay_labels(small_rgb, labels, PALETTE), header
+            )
         if scaled_info is not None:
             msgs["depth/camera_info"] = scaled_info
         t3 = time.perf_counter()
@@ -324,6 +365,29 @@ def _resize_rgb(rgb: np.ndarray, h: int, w: int) -> np.ndarray:
     return cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
 
 
+def _checked_batch(
+    rgbs: Sequence[np.ndarray],
+    headers: Sequence[Header],
+    infos: Sequence[CameraInfo | None],
+    streams: Sequence[Hashable] | None,
+) -> Sequence[Hashable]:
+    """The stream keys of a batch (one stream when None); ValueError on unequal lengths."""
+    if not (len(rgbs) == len(headers) == len(infos)):
+        raise ValueError(
+            f"process_batch needs as many headers and camera_infos as images, "
+            f"got {len(rgbs)} images, {len(headers)} headers, "
+            f"{len(infos)} camera_infos"
+        )
+    if streams is None:
+        return [None] * len(rgbs)
+    if len(streams) != len(rgbs):
+        raise ValueError(
+            f"process_batch needs one stream key per image, got "
+            f"{len(streams)} for {len(rgbs)} images"
+        )
+    return streams
+
+
 class _StageTimer:
     """Wall-clock marks between pipeline stages, summed by stage name.
 
@@ -332,9 +396,9 @@ class _StageTimer:
             times, for benchmarks); None = no waits (the frame loop).
     """
 
-    def __init__(self, sync_device: Optional[torch.device] = None) -> None:
+    def __init__(self, sync_device: torch.device | None = None) -> None:
         self._sync = sync_device if sync_device is not None and sync_device.type == "cuda" else None
-        self._marks: List[Tuple[str, float]] = [("start", time.perf_counter())]
+        self._marks: list[tuple[str, float]] = [("start", time.perf_counter())]
 
     def mark(self, stage: str) -> None:
         if self._sync is not None:
@@ -345,12 +409,14 @@ class _StageTimer:
         """A ``mark`` for a predictor's stages: ``model`` becomes ``<prefix>model``,
         ``preprocess`` stays ``preprocess`` and ``postprocess`` counts as
         ``<prefix>postprocess``."""
+
         def mark(stage: str) -> None:
             self.mark(stage if stage == "preprocess" else prefix + stage)
+
         return mark
 
-    def durations_ms(self) -> Dict[str, float]:
-        out: Dict[str, float] = {}
+    def durations_ms(self) -> dict[str, float]:
+        out: dict[str, float] = {}
         for (_, t_prev), (name, t) in zip(self._marks, self._marks[1:]):
             out[name] = out.get(name, 0.0) + (t - t_prev) * 1e3
         return out

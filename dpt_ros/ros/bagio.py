@@ -1,13 +1,15 @@
 """Reading and writing rosbags with the ``rosbags`` package (no ROS install needed):
 ROS 1 and ROS 2 (sqlite3, MCAP) input, CDR conversion, message types. Shared by
 ``dpt-ros bag``, ``play`` and ``demo``."""
+
 from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Callable
 from contextlib import redirect_stdout
 from pathlib import Path
-from typing import Any, Callable, Dict, Final
+from typing import Any, Final
 
 _LOG = logging.getLogger(__name__)
 
@@ -24,6 +26,7 @@ BAG_VERSION: Final = 8
 
 def _typestores():
     from rosbags.typesys import Stores, get_typestore
+
     return Stores, get_typestore
 
 
@@ -51,8 +54,9 @@ def open_bag(path: Path):
     except (AnyReaderError, FileNotFoundError) as exc:
         raise ValueError(f"cannot read {str(path)!r} as a bag: {exc}") from None
     except Exception as exc:  # rosbags raises several types for foreign files
-        raise ValueError(f"cannot read {str(path)!r} as a bag: "
-                         f"{type(exc).__name__}: {exc}") from None
+        raise ValueError(
+            f"cannot read {str(path)!r} as a bag: {type(exc).__name__}: {exc}"
+        ) from None
     return reader
 
 
@@ -84,17 +88,19 @@ def cdr_converter(reader, dst_store, msgtype: str) -> Callable[[Any], bytes]:
     from rosbags.convert.converter import generate_message_converter
 
     with redirect_stdout(io.StringIO()) as text:  # it reports migrations on stdout
-        convert = generate_message_converter(reader.typestore, dst_store, msgtype, msgtype,
-                                             {}, src_is2=False, dst_is2=True)
+        convert = generate_message_converter(
+            reader.typestore, dst_store, msgtype, msgtype, {}, src_is2=False, dst_is2=True
+        )
     if text.getvalue().strip():
         _LOG.info(text.getvalue().strip())
     return lambda raw: bytes(convert(raw))
 
 
-def image_topics(reader) -> Dict[str, str]:
+def image_topics(reader) -> dict[str, str]:
     """``{topic: message type}`` of the bag's Image and CompressedImage topics."""
-    return {t: info.msgtype for t, info in sorted(reader.topics.items())
-            if info.msgtype in IMAGE_TYPES}
+    return {
+        t: info.msgtype for t, info in sorted(reader.topics.items()) if info.msgtype in IMAGE_TYPES
+    }
 
 
 def message_class(msgtype: str) -> type:
@@ -111,8 +117,10 @@ def message_class(msgtype: str) -> type:
     try:
         return getattr(importlib.import_module(f"{parts[0]}.{parts[1]}"), parts[2])
     except (ImportError, AttributeError):
-        raise ValueError(f"message type {msgtype} is not available in this Python "
-                         f"environment (package {parts[0]} not installed)") from None
+        raise ValueError(
+            f"message type {msgtype} is not available in this Python "
+            f"environment (package {parts[0]} not installed)"
+        ) from None
 
 
 def absolute_topic(topic: str) -> str:

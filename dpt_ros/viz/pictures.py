@@ -1,13 +1,13 @@
 """Writing pictures to files (command-line tools and the demo)."""
+
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 
 
-def write_png(path: Union[str, Path], image: np.ndarray, rgb: bool = False) -> None:
+def write_png(path: str | Path, image: np.ndarray, rgb: bool = False) -> None:
     """Writes a PNG.
 
     Args:

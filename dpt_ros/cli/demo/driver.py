@@ -7,14 +7,16 @@ in-process ``DptNode`` under :data:`LIVE_NAMESPACE`, one frame at a time (the ne
 frame goes out when every output of the previous one has arrived, so none is dropped
 on a slow CPU), and collects the node's outputs.
 """
+
 from __future__ import annotations
 
 import shutil
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
 import numpy as np
 
@@ -47,8 +49,9 @@ def prepare_output(out_dir: Path) -> Path:
         names = {p.name for p in bag_dir.iterdir()}
         ours = all(n == "metadata.yaml" or n.endswith((".db3", ".mcap")) for n in names)
         if not bag_dir.is_dir() or not ours:
-            raise FileExistsError(f"{bag_dir} exists and is not a demo bag; remove it or "
-                                  "choose another --output")
+            raise FileExistsError(
+                f"{bag_dir} exists and is not a demo bag; remove it or choose another --output"
+            )
         shutil.rmtree(bag_dir)
     for kind in PICTURE_KINDS:
         for old in out_dir.glob(f"frame_*_{kind}.png"):
@@ -65,8 +68,9 @@ def _camera_info_msg(width: int, height: int, stamp_ns: int):
     return info
 
 
-def write_input_bag(path: Path, frames: int, width: int, height: int,
-                    start_ns: int) -> List[np.ndarray]:
+def write_input_bag(
+    path: Path, frames: int, width: int, height: int, start_ns: int
+) -> list[np.ndarray]:
     """Renders the sequence into a new sqlite3 rosbag2 bag; returns the true depths.
 
     Args:
@@ -89,26 +93,30 @@ def write_input_bag(path: Path, frames: int, width: int, height: int,
     writer = Writer(path, version=BAG_VERSION, storage_plugin=StoragePlugin.SQLITE3)
     writer.open()
     try:
-        image_conn = writer.add_connection(f"{BAG_NAMESPACE}/image_raw",
-                                           "sensor_msgs/msg/Image", typestore=store)
-        info_conn = writer.add_connection(f"{BAG_NAMESPACE}/camera_info",
-                                          "sensor_msgs/msg/CameraInfo", typestore=store)
-        depth_conn = writer.add_connection(f"{BAG_NAMESPACE}/ground_truth/depth",
-                                           "sensor_msgs/msg/Image", typestore=store)
+        image_conn = writer.add_connection(
+            f"{BAG_NAMESPACE}/image_raw", "sensor_msgs/msg/Image", typestore=store
+        )
+        info_conn = writer.add_connection(
+            f"{BAG_NAMESPACE}/camera_info", "sensor_msgs/msg/CameraInfo", typestore=store
+        )
+        depth_conn = writer.add_connection(
+            f"{BAG_NAMESPACE}/ground_truth/depth", "sensor_msgs/msg/Image", typestore=store
+        )
         for offset_ns, rgb, depth in render_sequence(frames, width, height):
             stamp = start_ns + offset_ns
             info = _camera_info_msg(width, height, stamp)
             writer.write(info_conn, stamp, serialize_message(info))
             writer.write(image_conn, stamp, serialize_message(rgb_to_image_msg(rgb, info.header)))
-            writer.write(depth_conn, stamp,
-                         serialize_message(depth_to_image_msg(depth, info.header)))
+            writer.write(
+                depth_conn, stamp, serialize_message(depth_to_image_msg(depth, info.header))
+            )
             depths.append(depth)
     finally:
         writer.close()
     return depths
 
 
-def read_bag_frames(bag_dir: Path) -> List[Tuple[Any, Any]]:
+def read_bag_frames(bag_dir: Path) -> list[tuple[Any, Any]]:
     """(Image, CameraInfo) pairs of the demo bag, in order."""
     from rclpy.serialization import deserialize_message
     from sensor_msgs.msg import CameraInfo, Image
@@ -131,10 +139,13 @@ def read_bag_frames(bag_dir: Path) -> List[Tuple[Any, Any]]:
 # ----------------------------------------------------------------------------------
 # Running the node
 # ----------------------------------------------------------------------------------
-def node_parameters(models: Dict[str, str], device: str,
-                    weights: Dict[str, Optional[Path]],
-                    network: Optional[Tuple[int, int]],
-                    relative_depth: Optional[Tuple[float, float]]) -> List[Any]:
+def node_parameters(
+    models: dict[str, str],
+    device: str,
+    weights: dict[str, Path | None],
+    network: tuple[int, int] | None,
+    relative_depth: tuple[float, float] | None,
+) -> list[Any]:
     """The ``rclpy`` parameter overrides of the demo's ``DptNode``.
 
     Args:
@@ -150,24 +161,30 @@ def node_parameters(models: Dict[str, str], device: str,
     """
     from rclpy.parameter import Parameter
 
-    params = [Parameter("depth.model_type", value=models["depth"]),
-              Parameter("segmentation.model_type", value=models["segmentation"]),
-              Parameter("device", value=device),
-              Parameter("qos.input.reliability", value="reliable"),
-              Parameter("qos.input.depth", value=10),
-              Parameter("qos.output.depth", value=10),
-              Parameter("log_period", value=0.0)]
+    params = [
+        Parameter("depth.model_type", value=models["depth"]),
+        Parameter("segmentation.model_type", value=models["segmentation"]),
+        Parameter("device", value=device),
+        Parameter("qos.input.reliability", value="reliable"),
+        Parameter("qos.input.depth", value=10),
+        Parameter("qos.output.depth", value=10),
+        Parameter("log_period", value=0.0),
+    ]
     for task, path in weights.items():
         if path is not None:
             params.append(Parameter(f"{task}.weights", value=str(path)))
         else:
             params.append(Parameter(f"{task}.random_weights", value=True))
     if network is not None:
-        params += [Parameter("network_width", value=int(network[0])),
-                   Parameter("network_height", value=int(network[1]))]
+        params += [
+            Parameter("network_width", value=int(network[0])),
+            Parameter("network_height", value=int(network[1])),
+        ]
     if relative_depth is not None:
-        params += [Parameter("relative_depth.scale", value=relative_depth[0]),
-                   Parameter("relative_depth.shift", value=relative_depth[1])]
+        params += [
+            Parameter("relative_depth.scale", value=relative_depth[0]),
+            Parameter("relative_depth.shift", value=relative_depth[1]),
+        ]
     return params
 
 
@@ -183,17 +200,17 @@ class FrameResult:
         event: set when every wanted output has arrived.
     """
 
-    stamp: Tuple[int, int]
+    stamp: tuple[int, int]
     published: float = 0.0
     done: float = 0.0
-    messages: Dict[str, Any] = field(default_factory=dict)
+    messages: dict[str, Any] = field(default_factory=dict)
     event: threading.Event = field(default_factory=threading.Event)
 
 
 class _Driver:
     """Publishes the frames to the node and collects its outputs (one executor)."""
 
-    def __init__(self, context, namespace: str, wanted: List[str]) -> None:
+    def __init__(self, context, namespace: str, wanted: list[str]) -> None:
         from rclpy.node import Node
         from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import CameraInfo, Image
@@ -201,16 +218,20 @@ class _Driver:
         from dpt_ros.node.pipeline import OUTPUT_TOPICS
 
         self.node = Node("dpt_ros_demo_player", context=context)
-        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
-                         reliability=ReliabilityPolicy.RELIABLE)
+        qos = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE
+        )
         self.image_pub = self.node.create_publisher(Image, f"{namespace}/image_raw", qos)
         self.info_pub = self.node.create_publisher(CameraInfo, f"{namespace}/camera_info", qos)
         self.wanted = list(wanted)
-        self.frames: Dict[Tuple[int, int], FrameResult] = {}
+        self.frames: dict[tuple[int, int], FrameResult] = {}
         self.lock = threading.Lock()
-        self.subs = [self.node.create_subscription(OUTPUT_TOPICS[name], f"{namespace}/{name}",
-                                                   self._callback(name), qos)
-                     for name in self.wanted]
+        self.subs = [
+            self.node.create_subscription(
+                OUTPUT_TOPICS[name], f"{namespace}/{name}", self._callback(name), qos
+            )
+            for name in self.wanted
+        ]
 
     def _callback(self, name: str):
         def receive(msg) -> None:
@@ -223,19 +244,21 @@ class _Driver:
                 if len(frame.messages) == len(self.wanted):
                     frame.done = time.monotonic()
                     frame.event.set()
+
         return receive
 
     def wait_for_connections(self, timeout: float = 10.0) -> None:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
-            if (self.image_pub.get_subscription_count() > 0
-                    and self.info_pub.get_subscription_count() > 0
-                    and all(self.node.count_publishers(s.topic_name) > 0 for s in self.subs)):
+            if (
+                self.image_pub.get_subscription_count() > 0
+                and self.info_pub.get_subscription_count() > 0
+                and all(self.node.count_publishers(s.topic_name) > 0 for s in self.subs)
+            ):
                 time.sleep(0.3)  # let the endpoints match
                 return
             time.sleep(0.05)
-        raise RuntimeError("dpt_node's topics did not connect within "
-                           f"{timeout:.0f} s")
+        raise RuntimeError(f"dpt_node's topics did not connect within {timeout:.0f} s")
 
     def send(self, image_msg, info_msg, timeout: float) -> FrameResult:
         key = (image_msg.header.stamp.sec, image_msg.header.stamp.nanosec)
@@ -262,8 +285,8 @@ class NodeRun:
         t_done: ``time.monotonic()`` after the last frame (seconds).
     """
 
-    results: List[FrameResult]
-    status: Dict[str, str]
+    results: list[FrameResult]
+    status: dict[str, str]
     t_ready: float
     t_done: float
 
@@ -275,12 +298,12 @@ class _RosSession:
 
     context: Any
     node: Any = None
-    driver: Optional[_Driver] = None
+    driver: _Driver | None = None
     executor: Any = None
-    spinner: Optional[threading.Thread] = None
+    spinner: threading.Thread | None = None
 
 
-def run_node(frames: Sequence[Tuple[Any, Any]], params: List[Any]) -> NodeRun:
+def run_node(frames: Sequence[tuple[Any, Any]], params: list[Any]) -> NodeRun:
     """Runs a ``DptNode`` with ``params`` in this process and feeds it ``frames``.
 
     Args:
@@ -299,32 +322,32 @@ def run_node(frames: Sequence[Tuple[Any, Any]], params: List[Any]) -> NodeRun:
         _close_session(session)
 
 
-def _start_session(session: _RosSession, params: List[Any]) -> None:
+def _start_session(session: _RosSession, params: list[Any]) -> None:
     """Creates the node, the driver and the executor, and spins it in a thread."""
-    import warnings
-
     from rclpy.executors import SingleThreadedExecutor
 
     from dpt_ros.node.node import DptNode
 
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*RANDOM weights")
-        session.node = DptNode(namespace=LIVE_NAMESPACE, context=session.context,
-                               parameter_overrides=params,
-                               cli_args=["--ros-args", "-r", "image:=image_raw"],
-                               use_global_arguments=False)
+    session.node = DptNode(
+        namespace=LIVE_NAMESPACE,
+        context=session.context,
+        parameter_overrides=params,
+        cli_args=["--ros-args", "-r", "image:=image_raw"],
+        use_global_arguments=False,
+    )
     topics = session.node.pipeline.topics()
     wanted = [t for t in COLLECTED_OUTPUTS if t in topics]
     session.driver = _Driver(session.context, LIVE_NAMESPACE, wanted)
     session.executor = SingleThreadedExecutor(context=session.context)
     session.executor.add_node(session.node)
     session.executor.add_node(session.driver.node)
-    session.spinner = threading.Thread(target=_spin, args=(session.executor,),
-                                       name="dpt_demo_executor", daemon=True)
+    session.spinner = threading.Thread(
+        target=_spin, args=(session.executor,), name="dpt_demo_executor", daemon=True
+    )
     session.spinner.start()
 
 
-def _feed_frames(session: _RosSession, frames: Sequence[Tuple[Any, Any]]) -> NodeRun:
+def _feed_frames(session: _RosSession, frames: Sequence[tuple[Any, Any]]) -> NodeRun:
     """Sends the frames one at a time, each when the previous one is complete."""
     driver = session.driver
     assert driver is not None, "the driver is created before frames are fed"
@@ -333,8 +356,7 @@ def _feed_frames(session: _RosSession, frames: Sequence[Tuple[Any, Any]]) -> Nod
         driver.info_pub.publish(frames[0][1])
         time.sleep(0.3)
     t_ready = time.monotonic()
-    results = [driver.send(image_msg, info_msg, FRAME_TIMEOUT_S)
-               for image_msg, info_msg in frames]
+    results = [driver.send(image_msg, info_msg, FRAME_TIMEOUT_S) for image_msg, info_msg in frames]
     t_done = time.monotonic()
     return NodeRun(results, session.node.status(), t_ready, t_done)
 

@@ -3,12 +3,13 @@
 The cloud preview is numpy splatting with a z-buffer: the cloud seen from above,
 behind and left of the camera, coloured by depth.
 """
+
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +37,7 @@ class _OrbitView:
     up: np.ndarray
     forward: np.ndarray
 
-    def normalized(self, p: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def normalized(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(u / f, v / f, depth along ``forward`` in metres) of the points ``p`` (N, 3)."""
         rel = p - self.eye
         zc = rel @ self.forward
@@ -62,11 +63,14 @@ class _FittedView:
     width: int
     height: int
 
-    def project(self, p: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def project(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(u, v pixel coordinates (N,), depth along the view in metres (N,)) of ``p``."""
         a, b, z = self.view.normalized(p)
-        return ((a - self.uc) * self.scale + self.width / 2,
-                (b - self.vc) * self.scale + (self.height - _CAPTION_HEIGHT) / 2, z)
+        return (
+            (a - self.uc) * self.scale + self.width / 2,
+            (b - self.vc) * self.scale + (self.height - _CAPTION_HEIGHT) / 2,
+            z,
+        )
 
 
 def _orbit_view(world: np.ndarray) -> _OrbitView:
@@ -74,8 +78,9 @@ def _orbit_view(world: np.ndarray) -> _OrbitView:
     target = np.median(world, 0)
     extent = float(np.percentile(np.linalg.norm(world - target, axis=1), 95)) + 1e-3
     az, el = math.radians(-25.0), math.radians(40.0)
-    eye = target + 2.2 * extent * np.array([math.sin(az) * math.cos(el), math.sin(el),
-                                            -math.cos(az) * math.cos(el)])
+    eye = target + 2.2 * extent * np.array(
+        [math.sin(az) * math.cos(el), math.sin(el), -math.cos(az) * math.cos(el)]
+    )
     forward = (target - eye) / np.linalg.norm(target - eye)
     # X right, Y up, Z forward is a left-handed frame: these cross products give the
     # view's right and up vectors.
@@ -85,8 +90,7 @@ def _orbit_view(world: np.ndarray) -> _OrbitView:
     return _OrbitView(eye, right, up, forward)
 
 
-def _fit_view(view: _OrbitView, world: np.ndarray, width: int,
-              height: int) -> Optional[_FittedView]:
+def _fit_view(view: _OrbitView, world: np.ndarray, width: int, height: int) -> _FittedView | None:
     """Fits ``view`` to the cloud ``world`` (N, 3); None when no point is in front of it."""
     # Fit the view to the cloud (1st..99th percentile of the projections), margins kept.
     un, vn, zc = view.normalized(world)
@@ -94,13 +98,16 @@ def _fit_view(view: _OrbitView, world: np.ndarray, width: int,
     if not front.any():
         return None
     (u0, u1), (v0, v1) = (np.percentile(un[front], [1, 99]), np.percentile(vn[front], [1, 99]))
-    scale = min((width - 2 * _MARGIN) / max(u1 - u0, 1e-6),
-                (height - 2 * _MARGIN - _CAPTION_HEIGHT) / max(v1 - v0, 1e-6))
+    scale = min(
+        (width - 2 * _MARGIN) / max(u1 - u0, 1e-6),
+        (height - 2 * _MARGIN - _CAPTION_HEIGHT) / max(v1 - v0, 1e-6),
+    )
     return _FittedView(view, (u0 + u1) / 2, (v0 + v1) / 2, scale, width, height)
 
 
-def _splat(image: np.ndarray, u: np.ndarray, v: np.ndarray, z: np.ndarray,
-           colors: np.ndarray) -> None:
+def _splat(
+    image: np.ndarray, u: np.ndarray, v: np.ndarray, z: np.ndarray, colors: np.ndarray
+) -> None:
     """Draws 2x2 splats into ``image`` (H, W, 3) uint8, in place, nearest on top.
 
     Args:
@@ -134,12 +141,16 @@ def _draw_camera_marker(image: np.ndarray, fitted: _FittedView) -> None:
         cv2.drawMarker(image, centre, (255, 255, 255), cv2.MARKER_TRIANGLE_UP, 14, 2)
 
 
-def _put_text(image: np.ndarray, text: str, origin: Tuple[int, int], font_scale: float,
-              color: Tuple[int, int, int]) -> None:
+def _put_text(
+    image: np.ndarray,
+    text: str,
+    origin: tuple[int, int],
+    font_scale: float,
+    color: tuple[int, int, int],
+) -> None:
     import cv2
 
-    cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, font_scale, color, 1,
-                cv2.LINE_AA)
+    cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, font_scale, color, 1, cv2.LINE_AA)
 
 
 def render_cloud_preview(xyz: np.ndarray, width: int = 480, height: int = 360) -> np.ndarray:
@@ -175,12 +186,13 @@ def render_cloud_preview(xyz: np.ndarray, width: int = 480, height: int = 360) -
     ok = zc > 1e-3
     _splat(image, u[ok], v[ok], zc[ok], colors[ok])
     _draw_camera_marker(image, fitted)
-    _put_text(image, f"{len(pts)} points, z {lo:.1f}-{hi:.1f} m", (8, height - 10), 0.5,
-              (230, 230, 230))
+    _put_text(
+        image, f"{len(pts)} points, z {lo:.1f}-{hi:.1f} m", (8, height - 10), 0.5, (230, 230, 230)
+    )
     return image
 
 
-def write_frame_pictures(stem: Path, image_msg: Any, outputs: Dict[str, Any]) -> List[str]:
+def write_frame_pictures(stem: Path, image_msg: Any, outputs: dict[str, Any]) -> list[str]:
     """Writes the pictures of one frame: ``<stem>_input.png`` and, for the outputs
     received, ``_depth_color``, ``_labels_overlay`` and ``_cloud_preview``.
 
@@ -196,16 +208,20 @@ def write_frame_pictures(stem: Path, image_msg: Any, outputs: Dict[str, Any]) ->
     from dpt_ros.ros.image_codec import image_msg_to_array
     from dpt_ros.ros.pointcloud import pointcloud2_to_arrays
 
-    files: List[str] = []
+    files: list[str] = []
     write_png(Path(f"{stem}_input.png"), image_msg_to_array(image_msg), rgb=True)
     files.append(f"{stem.name}_input.png")
     if "depth/colored" in outputs:
-        write_png(Path(f"{stem}_depth_color.png"), image_msg_to_array(outputs["depth/colored"]),
-                  rgb=True)
+        write_png(
+            Path(f"{stem}_depth_color.png"), image_msg_to_array(outputs["depth/colored"]), rgb=True
+        )
         files.append(f"{stem.name}_depth_color.png")
     if "segmentation/colored" in outputs:
-        write_png(Path(f"{stem}_labels_overlay.png"),
-                  image_msg_to_array(outputs["segmentation/colored"]), rgb=True)
+        write_png(
+            Path(f"{stem}_labels_overlay.png"),
+            image_msg_to_array(outputs["segmentation/colored"]),
+            rgb=True,
+        )
         files.append(f"{stem.name}_labels_overlay.png")
     if "points" in outputs:
         arrays = pointcloud2_to_arrays(outputs["points"])

@@ -29,6 +29,7 @@ fine-tuned from the relative model. It yields indoor-like depths (about 0.9 to 7
 and is only plausible, not exact: a relative model needs a per-camera calibration.
 ``summary.json`` reports the median relative error against the rendered depth.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,16 +37,26 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
 import numpy as np
 
 from dpt_ros.cli.args import network_size, positive_int
-from dpt_ros.cli.demo.driver import (BAG_NAMESPACE, FRAME_TIMEOUT_S, LIVE_NAMESPACE,
-                                     FrameResult, NodeRun, node_parameters, prepare_output,
-                                     read_bag_frames, run_node, write_input_bag)
+from dpt_ros.cli.demo.driver import (
+    BAG_NAMESPACE,
+    FRAME_TIMEOUT_S,
+    LIVE_NAMESPACE,
+    FrameResult,
+    NodeRun,
+    node_parameters,
+    prepare_output,
+    read_bag_frames,
+    run_node,
+    write_input_bag,
+)
 from dpt_ros.cli.demo.preview import PICTURE_KINDS, write_frame_pictures
 
 DEFAULT_OUTPUT = "demo_output"
@@ -61,41 +72,69 @@ RELATIVE_SCALE, RELATIVE_SHIFT = 0.000305, 0.1378
 def add_parser(subparsers: Any, name: str) -> argparse.ArgumentParser:
     """Adds ``dpt-ros demo`` to ``subparsers``."""
     p = subparsers.add_parser(
-        name, help="run a synthetic camera through dpt_node and write pictures of the outputs",
+        name,
+        help="run a synthetic camera through dpt_node and write pictures of the outputs",
         description="Render a short synthetic camera sequence (written as a bag), run it "
-                    "through dpt_node over ROS topics in this process, and write the depth "
-                    "colour map, label overlay and a point cloud preview of every frame, "
-                    "plus summary.json. Never downloads weights: without the official files "
-                    "it runs with random weights and says so.",
+        "through dpt_node over ROS topics in this process, and write the depth "
+        "colour map, label overlay and a point cloud preview of every frame, "
+        "plus summary.json. Never downloads weights: without the official files "
+        "it runs with random weights and says so.",
         epilog="Official weights are looked up in --weights-dir, then in the checkpoint "
-               "cache ($DPT_ROS_CACHE or ~/.cache/dpt_ros). Relative depth models get the "
-               f"calibration relative_depth.scale={RELATIVE_SCALE}, "
-               f"shift={RELATIVE_SHIFT} for the point cloud (plausible, not exact).")
-    p.add_argument("--output", default=DEFAULT_OUTPUT, metavar="DIR",
-                   help=f"output directory (default ./{DEFAULT_OUTPUT})")
-    p.add_argument("--frames", type=positive_int, default=8, metavar="N",
-                   help="frames to render and process (default 8)")
-    p.add_argument("--depth-model", default=DEFAULT_DEPTH_MODEL, metavar="M",
-                   help=f"depth model (default {DEFAULT_DEPTH_MODEL}; '' disables depth)")
-    p.add_argument("--segmentation-model", default=DEFAULT_SEGMENTATION_MODEL, metavar="M",
-                   help=f"segmentation model (default {DEFAULT_SEGMENTATION_MODEL}; '' "
-                        "disables segmentation)")
-    p.add_argument("--weights-dir", metavar="DIR",
-                   help="directory holding official checkpoint files (by their official names)")
+        "cache ($DPT_ROS_CACHE or ~/.cache/dpt_ros). Relative depth models get the "
+        f"calibration relative_depth.scale={RELATIVE_SCALE}, "
+        f"shift={RELATIVE_SHIFT} for the point cloud (plausible, not exact).",
+    )
+    p.add_argument(
+        "--output",
+        default=DEFAULT_OUTPUT,
+        metavar="DIR",
+        help=f"output directory (default ./{DEFAULT_OUTPUT})",
+    )
+    p.add_argument(
+        "--frames",
+        type=positive_int,
+        default=8,
+        metavar="N",
+        help="frames to render and process (default 8)",
+    )
+    p.add_argument(
+        "--depth-model",
+        default=DEFAULT_DEPTH_MODEL,
+        metavar="M",
+        help=f"depth model (default {DEFAULT_DEPTH_MODEL}; '' disables depth)",
+    )
+    p.add_argument(
+        "--segmentation-model",
+        default=DEFAULT_SEGMENTATION_MODEL,
+        metavar="M",
+        help=f"segmentation model (default {DEFAULT_SEGMENTATION_MODEL}; '' disables segmentation)",
+    )
+    p.add_argument(
+        "--weights-dir",
+        metavar="DIR",
+        help="directory holding official checkpoint files (by their official names)",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    p.add_argument("--network-size", type=network_size, metavar="WxH",
-                   help=f"network input size (default {CPU_NETWORK_SIZE[0]}x"
-                        f"{CPU_NETWORK_SIZE[1]} on the CPU, the model's own on CUDA)")
-    p.add_argument("--image-size", choices=tuple(IMAGE_SIZES), default="320x240",
-                   help="size of the rendered camera images (default 320x240)")
+    p.add_argument(
+        "--network-size",
+        type=network_size,
+        metavar="WxH",
+        help=f"network input size (default {CPU_NETWORK_SIZE[0]}x"
+        f"{CPU_NETWORK_SIZE[1]} on the CPU, the model's own on CUDA)",
+    )
+    p.add_argument(
+        "--image-size",
+        choices=tuple(IMAGE_SIZES),
+        default="320x240",
+        help="size of the rendered camera images (default 320x240)",
+    )
     return p
-
 
 
 # ----------------------------------------------------------------------------------
 # Weights
 # ----------------------------------------------------------------------------------
-def find_weights(model: str, weights_dir: Optional[str]) -> Optional[Path]:
+def find_weights(model: str, weights_dir: str | None) -> Path | None:
     """The official checkpoint of ``model`` in ``weights_dir`` or the cache, or None."""
     from dpt_ros.models import get_spec
     from dpt_ros.models.weights.download import cached_checkpoint_path
@@ -111,27 +150,28 @@ def find_weights(model: str, weights_dir: Optional[str]) -> Optional[Path]:
     return None
 
 
-def _random_weights_banner(missing: Dict[str, str], places: List[str]) -> str:
+def _random_weights_banner(missing: dict[str, str], places: list[str]) -> str:
     rule = "!" * 78
-    lines = [rule, "!!  NO OFFICIAL WEIGHTS FOUND: THIS DEMO RUNS WITH RANDOM WEIGHTS",
-             "!!"]
+    lines = [rule, "!!  NO OFFICIAL WEIGHTS FOUND: THIS DEMO RUNS WITH RANDOM WEIGHTS", "!!"]
     for model, file_name in missing.items():
         lines.append(f"!!  {model}: {file_name} not found")
     lines.append(f"!!  looked in: {', '.join(places)}")
-    lines += ["!!",
-              "!!  Depth, labels and point clouds below are MEANINGLESS noise; the ROS",
-              "!!  plumbing and the timings are real. For real outputs put the official",
-              "!!  files there (or run dpt_node once, which downloads them), or pass",
-              "!!  --weights-dir DIR. The demo itself never downloads anything.",
-              rule]
+    lines += [
+        "!!",
+        "!!  Depth, labels and point clouds below are MEANINGLESS noise; the ROS",
+        "!!  plumbing and the timings are real. For real outputs put the official",
+        "!!  files there (or run dpt_node once, which downloads them), or pass",
+        "!!  --weights-dir DIR. The demo itself never downloads anything.",
+        rule,
+    ]
     return "\n".join(lines)
 
 
-def _weights_places(weights_dir: Optional[str]) -> List[str]:
+def _weights_places(weights_dir: str | None) -> list[str]:
     """Where :func:`find_weights` looks, for the banner."""
     from dpt_ros.models.weights.download import default_cache_dir
 
-    places = ([str(Path(weights_dir).expanduser())] if weights_dir else [])
+    places = [str(Path(weights_dir).expanduser())] if weights_dir else []
     places.append(str(default_cache_dir()))
     return places
 
@@ -155,12 +195,12 @@ class _Config:
         out_dir: the output directory.
     """
 
-    models: Dict[str, str]
-    specs: Dict[str, Any]
-    weights: Dict[str, Optional[Path]]
-    missing: Dict[str, str]
+    models: dict[str, str]
+    specs: dict[str, Any]
+    weights: dict[str, Path | None]
+    missing: dict[str, str]
     device: str
-    network: Optional[Tuple[int, int]]
+    network: tuple[int, int] | None
     frames: int
     width: int
     height: int
@@ -172,7 +212,7 @@ class _Config:
         return "depth" in self.specs and not self.specs["depth"].is_metric
 
 
-def _model_specs(models: Dict[str, str]) -> Dict[str, Any]:
+def _model_specs(models: dict[str, str]) -> dict[str, Any]:
     """The spec of each enabled task's model; ValueError for a wrong or unknown model."""
     from dpt_ros.models import get_spec
 
@@ -192,18 +232,30 @@ def _resolve_config(args: argparse.Namespace) -> _Config:
     """Checks the models, picks the network size and looks up the weights."""
     from dpt_ros.models import resolve_device
 
-    models = {"depth": (args.depth_model or "").strip(),
-              "segmentation": (args.segmentation_model or "").strip()}
+    models = {
+        "depth": (args.depth_model or "").strip(),
+        "segmentation": (args.segmentation_model or "").strip(),
+    }
     specs = _model_specs(models)
     device = resolve_device(args.device)
     network = args.network_size or (CPU_NETWORK_SIZE if device.type == "cpu" else None)
     width, height = IMAGE_SIZES[args.image_size]
-    weights: Dict[str, Optional[Path]] = {t: find_weights(s.name, args.weights_dir)
-                                          for t, s in specs.items()}
+    weights: dict[str, Path | None] = {
+        t: find_weights(s.name, args.weights_dir) for t, s in specs.items()
+    }
     missing = {specs[t].name: specs[t].file_name for t, w in weights.items() if w is None}
-    return _Config(models=models, specs=specs, weights=weights, missing=missing,
-                   device=args.device, network=network, frames=args.frames, width=width,
-                   height=height, out_dir=Path(args.output))
+    return _Config(
+        models=models,
+        specs=specs,
+        weights=weights,
+        missing=missing,
+        device=args.device,
+        network=network,
+        frames=args.frames,
+        width=width,
+        height=height,
+        out_dir=Path(args.output),
+    )
 
 
 # ----------------------------------------------------------------------------------
@@ -214,16 +266,22 @@ def run(args: argparse.Namespace) -> int:
     t_start = time.monotonic()
     config = _resolve_config(args)
     if config.missing:
-        print(_random_weights_banner(config.missing, _weights_places(args.weights_dir)),
-              file=sys.stderr)
-    params = node_parameters(config.models, config.device, config.weights, config.network,
-                             (RELATIVE_SCALE, RELATIVE_SHIFT) if config.relative else None)
+        print(
+            _random_weights_banner(config.missing, _weights_places(args.weights_dir)),
+            file=sys.stderr,
+        )
+    params = node_parameters(
+        config.models,
+        config.device,
+        config.weights,
+        config.network,
+        (RELATIVE_SCALE, RELATIVE_SHIFT) if config.relative else None,
+    )
 
     # 1. The input bag.
     bag_dir = prepare_output(config.out_dir)
     start_ns = time.time_ns() // 10**9 * 10**9
-    true_depths = write_input_bag(bag_dir, config.frames, config.width, config.height,
-                                  start_ns)
+    true_depths = write_input_bag(bag_dir, config.frames, config.width, config.height, start_ns)
     frames = read_bag_frames(bag_dir)
     t_rendered = time.monotonic()
 
@@ -232,23 +290,37 @@ def run(args: argparse.Namespace) -> int:
 
     # 3. Pictures and summary.
     files, abs_rel = _write_pictures(config.out_dir, node_run.results, frames, true_depths)
-    report = _Report(config=config, bag_dir=bag_dir, frames=len(frames), node=node_run,
-                     stats=_frame_stats(node_run.results), files=files, abs_rel=abs_rel,
-                     times=_Timings(t_start, t_rendered, node_run.t_ready, node_run.t_done,
-                                    total=time.monotonic() - t_start))
+    report = _Report(
+        config=config,
+        bag_dir=bag_dir,
+        frames=len(frames),
+        node=node_run,
+        stats=_frame_stats(node_run.results),
+        files=files,
+        abs_rel=abs_rel,
+        times=_Timings(
+            t_start, t_rendered, node_run.t_ready, node_run.t_done, total=time.monotonic() - t_start
+        ),
+    )
     (config.out_dir / "summary.json").write_text(json.dumps(_summary(report), indent=2) + "\n")
     _print_report(report)
     unprocessed = report.frames - len(report.stats.processed)
     if unprocessed > 0:
-        print(f"dpt-ros demo: warning: {unprocessed} frame(s) got no "
-              f"complete output within {FRAME_TIMEOUT_S:.0f} s", file=sys.stderr)
+        print(
+            f"dpt-ros demo: warning: {unprocessed} frame(s) got no "
+            f"complete output within {FRAME_TIMEOUT_S:.0f} s",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
 
-def _write_pictures(out_dir: Path, results: Sequence[FrameResult],
-                    frames: Sequence[Tuple[Any, Any]],
-                    true_depths: Sequence[np.ndarray]) -> Tuple[List[str], List[float]]:
+def _write_pictures(
+    out_dir: Path,
+    results: Sequence[FrameResult],
+    frames: Sequence[tuple[Any, Any]],
+    true_depths: Sequence[np.ndarray],
+) -> tuple[list[str], list[float]]:
     """Writes every frame's pictures and compares its depth with the ground truth.
 
     Args:
@@ -261,8 +333,8 @@ def _write_pictures(out_dir: Path, results: Sequence[FrameResult],
         (names of the files written, median relative depth error of every frame that
         has a metric depth output).
     """
-    files: List[str] = []
-    abs_rel: List[float] = []
+    files: list[str] = []
+    abs_rel: list[float] = []
     for i, (result, (image_msg, _)) in enumerate(zip(results, frames)):
         files += write_frame_pictures(out_dir / f"frame_{i:03d}", image_msg, result.messages)
         if "depth/image" in result.messages:
@@ -272,7 +344,7 @@ def _write_pictures(out_dir: Path, results: Sequence[FrameResult],
     return files, abs_rel
 
 
-def _depth_abs_rel(depth_msg: Any, truth: np.ndarray) -> Optional[float]:
+def _depth_abs_rel(depth_msg: Any, truth: np.ndarray) -> float | None:
     """Median of ``|estimate - truth| / truth`` over the pixels valid in both.
 
     Args:
@@ -306,8 +378,8 @@ class _FrameStats:
         median_latency: median of ``latencies`` in milliseconds (NaN when none).
     """
 
-    processed: List[FrameResult]
-    latencies: List[float]
+    processed: list[FrameResult]
+    latencies: list[float]
     rate: float
     median_latency: float
 
@@ -352,12 +424,12 @@ class _Report:
     frames: int
     node: NodeRun
     stats: _FrameStats
-    files: List[str]
-    abs_rel: List[float]
+    files: list[str]
+    abs_rel: list[float]
     times: _Timings
 
 
-def _models_summary(config: _Config) -> Dict[str, Dict[str, Any]]:
+def _models_summary(config: _Config) -> dict[str, dict[str, Any]]:
     """The ``models`` entry of ``summary.json``."""
     models = {}
     for task, spec in config.specs.items():
@@ -368,12 +440,11 @@ def _models_summary(config: _Config) -> Dict[str, Dict[str, Any]]:
             "real_weights": config.weights[task] is not None,
         }
     if config.relative:
-        models["depth"]["metric_from_relative"] = {"scale": RELATIVE_SCALE,
-                                                   "shift": RELATIVE_SHIFT}
+        models["depth"]["metric_from_relative"] = {"scale": RELATIVE_SCALE, "shift": RELATIVE_SHIFT}
     return models
 
 
-def _summary(report: _Report) -> Dict[str, Any]:
+def _summary(report: _Report) -> dict[str, Any]:
     """The contents of ``summary.json``."""
     config, stats, times = report.config, report.stats, report.times
     return {
@@ -387,18 +458,24 @@ def _summary(report: _Report) -> Dict[str, Any]:
         "processed_rate_hz": round(stats.rate, 3),
         "median_latency_ms": round(stats.median_latency, 1) if stats.latencies else None,
         "latencies_ms": [round(x, 1) for x in stats.latencies],
-        "depth_abs_rel_median_vs_ground_truth": (round(statistics.median(report.abs_rel), 4)
-                                                 if report.abs_rel else None),
+        "depth_abs_rel_median_vs_ground_truth": (
+            round(statistics.median(report.abs_rel), 4) if report.abs_rel else None
+        ),
         "node_status": report.node.status,
         "input_bag": str(report.bag_dir),
-        "input_topics": [f"{BAG_NAMESPACE}/image_raw", f"{BAG_NAMESPACE}/camera_info",
-                         f"{BAG_NAMESPACE}/ground_truth/depth"],
+        "input_topics": [
+            f"{BAG_NAMESPACE}/image_raw",
+            f"{BAG_NAMESPACE}/camera_info",
+            f"{BAG_NAMESPACE}/ground_truth/depth",
+        ],
         "live_namespace": LIVE_NAMESPACE,
         "files": report.files,
-        "seconds": {"total": round(times.total, 2),
-                    "render_and_bag": round(times.rendered - times.start, 2),
-                    "node_start": round(times.ready - times.rendered, 2),
-                    "frames": round(times.done - times.ready, 2)},
+        "seconds": {
+            "total": round(times.total, 2),
+            "render_and_bag": round(times.rendered - times.start, 2),
+            "node_start": round(times.ready - times.rendered, 2),
+            "frames": round(times.done - times.ready, 2),
+        },
     }
 
 
@@ -406,26 +483,44 @@ def _print_report(report: _Report) -> None:
     """Prints the summary of the run (stdout)."""
     config, stats, times = report.config, report.stats, report.times
     missing, specs = config.missing, config.specs
-    weights_text = "official weights" if not missing else (
-        "RANDOM weights (outputs meaningless)" if len(missing) == len(specs)
-        else "RANDOM weights for " + ", ".join(missing))
-    print(f"dpt-ros demo: {report.frames} synthetic {config.width}x{config.height} frames "
-          f"through dpt_node ({report.node.status['models']}, {weights_text}) on "
-          f"{report.node.status['device']}")
+    weights_text = (
+        "official weights"
+        if not missing
+        else (
+            "RANDOM weights (outputs meaningless)"
+            if len(missing) == len(specs)
+            else "RANDOM weights for " + ", ".join(missing)
+        )
+    )
+    print(
+        f"dpt-ros demo: {report.frames} synthetic {config.width}x{config.height} frames "
+        f"through dpt_node ({report.node.status['models']}, {weights_text}) on "
+        f"{report.node.status['device']}"
+    )
     network = config.network
     net_text = f"{network[0]}x{network[1]}" if network is not None else "model default"
-    print(f"  processed {len(stats.processed)}/{report.frames} frames at {stats.rate:.2f} "
-          f"frames/s, median latency {stats.median_latency:.0f} ms (network input {net_text})")
+    print(
+        f"  processed {len(stats.processed)}/{report.frames} frames at {stats.rate:.2f} "
+        f"frames/s, median latency {stats.median_latency:.0f} ms (network input {net_text})"
+    )
     if config.relative:
-        print(f"  point cloud: {specs['depth'].name} is relative; metric depth from the "
-              f"calibration relative_depth.scale={RELATIVE_SCALE}, "
-              f"shift={RELATIVE_SHIFT} (plausible, not exact)")
+        print(
+            f"  point cloud: {specs['depth'].name} is relative; metric depth from the "
+            f"calibration relative_depth.scale={RELATIVE_SCALE}, "
+            f"shift={RELATIVE_SHIFT} (plausible, not exact)"
+        )
     if report.abs_rel:
         note = "" if config.weights.get("depth") is not None else " (meaningless: random weights)"
-        print(f"  depth vs rendered ground truth: median relative error "
-              f"{statistics.median(report.abs_rel):.2f}{note}")
+        print(
+            f"  depth vs rendered ground truth: median relative error "
+            f"{statistics.median(report.abs_rel):.2f}{note}"
+        )
     kinds = [k for k in PICTURE_KINDS if any(f.endswith(f"_{k}.png") for f in report.files)]
-    print(f"  wrote {config.out_dir}/: frame_XXX_{{{','.join(kinds)}}}.png for {report.frames} "
-          f"frame(s), summary.json; input bag {report.bag_dir}")
-    print(f"  total time {times.total:.1f} s (node start {times.ready - times.rendered:.1f} s, "
-          f"frames {times.done - times.ready:.1f} s)")
+    print(
+        f"  wrote {config.out_dir}/: frame_XXX_{{{','.join(kinds)}}}.png for {report.frames} "
+        f"frame(s), summary.json; input bag {report.bag_dir}"
+    )
+    print(
+        f"  total time {times.total:.1f} s (node start {times.ready - times.rendered:.1f} s, "
+        f"frames {times.done - times.ready:.1f} s)"
+    )

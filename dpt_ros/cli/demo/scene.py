@@ -4,11 +4,12 @@ A textured ground plane, boxes and spheres, seen from a camera moving forward at
 10 Hz. :func:`render` gives the colour image and the exact depth of one frame;
 :func:`render_sequence` renders the frames of the sequence in order.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator, Tuple
 
 import numpy as np
 
@@ -17,16 +18,16 @@ FRAME_PERIOD_NS = 100_000_000  # 10 Hz
 
 @dataclass(frozen=True)
 class Box:
-    lo: Tuple[float, float, float]
-    hi: Tuple[float, float, float]
-    color: Tuple[float, float, float]
+    lo: tuple[float, float, float]
+    hi: tuple[float, float, float]
+    color: tuple[float, float, float]
 
 
 @dataclass(frozen=True)
 class Sphere:
-    center: Tuple[float, float, float]
+    center: tuple[float, float, float]
     radius: float
-    color: Tuple[float, float, float]
+    color: tuple[float, float, float]
 
 
 # World frame: X right, Y up, Z forward; the ground is Y = 0. Colours are RGB in 0..1.
@@ -48,13 +49,13 @@ _SKY_TOP, _SKY_HORIZON = np.array([0.30, 0.50, 0.85]), np.array([0.78, 0.86, 0.9
 _SKY, _GROUND, _OBJECT = 0, 1, 2
 
 
-def camera_intrinsics(width: int, height: int) -> Tuple[float, float, float, float]:
+def camera_intrinsics(width: int, height: int) -> tuple[float, float, float, float]:
     """(fx, fy, cx, cy) of the demo camera: 62 degrees horizontal field of view."""
     f = 0.5 * width / math.tan(math.radians(62.0) / 2)
     return f, f, (width - 1) / 2.0, (height - 1) / 2.0
 
 
-def camera_pose(t: float) -> Tuple[np.ndarray, np.ndarray]:
+def camera_pose(t: float) -> tuple[np.ndarray, np.ndarray]:
     """(rotation optical->world (3, 3), position (3,)) at ``t`` seconds."""
     yaw = math.radians(6.0) * math.sin(0.9 * t)
     pitch = math.radians(12.0)  # looking down
@@ -85,12 +86,14 @@ class _Hits:
     kind: np.ndarray
 
     @classmethod
-    def empty(cls, height: int, width: int) -> "_Hits":
+    def empty(cls, height: int, width: int) -> _Hits:
         """Sky everywhere."""
-        return cls(depth=np.full((height, width), np.inf),
-                   normal=np.zeros((height, width, 3)),
-                   albedo=np.zeros((height, width, 3)),
-                   kind=np.zeros((height, width), np.int8))
+        return cls(
+            depth=np.full((height, width), np.inf),
+            normal=np.zeros((height, width, 3)),
+            albedo=np.zeros((height, width, 3)),
+            kind=np.zeros((height, width), np.int8),
+        )
 
     def keep_nearer(self, t_hit: np.ndarray, kind: int) -> np.ndarray:
         """Takes the hits of ``t_hit`` (H, W) nearer than the current ones.
@@ -104,8 +107,7 @@ class _Hits:
         return hit
 
 
-def _camera_rays(t: float, width: int, height: int
-                 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _camera_rays(t: float, width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The camera position and pixel rays at ``t`` seconds.
 
     Returns:
@@ -135,7 +137,7 @@ def _hit_spheres(hits: _Hits, pos: np.ndarray, d: np.ndarray) -> None:
         oc = pos - np.asarray(s.center)
         a = np.einsum("hwc,hwc->hw", d, d)
         b = 2.0 * (d @ oc)
-        c = oc @ oc - s.radius ** 2
+        c = oc @ oc - s.radius**2
         disc = b * b - 4 * a * c
         with np.errstate(invalid="ignore"):
             t_hit = (-b - np.sqrt(np.maximum(disc, 0.0))) / (2 * a)
@@ -197,7 +199,7 @@ def _shade(hits: _Hits, v: np.ndarray, height: int) -> np.ndarray:
     return np.clip(np.rint(color * 255.0), 0, 255).astype(np.uint8)
 
 
-def render(t: float, width: int, height: int) -> Tuple[np.ndarray, np.ndarray]:
+def render(t: float, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
     """Ray-casts the scene at time ``t``.
 
     Returns:
@@ -214,8 +216,9 @@ def render(t: float, width: int, height: int) -> Tuple[np.ndarray, np.ndarray]:
     return rgb, hits.depth.astype(np.float32)
 
 
-def render_sequence(frames: int, width: int, height: int
-                    ) -> Iterator[Tuple[int, np.ndarray, np.ndarray]]:
+def render_sequence(
+    frames: int, width: int, height: int
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """Renders the camera sequence, one frame every :data:`FRAME_PERIOD_NS`, lazily.
 
     Yields:

@@ -4,9 +4,10 @@ Names follow the original DPT implementation (``ResidualConvUnit``,
 ``FeatureFusionBlock``, readout ``ignore|add|project``) and its checkpoint key
 layout, which users' weight files depend on.
 """
+
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -28,7 +29,7 @@ class IgnoreReadout(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, P + N, C) -> (B, N, C)."""
-        return tokens[:, self.start_index:]
+        return tokens[:, self.start_index :]
 
 
 class AddReadout(nn.Module):
@@ -48,7 +49,7 @@ class AddReadout(nn.Module):
             readout = (tokens[:, 0] + tokens[:, 1]) / 2
         else:
             readout = tokens[:, 0]
-        return tokens[:, self.start_index:] + readout.unsqueeze(1)
+        return tokens[:, self.start_index :] + readout.unsqueeze(1)
 
 
 class ProjectReadout(nn.Module):
@@ -67,7 +68,7 @@ class ProjectReadout(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, P + N, C) -> (B, N, C)."""
-        patches = tokens[:, self.start_index:]
+        patches = tokens[:, self.start_index :]
         readout = tokens[:, 0].unsqueeze(1).expand_as(patches)
         return self.project(torch.cat((patches, readout), dim=-1))
 
@@ -101,15 +102,17 @@ class Reassemble(nn.Module):
         start_index: number of prefix tokens.
     """
 
-    def __init__(self, readout: str, embed_dim: int, out_channels: int, factor: float,
-                 start_index: int = 1) -> None:
+    def __init__(
+        self, readout: str, embed_dim: int, out_channels: int, factor: float, start_index: int = 1
+    ) -> None:
         super().__init__()
         self.add_module("0", make_readout(readout, embed_dim, start_index))
         self.add_module("3", nn.Conv2d(embed_dim, out_channels, kernel_size=1))
         if factor in (4, 2):
             k = int(factor)
-            resample: Optional[nn.Module] = nn.ConvTranspose2d(
-                out_channels, out_channels, kernel_size=k, stride=k)
+            resample: nn.Module | None = nn.ConvTranspose2d(
+                out_channels, out_channels, kernel_size=k, stride=k
+            )
         elif factor == 1:
             resample = None
         elif factor == 0.5:
@@ -128,7 +131,7 @@ class Reassemble(nn.Module):
         return self.get_submodule("3")
 
     @property
-    def resample(self) -> Optional[nn.Module]:
+    def resample(self) -> nn.Module | None:
         return self._modules.get("4")
 
     def forward(self, tokens: torch.Tensor, grid_hw: Sequence[int]) -> torch.Tensor:
@@ -189,8 +192,9 @@ class FeatureFusionBlock(nn.Module):
         self.resConfUnit2 = ResidualConvUnit(features, use_bn)
         self.out_conv = nn.Conv2d(features, features, kernel_size=1)
 
-    def forward(self, x: torch.Tensor, skip: Optional[torch.Tensor] = None,
-                size: Optional[Sequence[int]] = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, skip: torch.Tensor | None = None, size: Sequence[int] | None = None
+    ) -> torch.Tensor:
         """Fuses ``x`` (B, C, h, w) with ``skip`` (same shape) and upsamples.
 
         Args:
@@ -204,8 +208,9 @@ class FeatureFusionBlock(nn.Module):
         out = self.resConfUnit2(out)
         if size is None:
             size = (out.shape[-2] * 2, out.shape[-1] * 2)
-        out = F.interpolate(out, size=tuple(int(s) for s in size), mode="bilinear",
-                            align_corners=True)
+        out = F.interpolate(
+            out, size=tuple(int(s) for s in size), mode="bilinear", align_corners=True
+        )
         return self.out_conv(out)
 
 
@@ -213,5 +218,6 @@ class Upsample2x(nn.Module):
     """Bilinear upsampling by 2 (align_corners=True), a parameter-free head stage."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.interpolate(x, size=(x.shape[-2] * 2, x.shape[-1] * 2), mode="bilinear",
-                             align_corners=True)
+        return F.interpolate(
+            x, size=(x.shape[-2] * 2, x.shape[-1] * 2), mode="bilinear", align_corners=True
+        )

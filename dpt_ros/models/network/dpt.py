@@ -5,6 +5,7 @@
 only in the head, as in the original. Module names reproduce the official
 checkpoint key layout exactly.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -27,15 +28,22 @@ class DPT(nn.Module):
         use_bn: batch norm in the fusion blocks' residual units (segmentation models).
     """
 
-    def __init__(self, head: nn.Module, backbone: str = "vitb_rn50_384",
-                 readout: str = "project", features: int = 256, use_bn: bool = False) -> None:
+    def __init__(
+        self,
+        head: nn.Module,
+        backbone: str = "vitb_rn50_384",
+        readout: str = "project",
+        features: int = 256,
+        use_bn: bool = False,
+    ) -> None:
         super().__init__()
         channels = get_backbone_config(backbone).channels
         self.pretrained = DPTEncoder(backbone, readout)
         self.scratch = nn.Module()
         for i, c in enumerate(channels):
-            self.scratch.add_module(f"layer{i + 1}_rn",
-                                    nn.Conv2d(c, features, 3, padding=1, bias=False))
+            self.scratch.add_module(
+                f"layer{i + 1}_rn", nn.Conv2d(c, features, 3, padding=1, bias=False)
+            )
         for i in range(4):
             self.scratch.add_module(f"refinenet{i + 1}", FeatureFusionBlock(features, use_bn))
         self.scratch.output_conv = head
@@ -69,9 +77,16 @@ class DPTDepthModel(DPT):
         scale, shift: the inversion's affine map.
     """
 
-    def __init__(self, backbone: str = "vitb_rn50_384", readout: str = "project",
-                 features: int = 256, non_negative: bool = True, invert: bool = False,
-                 scale: float = 1.0, shift: float = 0.0) -> None:
+    def __init__(
+        self,
+        backbone: str = "vitb_rn50_384",
+        readout: str = "project",
+        features: int = 256,
+        non_negative: bool = True,
+        invert: bool = False,
+        scale: float = 1.0,
+        shift: float = 0.0,
+    ) -> None:
         head = nn.Sequential(
             nn.Conv2d(features, features // 2, 3, padding=1),
             Upsample2x(),
@@ -104,8 +119,13 @@ class DPTSegmentationModel(DPT):
         backbone, readout, features: see ``DPT``.
     """
 
-    def __init__(self, num_classes: int = 150, backbone: str = "vitb_rn50_384",
-                 readout: str = "project", features: int = 256) -> None:
+    def __init__(
+        self,
+        num_classes: int = 150,
+        backbone: str = "vitb_rn50_384",
+        readout: str = "project",
+        features: int = 256,
+    ) -> None:
         head = nn.Sequential(
             nn.Conv2d(features, features, 3, padding=1, bias=False),
             nn.BatchNorm2d(features),
@@ -114,8 +134,7 @@ class DPTSegmentationModel(DPT):
             nn.Conv2d(features, num_classes, kernel_size=1),
             Upsample2x(),
         )
-        super().__init__(head, backbone=backbone, readout=readout, features=features,
-                         use_bn=True)
+        super().__init__(head, backbone=backbone, readout=readout, features=features, use_bn=True)
         self.num_classes = num_classes
         self.auxlayer = nn.Sequential(
             nn.Conv2d(features, features, 3, padding=1, bias=False),
@@ -128,5 +147,3 @@ class DPTSegmentationModel(DPT):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) normalised image -> (B, num_classes, H, W) logits."""
         return super().forward(x)
-
-

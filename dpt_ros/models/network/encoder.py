@@ -7,11 +7,12 @@ outputs it needs, so no forward hooks, shared state or patched timm methods are
 involved. Position embeddings are resampled for the input's patch grid exactly as
 the original DPT does it (bilinear, align_corners=False, patch tokens only).
 """
+
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, List, Tuple
+from typing import Any
 
 import timm
 import torch
@@ -20,6 +21,7 @@ from torch import nn
 
 from dpt_ros.models.network.blocks import Reassemble
 from dpt_ros.models.network.std_conv import use_original_weight_standardization
+from dpt_ros.models.options import NETWORK_MULTIPLE
 
 
 @dataclass(frozen=True)
@@ -40,19 +42,27 @@ class BackboneConfig:
     name: str
     timm_name: str
     embed_dim: int
-    hooks: Tuple[int, int, int, int]
-    channels: Tuple[int, int, int, int]
+    hooks: tuple[int, int, int, int]
+    channels: tuple[int, int, int, int]
     hybrid: bool = False
     patch_size: int = 16
 
 
 BACKBONES = {
-    "vitl16_384": BackboneConfig("vitl16_384", "vit_large_patch16_384", 1024, (5, 11, 17, 23),
-                                 (256, 512, 1024, 1024)),
-    "vitb16_384": BackboneConfig("vitb16_384", "vit_base_patch16_384", 768, (2, 5, 8, 11),
-                                 (96, 192, 384, 768)),
-    "vitb_rn50_384": BackboneConfig("vitb_rn50_384", "vit_base_r50_s16_384", 768, (0, 1, 8, 11),
-                                    (256, 512, 768, 768), hybrid=True),
+    "vitl16_384": BackboneConfig(
+        "vitl16_384", "vit_large_patch16_384", 1024, (5, 11, 17, 23), (256, 512, 1024, 1024)
+    ),
+    "vitb16_384": BackboneConfig(
+        "vitb16_384", "vit_base_patch16_384", 768, (2, 5, 8, 11), (96, 192, 384, 768)
+    ),
+    "vitb_rn50_384": BackboneConfig(
+        "vitb_rn50_384",
+        "vit_base_r50_s16_384",
+        768,
+        (0, 1, 8, 11),
+        (256, 512, 768, 768),
+        hybrid=True,
+    ),
 }
 
 # Resampling of the four reassembled maps relative to the patch grid (1/16 of the input):
@@ -65,12 +75,14 @@ def get_backbone_config(name: str) -> BackboneConfig:
     try:
         return BACKBONES[name]
     except KeyError:
-        raise ValueError(f"unknown backbone {name!r}; valid backbones are "
-                         f"{', '.join(sorted(BACKBONES))}") from None
+        raise ValueError(
+            f"unknown backbone {name!r}; valid backbones are {', '.join(sorted(BACKBONES))}"
+        ) from None
 
 
-def resample_pos_embed(pos_embed: torch.Tensor, grid_hw: Tuple[int, int],
-                       num_prefix_tokens: int = 1) -> torch.Tensor:
+def resample_pos_embed(
+    pos_embed: torch.Tensor, grid_hw: tuple[int, int], num_prefix_tokens: int = 1
+) -> torch.Tensor:
     """Resamples a square grid of position embeddings to ``grid_hw``.
 
     Bilinear, align_corners=False, on the patch tokens only; the prefix tokens'
@@ -126,8 +138,9 @@ class DPTEncoder(nn.Module):
                 # The hybrid's first two maps are ResNet stage outputs, used as they are.
                 stage: nn.Module = nn.Identity()
             else:
-                stage = Reassemble(readout, cfg.embed_dim, cfg.channels[i], _FACTORS[i],
-                                   self.num_prefix_tokens)
+                stage = Reassemble(
+                    readout, cfg.embed_dim, cfg.channels[i], _FACTORS[i], self.num_prefix_tokens
+                )
             self.add_module(f"act_postprocess{i + 1}", stage)
 
     @property
@@ -137,7 +150,7 @@ class DPTEncoder(nn.Module):
     def _reassemble(self, i: int) -> nn.Module:
         return self.get_submodule(f"act_postprocess{i + 1}")
 
-    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Runs the backbone and reassembles its four feature maps.
 
         Args:
@@ -148,11 +161,13 @@ class DPTEncoder(nn.Module):
         """
         b, _, height, width = x.shape
         p = self.patch_size
-        if height % 32 or width % 32:
-            raise ValueError(f"DPT input size must be a multiple of 32, got {height}x{width}")
+        if height % NETWORK_MULTIPLE or width % NETWORK_MULTIPLE:
+            raise ValueError(
+                f"DPT input size must be a multiple of {NETWORK_MULTIPLE}, got {height}x{width}"
+            )
         grid_hw = (height // p, width // p)
         m = self.model
-        maps: List[torch.Tensor] = []
+        maps: list[torch.Tensor] = []
         if self.config.hybrid:
             resnet = m.patch_embed.backbone
             y = resnet.stem(x)

@@ -19,9 +19,10 @@ For a fixed graph (ONNX, and TensorRT built from it) :func:`fold_weight_standard
 stores the standardised weights instead, computed once by the same function, so the
 engine holds exactly the weights the eager model convolves with, as constants.
 """
+
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -47,11 +48,18 @@ def standardize_weight(weight: torch.Tensor, eps: float = ORIGINAL_EPS) -> torch
     return (weight - mean) / (std + eps)
 
 
-def _geometry(conv: nn.Conv2d) -> Dict[str, Any]:
+def _geometry(conv: nn.Conv2d) -> dict[str, Any]:
     """The constructor arguments that give another convolution ``conv``'s shape."""
-    return {"in_channels": conv.in_channels, "out_channels": conv.out_channels,
-            "kernel_size": conv.kernel_size, "stride": conv.stride, "padding": conv.padding,
-            "dilation": conv.dilation, "groups": conv.groups, "bias": conv.bias is not None}
+    return {
+        "in_channels": conv.in_channels,
+        "out_channels": conv.out_channels,
+        "kernel_size": conv.kernel_size,
+        "stride": conv.stride,
+        "padding": conv.padding,
+        "dilation": conv.dilation,
+        "groups": conv.groups,
+        "bias": conv.bias is not None,
+    }
 
 
 def _pad_same(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
@@ -83,8 +91,15 @@ class OriginalStdConv2d(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.same_pad:
             x = _pad_same(x, self)
-        return F.conv2d(x, self.standardized_weight(), self.bias, self.stride, self.padding,
-                        self.dilation, self.groups)
+        return F.conv2d(
+            x,
+            self.standardized_weight(),
+            self.bias,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.groups,
+        )
 
 
 class FoldedStdConv2d(nn.Conv2d):
@@ -97,16 +112,18 @@ class FoldedStdConv2d(nn.Conv2d):
     def __init__(self, conv: OriginalStdConv2d) -> None:
         super().__init__(**_geometry(conv), device="meta")
         with torch.no_grad():
-            self.weight = nn.Parameter(conv.standardized_weight().detach().clone(),
-                                       requires_grad=False)
+            self.weight = nn.Parameter(
+                conv.standardized_weight().detach().clone(), requires_grad=False
+            )
         self.bias = conv.bias
         self.same_pad = conv.same_pad
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.same_pad:
             x = _pad_same(x, self)
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                        self.groups)
+        return F.conv2d(
+            x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups
+        )
 
 
 def _replace(module: nn.Module, kinds: tuple, make) -> int:

@@ -3,29 +3,30 @@
 Weight files are read with ``torch.load(..., weights_only=True)``: a weights file
 never executes code. The state_dict keys are the official ones, matched strictly.
 """
+
 from __future__ import annotations
 
 import logging
 import os
 import warnings
 from collections import Counter
-from functools import lru_cache
+from collections.abc import Iterable, Mapping
+from functools import cache
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 import torch
 from torch import nn
 
-from dpt_ros.models.weights.download import ensure_checkpoint
 from dpt_ros.models.errors import CheckpointError, RandomWeightsWarning
 from dpt_ros.models.registry import MODEL_SPECS, ModelSpec, get_spec
+from dpt_ros.models.weights.download import ensure_checkpoint
 
 _LOG = logging.getLogger(__name__)
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 
 
-def read_state_dict(path: PathLike) -> Dict[str, torch.Tensor]:
+def read_state_dict(path: PathLike) -> dict[str, torch.Tensor]:
     """Reads a checkpoint file into a flat state_dict of tensors.
 
     Accepts a bare state_dict, one nested under ``"model"`` or ``"state_dict"``
@@ -57,7 +58,7 @@ def read_state_dict(path: PathLike) -> Dict[str, torch.Tensor]:
     if not tensors:
         raise CheckpointError(f"{path} holds no tensors")
     if all(k.startswith("module.") for k in tensors):
-        tensors = {k[len("module."):]: v for k, v in tensors.items()}
+        tensors = {k[len("module.") :]: v for k, v in tensors.items()}
     return tensors
 
 
@@ -71,20 +72,21 @@ def _load_failure(exc: Exception) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     if lines and lines[0].startswith("Weights only load failed"):
         reasons = [line for line in lines[1:] if not line.startswith(("Please file", "Check the"))]
-        return ("refused by the safe weights-only loader: "
-                + (reasons[0] if reasons else "the file holds more than tensors"))
+        return "refused by the safe weights-only loader: " + (
+            reasons[0] if reasons else "the file holds more than tensors"
+        )
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
-@lru_cache(maxsize=None)
-def expected_layout(model_type: str) -> Tuple[Tuple[str, Tuple[int, ...]], ...]:
+@cache
+def expected_layout(model_type: str) -> tuple[tuple[str, tuple[int, ...]], ...]:
     """(key, shape) of every state_dict entry of ``model_type``; built on the meta device."""
     with torch.device("meta"):
         model = get_spec(model_type).build()
     return tuple((k, tuple(v.shape)) for k, v in model.state_dict().items())
 
 
-def identify_model_types(state_dict: Mapping[str, torch.Tensor]) -> List[str]:
+def identify_model_types(state_dict: Mapping[str, torch.Tensor]) -> list[str]:
     """Model types whose key layout (names and shapes) equals the state_dict's.
 
     Several types share one layout (``dpt_hybrid``, ``dpt_hybrid_kitti`` and
@@ -102,8 +104,9 @@ def _summarise(keys: Iterable[str], limit: int = 6) -> str:
     return ", ".join(parts)
 
 
-def check_state_dict(state_dict: Mapping[str, torch.Tensor], spec: ModelSpec,
-                     source: str = "checkpoint") -> None:
+def check_state_dict(
+    state_dict: Mapping[str, torch.Tensor], spec: ModelSpec, source: str = "checkpoint"
+) -> None:
     """Raises CheckpointError unless ``state_dict`` has exactly the layout of ``spec``.
 
     The message says which model type the checkpoint looks like, and summarises the
@@ -118,8 +121,10 @@ def check_state_dict(state_dict: Mapping[str, torch.Tensor], spec: ModelSpec,
         return
     like = identify_model_types(state_dict)
     if like:
-        lead = (f"{source} is a {' / '.join(like)} checkpoint, not {spec.name}; "
-                f"use --model-type {like[0]} (or the matching parameter), or the right file")
+        lead = (
+            f"{source} is a {' / '.join(like)} checkpoint, not {spec.name}; "
+            f"use --model-type {like[0]} (or the matching parameter), or the right file"
+        )
     else:
         lead = f"{source} does not match the {spec.name} layout"
     details = []
@@ -129,30 +134,46 @@ def check_state_dict(state_dict: Mapping[str, torch.Tensor], spec: ModelSpec,
         details.append(f"{len(unexpected)} unexpected keys: {_summarise(unexpected)}")
     if mis_shaped:
         k = mis_shaped[0]
-        details.append(f"{len(mis_shaped)} keys with other shapes, e.g. {k}: file "
-                       f"{list(got[k])} vs model {list(expected[k])}")
+        details.append(
+            f"{len(mis_shaped)} keys with other shapes, e.g. {k}: file "
+            f"{list(got[k])} vs model {list(expected[k])}"
+        )
     raise CheckpointError(lead + " (" + "; ".join(details) + ")")
 
 
-def _official_type_of_file(path: Path) -> Optional[str]:
+def _official_type_of_file(path: Path) -> str | None:
     for name, spec in MODEL_SPECS.items():
         if path.name == spec.file_name:
             return name
     return None
 
 
-def resolve_weights(spec: ModelSpec, weights: Optional[PathLike] = None,
-                    cache_dir: Optional[PathLike] = None, progress: bool = True) -> Path:
+def resolve_weights(
+    spec: ModelSpec,
+    weights: PathLike | None = None,
+    cache_dir: PathLike | None = None,
+    progress: bool = True,
+) -> Path:
     """The weights file to load: ``weights`` if given, else the cached or downloaded official file."""
     if weights:
         return Path(weights).expanduser()
-    return ensure_checkpoint(spec.file_name, spec.url, spec.hash_prefix,
-                             Path(cache_dir) if cache_dir else None, progress=progress)
+    return ensure_checkpoint(
+        spec.file_name,
+        spec.url,
+        spec.hash_prefix,
+        Path(cache_dir) if cache_dir else None,
+        progress=progress,
+    )
 
 
-def load_model(model_type: str, weights: Optional[PathLike] = None, *,
-               random_weights: bool = False, cache_dir: Optional[PathLike] = None,
-               progress: bool = True) -> nn.Module:
+def load_model(
+    model_type: str,
+    weights: PathLike | None = None,
+    *,
+    random_weights: bool = False,
+    cache_dir: PathLike | None = None,
+    progress: bool = True,
+) -> nn.Module:
     """Builds ``model_type`` and loads its weights, strictly.
 
     Args:
@@ -175,8 +196,10 @@ def load_model(model_type: str, weights: Optional[PathLike] = None, *,
     if random_weights:
         if weights:
             raise ValueError("give either a weights file or random_weights, not both")
-        msg = (f"{model_type}: using RANDOM weights (explicitly requested); outputs are "
-               "meaningless except for timing and plumbing")
+        msg = (
+            f"{model_type}: using RANDOM weights (explicitly requested); outputs are "
+            "meaningless except for timing and plumbing"
+        )
         _LOG.warning(msg)
         warnings.warn(msg, RandomWeightsWarning, stacklevel=2)
         with torch.random.fork_rng(devices=[]):
@@ -187,8 +210,12 @@ def load_model(model_type: str, weights: Optional[PathLike] = None, *,
     check_state_dict(state_dict, spec, source=str(path))
     official = _official_type_of_file(path)
     if official is not None and official != model_type:
-        _LOG.warning("%s is the official %s file but is loaded as %s (same layout); "
-                     "check the model type", path.name, official, model_type)
+        _LOG.warning(
+            "%s is the official %s file but is loaded as %s (same layout); check the model type",
+            path.name,
+            official,
+            model_type,
+        )
     with torch.device("meta"):
         model = spec.build()
     # assign=True takes the file's tensors as the parameters: no second copy, no init.

@@ -180,9 +180,7 @@ class _Download:
         except OSError as exc:
             # Local filesystem errors while writing (disk full, permissions...).
             _remove_quietly(self.tmp_path)
-            raise CheckpointError(
-                f"error writing checkpoint to {self.dest.parent}: {exc}"
-            ) from exc
+            raise CheckpointError(f"error writing checkpoint to {self.dest.parent}: {exc}") from exc
         except BaseException:
             # KeyboardInterrupt, SystemExit, unexpected bugs: clean up and re-raise as is.
             _remove_quietly(self.tmp_path)
@@ -213,9 +211,7 @@ class _Download:
                 f"HTTP error {exc.code} ({exc.reason}) while downloading {url}"
             ) from exc
         except urllib.error.URLError as exc:
-            raise CheckpointError(
-                f"{_offline_hint(url, self.dest)}; reason: {exc.reason}"
-            ) from exc
+            raise CheckpointError(f"{_offline_hint(url, self.dest)}; reason: {exc.reason}") from exc
         except (OSError, http.client.HTTPException) as exc:
             raise CheckpointError(f"{_offline_hint(url, self.dest)}; reason: {exc!r}") from exc
         except ValueError as exc:
@@ -242,8 +238,7 @@ class _Download:
                     bar.update(len(chunk))
         if total is not None and self.received != total:
             raise CheckpointError(
-                f"download of {self.url} is incomplete: received {self.received} of "
-                f"{total} bytes"
+                f"download of {self.url} is incomplete: received {self.received} of {total} bytes"
             )
 
     def _chunks(self, response):
