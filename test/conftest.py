@@ -93,3 +93,26 @@ def det_checkpoint(tmp_path_factory, detweights, key_spec):
         return made[model_type]
 
     return make
+
+
+@pytest.fixture
+def ros():
+    """(executor, add): rclpy initialised, one executor; ``add(node)`` spins ``node`` on
+    it and destroys it at the end of the test."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    rclpy.init()
+    made: list = []
+    executor = SingleThreadedExecutor()
+
+    def add(node):
+        made.append(node)
+        executor.add_node(node)
+        return node
+
+    yield executor, add
+    for node in made:
+        executor.remove_node(node)
+        node.destroy_node()
+    rclpy.try_shutdown()

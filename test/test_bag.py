@@ -391,3 +391,53 @@ def test_errors_are_one_line(tmp_path, capsys):
         str(tmp_path / "missing.pt"),
     )
     assert not Path(out).exists()  # no output bag is started before everything checks out
+
+
+def test_segmentation_writes_label_info_and_confidence(tmp_path, capsys):
+    """LabelInfo once, first, latched, with the 151 names; confidence beside each label
+    image with its header; both readable by rosbags."""
+    from rosbags.rosbag2 import Reader
+
+    from dpt_ros.ros.bagio import output_typestore
+    from dpt_ros.ros.label_info import LABEL_INFO_TYPE, register_label_info
+    from dpt_ros.viz.ade20k import CLASS_NAMES
+
+    inp, outp = tmp_path / "in", tmp_path / "out"
+    topic = write_bag(inp)
+    code = run_bag(
+        str(inp),
+        "-o",
+        str(outp),
+        "--image-topic",
+        topic,
+        "--depth-model",
+        "",
+        "--segmentation-model",
+        "dpt_hybrid_ade20k",
+        *NET,
+    )
+    assert code == 0, capsys.readouterr().err
+    out = read_bag(outp)
+    infos = out["/cam/segmentation/label_info"]
+    assert len(infos) == 1 and infos[0][1] == LABEL_INFO_TYPE
+    assert infos[0][0] == min(t for msgs in out.values() for t, _, _ in msgs)
+    store = output_typestore()
+    register_label_info(store)
+    msg = store.deserialize_cdr(infos[0][2], LABEL_INFO_TYPE)
+    names = [(c.class_id, c.class_name) for c in msg.class_map]
+    assert names == [(0, "unlabelled")] + [(i + 1, n) for i, n in enumerate(CLASS_NAMES)]
+    with Reader(outp) as reader:
+        conn = next(c for c in reader.connections if c.topic == "/cam/segmentation/label_info")
+        qos = conn.ext.offered_qos_profiles[0]
+        assert (qos.durability.name, qos.reliability.name) == ("TRANSIENT_LOCAL", "RELIABLE")
+
+    labels = out["/cam/segmentation/labels"]
+    confidence = out["/cam/segmentation/confidence"]
+    assert len(labels) == len(confidence) == N_FRAMES
+    for (t_l, _, raw_l), (t_c, _, raw_c) in zip(labels, confidence):
+        lab, con = deserialize_message(raw_l, Image), deserialize_message(raw_c, Image)
+        assert t_l == t_c and lab.header == con.header
+        assert (con.encoding, con.height, con.width) == ("mono8", lab.height, lab.width)
+        values = image_msg_to_array(con)
+        # Random weights: probabilities between uniform (1/150) and certain.
+        assert values.min() >= round(255 / 150) and values.max() <= 255

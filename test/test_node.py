@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
@@ -27,24 +26,6 @@ FAST = [
     Parameter("network_width", value=64),
     Parameter("network_height", value=64),
 ]
-
-
-@pytest.fixture
-def ros():
-    rclpy.init()
-    made: list[Node] = []
-    executor = SingleThreadedExecutor()
-
-    def add(node: Node) -> Node:
-        made.append(node)
-        executor.add_node(node)
-        return node
-
-    yield executor, add
-    for node in made:
-        executor.remove_node(node)
-        node.destroy_node()
-    rclpy.try_shutdown()
 
 
 class Probe:

@@ -46,6 +46,7 @@ from dpt_ros.ros.bagio import (
     output_typestore,
     ros2_typestore,
 )
+from dpt_ros.ros.label_info import LABEL_INFO_TYPE, label_info_cdr, register_label_info
 
 _LOG = logging.getLogger(__name__)
 
@@ -60,6 +61,8 @@ output topics (under the image topic's namespace, or --output-namespace):
   depth/camera_info     camera_info scaled to the output images (needs camera_info)
   segmentation/labels   mono8 ADE20K ids (with --segmentation-model)
   segmentation/colored  rgb8 label colours over the image
+  segmentation/confidence  mono8 confidence of each label, round(255 * p)
+  segmentation/label_info  vision_msgs/LabelInfo, once, first (latched QoS)
   points                PointCloud2 (metric depth and camera_info needed)
 
 Every input message is copied to the output at its recorded time. Output messages get
@@ -314,16 +317,54 @@ class _OutputBag:
     def write(self, conn, timestamp: int, data: bytes) -> None:
         self.writer.write(conn, timestamp, data)
 
-    def write_output(self, topic: str, msgtype: str, timestamp: int, data: bytes) -> None:
+    def write_output(
+        self, topic: str, msgtype: str, timestamp: int, data: bytes, latched: bool = False
+    ) -> None:
+        """Writes an output message; ``latched`` offers reliable, transient-local QoS (as
+        the node publishes it), so that ``ros2 bag play`` republishes it that way."""
         conn = self.outputs.get(topic)
         if conn is None:
             store = self.out_store if msgtype in self.out_store.fielddefs else self.dst_store
-            conn = self.outputs[topic] = self.writer.add_connection(topic, msgtype, typestore=store)
+            qos = [_latched_qos()] if latched else []
+            conn = self.outputs[topic] = self.writer.add_connection(
+                topic, msgtype, typestore=store, offered_qos_profiles=qos
+            )
         self.writer.write(conn, timestamp, data)
         self.counts[topic] = self.counts.get(topic, 0) + 1
 
+    def write_label_info(self, topic: str, timestamp: int) -> None:
+        """``vision_msgs/LabelInfo`` of the published label ids on ``topic``."""
+        register_label_info(self.out_store)
+        data = label_info_cdr(self.out_store, timestamp)
+        self.write_output(topic, LABEL_INFO_TYPE, timestamp, data, latched=True)
+
     def close(self) -> None:
         self.writer.close()
+
+
+def _latched_qos():
+    """Reliable, transient local, keep last 1: how the node offers label_info."""
+    from rosbags.interfaces import (
+        Qos,
+        QosDurability,
+        QosHistory,
+        QosLiveliness,
+        QosReliability,
+        QosTime,
+    )
+
+    never = QosTime(sec=0x7FFFFFFF, nsec=0xFFFFFFFF)
+    return Qos(
+        history=QosHistory.KEEP_LAST,
+        depth=1,
+        reliability=QosReliability.RELIABLE,
+        durability=QosDurability.TRANSIENT_LOCAL,
+        deadline=never,
+        lifespan=never,
+        liveliness=QosLiveliness.AUTOMATIC,
+        liveliness_lease_duration=never,
+        avoid_ros_namespace_conventions=False,
+    )
 
 
 @dataclass
@@ -445,6 +486,7 @@ class _BagJob:
         self.frames_done = 0
         self.skipped = 0
         self.info_warnings: dict[str, int] = {}
+        self.label_info_written = False
 
     def feed(self, rconn, timestamp: int, raw: Any) -> None:
         """One input message, in bag order."""
@@ -452,6 +494,11 @@ class _BagJob:
         # recorded at the same time as its image is still found.
         if len(self.batch) >= self.batch_size and timestamp > self.batch[-1].timestamp:
             self.flush()
+        if not self.label_info_written and self.pipeline.segmentation is not None:
+            # Before anything else: a costmap layer needs the names before the labels.
+            topic = f"{self.plan.namespace}/segmentation/label_info"
+            self.out_bag.write_label_info(topic, timestamp)
+            self.label_info_written = True
         conn, data = self.out_bag.convert_input(rconn, raw)
         self.pending.append((conn, timestamp, data))
         if rconn.topic == self.plan.info_topic and rconn.msgtype == CAMERA_INFO_TYPE:
@@ -511,11 +558,16 @@ class _BagJob:
 
     def _process_batch(self) -> dict[int, dict[str, Any]]:
         """{position in pending: messages} of the waiting frames."""
+        from dpt_ros.node.pipeline import ON_DEMAND_TOPICS
+
         if not self.batch:
             return {}
         b = self.batch
         results = self.pipeline.process_batch(
-            [f.rgb for f in b], [f.header for f in b], [f.info for f in b]
+            [f.rgb for f in b],
+            [f.header for f in b],
+            [f.info for f in b],
+            on_demand=ON_DEMAND_TOPICS,
         )
         for result in results:
             for warning in result.warnings:

@@ -170,13 +170,43 @@ class Predictor:
             Depth models: (B, h, w) float32 (relative inverse depth, or metres for
             metric models). Segmentation models: (B, h, w) uint8 ids 1..num_classes.
         """
-        mark = mark or (lambda stage: None)
+        out = self._network_output(images, mark)
+        result = self.postprocess(out, output_hw)
+        (mark or _no_mark)("postprocess")
+        return result
+
+    @torch.inference_mode()
+    def segment_on_device(
+        self,
+        images: torch.Tensor,
+        output_hw: Sequence[int],
+        mark: Callable[[str], None] | None = None,
+        confidence: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`run_on_device` for segmentation models, with the confidence of each label.
+
+        Returns:
+            (labels, confidence): (B, h, w) uint8 ids 1..num_classes, and with
+            ``confidence`` (B, h, w) uint8 ``round(255 * p)``, where p is the softmax
+            probability of the chosen class, from the same logits resized to
+            ``output_hw`` (else None).
+        """
+        if self.is_depth:
+            raise ValueError(f"{self.spec.name} is a depth model; it has no labels")
+        logits = resize_output(self._network_output(images, mark), tuple(output_hw))
+        labels = (logits.argmax(dim=1) + 1).to(torch.uint8)
+        probability = label_confidence(logits) if confidence else None
+        (mark or _no_mark)("postprocess")
+        return labels, probability
+
+    def _network_output(
+        self, images: torch.Tensor, mark: Callable[[str], None] | None
+    ) -> torch.Tensor:
+        mark = mark or _no_mark
         x = self.preprocess(images.to(self.device, non_blocking=True))
         mark("preprocess")
         out = self.network(x)
         mark("model")
-        out = self.postprocess(out, output_hw)
-        mark("postprocess")
         return out
 
     def forward_tensor(
@@ -239,6 +269,27 @@ class Predictor:
         """Runs one (H, W, 3) uint8 RGB image; returns (h, w) float32 depth or uint8 labels."""
         _check_rgb(image, batched=False)
         return self.predict_batch(image[None], output_hw)[0]
+
+
+def _no_mark(stage: str) -> None:
+    pass
+
+
+def label_confidence(logits: torch.Tensor) -> torch.Tensor:
+    """The softmax probability of the arg-max class, as mono8.
+
+    Args:
+        logits: (B, C, H, W) float class scores.
+
+    Returns:
+        (B, H, W) uint8 ``round(255 * max_c softmax(logits)_c)``; 255 = certain,
+        ``round(255 / C)`` = uniform.
+    """
+    logits = logits.float()
+    # max_c softmax = 1 / sum_c exp(l_c - max l): no (B, C, H, W) probability tensor kept.
+    top = logits.amax(dim=1, keepdim=True)
+    probability = 1.0 / torch.exp(logits - top).sum(dim=1)
+    return torch.round(probability * 255.0).to(torch.uint8)
 
 
 def download_to_host(tensors: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:

@@ -22,14 +22,16 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.exceptions import ParameterException
 from rclpy.node import Node
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import Header
 
 from dpt_ros.models import CheckpointError, Predictor
 from dpt_ros.models.options import PredictorOptions
 from dpt_ros.node.params import PARAMS, config_from_values, declare, validate
-from dpt_ros.node.pipeline import OUTPUT_TOPICS, FramePipeline
+from dpt_ros.node.pipeline import ON_DEMAND_TOPICS, OUTPUT_TOPICS, FramePipeline
 from dpt_ros.ros.image_codec import ImageDecodeError, compressed_to_rgb, image_to_rgb
+from dpt_ros.ros.label_info import import_vision_msgs, label_info_message
 
 _WARN_THROTTLE_S = 5.0
 
@@ -168,6 +170,7 @@ class DptNode(Node):
         self._warm_up()
 
         topics = self._create_publishers()
+        self._label_info_status = self._publish_label_info()
         self._info_lock = threading.Lock()
         self._stats = _Stats()
         self._stats_lock = threading.Lock()
@@ -210,6 +213,38 @@ class DptNode(Node):
             }
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         return topics
+
+    def _subscribed_on_demand(self) -> set[str]:
+        """The outputs of ON_DEMAND_TOPICS that someone subscribes to (any camera)."""
+        return {
+            topic
+            for topic in ON_DEMAND_TOPICS
+            for cam in self._cameras
+            if topic in cam.publishers and cam.publishers[topic].get_subscription_count() > 0
+        }
+
+    def _publish_label_info(self) -> str:
+        """Publishes ``segmentation/label_info`` once per camera (reliable, transient
+        local: late subscribers get it too) where vision_msgs imports; returns the state
+        for /diagnostics."""
+        if self.pipeline.segmentation is None:
+            return "off: no segmentation model"
+        classes = import_vision_msgs()
+        if isinstance(classes, str):
+            self.get_logger().warning(f"segmentation/label_info is off: {classes}")
+            return f"off: {classes}"
+        qos = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST,
+            depth=1,
+            reliability=ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.TRANSIENT_LOCAL,
+        )
+        header = Header(stamp=self.get_clock().now().to_msg())
+        for cam in self._cameras:
+            pub = self.create_publisher(classes[0], cam.topic("segmentation/label_info"), qos)
+            pub.publish(label_info_message(classes[0], classes[1], header))
+            cam.publishers["segmentation/label_info"] = pub
+        return "published"
 
     def _create_subscriptions(self) -> list[Any]:
         """Each camera's image (raw or compressed) and camera_info subscriptions;
@@ -346,7 +381,11 @@ class DptNode(Node):
             return
         try:
             outputs = self.pipeline.process_batch(
-                rgbs, headers, infos, streams=[cam.name for cam in cams]
+                rgbs,
+                headers,
+                infos,
+                streams=[cam.name for cam in cams],
+                on_demand=self._subscribed_on_demand(),
             )
         except Exception as exc:  # keep the node alive (e.g. CUDA out of memory)
             with self._stats_lock:
@@ -407,6 +446,8 @@ class DptNode(Node):
                 "models": self._models_text(),
                 "last_error": s.last_error,
             }
+            if self.pipeline.segmentation is not None:
+                values["label_info"] = self._label_info_status
             if self.config.cameras:
                 for cam in self._cameras:
                     values.update(

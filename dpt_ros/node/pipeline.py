@@ -7,7 +7,7 @@ Output topics (relative to the camera's namespace), see ``OUTPUT_TOPICS``.
 from __future__ import annotations
 
 import time
-from collections.abc import Hashable, Sequence
+from collections.abc import Collection, Hashable, Sequence
 from dataclasses import dataclass, field
 
 import cv2
@@ -36,8 +36,13 @@ OUTPUT_TOPICS: dict[str, type] = {
     "depth/colored": Image,
     "segmentation/labels": Image,
     "segmentation/colored": Image,
+    "segmentation/confidence": Image,
     "points": PointCloud2,
 }
+
+#: Outputs built only when asked for (``on_demand``): the node asks when someone
+#: subscribes, since they cost time on every frame.
+ON_DEMAND_TOPICS: frozenset[str] = frozenset({"segmentation/confidence"})
 
 
 @dataclass(frozen=True)
@@ -122,7 +127,7 @@ class FramePipeline:
             if metric and o.cloud_enabled:
                 out.append("points")
         if self.segmentation is not None:
-            out += ["segmentation/labels", "segmentation/colored"]
+            out += ["segmentation/labels", "segmentation/colored", "segmentation/confidence"]
             if self.depth is None:
                 out.append("depth/camera_info")
         return out
@@ -163,6 +168,7 @@ class FramePipeline:
         headers: Sequence[Header],
         infos: Sequence[CameraInfo | None],
         streams: Sequence[Hashable] | None = None,
+        on_demand: Collection[str] = (),
     ) -> list[FrameOutput]:
         """``process`` for several frames, running the models on batches.
 
@@ -179,6 +185,7 @@ class FramePipeline:
             headers: each image's header.
             infos: each image's camera_info, or None.
             streams: each frame's camera (its own colour range); None = one stream.
+            on_demand: which of :data:`ON_DEMAND_TOPICS` to build.
 
         Returns:
             One FrameOutput per frame, in the order given.
@@ -201,6 +208,7 @@ class FramePipeline:
                 o,
                 [cameras[i][0] for i in idx],
                 [arrays[i] for i in idx],
+                "segmentation/confidence" in on_demand,
             )
             for i in idx:
                 results[i].timings_ms.update({k: v / len(idx) for k, v in timings.items()})
@@ -240,9 +248,10 @@ class FramePipeline:
         o: PipelineOptions,
         intrinsics: list[Intrinsics | None],
         arrays: list[dict[str, np.ndarray]],
+        confidence: bool = False,
     ) -> dict[str, float]:
         """Runs the models on a (B, H, W, 3) batch and fills each frame's ``arrays``
-        (``inverse``, ``metric``, ``labels``, ``xyz``) as numpy. Returns the batch's
+        (``inverse``, ``metric``, ``labels``, ``confidence``, ``xyz``) as numpy. Returns the batch's
         timings in ms: with ``sync_timings`` each stage waits for the device so the
         split is true; otherwise only the final wait is timed (``download``)."""
         main = self.main
@@ -256,9 +265,12 @@ class FramePipeline:
                 device_out.update(self._depth_outputs(raw, o, intrinsics))
                 timer.mark("depth_postprocess")
             if self.segmentation is not None:
-                device_out["labels"] = self.segmentation.run_on_device(
-                    images, out_hw, timer.prefixed("segmentation_")
+                labels, probability = self.segmentation.segment_on_device(
+                    images, out_hw, timer.prefixed("segmentation_"), confidence
                 )
+                device_out["labels"] = labels
+                if probability is not None:
+                    device_out["confidence"] = probability
             host = download_to_host(device_out)
             timer.mark("download")
         for key, values in host.items():
@@ -298,6 +310,23 @@ class FramePipeline:
                     )
         return out
 
+    def _colored_depth(
+        self, metric: np.ndarray | None, inverse: np.ndarray | None, stream: Hashable
+    ) -> np.ndarray:
+        """(H, W, 3) uint8 colour map of the frame's depth, near = warm, in the stream's
+        smoothed range (metric depth if there is any, else the relative output)."""
+        colour_range = self._ranges.get(stream)
+        if colour_range is None:
+            colour_range = self._ranges[stream] = StableRange(alpha=0.1)
+        if metric is not None:
+            # Depth in metres: near = warm, so the range runs far -> near.
+            lo, hi = colour_range.update(metric)
+            return colorize(metric, hi, lo)
+        assert inverse is not None, "called with some depth"
+        # Inverse depth: larger = nearer = warm.
+        lo, hi = colour_range.update(inverse)
+        return colorize(inverse, lo, hi)
+
     def _build_messages(
         self,
         result: FrameOutput,
@@ -321,18 +350,9 @@ class FramePipeline:
         if inverse is not None:
             msgs["depth/relative"] = depth_to_image_msg(inverse, header)
         if metric is not None or inverse is not None:
-            colour_range = self._ranges.get(stream)
-            if colour_range is None:
-                colour_range = self._ranges[stream] = StableRange(alpha=0.1)
-            if metric is not None:
-                # Depth in metres: near = warm, so the range runs far -> near.
-                lo, hi = colour_range.update(metric)
-                colored = colorize(metric, hi, lo)
-            elif inverse is not None:
-                # Inverse depth: larger = nearer = warm.
-                lo, hi = colour_range.update(inverse)
-                colored = colorize(inverse, lo, hi)
-            msgs["depth/colored"] = rgb_to_image_msg(colored, header)
+            msgs["depth/colored"] = rgb_to_image_msg(
+                self._colored_depth(metric, inverse, stream), header
+            )
         small_rgb = None
         if labels is not None:
             msgs["segmentation/labels"] = labels_to_image_msg(labels, header)
@@ -340,6 +360,9 @@ class FramePipeline:
             msgs["segmentation/colored"] = rgb_to_image_msg(
                 overlay_labels(small_rgb, labels, PALETTE), header
             )
+        if arrays.get("confidence") is not None:
+            # mono8 like the labels: the probability of each pixel's label, 0..255.
+            msgs["segmentation/confidence"] = labels_to_image_msg(arrays["confidence"], header)
         if scaled_info is not None:
             msgs["depth/camera_info"] = scaled_info
         t3 = time.perf_counter()
