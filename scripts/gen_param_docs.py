@@ -61,11 +61,11 @@ def yaml_text() -> str:
     for p in PARAMS:
         text = p.description + ("" if p.read_only else " (settable at run time)")
         out.append(_comment(text))
-        if isinstance(p.default, tuple):  # a string list: an empty one cannot be written
+        if isinstance(p.default, tuple):  # a list: an empty one cannot be written
             out.append(
                 _comment('Unset here: rcl reads an empty list in a params file as "not set".')
             )
-            out.append(f'    # {p.name}: ["front", "rear"]\n')
+            out.append(f"    # {p.name}: {p.example}\n")
         else:
             out.append(f"    {p.name}: {_yaml_value(p.default)}\n")
     return "".join(out)

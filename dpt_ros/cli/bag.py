@@ -30,8 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dpt_ros.cli import bag_alignment
 from dpt_ros.cli.args import positive_int
 from dpt_ros.models.options import PredictorOptions
+from dpt_ros.node.aligner import AlignmentOptions
 from dpt_ros.ros.bagio import (
     BAG_VERSION,
     CAMERA_INFO_TYPE,
@@ -56,7 +58,7 @@ _EPILOG = """\
 output topics (under the image topic's namespace, or --output-namespace):
   depth/relative        32FC1 relative inverse depth (relative models: dpt_hybrid, dpt_large)
   depth/image           32FC1 metres (metric models, or a relative model with
-                        --relative-depth-scale)
+                        --relative-depth-scale or --alignment)
   depth/colored         rgb8 colour map of the depth
   depth/camera_info     camera_info scaled to the output images (needs camera_info)
   segmentation/labels   mono8 ADE20K ids (with --segmentation-model)
@@ -89,6 +91,7 @@ def add_parser(subparsers: Any, name: str) -> argparse.ArgumentParser:
     _add_input_arguments(p)
     _add_model_arguments(p)
     _add_output_arguments(p)
+    bag_alignment.add_arguments(p.add_argument_group("online alignment of relative depth"))
     return p
 
 
@@ -454,6 +457,7 @@ def _pipeline(
         output_size=args.output_size,
         relative_depth_scale=float(args.relative_depth_scale),
         relative_depth_shift=float(args.relative_depth_shift),
+        relative_depth_alignment=args.alignment,
         cloud_enabled=not args.no_cloud,
         cloud_stride=int(args.cloud_stride),
     )
@@ -470,7 +474,15 @@ class _BagJob:
     Every input message is written at its own time; a frame's outputs follow its image.
     """
 
-    def __init__(self, plan: _Plan, pipeline, out_bag: _OutputBag, batch_size: int, bar) -> None:
+    def __init__(
+        self,
+        plan: _Plan,
+        pipeline,
+        out_bag: _OutputBag,
+        batch_size: int,
+        bar,
+        alignment: bag_alignment.BagAlignment | None = None,
+    ) -> None:
         from sensor_msgs.msg import CompressedImage, Image
 
         from dpt_ros.ros.image_codec import compressed_to_rgb, image_to_rgb
@@ -487,6 +499,7 @@ class _BagJob:
         self.skipped = 0
         self.info_warnings: dict[str, int] = {}
         self.label_info_written = False
+        self.alignment = alignment
 
     def feed(self, rconn, timestamp: int, raw: Any) -> None:
         """One input message, in bag order."""
@@ -505,6 +518,8 @@ class _BagJob:
             self._camera_info(timestamp, data)
         elif rconn.topic == self.plan.image_topic and rconn.msgtype == self.plan.image_type:
             self._image(timestamp, data)
+        elif self.alignment is not None:
+            self.alignment.feed(rconn.topic, data)
         if not self.batch:
             self.flush()  # nothing waits for the model: write through
 
@@ -563,12 +578,17 @@ class _BagJob:
         if not self.batch:
             return {}
         b = self.batch
+        headers = [f.header for f in b]
+        align = self.alignment
         results = self.pipeline.process_batch(
             [f.rgb for f in b],
-            [f.header for f in b],
+            headers,
             [f.info for f in b],
             on_demand=ON_DEMAND_TOPICS,
+            calibrations=align.calibrations(headers) if align is not None else None,
         )
+        if align is not None:
+            align.update(headers, results)
         for result in results:
             for warning in result.warnings:
                 self.info_warnings[warning] = self.info_warnings.get(warning, 0) + 1
@@ -583,6 +603,7 @@ def run(args: argparse.Namespace) -> int:
     depth, segmentation = (_predictor_options(args, task) for task in ("depth", "segmentation"))
     if depth is None and segmentation is None:
         raise ValueError("--depth-model '' and no --segmentation-model: nothing to run")
+    alignment_options = bag_alignment.options_from_args(args)
     reader = open_bag(in_path)
     out_bag: _OutputBag | None = None
     job: _BagJob | None = None
@@ -609,7 +630,8 @@ def run(args: argparse.Namespace) -> int:
             dynamic_ncols=True,
             desc="dpt-ros bag",
         )
-        job = _BagJob(plan, pipeline, out_bag, args.batch, bar)
+        alignment = _alignment(args, alignment_options, pipeline, reader)
+        job = _BagJob(plan, pipeline, out_bag, args.batch, bar, alignment)
         start = time.monotonic()
         for rconn, timestamp, raw in reader.messages():
             job.feed(rconn, timestamp, raw)
@@ -628,6 +650,29 @@ def run(args: argparse.Namespace) -> int:
         _close(job, out_bag, reader)
     _report(job, out_path, storage, elapsed)
     return 0
+
+
+def _alignment(
+    args: argparse.Namespace, options: AlignmentOptions | None, pipeline, reader
+) -> bag_alignment.BagAlignment | None:
+    """The online alignment the flags ask for (None: fixed, or a metric model)."""
+    from dpt_ros.ros.bagio import absolute_topic
+
+    if options is None:
+        return None
+    if pipeline.depth is None:
+        raise ValueError(f"--alignment {options.method} needs a relative depth model")
+    if pipeline.depth.is_metric:
+        print(
+            f"dpt-ros bag: --alignment {options.method} is ignored: "
+            f"{pipeline.depth.spec.name} already predicts metres",
+            file=sys.stderr,
+        )
+        return None
+    topic = absolute_topic(args.alignment_topic) if args.alignment_topic else None
+    alignment = bag_alignment.BagAlignment(options, topic)
+    alignment.check_topic({t: info.msgtype for t, info in reader.topics.items()})
+    return alignment
 
 
 def _close(job: _BagJob | None, out_bag: _OutputBag | None, reader) -> None:
@@ -656,6 +701,11 @@ def _report(job: _BagJob, out_path: Path, storage: str, elapsed: float) -> None:
     )
     for topic, count in sorted(job.out_bag.counts.items()):
         print(f"  {topic}: {count}")
+    if job.alignment is not None:
+        for reason, count in job.alignment.rejected.items():
+            print(f"dpt-ros bag: warning: {count} reference(s) rejected: {reason}", file=sys.stderr)
+        status = job.alignment.aligner.status(None)
+        print("  alignment: " + ", ".join(f"{k.split('.')[-1]} {v}" for k, v in status.items()))
 
 
 def _type_name(cls: type) -> str:

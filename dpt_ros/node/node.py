@@ -28,6 +28,7 @@ from std_msgs.msg import Header
 
 from dpt_ros.models import CheckpointError, Predictor
 from dpt_ros.models.options import PredictorOptions
+from dpt_ros.node.alignment_io import NodeAlignment
 from dpt_ros.node.params import PARAMS, config_from_values, declare, validate
 from dpt_ros.node.pipeline import ON_DEMAND_TOPICS, OUTPUT_TOPICS, FramePipeline
 from dpt_ros.ros.image_codec import ImageDecodeError, compressed_to_rgb, image_to_rgb
@@ -178,6 +179,8 @@ class DptNode(Node):
         self._window_counts = (0, 0)
         self._last_cycle_time = 0.0
         self._image_subs = self._create_subscriptions()
+        self._alignment = self._create_alignment()
+        self._alignment_warn = False
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._diag_timer = self.create_timer(cfg.diagnostics_period, self._publish_diagnostics)
         self._log_timer = (
@@ -213,6 +216,21 @@ class DptNode(Node):
             }
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         return topics
+
+    def _create_alignment(self) -> NodeAlignment | None:
+        """Online alignment of a relative depth model, when configured."""
+        cfg = self.config
+        depth = self.pipeline.depth
+        if cfg.alignment.method == "fixed" or depth is None:
+            return None
+        if depth.is_metric:
+            self.get_logger().info(
+                f"relative_depth.alignment={cfg.alignment.method} is ignored: "
+                f"{depth.spec.name} already predicts metres"
+            )
+            return None
+        qos = _qos(cfg.qos_input_reliability, cfg.qos_input_depth)
+        return NodeAlignment(self, cfg.alignment, self._cameras, qos)
 
     def _subscribed_on_demand(self) -> set[str]:
         """The outputs of ON_DEMAND_TOPICS that someone subscribes to (any camera)."""
@@ -339,6 +357,8 @@ class DptNode(Node):
         except ValueError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
         self.pipeline.options = self.config.pipeline
+        if self._alignment is not None:
+            self._alignment.set_options(self.config.alignment)
         return SetParametersResult(successful=True)
 
     # -- worker thread ------------------------------------------------------------
@@ -380,12 +400,14 @@ class DptNode(Node):
         if not cams:
             return
         try:
+            calibrations = self._alignment.calibrations(cams, headers) if self._alignment else None
             outputs = self.pipeline.process_batch(
                 rgbs,
                 headers,
                 infos,
                 streams=[cam.name for cam in cams],
                 on_demand=self._subscribed_on_demand(),
+                calibrations=calibrations,
             )
         except Exception as exc:  # keep the node alive (e.g. CUDA out of memory)
             with self._stats_lock:
@@ -412,6 +434,8 @@ class DptNode(Node):
                 cam.processed += 1
                 self._stats.latency_ms.append(latency)
                 del self._stats.latency_ms[:-100]
+        if self._alignment is not None:
+            self._alignment.update(cams, headers, outputs)
 
     def _reject(self, cam: _Camera, text: str, count: bool = True) -> None:
         text = cam.prefixed(text)
@@ -458,6 +482,9 @@ class DptNode(Node):
                             f"{cam.name}.rejected": str(cam.rejected),
                         }
                     )
+        if self._alignment is not None:
+            alignment, self._alignment_warn = self._alignment.status(self._cameras)
+            values.update(alignment)
         return values
 
     def _dropped(self) -> int:
@@ -468,7 +495,7 @@ class DptNode(Node):
         status = DiagnosticStatus()
         status.name = f"{self.get_fully_qualified_name()}: DPT inference"
         status.hardware_id = values["device"]
-        failing = int(values["failed"]) or int(values["rejected"])
+        failing = int(values["failed"]) or int(values["rejected"]) or self._alignment_warn
         status.level = DiagnosticStatus.WARN if failing else DiagnosticStatus.OK
         status.message = (
             f"{values['processed_rate_hz']} Hz processed of "

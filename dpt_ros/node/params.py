@@ -17,6 +17,7 @@ from rclpy.parameter import Parameter
 
 from dpt_ros.models.options import BACKENDS, COMPILE_MODES, PRECISIONS, PredictorOptions
 from dpt_ros.models.registry import MODEL_SPECS, TASKS, model_names
+from dpt_ros.node.aligner import ALIGNMENT_METHODS, AlignmentOptions
 from dpt_ros.node.pipeline import PipelineOptions
 
 RELIABILITIES = ("best_effort", "reliable")
@@ -35,6 +36,10 @@ class ParamDef:
     int_range: tuple[int, int, int] | None = None
     float_range: tuple[float, float] | None = None
     choices: tuple[str, ...] | None = None
+    #: Element type of a list parameter (a tuple default): str or float.
+    array_of: type = str
+    #: A list parameter's example value for the generated params file.
+    example: str = ""
 
 
 _DEPTH = ", ".join(model_names("depth"))
@@ -147,6 +152,7 @@ PARAMS: tuple[ParamDef, ...] = (
         "NS/image/compressed) and NS/camera_info and publishes its outputs under NS/; the "
         "latest frames of all cameras share one forward pass. Empty (unset) = one camera "
         "on 'image' and 'camera_info'.",
+        example='["front", "rear"]',
     ),
     ParamDef(
         "qos.input.reliability",
@@ -180,6 +186,64 @@ PARAMS: tuple[ParamDef, ...] = (
         "Shift of the relative-depth calibration (1/metres).",
         read_only=False,
         float_range=(-1e6, 1e6),
+    ),
+    ParamDef(
+        "relative_depth.alignment",
+        "fixed",
+        "How a relative model's output becomes metres: fixed (relative_depth.scale and "
+        "shift), reference_depth (fitted online to alignment/depth: 32FC1 metres or 16UC1 "
+        "millimetres registered to the image, any resolution), reference_points (fitted to "
+        "alignment/points, a PointCloud2 in the image's frame or transformed with tf2), "
+        "ground_plane (fitted to the ground seen relative_depth.camera_height below the "
+        "camera). Metric models ignore it.",
+        choices=ALIGNMENT_METHODS,
+    ),
+    ParamDef(
+        "relative_depth.stamp_tolerance",
+        0.05,
+        "Largest stamp difference (s) between an image and the reference matched to it.",
+        read_only=False,
+        float_range=(0.0, 10.0),
+    ),
+    ParamDef(
+        "relative_depth.smoothing",
+        0.3,
+        "Weight of each new fit in the temporal filter of scale and shift (0..1]; 1 = "
+        "no filtering.",
+        read_only=False,
+        float_range=(0.01, 1.0),
+    ),
+    ParamDef(
+        "relative_depth.max_fit_age",
+        2.0,
+        "Seconds (of image stamps) the last good fit is used while new fits fail its "
+        "quality checks; then metric outputs stop and /diagnostics says why.",
+        read_only=False,
+        float_range=(0.0, 3600.0),
+    ),
+    ParamDef(
+        "relative_depth.camera_height",
+        0.0,
+        "Camera height above the ground (metres), for ground_plane.",
+        read_only=False,
+        float_range=(0.0, 100.0),
+    ),
+    ParamDef(
+        "relative_depth.ground_normal",
+        (),
+        "The ground's unit normal pointing up, in the camera optical frame (x right, y "
+        "down, z forward), for ground_plane: a level camera [0, -1, 0]; pitched down by p: "
+        "[0, -cos p, -sin p]. Empty (unset) = fit it, assuming the model's shift is 0.",
+        read_only=False,
+        array_of=float,
+        example="[0.0, -1.0, 0.0]",
+    ),
+    ParamDef(
+        "relative_depth.ground_band",
+        0.25,
+        "Without segmentation, the bottom fraction of the image that ground_plane takes as ground.",
+        read_only=False,
+        float_range=(0.01, 1.0),
     ),
     ParamDef(
         "cloud.enabled",
@@ -235,8 +299,9 @@ class NodeConfig:
             ``<task>.model_type``, ``<task>.weights``, ``<task>.random_weights``,
             ``<task>.engine`` and the shared ``device``, ``precision``, ``compile``,
             ``backend``, ``network_width``/``network_height``, ``keep_aspect_ratio``.
-        pipeline: the per-frame options (``output_size``, ``relative_depth.*``,
-            ``cloud.*``), which can change at run time.
+        pipeline: the per-frame options (``output_size``, ``relative_depth.scale``,
+            ``shift`` and ``alignment``, ``cloud.*``), which can change at run time.
+        alignment: online alignment of relative depth (``relative_depth.*``).
         values: every parameter by its ROS name, as given.
         The rest: the node's own parameters of the same names.
     """
@@ -244,6 +309,7 @@ class NodeConfig:
     depth: PredictorOptions | None
     segmentation: PredictorOptions | None
     pipeline: PipelineOptions
+    alignment: AlignmentOptions
     values: dict[str, Any]
     warmup_width: int
     warmup_height: int
@@ -263,6 +329,7 @@ PIPELINE_PARAMS = (
     "output_size",
     "relative_depth.scale",
     "relative_depth.shift",
+    "relative_depth.alignment",
     "cloud.enabled",
     "cloud.stride",
     "cloud.max_depth",
@@ -283,6 +350,25 @@ _NODE_PARAMS = (
     "diagnostics_period",
     "log_period",
 )
+
+
+#: ``relative_depth.*`` parameters -> fields of :class:`AlignmentOptions`.
+ALIGNMENT_PARAMS = {
+    "relative_depth.alignment": "method",
+    "relative_depth.stamp_tolerance": "stamp_tolerance",
+    "relative_depth.smoothing": "smoothing",
+    "relative_depth.max_fit_age": "max_fit_age",
+    "relative_depth.camera_height": "camera_height",
+    "relative_depth.ground_normal": "ground_normal",
+    "relative_depth.ground_band": "ground_band",
+}
+
+
+def alignment_options(values: dict[str, Any]) -> AlignmentOptions:
+    """The online alignment settings from the parameter values."""
+    fields = {field: values[name] for name, field in ALIGNMENT_PARAMS.items()}
+    fields["ground_normal"] = tuple(float(v) for v in fields["ground_normal"])
+    return AlignmentOptions(**fields)
 
 
 def _field(param: str) -> str:
@@ -323,7 +409,11 @@ def descriptor(p: ParamDef) -> ParameterDescriptor:
     """The ParameterDescriptor of a definition (description, ranges, read-only)."""
     d = ParameterDescriptor(description=p.description, read_only=p.read_only)
     if isinstance(p.default, tuple):
-        d.type = ParameterType.PARAMETER_STRING_ARRAY
+        d.type = (
+            ParameterType.PARAMETER_DOUBLE_ARRAY
+            if p.array_of is float
+            else ParameterType.PARAMETER_STRING_ARRAY
+        )
     if p.choices:
         d.additional_constraints = "one of: " + ", ".join(p.choices)
     if p.int_range:
@@ -351,7 +441,8 @@ def declare(node: Any, p: ParamDef) -> Any:
         rclpy.exceptions.ParameterException: an override of the wrong type or range.
     """
     if isinstance(p.default, tuple):
-        node.declare_parameter(p.name, Parameter.Type.STRING_ARRAY, descriptor(p))
+        kind = Parameter.Type.DOUBLE_ARRAY if p.array_of is float else Parameter.Type.STRING_ARRAY
+        node.declare_parameter(p.name, kind, descriptor(p))
         try:
             value = node.get_parameter(p.name).value
         except ParameterUninitializedException:
@@ -367,8 +458,13 @@ def _value_problems(name: str, value: Any) -> list[str]:
     if type(p.default) is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if isinstance(p.default, tuple):
-        if not (isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)):
-            return [f"{name} must be a list of strings, got {value!r}"]
+        kinds = (int, float) if p.array_of is float else (str,)
+        items = value if isinstance(value, (list, tuple)) else None
+        if items is None or not all(
+            isinstance(v, kinds) and not isinstance(v, bool) for v in items
+        ):
+            what = "numbers" if p.array_of is float else "strings"
+            return [f"{name} must be a list of {what}, got {value!r}"]
         return camera_problems(value) if name == "cameras" else []
     if type(value) is not type(p.default):
         return [f"{name} must be a {type(p.default).__name__}, got {value!r}"]
@@ -420,6 +516,7 @@ def _config_problems(values: dict[str, Any]) -> list[str]:
         options = predictor_options(values, task)
         if options is not None:
             problems += options.problems(task, engine_name=f"{task}.engine")
+    problems += alignment_options(values).problems()
     if bool(values["warmup_width"]) != bool(values["warmup_height"]):
         problems.append("warmup_width and warmup_height must both be 0 (no warm-up) or both set")
     if not values["depth.model_type"] and not values["segmentation.model_type"]:
@@ -454,11 +551,15 @@ def config_from_values(values: dict[str, Any]) -> NodeConfig:
         for p in PARAMS
     }
     typed["cameras"] = tuple(normalise_namespace(name) for name in typed["cameras"])
+    typed["relative_depth.ground_normal"] = tuple(
+        float(v) for v in typed["relative_depth.ground_normal"]
+    )
     pipeline = PipelineOptions(**{_field(name): typed[name] for name in PIPELINE_PARAMS})
     return NodeConfig(
         depth=predictor_options(typed, "depth"),
         segmentation=predictor_options(typed, "segmentation"),
         pipeline=pipeline,
+        alignment=alignment_options(typed),
         values=typed,
         **{_field(name): typed[name] for name in _NODE_PARAMS},
     )

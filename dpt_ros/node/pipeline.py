@@ -54,6 +54,9 @@ class PipelineOptions:
             input size; cheaper to publish and back-project).
         relative_depth_scale, relative_depth_shift: metric depth from a relative model as
             ``1 / (scale * x + shift)`` metres; scale 0 = not calibrated, no metric depth.
+        relative_depth_alignment: ``fixed`` (the scale and shift above) or an online
+            method (``dpt_ros.node.aligner``), whose calibrations the caller passes to
+            :meth:`FramePipeline.process_batch` frame by frame.
         cloud_enabled: publish ``points`` (needs metric depth and camera_info).
         cloud_stride: keep every n-th pixel in both directions.
         cloud_max_depth: drop points farther than this (metres); 0 = no limit.
@@ -64,6 +67,7 @@ class PipelineOptions:
     output_size: str = "input"
     relative_depth_scale: float = 0.0
     relative_depth_shift: float = 0.0
+    relative_depth_alignment: str = "fixed"
     cloud_enabled: bool = True
     cloud_stride: int = 1
     cloud_max_depth: float = 0.0
@@ -78,6 +82,22 @@ class FrameOutput:
     messages: dict[str, object] = field(default_factory=dict)
     timings_ms: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: The frame's arrays at the published size (``inverse``, ``metric``, ``labels``, ...).
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    #: The camera at the published size, when its camera_info was accepted.
+    intrinsics: Intrinsics | None = None
+
+
+@dataclass
+class _Group:
+    """Frames of one image size, run through the models as one batch."""
+
+    batch: np.ndarray  # (B, H, W, 3) uint8
+    out_hw: tuple[int, int]
+    intrinsics: list[Intrinsics | None]
+    calibrations: list[tuple[float, float] | None]
+    arrays: list[dict[str, np.ndarray]]
+    confidence: bool
 
 
 class FramePipeline:
@@ -118,7 +138,11 @@ class FramePipeline:
         o = options or self.options
         out: list[str] = []
         if self.depth is not None:
-            metric = self.depth.is_metric or o.relative_depth_scale > 0
+            metric = (
+                self.depth.is_metric
+                or o.relative_depth_scale > 0
+                or o.relative_depth_alignment != "fixed"
+            )
             if metric:
                 out.append("depth/image")
             if not self.depth.is_metric:
@@ -169,6 +193,7 @@ class FramePipeline:
         infos: Sequence[CameraInfo | None],
         streams: Sequence[Hashable] | None = None,
         on_demand: Collection[str] = (),
+        calibrations: Sequence[tuple[float, float] | None] | None = None,
     ) -> list[FrameOutput]:
         """``process`` for several frames, running the models on batches.
 
@@ -186,6 +211,9 @@ class FramePipeline:
             infos: each image's camera_info, or None.
             streams: each frame's camera (its own colour range); None = one stream.
             on_demand: which of :data:`ON_DEMAND_TOPICS` to build.
+            calibrations: each frame's (scale, shift) for metric depth from a relative
+                model, or None for no metric output of that frame (online alignment);
+                None = the options' ``relative_depth_scale``/``shift`` for every frame.
 
         Returns:
             One FrameOutput per frame, in the order given.
@@ -197,24 +225,26 @@ class FramePipeline:
             self._camera(results[i], o, infos[i], rgbs[i].shape[:2], headers[i])
             for i in range(len(rgbs))
         ]
+        calibrations = calibrations or _fixed_calibrations(o, len(rgbs))
         groups: dict[tuple[int, int], list[int]] = {}
         for i, rgb in enumerate(rgbs):
             groups.setdefault((int(rgb.shape[0]), int(rgb.shape[1])), []).append(i)
-        arrays: list[dict[str, np.ndarray]] = [{} for _ in rgbs]
         for hw, idx in groups.items():
-            timings = self._infer(
+            group = _Group(
                 np.stack([rgbs[i] for i in idx]),
                 self.output_hw(hw, o),
-                o,
                 [cameras[i][0] for i in idx],
-                [arrays[i] for i in idx],
+                [calibrations[i] for i in idx],
+                [results[i].arrays for i in idx],
                 "segmentation/confidence" in on_demand,
             )
+            timings = self._infer(group, o)
             for i in idx:
                 results[i].timings_ms.update({k: v / len(idx) for k, v in timings.items()})
         for i, result in enumerate(results):
+            result.intrinsics = cameras[i][0]
             self._build_messages(
-                result, o, rgbs[i], headers[i], cameras[i][1], arrays[i], streams[i]
+                result, o, rgbs[i], headers[i], cameras[i][1], result.arrays, streams[i]
             )
         return results
 
@@ -241,32 +271,24 @@ class FramePipeline:
         scaled_info.header = copy_header(header)
         return intrinsics, scaled_info
 
-    def _infer(
-        self,
-        batch: np.ndarray,
-        out_hw: tuple[int, int],
-        o: PipelineOptions,
-        intrinsics: list[Intrinsics | None],
-        arrays: list[dict[str, np.ndarray]],
-        confidence: bool = False,
-    ) -> dict[str, float]:
-        """Runs the models on a (B, H, W, 3) batch and fills each frame's ``arrays``
-        (``inverse``, ``metric``, ``labels``, ``confidence``, ``xyz``) as numpy. Returns the batch's
-        timings in ms: with ``sync_timings`` each stage waits for the device so the
-        split is true; otherwise only the final wait is timed (``download``)."""
+    def _infer(self, group: _Group, o: PipelineOptions) -> dict[str, float]:
+        """Runs the models on a group's batch and fills each frame's ``arrays``
+        (``inverse``, ``metric``, ``labels``, ``confidence``, ``xyz``) as numpy. Returns
+        the batch's timings in ms: with ``sync_timings`` each stage waits for the device
+        so the split is true; otherwise only the final wait is timed (``download``)."""
         main = self.main
         timer = _StageTimer(main.device if self.sync_timings else None)
         with torch.inference_mode():
-            images = main.upload(batch)
+            images = main.upload(group.batch)
             timer.mark("upload")
             device_out: dict[str, torch.Tensor] = {}
             if self.depth is not None:
-                raw = self.depth.run_on_device(images, out_hw, timer.prefixed("depth_"))
-                device_out.update(self._depth_outputs(raw, o, intrinsics))
+                raw = self.depth.run_on_device(images, group.out_hw, timer.prefixed("depth_"))
+                device_out.update(self._depth_outputs(raw, o, group))
                 timer.mark("depth_postprocess")
             if self.segmentation is not None:
                 labels, probability = self.segmentation.segment_on_device(
-                    images, out_hw, timer.prefixed("segmentation_"), confidence
+                    images, group.out_hw, timer.prefixed("segmentation_"), group.confidence
                 )
                 device_out["labels"] = labels
                 if probability is not None:
@@ -274,40 +296,42 @@ class FramePipeline:
             host = download_to_host(device_out)
             timer.mark("download")
         for key, values in host.items():
-            if key.startswith("xyz"):
-                arrays[int(key[3:])]["xyz"] = values
+            if key[-1].isdigit():  # one frame's: xyz<b>, metric<b>
+                name = key.rstrip("0123456789")
+                group.arrays[int(key[len(name) :])][name] = values
             else:
-                for b, a in enumerate(arrays):
+                for b, a in enumerate(group.arrays):
                     a[key] = values[b]
         return timer.durations_ms()
 
     def _depth_outputs(
-        self, raw: torch.Tensor, o: PipelineOptions, intrinsics: list[Intrinsics | None]
+        self, raw: torch.Tensor, o: PipelineOptions, group: _Group
     ) -> dict[str, torch.Tensor]:
-        """On the device: metric depth (``metric``), the relative output (``inverse``)
-        and, for each frame with intrinsics, its back-projected points (``xyz<b>``)."""
+        """On the device: the relative output (``inverse``), metric depth (``metric`` for
+        the batch, or ``metric<b>`` per frame when their calibrations differ) and, for
+        each frame with metric depth and intrinsics, its points (``xyz<b>``)."""
         out: dict[str, torch.Tensor] = {}
+        metric: list[torch.Tensor | None]
         if self.main.is_metric:
             out["metric"] = raw
+            metric = list(raw)
         else:
             out["inverse"] = raw
-            if o.relative_depth_scale > 0:
-                out["metric"] = device_relative_to_metric(
-                    raw, o.relative_depth_scale, o.relative_depth_shift
+            metric = [
+                None if cal is None else device_relative_to_metric(raw[b], *cal)
+                for b, cal in enumerate(group.calibrations)
+            ]
+            if all(m is not None for m in metric) and len(set(group.calibrations)) == 1:
+                out["metric"] = torch.stack(metric)  # type: ignore[arg-type]
+            else:
+                out.update({f"metric{b}": m for b, m in enumerate(metric) if m is not None})
+        if not o.cloud_enabled:
+            return out
+        for b, (m, intr) in enumerate(zip(metric, group.intrinsics)):
+            if m is not None and intr is not None:
+                out[f"xyz{b}"] = device_backproject(
+                    m, intr.fx, intr.fy, intr.cx, intr.cy, o.cloud_stride, o.cloud_max_depth
                 )
-        metric = out.get("metric")
-        if metric is not None and o.cloud_enabled:
-            for b, intr in enumerate(intrinsics):
-                if intr is not None:
-                    out[f"xyz{b}"] = device_backproject(
-                        metric[b],
-                        intr.fx,
-                        intr.fy,
-                        intr.cx,
-                        intr.cy,
-                        o.cloud_stride,
-                        o.cloud_max_depth,
-                    )
         return out
 
     def _colored_depth(
@@ -386,6 +410,12 @@ def _resize_rgb(rgb: np.ndarray, h: int, w: int) -> np.ndarray:
     if rgb.shape[:2] == (h, w):
         return rgb
     return cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
+
+
+def _fixed_calibrations(o: PipelineOptions, n: int) -> list[tuple[float, float] | None]:
+    """The options' calibration for each of ``n`` frames (None: not calibrated)."""
+    fixed = (o.relative_depth_scale, o.relative_depth_shift)
+    return [fixed if o.relative_depth_scale > 0 else None] * n
 
 
 def _checked_batch(

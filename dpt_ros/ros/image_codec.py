@@ -482,3 +482,32 @@ def image_msg_to_array(msg: Image) -> np.ndarray:
         f"image_msg_to_array reads only {', '.join(_OUTPUT_ENCODINGS)}, got "
         f"'{msg.encoding}'; use image_to_rgb for camera images"
     )
+
+
+def depth_image_to_metres(msg: Image) -> np.ndarray:
+    """A depth image by REP-118 in metres: ``32FC1`` metres or ``16UC1`` millimetres.
+
+    Args:
+        msg: the depth Image (any ``step`` padding, either byte order).
+
+    Returns:
+        (H, W) float32 metres; NaN where the depth is unknown (NaN, inf, or <= 0 in
+        ``32FC1``; 0 in ``16UC1``).
+
+    Raises:
+        ImageDecodeError: another encoding, or inconsistent size fields.
+    """
+    encoding = str(msg.encoding).strip().lower()
+    if encoding == "32fc1":
+        depth = image_msg_to_array(msg)
+        depth[~(np.isfinite(depth) & (depth > 0))] = np.nan
+        return depth
+    if encoding in ("16uc1", "mono16"):
+        rows = _image_rows(msg, 2, f"'{msg.encoding}' depth image")
+        dtype = np.dtype(">u2" if msg.is_bigendian else "<u2")
+        millimetres = np.ascontiguousarray(rows).view(dtype).astype(np.float32)
+        millimetres[millimetres == 0] = np.nan
+        return millimetres / 1000.0
+    raise ImageDecodeError(
+        f"a depth image must be 32FC1 (metres) or 16UC1 (millimetres), got '{msg.encoding}'"
+    )

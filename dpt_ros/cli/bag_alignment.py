@@ -1,0 +1,161 @@
+"""``dpt-ros bag`` with online alignment: the same ``relative_depth.alignment`` as the
+node, with the reference read from the bag, so that a recorded run is aligned offline
+exactly as it would have been live (:class:`~dpt_ros.node.aligner.OnlineAligner`)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from typing import Any
+
+from dpt_ros.node.aligner import ALIGNMENT_METHODS, AlignmentOptions
+
+IMAGE_TYPE = "sensor_msgs/msg/Image"
+CLOUD_TYPE = "sensor_msgs/msg/PointCloud2"
+
+
+def _normal(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected X,Y,Z such as 0,-1,0, got {text!r}") from None
+    if len(values) != 3:
+        raise argparse.ArgumentTypeError(f"expected three numbers X,Y,Z, got {text!r}")
+    return values
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The alignment flags of ``dpt-ros bag`` (the node's ``relative_depth.*``)."""
+    d = AlignmentOptions()
+    p.add_argument(
+        "--alignment",
+        choices=ALIGNMENT_METHODS,
+        default="fixed",
+        help="metric depth from a relative model fitted online, as the node's "
+        "relative_depth.alignment (default fixed: --relative-depth-scale/-shift)",
+    )
+    p.add_argument(
+        "--alignment-topic",
+        metavar="TOPIC",
+        help="the bag's reference topic: sensor_msgs/Image (32FC1 m or 16UC1 mm) for "
+        "reference_depth, sensor_msgs/PointCloud2 in the camera's frame for reference_points",
+    )
+    for flag, field, unit in (
+        ("--camera-height", "camera_height", "m above the ground, for ground_plane"),
+        ("--stamp-tolerance", "stamp_tolerance", "s between an image and its reference"),
+        ("--fit-smoothing", "smoothing", "weight of each new fit in the filter, (0, 1]"),
+        ("--max-fit-age", "max_fit_age", "s a good fit is held while new fits fail"),
+        ("--ground-band", "ground_band", "bottom image fraction taken as ground"),
+    ):
+        default = getattr(d, field)
+        p.add_argument(flag, type=float, default=default, help=f"{unit} (default {default})")
+    p.add_argument(
+        "--ground-normal",
+        type=_normal,
+        default=(),
+        metavar="X,Y,Z",
+        help="the ground's up normal in the camera optical frame (default: fitted)",
+    )
+
+
+def options_from_args(args: argparse.Namespace) -> AlignmentOptions | None:
+    """The alignment the flags ask for, None for ``fixed``; ValueError on bad flags."""
+    if args.alignment == "fixed":
+        return None
+    options = AlignmentOptions(
+        method=args.alignment,
+        stamp_tolerance=args.stamp_tolerance,
+        smoothing=args.fit_smoothing,
+        max_fit_age=args.max_fit_age,
+        camera_height=args.camera_height,
+        ground_normal=tuple(args.ground_normal),
+        ground_band=args.ground_band,
+    )
+    problems = options.problems()
+    if options.method.startswith("reference") and not args.alignment_topic:
+        problems.append(f"--alignment {options.method} needs --alignment-topic")
+    if not 0 < options.smoothing <= 1:
+        problems.append(f"--fit-smoothing must be in (0, 1], got {options.smoothing}")
+    if problems:
+        raise ValueError("; ".join(problems))
+    return options
+
+
+class BagAlignment:
+    """Online alignment over one image topic of a bag.
+
+    Args:
+        options: from :func:`options_from_args`.
+        topic: the reference topic (absolute), or None for ``ground_plane``.
+    """
+
+    def __init__(self, options: AlignmentOptions, topic: str | None) -> None:
+        from dpt_ros.node.aligner import OnlineAligner
+
+        self.aligner = OnlineAligner(options)
+        self.topic = topic
+        self.frame_id: str | None = None
+        self.rejected: dict[str, int] = {}
+
+    def check_topic(self, topics: dict[str, str]) -> None:
+        """ValueError unless the bag has the reference topic with the right type."""
+        if self.topic is None:
+            return
+        want = IMAGE_TYPE if self.aligner.options.method == "reference_depth" else CLOUD_TYPE
+        if topics.get(self.topic) != want:
+            found = topics.get(self.topic, "not in the bag")
+            raise ValueError(f"--alignment-topic {self.topic} must be a {want}, it is {found}")
+
+    def feed(self, topic: str, data: bytes) -> bool:
+        """A message of the bag; True if it was the reference (and was taken in)."""
+        if topic != self.topic:
+            return False
+        from rclpy.serialization import deserialize_message
+        from sensor_msgs.msg import Image, PointCloud2
+
+        from dpt_ros.node.alignment_io import stamp_ns
+
+        method = self.aligner.options.method
+        msg = deserialize_message(data, Image if method == "reference_depth" else PointCloud2)
+        try:
+            reference = self._reference(msg)
+        except ValueError as exc:
+            self.rejected[str(exc)] = self.rejected.get(str(exc), 0) + 1
+            self.aligner.reject_reference(None, str(exc))
+            return True
+        self.aligner.add_reference(None, stamp_ns(msg.header), reference)
+        return True
+
+    def _reference(self, msg: Any) -> Any:
+        from dpt_ros.node.aligner import cloud_points
+        from dpt_ros.ros.image_codec import ImageDecodeError, depth_image_to_metres
+
+        if self.aligner.options.method == "reference_depth":
+            try:
+                return depth_image_to_metres(msg)
+            except ImageDecodeError as exc:
+                raise ValueError(str(exc)) from None
+        if self.frame_id is not None and msg.header.frame_id != self.frame_id:
+            raise ValueError(
+                f"the reference cloud is in frame '{msg.header.frame_id}' but the images are "
+                f"in '{self.frame_id}'; the bag tool has no TF: record the cloud in the "
+                "camera's frame"
+            )
+        return cloud_points(msg)
+
+    def calibrations(self, headers: Sequence[Any]) -> list[tuple[float, float] | None]:
+        from dpt_ros.node.alignment_io import stamp_ns
+
+        if headers:
+            self.frame_id = headers[-1].frame_id
+        return [self.aligner.calibration(None, stamp_ns(h)) for h in headers]
+
+    def update(self, headers: Sequence[Any], results: Sequence[Any]) -> None:
+        from dpt_ros.node.alignment_io import stamp_ns
+
+        for header, out in zip(headers, results):
+            relative = out.arrays.get("inverse")
+            if relative is not None:
+                self.aligner.update(
+                    None, stamp_ns(header), relative, out.intrinsics, out.arrays.get("labels")
+                )

@@ -1,0 +1,330 @@
+"""Online alignment of a relative depth model to metres, frame after frame, per camera.
+
+The fits themselves are :mod:`dpt_ros.alignment`; this is what turns them into a
+calibration a node can publish metres with, without rclpy (the node and the bag tool
+share it):
+
+- reference messages are kept per camera and matched to each frame by stamp (the
+  nearest within ``stamp_tolerance``);
+- each frame's fit is checked (:meth:`Alignment.quality_problems`); good fits are
+  filtered over time (an exponential filter of scale and shift with weight
+  ``smoothing``), so metric depth does not flicker;
+- a frame is published in metres with the filtered calibration; when fits fail the last
+  good one is held for ``max_fit_age`` seconds of stamp time, then metric outputs stop
+  and :meth:`OnlineAligner.status` says why. Never garbage metres.
+
+The calibration of frame k is the filter's state after the fits of the frames before it
+(the fit of frame k joins the filter for frame k+1): the models' outputs need not wait
+for a fit, and the filter makes the one-frame lag immaterial.
+
+Times are the frames' header stamps (nanoseconds), so replay and sim time work.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dpt_ros.alignment import Alignment, PinholeIntrinsics, fit_ground_plane, fit_to_reference
+from dpt_ros.viz.ade20k import CLASS_NAMES
+
+#: ``relative_depth.alignment`` values.
+ALIGNMENT_METHODS = ("fixed", "reference_depth", "reference_points", "ground_plane")
+#: ADE20K classes taken as ground by ``ground_plane`` when segmentation runs.
+GROUND_CLASSES = ("floor", "road", "sidewalk", "earth", "grass", "field", "path", "rug")
+#: Their published ids (1-based).
+GROUND_IDS = np.array([CLASS_NAMES.index(name) + 1 for name in GROUND_CLASSES], np.uint8)
+#: Reference messages kept per camera for matching by stamp.
+_KEPT_REFERENCES = 16
+
+
+@dataclass(frozen=True)
+class AlignmentOptions:
+    """How relative depth becomes metres (the ``relative_depth.*`` parameters).
+
+    Attributes:
+        method: one of :data:`ALIGNMENT_METHODS`; ``fixed`` = the calibration given.
+        stamp_tolerance: seconds between a frame and the reference matched to it.
+        smoothing: weight of a new fit in the temporal filter, (0, 1]; 1 = no filtering.
+        max_fit_age: seconds (stamp time) a good fit is held while new fits fail.
+        camera_height: metres from the ground up to the camera (``ground_plane``).
+        ground_normal: the ground's unit normal pointing up, in the camera optical frame
+            (a level camera: (0, -1, 0)); empty = fit it, assuming the model's shift is 0.
+        ground_band: without segmentation, the bottom fraction of the image taken as
+            ground (``ground_plane``).
+    """
+
+    method: str = "fixed"
+    stamp_tolerance: float = 0.05
+    smoothing: float = 0.3
+    max_fit_age: float = 2.0
+    camera_height: float = 0.0
+    ground_normal: tuple[float, ...] = ()
+    ground_band: float = 0.25
+
+    def problems(self) -> list[str]:
+        """Every problem with these options (empty = valid)."""
+        found = []
+        if self.method not in ALIGNMENT_METHODS:
+            found.append(
+                f"relative_depth.alignment={self.method!r} is not one of "
+                f"{', '.join(ALIGNMENT_METHODS)}"
+            )
+        if self.method == "ground_plane" and not self.camera_height > 0:
+            found.append(
+                "relative_depth.alignment=ground_plane needs relative_depth.camera_height > 0 "
+                f"(metres), got {self.camera_height}"
+            )
+        if self.ground_normal:
+            n = np.asarray(self.ground_normal, dtype=np.float64)
+            if n.shape != (3,) or not np.isfinite(n).all() or np.linalg.norm(n) < 1e-6:
+                found.append(
+                    "relative_depth.ground_normal must be empty or 3 finite numbers, not all "
+                    f"0, got {list(self.ground_normal)}"
+                )
+        return found
+
+
+@dataclass
+class _Camera:
+    references: deque = field(default_factory=lambda: deque(maxlen=_KEPT_REFERENCES))
+    scale: float | None = None
+    shift: float | None = None
+    good_stamp: int | None = None
+    last: Alignment | None = None
+    last_problems: list[str] = field(default_factory=list)
+    state: str = "waiting for the first fit"
+
+
+class OnlineAligner:
+    """Per-camera online calibration; see the module docstring.
+
+    Args:
+        options: the method and its settings.
+    """
+
+    def __init__(self, options: AlignmentOptions) -> None:
+        self.options = options
+        self._cameras: dict[object, _Camera] = {}
+
+    def _camera(self, stream: object) -> _Camera:
+        return self._cameras.setdefault(stream, _Camera())
+
+    def add_reference(self, stream: object, stamp_ns: int, reference: np.ndarray) -> None:
+        """A reference message: (H, W) metres registered to the camera image (NaN or 0 =
+        unknown), or (N, 3) points in the camera optical frame, metres."""
+        self._camera(stream).references.append((int(stamp_ns), reference))
+
+    def reject_reference(self, stream: object, reason: str) -> None:
+        """A reference message that cannot be used (wrong encoding, frame, ...): the
+        reason shows in :meth:`status` until a fit succeeds."""
+        cam = self._camera(stream)
+        cam.last_problems = [reason]
+        cam.state = f"reference rejected: {reason}"
+
+    def calibration(self, stream: object, stamp_ns: int) -> tuple[float, float] | None:
+        """(scale, shift) to publish the frame at ``stamp_ns`` in metres, or None (no good
+        fit yet, or the last one older than ``max_fit_age``; :meth:`status` says why)."""
+        cam = self._camera(stream)
+        if cam.scale is None or cam.shift is None or cam.good_stamp is None:
+            return None
+        age = (int(stamp_ns) - cam.good_stamp) * 1e-9
+        if age > self.options.max_fit_age:
+            cam.state = (
+                f"stopped: no good fit for {age:.1f} s (> {self.options.max_fit_age} s): "
+                + ("; ".join(cam.last_problems) or "no reference")
+            )
+            return None
+        return cam.scale, cam.shift
+
+    def update(
+        self,
+        stream: object,
+        stamp_ns: int,
+        relative: np.ndarray,
+        intrinsics: PinholeIntrinsics | None,
+        labels: np.ndarray | None = None,
+    ) -> Alignment | None:
+        """Fits the frame's (H, W) relative output and feeds a good fit to the filter.
+
+        Args:
+            stream: the camera.
+            stamp_ns: the frame's stamp.
+            relative: (H, W) relative inverse depth as published.
+            intrinsics: the camera at (H, W) (points and ground plane need it).
+            labels: (H, W) ADE20K ids of the frame, if segmentation runs.
+
+        Returns:
+            The frame's fit (good or not), or None when no fit could be attempted.
+        """
+        cam = self._camera(stream)
+        try:
+            fit = self._fit(cam, int(stamp_ns), relative, intrinsics, labels)
+        except ValueError as exc:
+            fit, cam.last_problems = None, [str(exc)]
+        if fit is None:
+            self._note_failure(cam, stamp_ns)
+            return None
+        cam.last = fit
+        cam.last_problems = fit.quality_problems()
+        if cam.last_problems:
+            self._note_failure(cam, stamp_ns)
+            return fit
+        a = self.options.smoothing if cam.scale is not None else 1.0
+        cam.scale = fit.scale if cam.scale is None else (1 - a) * cam.scale + a * fit.scale
+        cam.shift = fit.shift if cam.shift is None else (1 - a) * cam.shift + a * fit.shift
+        cam.good_stamp = int(stamp_ns)
+        cam.state = "ok"
+        return fit
+
+    def _note_failure(self, cam: _Camera, stamp_ns: int) -> None:
+        reasons = "; ".join(cam.last_problems) or "no fit"
+        if cam.good_stamp is None:
+            cam.state = f"no metric output: {reasons}"
+        else:
+            age = (int(stamp_ns) - cam.good_stamp) * 1e-9
+            if age > self.options.max_fit_age:
+                cam.state = (
+                    f"stopped: no good fit for {age:.1f} s (> {self.options.max_fit_age} s): "
+                    f"{reasons}"
+                )
+            else:
+                cam.state = f"holding the fit of {age:.1f} s ago: {reasons}"
+
+    def _fit(
+        self,
+        cam: _Camera,
+        stamp_ns: int,
+        relative: np.ndarray,
+        intrinsics: PinholeIntrinsics | None,
+        labels: np.ndarray | None,
+    ) -> Alignment | None:
+        method = self.options.method
+        if method == "ground_plane":
+            if intrinsics is None:
+                raise ValueError("ground_plane needs camera_info")
+            return fit_ground_plane(
+                relative,
+                intrinsics,
+                self.options.camera_height,
+                self._ground_mask(relative.shape, labels),
+                self.options.ground_normal or None,
+            )
+        reference = self._matching_reference(cam, stamp_ns)
+        if reference is None:
+            raise ValueError(
+                f"no reference within {self.options.stamp_tolerance} s of the frame "
+                f"({len(cam.references)} kept)"
+            )
+        if reference.ndim == 2 and reference.shape[1] == 3 and method == "reference_points":
+            if intrinsics is None:
+                raise ValueError("reference_points needs camera_info to project the cloud")
+            reference = project_points(reference, intrinsics, relative.shape)
+        else:
+            reference = resize_nearest(reference, relative.shape)
+        return fit_to_reference(relative, reference)
+
+    def _matching_reference(self, cam: _Camera, stamp_ns: int) -> np.ndarray | None:
+        tolerance_ns = self.options.stamp_tolerance * 1e9
+        best = min(cam.references, key=lambda r: abs(r[0] - stamp_ns), default=None)
+        if best is None or abs(best[0] - stamp_ns) > tolerance_ns:
+            return None
+        return best[1]
+
+    def _ground_mask(self, shape: tuple[int, ...], labels: np.ndarray | None) -> np.ndarray:
+        if labels is not None and labels.shape == tuple(shape):
+            return np.isin(labels, GROUND_IDS)
+        mask = np.zeros(shape, dtype=bool)
+        rows = max(1, int(round(shape[0] * self.options.ground_band)))
+        mask[-rows:] = True
+        return mask
+
+    def status(self, stream: object) -> dict[str, str]:
+        """The camera's alignment for /diagnostics: state, filtered scale and shift, the
+        last fit's inliers and residual, and the age of the last good fit (stamp time)."""
+        cam = self._camera(stream)
+        values = {"alignment": self.options.method, "alignment.state": cam.state}
+        if cam.scale is not None:
+            values["alignment.scale"] = f"{cam.scale:.6g}"
+            values["alignment.shift"] = f"{cam.shift:.6g}"
+        if cam.last is not None:
+            values["alignment.inliers"] = str(cam.last.inliers)
+            values["alignment.inlier_fraction"] = f"{cam.last.inlier_fraction:.3f}"
+            values["alignment.residual"] = f"{cam.last.relative_residual:.4f}"
+        return values
+
+    def fit_age(self, stream: object, stamp_ns: int) -> float:
+        """Seconds from the last good fit to ``stamp_ns``; inf without one."""
+        cam = self._camera(stream)
+        if cam.good_stamp is None:
+            return math.inf
+        return (int(stamp_ns) - cam.good_stamp) * 1e-9
+
+
+def resize_nearest(depth: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """(h, w) metres -> ``shape`` with nearest-neighbour sampling (never blends depths
+    across edges or with unknowns); pixel centres map to pixel centres."""
+    h, w = depth.shape
+    out_h, out_w = int(shape[0]), int(shape[1])
+    if (h, w) == (out_h, out_w):
+        return depth
+    rows = np.minimum(((np.arange(out_h) + 0.5) * h / out_h).astype(np.int64), h - 1)
+    cols = np.minimum(((np.arange(out_w) + 0.5) * w / out_w).astype(np.int64), w - 1)
+    return depth[rows[:, None], cols[None, :]]
+
+
+def project_points(
+    points: np.ndarray, intrinsics: PinholeIntrinsics, shape: tuple[int, ...]
+) -> np.ndarray:
+    """(N, 3) points in the camera optical frame (metres) -> (H, W) sparse depth, NaN
+    where no point falls; the nearest point wins a pixel.
+
+    Args:
+        points: x right, y down, z forward (REP-103 optical frame).
+        intrinsics: the camera at ``shape``.
+        shape: (H, W) of the depth image.
+    """
+    h, w = int(shape[0]), int(shape[1])
+    depth = np.full(h * w, np.inf)
+    p = points[np.isfinite(points).all(axis=1) & (points[:, 2] > 0)]
+    u = np.floor(intrinsics.fx * p[:, 0] / p[:, 2] + intrinsics.cx + 0.5).astype(np.int64)
+    v = np.floor(intrinsics.fy * p[:, 1] / p[:, 2] + intrinsics.cy + 0.5).astype(np.int64)
+    inside = (u >= 0) & (u < w) & (v >= 0) & (v < h)
+    np.minimum.at(depth, v[inside] * w + u[inside], p[inside, 2])
+    depth[~np.isfinite(depth)] = np.nan
+    return depth.reshape(h, w).astype(np.float32)
+
+
+def cloud_points(msg: object) -> np.ndarray:
+    """(N, 3) float64 finite x, y, z of a PointCloud2, in its own frame (metres).
+
+    Raises:
+        ValueError: the cloud has no float x, y and z fields.
+    """
+    from dpt_ros.ros.pointcloud import pointcloud2_to_arrays
+
+    fields = pointcloud2_to_arrays(msg)
+    if not {"x", "y", "z"} <= set(fields):
+        raise ValueError(f"the cloud has no x, y, z fields (fields: {', '.join(fields)})")
+    xyz = np.stack([np.asarray(fields[a], np.float64).reshape(-1) for a in "xyz"], axis=1)
+    return xyz[np.isfinite(xyz).all(axis=1)]
+
+
+def transform_points(
+    points: np.ndarray, translation: tuple[float, float, float], rotation_xyzw: tuple
+) -> np.ndarray:
+    """Applies a rigid transform (a unit quaternion x, y, z, w, then a translation) to
+    (N, 3) points: what a tf2 TransformStamped from the cloud's frame to the camera's
+    frame describes."""
+    x, y, z, w = (float(v) for v in rotation_xyzw)
+    rot = np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]
+    )
+    return points @ rot.T + np.asarray(translation, dtype=np.float64)
