@@ -39,7 +39,9 @@ setup(
         "export": ["onnx", "onnxscript", "onnxruntime"],
         # dpt-ros bench's side-by-side run of Hugging Face transformers' DPT.
         "bench": ["transformers"],
-        "test": ["pytest", "onnx", "onnxscript", "onnxruntime"],
+        "test": ["pytest", "onnx", "onnxscript", "onnxruntime", "ray"],
+        # dpt-ros bag --ray: many bags on a Ray cluster (or a local Ray).
+        "fleet": ["ray"],
         # The static checks CI runs on the package (.ci/run): ruff (lint and format), mypy.
         "lint": ["ruff", "mypy"],
     },

@@ -162,23 +162,20 @@ def test_confidence_is_computed_only_when_subscribed(ros, monkeypatch):
     assert asked[-1] is True and got[0].header.stamp.sec == 2
 
 
-@pytest.mark.skipif(HAVE_VISION_MSGS, reason="vision_msgs is installed")
-def test_label_info_off_without_vision_msgs_says_why(ros):
+def test_label_info_latched_where_vision_msgs_imports_else_off_with_the_reason(ros):
+    """With vision_msgs (a ROS install): a late subscriber gets LabelInfo with every name.
+    Without it (PyPI wheels, as here): no publisher, and /diagnostics says why."""
     executor, add = ros
     node = add(DptNode(parameter_overrides=SEGMENTATION))
     status = node.status()["label_info"]
-    assert status.startswith("off: vision_msgs cannot be imported")
-    assert "ros-$ROS_DISTRO-vision-msgs" in status
-    assert "segmentation/label_info" not in node._cameras[0].publishers
-
-
-@pytest.mark.skipif(not HAVE_VISION_MSGS, reason="needs vision_msgs (a ROS install)")
-def test_label_info_is_latched_with_every_name(ros):
+    if not HAVE_VISION_MSGS:
+        assert status.startswith("off: vision_msgs cannot be imported")
+        assert "ros-$ROS_DISTRO-vision-msgs" in status
+        assert "segmentation/label_info" not in node._cameras[0].publishers
+        return
     from vision_msgs.msg import LabelInfo
 
-    executor, add = ros
-    node = add(DptNode(parameter_overrides=SEGMENTATION))
-    assert node.status()["label_info"] == "published"
+    assert status == "published"
     late = add(Node("late_subscriber"))
     got: list = []
     qos = QoSProfile(

@@ -99,14 +99,17 @@ def _add_input_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "input",
         metavar="INPUT",
-        help="input bag: a rosbag2 directory, a .db3 or .mcap file, or a ROS 1 .bag",
+        nargs="+",
+        help="input bag(s): rosbag2 directories, .db3 or .mcap files, or ROS 1 .bag files; "
+        "with several, -o is a directory receiving one output bag per input",
     )
     p.add_argument(
         "-o",
         "--output",
         required=True,
         metavar="OUTPUT",
-        help="output rosbag2 directory (must not exist)",
+        help="output rosbag2 directory (must not exist); with several inputs, the directory "
+        "receiving OUTPUT/<input name> for each",
     )
     p.add_argument(
         "--image-topic",
@@ -197,6 +200,27 @@ def _add_output_arguments(p: argparse.ArgumentParser) -> None:
         help="size of the output images (default: the input image's)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="several inputs: process them on Ray, one bag per task, models loaded once per "
+        "worker: no ADDRESS = a local Ray sized to this machine, 'auto' = the running "
+        "cluster, 'ray://host:10001' = a remote one (pip install 'dpt_ros[fleet]')",
+    )
+    p.add_argument(
+        "--workers",
+        type=positive_int,
+        metavar="N",
+        help="Ray workers (default: one per GPU the cluster has for --gpus-per-worker, else 1)",
+    )
+    p.add_argument(
+        "--gpus-per-worker",
+        type=float,
+        metavar="G",
+        help="GPUs each Ray worker requests (default 1 with a CUDA --device, else 0)",
+    )
 
 
 def _absolute_namespace(ns: str) -> str:
@@ -380,8 +404,9 @@ class _Plan:
     namespace: str
 
 
-def _check_paths(args: argparse.Namespace) -> tuple[Path, Path]:
-    in_path, out_path = Path(args.input), Path(args.output)
+def check_paths(in_path: Path, out_path: Path) -> tuple[Path, Path]:
+    """(input, output) after checking: the input exists, the output does not and is not
+    the input."""
     if not in_path.exists():
         raise FileNotFoundError(f"input bag {str(in_path)!r} does not exist")
     if out_path.exists() or out_path.is_symlink():
@@ -394,8 +419,6 @@ def _check_paths(args: argparse.Namespace) -> tuple[Path, Path]:
             raise ValueError("output and input are the same path")
     except OSError:
         pass
-    if args.relative_depth_scale < 0:
-        raise ValueError(f"--relative-depth-scale must be >= 0, got {args.relative_depth_scale}")
     return in_path, out_path
 
 
@@ -448,9 +471,10 @@ def _plan(args: argparse.Namespace, reader) -> _Plan:
     return _Plan(image_topic, image_type, info_topic, namespace)
 
 
-def _pipeline(
+def make_pipeline(
     args: argparse.Namespace, depth: PredictorOptions | None, segmentation: PredictorOptions | None
 ):
+    """The FramePipeline the flags describe, its models loaded."""
     from dpt_ros.node.pipeline import FramePipeline, PipelineOptions
 
     options = PipelineOptions(
@@ -596,29 +620,51 @@ class _BagJob:
 
 
 def run(args: argparse.Namespace) -> int:
-    """``dpt-ros bag``; see the module docstring."""
-    from tqdm import tqdm
+    """``dpt-ros bag``; see the module docstring. Several inputs: :mod:`dpt_ros.cli.fleet`."""
+    if len(args.input) > 1:
+        from dpt_ros.cli import fleet
 
-    in_path, out_path = _check_paths(args)
+        return fleet.run(args)
+    if args.ray is not None:
+        print("dpt-ros bag: one input bag: it runs here, without Ray", file=sys.stderr)
+    in_path, out_path = check_paths(Path(args.input[0]), Path(args.output))
+    depth, segmentation = checked_options(args)
+    pipeline = make_pipeline(args, depth, segmentation)
+    job, storage, elapsed = process_bag(args, in_path, out_path, pipeline)
+    _report(job, out_path, storage, elapsed)
+    return 0
+
+
+def checked_options(
+    args: argparse.Namespace,
+) -> tuple[PredictorOptions | None, PredictorOptions | None]:
+    """The models' options from the flags, after every cheap check of the flags."""
+    if args.relative_depth_scale < 0:
+        raise ValueError(f"--relative-depth-scale must be >= 0, got {args.relative_depth_scale}")
     depth, segmentation = (_predictor_options(args, task) for task in ("depth", "segmentation"))
     if depth is None and segmentation is None:
         raise ValueError("--depth-model '' and no --segmentation-model: nothing to run")
-    alignment_options = bag_alignment.options_from_args(args)
+    bag_alignment.options_from_args(args)
+    return depth, segmentation
+
+
+def process_bag(
+    args: argparse.Namespace, in_path: Path, out_path: Path, pipeline, progress: bool = True
+) -> tuple[_BagJob, str, float]:
+    """One input bag through ``pipeline`` into a new bag at ``out_path``.
+
+    Returns:
+        (the finished job, the output storage, seconds). An interrupted or failed run
+        leaves ``out_path`` a valid bag of the frames done so far, and raises.
+    """
+    from tqdm import tqdm
+
     reader = open_bag(in_path)
     out_bag: _OutputBag | None = None
     job: _BagJob | None = None
     try:
         plan = _plan(args, reader)
-        pipeline = _pipeline(args, depth, segmentation)
-        topics = {t for t in reader.topics}
-        clashes = sorted(
-            f"{plan.namespace}/{n}" for n in pipeline.topics() if f"{plan.namespace}/{n}" in topics
-        )
-        if clashes:
-            raise ValueError(
-                f"the input bag already has output topic(s) {', '.join(clashes)}; "
-                "choose another --output-namespace"
-            )
+        _check_clashes(plan, pipeline, reader)
         storage = args.storage or input_storage(in_path)
         out_bag = _OutputBag(out_path, storage, reader)
         total = sum(c.msgcount for c in reader.connections if c.topic == plan.image_topic)
@@ -626,11 +672,11 @@ def run(args: argparse.Namespace) -> int:
             total=total,
             unit="frame",
             file=sys.stderr,
-            disable=args.quiet,
+            disable=args.quiet or not progress,
             dynamic_ncols=True,
             desc="dpt-ros bag",
         )
-        alignment = _alignment(args, alignment_options, pipeline, reader)
+        alignment = _alignment(args, bag_alignment.options_from_args(args), pipeline, reader)
         job = _BagJob(plan, pipeline, out_bag, args.batch, bar, alignment)
         start = time.monotonic()
         for rconn, timestamp, raw in reader.messages():
@@ -638,7 +684,7 @@ def run(args: argparse.Namespace) -> int:
         job.flush()
         elapsed = time.monotonic() - start
     except BaseException:
-        if out_bag is not None:
+        if out_bag is not None and progress:
             done = job.frames_done if job is not None else 0
             print(
                 f"dpt-ros bag: stopped early; {out_path} is a valid bag holding the "
@@ -648,8 +694,18 @@ def run(args: argparse.Namespace) -> int:
         raise
     finally:
         _close(job, out_bag, reader)
-    _report(job, out_path, storage, elapsed)
-    return 0
+    return job, storage, elapsed
+
+
+def _check_clashes(plan: _Plan, pipeline, reader) -> None:
+    topics = set(reader.topics)
+    names = [f"{plan.namespace}/{n}" for n in pipeline.topics()]
+    clashes = sorted(t for t in names if t in topics)
+    if clashes:
+        raise ValueError(
+            f"the input bag already has output topic(s) {', '.join(clashes)}; "
+            "choose another --output-namespace"
+        )
 
 
 def _alignment(

@@ -1,0 +1,134 @@
+"""``dpt-ros bag`` over many bags: here, and on a real local Ray. Nothing lost, nothing
+done twice, outputs identical to single-bag runs."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+from test_bag import NET, read_bag, write_bag
+
+from dpt_ros.cli import fleet
+from dpt_ros.cli.main import main
+from dpt_ros.ros.image_codec import image_msg_to_array
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    """Two good bags (sqlite3, MCAP) and a corrupt one."""
+    root = tmp_path_factory.mktemp("fleet_in")
+    write_bag(root / "run_a")
+    write_bag(root / "run_b", storage="mcap")
+    (root / "broken.db3").write_bytes(b"SQLite format 3\x00 but not really")
+    return [root / "run_a", root / "run_b", root / "broken.db3"]
+
+
+def run_fleet(capsys, *argv) -> tuple[int, str, str]:
+    code = main(["bag", *map(str, argv), "--image-topic", "/cam/image_raw", *NET])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def outputs_of(path) -> dict:
+    """The dpt outputs of a bag (the copied inputs are checked by test_bag)."""
+    return {t: m for t, m in read_bag(path).items() if "/depth/" in t or t == "/cam/points"}
+
+
+def assert_same_outputs(got_path, want_path, exact: bool = True) -> None:
+    """The same messages at the same times (compared as messages: CDR padding bytes are
+    not part of a message and may differ). ``exact=False``: images equal to 1e-5 of their
+    largest value (another process, other thread counts: other float summation orders)."""
+    from rclpy.serialization import deserialize_message
+    from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+
+    types = {
+        "sensor_msgs/msg/Image": Image,
+        "sensor_msgs/msg/CameraInfo": CameraInfo,
+        "sensor_msgs/msg/PointCloud2": PointCloud2,
+    }
+    got, want = outputs_of(got_path), outputs_of(want_path)
+    assert sorted(got) == sorted(want) and want
+    for topic in want:
+        assert len(got[topic]) == len(want[topic]), topic
+        for (tg, kind, g), (tw, _, w) in zip(got[topic], want[topic]):
+            assert tg == tw
+            mg, mw = deserialize_message(g, types[kind]), deserialize_message(w, types[kind])
+            if exact or kind != "sensor_msgs/msg/Image" or mw.encoding != "32FC1":
+                assert mg == mw or (not exact and topic.endswith("colored")), topic
+                continue
+            assert mg.header == mw.header and (mg.height, mg.width) == (mw.height, mw.width)
+            a, b = image_msg_to_array(mg), image_msg_to_array(mw)
+            assert np.abs(a - b).max() <= 1e-5 * np.abs(b).max(), topic
+
+
+def test_sequential_fleet_isolates_failures_and_skips_finished(
+    tmp_path, capsys, inputs, monkeypatch
+):
+    monkeypatch.setitem(sys.modules, "ray", None)  # without --ray, Ray is never imported
+    out = tmp_path / "out"
+    code, stdout, _ = run_fleet(capsys, *inputs, "-o", out)
+    assert code == 1  # the corrupt bag failed
+    rows = {
+        line.split()[0]: line
+        for line in stdout.splitlines()
+        if line.startswith(str(inputs[0].parent))
+    }
+    assert " done" in rows[str(inputs[0])] and " done" in rows[str(inputs[1])]
+    assert "failed: cannot read" in rows[str(inputs[2])]
+    assert "3 bag(s): 2 done, 0 skipped, 1 failed" in stdout
+    assert sorted(p.name for p in out.iterdir()) == ["run_a", "run_b"]  # no partial left
+
+    # Identical to a single-bag run of the same bag.
+    single = tmp_path / "single_a"
+    assert (
+        main(["bag", str(inputs[0]), "-o", str(single), "--image-topic", "/cam/image_raw", *NET])
+        == 0
+    )
+    capsys.readouterr()
+    assert_same_outputs(out / "run_a", single)
+
+    # A second run skips what is finished and redoes a killed run's partial output.
+    (out / "run_b").rename(out / ".run_b.partial")
+    code, stdout, _ = run_fleet(capsys, *inputs, "-o", out)
+    assert code == 1
+    assert "3 bag(s): 1 done, 1 skipped, 1 failed" in stdout
+    assert sorted(p.name for p in out.iterdir()) == ["run_a", "run_b"]
+    assert_same_outputs(out / "run_b", single)  # same frames as run_a
+
+
+def test_several_inputs_need_distinct_names(tmp_path, capsys, inputs):
+    code, _, err = run_fleet(capsys, inputs[0], inputs[0], "-o", tmp_path / "o")
+    assert code == 2 and "would both write" in err
+
+
+def test_ray_missing_is_a_clear_error(tmp_path, capsys, inputs, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    code, _, err = run_fleet(capsys, *inputs[:2], "-o", tmp_path / "o", "--ray")
+    assert code == 2 and "pip install 'dpt_ros[fleet]'" in err
+
+
+def test_ray_pool_keeps_models_loaded_and_matches_sequential(tmp_path, capsys, inputs):
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        out = tmp_path / "ray_out"
+        code, stdout, _ = run_fleet(capsys, *inputs, "-o", out, "--ray", "--workers", "1")
+        assert code == 1
+        lines = [line for line in stdout.splitlines() if line.startswith(str(inputs[0].parent))]
+        workers = {line.split()[-1] for line in lines if " done " in line}
+        assert len(workers) == 1  # one actor: the model was loaded once for both bags
+        assert "3 bag(s): 2 done, 0 skipped, 1 failed" in stdout
+        sequential = tmp_path / "seq"
+        run_fleet(capsys, *inputs[:2], "-o", sequential)
+        for name in ("run_a", "run_b"):
+            assert_same_outputs(out / name, sequential / name, exact=False)
+    finally:
+        ray.shutdown()
+
+
+def test_output_names(tmp_path):
+    (tmp_path / "dir_bag").mkdir()
+    (tmp_path / "file.mcap").write_bytes(b"")
+    assert fleet.output_name(tmp_path / "dir_bag") == "dir_bag"
+    assert fleet.output_name(tmp_path / "file.mcap") == "file"
