@@ -1,4 +1,5 @@
-"""``dpt-ros bag``: run dpt_ros offline over a recorded bag and write a new bag.
+"""``dpt-ros bag``: run dpt_ros offline over a recorded bag and write a new bag (several
+bags: :mod:`dpt_ros.cli.fleet`).
 
 The new bag holds every message of the input, unchanged and at its recorded time, plus
 the messages ``dpt_node`` would have published for each frame of one image topic. The
