@@ -87,6 +87,7 @@ def test_sequential_fleet_isolates_failures_and_skips_finished(
     )
     capsys.readouterr()
     assert_same_outputs(out / "run_a", single)
+    assert_same_outputs(out / "run_b", single)  # after run_a in the same pipeline
 
     # A second run skips what is finished and redoes a killed run's partial output.
     (out / "run_b").rename(out / ".run_b.partial")

@@ -660,6 +660,7 @@ def process_bag(
     """
     from tqdm import tqdm
 
+    pipeline.reset()  # each bag as if it were the only one (colour ranges)
     reader = open_bag(in_path)
     out_bag: _OutputBag | None = None
     job: _BagJob | None = None

@@ -133,6 +133,10 @@ class FramePipeline:
         #: time (benchmarks); the node leaves it off: one wait per batch.
         self.sync_timings = False
 
+    def reset(self) -> None:
+        """Forgets per-stream state (the colour ranges), as for a new recording."""
+        self._ranges.clear()
+
     def topics(self, options: PipelineOptions | None = None) -> list[str]:
         """The output topics this configuration can publish."""
         o = options or self.options
