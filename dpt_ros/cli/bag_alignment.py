@@ -9,9 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from dpt_ros.node.aligner import ALIGNMENT_METHODS, AlignmentOptions
-
-IMAGE_TYPE = "sensor_msgs/msg/Image"
-CLOUD_TYPE = "sensor_msgs/msg/PointCloud2"
+from dpt_ros.ros.bagio import CLOUD_TYPE, IMAGE_TYPE
 
 
 def _normal(text: str) -> tuple[float, ...]:
@@ -113,7 +111,7 @@ class BagAlignment:
         from rclpy.serialization import deserialize_message
         from sensor_msgs.msg import Image, PointCloud2
 
-        from dpt_ros.node.alignment_io import stamp_ns
+        from dpt_ros.ros.messages import stamp_ns
 
         method = self.aligner.options.method
         msg = deserialize_message(data, Image if method == "reference_depth" else PointCloud2)
@@ -144,14 +142,14 @@ class BagAlignment:
         return cloud_points(msg)
 
     def calibrations(self, headers: Sequence[Any]) -> list[tuple[float, float] | None]:
-        from dpt_ros.node.alignment_io import stamp_ns
+        from dpt_ros.ros.messages import stamp_ns
 
         if headers:
             self.frame_id = headers[-1].frame_id
         return [self.aligner.calibration(None, stamp_ns(h)) for h in headers]
 
     def update(self, headers: Sequence[Any], results: Sequence[Any]) -> None:
-        from dpt_ros.node.alignment_io import stamp_ns
+        from dpt_ros.ros.messages import stamp_ns
 
         for header, out in zip(headers, results):
             relative = out.arrays.get("inverse")

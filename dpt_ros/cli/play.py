@@ -18,11 +18,9 @@ import sys
 import time
 from typing import Any
 
-DEFAULT_TYPES = (
-    "sensor_msgs/msg/Image",
-    "sensor_msgs/msg/CompressedImage",
-    "sensor_msgs/msg/CameraInfo",
-)
+from dpt_ros.ros.bagio import CAMERA_INFO_TYPE, COMPRESSED_TYPE, IMAGE_TYPE
+
+DEFAULT_TYPES = (IMAGE_TYPE, COMPRESSED_TYPE, CAMERA_INFO_TYPE)
 QOS_DEPTH = 10
 
 

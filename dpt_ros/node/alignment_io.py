@@ -22,14 +22,10 @@ from dpt_ros.node.aligner import (
     transform_points,
 )
 from dpt_ros.ros.image_codec import ImageDecodeError, depth_image_to_metres
+from dpt_ros.ros.messages import stamp_ns
 
 #: States in which metres are published as fitted (anything else is a WARN).
 _GOOD_STATES = ("ok", "waiting for the first fit")
-
-
-def stamp_ns(header: Any) -> int:
-    """A header's stamp in nanoseconds."""
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 
 class NodeAlignment:

@@ -33,6 +33,7 @@ from dpt_ros.node.params import PARAMS, config_from_values, declare, validate
 from dpt_ros.node.pipeline import ON_DEMAND_TOPICS, OUTPUT_TOPICS, FramePipeline
 from dpt_ros.ros.image_codec import ImageDecodeError, compressed_to_rgb, image_to_rgb
 from dpt_ros.ros.label_info import import_vision_msgs, label_info_message
+from dpt_ros.ros.messages import stamp_ns
 
 _WARN_THROTTLE_S = 5.0
 
@@ -425,10 +426,7 @@ class DptNode(Node):
                 pub = cam.publishers.get(topic)
                 if pub is not None:
                     pub.publish(message)
-            latency = (
-                self.get_clock().now().nanoseconds
-                - (header.stamp.sec * 10**9 + header.stamp.nanosec)
-            ) / 1e6
+            latency = (self.get_clock().now().nanoseconds - stamp_ns(header)) / 1e6
             with self._stats_lock:
                 self._stats.processed += 1
                 cam.processed += 1

@@ -30,6 +30,11 @@ __all__ = [
 _MsgT = TypeVar("_MsgT")
 
 
+def stamp_ns(header: Any) -> int:
+    """A header's stamp in nanoseconds."""
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
 def copy_header(header: Header) -> Header:
     """Return an independent copy of a ``std_msgs/Header``.
 
