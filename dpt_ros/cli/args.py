@@ -1,11 +1,17 @@
-"""Argument types shared by the ``dpt-ros`` subcommands (no heavy imports here)."""
+"""Argument types and flags shared by the ``dpt-ros`` subcommands (no heavy imports
+here: ``dpt_ros.models.options`` imports no torch)."""
 
 from __future__ import annotations
 
 import argparse
 
-#: Network input sides are multiples of this (the ViT's patch grid at 1/32 after fusion).
-NETWORK_MULTIPLE = 32
+from dpt_ros.models.options import (
+    BACKENDS,
+    COMPILE_MODES,
+    PRECISIONS,
+    PredictorOptions,
+    network_size_problem,
+)
 
 
 def positive_int(text: str) -> int:
@@ -35,10 +41,70 @@ def image_size(text: str) -> tuple[int, int]:
 
 def network_size(text: str) -> tuple[int, int]:
     """argparse type: ``WxH`` -> (width, height), positive multiples of 32."""
-    from dpt_ros.models.options import network_size_problem
-
     w, h = image_size(text)
     problem = network_size_problem(w, h)
     if problem:
         raise argparse.ArgumentTypeError(problem)
     return w, h
+
+
+def add_predictor_arguments(parser: argparse.ArgumentParser, *, backends: bool = True) -> None:
+    """Adds ``--device``, ``--precision``, ``--network-size`` and, with ``backends``,
+    ``--backend`` and ``--compile`` to a command's parser. Model type, weights and
+    engine flags are the command's own (one model, or one per task)."""
+    parser.add_argument(
+        "--device",
+        default="auto",
+        metavar="DEVICE",
+        help="auto (CUDA if available), cpu, cuda or cuda:N (default: auto)",
+    )
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=PRECISIONS,
+        help="auto = fp16 on CUDA, fp32 on the CPU (default: auto)",
+    )
+    parser.add_argument(
+        "--network-size",
+        type=network_size,
+        metavar="WxH",
+        help="network input size, multiples of 32, around which images "
+        "are resized keeping their aspect ratio (default: the "
+        "model's)",
+    )
+    if backends:
+        parser.add_argument(
+            "--backend",
+            default="torch",
+            choices=BACKENDS,
+            help="torch, or onnxruntime / tensorrt with an engine from "
+            "'dpt-ros export' (default: torch)",
+        )
+        parser.add_argument(
+            "--compile",
+            default="none",
+            choices=COMPILE_MODES,
+            help="torch.compile mode (torch backend; default: none)",
+        )
+
+
+def options_from_flags(
+    args: argparse.Namespace,
+    model_type: str,
+    *,
+    weights: str | None = None,
+    engine: str | None = None,
+    random_weights: bool = False,
+) -> PredictorOptions:
+    """Options from the flags of :func:`add_predictor_arguments` plus the command's own."""
+    return PredictorOptions(
+        model_type=model_type,
+        weights=weights or None,
+        random_weights=random_weights,
+        device=args.device,
+        precision=args.precision,
+        network_size=args.network_size,
+        backend=getattr(args, "backend", "torch"),
+        engine=engine or None,
+        compile=getattr(args, "compile", "none"),
+    )

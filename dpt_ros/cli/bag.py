@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from dpt_ros.cli import bag_alignment
-from dpt_ros.cli.args import positive_int
+from dpt_ros.cli.args import add_predictor_arguments, options_from_flags, positive_int
 from dpt_ros.models.options import PredictorOptions
 from dpt_ros.node.aligner import AlignmentOptions
 from dpt_ros.ros.bagio import (
@@ -151,7 +151,7 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
         help="random weights for every model without a weights file "
         "(testing and timing only: outputs are meaningless)",
     )
-    PredictorOptions.add_arguments(p, backends=False)
+    add_predictor_arguments(p, backends=False)
     p.add_argument(
         "--batch",
         type=positive_int,
@@ -254,7 +254,7 @@ def make_predictor(options: PredictorOptions):
     return Predictor(options, progress=True)
 
 
-def _predictor_options(args: argparse.Namespace, task: str) -> PredictorOptions | None:
+def _task_options(args: argparse.Namespace, task: str) -> PredictorOptions | None:
     """The options of the ``task`` model from the flags, None if it is disabled."""
     model_type = ((args.depth_model if task == "depth" else args.segmentation_model) or "").strip()
     weights = args.depth_weights if task == "depth" else args.segmentation_weights
@@ -262,7 +262,7 @@ def _predictor_options(args: argparse.Namespace, task: str) -> PredictorOptions 
         if weights:
             raise ValueError(f"--{task}-weights given but {task} is disabled")
         return None
-    options = PredictorOptions.from_args(
+    options = options_from_flags(
         args, model_type, weights=weights, random_weights=args.random_weights and not weights
     )
     problems = options.problems(task)
@@ -642,7 +642,7 @@ def checked_options(
     """The models' options from the flags, after every cheap check of the flags."""
     if args.relative_depth_scale < 0:
         raise ValueError(f"--relative-depth-scale must be >= 0, got {args.relative_depth_scale}")
-    depth, segmentation = (_predictor_options(args, task) for task in ("depth", "segmentation"))
+    depth, segmentation = (_task_options(args, task) for task in ("depth", "segmentation"))
     if depth is None and segmentation is None:
         raise ValueError("--depth-model '' and no --segmentation-model: nothing to run")
     bag_alignment.options_from_args(args)

@@ -16,8 +16,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from dpt_ros.cli.args import image_size, positive_int
-from dpt_ros.models.options import PredictorOptions
+from dpt_ros.cli.args import add_predictor_arguments, image_size, options_from_flags, positive_int
 
 if TYPE_CHECKING:  # torch is imported in run(): 'dpt-ros --help' stays fast
     import torch
@@ -34,7 +33,7 @@ def add_parser(subparsers, name: str = "bench") -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--model-type", default="dpt_hybrid", help="model type (default dpt_hybrid)")
-    PredictorOptions.add_arguments(p)
+    add_predictor_arguments(p)
     p.add_argument(
         "--engine",
         default=None,
@@ -151,9 +150,7 @@ def run(args: argparse.Namespace) -> int:
     from dpt_ros.models import Predictor
 
     width, height = _camera_size(args)
-    options = PredictorOptions.from_args(
-        args, args.model_type, engine=args.engine, random_weights=True
-    )
+    options = options_from_flags(args, args.model_type, engine=args.engine, random_weights=True)
     predictor = Predictor(options.validated(), progress=False)
     if predictor.runtime.fixed_input_shape is not None:
         args.batch = predictor.runtime.fixed_input_shape[0]  # an engine's batch is fixed

@@ -175,13 +175,9 @@ class _Worker:
         self.args = args
         self.pipeline = bag.make_pipeline(args, *bag.checked_options(args))
         self.name = f"pid {os.getpid()}"
-        self.models_loaded = 1
 
     def process(self, spec: BagSpec) -> Outcome:
         return process(self.args, spec, self.pipeline, self.name)
-
-    def loads(self) -> int:
-        return self.models_loaded
 
 
 def _import_ray() -> Any:

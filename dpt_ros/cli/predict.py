@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from dpt_ros.cli.args import add_predictor_arguments, options_from_flags
 from dpt_ros.models.options import PredictorOptions
 from dpt_ros.viz.pictures import write_png
 
@@ -120,7 +121,7 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
         metavar="DIR",
         help="output directory, created if needed (default: ./%(default)s)",
     )
-    PredictorOptions.add_arguments(parser)
+    add_predictor_arguments(parser)
     parser.add_argument(
         "--engine",
         metavar="PATH",
@@ -296,7 +297,7 @@ def run(args: argparse.Namespace) -> int:
     spec = get_spec(args.model_type)
     if args.weights and args.random_weights:
         raise ValueError("give either --weights or --random-weights, not both")
-    options = PredictorOptions.from_args(
+    options = options_from_flags(
         args,
         spec.name,
         weights=args.weights,

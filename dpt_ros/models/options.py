@@ -1,4 +1,5 @@
-"""How a model is run: one options type for the Predictor, the node and every command.
+"""How a model is run: one options type for the Predictor, the node and every command
+(``dpt_ros.cli.args`` adds its flags to a command and builds it from them).
 
 Everything a caller can choose about running a model type lives here once: the valid
 precisions, compile modes and backends, the network-size rule, and their checks. No
@@ -7,7 +8,6 @@ torch import here, so command-line parsing stays fast.
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -112,68 +112,3 @@ class PredictorOptions:
     def with_(self, **changes: Any) -> PredictorOptions:
         """A copy with ``changes`` applied."""
         return replace(self, **changes)
-
-    @staticmethod
-    def add_arguments(parser: argparse.ArgumentParser, *, backends: bool = True) -> None:
-        """Adds ``--device``, ``--precision``, ``--network-size`` and, with ``backends``,
-        ``--backend`` and ``--compile`` to a command's parser. Model type, weights and
-        engine flags are the command's own (one model, or one per task)."""
-        from dpt_ros.cli.args import network_size
-
-        parser.add_argument(
-            "--device",
-            default="auto",
-            metavar="DEVICE",
-            help="auto (CUDA if available), cpu, cuda or cuda:N (default: auto)",
-        )
-        parser.add_argument(
-            "--precision",
-            default="auto",
-            choices=PRECISIONS,
-            help="auto = fp16 on CUDA, fp32 on the CPU (default: auto)",
-        )
-        parser.add_argument(
-            "--network-size",
-            type=network_size,
-            metavar="WxH",
-            help="network input size, multiples of 32, around which images "
-            "are resized keeping their aspect ratio (default: the "
-            "model's)",
-        )
-        if backends:
-            parser.add_argument(
-                "--backend",
-                default="torch",
-                choices=BACKENDS,
-                help="torch, or onnxruntime / tensorrt with an engine from "
-                "'dpt-ros export' (default: torch)",
-            )
-            parser.add_argument(
-                "--compile",
-                default="none",
-                choices=COMPILE_MODES,
-                help="torch.compile mode (torch backend; default: none)",
-            )
-
-    @classmethod
-    def from_args(
-        cls,
-        args: argparse.Namespace,
-        model_type: str,
-        *,
-        weights: str | None = None,
-        engine: str | None = None,
-        random_weights: bool = False,
-    ) -> PredictorOptions:
-        """Options from the flags of :meth:`add_arguments` plus the command's own."""
-        return cls(
-            model_type=model_type,
-            weights=weights or None,
-            random_weights=random_weights,
-            device=args.device,
-            precision=args.precision,
-            network_size=args.network_size,
-            backend=getattr(args, "backend", "torch"),
-            engine=engine or None,
-            compile=getattr(args, "compile", "none"),
-        )

@@ -181,14 +181,6 @@ def task_problem(name: str, task: str | None = None) -> str | None:
     return f"unknown {kind} {name!r}; valid: {', '.join(valid)}"
 
 
-def check_task(name: str, task: str | None = None) -> ModelSpec:
-    """The spec of ``name``; ValueError if it is unknown or not a ``task`` model."""
-    problem = task_problem(name, task)
-    if problem:
-        raise ValueError(problem)
-    return MODEL_SPECS[name]
-
-
 def get_spec(name: str) -> ModelSpec:
     """Returns the spec of model type ``name``; ValueError lists the valid names."""
     try:
