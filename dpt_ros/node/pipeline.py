@@ -316,19 +316,22 @@ class FramePipeline:
         each frame with metric depth and intrinsics, its points (``xyz<b>``)."""
         out: dict[str, torch.Tensor] = {}
         metric: list[torch.Tensor | None]
+        # One calibration for the whole batch (fixed, or equal fits): one operation.
+        uniform = group.calibrations[0] if len(set(group.calibrations)) == 1 else None
         if self.main.is_metric:
             out["metric"] = raw
             metric = list(raw)
+        elif uniform is not None:
+            out["inverse"] = raw
+            out["metric"] = device_relative_to_metric(raw, *uniform)
+            metric = list(out["metric"])
         else:
             out["inverse"] = raw
             metric = [
                 None if cal is None else device_relative_to_metric(raw[b], *cal)
                 for b, cal in enumerate(group.calibrations)
             ]
-            if all(m is not None for m in metric) and len(set(group.calibrations)) == 1:
-                out["metric"] = torch.stack(metric)  # type: ignore[arg-type]
-            else:
-                out.update({f"metric{b}": m for b, m in enumerate(metric) if m is not None})
+            out.update({f"metric{b}": m for b, m in enumerate(metric) if m is not None})
         if not o.cloud_enabled:
             return out
         for b, (m, intr) in enumerate(zip(metric, group.intrinsics)):
