@@ -131,14 +131,14 @@ class OnlineAligner:
         cam = self._camera(stream)
         if cam.scale is None or cam.shift is None or cam.good_stamp is None:
             return None
-        age = (int(stamp_ns) - cam.good_stamp) * 1e-9
+        age = _age(cam, stamp_ns)
         if age > self.options.max_fit_age:
-            cam.state = (
-                f"stopped: no good fit for {age:.1f} s (> {self.options.max_fit_age} s): "
-                + ("; ".join(cam.last_problems) or "no reference")
-            )
+            cam.state = self._stopped(age, "; ".join(cam.last_problems) or "no reference")
             return None
         return cam.scale, cam.shift
+
+    def _stopped(self, age: float, reasons: str) -> str:
+        return f"stopped: no good fit for {age:.1f} s (> {self.options.max_fit_age} s): {reasons}"
 
     def update(
         self,
@@ -185,12 +185,9 @@ class OnlineAligner:
         if cam.good_stamp is None:
             cam.state = f"no metric output: {reasons}"
         else:
-            age = (int(stamp_ns) - cam.good_stamp) * 1e-9
+            age = _age(cam, stamp_ns)
             if age > self.options.max_fit_age:
-                cam.state = (
-                    f"stopped: no good fit for {age:.1f} s (> {self.options.max_fit_age} s): "
-                    f"{reasons}"
-                )
+                cam.state = self._stopped(age, reasons)
             else:
                 cam.state = f"holding the fit of {age:.1f} s ago: {reasons}"
 
@@ -258,10 +255,14 @@ class OnlineAligner:
 
     def fit_age(self, stream: object, stamp_ns: int) -> float:
         """Seconds from the last good fit to ``stamp_ns``; inf without one."""
-        cam = self._camera(stream)
-        if cam.good_stamp is None:
-            return math.inf
-        return (int(stamp_ns) - cam.good_stamp) * 1e-9
+        return _age(self._camera(stream), stamp_ns)
+
+
+def _age(cam: _Camera, stamp_ns: int) -> float:
+    """Seconds of stamp time from the camera's last good fit to ``stamp_ns``; inf without one."""
+    if cam.good_stamp is None:
+        return math.inf
+    return (int(stamp_ns) - cam.good_stamp) * 1e-9
 
 
 def resize_nearest(depth: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
