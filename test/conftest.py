@@ -66,12 +66,20 @@ def golden(fixtures_dir):
     return load
 
 
+def layout_file(model_type: str) -> str:
+    """The key-layout file of ``model_type``: its own for DPT; per encoder size for Depth
+    Anything V2 (the metric variants share the relative ones' layouts)."""
+    if model_type.startswith("depth_anything_v2"):
+        return f"keys_depth_anything_v2_{model_type.rsplit('_', 1)[1]}.json"
+    return f"keys_{model_type}.json"
+
+
 @pytest.fixture(scope="session")
 def key_spec(fixtures_dir):
     """key_spec(model_type) -> [(key, shape, dtype), ...] of the official checkpoint."""
 
     def load(model_type: str):
-        return deterministic_weights.read_layout(fixtures_dir / "keys" / f"keys_{model_type}.json")
+        return deterministic_weights.read_layout(fixtures_dir / "keys" / layout_file(model_type))
 
     return load
 

@@ -10,7 +10,6 @@ from dpt_ros.models.options import (
     COMPILE_MODES,
     PRECISIONS,
     PredictorOptions,
-    network_size_problem,
 )
 
 
@@ -40,12 +39,9 @@ def image_size(text: str) -> tuple[int, int]:
 
 
 def network_size(text: str) -> tuple[int, int]:
-    """argparse type: ``WxH`` -> (width, height), positive multiples of 32."""
-    w, h = image_size(text)
-    problem = network_size_problem(w, h)
-    if problem:
-        raise argparse.ArgumentTypeError(problem)
-    return w, h
+    """argparse type: ``WxH`` -> (width, height), positive; whether they are multiples of
+    the model's granularity (32 or 14) is checked with the model type."""
+    return image_size(text)
 
 
 def add_predictor_arguments(parser: argparse.ArgumentParser, *, backends: bool = True) -> None:

@@ -192,7 +192,7 @@ def _network_size(args: argparse.Namespace, spec: ModelSpec) -> tuple[int, int]:
     print(DEPRECATION_NOTE, file=sys.stderr)
     width = spec.net_width if args.width is None else args.width
     height = spec.net_height if args.height is None else args.height
-    problem = network_size_problem(width, height)
+    problem = network_size_problem(width, height, spec.size_multiple, spec.name)
     if problem:
         raise ValueError(problem)
     return width, height

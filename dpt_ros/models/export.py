@@ -182,7 +182,7 @@ def _checked_arguments(
     """
     width = spec.net_width if width is None else int(width)
     height = spec.net_height if height is None else int(height)
-    problem = network_size_problem(width, height)
+    problem = network_size_problem(width, height, spec.size_multiple, spec.name)
     if problem:
         raise ValueError(problem)
     if batch < 1:

@@ -20,15 +20,26 @@ COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
 #: The backends that run an exported engine file.
 ENGINE_BACKENDS = ("onnxruntime", "tensorrt")
-#: Network input sides are multiples of this: the decoder's coarsest map is 1/32.
+#: DPT's network input sides are multiples of this: the decoder's coarsest map is 1/32
+#: (Depth Anything V2's are multiples of 14; see ``ModelSpec.size_multiple``).
 NETWORK_MULTIPLE = 32
 
 
-def network_size_problem(width: int, height: int) -> str | None:
-    """Why (width, height) is not a valid network input size, or None."""
-    if width <= 0 or height <= 0 or width % NETWORK_MULTIPLE or height % NETWORK_MULTIPLE:
+def network_size_problem(
+    width: int, height: int, multiple: int = NETWORK_MULTIPLE, model_type: str = ""
+) -> str | None:
+    """Why (width, height) is not a valid network input size, or None.
+
+    Args:
+        width, height: pixels.
+        multiple: the model family's granularity (32 for DPT, 14 for Depth Anything V2).
+        model_type: named in the message, if given.
+    """
+    if width <= 0 or height <= 0 or width % multiple or height % multiple:
+        whose = f" for {model_type}" if model_type else ""
         return (
-            f"network size must be positive multiples of {NETWORK_MULTIPLE}, got {width}x{height}"
+            f"network size{whose} must be positive multiples of {multiple}, "
+            f"got {width}x{height}"
         )
     return None
 
@@ -44,7 +55,8 @@ class PredictorOptions:
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         precision: one of :data:`PRECISIONS`.
         network_size: (width, height) in pixels to resize around instead of the model's
-            own; multiples of 32. None = the model's.
+            own; multiples of the model's ``size_multiple`` (32 for DPT, 14 for Depth
+            Anything V2). None = the model's.
         keep_aspect_ratio: resize both axes by one scale (the original's behaviour).
         backend: one of :data:`BACKENDS`.
         engine: the exported file for an engine backend.
@@ -71,7 +83,7 @@ class PredictorOptions:
             task: ``depth`` or ``segmentation`` if the caller needs that task.
             engine_name: what the caller calls :attr:`engine` (a flag, a parameter).
         """
-        from dpt_ros.models.registry import task_problem
+        from dpt_ros.models.registry import get_spec, task_problem
 
         found: list[str] = []
         problem = task_problem(self.model_type, task)
@@ -96,10 +108,13 @@ class PredictorOptions:
                     f"compile={self.compile!r} applies to backend torch only; an "
                     f"exported {self.backend} engine is already optimised"
                 )
-        if self.network_size is not None:
-            problem = network_size_problem(*self.network_size)
-            if problem:
-                found.append(problem)
+        if self.network_size is not None and not problem:
+            spec = get_spec(self.model_type)
+            size_problem = network_size_problem(
+                *self.network_size, spec.size_multiple, self.model_type
+            )
+            if size_problem:
+                found.append(size_problem)
         return found
 
     def validated(self, task: str | None = None) -> PredictorOptions:

@@ -73,7 +73,8 @@ class Predictor:
         options: a :class:`PredictorOptions`, or a model type name (e.g. ``dpt_hybrid``)
             with any of its fields as keywords: ``weights``, ``device``, ``precision``
             (here ``fp32`` unless given), ``random_weights``, ``network_size``
-            ((width, height), multiples of 32), ``keep_aspect_ratio``, ``compile``,
+            ((width, height), multiples of the model's ``size_multiple``: 32 for DPT,
+            14 for Depth Anything V2), ``keep_aspect_ratio``, ``compile``,
             ``channels_last``, ``backend``, ``engine``. Reduced precision runs the torch
             model under autocast (normalisation layers float32); pre- and
             post-processing stay float32. An engine backend resizes every image to the
@@ -139,7 +140,10 @@ class Predictor:
 
     def input_size(self, image_hw: Sequence[int]) -> tuple[int, int]:
         """Network input (h, w) for an image of (H, W)."""
-        return network_input_size(image_hw, self.net_hw, self.keep_aspect_ratio)
+        spec = self.spec
+        return network_input_size(
+            image_hw, self.net_hw, self.keep_aspect_ratio, spec.size_multiple, spec.resize_method
+        )
 
     @torch.inference_mode()
     def network(self, x: torch.Tensor) -> torch.Tensor:
@@ -193,7 +197,9 @@ class Predictor:
         """
         if self.is_depth:
             raise ValueError(f"{self.spec.name} is a depth model; it has no labels")
-        logits = resize_output(self._network_output(images, mark), tuple(output_hw))
+        logits = resize_output(
+            self._network_output(images, mark), tuple(output_hw), self.spec.output_interpolation
+        )
         labels = (logits.argmax(dim=1) + 1).to(torch.uint8)
         probability = label_confidence(logits) if confidence else None
         (mark or _no_mark)("postprocess")
@@ -217,7 +223,7 @@ class Predictor:
 
     def postprocess(self, out: torch.Tensor, output_hw: Sequence[int]) -> torch.Tensor:
         """Network output -> (B, h, w) float32 depth or uint8 ids at ``output_hw``."""
-        out = resize_output(out, tuple(output_hw))
+        out = resize_output(out, tuple(output_hw), self.spec.output_interpolation)
         if self.is_depth:
             return out
         return (out.argmax(dim=1) + 1).to(torch.uint8)

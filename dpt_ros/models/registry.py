@@ -1,4 +1,5 @@
-"""The six official DPT model types and everything a caller needs to run them."""
+"""The official model types (six DPT, nine Depth Anything V2) and everything a caller
+needs to run them."""
 
 from __future__ import annotations
 
@@ -9,6 +10,14 @@ if TYPE_CHECKING:  # the registry itself needs no torch: command lines parse fas
     from torch import nn
 
 _RELEASE_URL = "https://github.com/intel-isl/DPT/releases/download/1_0/"
+_HUB_URL = "https://huggingface.co/{repo}/resolve/main/{file}"
+
+#: Model families: the 2021 DPT models and Depth Anything V2 (DPT decoder, DINOv2 encoder).
+DPT = "dpt"
+DEPTH_ANYTHING_V2 = "depth_anything_v2"
+#: Network input sides are multiples of this, per family (DPT's coarsest map is 1/32;
+#: DINOv2's patches are 14 pixels).
+SIZE_MULTIPLES = {DPT: 32, DEPTH_ANYTHING_V2: 14}
 
 #: What a model's output means.
 RELATIVE_INVERSE_DEPTH = "relative_inverse_depth"
@@ -18,22 +27,30 @@ LABELS = "labels"
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A DPT model type.
+    """A model type.
 
     Attributes:
-        name: registry name (``dpt_hybrid`` ...).
+        name: registry name (``dpt_hybrid``, ``depth_anything_v2_vits`` ...).
         task: ``depth`` or ``segmentation``.
-        backbone: DPT backbone name.
+        backbone: DPT backbone name, or the Depth Anything V2 encoder (``vits`` ...).
         output: ``relative_inverse_depth`` (affine-invariant, unitless; larger = nearer),
             ``metric_depth`` (metres) or ``labels``.
         net_width, net_height: the network size the model was trained at (pixels); inputs
-            are resized around it keeping the aspect ratio, to multiples of 32.
+            are resized around it keeping the aspect ratio, to multiples of
+            :attr:`size_multiple` (see :attr:`resize_method`).
         file_name: the official checkpoint's file name.
-        readout: ``project`` for every official model.
+        readout: ``project`` for every official DPT model (Depth Anything V2 uses no
+            class token: ``ignore``).
         invert, scale, shift: metric models turn the network output x into metres as
             ``1 / (scale * x + shift)``.
         num_classes: segmentation classes (ADE20K: 150).
         mean, std: input normalisation of RGB in [0, 1].
+        family: ``dpt`` or ``depth_anything_v2``.
+        max_depth: Depth Anything V2 metric models: the output's ceiling in metres
+            (sigmoid times this); 0 for the others.
+        licence: the official weights' licence (SPDX identifier).
+        hub_repo: the Hugging Face hub repository of the official file ('' = a DPT
+            release file).
     """
 
     name: str
@@ -50,16 +67,43 @@ class ModelSpec:
     num_classes: int = 0
     mean: tuple[float, float, float] = field(default=(0.5, 0.5, 0.5))
     std: tuple[float, float, float] = field(default=(0.5, 0.5, 0.5))
+    family: str = DPT
+    max_depth: float = 0.0
+    licence: str = "MIT"
+    hub_repo: str = ""
 
     @property
     def url(self) -> str:
         """Official download address of the checkpoint."""
+        if self.hub_repo:
+            return _HUB_URL.format(repo=self.hub_repo, file=self.file_name)
         return _RELEASE_URL + self.file_name
 
     @property
-    def hash_prefix(self) -> str:
-        """First hex digits of the checkpoint's sha256 (the torch.hub file-name convention)."""
+    def hash_prefix(self) -> str | None:
+        """First hex digits of the checkpoint's sha256 where its file name carries them
+        (the torch.hub convention of the DPT release files), else None."""
+        if self.family != DPT:
+            return None
         return self.file_name.rsplit("-", 1)[-1].split(".")[0]
+
+    @property
+    def size_multiple(self) -> int:
+        """Network input sides are multiples of this."""
+        return SIZE_MULTIPLES[self.family]
+
+    @property
+    def resize_method(self) -> str:
+        """How an image is sized for the network around (net_height, net_width):
+        ``minimal`` (DPT: scale as little as possible) or ``lower_bound`` (Depth
+        Anything V2: the shorter side reaches the network size)."""
+        return "lower_bound" if self.family == DEPTH_ANYTHING_V2 else "minimal"
+
+    @property
+    def output_interpolation(self) -> str:
+        """How the network output is resized to the image, as the original does it:
+        ``bicubic`` (DPT) or ``bilinear`` with align_corners=True (Depth Anything V2)."""
+        return "bilinear" if self.family == DEPTH_ANYTHING_V2 else "bicubic"
 
     @property
     def is_metric(self) -> bool:
@@ -73,6 +117,10 @@ class ModelSpec:
         """Creates the network (random initial weights) in eval mode."""
         from dpt_ros.models.network.dpt import DPTDepthModel, DPTSegmentationModel
 
+        if self.family == DEPTH_ANYTHING_V2:
+            from dpt_ros.models.network.depth_anything import DepthAnythingV2
+
+            return DepthAnythingV2(self.backbone, self.max_depth).eval()
         if self.task == "depth":
             model: nn.Module = DPTDepthModel(
                 backbone=self.backbone,
@@ -154,7 +202,52 @@ _SPECS = (
     ),
 )
 
-MODEL_SPECS: dict[str, ModelSpec] = {s.name: s for s in _SPECS}
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+#: Depth Anything V2's default network size (its ``input_size``).
+DAV2_INPUT_SIZE = 518
+_DAV2_SIZES = {"vits": "Small", "vitb": "Base", "vitl": "Large"}
+#: The weights' licences: Small is Apache-2.0, Base and Large are non-commercial.
+_DAV2_LICENCES = {"vits": "Apache-2.0", "vitb": "CC-BY-NC-4.0", "vitl": "CC-BY-NC-4.0"}
+#: Metric variants: (type-name part, hub repository part, maximum depth in metres).
+_DAV2_METRIC = {"hypersim": ("Hypersim", 20.0), "vkitti": ("VKITTI", 80.0)}
+
+
+def _dav2_spec(encoder: str, dataset: str = "") -> ModelSpec:
+    """A Depth Anything V2 model type: relative, or metric trained on ``dataset``."""
+    size = _DAV2_SIZES[encoder]
+    if dataset:
+        repo_part, max_depth = _DAV2_METRIC[dataset]
+        name = f"depth_anything_v2_metric_{dataset}_{encoder}"
+        repo = f"depth-anything/Depth-Anything-V2-Metric-{repo_part}-{size}"
+    else:
+        name, max_depth = f"depth_anything_v2_{encoder}", 0.0
+        repo = f"depth-anything/Depth-Anything-V2-{size}"
+    return ModelSpec(
+        name,
+        "depth",
+        encoder,
+        METRIC_DEPTH if dataset else RELATIVE_INVERSE_DEPTH,
+        DAV2_INPUT_SIZE,
+        DAV2_INPUT_SIZE,
+        f"{name}.pth",
+        readout="ignore",
+        mean=_IMAGENET_MEAN,
+        std=_IMAGENET_STD,
+        family=DEPTH_ANYTHING_V2,
+        max_depth=max_depth,
+        licence=_DAV2_LICENCES[encoder],
+        hub_repo=repo,
+    )
+
+
+_DAV2_SPECS = tuple(
+    _dav2_spec(encoder, dataset)
+    for dataset in ("", "hypersim", "vkitti")
+    for encoder in ("vits", "vitb", "vitl")
+)
+
+MODEL_SPECS: dict[str, ModelSpec] = {s.name: s for s in _SPECS + _DAV2_SPECS}
 
 
 def model_names(task: str | None = None) -> tuple[str, ...]:

@@ -1,9 +1,11 @@
 """Pre- and post-processing of the original DPT pipeline, in torch so it runs on the GPU.
 
 Pre-processing: RGB uint8 -> [0, 1] -> resize keeping the aspect ratio to multiples of
-32 around the network size ("minimal" method) with bicubic interpolation (equal to
-OpenCV's INTER_CUBIC) -> normalise with the model's mean/std.
-Post-processing: the network output resized back to the image with bicubic.
+the network's granularity around the network size (DPT's "minimal" method, Depth
+Anything V2's "lower_bound") with bicubic interpolation (equal to OpenCV's INTER_CUBIC)
+-> normalise with the model's mean/std.
+Post-processing: the network output resized back to the image (DPT: bicubic; Depth
+Anything V2: bilinear, align_corners=True).
 """
 
 from __future__ import annotations
@@ -15,15 +17,21 @@ import torch
 import torch.nn.functional as F
 
 
-def _constrain_to_multiple(x: float, multiple: int, max_val: float | None = None) -> int:
-    # np.round rounds half to even, like the original.
+def _constrain_to_multiple(
+    x: float, multiple: int, max_val: float | None = None, min_val: float = 0
+) -> int:
+    # np.round rounds half to even, like the originals.
     y = int(np.round(x / multiple) * multiple)
     if max_val is not None and y > max_val:
         y = int(np.floor(x / multiple) * multiple)
-    if y < multiple:
-        # Never zero: the original's lower bound (0) would make an empty tensor.
+    if y < min_val or y < multiple:
+        # Never zero: the original's default lower bound (0) would make an empty tensor.
         y = int(np.ceil(x / multiple) * multiple) or multiple
     return y
+
+
+#: ``network_input_size`` methods: DPT's and Depth Anything V2's.
+RESIZE_METHODS = ("minimal", "lower_bound")
 
 
 def network_input_size(
@@ -31,35 +39,45 @@ def network_input_size(
     net_hw: Sequence[int],
     keep_aspect_ratio: bool = True,
     multiple_of: int = 32,
+    method: str = "minimal",
 ) -> tuple[int, int]:
-    """The (H, W) an image is resized to before the network ("minimal" method).
+    """The (H, W) an image is resized to before the network.
 
-    With ``keep_aspect_ratio`` the one scale closest to 1 of the two (net/image per
-    axis) is used for both axes, so the image is scaled as little as possible; each
-    side is then rounded to a multiple of ``multiple_of``.
+    With ``keep_aspect_ratio`` one scale of the two (net/image per axis) is used for
+    both axes: ``minimal`` (DPT) takes the one closest to 1, so the image is scaled as
+    little as possible; ``lower_bound`` (Depth Anything V2's ``input_size``) takes the
+    larger, so neither side ends below the network size. Each side is then rounded to
+    a multiple of ``multiple_of`` (with ``lower_bound``, rounded up where rounding
+    would go below the network size).
 
     Args:
         image_hw: (height, width) of the image in pixels.
-        net_hw: (height, width) the model was trained at.
+        net_hw: (height, width) of the network size.
         keep_aspect_ratio: scale both axes alike.
-        multiple_of: the network's size granularity (32 for DPT).
+        multiple_of: the network's size granularity (32 for DPT, 14 for DINOv2).
+        method: one of :data:`RESIZE_METHODS`.
 
     Returns:
         (height, width), positive multiples of ``multiple_of``.
     """
+    if method not in RESIZE_METHODS:
+        raise ValueError(f"unknown resize method {method!r}; valid: {', '.join(RESIZE_METHODS)}")
     h, w = int(image_hw[0]), int(image_hw[1])
     if h <= 0 or w <= 0:
         raise ValueError(f"image size must be positive, got {h}x{w}")
     scale_h = net_hw[0] / h
     scale_w = net_hw[1] / w
     if keep_aspect_ratio:
-        if abs(1 - scale_w) < abs(1 - scale_h):
+        if method == "lower_bound":
+            scale_h = scale_w = max(scale_h, scale_w)
+        elif abs(1 - scale_w) < abs(1 - scale_h):
             scale_h = scale_w
         else:
             scale_w = scale_h
+    low_h, low_w = (net_hw[0], net_hw[1]) if method == "lower_bound" else (0, 0)
     return (
-        _constrain_to_multiple(scale_h * h, multiple_of),
-        _constrain_to_multiple(scale_w * w, multiple_of),
+        _constrain_to_multiple(scale_h * h, multiple_of, min_val=low_h),
+        _constrain_to_multiple(scale_w * w, multiple_of, min_val=low_w),
     )
 
 
@@ -112,16 +130,33 @@ def _channel_vector(values, like: torch.Tensor) -> torch.Tensor:
     return torch.tensor(values, dtype=like.dtype).view(1, 3, 1, 1).to(like.device)
 
 
-def resize_output(out: torch.Tensor, size_hw: Sequence[int]) -> torch.Tensor:
-    """Resizes network outputs back to the image, bicubic as the original.
+#: ``resize_output`` modes: DPT's bicubic, Depth Anything V2's bilinear (align_corners=True).
+OUTPUT_INTERPOLATIONS = ("bicubic", "bilinear")
+
+
+def resize_output(
+    out: torch.Tensor, size_hw: Sequence[int], mode: str = "bicubic"
+) -> torch.Tensor:
+    """Resizes network outputs back to the image as the original does it.
 
     Args:
         out: (B, h, w) depth or (B, C, h, w) logits, float.
         size_hw: target (H, W).
+        mode: ``bicubic`` (DPT; align_corners=False, like OpenCV) or ``bilinear``
+            (Depth Anything V2; align_corners=True).
 
     Returns:
         (B, H, W) or (B, C, H, W) float32.
     """
-    if out.ndim == 3:
-        return resize_bicubic(out.float().unsqueeze(1), size_hw).squeeze(1)
-    return resize_bicubic(out.float(), size_hw)
+    x = out.float().unsqueeze(1) if out.ndim == 3 else out.float()
+    if mode == "bicubic":
+        x = resize_bicubic(x, size_hw)
+    elif mode == "bilinear":
+        size = (int(size_hw[0]), int(size_hw[1]))
+        if tuple(x.shape[-2:]) != size:
+            x = F.interpolate(x, size=size, mode="bilinear", align_corners=True)
+    else:
+        raise ValueError(
+            f"unknown output interpolation {mode!r}; valid: {', '.join(OUTPUT_INTERPOLATIONS)}"
+        )
+    return x.squeeze(1) if out.ndim == 3 else x

@@ -8,6 +8,7 @@ layout, which users' weight files depend on.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -84,6 +85,24 @@ def make_readout(mode: str, embed_dim: int, start_index: int = 1) -> nn.Module:
     raise ValueError(f"unknown readout mode {mode!r}; valid modes are {', '.join(READOUT_MODES)}")
 
 
+#: Resampling of the four reassembled maps relative to the patch grid: with 16-pixel
+#: patches they end at 1/4, 1/8, 1/16 and 1/32 of the input.
+REASSEMBLE_FACTORS = (4, 2, 1, 0.5)
+
+
+def make_resample(channels: int, factor: float) -> nn.Module | None:
+    """The resampling after a reassemble projection: transposed convolution for 4 and 2,
+    none for 1, strided 3x3 convolution for 0.5."""
+    if factor in (4, 2):
+        k = int(factor)
+        return nn.ConvTranspose2d(channels, channels, kernel_size=k, stride=k)
+    if factor == 1:
+        return None
+    if factor == 0.5:
+        return nn.Conv2d(channels, channels, kernel_size=3, stride=2, padding=1)
+    raise ValueError(f"unsupported reassemble factor {factor}; valid: 4, 2, 1, 0.5")
+
+
 class Reassemble(nn.Module):
     """Turns the tokens of one transformer block into an image-like feature map.
 
@@ -108,17 +127,7 @@ class Reassemble(nn.Module):
         super().__init__()
         self.add_module("0", make_readout(readout, embed_dim, start_index))
         self.add_module("3", nn.Conv2d(embed_dim, out_channels, kernel_size=1))
-        if factor in (4, 2):
-            k = int(factor)
-            resample: nn.Module | None = nn.ConvTranspose2d(
-                out_channels, out_channels, kernel_size=k, stride=k
-            )
-        elif factor == 1:
-            resample = None
-        elif factor == 0.5:
-            resample = nn.Conv2d(out_channels, out_channels, kernel_size=3, stride=2, padding=1)
-        else:
-            raise ValueError(f"unsupported reassemble factor {factor}; valid: 4, 2, 1, 0.5")
+        resample = make_resample(out_channels, factor)
         if resample is not None:
             self.add_module("4", resample)
 
@@ -221,3 +230,28 @@ class Upsample2x(nn.Module):
         return F.interpolate(
             x, size=(x.shape[-2] * 2, x.shape[-1] * 2), mode="bilinear", align_corners=True
         )
+
+
+def make_scratch(channels: Sequence[int], features: int, use_bn: bool = False) -> nn.Module:
+    """The decoder's ``scratch`` module: ``layerN_rn`` (3x3 convolutions from the four
+    reassembled maps to ``features`` channels, no bias) and ``refinenetN`` fusion blocks.
+    The heads add their own output convolutions to it."""
+    scratch = nn.Module()
+    for i, c in enumerate(channels):
+        scratch.add_module(f"layer{i + 1}_rn", nn.Conv2d(c, features, 3, padding=1, bias=False))
+    for i in range(4):
+        scratch.add_module(f"refinenet{i + 1}", FeatureFusionBlock(features, use_bn))
+    return scratch
+
+
+def fuse(scratch: nn.Module, maps: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Runs a :func:`make_scratch` decoder on four reassembled maps (finest first):
+    coarse-to-fine fusion, each level upsampled to the next one's size; returns the
+    finest fused map at twice the first map's resolution."""
+    s: Any = scratch  # its members are added by name
+    l1, l2 = s.layer1_rn(maps[0]), s.layer2_rn(maps[1])
+    l3, l4 = s.layer3_rn(maps[2]), s.layer4_rn(maps[3])
+    path = s.refinenet4(l4, size=l3.shape[-2:])
+    path = s.refinenet3(path, l3, size=l2.shape[-2:])
+    path = s.refinenet2(path, l2, size=l1.shape[-2:])
+    return s.refinenet1(path, l1)

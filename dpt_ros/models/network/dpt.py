@@ -8,12 +8,10 @@ checkpoint key layout exactly.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
-from dpt_ros.models.network.blocks import FeatureFusionBlock, Upsample2x
+from dpt_ros.models.network.blocks import Upsample2x, fuse, make_scratch
 from dpt_ros.models.network.encoder import DPTEncoder, get_backbone_config
 
 
@@ -39,25 +37,12 @@ class DPT(nn.Module):
         super().__init__()
         channels = get_backbone_config(backbone).channels
         self.pretrained = DPTEncoder(backbone, readout)
-        self.scratch = nn.Module()
-        for i, c in enumerate(channels):
-            self.scratch.add_module(
-                f"layer{i + 1}_rn", nn.Conv2d(c, features, 3, padding=1, bias=False)
-            )
-        for i in range(4):
-            self.scratch.add_module(f"refinenet{i + 1}", FeatureFusionBlock(features, use_bn))
+        self.scratch = make_scratch(channels, features, use_bn)
         self.scratch.output_conv = head
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) normalised image -> fused decoder features (B, features, H/2, W/2)."""
-        s: Any = self.scratch  # its members are added by name in __init__
-        l1, l2, l3, l4 = self.pretrained(x)
-        l1, l2 = s.layer1_rn(l1), s.layer2_rn(l2)
-        l3, l4 = s.layer3_rn(l3), s.layer4_rn(l4)
-        path = s.refinenet4(l4, size=l3.shape[-2:])
-        path = s.refinenet3(path, l3, size=l2.shape[-2:])
-        path = s.refinenet2(path, l2, size=l1.shape[-2:])
-        return s.refinenet1(path, l1)
+        return fuse(self.scratch, self.pretrained(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         head: nn.Module = self.scratch.get_submodule("output_conv")

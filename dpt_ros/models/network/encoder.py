@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dpt_ros.models.network.blocks import Reassemble
+from dpt_ros.models.network.blocks import REASSEMBLE_FACTORS, Reassemble
 from dpt_ros.models.network.std_conv import use_original_weight_standardization
 from dpt_ros.models.options import NETWORK_MULTIPLE
 
@@ -64,10 +64,6 @@ BACKBONES = {
         hybrid=True,
     ),
 }
-
-# Resampling of the four reassembled maps relative to the patch grid (1/16 of the input):
-# they end at 1/4, 1/8, 1/16 and 1/32 of the input.
-_FACTORS = (4, 2, 1, 0.5)
 
 
 def get_backbone_config(name: str) -> BackboneConfig:
@@ -139,7 +135,11 @@ class DPTEncoder(nn.Module):
                 stage: nn.Module = nn.Identity()
             else:
                 stage = Reassemble(
-                    readout, cfg.embed_dim, cfg.channels[i], _FACTORS[i], self.num_prefix_tokens
+                    readout,
+                    cfg.embed_dim,
+                    cfg.channels[i],
+                    REASSEMBLE_FACTORS[i],
+                    self.num_prefix_tokens,
                 )
             self.add_module(f"act_postprocess{i + 1}", stage)
 
