@@ -37,10 +37,7 @@ def network_size_problem(
     """
     if width <= 0 or height <= 0 or width % multiple or height % multiple:
         whose = f" for {model_type}" if model_type else ""
-        return (
-            f"network size{whose} must be positive multiples of {multiple}, "
-            f"got {width}x{height}"
-        )
+        return f"network size{whose} must be positive multiples of {multiple}, got {width}x{height}"
     return None
 
 

@@ -134,9 +134,7 @@ def _channel_vector(values, like: torch.Tensor) -> torch.Tensor:
 OUTPUT_INTERPOLATIONS = ("bicubic", "bilinear")
 
 
-def resize_output(
-    out: torch.Tensor, size_hw: Sequence[int], mode: str = "bicubic"
-) -> torch.Tensor:
+def resize_output(out: torch.Tensor, size_hw: Sequence[int], mode: str = "bicubic") -> torch.Tensor:
     """Resizes network outputs back to the image as the original does it.
 
     Args:

@@ -55,7 +55,9 @@ class DinoConfig:
 
 
 DINO_ENCODERS = {
-    "vits": DinoConfig("vits", "vit_small_patch14_dinov2", 384, (2, 5, 8, 11), 64, (48, 96, 192, 384)),
+    "vits": DinoConfig(
+        "vits", "vit_small_patch14_dinov2", 384, (2, 5, 8, 11), 64, (48, 96, 192, 384)
+    ),
     "vitb": DinoConfig(
         "vitb", "vit_base_patch14_dinov2", 768, (2, 5, 8, 11), 128, (96, 192, 384, 768)
     ),

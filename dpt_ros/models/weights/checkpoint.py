@@ -20,6 +20,7 @@ from torch import nn
 from dpt_ros.models.errors import CheckpointError, RandomWeightsWarning
 from dpt_ros.models.registry import MODEL_SPECS, ModelSpec, get_spec
 from dpt_ros.models.weights.download import ensure_checkpoint
+from dpt_ros.models.weights.hub import hub_checkpoint
 
 _LOG = logging.getLogger(__name__)
 
@@ -157,6 +158,10 @@ def resolve_weights(
     """The weights file to load: ``weights`` if given, else the cached or downloaded official file."""
     if weights:
         return Path(weights).expanduser()
+    if spec.hub_repo:
+        return hub_checkpoint(
+            spec.hub_repo, spec.file_name, Path(cache_dir) if cache_dir else None, progress
+        )
     return ensure_checkpoint(
         spec.file_name,
         spec.url,

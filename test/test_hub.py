@@ -1,0 +1,141 @@
+"""Official hub files (Depth Anything V2) through huggingface_hub, against a local server
+that answers as the hub does (127.0.0.1 only): download into dpt_ros' cache, size and
+sha256 verification, HF_HUB_OFFLINE, and the hub's own cache."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from dpt_ros.models.errors import CheckpointError
+from dpt_ros.models.weights.hub import hub_checkpoint
+
+REPO = "depth-anything/Depth-Anything-V2-Small"
+FILE = "depth_anything_v2_vits.pth"
+COMMIT = "a" * 40
+
+
+class _HubHandler(http.server.BaseHTTPRequestHandler):
+    """Serves ``server.files[path] = (body, reported sha256, reported size)`` with the
+    hub's headers for LFS files (X-Linked-Etag, X-Linked-Size, X-Repo-Commit)."""
+
+    def _headers(self) -> bytes | None:
+        self.server.requests.append((self.command, self.path))
+        entry = self.server.files.get(self.path.split("?")[0])
+        if entry is None:
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
+        body, sha, size = entry
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("ETag", f'"{sha}"')
+        self.send_header("X-Linked-Etag", f'"{sha}"')
+        self.send_header("X-Linked-Size", str(size))
+        self.send_header("X-Repo-Commit", COMMIT)
+        self.end_headers()
+        return body
+
+    def do_HEAD(self):  # noqa: N802 - http.server naming
+        self._headers()
+
+    def do_GET(self):  # noqa: N802 - http.server naming
+        body = self._headers()
+        if body is not None:
+            self.wfile.write(body)
+
+    def log_message(self, format, *args):  # noqa: A002 - signature from base class
+        pass
+
+
+@pytest.fixture
+def hub(monkeypatch, tmp_path):
+    """A local hub; huggingface_hub pointed at it, with its own cache in tmp_path."""
+    from huggingface_hub import constants
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HubHandler)
+    httpd.daemon_threads = True
+    httpd.files = {}
+    httpd.requests = []
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02})
+    thread.start()
+    httpd.endpoint = f"http://127.0.0.1:{httpd.server_address[1]}"
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf_cache"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    try:
+        yield httpd
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
+
+
+def _serve(hub, body: bytes, sha: str | None = None, size: int | None = None) -> None:
+    sha = sha or hashlib.sha256(body).hexdigest()
+    hub.files[f"/{REPO}/resolve/main/{FILE}"] = (body, sha, len(body) if size is None else size)
+
+
+def test_download_lands_in_our_cache_verified(hub, tmp_path):
+    body = os.urandom(300_000)
+    _serve(hub, body)
+    cache = tmp_path / "cache"
+    path = hub_checkpoint(REPO, FILE, cache, progress=False, endpoint=hub.endpoint)
+    assert path == cache / FILE and path.read_bytes() == body
+    gets = [r for r in hub.requests if r[0] == "GET"]
+    assert len(gets) == 1
+    # A second start uses the cached file without asking the hub.
+    hub.requests.clear()
+    assert hub_checkpoint(REPO, FILE, cache, progress=False, endpoint=hub.endpoint) == path
+    assert hub.requests == []
+
+
+def test_sha256_mismatch_is_refused_and_deleted(hub, tmp_path):
+    body = os.urandom(50_000)
+    _serve(hub, body, sha=hashlib.sha256(b"other").hexdigest())
+    cache = tmp_path / "cache"
+    with pytest.raises(CheckpointError, match="corrupt.*sha256"):
+        hub_checkpoint(REPO, FILE, cache, progress=False, endpoint=hub.endpoint)
+    assert not (cache / FILE).exists()
+
+
+def test_size_mismatch_is_refused(hub, tmp_path):
+    body = os.urandom(50_000)
+    _serve(hub, body, size=len(body) + 1)
+    with pytest.raises(CheckpointError, match="size|download"):
+        hub_checkpoint(REPO, FILE, tmp_path / "cache", progress=False, endpoint=hub.endpoint)
+    assert not (tmp_path / "cache" / FILE).exists()
+
+
+def test_missing_file_names_the_fix(hub, tmp_path):
+    with pytest.raises(CheckpointError, match=r"could not download .*copy it to"):
+        hub_checkpoint(REPO, FILE, tmp_path / "cache", progress=False, endpoint=hub.endpoint)
+
+
+def test_offline_without_the_file(hub, tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    _serve(hub, b"x" * 10)
+    with pytest.raises(CheckpointError, match="HF_HUB_OFFLINE.*copy it to"):
+        hub_checkpoint(REPO, FILE, tmp_path / "cache", progress=False, endpoint=hub.endpoint)
+    assert hub.requests == []
+
+
+def test_file_in_the_hub_cache_is_used_offline(hub, tmp_path, monkeypatch):
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    body = os.urandom(1000)
+    _serve(hub, body)
+    in_hub_cache = Path(huggingface_hub.hf_hub_download(REPO, FILE, endpoint=hub.endpoint))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    hub.requests.clear()
+    path = hub_checkpoint(REPO, FILE, tmp_path / "cache", progress=False, endpoint=hub.endpoint)
+    assert path.read_bytes() == body and path.resolve() == in_hub_cache.resolve()
+    assert hub.requests == []
