@@ -183,7 +183,8 @@ def load_model(
 
     Args:
         model_type: a registry name (``dpt_hybrid`` ...).
-        weights: path of a weights file; None looks in the cache
+        weights: path of a weights file, or of a folder in transformers' format
+            (``save_pretrained``: config.json + model.safetensors); None looks in the cache
             (``$DPT_ROS_CACHE`` or ``~/.cache/dpt_ros``) and downloads the official file there.
         random_weights: explicitly use random (seeded, reproducible) weights instead of a
             file, for benchmarks and demos; logs a warning. Never a silent fallback.
@@ -211,7 +212,13 @@ def load_model(
             torch.manual_seed(0)
             return spec.build()
     path = resolve_weights(spec, weights, cache_dir, progress)
-    state_dict = read_state_dict(path)
+    if path.is_dir():
+        # A folder written by transformers' save_pretrained (config.json + safetensors).
+        from dpt_ros.models.weights.transformers_format import read_transformers_folder
+
+        state_dict = read_transformers_folder(path, spec)
+    else:
+        state_dict = read_state_dict(path)
     check_state_dict(state_dict, spec, source=str(path))
     official = _official_type_of_file(path)
     if official is not None and official != model_type:
