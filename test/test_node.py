@@ -451,7 +451,10 @@ def test_runtime_parameter_validation(ros):
             ],
             "nothing to run",
         ),
-        ([Parameter("network_width", value=100)], "network_width.*step: 32"),
+        (
+            [Parameter("network_width", value=100)],
+            "network size for dpt_hybrid must be positive multiples of 32, got 100x384",
+        ),
         ([Parameter("depth.model_type", value="dpt_hybrid_ade20k")], "not a depth model"),
         (
             [Parameter("cameras", value=["front", "front/"])],

@@ -64,9 +64,9 @@ def add_predictor_arguments(parser: argparse.ArgumentParser, *, backends: bool =
         "--network-size",
         type=network_size,
         metavar="WxH",
-        help="network input size, multiples of 32, around which images "
-        "are resized keeping their aspect ratio (default: the "
-        "model's)",
+        help="network input size around which images are resized keeping their "
+        "aspect ratio: multiples of 32 for DPT, of 14 for Depth Anything V2, where NxN is "
+        "the original's input_size N (default: the model's; 518 for Depth Anything V2)",
     )
     if backends:
         parser.add_argument(

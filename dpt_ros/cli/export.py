@@ -186,12 +186,13 @@ def _network_size(args: argparse.Namespace, spec: ModelSpec) -> tuple[int, int]:
     """(width, height) from --network-size, the deprecated --width/--height (with a note
     on stderr), or the model's own; ValueError if the aliases give an invalid size."""
     if args.network_size is not None:
-        return args.network_size  # already checked by its argparse type
-    if args.width is None and args.height is None:
+        width, height = args.network_size
+    elif args.width is None and args.height is None:
         return spec.net_width, spec.net_height
-    print(DEPRECATION_NOTE, file=sys.stderr)
-    width = spec.net_width if args.width is None else args.width
-    height = spec.net_height if args.height is None else args.height
+    else:
+        print(DEPRECATION_NOTE, file=sys.stderr)
+        width = spec.net_width if args.width is None else args.width
+        height = spec.net_height if args.height is None else args.height
     problem = network_size_problem(width, height, spec.size_multiple, spec.name)
     if problem:
         raise ValueError(problem)

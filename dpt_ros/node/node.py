@@ -330,8 +330,10 @@ class DptNode(Node):
                 )
 
     def _models_text(self) -> str:
-        names = [p.spec.name for p in (self.pipeline.depth, self.pipeline.segmentation) if p]
-        return " + ".join(names)
+        """``name (weights licence X)`` of each model: the licences differ by model
+        (Depth Anything V2 Base and Large are non-commercial)."""
+        specs = [p.spec for p in (self.pipeline.depth, self.pipeline.segmentation) if p]
+        return " + ".join(f"{s.name} (weights licence {s.licence})" for s in specs)
 
     def _device_text(self) -> str:
         p = self.pipeline.main

@@ -52,8 +52,8 @@ PARAMS: tuple[ParamDef, ...] = (
     ParamDef(
         "depth.weights",
         "",
-        "Depth weights file; empty = $DPT_ROS_CACHE or ~/.cache/dpt_ros, downloading "
-        "the official file there if missing.",
+        "Depth weights file, or a transformers save_pretrained folder; empty = "
+        "$DPT_ROS_CACHE or ~/.cache/dpt_ros, downloading the official file there if missing.",
     ),
     ParamDef(
         "depth.random_weights",
@@ -65,7 +65,12 @@ PARAMS: tuple[ParamDef, ...] = (
         "",
         f"Segmentation model type ({_SEG}); empty disables segmentation.",
     ),
-    ParamDef("segmentation.weights", "", "Segmentation weights file; empty = cache/download."),
+    ParamDef(
+        "segmentation.weights",
+        "",
+        "Segmentation weights file, or a transformers save_pretrained folder; empty = "
+        "cache/download.",
+    ),
     ParamDef(
         "segmentation.random_weights",
         False,
@@ -116,14 +121,16 @@ PARAMS: tuple[ParamDef, ...] = (
     ParamDef(
         "network_width",
         0,
-        "Network input width in pixels; 0 = the model's default. Multiple of 32.",
-        int_range=(0, 4096, 32),
+        "Network input width in pixels; 0 = the model's default. Multiple of 32 (DPT) "
+        "or of 14 (Depth Anything V2, where N x N is the original's input_size N).",
+        int_range=(0, 4096, 1),
     ),
     ParamDef(
         "network_height",
         0,
-        "Network input height in pixels; 0 = the model's default. Multiple of 32.",
-        int_range=(0, 4096, 32),
+        "Network input height in pixels; 0 = the model's default. Multiple of 32 (DPT) "
+        "or of 14 (Depth Anything V2, where N x N is the original's input_size N).",
+        int_range=(0, 4096, 1),
     ),
     ParamDef(
         "keep_aspect_ratio",
