@@ -96,13 +96,52 @@ def _peak_memory_mb(device: torch.device) -> float | None:
     return None
 
 
+#: Attention heads and blocks of the DINOv2 encoders (timm's and transformers' configs).
+_DINO_HEADS_LAYERS = {"vits": (6, 12), "vitb": (12, 12), "vitl": (16, 24)}
+
+
+def _transformers_depth_anything(spec):
+    """DepthAnythingForDepthEstimation with the published configuration of ``spec``
+    (Depth-Anything-V2-*-hf), random weights."""
+    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation
+
+    from dpt_ros.models.network.depth_anything import get_dino_config
+
+    dino = get_dino_config(spec.backbone)
+    heads, layers = _DINO_HEADS_LAYERS[spec.backbone]
+    backbone = {
+        "model_type": "dinov2",
+        "hidden_size": dino.embed_dim,
+        "num_attention_heads": heads,
+        "num_hidden_layers": layers,
+        # transformers counts the embeddings as stage 0: block i is stage i + 1.
+        "out_indices": [i + 1 for i in dino.layers],
+        "patch_size": 14,
+        "image_size": 518,
+        "layerscale_value": 1.0,
+        "reshape_hidden_states": False,
+    }
+    config = DepthAnythingConfig(
+        backbone_config=backbone,
+        reassemble_hidden_size=dino.embed_dim,
+        neck_hidden_sizes=list(dino.channels),
+        fusion_hidden_size=dino.features,
+        depth_estimation_type="metric" if spec.is_metric else "relative",
+        max_depth=spec.max_depth or 1,
+    )
+    return DepthAnythingForDepthEstimation(config)
+
+
 def _transformers_model(model_type: str, device: torch.device, size_hw):
-    """DPTForDepthEstimation with DPT-Hybrid/Large's configuration, random weights."""
+    """transformers' model of the same architecture, random weights:
+    DPTForDepthEstimation (DPT-Hybrid/Large) or DepthAnythingForDepthEstimation."""
     from transformers import DPTConfig, DPTForDepthEstimation  # optional dependency
 
     from dpt_ros.models import get_spec
 
     spec = get_spec(model_type)
+    if spec.family == "depth_anything_v2":
+        return _transformers_depth_anything(spec).eval().to(device)
     if spec.backbone == "vitl16_384":
         config = DPTConfig(
             hidden_size=1024,
@@ -255,8 +294,10 @@ def _bench_pipeline(
 
 
 def _compare_transformers(args, predictor, frames, results: dict[str, object]) -> None:
-    """transformers' DPTForDepthEstimation beside ours on the same input and device, at
-    the benchmark's precision and in fp32; ratios > 1 mean ours is faster."""
+    """transformers' model of the same architecture beside ours on the same input and
+    device, at the benchmark's precision and in fp32; ratios > 1 mean ours is faster.
+    DPT runs at its square network size (transformers' hybrid embedding accepts no
+    other), Depth Anything V2 at the camera's network input."""
     import torch
 
     from dpt_ros.models import Predictor
@@ -264,6 +305,9 @@ def _compare_transformers(args, predictor, frames, results: dict[str, object]) -
 
     device = predictor.device
     sq = (predictor.spec.net_height, predictor.spec.net_height)
+    if predictor.spec.family == "depth_anything_v2":
+        # transformers' Depth Anything takes any multiple of 14: compare at the camera's.
+        sq = predictor.input_size(frames.shape[1:3])
     if predictor.backend != "torch" and tuple(predictor.net_hw) != sq:
         results["transformers"] = (
             f"skipped: the comparison runs at {sq[1]}x{sq[0]}; export "
@@ -275,8 +319,7 @@ def _compare_transformers(args, predictor, frames, results: dict[str, object]) -
     except ImportError:
         results["transformers"] = "not installed (pip install -e '.[bench]')"
         return
-    # transformers' hybrid embedding accepts only its configured square size: both
-    # models run on the same square input for this comparison.
+    # Both models run on the same input for this comparison.
     xs = preprocess(predictor.upload(frames), sq, predictor.spec.mean, predictor.spec.std)
     results["compare_input"] = f"{sq[1]}x{sq[0]}"
     results["transformers_attention"] = getattr(hf.config, "_attn_implementation", "?")
