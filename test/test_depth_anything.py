@@ -232,3 +232,25 @@ def test_node_logs_the_weights_licence(ros, capfd):
     add(DptNode(parameter_overrides=overrides))
     captured = capfd.readouterr()
     assert "depth_anything_v2_vitb (weights licence CC-BY-NC-4.0)" in captured.out + captured.err
+
+
+# --------------------------------------------------------------------------- export
+
+
+def test_onnx_export_and_onnxruntime_backend_match_the_original(
+    tmp_path, det_checkpoint, golden, scene_a_rgb
+):
+    """depth_anything_v2_vits exported at the golden's network input (686x518, the
+    640x480 camera's): the export's own check, then the onnxruntime backend through the
+    Predictor on scene_a against the original's end-to-end result."""
+    pytest.importorskip("onnxruntime")
+    from dpt_ros.models.export import export_onnx
+
+    path = tmp_path / "dav2_vits.onnx"
+    weights = det_checkpoint(RELATIVE)
+    report = export_onnx(RELATIVE, path, weights=weights, width=686, height=518, check=True)
+    assert report.max_rel_diff is not None and report.max_rel_diff <= 1e-4
+    predictor = Predictor(RELATIVE, backend="onnxruntime", engine=str(path), device="cpu")
+    assert predictor.input_size((480, 640)) == (518, 686)
+    final = predictor.predict(scene_a_rgb)
+    assert golden(RELATIVE).relative_error("final", final) <= END_TO_END_RTOL
