@@ -5,7 +5,9 @@ For each model type with a golden: the network on the original's exact input (fu
 goldens only), the network on our own preprocessing, and the end-to-end result, each as
 the largest difference relative to the output's largest magnitude (labels: share of
 equal pixels). For the hybrid types, the same with timm 1.x's / transformers' weight
-standardisation, ``(w - mean) / sqrt(var + 1e-8)``, in place of the original's.
+standardisation, ``(w - mean) / sqrt(var + 1e-8)``, in place of the original's; for
+Depth Anything V2, the same with position embeddings resized to the grid's size
+(timm's and transformers' way) instead of the original's scale factor.
 
     python scripts/fidelity_report.py [--types dpt_hybrid dpt_large ...]
 
@@ -31,10 +33,40 @@ import deterministic_weights  # noqa: E402  (test helpers: generator and goldens
 from goldens import FIXTURES, Golden, shared_fixtures_dir  # noqa: E402
 
 from dpt_ros.models import Predictor  # noqa: E402
+from dpt_ros.models.network import depth_anything  # noqa: E402
 from dpt_ros.models.network.std_conv import OriginalStdConv2d  # noqa: E402
 from dpt_ros.models.transforms import preprocess  # noqa: E402
 
-TYPES = ("dpt_hybrid", "dpt_large", "dpt_hybrid_nyu", "dpt_hybrid_ade20k")
+TYPES = (
+    "dpt_hybrid",
+    "dpt_large",
+    "dpt_hybrid_nyu",
+    "dpt_hybrid_ade20k",
+    "depth_anything_v2_vits",
+    "depth_anything_v2_metric_hypersim_vitb",
+)
+
+
+def _layout_and_golden(shared: Path | None, model_type: str) -> tuple[Path, Path | None]:
+    """The key layout file and the full golden (None without ../shared) of a type."""
+    if model_type.startswith("depth_anything_v2"):
+        keys = f"keys_depth_anything_v2_{model_type.rsplit('_', 1)[1]}.json"
+        family = "dav2"
+    else:
+        keys, family = f"keys_{model_type}.json", "dpt"
+    full = shared / family / f"golden_{model_type}_scene_a.npz" if shared else None
+    return FIXTURES / "keys" / keys, full
+
+
+def _size_based_pos_embed(pos_embed: torch.Tensor, grid_hw: tuple[int, int]) -> torch.Tensor:
+    """Position embeddings resized to the grid's size (timm's and transformers' way),
+    instead of the original's scale factor."""
+    n = pos_embed.shape[1] - 1
+    side = int(n**0.5)
+    grid = pos_embed[:, 1:].reshape(1, side, side, -1).permute(0, 3, 1, 2)
+    grid = torch.nn.functional.interpolate(grid, size=tuple(grid_hw), mode="bicubic")
+    grid = grid.permute(0, 2, 3, 1).reshape(1, grid_hw[0] * grid_hw[1], -1)
+    return torch.cat((pos_embed[:, :1], grid), dim=1)
 
 
 def _timm_1x_standardization(module: OriginalStdConv2d) -> None:
@@ -102,11 +134,9 @@ def main() -> int:
     rgb = np.ascontiguousarray(bgr[:, :, ::-1])
     with tempfile.TemporaryDirectory() as tmp:
         for model_type in args.types:
-            full = shared / "dpt" / f"golden_{model_type}_scene_a.npz" if shared else None
+            keys, full = _layout_and_golden(shared, model_type)
             golden = Golden.load(FIXTURES / "compact" / f"{model_type}_scene_a.compact.npz", full)
-            layout = deterministic_weights.read_layout(
-                FIXTURES / "keys" / f"keys_{model_type}.json"
-            )
+            layout = deterministic_weights.read_layout(keys)
             weights = Path(tmp) / f"{model_type}.pt"
             torch.save(deterministic_weights.deterministic_state_dict(layout), weights)
             print(f"{model_type}: {report(model_type, weights, rgb, golden, False)}", flush=True)
@@ -116,6 +146,15 @@ def main() -> int:
                     f"{report(model_type, weights, rgb, golden, True)}",
                     flush=True,
                 )
+            if model_type.startswith("depth_anything_v2"):
+                original = depth_anything.interpolate_pos_embed
+                depth_anything.interpolate_pos_embed = _size_based_pos_embed
+                print(
+                    f"  with size-based position embeddings (timm / transformers): "
+                    f"{report(model_type, weights, rgb, golden, False)}",
+                    flush=True,
+                )
+                depth_anything.interpolate_pos_embed = original
             weights.unlink()
     return 0
 
