@@ -71,8 +71,9 @@ def generate_launch_description():
                 "depth_model",
                 default_value="",
                 description="Depth model type (dpt_hybrid, dpt_large, "
-                "dpt_hybrid_kitti, dpt_hybrid_nyu); 'none' disables; "
-                "empty keeps params_file.",
+                "dpt_hybrid_kitti, dpt_hybrid_nyu, depth_anything_v2_{vits,vitb,vitl}, "
+                "depth_anything_v2_metric_{hypersim,vkitti}_{vits,vitb,vitl}); "
+                "'none' disables; empty keeps params_file.",
             ),
             DeclareLaunchArgument(
                 "segmentation_model",

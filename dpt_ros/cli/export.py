@@ -1,4 +1,4 @@
-"""``dpt-ros export``: a DPT model as a fixed-shape ONNX file or TensorRT engine.
+"""``dpt-ros export``: a model as a fixed-shape ONNX file or TensorRT engine.
 
 The exported graph is the torch network and nothing else: it takes the normalised
 float32 (B, 3, H, W) input that ``Predictor`` feeds its model and returns the same

@@ -1,14 +1,16 @@
-"""``dpt-ros predict``: run a DPT model on image files and write the results.
+"""``dpt-ros predict``: run a model (DPT or Depth Anything V2) on image files and write
+the results.
 
 For every input image ``<stem>`` (one file, or each .png/.jpg/.jpeg/.bmp/.tif/.tiff
 file directly inside a directory, sorted by name) the output directory receives:
 
-Depth models (``dpt_hybrid``, ``dpt_large``, ``dpt_hybrid_kitti``, ``dpt_hybrid_nyu``):
+Depth models (``dpt_hybrid``, ``dpt_large``, ``dpt_hybrid_kitti``, ``dpt_hybrid_nyu``,
+``depth_anything_v2_*``):
 
 - ``<stem>_depth.npy``: float32, the image's H x W, the model's output resized back to
   the image, unscaled: relative inverse depth (unitless, larger = nearer) for
-  ``dpt_hybrid`` / ``dpt_large``, metric depth in metres for ``dpt_hybrid_kitti`` /
-  ``dpt_hybrid_nyu``.
+  ``dpt_hybrid`` / ``dpt_large`` / ``depth_anything_v2_vit*``, metric depth in metres
+  for ``dpt_hybrid_kitti`` / ``dpt_hybrid_nyu`` / ``depth_anything_v2_metric_*``.
 - ``<stem>_depth.png``: 16-bit single channel.
     * metric models: depth in millimetres (the ROS / OpenNI ``16UC1`` convention),
       rounded, clipped to 65535; 0 = invalid (no finite, positive depth);
@@ -58,8 +60,9 @@ _EPILOG = """\
 outputs, for each input image <stem> in the output directory:
   depth models:
     <stem>_depth.npy        float32 H x W, unscaled model output: relative inverse
-                            depth (dpt_hybrid, dpt_large) or metres (dpt_hybrid_kitti,
-                            dpt_hybrid_nyu)
+                            depth (dpt_hybrid, dpt_large, depth_anything_v2_vit*) or
+                            metres (dpt_hybrid_kitti, dpt_hybrid_nyu,
+                            depth_anything_v2_metric_*)
     <stem>_depth.png        16-bit. Metric models: millimetres, clipped to 65535,
                             0 = invalid (ROS/OpenNI convention). Relative models: the
                             image's min..max mapped to 0..65535 (like the original

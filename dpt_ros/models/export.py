@@ -1,4 +1,4 @@
-"""Exporting a DPT model as a fixed-shape ONNX file or TensorRT engine (the library
+"""Exporting a model as a fixed-shape ONNX file or TensorRT engine (the library
 behind ``dpt-ros export``).
 
 The exported graph is the torch network and nothing else: it takes the normalised

@@ -1,4 +1,4 @@
-"""Inference on images: the original DPT pipeline behind one call.
+"""Inference on images: the original pipelines (DPT, Depth Anything V2) behind one call.
 
 ``Predictor`` owns a model on a device at a precision. Images go in as RGB uint8
 arrays; depth comes out as float32 (relative inverse depth or metres, as the model

@@ -1,4 +1,4 @@
-"""Pre- and post-processing of the original DPT pipeline, in torch so it runs on the GPU.
+"""Pre- and post-processing of the original pipelines, in torch so it runs on the GPU.
 
 Pre-processing: RGB uint8 -> [0, 1] -> resize keeping the aspect ratio to multiples of
 the network's granularity around the network size (DPT's "minimal" method, Depth
