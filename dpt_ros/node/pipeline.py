@@ -21,9 +21,8 @@ from dpt_ros.models.geometry import backproject as device_backproject
 from dpt_ros.models.geometry import relative_to_metric as device_relative_to_metric
 from dpt_ros.models.predictor import download_to_host
 from dpt_ros.models.registry import task_problem
-from dpt_ros.ros.camera import Intrinsics, check_camera_info_matches, scale_camera_info
+from dpt_ros.ros.camera import Intrinsics, check_camera_info_matches, depth_camera_info
 from dpt_ros.ros.image_codec import depth_to_image_msg, labels_to_image_msg, rgb_to_image_msg
-from dpt_ros.ros.messages import copy_header
 from dpt_ros.ros.pointcloud import make_pointcloud2
 from dpt_ros.viz.ade20k import PALETTE
 from dpt_ros.viz.colormap import StableRange, colorize, overlay_labels
@@ -267,13 +266,10 @@ class FramePipeline:
         out_h, out_w = self.output_hw((h, w), o)
         try:
             check_camera_info_matches(camera_info, w, h)
-            intrinsics = Intrinsics.from_camera_info(camera_info).scaled(out_w, out_h)
-            scaled_info = scale_camera_info(camera_info, out_w, out_h)
+            return depth_camera_info(camera_info, out_w, out_h, header)
         except ValueError as exc:
             result.warnings.append(f"camera_info rejected: {exc}")
             return None, None
-        scaled_info.header = copy_header(header)
-        return intrinsics, scaled_info
 
     def _infer(self, group: _Group, o: PipelineOptions) -> dict[str, float]:
         """Runs the models on a group's batch and fills each frame's ``arrays``
