@@ -265,6 +265,29 @@ PARAMS: tuple[ParamDef, ...] = (
         read_only=False,
         float_range=(0.0, 1e4),
     ),
+    ParamDef(
+        "cloud.min_depth",
+        0.0,
+        "Drop points nearer than this (metres); 0 = no limit.",
+        read_only=False,
+        float_range=(0.0, 1e4),
+    ),
+    ParamDef(
+        "cloud.edge_filter",
+        True,
+        "Drop flying pixels from 'points': pixels whose depth differs from both "
+        "neighbours (left and right, or above and below) by more than "
+        "cloud.edge_threshold times their depth, i.e. points in the air between a near "
+        "and a far surface.",
+        read_only=False,
+    ),
+    ParamDef(
+        "cloud.edge_threshold",
+        0.1,
+        "Relative depth step of cloud.edge_filter (0.1 = 10 %).",
+        read_only=False,
+        float_range=(0.001, 10.0),
+    ),
     ParamDef("cloud.color", True, "Add the image colour to 'points' (rgb field).", read_only=False),
     ParamDef(
         "cloud.labels", True, "Add segmentation ids to 'points' (label field).", read_only=False
@@ -333,6 +356,9 @@ PIPELINE_PARAMS = (
     "cloud.enabled",
     "cloud.stride",
     "cloud.max_depth",
+    "cloud.min_depth",
+    "cloud.edge_filter",
+    "cloud.edge_threshold",
     "cloud.color",
     "cloud.labels",
 )
@@ -517,6 +543,11 @@ def _config_problems(values: dict[str, Any]) -> list[str]:
         if options is not None:
             problems += options.problems(task, engine_name=f"{task}.engine")
     problems += alignment_options(values).problems()
+    if 0 < values["cloud.max_depth"] <= values["cloud.min_depth"]:
+        problems.append(
+            f"cloud.min_depth={values['cloud.min_depth']} must be below "
+            f"cloud.max_depth={values['cloud.max_depth']} (metres; 0 = no limit)"
+        )
     if bool(values["warmup_width"]) != bool(values["warmup_height"]):
         problems.append("warmup_width and warmup_height must both be 0 (no warm-up) or both set")
     if not values["depth.model_type"] and not values["segmentation.model_type"]:

@@ -18,9 +18,12 @@ from std_msgs.msg import Header
 
 from dpt_ros.models import Predictor
 from dpt_ros.models.geometry import backproject as device_backproject
+from dpt_ros.models.geometry import mark_saturated as device_mark_saturated
 from dpt_ros.models.geometry import relative_to_metric as device_relative_to_metric
+from dpt_ros.models.geometry import upsample_depth as device_upsample_depth
 from dpt_ros.models.predictor import download_to_host
 from dpt_ros.models.registry import task_problem
+from dpt_ros.models.transforms import resize_output
 from dpt_ros.ros.camera import Intrinsics, check_camera_info_matches, depth_camera_info
 from dpt_ros.ros.image_codec import depth_to_image_msg, labels_to_image_msg, rgb_to_image_msg
 from dpt_ros.ros.pointcloud import make_pointcloud2
@@ -59,6 +62,10 @@ class PipelineOptions:
         cloud_enabled: publish ``points`` (needs metric depth and camera_info).
         cloud_stride: keep every n-th pixel in both directions.
         cloud_max_depth: drop points farther than this (metres); 0 = no limit.
+        cloud_min_depth: drop points nearer than this (metres); 0 = no limit.
+        cloud_edge_filter: drop flying pixels (between a near and a far surface) from
+            ``points``.
+        cloud_edge_threshold: the filter's relative depth step (0.1 = 10 %).
         cloud_color: add the image colour (``rgb`` field).
         cloud_labels: add the segmentation id (``label`` field) when segmentation runs.
     """
@@ -70,6 +77,9 @@ class PipelineOptions:
     cloud_enabled: bool = True
     cloud_stride: int = 1
     cloud_max_depth: float = 0.0
+    cloud_min_depth: float = 0.0
+    cloud_edge_filter: bool = True
+    cloud_edge_threshold: float = 0.1
     cloud_color: bool = True
     cloud_labels: bool = True
 
@@ -283,7 +293,7 @@ class FramePipeline:
             timer.mark("upload")
             device_out: dict[str, torch.Tensor] = {}
             if self.depth is not None:
-                raw = self.depth.run_on_device(images, group.out_hw, timer.prefixed("depth_"))
+                raw = self.depth.depth_on_device(images, timer.prefixed("depth_"))
                 device_out.update(self._depth_outputs(raw, o, group))
                 timer.mark("depth_postprocess")
             if self.segmentation is not None:
@@ -307,35 +317,64 @@ class FramePipeline:
     def _depth_outputs(
         self, raw: torch.Tensor, o: PipelineOptions, group: _Group
     ) -> dict[str, torch.Tensor]:
-        """On the device: the relative output (``inverse``), metric depth (``metric`` for
-        the batch, or ``metric<b>`` per frame when their calibrations differ) and, for
-        each frame with metric depth and intrinsics, its points (``xyz<b>``)."""
+        """On the device, from the network-resolution depth ``raw``: the relative output
+        (``inverse``, bicubic as the original), metric depth (``metric`` for the batch,
+        or ``metric<b>`` per frame when their calibrations differ; computed at the
+        network's resolution, saturation marked ``+Inf``, then upsampled without leaving
+        the neighbours' range) and, for each frame with metric depth and intrinsics, its
+        points (``xyz<b>``)."""
+        assert self.depth is not None, "called with a depth model"
         out: dict[str, torch.Tensor] = {}
         metric: list[torch.Tensor | None]
         # One calibration for the whole batch (fixed, or equal fits): one operation.
         uniform = group.calibrations[0] if len(set(group.calibrations)) == 1 else None
-        if self.main.is_metric:
-            out["metric"] = raw
-            metric = list(raw)
-        elif uniform is not None:
-            out["inverse"] = raw
-            out["metric"] = device_relative_to_metric(raw, *uniform)
+        if self.depth.is_metric:
+            saturated = device_mark_saturated(raw, self.depth.depth_ceiling)
+            out["metric"] = device_upsample_depth(saturated, group.out_hw)
             metric = list(out["metric"])
         else:
-            out["inverse"] = raw
-            metric = [
-                None if cal is None else device_relative_to_metric(raw[b], *cal)
-                for b, cal in enumerate(group.calibrations)
-            ]
-            out.update({f"metric{b}": m for b, m in enumerate(metric) if m is not None})
-        if not o.cloud_enabled:
-            return out
-        for b, (m, intr) in enumerate(zip(metric, group.intrinsics)):
-            if m is not None and intr is not None:
-                out[f"xyz{b}"] = device_backproject(
-                    m, intr.fx, intr.fy, intr.cx, intr.cy, o.cloud_stride, o.cloud_max_depth
-                )
+            out["inverse"] = resize_output(raw, group.out_hw)
+            hw = group.out_hw
+            if uniform is not None:
+                out["metric"] = device_upsample_depth(device_relative_to_metric(raw, *uniform), hw)
+                metric = list(out["metric"])
+            else:
+                metric = [
+                    None
+                    if cal is None
+                    else device_upsample_depth(device_relative_to_metric(raw[b : b + 1], *cal), hw)[
+                        0
+                    ]
+                    for b, cal in enumerate(group.calibrations)
+                ]
+                out.update({f"metric{b}": m for b, m in enumerate(metric) if m is not None})
+        if o.cloud_enabled:
+            out.update(self._points(metric, group.intrinsics, o))
         return out
+
+    @staticmethod
+    def _points(
+        metric: list[torch.Tensor | None],
+        intrinsics: list[Intrinsics | None],
+        o: PipelineOptions,
+    ) -> dict[str, torch.Tensor]:
+        """``xyz<b>`` for each frame with metric depth and intrinsics (on the device)."""
+        edge = o.cloud_edge_threshold if o.cloud_edge_filter else 0.0
+        return {
+            f"xyz{b}": device_backproject(
+                m,
+                intr.fx,
+                intr.fy,
+                intr.cx,
+                intr.cy,
+                o.cloud_stride,
+                o.cloud_max_depth,
+                o.cloud_min_depth,
+                edge,
+            )
+            for b, (m, intr) in enumerate(zip(metric, intrinsics))
+            if m is not None and intr is not None
+        }
 
     def _colored_depth(
         self, metric: np.ndarray | None, inverse: np.ndarray | None, stream: Hashable
