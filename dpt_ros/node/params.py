@@ -151,8 +151,15 @@ PARAMS: tuple[ParamDef, ...] = (
         '"rear"] or ["/robot/front_camera"]): each NS subscribes NS/image (or '
         "NS/image/compressed) and NS/camera_info and publishes its outputs under NS/; the "
         "latest frames of all cameras share one forward pass. Empty (unset) = one camera "
-        "on 'image' and 'camera_info'.",
+        "on 'image' and, unless remapped, the image topic's sibling camera_info.",
         example='["front", "rear"]',
+    ),
+    ParamDef(
+        "frame_id",
+        "",
+        "Frame of every output header, for drivers with an empty or wrong frame_id "
+        "(the camera's optical frame); empty = the image's own frame_id.",
+        read_only=False,
     ),
     ParamDef(
         "qos.input.reliability",
