@@ -159,3 +159,18 @@ def test_cloud_min_depth_must_be_below_max_depth() -> None:
     assert config.pipeline.cloud_min_depth == 0.3 and config.pipeline.cloud_edge_filter
     with pytest.raises(ValueError, match="cloud.min_depth=2.0 must be below cloud.max_depth=1.0"):
         config_from_values({**values, "cloud.min_depth": 2.0, "cloud.max_depth": 1.0})
+
+
+def test_outputs_nobody_subscribes_to_are_not_built() -> None:
+    hybrid = Predictor(
+        "dpt_hybrid", device="cpu", random_weights=True, progress=False, network_size=(96, 64)
+    )
+    options = PipelineOptions(relative_depth_scale=1.0, relative_depth_shift=0.5)
+    pipeline = FramePipeline(hybrid, None, options)
+    full = pipeline.process_batch([_image()], [_header()], [_camera()])[0]
+    assert {"points", "depth/colored"} <= set(full.messages) and "xyz" in full.arrays
+    lean = pipeline.process_batch(
+        [_image()], [_header()], [_camera()], skip={"points", "depth/colored"}
+    )[0]
+    assert {"depth/image", "depth/relative", "depth/camera_info"} == set(lean.messages)
+    assert "xyz" not in lean.arrays

@@ -108,3 +108,59 @@ def test_published_camera_info_and_frame_id_override(ros):
     u = np.arange(64)[None, :]
     ok = np.isfinite(z)
     np.testing.assert_allclose(x[ok], ((u - 30.0) * z / 40.0)[ok], rtol=1e-5, atol=1e-6)
+
+
+def test_cloud_enabled_at_run_time_publishes_points_of_a_metric_model(ros):
+    """cloud.enabled false at start, true at run time: a metric model's points appear
+    (there was no publisher for them)."""
+    executor, add = ros
+    node = add(
+        DptNode(
+            cli_args=["--ros-args", "-r", "image:=/cam/image_rect"],
+            parameter_overrides=FAST
+            + [
+                Parameter("depth.model_type", value="dpt_hybrid_nyu"),
+                Parameter("depth.random_weights", value=True),
+                Parameter("cloud.enabled", value=False),
+            ],
+        )
+    )
+    probe = CameraProbe(add)
+    assert spin_until(executor, lambda: probe.info_pub.get_subscription_count() > 0, 10)
+    node.set_parameters([Parameter("cloud.enabled", value=True)])
+    probe.info_pub.publish(camera_info(64, 48))
+    assert spin_until(executor, lambda: node._cameras[0].camera_info is not None, 5)
+    assert spin_until(
+        executor, lambda: node._cameras[0].publishers["points"].get_subscription_count(), 5
+    )
+    probe.image_pub.publish(rgb_msg(small_image(48, 64), 7))
+    assert spin_until(executor, lambda: probe.points)
+
+
+def test_diagnostics_judge_the_recent_window(ros):
+    """A corrupt frame makes /diagnostics WARN only while it is recent; a camera_info
+    rejected on every frame keeps it WARN and says why."""
+    executor, add = ros
+    node = remapped_node(add)
+    node._recent.window = 1.0  # seconds, instead of 10, to keep the test short
+    probe = CameraProbe(add)
+    assert spin_until(executor, lambda: probe.info_pub.get_subscription_count() > 0, 10)
+    probe.info_pub.publish(camera_info(64, 48))
+    assert spin_until(executor, lambda: node._cameras[0].camera_info is not None, 5)
+    bad = rgb_msg(small_image(48, 64), 1)
+    bad.step = 10
+    probe.image_pub.publish(bad)
+    assert spin_until(executor, lambda: node.status()["rejected"] == "1", 10)
+    assert any(level == DiagnosticStatus.WARN for level, _ in node.problems())
+    probe.image_pub.publish(rgb_msg(small_image(48, 64), 2))
+    assert spin_until(executor, lambda: probe.points)
+    assert spin_until(executor, lambda: not node.problems(), 5)
+    assert node.status()["rejected"] == "1"  # the total stays
+
+    probe.info_pub.publish(camera_info(640, 480))  # another resolution, from now on
+    assert spin_until(executor, lambda: node._cameras[0].camera_info.width == 640, 5)
+    for sec in (3, 4):
+        probe.image_pub.publish(rgb_msg(small_image(48, 64), sec))
+        assert spin_until(executor, lambda s=sec: node._cameras[0].processed == s - 1)
+    texts = [text for _, text in node.problems()]
+    assert any("camera_info rejected: camera_info is 640x480" in t for t in texts), texts

@@ -39,7 +39,12 @@ from dpt_ros.node.health import (
     sibling_topic,
 )
 from dpt_ros.node.params import PARAMS, config_from_values, declare, validate
-from dpt_ros.node.pipeline import ON_DEMAND_TOPICS, OUTPUT_TOPICS, FramePipeline
+from dpt_ros.node.pipeline import (
+    ON_DEMAND_TOPICS,
+    OUTPUT_TOPICS,
+    SKIPPABLE_TOPICS,
+    FramePipeline,
+)
 from dpt_ros.ros.image_codec import ImageDecodeError, compressed_to_rgb, image_to_rgb
 from dpt_ros.ros.label_info import import_vision_msgs, label_info_message
 from dpt_ros.ros.messages import stamp_ns
@@ -220,10 +225,9 @@ class DptNode(Node):
         """Each camera's output publishers; returns the output topic names."""
         cfg = self.config
         out_qos = _qos(cfg.qos_output_reliability, cfg.qos_output_depth)
-        topics = set(self.pipeline.topics())
-        if self.pipeline.depth is not None and not self.pipeline.depth.is_metric:
-            # A calibration can be set at run time: have these ready.
-            topics |= {"depth/image", "points"}
+        # Every topic the models can publish: cloud.enabled and a calibration can be
+        # set at run time, and nothing is built for a topic nobody subscribes to.
+        topics = set(self.pipeline.topics(self.pipeline.options.with_every_output()))
         self._wakeup = threading.Condition()
         self._cameras = [_Camera(name, self._wakeup) for name in (cfg.cameras or ("",))]
         for cam in self._cameras:
@@ -257,6 +261,18 @@ class DptNode(Node):
             for topic in ON_DEMAND_TOPICS
             for cam in self._cameras
             if topic in cam.publishers and cam.publishers[topic].get_subscription_count() > 0
+        }
+
+    def _unsubscribed(self) -> set[str]:
+        """The outputs of SKIPPABLE_TOPICS that nobody subscribes to (on any camera), so
+        they are not built (depth_image_proc's lazy outputs)."""
+        return {
+            topic
+            for topic in SKIPPABLE_TOPICS
+            if not any(
+                topic in cam.publishers and cam.publishers[topic].get_subscription_count() > 0
+                for cam in self._cameras
+            )
         }
 
     def _publish_label_info(self) -> str:
@@ -374,7 +390,7 @@ class DptNode(Node):
 
     def _on_camera_info(self, cam: _Camera, msg: CameraInfo) -> None:
         warning = cam.info.add(msg)
-        if warning:
+        if warning and not self.config.pipeline.rectify:
             self.get_logger().warning(cam.prefixed(warning))
 
     def _on_set_parameters(self, params: list[Any]) -> SetParametersResult:
@@ -438,6 +454,7 @@ class DptNode(Node):
                 streams=[cam.name for cam in cams],
                 on_demand=self._subscribed_on_demand(),
                 calibrations=calibrations,
+                skip=self._unsubscribed(),
             )
         except Exception as exc:  # keep the node alive (e.g. CUDA out of memory)
             self._recent.add("failed")

@@ -138,6 +138,14 @@ PARAMS: tuple[ParamDef, ...] = (
         choices=("input", "network"),
     ),
     ParamDef(
+        "rectify",
+        False,
+        "Rectify raw images whose camera_info has distortion (D != 0) before the "
+        "models, from K, D, R and P (plumb_bob, rational_polynomial, equidistant; no "
+        "binning or ROI), as image_proc does; off = the image must already be rectified.",
+        read_only=False,
+    ),
+    ParamDef(
         "input_transport",
         "raw",
         "raw: sensor_msgs/Image on 'image'; compressed: sensor_msgs/CompressedImage "
@@ -357,6 +365,7 @@ class NodeConfig:
 #: Parameters that become fields of :class:`PipelineOptions` (dots become underscores).
 PIPELINE_PARAMS = (
     "output_size",
+    "rectify",
     "relative_depth.scale",
     "relative_depth.shift",
     "relative_depth.alignment",

@@ -6,6 +6,7 @@ Output topics (relative to the camera's namespace), see ``OUTPUT_TOPICS``.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Collection, Hashable, Sequence
 from dataclasses import dataclass, field
@@ -24,9 +25,15 @@ from dpt_ros.models.geometry import upsample_depth as device_upsample_depth
 from dpt_ros.models.predictor import download_to_host
 from dpt_ros.models.registry import task_problem
 from dpt_ros.models.transforms import resize_output
-from dpt_ros.ros.camera import Intrinsics, check_camera_info_matches, depth_camera_info
+from dpt_ros.ros.camera import (
+    Intrinsics,
+    check_camera_info_matches,
+    depth_camera_info,
+    is_distorted,
+)
 from dpt_ros.ros.image_codec import depth_to_image_msg, labels_to_image_msg, rgb_to_image_msg
 from dpt_ros.ros.pointcloud import make_pointcloud2
+from dpt_ros.ros.rectify import Rectifier
 from dpt_ros.viz.ade20k import PALETTE
 from dpt_ros.viz.colormap import StableRange, colorize, overlay_labels
 
@@ -42,6 +49,10 @@ OUTPUT_TOPICS: dict[str, type] = {
     "points": PointCloud2,
 }
 
+#: Outputs that the node skips while nobody subscribes to them (``skip``): building
+#: them costs time on every frame and nothing else needs them.
+SKIPPABLE_TOPICS: frozenset[str] = frozenset({"points", "depth/colored", "segmentation/colored"})
+
 #: Outputs built only when asked for (``on_demand``): the node asks when someone
 #: subscribes, since they cost time on every frame.
 ON_DEMAND_TOPICS: frozenset[str] = frozenset({"segmentation/confidence"})
@@ -54,6 +65,8 @@ class PipelineOptions:
     Attributes:
         output_size: ``input`` (the camera image's size) or ``network`` (the network
             input size; cheaper to publish and back-project).
+        rectify: rectify images whose camera_info has distortion (``D`` != 0) before
+            the models, with ``K``, ``D``, ``R`` and ``P`` (:mod:`dpt_ros.ros.rectify`).
         relative_depth_scale, relative_depth_shift: metric depth from a relative model as
             ``1 / (scale * x + shift)`` metres; scale 0 = not calibrated, no metric depth.
         relative_depth_alignment: ``fixed`` (the scale and shift above) or an online
@@ -71,6 +84,7 @@ class PipelineOptions:
     """
 
     output_size: str = "input"
+    rectify: bool = False
     relative_depth_scale: float = 0.0
     relative_depth_shift: float = 0.0
     relative_depth_alignment: str = "fixed"
@@ -82,6 +96,13 @@ class PipelineOptions:
     cloud_edge_threshold: float = 0.1
     cloud_color: bool = True
     cloud_labels: bool = True
+
+    def with_every_output(self) -> PipelineOptions:
+        """These options with every output that a run-time change can turn on: the
+        cloud, and a relative model's metric depth (a calibration)."""
+        return dataclasses.replace(
+            self, cloud_enabled=True, relative_depth_scale=self.relative_depth_scale or 1.0
+        )
 
 
 @dataclass
@@ -138,6 +159,7 @@ class FramePipeline:
         self.main: Predictor = depth if depth is not None else segmentation  # type: ignore[assignment]
         self.options = options
         self._ranges: dict[Hashable, StableRange] = {}
+        self._rectifier = Rectifier()
         #: Wait for the device after each stage so ``timings_ms`` splits true device
         #: time (benchmarks); the node leaves it off: one wait per batch.
         self.sync_timings = False
@@ -207,6 +229,7 @@ class FramePipeline:
         streams: Sequence[Hashable] | None = None,
         on_demand: Collection[str] = (),
         calibrations: Sequence[tuple[float, float] | None] | None = None,
+        skip: Collection[str] = (),
     ) -> list[FrameOutput]:
         """``process`` for several frames, running the models on batches.
 
@@ -227,13 +250,21 @@ class FramePipeline:
             calibrations: each frame's (scale, shift) for metric depth from a relative
                 model, or None for no metric output of that frame (online alignment);
                 None = the options' ``relative_depth_scale``/``shift`` for every frame.
+            skip: which of :data:`SKIPPABLE_TOPICS` not to build (nobody subscribes).
 
         Returns:
             One FrameOutput per frame, in the order given.
         """
         streams = _checked_batch(rgbs, headers, infos, streams)
         o = self.options
+        if "points" in skip:
+            o = dataclasses.replace(o, cloud_enabled=False)
         results = [FrameOutput() for _ in rgbs]
+        if o.rectify:
+            rgbs = [
+                self._rectify(r, rgb, info, s)
+                for r, rgb, info, s in zip(results, rgbs, infos, streams)
+            ]
         cameras = [
             self._camera(results[i], o, infos[i], rgbs[i].shape[:2], headers[i])
             for i in range(len(rgbs))
@@ -256,10 +287,21 @@ class FramePipeline:
                 results[i].timings_ms.update({k: v / len(idx) for k, v in timings.items()})
         for i, result in enumerate(results):
             result.intrinsics = cameras[i][0]
-            self._build_messages(
-                result, o, rgbs[i], headers[i], cameras[i][1], result.arrays, streams[i]
-            )
+            self._build_messages(result, o, rgbs[i], headers[i], cameras[i][1], streams[i], skip)
         return results
+
+    def _rectify(
+        self, result: FrameOutput, rgb: np.ndarray, info: CameraInfo | None, stream: Hashable
+    ) -> np.ndarray:
+        """The image rectified with its camera_info when that has distortion (else as
+        is); a calibration it cannot use is reported in ``result.warnings``."""
+        if info is None or not is_distorted(info):
+            return rgb
+        try:
+            return self._rectifier(rgb, info, stream)
+        except ValueError as exc:
+            result.warnings.append(f"image not rectified: {exc}")
+            return rgb
 
     def _camera(
         self,
@@ -400,11 +442,13 @@ class FramePipeline:
         rgb: np.ndarray,
         header: Header,
         scaled_info: CameraInfo | None,
-        arrays: dict[str, np.ndarray],
         stream: Hashable = None,
+        skip: Collection[str] = (),
     ) -> None:
-        """Fills ``result`` with every message of one frame from the model outputs, with
-        the options the batch's inference used."""
+        """Fills ``result`` with every message of one frame from the model outputs
+        (``result.arrays``), with the options the batch's inference used, except the
+        topics in ``skip``."""
+        arrays = result.arrays
         h, w = rgb.shape[:2]
         out_h, out_w = self.output_hw((h, w), o)
         inverse, metric = arrays.get("inverse"), arrays.get("metric")
@@ -415,17 +459,18 @@ class FramePipeline:
             msgs["depth/image"] = depth_to_image_msg(metric, header)
         if inverse is not None:
             msgs["depth/relative"] = depth_to_image_msg(inverse, header)
-        if metric is not None or inverse is not None:
+        if (metric is not None or inverse is not None) and "depth/colored" not in skip:
             msgs["depth/colored"] = rgb_to_image_msg(
                 self._colored_depth(metric, inverse, stream), header
             )
         small_rgb = None
         if labels is not None:
             msgs["segmentation/labels"] = labels_to_image_msg(labels, header)
-            small_rgb = _resize_rgb(rgb, out_h, out_w)
-            msgs["segmentation/colored"] = rgb_to_image_msg(
-                overlay_labels(small_rgb, labels, PALETTE), header
-            )
+            if "segmentation/colored" not in skip:
+                small_rgb = _resize_rgb(rgb, out_h, out_w)
+                msgs["segmentation/colored"] = rgb_to_image_msg(
+                    overlay_labels(small_rgb, labels, PALETTE), header
+                )
         if arrays.get("confidence") is not None:
             # mono8 like the labels: the probability of each pixel's label, 0..255.
             msgs["segmentation/confidence"] = labels_to_image_msg(arrays["confidence"], header)
