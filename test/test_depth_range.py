@@ -174,3 +174,24 @@ def test_outputs_nobody_subscribes_to_are_not_built() -> None:
     )[0]
     assert {"depth/image", "depth/relative", "depth/camera_info"} == set(lean.messages)
     assert "xyz" not in lean.arrays
+
+
+def test_per_frame_calibrations_equal_fixed_ones() -> None:
+    """Two frames of one batch under different calibrations (online alignment) get the
+    same metres as each under that calibration alone."""
+    hybrid = Predictor(
+        "dpt_hybrid", device="cpu", random_weights=True, progress=False, network_size=(96, 64)
+    )
+    cals = [(1.0, 0.5), (2.0, 0.3)]
+    rgbs = [_image(), _image()[::-1].copy()]
+    batch = FramePipeline(hybrid, None, PipelineOptions()).process_batch(
+        rgbs, [_header()] * 2, [_camera()] * 2, calibrations=cals
+    )
+    for (scale, shift), rgb, got in zip(cals, rgbs, batch):
+        options = PipelineOptions(relative_depth_scale=scale, relative_depth_shift=shift)
+        alone = FramePipeline(hybrid, None, options).process(rgb, _header(), _camera())
+        np.testing.assert_allclose(
+            image_msg_to_array(got.messages["depth/image"]),
+            image_msg_to_array(alone.messages["depth/image"]),
+            rtol=1e-5,
+        )

@@ -376,17 +376,12 @@ class FramePipeline:
             metric = list(out["metric"])
         else:
             out["inverse"] = resize_output(raw, group.out_hw)
-            hw = group.out_hw
             if uniform is not None:
-                out["metric"] = device_upsample_depth(device_relative_to_metric(raw, *uniform), hw)
+                out["metric"] = _metric(raw, uniform, group.out_hw)
                 metric = list(out["metric"])
             else:
                 metric = [
-                    None
-                    if cal is None
-                    else device_upsample_depth(device_relative_to_metric(raw[b : b + 1], *cal), hw)[
-                        0
-                    ]
+                    None if cal is None else _metric(raw[b : b + 1], cal, group.out_hw)[0]
                     for b, cal in enumerate(group.calibrations)
                 ]
                 out.update({f"metric{b}": m for b, m in enumerate(metric) if m is not None})
@@ -491,6 +486,14 @@ class FramePipeline:
         t4 = time.perf_counter()
         result.timings_ms["messages"] = (t3 - t2) * 1e3
         result.timings_ms["pointcloud"] = (t4 - t3) * 1e3
+
+
+def _metric(
+    inverse: torch.Tensor, calibration: tuple[float, float], hw: tuple[int, int]
+) -> torch.Tensor:
+    """(B, h, w) relative inverse depth at the network's resolution -> (B, H, W) metres
+    at ``hw`` under a (scale, shift) calibration, upsampled in inverse depth."""
+    return device_upsample_depth(device_relative_to_metric(inverse, *calibration), hw)
 
 
 def _resize_rgb(rgb: np.ndarray, h: int, w: int) -> np.ndarray:
