@@ -49,12 +49,13 @@ def test_upsample_depth_keeps_too_far_and_invalid_apart() -> None:
     invalid pixels, nor do inverse-depth blends reach past the valid values."""
     depth = edge(2.0, float("inf"))
     depth[0, :3, :3] = float("nan")
+    depth[0, 8:, :2] = 0.0  # no measurement, as some depth images write it
     got = upsample_depth(depth, (48, 64))
     finite = got[torch.isfinite(got)]
     assert finite.min() >= 2.0 - 1e-6
     assert torch.isinf(got[0, :, 40:]).all()
-    # NaN only where the source pixel (nearest) is NaN: a 12x12 block, no ring.
-    assert int(torch.isnan(got).sum()) == 12 * 12
+    # NaN only where the source pixel (nearest) is invalid: 12x12 + 16x8, no ring.
+    assert int(torch.isnan(got).sum()) == 12 * 12 + 16 * 8
 
 
 def test_calibrated_relative_depth_has_no_outliers_or_nan_rings() -> None:

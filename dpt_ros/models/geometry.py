@@ -64,8 +64,9 @@ def upsample_depth(depth_m: torch.Tensor, size_hw: tuple[int, int]) -> torch.Ten
     the pipeline): each value is a convex combination of the four nearest source
     inverse depths, so it never overshoots as bicubic does across an edge (which
     puts points in front of the nearer object). ``+Inf`` is inverse depth 0, so it
-    blends into the far side; where a NaN or negative source pixel takes part, the
-    nearest source pixel is used instead.
+    blends into the far side; where an invalid source pixel (NaN, zero or negative
+    depth) takes part, the nearest source pixel is used instead, so invalid pixels stay
+    NaN without spreading.
 
     Args:
         depth_m: (B, h, w) float metres; NaN = invalid, ``+Inf`` = too far.
@@ -79,7 +80,8 @@ def upsample_depth(depth_m: torch.Tensor, size_hw: tuple[int, int]) -> torch.Ten
     if tuple(depth.shape[-2:]) == size:
         return depth
     inverse = torch.reciprocal(depth)  # +Inf -> 0
-    inverse = inverse.masked_fill(~(inverse >= 0), float("nan")).unsqueeze(1)
+    invalid = ~((inverse >= 0) & torch.isfinite(inverse))  # NaN, negative or 0 m
+    inverse = inverse.masked_fill(invalid, float("nan")).unsqueeze(1)
     smooth = F.interpolate(inverse, size=size, mode="bilinear", align_corners=False)
     nearest = F.interpolate(inverse, size=size, mode="nearest-exact")
     inverse = torch.where(torch.isnan(smooth), nearest, smooth).squeeze(1)
