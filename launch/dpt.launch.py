@@ -37,9 +37,18 @@ def _node(context, *args, **kwargs):
             output="screen",
             emulate_tty=True,
             parameters=[arg("params_file"), overrides],
-            remappings=[("image", arg("image")), ("camera_info", arg("camera_info"))],
+            remappings=_remappings(arg("image"), arg("camera_info")),
         )
     ]
+
+
+def _remappings(image, camera_info):
+    """'image' always; 'camera_info' only when given, else the node takes the image
+    topic's sibling (image_transport's rule: /ns/image_rect -> /ns/camera_info)."""
+    remaps = [("image", image)]
+    if camera_info.strip():
+        remaps.append(("camera_info", camera_info.strip()))
+    return remaps
 
 
 def generate_launch_description():
@@ -64,8 +73,9 @@ def generate_launch_description():
             ),
             DeclareLaunchArgument(
                 "camera_info",
-                default_value="camera_info",
-                description="Input camera_info topic (remaps 'camera_info').",
+                default_value="",
+                description="Input camera_info topic (remaps 'camera_info'); empty = the "
+                "image topic's sibling, e.g. /cam/camera_info for image:=/cam/image_rect.",
             ),
             DeclareLaunchArgument(
                 "depth_model",

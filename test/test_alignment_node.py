@@ -42,12 +42,29 @@ def base_parameters(weights, method: str) -> list[Parameter]:
 
 
 @pytest.fixture(scope="module")
-def relative(det_checkpoint):
-    """The node's relative output on the test image, computed here."""
-    predictor = Predictor(
+def predictor(det_checkpoint):
+    return Predictor(
         "dpt_hybrid", weights=det_checkpoint("dpt_hybrid"), device="cpu", network_size=(64, 64)
     )
+
+
+@pytest.fixture(scope="module")
+def relative(predictor):
+    """The node's relative output on the test image, computed here."""
     return predictor.predict(small_image(H, W))
+
+
+@pytest.fixture(scope="module")
+def fitted(predictor):
+    """The node's depth/image under the calibration (S0, T0): metres at the network's
+    resolution, upsampled bilinearly in inverse depth."""
+    import torch
+
+    from dpt_ros.models.geometry import relative_to_metric, upsample_depth
+
+    with torch.inference_mode():
+        low = predictor.depth_on_device(torch.from_numpy(small_image(H, W))[None])
+        return upsample_depth(relative_to_metric(low, S0, T0), (H, W))[0].numpy()
 
 
 def camera_info() -> CameraInfo:
@@ -127,9 +144,9 @@ def wait_for_reference(executor, node, count: int) -> None:
     assert spin_until(executor, lambda: len(refs) >= count, 10)
 
 
-def test_reference_depth_publishes_the_fitted_metres(ros, det_checkpoint, relative):
+def test_reference_depth_publishes_the_fitted_metres(ros, det_checkpoint, relative, fitted):
     executor, node, probe = start(ros, det_checkpoint("dpt_hybrid"), "reference_depth")
-    want = 1.0 / (S0 * relative + T0)
+    want = fitted
     for i, sec in enumerate((10, 11)):
         probe.ref_depth.publish(depth_msg(reference_depth(relative, seed=i), sec))
         wait_for_reference(executor, node, i + 1)
@@ -157,7 +174,7 @@ def test_reference_depth_publishes_the_fitted_metres(ros, det_checkpoint, relati
     assert node._alignment_warn
 
 
-def test_millimetre_reference_and_bad_encoding(ros, det_checkpoint, relative):
+def test_millimetre_reference_and_bad_encoding(ros, det_checkpoint, relative, fitted):
     executor, node, probe = start(ros, det_checkpoint("dpt_hybrid"), "reference_depth")
     bad = depth_msg(reference_depth(relative), 20)
     bad.encoding = "rgb8"
@@ -172,9 +189,7 @@ def test_millimetre_reference_and_bad_encoding(ros, det_checkpoint, relative):
         send_frame(executor, node, probe, sec)
     assert spin_until(executor, lambda: probe.depth, 10)
     # Millimetres are rounded: the fit is as good as they are.
-    np.testing.assert_allclose(
-        image_msg_to_array(probe.depth[0]), 1.0 / (S0 * relative + T0), rtol=2e-2
-    )
+    np.testing.assert_allclose(image_msg_to_array(probe.depth[0]), fitted, rtol=2e-2)
 
 
 def cloud_msg(relative: np.ndarray, sec: int, frame: str = FRAME) -> PointCloud2:
@@ -189,7 +204,7 @@ def cloud_msg(relative: np.ndarray, sec: int, frame: str = FRAME) -> PointCloud2
     return make_pointcloud2(header, xyz.astype(np.float32))
 
 
-def test_reference_points_in_the_camera_frame(ros, det_checkpoint, relative):
+def test_reference_points_in_the_camera_frame(ros, det_checkpoint, relative, fitted):
     executor, node, probe = start(ros, det_checkpoint("dpt_hybrid"), "reference_points")
     send_frame(executor, node, probe, 30)  # the node learns the camera's frame
     for sec in (31, 32):
@@ -197,9 +212,7 @@ def test_reference_points_in_the_camera_frame(ros, det_checkpoint, relative):
         wait_for_reference(executor, node, sec - 30)
         send_frame(executor, node, probe, sec)
     assert spin_until(executor, lambda: probe.depth, 10)
-    np.testing.assert_allclose(
-        image_msg_to_array(probe.depth[-1]), 1.0 / (S0 * relative + T0), rtol=2e-3
-    )
+    np.testing.assert_allclose(image_msg_to_array(probe.depth[-1]), fitted, rtol=2e-3)
 
 
 def test_reference_points_in_another_frame_without_a_transform_say_why(
@@ -265,7 +278,7 @@ def test_invalid_alignment_parameters(ros, overrides, needle):
         DptNode(parameter_overrides=params)
 
 
-def test_bag_aligns_offline_as_live(tmp_path, capsys, det_checkpoint, relative):
+def test_bag_aligns_offline_as_live(tmp_path, capsys, det_checkpoint, relative, fitted):
     """dpt-ros bag --alignment reference_depth with the reference read from the bag: the
     second frame on is published in the fitted metres."""
     from rclpy.serialization import deserialize_message, serialize_message
@@ -322,7 +335,7 @@ def test_bag_aligns_offline_as_live(tmp_path, capsys, det_checkpoint, relative):
         ]
     assert [m.header.stamp.sec for m in depth] == [61, 62]
     for m in depth:
-        np.testing.assert_allclose(image_msg_to_array(m), 1.0 / (S0 * relative + T0), rtol=2e-3)
+        np.testing.assert_allclose(image_msg_to_array(m), fitted, rtol=2e-3)
 
 
 def test_bag_alignment_flag_errors(tmp_path, capsys):

@@ -10,7 +10,13 @@ from builtin_interfaces.msg import Time
 from sensor_msgs.msg import CameraInfo, RegionOfInterest
 from std_msgs.msg import Header
 
-from dpt_ros.ros.camera import Intrinsics, check_camera_info_matches, scale_camera_info
+from dpt_ros.ros.camera import (
+    Intrinsics,
+    check_camera_info_matches,
+    depth_camera_info,
+    is_distorted,
+    scale_camera_info,
+)
 
 
 def make_info(
@@ -56,11 +62,69 @@ def test_to_camera_info_is_the_inverse_of_from_camera_info() -> None:
     check_camera_info_matches(info, 640, 480)
 
 
-def test_from_camera_info_all_zero_k() -> None:
+def test_from_camera_info_all_zero_k_and_p() -> None:
     info = make_info()
     info.k = np.zeros(9)
+    info.p = np.zeros(12)
     with pytest.raises(ValueError, match="all zero"):
         Intrinsics.from_camera_info(info)
+
+
+def test_from_camera_info_follows_p_not_k() -> None:
+    """A rectified image follows P: with K fx 500 and P fx 430, a pixel at the image edge
+    at 3 m lands 31 cm off when K is used."""
+    info = make_info(fx=500.0, fy=500.0)
+    info.p = np.array([430.0, 0.0, 319.5, 0.0, 0.0, 440.0, 250.0, 0.0, 0.0, 0.0, 1.0, 0.0])
+    intr = Intrinsics.from_camera_info(info)
+    assert (intr.fx, intr.fy, intr.cx, intr.cy) == (430.0, 440.0, 319.5, 250.0)
+    x_p = (639 - intr.cx) * 3.0 / intr.fx
+    x_k = (639 - 319.5) * 3.0 / 500.0
+    assert abs(x_p - x_k) == pytest.approx(0.312, abs=1e-3)
+
+
+def test_from_camera_info_falls_back_to_k_when_p_is_zero() -> None:
+    info = make_info(fx=500.0, fy=510.0)
+    info.p = np.zeros(12)
+    intr = Intrinsics.from_camera_info(info)
+    assert (intr.fx, intr.fy, intr.cx, intr.cy) == (500.0, 510.0, 319.5, 239.5)
+
+
+def test_binning_and_roi_adjust_the_model_as_image_geometry() -> None:
+    """ROI 320x240 at (64, 48), binning 2: a 160x120 image whose principal point is
+    ``(c - offset) / binning`` and focal length ``f / binning``."""
+    info = make_info(fx=500.0, fy=510.0, cx=319.5, cy=239.5)
+    info.binning_x = info.binning_y = 2
+    info.roi = RegionOfInterest(x_offset=64, y_offset=48, width=320, height=240)
+    intr = Intrinsics.from_camera_info(info)
+    assert intr == Intrinsics(250.0, 255.0, (319.5 - 64) / 2, (239.5 - 48) / 2, 160, 120)
+    check_camera_info_matches(info, 160, 120)
+    with pytest.raises(ValueError, match=r"ROI 320x240\+64\+48 and binning 2x2, i.e. 160x120"):
+        check_camera_info_matches(info, 640, 480)
+
+
+def test_depth_camera_info_describes_the_published_image() -> None:
+    """Rectified (D = 0, R = I), K = P's left 3x3, P rescaled with its baseline term."""
+    info = make_info(fx=500.0, fy=510.0, baseline_term=-50.0)
+    info.p = np.array([430.0, 0.0, 330.0, -43.0, 0.0, 440.0, 250.0, 0.0, 0.0, 0.0, 1.0, 0.0])
+    header = Header(stamp=Time(sec=9), frame_id="depth_frame")
+    intr, out = depth_camera_info(info, 320, 240, header)
+    assert intr == Intrinsics.from_camera_info(info).scaled(320, 240)
+    assert list(out.d) == [0.0] * 5 and out.distortion_model == "plumb_bob"
+    assert list(out.r) == [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    assert list(out.k) == [intr.fx, 0.0, intr.cx, 0.0, intr.fy, intr.cy, 0.0, 0.0, 1.0]
+    assert list(out.p) == [intr.fx, 0.0, intr.cx, -21.5, 0.0, intr.fy, intr.cy, 0.0, 0, 0, 1, 0]
+    assert (out.width, out.height, out.binning_x, out.binning_y) == (320, 240, 0, 0)
+    assert out.header == header and out.header is not header
+    assert not is_distorted(out) and is_distorted(info)
+
+
+def test_depth_camera_info_fills_a_zero_p_from_k() -> None:
+    """A driver that fills only K must not get a zero P published (depth_image_proc
+    divides by P's focal length)."""
+    info = make_info(fx=500.0, fy=510.0)
+    info.p = np.zeros(12)
+    _, out = depth_camera_info(info, 640, 480, Header())
+    assert list(out.p) == [500.0, 0.0, 319.5, 0.0, 0.0, 510.0, 239.5, 0.0, 0.0, 0.0, 1.0, 0.0]
 
 
 @pytest.mark.parametrize("fx, fy", [(0.0, 500.0), (500.0, -1.0), (float("nan"), 500.0)])
@@ -187,3 +251,49 @@ def test_check_camera_info_matches() -> None:
     with pytest.raises(ValueError) as err:
         check_camera_info_matches(info, 320, 240)
     assert "640x480" in str(err.value) and "320x240" in str(err.value)
+
+
+def f37_camera_info() -> CameraInfo:
+    """A real plumb_bob calibration: the F37 1080p camera of Horizon's RDK X3 as its
+    mipi_cam driver publishes it (raw K and D; P from camera_calibration)."""
+    info = CameraInfo(width=1920, height=1080, distortion_model="plumb_bob")
+    info.d = array.array("d", [0.169978, -0.697303, -0.002944, -0.004961, 0.0])
+    info.k = np.array([1726.597634, 0.0, 904.979671, 0.0, 1737.359551, 529.123375, 0, 0, 1.0])
+    info.r = np.eye(3).reshape(9)
+    info.p = np.array(
+        [1685.497559, 0.0, 881.6396, 0.0, 0.0, 1756.460205, 526.781147, 0.0, 0, 0, 1.0, 0]
+    )
+    return info
+
+
+def image_geometry_points(info: CameraInfo, u: np.ndarray, v: np.ndarray, z: np.ndarray):
+    """image_geometry's ``projectPixelTo3dRay`` on rectified pixels, scaled to depth z:
+    ``x = (u - cx - Tx) / fx``, ``y = (v - cy - Ty) / fy`` from P."""
+    p = np.asarray(info.p, dtype=np.float64).reshape(3, 4)
+    x = (u - p[0, 2] - p[0, 3]) / p[0, 0]
+    y = (v - p[1, 2] - p[1, 3]) / p[1, 1]
+    return np.stack([x * z, y * z, z], axis=-1)
+
+
+@pytest.mark.parametrize("out_wh", [(1920, 1080), (480, 270)])
+def test_real_calibration_points_match_image_geometry(out_wh: tuple[int, int]) -> None:
+    """Points of a tilted plane (1.5 to 6 m) from the F37's camera_info are within 1 mm of
+    image_geometry's projection, at full size and at a quarter of it."""
+    import torch
+
+    from dpt_ros.models.geometry import backproject
+
+    info = f37_camera_info()
+    w, h = out_wh
+    intr, _ = depth_camera_info(info, w, h, Header())
+    vv, uu = np.mgrid[0:h, 0:w].astype(np.float64)
+    z = 1.5 + 4.5 * vv / (h - 1)
+    got = backproject(torch.from_numpy(z).float(), intr.fx, intr.fy, intr.cx, intr.cy).numpy()
+    # The same pixel centres in the full-resolution image (align_corners=False).
+    u_full = (uu + 0.5) * 1920 / w - 0.5
+    v_full = (vv + 0.5) * 1080 / h - 0.5
+    want = image_geometry_points(info, u_full, v_full, z)
+    assert np.abs(got - want).max() < 1e-3
+    # K instead of P puts the image corner tens of centimetres off at these depths.
+    k_x = (u_full[-1, -1] - 904.979671) / 1726.597634 * z[-1, -1]
+    assert abs(k_x - want[-1, -1, 0]) > 0.1

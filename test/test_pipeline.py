@@ -57,8 +57,8 @@ def test_relative_to_metric_formula_and_invalid():
     x = torch.tensor([[0.0, 1.0, 4.0, -2.0, float("nan")]])
     got = relative_to_metric(x, 0.5, 0.25).numpy()
     np.testing.assert_allclose(got[0, :3], [4.0, 1.0 / 0.75, 1.0 / 2.25], rtol=1e-6)
-    # 0.5 * -2 + 0.25 < 0 and NaN input: no metric depth.
-    assert np.isnan(got[0, 3:]).all()
+    # 0.5 * -2 + 0.25 < 0: beyond infinity, too far (REP-118 +Inf); NaN input: invalid.
+    assert np.isposinf(got[0, 3]) and np.isnan(got[0, 4])
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +87,11 @@ def header(sec: int, frame_id: str) -> Header:
 
 def test_batch_matches_single_frames_and_cloud_matches_depth(hybrid):
     options = PipelineOptions(
-        relative_depth_scale=2.0, relative_depth_shift=0.2, cloud_stride=2, cloud_max_depth=4.0
+        relative_depth_scale=2.0,
+        relative_depth_shift=0.2,
+        cloud_stride=2,
+        cloud_max_depth=4.0,
+        cloud_edge_filter=False,
     )
     batched = FramePipeline(hybrid, None, options)
     single = FramePipeline(hybrid, None, options)

@@ -180,6 +180,35 @@ class Predictor:
         return result
 
     @torch.inference_mode()
+    def depth_on_device(
+        self, images: torch.Tensor, mark: Callable[[str], None] | None = None
+    ) -> torch.Tensor:
+        """The depth network on a uint8 batch, at the network's resolution (no resize),
+        left on the device: for callers that resize depth their own way.
+
+        Args:
+            images: (B, H, W, 3) uint8 RGB, on any device.
+            mark: called with ``preprocess`` and ``model`` as each stage is queued.
+
+        Returns:
+            (B, h, w) float32 at :meth:`input_size`: relative inverse depth, or metres
+            for metric models.
+        """
+        if not self.is_depth:
+            raise ValueError(f"{self.spec.name} is a segmentation model; it has no depth")
+        out = self._network_output(images, mark).float()
+        return out.squeeze(1) if out.ndim == 4 else out
+
+    @property
+    def depth_ceiling(self) -> float:
+        """Metres beyond which a metric model cannot tell depth: ``1 / shift`` for DPT's
+        inverted outputs (7.26 m for NYU, 172.7 m for KITTI), else ``inf``."""
+        spec = self.spec
+        if spec.is_metric and spec.invert and spec.shift > 0:
+            return 1.0 / spec.shift
+        return float("inf")
+
+    @torch.inference_mode()
     def segment_on_device(
         self,
         images: torch.Tensor,

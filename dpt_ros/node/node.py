@@ -29,8 +29,22 @@ from std_msgs.msg import Header
 from dpt_ros.models import CheckpointError, Predictor
 from dpt_ros.models.options import PredictorOptions
 from dpt_ros.node.alignment_io import NodeAlignment
+from dpt_ros.node.health import (
+    ERROR,
+    INPUT_STALE_S,
+    OK,
+    WARN,
+    CameraInfoTracker,
+    RecentEvents,
+    sibling_topic,
+)
 from dpt_ros.node.params import PARAMS, config_from_values, declare, validate
-from dpt_ros.node.pipeline import ON_DEMAND_TOPICS, OUTPUT_TOPICS, FramePipeline
+from dpt_ros.node.pipeline import (
+    ON_DEMAND_TOPICS,
+    OUTPUT_TOPICS,
+    SKIPPABLE_TOPICS,
+    FramePipeline,
+)
 from dpt_ros.ros.image_codec import ImageDecodeError, compressed_to_rgb, image_to_rgb
 from dpt_ros.ros.label_info import import_vision_msgs, label_info_message
 from dpt_ros.ros.messages import stamp_ns
@@ -107,11 +121,18 @@ class _Camera:
     def __init__(self, name: str, condition: threading.Condition) -> None:
         self.name = name
         self.frames = LatestFrame(condition)
-        self.camera_info: CameraInfo | None = None
+        #: Its camera_info subscription's messages (set with the subscriptions).
+        self.info = CameraInfoTracker("camera_info")
         self.publishers: dict[str, Any] = {}
         self.received = 0
         self.processed = 0
         self.rejected = 0
+        self.last_image_at: float | None = None
+
+    @property
+    def camera_info(self) -> CameraInfo | None:
+        """The newest camera_info received, or None."""
+        return self.info.latest
 
     def topic(self, relative: str) -> str:
         """``relative`` (an ``OUTPUT_TOPICS`` name, ``image``, ...) in this camera's namespace."""
@@ -173,8 +194,9 @@ class DptNode(Node):
 
         topics = self._create_publishers()
         self._label_info_status = self._publish_label_info()
-        self._info_lock = threading.Lock()
         self._stats = _Stats()
+        self._recent = RecentEvents()
+        self._started_at = time.monotonic()
         self._stats_lock = threading.Lock()
         self._window_start = time.monotonic()
         self._window_counts = (0, 0)
@@ -203,10 +225,9 @@ class DptNode(Node):
         """Each camera's output publishers; returns the output topic names."""
         cfg = self.config
         out_qos = _qos(cfg.qos_output_reliability, cfg.qos_output_depth)
-        topics = set(self.pipeline.topics())
-        if self.pipeline.depth is not None and not self.pipeline.depth.is_metric:
-            # A calibration can be set at run time: have these ready.
-            topics |= {"depth/image", "points"}
+        # Every topic the models can publish: cloud.enabled and a calibration can be
+        # set at run time, and nothing is built for a topic nobody subscribes to.
+        topics = set(self.pipeline.topics(self.pipeline.options.with_every_output()))
         self._wakeup = threading.Condition()
         self._cameras = [_Camera(name, self._wakeup) for name in (cfg.cameras or ("",))]
         for cam in self._cameras:
@@ -240,6 +261,18 @@ class DptNode(Node):
             for topic in ON_DEMAND_TOPICS
             for cam in self._cameras
             if topic in cam.publishers and cam.publishers[topic].get_subscription_count() > 0
+        }
+
+    def _unsubscribed(self) -> set[str]:
+        """The outputs of SKIPPABLE_TOPICS that nobody subscribes to (on any camera), so
+        they are not built (depth_image_proc's lazy outputs)."""
+        return {
+            topic
+            for topic in SKIPPABLE_TOPICS
+            if not any(
+                topic in cam.publishers and cam.publishers[topic].get_subscription_count() > 0
+                for cam in self._cameras
+            )
         }
 
     def _publish_label_info(self) -> str:
@@ -282,13 +315,23 @@ class DptNode(Node):
                     Image, cam.topic("image"), lambda msg, c=cam: self._on_image(c, msg), in_qos
                 )
             image_subs.append(sub)
+            cam.info = CameraInfoTracker(self._camera_info_topic(cam))
             self.create_subscription(
                 CameraInfo,
-                cam.topic("camera_info"),
+                cam.info.topic,
                 lambda msg, c=cam: self._on_camera_info(c, msg),
                 in_qos,
             )
         return image_subs
+
+    def _camera_info_topic(self, cam: _Camera) -> str:
+        """``camera_info`` as remapped, else the image topic's sibling (image_transport's
+        rule: ``/ns/image_rect`` -> ``/ns/camera_info``)."""
+        relative = cam.topic("camera_info")
+        remapped = self.resolve_topic_name(relative)
+        if remapped != self.resolve_topic_name(relative, only_expand=True):
+            return remapped
+        return sibling_topic(self.resolve_topic_name(cam.topic("image")))
 
     def _check_camera_topics(self, cameras: Sequence[str]) -> None:
         """Two entries of ``cameras`` must not name the same topics once resolved (e.g.
@@ -344,11 +387,13 @@ class DptNode(Node):
         with self._stats_lock:
             self._stats.received += 1
             cam.received += 1
+            cam.last_image_at = time.monotonic()
         cam.frames.put(msg)
 
     def _on_camera_info(self, cam: _Camera, msg: CameraInfo) -> None:
-        with self._info_lock:
-            cam.camera_info = msg
+        warning = cam.info.add(msg)
+        if warning and not self.config.pipeline.rectify:
+            self.get_logger().warning(cam.prefixed(warning))
 
     def _on_set_parameters(self, params: list[Any]) -> SetParametersResult:
         changes = {p.name: p.value for p in params}
@@ -395,11 +440,11 @@ class DptNode(Node):
             except ImageDecodeError as exc:
                 self._reject(cam, f"image rejected: {exc}")
                 continue
-            with self._info_lock:
-                infos.append(cam.camera_info)
+            header = self._output_header(msg.header)
+            infos.append(cam.info.pair(header))
             cams.append(cam)
             rgbs.append(rgb)
-            headers.append(msg.header)
+            headers.append(header)
         if not cams:
             return
         try:
@@ -411,8 +456,10 @@ class DptNode(Node):
                 streams=[cam.name for cam in cams],
                 on_demand=self._subscribed_on_demand(),
                 calibrations=calibrations,
+                skip=self._unsubscribed(),
             )
         except Exception as exc:  # keep the node alive (e.g. CUDA out of memory)
+            self._recent.add("failed")
             with self._stats_lock:
                 self._stats.failed += len(cams)
                 self._stats.last_error = f"{type(exc).__name__}: {exc}"
@@ -421,9 +468,10 @@ class DptNode(Node):
                 throttle_duration_sec=_WARN_THROTTLE_S,
             )
             return
-        for cam, header, out in zip(cams, headers, outputs):
+        for cam, header, info, out in zip(cams, headers, infos, outputs):
             for warning in out.warnings:
                 self._reject(cam, warning, count=False)
+            self._check_camera_info(cam, info, out)
             for topic, message in out.messages.items():
                 pub = cam.publishers.get(topic)
                 if pub is not None:
@@ -437,8 +485,25 @@ class DptNode(Node):
         if self._alignment is not None:
             self._alignment.update(cams, headers, outputs)
 
+    def _output_header(self, header: Header) -> Header:
+        """The image's header, with the ``frame_id`` parameter's frame when set."""
+        frame_id = self.config.values["frame_id"]
+        if not frame_id:
+            return header
+        return Header(stamp=header.stamp, frame_id=frame_id)
+
+    def _check_camera_info(self, cam: _Camera, info: CameraInfo | None, out: Any) -> None:
+        """Records whether the frame's camera_info was accepted, and warns (throttled)
+        when it is missing or stale."""
+        rejected = [w for w in out.warnings if w.startswith("camera_info rejected")]
+        cam.info.rejection = rejected[0].split(": ", 1)[1] if rejected else ""
+        problem = cam.info.problem()
+        if problem and not rejected:
+            self.get_logger().warning(cam.prefixed(problem), throttle_duration_sec=_WARN_THROTTLE_S)
+
     def _reject(self, cam: _Camera, text: str, count: bool = True) -> None:
         text = cam.prefixed(text)
+        self._recent.add("rejected")
         with self._stats_lock:
             if count:
                 self._stats.rejected += 1
@@ -482,6 +547,11 @@ class DptNode(Node):
                             f"{cam.name}.rejected": str(cam.rejected),
                         }
                     )
+        values["rejected_recent"] = str(self._recent.count("rejected"))
+        values["failed_recent"] = str(self._recent.count("failed"))
+        for cam in self._cameras:
+            key = f"{cam.name}.camera_info" if cam.name else "camera_info"
+            values[key] = f"{cam.info.status()[1]} ({cam.info.topic})"
         if self._alignment is not None:
             alignment, self._alignment_warn = self._alignment.status(self._cameras)
             values.update(alignment)
@@ -490,16 +560,44 @@ class DptNode(Node):
     def _dropped(self) -> int:
         return sum(cam.frames.dropped for cam in self._cameras)
 
+    def problems(self) -> list[tuple[int, str]]:
+        """What is wrong now, as (diagnostic level, text): failures (ERROR) and rejected
+        frames in the recent window, stale input, and each camera's camera_info while its
+        images come (WARN)."""
+        out: list[tuple[int, str]] = []
+        window = f"in the last {self._recent.window:.0f} s"
+        failed, rejected = self._recent.count("failed"), self._recent.count("rejected")
+        if failed:
+            out.append((ERROR, f"{failed} failed inference batches {window}"))
+        if rejected:
+            out.append((WARN, f"{rejected} frames or camera_infos rejected {window}"))
+        if self._alignment_warn:
+            out.append((WARN, "relative depth alignment has no usable fit"))
+        now = time.monotonic()
+        for cam in self._cameras:
+            idle = now - (cam.last_image_at or self._started_at)
+            if idle > INPUT_STALE_S:
+                what = "no image yet" if cam.last_image_at is None else "no image"
+                out.append((WARN, cam.prefixed(f"input stale: {what} for {idle:.1f} s")))
+            elif cam.last_image_at is not None:
+                level, text = cam.info.status()
+                if level != OK:
+                    out.append((level, cam.prefixed(text)))
+        return out
+
     def _publish_diagnostics(self) -> None:
         values = self.status()
+        problems = self.problems()
         status = DiagnosticStatus()
         status.name = f"{self.get_fully_qualified_name()}: DPT inference"
         status.hardware_id = values["device"]
-        failing = int(values["failed"]) or int(values["rejected"]) or self._alignment_warn
-        status.level = DiagnosticStatus.WARN if failing else DiagnosticStatus.OK
-        status.message = (
-            f"{values['processed_rate_hz']} Hz processed of "
-            f"{values['input_rate_hz']} Hz in, latency {values['latency_ms_median']} ms"
+        status.level = max((level for level, _ in problems), default=OK)
+        status.message = "; ".join(
+            [
+                f"{values['processed_rate_hz']} Hz processed of "
+                f"{values['input_rate_hz']} Hz in, latency {values['latency_ms_median']} ms"
+            ]
+            + [text for _, text in problems]
         )
         status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
         array = DiagnosticArray()

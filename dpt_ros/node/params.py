@@ -145,6 +145,14 @@ PARAMS: tuple[ParamDef, ...] = (
         choices=("input", "network"),
     ),
     ParamDef(
+        "rectify",
+        False,
+        "Rectify raw images whose camera_info has distortion (D != 0) before the "
+        "models, from K, D, R and P (plumb_bob, rational_polynomial, equidistant; no "
+        "binning or ROI), as image_proc does; off = the image must already be rectified.",
+        read_only=False,
+    ),
+    ParamDef(
         "input_transport",
         "raw",
         "raw: sensor_msgs/Image on 'image'; compressed: sensor_msgs/CompressedImage "
@@ -158,8 +166,15 @@ PARAMS: tuple[ParamDef, ...] = (
         '"rear"] or ["/robot/front_camera"]): each NS subscribes NS/image (or '
         "NS/image/compressed) and NS/camera_info and publishes its outputs under NS/; the "
         "latest frames of all cameras share one forward pass. Empty (unset) = one camera "
-        "on 'image' and 'camera_info'.",
+        "on 'image' and, unless remapped, the image topic's sibling camera_info.",
         example='["front", "rear"]',
+    ),
+    ParamDef(
+        "frame_id",
+        "",
+        "Frame of every output header, for drivers with an empty or wrong frame_id "
+        "(the camera's optical frame); empty = the image's own frame_id.",
+        read_only=False,
     ),
     ParamDef(
         "qos.input.reliability",
@@ -272,6 +287,29 @@ PARAMS: tuple[ParamDef, ...] = (
         read_only=False,
         float_range=(0.0, 1e4),
     ),
+    ParamDef(
+        "cloud.min_depth",
+        0.0,
+        "Drop points nearer than this (metres); 0 = no limit.",
+        read_only=False,
+        float_range=(0.0, 1e4),
+    ),
+    ParamDef(
+        "cloud.edge_filter",
+        True,
+        "Drop flying pixels from 'points': pixels whose depth differs from both "
+        "neighbours (left and right, or above and below) by more than "
+        "cloud.edge_threshold times their depth, i.e. points in the air between a near "
+        "and a far surface.",
+        read_only=False,
+    ),
+    ParamDef(
+        "cloud.edge_threshold",
+        0.1,
+        "Relative depth step of cloud.edge_filter (0.1 = 10 %).",
+        read_only=False,
+        float_range=(0.001, 10.0),
+    ),
     ParamDef("cloud.color", True, "Add the image colour to 'points' (rgb field).", read_only=False),
     ParamDef(
         "cloud.labels", True, "Add segmentation ids to 'points' (label field).", read_only=False
@@ -334,12 +372,16 @@ class NodeConfig:
 #: Parameters that become fields of :class:`PipelineOptions` (dots become underscores).
 PIPELINE_PARAMS = (
     "output_size",
+    "rectify",
     "relative_depth.scale",
     "relative_depth.shift",
     "relative_depth.alignment",
     "cloud.enabled",
     "cloud.stride",
     "cloud.max_depth",
+    "cloud.min_depth",
+    "cloud.edge_filter",
+    "cloud.edge_threshold",
     "cloud.color",
     "cloud.labels",
 )
@@ -524,6 +566,11 @@ def _config_problems(values: dict[str, Any]) -> list[str]:
         if options is not None:
             problems += options.problems(task, engine_name=f"{task}.engine")
     problems += alignment_options(values).problems()
+    if 0 < values["cloud.max_depth"] <= values["cloud.min_depth"]:
+        problems.append(
+            f"cloud.min_depth={values['cloud.min_depth']} must be below "
+            f"cloud.max_depth={values['cloud.max_depth']} (metres; 0 = no limit)"
+        )
     if bool(values["warmup_width"]) != bool(values["warmup_height"]):
         problems.append("warmup_width and warmup_height must both be 0 (no warm-up) or both set")
     if not values["depth.model_type"] and not values["segmentation.model_type"]:

@@ -6,6 +6,7 @@ Output topics (relative to the camera's namespace), see ``OUTPUT_TOPICS``.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Collection, Hashable, Sequence
 from dataclasses import dataclass, field
@@ -18,13 +19,21 @@ from std_msgs.msg import Header
 
 from dpt_ros.models import Predictor
 from dpt_ros.models.geometry import backproject as device_backproject
+from dpt_ros.models.geometry import mark_saturated as device_mark_saturated
 from dpt_ros.models.geometry import relative_to_metric as device_relative_to_metric
+from dpt_ros.models.geometry import upsample_depth as device_upsample_depth
 from dpt_ros.models.predictor import download_to_host
 from dpt_ros.models.registry import task_problem
-from dpt_ros.ros.camera import Intrinsics, check_camera_info_matches, scale_camera_info
+from dpt_ros.models.transforms import resize_output
+from dpt_ros.ros.camera import (
+    Intrinsics,
+    check_camera_info_matches,
+    depth_camera_info,
+    is_distorted,
+)
 from dpt_ros.ros.image_codec import depth_to_image_msg, labels_to_image_msg, rgb_to_image_msg
-from dpt_ros.ros.messages import copy_header
 from dpt_ros.ros.pointcloud import make_pointcloud2
+from dpt_ros.ros.rectify import Rectifier
 from dpt_ros.viz.ade20k import PALETTE
 from dpt_ros.viz.colormap import StableRange, colorize, overlay_labels
 
@@ -40,6 +49,10 @@ OUTPUT_TOPICS: dict[str, type] = {
     "points": PointCloud2,
 }
 
+#: Outputs that the node skips while nobody subscribes to them (``skip``): building
+#: them costs time on every frame and nothing else needs them.
+SKIPPABLE_TOPICS: frozenset[str] = frozenset({"points", "depth/colored", "segmentation/colored"})
+
 #: Outputs built only when asked for (``on_demand``): the node asks when someone
 #: subscribes, since they cost time on every frame.
 ON_DEMAND_TOPICS: frozenset[str] = frozenset({"segmentation/confidence"})
@@ -52,6 +65,8 @@ class PipelineOptions:
     Attributes:
         output_size: ``input`` (the camera image's size) or ``network`` (the network
             input size; cheaper to publish and back-project).
+        rectify: rectify images whose camera_info has distortion (``D`` != 0) before
+            the models, with ``K``, ``D``, ``R`` and ``P`` (:mod:`dpt_ros.ros.rectify`).
         relative_depth_scale, relative_depth_shift: metric depth from a relative model as
             ``1 / (scale * x + shift)`` metres; scale 0 = not calibrated, no metric depth.
         relative_depth_alignment: ``fixed`` (the scale and shift above) or an online
@@ -60,19 +75,34 @@ class PipelineOptions:
         cloud_enabled: publish ``points`` (needs metric depth and camera_info).
         cloud_stride: keep every n-th pixel in both directions.
         cloud_max_depth: drop points farther than this (metres); 0 = no limit.
+        cloud_min_depth: drop points nearer than this (metres); 0 = no limit.
+        cloud_edge_filter: drop flying pixels (between a near and a far surface) from
+            ``points``.
+        cloud_edge_threshold: the filter's relative depth step (0.1 = 10 %).
         cloud_color: add the image colour (``rgb`` field).
         cloud_labels: add the segmentation id (``label`` field) when segmentation runs.
     """
 
     output_size: str = "input"
+    rectify: bool = False
     relative_depth_scale: float = 0.0
     relative_depth_shift: float = 0.0
     relative_depth_alignment: str = "fixed"
     cloud_enabled: bool = True
     cloud_stride: int = 1
     cloud_max_depth: float = 0.0
+    cloud_min_depth: float = 0.0
+    cloud_edge_filter: bool = True
+    cloud_edge_threshold: float = 0.1
     cloud_color: bool = True
     cloud_labels: bool = True
+
+    def with_every_output(self) -> PipelineOptions:
+        """These options with every output that a run-time change can turn on: the
+        cloud, and a relative model's metric depth (a calibration)."""
+        return dataclasses.replace(
+            self, cloud_enabled=True, relative_depth_scale=self.relative_depth_scale or 1.0
+        )
 
 
 @dataclass
@@ -129,6 +159,7 @@ class FramePipeline:
         self.main: Predictor = depth if depth is not None else segmentation  # type: ignore[assignment]
         self.options = options
         self._ranges: dict[Hashable, StableRange] = {}
+        self._rectifier = Rectifier()
         #: Wait for the device after each stage so ``timings_ms`` splits true device
         #: time (benchmarks); the node leaves it off: one wait per batch.
         self.sync_timings = False
@@ -198,6 +229,7 @@ class FramePipeline:
         streams: Sequence[Hashable] | None = None,
         on_demand: Collection[str] = (),
         calibrations: Sequence[tuple[float, float] | None] | None = None,
+        skip: Collection[str] = (),
     ) -> list[FrameOutput]:
         """``process`` for several frames, running the models on batches.
 
@@ -218,13 +250,21 @@ class FramePipeline:
             calibrations: each frame's (scale, shift) for metric depth from a relative
                 model, or None for no metric output of that frame (online alignment);
                 None = the options' ``relative_depth_scale``/``shift`` for every frame.
+            skip: which of :data:`SKIPPABLE_TOPICS` not to build (nobody subscribes).
 
         Returns:
             One FrameOutput per frame, in the order given.
         """
         streams = _checked_batch(rgbs, headers, infos, streams)
         o = self.options
+        if "points" in skip:
+            o = dataclasses.replace(o, cloud_enabled=False)
         results = [FrameOutput() for _ in rgbs]
+        if o.rectify:
+            rgbs = [
+                self._rectify(r, rgb, info, s)
+                for r, rgb, info, s in zip(results, rgbs, infos, streams)
+            ]
         cameras = [
             self._camera(results[i], o, infos[i], rgbs[i].shape[:2], headers[i])
             for i in range(len(rgbs))
@@ -247,10 +287,21 @@ class FramePipeline:
                 results[i].timings_ms.update({k: v / len(idx) for k, v in timings.items()})
         for i, result in enumerate(results):
             result.intrinsics = cameras[i][0]
-            self._build_messages(
-                result, o, rgbs[i], headers[i], cameras[i][1], result.arrays, streams[i]
-            )
+            self._build_messages(result, o, rgbs[i], headers[i], cameras[i][1], streams[i], skip)
         return results
+
+    def _rectify(
+        self, result: FrameOutput, rgb: np.ndarray, info: CameraInfo | None, stream: Hashable
+    ) -> np.ndarray:
+        """The image rectified with its camera_info when that has distortion (else as
+        is); a calibration it cannot use is reported in ``result.warnings``."""
+        if info is None or not is_distorted(info):
+            return rgb
+        try:
+            return self._rectifier(rgb, info, stream)
+        except ValueError as exc:
+            result.warnings.append(f"image not rectified: {exc}")
+            return rgb
 
     def _camera(
         self,
@@ -267,13 +318,10 @@ class FramePipeline:
         out_h, out_w = self.output_hw((h, w), o)
         try:
             check_camera_info_matches(camera_info, w, h)
-            intrinsics = Intrinsics.from_camera_info(camera_info).scaled(out_w, out_h)
-            scaled_info = scale_camera_info(camera_info, out_w, out_h)
+            return depth_camera_info(camera_info, out_w, out_h, header)
         except ValueError as exc:
             result.warnings.append(f"camera_info rejected: {exc}")
             return None, None
-        scaled_info.header = copy_header(header)
-        return intrinsics, scaled_info
 
     def _infer(self, group: _Group, o: PipelineOptions) -> dict[str, float]:
         """Runs the models on a group's batch and fills each frame's ``arrays``
@@ -287,7 +335,7 @@ class FramePipeline:
             timer.mark("upload")
             device_out: dict[str, torch.Tensor] = {}
             if self.depth is not None:
-                raw = self.depth.run_on_device(images, group.out_hw, timer.prefixed("depth_"))
+                raw = self.depth.depth_on_device(images, timer.prefixed("depth_"))
                 device_out.update(self._depth_outputs(raw, o, group))
                 timer.mark("depth_postprocess")
             if self.segmentation is not None:
@@ -311,35 +359,59 @@ class FramePipeline:
     def _depth_outputs(
         self, raw: torch.Tensor, o: PipelineOptions, group: _Group
     ) -> dict[str, torch.Tensor]:
-        """On the device: the relative output (``inverse``), metric depth (``metric`` for
-        the batch, or ``metric<b>`` per frame when their calibrations differ) and, for
-        each frame with metric depth and intrinsics, its points (``xyz<b>``)."""
+        """On the device, from the network-resolution depth ``raw``: the relative output
+        (``inverse``, bicubic as the original), metric depth (``metric`` for the batch,
+        or ``metric<b>`` per frame when their calibrations differ; computed at the
+        network's resolution, saturation marked ``+Inf``, then upsampled without leaving
+        the neighbours' range) and, for each frame with metric depth and intrinsics, its
+        points (``xyz<b>``)."""
+        assert self.depth is not None, "called with a depth model"
         out: dict[str, torch.Tensor] = {}
         metric: list[torch.Tensor | None]
         # One calibration for the whole batch (fixed, or equal fits): one operation.
         uniform = group.calibrations[0] if len(set(group.calibrations)) == 1 else None
-        if self.main.is_metric:
-            out["metric"] = raw
-            metric = list(raw)
-        elif uniform is not None:
-            out["inverse"] = raw
-            out["metric"] = device_relative_to_metric(raw, *uniform)
+        if self.depth.is_metric:
+            saturated = device_mark_saturated(raw, self.depth.depth_ceiling)
+            out["metric"] = device_upsample_depth(saturated, group.out_hw)
             metric = list(out["metric"])
         else:
-            out["inverse"] = raw
-            metric = [
-                None if cal is None else device_relative_to_metric(raw[b], *cal)
-                for b, cal in enumerate(group.calibrations)
-            ]
-            out.update({f"metric{b}": m for b, m in enumerate(metric) if m is not None})
-        if not o.cloud_enabled:
-            return out
-        for b, (m, intr) in enumerate(zip(metric, group.intrinsics)):
-            if m is not None and intr is not None:
-                out[f"xyz{b}"] = device_backproject(
-                    m, intr.fx, intr.fy, intr.cx, intr.cy, o.cloud_stride, o.cloud_max_depth
-                )
+            out["inverse"] = resize_output(raw, group.out_hw)
+            if uniform is not None:
+                out["metric"] = _metric(raw, uniform, group.out_hw)
+                metric = list(out["metric"])
+            else:
+                metric = [
+                    None if cal is None else _metric(raw[b : b + 1], cal, group.out_hw)[0]
+                    for b, cal in enumerate(group.calibrations)
+                ]
+                out.update({f"metric{b}": m for b, m in enumerate(metric) if m is not None})
+        if o.cloud_enabled:
+            out.update(self._points(metric, group.intrinsics, o))
         return out
+
+    @staticmethod
+    def _points(
+        metric: list[torch.Tensor | None],
+        intrinsics: list[Intrinsics | None],
+        o: PipelineOptions,
+    ) -> dict[str, torch.Tensor]:
+        """``xyz<b>`` for each frame with metric depth and intrinsics (on the device)."""
+        edge = o.cloud_edge_threshold if o.cloud_edge_filter else 0.0
+        return {
+            f"xyz{b}": device_backproject(
+                m,
+                intr.fx,
+                intr.fy,
+                intr.cx,
+                intr.cy,
+                o.cloud_stride,
+                o.cloud_max_depth,
+                o.cloud_min_depth,
+                edge,
+            )
+            for b, (m, intr) in enumerate(zip(metric, intrinsics))
+            if m is not None and intr is not None
+        }
 
     def _colored_depth(
         self, metric: np.ndarray | None, inverse: np.ndarray | None, stream: Hashable
@@ -365,11 +437,13 @@ class FramePipeline:
         rgb: np.ndarray,
         header: Header,
         scaled_info: CameraInfo | None,
-        arrays: dict[str, np.ndarray],
         stream: Hashable = None,
+        skip: Collection[str] = (),
     ) -> None:
-        """Fills ``result`` with every message of one frame from the model outputs, with
-        the options the batch's inference used."""
+        """Fills ``result`` with every message of one frame from the model outputs
+        (``result.arrays``), with the options the batch's inference used, except the
+        topics in ``skip``."""
+        arrays = result.arrays
         h, w = rgb.shape[:2]
         out_h, out_w = self.output_hw((h, w), o)
         inverse, metric = arrays.get("inverse"), arrays.get("metric")
@@ -380,17 +454,18 @@ class FramePipeline:
             msgs["depth/image"] = depth_to_image_msg(metric, header)
         if inverse is not None:
             msgs["depth/relative"] = depth_to_image_msg(inverse, header)
-        if metric is not None or inverse is not None:
+        if (metric is not None or inverse is not None) and "depth/colored" not in skip:
             msgs["depth/colored"] = rgb_to_image_msg(
                 self._colored_depth(metric, inverse, stream), header
             )
         small_rgb = None
         if labels is not None:
             msgs["segmentation/labels"] = labels_to_image_msg(labels, header)
-            small_rgb = _resize_rgb(rgb, out_h, out_w)
-            msgs["segmentation/colored"] = rgb_to_image_msg(
-                overlay_labels(small_rgb, labels, PALETTE), header
-            )
+            if "segmentation/colored" not in skip:
+                small_rgb = _resize_rgb(rgb, out_h, out_w)
+                msgs["segmentation/colored"] = rgb_to_image_msg(
+                    overlay_labels(small_rgb, labels, PALETTE), header
+                )
         if arrays.get("confidence") is not None:
             # mono8 like the labels: the probability of each pixel's label, 0..255.
             msgs["segmentation/confidence"] = labels_to_image_msg(arrays["confidence"], header)
@@ -411,6 +486,14 @@ class FramePipeline:
         t4 = time.perf_counter()
         result.timings_ms["messages"] = (t3 - t2) * 1e3
         result.timings_ms["pointcloud"] = (t4 - t3) * 1e3
+
+
+def _metric(
+    inverse: torch.Tensor, calibration: tuple[float, float], hw: tuple[int, int]
+) -> torch.Tensor:
+    """(B, h, w) relative inverse depth at the network's resolution -> (B, H, W) metres
+    at ``hw`` under a (scale, shift) calibration, upsampled in inverse depth."""
+    return device_upsample_depth(device_relative_to_metric(inverse, *calibration), hw)
 
 
 def _resize_rgb(rgb: np.ndarray, h: int, w: int) -> np.ndarray:

@@ -1,5 +1,14 @@
 """Pinhole camera intrinsics and ``sensor_msgs/CameraInfo`` rescaling.
 
+Which matrix
+------------
+As image_geometry's ``PinholeCameraModel``: pixels are back-projected with ``P`` (the
+rectified camera; ``image_rect`` is the normal input of a depth node), with ``K`` only
+when ``P`` is all zero. Binning and ROI adjust the matrix (``cx' = (cx - x_offset) /
+binning_x``), not the image. The published ``depth/camera_info`` describes the
+published depth image exactly: rectified, ``D`` = 0, ``K`` = ``P``'s left 3x3
+(:func:`depth_camera_info`).
+
 Resizing convention
 -------------------
 dpt_ros resizes whole images (no crop) with OpenCV / torch bilinear or bicubic
@@ -28,11 +37,16 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 from sensor_msgs.msg import CameraInfo, RegionOfInterest
+from std_msgs.msg import Header
 
 from dpt_ros.ros.messages import copy_header
 
 __all__ = [
     "Intrinsics",
+    "camera_matrix",
+    "image_size",
+    "depth_camera_info",
+    "is_distorted",
     "scale_camera_info",
     "check_camera_info_matches",
 ]
@@ -48,6 +62,54 @@ def _check_size(width: int, height: int, what: str) -> tuple[int, int]:
 def _scale_coord(c: float, s: float) -> float:
     """Map a pixel coordinate through a resize by ``s`` (pixel-centre convention)."""
     return (c + 0.5) * s - 0.5
+
+
+def camera_matrix(info: CameraInfo) -> tuple[np.ndarray, str]:
+    """The 3x3 camera matrix that maps rays to pixels of ``info``'s image, and its source.
+
+    Args:
+        info: Camera calibration message.
+
+    Returns:
+        (matrix, source): ``P``'s left 3x3 and ``"P"`` when ``P`` is set (not all
+        zero), as image_geometry uses it; else ``K`` and ``"K"``.
+
+    Raises:
+        ValueError: ``K`` or ``P`` has the wrong length, or both are all zero.
+    """
+    k = np.array([float(v) for v in info.k], dtype=np.float64)
+    p = np.array([float(v) for v in info.p], dtype=np.float64)
+    if k.size != 9 or p.size != 12:
+        raise ValueError(f"camera_info K must have 9 elements and P 12, got {k.size} and {p.size}")
+    if np.any(p != 0.0):
+        return p.reshape(3, 4)[:, :3].copy(), "P"
+    if np.all(k == 0.0):
+        raise ValueError(
+            "camera_info K is all zero: the camera is not calibrated. Calibrate "
+            "it (camera_calibration) or publish a CameraInfo with K set"
+        )
+    return k.reshape(3, 3), "K"
+
+
+def _roi_box(info: CameraInfo) -> tuple[int, int, int, int]:
+    """(x_offset, y_offset, width, height) of the ROI in full-resolution pixels; the
+    whole image when the ROI is all zero."""
+    roi = info.roi
+    if roi.x_offset == 0 and roi.y_offset == 0 and roi.width == 0 and roi.height == 0:
+        return 0, 0, int(info.width), int(info.height)
+    return int(roi.x_offset), int(roi.y_offset), int(roi.width), int(roi.height)
+
+
+def image_size(info: CameraInfo) -> tuple[int, int]:
+    """(width, height) of the image published with ``info``: its ROI (the full
+    ``width`` x ``height`` when the ROI is all zero) divided by the binning.
+
+    Raises:
+        ValueError: the size is zero.
+    """
+    _, _, w, h = _roi_box(info)
+    bx, by = max(1, int(info.binning_x)), max(1, int(info.binning_y))
+    return _check_size(w // bx, h // by, "camera_info image size (ROI / binning)")
 
 
 @dataclass(frozen=True)
@@ -90,41 +152,49 @@ class Intrinsics:
 
     @classmethod
     def from_camera_info(cls, info: CameraInfo) -> Intrinsics:
-        """Read the intrinsics from a CameraInfo's ``K`` matrix.
+        """The pinhole camera of the image that ``info`` comes with, as image_geometry's
+        ``PinholeCameraModel`` sees it.
 
-        ``K`` describes the (possibly distorted) raw image; skew ``K[1]`` is
-        ignored. Binning and ROI fields are not applied: the intrinsics are
-        those of an ``info.width`` x ``info.height`` image.
+        Rays come from ``P`` (the rectified camera: the normal input of a depth node is
+        ``image_rect``); a ``P`` that is all zero (a driver that fills only ``K``) falls
+        back to ``K``. Skew is ignored. Binning and ROI adjust the model, not the image:
+        ``fx' = fx / binning_x``, ``cx' = (cx - roi.x_offset) / binning_x`` (same in y),
+        and the image is ``roi.width / binning_x`` x ``roi.height / binning_y`` pixels
+        (the full ``width`` x ``height`` when the ROI is all zero).
 
         Args:
             info: Camera calibration message.
 
         Returns:
-            Intrinsics with ``width = info.width``, ``height = info.height``.
+            Intrinsics of the image the camera publishes with this calibration.
 
         Raises:
-            ValueError: ``K`` is all zero (camera not calibrated), ``fx`` or
-                ``fy`` is not a finite positive number, ``cx``/``cy`` are not
-                finite, or the size is zero.
+            ValueError: ``K`` is all zero (camera not calibrated), the focal lengths
+                are not finite and positive, ``cx``/``cy`` are not finite, or the size
+                is zero.
         """
-        k = [float(v) for v in info.k]
-        if len(k) != 9:
-            raise ValueError(f"camera_info K must have 9 elements, got {len(k)}")
-        if all(v == 0.0 for v in k):
-            raise ValueError(
-                "camera_info K is all zero: the camera is not calibrated. Calibrate "
-                "it (camera_calibration) or publish a CameraInfo with K set"
-            )
-        fx, fy, cx, cy = k[0], k[4], k[2], k[5]
+        matrix, source = camera_matrix(info)
+        fx, fy, cx, cy = matrix[0, 0], matrix[1, 1], matrix[0, 2], matrix[1, 2]
         if not (math.isfinite(fx) and math.isfinite(fy) and fx > 0.0 and fy > 0.0):
             raise ValueError(
-                f"camera_info K has invalid focal lengths fx={fx}, fy={fy}; both "
+                f"camera_info {source} has invalid focal lengths fx={fx}, fy={fy}; both "
                 "must be finite and > 0 (K = [fx 0 cx; 0 fy cy; 0 0 1])"
             )
         if not (math.isfinite(cx) and math.isfinite(cy)):
-            raise ValueError(f"camera_info K has a non-finite principal point cx={cx}, cy={cy}")
-        width, height = _check_size(info.width, info.height, "camera_info width/height")
-        return cls(fx=fx, fy=fy, cx=cx, cy=cy, width=width, height=height)
+            raise ValueError(
+                f"camera_info {source} has a non-finite principal point cx={cx}, cy={cy}"
+            )
+        bx, by = max(1, int(info.binning_x)), max(1, int(info.binning_y))
+        x0, y0, _, _ = _roi_box(info)
+        width, height = image_size(info)
+        return cls(
+            fx=float(fx) / bx,
+            fy=float(fy) / by,
+            cx=(float(cx) - x0) / bx,
+            cy=(float(cy) - y0) / by,
+            width=width,
+            height=height,
+        )
 
     def scaled(self, width: int, height: int) -> Intrinsics:
         """Intrinsics of this image resized (no crop) to ``width`` x ``height``.
@@ -154,17 +224,21 @@ class Intrinsics:
             height=h,
         )
 
-    def to_camera_info(self, frame_id: str = "") -> CameraInfo:
-        """A CameraInfo of an ideal (undistorted, unrectified) pinhole camera with these
+    def to_camera_info(self, frame_id: str = "", tx: float = 0.0) -> CameraInfo:
+        """A CameraInfo of an ideal (undistorted, rectified) pinhole camera with these
         intrinsics: ``K`` and ``P`` from fx, fy, cx, cy, ``R`` identity, ``plumb_bob``
         with zero distortion. The inverse of :meth:`from_camera_info`.
+
+        Args:
+            frame_id: the header's frame.
+            tx: ``P[3] = -fx * baseline`` (pixels; a stereo pair's right camera), else 0.
         """
         info = CameraInfo(width=self.width, height=self.height, distortion_model="plumb_bob")
         info.header.frame_id = frame_id
         info.d = [0.0] * 5
         info.k = [self.fx, 0.0, self.cx, 0.0, self.fy, self.cy, 0.0, 0.0, 1.0]
         info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-        info.p = [self.fx, 0.0, self.cx, 0.0, 0.0, self.fy, self.cy, 0.0, 0.0, 0.0, 1.0, 0.0]
+        info.p = [self.fx, 0.0, self.cx, float(tx), 0.0, self.fy, self.cy, 0.0, 0.0, 0.0, 1.0, 0.0]
         return info
 
     def matrix(self) -> np.ndarray:
@@ -307,19 +381,68 @@ def scale_camera_info(info: CameraInfo, width: int, height: int) -> CameraInfo:
 def check_camera_info_matches(info: CameraInfo, width: int, height: int) -> None:
     """Check that a CameraInfo describes an image of the given size.
 
+    The camera_info's image is its ROI divided by its binning (:func:`image_size`).
+
     Args:
         info: Calibration received with the image.
         width: Width of the image, pixels.
         height: Height of the image, pixels.
 
     Raises:
-        ValueError: ``info.width x info.height`` differs from
-            ``width x height``; the message names both sizes.
+        ValueError: the camera_info's image size differs from ``width x height``; the
+            message names both sizes, and the binning and ROI when set.
     """
-    if int(info.width) != int(width) or int(info.height) != int(height):
+    info_w, info_h = image_size(info)
+    if info_w != int(width) or info_h != int(height):
+        how = f"{info.width}x{info.height}"
+        if (info_w, info_h) != (int(info.width), int(info.height)):
+            roi = info.roi
+            how += (
+                f" with ROI {roi.width}x{roi.height}+{roi.x_offset}+{roi.y_offset} and "
+                f"binning {info.binning_x}x{info.binning_y}, i.e. {info_w}x{info_h}"
+            )
         raise ValueError(
-            f"camera_info is {info.width}x{info.height} but the image is "
+            f"camera_info is {how} but the image is "
             f"{width}x{height} (width x height); the camera_info topic must belong "
             "to the same image stream (check the remappings, or that the driver "
             "publishes camera_info for the resolution it streams)"
         )
+
+
+def depth_camera_info(
+    info: CameraInfo, width: int, height: int, header: Header
+) -> tuple[Intrinsics, CameraInfo]:
+    """The camera of a depth image computed from ``info``'s image and resized to
+    ``width`` x ``height``, and the CameraInfo that describes exactly that image.
+
+    The depth image is taken as rectified (its pixels follow ``P``, see
+    :meth:`Intrinsics.from_camera_info`), so the CameraInfo has ``D`` = 0
+    (``plumb_bob``), ``R`` = identity, ``K`` = ``P``'s left 3x3 and ``P`` with its
+    ``Tx`` (``-fx * baseline``) kept, all rescaled to the output size; no binning,
+    no ROI. A ``P`` that was all zero is filled from ``K``, so consumers that read ``P``
+    (depth_image_proc) never divide by zero.
+
+    Args:
+        info: Calibration received with the camera image.
+        width: Published width, pixels.
+        height: Published height, pixels.
+        header: The camera image's header (copied).
+
+    Returns:
+        (intrinsics at the published size, CameraInfo for the published images).
+
+    Raises:
+        ValueError: ``info`` is not a usable calibration (see ``from_camera_info``).
+    """
+    intrinsics = Intrinsics.from_camera_info(info).scaled(width, height)
+    p = [float(v) for v in info.p]
+    tx = p[3] * intrinsics.fx / p[0] if len(p) == 12 and p[0] != 0.0 else 0.0
+    out = intrinsics.to_camera_info(tx=tx)
+    out.header = copy_header(header)
+    return intrinsics, out
+
+
+def is_distorted(info: CameraInfo) -> bool:
+    """True when ``info`` has non-zero distortion coefficients: its image is the raw one,
+    and pixels follow the rectified ``P`` only after rectification (image_proc)."""
+    return any(float(v) != 0.0 for v in info.d)
