@@ -202,8 +202,11 @@ class Predictor:
     @property
     def depth_ceiling(self) -> float:
         """Metres beyond which a metric model cannot tell depth: ``1 / shift`` for DPT's
-        inverted outputs (7.26 m for NYU, 172.7 m for KITTI), else ``inf``."""
+        inverted outputs (7.26 m for NYU, 172.7 m for KITTI), the maximum depth of
+        Depth Anything V2's metric models (sigmoid times 20 m or 80 m), else ``inf``."""
         spec = self.spec
+        if spec.is_metric and spec.max_depth > 0:
+            return spec.max_depth
         if spec.is_metric and spec.invert and spec.shift > 0:
             return 1.0 / spec.shift
         return float("inf")

@@ -360,22 +360,30 @@ class FramePipeline:
         self, raw: torch.Tensor, o: PipelineOptions, group: _Group
     ) -> dict[str, torch.Tensor]:
         """On the device, from the network-resolution depth ``raw``: the relative output
-        (``inverse``, bicubic as the original), metric depth (``metric`` for the batch,
-        or ``metric<b>`` per frame when their calibrations differ; computed at the
-        network's resolution, saturation marked ``+Inf``, then upsampled without leaving
-        the neighbours' range) and, for each frame with metric depth and intrinsics, its
+        (``inverse``, resized as the original: DPT bicubic, Depth Anything V2 bilinear),
+        metric depth (``metric`` for the batch, or ``metric<b>`` per frame when their
+        calibrations differ; computed at the network's resolution, saturation marked
+        ``+Inf``, then upsampled without leaving the neighbours' range: bilinear in
+        inverse depth, or Depth Anything V2's own bilinear resize in metres) and, for each frame with metric depth and intrinsics, its
         points (``xyz<b>``)."""
         assert self.depth is not None, "called with a depth model"
         out: dict[str, torch.Tensor] = {}
         metric: list[torch.Tensor | None]
         # One calibration for the whole batch (fixed, or equal fits): one operation.
         uniform = group.calibrations[0] if len(set(group.calibrations)) == 1 else None
-        if self.depth.is_metric:
+        interpolation = self.depth.spec.output_interpolation
+        if self.depth.is_metric and interpolation == "bilinear":
+            # Depth Anything V2's own resize, bilinear in metres, already stays within its
+            # neighbours' range: the original's numbers, then its ceiling marked.
+            resized = resize_output(raw, group.out_hw, interpolation)
+            out["metric"] = device_mark_saturated(resized, self.depth.depth_ceiling)
+            metric = list(out["metric"])
+        elif self.depth.is_metric:
             saturated = device_mark_saturated(raw, self.depth.depth_ceiling)
             out["metric"] = device_upsample_depth(saturated, group.out_hw)
             metric = list(out["metric"])
         else:
-            out["inverse"] = resize_output(raw, group.out_hw)
+            out["inverse"] = resize_output(raw, group.out_hw, interpolation)
             if uniform is not None:
                 out["metric"] = _metric(raw, uniform, group.out_hw)
                 metric = list(out["metric"])
