@@ -353,3 +353,21 @@ def test_entries_without_a_place_are_refused(dav2_folder, tmp_path):
         match=r"1 entries have no place in the depth_anything_v2_vits layout: neck\.extra\.weight",
     ):
         load_model("depth_anything_v2_vits", weights=folder)
+
+
+def test_the_command_line_takes_a_folder(dav2_folder, tmp_path, capsys):
+    import cv2
+
+    from dpt_ros.cli.main import main
+
+    image = tmp_path / "scene.png"
+    cv2.imwrite(str(image), np.full((40, 60, 3), 128, np.uint8))
+    args = ["predict", "--weights", str(dav2_folder[0]), "--input", str(image), "--device", "cpu"]
+    rc = main([*args, "--model-type", "depth_anything_v2_vits", "--output", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert (tmp_path / "out" / "scene_depth.npy").is_file()
+    rc = main([*args, "--model-type", "depth_anything_v2_vitb", "--output", str(tmp_path / "b")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err
+    assert "holds a Depth Anything V2 Small relative depth model" in err
