@@ -13,6 +13,7 @@ dpt_ros follows.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from dpt_ros.models import Predictor
 from dpt_ros.models.errors import CheckpointError
 from dpt_ros.models.network.std_conv import OriginalStdConv2d
 from dpt_ros.models.weights.checkpoint import load_model
+from dpt_ros.models.weights.transformers_format import identify_folder_model
 
 transformers = pytest.importorskip("transformers")
 
@@ -125,28 +127,29 @@ def normalised_input(size: int, seed: int = 1) -> torch.Tensor:
     return (torch.rand((1, 3, size, size), generator=gen) - 0.5) / 0.25
 
 
+def saved_depth_model(
+    folder: Path, cls_name: str, config_cls: str, config: dict, seed: int, size: int
+):
+    """(folder, input, transformers' predicted depth) of a saved random depth model."""
+    model = save_transformers_model(folder, cls_name, config_cls, config, seed)
+    x = normalised_input(size)
+    with torch.no_grad():
+        return folder, x, model(pixel_values=x).predicted_depth
+
+
 @pytest.fixture(scope="module")
 def hybrid_folder(tmp_path_factory):
     folder = tmp_path_factory.mktemp("dpt_hybrid_hf")
-    model = save_transformers_model(
-        folder, "DPTForDepthEstimation", "DPTConfig", DPT_HYBRID_MIDAS, seed=11
+    return saved_depth_model(
+        folder, "DPTForDepthEstimation", "DPTConfig", DPT_HYBRID_MIDAS, seed=11, size=384
     )
-    x = normalised_input(384)
-    with torch.no_grad():
-        expected = model(pixel_values=x).predicted_depth
-    return folder, x, expected
 
 
 @pytest.fixture(scope="module")
 def dav2_folder(tmp_path_factory):
     folder = tmp_path_factory.mktemp("dav2_small_hf")
-    model = save_transformers_model(
-        folder, "DepthAnythingForDepthEstimation", "DepthAnythingConfig", DAV2_SMALL_HF, seed=13
-    )
-    x = normalised_input(518)
-    with torch.no_grad():
-        expected = model(pixel_values=x).predicted_depth
-    return folder, x, expected
+    cls_name, config_cls = "DepthAnythingForDepthEstimation", "DepthAnythingConfig"
+    return saved_depth_model(folder, cls_name, config_cls, DAV2_SMALL_HF, seed=13, size=518)
 
 
 def transformers_standardisation(model: torch.nn.Module) -> int:
@@ -387,3 +390,36 @@ def test_the_command_line_takes_a_folder(dav2_folder, tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "Traceback" not in err
     assert "holds a Depth Anything V2 Small relative depth model" in err
+
+
+def hybrid_config(hybrid_folder) -> dict:
+    return json.loads((hybrid_folder[0] / "config.json").read_text())
+
+
+def test_a_hybrid_config_without_the_backbone_type_is_still_a_bit(hybrid_folder):
+    config = hybrid_config(hybrid_folder)
+    del config["backbone_config"]["model_type"]  # DPTConfig defaults it to "bit"
+    held = identify_folder_model(config)
+    assert str(held) == "a DPT-Hybrid depth model (like dpt_hybrid)"
+    assert held.model_types == ("dpt_hybrid", "dpt_hybrid_kitti", "dpt_hybrid_nyu")
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"is_hybrid": False, "backbone_config": None},
+            "a DPT-Large depth model that dpt_ros cannot load: hidden_size is 768, expected 1024",
+        ),
+        (
+            {"readout_type": "ignore"},
+            'DPT-Hybrid depth model that dpt_ros cannot load: readout_type is "ignore", '
+            'expected "project"',
+        ),
+        ({"model_type": "bert"}, "describes a 'bert' model; dpt_ros reads transformers folders"),
+    ],
+)
+def test_configs_dpt_ros_has_no_type_for_are_named(hybrid_folder, changes, message):
+    config = {**hybrid_config(hybrid_folder), **changes}
+    with pytest.raises(CheckpointError, match=re.escape(message)):
+        identify_folder_model(config)

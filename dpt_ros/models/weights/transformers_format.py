@@ -223,8 +223,10 @@ _DPT_BACKBONES: dict[str, dict[str, Any]] = {
         "backbone_config": None,
     },
 }
-#: BitConfig defaults, and the ResNet-50 (v2, 3+4+9 blocks, "same" padding) of the hybrid.
+#: BitConfig defaults (DPTConfig makes a hybrid's backbone a BiT where the type is not
+#: given), and the ResNet-50 (v2, 3+4+9 blocks, "same" padding) of the hybrid.
 _BIT_DEFAULTS: dict[str, Any] = {
+    "model_type": "bit",
     "layer_type": "preactivation",
     "depths": [3, 4, 6, 3],
     "hidden_sizes": [256, 512, 1024, 2048],
