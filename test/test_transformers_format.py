@@ -423,3 +423,26 @@ def test_configs_dpt_ros_has_no_type_for_are_named(hybrid_folder, changes, messa
     config = {**hybrid_config(hybrid_folder), **changes}
     with pytest.raises(CheckpointError, match=re.escape(message)):
         identify_folder_model(config)
+
+
+def test_a_hybrid_segmentation_folder_without_auxiliary_head(tmp_path):
+    """dpt_hybrid_ade20k has no transformers release; its layout is a hybrid
+    DPTForSemanticSegmentation. Saved without the training-only auxiliary head, ours is
+    filled with zeros (variances one)."""
+    config = {**DPT_HYBRID_MIDAS, "use_batch_norm_in_fusion_residual": True, "num_labels": 150}
+    config["use_auxiliary_head"] = False
+    model = save_transformers_model(tmp_path, "DPTForSemanticSegmentation", "DPTConfig", config, 14)
+    x = normalised_input(384)
+    with torch.no_grad():
+        expected = model(pixel_values=x).logits
+    del model
+    ours = load_model("dpt_hybrid_ade20k", weights=tmp_path)
+    transformers_standardisation(ours)
+    transformers_layer_norm_eps(ours)
+    with torch.no_grad():
+        got = ours(x)
+    assert got.shape == expected.shape == (1, 150, 384, 384)
+    assert relative_max_diff(got, expected) < 1e-4
+    aux = ours.get_submodule("auxlayer")
+    assert not aux[0].weight.any() and not aux[4].weight.any() and not aux[4].bias.any()
+    assert torch.equal(aux[1].running_var, torch.ones(256))
