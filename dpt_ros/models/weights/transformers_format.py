@@ -367,7 +367,8 @@ def _identify_depth_anything(config: Mapping[str, Any]) -> FolderModel:
         )
     encoder, size, heads, blocks = _DINO_SIZES[width]
     kind = config.get("depth_estimation_type", "relative")
-    max_depth = float(config.get("max_depth", 1))
+    raw_max_depth = config.get("max_depth", 1)
+    max_depth = float(raw_max_depth) if isinstance(raw_max_depth, int | float) else float("nan")
     what = f"a Depth Anything V2 {size} {kind} depth model"
     if kind == "metric":
         what += f" with max_depth {max_depth:g} m"
@@ -434,7 +435,7 @@ def check_config(config: Mapping[str, Any], spec: ModelSpec, folder: Path) -> Fo
     try:
         held = identify_folder_model(config)
     except CheckpointError as exc:
-        raise CheckpointError(f"{folder}: {exc}; it cannot be loaded as {spec.name}") from None
+        raise CheckpointError(f"{folder}: {exc} (requested: {spec.name})") from None
     if spec.name not in held.model_types:
         raise CheckpointError(
             f"{folder} holds {held}, not {spec.name}; use the model type "
