@@ -446,3 +446,10 @@ def test_a_hybrid_segmentation_folder_without_auxiliary_head(tmp_path):
     aux = ours.get_submodule("auxlayer")
     assert not aux[0].weight.any() and not aux[4].weight.any() and not aux[4].bias.any()
     assert torch.equal(aux[1].running_var, torch.ones(256))
+
+
+def test_a_metric_config_without_a_numeric_ceiling_is_named(dav2_folder):
+    config = json.loads((dav2_folder[0] / "config.json").read_text())
+    config.update(depth_estimation_type="metric", max_depth=None)
+    with pytest.raises(CheckpointError, match="max_depth null m: the metric types are for 20 m"):
+        identify_folder_model(config)

@@ -371,7 +371,7 @@ def _identify_depth_anything(config: Mapping[str, Any]) -> FolderModel:
     max_depth = float(raw_max_depth) if isinstance(raw_max_depth, int | float) else float("nan")
     what = f"a Depth Anything V2 {size} {kind} depth model"
     if kind == "metric":
-        what += f" with max_depth {max_depth:g} m"
+        what += f" with max_depth {json.dumps(raw_max_depth)} m"
     dino = get_dino_config(encoder)
     expected_backbone = {
         "num_attention_heads": heads,
@@ -401,7 +401,7 @@ def _identify_depth_anything(config: Mapping[str, Any]) -> FolderModel:
         problems.append(f"depth_estimation_type {kind!r}, expected 'relative' or 'metric'")
     elif kind == "metric" and max_depth not in _DAV2_METRIC_SETS:
         problems.append(
-            f"max_depth {max_depth:g} m: the metric types are for 20 m (Hypersim) and 80 m (VKITTI)"
+            f"max_depth {json.dumps(raw_max_depth)} m: the metric types are for 20 m (Hypersim) and 80 m (VKITTI)"
         )
     if problems:
         raise _unsupported(what, problems)
