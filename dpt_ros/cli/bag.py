@@ -136,7 +136,8 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--depth-weights",
         metavar="PATH",
-        help="depth weights file (default: the cached or downloaded official file)",
+        help="depth weights file, or transformers save_pretrained folder (default: the cached "
+        "or downloaded official file)",
     )
     p.add_argument(
         "--segmentation-model",
@@ -144,7 +145,11 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
         metavar="MODEL",
         help="segmentation model type, e.g. dpt_hybrid_ade20k (default: none)",
     )
-    p.add_argument("--segmentation-weights", metavar="PATH", help="segmentation weights file")
+    p.add_argument(
+        "--segmentation-weights",
+        metavar="PATH",
+        help="segmentation weights file or transformers folder",
+    )
     p.add_argument(
         "--random-weights",
         action="store_true",

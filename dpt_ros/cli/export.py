@@ -113,7 +113,8 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--weights",
         metavar="PATH",
-        help="weights file (.pt); default: the official checkpoint from the cache "
+        help="weights file (.pt) or transformers save_pretrained folder; default: the "
+        "official checkpoint from the cache "
         "($DPT_ROS_CACHE or ~/.cache/dpt_ros), downloaded there if missing",
     )
     p.add_argument(

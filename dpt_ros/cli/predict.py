@@ -101,7 +101,8 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
     parser.add_argument(
         "--weights",
         metavar="PATH",
-        help="weights file (.pt); default: the official checkpoint from the cache "
+        help="weights file (.pt) or transformers save_pretrained folder; default: the "
+        "official checkpoint from the cache "
         "($DPT_ROS_CACHE or ~/.cache/dpt_ros), downloaded there if missing",
     )
     parser.add_argument(
