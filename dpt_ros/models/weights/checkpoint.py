@@ -171,6 +171,16 @@ def resolve_weights(
     )
 
 
+def _read_weights(path: Path, spec: ModelSpec) -> dict[str, torch.Tensor]:
+    """The state_dict of a weights file, or of a folder written by transformers'
+    save_pretrained (config.json + safetensors), converted to the official layout."""
+    if path.is_dir():
+        from dpt_ros.models.weights.transformers_format import read_transformers_folder
+
+        return read_transformers_folder(path, spec)
+    return read_state_dict(path)
+
+
 def load_model(
     model_type: str,
     weights: PathLike | None = None,
@@ -212,13 +222,7 @@ def load_model(
             torch.manual_seed(0)
             return spec.build()
     path = resolve_weights(spec, weights, cache_dir, progress)
-    if path.is_dir():
-        # A folder written by transformers' save_pretrained (config.json + safetensors).
-        from dpt_ros.models.weights.transformers_format import read_transformers_folder
-
-        state_dict = read_transformers_folder(path, spec)
-    else:
-        state_dict = read_state_dict(path)
+    state_dict = _read_weights(path, spec)
     check_state_dict(state_dict, spec, source=str(path))
     official = _official_type_of_file(path)
     if official is not None and official != model_type:
