@@ -14,7 +14,7 @@ file) and ROS 1 ``.bag`` files, read with ``rosbags``. ROS 1 messages are conver
 ROS 2 (CDR) on the way. Output: a ROS 2 bag (rosbag2 format version 8), sqlite3 or
 MCAP. The input bag is only ever opened for reading.
 
-An interrupted run (Ctrl-C or an error) still closes the output properly: it is a valid
+An interrupted run (Ctrl-C, SIGTERM, SIGHUP or an error) still closes the output properly: it is a valid
 bag holding everything written up to the last finished batch.
 
 Reading and writing bags is ``dpt_ros.ros.bagio``, shared with ``play`` and ``demo``.
@@ -72,7 +72,7 @@ Every input message is copied to the output at its recorded time. Output message
 the bag time and the header of their image.
 
 exit status: 0 on success, 2 on an error (one line on stderr), 130 when interrupted
-(the partial output bag is still valid)."""
+by Ctrl-C, 143 by SIGTERM, 129 by SIGHUP (the partial output bag is still valid)."""
 
 
 # ----------------------------------------------------------------------------------
