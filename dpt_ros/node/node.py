@@ -36,6 +36,8 @@ from dpt_ros.ros.label_info import import_vision_msgs, label_info_message
 from dpt_ros.ros.messages import stamp_ns
 
 _WARN_THROTTLE_S = 5.0
+#: Longest wait (s) for the inference worker to finish its batch at shutdown.
+_STOP_TIMEOUT_S = 10.0
 
 
 class LatestFrame:
@@ -377,7 +379,17 @@ class DptNode(Node):
             if not frames:
                 continue
             self._last_cycle_time = time.monotonic()
-            self._process(frames)
+            try:
+                self._process(frames)
+            except Exception:
+                if self.stopping():
+                    return  # publishing on a context or node that is going away: quietly
+                raise
+
+    def stopping(self) -> bool:
+        """Whether the node is shutting down: its worker was told to stop, or its
+        context was shut down (Ctrl-C, SIGTERM, ``rclpy.shutdown``)."""
+        return self._stop.is_set() or not self.context.ok()
 
     def _process(self, frames: list[tuple[_Camera, Any]]) -> None:
         """Decodes one frame per camera, runs them as one batch and publishes each
@@ -517,13 +529,21 @@ class DptNode(Node):
         self.get_logger().info(text)
 
     # -- shutdown -----------------------------------------------------------------
-    def destroy_node(self) -> None:
+    def stop_worker(self, timeout: float = _STOP_TIMEOUT_S) -> bool:
+        """Stops the inference worker: it finishes (or drops) the batch in hand and
+        publishes nothing more. Returns False if it is still busy after ``timeout`` s."""
         stop = getattr(self, "_stop", None)
-        if stop is not None:
-            stop.set()
-            for cam in self._cameras:
-                cam.frames.close()
-            self._worker.join(timeout=30.0)
+        if stop is None:
+            return True
+        stop.set()
+        for cam in self._cameras:
+            cam.frames.close()
+        self._worker.join(timeout=timeout)
+        return not self._worker.is_alive()
+
+    def destroy_node(self) -> None:
+        """Stops the worker first, then destroys the node."""
+        self.stop_worker()
         super().destroy_node()
 
 
@@ -545,6 +565,12 @@ def main(args: list[str] | None = None) -> int:
             raise
     finally:
         if node is not None:
+            # In order: no worker publishing, then no node, then no context.
+            if not node.stop_worker():
+                node.get_logger().warning(
+                    f"the inference worker did not stop within {_STOP_TIMEOUT_S:.0f} s; "
+                    "exiting anyway"
+                )
             node.destroy_node()
         rclpy.try_shutdown()
     return code
