@@ -32,7 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from dpt_ros.cli import bag_alignment
-from dpt_ros.cli.args import add_predictor_arguments, options_from_flags, positive_int
+from dpt_ros.cli.args import (
+    add_max_input_pixels_argument,
+    add_predictor_arguments,
+    options_from_flags,
+    positive_int,
+)
 from dpt_ros.models.options import PredictorOptions
 from dpt_ros.node.aligner import AlignmentOptions
 from dpt_ros.ros.bagio import (
@@ -124,6 +129,7 @@ def _add_input_arguments(p: argparse.ArgumentParser) -> None:
         help="sensor_msgs/CameraInfo topic (default: camera_info beside the "
         "image topic, if the bag has it)",
     )
+    add_max_input_pixels_argument(p)
 
 
 def _add_model_arguments(p: argparse.ArgumentParser) -> None:
@@ -507,6 +513,7 @@ class _BagJob:
         batch_size: int,
         bar,
         alignment: bag_alignment.BagAlignment | None = None,
+        max_pixels: int = 0,
     ) -> None:
         from sensor_msgs.msg import CompressedImage, Image
 
@@ -517,6 +524,7 @@ class _BagJob:
         compressed = plan.image_type == COMPRESSED_TYPE
         self.msg_class = CompressedImage if compressed else Image
         self.decode = compressed_to_rgb if compressed else image_to_rgb
+        self.max_pixels = max_pixels
         self.pending: list[tuple[Any, int, bytes]] = []
         self.batch: list[_Frame] = []
         self.latest_info: Any = None
@@ -565,7 +573,7 @@ class _BagJob:
 
         try:
             msg = deserialize_message(data, self.msg_class)
-            rgb = self.decode(msg)
+            rgb = self.decode(msg, self.max_pixels)
         except (ImageDecodeError, ValueError, TypeError, RuntimeError) as exc:
             self.skipped += 1
             _LOG.warning("skipping an undecodable frame at %d ns: %s", timestamp, exc)
@@ -679,7 +687,7 @@ def process_bag(
             desc="dpt-ros bag",
         )
         alignment = _alignment(args, bag_alignment.options_from_args(args), pipeline, reader)
-        job = _BagJob(plan, pipeline, out_bag, args.batch, bar, alignment)
+        job = _BagJob(plan, pipeline, out_bag, args.batch, bar, alignment, args.max_input_pixels)
         start = time.monotonic()
         for rconn, timestamp, raw in reader.messages():
             job.feed(rconn, timestamp, raw)

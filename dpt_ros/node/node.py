@@ -396,11 +396,12 @@ class DptNode(Node):
         camera's messages on its own topics."""
         cams, rgbs, headers, infos = [], [], [], []
         for cam, msg in frames:
+            limit = self.config.max_input_pixels
             try:
                 rgb = (
-                    compressed_to_rgb(msg)
+                    compressed_to_rgb(msg, limit)
                     if isinstance(msg, CompressedImage)
-                    else image_to_rgb(msg)
+                    else image_to_rgb(msg, limit)
                 )
             except ImageDecodeError as exc:
                 self._reject(cam, f"image rejected: {exc}")
