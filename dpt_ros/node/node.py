@@ -20,7 +20,6 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.exceptions import ParameterException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -29,7 +28,8 @@ from std_msgs.msg import Header
 from dpt_ros.models import CheckpointError, Predictor
 from dpt_ros.models.options import PredictorOptions
 from dpt_ros.node.alignment_io import NodeAlignment
-from dpt_ros.node.params import PARAMS, config_from_values, declare, validate
+from dpt_ros.node.param_checks import declare_all, unknown_overrides
+from dpt_ros.node.params import config_from_values, validate
 from dpt_ros.node.pipeline import ON_DEMAND_TOPICS, OUTPUT_TOPICS, FramePipeline
 from dpt_ros.ros.image_codec import ImageDecodeError, compressed_to_rgb, image_to_rgb
 from dpt_ros.ros.label_info import import_vision_msgs, label_info_message
@@ -156,13 +156,11 @@ class DptNode(Node):
 
     def __init__(self, node_name: str = "dpt_node", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
-        values = {}
-        for p in PARAMS:
-            try:
-                values[p.name] = declare(self, p)
-            except ParameterException as exc:  # an override outside its range or type
-                raise ValueError(f"invalid parameter {p.name}: {exc}") from None
-        self.config = config_from_values(values)
+        self.config = config_from_values(declare_all(self))
+        #: Warnings about overrides that name no parameter (misspellings).
+        self.unknown_parameters = unknown_overrides(self)
+        for text in self.unknown_parameters:
+            self.get_logger().warning(text)
         cfg = self.config
         self._check_camera_topics(cfg.cameras)
 

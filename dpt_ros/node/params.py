@@ -419,7 +419,11 @@ def camera_problems(cameras: Sequence[str]) -> list[str]:
 
 def descriptor(p: ParamDef) -> ParameterDescriptor:
     """The ParameterDescriptor of a definition (description, ranges, read-only)."""
-    d = ParameterDescriptor(description=p.description, read_only=p.read_only)
+    # Float parameters take integers too (max_rate:=5): rclpy's static typing would
+    # refuse them with "expected DOUBLE got INTEGER"; validate() checks the value.
+    d = ParameterDescriptor(
+        description=p.description, read_only=p.read_only, dynamic_typing=type(p.default) is float
+    )
     if isinstance(p.default, tuple):
         d.type = (
             ParameterType.PARAMETER_DOUBLE_ARRAY
