@@ -31,6 +31,7 @@ from dpt_ros.node.alignment_io import NodeAlignment
 from dpt_ros.node.param_checks import declare_all, unknown_overrides
 from dpt_ros.node.params import config_from_values, validate
 from dpt_ros.node.pipeline import ON_DEMAND_TOPICS, OUTPUT_TOPICS, FramePipeline
+from dpt_ros.node.throttle import KeyedThrottle, reason_key
 from dpt_ros.ros.image_codec import ImageDecodeError, compressed_to_rgb, image_to_rgb
 from dpt_ros.ros.label_info import import_vision_msgs, label_info_message
 from dpt_ros.ros.messages import stamp_ns
@@ -176,6 +177,7 @@ class DptNode(Node):
         self._info_lock = threading.Lock()
         self._stats = _Stats()
         self._stats_lock = threading.Lock()
+        self._warn_throttle = KeyedThrottle(_WARN_THROTTLE_S)
         self._window_start = time.monotonic()
         self._window_counts = (0, 0)
         self._last_cycle_time = 0.0
@@ -453,7 +455,10 @@ class DptNode(Node):
                 self._stats.rejected += 1
                 cam.rejected += 1
             self._stats.last_error = text
-        self.get_logger().warning(text, throttle_duration_sec=_WARN_THROTTLE_S)
+        held_back = self._warn_throttle.check((cam.name, reason_key(text)))
+        if held_back is not None:
+            more = f" ({held_back} more like this held back)" if held_back else ""
+            self.get_logger().warning(text + more)
 
     # -- status -------------------------------------------------------------------
     def status(self) -> dict[str, str]:
