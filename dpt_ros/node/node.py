@@ -20,6 +20,7 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.clock import Clock, ClockType, ROSClock
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -132,7 +133,12 @@ class _Stats:
     rejected: int = 0
     failed: int = 0
     latency_ms: list[float] = dataclasses.field(default_factory=list)
+    processing_ms: list[float] = dataclasses.field(default_factory=list)
     last_error: str = ""
+
+
+def _median_text(values: list[float]) -> str:
+    return f"{float(np.median(values)):.1f}" if values else "nan"
 
 
 def _qos(reliability: str, depth: int) -> QoSProfile:
@@ -185,9 +191,15 @@ class DptNode(Node):
         self._alignment = self._create_alignment()
         self._alignment_warn = False
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self._diag_timer = self.create_timer(cfg.diagnostics_period, self._publish_diagnostics)
+        # On the steady clock: under use_sim_time a ROS-time timer waits for /clock.
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self._diag_timer = self.create_timer(
+            cfg.diagnostics_period, self._publish_diagnostics, clock=steady
+        )
         self._log_timer = (
-            self.create_timer(cfg.log_period, self._log_status) if cfg.log_period > 0 else None
+            self.create_timer(cfg.log_period, self._log_status, clock=steady)
+            if cfg.log_period > 0
+            else None
         )
 
         self._stop = threading.Event()
@@ -344,7 +356,7 @@ class DptNode(Node):
         with self._stats_lock:
             self._stats.received += 1
             cam.received += 1
-        cam.frames.put(msg)
+        cam.frames.put((msg, time.monotonic()))  # arrival on the steady clock
 
     def _on_camera_info(self, cam: _Camera, msg: CameraInfo) -> None:
         with self._info_lock:
@@ -391,11 +403,15 @@ class DptNode(Node):
         context was shut down (Ctrl-C, SIGTERM, ``rclpy.shutdown``)."""
         return self._stop.is_set() or not self.context.ok()
 
-    def _process(self, frames: list[tuple[_Camera, Any]]) -> None:
+    def _process(self, frames: list[tuple[_Camera, tuple[Any, float]]]) -> None:
         """Decodes one frame per camera, runs them as one batch and publishes each
-        camera's messages on its own topics."""
-        cams, rgbs, headers, infos = [], [], [], []
-        for cam, msg in frames:
+        camera's messages on its own topics.
+
+        Args:
+            frames: (camera, (image message, arrival time on the steady clock)).
+        """
+        cams, rgbs, headers, infos, arrivals = [], [], [], [], []
+        for cam, (msg, arrived) in frames:
             limit = self.config.max_input_pixels
             try:
                 rgb = (
@@ -411,6 +427,7 @@ class DptNode(Node):
             cams.append(cam)
             rgbs.append(rgb)
             headers.append(msg.header)
+            arrivals.append(arrived)
         if not cams:
             return
         try:
@@ -432,21 +449,38 @@ class DptNode(Node):
                 throttle_duration_sec=_WARN_THROTTLE_S,
             )
             return
-        for cam, header, out in zip(cams, headers, outputs):
+        self._publish_outputs(cams, headers, arrivals, outputs)
+        if self._alignment is not None:
+            self._alignment.update(cams, headers, outputs)
+
+    def _publish_outputs(
+        self,
+        cams: list[_Camera],
+        headers: list[Header],
+        arrivals: list[float],
+        outputs: list[Any],
+    ) -> None:
+        """Publishes each camera's messages and records its latencies: stamp to publish
+        on the node's clock (not under use_sim_time, where stamps and /clock need not
+        agree, or /clock may not run at all) and arrival to publish on the steady clock."""
+        sim_time = self._sim_time()
+        for cam, header, arrived, out in zip(cams, headers, arrivals, outputs):
             for warning in out.warnings:
                 self._reject(cam, warning, count=False)
             for topic, message in out.messages.items():
                 pub = cam.publishers.get(topic)
                 if pub is not None:
                     pub.publish(message)
+            processing = (time.monotonic() - arrived) * 1e3
             latency = (self.get_clock().now().nanoseconds - stamp_ns(header)) / 1e6
             with self._stats_lock:
                 self._stats.processed += 1
                 cam.processed += 1
-                self._stats.latency_ms.append(latency)
-                del self._stats.latency_ms[:-100]
-        if self._alignment is not None:
-            self._alignment.update(cams, headers, outputs)
+                if not sim_time:
+                    self._stats.latency_ms.append(latency)
+                    del self._stats.latency_ms[:-100]
+                self._stats.processing_ms.append(processing)
+                del self._stats.processing_ms[:-100]
 
     def _reject(self, cam: _Camera, text: str, count: bool = True) -> None:
         text = cam.prefixed(text)
@@ -470,7 +504,6 @@ class DptNode(Node):
             rin = (s.received - self._window_counts[0]) / dt
             rout = (s.processed - self._window_counts[1]) / dt
             self._window_start, self._window_counts = now, (s.received, s.processed)
-            lat = float(np.median(s.latency_ms)) if s.latency_ms else float("nan")
             values = {
                 "input_rate_hz": f"{rin:.2f}",
                 "processed_rate_hz": f"{rout:.2f}",
@@ -479,7 +512,8 @@ class DptNode(Node):
                 "dropped": str(self._dropped()),
                 "rejected": str(s.rejected),
                 "failed": str(s.failed),
-                "latency_ms_median": f"{lat:.1f}",
+                "latency_ms_median": self._latency_text(s.latency_ms),
+                "processing_ms_median": _median_text(s.processing_ms),
                 "device": self._device_text(),
                 "models": self._models_text(),
                 "last_error": s.last_error,
@@ -501,6 +535,16 @@ class DptNode(Node):
             values.update(alignment)
         return values
 
+    def _sim_time(self) -> bool:
+        """Whether the node's clock follows /clock (use_sim_time)."""
+        clock = self.get_clock()
+        return isinstance(clock, ROSClock) and clock.ros_time_is_active
+
+    def _latency_text(self, latency_ms: list[float]) -> str:
+        if self._sim_time():
+            return "unavailable (use_sim_time: see processing_ms_median)"
+        return _median_text(latency_ms)
+
     def _dropped(self) -> int:
         return sum(cam.frames.dropped for cam in self._cameras)
 
@@ -513,7 +557,8 @@ class DptNode(Node):
         status.level = DiagnosticStatus.WARN if failing else DiagnosticStatus.OK
         status.message = (
             f"{values['processed_rate_hz']} Hz processed of "
-            f"{values['input_rate_hz']} Hz in, latency {values['latency_ms_median']} ms"
+            f"{values['input_rate_hz']} Hz in, latency {values['latency_ms_median']} ms, "
+            f"processing {values['processing_ms_median']} ms"
         )
         status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
         array = DiagnosticArray()
@@ -524,11 +569,12 @@ class DptNode(Node):
     def _log_status(self) -> None:
         with self._stats_lock:
             s = self._stats
-            lat = float(np.median(s.latency_ms)) if s.latency_ms else float("nan")
             text = (
                 f"frames in {s.received}, processed {s.processed}, dropped "
                 f"{self._dropped()}, rejected {s.rejected}, failed {s.failed}, "
-                f"latency {lat:.1f} ms, {self._models_text()} on {self._device_text()}"
+                f"latency {self._latency_text(s.latency_ms)} ms, processing "
+                f"{_median_text(s.processing_ms)} ms, {self._models_text()} on "
+                f"{self._device_text()}"
             )
         self.get_logger().info(text)
 
