@@ -29,6 +29,7 @@ from std_msgs.msg import Header
 from dpt_ros.models import CheckpointError, Predictor
 from dpt_ros.models.options import PredictorOptions
 from dpt_ros.node.alignment_io import NodeAlignment
+from dpt_ros.node.graph_checks import DuplicateNameCheck
 from dpt_ros.node.param_checks import declare_all, unknown_overrides
 from dpt_ros.node.params import config_from_values, validate
 from dpt_ros.node.pipeline import ON_DEMAND_TOPICS, OUTPUT_TOPICS, FramePipeline
@@ -202,6 +203,7 @@ class DptNode(Node):
             else None
         )
 
+        self.duplicate_check = DuplicateNameCheck(self)
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._work, name="dpt_inference", daemon=True)
         self._worker.start()
