@@ -80,3 +80,4 @@ def test_stop_with_a_frame_in_flight_is_clean(ros, signum):
     assert child.returncode == 0, output
     assert "Traceback" not in output and "RCLError" not in output, output
     assert "ready:" in output  # the node was up and the signal came during inference
+    assert output.count("RANDOM weights") == 1, output  # one warning, not three

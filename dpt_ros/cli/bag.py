@@ -412,8 +412,8 @@ class _Plan:
 
 
 def check_paths(in_path: Path, out_path: Path) -> tuple[Path, Path]:
-    """(input, output) after checking: the input exists, the output does not and is not
-    the input."""
+    """(input, output) after checking: the input exists, the output does not and is
+    neither the input nor inside the input bag's directory."""
     if not in_path.exists():
         raise FileNotFoundError(f"input bag {str(in_path)!r} does not exist")
     if out_path.exists() or out_path.is_symlink():
@@ -422,10 +422,20 @@ def check_paths(in_path: Path, out_path: Path) -> tuple[Path, Path]:
             "(the output bag is never overwritten)"
         )
     try:
-        if out_path.resolve() == in_path.resolve():
-            raise ValueError("output and input are the same path")
+        out_abs, in_abs = out_path.resolve(), in_path.resolve()
     except OSError:
-        pass
+        return in_path, out_path
+    if out_abs == in_abs:
+        raise ValueError("output and input are the same path")
+    # A bag directory: the input itself, or the folder of a .db3/.mcap with metadata.
+    bag_dir = in_abs if in_abs.is_dir() else in_abs.parent
+    if (in_abs.is_dir() or (bag_dir / "metadata.yaml").is_file()) and out_abs.is_relative_to(
+        bag_dir
+    ):
+        raise ValueError(
+            f"output {str(out_path)!r} is inside the input bag's directory {str(bag_dir)!r}; "
+            "choose a path outside it (a bag directory holds one bag)"
+        )
     return in_path, out_path
 
 

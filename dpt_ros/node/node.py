@@ -9,11 +9,14 @@ latest frame of every camera that has one and runs them as one batch.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import sys
 import threading
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,7 +30,9 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
 from dpt_ros.models import CheckpointError, Predictor
+from dpt_ros.models.errors import RandomWeightsWarning
 from dpt_ros.models.options import PredictorOptions
+from dpt_ros.models.weights.checkpoint import load_model
 from dpt_ros.node.alignment_io import NodeAlignment
 from dpt_ros.node.graph_checks import DuplicateNameCheck
 from dpt_ros.node.param_checks import declare_all, unknown_overrides
@@ -136,6 +141,23 @@ class _Stats:
     latency_ms: list[float] = dataclasses.field(default_factory=list)
     processing_ms: list[float] = dataclasses.field(default_factory=list)
     last_error: str = ""
+
+
+class _DropRandomWeightsRecords(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "RANDOM weights" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _without_random_weights_log() -> Iterator[None]:
+    """Drops the weights loader's random-weights log record within the block."""
+    logger = logging.getLogger(load_model.__module__)
+    drop = _DropRandomWeightsRecords()
+    logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        logger.removeFilter(drop)
 
 
 def _median_text(values: list[float]) -> str:
@@ -327,7 +349,10 @@ class DptNode(Node):
                 f"{task}: {options.model_type} with RANDOM weights (parameter "
                 f"{task}.random_weights): its outputs are meaningless"
             )
-        return Predictor(options)
+        # That line is the one warning: not the loader's log record and Python warning too.
+        with warnings.catch_warnings(), _without_random_weights_log():
+            warnings.simplefilter("ignore", RandomWeightsWarning)
+            return Predictor(options)
 
     def _warm_up(self) -> None:
         """Runs each model once at the configured camera size (CUDA context, cuDNN
