@@ -427,11 +427,9 @@ def check_paths(in_path: Path, out_path: Path) -> tuple[Path, Path]:
         return in_path, out_path
     if out_abs == in_abs:
         raise ValueError("output and input are the same path")
-    # A bag directory: the input itself, or the folder of a .db3/.mcap with metadata.
+    # A rosbag2 directory (it has metadata.yaml): the input, or a .db3/.mcap's folder.
     bag_dir = in_abs if in_abs.is_dir() else in_abs.parent
-    if (in_abs.is_dir() or (bag_dir / "metadata.yaml").is_file()) and out_abs.is_relative_to(
-        bag_dir
-    ):
+    if (bag_dir / "metadata.yaml").is_file() and out_abs.is_relative_to(bag_dir):
         raise ValueError(
             f"output {str(out_path)!r} is inside the input bag's directory {str(bag_dir)!r}; "
             "choose a path outside it (a bag directory holds one bag)"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import logging
 import sys
 import threading
@@ -21,11 +22,15 @@ from typing import Any
 
 import numpy as np
 import rclpy
+import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType, ROSClock
 from rclpy.node import Node
+from rclpy.publisher import Publisher
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.subscription import Subscription
+from rclpy.timer import Timer
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
@@ -184,6 +189,10 @@ class DptNode(Node):
         CheckpointError: weights missing, unreadable or for another model.
     """
 
+    #: Load the models and start at construction (the lifecycle node waits for
+    #: configure and activate instead).
+    _start_at_once = True
+
     def __init__(self, node_name: str = "dpt_node", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         self.config = config_from_values(declare_all(self))
@@ -191,9 +200,20 @@ class DptNode(Node):
         self.unknown_parameters = unknown_overrides(self)
         for text in self.unknown_parameters:
             self.get_logger().warning(text)
-        cfg = self.config
-        self._check_camera_topics(cfg.cameras)
+        self._check_camera_topics(self.config.cameras)
+        self.pipeline: FramePipeline  # set by load_models
+        self._alignment: NodeAlignment | None = None
+        self._started: set[Any] = set()
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.duplicate_check = DuplicateNameCheck(self)
+        if self._start_at_once:
+            self.load_models()
+            self.start()
 
+    # -- stages (the lifecycle node's transitions) ---------------------------------
+    def load_models(self) -> None:
+        """Loads the models and warms them up (the lifecycle's configure)."""
+        cfg = self.config
         self.pipeline = FramePipeline(
             self._predictor(cfg.depth, "depth"),
             self._predictor(cfg.segmentation, "segmentation"),
@@ -201,6 +221,20 @@ class DptNode(Node):
         )
         self._warm_up()
 
+    def free_models(self) -> None:
+        """Drops the models (the lifecycle's cleanup); memory returns to the system
+        (CUDA: to the driver)."""
+        if hasattr(self, "pipeline"):
+            del self.pipeline
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def start(self) -> None:
+        """Creates the publishers, subscriptions, timers and the inference worker (the
+        lifecycle's activate)."""
+        before = self._entities()
+        cfg = self.config
         topics = self._create_publishers()
         self._label_info_status = self._publish_label_info()
         self._info_lock = threading.Lock()
@@ -213,19 +247,12 @@ class DptNode(Node):
         self._image_subs = self._create_subscriptions()
         self._alignment = self._create_alignment()
         self._alignment_warn = False
-        self.add_on_set_parameters_callback(self._on_set_parameters)
         # On the steady clock: under use_sim_time a ROS-time timer waits for /clock.
         steady = Clock(clock_type=ClockType.STEADY_TIME)
-        self._diag_timer = self.create_timer(
-            cfg.diagnostics_period, self._publish_diagnostics, clock=steady
-        )
-        self._log_timer = (
+        self.create_timer(cfg.diagnostics_period, self._publish_diagnostics, clock=steady)
+        if cfg.log_period > 0:
             self.create_timer(cfg.log_period, self._log_status, clock=steady)
-            if cfg.log_period > 0
-            else None
-        )
-
-        self.duplicate_check = DuplicateNameCheck(self)
+        self._started = self._entities() - before
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._work, name="dpt_inference", daemon=True)
         self._worker.start()
@@ -235,6 +262,20 @@ class DptNode(Node):
             f"({cfg.input_transport}), publishing {', '.join(sorted(topics))}"
             + (" under each camera's namespace" if cfg.cameras else "")
         )
+
+    def stop(self) -> None:
+        """Stops the worker and destroys what :meth:`start` created; the models stay
+        loaded (the lifecycle's deactivate)."""
+        self.stop_worker()
+        for entity in self._started:
+            for kind in (Publisher, Subscription, Timer):
+                if isinstance(entity, kind):
+                    getattr(self, f"destroy_{kind.__name__.lower()}")(entity)
+        self._started = set()
+        self._alignment = None
+
+    def _entities(self) -> set[Any]:
+        return set(self.publishers) | set(self.subscriptions) | set(self.timers)
 
     # -- set-up -------------------------------------------------------------------
     def _create_publishers(self) -> set[str]:
@@ -398,7 +439,8 @@ class DptNode(Node):
             self.config = config_from_values({**self.config.values, **changes})
         except ValueError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
-        self.pipeline.options = self.config.pipeline
+        if hasattr(self, "pipeline"):
+            self.pipeline.options = self.config.pipeline
         if self._alignment is not None:
             self._alignment.set_options(self.config.alignment)
         return SetParametersResult(successful=True)
@@ -626,11 +668,17 @@ class DptNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Console entry point: ``ros2 run dpt_ros dpt_node``."""
+    return run_node(DptNode, args)
+
+
+def run_node(node_class: type[DptNode], args: list[str] | None = None) -> int:
+    """Initialises rclpy, spins a ``node_class`` until Ctrl-C, SIGTERM or shutdown, and
+    shuts down in order (worker, node, context); returns the exit status."""
     rclpy.init(args=args)
     node: DptNode | None = None
     code = 0
     try:
-        node = DptNode()
+        node = node_class()
         rclpy.spin(node)
     except KeyboardInterrupt:
         pass
