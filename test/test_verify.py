@@ -16,7 +16,7 @@ import shutil
 import pytest
 
 from dpt_ros.models.errors import CheckpointError
-from dpt_ros.models.registry import get_spec
+from dpt_ros.models.registry import MODEL_SPECS, get_spec
 from dpt_ros.models.weights import verify
 from dpt_ros.models.weights.checkpoint import load_model
 from dpt_ros.models.weights.download import cached_checkpoint_path
@@ -76,5 +76,13 @@ def test_other_names_are_unverified_and_ambiguity_is_warned(official, caplog):
     assert "cannot be told from its layout" in text and "dpt_hybrid_kitti" in text
 
 
-def test_the_name_prefix_is_known_for_every_official_file():
-    assert verify.expected_sha256(HYBRID.file_name) == HYBRID.hash_prefix == "501f0c75"
+def test_what_is_known_of_every_official_file():
+    """Full digests where listed (each begins with its name's prefix), else the prefix."""
+    for spec in MODEL_SPECS.values():
+        if spec.name.startswith("depth_anything"):
+            continue  # another family, other file names
+        expected = verify.expected_sha256(spec.file_name)
+        assert expected is not None and expected.startswith(spec.hash_prefix), spec.name
+        full = spec.file_name in verify.OFFICIAL_SHA256
+        assert len(expected) == (64 if full else 8), spec.name
+    assert len(verify.expected_sha256(HYBRID.file_name)) == 64

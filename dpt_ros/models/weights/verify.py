@@ -9,9 +9,9 @@ renamed to ``dpt_hybrid_nyu``'s name) is named for what it is.
 What is known of each official file's sha256: the full digest where listed in
 :data:`OFFICIAL_SHA256` (keyed by file name, so that other model families add theirs),
 else the hex prefix that ends the torch.hub-style file name
-(``dpt_hybrid-midas-501f0c75.pt``: ``501f0c75``). The DPT release files have only
-that 8-digit prefix here: a file that matches it is taken as verified (2^-32 for a
-corrupt file to pass).
+(``dpt_hybrid-midas-501f0c75.pt``: ``501f0c75``). ``dpt_hybrid`` and ``dpt_large``
+have their full digests here; the four other DPT release files only that 8-digit prefix:
+a file that matches it is taken as verified (2^-32 for a corrupt file to pass).
 
 Hashing a 500 MB file takes seconds, so the result is kept per file in
 ``verified.json`` in the cache directory, keyed by path, size and mtime: a later start
@@ -39,7 +39,15 @@ from dpt_ros.models.registry import MODEL_SPECS, ModelSpec
 _LOG = logging.getLogger(__name__)
 
 #: Full sha256 of official files, by file name (where known; else the name's prefix).
-OFFICIAL_SHA256: dict[str, str] = {}
+#: Each begins with its name's prefix (checked by the tests).
+OFFICIAL_SHA256: dict[str, str] = {
+    "dpt_hybrid-midas-501f0c75.pt": (
+        "501f0c75b3bca7daec6b3682c5054c09b366765aef6fa3a09d03a5cb4b230853"
+    ),
+    "dpt_large-midas-2f21e586.pt": (
+        "2f21e586477d90cb9624c7eef5df7891edca49a1c4795ee2cb631fd4daa6ca69"
+    ),
+}
 
 _RESULTS_FILE = "verified.json"
 _PREFIX = re.compile(r"-([0-9a-f]{8,64})\.[A-Za-z0-9]+$")
