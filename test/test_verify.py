@@ -73,7 +73,14 @@ def test_other_names_are_unverified_and_ambiguity_is_warned(official, caplog):
         load_model("dpt_hybrid_nyu", official)
     text = caplog.text
     assert "checked by its layout only (unverified)" in text
-    assert "cannot be told from its layout" in text and "dpt_hybrid_kitti" in text
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1  # a metric model: its outputs claim metres
+    assert "cannot be told from its layout" in warnings[0] and "dpt_hybrid_kitti" in warnings[0]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="dpt_ros"):
+        load_model("dpt_hybrid", official)  # relative depth: said, not warned
+    assert "cannot be told from its layout" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 def test_what_is_known_of_every_official_file():

@@ -18,7 +18,9 @@ Hashing a 500 MB file takes seconds, so the result is kept per file in
 hashes nothing unless the file changed.
 
 Files under other names (``--weights my_finetune.pt``) are not hashed: they are
-checked by their layout only, and the log says they are unverified.
+checked by their layout only, and the log says they are unverified. Where other model
+types share the layout, the log says the type cannot be told from it: a warning for a
+metric model (its outputs claim metres), info otherwise.
 """
 
 from __future__ import annotations
@@ -153,7 +155,9 @@ def _warn_if_ambiguous(path: Path, spec: ModelSpec, state_dict: Mapping[str, tor
 
     alike = [name for name in identify_model_types(state_dict) if name != spec.name]
     if alike:
-        _LOG.warning(
+        # A warning where the outputs claim metres; for relative depth and labels, info.
+        _LOG.log(
+            logging.WARNING if spec.is_metric else logging.INFO,
             "%s is loaded as %s, but %s have the same layout: which model a file holds "
             "cannot be told from its layout. Make sure it really is %s (a wrong one "
             "publishes wrong depth, perhaps in the wrong units)",
