@@ -50,6 +50,7 @@ setup(
         "console_scripts": [
             "dpt-ros = dpt_ros.cli.main:main",
             "dpt_node = dpt_ros.node.node:main",
+            "dpt_lifecycle_node = dpt_ros.node.lifecycle:main",
         ],
     },
 )

@@ -1,5 +1,8 @@
 """Launch dpt_node: ``ros2 launch dpt_ros dpt.launch.py image:=/camera/image_raw``.
 
+``lifecycle:=true`` starts ``dpt_lifecycle_node`` instead: a managed node that waits
+for a lifecycle manager (Nav2's ``lifecycle_manager``) to configure and activate it.
+
 Launch arguments override the parameters file only where given: an empty
 ``depth_model``/``segmentation_model``/``device`` keeps the file's value, and ``none``
 disables that model.
@@ -28,10 +31,11 @@ def _node(context, *args, **kwargs):
         value = arg(launch_arg).strip()
         if value:
             overrides[param] = "" if value == "none" else value
+    lifecycle = arg("lifecycle").strip().lower() in ("true", "1", "yes")
     return [
         Node(
             package="dpt_ros",
-            executable="dpt_node",
+            executable="dpt_lifecycle_node" if lifecycle else "dpt_node",
             name="dpt_node",
             namespace=arg("namespace"),
             output="screen",
@@ -101,6 +105,12 @@ def generate_launch_description():
                 "use_sim_time",
                 default_value="false",
                 description="Use /clock (rosbag replay with --clock).",
+            ),
+            DeclareLaunchArgument(
+                "lifecycle",
+                default_value="false",
+                description="Start dpt_lifecycle_node (managed: configure loads the "
+                "models, activate starts the topics) for a lifecycle manager.",
             ),
             OpaqueFunction(function=_node),
         ]

@@ -468,7 +468,7 @@ def test_runtime_parameter_validation(ros):
             "'front' and '/front' are the same camera",
         ),
         ([Parameter("cameras", value=["2nd_camera"])], "not a valid ROS namespace"),
-        ([Parameter("cameras", value="front")], "invalid parameter cameras"),
+        ([Parameter("cameras", value="front")], "invalid parameters: cameras"),
         ([Parameter("backend", value="onnxruntime")], r"needs depth\.engine"),
         (
             [

@@ -61,7 +61,9 @@ def test_launch_file_uses_the_launch_ros_api_and_known_parameters():
         "segmentation_model",
         "device",
         "use_sim_time",
+        "lifecycle",
     }
+    assert 'executable="dpt_lifecycle_node" if lifecycle else "dpt_node"' in source
     known = {p.name for p in PARAMS} | {"use_sim_time"}
     for param in re.findall(r'"((?:depth|segmentation)\.[a-z_]+|device)"', source):
         assert param in known, param

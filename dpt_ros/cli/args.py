@@ -13,15 +13,38 @@ from dpt_ros.models.options import (
 )
 
 
-def positive_int(text: str) -> int:
-    """argparse type: a whole number >= 1."""
+def _int_at_least(text: str, minimum: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    return _int_at_least(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: a whole number >= 0."""
+    return _int_at_least(text, 0)
+
+
+def add_max_input_pixels_argument(parser: argparse.ArgumentParser) -> None:
+    """``--max-input-pixels N`` (as dpt_node's ``max_input_pixels`` parameter)."""
+    from dpt_ros.ros.image_size import DEFAULT_MAX_INPUT_PIXELS
+
+    parser.add_argument(
+        "--max-input-pixels",
+        type=non_negative_int,
+        default=DEFAULT_MAX_INPUT_PIXELS,
+        metavar="N",
+        help="skip images of more than N pixels (width x height), read from the header "
+        "before decoding; 0 = no limit (default %(default)s = 4096x4096)",
+    )
 
 
 def image_size(text: str) -> tuple[int, int]:

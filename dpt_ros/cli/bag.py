@@ -14,7 +14,7 @@ file) and ROS 1 ``.bag`` files, read with ``rosbags``. ROS 1 messages are conver
 ROS 2 (CDR) on the way. Output: a ROS 2 bag (rosbag2 format version 8), sqlite3 or
 MCAP. The input bag is only ever opened for reading.
 
-An interrupted run (Ctrl-C or an error) still closes the output properly: it is a valid
+An interrupted run (Ctrl-C, SIGTERM, SIGHUP or an error) still closes the output properly: it is a valid
 bag holding everything written up to the last finished batch.
 
 Reading and writing bags is ``dpt_ros.ros.bagio``, shared with ``play`` and ``demo``.
@@ -32,7 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from dpt_ros.cli import bag_alignment
-from dpt_ros.cli.args import add_predictor_arguments, options_from_flags, positive_int
+from dpt_ros.cli.args import (
+    add_max_input_pixels_argument,
+    add_predictor_arguments,
+    options_from_flags,
+    positive_int,
+)
 from dpt_ros.models.options import PredictorOptions
 from dpt_ros.node.aligner import AlignmentOptions
 from dpt_ros.ros.bagio import (
@@ -72,7 +77,7 @@ Every input message is copied to the output at its recorded time. Output message
 the bag time and the header of their image.
 
 exit status: 0 on success, 2 on an error (one line on stderr), 130 when interrupted
-(the partial output bag is still valid)."""
+by Ctrl-C, 143 by SIGTERM, 129 by SIGHUP (the partial output bag is still valid)."""
 
 
 # ----------------------------------------------------------------------------------
@@ -124,6 +129,7 @@ def _add_input_arguments(p: argparse.ArgumentParser) -> None:
         help="sensor_msgs/CameraInfo topic (default: camera_info beside the "
         "image topic, if the bag has it)",
     )
+    add_max_input_pixels_argument(p)
 
 
 def _add_model_arguments(p: argparse.ArgumentParser) -> None:
@@ -411,8 +417,8 @@ class _Plan:
 
 
 def check_paths(in_path: Path, out_path: Path) -> tuple[Path, Path]:
-    """(input, output) after checking: the input exists, the output does not and is not
-    the input."""
+    """(input, output) after checking: the input exists, the output does not and is
+    neither the input nor inside the input bag's directory."""
     if not in_path.exists():
         raise FileNotFoundError(f"input bag {str(in_path)!r} does not exist")
     if out_path.exists() or out_path.is_symlink():
@@ -421,10 +427,18 @@ def check_paths(in_path: Path, out_path: Path) -> tuple[Path, Path]:
             "(the output bag is never overwritten)"
         )
     try:
-        if out_path.resolve() == in_path.resolve():
-            raise ValueError("output and input are the same path")
+        out_abs, in_abs = out_path.resolve(), in_path.resolve()
     except OSError:
-        pass
+        return in_path, out_path
+    if out_abs == in_abs:
+        raise ValueError("output and input are the same path")
+    # A rosbag2 directory (it has metadata.yaml): the input, or a .db3/.mcap's folder.
+    bag_dir = in_abs if in_abs.is_dir() else in_abs.parent
+    if (bag_dir / "metadata.yaml").is_file() and out_abs.is_relative_to(bag_dir):
+        raise ValueError(
+            f"output {str(out_path)!r} is inside the input bag's directory {str(bag_dir)!r}; "
+            "choose a path outside it (a bag directory holds one bag)"
+        )
     return in_path, out_path
 
 
@@ -512,6 +526,7 @@ class _BagJob:
         batch_size: int,
         bar,
         alignment: bag_alignment.BagAlignment | None = None,
+        max_pixels: int = 0,
     ) -> None:
         from sensor_msgs.msg import CompressedImage, Image
 
@@ -522,6 +537,7 @@ class _BagJob:
         compressed = plan.image_type == COMPRESSED_TYPE
         self.msg_class = CompressedImage if compressed else Image
         self.decode = compressed_to_rgb if compressed else image_to_rgb
+        self.max_pixels = max_pixels
         self.pending: list[tuple[Any, int, bytes]] = []
         self.batch: list[_Frame] = []
         self.latest_info: Any = None
@@ -570,7 +586,7 @@ class _BagJob:
 
         try:
             msg = deserialize_message(data, self.msg_class)
-            rgb = self.decode(msg)
+            rgb = self.decode(msg, self.max_pixels)
         except (ImageDecodeError, ValueError, TypeError, RuntimeError) as exc:
             self.skipped += 1
             _LOG.warning("skipping an undecodable frame at %d ns: %s", timestamp, exc)
@@ -684,7 +700,7 @@ def process_bag(
             desc="dpt-ros bag",
         )
         alignment = _alignment(args, bag_alignment.options_from_args(args), pipeline, reader)
-        job = _BagJob(plan, pipeline, out_bag, args.batch, bar, alignment)
+        job = _BagJob(plan, pipeline, out_bag, args.batch, bar, alignment, args.max_input_pixels)
         start = time.monotonic()
         for rconn, timestamp, raw in reader.messages():
             job.feed(rconn, timestamp, raw)

@@ -16,7 +16,8 @@ missing optional dependency cannot break the others.
 Errors: ``run`` raises ``ValueError`` (bad arguments or inputs), ``CheckpointError``
 (weights) or ``OSError`` (files); :func:`main` turns them into one line on stderr,
 ``dpt-ros: error: <message>``, and exit status 2. Anything else is a bug and keeps its
-traceback.
+traceback. Ctrl-C, SIGTERM and SIGHUP stop a run the same way (its outputs are closed
+properly) with exit status 128 + the signal number: 130, 143, 129.
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version and usage errors
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     # Imported after parsing: importing dpt_ros.models loads torch (seconds).
+    from dpt_ros.cli.stop_signals import exit_status, stop_signals_raise
     from dpt_ros.models.errors import CheckpointError, RandomWeightsWarning
 
     # Log records of dpt_ros go to this call's stderr, and only during this call.
@@ -96,16 +98,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     package_logger.addHandler(handler)
     package_logger.setLevel(logging.INFO if args.verbose else logging.WARNING)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), stop_signals_raise():
             # The random-weights warning is logged too, and the log is printed: once.
             warnings.simplefilter("ignore", RandomWeightsWarning)
             return int(args._run(args))
     except (ValueError, CheckpointError, OSError) as exc:
         print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (stop_signals)
+        print(f"{PROG}: interrupted" + (f" ({exc})" if str(exc) else ""), file=sys.stderr)
+        return exit_status(exc)
     finally:
         package_logger.removeHandler(handler)
         package_logger.setLevel(old_level)

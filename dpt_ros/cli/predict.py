@@ -42,8 +42,13 @@ from typing import Any
 
 import numpy as np
 
-from dpt_ros.cli.args import add_predictor_arguments, options_from_flags
+from dpt_ros.cli.args import (
+    add_max_input_pixels_argument,
+    add_predictor_arguments,
+    options_from_flags,
+)
 from dpt_ros.models.options import PredictorOptions
+from dpt_ros.ros.image_size import DEFAULT_MAX_INPUT_PIXELS, size_problem
 from dpt_ros.viz.pictures import write_png
 
 _LOG = logging.getLogger(__name__)
@@ -126,6 +131,7 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
         help="output directory, created if needed (default: ./%(default)s)",
     )
     add_predictor_arguments(parser)
+    add_max_input_pixels_argument(parser)
     parser.add_argument(
         "--engine",
         metavar="PATH",
@@ -166,22 +172,32 @@ def output_stems(paths: Sequence[Path]) -> list[str]:
     return [p.stem if counts[p.stem] == 1 else p.name.replace(".", "_") for p in paths]
 
 
-def read_rgb(path: Path) -> np.ndarray:
+class _TooLarge(ValueError):
+    """An image file over ``--max-input-pixels`` (its message names file and size)."""
+
+
+def read_rgb(path: Path, max_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> np.ndarray:
     """Reads an image file as (H, W, 3) uint8 RGB.
 
     Decoded by OpenCV with ``IMREAD_COLOR`` (as ``cv2.imread`` does; the bytes are read
     here so that I/O errors and undecodable content are told apart): grayscale and
     alpha images become 3-channel, 16-bit ones 8-bit.
 
+    Its size is read from the header first: more than ``max_pixels`` pixels (0 = no
+    limit) are refused before decoding.
+
     Raises:
         OSError: the file cannot be read.
-        ValueError: the content is not an image OpenCV can decode.
+        ValueError: the content is not an image OpenCV can decode, or is too large.
     """
     import cv2
 
     data = np.fromfile(str(path), dtype=np.uint8)
     if data.size == 0:
         raise ValueError(f"{path} is empty")
+    problem = size_problem(data, max_pixels)
+    if problem:
+        raise _TooLarge(f"{path.name} ({problem})")
     log = getattr(getattr(cv2, "utils", None), "logging", None)
     old_level = log.getLogLevel() if log is not None else None
     try:
@@ -284,13 +300,13 @@ def write_label_outputs(
 # --------------------------------------------------------------------------- command
 
 
-def _readable(paths: Sequence[Path], failed: list[str]) -> Iterator[tuple]:
+def _readable(paths: Sequence[Path], failed: list[str], max_pixels: int) -> Iterator[tuple]:
     for path, stem in zip(paths, output_stems(paths)):
         try:
-            yield path, stem, read_rgb(path)
+            yield path, stem, read_rgb(path, max_pixels)
         except (ValueError, OSError) as exc:
             _LOG.info("cannot read %s: %s", path, exc)
-            failed.append(path.name)
+            failed.append(str(exc) if isinstance(exc, _TooLarge) else path.name)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -315,7 +331,9 @@ def run(args: argparse.Namespace) -> int:
         raise NotADirectoryError(f"output path exists and is not a directory: {out_dir}")
     out_dir.mkdir(parents=True, exist_ok=True)
     failed: list[str] = []
-    done, inference_s, predictor = _predict_all(options, paths, out_dir, failed)
+    done, inference_s, predictor = _predict_all(
+        options, paths, out_dir, failed, args.max_input_pixels
+    )
     if done:
         print(
             f"{done} image(s) with {spec.name} on {predictor.device} "
@@ -334,7 +352,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _predict_all(
-    options: PredictorOptions, paths: Sequence[Path], out_dir: Path, failed: list[str]
+    options: PredictorOptions,
+    paths: Sequence[Path],
+    out_dir: Path,
+    failed: list[str],
+    max_pixels: int,
 ) -> tuple[int, float, Any]:
     """Runs every readable image and writes its outputs; returns (images done, seconds
     of inference, the predictor or None). Unreadable files are appended to ``failed``."""
@@ -343,7 +365,7 @@ def _predict_all(
     predictor = None
     inference_s = 0.0
     done = 0
-    for path, stem, rgb in _readable(paths, failed):
+    for path, stem, rgb in _readable(paths, failed, max_pixels):
         if predictor is None:  # loaded once an image is known to be readable
             predictor = Predictor(options)
             _LOG.info("%s on %s (%s)", options.model_type, predictor.device, predictor.dtype)

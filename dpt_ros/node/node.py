@@ -9,26 +9,37 @@ latest frame of every camera that has one and runs them as one batch.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gc
+import logging
 import sys
 import threading
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import rclpy
+import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.exceptions import ParameterException
+from rclpy.clock import Clock, ClockType, ROSClock
 from rclpy.node import Node
+from rclpy.publisher import Publisher
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.subscription import Subscription
+from rclpy.timer import Timer
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
 from dpt_ros.models import CheckpointError, Predictor
+from dpt_ros.models.errors import RandomWeightsWarning
 from dpt_ros.models.options import PredictorOptions
+from dpt_ros.models.weights.checkpoint import load_model
 from dpt_ros.node.alignment_io import NodeAlignment
+from dpt_ros.node.graph_checks import DuplicateNameCheck
 from dpt_ros.node.health import (
     ERROR,
     INPUT_STALE_S,
@@ -38,18 +49,22 @@ from dpt_ros.node.health import (
     RecentEvents,
     sibling_topic,
 )
-from dpt_ros.node.params import PARAMS, config_from_values, declare, validate
+from dpt_ros.node.param_checks import declare_all, unknown_overrides
+from dpt_ros.node.params import config_from_values, validate
 from dpt_ros.node.pipeline import (
     ON_DEMAND_TOPICS,
     OUTPUT_TOPICS,
     SKIPPABLE_TOPICS,
     FramePipeline,
 )
+from dpt_ros.node.throttle import KeyedThrottle, reason_key
 from dpt_ros.ros.image_codec import ImageDecodeError, compressed_to_rgb, image_to_rgb
 from dpt_ros.ros.label_info import import_vision_msgs, label_info_message
 from dpt_ros.ros.messages import stamp_ns
 
 _WARN_THROTTLE_S = 5.0
+#: Longest wait (s) for the inference worker to finish its batch at shutdown.
+_STOP_TIMEOUT_S = 10.0
 
 
 class LatestFrame:
@@ -150,7 +165,29 @@ class _Stats:
     rejected: int = 0
     failed: int = 0
     latency_ms: list[float] = dataclasses.field(default_factory=list)
+    processing_ms: list[float] = dataclasses.field(default_factory=list)
     last_error: str = ""
+
+
+class _DropRandomWeightsRecords(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "RANDOM weights" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _without_random_weights_log() -> Iterator[None]:
+    """Drops the weights loader's random-weights log record within the block."""
+    logger = logging.getLogger(load_model.__module__)
+    drop = _DropRandomWeightsRecords()
+    logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        logger.removeFilter(drop)
+
+
+def _median_text(values: list[float]) -> str:
+    return f"{float(np.median(values)):.1f}" if values else "nan"
 
 
 def _qos(reliability: str, depth: int) -> QoSProfile:
@@ -173,18 +210,31 @@ class DptNode(Node):
         CheckpointError: weights missing, unreadable or for another model.
     """
 
+    #: Load the models and start at construction (the lifecycle node waits for
+    #: configure and activate instead).
+    _start_at_once = True
+
     def __init__(self, node_name: str = "dpt_node", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
-        values = {}
-        for p in PARAMS:
-            try:
-                values[p.name] = declare(self, p)
-            except ParameterException as exc:  # an override outside its range or type
-                raise ValueError(f"invalid parameter {p.name}: {exc}") from None
-        self.config = config_from_values(values)
-        cfg = self.config
-        self._check_camera_topics(cfg.cameras)
+        self.config = config_from_values(declare_all(self))
+        #: Warnings about overrides that name no parameter (misspellings).
+        self.unknown_parameters = unknown_overrides(self)
+        for text in self.unknown_parameters:
+            self.get_logger().warning(text)
+        self._check_camera_topics(self.config.cameras)
+        self.pipeline: FramePipeline  # set by load_models
+        self._alignment: NodeAlignment | None = None
+        self._started: set[Any] = set()
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.duplicate_check = DuplicateNameCheck(self)
+        if self._start_at_once:
+            self.load_models()
+            self.start()
 
+    # -- stages (the lifecycle node's transitions) ---------------------------------
+    def load_models(self) -> None:
+        """Loads the models and warms them up (the lifecycle's configure)."""
+        cfg = self.config
         self.pipeline = FramePipeline(
             self._predictor(cfg.depth, "depth"),
             self._predictor(cfg.segmentation, "segmentation"),
@@ -192,24 +242,39 @@ class DptNode(Node):
         )
         self._warm_up()
 
+    def free_models(self) -> None:
+        """Drops the models (the lifecycle's cleanup); memory returns to the system
+        (CUDA: to the driver)."""
+        if hasattr(self, "pipeline"):
+            del self.pipeline
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def start(self) -> None:
+        """Creates the publishers, subscriptions, timers and the inference worker (the
+        lifecycle's activate)."""
+        before = self._entities()
+        cfg = self.config
         topics = self._create_publishers()
         self._label_info_status = self._publish_label_info()
         self._stats = _Stats()
         self._recent = RecentEvents()
         self._started_at = time.monotonic()
         self._stats_lock = threading.Lock()
+        self._warn_throttle = KeyedThrottle(_WARN_THROTTLE_S)
         self._window_start = time.monotonic()
         self._window_counts = (0, 0)
         self._last_cycle_time = 0.0
         self._image_subs = self._create_subscriptions()
         self._alignment = self._create_alignment()
         self._alignment_warn = False
-        self.add_on_set_parameters_callback(self._on_set_parameters)
-        self._diag_timer = self.create_timer(cfg.diagnostics_period, self._publish_diagnostics)
-        self._log_timer = (
-            self.create_timer(cfg.log_period, self._log_status) if cfg.log_period > 0 else None
-        )
-
+        # On the steady clock: under use_sim_time a ROS-time timer waits for /clock.
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self.create_timer(cfg.diagnostics_period, self._publish_diagnostics, clock=steady)
+        if cfg.log_period > 0:
+            self.create_timer(cfg.log_period, self._log_status, clock=steady)
+        self._started = self._entities() - before
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._work, name="dpt_inference", daemon=True)
         self._worker.start()
@@ -219,6 +284,20 @@ class DptNode(Node):
             f"({cfg.input_transport}), publishing {', '.join(sorted(topics))}"
             + (" under each camera's namespace" if cfg.cameras else "")
         )
+
+    def stop(self) -> None:
+        """Stops the worker and destroys what :meth:`start` created; the models stay
+        loaded (the lifecycle's deactivate)."""
+        self.stop_worker()
+        for entity in self._started:
+            for kind in (Publisher, Subscription, Timer):
+                if isinstance(entity, kind):
+                    getattr(self, f"destroy_{kind.__name__.lower()}")(entity)
+        self._started = set()
+        self._alignment = None
+
+    def _entities(self) -> set[Any]:
+        return set(self.publishers) | set(self.subscriptions) | set(self.timers)
 
     # -- set-up -------------------------------------------------------------------
     def _create_publishers(self) -> set[str]:
@@ -354,7 +433,10 @@ class DptNode(Node):
                 f"{task}: {options.model_type} with RANDOM weights (parameter "
                 f"{task}.random_weights): its outputs are meaningless"
             )
-        return Predictor(options)
+        # That line is the one warning: not the loader's log record and Python warning too.
+        with warnings.catch_warnings(), _without_random_weights_log():
+            warnings.simplefilter("ignore", RandomWeightsWarning)
+            return Predictor(options)
 
     def _warm_up(self) -> None:
         """Runs each model once at the configured camera size (CUDA context, cuDNN
@@ -388,7 +470,7 @@ class DptNode(Node):
             self._stats.received += 1
             cam.received += 1
             cam.last_image_at = time.monotonic()
-        cam.frames.put(msg)
+        cam.frames.put((msg, time.monotonic()))  # arrival on the steady clock
 
     def _on_camera_info(self, cam: _Camera, msg: CameraInfo) -> None:
         warning = cam.info.add(msg)
@@ -404,7 +486,8 @@ class DptNode(Node):
             self.config = config_from_values({**self.config.values, **changes})
         except ValueError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
-        self.pipeline.options = self.config.pipeline
+        if hasattr(self, "pipeline"):
+            self.pipeline.options = self.config.pipeline
         if self._alignment is not None:
             self._alignment.set_options(self.config.alignment)
         return SetParametersResult(successful=True)
@@ -424,18 +507,33 @@ class DptNode(Node):
             if not frames:
                 continue
             self._last_cycle_time = time.monotonic()
-            self._process(frames)
+            try:
+                self._process(frames)
+            except Exception:
+                if self.stopping():
+                    return  # publishing on a context or node that is going away: quietly
+                raise
 
-    def _process(self, frames: list[tuple[_Camera, Any]]) -> None:
+    def stopping(self) -> bool:
+        """Whether the node is shutting down: its worker was told to stop, or its
+        context was shut down (Ctrl-C, SIGTERM, ``rclpy.shutdown``)."""
+        return self._stop.is_set() or not self.context.ok()
+
+    def _process(self, frames: list[tuple[_Camera, tuple[Any, float]]]) -> None:
         """Decodes one frame per camera, runs them as one batch and publishes each
-        camera's messages on its own topics."""
-        cams, rgbs, headers, infos = [], [], [], []
-        for cam, msg in frames:
+        camera's messages on its own topics.
+
+        Args:
+            frames: (camera, (image message, arrival time on the steady clock)).
+        """
+        cams, rgbs, headers, infos, arrivals = [], [], [], [], []
+        for cam, (msg, arrived) in frames:
+            limit = self.config.max_input_pixels
             try:
                 rgb = (
-                    compressed_to_rgb(msg)
+                    compressed_to_rgb(msg, limit)
                     if isinstance(msg, CompressedImage)
-                    else image_to_rgb(msg)
+                    else image_to_rgb(msg, limit)
                 )
             except ImageDecodeError as exc:
                 self._reject(cam, f"image rejected: {exc}")
@@ -445,6 +543,7 @@ class DptNode(Node):
             cams.append(cam)
             rgbs.append(rgb)
             headers.append(header)
+            arrivals.append(arrived)
         if not cams:
             return
         try:
@@ -468,7 +567,24 @@ class DptNode(Node):
                 throttle_duration_sec=_WARN_THROTTLE_S,
             )
             return
-        for cam, header, info, out in zip(cams, headers, infos, outputs):
+        self._publish_outputs(cams, headers, infos, arrivals, outputs)
+        if self._alignment is not None:
+            self._alignment.update(cams, headers, outputs)
+
+    def _publish_outputs(
+        self,
+        cams: list[_Camera],
+        headers: list[Header],
+        infos: list[CameraInfo | None],
+        arrivals: list[float],
+        outputs: list[Any],
+    ) -> None:
+        """Publishes each camera's messages, records whether its camera_info was used,
+        and its latencies: stamp to publish on the node's clock (not under use_sim_time,
+        where stamps and /clock need not agree, or /clock may not run at all) and
+        arrival to publish on the steady clock."""
+        sim_time = self._sim_time()
+        for cam, header, info, arrived, out in zip(cams, headers, infos, arrivals, outputs):
             for warning in out.warnings:
                 self._reject(cam, warning, count=False)
             self._check_camera_info(cam, info, out)
@@ -476,14 +592,16 @@ class DptNode(Node):
                 pub = cam.publishers.get(topic)
                 if pub is not None:
                     pub.publish(message)
+            processing = (time.monotonic() - arrived) * 1e3
             latency = (self.get_clock().now().nanoseconds - stamp_ns(header)) / 1e6
             with self._stats_lock:
                 self._stats.processed += 1
                 cam.processed += 1
-                self._stats.latency_ms.append(latency)
-                del self._stats.latency_ms[:-100]
-        if self._alignment is not None:
-            self._alignment.update(cams, headers, outputs)
+                if not sim_time:
+                    self._stats.latency_ms.append(latency)
+                    del self._stats.latency_ms[:-100]
+                self._stats.processing_ms.append(processing)
+                del self._stats.processing_ms[:-100]
 
     def _output_header(self, header: Header) -> Header:
         """The image's header, with the ``frame_id`` parameter's frame when set."""
@@ -499,7 +617,7 @@ class DptNode(Node):
         cam.info.rejection = rejected[0].split(": ", 1)[1] if rejected else ""
         problem = cam.info.problem()
         if problem and not rejected:
-            self.get_logger().warning(cam.prefixed(problem), throttle_duration_sec=_WARN_THROTTLE_S)
+            self._warn(cam, cam.prefixed(problem))
 
     def _reject(self, cam: _Camera, text: str, count: bool = True) -> None:
         text = cam.prefixed(text)
@@ -509,7 +627,15 @@ class DptNode(Node):
                 self._stats.rejected += 1
                 cam.rejected += 1
             self._stats.last_error = text
-        self.get_logger().warning(text, throttle_duration_sec=_WARN_THROTTLE_S)
+        self._warn(cam, text)
+
+    def _warn(self, cam: _Camera, text: str) -> None:
+        """Logs ``text`` throttled per camera and per reason, with a count of what the
+        throttle held back."""
+        held_back = self._warn_throttle.check((cam.name, reason_key(text)))
+        if held_back is not None:
+            more = f" ({held_back} more like this held back)" if held_back else ""
+            self.get_logger().warning(text + more)
 
     # -- status -------------------------------------------------------------------
     def status(self) -> dict[str, str]:
@@ -521,7 +647,6 @@ class DptNode(Node):
             rin = (s.received - self._window_counts[0]) / dt
             rout = (s.processed - self._window_counts[1]) / dt
             self._window_start, self._window_counts = now, (s.received, s.processed)
-            lat = float(np.median(s.latency_ms)) if s.latency_ms else float("nan")
             values = {
                 "input_rate_hz": f"{rin:.2f}",
                 "processed_rate_hz": f"{rout:.2f}",
@@ -530,7 +655,8 @@ class DptNode(Node):
                 "dropped": str(self._dropped()),
                 "rejected": str(s.rejected),
                 "failed": str(s.failed),
-                "latency_ms_median": f"{lat:.1f}",
+                "latency_ms_median": self._latency_text(s.latency_ms),
+                "processing_ms_median": _median_text(s.processing_ms),
                 "device": self._device_text(),
                 "models": self._models_text(),
                 "last_error": s.last_error,
@@ -556,6 +682,16 @@ class DptNode(Node):
             alignment, self._alignment_warn = self._alignment.status(self._cameras)
             values.update(alignment)
         return values
+
+    def _sim_time(self) -> bool:
+        """Whether the node's clock follows /clock (use_sim_time)."""
+        clock = self.get_clock()
+        return isinstance(clock, ROSClock) and clock.ros_time_is_active
+
+    def _latency_text(self, latency_ms: list[float]) -> str:
+        if self._sim_time():
+            return "unavailable (use_sim_time: see processing_ms_median)"
+        return _median_text(latency_ms)
 
     def _dropped(self) -> int:
         return sum(cam.frames.dropped for cam in self._cameras)
@@ -595,7 +731,8 @@ class DptNode(Node):
         status.message = "; ".join(
             [
                 f"{values['processed_rate_hz']} Hz processed of "
-                f"{values['input_rate_hz']} Hz in, latency {values['latency_ms_median']} ms"
+                f"{values['input_rate_hz']} Hz in, latency {values['latency_ms_median']} ms, "
+                f"processing {values['processing_ms_median']} ms"
             ]
             + [text for _, text in problems]
         )
@@ -608,32 +745,47 @@ class DptNode(Node):
     def _log_status(self) -> None:
         with self._stats_lock:
             s = self._stats
-            lat = float(np.median(s.latency_ms)) if s.latency_ms else float("nan")
             text = (
                 f"frames in {s.received}, processed {s.processed}, dropped "
                 f"{self._dropped()}, rejected {s.rejected}, failed {s.failed}, "
-                f"latency {lat:.1f} ms, {self._models_text()} on {self._device_text()}"
+                f"latency {self._latency_text(s.latency_ms)} ms, processing "
+                f"{_median_text(s.processing_ms)} ms, {self._models_text()} on "
+                f"{self._device_text()}"
             )
         self.get_logger().info(text)
 
     # -- shutdown -----------------------------------------------------------------
-    def destroy_node(self) -> None:
+    def stop_worker(self, timeout: float = _STOP_TIMEOUT_S) -> bool:
+        """Stops the inference worker: it finishes (or drops) the batch in hand and
+        publishes nothing more. Returns False if it is still busy after ``timeout`` s."""
         stop = getattr(self, "_stop", None)
-        if stop is not None:
-            stop.set()
-            for cam in self._cameras:
-                cam.frames.close()
-            self._worker.join(timeout=30.0)
+        if stop is None:
+            return True
+        stop.set()
+        for cam in self._cameras:
+            cam.frames.close()
+        self._worker.join(timeout=timeout)
+        return not self._worker.is_alive()
+
+    def destroy_node(self) -> None:
+        """Stops the worker first, then destroys the node."""
+        self.stop_worker()
         super().destroy_node()
 
 
 def main(args: list[str] | None = None) -> int:
     """Console entry point: ``ros2 run dpt_ros dpt_node``."""
+    return run_node(DptNode, args)
+
+
+def run_node(node_class: type[DptNode], args: list[str] | None = None) -> int:
+    """Initialises rclpy, spins a ``node_class`` until Ctrl-C, SIGTERM or shutdown, and
+    shuts down in order (worker, node, context); returns the exit status."""
     rclpy.init(args=args)
     node: DptNode | None = None
     code = 0
     try:
-        node = DptNode()
+        node = node_class()
         rclpy.spin(node)
     except KeyboardInterrupt:
         pass
@@ -645,6 +797,12 @@ def main(args: list[str] | None = None) -> int:
             raise
     finally:
         if node is not None:
+            # In order: no worker publishing, then no node, then no context.
+            if not node.stop_worker():
+                node.get_logger().warning(
+                    f"the inference worker did not stop within {_STOP_TIMEOUT_S:.0f} s; "
+                    "exiting anyway"
+                )
             node.destroy_node()
         rclpy.try_shutdown()
     return code

@@ -19,6 +19,7 @@ from dpt_ros.models.options import BACKENDS, COMPILE_MODES, PRECISIONS, Predicto
 from dpt_ros.models.registry import MODEL_SPECS, TASKS, model_names
 from dpt_ros.node.aligner import ALIGNMENT_METHODS, AlignmentOptions
 from dpt_ros.node.pipeline import PipelineOptions
+from dpt_ros.ros.image_size import DEFAULT_MAX_INPUT_PIXELS
 
 RELIABILITIES = ("best_effort", "reliable")
 
@@ -158,6 +159,15 @@ PARAMS: tuple[ParamDef, ...] = (
         "raw: sensor_msgs/Image on 'image'; compressed: sensor_msgs/CompressedImage "
         "(jpeg/png) on 'image/compressed'.",
         choices=("raw", "compressed"),
+    ),
+    ParamDef(
+        "max_input_pixels",
+        DEFAULT_MAX_INPUT_PIXELS,
+        "Largest input image (width x height, pixels) decoded; larger ones are rejected "
+        "from their header before any decoding (a small PNG can hold gigabytes), and so "
+        "are compressed formats whose header gives no size. 0 = no limit.",
+        read_only=False,
+        int_range=(0, 2**31 - 1, 1),
     ),
     ParamDef(
         "cameras",
@@ -359,6 +369,7 @@ class NodeConfig:
     warmup_width: int
     warmup_height: int
     input_transport: str
+    max_input_pixels: int
     cameras: tuple[str, ...]
     qos_input_reliability: str
     qos_input_depth: int
@@ -390,6 +401,7 @@ _NODE_PARAMS = (
     "warmup_width",
     "warmup_height",
     "input_transport",
+    "max_input_pixels",
     "cameras",
     "qos.input.reliability",
     "qos.input.depth",
@@ -456,7 +468,11 @@ def camera_problems(cameras: Sequence[str]) -> list[str]:
 
 def descriptor(p: ParamDef) -> ParameterDescriptor:
     """The ParameterDescriptor of a definition (description, ranges, read-only)."""
-    d = ParameterDescriptor(description=p.description, read_only=p.read_only)
+    # Float parameters take integers too (max_rate:=5): rclpy's static typing would
+    # refuse them with "expected DOUBLE got INTEGER"; validate() checks the value.
+    d = ParameterDescriptor(
+        description=p.description, read_only=p.read_only, dynamic_typing=type(p.default) is float
+    )
     if isinstance(p.default, tuple):
         d.type = (
             ParameterType.PARAMETER_DOUBLE_ARRAY

@@ -53,12 +53,31 @@ def open_bag(path: Path):
         reader = AnyReader([path], default_typestore=output_typestore())
         reader.open()
     except (AnyReaderError, FileNotFoundError) as exc:
-        raise ValueError(f"cannot read {str(path)!r} as a bag: {exc}") from None
+        raise _unreadable(path, str(exc), exc) from None
     except Exception as exc:  # rosbags raises several types for foreign files
-        raise ValueError(
-            f"cannot read {str(path)!r} as a bag: {type(exc).__name__}: {exc}"
-        ) from None
+        raise _unreadable(path, f"{type(exc).__name__}: {exc}", exc) from None
     return reader
+
+
+def _unreadable(path: Path, text: str, exc: Exception) -> ValueError:
+    hint = _recovery_hint(path, exc)
+    return ValueError(
+        f"cannot read {str(path)!r} as a bag: " + (text.rstrip(".") + hint if hint else text)
+    )
+
+
+def _recovery_hint(path: Path, exc: Exception) -> str:
+    """What to do about a cut-short MCAP file (a recorder killed before it closed the
+    file): its summary and end magic are missing, its messages usually are not."""
+    mcaps = [path] if path.suffix == ".mcap" else sorted(path.glob("*.mcap"))
+    if not mcaps or "magic" not in str(exc).lower():
+        return ""
+    name = mcaps[0].name
+    return (
+        f"; the MCAP file looks cut short (a recording that was not closed): rebuild it "
+        f"with the mcap CLI, 'mcap recover {name} -o recovered.mcap', and give the "
+        "recovered file as input"
+    )
 
 
 def input_storage(path: Path) -> str:

@@ -33,6 +33,7 @@ import numpy as np
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
+from dpt_ros.ros.image_size import DEFAULT_MAX_INPUT_PIXELS, size_problem, too_large
 from dpt_ros.ros.messages import array_to_msg_data, copy_header, message_bytes, new_message
 
 __all__ = [
@@ -248,7 +249,7 @@ _DECODERS: Final[dict[str, tuple[int, _Decoder]]] = {
 }
 
 
-def image_to_rgb(msg: Image) -> np.ndarray:
+def image_to_rgb(msg: Image, max_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> np.ndarray:
     """Decode a ``sensor_msgs/Image`` into an RGB array.
 
     Supported encodings (see :data:`SUPPORTED_ENCODINGS`, matched
@@ -268,12 +269,13 @@ def image_to_rgb(msg: Image) -> np.ndarray:
 
     Args:
         msg: The image message.
+        max_pixels: Largest ``width * height`` decoded; 0 = no limit.
 
     Returns:
         (H, W, 3) uint8 RGB, C-contiguous, a fresh copy of the pixels.
 
     Raises:
-        ImageDecodeError: Unknown encoding, zero width/height, ``step``
+        ImageDecodeError: More than ``max_pixels`` pixels, unknown encoding, zero width/height, ``step``
             smaller than one row, ``len(data) != step * height``, or odd width
             for a YUV 4:2:2 encoding.
     """
@@ -286,6 +288,9 @@ def image_to_rgb(msg: Image) -> np.ndarray:
         )
     bpp, decode = entry
     width = int(msg.width)
+    problem = too_large(width, int(msg.height), max_pixels)
+    if problem:
+        raise ImageDecodeError(problem)
     if encoding in _YUV422_ENCODINGS and width % 2:
         raise ImageDecodeError(
             f"'{msg.encoding}' image has odd width {width}; YUV 4:2:2 packs two "
@@ -295,7 +300,9 @@ def image_to_rgb(msg: Image) -> np.ndarray:
     return decode(rows, width, bool(msg.is_bigendian))
 
 
-def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
+def compressed_to_rgb(
+    msg: CompressedImage, max_pixels: int = DEFAULT_MAX_INPUT_PIXELS
+) -> np.ndarray:
     """Decode a ``sensor_msgs/CompressedImage`` (JPEG, PNG, ...) into RGB.
 
     The payload is decoded with ``cv2.imdecode``, which detects the container
@@ -305,14 +312,19 @@ def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
     OpenCV cannot read. Grayscale images are expanded to three channels and
     16-bit PNGs are reduced to 8 bits by OpenCV.
 
+    The size is read from the header first (``ros.image_size``): an image of more
+    than ``max_pixels`` pixels, or of a format whose header gives no size, is never
+    decoded (a small PNG can hold gigabytes of pixels).
+
     Args:
         msg: The compressed image message.
+        max_pixels: Largest ``width * height`` decoded; 0 = no limit (and any format).
 
     Returns:
         (H, W, 3) uint8 RGB, C-contiguous.
 
     Raises:
-        ImageDecodeError: Empty payload, ``compressedDepth`` format, or data
+        ImageDecodeError: Over ``max_pixels``, empty payload, ``compressedDepth`` format, or data
             OpenCV cannot decode (corrupt or unsupported).
     """
     fmt = str(msg.format)
@@ -326,6 +338,9 @@ def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
             f"CompressedImage format '{fmt}' is image_transport's compressedDepth, "
             "which is not supported; subscribe to the raw or 'compressed' topic"
         )
+    problem = size_problem(data, max_pixels)
+    if problem:
+        raise ImageDecodeError(f"CompressedImage (format '{fmt}'): {problem}")
     try:
         bgr = cv2.imdecode(np.ascontiguousarray(data), cv2.IMREAD_COLOR)
     except cv2.error as exc:

@@ -21,6 +21,7 @@ from dpt_ros.models.errors import CheckpointError, RandomWeightsWarning
 from dpt_ros.models.registry import MODEL_SPECS, ModelSpec, get_spec
 from dpt_ros.models.weights.download import ensure_checkpoint
 from dpt_ros.models.weights.hub import hub_checkpoint
+from dpt_ros.models.weights.verify import verify_weights
 
 _LOG = logging.getLogger(__name__)
 
@@ -142,13 +143,6 @@ def check_state_dict(
     raise CheckpointError(lead + " (" + "; ".join(details) + ")")
 
 
-def _official_type_of_file(path: Path) -> str | None:
-    for name, spec in MODEL_SPECS.items():
-        if path.name == spec.file_name:
-            return name
-    return None
-
-
 def resolve_weights(
     spec: ModelSpec,
     weights: PathLike | None = None,
@@ -224,14 +218,7 @@ def load_model(
     path = resolve_weights(spec, weights, cache_dir, progress)
     state_dict = _read_weights(path, spec)
     check_state_dict(state_dict, spec, source=str(path))
-    official = _official_type_of_file(path)
-    if official is not None and official != model_type:
-        _LOG.warning(
-            "%s is the official %s file but is loaded as %s (same layout); check the model type",
-            path.name,
-            official,
-            model_type,
-        )
+    verify_weights(path, spec, state_dict)  # contents: sha256 of official files
     with torch.device("meta"):
         model = spec.build()
     # assign=True takes the file's tensors as the parameters: no second copy, no init.

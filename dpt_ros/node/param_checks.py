@@ -1,0 +1,63 @@
+"""Start-up checks of ``dpt_node``'s parameters: every problem at once, and overrides
+that name no parameter.
+
+rclpy refuses an out-of-range or wrongly typed override as it declares the parameter,
+one at a time, so a node with three bad values would report only the first. Here each
+parameter is declared on its own, the refusals are collected with the problems
+:func:`dpt_ros.node.params.validate` finds, and one ``ValueError`` lists them all.
+
+Overrides (``-p name:=value``, a params file) for names the node never declares are
+kept by rclpy and silently ignored: a misspelt ``cloud.strid`` would change nothing.
+:func:`unknown_overrides` finds them, with the closest declared names.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from rclpy.exceptions import ParameterException
+
+from dpt_ros.node.params import PARAMS, declare, validate
+
+#: Override prefixes that rclpy itself reads (QoS overrides of publishers and
+#: subscriptions), not parameters a node declares.
+_RCLPY_PREFIXES = ("qos_overrides.",)
+
+
+def declare_all(node: Any) -> dict[str, Any]:
+    """Declares every parameter of :data:`PARAMS` on ``node``; returns {name: value}.
+
+    Raises:
+        ValueError: "invalid parameters: " and every problem, separated by "; ", if
+            rclpy refused any override or any value fails :func:`validate`.
+    """
+    values: dict[str, Any] = {}
+    refused: list[str] = []
+    for p in PARAMS:
+        try:
+            values[p.name] = declare(node, p)
+        except ParameterException as exc:  # an override outside its range or type
+            refused.append(f"{p.name}: {exc}")
+    if refused:
+        problems = refused + validate(values)  # the declared ones, parameter by parameter
+        raise ValueError("invalid parameters: " + "; ".join(problems))
+    return values
+
+
+def unknown_overrides(node: Any) -> list[str]:
+    """Warnings, one per override given to ``node`` that names no declared parameter,
+    each with the closest declared names (call after every parameter is declared)."""
+    overrides = getattr(node, "_parameter_overrides", {})  # rclpy has no public accessor
+    declared = [p.name for p in PARAMS]
+    warnings = []
+    for name in sorted(overrides):
+        if node.has_parameter(name) or name.startswith(_RCLPY_PREFIXES):
+            continue
+        close = difflib.get_close_matches(name, declared, n=3, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        warnings.append(
+            f"parameter {name!r} was given but {node.get_name()} has no such parameter: "
+            f"it is ignored{hint}"
+        )
+    return warnings

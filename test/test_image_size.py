@@ -1,0 +1,134 @@
+"""Input size limit (``max_input_pixels``): sizes read from headers, oversized images
+refused before decoding by the codec, ``dpt-ros predict``, ``dpt-ros bag`` and the node.
+
+The "bombs" here are headers that claim 20000x20000 with no pixel data behind them:
+before the limit they reached OpenCV (and failed as corrupt data); a real bomb (a small
+PNG of 20000x20000 zeros) is measured by ``scripts/check_image_bomb.py``."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import cv2
+import numpy as np
+import pytest
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import CompressedImage, Image
+from test_bag import NET, run_bag, write_bag
+from test_node import FAST, Probe, spin_until
+
+from dpt_ros.cli.main import main
+from dpt_ros.node.node import DptNode
+from dpt_ros.ros.image_codec import ImageDecodeError, compressed_to_rgb, image_to_rgb
+from dpt_ros.ros.image_size import DEFAULT_MAX_INPUT_PIXELS, encoded_size, size_problem
+
+RGB = np.random.default_rng(0).integers(0, 256, (23, 37, 3), dtype=np.uint8)
+
+
+def png_bomb(width: int = 20000, height: int = 20000) -> bytes:
+    """A PNG header (IHDR) claiming width x height, with a token IDAT."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 1000)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat)
+
+
+def jpeg_bomb(width: int = 20000, height: int = 20000) -> bytes:
+    """A real small JPEG whose frame header is patched to claim width x height."""
+    data = bytearray(cv2.imencode(".jpg", RGB)[1].tobytes())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+@pytest.mark.parametrize("ext", [".png", ".jpg", ".bmp", ".tiff", ".webp"])
+def test_sizes_from_headers(ext):
+    data = cv2.imencode(ext, RGB)[1]
+    name, size = encoded_size(data)
+    assert size == (37, 23), name
+    assert size_problem(data, 37 * 23) is None
+    assert "37x23 image (851 pixels) is larger than max_input_pixels=850" in size_problem(data, 850)
+
+
+def test_compressed_bombs_are_refused_before_decoding():
+    for bomb in (png_bomb(), jpeg_bomb()):
+        msg = CompressedImage(format="png", data=bomb)
+        with pytest.raises(ImageDecodeError, match="20000x20000 image .* max_input_pixels"):
+            compressed_to_rgb(msg)
+    assert DEFAULT_MAX_INPUT_PIXELS == 4096 * 4096
+    ok = CompressedImage(format="png", data=cv2.imencode(".png", RGB[:, :, ::-1])[1].tobytes())
+    np.testing.assert_array_equal(compressed_to_rgb(ok, 37 * 23), RGB)
+    np.testing.assert_array_equal(compressed_to_rgb(ok, 0), RGB)
+    with pytest.raises(ImageDecodeError, match="corrupt or in a format whose size cannot be read"):
+        compressed_to_rgb(CompressedImage(format="x", data=b"P6\n20000 20000\n255\n"))
+
+
+def test_raw_image_over_the_limit():
+    msg = Image(height=20000, width=20000, encoding="rgb8", step=60000, data=b"\x00" * 30)
+    with pytest.raises(ImageDecodeError, match="20000x20000 image .* max_input_pixels"):
+        image_to_rgb(msg)
+    small = Image(height=23, width=37, encoding="rgb8", step=111, data=RGB.tobytes())
+    with pytest.raises(ImageDecodeError, match="max_input_pixels=850"):
+        image_to_rgb(small, 850)
+    np.testing.assert_array_equal(image_to_rgb(small, 851), RGB)
+
+
+def test_predict_refuses_a_bomb_and_names_it(tmp_path, capsys):
+    (tmp_path / "bomb.png").write_bytes(png_bomb())
+    rc = main(
+        ["predict", "--model-type", "dpt_hybrid", "--random-weights"]
+        + ["--input", str(tmp_path / "bomb.png"), "--output", str(tmp_path / "out")]
+    )
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "bomb.png (20000x20000 image" in err and "max_input_pixels" in err
+
+
+def test_bag_skips_frames_over_the_limit(tmp_path, capsys):
+    inp = tmp_path / "in"
+    topic = write_bag(inp, compressed=True)
+    out = tmp_path / "out"
+    assert (
+        run_bag(
+            str(inp),
+            "-o",
+            str(out),
+            "--image-topic",
+            topic,
+            *NET,
+            "--max-input-pixels",
+            str(48 * 64 - 1),
+        )
+        == 0
+    )
+    captured = capsys.readouterr()
+    assert "0 frame(s)" in captured.out and "4 skipped" in captured.out
+    assert "skipped 4 undecodable frame(s)" in captured.err
+
+
+def test_node_rejects_a_bomb_and_keeps_going(ros):
+    executor, add = ros
+    node = add(
+        DptNode(
+            parameter_overrides=FAST
+            + [
+                Parameter("depth.random_weights", value=True),
+                Parameter("input_transport", value="compressed"),
+            ]
+        )
+    )
+    probe = Probe(add, compressed=True)
+    assert spin_until(executor, lambda: probe.image_pub.get_subscription_count() > 0, 10)
+    probe.image_pub.publish(CompressedImage(format="png", data=png_bomb()))
+    assert spin_until(executor, lambda: node.status()["rejected"] == "1", 10)
+    assert "20000x20000" in node.status()["last_error"]
+    good = CompressedImage(format="png")
+    good.header.stamp.sec = 5
+    good.data = cv2.imencode(".png", RGB[:, :, ::-1])[1].tobytes()
+    probe.image_pub.publish(good)
+    assert spin_until(executor, lambda: probe.got["depth/relative"])

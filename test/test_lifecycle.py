@@ -1,0 +1,74 @@
+"""``dpt_lifecycle_node`` through real transitions requested on its lifecycle services
+(``change_state``, ``get_state``), as Nav2's lifecycle_manager does."""
+
+from __future__ import annotations
+
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState, GetState
+from rclpy.parameter import Parameter
+from test_node import FAST, Probe, rgb_msg, small_image, spin_until
+
+from dpt_ros.node.lifecycle import DptLifecycleNode
+
+
+class Manager:
+    """Calls the node's lifecycle services, as a lifecycle manager does."""
+
+    def __init__(self, executor, node) -> None:
+        self.executor = executor
+        name = "/dpt_node"
+        self.change = node.create_client(ChangeState, f"{name}/change_state")
+        self.get = node.create_client(GetState, f"{name}/get_state")
+        assert self.change.wait_for_service(10) and self.get.wait_for_service(10)
+
+    def _call(self, client, request):
+        future = client.call_async(request)
+        assert spin_until(self.executor, future.done, 120)
+        return future.result()
+
+    def transition(self, transition_id: int) -> bool:
+        return self._call(
+            self.change, ChangeState.Request(transition=Transition(id=transition_id))
+        ).success
+
+    def state(self) -> str:
+        return self._call(self.get, GetState.Request()).current_state.label
+
+
+def test_transitions_load_start_stop_and_free(ros):
+    executor, add = ros
+    node = add(
+        DptLifecycleNode(parameter_overrides=FAST + [Parameter("depth.random_weights", value=True)])
+    )
+    probe = Probe(add)
+    manager = Manager(executor, probe.node)
+    assert manager.state() == "unconfigured" and not hasattr(node, "pipeline")
+
+    assert manager.transition(Transition.TRANSITION_CONFIGURE)
+    assert manager.state() == "inactive" and node.pipeline.depth is not None
+    assert probe.image_pub.get_subscription_count() == 0  # nothing subscribed yet
+
+    assert manager.transition(Transition.TRANSITION_ACTIVATE)
+    assert manager.state() == "active"
+    assert spin_until(executor, lambda: probe.image_pub.get_subscription_count() > 0, 10)
+    probe.image_pub.publish(rgb_msg(small_image(), 4))
+    assert spin_until(executor, lambda: probe.got["depth/relative"], 60)
+
+    model = node.pipeline.depth
+    assert manager.transition(Transition.TRANSITION_DEACTIVATE)
+    assert manager.state() == "inactive"
+    assert spin_until(executor, lambda: probe.image_pub.get_subscription_count() == 0, 10)
+    assert not node._worker.is_alive() and node.pipeline.depth is model  # models kept
+
+    assert manager.transition(Transition.TRANSITION_ACTIVATE)  # again, without a reload
+    assert spin_until(executor, lambda: probe.image_pub.get_subscription_count() > 0, 10)
+    probe.got["depth/relative"].clear()
+    probe.image_pub.publish(rgb_msg(small_image(), 5))
+    assert spin_until(executor, lambda: probe.got["depth/relative"], 60)
+    assert node.pipeline.depth is model
+    assert manager.transition(Transition.TRANSITION_DEACTIVATE)
+
+    assert manager.transition(Transition.TRANSITION_CLEANUP)
+    assert manager.state() == "unconfigured" and not hasattr(node, "pipeline")
+    assert manager.transition(Transition.TRANSITION_UNCONFIGURED_SHUTDOWN)
+    assert manager.state() == "finalized"

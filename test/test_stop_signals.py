@@ -1,0 +1,64 @@
+"""``dpt-ros bag`` stopped by SIGTERM or SIGHUP (``timeout``, ``docker stop``, systemd,
+a closed terminal) leaves the same valid partial bag as Ctrl-C, with exit status
+128 + the signal number. The tool runs in a child process that signals itself while the
+third frame is on its way to the model, so the test does not depend on timing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_bag import NET, PERIOD, T0, read_bag, write_bag
+
+ROOT = Path(__file__).resolve().parents[1]
+
+_CHILD = """
+import os, signal, sys
+from dpt_ros.cli.main import main
+from dpt_ros.node.pipeline import FramePipeline
+
+original = FramePipeline.process_batch
+calls = []
+
+def signal_on_third(self, *args, **kwargs):
+    calls.append(1)
+    if len(calls) == 3:
+        os.kill(os.getpid(), int(sys.argv[1]))
+    return original(self, *args, **kwargs)
+
+FramePipeline.process_batch = signal_on_third
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("signum", "storage"), [(signal.SIGTERM, "sqlite3"), (signal.SIGHUP, "mcap")]
+)
+def test_stop_signal_leaves_a_valid_partial_bag(tmp_path, signum, storage):
+    inp = tmp_path / "in"
+    topic = write_bag(inp, storage=storage)
+    outp = tmp_path / "out"
+    argv = ["bag", str(inp), "-o", str(outp), "--image-topic", topic, *NET]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(int(signum)), *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=ROOT,
+    )
+    assert done.returncode == 128 + signum, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "valid bag holding the 2 frame(s)" in done.stderr
+    assert (outp / "metadata.yaml").is_file()
+    assert not list(outp.glob("*-journal"))
+    out = read_bag(outp)
+    assert [t for t, _, _ in out["/cam/depth/relative"]] == [T0, T0 + PERIOD]

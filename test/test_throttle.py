@@ -1,0 +1,61 @@
+"""Rejection warnings are throttled per camera and per reason: one noisy camera does not
+hide another camera's problem, nor one kind of problem another kind."""
+
+from __future__ import annotations
+
+from rclpy.parameter import Parameter
+from test_node import (
+    FAST,
+    Probe,
+    camera_info,
+    rgb_msg,
+    small_image,
+    spin_until,
+    wait_for_subscribers,
+)
+
+from dpt_ros.node.node import DptNode
+from dpt_ros.node.throttle import KeyedThrottle, reason_key
+
+
+def test_keyed_throttle_counts_what_it_holds_back():
+    now = [0.0]
+    throttle = KeyedThrottle(5.0, max_keys=2, clock=lambda: now[0])
+    assert throttle.check("a") == 0
+    assert throttle.check("a") is None and throttle.check("a") is None
+    assert throttle.check("b") == 0  # another key has its own period
+    now[0] = 5.0
+    assert throttle.check("a") == 2  # two held back since the last one
+    throttle.check("c")  # forgets the least recently seen key, "b"
+    assert throttle.check("b") == 0
+    assert reason_key("late by 12 ms (0.5 s)") == reason_key("late by 7 ms (1.25 s)")
+
+
+def test_a_noisy_camera_does_not_hide_another_cameras_problem(ros, capfd):
+    executor, add = ros
+    node = add(
+        DptNode(
+            parameter_overrides=FAST
+            + [
+                Parameter("depth.random_weights", value=True),
+                Parameter("relative_depth.scale", value=1.0),
+                Parameter("cameras", value=["front", "rear"]),
+            ]
+        )
+    )
+    front, rear = Probe(add, namespace="/front"), Probe(add, namespace="/rear")
+    for probe in (front, rear):
+        wait_for_subscribers(executor, probe)
+    for sec in (1, 2):
+        bad = rgb_msg(small_image(), sec)
+        bad.encoding = "weird16"
+        front.image_pub.publish(bad)
+        assert spin_until(executor, lambda s=sec: node.status()["front.rejected"] == str(s), 10)
+    rear.info_pub.publish(camera_info(640, 480))  # another resolution than its images
+    assert spin_until(executor, lambda: node._cameras[1].camera_info is not None, 5)
+    rear.image_pub.publish(rgb_msg(small_image(), 3))
+    assert spin_until(executor, lambda: rear.got["depth/image"], 20)
+    spin_until(executor, lambda: "camera_info" in node.status()["last_error"], 5)
+    err = capfd.readouterr().err
+    assert err.count("front: image rejected") == 1  # the second one is held back
+    assert "rear: camera_info rejected" in err
