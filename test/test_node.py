@@ -455,7 +455,7 @@ def test_runtime_parameter_validation(ros):
         ),
         (
             [Parameter("network_width", value=100)],
-            "network size for dpt_hybrid must be positive multiples of 32, got 100x384",
+            "network size for dpt_hybrid must be positive multiples of 32, got 100x64",
         ),
         ([Parameter("depth.model_type", value="dpt_hybrid_ade20k")], "not a depth model"),
         (
