@@ -74,11 +74,16 @@ class Predictor:
             with any of its fields as keywords: ``weights``, ``device``, ``precision``
             (here ``fp32`` unless given), ``random_weights``, ``network_size``
             ((width, height), multiples of 32), ``keep_aspect_ratio``, ``compile``,
-            ``channels_last``, ``backend``, ``engine``. Reduced precision runs the torch
-            model under autocast (normalisation layers float32); pre- and
-            post-processing stay float32. An engine backend resizes every image to the
-            engine's fixed input (export it with the camera's aspect ratio), splits and
-            pads batches, and computes at the engine's own precision.
+            ``channels_last``, ``backend`` (default ``auto``: the fastest this machine
+            has), ``engine``, ``engine_build``. Reduced precision runs the torch model
+            under autocast (normalisation layers float32); pre- and post-processing
+            stay float32. Without an engine file, an engine backend builds one engine
+            per network input shape, once, in the cache (``<cache_dir>/engines``), at
+            :meth:`warm_up` (``engine_build: eager``); PyTorch runs a shape until its
+            engine is ready, and everything if none can be built. An engine file
+            resizes every image to the file's fixed input (export it with the camera's
+            aspect ratio), splits and pads batches, and computes at the engine's own
+            precision.
         cache_dir: checkpoint cache directory override.
         progress: show a download progress bar.
 
@@ -126,7 +131,16 @@ class Predictor:
 
     @property
     def backend(self) -> str:
+        """The backend that runs the network: ``torch``, ``onnxruntime`` or ``tensorrt``
+        (``auto`` resolved; ``torch`` after an engine could not be built)."""
         return self.runtime.name
+
+    @property
+    def engine_cached(self) -> bool | None:
+        """Engines built on first use: True when every engine in use came from the
+        cache, False when one was built by this process, None when none runs (the
+        torch backend, an engine file, or no engine ready yet)."""
+        return getattr(self.runtime, "engine_cached", None)
 
     @property
     def is_depth(self) -> bool:
@@ -224,7 +238,8 @@ class Predictor:
 
     def warm_up(self, image_hw: Sequence[int] | None = None, batch: int = 1) -> float:
         """Runs the pipeline once on a black frame so the first real frame is not slow
-        (CUDA context, cuDNN algorithm choice, ``torch.compile`` for this shape).
+        (CUDA context, cuDNN algorithm choice, ``torch.compile`` for this shape, the
+        cached engine for this shape: loaded, or built with ``engine_build: eager``).
 
         Args:
             image_hw: camera image (H, W) to warm up for; None = the network size.
@@ -235,6 +250,9 @@ class Predictor:
         """
         hw = tuple(image_hw) if image_hw else self.net_hw
         t0 = time.perf_counter()
+        prepare = getattr(self.runtime, "prepare", None)
+        if prepare is not None:  # load or build this shape's cached engine now
+            prepare((batch, 3, *self.input_size(hw)))
         frames = torch.zeros((batch, int(hw[0]), int(hw[1]), 3), dtype=torch.uint8)
         for _ in range(2 if self.runtime.compiled else 1):  # CUDA graphs record on run 2
             self.forward_tensor(frames)
