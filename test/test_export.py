@@ -497,6 +497,7 @@ def test_predictor_on_the_onnxruntime_backend_matches_torch(hybrid, scene_a_rgb)
         "dpt_hybrid",
         weights=hybrid["weights"],
         device="cpu",
+        backend="torch",
         network_size=(128, 96),
         keep_aspect_ratio=False,
     )

@@ -164,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
         "device": str(device),
         "precision": str(predictor.dtype).replace("torch.", ""),
         "compile": args.compile,
-        "backend": args.backend,
+        "backend_requested": args.backend,
         "image": f"{width}x{height}",
         "network_input": f"{size[1]}x{size[0]}",
         "batch": args.batch,
@@ -174,7 +174,11 @@ def run(args: argparse.Namespace) -> int:
     }
     t0 = time.perf_counter()
     predictor.warm_up((height, width), args.batch)
+    getattr(predictor.runtime, "wait", lambda: None)()  # an engine_build lazy build
     results["warm_up_s"] = time.perf_counter() - t0
+    # What runs, after the warm-up has built or loaded any engine (auto resolved).
+    results["backend"] = predictor.backend
+    results["engine_cached"] = predictor.engine_cached
     x = predictor.preprocess(predictor.upload(frames))
     _bench_model(args, predictor, x, results)
     _bench_pipeline(args, predictor, frames, x[:1], results)

@@ -262,6 +262,7 @@ def build_engine(
     final = root / key.folder_name()
     tmp = root / f".{final.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
     tmp.mkdir(parents=True)
+    _remove_abandoned_builds(root)
     try:
         b, _, h, w = key.input_shape
         steps = 2 if key.backend == "tensorrt" else 1
@@ -293,6 +294,17 @@ def build_engine(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final / _ENGINE_FILES[key.backend]
+
+
+def _remove_abandoned_builds(root: Path) -> None:
+    """Removes the temporary folders of builds whose process is gone (killed mid-build)."""
+    for folder in root.glob(".*.tmp"):
+        try:
+            os.kill(int(folder.name.split(".")[-3]), 0)
+        except (ValueError, IndexError, ProcessLookupError):
+            shutil.rmtree(folder, ignore_errors=True)
+        except PermissionError:
+            pass  # another user's live process
 
 
 class CachedEngineRuntime:
@@ -353,12 +365,17 @@ class CachedEngineRuntime:
         in this process, None when no engine runs yet."""
         return all(self.from_cache.values()) if self.from_cache else None
 
+    @property
+    def engine_shapes(self) -> tuple[tuple[int, ...], ...]:
+        """The (B, 3, H, W) input shapes that run on an engine now."""
+        return tuple(self._engines)
+
     def prepare(self, input_shape: tuple[int, ...]) -> None:
         """Gets the engine of ``input_shape`` ready before frames arrive (warm-up):
         loads it from the cache or, with ``engine_build: eager``, builds it now;
         ``lazy`` starts the build in the background; ``never`` only loads."""
         shape = tuple(int(d) for d in input_shape)
-        if shape in self._engines or self.failure:
+        if self._engine_for(shape) is not None or self.failure:
             return
         if self.options.engine_build == "lazy":
             self._start(shape)
@@ -369,12 +386,22 @@ class CachedEngineRuntime:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         shape = tuple(int(d) for d in x.shape)
-        engine = self._engines.get(shape)
+        engine = self._engine_for(shape)
         if engine is not None:
             return engine(x)
         if not self.failure:
             self._start(shape)
         return self.torch(x)
+
+    def _engine_for(self, shape: tuple[int, ...]) -> EngineRuntime | None:
+        """The engine of ``shape``, or one of the same image size with a larger batch
+        (a short last batch is padded), or None."""
+        engine = self._engines.get(shape)
+        if engine is None:
+            for other, candidate in list(self._engines.items()):
+                if other[1:] == shape[1:] and other[0] > shape[0]:
+                    return candidate
+        return engine
 
     def wait(self, timeout: float | None = None) -> None:
         """Waits for background builds (tests, tools)."""

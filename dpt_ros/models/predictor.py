@@ -236,6 +236,17 @@ class Predictor:
             return out
         return (out.argmax(dim=1) + 1).to(torch.uint8)
 
+    def prepare(self, image_hw: Sequence[int], batch: int = 1) -> None:
+        """Gets the engine for (H, W) images in batches of ``batch`` ready (engines
+        built on first use; nothing to do otherwise): loads it from the cache, or builds
+        it now with ``engine_build: eager`` (minutes on a Jetson, seconds to a minute on
+        a CPU), starts building it in the background with ``lazy``. Call it before a new
+        image size where waiting is fine (start, batch tools); frames of a size nobody
+        prepared run on PyTorch while their engine is built in the background."""
+        prepare = getattr(self.runtime, "prepare", None)
+        if prepare is not None:
+            prepare((batch, 3, *self.input_size(image_hw)))
+
     def warm_up(self, image_hw: Sequence[int] | None = None, batch: int = 1) -> float:
         """Runs the pipeline once on a black frame so the first real frame is not slow
         (CUDA context, cuDNN algorithm choice, ``torch.compile`` for this shape, the
@@ -250,9 +261,7 @@ class Predictor:
         """
         hw = tuple(image_hw) if image_hw else self.net_hw
         t0 = time.perf_counter()
-        prepare = getattr(self.runtime, "prepare", None)
-        if prepare is not None:  # load or build this shape's cached engine now
-            prepare((batch, 3, *self.input_size(hw)))
+        self.prepare(hw, batch)
         frames = torch.zeros((batch, int(hw[0]), int(hw[1]), 3), dtype=torch.uint8)
         for _ in range(2 if self.runtime.compiled else 1):  # CUDA graphs record on run 2
             self.forward_tensor(frames)
@@ -271,9 +280,13 @@ class Predictor:
 
         Returns:
             (B, h, w) float32 depth or uint8 labels, see :meth:`run_on_device`.
+
+        An engine built on first use is got ready (:meth:`prepare`) before the batch
+        runs: with ``engine_build: eager`` the first call of a new size waits for it.
         """
         batch = np.stack(images) if not isinstance(images, np.ndarray) else images
         _check_rgb(batch, batched=True)
+        self.prepare(batch.shape[1:3], batch.shape[0])
         return self.forward_tensor(self.upload(batch), output_hw).cpu().numpy()
 
     def upload(self, batch: np.ndarray) -> torch.Tensor:
