@@ -73,6 +73,9 @@ class _FakePredictor:
         self.seen = []
         _FakePredictor.instances.append(self)
 
+    def prepare(self, image_hw, batch: int = 1) -> None:
+        """No engine to build."""
+
     def predict(self, image: np.ndarray) -> np.ndarray:
         self.seen.append(image)
         h, w = image.shape[:2]

@@ -20,23 +20,21 @@ pytestmark = [
 ]
 
 
+def _torch_cuda(model_type: str, precision: str) -> Predictor:
+    """A random-weight model on the torch backend on the GPU."""
+    return Predictor(
+        model_type,
+        device="cuda",
+        backend="torch",
+        precision=precision,
+        random_weights=True,
+        progress=False,
+    )
+
+
 def test_frame_loop_has_no_hidden_synchronisation():
-    depth = Predictor(
-        "dpt_hybrid",
-        device="cuda",
-        backend="torch",
-        precision="fp16",
-        random_weights=True,
-        progress=False,
-    )
-    seg = Predictor(
-        "dpt_hybrid_ade20k",
-        device="cuda",
-        backend="torch",
-        precision="fp16",
-        random_weights=True,
-        progress=False,
-    )
+    depth = _torch_cuda("dpt_hybrid", "fp16")
+    seg = _torch_cuda("dpt_hybrid_ade20k", "fp16")
     pipeline = FramePipeline(
         depth,
         seg,
@@ -54,22 +52,8 @@ def test_frame_loop_has_no_hidden_synchronisation():
 
 
 def test_fp16_is_close_to_fp32_on_the_gpu():
-    half = Predictor(
-        "dpt_hybrid",
-        device="cuda",
-        backend="torch",
-        precision="fp16",
-        random_weights=True,
-        progress=False,
-    )
-    full = Predictor(
-        "dpt_hybrid",
-        device="cuda",
-        backend="torch",
-        precision="fp32",
-        random_weights=True,
-        progress=False,
-    )
+    half = _torch_cuda("dpt_hybrid", "fp16")
+    full = _torch_cuda("dpt_hybrid", "fp32")
     full.model.load_state_dict(half.model.state_dict())
     rgb = np.random.default_rng(1).integers(0, 256, (240, 320, 3), dtype=np.uint8)
     a, b = half.predict(rgb), full.predict(rgb)

@@ -196,3 +196,24 @@ def test_unusable_cache_falls_back_to_torch_with_one_warning(tmp_path, caplog):
     warnings = [r for r in caplog.records if "running PyTorch instead" in r.getMessage()]
     assert len(warnings) == 1
     assert "onnxruntime engine for dpt_hybrid 1x3x64x64" in warnings[0].getMessage()
+
+
+def test_bench_reports_the_resolved_backend_and_the_cached_engine(
+    first_start, cache_dir, monkeypatch, capsys
+):
+    """A start after the one that built the engine: ``bench --json`` says which backend
+    ran and that its engine came from the cache; ``--backend torch`` says torch."""
+    import json
+
+    from dpt_ros.cli.main import main
+
+    monkeypatch.setenv("DPT_ROS_CACHE", str(cache_dir))
+    common = ["bench", "--device", "cpu", "--camera-size", "64x64", "--network-size", "64x64"]
+    common += ["--iters", "1", "--warmup", "0", "--no-transformers", "--json"]
+    figures = {}
+    for backend in ("auto", "torch"):
+        assert main([*common, "--backend", backend]) == 0
+        figures[backend] = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert figures["auto"]["backend"] == "onnxruntime"
+    assert figures["auto"]["engine_cached"] is True
+    assert figures["torch"]["backend"] == "torch" and figures["torch"]["engine_cached"] is None

@@ -148,7 +148,9 @@ def _golden_predictor(model_type, backend, det_checkpoint, engine_cache, rgb) ->
 
 
 @pytest.fixture(
-    scope="module", params=list(itertools.product(DEPTH_GOLDEN_TYPES, FIDELITY_BACKENDS))
+    scope="module",
+    params=list(itertools.product(DEPTH_GOLDEN_TYPES, FIDELITY_BACKENDS)),
+    ids="-".join,
 )
 def depth_run(request, det_checkpoint, golden, scene_a_rgb, engine_cache):
     """One load of a depth model on one backend; everything the tests compare, computed

@@ -147,15 +147,7 @@ def test_process_batch_argument_errors(hybrid):
 
 
 def test_channels_last_agrees_with_contiguous(hybrid):
-    plain = Predictor(
-        "dpt_hybrid",
-        device="cpu",
-        backend="torch",
-        random_weights=True,
-        progress=False,
-        network_size=(96, 64),
-        channels_last=False,
-    )
+    plain = Predictor(hybrid.options.with_(channels_last=False), progress=False)
     plain.model.load_state_dict(hybrid.model.state_dict())
     assert hybrid.options.channels_last and not plain.options.channels_last
     conv = hybrid.model.scratch.layer1_rn.weight

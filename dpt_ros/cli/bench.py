@@ -281,6 +281,7 @@ def _compare_transformers(args, predictor, frames, results: dict[str, object]) -
         return
     # transformers' hybrid embedding accepts only its configured square size: both
     # models run on the same square input for this comparison.
+    predictor.prepare(sq, args.batch)  # an engine built on first use: for this size too
     xs = preprocess(predictor.upload(frames), sq, predictor.spec.mean, predictor.spec.std)
     results["compare_input"] = f"{sq[1]}x{sq[0]}"
     results["transformers_attention"] = getattr(hf.config, "_attn_implementation", "?")
@@ -295,6 +296,7 @@ def _compare_transformers(args, predictor, frames, results: dict[str, object]) -
     }
     if predictor.dtype != torch.float32:
         ours32 = Predictor(predictor.options.with_(precision="fp32"), progress=False)
+        ours32.prepare(sq, args.batch)
         timed["transformers_float32"] = hf_forward(torch.float32)
         timed["ours_float32"] = lambda: ours32.network(xs)
     medians = {

@@ -247,8 +247,8 @@ def build_engine(
 
     Everything is written into a temporary folder beside the engine's, which is renamed
     into place when complete (an engine another process finished first is kept). The
-    ONNX export is checked against PyTorch on a random input (``dpt-ros export
-    --check``).
+    ONNX export is checked against PyTorch on a random input where onnxruntime is
+    installed (``dpt-ros export --check``).
 
     Returns:
         The engine file.
@@ -275,7 +275,7 @@ def build_engine(
             width=w,
             height=h,
             batch=b,
-            check=True,
+            check=None,  # against PyTorch where onnxruntime is installed
             cache_dir=None if cache_dir is None else str(cache_dir),
             progress=False,
         )
@@ -285,6 +285,8 @@ def build_engine(
             for name in ("model.onnx", "model.onnx.json"):
                 (tmp / name).unlink()
         (tmp / _KEY_FILE).write_text(json.dumps(key.as_json(), indent=2), encoding="utf-8")
+        if final.exists() and cached_engine(root, key) is None:
+            shutil.rmtree(final)  # an incomplete folder not written by a build of ours
         try:
             os.rename(tmp, final)
         except OSError:
@@ -381,6 +383,8 @@ class CachedEngineRuntime:
             self._start(shape)
             return
         with self._lock:
+            if shape in self._started:  # done, failed or building in the background
+                return
             self._started.add(shape)
         self._get_engine(shape, build=self.options.engine_build == "eager")
 
