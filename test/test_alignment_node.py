@@ -32,6 +32,7 @@ FRAME = "camera_optical_frame"
 def base_parameters(weights, method: str) -> list[Parameter]:
     return [
         Parameter("device", value="cpu"),
+        Parameter("backend", value="torch"),
         Parameter("network_width", value=64),
         Parameter("network_height", value=64),
         Parameter("depth.weights", value=str(weights)),
@@ -44,7 +45,11 @@ def base_parameters(weights, method: str) -> list[Parameter]:
 @pytest.fixture(scope="module")
 def predictor(det_checkpoint):
     return Predictor(
-        "dpt_hybrid", weights=det_checkpoint("dpt_hybrid"), device="cpu", network_size=(64, 64)
+        "dpt_hybrid",
+        weights=det_checkpoint("dpt_hybrid"),
+        device="cpu",
+        backend="torch",
+        network_size=(64, 64),
     )
 
 
@@ -248,6 +253,7 @@ def test_metric_models_ignore_alignment(ros):
         DptNode(
             parameter_overrides=[
                 Parameter("device", value="cpu"),
+                Parameter("backend", value="torch"),
                 Parameter("network_width", value=64),
                 Parameter("network_height", value=64),
                 Parameter("depth.model_type", value="dpt_hybrid_nyu"),
@@ -272,6 +278,7 @@ def test_metric_models_ignore_alignment(ros):
 def test_invalid_alignment_parameters(ros, overrides, needle):
     params = [
         Parameter("device", value="cpu"),
+        Parameter("backend", value="torch"),
         Parameter("depth.random_weights", value=True),
     ] + [Parameter(name, value=value) for name, value in overrides]
     with pytest.raises(ValueError, match=needle):

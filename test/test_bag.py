@@ -24,7 +24,7 @@ from dpt_ros.ros.image_codec import image_msg_to_array
 from dpt_ros.ros.pointcloud import pointcloud2_to_arrays
 
 H, W = 48, 64
-NET = ["--network-size", "64x64", "--random-weights", "-q"]
+NET = ["--network-size", "64x64", "--random-weights", "--backend", "torch", "-q"]
 T0 = 1_700_000_000_000_000_000
 PERIOD = 100_000_000
 N_FRAMES = 4
@@ -175,7 +175,11 @@ def test_sqlite3_depth_outputs(tmp_path, capsys):
     }
     image_times = [t for t, _, _ in out["/cam/image_raw"]]
     predictor = _PREDICTORS[
-        (PredictorOptions("dpt_hybrid", random_weights=True, network_size=(64, 64)),)
+        (
+            PredictorOptions(
+                "dpt_hybrid", backend="torch", random_weights=True, network_size=(64, 64)
+            ),
+        )
     ]
     types = {
         "/cam/depth/relative": "sensor_msgs/msg/Image",
@@ -237,7 +241,11 @@ def test_mcap_compressed_namespace_and_broken_frame(tmp_path, capsys):
     image_times = [t for t, _, _ in out[topic]]
     assert [t for t, _, _ in out["/cam/depth/relative"]] == [image_times[i] for i in frames]
     predictor = _PREDICTORS[
-        (PredictorOptions("dpt_hybrid", random_weights=True, network_size=(64, 64)),)
+        (
+            PredictorOptions(
+                "dpt_hybrid", backend="torch", random_weights=True, network_size=(64, 64)
+            ),
+        )
     ]
     for k, i in enumerate(frames):
         rel = deserialize_message(out["/cam/depth/relative"][k][2], Image)

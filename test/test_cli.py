@@ -73,6 +73,9 @@ class _FakePredictor:
         self.seen = []
         _FakePredictor.instances.append(self)
 
+    def prepare(self, image_hw, batch: int = 1) -> None:
+        """No engine to build."""
+
     def predict(self, image: np.ndarray) -> np.ndarray:
         self.seen.append(image)
         h, w = image.shape[:2]
@@ -134,6 +137,8 @@ def test_predict_depth_writes_three_files(tmp_path, capsys, det_checkpoint, smal
     rc, out, err = _run(
         capsys,
         "predict",
+        "--backend",
+        "torch",
         "--model-type",
         "dpt_hybrid",
         "--weights",
@@ -158,9 +163,9 @@ def test_predict_depth_writes_three_files(tmp_path, capsys, det_checkpoint, smal
 
     depth = np.load(out_dir / "scene_depth.npy")
     assert depth.shape == (96, 128) and depth.dtype == np.float32
-    want = Predictor("dpt_hybrid", weights=weights, device="cpu", precision="fp32").predict(
-        small_rgb
-    )
+    want = Predictor(
+        "dpt_hybrid", weights=weights, device="cpu", backend="torch", precision="fp32"
+    ).predict(small_rgb)
     np.testing.assert_allclose(depth, want, rtol=1e-6, atol=1e-6 * np.abs(want).max())
 
     png = cv2.imread(str(out_dir / "scene_depth.png"), cv2.IMREAD_UNCHANGED)
@@ -190,6 +195,8 @@ def test_predict_segmentation_writes_two_files(
     rc, out, err = _run(
         capsys,
         "predict",
+        "--backend",
+        "torch",
         "--model-type",
         "dpt_hybrid_ade20k",
         "--weights",
@@ -236,6 +243,8 @@ def test_directory_input(tmp_path, capsys, fake_predictor, small_rgb):
     rc, out, err = _run(
         capsys,
         "predict",
+        "--backend",
+        "torch",
         "--model-type",
         "dpt_hybrid_nyu",
         "--weights",
@@ -273,6 +282,8 @@ def test_shared_stems_get_distinct_outputs(tmp_path, capsys, fake_predictor, sma
     rc, _, err = _run(
         capsys,
         "predict",
+        "--backend",
+        "torch",
         "--model-type",
         "dpt_hybrid_ade20k",
         "--random-weights",
@@ -305,6 +316,8 @@ def test_unreadable_images_are_reported_after_the_others(
     rc, out, err = _run(
         capsys,
         "predict",
+        "--backend",
+        "torch",
         "--model-type",
         "dpt_hybrid",
         "--weights",
@@ -326,6 +339,8 @@ def test_missing_input(tmp_path, capsys):
     rc, _, err = _run(
         capsys,
         "predict",
+        "--backend",
+        "torch",
         "--model-type",
         "dpt_hybrid",
         "--random-weights",
@@ -343,6 +358,8 @@ def test_empty_directory(tmp_path, capsys):
     rc, _, err = _run(
         capsys,
         "predict",
+        "--backend",
+        "torch",
         "--model-type",
         "dpt_hybrid",
         "--random-weights",
@@ -360,6 +377,8 @@ def test_corrupt_image_file(tmp_path, capsys, det_checkpoint):
     rc, out, err = _run(
         capsys,
         "predict",
+        "--backend",
+        "torch",
         "--model-type",
         "dpt_hybrid",
         "--weights",
@@ -379,6 +398,8 @@ def test_unknown_model_type(tmp_path, capsys, small_png):
     rc, _, err = _run(
         capsys,
         "predict",
+        "--backend",
+        "torch",
         "--model-type",
         "dpt_small",
         "--input",
@@ -393,6 +414,8 @@ def test_weights_for_another_model(tmp_path, capsys, det_checkpoint, small_png):
     rc, _, err = _run(
         capsys,
         "predict",
+        "--backend",
+        "torch",
         "--model-type",
         "dpt_large",
         "--weights",
@@ -413,6 +436,8 @@ def test_weights_not_a_checkpoint(tmp_path, capsys, small_png):
     rc, _, err = _run(
         capsys,
         "predict",
+        "--backend",
+        "torch",
         "--model-type",
         "dpt_hybrid",
         "--weights",
@@ -431,6 +456,8 @@ def test_missing_weights_file(tmp_path, capsys, small_png):
     rc, _, err = _run(
         capsys,
         "predict",
+        "--backend",
+        "torch",
         "--model-type",
         "dpt_hybrid",
         "--weights",
@@ -454,6 +481,8 @@ def test_no_weights_offline(tmp_path, capsys, monkeypatch, small_png):
     rc, _, err = _run(
         capsys,
         "predict",
+        "--backend",
+        "torch",
         "--model-type",
         "dpt_hybrid",
         "--input",
@@ -477,6 +506,8 @@ def test_argument_errors(tmp_path, capsys, small_png, extra, fragment):
     rc, _, err = _run(
         capsys,
         "predict",
+        "--backend",
+        "torch",
         "--model-type",
         "dpt_hybrid",
         "--input",
@@ -494,6 +525,8 @@ def test_output_path_is_a_file(tmp_path, capsys, small_png):
     rc, _, err = _run(
         capsys,
         "predict",
+        "--backend",
+        "torch",
         "--model-type",
         "dpt_hybrid",
         "--random-weights",
@@ -509,6 +542,8 @@ def test_random_weights_need_no_weights_file(tmp_path, capsys, fake_predictor, s
     rc, out, err = _run(
         capsys,
         "predict",
+        "--backend",
+        "torch",
         "--model-type",
         "dpt_hybrid",
         "--random-weights",

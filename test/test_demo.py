@@ -68,6 +68,8 @@ def test_demo_end_to_end(tmp_path, monkeypatch, capsys):
             "64x64",
             "--device",
             "cpu",
+            "--backend",
+            "torch",
         ]
     )
     captured = capsys.readouterr()

@@ -145,7 +145,8 @@ def test_predict_command_matches_golden(tmp_path, capsys, det_checkpoint, fixtur
     out = tmp_path / "out"
     argv = ["predict", "--model-type", RELATIVE, "--weights", str(det_checkpoint(RELATIVE))]
     argv += ["--input", str(fixtures_dir / "scene_a.png"), "--output", str(out)]
-    assert main([*argv, "--device", "cpu", "--precision", "fp32"]) == 0, capsys.readouterr().err
+    argv += ["--device", "cpu", "--precision", "fp32", "--backend", "torch"]
+    assert main(argv) == 0, capsys.readouterr().err
     depth = np.load(out / "scene_a_depth.npy")
     assert golden(RELATIVE).relative_error("final", depth) <= END_TO_END_RTOL
 
@@ -163,6 +164,7 @@ def test_bag_command_matches_golden(tmp_path, capsys, det_checkpoint, scene_a_rg
     argv = ["bag", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--depth-model", RELATIVE]
     argv += ["--image-topic", "/cam/image_raw"]
     argv += ["--depth-weights", str(det_checkpoint(RELATIVE)), "--device", "cpu", "-q"]
+    argv += ["--backend", "torch"]
     assert main([*argv, "--precision", "fp32"]) == 0, capsys.readouterr().err
     with Reader(tmp_path / "out") as reader:
         found = [
@@ -179,6 +181,7 @@ def _node(add, model_type: str, weights) -> object:
 
     overrides = [
         Parameter("device", value="cpu"),
+        Parameter("backend", value="torch"),
         Parameter("precision", value="fp32"),
         Parameter("depth.model_type", value=model_type),
         Parameter("depth.weights", value=str(weights)),
@@ -237,6 +240,7 @@ def test_node_logs_the_weights_licence(ros, capfd):
     _, add = ros
     overrides = [
         Parameter("device", value="cpu"),
+        Parameter("backend", value="torch"),
         Parameter("network_width", value=28),
         Parameter("network_height", value=28),
         Parameter("depth.model_type", value="depth_anything_v2_vitb"),

@@ -61,6 +61,9 @@ DEPTH_GOLDEN_TYPES = (
     "depth_anything_v2_vits",
     "depth_anything_v2_metric_hypersim_vitb",
 )
+#: Every fidelity test runs on PyTorch and through ``backend: auto`` (on a CPU with
+#: onnxruntime: an ONNX engine built into the engine cache), at the same tolerances.
+FIDELITY_BACKENDS = ("torch", "auto")
 
 
 def _free() -> None:
@@ -133,22 +136,46 @@ def _network_input(predictor, rgb: np.ndarray) -> torch.Tensor:
     return preprocess(torch.from_numpy(rgb)[None], size, predictor.spec.mean, predictor.spec.std)
 
 
-@pytest.fixture(scope="module", params=DEPTH_GOLDEN_TYPES)
-def depth_run(request, det_checkpoint, golden, scene_a_rgb):
-    """One load of a depth model; everything the tests compare, computed once."""
-    model_type = request.param
-    gold = golden(model_type)
+@pytest.fixture(scope="session")
+def engine_cache(tmp_path_factory) -> Path:
+    """The cache folder of the ``auto`` runs (engines are built into it)."""
+    return tmp_path_factory.mktemp("fidelity_cache")
+
+
+def _golden_predictor(model_type, backend, det_checkpoint, engine_cache, rgb) -> Predictor:
+    """The predictor of a golden run; on ``auto``, with its engine built for ``rgb``."""
     predictor = Predictor(
-        model_type, weights=det_checkpoint(model_type), device="cpu", precision="fp32"
+        model_type,
+        weights=det_checkpoint(model_type),
+        device="cpu",
+        backend=backend,
+        precision="fp32",
+        cache_dir=engine_cache,
     )
+    if backend == "auto":
+        predictor.prepare(rgb.shape[:2])
+        shape = (1, 3, *predictor.input_size(rgb.shape[:2]))
+        assert predictor.backend == "onnxruntime", predictor.backend
+        assert shape in predictor.runtime.engine_shapes
+    return predictor
+
+
+@pytest.fixture(
+    scope="module",
+    params=list(itertools.product(DEPTH_GOLDEN_TYPES, FIDELITY_BACKENDS)),
+    ids="-".join,
+)
+def depth_run(request, det_checkpoint, golden, scene_a_rgb, engine_cache):
+    """One load of a depth model on one backend; everything the tests compare, computed
+    once."""
+    model_type, backend = request.param
+    gold = golden(model_type)
+    predictor = _golden_predictor(model_type, backend, det_checkpoint, engine_cache, scene_a_rgb)
     net_input = _network_input(predictor, scene_a_rgb)
     exact_output = None
-    with torch.inference_mode():
-        net_output = predictor.model(net_input)[0].numpy()
-        if gold.full is not None:
-            exact_output = predictor.model(torch.from_numpy(gold.full["net_input"])[None])[
-                0
-            ].numpy()
+    net_output = predictor.network(net_input)[0].numpy()
+    if gold.full is not None:
+        exact_output = predictor.network(torch.from_numpy(gold.full["net_input"])[None])[0].numpy()
     final = predictor.predict(scene_a_rgb)
     del predictor
     _free()
@@ -192,23 +219,17 @@ def test_depth_predict_matches_golden(depth_run, scene_a_rgb):
         assert got.min() > 0 and got.max() <= 1.0 / spec.shift * 1.01
 
 
-@pytest.fixture(scope="module")
-def ade20k_run(det_checkpoint, golden, scene_a_rgb):
+@pytest.fixture(scope="module", params=FIDELITY_BACKENDS)
+def ade20k_run(request, det_checkpoint, golden, scene_a_rgb, engine_cache):
     gold = golden("dpt_hybrid_ade20k")
-    predictor = Predictor(
-        "dpt_hybrid_ade20k",
-        weights=det_checkpoint("dpt_hybrid_ade20k"),
-        device="cpu",
-        precision="fp32",
+    predictor = _golden_predictor(
+        "dpt_hybrid_ade20k", request.param, det_checkpoint, engine_cache, scene_a_rgb
     )
     net_input = _network_input(predictor, scene_a_rgb)
     exact_logits = None
-    with torch.inference_mode():
-        logits = predictor.model(net_input)[0].numpy()
-        if gold.full is not None:
-            exact_logits = predictor.model(torch.from_numpy(gold.full["net_input"])[None])[
-                0
-            ].numpy()
+    logits = predictor.network(net_input)[0].numpy()
+    if gold.full is not None:
+        exact_logits = predictor.network(torch.from_numpy(gold.full["net_input"])[None])[0].numpy()
     labels = predictor.predict(scene_a_rgb)
     del predictor
     _free()
@@ -258,6 +279,7 @@ def test_models_without_goldens_load_and_run(model_type, out_dtype, det_checkpoi
         model_type,
         weights=det_checkpoint(model_type),
         device="cpu",
+        backend="torch",
         precision="fp32",
         network_size=(128, 96),
     )
@@ -567,7 +589,7 @@ def test_unknown_model_type_lists_the_valid_ones():
     with pytest.raises(ValueError, match=valid):
         load_model("dpt_tiny", random_weights=True)
     with pytest.raises(ValueError, match=valid):
-        Predictor("dpt_tiny", device="cpu", random_weights=True)
+        Predictor("dpt_tiny", device="cpu", backend="torch", random_weights=True)
 
 
 def _no_network(monkeypatch):
@@ -592,7 +614,9 @@ def test_predictor_loads_the_cached_official_file(
     digest = hashlib.sha256(det_checkpoint("dpt_hybrid").read_bytes()).hexdigest()
     monkeypatch.setitem(verify.OFFICIAL_SHA256, spec.file_name, digest)
     _no_network(monkeypatch)
-    predictor = Predictor("dpt_hybrid", device="cpu", precision="fp32", progress=False)
+    predictor = Predictor(
+        "dpt_hybrid", device="cpu", backend="torch", precision="fp32", progress=False
+    )
     key = "scratch.output_conv.4.weight"
     weight = predictor.model.state_dict()[key]
     torch.testing.assert_close(

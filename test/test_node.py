@@ -23,6 +23,7 @@ from dpt_ros.ros.pointcloud import pointcloud2_to_arrays
 
 FAST = [
     Parameter("device", value="cpu"),
+    Parameter("backend", value="torch"),
     Parameter("network_width", value=64),
     Parameter("network_height", value=64),
 ]
@@ -128,6 +129,7 @@ def test_relative_depth_matches_golden(ros, det_checkpoint, scene_a_rgb, golden)
         DptNode(
             parameter_overrides=[
                 Parameter("device", value="cpu"),
+                Parameter("backend", value="torch"),
                 Parameter("precision", value="fp32"),
                 Parameter("depth.weights", value=str(det_checkpoint("dpt_hybrid"))),
             ]
@@ -469,7 +471,11 @@ def test_runtime_parameter_validation(ros):
         ),
         ([Parameter("cameras", value=["2nd_camera"])], "not a valid ROS namespace"),
         ([Parameter("cameras", value="front")], "invalid parameters: cameras"),
-        ([Parameter("backend", value="onnxruntime")], r"needs depth\.engine"),
+        (
+            [Parameter("backend", value="auto"), Parameter("depth.engine", value="x.onnx")],
+            r"depth\.engine 'x\.onnx' needs backend onnxruntime or tensorrt, not auto",
+        ),
+        ([Parameter("engine_build", value="soon")], "engine_build='soon' is not one of"),
         (
             [
                 Parameter("backend", value="onnxruntime"),
@@ -566,7 +572,12 @@ def test_onnxruntime_backend_through_the_node(ros, tmp_path, det_checkpoint):
     assert spin_until(executor, lambda: probe.got["depth/relative"])
     got = image_msg_to_array(probe.got["depth/relative"][0])
     want = Predictor(
-        "dpt_hybrid", weights=weights, device="cpu", network_size=(64, 64), keep_aspect_ratio=False
+        "dpt_hybrid",
+        weights=weights,
+        device="cpu",
+        backend="torch",
+        network_size=(64, 64),
+        keep_aspect_ratio=False,
     ).predict(rgb)
     assert got.shape == (48, 64)
     assert np.abs(got - want).max() <= 5e-4 * np.abs(want).max()
@@ -581,3 +592,52 @@ def test_missing_engine_file_is_fatal_with_its_name(ros, tmp_path):
                 Parameter("depth.engine", value=str(tmp_path / "nope.onnx")),
             ]
         )
+
+
+def _auto_node(add) -> DptNode:
+    """A node on the default backend (auto), warmed up for 64x48 images."""
+    params = [p for p in FAST if p.name != "backend"] + [
+        Parameter("depth.random_weights", value=True),
+        Parameter("warmup_width", value=64),
+        Parameter("warmup_height", value=48),
+        Parameter("diagnostics_period", value=0.2),
+    ]
+    return add(DptNode(parameter_overrides=params))
+
+
+def test_auto_backend_builds_its_engine_at_start_and_says_so(ros, tmp_path, monkeypatch):
+    """backend: auto (the default) on this CPU is onnxruntime: the warm-up builds the
+    engine for the warm-up size, /diagnostics names it, and frames of that size run on it
+    with the torch predictor's result."""
+    monkeypatch.setenv("DPT_ROS_CACHE", str(tmp_path))
+    executor, add = ros
+    node = _auto_node(add)
+    depth = node.pipeline.depth
+    assert depth.backend == "onnxruntime" and depth.engine_cached is False
+    probe = Probe(add)
+    wait_for_subscribers(executor, probe)
+    rgb = small_image()
+    probe.image_pub.publish(rgb_msg(rgb, 5))
+    assert spin_until(executor, lambda: probe.got["depth/relative"] and probe.diagnostics)
+    values = {kv.key: kv.value for kv in probe.diagnostics[-1].status[0].values}
+    assert values["backend"] == "dpt_hybrid onnxruntime (engine built this start)"
+    got = image_msg_to_array(probe.got["depth/relative"][0])
+    want = Predictor(
+        "dpt_hybrid", device="cpu", backend="torch", random_weights=True, network_size=(64, 64)
+    ).predict(rgb)
+    assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
+
+
+def test_node_starts_on_torch_when_no_engine_can_be_built(ros, tmp_path, monkeypatch):
+    blocked = tmp_path / "cache"
+    blocked.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("DPT_ROS_CACHE", str(blocked))
+    executor, add = ros
+    node = _auto_node(add)
+    assert node.pipeline.depth.backend == "torch"
+    assert "cannot build or load the onnxruntime engine" in node.pipeline.depth.runtime.failure
+    assert node.status()["backend"] == "dpt_hybrid torch"
+    probe = Probe(add)
+    wait_for_subscribers(executor, probe)
+    probe.image_pub.publish(rgb_msg(small_image(), 6))
+    assert spin_until(executor, lambda: probe.got["depth/relative"])

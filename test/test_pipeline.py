@@ -65,7 +65,12 @@ def test_relative_to_metric_formula_and_invalid():
 def hybrid():
     """A small random-weight hybrid (network 96x64) on the CPU."""
     return Predictor(
-        "dpt_hybrid", device="cpu", random_weights=True, progress=False, network_size=(96, 64)
+        "dpt_hybrid",
+        device="cpu",
+        backend="torch",
+        random_weights=True,
+        progress=False,
+        network_size=(96, 64),
     )
 
 
@@ -146,14 +151,7 @@ def test_process_batch_argument_errors(hybrid):
 
 
 def test_channels_last_agrees_with_contiguous(hybrid):
-    plain = Predictor(
-        "dpt_hybrid",
-        device="cpu",
-        random_weights=True,
-        progress=False,
-        network_size=(96, 64),
-        channels_last=False,
-    )
+    plain = Predictor(hybrid.options.with_(channels_last=False), progress=False)
     plain.model.load_state_dict(hybrid.model.state_dict())
     assert hybrid.options.channels_last and not plain.options.channels_last
     conv = hybrid.model.scratch.layer1_rn.weight
@@ -165,11 +163,13 @@ def test_channels_last_agrees_with_contiguous(hybrid):
 
 def test_predictor_option_errors():
     with pytest.raises(ValueError, match="compile mode"):
-        Predictor("dpt_hybrid", device="cpu", random_weights=True, compile="fast")
+        Predictor("dpt_hybrid", device="cpu", backend="torch", random_weights=True, compile="fast")
     with pytest.raises(ValueError, match="backend"):
         Predictor("dpt_hybrid", device="cpu", random_weights=True, backend="tvm")
-    with pytest.raises(ValueError, match="engine file"):
-        Predictor("dpt_hybrid", device="cpu", backend="onnxruntime")
+    with pytest.raises(ValueError, match="needs backend onnxruntime or tensorrt, not auto"):
+        Predictor("dpt_hybrid", device="cpu", random_weights=True, engine="hybrid.onnx")
+    with pytest.raises(ValueError, match="unknown engine_build 'later'"):
+        Predictor("dpt_hybrid", device="cpu", random_weights=True, engine_build="later")
 
 
 def test_warm_up_runs_the_camera_shape(hybrid):
@@ -193,6 +193,7 @@ def test_bf16_keeps_normalisation_in_float32_and_attention_fused(hybrid):
     low = Predictor(
         "dpt_hybrid",
         device="cpu",
+        backend="torch",
         precision="bf16",
         random_weights=True,
         progress=False,

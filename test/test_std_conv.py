@@ -156,6 +156,7 @@ def test_hybrid_on_a_large_input_matches_the_formula(det_checkpoint, scene_a_rgb
         "dpt_hybrid",
         weights=det_checkpoint("dpt_hybrid"),
         device="cpu",
+        backend="torch",
         precision="fp32",
         channels_last=False,
     )
@@ -177,6 +178,7 @@ def test_hybrid_on_a_large_input_matches_the_formula(det_checkpoint, scene_a_rgb
             "dpt_hybrid",
             weights=det_checkpoint("dpt_hybrid"),
             device="cpu",
+            backend="torch",
             precision="fp32",
             channels_last=False,
         ).model

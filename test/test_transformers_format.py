@@ -200,7 +200,9 @@ def test_dpt_hybrid_folder_loads_for_the_metric_hybrids_and_the_predictor(hybrid
     nyu = load_model("dpt_hybrid_nyu", weights=folder)
     for (name, a), b in zip(reference.state_dict().items(), nyu.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
-    predictor = Predictor("dpt_hybrid", weights=folder, device="cpu", precision="fp32")
+    predictor = Predictor(
+        "dpt_hybrid", weights=folder, device="cpu", precision="fp32", backend="torch"
+    )
     assert predictor.predict(np.zeros((64, 64, 3), dtype=np.uint8)).shape == (64, 64)
 
 
@@ -382,6 +384,7 @@ def test_the_command_line_takes_a_folder(dav2_folder, tmp_path, capsys):
     image = tmp_path / "scene.png"
     cv2.imwrite(str(image), np.full((40, 60, 3), 128, np.uint8))
     args = ["predict", "--weights", str(dav2_folder[0]), "--input", str(image), "--device", "cpu"]
+    args += ["--backend", "torch"]
     rc = main([*args, "--model-type", "depth_anything_v2_vits", "--output", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert rc == 0, err
@@ -468,6 +471,7 @@ def test_the_node_takes_a_folder(dav2_folder, ros):
     executor, add = ros
     overrides = [
         Parameter("device", value="cpu"),
+        Parameter("backend", value="torch"),
         Parameter("precision", value="fp32"),
         Parameter("network_width", value=56),
         Parameter("network_height", value=56),
@@ -485,6 +489,7 @@ def test_the_node_takes_a_folder(dav2_folder, ros):
         "depth_anything_v2_vits",
         weights=str(dav2_folder[0]),
         device="cpu",
+        backend="torch",
         network_size=(56, 56),
     ).predict(rgb)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * float(np.abs(want).max()))

@@ -8,6 +8,7 @@ import argparse
 from dpt_ros.models.options import (
     BACKENDS,
     COMPILE_MODES,
+    ENGINE_BUILDS,
     PRECISIONS,
     PredictorOptions,
 )
@@ -67,10 +68,11 @@ def network_size(text: str) -> tuple[int, int]:
     return image_size(text)
 
 
-def add_predictor_arguments(parser: argparse.ArgumentParser, *, backends: bool = True) -> None:
-    """Adds ``--device``, ``--precision``, ``--network-size`` and, with ``backends``,
-    ``--backend`` and ``--compile`` to a command's parser. Model type, weights and
-    engine flags are the command's own (one model, or one per task)."""
+def add_predictor_arguments(parser: argparse.ArgumentParser, *, compile: bool = True) -> None:
+    """Adds ``--device``, ``--precision``, ``--network-size``, ``--backend``,
+    ``--engine-build`` and, with ``compile``, ``--compile`` to a command's parser. Model
+    type, weights and engine file flags are the command's own (one model, or one per
+    task)."""
     parser.add_argument(
         "--device",
         default="auto",
@@ -91,14 +93,24 @@ def add_predictor_arguments(parser: argparse.ArgumentParser, *, backends: bool =
         "aspect ratio: multiples of 32 for DPT, of 14 for Depth Anything V2, where NxN is "
         "the original's input_size N (default: the model's; 518 for Depth Anything V2)",
     )
-    if backends:
-        parser.add_argument(
-            "--backend",
-            default="torch",
-            choices=BACKENDS,
-            help="torch, or onnxruntime / tensorrt with an engine from "
-            "'dpt-ros export' (default: torch)",
-        )
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        choices=BACKENDS,
+        help="auto = tensorrt on CUDA where it is installed, else onnxruntime (fp32) "
+        "where installed, else torch; onnxruntime / tensorrt run an engine from "
+        "'dpt-ros export' or build one per network size once into "
+        "$DPT_ROS_CACHE/engines (default: auto)",
+    )
+    parser.add_argument(
+        "--engine-build",
+        default="eager",
+        choices=ENGINE_BUILDS,
+        help="when an engine missing from the cache is built: eager = at start, "
+        "lazy = in the background (torch runs meanwhile), never = use cached "
+        "engines only (default: eager)",
+    )
+    if compile:
         parser.add_argument(
             "--compile",
             default="none",
@@ -123,7 +135,8 @@ def options_from_flags(
         device=args.device,
         precision=args.precision,
         network_size=args.network_size,
-        backend=getattr(args, "backend", "torch"),
+        backend=args.backend,
         engine=engine or None,
+        engine_build=getattr(args, "engine_build", "eager"),
         compile=getattr(args, "compile", "none"),
     )

@@ -162,7 +162,7 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
         help="random weights for every model without a weights file "
         "(testing and timing only: outputs are meaningless)",
     )
-    add_predictor_arguments(p, backends=False)
+    add_predictor_arguments(p, compile=False)
     p.add_argument(
         "--batch",
         type=positive_int,
@@ -624,6 +624,9 @@ class _BagJob:
         if not self.batch:
             return {}
         b = self.batch
+        for predictor in (self.pipeline.depth, self.pipeline.segmentation):
+            if predictor is not None:  # an engine for a new image size: built once
+                predictor.prepare(b[0].rgb.shape[:2], len(b))
         headers = [f.header for f in b]
         align = self.alignment
         results = self.pipeline.process_batch(

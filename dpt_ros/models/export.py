@@ -426,9 +426,60 @@ def _parse_onnx(trt: Any, builder: Any, logger: Any, onnx_path: Path) -> tuple[A
     return network, parser
 
 
-def _builder_config(trt: Any, builder: Any, precision: str) -> Any:
-    """The builder configuration for ``precision`` (``fp16`` or ``fp32``)."""
+def keep_norms_float32_trt(trt: Any, network: Any, config: Any) -> int:
+    """Normalisation layers compute in float32 in an fp16 engine, as the torch path's
+    autocast does: each ``NORMALIZATION`` layer (ONNX ``LayerNormalization``) gets a
+    float32 precision and output type, and the builder is told to obey them.
+
+    Returns:
+        How many layers were constrained.
+    """
+    norm = getattr(trt.LayerType, "NORMALIZATION", None)  # TensorRT 8.6 and later
+    if norm is None:
+        return 0
+    count = 0
+    for i in range(network.num_layers):
+        layer = network.get_layer(i)
+        if layer.type == norm:
+            layer.precision = trt.float32
+            layer.set_output_type(0, trt.float32)
+            count += 1
+    if count:
+        config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
+    return count
+
+
+def _progress_monitor(trt: Any) -> Any:
+    """A TensorRT progress monitor that logs each build phase (TensorRT 10 and later),
+    or None."""
+    base = getattr(trt, "IProgressMonitor", None)
+    if base is None:
+        return None
+
+    class _LogPhases(base):  # type: ignore[misc, valid-type]
+        def __init__(self) -> None:
+            super().__init__()
+
+        def phase_start(self, phase_name: str, parent_phase: str | None, num_steps: int) -> None:
+            if parent_phase is None:
+                _LOG.warning("TensorRT build: %s (%d steps)", phase_name, num_steps)
+
+        def step_complete(self, phase_name: str, step: int) -> bool:
+            return True  # never cancel
+
+        def phase_finish(self, phase_name: str) -> None:
+            _LOG.info("TensorRT build: %s done", phase_name)
+
+    return _LogPhases()
+
+
+def _builder_config(trt: Any, builder: Any, network: Any, precision: str) -> Any:
+    """The builder configuration for ``precision`` (``fp16`` or ``fp32``), logging the
+    build's phases."""
     config = builder.create_builder_config()
+    monitor = _progress_monitor(trt)
+    if monitor is not None:
+        config.progress_monitor = monitor
     if precision == "fp16":
         if not hasattr(trt.BuilderFlag, "FP16"):
             raise ValueError(
@@ -436,6 +487,8 @@ def _builder_config(trt: Any, builder: Any, precision: str) -> Any:
                 "typed networks only); use --precision fp32"
             )
         config.set_flag(trt.BuilderFlag.FP16)
+        kept = keep_norms_float32_trt(trt, network, config)
+        _LOG.info("TensorRT fp16: %d normalisation layers kept in float32", kept)
     elif hasattr(trt.BuilderFlag, "TF32"):
         # fp32 means fp32: TensorRT would otherwise use TF32 tensor cores (10-bit
         # mantissa) on Ampere and later, 1e-3 off the original instead of 1e-5.
@@ -452,8 +505,8 @@ def build_tensorrt_engine(
         onnx_path: the ONNX file; its sidecar must be beside it.
         engine_path: the engine to write (replaced if it exists); its sidecar is
             written beside it.
-        precision: ``fp16`` (TensorRT may run layers in float16; inputs and outputs
-            stay float32) or ``fp32``.
+        precision: ``fp16`` (TensorRT may run layers in float16, normalisation layers
+            constrained to float32; inputs and outputs stay float32) or ``fp32``.
 
     Returns:
         The engine, its sidecar and the build time (no check).
@@ -479,7 +532,7 @@ def build_tensorrt_engine(
     builder = trt.Builder(logger)
     # ``parser`` stays referenced until the function returns: it owns the weights.
     network, parser = _parse_onnx(trt, builder, logger, onnx_path)
-    config = _builder_config(trt, builder, precision)
+    config = _builder_config(trt, builder, network, precision)
     start = time.perf_counter()
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:

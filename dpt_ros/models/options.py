@@ -16,8 +16,14 @@ PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 #: ``compile`` values: ``none`` or a ``torch.compile`` mode (``reduce-overhead`` adds
 #: CUDA graphs on the GPU).
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
-#: ``backend`` values: PyTorch itself, or an engine exported with ``dpt-ros export``.
-BACKENDS = ("torch", "onnxruntime", "tensorrt")
+#: ``backend`` values: ``auto`` (the fastest available, see
+#: :func:`dpt_ros.models.engine_cache.resolve_backend`), PyTorch itself, or an engine:
+#: a file from ``dpt-ros export``, or one built and cached on first use.
+BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
+#: ``engine_build`` values: when an engine that is not in the cache yet is built.
+#: ``eager``: at start (warm-up); ``lazy``: in the background on the first frame of a
+#: size, PyTorch serving meanwhile; ``never``: only engines already cached are used.
+ENGINE_BUILDS = ("eager", "lazy", "never")
 #: The backends that run an exported engine file.
 ENGINE_BACKENDS = ("onnxruntime", "tensorrt")
 #: DPT's network input sides are multiples of this: the decoder's coarsest map is 1/32
@@ -56,7 +62,9 @@ class PredictorOptions:
             Anything V2). None = the model's.
         keep_aspect_ratio: resize both axes by one scale (the original's behaviour).
         backend: one of :data:`BACKENDS`.
-        engine: the exported file for an engine backend.
+        engine: an exported file for an engine backend; None = build (or reuse) one
+            in the engine cache for each network input shape.
+        engine_build: one of :data:`ENGINE_BUILDS` (cached engines only).
         compile: one of :data:`COMPILE_MODES` (torch backend only).
         channels_last: NHWC activations in the torch backend's convolutions.
     """
@@ -68,8 +76,9 @@ class PredictorOptions:
     precision: str = "auto"
     network_size: tuple[int, int] | None = None
     keep_aspect_ratio: bool = True
-    backend: str = "torch"
+    backend: str = "auto"
     engine: str | None = None
+    engine_build: str = "eager"
     compile: str = "none"
     channels_last: bool = True
 
@@ -94,17 +103,21 @@ class PredictorOptions:
             )
         if self.backend not in BACKENDS:
             found.append(f"unknown backend {self.backend!r}; valid: {', '.join(BACKENDS)}")
-        elif self.backend != "torch":
-            if not self.engine:
-                found.append(
-                    f"backend {self.backend!r} needs {engine_name} "
-                    f"(export one with 'dpt-ros export --model-type {self.model_type}')"
-                )
+        elif self.backend == "auto" and self.engine:
+            found.append(
+                f"{engine_name} {self.engine!r} needs backend onnxruntime or tensorrt, "
+                "not auto (auto builds and caches its own engines)"
+            )
+        elif self.backend in ENGINE_BACKENDS:
             if self.compile != "none":
                 found.append(
                     f"compile={self.compile!r} applies to backend torch only; an "
                     f"exported {self.backend} engine is already optimised"
                 )
+        if self.engine_build not in ENGINE_BUILDS:
+            found.append(
+                f"unknown engine_build {self.engine_build!r}; valid: {', '.join(ENGINE_BUILDS)}"
+            )
         if self.network_size is not None and not problem:
             spec = get_spec(self.model_type)
             size_problem = network_size_problem(

@@ -75,11 +75,16 @@ class Predictor:
             (here ``fp32`` unless given), ``random_weights``, ``network_size``
             ((width, height), multiples of the model's ``size_multiple``: 32 for DPT,
             14 for Depth Anything V2), ``keep_aspect_ratio``, ``compile``,
-            ``channels_last``, ``backend``, ``engine``. Reduced precision runs the torch
-            model under autocast (normalisation layers float32); pre- and
-            post-processing stay float32. An engine backend resizes every image to the
-            engine's fixed input (export it with the camera's aspect ratio), splits and
-            pads batches, and computes at the engine's own precision.
+            ``channels_last``, ``backend`` (default ``auto``: the fastest this machine
+            has), ``engine``, ``engine_build``. Reduced precision runs the torch model
+            under autocast (normalisation layers float32); pre- and post-processing
+            stay float32. Without an engine file, an engine backend builds one engine
+            per network input shape, once, in the cache (``<cache_dir>/engines``), at
+            :meth:`warm_up` (``engine_build: eager``); PyTorch runs a shape until its
+            engine is ready, and everything if none can be built. An engine file
+            resizes every image to the file's fixed input (export it with the camera's
+            aspect ratio), splits and pads batches, and computes at the engine's own
+            precision.
         cache_dir: checkpoint cache directory override.
         progress: show a download progress bar.
 
@@ -127,7 +132,16 @@ class Predictor:
 
     @property
     def backend(self) -> str:
+        """The backend that runs the network: ``torch``, ``onnxruntime`` or ``tensorrt``
+        (``auto`` resolved; ``torch`` after an engine could not be built)."""
         return self.runtime.name
+
+    @property
+    def engine_cached(self) -> bool | None:
+        """Engines built on first use: True when every engine in use came from the
+        cache, False when one was built by this process, None when none runs (the
+        torch backend, an engine file, or no engine ready yet)."""
+        return getattr(self.runtime, "engine_cached", None)
 
     @property
     def is_depth(self) -> bool:
@@ -260,9 +274,21 @@ class Predictor:
             return out
         return (out.argmax(dim=1) + 1).to(torch.uint8)
 
+    def prepare(self, image_hw: Sequence[int], batch: int = 1) -> None:
+        """Gets the engine for (H, W) images in batches of ``batch`` ready (engines
+        built on first use; nothing to do otherwise): loads it from the cache, or builds
+        it now with ``engine_build: eager`` (minutes on a Jetson, seconds to a minute on
+        a CPU), starts building it in the background with ``lazy``. Call it before a new
+        image size where waiting is fine (start, batch tools); frames of a size nobody
+        prepared run on PyTorch while their engine is built in the background."""
+        prepare = getattr(self.runtime, "prepare", None)
+        if prepare is not None:
+            prepare((batch, 3, *self.input_size(image_hw)))
+
     def warm_up(self, image_hw: Sequence[int] | None = None, batch: int = 1) -> float:
         """Runs the pipeline once on a black frame so the first real frame is not slow
-        (CUDA context, cuDNN algorithm choice, ``torch.compile`` for this shape).
+        (CUDA context, cuDNN algorithm choice, ``torch.compile`` for this shape, the
+        cached engine for this shape: loaded, or built with ``engine_build: eager``).
 
         Args:
             image_hw: camera image (H, W) to warm up for; None = the network size.
@@ -273,6 +299,7 @@ class Predictor:
         """
         hw = tuple(image_hw) if image_hw else self.net_hw
         t0 = time.perf_counter()
+        self.prepare(hw, batch)
         frames = torch.zeros((batch, int(hw[0]), int(hw[1]), 3), dtype=torch.uint8)
         for _ in range(2 if self.runtime.compiled else 1):  # CUDA graphs record on run 2
             self.forward_tensor(frames)
@@ -291,9 +318,13 @@ class Predictor:
 
         Returns:
             (B, h, w) float32 depth or uint8 labels, see :meth:`run_on_device`.
+
+        An engine built on first use is got ready (:meth:`prepare`) before the batch
+        runs: with ``engine_build: eager`` the first call of a new size waits for it.
         """
         batch = np.stack(images) if not isinstance(images, np.ndarray) else images
         _check_rgb(batch, batched=True)
+        self.prepare(batch.shape[1:3], batch.shape[0])
         return self.forward_tensor(self.upload(batch), output_hw).cpu().numpy()
 
     def upload(self, batch: np.ndarray) -> torch.Tensor:

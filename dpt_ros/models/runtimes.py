@@ -9,7 +9,9 @@ predictor's device and returns, on that device, (B, H, W) depth or
   at reduced precision (normalisation layers kept in float32);
 - :class:`EngineRuntime` around :class:`OnnxRuntimeModel` or :class:`TensorRTModel`: a
   file from ``dpt-ros export`` (with its sidecar, ``<file>.json``), run on any batch size
-  by splitting into the file's fixed batch and padding the last chunk.
+  by splitting into the file's fixed batch and padding the last chunk;
+- ``CachedEngineRuntime`` (:mod:`dpt_ros.models.engine_cache`): ``backend: auto`` or an
+  engine backend without a file, one engine per input shape built once and cached.
 
 Exported files have ONE input shape, fixed at export: a different batch or network size
 is an error naming both shapes (re-export with ``--network-size WxH --batch N``).
@@ -22,12 +24,15 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from dpt_ros.models.options import COMPILE_MODES, ENGINE_BACKENDS, PredictorOptions
+
+if TYPE_CHECKING:
+    from dpt_ros.models.engine_cache import CachedEngineRuntime
 
 _LOG = logging.getLogger(__name__)
 
@@ -506,25 +511,37 @@ def create_runtime(
     *,
     cache_dir: PathLike | None = None,
     progress: bool = True,
-) -> TorchRuntime | EngineRuntime:
+) -> TorchRuntime | EngineRuntime | CachedEngineRuntime:
     """The runtime that ``options`` ask for, loaded on ``device``.
+
+    ``auto`` resolves by :func:`~dpt_ros.models.engine_cache.resolve_backend`; an engine
+    backend without an engine file gets a
+    :class:`~dpt_ros.models.engine_cache.CachedEngineRuntime` (engines built once per
+    input shape and kept in the cache).
+
+    Returns:
+        :class:`TorchRuntime`, :class:`EngineRuntime` or ``CachedEngineRuntime``.
 
     Raises:
         CheckpointError: the torch backend's weights cannot be had or do not fit.
         FileNotFoundError, ValueError: see :func:`load_backend`.
     """
-    if options.backend == "torch":
-        from dpt_ros.models.weights.checkpoint import load_model
+    from dpt_ros.models.engine_cache import CachedEngineRuntime, resolve_backend
 
-        model = load_model(
-            options.model_type,
-            options.weights,
-            random_weights=options.random_weights,
-            cache_dir=cache_dir,
-            progress=progress,
-        ).to(device)
-        return TorchRuntime(model, dtype, options.compile, options.channels_last)
-    if not options.engine:
-        raise ValueError(f"backend {options.backend!r} needs an engine file")
-    engine = load_backend(options.backend, options.engine, options.model_type, device)
-    return EngineRuntime(engine, options.backend)
+    backend = resolve_backend(options, device, dtype)
+    if backend != "torch" and options.engine:
+        engine = load_backend(backend, options.engine, options.model_type, device)
+        return EngineRuntime(engine, backend)
+    from dpt_ros.models.weights.checkpoint import load_model
+
+    model = load_model(
+        options.model_type,
+        options.weights,
+        random_weights=options.random_weights,
+        cache_dir=cache_dir,
+        progress=progress,
+    ).to(device)
+    torch_runtime = TorchRuntime(model, dtype, options.compile, options.channels_last)
+    if backend == "torch":
+        return torch_runtime
+    return CachedEngineRuntime(backend, options, torch_runtime, dtype, cache_dir)

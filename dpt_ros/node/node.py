@@ -280,7 +280,7 @@ class DptNode(Node):
         self._worker.start()
         inputs = ", ".join(sub.topic_name for sub in self._image_subs)
         self.get_logger().info(
-            f"ready: {self._models_text()} on {self._device_text()}, input {inputs} "
+            f"ready: {self._backends_text()} on {self._device_text()}, input {inputs} "
             f"({cfg.input_transport}), publishing {', '.join(sorted(topics))}"
             + (" under each camera's namespace" if cfg.cameras else "")
         )
@@ -448,11 +448,24 @@ class DptNode(Node):
         batch = max(1, len(cfg.cameras))
         for p in (self.pipeline.depth, self.pipeline.segmentation):
             if p is not None:
+                if p.options.backend != "torch" and not p.options.engine:
+                    self.get_logger().info(
+                        f"{p.spec.name}: getting the {p.backend} engine for {hw[1]}x{hw[0]} "
+                        f"images ({p.options.engine_build}); a first build takes minutes "
+                        "on a Jetson"
+                    )
                 seconds = p.warm_up(hw, batch)
                 self.get_logger().info(
                     f"{p.spec.name}: warmed up for {hw[1]}x{hw[0]} images (batch {batch}) "
-                    f"in {seconds:.1f} s"
+                    f"in {seconds:.1f} s on {_backend_text(p)}"
                 )
+
+    def _backends_text(self) -> str:
+        return ", ".join(
+            f"{p.spec.name} {_backend_text(p)}"
+            for p in (self.pipeline.depth, self.pipeline.segmentation)
+            if p is not None
+        )
 
     def _models_text(self) -> str:
         """``name (weights licence X)`` of each model: the licences differ by model
@@ -659,6 +672,7 @@ class DptNode(Node):
                 "processing_ms_median": _median_text(s.processing_ms),
                 "device": self._device_text(),
                 "models": self._models_text(),
+                "backend": self._backends_text(),
                 "last_error": s.last_error,
             }
             if self.pipeline.segmentation is not None:
@@ -771,6 +785,14 @@ class DptNode(Node):
         """Stops the worker first, then destroys the node."""
         self.stop_worker()
         super().destroy_node()
+
+
+def _backend_text(p: Predictor) -> str:
+    """``onnxruntime (cached engine)``, ``tensorrt (engine built this start)``, ``torch``."""
+    cached = p.engine_cached
+    if cached is None:
+        return p.backend
+    return f"{p.backend} ({'cached engine' if cached else 'engine built this start'})"
 
 
 def main(args: list[str] | None = None) -> int:

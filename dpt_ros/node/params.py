@@ -15,7 +15,13 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.exceptions import ParameterUninitializedException
 from rclpy.parameter import Parameter
 
-from dpt_ros.models.options import BACKENDS, COMPILE_MODES, PRECISIONS, PredictorOptions
+from dpt_ros.models.options import (
+    BACKENDS,
+    COMPILE_MODES,
+    ENGINE_BUILDS,
+    PRECISIONS,
+    PredictorOptions,
+)
 from dpt_ros.models.registry import MODEL_SPECS, TASKS, model_names
 from dpt_ros.node.aligner import ALIGNMENT_METHODS, AlignmentOptions
 from dpt_ros.node.pipeline import PipelineOptions
@@ -93,10 +99,21 @@ PARAMS: tuple[ParamDef, ...] = (
     ),
     ParamDef(
         "backend",
-        "torch",
-        "Inference backend: torch, onnxruntime or tensorrt (an engine exported with "
-        "'dpt-ros export' for this model, network size and batch).",
+        "auto",
+        "Inference backend: auto (tensorrt on CUDA where installed, else onnxruntime at "
+        "fp32 where installed, else torch), torch, onnxruntime or tensorrt. An engine "
+        "backend runs <task>.engine, or without one builds an engine per network size "
+        "once into $DPT_ROS_CACHE/engines and reuses it on later starts; a failed "
+        "build falls back to torch with a warning.",
         choices=BACKENDS,
+    ),
+    ParamDef(
+        "engine_build",
+        "eager",
+        "When a missing cached engine is built: eager = at start (warm-up; minutes on "
+        "a Jetson), lazy = in the background while torch runs, never = cached engines "
+        "only.",
+        choices=ENGINE_BUILDS,
     ),
     ParamDef(
         "depth.engine", "", "Depth engine file (.onnx or .engine) for backend onnxruntime/tensorrt."
@@ -570,6 +587,7 @@ def predictor_options(values: dict[str, Any], task: str) -> PredictorOptions | N
         keep_aspect_ratio=values["keep_aspect_ratio"],
         backend=values["backend"],
         engine=values[f"{task}.engine"] or None,
+        engine_build=values["engine_build"],
         compile=values["compile"],
     )
 

@@ -145,6 +145,7 @@ def node_parameters(
     weights: dict[str, Path | None],
     network: tuple[int, int] | None,
     relative_depth: tuple[float, float] | None,
+    backend: str = "auto",
 ) -> list[Any]:
     """The ``rclpy`` parameter overrides of the demo's ``DptNode``.
 
@@ -155,6 +156,7 @@ def node_parameters(
         network: network input (width, height) in pixels, or None for the model's own.
         relative_depth: (scale, shift) of ``relative_depth`` for a relative depth
             model, or None.
+        backend: the ``backend`` parameter.
 
     Returns:
         A list of ``rclpy.parameter.Parameter``.
@@ -165,6 +167,7 @@ def node_parameters(
         Parameter("depth.model_type", value=models["depth"]),
         Parameter("segmentation.model_type", value=models["segmentation"]),
         Parameter("device", value=device),
+        Parameter("backend", value=backend),
         Parameter("qos.input.reliability", value="reliable"),
         Parameter("qos.input.depth", value=10),
         Parameter("qos.output.depth", value=10),

@@ -58,6 +58,7 @@ from dpt_ros.cli.demo.driver import (
     write_input_bag,
 )
 from dpt_ros.cli.demo.preview import PICTURE_KINDS, write_frame_pictures
+from dpt_ros.models.options import BACKENDS
 
 DEFAULT_OUTPUT = "demo_output"
 DEFAULT_DEPTH_MODEL = "dpt_hybrid"
@@ -115,6 +116,12 @@ def add_parser(subparsers: Any, name: str) -> argparse.ArgumentParser:
         help="directory holding official checkpoint files (by their official names)",
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    p.add_argument(
+        "--backend",
+        default="auto",
+        choices=BACKENDS,
+        help="the node's backend parameter (default auto: an engine built once and cached)",
+    )
     p.add_argument(
         "--network-size",
         type=network_size,
@@ -189,6 +196,7 @@ class _Config:
         weights: for each enabled task, its official checkpoint or None (random weights).
         missing: official file name of every model without its checkpoint, by model name.
         device: the ``--device`` value, as the node gets it.
+        backend: the ``--backend`` value, as the node gets it.
         network: network input (width, height) in pixels, or None for the model's own.
         frames: number of frames.
         width, height: camera image size in pixels.
@@ -200,6 +208,7 @@ class _Config:
     weights: dict[str, Path | None]
     missing: dict[str, str]
     device: str
+    backend: str
     network: tuple[int, int] | None
     frames: int
     width: int
@@ -250,6 +259,7 @@ def _resolve_config(args: argparse.Namespace) -> _Config:
         weights=weights,
         missing=missing,
         device=args.device,
+        backend=args.backend,
         network=network,
         frames=args.frames,
         width=width,
@@ -276,6 +286,7 @@ def run(args: argparse.Namespace) -> int:
         config.weights,
         config.network,
         (RELATIVE_SCALE, RELATIVE_SHIFT) if config.relative else None,
+        backend=config.backend,
     )
 
     # 1. The input bag.

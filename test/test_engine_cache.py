@@ -1,0 +1,219 @@
+"""The engine cache behind ``backend: auto``: keys, atomic builds, reuse, fallback.
+
+Real exports (ONNX Runtime on the CPU) of dpt_hybrid with its seeded random weights at
+64x64, into one cache folder per module; the fidelity of the auto backend against the
+goldens is in test_models.py. The TensorRT path runs where a GPU is (test_cuda.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from dpt_ros.models import Predictor
+from dpt_ros.models.engine_cache import (
+    EngineKey,
+    build_engine,
+    cached_engine,
+    engine_cache_dir,
+    engine_key,
+    resolve_backend,
+    weights_sha256,
+)
+from dpt_ros.models.options import PredictorOptions
+
+CPU = torch.device("cpu")
+SHAPE = (1, 3, 64, 64)
+
+
+def _options(**changes) -> PredictorOptions:
+    fields = {"model_type": "dpt_hybrid", "random_weights": True, "device": "cpu"}
+    return PredictorOptions(**{**fields, **changes})
+
+
+def _predictor(cache_dir, **changes) -> Predictor:
+    options = _options(**{"network_size": (64, 64), "precision": "fp32", **changes})
+    return Predictor(options, cache_dir=cache_dir, progress=False)
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("dpt_cache")
+
+
+@pytest.fixture(scope="module")
+def first_start(cache_dir):
+    """A predictor whose warm-up built the 64x64 engine: (predictor, its output on a
+    seeded frame, PyTorch's output on the same frame)."""
+    predictor = _predictor(cache_dir)
+    assert predictor.engine_cached is None  # nothing built before the warm-up
+    predictor.warm_up((64, 64))
+    frame = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    reference = _predictor(cache_dir, backend="torch").predict(frame)
+    return predictor, predictor.predict(frame), reference, frame
+
+
+def test_auto_resolves_to_onnxruntime_on_this_cpu():
+    assert resolve_backend(_options(), CPU, torch.float32) == "onnxruntime"
+    # Engines are float32: reduced precision stays on PyTorch's autocast.
+    assert resolve_backend(_options(), CPU, torch.bfloat16) == "torch"
+    # torch.compile asks for PyTorch.
+    assert resolve_backend(_options(compile="default"), CPU, torch.float32) == "torch"
+    assert resolve_backend(_options(backend="torch"), CPU, torch.float32) == "torch"
+
+
+def test_auto_is_the_default():
+    assert PredictorOptions("dpt_hybrid").backend == "auto"
+    assert PredictorOptions("dpt_hybrid").engine_build == "eager"
+
+
+def test_option_problems_are_named():
+    problems = _options(engine="x.onnx", engine_build="sometimes").problems()
+    assert any("needs backend onnxruntime or tensorrt, not auto" in p for p in problems)
+    assert any("unknown engine_build 'sometimes'" in p for p in problems)
+
+
+def test_first_start_builds_and_matches_torch(first_start):
+    predictor, got, reference, _ = first_start
+    assert predictor.backend == "onnxruntime"
+    assert predictor.engine_cached is False
+    assert np.abs(got - reference).max() <= 1e-4 * np.abs(reference).max()
+
+
+def test_second_start_reuses_the_cached_engine(first_start, cache_dir):
+    _, first, _, frame = first_start
+    (folder,) = [p for p in engine_cache_dir(cache_dir).iterdir() if p.is_dir()]
+    built = (folder / "model.onnx").stat().st_mtime_ns
+    again = _predictor(cache_dir)
+    again.warm_up((64, 64))
+    assert again.backend == "onnxruntime" and again.engine_cached is True
+    assert (folder / "model.onnx").stat().st_mtime_ns == built
+    np.testing.assert_array_equal(again.predict(frame), first)
+    # Nothing half-written is left beside the engine.
+    assert [p.name for p in engine_cache_dir(cache_dir).iterdir()] == [folder.name]
+
+
+def test_never_uses_only_cached_engines(first_start, cache_dir):
+    never = _predictor(cache_dir, engine_build="never", network_size=(96, 64))
+    never.warm_up((64, 96))
+    assert never.engine_cached is None  # no engine for 96x64, and none built
+    assert not any("96x64" in p.name for p in engine_cache_dir(cache_dir).iterdir())
+    assert never.predict(np.zeros((64, 96, 3), np.uint8)).shape == (64, 96)
+    never.runtime.prepare(SHAPE)  # the cached 64x64 engine is used
+    assert never.engine_cached is True and never.backend == "onnxruntime"
+
+
+def test_lazy_builds_in_the_background_while_torch_runs(first_start, cache_dir):
+    predictor, _, _, _ = first_start
+    lazy = _predictor(cache_dir, engine_build="lazy")
+    frames = np.zeros((2, 64, 64, 3), np.uint8)
+    lazy.warm_up((64, 64), batch=2)  # starts the batch-2 build, does not wait
+    torch_out = lazy.predict_batch(frames)  # served by PyTorch until the engine is ready
+    lazy.runtime.wait()
+    assert lazy.backend == "onnxruntime" and lazy.engine_cached is False
+    np.testing.assert_allclose(lazy.predict_batch(frames), torch_out, rtol=0, atol=1e-4)
+    assert any("_64x64_b2_" in p.name for p in engine_cache_dir(cache_dir).iterdir())
+
+
+def test_key_changes_with_everything_an_engine_depends_on(tmp_path):
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"first")
+    options = _options(random_weights=False, weights=str(weights))
+    base = engine_key(options, "onnxruntime", SHAPE, CPU, torch.float32, cache_dir=tmp_path)
+    assert base.weights == weights_sha256(weights, tmp_path)
+    assert base.backend_version and "torch" in base.exporter and base.gpu == ""
+    others = [
+        dataclasses.replace(base, model_type="dpt_large"),
+        dataclasses.replace(base, input_shape=(2, 3, 64, 64)),
+        dataclasses.replace(base, input_shape=(1, 3, 64, 96)),
+        dataclasses.replace(base, precision="fp16"),
+        dataclasses.replace(base, backend_version="0.0"),
+        dataclasses.replace(base, gpu="another GPU"),
+        dataclasses.replace(base, exporter="torch 0"),
+    ]
+    names = {k.folder_name() for k in [base, *others]}
+    assert len(names) == len(others) + 1
+    # Changed weights (new content, size and time): a new key.
+    weights.write_bytes(b"second file")
+    os.utime(weights, ns=(1, 1))
+    changed = engine_key(options, "onnxruntime", SHAPE, CPU, torch.float32, cache_dir=tmp_path)
+    assert changed.weights != base.weights and changed.folder_name() != base.folder_name()
+
+
+def test_weights_hash_is_remembered_by_size_and_time(tmp_path):
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"abc")
+    first = weights_sha256(weights, tmp_path)
+    assert first == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    stat = weights.stat()
+    # Same size and time, other bytes: the remembered hash (no re-read at each start).
+    weights.write_bytes(b"xyz")
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert weights_sha256(weights, tmp_path) == first
+    os.utime(weights, ns=(1, 2))
+    assert weights_sha256(weights, tmp_path) != first
+
+
+def _key(shape=SHAPE) -> EngineKey:
+    return engine_key(_options(), "onnxruntime", shape, CPU, torch.float32)
+
+
+def test_a_failed_build_leaves_nothing_behind(tmp_path):
+    # A build that fails once its folder exists (here the exporter refuses the size:
+    # 48 is not a multiple of 32) leaves no engine and no temporary folder.
+    key = dataclasses.replace(_key(), input_shape=(1, 3, 48, 48))
+    with pytest.raises(ValueError, match="multiples of 32"):
+        build_engine(tmp_path, key, _options())
+    assert list(tmp_path.iterdir()) == []
+    assert cached_engine(tmp_path, key) is None
+
+
+def test_a_folder_without_its_key_is_not_an_engine(tmp_path):
+    key = _key()
+    folder = tmp_path / key.folder_name()
+    folder.mkdir()
+    (folder / "model.onnx").write_bytes(b"half written")
+    assert cached_engine(tmp_path, key) is None
+    (folder / "key.json").write_text('{"other": "key"}')
+    assert cached_engine(tmp_path, key) is None
+
+
+def test_unusable_cache_falls_back_to_torch_with_one_warning(tmp_path, caplog):
+    blocked = tmp_path / "not_a_folder"
+    blocked.write_text("a file where the cache folder should be")
+    predictor = _predictor(blocked)
+    with caplog.at_level(logging.WARNING, logger="dpt_ros"):
+        predictor.warm_up((64, 64))
+        out = predictor.predict(np.zeros((64, 64, 3), np.uint8))
+        predictor.predict(np.zeros((64, 64, 3), np.uint8))
+    assert predictor.backend == "torch" and predictor.engine_cached is None
+    assert out.shape == (64, 64)
+    warnings = [r for r in caplog.records if "running PyTorch instead" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "onnxruntime engine for dpt_hybrid 1x3x64x64" in warnings[0].getMessage()
+
+
+def test_bench_reports_the_resolved_backend_and_the_cached_engine(
+    first_start, cache_dir, monkeypatch, capsys
+):
+    """A start after the one that built the engine: ``bench --json`` says which backend
+    ran and that its engine came from the cache; ``--backend torch`` says torch."""
+    import json
+
+    from dpt_ros.cli.main import main
+
+    monkeypatch.setenv("DPT_ROS_CACHE", str(cache_dir))
+    common = ["bench", "--device", "cpu", "--camera-size", "64x64", "--network-size", "64x64"]
+    common += ["--iters", "1", "--warmup", "0", "--no-transformers", "--json"]
+    figures = {}
+    for backend in ("auto", "torch"):
+        assert main([*common, "--backend", backend]) == 0
+        figures[backend] = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert figures["auto"]["backend"] == "onnxruntime"
+    assert figures["auto"]["engine_cached"] is True
+    assert figures["torch"]["backend"] == "torch" and figures["torch"]["engine_cached"] is None
