@@ -11,6 +11,7 @@ goldens also carry the complete arrays and the tests compare every element.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import deterministic_weights
@@ -24,6 +25,9 @@ from goldens import FIXTURES, Golden, shared_fixtures_dir
 os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
 os.environ.setdefault("ROS_LOCALHOST_ONLY", "1")  # Humble
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")  # Jazzy and later
+# Engines built by the default backend (auto), hashes of weights files: in a cache of
+# the test session's own, never the user's ~/.cache/dpt_ros.
+os.environ.setdefault("DPT_ROS_CACHE", tempfile.mkdtemp(prefix="dpt_ros_test_cache_"))
 
 
 @pytest.fixture(scope="session")

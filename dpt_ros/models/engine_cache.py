@@ -258,6 +258,7 @@ def build_engine(
         ValueError: the export, its check or the TensorRT build failed.
     """
     from dpt_ros.models.export import build_tensorrt_engine, export_onnx
+    from dpt_ros.models.weights.checkpoint import random_weights_already_announced
 
     final = root / key.folder_name()
     tmp = root / f".{final.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
@@ -267,18 +268,20 @@ def build_engine(
         b, _, h, w = key.input_shape
         steps = 2 if key.backend == "tensorrt" else 1
         _LOG.info("%s: step 1/%d: exporting ONNX for %dx%d, batch %d", final.name, steps, w, h, b)
-        export_onnx(
-            options.model_type,
-            tmp / "model.onnx",
-            weights=options.weights,
-            random_weights=options.random_weights,
-            width=w,
-            height=h,
-            batch=b,
-            check=None,  # against PyTorch where onnxruntime is installed
-            cache_dir=None if cache_dir is None else str(cache_dir),
-            progress=False,
-        )
+        # The model's random weights (if so) were announced when it was loaded.
+        with random_weights_already_announced():
+            export_onnx(
+                options.model_type,
+                tmp / "model.onnx",
+                weights=options.weights,
+                random_weights=options.random_weights,
+                width=w,
+                height=h,
+                batch=b,
+                check=None,  # against PyTorch where onnxruntime is installed
+                cache_dir=None if cache_dir is None else str(cache_dir),
+                progress=False,
+            )
         if key.backend == "tensorrt":
             _LOG.info("%s: step 2/2: building the TensorRT %s engine", final.name, key.precision)
             build_tensorrt_engine(tmp / "model.onnx", tmp / "model.engine", precision=key.precision)
@@ -296,6 +299,21 @@ def build_engine(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final / _ENGINE_FILES[key.backend]
+
+
+#: Name prefix of the background threads that load or build engines.
+BUILD_THREAD_PREFIX = "dpt_engine_"
+
+
+def builds_in_progress() -> list[str]:
+    """The background engine loads or builds still running in this process (thread
+    names), e.g. for a process that is exiting: native export code cannot be
+    interrupted, and an interpreter that exits under it aborts."""
+    return [
+        t.name
+        for t in threading.enumerate()
+        if t.name.startswith(BUILD_THREAD_PREFIX) and t.is_alive()
+    ]
 
 
 def _remove_abandoned_builds(root: Path) -> None:
@@ -410,7 +428,7 @@ class CachedEngineRuntime:
     def wait(self, timeout: float | None = None) -> None:
         """Waits for background builds (tests, tools)."""
         for thread in threading.enumerate():
-            if thread.name.startswith(f"dpt_engine_{id(self)}"):
+            if thread.name.startswith(f"{BUILD_THREAD_PREFIX}{id(self)}"):
                 thread.join(timeout)
 
     def _start(self, shape: tuple[int, ...]) -> None:
@@ -423,7 +441,7 @@ class CachedEngineRuntime:
         threading.Thread(
             target=self._get_engine,
             args=(shape, build),
-            name=f"dpt_engine_{id(self)}_{'x'.join(map(str, shape))}",
+            name=f"{BUILD_THREAD_PREFIX}{id(self)}_{'x'.join(map(str, shape))}",
             daemon=True,
         ).start()
 

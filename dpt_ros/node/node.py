@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import gc
 import logging
+import os
 import sys
 import threading
 import time
@@ -461,17 +462,17 @@ class DptNode(Node):
                 )
 
     def _backends_text(self) -> str:
+        """``name (weights licence X) backend`` of each model: the licences differ by
+        model (Depth Anything V2 Base and Large are non-commercial)."""
         return ", ".join(
-            f"{p.spec.name} {_backend_text(p)}"
+            f"{p.spec.name} (weights licence {p.spec.licence}) {_backend_text(p)}"
             for p in (self.pipeline.depth, self.pipeline.segmentation)
             if p is not None
         )
 
     def _models_text(self) -> str:
-        """``name (weights licence X)`` of each model: the licences differ by model
-        (Depth Anything V2 Base and Large are non-commercial)."""
         specs = [p.spec for p in (self.pipeline.depth, self.pipeline.segmentation) if p]
-        return " + ".join(f"{s.name} (weights licence {s.licence})" for s in specs)
+        return " + ".join(s.name for s in specs)
 
     def _device_text(self) -> str:
         p = self.pipeline.main
@@ -827,7 +828,28 @@ def run_node(node_class: type[DptNode], args: list[str] | None = None) -> int:
                 )
             node.destroy_node()
         rclpy.try_shutdown()
+    _exit_now_if_building(code)
     return code
+
+
+def _exit_now_if_building(code: int) -> None:
+    """Ends the process at once when an engine is still being built in the background:
+    the export cannot be interrupted, and an interpreter exiting under its native
+    threads aborts (SIGABRT). The build is atomic: it leaves no engine behind, and the
+    next start builds it again."""
+    from dpt_ros.models.engine_cache import builds_in_progress
+
+    building = builds_in_progress()
+    if not building:
+        return
+    print(
+        f"[dpt_node] stopping during an engine build ({', '.join(building)}): abandoned, "
+        "nothing half-built is kept; the next start builds it again",
+        file=sys.stderr,
+        flush=True,
+    )
+    sys.stdout.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

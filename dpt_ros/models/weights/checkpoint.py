@@ -6,11 +6,13 @@ never executes code. The state_dict keys are the official ones, matched strictly
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import threading
 import warnings
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from functools import cache
 from pathlib import Path
 
@@ -165,6 +167,22 @@ def resolve_weights(
     )
 
 
+_QUIET = threading.local()
+
+
+@contextlib.contextmanager
+def random_weights_already_announced() -> Iterator[None]:
+    """Within it, on this thread, :func:`load_model` builds random weights without its
+    warning: for a second load of a model whose random weights were announced once
+    already (an engine exported in the background)."""
+    before = getattr(_QUIET, "random_weights", False)
+    _QUIET.random_weights = True
+    try:
+        yield
+    finally:
+        _QUIET.random_weights = before
+
+
 def _read_weights(path: Path, spec: ModelSpec) -> dict[str, torch.Tensor]:
     """The state_dict of a weights file, or of a folder written by transformers'
     save_pretrained (config.json + safetensors), converted to the official layout."""
@@ -210,8 +228,9 @@ def load_model(
             f"{model_type}: using RANDOM weights (explicitly requested); outputs are "
             "meaningless except for timing and plumbing"
         )
-        _LOG.warning(msg)
-        warnings.warn(msg, RandomWeightsWarning, stacklevel=2)
+        if not getattr(_QUIET, "random_weights", False):
+            _LOG.warning(msg)
+            warnings.warn(msg, RandomWeightsWarning, stacklevel=2)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
             return spec.build()
