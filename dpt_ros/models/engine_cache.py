@@ -268,8 +268,10 @@ def build_engine(
         b, _, h, w = key.input_shape
         steps = 2 if key.backend == "tensorrt" else 1
         _LOG.info("%s: step 1/%d: exporting ONNX for %dx%d, batch %d", final.name, steps, w, h, b)
-        # The model's random weights (if so) were announced when it was loaded.
-        with random_weights_already_announced():
+        # One export at a time in a process: torch.export keeps tracing state in
+        # module globals (two at once fail, e.g. KeyError: 'custom'). The model's random
+        # weights (if so) were announced when it was loaded.
+        with _EXPORT_LOCK, random_weights_already_announced():
             export_onnx(
                 options.model_type,
                 tmp / "model.onnx",
@@ -300,6 +302,10 @@ def build_engine(
         shutil.rmtree(tmp, ignore_errors=True)
     return final / _ENGINE_FILES[key.backend]
 
+
+#: Serialises ONNX exports within the process (depth and segmentation models, or two
+#: camera sizes, may build engines at the same time).
+_EXPORT_LOCK = threading.Lock()
 
 #: Name prefix of the background threads that load or build engines.
 BUILD_THREAD_PREFIX = "dpt_engine_"

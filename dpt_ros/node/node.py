@@ -281,7 +281,8 @@ class DptNode(Node):
         self._worker.start()
         inputs = ", ".join(sub.topic_name for sub in self._image_subs)
         self.get_logger().info(
-            f"ready: {self._backends_text()} on {self._device_text()}, input {inputs} "
+            f"ready: {self._backends_text(licence=True)} on {self._device_text()}, "
+            f"input {inputs} "
             f"({cfg.input_transport}), publishing {', '.join(sorted(topics))}"
             + (" under each camera's namespace" if cfg.cameras else "")
         )
@@ -461,11 +462,12 @@ class DptNode(Node):
                     f"in {seconds:.1f} s on {_backend_text(p)}"
                 )
 
-    def _backends_text(self) -> str:
-        """``name (weights licence X) backend`` of each model: the licences differ by
-        model (Depth Anything V2 Base and Large are non-commercial)."""
+    def _backends_text(self, licence: bool = False) -> str:
+        """``name backend`` of each model; with ``licence`` also its weights' licence
+        (they differ by model: Depth Anything V2 Base and Large are non-commercial)."""
         return ", ".join(
-            f"{p.spec.name} (weights licence {p.spec.licence}) {_backend_text(p)}"
+            f"{p.spec.name}{f' (weights licence {p.spec.licence})' if licence else ''} "
+            f"{_backend_text(p)}"
             for p in (self.pipeline.depth, self.pipeline.segmentation)
             if p is not None
         )
