@@ -17,7 +17,7 @@ import pytest
 
 from dpt_ros.models.errors import CheckpointError
 from dpt_ros.models.registry import MODEL_SPECS, get_spec
-from dpt_ros.models.weights import verify
+from dpt_ros.models.weights import digest, verify
 from dpt_ros.models.weights.checkpoint import load_model
 from dpt_ros.models.weights.download import cached_checkpoint_path
 
@@ -41,8 +41,8 @@ def test_an_official_file_is_verified_once_per_version(official, monkeypatch):
     cached.parent.mkdir(parents=True)
     shutil.copy(official, cached)  # copied by hand into the cache
     hashed = []
-    original = verify.hashlib.sha256
-    monkeypatch.setattr(verify.hashlib, "sha256", lambda *a: hashed.append(1) or original(*a))
+    original = digest.hashlib.sha256
+    monkeypatch.setattr(digest.hashlib, "sha256", lambda *a: hashed.append(1) or original(*a))
     load_model("dpt_hybrid")
     load_model("dpt_hybrid")
     assert len(hashed) == 1  # the second start used the kept result

@@ -35,14 +35,12 @@ import torch
 
 from dpt_ros.models.options import ENGINE_BACKENDS, PredictorOptions
 from dpt_ros.models.runtimes import EngineRuntime, PathLike, TorchRuntime, load_backend
+from dpt_ros.models.weights.digest import remembered_sha256
 
 _LOG = logging.getLogger(__name__)
 
 #: Folder of the engine cache inside the cache directory.
 ENGINES_SUBDIR = "engines"
-#: The weights files' SHA-256 by path, size and modification time (hashing a 500 MB
-#: file takes seconds; a start should not).
-_SHA256_INDEX = "weights_sha256.json"
 #: Written last into an engine folder: its key. A folder without it is not an engine.
 _KEY_FILE = "key.json"
 _ENGINE_FILES = {"onnxruntime": "model.onnx", "tensorrt": "model.engine"}
@@ -101,42 +99,7 @@ def resolve_backend(options: PredictorOptions, device: torch.device, dtype: torc
 def weights_sha256(path: PathLike, index_dir: Path) -> str:
     """SHA-256 of the file ``path``, remembered in ``index_dir`` by the file's path,
     size and modification time (a changed file is hashed again)."""
-    path = Path(path).resolve()
-    stat = path.stat()
-    index_path = index_dir / _SHA256_INDEX
-    try:
-        index = json.loads(index_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        index = {}
-    index = index if isinstance(index, dict) else {}
-    entry = index.get(str(path))
-    if (
-        isinstance(entry, dict)
-        and entry.get("size") == stat.st_size
-        and entry.get("mtime_ns") == stat.st_mtime_ns
-    ):
-        return str(entry["sha256"])
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    sha = digest.hexdigest()
-    index[str(path)] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha}
-    try:
-        _write_atomically(index_path, json.dumps(index, indent=1))
-    except OSError as exc:  # an unwritable cache: hash again next time
-        _LOG.debug("cannot remember the weights' SHA-256 in %s: %s", index_path, exc)
-    return sha
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    return remembered_sha256(path, index_dir)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -211,7 +174,8 @@ def engine_key(
         weights = "random"
     else:
         path = resolve_weights(get_spec(options.model_type), options.weights, cache_dir, progress)
-        weights = weights_sha256(path, engine_cache_dir(cache_dir))
+        # The index the weights' verification fills: a start hashes the file once.
+        weights = weights_sha256(path, engine_cache_dir(cache_dir).parent)
     precision = "fp16" if backend == "tensorrt" and dtype == torch.float16 else "fp32"
     return EngineKey(
         model_type=options.model_type,

@@ -29,7 +29,6 @@ line imports this module's constants while parsing, and ``dpt-ros --help`` stays
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -91,14 +90,6 @@ def default_output_name(
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _onnxruntime_available() -> bool:
@@ -212,6 +203,8 @@ def _load_for_export(
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
     """The model in eval mode and the sidecar's description of its weights."""
     from dpt_ros.models.weights.checkpoint import load_model, resolve_weights
+    from dpt_ros.models.weights.digest import remembered_sha256
+    from dpt_ros.models.weights.download import default_cache_dir
 
     if random_weights:
         weights_info: dict[str, Any] = {"random": True}
@@ -219,7 +212,9 @@ def _load_for_export(
     else:
         path = resolve_weights(spec, weights, cache_dir, progress)
         model = load_model(spec.name, path)
-        weights_info = {"file": path.name, "sha256": _sha256(path)}
+        # Remembered in the cache's index: an engine built on first use hashed it already.
+        sha = remembered_sha256(path, Path(cache_dir) if cache_dir else default_cache_dir())
+        weights_info = {"file": path.name, "sha256": sha}
     return model.eval(), weights_info
 
 

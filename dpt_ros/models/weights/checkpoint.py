@@ -237,7 +237,7 @@ def load_model(
     path = resolve_weights(spec, weights, cache_dir, progress)
     state_dict = _read_weights(path, spec)
     check_state_dict(state_dict, spec, source=str(path))
-    verify_weights(path, spec, state_dict)  # contents: sha256 of official files
+    verify_weights(path, spec, state_dict, cache_dir)  # contents: sha256 of official files
     with torch.device("meta"):
         model = spec.build()
     # assign=True takes the file's tensors as the parameters: no second copy, no init.

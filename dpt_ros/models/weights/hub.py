@@ -14,26 +14,16 @@ no library does is added here:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from pathlib import Path
 
 from dpt_ros.models.errors import CheckpointError
+from dpt_ros.models.weights.digest import sha256_file
 from dpt_ros.models.weights.download import cached_checkpoint_path
 
 _LOG = logging.getLogger(__name__)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_CHUNK = 1 << 20
-
-
-def sha256_of(path: Path) -> str:
-    """The hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _offline_advice(repo: str, file_name: str, dest: Path) -> str:
@@ -111,7 +101,7 @@ def _verify_download(path: Path, size: int | None, etag: str, what: str) -> None
     if size is not None and path.stat().st_size != size:
         problem = f"size {path.stat().st_size} bytes, the hub reports {size}"
     elif _SHA256.match(expected):
-        got = sha256_of(path)
+        got = sha256_file(path)
         if got != expected:
             problem = f"sha256 {got}, the hub reports {expected}"
     if problem:

@@ -30,8 +30,6 @@ metric model (its outputs claim metres), info otherwise.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import re
@@ -42,6 +40,9 @@ import torch
 
 from dpt_ros.models.errors import CheckpointError
 from dpt_ros.models.registry import MODEL_SPECS, ModelSpec
+from dpt_ros.models.weights.digest import remembered_sha256
+
+PathLike = str | os.PathLike
 
 _LOG = logging.getLogger(__name__)
 
@@ -56,7 +57,6 @@ OFFICIAL_SHA256: dict[str, str] = {
     ),
 }
 
-_RESULTS_FILE = "verified.json"
 _PREFIX = re.compile(r"-([0-9a-f]{8,64})\.[A-Za-z0-9]+$")
 
 
@@ -73,38 +73,12 @@ def official_spec(file_name: str) -> ModelSpec | None:
     return next((s for s in MODEL_SPECS.values() if s.file_name == file_name), None)
 
 
-def _results_path() -> Path:
+def file_sha256(path: Path, cache_dir: PathLike | None = None) -> str:
+    """sha256 of ``path``, remembered in the cache directory's index while its size
+    and mtime are unchanged."""
     from dpt_ros.models.weights.download import default_cache_dir
 
-    return default_cache_dir() / _RESULTS_FILE
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of ``path``, from the per-file results when size and mtime are unchanged."""
-    stat = path.stat()
-    key = str(path.resolve())
-    stamp = [stat.st_size, stat.st_mtime_ns]
-    results_path = _results_path()
-    try:
-        results = json.loads(results_path.read_text())
-    except (OSError, ValueError):
-        results = {}
-    entry = results.get(key)
-    if isinstance(entry, dict) and entry.get("stamp") == stamp:
-        return str(entry["sha256"])
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    results[key] = {"stamp": stamp, "sha256": digest.hexdigest()}
-    try:  # best effort: a read-only cache only costs the hashing next time
-        results_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = results_path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(results, indent=1))
-        os.replace(tmp, results_path)
-    except OSError as exc:
-        _LOG.debug("cannot keep the sha256 of %s in %s: %s", path, results_path, exc)
-    return digest.hexdigest()
+    return remembered_sha256(path, Path(cache_dir) if cache_dir else default_cache_dir())
 
 
 def _identify(digest: str) -> list[str]:
@@ -121,8 +95,14 @@ def _known_text(expected: str) -> str:
     return "sha256" if len(expected) == 64 else f"sha256 prefix {expected} (from its name)"
 
 
-def verify_weights(path: Path, spec: ModelSpec, state_dict: Mapping[str, torch.Tensor]) -> None:
-    """Checks ``path`` (already read into ``state_dict`` and of ``spec``'s layout).
+def verify_weights(
+    path: Path,
+    spec: ModelSpec,
+    state_dict: Mapping[str, torch.Tensor],
+    cache_dir: PathLike | None = None,
+) -> None:
+    """Checks ``path`` (already read into ``state_dict`` and of ``spec``'s layout); the
+    sha256 is remembered in ``cache_dir`` (None = the default cache directory).
 
     Raises:
         CheckpointError: a file under an official name whose sha256 is not that file's
@@ -145,7 +125,7 @@ def verify_weights(path: Path, spec: ModelSpec, state_dict: Mapping[str, torch.T
         _LOG.info("%s: not an official file name: checked by its layout only (unverified)", path)
         _warn_if_ambiguous(path, spec, state_dict)
         return
-    digest = file_sha256(path)
+    digest = file_sha256(path, cache_dir)
     if not digest.startswith(expected):
         others = _identify(digest)
         what = (
