@@ -11,6 +11,7 @@ goldens also carry the complete arrays and the tests compare every element.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -27,7 +28,25 @@ os.environ.setdefault("ROS_LOCALHOST_ONLY", "1")  # Humble
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")  # Jazzy and later
 # Engines built by the default backend (auto), hashes of weights files: in a cache of
 # the test session's own, never the user's ~/.cache/dpt_ros.
-os.environ.setdefault("DPT_ROS_CACHE", tempfile.mkdtemp(prefix="dpt_ros_test_cache_"))
+# It holds ONNX engines with the weights inside (0.1-1.3 GB each): removed at the end.
+_OWN_CACHE = None if "DPT_ROS_CACHE" in os.environ else tempfile.mkdtemp(prefix="dpt_ros_test_")
+if _OWN_CACHE is not None:
+    os.environ["DPT_ROS_CACHE"] = _OWN_CACHE
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _OWN_CACHE is not None:
+        shutil.rmtree(_OWN_CACHE, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def no_engine_build_left_running():
+    """Every test ends with no engine build running behind it: a build left from one
+    test would compete for the CPU with the next, and outlive the session."""
+    yield
+    from dpt_ros.models.engine_build import stop_builds
+
+    stop_builds()
 
 
 @pytest.fixture(scope="session")

@@ -243,3 +243,85 @@ def test_bench_reports_the_resolved_backend_and_the_cached_engine(
     assert figures["auto"]["backend"] == "onnxruntime"
     assert figures["auto"]["engine_cached"] is True
     assert figures["torch"]["backend"] == "torch" and figures["torch"]["engine_cached"] is None
+
+
+def _wait_for(condition, timeout: float) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def test_a_build_runs_in_a_child_process_while_this_one_loads_models(tmp_path):
+    """torch.export keeps tracing state in module globals: an export in a thread of
+    this process made a model load beside it die (KeyError: 'custom' in torch.fx).
+    The export now runs in a child process; a model loads and predicts meanwhile."""
+    from dpt_ros.models.engine_build import builds_running
+
+    lazy = _predictor(tmp_path, engine_build="lazy")
+    lazy.warm_up((64, 64))
+    assert _wait_for(lambda: builds_running() == 1, 30)
+    meanwhile = _predictor(tmp_path, backend="torch", model_type="dpt_hybrid_nyu")
+    assert meanwhile.predict(np.zeros((64, 64, 3), np.uint8)).shape == (64, 64)
+    lazy.runtime.wait()
+    assert builds_running() == 0
+    assert lazy.backend == "onnxruntime" and lazy.engine_cached is False
+
+
+def test_stop_builds_ends_a_running_build_and_keeps_nothing(tmp_path, caplog):
+    from dpt_ros.models.engine_build import builds_running, stop_builds
+
+    lazy = _predictor(tmp_path, engine_build="lazy")
+    lazy.warm_up((64, 64))
+    assert _wait_for(lambda: builds_running() == 1, 30)
+    with caplog.at_level(logging.WARNING, logger="dpt_ros"):
+        assert stop_builds(timeout=5.0) == 1
+    assert builds_running() == 0
+    assert not [r for r in caplog.records if "running PyTorch instead" in r.getMessage()]
+    root = engine_cache_dir(tmp_path)
+    assert [p.name for p in root.iterdir()] == []  # no engine, no temporary folder
+    assert lazy.predict(np.zeros((64, 64, 3), np.uint8)).shape == (64, 64)  # PyTorch
+
+
+_ORPHAN_SCRIPT = """
+import sys, threading, time
+from dpt_ros.models import engine_build
+request = dict(folder=sys.argv[1], model_type="dpt_hybrid", weights=None, random_weights=True,
+               width=64, height=64, batch=1, backend="onnxruntime", precision="fp32",
+               cache_dir=sys.argv[1])
+threading.Thread(target=engine_build.run_build, args=(request,), daemon=True).start()
+while not engine_build._CHILDREN:
+    time.sleep(0.05)
+print(next(iter(engine_build._CHILDREN)).pid, flush=True)
+time.sleep(600)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_build_ends_when_the_process_that_started_it_is_killed(tmp_path):
+    """A node killed with SIGKILL mid-build leaves no export running behind it."""
+    import signal
+    import subprocess
+    import sys
+
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _ORPHAN_SCRIPT, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        child = int(parent.stdout.readline())
+        assert _alive(child)
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+    assert _wait_for(lambda: not _alive(child), 10), "the build outlived its parent"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import shutil
+import os
 
 import pytest
 
@@ -39,7 +39,7 @@ def official(tmp_path, monkeypatch, det_checkpoint):
 def test_an_official_file_is_verified_once_per_version(official, monkeypatch):
     cached = cached_checkpoint_path(HYBRID.file_name)
     cached.parent.mkdir(parents=True)
-    shutil.copy(official, cached)  # copied by hand into the cache
+    os.link(official, cached)  # copied by hand into the cache (a link: no 500 MB copy)
     hashed = []
     original = digest.hashlib.sha256
     monkeypatch.setattr(digest.hashlib, "sha256", lambda *a: hashed.append(1) or original(*a))
@@ -61,11 +61,12 @@ def test_flipped_tensor_data_under_an_official_name_is_refused(official, tmp_pat
 
 def test_another_model_of_the_same_layout_is_named(official, tmp_path):
     renamed = tmp_path / NYU.file_name  # dpt_hybrid renamed as dpt_hybrid_nyu's file
-    shutil.copy(official, renamed)
+    os.link(official, renamed)
     with pytest.raises(CheckpointError, match="it is the official dpt_hybrid file"):
         load_model("dpt_hybrid_nyu", renamed)
     with pytest.raises(CheckpointError, match="is the official dpt_hybrid checkpoint .* not"):
-        load_model("dpt_hybrid_nyu", shutil.copy(official, tmp_path / HYBRID.file_name))
+        os.link(official, tmp_path / HYBRID.file_name)
+        load_model("dpt_hybrid_nyu", tmp_path / HYBRID.file_name)
 
 
 def test_other_names_are_unverified_and_ambiguity_is_warned(official, caplog):

@@ -33,6 +33,7 @@ from typing import Any
 
 import torch
 
+from dpt_ros.models.engine_build import BuildStopped, run_build
 from dpt_ros.models.options import ENGINE_BACKENDS, PredictorOptions
 from dpt_ros.models.runtimes import EngineRuntime, PathLike, TorchRuntime, load_backend
 from dpt_ros.models.weights.digest import remembered_sha256
@@ -221,9 +222,6 @@ def build_engine(
         OSError: the cache cannot be written (read-only, no space).
         ValueError: the export, its check or the TensorRT build failed.
     """
-    from dpt_ros.models.export import build_tensorrt_engine, export_onnx
-    from dpt_ros.models.weights.checkpoint import random_weights_already_announced
-
     final = root / key.folder_name()
     tmp = root / f".{final.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
     tmp.mkdir(parents=True)
@@ -232,27 +230,22 @@ def build_engine(
         b, _, h, w = key.input_shape
         steps = 2 if key.backend == "tensorrt" else 1
         _LOG.info("%s: step 1/%d: exporting ONNX for %dx%d, batch %d", final.name, steps, w, h, b)
-        # One export at a time in a process: torch.export keeps tracing state in
-        # module globals (two at once fail, e.g. KeyError: 'custom'). The model's random
-        # weights (if so) were announced when it was loaded.
-        with _EXPORT_LOCK, random_weights_already_announced():
-            export_onnx(
-                options.model_type,
-                tmp / "model.onnx",
-                weights=options.weights,
-                random_weights=options.random_weights,
-                width=w,
-                height=h,
-                batch=b,
-                check=None,  # against PyTorch where onnxruntime is installed
-                cache_dir=None if cache_dir is None else str(cache_dir),
-                progress=False,
-            )
-        if key.backend == "tensorrt":
-            _LOG.info("%s: step 2/2: building the TensorRT %s engine", final.name, key.precision)
-            build_tensorrt_engine(tmp / "model.onnx", tmp / "model.engine", precision=key.precision)
-            for name in ("model.onnx", "model.onnx.json"):
-                (tmp / name).unlink()
+        request = {
+            "folder": str(tmp),
+            "model_type": options.model_type,
+            "weights": options.weights,
+            "random_weights": options.random_weights,
+            "width": w,
+            "height": h,
+            "batch": b,
+            "backend": key.backend,
+            "precision": key.precision,
+            "cache_dir": None if cache_dir is None else str(cache_dir),
+        }
+        # In a child process (engine_build explains why), one at a time: an export
+        # holds a second copy of the model and uses every core.
+        with _EXPORT_LOCK:
+            run_build(request)
         (tmp / _KEY_FILE).write_text(json.dumps(key.as_json(), indent=2), encoding="utf-8")
         if final.exists() and cached_engine(root, key) is None:
             shutil.rmtree(final)  # an incomplete folder not written by a build of ours
@@ -267,23 +260,12 @@ def build_engine(
     return final / _ENGINE_FILES[key.backend]
 
 
-#: Serialises ONNX exports within the process (depth and segmentation models, or two
-#: camera sizes, may build engines at the same time).
+#: Serialises the build processes started by this process (depth and segmentation
+#: models, or two camera sizes, may ask for engines at the same time).
 _EXPORT_LOCK = threading.Lock()
 
 #: Name prefix of the background threads that load or build engines.
 BUILD_THREAD_PREFIX = "dpt_engine_"
-
-
-def builds_in_progress() -> list[str]:
-    """The background engine loads or builds still running in this process (thread
-    names), e.g. for a process that is exiting: native export code cannot be
-    interrupted, and an interpreter that exits under it aborts."""
-    return [
-        t.name
-        for t in threading.enumerate()
-        if t.name.startswith(BUILD_THREAD_PREFIX) and t.is_alive()
-    ]
 
 
 def _remove_abandoned_builds(root: Path) -> None:
@@ -436,6 +418,9 @@ class CachedEngineRuntime:
                 path = build_engine(self.root, key, self.options, cache_dir=self.cache_dir)
                 _LOG.warning("built the %s in %.0f s", what, time.perf_counter() - start)
             engine = load_backend(self.backend, path, self.options.model_type, self.device)
+        except BuildStopped:
+            _LOG.info("the %s was not built: the process is stopping", what)
+            return
         except Exception as exc:  # any failure of an exporter or builder: PyTorch runs
             self._fail(f"cannot build or load the {what}: {type(exc).__name__}: {exc}")
             return

@@ -13,7 +13,6 @@ import contextlib
 import dataclasses
 import gc
 import logging
-import os
 import sys
 import threading
 import time
@@ -830,28 +829,22 @@ def run_node(node_class: type[DptNode], args: list[str] | None = None) -> int:
                 )
             node.destroy_node()
         rclpy.try_shutdown()
-    _exit_now_if_building(code)
+    _stop_engine_builds()
     return code
 
 
-def _exit_now_if_building(code: int) -> None:
-    """Ends the process at once when an engine is still being built in the background:
-    the export cannot be interrupted, and an interpreter exiting under its native
-    threads aborts (SIGABRT). The build is atomic: it leaves no engine behind, and the
-    next start builds it again."""
-    from dpt_ros.models.engine_cache import builds_in_progress
+def _stop_engine_builds() -> None:
+    """Stops engine builds still running in their child processes (a build is atomic:
+    nothing half-built is kept, and the next start builds it again)."""
+    from dpt_ros.models.engine_build import stop_builds
 
-    building = builds_in_progress()
-    if not building:
-        return
-    print(
-        f"[dpt_node] stopping during an engine build ({', '.join(building)}): abandoned, "
-        "nothing half-built is kept; the next start builds it again",
-        file=sys.stderr,
-        flush=True,
-    )
-    sys.stdout.flush()
-    os._exit(code)
+    if stop_builds():
+        print(
+            "[dpt_node] stopped during an engine build: abandoned, nothing half-built is "
+            "kept; the next start builds it again",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
