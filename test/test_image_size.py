@@ -132,3 +132,30 @@ def test_node_rejects_a_bomb_and_keeps_going(ros):
     good.data = cv2.imencode(".png", RGB[:, :, ::-1])[1].tobytes()
     probe.image_pub.publish(good)
     assert spin_until(executor, lambda: probe.got["depth/relative"])
+
+
+def _tiff_with_size_tags(entries: list[tuple[int, int]]) -> bytes:
+    """A little-endian TIFF whose first directory holds ``entries`` as (tag, LONG value),
+    in that order: the header a reader sees, with no strips behind it."""
+    ifd = struct.pack("<H", len(entries))
+    for tag, value in entries:
+        ifd += struct.pack("<HHII", tag, 4, 1, value)
+    return b"II*\x00" + struct.pack("<I", 8) + ifd + struct.pack("<I", 0)
+
+
+def test_tiff_size_is_the_first_tag_as_libtiff_reads_it():
+    """libtiff keeps the first of two equal ImageWidth tags; a reader that kept the last
+    one let a 20000x20000 TIFF through as 64x64 (389 KB decoded to 2.3 GB)."""
+    same = _tiff_with_size_tags([(256, 64), (257, 48), (256, 64)])
+    assert encoded_size(same) == ("TIFF", (64, 48))
+    bomb = _tiff_with_size_tags([(256, 20000), (257, 20000), (256, 64), (257, 64)])
+    assert encoded_size(bomb) == ("TIFF", None)
+    problem = size_problem(bomb, DEFAULT_MAX_INPUT_PIXELS)
+    assert problem is not None and "TIFF header" in problem and "ambiguous" in problem
+
+
+def test_tiff_with_a_cut_directory_or_odd_tag_type_is_refused():
+    whole = _tiff_with_size_tags([(256, 64), (257, 48)])
+    assert encoded_size(whole[:-10]) == ("TIFF", None)  # second entry cut short
+    ascii_width = whole.replace(struct.pack("<HH", 256, 4), struct.pack("<HH", 256, 2), 1)
+    assert encoded_size(ascii_width) == ("TIFF", None)

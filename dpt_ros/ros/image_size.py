@@ -78,6 +78,9 @@ def _webp(b: bytes) -> _Size | None:
 
 
 def _tiff(b: bytes) -> _Size | None:
+    """The size in the first image file directory, read as libtiff reads it: the first
+    entry of a tag counts (libtiff ignores a duplicate with a warning). A directory that
+    gives a size tag twice with different values is ambiguous: None (refused)."""
     order = "<" if b[:2] == b"II" else ">"
     if len(b) < 8:
         return None
@@ -89,11 +92,16 @@ def _tiff(b: bytes) -> _Size | None:
     for i in range(count):
         entry = b[ifd + 2 + 12 * i : ifd + 14 + 12 * i]
         if len(entry) < 12:
-            break
+            return None  # the directory is cut short: tags after it are unknown
         tag, kind = struct.unpack(order + "HH", entry[:4])
-        if tag in (256, 257):  # ImageWidth, ImageLength: SHORT (3) or LONG (4)
-            fmt = order + ("H" if kind == 3 else "I")
-            found[tag] = struct.unpack(fmt, entry[8 : 8 + struct.calcsize(fmt)])[0]
+        if tag not in (256, 257):  # ImageWidth, ImageLength
+            continue
+        if kind not in (3, 4):  # SHORT or LONG; anything else is malformed
+            return None
+        fmt = order + ("H" if kind == 3 else "I")
+        value = struct.unpack(fmt, entry[8 : 8 + struct.calcsize(fmt)])[0]
+        if found.setdefault(tag, value) != value:
+            return None  # two different sizes: which one a decoder uses is not ours to guess
     return (found[256], found[257]) if len(found) == 2 else None
 
 
@@ -160,5 +168,8 @@ def size_problem(data: bytes | np.ndarray, max_pixels: int) -> str | None:
         )
     name, size = found
     if size is None:
-        return f"{name} header is cut short or malformed: cannot read the image size"
+        return (
+            f"{name} header is cut short, malformed or ambiguous (e.g. a size given twice): "
+            "cannot read the image size"
+        )
     return too_large(size[0], size[1], max_pixels)
