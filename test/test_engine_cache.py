@@ -325,3 +325,46 @@ def test_a_build_ends_when_the_process_that_started_it_is_killed(tmp_path):
         parent.send_signal(signal.SIGKILL)
         parent.wait()
     assert _wait_for(lambda: not _alive(child), 10), "the build outlived its parent"
+
+
+def test_a_transformers_folder_is_keyed_by_its_files(tmp_path):
+    """A transformers folder as weights made the cache fail (IsADirectoryError) and
+    PyTorch ran every frame; its key now comes from the digests of its files."""
+    folder = tmp_path / "Depth-Anything-V2-Small-hf"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "depth_anything"}')
+    (folder / "model.safetensors").write_bytes(b"first weights")
+    options = _options(random_weights=False, weights=str(folder))
+    first = engine_key(options, "onnxruntime", SHAPE, CPU, torch.float32, cache_dir=tmp_path)
+    assert first.weights.startswith("folder:")
+    (folder / "README.md").write_text("not read by the load: not in the key")
+    same = engine_key(options, "onnxruntime", SHAPE, CPU, torch.float32, cache_dir=tmp_path)
+    assert same == first
+    (folder / "model.safetensors").write_bytes(b"other weights")
+    changed = engine_key(options, "onnxruntime", SHAPE, CPU, torch.float32, cache_dir=tmp_path)
+    assert changed.folder_name() != first.folder_name()
+
+
+def test_a_damaged_engine_is_never_loaded_and_is_built_again(tmp_path, caplog):
+    """An altered engine loaded silently (outputs 8.7 % off) and a truncated one was
+    never rebuilt; engines are now checked against the SHA-256 recorded at build time."""
+    built = _predictor(tmp_path)
+    built.warm_up((64, 64))
+    (folder,) = engine_cache_dir(tmp_path).iterdir()
+    engine = folder / "model.onnx"
+    data = bytearray(engine.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 4096] = bytes(b ^ 0x55 for b in data[middle : middle + 4096])
+    engine.write_bytes(bytes(data))  # same size, other weights inside
+    never = _predictor(tmp_path, engine_build="never")
+    with caplog.at_level(logging.WARNING, logger="dpt_ros"):
+        never.warm_up((64, 64))
+    assert never.engine_cached is None  # PyTorch runs it
+    assert any("SHA-256 differs" in r.getMessage() for r in caplog.records)
+    engine.write_bytes(bytes(data[:middle]))  # truncated
+    again = _predictor(tmp_path)
+    again.warm_up((64, 64))
+    assert again.engine_cached is False and again.backend == "onnxruntime"  # built anew
+    frame = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    torch_out = _predictor(tmp_path, backend="torch").predict(frame)
+    np.testing.assert_allclose(again.predict(frame), torch_out, rtol=0, atol=1e-4)

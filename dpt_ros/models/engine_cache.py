@@ -36,7 +36,7 @@ import torch
 from dpt_ros.models.engine_build import BuildStopped, run_build
 from dpt_ros.models.options import ENGINE_BACKENDS, PredictorOptions
 from dpt_ros.models.runtimes import EngineRuntime, PathLike, TorchRuntime, load_backend
-from dpt_ros.models.weights.digest import remembered_sha256
+from dpt_ros.models.weights.digest import sha256_file, weights_digest
 
 _LOG = logging.getLogger(__name__)
 
@@ -98,9 +98,9 @@ def resolve_backend(options: PredictorOptions, device: torch.device, dtype: torc
 
 
 def weights_sha256(path: PathLike, index_dir: Path) -> str:
-    """SHA-256 of the file ``path``, remembered in ``index_dir`` by the file's path,
-    size and modification time (a changed file is hashed again)."""
-    return remembered_sha256(path, index_dir)
+    """The weights' digest (:func:`~dpt_ros.models.weights.digest.weights_digest`), a
+    file's or a transformers folder's, remembered in ``index_dir``."""
+    return weights_digest(path, index_dir)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,14 +191,39 @@ def engine_key(
 
 
 def cached_engine(root: Path, key: EngineKey) -> Path | None:
-    """The complete engine of ``key`` in the cache ``root``, or None."""
+    """The complete, intact engine of ``key`` in the cache ``root``, or None."""
+    path, _ = _cached_engine_state(root, key)
+    return path
+
+
+def _cached_engine_state(root: Path, key: EngineKey) -> tuple[Path | None, str | None]:
+    """(the engine of ``key``, None) when it is complete and intact; (None, why) when a
+    folder for ``key`` is there but unusable; (None, None) when there is none.
+
+    An engine is intact when its file's SHA-256 equals the one recorded when it was
+    built: a truncated or altered engine would otherwise load (or fail to) at every
+    start, and an altered one gives other outputs without a word.
+    """
     folder = root / key.folder_name()
+    if not folder.exists():
+        return None, None
     try:
         stored = json.loads((folder / _KEY_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return None
+        return None, "its key file is missing or unreadable (an interrupted build?)"
+    if not isinstance(stored, dict) or "engine_sha256" not in stored:
+        return None, "it records no digest of its engine file (made by an older dpt_ros)"
+    recorded = stored.pop("engine_sha256")
+    if stored != key.as_json():
+        return None, "its key file is for another engine"
     engine = folder / _ENGINE_FILES[key.backend]
-    return engine if stored == key.as_json() and engine.is_file() else None
+    try:
+        actual = sha256_file(engine)
+    except OSError as exc:
+        return None, f"its engine file cannot be read ({exc.strerror or exc})"
+    if actual != recorded:
+        return None, "its engine file is not the one built (truncated or altered: SHA-256 differs)"
+    return engine, None
 
 
 def build_engine(
@@ -246,7 +271,8 @@ def build_engine(
         # holds a second copy of the model and uses every core.
         with _EXPORT_LOCK:
             run_build(request)
-        (tmp / _KEY_FILE).write_text(json.dumps(key.as_json(), indent=2), encoding="utf-8")
+        record = {**key.as_json(), "engine_sha256": sha256_file(tmp / _ENGINE_FILES[key.backend])}
+        (tmp / _KEY_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
         if final.exists() and cached_engine(root, key) is None:
             shutil.rmtree(final)  # an incomplete folder not written by a build of ours
         try:
@@ -405,8 +431,11 @@ class CachedEngineRuntime:
             key = engine_key(
                 self.options, self.backend, shape, self.device, self.dtype, cache_dir=self.cache_dir
             )
-            path = cached_engine(self.root, key)
+            path, damaged = _cached_engine_state(self.root, key)
             cached = path is not None
+            if damaged:
+                then = "it is built again" if build else "PyTorch runs it (engine_build: never)"
+                _LOG.warning("the cached %s is unusable: %s; %s", what, damaged, then)
             if path is None:
                 if not build:
                     _LOG.info("no cached %s and engine_build is never: PyTorch runs it", what)

@@ -203,7 +203,7 @@ def _load_for_export(
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
     """The model in eval mode and the sidecar's description of its weights."""
     from dpt_ros.models.weights.checkpoint import load_model, resolve_weights
-    from dpt_ros.models.weights.digest import remembered_sha256
+    from dpt_ros.models.weights.digest import weights_digest
     from dpt_ros.models.weights.download import default_cache_dir
 
     if random_weights:
@@ -213,7 +213,7 @@ def _load_for_export(
         path = resolve_weights(spec, weights, cache_dir, progress)
         model = load_model(spec.name, path)
         # Remembered in the cache's index: an engine built on first use hashed it already.
-        sha = remembered_sha256(path, Path(cache_dir) if cache_dir else default_cache_dir())
+        sha = weights_digest(path, Path(cache_dir) if cache_dir else default_cache_dir())
         weights_info = {"file": path.name, "sha256": sha}
     return model.eval(), weights_info
 

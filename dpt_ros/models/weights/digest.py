@@ -57,3 +57,18 @@ def remembered_sha256(path: str | os.PathLike, index_dir: Path) -> str:
         tmp.unlink(missing_ok=True)
         _LOG.debug("cannot remember the sha256 of %s in %s: %s", path, index_path, exc)
     return sha
+
+
+def weights_digest(path: str | os.PathLike, index_dir: Path) -> str:
+    """The SHA-256 that identifies weights: a file's own (remembered, see
+    :func:`remembered_sha256`), or for a transformers folder ``folder:`` and the SHA-256
+    of its files' names and digests (``config.json``, the safetensors files and their
+    index: every file a load reads), so a changed shard or config gives a new digest."""
+    path = Path(path)
+    if not path.is_dir():
+        return remembered_sha256(path, index_dir)
+    files = sorted(
+        p for p in path.iterdir() if p.is_file() and p.suffix in (".json", ".safetensors")
+    )
+    listing = "".join(f"{p.name}\t{remembered_sha256(p, index_dir)}\n" for p in files)
+    return "folder:" + hashlib.sha256(listing.encode()).hexdigest()
