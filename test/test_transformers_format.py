@@ -493,3 +493,42 @@ def test_the_node_takes_a_folder(dav2_folder, ros):
         network_size=(56, 56),
     ).predict(rgb)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * float(np.abs(want).max()))
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"backbone_config": ["dinov2"]},  # a list where a dict belongs
+        {"backbone_config": {"model_type": "dinov2", "hidden_size": "384"}},
+        {"backbone_config": {"model_type": "dinov2", "out_indices": 5}},
+        {"depth_estimation_type": ["metric"]},
+    ],
+)
+def test_config_fields_of_the_wrong_type_are_one_error(dav2_folder, tmp_path, changes):
+    """Wrong JSON types escaped as AttributeError or TypeError tracebacks."""
+    folder = edited_copy(dav2_folder[0], tmp_path, **changes)
+    with pytest.raises(CheckpointError) as caught:
+        load_model("depth_anything_v2_vits", weights=folder)
+    assert str(folder) in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_deeply_nested_config_is_one_error(dav2_folder, tmp_path):
+    folder = edited_copy(dav2_folder[0], tmp_path)
+    (folder / "config.json").write_text('{"a": ' * 100_000 + "1" + "}" * 100_000)
+    with pytest.raises(CheckpointError, match="nested too deeply"):
+        load_model("depth_anything_v2_vits", weights=folder)
+
+
+@pytest.mark.parametrize("dtype", [torch.int8, torch.bool])
+def test_tensors_that_are_not_floating_point_are_refused(dav2_folder, tmp_path, dtype):
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path / "quantised"
+    folder.mkdir()
+    (folder / "config.json").write_bytes((dav2_folder[0] / "config.json").read_bytes())
+    tensors = load_file(dav2_folder[0] / "model.safetensors")
+    name = next(k for k in tensors if k.endswith("query.weight"))
+    tensors[name] = tensors[name].to(dtype)
+    save_file(tensors, folder / "model.safetensors")
+    with pytest.raises(CheckpointError, match=f"not floating point, e.g. {re.escape(name)}"):
+        load_model("depth_anything_v2_vits", weights=folder)

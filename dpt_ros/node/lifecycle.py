@@ -44,6 +44,10 @@ class DptLifecycleNode(DptNode, LifecycleNode):
             self.get_logger().error(f"configure failed: {exc}")
             self.free_models()
             return TransitionCallbackReturn.FAILURE
+        except Exception as exc:  # rclpy would swallow it: the user must see why
+            self.get_logger().error(f"configure failed: {type(exc).__name__}: {exc}")
+            self.free_models()
+            return TransitionCallbackReturn.FAILURE
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:

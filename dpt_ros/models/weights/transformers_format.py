@@ -93,7 +93,26 @@ def read_transformers_folder(folder: Path, spec: ModelSpec) -> dict[str, torch.T
     config = read_config(folder)
     check_config(config, spec, folder)
     tensors = read_safetensors(folder)
-    return convert_state_dict(tensors, spec, source=str(folder))
+    _check_dtypes(tensors, folder)
+    try:
+        return convert_state_dict(tensors, spec, source=str(folder))
+    except (RuntimeError, TypeError, ValueError) as exc:  # e.g. q/k/v that do not concatenate
+        raise CheckpointError(f"{folder}: the safetensors weights are malformed ({exc})") from None
+
+
+def _check_dtypes(tensors: Mapping[str, torch.Tensor], folder: Path) -> None:
+    """Weights are floating point (num_batches_tracked, an integer counter, aside):
+    an int8 or bool tensor is a quantised or broken file, not these models' weights."""
+    odd = [
+        f"{k} ({str(v.dtype).removeprefix('torch.')})"
+        for k, v in tensors.items()
+        if not v.is_floating_point() and not k.endswith("num_batches_tracked")
+    ]
+    if odd:
+        raise CheckpointError(
+            f"{folder}: {len(odd)} tensors are not floating point, e.g. {odd[0]}: "
+            "quantised or damaged weights; save the model again in float32 or float16"
+        )
 
 
 def read_config(folder: Path) -> dict[str, Any]:
@@ -105,6 +124,8 @@ def read_config(folder: Path) -> dict[str, Any]:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{path} is not readable JSON ({exc}); {_HELP}") from None
+    except RecursionError:
+        raise CheckpointError(f"{path} is nested too deeply to be a model config") from None
     if not isinstance(config, dict):
         raise CheckpointError(f"{path} holds {type(config).__name__}, not a JSON object; {_HELP}")
     return config
@@ -436,6 +457,12 @@ def check_config(config: Mapping[str, Any], spec: ModelSpec, folder: Path) -> Fo
         held = identify_folder_model(config)
     except CheckpointError as exc:
         raise CheckpointError(f"{folder}: {exc} (requested: {spec.name})") from None
+    except (AttributeError, TypeError, ValueError, KeyError, RecursionError) as exc:
+        # A field of another JSON type than transformers writes (a list for a dict...).
+        raise CheckpointError(
+            f"{folder / CONFIG_FILE}: a field has a type transformers does not write "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
     if spec.name not in held.model_types:
         raise CheckpointError(
             f"{folder} holds {held}, not {spec.name}; use the model type "
