@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import logging
 import os
 import threading
 from pathlib import Path
@@ -93,6 +94,25 @@ def test_download_lands_in_our_cache_verified(hub, tmp_path):
     hub.requests.clear()
     assert hub_checkpoint(REPO, FILE, cache, progress=False, endpoint=hub.endpoint) == path
     assert hub.requests == []
+
+
+def test_the_log_says_what_was_verified(hub, tmp_path, caplog):
+    """A mirror whose ETag is not a sha256 was announced as '(size and sha256
+    verified)'; the log now says which checks ran, and warns when the sha256 did not."""
+    body = os.urandom(20_000)
+    _serve(hub, body)
+    with caplog.at_level(logging.INFO, logger="dpt_ros"):
+        hub_checkpoint(REPO, FILE, tmp_path / "a", progress=False, endpoint=hub.endpoint)
+    (line,) = [r for r in caplog.records if "downloaded" in r.getMessage()]
+    assert "size and sha256 verified" in line.getMessage() and line.levelno == logging.INFO
+    assert "127.0.0.1" in line.getMessage()  # the server it came from
+    caplog.clear()
+    _serve(hub, body, sha="mirror-etag-7f3a")  # a mirror's own ETag, no digest
+    with caplog.at_level(logging.INFO, logger="dpt_ros"):
+        hub_checkpoint(REPO, FILE, tmp_path / "b", progress=False, endpoint=hub.endpoint)
+    (line,) = [r for r in caplog.records if "downloaded" in r.getMessage()]
+    assert line.levelno == logging.WARNING
+    assert "sha256 NOT verified" in line.getMessage() and "size verified" in line.getMessage()
 
 
 def test_sha256_mismatch_is_refused_and_deleted(hub, tmp_path):

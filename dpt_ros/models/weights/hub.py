@@ -88,14 +88,29 @@ def hub_checkpoint(
             f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}; "
             + _offline_advice(repo, file_name, dest)
         ) from None
-    _verify_download(path, meta.size, meta.etag or "", f"{repo}/{file_name}")
-    _LOG.info("downloaded %s to %s (size and sha256 verified)", file_name, path)
+    checked = _verify_download(path, meta.size, meta.etag or "", f"{repo}/{file_name}")
+    server = hub.hf_hub_url(repo, file_name, endpoint=endpoint).split("/", 3)[2]
+    if checked.startswith("size and sha256"):
+        _LOG.info("downloaded %s to %s from %s (%s)", file_name, path, server, checked)
+    else:  # the file's contents are unchecked: say so where it is seen
+        _LOG.warning(
+            "downloaded %s to %s from %s: %s; check its sha256 against the model card",
+            file_name,
+            path,
+            server,
+            checked,
+        )
     return path
 
 
-def _verify_download(path: Path, size: int | None, etag: str, what: str) -> None:
+def _verify_download(path: Path, size: int | None, etag: str, what: str) -> str:
     """Deletes ``path`` and raises unless it has the hub's reported size and sha256
-    (the ETag of an LFS file; other ETags are not digests and are not compared)."""
+    (the ETag of an LFS file; other ETags are not digests and are not compared).
+
+    Returns:
+        What was verified, in words for the log: ``size and sha256 verified``, or which
+        check the server's answer did not allow (a mirror whose ETag is no sha256).
+    """
     expected = etag.strip('"').lower()
     problem = None
     if size is not None and path.stat().st_size != size:
@@ -107,3 +122,11 @@ def _verify_download(path: Path, size: int | None, etag: str, what: str) -> None
     if problem:
         path.unlink(missing_ok=True)
         raise CheckpointError(f"the download of {what} is corrupt ({problem}); deleted, retry")
+    sha = "sha256 verified" if _SHA256.match(expected) else None
+    size_text = "size verified" if size is not None else None
+    if sha and size_text:
+        return "size and sha256 verified"
+    unchecked = "sha256 NOT verified (the server's ETag is not a sha256)" if not sha else ""
+    return ", ".join(
+        t for t in (size_text or "size NOT verified (none reported)", sha, unchecked) if t
+    )
