@@ -297,3 +297,18 @@ def test_real_calibration_points_match_image_geometry(out_wh: tuple[int, int]) -
     # K instead of P puts the image corner tens of centimetres off at these depths.
     k_x = (u_full[-1, -1] - 904.979671) / 1726.597634 * z[-1, -1]
     assert abs(k_x - want[-1, -1, 0]) > 0.1
+
+
+def test_an_roi_outside_the_sensor_is_refused() -> None:
+    info = make_info()
+    info.roi = RegionOfInterest(x_offset=600, y_offset=0, width=320, height=240)
+    with pytest.raises(ValueError, match=r"ROI 320x240\+600\+0 lies outside its 640x480"):
+        Intrinsics.from_camera_info(info)
+
+
+@pytest.mark.parametrize("index", [3, 7])
+def test_a_non_finite_tx_or_ty_in_p_is_refused(index: int) -> None:
+    info = make_info()
+    info.p[index] = float("inf")
+    with pytest.raises(ValueError, match="P holds NaN or infinity"):
+        depth_camera_info(info, 320, 240, Header())

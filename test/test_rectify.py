@@ -91,3 +91,41 @@ def test_pipeline_runs_on_the_rectified_image() -> None:
     assert not out.warnings
     colours = unpack_rgb(pointcloud2_to_arrays(out.messages["points"])["rgb"])
     np.testing.assert_array_equal(colours, Rectifier()(raw, info))
+
+
+@pytest.mark.parametrize(
+    ("d", "message"),
+    [
+        ([float("nan"), 0.09, 0.001, -0.001, 0.0], "NaN or infinity"),
+        ([-0.30, float("inf"), 0.001, -0.001, 0.0], "NaN or infinity"),
+        ([250.0, -40.0, 0.5, 0.5, 900.0], r"maps only \d+% of the rectified image"),
+    ],
+)
+def test_nan_or_absurd_distortion_is_refused(d, message) -> None:
+    """It blanked the frame silently; depth and points of a black image were published."""
+    info = camera("plumb_bob")
+    info.d = d
+    with pytest.raises(ValueError, match=message):
+        rectification_maps(info)
+
+
+def test_the_pipeline_refuses_a_camera_info_it_cannot_rectify() -> None:
+    from builtin_interfaces.msg import Time
+    from std_msgs.msg import Header
+
+    from dpt_ros.models import Predictor
+    from dpt_ros.node.pipeline import FramePipeline, PipelineOptions
+
+    hybrid = Predictor(
+        "dpt_hybrid", device="cpu", random_weights=True, progress=False, network_size=(96, 64)
+    )
+    info = camera("plumb_bob")
+    info.d = [250.0, -40.0, 0.5, 0.5, 900.0]
+    raw = np.random.default_rng(0).integers(0, 256, (H, W, 3), dtype=np.uint8)
+    options = PipelineOptions(
+        rectify=True, relative_depth_scale=1.0, relative_depth_shift=0.5, cloud_edge_filter=False
+    )
+    out = FramePipeline(hybrid, None, options).process(raw, Header(stamp=Time(sec=1)), info)
+    assert any(w.startswith("camera_info rejected: cannot rectify") for w in out.warnings)
+    assert "points" not in out.messages and "depth/camera_info" not in out.messages
+    assert "depth/relative" in out.messages  # the frame itself is still processed

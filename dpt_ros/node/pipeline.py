@@ -261,10 +261,12 @@ class FramePipeline:
             o = dataclasses.replace(o, cloud_enabled=False)
         results = [FrameOutput() for _ in rgbs]
         if o.rectify:
-            rgbs = [
+            rectified = [
                 self._rectify(r, rgb, info, s)
                 for r, rgb, info, s in zip(results, rgbs, infos, streams)
             ]
+            rgbs = [rgb for rgb, _ in rectified]
+            infos = [info for _, info in rectified]
         cameras = [
             self._camera(results[i], o, infos[i], rgbs[i].shape[:2], headers[i])
             for i in range(len(rgbs))
@@ -292,16 +294,18 @@ class FramePipeline:
 
     def _rectify(
         self, result: FrameOutput, rgb: np.ndarray, info: CameraInfo | None, stream: Hashable
-    ) -> np.ndarray:
-        """The image rectified with its camera_info when that has distortion (else as
-        is); a calibration it cannot use is reported in ``result.warnings``."""
+    ) -> tuple[np.ndarray, CameraInfo | None]:
+        """(the image rectified with its camera_info when that has distortion, else as
+        is; the camera_info). A calibration it cannot use (NaN or absurd distortion) is
+        refused: the frame is processed unrectified with no camera_info (no points, no
+        depth/camera_info), and the reason goes into ``result.warnings``."""
         if info is None or not is_distorted(info):
-            return rgb
+            return rgb, info
         try:
-            return self._rectifier(rgb, info, stream)
+            return self._rectifier(rgb, info, stream), info
         except ValueError as exc:
-            result.warnings.append(f"image not rectified: {exc}")
-            return rgb
+            result.warnings.append(f"camera_info rejected: cannot rectify: {exc}")
+            return rgb, None
 
     def _camera(
         self,

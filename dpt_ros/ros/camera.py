@@ -97,7 +97,13 @@ def _roi_box(info: CameraInfo) -> tuple[int, int, int, int]:
     roi = info.roi
     if roi.x_offset == 0 and roi.y_offset == 0 and roi.width == 0 and roi.height == 0:
         return 0, 0, int(info.width), int(info.height)
-    return int(roi.x_offset), int(roi.y_offset), int(roi.width), int(roi.height)
+    box = int(roi.x_offset), int(roi.y_offset), int(roi.width), int(roi.height)
+    if box[0] + box[2] > int(info.width) or box[1] + box[3] > int(info.height):
+        raise ValueError(
+            f"camera_info ROI {box[2]}x{box[3]}+{box[0]}+{box[1]} lies outside its "
+            f"{info.width}x{info.height} sensor (REP-104: the ROI is a window of it)"
+        )
+    return box
 
 
 def image_size(info: CameraInfo) -> tuple[int, int]:
@@ -436,6 +442,10 @@ def depth_camera_info(
     """
     intrinsics = Intrinsics.from_camera_info(info).scaled(width, height)
     p = [float(v) for v in info.p]
+    if len(p) == 12 and not all(math.isfinite(v) for v in p):
+        raise ValueError(
+            f"camera_info P holds NaN or infinity (P={p}); Tx and Ty too must be finite"
+        )
     tx = p[3] * intrinsics.fx / p[0] if len(p) == 12 and p[0] != 0.0 else 0.0
     out = intrinsics.to_camera_info(tx=tx)
     out.header = copy_header(header)

@@ -60,13 +60,41 @@ def rectification_maps(info: CameraInfo) -> tuple[np.ndarray, np.ndarray]:
     new_k, _ = camera_matrix(info)
     d = np.array(info.d, dtype=np.float64)
     size = (int(info.width), int(info.height))
+    if not (np.all(np.isfinite(d)) and np.all(np.isfinite(k)) and np.all(np.isfinite(r))):
+        raise ValueError(f"camera_info D, K or R holds NaN or infinity (D={d.tolist()})")
     if model == "equidistant":
         if d.size < 4:
             raise ValueError(f"equidistant needs 4 coefficients in D, got {d.size}")
-        return cv2.fisheye.initUndistortRectifyMap(k, d[:4], r, new_k, size, cv2.CV_32FC1)
-    if d.size not in (4, 5, 8, 12, 14):
+        maps = cv2.fisheye.initUndistortRectifyMap(k, d[:4], r, new_k, size, cv2.CV_32FC1)
+    elif d.size not in (4, 5, 8, 12, 14):
         raise ValueError(f"{model} needs 4, 5, 8, 12 or 14 coefficients in D, got {d.size}")
-    return cv2.initUndistortRectifyMap(k, d, r, new_k, size, cv2.CV_32FC1)
+    else:
+        maps = cv2.initUndistortRectifyMap(k, d, r, new_k, size, cv2.CV_32FC1)
+    _check_coverage(maps, size, d)
+    return maps
+
+
+#: Least share of rectified pixels that must see the raw image. A real calibration
+#: keeps nearly all of them (a wide fisheye with P = K keeps most); far fewer means D
+#: is not this camera's (an absurd coefficient): the frame would come out black, and
+#: black would be published as valid depth.
+MIN_RECTIFIED_COVERAGE = 0.5
+
+
+def _check_coverage(
+    maps: tuple[np.ndarray, np.ndarray], size: tuple[int, int], d: np.ndarray
+) -> None:
+    """Raises ValueError when too few rectified pixels sample inside the raw image."""
+    map_x, map_y = maps
+    width, height = size
+    inside = (map_x >= 0) & (map_x <= width - 1) & (map_y >= 0) & (map_y <= height - 1)
+    share = float(np.mean(inside)) if inside.size else 0.0
+    if not share >= MIN_RECTIFIED_COVERAGE:
+        raise ValueError(
+            f"camera_info distortion D={d.tolist()} maps only {share:.0%} of the rectified "
+            f"image inside the camera's view (at least {MIN_RECTIFIED_COVERAGE:.0%} "
+            "expected): not this camera's calibration; the frame is not rectified"
+        )
 
 
 class Rectifier:
