@@ -314,3 +314,18 @@ def test_ensure_checkpoint_bad_hash_leaves_cache_empty(server, payload, cache_di
     )
     assert path.read_bytes() == payload
     assert len(server.requests) == 2
+
+
+def test_a_cache_variable_naming_a_file_gets_advice_that_works(tmp_path, monkeypatch):
+    """DPT_ROS_CACHE set to a regular file was told to 'set $DPT_ROS_CACHE to a
+    writable directory', which it already was as far as the user could tell."""
+    blocker = tmp_path / "cache_is_a_file"
+    blocker.write_text("x")
+    monkeypatch.setenv("DPT_ROS_CACHE", str(blocker))
+    with pytest.raises(CheckpointError) as caught:
+        dl._make_directory(dl.default_cache_dir())
+    message = str(caught.value)
+    assert f"{blocker} is a file, not a directory" in message
+    assert f"$DPT_ROS_CACHE={blocker}" in message
+    with pytest.raises(CheckpointError, match=f"{blocker} is a file, not a directory"):
+        dl._make_directory(blocker / "engines")  # a folder below it

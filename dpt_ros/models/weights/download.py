@@ -132,9 +132,24 @@ def _make_directory(directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CheckpointError(
-            f"cannot create checkpoint directory {directory}: {exc} "
-            f"(set ${CACHE_ENV_VAR} to a writable directory)"
+            f"cannot create checkpoint directory {directory}: {exc} ({_cache_advice(directory)})"
         ) from exc
+
+
+def _cache_advice(directory: Path) -> str:
+    """What to do about a cache directory that cannot be made: the advice depends on
+    where the path came from and what stands in its way."""
+    env = os.environ.get(CACHE_ENV_VAR)
+    blocker = next((p for p in (directory, *directory.parents) if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        where = f"${CACHE_ENV_VAR}={env}" if env else str(directory)
+        return (
+            f"{blocker} is a file, not a directory: point ${CACHE_ENV_VAR} at a directory "
+            f"(now {where}), or move the file away"
+        )
+    if env:
+        return f"${CACHE_ENV_VAR}={env} is not writable here: set it to a writable directory"
+    return f"set ${CACHE_ENV_VAR} to a writable directory"
 
 
 def _content_length(response) -> int | None:
