@@ -582,7 +582,15 @@ def _fit_plane_known_normal(
     normal: np.ndarray,
     opts: _Settings,
 ) -> Alignment:
-    """Scale and shift from the plane's inverse depth ``-(n . r) / h`` along each ray."""
+    """Scale and shift from the plane's inverse depth ``-(n . r) / h`` along each ray.
+
+    A plane's normal has two signs, and the camera is above the ground: the normal meant
+    is the one pointing from the ground towards the camera, for which the masked rays
+    meet the plane in front of the camera. A normal given pointing down is turned.
+    """
+    facing = rays @ normal
+    if np.count_nonzero(facing > 0.0) > np.count_nonzero(facing < 0.0):
+        normal = -normal
     y = -(rays @ normal) / height
     below = y > 0.0  # rays that meet the plane in front of the camera
     idx = np.flatnonzero(below)

@@ -415,3 +415,13 @@ def test_module_needs_neither_ros_nor_torch() -> None:
         "import dpt_ros.alignment\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_ground_normal_of_either_sign_gives_the_same_fit() -> None:
+    """A downward normal failed with 'only 0 ground pixels below the horizon'."""
+    scene = make_scene(12.0)
+    rel = make_relative(scene)
+    up = fit_ground_plane(rel, scene.intrinsics, CAMERA_HEIGHT, scene.ground, scene.normal)
+    down = fit_ground_plane(rel, scene.intrinsics, CAMERA_HEIGHT, scene.ground, -scene.normal)
+    assert (down.scale, down.shift) == pytest.approx((up.scale, up.shift))
+    assert down.normal == pytest.approx(up.normal)
