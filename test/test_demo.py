@@ -96,6 +96,9 @@ def test_demo_end_to_end(tmp_path, monkeypatch, capsys):
     assert summary["median_latency_ms"] > 0 and summary["processed_rate_hz"] > 0
     assert summary["node_status"]["processed"] == "2"
     assert summary["node_status"]["dropped"] == "0"
+    # The node's stamp-to-publish latency and the demo's publish-to-output one measure
+    # one span (the node's read 110 s when frames kept the bag's stamps).
+    assert float(summary["node_status"]["latency_ms_median"]) <= max(summary["latencies_ms"]) + 100
 
     # The input bag is a normal bag: `dpt-ros play` / `dpt-ros bag` can use it.
     from rosbags.rosbag2 import Reader
@@ -107,3 +110,12 @@ def test_demo_end_to_end(tmp_path, monkeypatch, capsys):
         "/camera/camera_info": 2,
         "/camera/ground_truth/depth": 2,
     }
+
+
+def test_the_demo_builds_no_engine():
+    """An engine build (about 40 s a model on a CPU) cannot pay back over a few frames;
+    the first command took 4 min 13 s with two builds."""
+    from dpt_ros.cli.demo.driver import node_parameters
+
+    params = node_parameters({"depth": "dpt_hybrid", "segmentation": ""}, "cpu", {}, None, None)
+    assert {p.name: p.value for p in params}["engine_build"] == "never"

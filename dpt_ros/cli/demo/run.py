@@ -120,7 +120,8 @@ def add_parser(subparsers: Any, name: str) -> argparse.ArgumentParser:
         "--backend",
         default="auto",
         choices=BACKENDS,
-        help="the node's backend parameter (default auto: an engine built once and cached)",
+        help="the node's backend parameter (default auto: a cached engine where there is one; "
+        "the demo builds none, as a few frames cannot pay back a build)",
     )
     p.add_argument(
         "--network-size",
