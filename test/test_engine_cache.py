@@ -243,6 +243,25 @@ def test_bench_reports_the_resolved_backend_and_the_cached_engine(
     assert figures["auto"]["backend"] == "onnxruntime"
     assert figures["auto"]["engine_cached"] is True
     assert figures["torch"]["backend"] == "torch" and figures["torch"]["engine_cached"] is None
+    # The overhead comes from each frame's own stage timings: a share, with its spread.
+    for f in figures.values():
+        low, mid, high = (f[f"pipeline_overhead_fraction{s}"] for s in ("_p10", "", "_p90"))
+        assert 0.0 <= low <= mid <= high < 1.0
+
+
+def test_bench_overhead_is_a_share_of_each_frame():
+    """Two medians measured apart gave -1.9 % (-106 % under load)."""
+    from dpt_ros.cli.bench import _overhead
+
+    frames = [
+        {"decode": 1.0, "depth_model": 90.0, "download": 9.0},
+        {"decode": 2.0, "depth_model": 60.0, "download": 38.0},  # a frame under load
+        {"decode": 1.0, "depth_model": 95.0, "download": 4.0},
+    ]
+    figures = _overhead(frames)
+    assert figures["pipeline_overhead_fraction"] == pytest.approx(0.10)
+    assert figures["pipeline_overhead_fraction_p10"] == pytest.approx(0.05)
+    assert figures["pipeline_overhead_fraction_p90"] == pytest.approx(0.40)
 
 
 def _wait_for(condition, timeout: float) -> bool:
