@@ -197,10 +197,14 @@ def test_nav2_config_groups_every_class_once_and_uses_our_topics():
     path = Path(__file__).resolve().parents[1] / "config" / "nav2_semantic_costmap.yaml"
     params = yaml.safe_load(path.read_text())["local_costmap"]["local_costmap"]["ros__parameters"]
     camera = params["semantic_layer"]["camera"]
-    groups = {name: camera[name]["classes"] for name in ("traversable", "obstacle", "unknown")}
+    groups = {name: camera[name]["classes"] for name in camera["class_types"]}
     listed = [name for names in groups.values() for name in names]
-    assert sorted(listed) == sorted(CLASS_NAMES)  # each ADE20K class exactly once
-    assert camera["class_types"] == ["traversable", "obstacle"]
+    # Each ADE20K class exactly once, in a class type: the plugin logs an error for
+    # every LabelInfo name that no class type defines.
+    assert sorted(listed) == sorted(CLASS_NAMES)
+    assert camera["class_types"] == ["traversable", "obstacle", "overhead"]
+    assert camera["overhead"]["max_cost"] == camera["overhead"]["base_cost"] == 0
+    assert camera["tile_map_decay_time"] == 5.0  # the plugin's default
     assert {"floor", "road", "sidewalk", "grass", "path", "rug", "field"} <= set(
         groups["traversable"]
     )
