@@ -186,7 +186,14 @@ def test_label_info_latched_where_vision_msgs_imports_else_off_with_the_reason(r
     late.create_subscription(LabelInfo, "segmentation/label_info", got.append, qos)
     assert spin_until(executor, lambda: got, 10)
     names = [(c.class_id, c.class_name) for c in got[0].class_map]
-    assert names == [(0, "unlabelled")] + [(i + 1, n) for i, n in enumerate(CLASS_NAMES)]
+    assert names == [(i + 1, n) for i, n in enumerate(CLASS_NAMES)]  # 255 = UNLABELED
+    assert got[0].header.frame_id == ""  # no frame_id parameter: unknown until a frame
+    layer = Layer(add)
+    assert spin_until(executor, lambda: layer.image_pub.get_subscription_count() > 0, 10)
+    layer.image_pub.publish(rgb_msg(small_image(48, 64), 3))
+    assert spin_until(executor, lambda: len(got) == 2, 60)
+    assert got[1].header.frame_id == "camera_optical_frame"  # the camera's, as the labels'
+    assert [(c.class_id, c.class_name) for c in got[1].class_map] == names
 
 
 def test_nav2_config_groups_every_class_once_and_uses_our_topics():

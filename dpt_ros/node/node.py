@@ -144,6 +144,8 @@ class _Camera:
         self.processed = 0
         self.rejected = 0
         self.last_image_at: float | None = None
+        #: The frame_id of the LabelInfo last published (None = none yet).
+        self.label_info_frame: str | None = None
 
     @property
     def camera_info(self) -> CameraInfo | None:
@@ -372,12 +374,22 @@ class DptNode(Node):
             reliability=ReliabilityPolicy.RELIABLE,
             durability=DurabilityPolicy.TRANSIENT_LOCAL,
         )
-        header = Header(stamp=self.get_clock().now().to_msg())
+        self._label_info_classes = classes
         for cam in self._cameras:
             pub = self.create_publisher(classes[0], cam.topic("segmentation/label_info"), qos)
-            pub.publish(label_info_message(classes[0], classes[1], header))
             cam.publishers["segmentation/label_info"] = pub
+            self._label_info_frame(cam, self.config.values["frame_id"])
         return "published"
+
+    def _label_info_frame(self, cam: _Camera, frame_id: str) -> None:
+        """(Re)publishes ``cam``'s LabelInfo when its frame changes: at start the
+        ``frame_id`` parameter's (often empty), then the camera's from its first frame."""
+        pub = cam.publishers.get("segmentation/label_info")
+        if pub is None or cam.label_info_frame == frame_id:
+            return
+        cam.label_info_frame = frame_id
+        header = Header(stamp=self.get_clock().now().to_msg(), frame_id=frame_id)
+        pub.publish(label_info_message(*self._label_info_classes, header))
 
     def _create_subscriptions(self) -> list[Any]:
         """Each camera's image (raw or compressed) and camera_info subscriptions;
@@ -604,6 +616,7 @@ class DptNode(Node):
             for warning in out.warnings:
                 self._reject(cam, warning, count=False)
             self._check_camera_info(cam, info, out)
+            self._label_info_frame(cam, self._output_header(header).frame_id)
             for topic, message in out.messages.items():
                 pub = cam.publishers.get(topic)
                 if pub is not None:
