@@ -476,3 +476,27 @@ def node_parameters(tree: Mapping[str, Any], node_name: str = "dpt_node") -> dic
             f"file names the node ('/**', '{node_name}' or '/<namespace>/{node_name}')"
         )
     return merge(found)
+
+
+def stride_warning(stride: int, segmentation: bool) -> str:
+    """What dpt_node says (at start and in /diagnostics) when its cloud cannot feed a
+    semantic layer; "" when it can."""
+    if stride <= 1 or not segmentation:
+        return ""
+    return (
+        f"cloud.stride is {stride} with segmentation: Nav2's semantic_segmentation_layer "
+        "drops every frame whose cloud is smaller than its label image; set "
+        "cloud.stride: 1 for it"
+    )
+
+
+def processing_warning(median_s: float, budget_s: float) -> str:
+    """The /diagnostics warning when the median processing time per frame exceeds
+    ``processing_time_budget`` (0 = no check); "" otherwise."""
+    if budget_s <= 0 or median_s <= budget_s:
+        return ""
+    return (
+        f"processing {median_s:.2f} s per frame exceeds processing_time_budget "
+        f"{budget_s:g} s: a semantic costmap's tile_map_decay_time may hold fewer "
+        "observations than samples_to_max_cost needs"
+    )
