@@ -39,6 +39,7 @@ from dpt_ros.models import CheckpointError, Predictor
 from dpt_ros.models.errors import RandomWeightsWarning
 from dpt_ros.models.options import PredictorOptions
 from dpt_ros.models.weights.checkpoint import load_model
+from dpt_ros.nav2_checks import processing_warning, stride_warning
 from dpt_ros.node.alignment_io import NodeAlignment
 from dpt_ros.node.graph_checks import DuplicateNameCheck
 from dpt_ros.node.health import (
@@ -281,6 +282,9 @@ class DptNode(Node):
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._work, name="dpt_inference", daemon=True)
         self._worker.start()
+        stride = stride_warning(cfg.pipeline.cloud_stride, self.pipeline.segmentation is not None)
+        if stride:
+            self.get_logger().warning(stride)
         inputs = ", ".join(sub.topic_name for sub in self._image_subs)
         self.get_logger().info(
             f"ready: {self._backends_text(licence=True)} on {self._device_text()}, "
@@ -739,6 +743,17 @@ class DptNode(Node):
             out.append((WARN, f"{rejected} frames or camera_infos rejected {window}"))
         if self._alignment_warn:
             out.append((WARN, "relative depth alignment has no usable fit"))
+        with self._stats_lock:
+            processing = sorted(self._stats.processing_ms)
+        median_s = processing[len(processing) // 2] / 1e3 if processing else 0.0
+        for text in (
+            stride_warning(
+                self.pipeline.options.cloud_stride, self.pipeline.segmentation is not None
+            ),
+            processing_warning(median_s, self.config.processing_time_budget),
+        ):
+            if text:
+                out.append((WARN, text))
         now = time.monotonic()
         for cam in self._cameras:
             idle = now - (cam.last_image_at or self._started_at)
