@@ -490,10 +490,11 @@ def stride_warning(stride: int, segmentation: bool) -> str:
     )
 
 
-def processing_warning(median_s: float, budget_s: float) -> str:
-    """The /diagnostics warning when the median processing time per frame exceeds
-    ``processing_time_budget`` (0 = no check); "" otherwise."""
-    if budget_s <= 0 or median_s <= budget_s:
+def processing_warning(median_s: float, budget_s: float, segmentation: bool) -> str:
+    """The /diagnostics warning when segmentation runs (the semantic costmap's input)
+    and the median processing time per frame exceeds ``processing_time_budget`` (0 = no
+    check); "" otherwise."""
+    if not segmentation or budget_s <= 0 or median_s <= budget_s:
         return ""
     return (
         f"processing {median_s:.2f} s per frame exceeds processing_time_budget "

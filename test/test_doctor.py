@@ -225,3 +225,15 @@ def test_the_old_voxel_column_would_have_failed():
     heights = np.linspace(0.05, 2.0, 1001)
     dropped = heights[(heights / 0.05).astype(int) >= 16]
     assert dropped.min() == pytest.approx(0.8, abs=0.002)
+
+
+def test_node_warning_texts():
+    from dpt_ros.nav2_checks import processing_warning, stride_warning
+
+    assert stride_warning(1, True) == stride_warning(4, False) == ""
+    assert "cloud.stride is 4 with segmentation" in stride_warning(4, True)
+    assert processing_warning(2.0, 1.5, segmentation=False) == ""  # no semantic costmap
+    assert processing_warning(2.0, 0.0, segmentation=True) == ""  # check off
+    assert processing_warning(1.5, 1.5, segmentation=True) == ""
+    text = processing_warning(2.0, 1.5, segmentation=True)
+    assert text.startswith("processing 2.00 s per frame exceeds processing_time_budget 1.5 s")

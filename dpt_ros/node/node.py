@@ -746,11 +746,10 @@ class DptNode(Node):
         with self._stats_lock:
             processing = sorted(self._stats.processing_ms)
         median_s = processing[len(processing) // 2] / 1e3 if processing else 0.0
+        segmentation = self.pipeline.segmentation is not None
         for text in (
-            stride_warning(
-                self.pipeline.options.cloud_stride, self.pipeline.segmentation is not None
-            ),
-            processing_warning(median_s, self.config.processing_time_budget),
+            stride_warning(self.pipeline.options.cloud_stride, segmentation),
+            processing_warning(median_s, self.config.processing_time_budget, segmentation),
         ):
             if text:
                 out.append((WARN, text))

@@ -361,7 +361,7 @@ PARAMS: tuple[ParamDef, ...] = (
         "processing_time_budget",
         1.5,
         "Seconds of processing per frame (median, arrival to publish) above which "
-        "/diagnostics warns; 0 = no check. A semantic costmap needs samples_to_max_cost "
+        "/diagnostics warns while segmentation runs; 0 = no check. A semantic costmap needs samples_to_max_cost "
         "frames within tile_map_decay_time: (n - 1) frame times plus the last one's "
         "processing, so 1.5 s suits the shipped example (3 samples in 5.0 s).",
         float_range=(0.0, 3600.0),
