@@ -2,6 +2,10 @@
 
 ``lifecycle:=true`` starts ``dpt_lifecycle_node`` instead: a managed node that waits
 for a lifecycle manager (Nav2's ``lifecycle_manager``) to configure and activate it.
+``lifecycle_manager:=true`` starts it with a manager of its own: Nav2's
+``lifecycle_manager`` named ``lifecycle_manager_perception`` in the node's namespace,
+with ``lifecycle_manager_params`` (default the installed
+``config/lifecycle_manager_perception.yaml``: autostart, bond_timeout 4.0).
 
 Launch arguments override the parameters file only where given: an empty
 ``depth_model``/``segmentation_model``/``device`` keeps the file's value, and ``none``
@@ -31,8 +35,9 @@ def _node(context, *args, **kwargs):
         value = arg(launch_arg).strip()
         if value:
             overrides[param] = "" if value == "none" else value
-    lifecycle = arg("lifecycle").strip().lower() in ("true", "1", "yes")
-    return [
+    manager = arg("lifecycle_manager").strip().lower() in ("true", "1", "yes")
+    lifecycle = manager or arg("lifecycle").strip().lower() in ("true", "1", "yes")
+    actions = [
         Node(
             package="dpt_ros",
             executable="dpt_lifecycle_node" if lifecycle else "dpt_node",
@@ -44,6 +49,21 @@ def _node(context, *args, **kwargs):
             remappings=_remappings(arg("image"), arg("camera_info")),
         )
     ]
+    if manager:
+        actions.append(
+            Node(
+                package="nav2_lifecycle_manager",
+                executable="lifecycle_manager",
+                name="lifecycle_manager_perception",
+                namespace=arg("namespace"),
+                output="screen",
+                parameters=[
+                    arg("lifecycle_manager_params"),
+                    {"use_sim_time": overrides["use_sim_time"]},
+                ],
+            )
+        )
+    return actions
 
 
 def _remappings(image, camera_info):
@@ -56,7 +76,8 @@ def _remappings(image, camera_info):
 
 
 def generate_launch_description():
-    default_params = os.path.join(get_package_share_directory("dpt_ros"), "config", "dpt.yaml")
+    config = os.path.join(get_package_share_directory("dpt_ros"), "config")
+    default_params = os.path.join(config, "dpt.yaml")
     return LaunchDescription(
         [
             DeclareLaunchArgument(
@@ -111,6 +132,18 @@ def generate_launch_description():
                 default_value="false",
                 description="Start dpt_lifecycle_node (managed: configure loads the "
                 "models, activate starts the topics) for a lifecycle manager.",
+            ),
+            DeclareLaunchArgument(
+                "lifecycle_manager",
+                default_value="false",
+                description="Start dpt_lifecycle_node with a Nav2 lifecycle_manager of its "
+                "own (lifecycle_manager_perception, in the node's namespace), which "
+                "configures and activates it and watches its bond.",
+            ),
+            DeclareLaunchArgument(
+                "lifecycle_manager_params",
+                default_value=os.path.join(config, "lifecycle_manager_perception.yaml"),
+                description="YAML file with the lifecycle manager's parameters.",
             ),
             OpaqueFunction(function=_node),
         ]

@@ -410,7 +410,7 @@ def test_errors_are_one_line(tmp_path, capsys):
 
 
 def test_segmentation_writes_label_info_and_confidence(tmp_path, capsys):
-    """LabelInfo once, first, latched, with the 151 names; confidence beside each label
+    """LabelInfo once, first, latched, with the 150 names and the camera's frame; confidence beside each label
     image with its header; both readable by rosbags."""
     from rosbags.rosbag2 import Reader
 
@@ -441,7 +441,8 @@ def test_segmentation_writes_label_info_and_confidence(tmp_path, capsys):
     register_label_info(store)
     msg = store.deserialize_cdr(infos[0][2], LABEL_INFO_TYPE)
     names = [(c.class_id, c.class_name) for c in msg.class_map]
-    assert names == [(0, "unlabelled")] + [(i + 1, n) for i, n in enumerate(CLASS_NAMES)]
+    assert names == [(i + 1, n) for i, n in enumerate(CLASS_NAMES)]  # 255 = UNLABELED
+    assert msg.header.frame_id == "cam_optical"  # the camera's, as the labels'
     with Reader(outp) as reader:
         conn = next(c for c in reader.connections if c.topic == "/cam/segmentation/label_info")
         qos = conn.ext.offered_qos_profiles[0]

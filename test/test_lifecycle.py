@@ -72,3 +72,31 @@ def test_transitions_load_start_stop_and_free(ros):
     assert manager.state() == "unconfigured" and not hasattr(node, "pipeline")
     assert manager.transition(Transition.TRANSITION_UNCONFIGURED_SHUTDOWN)
     assert manager.state() == "finalized"
+
+
+def test_bond_state_in_diagnostics_and_one_warning_without_the_bond_messages(ros):
+    """Without ``bond`` (PyPI wheels) the node says so once and /diagnostics names the
+    fix; with it the bond is in /diagnostics (its handshake: test_bond.py)."""
+    import importlib.util
+
+    executor, add = ros
+    overrides = FAST + [Parameter("depth.random_weights", value=True)]
+    node = add(DptLifecycleNode(parameter_overrides=overrides))
+    probe = Probe(add)
+    manager = Manager(executor, probe.node)
+    assert manager.transition(Transition.TRANSITION_CONFIGURE)
+    assert manager.transition(Transition.TRANSITION_ACTIVATE)
+    bond = node.status()["bond"]
+    if importlib.util.find_spec("bond") is None:
+        assert bond.startswith("off: bond cannot be imported")
+        assert "bond_timeout is 0.0" in bond
+    else:
+        assert bond.startswith(("waiting (id 'dpt_node'", "alive (id 'dpt_node'"))
+    assert manager.transition(Transition.TRANSITION_DEACTIVATE)
+    off = add(
+        DptLifecycleNode(
+            "dpt_node_no_bond",
+            parameter_overrides=overrides + [Parameter("bond_heartbeat_period", value=0.0)],
+        )
+    )
+    assert off._bond is None and off.bond_text == "off: bond_heartbeat_period is 0"

@@ -62,8 +62,14 @@ def test_launch_file_uses_the_launch_ros_api_and_known_parameters():
         "device",
         "use_sim_time",
         "lifecycle",
+        "lifecycle_manager",
+        "lifecycle_manager_params",
     }
     assert 'executable="dpt_lifecycle_node" if lifecycle else "dpt_node"' in source
+    # The manager of lifecycle_manager:=true: Nav2's executable, beside the node.
+    assert 'package="nav2_lifecycle_manager"' in source
+    assert 'executable="lifecycle_manager"' in source
+    assert 'name="lifecycle_manager_perception"' in source
     known = {p.name for p in PARAMS} | {"use_sim_time"}
     for param in re.findall(r'"((?:depth|segmentation)\.[a-z_]+|device)"', source):
         assert param in known, param

@@ -186,7 +186,14 @@ def test_label_info_latched_where_vision_msgs_imports_else_off_with_the_reason(r
     late.create_subscription(LabelInfo, "segmentation/label_info", got.append, qos)
     assert spin_until(executor, lambda: got, 10)
     names = [(c.class_id, c.class_name) for c in got[0].class_map]
-    assert names == [(0, "unlabelled")] + [(i + 1, n) for i, n in enumerate(CLASS_NAMES)]
+    assert names == [(i + 1, n) for i, n in enumerate(CLASS_NAMES)]  # 255 = UNLABELED
+    assert got[0].header.frame_id == ""  # no frame_id parameter: unknown until a frame
+    layer = Layer(add)
+    assert spin_until(executor, lambda: layer.image_pub.get_subscription_count() > 0, 10)
+    layer.image_pub.publish(rgb_msg(small_image(48, 64), 3))
+    assert spin_until(executor, lambda: len(got) == 2, 60)
+    assert got[1].header.frame_id == "camera_optical_frame"  # the camera's, as the labels'
+    assert [(c.class_id, c.class_name) for c in got[1].class_map] == names
 
 
 def test_nav2_config_groups_every_class_once_and_uses_our_topics():
@@ -197,10 +204,14 @@ def test_nav2_config_groups_every_class_once_and_uses_our_topics():
     path = Path(__file__).resolve().parents[1] / "config" / "nav2_semantic_costmap.yaml"
     params = yaml.safe_load(path.read_text())["local_costmap"]["local_costmap"]["ros__parameters"]
     camera = params["semantic_layer"]["camera"]
-    groups = {name: camera[name]["classes"] for name in ("traversable", "obstacle", "unknown")}
+    groups = {name: camera[name]["classes"] for name in camera["class_types"]}
     listed = [name for names in groups.values() for name in names]
-    assert sorted(listed) == sorted(CLASS_NAMES)  # each ADE20K class exactly once
-    assert camera["class_types"] == ["traversable", "obstacle"]
+    # Each ADE20K class exactly once, in a class type: the plugin logs an error for
+    # every LabelInfo name that no class type defines.
+    assert sorted(listed) == sorted(CLASS_NAMES)
+    assert camera["class_types"] == ["traversable", "obstacle", "overhead"]
+    assert camera["overhead"]["max_cost"] == camera["overhead"]["base_cost"] == 0
+    assert camera["tile_map_decay_time"] == 5.0  # the plugin's default
     assert {"floor", "road", "sidewalk", "grass", "path", "rug", "field"} <= set(
         groups["traversable"]
     )
@@ -209,3 +220,43 @@ def test_nav2_config_groups_every_class_once_and_uses_our_topics():
     for key in ("segmentation_topic", "confidence_topic", "labels_topic", "pointcloud_topic"):
         assert camera[key] in ours, key
     assert params["voxel_layer"]["dpt_points"]["topic"] == "/camera/points"
+
+
+def test_stride_and_slow_processing_warn_in_diagnostics(ros):
+    """cloud.stride > 1 with segmentation (Nav2's semantic layer would drop every frame)
+    and a processing time over processing_time_budget are WARN in /diagnostics."""
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+
+    executor, add = ros
+    overrides = SEGMENTATION + [
+        Parameter("cloud.stride", value=2),
+        Parameter("processing_time_budget", value=0.001),
+        Parameter("diagnostics_period", value=0.2),
+    ]
+    node = add(DptNode(parameter_overrides=overrides))
+    layer = Layer(add)
+    diagnostics: list = []
+    layer.node.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
+    assert spin_until(executor, lambda: layer.image_pub.get_subscription_count() > 0, 10)
+    layer.info_pub.publish(camera_info(64, 48))
+    layer.image_pub.publish(rgb_msg(small_image(48, 64), 7))
+    assert spin_until(executor, lambda: layer.got["points"] and layer.got["segmentation/labels"])
+    cloud, labels = layer.got["points"][0], layer.got["segmentation/labels"][0]
+    assert (cloud.width, cloud.height) == (labels.width // 2, labels.height // 2)
+
+    def warned() -> str:
+        for array in diagnostics:
+            status = array.status[0]
+            if status.level == DiagnosticStatus.WARN and "exceeds" in status.message:
+                return status.message
+        return ""
+
+    assert spin_until(executor, warned, 10)
+    message = warned()
+    assert "cloud.stride is 2 with segmentation: Nav2's semantic_segmentation_layer" in message
+    assert "exceeds processing_time_budget 0.001 s" in message
+
+    node.set_parameters([Parameter("cloud.stride", value=1)])
+    texts = [text for _, text in node.problems()]
+    assert not any("cloud.stride" in t for t in texts)
+    assert any("processing_time_budget" in t for t in texts)

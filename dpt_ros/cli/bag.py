@@ -70,7 +70,8 @@ output topics (under the image topic's namespace, or --output-namespace):
   segmentation/labels   mono8 ADE20K ids (with --segmentation-model)
   segmentation/colored  rgb8 label colours over the image
   segmentation/confidence  mono8 confidence of each label, round(255 * p)
-  segmentation/label_info  vision_msgs/LabelInfo, once, first (latched QoS)
+  segmentation/label_info  vision_msgs/LabelInfo, once, with the camera's first
+                           message and its frame (latched QoS)
   points                PointCloud2 (metric depth and camera_info needed)
 
 Every input message is copied to the output at its recorded time. Output messages get
@@ -371,10 +372,11 @@ class _OutputBag:
         self.writer.write(conn, timestamp, data)
         self.counts[topic] = self.counts.get(topic, 0) + 1
 
-    def write_label_info(self, topic: str, timestamp: int) -> None:
-        """``vision_msgs/LabelInfo`` of the published label ids on ``topic``."""
+    def write_label_info(self, topic: str, timestamp: int, frame_id: str) -> None:
+        """``vision_msgs/LabelInfo`` of the published label ids on ``topic``, in the
+        camera's ``frame_id``."""
         register_label_info(self.out_store)
-        data = label_info_cdr(self.out_store, timestamp)
+        data = label_info_cdr(self.out_store, timestamp, frame_id)
         self.write_output(topic, LABEL_INFO_TYPE, timestamp, data, latched=True)
 
     def close(self) -> None:
@@ -553,12 +555,15 @@ class _BagJob:
         # recorded at the same time as its image is still found.
         if len(self.batch) >= self.batch_size and timestamp > self.batch[-1].timestamp:
             self.flush()
-        if not self.label_info_written and self.pipeline.segmentation is not None:
-            # Before anything else: a costmap layer needs the names before the labels.
-            topic = f"{self.plan.namespace}/segmentation/label_info"
-            self.out_bag.write_label_info(topic, timestamp)
-            self.label_info_written = True
         conn, data = self.out_bag.convert_input(rconn, raw)
+        if not self.label_info_written and self.pipeline.segmentation is not None:
+            # With the camera's first message, whose frame it takes: a costmap layer
+            # needs the names before the labels.
+            frame_id = self._camera_frame(rconn, data)
+            if frame_id is not None:
+                topic = f"{self.plan.namespace}/segmentation/label_info"
+                self.out_bag.write_label_info(topic, timestamp, frame_id)
+                self.label_info_written = True
         self.pending.append((conn, timestamp, data))
         if rconn.topic == self.plan.info_topic and rconn.msgtype == CAMERA_INFO_TYPE:
             self._camera_info(timestamp, data)
@@ -568,6 +573,20 @@ class _BagJob:
             self.alignment.feed(rconn.topic, data)
         if not self.batch:
             self.flush()  # nothing waits for the model: write through
+
+    def _camera_frame(self, rconn, data: bytes) -> str | None:
+        """The frame_id of the camera's image or camera_info message, else None."""
+        from rclpy.serialization import deserialize_message
+        from sensor_msgs.msg import CameraInfo
+
+        if rconn.topic == self.plan.info_topic and rconn.msgtype == CAMERA_INFO_TYPE:
+            return deserialize_message(data, CameraInfo).header.frame_id
+        if rconn.topic == self.plan.image_topic and rconn.msgtype == self.plan.image_type:
+            try:
+                return deserialize_message(data, self.msg_class).header.frame_id
+            except (ValueError, TypeError, RuntimeError):
+                return None  # _image skips it and counts it
+        return None
 
     def _camera_info(self, timestamp: int, data: bytes) -> None:
         from rclpy.serialization import deserialize_message

@@ -41,6 +41,7 @@ SUBCOMMANDS: tuple[tuple[str, str], ...] = (
     ("demo", "dpt_ros.cli.demo.run"),
     ("bench", "dpt_ros.cli.bench"),
     ("export", "dpt_ros.cli.export"),
+    ("doctor", "dpt_ros.cli.doctor"),
 )
 
 #: Exit status for errors reported on one line (argparse uses the same for usage errors).

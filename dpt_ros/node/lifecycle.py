@@ -12,6 +12,10 @@ Same parameters, topics and behaviour as ``dpt_node`` once active. The transitio
 
 A configure that fails (weights missing, for another model) logs the reason and
 returns FAILURE: the node stays unconfigured and can be configured again.
+
+While active the node keeps the bond Nav2's lifecycle_manager waits for
+(:mod:`dpt_ros.node.bond`): started on activate, broken on deactivate and shutdown.
+Where the ``bond`` messages do not import it says so once, at construction.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
 from dpt_ros.models import CheckpointError
+from dpt_ros.node.bond import NodeBond, import_bond_status
 from dpt_ros.node.node import DptNode, run_node
 
 
@@ -36,6 +41,28 @@ class DptLifecycleNode(DptNode, LifecycleNode):
 
     def __init__(self, node_name: str = "dpt_node", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
+        self._bond: NodeBond | None = None
+        #: What /diagnostics says of the bond when there is none.
+        self.bond_text = "off: bond_heartbeat_period is 0"
+        period = self.config.bond_heartbeat_period
+        status = import_bond_status() if period > 0 else None
+        if isinstance(status, str):
+            self.get_logger().warning(status)
+            self.bond_text = f"off: {status}"
+        elif status is not None:
+            self._bond = NodeBond(self, status, period)
+
+    def status(self) -> dict[str, str]:
+        """dpt_node's /diagnostics values and the bond's state."""
+        values = super().status()
+        heartbeat = self._bond.heartbeat if self._bond is not None else None
+        values["bond"] = (
+            self.bond_text
+            if heartbeat is None
+            else f"{heartbeat.state} (id {heartbeat.bond_id!r}, every "
+            f"{heartbeat.heartbeat_period:g} s)"
+        )
+        return values
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
@@ -52,9 +79,13 @@ class DptLifecycleNode(DptNode, LifecycleNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.start()
+        if self._bond is not None:
+            self._bond.start()
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self._bond is not None:
+            self._bond.stop()
         self.stop()
         return super().on_deactivate(state)
 
@@ -63,6 +94,8 @@ class DptLifecycleNode(DptNode, LifecycleNode):
         return super().on_cleanup(state)
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self._bond is not None:
+            self._bond.stop()
         self.stop()
         self.free_models()
         return super().on_shutdown(state)

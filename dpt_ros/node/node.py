@@ -38,6 +38,7 @@ from dpt_ros.models import CheckpointError, Predictor
 from dpt_ros.models.errors import RandomWeightsWarning
 from dpt_ros.models.options import PredictorOptions
 from dpt_ros.models.weights.checkpoint import load_model
+from dpt_ros.nav2_checks import processing_warning, stride_warning
 from dpt_ros.node.alignment_io import NodeAlignment
 from dpt_ros.node.graph_checks import DuplicateNameCheck
 from dpt_ros.node.health import (
@@ -143,6 +144,8 @@ class _Camera:
         self.processed = 0
         self.rejected = 0
         self.last_image_at: float | None = None
+        #: The frame_id of the LabelInfo last published (None = none yet).
+        self.label_info_frame: str | None = None
 
     @property
     def camera_info(self) -> CameraInfo | None:
@@ -278,6 +281,9 @@ class DptNode(Node):
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._work, name="dpt_inference", daemon=True)
         self._worker.start()
+        stride = stride_warning(cfg.pipeline.cloud_stride, self.pipeline.segmentation is not None)
+        if stride:
+            self.get_logger().warning(stride)
         inputs = ", ".join(sub.topic_name for sub in self._image_subs)
         self.get_logger().info(
             f"ready: {self._backends_text(licence=True)} on {self._device_text()}, "
@@ -371,12 +377,22 @@ class DptNode(Node):
             reliability=ReliabilityPolicy.RELIABLE,
             durability=DurabilityPolicy.TRANSIENT_LOCAL,
         )
-        header = Header(stamp=self.get_clock().now().to_msg())
+        self._label_info_classes = classes
         for cam in self._cameras:
             pub = self.create_publisher(classes[0], cam.topic("segmentation/label_info"), qos)
-            pub.publish(label_info_message(classes[0], classes[1], header))
             cam.publishers["segmentation/label_info"] = pub
+            self._label_info_frame(cam, self.config.values["frame_id"])
         return "published"
+
+    def _label_info_frame(self, cam: _Camera, frame_id: str) -> None:
+        """(Re)publishes ``cam``'s LabelInfo when its frame changes: at start the
+        ``frame_id`` parameter's (often empty), then the camera's from its first frame."""
+        pub = cam.publishers.get("segmentation/label_info")
+        if pub is None or cam.label_info_frame == frame_id:
+            return
+        cam.label_info_frame = frame_id
+        header = Header(stamp=self.get_clock().now().to_msg(), frame_id=frame_id)
+        pub.publish(label_info_message(*self._label_info_classes, header))
 
     def _create_subscriptions(self) -> list[Any]:
         """Each camera's image (raw or compressed) and camera_info subscriptions;
@@ -603,6 +619,7 @@ class DptNode(Node):
             for warning in out.warnings:
                 self._reject(cam, warning, count=False)
             self._check_camera_info(cam, info, out)
+            self._label_info_frame(cam, self._output_header(header).frame_id)
             for topic, message in out.messages.items():
                 pub = cam.publishers.get(topic)
                 if pub is not None:
@@ -725,6 +742,16 @@ class DptNode(Node):
             out.append((WARN, f"{rejected} frames or camera_infos rejected {window}"))
         if self._alignment_warn:
             out.append((WARN, "relative depth alignment has no usable fit"))
+        with self._stats_lock:
+            processing = sorted(self._stats.processing_ms)
+        median_s = processing[len(processing) // 2] / 1e3 if processing else 0.0
+        segmentation = self.pipeline.segmentation is not None
+        for text in (
+            stride_warning(self.pipeline.options.cloud_stride, segmentation),
+            processing_warning(median_s, self.config.processing_time_budget, segmentation),
+        ):
+            if text:
+                out.append((WARN, text))
         now = time.monotonic()
         for cam in self._cameras:
             idle = now - (cam.last_image_at or self._started_at)

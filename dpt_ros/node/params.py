@@ -357,6 +357,23 @@ PARAMS: tuple[ParamDef, ...] = (
         "Seconds between status log lines; 0 = never.",
         float_range=(0.0, 3600.0),
     ),
+    ParamDef(
+        "processing_time_budget",
+        1.5,
+        "Seconds of processing per frame (median, arrival to publish) above which "
+        "/diagnostics warns while segmentation runs; 0 = no check. A semantic costmap needs samples_to_max_cost "
+        "frames within tile_map_decay_time: (n - 1) frame times plus the last one's "
+        "processing, so 1.5 s suits the shipped example (3 samples in 5.0 s).",
+        float_range=(0.0, 3600.0),
+    ),
+    ParamDef(
+        "bond_heartbeat_period",
+        0.1,
+        "dpt_lifecycle_node only: seconds between bond heartbeats to Nav2's "
+        "lifecycle_manager while active (Nav2's nodes: 0.1 on Humble to Kilted, 0.25 on "
+        "main); 0 = no bond (the manager then needs bond_timeout: 0.0).",
+        float_range=(0.0, 1.0),
+    ),
 )
 
 PARAM_DEFS: dict[str, ParamDef] = {p.name: p for p in PARAMS}
@@ -395,6 +412,8 @@ class NodeConfig:
     max_rate: float
     diagnostics_period: float
     log_period: float
+    processing_time_budget: float
+    bond_heartbeat_period: float
 
 
 #: Parameters that become fields of :class:`PipelineOptions` (dots become underscores).
@@ -427,6 +446,8 @@ _NODE_PARAMS = (
     "max_rate",
     "diagnostics_period",
     "log_period",
+    "processing_time_budget",
+    "bond_heartbeat_period",
 )
 
 

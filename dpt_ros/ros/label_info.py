@@ -7,8 +7,14 @@ is optional here: the node publishes LabelInfo where ``vision_msgs`` imports, an
 bag tool writes it through rosbags' typestore from the message definitions below, which
 need no ROS install.
 
-The map: 0 = ``unlabelled``, then the ADE20K ids 1..150 with their SceneParsing names
-(``dpt_ros.viz.ade20k``), exactly the values of ``segmentation/labels``.
+The map: the ADE20K ids 1..150 with their SceneParsing names (``dpt_ros.viz.ade20k``),
+exactly the values of ``segmentation/labels``, where every pixel has a class.
+``vision_msgs/VisionClass`` reserves the largest id of the label type (255 for mono8)
+for UNLABELED; no pixel has it and it is not listed, as the convention implies it, so a
+consumer that must define every listed name (Nav2's semantic_segmentation_layer logs an
+error for each one it does not know) needs only the 150 ADE20K names.
+
+``header.frame_id`` is the camera's frame (the frame of the label images).
 """
 
 from __future__ import annotations
@@ -28,11 +34,13 @@ MSG_DEFINITIONS: dict[str, str] = {
 
 #: ``threshold`` of the message: no confidence threshold is applied to the labels.
 THRESHOLD = 0.0
+#: The id vision_msgs reserves for UNLABELED in uint8 labels (never published here).
+UNLABELED_ID = 255
 
 
 def class_map() -> list[tuple[int, str]]:
-    """(id, name) of every published label value, 0 (``unlabelled``) to 150."""
-    return [(i, label_name(i)) for i in range(NUM_CLASSES + 1)]
+    """(id, name) of every published label value: the ADE20K ids 1..150."""
+    return [(i, label_name(i)) for i in range(1, NUM_CLASSES + 1)]
 
 
 def import_vision_msgs() -> tuple[Any, Any] | str:
