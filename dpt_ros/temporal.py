@@ -40,18 +40,19 @@ Per frame ``x_t`` (samples on a fixed grid of pixels, see below):
      chain (a random walk) are removed with the rest of ``T_t``'s smooth part instead
      of reaching the output.
    * *No lag bias under motion.* A level-only filter lags a trend by ``(1 - w) / w``
-     frames: a metric camera approaching a wall at 0.5 m/s would see it about 10 %
-     too far at ``w = 0.1``. The trend term follows a steady change without bias.
+     frames: a metric camera approaching a wall 5 m away at 0.5 m/s (1 % a frame at
+     10 Hz) would see it about 9 % too far at ``w = 0.1``. The trend term follows a
+     steady change without bias.
    * *Motion is kept out by the fit, not by backing off.* Under motion fewer pixels
      correspond, but the inlier re-selection keeps those that do (the floor under a
      turning camera, the background behind a crossing object), and the trend term
      keeps the real change. Lowering the smoothing as the inlier share falls below the
      stream's usual share was measured and rejected: it let more jitter through and
-     took nothing out (``scripts/temporal_stability.py``, a camera turning at 90 deg/s,
-     metric: flicker 1.35 % without it, 2.86 % with it; 30 deg/s: 1.17 / 1.27 %). The
-     gain rises towards 1 (raw frames) only in the band just above ``min_inliers``,
-     halfway from it to 1, so that a worsening fit fades into a reset instead of
-     falling off a cliff.
+     took nothing out (``scripts/temporal_stability.py``'s turning camera at 130x172,
+     metric: flicker 1.17 % without it, 1.27 % with it at 30 deg/s; 1.51 / 2.86 % at
+     90 deg/s; raw 8.06 %). The gain rises towards 1 (raw frames) only in the band
+     just above ``min_inliers``, halfway from it to 1, so that a worsening fit fades
+     into a reset instead of falling off a cliff.
 
 4. **Reset** when the fit is hopeless: too few valid pixels, an inlier share below
    ``min_inliers``, an inlier residual above ``max_residual`` (a scene cut, a covered
