@@ -1,0 +1,301 @@
+"""Tests for dpt_ros.temporal: the robust fit, the filter, resets and bad input.
+
+Frames are synthetic: a fixed (H, W) depth pattern (``_scene``) under known per-frame
+maps, so each expected value is either closed-form or a bound that a broken filter
+misses by a wide margin (e.g. the jitter left in the output).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from dpt_ros.temporal import TemporalStabilizer, _fit
+
+H, W = 96, 128
+
+
+def _scene(seed: int = 0) -> np.ndarray:
+    """(H, W) float64 depth in metres, 1.5 to ~12 m: a floor-like gradient with texture."""
+    rng = np.random.default_rng(seed)
+    rows = np.linspace(0.0, 1.0, H)[:, None]
+    cols = np.linspace(0.0, 1.0, W)[None, :]
+    inverse = 0.1 + 0.55 * rows + 0.1 * np.sin(20.0 * cols + 6.0 * seed) * rows
+    inverse = inverse + 0.02 * rng.random((H, W))
+    return 1.0 / inverse
+
+
+def _jittered(
+    depth: np.ndarray,
+    mode: str,
+    scale: float,
+    shift: float,
+    rng: np.random.Generator,
+    noise: float = 0.0,
+) -> np.ndarray:
+    """The "network output": ``scale / depth + shift`` (affine) or ``scale * depth``."""
+    n = 1.0 + noise * rng.standard_normal(depth.shape)
+    raw = scale * n / depth + shift if mode == "affine" else scale * n * depth
+    return raw.astype(np.float32)
+
+
+def _fitted_scale(out: np.ndarray, depth: np.ndarray, mode: str) -> float:
+    """``k`` of the least-squares fit of ``out`` to the truth (as the script measures)."""
+    keep = np.isfinite(out)
+    if mode == "affine":
+        return float(np.polyfit(1.0 / depth[keep], out[keep].astype(np.float64), 1)[0])
+    z, o = depth[keep], out[keep].astype(np.float64)
+    return float(o @ z / (z @ z))
+
+
+# ------------------------------------------------------------------ the fit
+
+
+def test_fit_recovers_an_exact_affine_map() -> None:
+    x = 1.0 / _scene().ravel()
+    fit = _fit(x, 2.5 * x + 0.3, np.ones(x.size), affine=True, threshold=0.1)
+    assert fit is not None
+    assert fit.scale == pytest.approx(2.5, rel=1e-9)
+    assert fit.shift == pytest.approx(0.3, rel=1e-9)
+    assert fit.inliers == x.size and fit.inlier_fraction == 1.0
+    assert fit.residual < 1e-12
+
+
+def test_fit_scale_mode_has_no_shift() -> None:
+    z = _scene().ravel()
+    fit = _fit(z, 0.7 * z, np.ones(z.size), affine=False, threshold=0.1)
+    assert fit is not None
+    assert fit.scale == pytest.approx(0.7, rel=1e-9)
+    assert fit.shift == 0.0
+
+
+def test_fit_ignores_outliers() -> None:
+    rng = np.random.default_rng(1)
+    x = 1.0 / _scene().ravel()
+    target = 1.8 * x + 0.05
+    wrong = rng.random(x.size) < 0.35  # a moving object, occlusions: unrelated values
+    target[wrong] = rng.uniform(0.05, 2.0, int(wrong.sum()))
+    fit = _fit(x, target, np.ones(x.size), affine=True, threshold=0.1)
+    assert fit is not None
+    # The wrong values that land within 10 % of the truth by chance are inliers and
+    # pull the fit a little; the rest are ignored.
+    assert fit.scale == pytest.approx(1.8, rel=2e-3)
+    assert fit.shift == pytest.approx(0.05, rel=2e-2)
+    assert 0.64 < fit.inlier_fraction < 0.72
+    plain = np.polyfit(x, target, 1)[0]
+    assert abs(plain / 1.8 - 1.0) > 0.2  # least squares alone would be far off
+
+
+def test_fit_confidence_weights_choose_between_two_populations() -> None:
+    x = 1.0 / _scene().ravel()
+    half = np.arange(x.size) % 2 == 0
+    target = np.where(half, 1.0, 1.06) * x  # both within the threshold of either fit
+    even = _fit(x, target, np.ones(x.size), affine=False, threshold=0.1)
+    weighted = _fit(x, target, np.where(half, 1.0, 1e-3), affine=False, threshold=0.1)
+    assert even is not None and weighted is not None
+    assert 1.02 < even.scale < 1.04
+    assert weighted.scale == pytest.approx(1.0, abs=1e-3)
+
+
+def test_fit_of_a_constant_frame_is_none() -> None:
+    x = np.full(500, 3.0)
+    assert _fit(x, x, np.ones(500), affine=True, threshold=0.1) is None
+
+
+# ------------------------------------------------------------------ the filter
+
+
+def test_first_frame_is_passed_through_and_the_second_follows_the_filter() -> None:
+    """Closed form, scale mode: frame 1 = 1.2 x frame 0, so the chained map is 1/1.2;
+    the alpha-beta filter (discount 0.9: alpha 0.19) moves its level from 1 by 0.19 of
+    the innovation (1/1.2 - 1), and the output is frame 1 mapped into that level."""
+    depth = _scene()
+    stab = TemporalStabilizer("scale", smoothing=0.1)
+    first = stab.update(depth.astype(np.float32))
+    assert first.reset and first.reason == "first frame" and first.resets == 0
+    np.testing.assert_array_equal(first.output, depth.astype(np.float32))
+    second = stab.update((1.2 * depth).astype(np.float32))
+    assert not second.reset and second.gain == pytest.approx(0.1)
+    level = 1.0 + 0.19 * (1.0 / 1.2 - 1.0)
+    assert second.scale == pytest.approx(1.0 / 1.2 / level, rel=1e-6)
+    np.testing.assert_allclose(second.output, depth / level, rtol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["affine", "scale"])
+def test_jitter_is_removed_and_the_level_stays_at_the_raw_mean(mode: str) -> None:
+    depth = _scene()
+    rng = np.random.default_rng(2)
+    stab = TemporalStabilizer(mode)  # type: ignore[arg-type]
+    raw_k, out_k = [], []
+    for i in range(150):
+        scale = 1.0 + rng.uniform(-0.1, 0.1)
+        shift = 0.02 * rng.uniform(-1.0, 1.0) if mode == "affine" else 0.0
+        raw = _jittered(depth, mode, scale, shift, rng, noise=0.02)
+        result = stab.update(raw, stamp=0.1 * i)
+        assert not result.reset or i == 0
+        raw_k.append(_fitted_scale(raw, depth, mode))
+        out_k.append(_fitted_scale(result.output, depth, mode))
+    raw_steps = np.diff(np.log(raw_k))
+    out_steps = np.diff(np.log(out_k))
+    assert np.sqrt(np.mean(out_steps**2)) < np.sqrt(np.mean(raw_steps**2)) / 5.0
+    # Anchored to the raw frames' long-run mean: no drift of the level.
+    assert np.mean(out_k[50:]) == pytest.approx(np.mean(raw_k[50:]), rel=0.02)
+
+
+def test_a_steady_approach_is_followed_without_lag() -> None:
+    """A metric camera nearing the scene by 1 % a frame: the trend term keeps the real
+    change (a level-only filter with gain 0.1 would lag ~9 frames: ~9 % too far)."""
+    depth = _scene()
+    stab = TemporalStabilizer("scale")
+    for i in range(80):
+        raw = (depth * 0.99**i).astype(np.float32)
+        result = stab.update(raw, stamp=0.1 * i)
+    assert _fitted_scale(result.output, depth * 0.99**79, "scale") == pytest.approx(1.0, abs=0.01)
+
+
+def test_output_is_nan_where_the_input_is_and_float32() -> None:
+    depth = _scene()
+    rng = np.random.default_rng(3)
+    stab = TemporalStabilizer("affine")
+    for i in range(3):
+        raw = _jittered(depth, "affine", 1.0 + 0.05 * i, 0.0, rng)
+        holes = rng.random(raw.shape) < 0.2
+        raw[holes] = np.nan
+        result = stab.update(raw.astype(np.float64))
+        assert result.output.dtype == np.float32 and result.output.shape == (H, W)
+        np.testing.assert_array_equal(np.isnan(result.output), holes)
+    assert not result.reset and result.inlier_fraction == 1.0
+
+
+def test_confidence_weights_the_fit_and_nan_confidence_is_zero() -> None:
+    """Half the sampled pixels of frame 2 are unrelated values: without confidence the
+    inlier share is ~0.5 and the gain rises towards 1 near min_inliers; with confidence
+    0 (or NaN) on them the frame is fitted as if they were not there."""
+    depth = _scene()
+    rng = np.random.default_rng(4)
+    frame0 = _jittered(depth, "scale", 1.0, 0.0, rng)
+    frame1 = 1.1 * frame0
+    bad = rng.random((H, W)) < 0.5
+    frame1[bad] = rng.uniform(0.1, 50.0, int(bad.sum())).astype(np.float32)
+    plain = TemporalStabilizer("scale", min_inliers=0.3)
+    plain.update(frame0)
+    loose = plain.update(frame1)
+    assert not loose.reset and 0.45 < loose.inlier_fraction < 0.6
+    assert 0.3 < loose.gain < 0.9  # between smoothing (0.1) and raw (1)
+    confidence = np.where(bad, np.nan, 0.8).astype(np.float32)
+    weighted = TemporalStabilizer("scale", min_inliers=0.3)
+    weighted.update(frame0)
+    tight = weighted.update(frame1, confidence=confidence)
+    assert tight.inlier_fraction == 1.0 and tight.gain == pytest.approx(0.1)
+
+
+# ------------------------------------------------------------------ resets
+
+
+@pytest.mark.parametrize("mode", ["affine", "scale"])
+def test_a_scene_cut_resets_at_once_and_then_steadies_again(mode: str) -> None:
+    rng = np.random.default_rng(5)
+    stab = TemporalStabilizer(mode)  # type: ignore[arg-type]
+    scene_a, scene_b = _scene(0), np.flipud(_scene(1)) * 2.0  # another place
+    resets, raw_k, out_k = [], [], []
+    for i in range(60):
+        depth = scene_a if i < 20 else scene_b
+        raw = _jittered(depth, mode, 1.0 + rng.uniform(-0.1, 0.1), 0.0, rng, noise=0.02)
+        result = stab.update(raw, stamp=0.1 * i)
+        if result.reset:
+            resets.append((i, result.reason))
+            np.testing.assert_array_equal(result.output, raw)
+        if i >= 20:
+            raw_k.append(_fitted_scale(raw, depth, mode))
+            out_k.append(_fitted_scale(result.output, depth, mode))
+    assert [i for i, _ in resets] == [0, 20]
+    assert any(word in resets[1][1] for word in ("inlier share", "residual", "scale"))
+    raw_steps, out_steps = np.diff(np.log(raw_k)), np.diff(np.log(out_k))
+    assert np.sqrt(np.mean(out_steps**2)) < np.sqrt(np.mean(raw_steps**2)) / 5.0
+    assert result.resets == 1 and stab.resets == 1
+
+
+def test_stamps_reset_after_a_gap_or_going_back() -> None:
+    depth = _scene()
+    stab = TemporalStabilizer("scale", reset_after=0.5)
+    frame = depth.astype(np.float32)
+    for stamp, expect in (
+        (10.0, "first frame"),
+        (10.1, ""),
+        (10.55, ""),
+        (11.2, "no frame for 0.650 s (reset_after 0.5 s)"),
+    ):
+        assert stab.update(frame, stamp=stamp).reason == expect
+    back = stab.update(frame, stamp=11.0)
+    assert back.reset and back.reason == "stamp went back by 0.200 s" and back.resets == 2
+    assert not stab.update(frame, stamp=11.1).reset
+    assert not stab.update(frame).reset  # no stamp: not checked
+    with pytest.raises(ValueError, match="stamp must be finite"):
+        stab.update(frame, stamp=math.nan)
+
+
+def test_a_new_image_size_resets() -> None:
+    stab = TemporalStabilizer("scale")
+    stab.update(_scene().astype(np.float32))
+    smaller = stab.update(_scene()[:, :100].astype(np.float32))
+    assert smaller.reset and smaller.reason == "image size changed from 128x96 to 100x96 (WxH)"
+    assert smaller.resets == 1
+
+
+def test_too_few_valid_pixels_reset_and_reset_starts_over() -> None:
+    stab = TemporalStabilizer("affine")
+    frame = (1.0 / _scene()).astype(np.float32)
+    stab.update(frame)
+    blind = stab.update(np.full((H, W), np.nan, np.float32))  # a covered lens
+    assert blind.reset and blind.reason.startswith("only 0 of") and blind.resets == 1
+    assert np.isnan(blind.output).all()
+    stab.reset()  # the caller's choice (a new bag): not counted
+    again = stab.update(frame)
+    assert again.reset and again.reason == "first frame" and again.resets == 1
+
+
+# ------------------------------------------------------------------ bad input
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("smoothing", 0.0),
+        ("smoothing", 1.5),
+        ("smoothing", math.nan),
+        ("min_inliers", -0.1),
+        ("min_inliers", 1.1),
+        ("min_inliers", math.nan),
+        ("max_residual", 0.0),
+        ("max_residual", math.inf),
+        ("reset_after", 0.0),
+        ("reset_after", -1.0),
+        ("reset_after", math.nan),
+        ("reset_after", math.inf),
+        ("threshold", 0.0),
+        ("threshold", math.nan),
+        ("samples", 100),
+        ("samples", 1000.5),
+    ],
+)
+def test_invalid_settings_are_refused_by_name(setting: str, value: float) -> None:
+    with pytest.raises(ValueError, match=f"^{setting} must be"):
+        TemporalStabilizer("affine", **{setting: value})  # type: ignore[arg-type]
+
+
+def test_unknown_mode_and_bad_frames_are_refused() -> None:
+    with pytest.raises(ValueError, match="mode must be one of affine, scale"):
+        TemporalStabilizer("shift")  # type: ignore[arg-type]
+    stab = TemporalStabilizer("scale")
+    frame = _scene().astype(np.float32)
+    with pytest.raises(ValueError, match="2-D"):
+        stab.update(frame[None])
+    with pytest.raises(ValueError, match="floating-point"):
+        stab.update(frame.astype(np.int32))
+    with pytest.raises(ValueError, match="confidence must be a float array of the frame's shape"):
+        stab.update(frame, confidence=np.ones((H, W + 1), np.float32))
+    with pytest.raises(ValueError, match="confidence must be >= 0"):
+        stab.update(frame, confidence=-np.ones((H, W), np.float32))
+    assert stab.update(frame).reason == "first frame"  # refused frames left no state
