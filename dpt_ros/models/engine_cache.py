@@ -258,7 +258,7 @@ def build_engine(
         request = {
             "folder": str(tmp),
             "model_type": options.model_type,
-            "weights": options.weights,
+            "weights": None if options.weights is None else str(options.weights),
             "random_weights": options.random_weights,
             "width": w,
             "height": h,
