@@ -1,11 +1,12 @@
 """Pre- and post-processing of the original pipelines, in torch so it runs on the GPU.
 
-Pre-processing: RGB uint8 -> [0, 1] -> resize keeping the aspect ratio to multiples of
-the network's granularity around the network size (DPT's "minimal" method, Depth
-Anything V2's "lower_bound") with bicubic interpolation (equal to OpenCV's INTER_CUBIC)
--> normalise with the model's mean/std.
-Post-processing: the network output resized back to the image (DPT: bicubic; Depth
-Anything V2: bilinear, align_corners=True).
+Pre-processing, as both originals do it in float64 with OpenCV: RGB uint8 -> [0, 1] ->
+resize keeping the aspect ratio to multiples of the network's granularity around the
+network size (DPT's "minimal" method, Depth Anything V2's "lower_bound") with OpenCV's
+INTER_CUBIC arithmetic (:mod:`dpt_ros.models.opencv_cubic`) -> normalise with the model's
+mean/std -> float32.
+Post-processing: the network output resized back to the image as the originals do it in
+torch (DPT: bicubic; Depth Anything V2: bilinear, align_corners=True).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from dpt_ros.models.opencv_cubic import resize_cubic
 
 
 def _constrain_to_multiple(
@@ -82,10 +85,11 @@ def network_input_size(
 
 
 def resize_bicubic(x: torch.Tensor, size_hw: Sequence[int]) -> torch.Tensor:
-    """Bicubic resize of (B, C, H, W) float, align_corners=False, no antialiasing.
+    """torch's bicubic resize of (B, C, H, W) float, align_corners=False, no antialiasing.
 
-    This equals OpenCV's ``INTER_CUBIC`` (a = -0.75, edge pixels replicated), which
-    the original pipeline uses.
+    What DPT's original does to its network output (``F.interpolate``). The kernel is
+    OpenCV's ``INTER_CUBIC`` one (a = -0.75, edge pixels replicated), but computed with
+    other roundings: the network input is resized with :func:`resize_cubic` instead.
     """
     size = (int(size_hw[0]), int(size_hw[1]))
     if tuple(x.shape[-2:]) == size:
@@ -99,35 +103,43 @@ def preprocess(
     mean: Sequence[float] | torch.Tensor,
     std: Sequence[float] | torch.Tensor,
 ) -> torch.Tensor:
-    """RGB uint8 images to the network input.
+    """RGB uint8 images to the network input, as the originals compute it.
+
+    The originals divide by 255, resize with ``cv2.resize(INTER_CUBIC)`` and normalise,
+    all in float64, and only then convert to float32; so does this, on the images'
+    device, which gives their input bit for bit. In float32 the resize alone would be
+    2e-5 away at factors like 1280 -> 672.
 
     Args:
         images: (B, H, W, 3) uint8 RGB (any device).
-        size_hw: network input (h, w), multiples of 32.
-        mean, std: per-channel normalisation of values in [0, 1]: sequences, or float32
-            tensors of 3 values on the images' device.
+        size_hw: network input (h, w) (:func:`network_input_size`).
+        mean, std: per-channel normalisation of values in [0, 1]: sequences, or tensors
+            of 3 values on the images' device. The originals use float64 values:
+            sequences and float64 tensors give their result exactly; float32 tensors
+            are their float32 roundings (an input up to one float32 step away for
+            Depth Anything V2's ImageNet values, exact for DPT's 0.5).
 
     Returns:
-        (B, 3, h, w) float32 on the images' device, roughly in [-1, 1].
+        (B, 3, h, w) float32 on the images' device (channels_last strides), roughly in
+        [-1, 1] (DPT) or [-2.2, 2.7] (ImageNet statistics).
     """
     if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(
             f"expected a (B, H, W, 3) uint8 RGB tensor, got {tuple(images.shape)} {images.dtype}"
         )
+    x = resize_cubic(images.to(torch.float64).div_(255.0), size_hw)
+    x = (x - _channel_vector(mean, x)) / _channel_vector(std, x)
     # The permuted view keeps the pixels interleaved: the result is channels_last.
-    x = images.permute(0, 3, 1, 2).float().div_(255.0)
-    x = resize_bicubic(x, size_hw)
-    m = _channel_vector(mean, x)
-    s = _channel_vector(std, x)
-    return (x - m) / s
+    return x.to(torch.float32).permute(0, 3, 1, 2)
 
 
 def _channel_vector(values, like: torch.Tensor) -> torch.Tensor:
-    """(1, 3, 1, 1) of per-channel values; a tensor already on the device is used as is
-    (building one from a list would be a host-to-device copy on every frame)."""
+    """(3,) per-channel values in ``like``'s dtype, on its device; a tensor already on
+    the device is not copied from the host (building one from a list would be a
+    host-to-device copy on every frame)."""
     if isinstance(values, torch.Tensor) and values.device == like.device:
-        return values.view(1, 3, 1, 1)
-    return torch.tensor(values, dtype=like.dtype).view(1, 3, 1, 1).to(like.device)
+        return values.to(like.dtype).view(3)
+    return torch.tensor(values, dtype=like.dtype).view(3).to(like.device)
 
 
 #: ``resize_output`` modes: DPT's bicubic, Depth Anything V2's bilinear (align_corners=True).
