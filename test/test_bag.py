@@ -19,7 +19,7 @@ from dpt_ros.cli import bag as bag_tool
 from dpt_ros.cli.main import main
 from dpt_ros.models.geometry import relative_to_metric, upsample_depth
 from dpt_ros.models.options import PredictorOptions
-from dpt_ros.node.pipeline import FramePipeline
+from dpt_ros.pipeline.frames import FramePipeline
 from dpt_ros.ros.image_codec import image_msg_to_array
 from dpt_ros.ros.pointcloud import pointcloud2_to_arrays
 

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 _CHILD = """
 import os, sys, time
 from dpt_ros.node import node as dpt_node
-from dpt_ros.node.pipeline import FramePipeline
+from dpt_ros.pipeline.frames import FramePipeline
 
 original = FramePipeline.process_batch
 

@@ -192,7 +192,7 @@ def test_label_info_latched_where_vision_msgs_imports_else_off_with_the_reason(r
 def test_nav2_config_groups_every_class_once_and_uses_our_topics():
     import yaml
 
-    from dpt_ros.node.pipeline import OUTPUT_TOPICS
+    from dpt_ros.pipeline.frames import OUTPUT_TOPICS
 
     path = Path(__file__).resolve().parents[1] / "config" / "nav2_semantic_costmap.yaml"
     params = yaml.safe_load(path.read_text())["local_costmap"]["local_costmap"]["ros__parameters"]

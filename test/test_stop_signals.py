@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 _CHILD = """
 import os, signal, sys
 from dpt_ros.cli.main import main
-from dpt_ros.node.pipeline import FramePipeline
+from dpt_ros.pipeline.frames import FramePipeline
 
 original = FramePipeline.process_batch
 calls = []

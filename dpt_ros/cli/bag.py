@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dpt_ros.alignment.online import AlignmentOptions
 from dpt_ros.cli import bag_alignment
 from dpt_ros.cli.args import (
     add_max_input_pixels_argument,
@@ -39,7 +40,6 @@ from dpt_ros.cli.args import (
     positive_int,
 )
 from dpt_ros.models.options import PredictorOptions
-from dpt_ros.node.aligner import AlignmentOptions
 from dpt_ros.ros.bagio import (
     BAG_VERSION,
     CAMERA_INFO_TYPE,
@@ -495,7 +495,8 @@ def make_pipeline(
     args: argparse.Namespace, depth: PredictorOptions | None, segmentation: PredictorOptions | None
 ):
     """The FramePipeline the flags describe, its models loaded."""
-    from dpt_ros.node.pipeline import FramePipeline, PipelineOptions
+    from dpt_ros.pipeline.frames import FramePipeline
+    from dpt_ros.pipeline.options import PipelineOptions
 
     options = PipelineOptions(
         output_size=args.output_size,
@@ -600,7 +601,7 @@ class _BagJob:
         """Runs the waiting frames and writes everything pending, in order."""
         from rclpy.serialization import serialize_message
 
-        from dpt_ros.node.pipeline import OUTPUT_TOPICS
+        from dpt_ros.pipeline.frames import OUTPUT_TOPICS
 
         outputs = self._process_batch()
         for i, (conn, ts, data) in enumerate(self.pending):
@@ -619,7 +620,7 @@ class _BagJob:
 
     def _process_batch(self) -> dict[int, dict[str, Any]]:
         """{position in pending: messages} of the waiting frames."""
-        from dpt_ros.node.pipeline import ON_DEMAND_TOPICS
+        from dpt_ros.pipeline.frames import ON_DEMAND_TOPICS
 
         if not self.batch:
             return {}

@@ -254,7 +254,8 @@ def _bench_pipeline(
     """
     from std_msgs.msg import Header
 
-    from dpt_ros.node.pipeline import FramePipeline, PipelineOptions
+    from dpt_ros.pipeline.frames import FramePipeline
+    from dpt_ros.pipeline.options import PipelineOptions
     from dpt_ros.ros.image_codec import image_to_rgb, rgb_to_image_msg
 
     if predictor.is_depth:

@@ -1,6 +1,6 @@
 """The node's side of online alignment (``relative_depth.alignment``): the reference
 subscriptions, TF for clouds in another frame, and the calls into
-:class:`~dpt_ros.node.aligner.OnlineAligner`, which does the work without rclpy.
+:class:`~dpt_ros.alignment.online.OnlineAligner`, which does the work without rclpy.
 
 Callbacks (executor thread) add references; the worker thread asks for each frame's
 calibration before inference and feeds each frame's relative output back after it. A
@@ -15,14 +15,10 @@ from typing import Any
 
 from sensor_msgs.msg import Image, PointCloud2
 
-from dpt_ros.node.aligner import (
-    AlignmentOptions,
-    OnlineAligner,
-    cloud_points,
-    transform_points,
-)
+from dpt_ros.alignment.online import AlignmentOptions, OnlineAligner, transform_points
 from dpt_ros.ros.image_codec import ImageDecodeError, depth_image_to_metres
 from dpt_ros.ros.messages import stamp_ns
+from dpt_ros.ros.pointcloud import cloud_points
 
 #: States in which metres are published as fitted (anything else is a WARN).
 _GOOD_STATES = ("ok", "waiting for the first fit")

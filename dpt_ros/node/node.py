@@ -52,13 +52,13 @@ from dpt_ros.node.health import (
 )
 from dpt_ros.node.param_checks import declare_all, unknown_overrides
 from dpt_ros.node.params import config_from_values, validate
-from dpt_ros.node.pipeline import (
+from dpt_ros.node.throttle import KeyedThrottle, reason_key
+from dpt_ros.pipeline.frames import (
     ON_DEMAND_TOPICS,
     OUTPUT_TOPICS,
     SKIPPABLE_TOPICS,
     FramePipeline,
 )
-from dpt_ros.node.throttle import KeyedThrottle, reason_key
 from dpt_ros.ros.image_codec import ImageDecodeError, compressed_to_rgb, image_to_rgb
 from dpt_ros.ros.label_info import import_vision_msgs, label_info_message
 from dpt_ros.ros.messages import stamp_ns

@@ -15,6 +15,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.exceptions import ParameterUninitializedException
 from rclpy.parameter import Parameter
 
+from dpt_ros.alignment.online import ALIGNMENT_METHODS, AlignmentOptions
 from dpt_ros.models.options import (
     BACKENDS,
     COMPILE_MODES,
@@ -23,8 +24,7 @@ from dpt_ros.models.options import (
     PredictorOptions,
 )
 from dpt_ros.models.registry import MODEL_SPECS, TASKS, model_names
-from dpt_ros.node.aligner import ALIGNMENT_METHODS, AlignmentOptions
-from dpt_ros.node.pipeline import PipelineOptions
+from dpt_ros.pipeline.options import PipelineOptions
 from dpt_ros.ros.image_size import DEFAULT_MAX_INPUT_PIXELS
 
 RELIABILITIES = ("best_effort", "reliable")

@@ -218,7 +218,7 @@ class _Driver:
         from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import CameraInfo, Image
 
-        from dpt_ros.node.pipeline import OUTPUT_TOPICS
+        from dpt_ros.pipeline.frames import OUTPUT_TOPICS
 
         self.node = Node("dpt_ros_demo_player", context=context)
         qos = QoSProfile(

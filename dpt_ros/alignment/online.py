@@ -1,6 +1,6 @@
 """Online alignment of a relative depth model to metres, frame after frame, per camera.
 
-The fits themselves are :mod:`dpt_ros.alignment`; this is what turns them into a
+The fits themselves are :mod:`dpt_ros.alignment.fit`; this is what turns them into a
 calibration a node can publish metres with, without rclpy (the node and the bag tool
 share it):
 
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dpt_ros.alignment import Alignment, PinholeIntrinsics, fit_ground_plane, fit_to_reference
+from dpt_ros.alignment.fit import Alignment, PinholeIntrinsics, fit_ground_plane, fit_to_reference
 from dpt_ros.viz.ade20k import CLASS_NAMES
 
 #: ``relative_depth.alignment`` values.
@@ -297,21 +297,6 @@ def project_points(
     np.minimum.at(depth, v[inside] * w + u[inside], p[inside, 2])
     depth[~np.isfinite(depth)] = np.nan
     return depth.reshape(h, w).astype(np.float32)
-
-
-def cloud_points(msg: object) -> np.ndarray:
-    """(N, 3) float64 finite x, y, z of a PointCloud2, in its own frame (metres).
-
-    Raises:
-        ValueError: the cloud has no float x, y and z fields.
-    """
-    from dpt_ros.ros.pointcloud import pointcloud2_to_arrays
-
-    fields = pointcloud2_to_arrays(msg)
-    if not {"x", "y", "z"} <= set(fields):
-        raise ValueError(f"the cloud has no x, y, z fields (fields: {', '.join(fields)})")
-    xyz = np.stack([np.asarray(fields[a], np.float64).reshape(-1) for a in "xyz"], axis=1)
-    return xyz[np.isfinite(xyz).all(axis=1)]
 
 
 def transform_points(

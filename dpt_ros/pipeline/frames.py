@@ -1,5 +1,5 @@
-"""One camera frame in, every output message out: the processing shared by the node
-and the offline bag tool. No rclpy Node here; messages are plain sensor_msgs.
+"""One camera frame in, every output message out: the processing shared by the node,
+the offline bag tool and the benchmarks. No rclpy Node here; messages are plain sensor_msgs.
 
 Output topics (relative to the camera's namespace), see ``OUTPUT_TOPICS``.
 """
@@ -25,6 +25,7 @@ from dpt_ros.models.geometry import upsample_depth as device_upsample_depth
 from dpt_ros.models.predictor import download_to_host
 from dpt_ros.models.registry import task_problem
 from dpt_ros.models.transforms import resize_output
+from dpt_ros.pipeline.options import PipelineOptions
 from dpt_ros.ros.camera import (
     Intrinsics,
     check_camera_info_matches,
@@ -56,53 +57,6 @@ SKIPPABLE_TOPICS: frozenset[str] = frozenset({"points", "depth/colored", "segmen
 #: Outputs built only when asked for (``on_demand``): the node asks when someone
 #: subscribes, since they cost time on every frame.
 ON_DEMAND_TOPICS: frozenset[str] = frozenset({"segmentation/confidence"})
-
-
-@dataclass(frozen=True)
-class PipelineOptions:
-    """Per-frame behaviour (everything that can change at run time).
-
-    Attributes:
-        output_size: ``input`` (the camera image's size) or ``network`` (the network
-            input size; cheaper to publish and back-project).
-        rectify: rectify images whose camera_info has distortion (``D`` != 0) before
-            the models, with ``K``, ``D``, ``R`` and ``P`` (:mod:`dpt_ros.ros.rectify`).
-        relative_depth_scale, relative_depth_shift: metric depth from a relative model as
-            ``1 / (scale * x + shift)`` metres; scale 0 = not calibrated, no metric depth.
-        relative_depth_alignment: ``fixed`` (the scale and shift above) or an online
-            method (``dpt_ros.node.aligner``), whose calibrations the caller passes to
-            :meth:`FramePipeline.process_batch` frame by frame.
-        cloud_enabled: publish ``points`` (needs metric depth and camera_info).
-        cloud_stride: keep every n-th pixel in both directions.
-        cloud_max_depth: drop points farther than this (metres); 0 = no limit.
-        cloud_min_depth: drop points nearer than this (metres); 0 = no limit.
-        cloud_edge_filter: drop flying pixels (between a near and a far surface) from
-            ``points``.
-        cloud_edge_threshold: the filter's relative depth step (0.1 = 10 %).
-        cloud_color: add the image colour (``rgb`` field).
-        cloud_labels: add the segmentation id (``label`` field) when segmentation runs.
-    """
-
-    output_size: str = "input"
-    rectify: bool = False
-    relative_depth_scale: float = 0.0
-    relative_depth_shift: float = 0.0
-    relative_depth_alignment: str = "fixed"
-    cloud_enabled: bool = True
-    cloud_stride: int = 1
-    cloud_max_depth: float = 0.0
-    cloud_min_depth: float = 0.0
-    cloud_edge_filter: bool = True
-    cloud_edge_threshold: float = 0.1
-    cloud_color: bool = True
-    cloud_labels: bool = True
-
-    def with_every_output(self) -> PipelineOptions:
-        """These options with every output that a run-time change can turn on: the
-        cloud, and a relative model's metric depth (a calibration)."""
-        return dataclasses.replace(
-            self, cloud_enabled=True, relative_depth_scale=self.relative_depth_scale or 1.0
-        )
 
 
 @dataclass
