@@ -15,7 +15,7 @@ from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import String
 
-from dpt_ros.cli import bag as bag_tool
+from dpt_ros.cli import bag_job as bag_tool
 from dpt_ros.cli.main import main
 from dpt_ros.models.geometry import relative_to_metric, upsample_depth
 from dpt_ros.models.options import PredictorOptions

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-
-from std_msgs.msg import Header
+from typing import TYPE_CHECKING
 
 from dpt_ros.alignment.online import ALIGNMENT_METHODS, AlignmentOptions, OnlineAligner
-from dpt_ros.pipeline.frames import FrameOutput
-from dpt_ros.ros.bag_reference import BagReferenceReader
-from dpt_ros.ros.messages import stamp_ns
+
+if TYPE_CHECKING:
+    from std_msgs.msg import Header
+
+    from dpt_ros.pipeline.frames import FrameOutput
+    from dpt_ros.ros.bag_reference import BagReferenceReader
 
 
 def _normal(text: str) -> tuple[float, ...]:
@@ -92,8 +94,13 @@ class BagAlignment:
     """
 
     def __init__(self, options: AlignmentOptions, topic: str | None) -> None:
+        # start-up: rclpy and cv2 load when a bag is aligned, not when flags are parsed
+        from dpt_ros.ros.bag_reference import BagReferenceReader
+
         self.aligner = OnlineAligner(options)
-        self.reader = BagReferenceReader(options.method, topic) if topic is not None else None
+        self.reader: BagReferenceReader | None = None
+        if topic is not None:
+            self.reader = BagReferenceReader(options.method, topic)
         self.rejected: dict[str, int] = {}
 
     def check_topic(self, topics: dict[str, str]) -> None:
@@ -116,12 +123,16 @@ class BagAlignment:
 
     def calibrations(self, headers: Sequence[Header]) -> list[tuple[float, float] | None]:
         """Each frame's (scale, shift), or None where no good fit may be used."""
+        from dpt_ros.ros.messages import stamp_ns  # start-up: message packages on use
+
         if headers and self.reader is not None:
             self.reader.frame_id = headers[-1].frame_id
         return [self.aligner.calibration(None, stamp_ns(h)) for h in headers]
 
     def update(self, headers: Sequence[Header], results: Sequence[FrameOutput]) -> None:
         """Fits each frame's relative output (for the frames after it)."""
+        from dpt_ros.ros.messages import stamp_ns  # start-up: message packages on use
+
         for header, out in zip(headers, results):
             relative = out.arrays.get("inverse")
             if relative is not None:

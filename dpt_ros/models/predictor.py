@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from dpt_ros.models.backend import create_runtime
 from dpt_ros.models.options import PRECISIONS, PredictorOptions
 from dpt_ros.models.registry import ModelSpec, get_spec
-from dpt_ros.models.runtimes import create_runtime
 from dpt_ros.models.transforms import network_input_size, preprocess, resize_output
 from dpt_ros.models.weights.checkpoint import PathLike
 

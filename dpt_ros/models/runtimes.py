@@ -2,8 +2,7 @@
 
 A runtime is called on the normalised float32 (B, 3, H, W) network input on the
 predictor's device and returns, on that device, (B, H, W) depth or
-(B, num_classes, H, W) logits. :func:`create_runtime` picks one from
-:class:`~dpt_ros.models.options.PredictorOptions`:
+(B, num_classes, H, W) logits:
 
 - :class:`TorchRuntime`: the torch model, optionally ``torch.compile``-d, under autocast
   at reduced precision (normalisation layers kept in float32);
@@ -12,6 +11,9 @@ predictor's device and returns, on that device, (B, H, W) depth or
   by splitting into the file's fixed batch and padding the last chunk;
 - ``CachedEngineRuntime`` (:mod:`dpt_ros.models.engine_cache`): ``backend: auto`` or an
   engine backend without a file, one engine per input shape built once and cached.
+
+:func:`dpt_ros.models.backend.create_runtime` picks one from
+:class:`~dpt_ros.models.options.PredictorOptions`.
 
 Exported files have ONE input shape, fixed at export: a different batch or network size
 is an error naming both shapes (re-export with ``--network-size WxH --batch N``).
@@ -24,15 +26,12 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
-from dpt_ros.models.options import COMPILE_MODES, ENGINE_BACKENDS, PredictorOptions
-
-if TYPE_CHECKING:
-    from dpt_ros.models.engine_cache import CachedEngineRuntime
+from dpt_ros.models.options import COMPILE_MODES, ENGINE_BACKENDS
 
 _LOG = logging.getLogger(__name__)
 
@@ -337,6 +336,7 @@ class TensorRTModel:
 
 def _import_onnxruntime():
     try:
+        # optional dependency: onnxruntime
         import onnxruntime
     except ImportError:
         raise ValueError(
@@ -353,6 +353,7 @@ def import_tensorrt():
         ValueError: TensorRT is not installed (the message says how to get it).
     """
     try:
+        # optional dependency: tensorrt
         import tensorrt
     except ImportError:
         raise ValueError(
@@ -502,46 +503,3 @@ class EngineRuntime:
             else:
                 outs.append(self.engine(chunk))
         return outs[0] if len(outs) == 1 else torch.cat(outs)
-
-
-def create_runtime(
-    options: PredictorOptions,
-    device: torch.device,
-    dtype: torch.dtype,
-    *,
-    cache_dir: PathLike | None = None,
-    progress: bool = True,
-) -> TorchRuntime | EngineRuntime | CachedEngineRuntime:
-    """The runtime that ``options`` ask for, loaded on ``device``.
-
-    ``auto`` resolves by :func:`~dpt_ros.models.engine_cache.resolve_backend`; an engine
-    backend without an engine file gets a
-    :class:`~dpt_ros.models.engine_cache.CachedEngineRuntime` (engines built once per
-    input shape and kept in the cache).
-
-    Returns:
-        :class:`TorchRuntime`, :class:`EngineRuntime` or ``CachedEngineRuntime``.
-
-    Raises:
-        CheckpointError: the torch backend's weights cannot be had or do not fit.
-        FileNotFoundError, ValueError: see :func:`load_backend`.
-    """
-    from dpt_ros.models.engine_cache import CachedEngineRuntime, resolve_backend
-
-    backend = resolve_backend(options, device, dtype)
-    if backend != "torch" and options.engine:
-        engine = load_backend(backend, options.engine, options.model_type, device)
-        return EngineRuntime(engine, backend)
-    from dpt_ros.models.weights.checkpoint import load_model
-
-    model = load_model(
-        options.model_type,
-        options.weights,
-        random_weights=options.random_weights,
-        cache_dir=cache_dir,
-        progress=progress,
-    ).to(device)
-    torch_runtime = TorchRuntime(model, dtype, options.compile, options.channels_last)
-    if backend == "torch":
-        return torch_runtime
-    return CachedEngineRuntime(backend, options, torch_runtime, dtype, cache_dir)

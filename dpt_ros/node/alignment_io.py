@@ -13,6 +13,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from rclpy.time import Time
 from sensor_msgs.msg import Image, PointCloud2
 
 from dpt_ros.alignment.online import AlignmentOptions, OnlineAligner, transform_points
@@ -59,6 +60,7 @@ class NodeAlignment:
 
     def _tf_buffer_or_none(self) -> Any:
         try:
+            # optional dependency: tf2_ros
             import tf2_ros
         except ImportError:
             return None
@@ -110,7 +112,6 @@ class NodeAlignment:
                 "and tf2_ros cannot be imported to transform it: publish the cloud in the "
                 "camera's frame, or install tf2_ros (part of every ROS distribution)"
             )
-        from rclpy.time import Time
 
         try:
             tf = self._tf_buffer.lookup_transform(target, source, Time.from_msg(msg.header.stamp))
