@@ -155,7 +155,7 @@ def test_no_layer_imports_a_layer_above_or_beside_it():
 #: child process); their imports get their reasons there.
 _BEING_REWRITTEN = {
     ("dpt_ros.models.engine_cache", "build_engine"),
-    ("dpt_ros.node.node", "_exit_now_if_building"),
+    ("dpt_ros.node.main", "_exit_now_if_building"),
 }
 
 

@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import rgb_msg, small_image
 from rclpy.node import Node
 from sensor_msgs.msg import Image
-from test_node import rgb_msg, small_image
 
 ROOT = Path(__file__).resolve().parents[1]
 

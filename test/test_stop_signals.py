@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_bag import NET, PERIOD, T0, read_bag, write_bag
+from helpers import NET, PERIOD, T0, read_bag, write_bag
 
 ROOT = Path(__file__).resolve().parents[1]
 

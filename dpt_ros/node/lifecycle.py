@@ -22,7 +22,8 @@ from typing import Any
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
 from dpt_ros.models import CheckpointError
-from dpt_ros.node.node import DptNode, run_node
+from dpt_ros.node.main import run_node
+from dpt_ros.node.node import DptNode
 
 
 class DptLifecycleNode(DptNode, LifecycleNode):
