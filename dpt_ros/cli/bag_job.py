@@ -118,17 +118,19 @@ class _OutputBag:
 
     def _copy_connection(self, rconn):
         # optional dependency: rosbags
-        from rosbags.interfaces import MessageDefinitionFormat
+        from rosbags.interfaces import ConnectionExtRosbag2, MessageDefinitionFormat
 
         ext = rconn.ext if isinstance(rconn.ext, self._ext_type) else None
         fmt = ext.serialization_format if ext else "cdr"
         qos = list(ext.offered_qos_profiles) if ext else []
         for conn in self.writer.connections:
+            out_ext = conn.ext  # a rosbag2 writer's connections have rosbag2 extensions
             if (
-                conn.topic == rconn.topic
+                isinstance(out_ext, ConnectionExtRosbag2)
+                and conn.topic == rconn.topic
                 and conn.msgtype == rconn.msgtype
-                and conn.ext.serialization_format == fmt
-                and list(conn.ext.offered_qos_profiles) == qos
+                and out_ext.serialization_format == fmt
+                and list(out_ext.offered_qos_profiles) == qos
             ):
                 return conn
         if (

@@ -220,7 +220,7 @@ def run(args: argparse.Namespace) -> int:
     }
     t0 = time.perf_counter()
     predictor.warm_up((height, width), args.batch)
-    getattr(predictor.runtime, "wait", lambda: None)()  # an engine_build lazy build
+    predictor.runtime.wait()  # an engine_build lazy build
     results["warm_up_s"] = time.perf_counter() - t0
     # What runs, after the warm-up has built or loaded any engine (auto resolved).
     results["backend"] = predictor.backend

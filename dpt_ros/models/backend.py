@@ -13,7 +13,7 @@ import torch
 
 from dpt_ros.models.engine_cache import CachedEngineRuntime, resolve_backend
 from dpt_ros.models.options import PredictorOptions
-from dpt_ros.models.runtimes import EngineRuntime, PathLike, TorchRuntime, load_backend
+from dpt_ros.models.runtimes import EngineRuntime, PathLike, Runtime, TorchRuntime, load_backend
 from dpt_ros.models.weights.checkpoint import load_model
 
 
@@ -24,7 +24,7 @@ def create_runtime(
     *,
     cache_dir: PathLike | None = None,
     progress: bool = True,
-) -> TorchRuntime | EngineRuntime | CachedEngineRuntime:
+) -> Runtime:
     """The runtime that ``options`` ask for, loaded on ``device``.
 
     ``auto`` resolves by :func:`~dpt_ros.models.engine_cache.resolve_backend`; an engine
@@ -33,7 +33,8 @@ def create_runtime(
     input shape and kept in the cache).
 
     Returns:
-        :class:`TorchRuntime`, :class:`EngineRuntime` or ``CachedEngineRuntime``.
+        A :class:`~dpt_ros.models.runtimes.Runtime`: :class:`TorchRuntime`,
+        :class:`EngineRuntime` or ``CachedEngineRuntime``.
 
     Raises:
         CheckpointError: the torch backend's weights cannot be had or do not fit.

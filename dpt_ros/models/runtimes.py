@@ -1,8 +1,8 @@
 """The network runtimes: PyTorch itself, ONNX Runtime and TensorRT, behind one contract.
 
-A runtime is called on the normalised float32 (B, 3, H, W) network input on the
-predictor's device and returns, on that device, (B, H, W) depth or
-(B, num_classes, H, W) logits:
+Every runtime fulfils :class:`Runtime`: it is called on the normalised float32
+(B, 3, H, W) network input on the predictor's device and returns, on that device,
+(B, H, W) depth or (B, num_classes, H, W) logits:
 
 - :class:`TorchRuntime`: the torch model, optionally ``torch.compile``-d, under autocast
   at reduced precision (normalisation layers kept in float32);
@@ -26,7 +26,7 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -394,6 +394,50 @@ def load_backend(backend: str, path: PathLike, model_type: str, device: str | to
 
 # --------------------------------------------------------------------------- the contract
 
+
+@runtime_checkable
+class Runtime(Protocol):
+    """What the predictor asks of a runtime: every runtime implements all of it.
+
+    Attributes:
+        fixed_input_shape: (B, 3, H, W) of an exported file, or None for any shape.
+        compiled: ``torch.compile``-d (its CUDA graphs record on the second run).
+    """
+
+    fixed_input_shape: tuple[int, ...] | None
+    compiled: bool
+
+    @property
+    def name(self) -> str:
+        """The backend that runs now: ``torch``, ``onnxruntime`` or ``tensorrt``."""
+        ...
+
+    @property
+    def model(self) -> torch.nn.Module | None:
+        """The torch network, where one runs or engines are built from it."""
+        ...
+
+    @property
+    def engine_cached(self) -> bool | None:
+        """Engines built on first use: True when all in use came from the cache, False
+        when this process built one, None when no such engine runs."""
+        ...
+
+    def prepare(self, input_shape: tuple[int, ...]) -> None:
+        """Gets what runs ``input_shape`` ((B, 3, H, W)) ready (an engine built on first
+        use); nothing to do for the others."""
+        ...
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Waits for engines being built in the background (none for the others)."""
+        ...
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) normalised float32 on the device -> (B, H, W) depth or
+        (B, C, H, W) logits, on the device."""
+        ...
+
+
 _NORMS = (torch.nn.LayerNorm, torch.nn.GroupNorm, torch.nn.modules.batchnorm._BatchNorm)
 
 
@@ -439,6 +483,8 @@ class TorchRuntime:
     name = "torch"
     #: Any input shape (multiples of 32).
     fixed_input_shape: tuple[int, ...] | None = None
+    #: No engines here.
+    engine_cached: bool | None = None
 
     def __init__(
         self,
@@ -461,6 +507,12 @@ class TorchRuntime:
             else torch.compile(self.model, mode=compile, dynamic=False)
         )
 
+    def prepare(self, input_shape: tuple[int, ...]) -> None:
+        """Nothing to get ready: any shape runs (``torch.compile`` compiles on first run)."""
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Nothing is built in the background."""
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         # NCHW input whatever the model's layout: the first convolution then matches
         # the reference to float32 rounding on the CPU (an NHWC input there changes
@@ -482,6 +534,8 @@ class EngineRuntime:
     """
 
     model = None
+    #: An engine file given, not one built on first use.
+    engine_cached: bool | None = None
 
     def __init__(self, engine: OnnxRuntimeModel | TensorRTModel, name: str) -> None:
         self.engine = engine
@@ -492,6 +546,12 @@ class EngineRuntime:
     @property
     def batch(self) -> int:
         return int(self.engine.input_shape[0])
+
+    def prepare(self, input_shape: tuple[int, ...]) -> None:
+        """Nothing to get ready: the file is loaded (its shape is checked per call)."""
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Nothing is built in the background."""
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         n, outs = self.batch, []

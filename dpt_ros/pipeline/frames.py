@@ -73,6 +73,28 @@ class FrameOutput:
 
 
 @dataclass
+class _DeviceOutputs:
+    """A group's outputs on the device: whole-batch tensors by array name, and each
+    frame's own (its ``metric`` where calibrations differ, its points ``xyz``)."""
+
+    batch: dict[str, torch.Tensor]
+    frames: list[dict[str, torch.Tensor]]
+
+    def download(self, arrays: list[dict[str, np.ndarray]]) -> None:
+        """Copies everything to the host (one wait) into each frame's ``arrays``."""
+        names = list(self.batch)
+        per_frame = [(b, name) for b, frame in enumerate(self.frames) for name in frame]
+        host = download_to_host(
+            [self.batch[n] for n in names] + [self.frames[b][n] for b, n in per_frame]
+        )
+        for name, values in zip(names, host):
+            for b, a in enumerate(arrays):
+                a[name] = values[b]
+        for (b, name), values in zip(per_frame, host[len(names) :]):
+            arrays[b][name] = values
+
+
+@dataclass
 class _Group:
     """Frames of one image size, run through the models as one batch."""
 
@@ -287,41 +309,35 @@ class FramePipeline:
         with torch.inference_mode():
             images = main.upload(group.batch)
             timer.mark("upload")
-            device_out: dict[str, torch.Tensor] = {}
+            out = _DeviceOutputs({}, [{} for _ in group.arrays])
             if self.depth is not None:
                 raw = self.depth.depth_on_device(images, timer.prefixed("depth_"))
-                device_out.update(self._depth_outputs(raw, o, group))
+                self._depth_outputs(raw, o, group, out)
                 timer.mark("depth_postprocess")
             if self.segmentation is not None:
                 labels, probability = self.segmentation.segment_on_device(
                     images, group.out_hw, timer.prefixed("segmentation_"), group.confidence
                 )
-                device_out["labels"] = labels
+                out.batch["labels"] = labels
                 if probability is not None:
-                    device_out["confidence"] = probability
-            host = download_to_host(device_out)
+                    out.batch["confidence"] = probability
+            out.download(group.arrays)
             timer.mark("download")
-        for key, values in host.items():
-            if key[-1].isdigit():  # one frame's: xyz<b>, metric<b>
-                name = key.rstrip("0123456789")
-                group.arrays[int(key[len(name) :])][name] = values
-            else:
-                for b, a in enumerate(group.arrays):
-                    a[key] = values[b]
         return timer.durations_ms()
 
     def _depth_outputs(
-        self, raw: torch.Tensor, o: PipelineOptions, group: _Group
-    ) -> dict[str, torch.Tensor]:
+        self, raw: torch.Tensor, o: PipelineOptions, group: _Group, out: _DeviceOutputs
+    ) -> None:
         """On the device, from the network-resolution depth ``raw``: the relative output
         (``inverse``, resized as the original: DPT bicubic, Depth Anything V2 bilinear),
-        metric depth (``metric`` for the batch, or ``metric<b>`` per frame when their
+        metric depth (``metric`` for the batch, or each frame's own when their
         calibrations differ; computed at the network's resolution, saturation marked
         ``+Inf``, then upsampled without leaving the neighbours' range: bilinear in
-        inverse depth, or Depth Anything V2's own bilinear resize in metres) and, for each frame with metric depth and intrinsics, its
-        points (``xyz<b>``)."""
+        inverse depth, or Depth Anything V2's own bilinear resize in
+        metres) and, for each frame with metric depth and intrinsics, its points
+        (``xyz``), into ``out``."""
         assert self.depth is not None, "called with a depth model"
-        out: dict[str, torch.Tensor] = {}
+        batch = out.batch
         metric: list[torch.Tensor | None]
         # One calibration for the whole batch (fixed, or equal fits): one operation.
         uniform = group.calibrations[0] if len(set(group.calibrations)) == 1 else None
@@ -330,37 +346,43 @@ class FramePipeline:
             # Depth Anything V2's own resize, bilinear in metres, already stays within its
             # neighbours' range: the original's numbers, then its ceiling marked.
             resized = resize_output(raw, group.out_hw, interpolation)
-            out["metric"] = device_mark_saturated(resized, self.depth.depth_ceiling)
-            metric = list(out["metric"])
+            batch["metric"] = device_mark_saturated(resized, self.depth.depth_ceiling)
+            metric = list(batch["metric"])
         elif self.depth.is_metric:
             saturated = device_mark_saturated(raw, self.depth.depth_ceiling)
-            out["metric"] = device_upsample_depth(saturated, group.out_hw)
-            metric = list(out["metric"])
+            batch["metric"] = device_upsample_depth(saturated, group.out_hw)
+            metric = list(batch["metric"])
         else:
-            out["inverse"] = resize_output(raw, group.out_hw, interpolation)
+            batch["inverse"] = resize_output(raw, group.out_hw, interpolation)
             if uniform is not None:
-                out["metric"] = _metric(raw, uniform, group.out_hw)
-                metric = list(out["metric"])
+                batch["metric"] = _metric(raw, uniform, group.out_hw)
+                metric = list(batch["metric"])
             else:
                 metric = [
                     None if cal is None else _metric(raw[b : b + 1], cal, group.out_hw)[0]
                     for b, cal in enumerate(group.calibrations)
                 ]
-                out.update({f"metric{b}": m for b, m in enumerate(metric) if m is not None})
+                for frame, m in zip(out.frames, metric):
+                    if m is not None:
+                        frame["metric"] = m
         if o.cloud_enabled:
-            out.update(self._points(metric, group.intrinsics, o))
-        return out
+            for frame, xyz in zip(out.frames, self._points(metric, group.intrinsics, o)):
+                if xyz is not None:
+                    frame["xyz"] = xyz
 
     @staticmethod
     def _points(
         metric: list[torch.Tensor | None],
         intrinsics: list[Intrinsics | None],
         o: PipelineOptions,
-    ) -> dict[str, torch.Tensor]:
-        """``xyz<b>`` for each frame with metric depth and intrinsics (on the device)."""
+    ) -> list[torch.Tensor | None]:
+        """Each frame's points (on the device), None where it has no metric depth or no
+        intrinsics."""
         edge = o.cloud_edge_threshold if o.cloud_edge_filter else 0.0
-        return {
-            f"xyz{b}": device_backproject(
+        return [
+            None
+            if m is None or intr is None
+            else device_backproject(
                 m,
                 intr.fx,
                 intr.fy,
@@ -371,9 +393,8 @@ class FramePipeline:
                 o.cloud_min_depth,
                 edge,
             )
-            for b, (m, intr) in enumerate(zip(metric, intrinsics))
-            if m is not None and intr is not None
-        }
+            for m, intr in zip(metric, intrinsics)
+        ]
 
     def _colored_depth(
         self, metric: np.ndarray | None, inverse: np.ndarray | None, stream: Hashable
