@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
@@ -65,9 +66,23 @@ class AlignmentOptions:
     ground_normal: tuple[float, ...] = ()
     ground_band: float = 0.25
 
+    #: Valid ranges (inclusive) of the numeric fields: the node's parameter ranges, the
+    #: bag tool's flags and the Python API share them.
+    RANGES: ClassVar[dict[str, tuple[float, float]]] = {
+        "stamp_tolerance": (0.0, 10.0),
+        "smoothing": (0.01, 1.0),
+        "max_fit_age": (0.0, 3600.0),
+        "camera_height": (0.0, 100.0),
+        "ground_band": (0.01, 1.0),
+    }
+
     def problems(self) -> list[str]:
         """Every problem with these options (empty = valid)."""
-        found = []
+        found = [
+            f"relative_depth.{name}={getattr(self, name)} is outside {lo}..{hi}"
+            for name, (lo, hi) in self.RANGES.items()
+            if not lo <= getattr(self, name) <= hi
+        ]
         if self.method not in ALIGNMENT_METHODS:
             found.append(
                 f"relative_depth.alignment={self.method!r} is not one of "

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import ClassVar
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,37 @@ class PipelineOptions:
     cloud_edge_threshold: float = 0.1
     cloud_color: bool = True
     cloud_labels: bool = True
+
+    #: Valid values of the text fields.
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"output_size": ("input", "network")}
+    #: Valid ranges (inclusive) of the numeric fields; the node's parameter ranges.
+    RANGES: ClassVar[dict[str, tuple[float, float]]] = {
+        "relative_depth_scale": (0.0, 1e6),
+        "relative_depth_shift": (-1e6, 1e6),
+        "cloud_stride": (1, 64),
+        "cloud_max_depth": (0.0, 1e4),
+        "cloud_min_depth": (0.0, 1e4),
+        "cloud_edge_threshold": (0.001, 10.0),
+    }
+
+    def problems(self) -> list[str]:
+        """Every problem with these options (empty = valid)."""
+        found = [
+            f"{name}={getattr(self, name)!r} is not one of {', '.join(choices)}"
+            for name, choices in self.CHOICES.items()
+            if getattr(self, name) not in choices
+        ]
+        found += [
+            f"{name}={getattr(self, name)} is outside {lo}..{hi}"
+            for name, (lo, hi) in self.RANGES.items()
+            if not lo <= getattr(self, name) <= hi
+        ]
+        if 0 < self.cloud_max_depth <= self.cloud_min_depth:
+            found.append(
+                f"cloud.min_depth={self.cloud_min_depth} must be below "
+                f"cloud.max_depth={self.cloud_max_depth} (metres; 0 = no limit)"
+            )
+        return found
 
     def with_every_output(self) -> PipelineOptions:
         """These options with every output that a run-time change can turn on: the
