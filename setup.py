@@ -39,7 +39,15 @@ setup(
         "export": ["onnx", "onnxscript", "onnxruntime"],
         # dpt-ros bench's side-by-side run of Hugging Face transformers' DPT.
         "bench": ["transformers"],
-        "test": ["pytest", "onnx", "onnxscript", "onnxruntime", "ray", "transformers"],
+        "test": [
+            "pytest",
+            "pytest-timeout",
+            "onnx",
+            "onnxscript",
+            "onnxruntime",
+            "ray",
+            "transformers",
+        ],
         # dpt-ros bag --ray: many bags on a Ray cluster (or a local Ray).
         "fleet": ["ray"],
         # The static checks CI runs on the package (.ci/run): ruff (lint and format), mypy.
