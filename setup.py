@@ -21,7 +21,7 @@ setup(
     ],
     # On a ROS install numpy, OpenCV and rclpy come from the distribution (package.xml);
     # torch and timm from pip. A plain venv adds the extras below.
-    install_requires=["numpy", "torch", "timm", "tqdm", "huggingface_hub", "safetensors"],
+    install_requires=["numpy", "torch", "timm", "tqdm", "huggingface_hub", "safetensors", "pyyaml"],
     extras_require={
         # Everything a machine without /opt/ros needs: ROS 2 wheels, OpenCV, rosbags.
         "venv": [
@@ -39,7 +39,15 @@ setup(
         "export": ["onnx", "onnxscript", "onnxruntime"],
         # dpt-ros bench's side-by-side run of Hugging Face transformers' DPT.
         "bench": ["transformers"],
-        "test": ["pytest", "onnx", "onnxscript", "onnxruntime", "ray", "transformers"],
+        "test": [
+            "pytest",
+            "pytest-timeout",
+            "onnx",
+            "onnxscript",
+            "onnxruntime",
+            "ray",
+            "transformers",
+        ],
         # dpt-ros bag --ray: many bags on a Ray cluster (or a local Ray).
         "fleet": ["ray"],
         # The static checks CI runs on the package (.ci/run): ruff (lint and format), mypy.

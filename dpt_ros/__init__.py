@@ -1,8 +1,11 @@
 """dpt_ros: DPT monocular depth and semantic segmentation for ROS 2.
 
-``dpt_ros.models`` holds the network (torch only); ``dpt_ros.ros`` the pure-numpy
-message conversions and geometry; ``dpt_ros.node`` the ROS 2 node; ``dpt_ros.viz`` colour maps;
-``dpt_ros.cli`` the command-line tools.
+Layers, each importing only from those below it (``test/test_layers.py`` checks):
+``dpt_ros.cli`` (the command-line tools) > ``dpt_ros.node`` (the ROS 2 node) >
+``dpt_ros.pipeline`` and ``dpt_ros.alignment`` (the processing core, no rclpy node) >
+``dpt_ros.ros`` (message conversions and geometry on numpy arrays) > ``dpt_ros.models``
+(the networks, torch only); ``dpt_ros.viz`` (colour maps) is usable from every layer
+below ``cli``.
 """
 
 __version__ = "0.1.0"

@@ -39,7 +39,7 @@ from test_alignment import (  # noqa: E402  (the tests' synthetic scenes)
     oracle,
 )
 
-from dpt_ros.alignment import fit_ground_plane, fit_to_reference  # noqa: E402
+from dpt_ros.alignment.fit import fit_ground_plane, fit_to_reference  # noqa: E402
 
 NOISES = (0.0, 0.01, 0.05)
 OUTLIERS = (0.0, 0.3, 0.5)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Prints how much dpt_ros.temporal steadies per-frame depth, and what it costs.
+"""Prints how much dpt_ros.alignment.temporal steadies per-frame depth, and what it costs.
 
 Synthetic sequences with known depth, ray-cast here: a camera 1.2 m above the floor of a
 closed room (10 x 3 x 16 m, pitched 10 degrees down) with boxes and spheres in it, at
@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dpt_ros.temporal import TemporalStabilizer
+from dpt_ros.alignment.temporal import TemporalStabilizer
 
 FPS = 10.0
 PIXEL_NOISE = 0.02

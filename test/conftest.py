@@ -1,4 +1,11 @@
-"""Shared test fixtures.
+"""Shared test fixtures, and the markers that fixtures imply (the test tiers).
+
+Tiers (markers registered in ``setup.cfg``): ``ros`` (a real rclpy node: the ``ros``
+fixture), ``fidelity`` (goldens of the original implementations: the ``golden``
+fixture), ``export`` (ONNX export and engines), ``bag`` (bags written and read),
+``ray`` (a local Ray), ``slow`` (more than a few seconds on two cores). ``smoke`` marks
+the few of them that the fast tier keeps: one of each kind. Helpers shared by the test
+modules are in ``helpers.py``.
 
 Fidelity tests run from the project's own ``test/fixtures`` in any clone: the official
 checkpoints' key layouts, the test image, and the compact goldens (what the original
@@ -44,6 +51,7 @@ def no_engine_build_left_running():
     """Every test ends with no engine build running behind it: a build left from one
     test would compete for the CPU with the next, and outlive the session."""
     yield
+    # start-up: conftest loads before any test needs the package
     from dpt_ros.models.engine_build import stop_builds
 
     stop_builds()
@@ -147,3 +155,63 @@ def ros():
         executor.remove_node(node)
         node.destroy_node()
     rclpy.try_shutdown()
+
+
+#: Marker implied by a fixture.
+_FIXTURE_MARKERS = {"ros": "ros", "golden": "fidelity"}
+#: Marker of every test in a module.
+_MODULE_MARKERS = {
+    "test_export": "export",
+    "test_engine_cache": "export",
+    "test_bag": "bag",
+    "test_bag_inputs": "bag",
+    "test_fleet": "bag",
+    "test_stop_signals": "bag",
+    "test_play": "bag",
+    "test_demo": "bag",
+}
+
+
+#: The fast tier's representatives of the slow kinds (``smoke``): a real rclpy node, a
+#: fidelity golden, a bag round trip.
+SMOKE = (
+    "test_node.py::test_metric_depth_cloud_and_labels",
+    "test_models.py::test_depth_predict_matches_golden[dpt_hybrid-torch]",
+    "test_bag.py::test_sqlite3_depth_outputs",
+)
+#: Tests of no slow kind that still take more than a few seconds on two cores
+#: (measured with --durations; large networks, full-size images, compiling).
+SLOW = (
+    "test_std_conv.py::test_hybrid_on_a_large_input_matches_the_formula",
+    "test_std_conv.py::test_compiled_convolution_computes_the_same_formula",
+    "test_transformers_format.py::test_dpt_large_matches_transformers",
+    "test_transformers_format.py::test_dpt_hybrid_matches_transformers",
+    "test_transformers_format.py::test_a_hybrid_segmentation_folder_without_auxiliary_head",
+    "test_models.py::test_models_without_goldens_load_and_run",
+    "test_models.py::test_depth_model_shapes_non_square",
+    "test_fixtures.py::test_generator_is_bit_identical_to_the_fixtures_generator",
+    "test_cli.py::test_predict_depth_writes_three_files",
+    "test_cli.py::test_predict_segmentation_writes_two_files",
+    "test_depth_range.py::test_outputs_nobody_subscribes_to_are_not_built",
+    "test_depth_range.py::test_metric_model_saturation_is_published_as_inf",
+)
+#: Tests of another module that write and read a bag.
+BAG = ("test_alignment_node.py::test_bag_aligns_offline_as_live",)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Adds the markers that a test's fixtures, module or name imply."""
+    for item in items:
+        if item.nodeid.split("/")[-1] in SMOKE:
+            item.add_marker("smoke")
+        name = item.nodeid.split("/")[-1].split("[")[0]
+        if name in SLOW:
+            item.add_marker("slow")
+        if name in BAG:
+            item.add_marker("bag")
+        for fixture, marker in _FIXTURE_MARKERS.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(marker)
+        module = item.module.__name__ if getattr(item, "module", None) else ""
+        if module in _MODULE_MARKERS:
+            item.add_marker(_MODULE_MARKERS[module])

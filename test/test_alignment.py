@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from dpt_ros.alignment import Alignment, fit_ground_plane, fit_to_reference
+from dpt_ros.alignment.fit import Alignment, fit_ground_plane, fit_to_reference
 from dpt_ros.ros.camera import Intrinsics
 
 CAMERA_HEIGHT = 1.2  # metres
@@ -412,7 +412,7 @@ def test_module_needs_neither_ros_nor_torch() -> None:
         "import sys\n"
         "for name in ('rclpy', 'sensor_msgs', 'torch', 'cv2'):\n"
         "    sys.modules[name] = None\n"
-        "import dpt_ros.alignment\n"
+        "import dpt_ros.alignment.fit\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 

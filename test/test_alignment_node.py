@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import rgb_msg, small_image, spin_until
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Header
-from test_node import rgb_msg, small_image, spin_until
 
 from dpt_ros.models import Predictor
 from dpt_ros.node.node import DptNode
@@ -134,14 +134,14 @@ def start(ros, weights, method: str, extra=()) -> tuple:
         10,
     )
     probe.info_pub.publish(camera_info())
-    spin_until(executor, lambda: node._cameras[0].camera_info is not None, 5)
+    spin_until(executor, lambda: node.cameras[0].camera_info is not None, 5)
     return executor, node, probe
 
 
 def send_frame(executor, node, probe, sec: int) -> None:
-    done = node._cameras[0].processed
+    done = node.cameras[0].processed
     probe.image_pub.publish(rgb_msg(small_image(H, W), sec, frame_id=FRAME))
-    assert spin_until(executor, lambda: node._cameras[0].processed > done)
+    assert spin_until(executor, lambda: node.cameras[0].processed > done)
 
 
 def wait_for_reference(executor, node, count: int) -> None:
@@ -176,7 +176,7 @@ def test_reference_depth_publishes_the_fitted_metres(ros, det_checkpoint, relati
     assert len(probe.depth) == 2
     state = node.status()["alignment.state"]
     assert state.startswith("stopped: no good fit for") and "no reference within" in state
-    assert node._alignment_warn
+    assert node.diagnostics.alignment_warn
 
 
 def test_millimetre_reference_and_bad_encoding(ros, det_checkpoint, relative, fitted):
@@ -244,7 +244,7 @@ def test_failed_ground_plane_fits_publish_no_metres(ros, det_checkpoint):
     spin_until(executor, lambda: False, 0.3)
     assert not probe.depth and not probe.points
     state = node.status()["alignment.state"]
-    assert state.startswith("no metric output:") and node._alignment_warn
+    assert state.startswith("no metric output:") and node.diagnostics.alignment_warn
 
 
 def test_metric_models_ignore_alignment(ros):

@@ -4,31 +4,37 @@ elsewhere); each model is built once for the module."""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
-from rclpy.serialization import deserialize_message, serialize_message
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
-from std_msgs.msg import String
+from helpers import (
+    N_FRAMES,
+    NET,
+    PERIOD,
+    T0,
+    TIE_FRAME,
+    H,
+    W,
+    check_copied,
+    frame_rgb,
+    image_msg,
+    one_error_line,
+    read_bag,
+    run_bag,
+    tree_hash,
+    write_bag,
+)
+from rclpy.serialization import deserialize_message
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from dpt_ros.cli import bag as bag_tool
-from dpt_ros.cli.main import main
+from dpt_ros.cli import bag_job as bag_tool
 from dpt_ros.models.geometry import relative_to_metric, upsample_depth
 from dpt_ros.models.options import PredictorOptions
-from dpt_ros.node.pipeline import FramePipeline
+from dpt_ros.pipeline.frames import FramePipeline
 from dpt_ros.ros.image_codec import image_msg_to_array
 from dpt_ros.ros.pointcloud import pointcloud2_to_arrays
-
-H, W = 48, 64
-NET = ["--network-size", "64x64", "--random-weights", "--backend", "torch", "-q"]
-T0 = 1_700_000_000_000_000_000
-PERIOD = 100_000_000
-N_FRAMES = 4
-TIE_FRAME = 2  # the second camera_info is recorded at this frame's bag time, after it
 
 _PREDICTORS: dict[tuple, object] = {}
 
@@ -44,99 +50,6 @@ def shared_predictors(monkeypatch):
         return _PREDICTORS[args]
 
     monkeypatch.setattr(bag_tool, "make_predictor", cached)
-
-
-def frame_rgb(i: int) -> np.ndarray:
-    rng = np.random.default_rng(i)
-    yy, xx = np.mgrid[0:H, 0:W]
-    base = np.stack([xx * 4, yy * 5, (xx + yy + 20 * i) % 256], -1).astype(np.int32)
-    return np.clip(base + rng.integers(0, 40, (H, W, 3)), 0, 255).astype(np.uint8)
-
-
-def camera_info(fx: float, frame_id: str = "cam_optical") -> CameraInfo:
-    info = CameraInfo()
-    info.header.frame_id = frame_id
-    info.width, info.height = W, H
-    info.distortion_model = "plumb_bob"
-    info.d = [0.0] * 5
-    info.k = [fx, 0.0, W / 2, 0.0, fx, H / 2, 0.0, 0.0, 1.0]
-    info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-    info.p = [fx, 0.0, W / 2, 0.0, 0.0, fx, H / 2, 0.0, 0.0, 0.0, 1.0, 0.0]
-    return info
-
-
-def image_msg(i: int, compressed: bool = False):
-    rgb = frame_rgb(i)
-    if compressed:
-        msg = CompressedImage()
-        msg.format = "rgb8; png compressed bgr8"
-        msg.data = cv2.imencode(".png", rgb[:, :, ::-1])[1].tobytes()
-    else:
-        msg = Image()
-        msg.height, msg.width, msg.encoding, msg.step = H, W, "rgb8", W * 3
-        msg.data = rgb.tobytes()
-    msg.header.frame_id = "cam_optical"
-    msg.header.stamp.sec = 500 + i
-    msg.header.stamp.nanosec = 1000 * i
-    return msg
-
-
-def write_bag(
-    path: Path, storage: str = "sqlite3", compressed: bool = False, broken_frame: int = -1
-) -> str:
-    """A bag with /cam/camera_info (fx 50 at T0, fx 80 at frame TIE_FRAME's time),
-    images, and /chatter strings. Returns the image topic."""
-    from rosbags.rosbag2 import StoragePlugin, Writer
-    from rosbags.typesys import Stores, get_typestore
-
-    store = get_typestore(Stores.ROS2_HUMBLE)
-    topic = "/cam/image_raw/compressed" if compressed else "/cam/image_raw"
-    msgtype = "sensor_msgs/msg/CompressedImage" if compressed else "sensor_msgs/msg/Image"
-    writer = Writer(path, version=8, storage_plugin=StoragePlugin[storage.upper()])
-    with writer:
-        info_conn = writer.add_connection(
-            "/cam/camera_info", "sensor_msgs/msg/CameraInfo", typestore=store
-        )
-        image_conn = writer.add_connection(topic, msgtype, typestore=store)
-        chat_conn = writer.add_connection("/chatter", "std_msgs/msg/String", typestore=store)
-        writer.write(info_conn, T0 - 1, serialize_message(camera_info(50.0)))
-        for i in range(N_FRAMES):
-            t = T0 + i * PERIOD
-            msg = image_msg(i, compressed)
-            if i == broken_frame:
-                msg.data = b"not an image"
-            writer.write(image_conn, t, serialize_message(msg))
-            if i == TIE_FRAME:
-                writer.write(info_conn, t, serialize_message(camera_info(80.0)))
-            writer.write(chat_conn, t + PERIOD // 2, serialize_message(String(data=f"hi {i}")))
-    return topic
-
-
-def read_bag(path: Path) -> dict[str, list[tuple[int, str, bytes]]]:
-    from rosbags.rosbag2 import Reader
-
-    out: dict[str, list[tuple[int, str, bytes]]] = {}
-    with Reader(path) as reader:
-        for conn, t, raw in reader.messages():
-            out.setdefault(conn.topic, []).append((t, conn.msgtype, bytes(raw)))
-    return out
-
-
-def tree_hash(path: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(path.rglob("*"))
-        if p.is_file()
-    }
-
-
-def run_bag(*argv: str) -> int:
-    return main(["bag", *argv])
-
-
-def check_copied(inp: Path, out: dict[str, list]) -> None:
-    for topic, msgs in read_bag(inp).items():
-        assert out[topic] == msgs, topic
 
 
 def test_sqlite3_depth_outputs(tmp_path, capsys):
@@ -369,12 +282,7 @@ def test_errors_are_one_line(tmp_path, capsys):
     write_bag(inp)
 
     def error(*argv: str) -> str:
-        assert run_bag(*argv) == 2
-        err = capsys.readouterr().err
-        assert "Traceback" not in err
-        lines = [line for line in err.splitlines() if line.startswith("dpt-ros: error:")]
-        assert len(lines) == 1, err
-        return lines[0]
+        return one_error_line(run_bag(*argv), capsys.readouterr().err)
 
     out = str(tmp_path / "out")
     line = error(str(inp), "-o", out, "--image-topic", "/camera/image", *NET)

@@ -4,14 +4,11 @@ recover a cut-short MCAP file."""
 from __future__ import annotations
 
 import pytest
-from test_bag import NET, run_bag, tree_hash, write_bag
+from helpers import NET, one_error_line, run_bag, tree_hash, write_bag
 
 
 def _error(capsys) -> str:
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.startswith("dpt-ros: error:")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
+    return one_error_line(2, capsys.readouterr().err)
 
 
 @pytest.mark.parametrize("as_file", [False, True])

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from helpers import one_error_line
 
 import dpt_ros.models
 from dpt_ros.cli.main import main
@@ -25,24 +26,11 @@ from dpt_ros.models import Predictor, get_spec, model_names
 from dpt_ros.viz.ade20k import PALETTE
 from dpt_ros.viz.colormap import TURBO_LUT, overlay_labels
 
-ERROR_PREFIX = "dpt-ros: error: "
-
 
 def _run(capsys, *argv):
     rc = main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return rc, out, err
-
-
-def _assert_one_error_line(rc: int, err: str, *fragments: str) -> str:
-    assert rc == 2
-    assert "Traceback" not in err
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith(ERROR_PREFIX), err
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    return lines[0]
 
 
 def _write_rgb(path: Path, rgb: np.ndarray) -> Path:
@@ -327,7 +315,7 @@ def test_unreadable_images_are_reported_after_the_others(
         "--output",
         out_dir,
     )
-    _assert_one_error_line(rc, err, "3 of 4", "broken.jpg", "empty.png", "truncated.png")
+    one_error_line(rc, err, "3 of 4", "broken.jpg", "empty.png", "truncated.png")
     assert (out_dir / "good_depth.npy").is_file()
     assert out.startswith("good.png: 128x96")
 
@@ -349,7 +337,7 @@ def test_missing_input(tmp_path, capsys):
         "--output",
         tmp_path / "out",
     )
-    _assert_one_error_line(rc, err, "input not found", "nope.png")
+    one_error_line(rc, err, "input not found", "nope.png")
 
 
 def test_empty_directory(tmp_path, capsys):
@@ -368,7 +356,7 @@ def test_empty_directory(tmp_path, capsys):
         "--output",
         tmp_path / "out",
     )
-    _assert_one_error_line(rc, err, "no images in directory")
+    one_error_line(rc, err, "no images in directory")
 
 
 def test_corrupt_image_file(tmp_path, capsys, det_checkpoint):
@@ -390,7 +378,7 @@ def test_corrupt_image_file(tmp_path, capsys, det_checkpoint):
         "--device",
         "cpu",
     )
-    _assert_one_error_line(rc, err, "1 of 1", "photo.png")
+    one_error_line(rc, err, "1 of 1", "photo.png")
     assert out == ""
 
 
@@ -407,7 +395,7 @@ def test_unknown_model_type(tmp_path, capsys, small_png):
         "--output",
         tmp_path / "out",
     )
-    _assert_one_error_line(rc, err, "dpt_small", *model_names())
+    one_error_line(rc, err, "dpt_small", *model_names())
 
 
 def test_weights_for_another_model(tmp_path, capsys, det_checkpoint, small_png):
@@ -427,7 +415,7 @@ def test_weights_for_another_model(tmp_path, capsys, det_checkpoint, small_png):
         "--device",
         "cpu",
     )
-    _assert_one_error_line(rc, err, "not dpt_large", "--model-type dpt_hybrid")
+    one_error_line(rc, err, "not dpt_large", "--model-type dpt_hybrid")
 
 
 def test_weights_not_a_checkpoint(tmp_path, capsys, small_png):
@@ -449,7 +437,7 @@ def test_weights_not_a_checkpoint(tmp_path, capsys, small_png):
         "--device",
         "cpu",
     )
-    _assert_one_error_line(rc, err, "not a readable PyTorch weights file")
+    one_error_line(rc, err, "not a readable PyTorch weights file")
 
 
 def test_missing_weights_file(tmp_path, capsys, small_png):
@@ -469,7 +457,7 @@ def test_missing_weights_file(tmp_path, capsys, small_png):
         "--device",
         "cpu",
     )
-    _assert_one_error_line(rc, err, "weights file not found")
+    one_error_line(rc, err, "weights file not found")
 
 
 def test_no_weights_offline(tmp_path, capsys, monkeypatch, small_png):
@@ -492,7 +480,7 @@ def test_no_weights_offline(tmp_path, capsys, monkeypatch, small_png):
         "--device",
         "cpu",
     )
-    _assert_one_error_line(rc, err, "could not download", get_spec("dpt_hybrid").file_name)
+    one_error_line(rc, err, "could not download", get_spec("dpt_hybrid").file_name)
 
 
 @pytest.mark.parametrize(
@@ -516,7 +504,7 @@ def test_argument_errors(tmp_path, capsys, small_png, extra, fragment):
         tmp_path / "out",
         *extra,
     )
-    _assert_one_error_line(rc, err, fragment)
+    one_error_line(rc, err, fragment)
 
 
 def test_output_path_is_a_file(tmp_path, capsys, small_png):
@@ -535,7 +523,7 @@ def test_output_path_is_a_file(tmp_path, capsys, small_png):
         "--output",
         target,
     )
-    _assert_one_error_line(rc, err, "not a directory")
+    one_error_line(rc, err, "not a directory")
 
 
 def test_random_weights_need_no_weights_file(tmp_path, capsys, fake_predictor, small_png):

@@ -12,7 +12,8 @@ from std_msgs.msg import Header
 
 from dpt_ros.cli.bench import synthetic_camera
 from dpt_ros.models import Predictor
-from dpt_ros.node.pipeline import FramePipeline, PipelineOptions
+from dpt_ros.pipeline.frames import FramePipeline
+from dpt_ros.pipeline.options import PipelineOptions
 
 pytestmark = [
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import Probe, rgb_msg, spin_until, wait_for_subscribers
 from rclpy.parameter import Parameter
-from test_node import Probe, rgb_msg, spin_until, wait_for_subscribers
 
 from dpt_ros.cli.main import main
 from dpt_ros.models import CheckpointError, Predictor, get_spec, load_model
@@ -213,7 +213,7 @@ def test_node_metric_publishes_metres_and_a_cloud(ros, det_checkpoint, scene_a_r
     probe = Probe(add)
     wait_for_subscribers(executor, probe)
     probe.info_pub.publish(camera_info(640, 480))
-    spin_until(executor, lambda: node._cameras[0].camera_info is not None, 5)
+    spin_until(executor, lambda: node.cameras[0].camera_info is not None, 5)
     probe.image_pub.publish(rgb_msg(scene_a_rgb, 9))
     assert spin_until(executor, lambda: probe.got["depth/image"] and probe.got["points"])
     depth_msg = probe.got["depth/image"][0]

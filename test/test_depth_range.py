@@ -18,7 +18,8 @@ from dpt_ros.models.geometry import (
     upsample_depth,
 )
 from dpt_ros.models.transforms import resize_output
-from dpt_ros.node.pipeline import FramePipeline, PipelineOptions
+from dpt_ros.pipeline.frames import FramePipeline
+from dpt_ros.pipeline.options import PipelineOptions
 from dpt_ros.ros.camera import Intrinsics
 from dpt_ros.ros.image_codec import image_msg_to_array
 from dpt_ros.ros.pointcloud import pointcloud2_to_arrays

@@ -228,7 +228,7 @@ def test_the_old_voxel_column_would_have_failed():
 
 
 def test_node_warning_texts():
-    from dpt_ros.nav2_checks import processing_warning, stride_warning
+    from dpt_ros.ros.nav2_checks import processing_warning, stride_warning
 
     assert stride_warning(1, True) == stride_warning(4, False) == ""
     assert "cloud.stride is 4 with segmentation" in stride_warning(4, True)

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import one_error_line
 
 from dpt_ros.cli import export as export_cli
 from dpt_ros.cli.main import build_parser, main
@@ -51,7 +52,6 @@ from dpt_ros.models.runtimes import (
 )
 from dpt_ros.models.transforms import preprocess
 
-ERROR_PREFIX = "dpt-ros: error: "
 #: ONNX Runtime vs PyTorch, relative to the output's largest magnitude (module docstring).
 RTOL_OF_MAX = 5e-4
 
@@ -78,16 +78,6 @@ def _run_quiet(*argv):
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         rc = main([str(a) for a in argv])
     return rc, out.getvalue(), err.getvalue()
-
-
-def _one_error_line(rc: int, err: str, *fragments: str) -> str:
-    assert rc == 2, err
-    assert "Traceback" not in err
-    lines = [line for line in err.splitlines() if line.startswith("dpt-ros: error")]
-    assert len(lines) == 1, err
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    return lines[0]
 
 
 def _expected_layer_norms(model_type: str) -> int:
@@ -230,13 +220,13 @@ def test_deprecated_size_flags_note_before_errors(capsys):
         ]
     )
     err = capsys.readouterr().err
-    _one_error_line(rc, err, "fp16")
+    one_error_line(rc, err, "fp16")
     assert "dpt-ros: note: --width/--height are deprecated, use --network-size WxH" in err
 
 
 def test_fp16_onnx_is_refused_in_one_line(capsys):
     rc = main(["export", "--model-type", "dpt_hybrid", "--random-weights", "--precision", "fp16"])
-    _one_error_line(rc, capsys.readouterr().err, "fp16", "TensorRT", "fp32")
+    one_error_line(rc, capsys.readouterr().err, "fp16", "TensorRT", "fp32")
 
 
 def test_low_opset_is_refused_before_loading_the_model(exporter, tmp_path, capsys):
@@ -252,13 +242,13 @@ def test_low_opset_is_refused_before_loading_the_model(exporter, tmp_path, capsy
             str(tmp_path / "x.onnx"),
         ]
     )
-    _one_error_line(rc, capsys.readouterr().err, "opset 17", str(DEFAULT_OPSET))
+    one_error_line(rc, capsys.readouterr().err, "opset 17", str(DEFAULT_OPSET))
     assert not any(tmp_path.iterdir())
 
 
 def test_unknown_model_type(capsys):
     rc = main(["export", "--model-type", "dpt_tiny", "--random-weights"])
-    _one_error_line(rc, capsys.readouterr().err, "dpt_tiny", "dpt_hybrid")
+    one_error_line(rc, capsys.readouterr().err, "dpt_tiny", "dpt_hybrid")
 
 
 def test_tensorrt_format_without_tensorrt_fails_fast(tmp_path, capsys, monkeypatch):
@@ -266,7 +256,7 @@ def test_tensorrt_format_without_tensorrt_fails_fast(tmp_path, capsys, monkeypat
         pytest.skip("tensorrt is installed")
     monkeypatch.chdir(tmp_path)
     rc = main(["export", "--model-type", "dpt_hybrid", "--format", "tensorrt", "--random-weights"])
-    _one_error_line(
+    one_error_line(
         rc, capsys.readouterr().err, "TensorRT is not installed", "JetPack", "pip install tensorrt"
     )
     assert not any(tmp_path.iterdir())  # failed before exporting anything
@@ -285,7 +275,7 @@ def test_check_without_onnxruntime_is_an_error(exporter, tmp_path, capsys, monke
             str(tmp_path / "x.onnx"),
         ]
     )
-    _one_error_line(rc, capsys.readouterr().err, "onnxruntime", "--no-check")
+    one_error_line(rc, capsys.readouterr().err, "onnxruntime", "--no-check")
     assert not any(tmp_path.iterdir())
 
 

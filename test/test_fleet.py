@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 import pytest
-from test_bag import NET, read_bag, write_bag
+from helpers import NET, read_bag, write_bag
 
 from dpt_ros.cli import fleet
 from dpt_ros.cli.main import main
@@ -109,6 +109,7 @@ def test_ray_missing_is_a_clear_error(tmp_path, capsys, inputs, monkeypatch):
     assert code == 2 and "pip install 'dpt_ros[fleet]'" in err
 
 
+@pytest.mark.ray
 def test_ray_pool_keeps_models_loaded_and_matches_sequential(tmp_path, capsys, inputs):
     ray = pytest.importorskip("ray")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from helpers import FAST, spin_until
 from rclpy.parameter import Parameter
-from test_node import FAST, spin_until
 
 from dpt_ros.node.node import DptNode
 

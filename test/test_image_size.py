@@ -13,10 +13,9 @@ import zlib
 import cv2
 import numpy as np
 import pytest
+from helpers import FAST, NET, Probe, run_bag, spin_until, write_bag
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CompressedImage, Image
-from test_bag import NET, run_bag, write_bag
-from test_node import FAST, Probe, spin_until
 
 from dpt_ros.cli.main import main
 from dpt_ros.node.node import DptNode

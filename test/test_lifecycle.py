@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
+from helpers import FAST, Probe, rgb_msg, small_image, spin_until
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from rclpy.parameter import Parameter
-from test_node import FAST, Probe, rgb_msg, small_image, spin_until
 
 from dpt_ros.node.lifecycle import DptLifecycleNode
 

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 import torch
 
+import dpt_ros.models.weights.checkpoint as checkpoint
 import dpt_ros.models.weights.download as download
 import dpt_ros.models.weights.verify as verify
 from dpt_ros.models import (
@@ -30,7 +31,6 @@ from dpt_ros.models import (
     CheckpointError,
     DPTDepthModel,
     DPTSegmentationModel,
-    ModelSpec,
     Predictor,
     check_state_dict,
     get_spec,
@@ -39,6 +39,7 @@ from dpt_ros.models import (
     model_names,
     read_state_dict,
 )
+from dpt_ros.models.network.build import build_network
 from dpt_ros.models.transforms import network_input_size, preprocess
 
 ALL_TYPES = (
@@ -108,7 +109,7 @@ def test_registry_lists_the_fifteen_official_types():
 @pytest.mark.parametrize("model_type", ALL_TYPES + DAV2_TYPES)
 def test_state_dict_layout_equals_official_checkpoint(model_type, key_spec):
     with torch.device("meta"):
-        model = get_spec(model_type).build()
+        model = build_network(get_spec(model_type))
     got = {
         k: (list(v.shape), str(v.dtype).replace("torch.", ""))
         for k, v in model.state_dict().items()
@@ -365,7 +366,7 @@ def test_registry_metric_constants():
         assert not get_spec(name).invert and not get_spec(name).is_metric
     for name in ("dpt_hybrid_kitti", "dpt_hybrid_nyu"):
         with torch.device("meta"):
-            model = get_spec(name).build()
+            model = build_network(get_spec(name))
         spec = get_spec(name)
         assert (model.invert, model.scale, model.shift) == (True, spec.scale, spec.shift)
 
@@ -381,7 +382,7 @@ def test_metric_models_invert_scale_shift(model_type, monkeypatch):
     raw = torch.tensor([0.0, 1.0, 10.0, 100.0, 1000.0, 5000.0, 30000.0]).view(1, 1, 1, -1)
     _with_raw_output(monkeypatch, raw)
     with torch.device("meta"):
-        model = spec.build()
+        model = build_network(spec)
     out = model(torch.zeros(1, 3, 32, 32))
     x = raw.double().view(1, 1, -1)
     want = 1.0 / (spec.scale * x + spec.shift)
@@ -405,7 +406,7 @@ def test_relative_models_return_the_raw_output(monkeypatch):
     raw = torch.arange(6.0).view(1, 1, 2, 3)
     _with_raw_output(monkeypatch, raw)
     with torch.device("meta"):
-        model = get_spec("dpt_hybrid").build()
+        model = build_network(get_spec("dpt_hybrid"))
     out = model(torch.zeros(1, 3, 32, 32))
     assert out.shape == (1, 2, 3)
     torch.testing.assert_close(out, raw[:, 0])
@@ -578,7 +579,7 @@ def test_random_weights_warn_and_exclude_a_weights_file(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="not both"):
         load_model("dpt_hybrid", tmp_path / "w.pt", random_weights=True)
     built = torch.nn.Linear(2, 2)  # building the real network costs seconds
-    monkeypatch.setattr(ModelSpec, "build", lambda self: built)
+    monkeypatch.setattr(checkpoint, "build_network", lambda spec: built)
     with pytest.warns(UserWarning, match="RANDOM weights"):
         model = load_model("dpt_hybrid", random_weights=True)
     assert model is built

@@ -4,106 +4,30 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 
 import cv2
 import numpy as np
 import pytest
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray
+from helpers import (
+    FAST,
+    Probe,
+    camera_info,
+    rgb_msg,
+    small_image,
+    spin_until,
+    wait_for_subscribers,
+)
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from sensor_msgs.msg import CompressedImage, Image
 
 from dpt_ros.models import Predictor
-from dpt_ros.node.node import DptNode, LatestFrame
+from dpt_ros.node.latest_frame import LatestFrame
+from dpt_ros.node.node import DptNode
 from dpt_ros.node.params import PARAM_DEFS, declare
 from dpt_ros.ros.image_codec import image_msg_to_array
 from dpt_ros.ros.pointcloud import pointcloud2_to_arrays
-
-FAST = [
-    Parameter("device", value="cpu"),
-    Parameter("backend", value="torch"),
-    Parameter("network_width", value=64),
-    Parameter("network_height", value=64),
-]
-
-
-class Probe:
-    """A test node: publishes image/camera_info and records every output topic, all
-    relative to ``namespace`` (a camera's)."""
-
-    TOPICS = {
-        "depth/image": Image,
-        "depth/relative": Image,
-        "depth/camera_info": CameraInfo,
-        "depth/colored": Image,
-        "segmentation/labels": Image,
-        "segmentation/colored": Image,
-        "points": PointCloud2,
-    }
-
-    def __init__(self, add: Callable, compressed: bool = False, namespace: str = "") -> None:
-        self.node = add(Node("probe", namespace=namespace))
-        self.got: dict[str, list] = {t: [] for t in self.TOPICS}
-        for topic, typ in self.TOPICS.items():
-            self.node.create_subscription(typ, topic, lambda m, t=topic: self.got[t].append(m), 10)
-        self.diagnostics: list[DiagnosticArray] = []
-        self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 10)
-        if compressed:
-            self.image_pub = self.node.create_publisher(CompressedImage, "image/compressed", 10)
-        else:
-            self.image_pub = self.node.create_publisher(Image, "image", 10)
-        self.info_pub = self.node.create_publisher(CameraInfo, "camera_info", 10)
-
-
-def spin_until(executor, predicate, timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        executor.spin_once(timeout_sec=0.05)
-        if predicate():
-            return True
-    return False
-
-
-def rgb_msg(
-    rgb: np.ndarray, sec: int, frame_id: str = "camera_optical_frame", encoding: str = "rgb8"
-) -> Image:
-    msg = Image()
-    msg.header.stamp.sec = sec
-    msg.header.stamp.nanosec = 250
-    msg.header.frame_id = frame_id
-    msg.height, msg.width = rgb.shape[:2]
-    msg.encoding = encoding
-    data = rgb if encoding == "rgb8" else rgb[:, :, ::-1]
-    msg.step = msg.width * 3
-    msg.data = np.ascontiguousarray(data).tobytes()
-    return msg
-
-
-def camera_info(width: int, height: int, frame_id: str = "camera_optical_frame") -> CameraInfo:
-    info = CameraInfo()
-    info.header.frame_id = frame_id
-    info.width, info.height = width, height
-    f = 0.8 * width
-    info.k = [f, 0.0, (width - 1) / 2, 0.0, f, (height - 1) / 2, 0.0, 0.0, 1.0]
-    info.p = [f, 0.0, (width - 1) / 2, 0.0, 0.0, f, (height - 1) / 2, 0.0, 0.0, 0.0, 1.0, 0.0]
-    return info
-
-
-def small_image(h: int = 48, w: int = 64, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
-
-
-def wait_for_subscribers(executor, probe: Probe) -> None:
-    assert spin_until(
-        executor,
-        lambda: (
-            probe.image_pub.get_subscription_count() > 0
-            and probe.info_pub.get_subscription_count() > 0
-        ),
-        10,
-    )
 
 
 class ForwardSpy:
@@ -138,7 +62,7 @@ def test_relative_depth_matches_golden(ros, det_checkpoint, scene_a_rgb, golden)
     probe = Probe(add)
     wait_for_subscribers(executor, probe)
     probe.info_pub.publish(camera_info(640, 480))
-    spin_until(executor, lambda: node._cameras[0].camera_info is not None, 5)
+    spin_until(executor, lambda: node.cameras[0].camera_info is not None, 5)
     msg = rgb_msg(scene_a_rgb, 7, encoding="bgr8")
     probe.image_pub.publish(msg)
     assert spin_until(
@@ -181,7 +105,7 @@ def test_metric_depth_cloud_and_labels(ros):
     wait_for_subscribers(executor, probe)
     rgb = small_image(48, 64)
     probe.info_pub.publish(camera_info(64, 48))
-    spin_until(executor, lambda: node._cameras[0].camera_info is not None, 5)
+    spin_until(executor, lambda: node.cameras[0].camera_info is not None, 5)
     probe.image_pub.publish(rgb_msg(rgb, 11))
     assert spin_until(
         executor,
@@ -236,7 +160,7 @@ def test_bad_messages_are_survived(ros):
     probe = Probe(add)
     wait_for_subscribers(executor, probe)
     probe.info_pub.publish(camera_info(640, 480))  # another resolution than the images
-    spin_until(executor, lambda: node._cameras[0].camera_info is not None, 5)
+    spin_until(executor, lambda: node.cameras[0].camera_info is not None, 5)
 
     bad_step = rgb_msg(small_image(), 1)
     bad_step.step = 10
@@ -247,9 +171,7 @@ def test_bad_messages_are_survived(ros):
         probe.image_pub.publish(msg)
         assert spin_until(
             executor,
-            lambda n=msg: (
-                node.status()["rejected"] != "0" and node._cameras[0].frames._item is None
-            ),
+            lambda n=msg: node.status()["rejected"] != "0" and not node.cameras[0].frame_waiting,
             10,
         )
         time.sleep(0.2)
@@ -348,7 +270,7 @@ def test_cameras_publish_in_their_own_namespace_with_their_own_header(ros):
         wait_for_subscribers(executor, probe)
     front.info_pub.publish(camera_info(64, 48, "front_optical"))
     rear.info_pub.publish(camera_info(40, 32, "rear_optical"))
-    assert spin_until(executor, lambda: all(c.camera_info for c in node._cameras), 5)
+    assert spin_until(executor, lambda: all(c.camera_info for c in node.cameras), 5)
     spy = ForwardSpy(node.pipeline.depth)
     spy.go.clear()
     try:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from helpers import FAST, camera_info, rgb_msg, small_image, spin_until
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
-from test_node import FAST, camera_info, rgb_msg, small_image, spin_until
 
 from dpt_ros.node.node import DptNode
 
@@ -58,7 +58,7 @@ def test_camera_info_is_the_image_topics_sibling(ros):
     info = camera_info(64, 48)
     info.header.stamp = msg.header.stamp
     probe.info_pub.publish(info)
-    assert spin_until(executor, lambda: node._cameras[0].camera_info is not None, 5)
+    assert spin_until(executor, lambda: node.cameras[0].camera_info is not None, 5)
     probe.image_pub.publish(msg)
     assert spin_until(executor, lambda: probe.points and probe.infos)
     assert node.status()["camera_info"].startswith("ok, paired by stamp")
@@ -72,7 +72,7 @@ def test_missing_camera_info_is_a_warning(ros):
     probe = CameraProbe(add)
     assert spin_until(executor, lambda: probe.image_pub.get_subscription_count() > 0, 10)
     probe.image_pub.publish(rgb_msg(small_image(48, 64), 5))
-    assert spin_until(executor, lambda: node._cameras[0].processed == 1)
+    assert spin_until(executor, lambda: node.cameras[0].processed == 1)
     probe.diagnostics.clear()
     assert spin_until(executor, lambda: probe.diagnostics, 5)
     status = probe.diagnostics[-1].status[0]
@@ -93,7 +93,7 @@ def test_published_camera_info_and_frame_id_override(ros):
     info.d = [-0.3, 0.09, 0.0, 0.0, 0.0]
     info.p = [40.0, 0.0, 30.0, 0.0, 0.0, 42.0, 25.0, 0.0, 0.0, 0.0, 1.0, 0.0]
     probe.info_pub.publish(info)
-    assert spin_until(executor, lambda: node._cameras[0].camera_info is not None, 5)
+    assert spin_until(executor, lambda: node.cameras[0].camera_info is not None, 5)
     probe.image_pub.publish(rgb_msg(small_image(48, 64), 6, frame_id=""))
     assert spin_until(executor, lambda: probe.points and probe.infos)
     out = probe.infos[0]
@@ -129,9 +129,9 @@ def test_cloud_enabled_at_run_time_publishes_points_of_a_metric_model(ros):
     assert spin_until(executor, lambda: probe.info_pub.get_subscription_count() > 0, 10)
     node.set_parameters([Parameter("cloud.enabled", value=True)])
     probe.info_pub.publish(camera_info(64, 48))
-    assert spin_until(executor, lambda: node._cameras[0].camera_info is not None, 5)
+    assert spin_until(executor, lambda: node.cameras[0].camera_info is not None, 5)
     assert spin_until(
-        executor, lambda: node._cameras[0].publishers["points"].get_subscription_count(), 5
+        executor, lambda: node.cameras[0].publishers["points"].get_subscription_count(), 5
     )
     probe.image_pub.publish(rgb_msg(small_image(48, 64), 7))
     assert spin_until(executor, lambda: probe.points)
@@ -142,11 +142,11 @@ def test_diagnostics_judge_the_recent_window(ros):
     rejected on every frame keeps it WARN and says why."""
     executor, add = ros
     node = remapped_node(add)
-    node._recent.window = 1.0  # seconds, instead of 10, to keep the test short
+    node.diagnostics.recent.window = 1.0  # seconds, instead of 10, to keep the test short
     probe = CameraProbe(add)
     assert spin_until(executor, lambda: probe.info_pub.get_subscription_count() > 0, 10)
     probe.info_pub.publish(camera_info(64, 48))
-    assert spin_until(executor, lambda: node._cameras[0].camera_info is not None, 5)
+    assert spin_until(executor, lambda: node.cameras[0].camera_info is not None, 5)
     bad = rgb_msg(small_image(48, 64), 1)
     bad.step = 10
     probe.image_pub.publish(bad)
@@ -158,9 +158,9 @@ def test_diagnostics_judge_the_recent_window(ros):
     assert node.status()["rejected"] == "1"  # the total stays
 
     probe.info_pub.publish(camera_info(640, 480))  # another resolution, from now on
-    assert spin_until(executor, lambda: node._cameras[0].camera_info.width == 640, 5)
+    assert spin_until(executor, lambda: node.cameras[0].camera_info.width == 640, 5)
     for sec in (3, 4):
         probe.image_pub.publish(rgb_msg(small_image(48, 64), sec))
-        assert spin_until(executor, lambda s=sec: node._cameras[0].processed == s - 1)
+        assert spin_until(executor, lambda s=sec: node.cameras[0].processed == s - 1)
     texts = [text for _, text in node.problems()]
     assert any("camera_info rejected: camera_info is 640x480" in t for t in texts), texts

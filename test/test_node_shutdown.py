@@ -15,16 +15,16 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import rgb_msg, small_image
 from rclpy.node import Node
 from sensor_msgs.msg import Image
-from test_node import rgb_msg, small_image
 
 ROOT = Path(__file__).resolve().parents[1]
 
 _CHILD = """
 import os, sys, time
 from dpt_ros.node import node as dpt_node
-from dpt_ros.node.pipeline import FramePipeline
+from dpt_ros.pipeline.frames import FramePipeline
 
 original = FramePipeline.process_batch
 

@@ -12,7 +12,7 @@ import rclpy
 from rclpy.node import Node
 
 from dpt_ros.node.params import PARAMS
-from dpt_ros.node.pipeline import OUTPUT_TOPICS
+from dpt_ros.pipeline.frames import OUTPUT_TOPICS
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -4,8 +4,8 @@ float parameters, and overrides that name no parameter."""
 from __future__ import annotations
 
 import pytest
+from helpers import FAST
 from rclpy.parameter import Parameter
-from test_node import FAST
 
 from dpt_ros.node.node import DptNode
 

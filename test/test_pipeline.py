@@ -14,7 +14,8 @@ from std_msgs.msg import Header
 from dpt_ros.models import Predictor
 from dpt_ros.models.geometry import backproject as torch_backproject
 from dpt_ros.models.geometry import relative_to_metric
-from dpt_ros.node.pipeline import FramePipeline, PipelineOptions
+from dpt_ros.pipeline.frames import FramePipeline
+from dpt_ros.pipeline.options import PipelineOptions
 from dpt_ros.ros.camera import Intrinsics
 from dpt_ros.ros.image_codec import image_msg_to_array
 from dpt_ros.ros.pointcloud import pointcloud2_to_arrays

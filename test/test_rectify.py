@@ -75,7 +75,8 @@ def test_pipeline_runs_on_the_rectified_image() -> None:
     from std_msgs.msg import Header
 
     from dpt_ros.models import Predictor
-    from dpt_ros.node.pipeline import FramePipeline, PipelineOptions
+    from dpt_ros.pipeline.frames import FramePipeline
+    from dpt_ros.pipeline.options import PipelineOptions
     from dpt_ros.ros.pointcloud import pointcloud2_to_arrays, unpack_rgb
 
     hybrid = Predictor(

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import FAST, rgb_msg, small_image, spin_until
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
-from test_node import FAST, rgb_msg, small_image, spin_until
 
 from dpt_ros.models.transforms import resize_output
 from dpt_ros.node.node import DptNode
@@ -91,13 +91,13 @@ def run_one_frame(ros, output_size: str, weights, confidence: bool = True):
         executor,
         lambda: (
             layer.image_pub.get_subscription_count() > 0
-            and all(node._cameras[0].publishers[t].get_subscription_count() > 0 for t in wanted)
+            and all(node.cameras[0].publishers[t].get_subscription_count() > 0 for t in wanted)
         ),
         10,
     )
     rgb = small_image(48, 64)
     layer.info_pub.publish(camera_info(64, 48))
-    spin_until(executor, lambda: node._cameras[0].camera_info is not None, 5)
+    spin_until(executor, lambda: node.cameras[0].camera_info is not None, 5)
     layer.image_pub.publish(rgb_msg(rgb, 21))
     assert spin_until(executor, lambda: all(layer.got[t] for t in wanted))
     return node, layer, rgb
@@ -147,15 +147,16 @@ def test_confidence_is_computed_only_when_subscribed(ros, monkeypatch):
 
     monkeypatch.setattr(node.pipeline.segmentation, "segment_on_device", spy)
     layer = Layer(add, confidence=False)
-    pub = node._cameras[0].publishers["segmentation/labels"]
+    pub = node.cameras[0].publishers["segmentation/labels"]
     assert spin_until(executor, lambda: pub.get_subscription_count() > 0, 10)
     layer.image_pub.publish(rgb_msg(small_image(48, 64), 1))
     assert spin_until(executor, lambda: layer.got["segmentation/labels"])
-    assert asked == [False] and node._subscribed_on_demand() == set()
+    confidence = node.cameras[0].publishers["segmentation/confidence"]
+    assert asked == [False] and confidence.get_subscription_count() == 0
 
     got: list[Image] = []
     layer.node.create_subscription(Image, "segmentation/confidence", got.append, 10)
-    conf_pub = node._cameras[0].publishers["segmentation/confidence"]
+    conf_pub = node.cameras[0].publishers["segmentation/confidence"]
     assert spin_until(executor, lambda: conf_pub.get_subscription_count() > 0, 10)
     layer.image_pub.publish(rgb_msg(small_image(48, 64), 2))
     assert spin_until(executor, lambda: got)
@@ -171,7 +172,7 @@ def test_label_info_latched_where_vision_msgs_imports_else_off_with_the_reason(r
     if not HAVE_VISION_MSGS:
         assert status.startswith("off: vision_msgs cannot be imported")
         assert "ros-$ROS_DISTRO-vision-msgs" in status
-        assert "segmentation/label_info" not in node._cameras[0].publishers
+        assert "segmentation/label_info" not in node.cameras[0].publishers
         return
     from vision_msgs.msg import LabelInfo
 
@@ -199,7 +200,7 @@ def test_label_info_latched_where_vision_msgs_imports_else_off_with_the_reason(r
 def test_nav2_config_groups_every_class_once_and_uses_our_topics():
     import yaml
 
-    from dpt_ros.node.pipeline import OUTPUT_TOPICS
+    from dpt_ros.pipeline.frames import OUTPUT_TOPICS
 
     path = Path(__file__).resolve().parents[1] / "config" / "nav2_semantic_costmap.yaml"
     params = yaml.safe_load(path.read_text())["local_costmap"]["local_costmap"]["ros__parameters"]

@@ -5,9 +5,9 @@ arrival-to-publish time, on the steady clock, is reported instead."""
 from __future__ import annotations
 
 from builtin_interfaces.msg import Time
+from helpers import FAST, Probe, rgb_msg, small_image, spin_until, wait_for_subscribers
 from rclpy.parameter import Parameter
 from rosgraph_msgs.msg import Clock
-from test_node import FAST, Probe, rgb_msg, small_image, spin_until, wait_for_subscribers
 
 from dpt_ros.node.node import DptNode
 

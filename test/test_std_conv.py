@@ -19,6 +19,7 @@ from timm.layers.padding import pad_same
 from torch import nn
 
 from dpt_ros.models import Predictor, get_spec
+from dpt_ros.models.network.build import build_network
 from dpt_ros.models.network.std_conv import (
     FoldedStdConv2d,
     OriginalStdConv2d,
@@ -138,12 +139,12 @@ def test_compiled_convolution_computes_the_same_formula():
 def test_hybrid_backbones_use_the_original_form():
     for model_type in ("dpt_hybrid", "dpt_hybrid_ade20k"):
         with torch.device("meta"):
-            model = get_spec(model_type).build()
+            model = build_network(get_spec(model_type))
         kinds = [type(m) for m in model.modules()]
         assert kinds.count(OriginalStdConv2d) == 52
         assert StdConv2d not in kinds and StdConv2dSame not in kinds
     with torch.device("meta"):
-        large = get_spec("dpt_large").build()
+        large = build_network(get_spec("dpt_large"))
     assert not any(isinstance(m, OriginalStdConv2d) for m in large.modules())
 
 

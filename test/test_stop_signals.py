@@ -12,14 +12,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_bag import NET, PERIOD, T0, read_bag, write_bag
+from helpers import NET, PERIOD, T0, read_bag, write_bag
 
 ROOT = Path(__file__).resolve().parents[1]
 
 _CHILD = """
 import os, signal, sys
 from dpt_ros.cli.main import main
-from dpt_ros.node.pipeline import FramePipeline
+from dpt_ros.pipeline.frames import FramePipeline
 
 original = FramePipeline.process_batch
 calls = []

@@ -1,4 +1,4 @@
-"""Tests for dpt_ros.temporal: the robust fit, the filter, resets and bad input.
+"""Tests for dpt_ros.alignment.temporal: the robust fit, the filter, resets and bad input.
 
 Frames are synthetic: a fixed (H, W) depth pattern (``_scene``) under known per-frame
 maps, so each expected value is either closed-form or a bound that a broken filter
@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from dpt_ros.temporal import TemporalStabilizer, _fit
+from dpt_ros.alignment.temporal import TemporalStabilizer, _fit
 
 H, W = 96, 128
 

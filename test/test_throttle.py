@@ -3,8 +3,7 @@ hide another camera's problem, nor one kind of problem another kind."""
 
 from __future__ import annotations
 
-from rclpy.parameter import Parameter
-from test_node import (
+from helpers import (
     FAST,
     Probe,
     camera_info,
@@ -13,6 +12,7 @@ from test_node import (
     spin_until,
     wait_for_subscribers,
 )
+from rclpy.parameter import Parameter
 
 from dpt_ros.node.node import DptNode
 from dpt_ros.node.throttle import KeyedThrottle, reason_key
@@ -52,7 +52,7 @@ def test_a_noisy_camera_does_not_hide_another_cameras_problem(ros, capfd):
         front.image_pub.publish(bad)
         assert spin_until(executor, lambda s=sec: node.status()["front.rejected"] == str(s), 10)
     rear.info_pub.publish(camera_info(640, 480))  # another resolution than its images
-    assert spin_until(executor, lambda: node._cameras[1].camera_info is not None, 5)
+    assert spin_until(executor, lambda: node.cameras[1].camera_info is not None, 5)
     rear.image_pub.publish(rgb_msg(small_image(), 3))
     assert spin_until(executor, lambda: rear.got["depth/image"], 20)
     spin_until(executor, lambda: "camera_info" in node.status()["last_error"], 5)

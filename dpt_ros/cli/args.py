@@ -12,6 +12,7 @@ from dpt_ros.models.options import (
     PRECISIONS,
     PredictorOptions,
 )
+from dpt_ros.ros.image_size import DEFAULT_MAX_INPUT_PIXELS
 
 
 def _int_at_least(text: str, minimum: int) -> int:
@@ -36,7 +37,6 @@ def non_negative_int(text: str) -> int:
 
 def add_max_input_pixels_argument(parser: argparse.ArgumentParser) -> None:
     """``--max-input-pixels N`` (as dpt_node's ``max_input_pixels`` parameter)."""
-    from dpt_ros.ros.image_size import DEFAULT_MAX_INPUT_PIXELS
 
     parser.add_argument(
         "--max-input-pixels",

@@ -1,15 +1,21 @@
 """``dpt-ros bag`` with online alignment: the same ``relative_depth.alignment`` as the
 node, with the reference read from the bag, so that a recorded run is aligned offline
-exactly as it would have been live (:class:`~dpt_ros.node.aligner.OnlineAligner`)."""
+exactly as it would have been live (:class:`~dpt_ros.alignment.online.OnlineAligner`; the reference
+messages are read by :mod:`dpt_ros.ros.bag_reference`)."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
-from dpt_ros.node.aligner import ALIGNMENT_METHODS, AlignmentOptions
-from dpt_ros.ros.bagio import CLOUD_TYPE, IMAGE_TYPE
+from dpt_ros.alignment.online import ALIGNMENT_METHODS, AlignmentOptions, OnlineAligner
+
+if TYPE_CHECKING:
+    from std_msgs.msg import Header
+
+    from dpt_ros.pipeline.frames import FrameOutput
+    from dpt_ros.ros.bag_reference import BagReferenceReader
 
 
 def _normal(text: str) -> tuple[float, ...]:
@@ -41,7 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     for flag, field, unit in (
         ("--camera-height", "camera_height", "m above the ground, for ground_plane"),
         ("--stamp-tolerance", "stamp_tolerance", "s between an image and its reference"),
-        ("--fit-smoothing", "smoothing", "weight of each new fit in the filter, (0, 1]"),
+        ("--fit-smoothing", "smoothing", "weight of each new fit in the filter, 0.01..1"),
         ("--max-fit-age", "max_fit_age", "s a good fit is held while new fits fail"),
         ("--ground-band", "ground_band", "bottom image fraction taken as ground"),
     ):
@@ -72,8 +78,6 @@ def options_from_args(args: argparse.Namespace) -> AlignmentOptions | None:
     problems = options.problems()
     if options.method.startswith("reference") and not args.alignment_topic:
         problems.append(f"--alignment {options.method} needs --alignment-topic")
-    if not 0 < options.smoothing <= 1:
-        problems.append(f"--fit-smoothing must be in (0, 1], got {options.smoothing}")
     if problems:
         raise ValueError("; ".join(problems))
     return options
@@ -88,68 +92,44 @@ class BagAlignment:
     """
 
     def __init__(self, options: AlignmentOptions, topic: str | None) -> None:
-        from dpt_ros.node.aligner import OnlineAligner
+        # start-up: rclpy and cv2 load when a bag is aligned, not when flags are parsed
+        from dpt_ros.ros.bag_reference import BagReferenceReader
 
         self.aligner = OnlineAligner(options)
-        self.topic = topic
-        self.frame_id: str | None = None
+        self.reader: BagReferenceReader | None = None
+        if topic is not None:
+            self.reader = BagReferenceReader(options.method, topic)
         self.rejected: dict[str, int] = {}
 
     def check_topic(self, topics: dict[str, str]) -> None:
         """ValueError unless the bag has the reference topic with the right type."""
-        if self.topic is None:
-            return
-        want = IMAGE_TYPE if self.aligner.options.method == "reference_depth" else CLOUD_TYPE
-        if topics.get(self.topic) != want:
-            found = topics.get(self.topic, "not in the bag")
-            raise ValueError(f"--alignment-topic {self.topic} must be a {want}, it is {found}")
+        if self.reader is not None:
+            self.reader.check_topic(topics)
 
     def feed(self, topic: str, data: bytes) -> bool:
         """A message of the bag; True if it was the reference (and was taken in)."""
-        if topic != self.topic:
+        if self.reader is None or topic != self.reader.topic:
             return False
-        from rclpy.serialization import deserialize_message
-        from sensor_msgs.msg import Image, PointCloud2
-
-        from dpt_ros.ros.messages import stamp_ns
-
-        method = self.aligner.options.method
-        msg = deserialize_message(data, Image if method == "reference_depth" else PointCloud2)
         try:
-            reference = self._reference(msg)
+            stamp, reference = self.reader.read(data)
         except ValueError as exc:
             self.rejected[str(exc)] = self.rejected.get(str(exc), 0) + 1
             self.aligner.reject_reference(None, str(exc))
             return True
-        self.aligner.add_reference(None, stamp_ns(msg.header), reference)
+        self.aligner.add_reference(None, stamp, reference)
         return True
 
-    def _reference(self, msg: Any) -> Any:
-        from dpt_ros.node.aligner import cloud_points
-        from dpt_ros.ros.image_codec import ImageDecodeError, depth_image_to_metres
+    def calibrations(self, headers: Sequence[Header]) -> list[tuple[float, float] | None]:
+        """Each frame's (scale, shift), or None where no good fit may be used."""
+        from dpt_ros.ros.messages import stamp_ns  # start-up: message packages on use
 
-        if self.aligner.options.method == "reference_depth":
-            try:
-                return depth_image_to_metres(msg)
-            except ImageDecodeError as exc:
-                raise ValueError(str(exc)) from None
-        if self.frame_id is not None and msg.header.frame_id != self.frame_id:
-            raise ValueError(
-                f"the reference cloud is in frame '{msg.header.frame_id}' but the images are "
-                f"in '{self.frame_id}'; the bag tool has no TF: record the cloud in the "
-                "camera's frame"
-            )
-        return cloud_points(msg)
-
-    def calibrations(self, headers: Sequence[Any]) -> list[tuple[float, float] | None]:
-        from dpt_ros.ros.messages import stamp_ns
-
-        if headers:
-            self.frame_id = headers[-1].frame_id
+        if headers and self.reader is not None:
+            self.reader.frame_id = headers[-1].frame_id
         return [self.aligner.calibration(None, stamp_ns(h)) for h in headers]
 
-    def update(self, headers: Sequence[Any], results: Sequence[Any]) -> None:
-        from dpt_ros.ros.messages import stamp_ns
+    def update(self, headers: Sequence[Header], results: Sequence[FrameOutput]) -> None:
+        """Fits each frame's relative output (for the frames after it)."""
+        from dpt_ros.ros.messages import stamp_ns  # start-up: message packages on use
 
         for header, out in zip(headers, results):
             relative = out.arrays.get("inverse")

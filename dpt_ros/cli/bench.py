@@ -16,7 +16,11 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from dpt_ros.cli.args import add_predictor_arguments, image_size, options_from_flags, positive_int
+from dpt_ros.models.registry import get_spec
+from dpt_ros.pipeline.options import PipelineOptions
 
 if TYPE_CHECKING:  # torch is imported in run(): 'dpt-ros --help' stays fast
     import torch
@@ -65,6 +69,7 @@ def add_parser(subparsers, name: str = "bench") -> argparse.ArgumentParser:
 
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
+        # start-up: torch on use (dpt-ros --help stays fast)
         import torch
 
         torch.cuda.synchronize(device)
@@ -90,6 +95,7 @@ def _stats(ms: list[float]) -> dict[str, float]:
 
 def _peak_memory_mb(device: torch.device) -> float | None:
     if device.type == "cuda":
+        # start-up: torch on use (dpt-ros --help stays fast)
         import torch
 
         return torch.cuda.max_memory_allocated(device) / 2**20
@@ -103,8 +109,10 @@ _DINO_HEADS_LAYERS = {"vits": (6, 12), "vitb": (12, 12), "vitl": (16, 24)}
 def _transformers_depth_anything(spec):
     """DepthAnythingForDepthEstimation with the published configuration of ``spec``
     (Depth-Anything-V2-*-hf), random weights."""
+    # optional dependency: transformers
     from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation
 
+    # start-up: timm, torch on use (dpt-ros --help stays fast)
     from dpt_ros.models.network.depth_anything import get_dino_config
 
     dino = get_dino_config(spec.backbone)
@@ -136,8 +144,6 @@ def _transformers_model(model_type: str, device: torch.device, size_hw):
     """transformers' model of the same architecture, random weights:
     DPTForDepthEstimation (DPT-Hybrid/Large) or DepthAnythingForDepthEstimation."""
     from transformers import DPTConfig, DPTForDepthEstimation  # optional dependency
-
-    from dpt_ros.models import get_spec
 
     spec = get_spec(model_type)
     if spec.family == "depth_anything_v2":
@@ -183,9 +189,10 @@ def _camera_size(args: argparse.Namespace) -> tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
+    # start-up: torch on use (dpt-ros --help stays fast)
     import torch
 
+    # start-up: torch on use (dpt-ros --help stays fast)
     from dpt_ros.models import Predictor
 
     width, height = _camera_size(args)
@@ -213,7 +220,7 @@ def run(args: argparse.Namespace) -> int:
     }
     t0 = time.perf_counter()
     predictor.warm_up((height, width), args.batch)
-    getattr(predictor.runtime, "wait", lambda: None)()  # an engine_build lazy build
+    predictor.runtime.wait()  # an engine_build lazy build
     results["warm_up_s"] = time.perf_counter() - t0
     # What runs, after the warm-up has built or loaded any engine (auto resolved).
     results["backend"] = predictor.backend
@@ -231,6 +238,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _bench_model(args: argparse.Namespace, predictor, x, results: dict[str, object]) -> None:
     """The network alone on the whole batch: latency, throughput, peak memory."""
+    # start-up: torch on use (dpt-ros --help stays fast)
     import torch
 
     device = predictor.device
@@ -252,9 +260,11 @@ def _bench_pipeline(
     frame at a time. The total runs as the node does (one device wait per frame); the
     per-stage split runs again with a wait after each stage.
     """
+    # start-up: std_msgs on use (dpt-ros --help stays fast)
     from std_msgs.msg import Header
 
-    from dpt_ros.node.pipeline import FramePipeline, PipelineOptions
+    # start-up: cv2, sensor_msgs, std_msgs, timm, torch, tqdm on use (dpt-ros --help stays fast)
+    from dpt_ros.pipeline.frames import FramePipeline
     from dpt_ros.ros.image_codec import image_to_rgb, rgb_to_image_msg
 
     if predictor.is_depth:
@@ -320,8 +330,10 @@ def _compare_transformers(args, predictor, frames, results: dict[str, object]) -
     device, at the benchmark's precision and in fp32; ratios > 1 mean ours is faster.
     DPT runs at its square network size (transformers' hybrid embedding accepts no
     other), Depth Anything V2 at the camera's network input."""
+    # start-up: torch on use (dpt-ros --help stays fast)
     import torch
 
+    # start-up: torch on use (dpt-ros --help stays fast)
     from dpt_ros.models import Predictor
     from dpt_ros.models.transforms import preprocess
 
@@ -375,6 +387,7 @@ def _compare_transformers(args, predictor, frames, results: dict[str, object]) -
 
 def _hf_forward(hf, xs, device: torch.device, dtype: torch.dtype) -> Callable[[], object]:
     """One forward pass of transformers' model on ``xs`` at ``dtype`` (autocast)."""
+    # start-up: torch on use (dpt-ros --help stays fast)
     import torch
 
     def run():
@@ -388,6 +401,7 @@ def _hf_forward(hf, xs, device: torch.device, dtype: torch.dtype) -> Callable[[]
 def synthetic_camera(width: int, height: int):
     """The pinhole camera benchmarks pretend to have: fx = fy = 0.8 * width, principal
     point at the image centre."""
+    # start-up: sensor_msgs, std_msgs on use (dpt-ros --help stays fast)
     from dpt_ros.ros.camera import Intrinsics
 
     f = 0.8 * width
@@ -395,6 +409,7 @@ def synthetic_camera(width: int, height: int):
 
 
 def _machine(device: torch.device) -> str:
+    # start-up: torch on use (dpt-ros --help stays fast)
     import torch
 
     if device.type == "cuda":

@@ -5,13 +5,14 @@
 Reads the Nav2 parameters (several files are merged in order, as Nav2 loads them) and
 the node's ROS parameters file (what ``ros2 launch dpt_ros dpt.launch.py
 params_file:=...`` loads; without one, the node's defaults), and prints one line per
-mismatch with its fix (the rules: :mod:`dpt_ros.nav2_checks`). Exit status: 0 clean,
+mismatch with its fix (the rules: :mod:`dpt_ros.ros.nav2_checks`). Exit status: 0 clean,
 1 with findings, 2 on unreadable input.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib.util
 import sys
 from pathlib import Path
@@ -58,6 +59,7 @@ def add_parser(subparsers: Any, name: str) -> argparse.ArgumentParser:
 
 
 def _load_yaml(path: Path) -> dict[str, Any]:
+    # start-up: PyYAML only for this command
     import yaml
 
     try:
@@ -72,10 +74,9 @@ def _load_yaml(path: Path) -> dict[str, Any]:
 def node_values(path: Path | None, node_name: str) -> tuple[dict[str, Any], list[str]]:
     """Every dpt_node parameter (the file's values over the defaults), and the problems
     of the file's values (unknown names, invalid values)."""
-    import difflib
-
-    from dpt_ros.nav2_checks import node_parameters
+    # start-up: node.params imports rclpy; the command line parses without it
     from dpt_ros.node.params import PARAMS, validate
+    from dpt_ros.ros.nav2_checks import node_parameters
 
     values: dict[str, Any] = {p.name: p.default for p in PARAMS}
     if path is None:
@@ -93,7 +94,8 @@ def node_values(path: Path | None, node_name: str) -> tuple[dict[str, Any], list
 
 
 def run(args: argparse.Namespace) -> int:
-    from dpt_ros.nav2_checks import check_nav2, merge
+    # start-up: the checks load numpy (ADE20K names); parsing stays light
+    from dpt_ros.ros.nav2_checks import check_nav2, merge
 
     nav2 = merge([_load_yaml(path) for path in args.nav2_params])
     node, node_problems = node_values(args.node_params, args.node_name)

@@ -31,8 +31,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dpt_ros.cli.args import network_size, positive_int
-from dpt_ros.models.export import DEFAULT_OPSET, ENGINE_PRECISIONS, FORMATS, default_output_name
-from dpt_ros.models.options import network_size_problem
+from dpt_ros.models.export import (
+    DEFAULT_OPSET,
+    ENGINE_PRECISIONS,
+    FORMATS,
+    build_tensorrt_engine,
+    default_output_name,
+    export_onnx,
+)
+from dpt_ros.models.registry import get_spec
 
 # dpt_ros.models.export imports torch, onnx and tensorrt inside its functions, and
 # run() imports those functions: parsing, and 'dpt-ros --help', stay fast.
@@ -194,7 +201,7 @@ def _network_size(args: argparse.Namespace, spec: ModelSpec) -> tuple[int, int]:
         print(DEPRECATION_NOTE, file=sys.stderr)
         width = spec.net_width if args.width is None else args.width
         height = spec.net_height if args.height is None else args.height
-    problem = network_size_problem(width, height, spec.size_multiple, spec.name)
+    problem = spec.network_size_problem(width, height)
     if problem:
         raise ValueError(problem)
     return width, height
@@ -234,13 +241,12 @@ def _print_onnx(args: argparse.Namespace, result: ExportResult) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dpt_ros.models.export import build_tensorrt_engine, export_onnx
-    from dpt_ros.models.registry import get_spec
 
     spec = get_spec(args.model_type)
     width, height = _network_size(args, spec)
     precision = _engine_precision(args)
     if args.format == "tensorrt":
+        # start-up: torch on use (dpt-ros --help stays fast)
         from dpt_ros.models.runtimes import import_tensorrt
 
         import_tensorrt()  # before the export: fail fast without TensorRT

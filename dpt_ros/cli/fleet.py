@@ -18,6 +18,7 @@ output directory must be reachable by every worker (a shared file system on a cl
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import time
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dpt_ros.cli import bag
+from dpt_ros.cli import bag_job
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ def process(args: argparse.Namespace, spec: BagSpec, pipeline: Any, worker: str 
     try:
         if spec.output.exists():
             raise FileExistsError(f"{spec.output} exists but is not a finished bag; remove it")
-        job, _, _ = bag.process_bag(args, spec.input, spec.partial, pipeline, progress=False)
+        job, _, _ = bag_job.process_bag(args, spec.input, spec.partial, pipeline, progress=False)
         spec.partial.rename(spec.output)
     except Exception as exc:  # this bag fails, the others go on
         shutil.rmtree(spec.partial, ignore_errors=True)
@@ -103,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     out_dir = Path(args.output)
     if out_dir.exists() and not out_dir.is_dir():
         raise NotADirectoryError(f"-o {out_dir}: with several inputs it must be a directory")
-    depth, segmentation = bag.checked_options(args)
+    depth, segmentation = bag_job.checked_options(args)
     specs = plan(args.input, out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if args.ray is None:
@@ -115,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _progress(args: argparse.Namespace, specs: Sequence[BagSpec]) -> Any:
+    # start-up: tqdm on use (dpt-ros --help stays fast)
     from tqdm import tqdm
 
     return tqdm(
@@ -136,7 +138,7 @@ def _advance(bar: Any, outcome: Outcome, frames: list[int]) -> None:
 def _run_here(args: argparse.Namespace, specs: Sequence[BagSpec], options: tuple) -> list[Outcome]:
     """The bags one after another in this process, with one pipeline."""
     todo = [s for s in specs if not is_finished(s.output)]
-    pipeline = bag.make_pipeline(args, *options) if todo else None
+    pipeline = bag_job.make_pipeline(args, *options) if todo else None
     outcomes, frames = [], [0]
     with _progress(args, specs) as bar:
         for spec in specs:
@@ -170,10 +172,9 @@ class _Worker:
     """A Ray actor: loads the pipeline once, then processes bag after bag."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        import os
 
         self.args = args
-        self.pipeline = bag.make_pipeline(args, *bag.checked_options(args))
+        self.pipeline = bag_job.make_pipeline(args, *bag_job.checked_options(args))
         self.name = f"pid {os.getpid()}"
 
     def process(self, spec: BagSpec) -> Outcome:
@@ -182,6 +183,7 @@ class _Worker:
 
 def _import_ray() -> Any:
     try:
+        # optional dependency: ray
         import ray
     except ImportError:
         raise ValueError(

@@ -16,9 +16,18 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
-from dpt_ros.ros.bagio import CAMERA_INFO_TYPE, COMPRESSED_TYPE, IMAGE_TYPE
+from dpt_ros.ros.bagio import (
+    CAMERA_INFO_TYPE,
+    COMPRESSED_TYPE,
+    IMAGE_TYPE,
+    cdr_converter,
+    message_class,
+    open_bag,
+    ros2_typestore,
+)
 
 DEFAULT_TYPES = (IMAGE_TYPE, COMPRESSED_TYPE, CAMERA_INFO_TYPE)
 QOS_DEPTH = 10
@@ -98,7 +107,6 @@ def add_parser(subparsers: Any, name: str) -> argparse.ArgumentParser:
 
 def _select_topics(reader, wanted: list[str] | None) -> dict[str, str]:
     """``{topic: message type}`` to publish; ValueError names what is missing."""
-    from dpt_ros.ros.bagio import message_class
 
     topics = {t: info.msgtype for t, info in sorted(reader.topics.items())}
     if wanted:
@@ -126,12 +134,11 @@ class _Player:
     """Publishes raw CDR messages at bag pace on its own rclpy context."""
 
     def __init__(self, topics: dict[str, str], rate: float, clock: bool, clock_rate: float) -> None:
+        # start-up: rclpy, rosgraph_msgs on use (dpt-ros --help stays fast)
         import rclpy
         from rclpy.node import Node
         from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
         from rosgraph_msgs.msg import Clock
-
-        from dpt_ros.ros.bagio import message_class
 
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
@@ -187,6 +194,7 @@ class _Player:
             self.published += 1
 
     def close(self) -> None:
+        # start-up: rclpy on use (dpt-ros --help stays fast)
         import rclpy
 
         try:
@@ -198,9 +206,6 @@ class _Player:
 
 def run(args: argparse.Namespace) -> int:
     """``dpt-ros play``; see the module docstring."""
-    from pathlib import Path
-
-    from dpt_ros.ros.bagio import cdr_converter, open_bag, ros2_typestore
 
     reader = open_bag(Path(args.bag))
     player: _Player | None = None

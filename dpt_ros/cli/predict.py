@@ -48,7 +48,9 @@ from dpt_ros.cli.args import (
     options_from_flags,
 )
 from dpt_ros.models.options import PredictorOptions
+from dpt_ros.models.registry import model_names
 from dpt_ros.ros.image_size import DEFAULT_MAX_INPUT_PIXELS, size_problem
+from dpt_ros.viz.ade20k import PALETTE
 from dpt_ros.viz.pictures import write_png
 
 _LOG = logging.getLogger(__name__)
@@ -86,8 +88,6 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str:
         text = super()._get_help_string(action) or ""
         if "--model-type" in action.option_strings:
-            from dpt_ros.models.registry import model_names
-
             text += " (one of: " + ", ".join(model_names()) + ")"
         return text
 
@@ -190,6 +190,7 @@ def read_rgb(path: Path, max_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> np.ndarr
         OSError: the file cannot be read.
         ValueError: the content is not an image OpenCV can decode, or is too large.
     """
+    # start-up: cv2 on use (dpt-ros --help stays fast)
     import cv2
 
     data = np.fromfile(str(path), dtype=np.uint8)
@@ -254,6 +255,7 @@ def depth_to_color(depth: np.ndarray, metric: bool) -> np.ndarray:
     The colour range is the 2nd..98th percentile of the valid pixels; invalid ones
     (non-finite, and for metric depth <= 0) are black.
     """
+    # start-up: cv2 on use (dpt-ros --help stays fast)
     from dpt_ros.viz.colormap import StableRange, colorize
 
     d = np.asarray(depth, dtype=np.float32)
@@ -268,7 +270,7 @@ def depth_to_color(depth: np.ndarray, metric: bool) -> np.ndarray:
 
 def labels_to_color(rgb: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """The ADE20K palette blended 50 % over the image; unlabelled pixels keep the image."""
-    from dpt_ros.viz.ade20k import PALETTE
+    # start-up: cv2 on use (dpt-ros --help stays fast)
     from dpt_ros.viz.colormap import overlay_labels
 
     return overlay_labels(rgb, labels, PALETTE, alpha=0.5)
@@ -311,6 +313,7 @@ def _readable(paths: Sequence[Path], failed: list[str], max_pixels: int) -> Iter
 
 def run(args: argparse.Namespace) -> int:
     """Runs ``dpt-ros predict``; errors are raised for ``dpt_ros.cli.main.main`` to report."""
+    # start-up: torch on use (dpt-ros --help stays fast)
     from dpt_ros.models import get_spec, resolve_device, resolve_precision
 
     # Cheap checks first, so that a typo does not wait for a model to load.
@@ -360,6 +363,7 @@ def _predict_all(
 ) -> tuple[int, float, Any]:
     """Runs every readable image and writes its outputs; returns (images done, seconds
     of inference, the predictor or None). Unreadable files are appended to ``failed``."""
+    # start-up: torch on use (dpt-ros --help stays fast)
     from dpt_ros.models import Predictor
 
     predictor = None

@@ -29,12 +29,8 @@ if TYPE_CHECKING:  # what the lazy names below are, for type checkers and editor
         get_spec,
         model_names,
     )
-    from dpt_ros.models.weights.checkpoint import (
-        check_state_dict,
-        identify_model_types,
-        load_model,
-        read_state_dict,
-    )
+    from dpt_ros.models.weights.checkpoint import check_state_dict, load_model, read_state_dict
+    from dpt_ros.models.weights.layout import identify_model_types
 
 _EXPORTS = {
     "CheckpointError": "dpt_ros.models.errors",
@@ -50,7 +46,7 @@ _EXPORTS = {
     "RELATIVE_INVERSE_DEPTH": "dpt_ros.models.registry",
     "check_state_dict": "dpt_ros.models.weights.checkpoint",
     "get_spec": "dpt_ros.models.registry",
-    "identify_model_types": "dpt_ros.models.weights.checkpoint",
+    "identify_model_types": "dpt_ros.models.weights.layout",
     "load_model": "dpt_ros.models.weights.checkpoint",
     "model_names": "dpt_ros.models.registry",
     "read_state_dict": "dpt_ros.models.weights.checkpoint",

@@ -43,6 +43,8 @@ _PARENT_POLL_S = 0.5
 #: Live build processes of this process (the parent side).
 _CHILDREN: set[subprocess.Popen[str]] = set()
 _CHILDREN_LOCK = threading.Lock()
+#: Name prefix of the engine cache's background threads that load or build engines.
+BUILD_THREAD_PREFIX = "dpt_engine_"
 #: Set while :func:`stop_builds` runs: no new child starts.
 _STOPPING = threading.Event()
 
@@ -147,8 +149,6 @@ def stop_builds(timeout: float = 5.0) -> int:
 
 def _join_build_threads(timeout: float) -> None:
     """Waits for the cache's background threads, which end once their child has."""
-    from dpt_ros.models.engine_cache import BUILD_THREAD_PREFIX
-
     for thread in threading.enumerate():
         if thread.name.startswith(BUILD_THREAD_PREFIX) and thread is not threading.current_thread():
             thread.join(timeout)
@@ -159,6 +159,7 @@ def _join_build_threads(timeout: float) -> None:
 
 def _build(request: dict[str, Any]) -> None:
     """Exports (and for TensorRT builds) the engine into ``request["folder"]``."""
+    # start-up: the child's parent only needs run_build (torch, onnx on use)
     from dpt_ros.models.export import build_tensorrt_engine, export_onnx
     from dpt_ros.models.weights.checkpoint import random_weights_already_announced
 

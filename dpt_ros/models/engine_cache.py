@@ -33,10 +33,20 @@ from typing import Any
 
 import torch
 
-from dpt_ros.models.engine_build import BuildStopped, run_build
+from dpt_ros import __version__
+from dpt_ros.models.engine_build import BUILD_THREAD_PREFIX, BuildStopped, run_build
 from dpt_ros.models.options import ENGINE_BACKENDS, PredictorOptions
-from dpt_ros.models.runtimes import EngineRuntime, PathLike, TorchRuntime, load_backend
+from dpt_ros.models.registry import get_spec
+from dpt_ros.models.runtimes import (
+    EngineRuntime,
+    PathLike,
+    TorchRuntime,
+    import_tensorrt,
+    load_backend,
+)
+from dpt_ros.models.weights.checkpoint import resolve_weights
 from dpt_ros.models.weights.digest import sha256_file, weights_digest
+from dpt_ros.models.weights.download import default_cache_dir
 
 _LOG = logging.getLogger(__name__)
 
@@ -50,7 +60,6 @@ _ENGINE_FILES = {"onnxruntime": "model.onnx", "tensorrt": "model.engine"}
 def engine_cache_dir(cache_dir: PathLike | None = None) -> Path:
     """Where engines are kept: ``<cache_dir>/engines``, by default under
     ``$DPT_ROS_CACHE`` or ``~/.cache/dpt_ros``."""
-    from dpt_ros.models.weights.download import default_cache_dir
 
     base = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     return base / ENGINES_SUBDIR
@@ -71,6 +80,7 @@ def _onnxruntime_runs_on(device: torch.device) -> bool:
         return False
     if device.type != "cuda":
         return True
+    # optional dependency: onnxruntime
     import onnxruntime
 
     return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
@@ -140,9 +150,8 @@ class EngineKey:
 
 def _backend_version(backend: str) -> str:
     if backend == "tensorrt":
-        from dpt_ros.models.runtimes import import_tensorrt
-
         return str(import_tensorrt().__version__)
+    # optional dependency: onnxruntime
     import onnxruntime
 
     return str(onnxruntime.__version__)
@@ -167,9 +176,6 @@ def engine_key(
 ) -> EngineKey:
     """The key of the ``backend`` engine for ``options`` and ``input_shape``
     ((B, 3, H, W)); resolves (and may download) the weights file to hash it."""
-    from dpt_ros import __version__
-    from dpt_ros.models.registry import get_spec
-    from dpt_ros.models.weights.checkpoint import resolve_weights
 
     if options.random_weights:
         weights = "random"
@@ -289,9 +295,6 @@ def build_engine(
 #: Serialises the build processes started by this process (depth and segmentation
 #: models, or two camera sizes, may ask for engines at the same time).
 _EXPORT_LOCK = threading.Lock()
-
-#: Name prefix of the background threads that load or build engines.
-BUILD_THREAD_PREFIX = "dpt_engine_"
 
 
 def _remove_abandoned_builds(root: Path) -> None:

@@ -36,7 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dpt_ros.models.options import network_size_problem
+from dpt_ros import __version__
+from dpt_ros.models.registry import get_spec
+from dpt_ros.models.weights.digest import weights_digest
 
 if TYPE_CHECKING:
     import torch
@@ -116,6 +118,7 @@ def _require_exporter() -> None:
 
 
 def _write_sidecar(path: Path, metadata: dict[str, Any]) -> Path:
+    # start-up: torch on use (the command line imports this module to parse)
     from dpt_ros.models.runtimes import sidecar_path
 
     side = sidecar_path(path)
@@ -125,6 +128,7 @@ def _write_sidecar(path: Path, metadata: dict[str, Any]) -> Path:
 
 def _torch_reference(model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, int]:
     """The model's output for ``x`` and how many LayerNorm modules ran."""
+    # start-up: torch on use (the command line imports this module to parse)
     import torch
 
     calls = [0]
@@ -148,6 +152,7 @@ def _torch_reference(model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Ten
 
 def _compare(path: Path, x: torch.Tensor, reference: torch.Tensor) -> tuple[float, float]:
     """Largest absolute and relative difference of onnxruntime (CPU) to ``reference``."""
+    # start-up: torch on use (the command line imports this module to parse)
     from dpt_ros.models.runtimes import OnnxRuntimeModel
 
     out = OnnxRuntimeModel(path, "cpu")(x)
@@ -173,7 +178,7 @@ def _checked_arguments(
     """
     width = spec.net_width if width is None else int(width)
     height = spec.net_height if height is None else int(height)
-    problem = network_size_problem(width, height, spec.size_multiple, spec.name)
+    problem = spec.network_size_problem(width, height)
     if problem:
         raise ValueError(problem)
     if batch < 1:
@@ -202,8 +207,8 @@ def _load_for_export(
     progress: bool,
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
     """The model in eval mode and the sidecar's description of its weights."""
+    # start-up: timm, torch, tqdm on use (the command line imports this module to parse)
     from dpt_ros.models.weights.checkpoint import load_model, resolve_weights
-    from dpt_ros.models.weights.digest import weights_digest
     from dpt_ros.models.weights.download import default_cache_dir
 
     if random_weights:
@@ -220,6 +225,7 @@ def _load_for_export(
 
 def _example_inputs(shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
     """(trace input, check input): two seeded random inputs of ``shape``."""
+    # start-up: torch on use (the command line imports this module to parse)
     import torch
 
     generator = torch.Generator().manual_seed(0)
@@ -254,8 +260,10 @@ def _write_onnx(
     Returns:
         (opset written, LayerNormalization nodes in the graph, seconds taken).
     """
+    # start-up: torch on use (the command line imports this module to parse)
     import torch
 
+    # start-up: timm, torch on use (the command line imports this module to parse)
     from dpt_ros.models.network.std_conv import fold_weight_standardization
 
     fold_weight_standardization(model)
@@ -298,9 +306,10 @@ def _onnx_metadata(
     weights_info: dict[str, Any],
 ) -> dict[str, Any]:
     """The sidecar of an ONNX export."""
+    # start-up: torch on use (the command line imports this module to parse)
     import torch
 
-    from dpt_ros import __version__
+    # start-up: torch on use (the command line imports this module to parse)
     from dpt_ros.models.runtimes import SIDECAR_VERSION
 
     return {
@@ -378,7 +387,6 @@ def export_onnx(
             the check failed.
         CheckpointError: the weights are missing, unreadable or for another model.
     """
-    from dpt_ros.models.registry import get_spec
 
     spec = get_spec(model_type)
     width, height, check = _checked_arguments(spec, width, height, batch, opset, check)
@@ -510,8 +518,10 @@ def build_tensorrt_engine(
         ValueError: TensorRT is not installed, fp16 asked of a TensorRT without the
             FP16 builder flag (11 and later), or the parse or build failed.
     """
+    # start-up: torch on use (the command line imports this module to parse)
     import torch
 
+    # start-up: torch on use (the command line imports this module to parse)
     from dpt_ros.models.runtimes import import_tensorrt, read_sidecar
 
     if precision not in ENGINE_PRECISIONS:

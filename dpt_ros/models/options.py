@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from dpt_ros.models.registry import get_spec, task_problem
+
 #: ``precision`` values; ``auto`` is fp16 on CUDA and fp32 on the CPU.
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 #: ``compile`` values: ``none`` or a ``torch.compile`` mode (``reduce-overhead`` adds
@@ -26,25 +28,6 @@ BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
 ENGINE_BUILDS = ("eager", "lazy", "never")
 #: The backends that run an exported engine file.
 ENGINE_BACKENDS = ("onnxruntime", "tensorrt")
-#: DPT's network input sides are multiples of this: the decoder's coarsest map is 1/32
-#: (Depth Anything V2's are multiples of 14; see ``ModelSpec.size_multiple``).
-NETWORK_MULTIPLE = 32
-
-
-def network_size_problem(
-    width: int, height: int, multiple: int = NETWORK_MULTIPLE, model_type: str = ""
-) -> str | None:
-    """Why (width, height) is not a valid network input size, or None.
-
-    Args:
-        width, height: pixels.
-        multiple: the model family's granularity (32 for DPT, 14 for Depth Anything V2).
-        model_type: named in the message, if given.
-    """
-    if width <= 0 or height <= 0 or width % multiple or height % multiple:
-        whose = f" for {model_type}" if model_type else ""
-        return f"network size{whose} must be positive multiples of {multiple}, got {width}x{height}"
-    return None
 
 
 @dataclass(frozen=True)
@@ -89,8 +72,6 @@ class PredictorOptions:
             task: ``depth`` or ``segmentation`` if the caller needs that task.
             engine_name: what the caller calls :attr:`engine` (a flag, a parameter).
         """
-        from dpt_ros.models.registry import get_spec, task_problem
-
         found: list[str] = []
         problem = task_problem(self.model_type, task)
         if problem:
@@ -119,10 +100,7 @@ class PredictorOptions:
                 f"unknown engine_build {self.engine_build!r}; valid: {', '.join(ENGINE_BUILDS)}"
             )
         if self.network_size is not None and not problem:
-            spec = get_spec(self.model_type)
-            size_problem = network_size_problem(
-                *self.network_size, spec.size_multiple, self.model_type
-            )
+            size_problem = get_spec(self.model_type).network_size_problem(*self.network_size)
             if size_problem:
                 found.append(size_problem)
         return found

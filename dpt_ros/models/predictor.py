@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from dpt_ros.models.backend import create_runtime
 from dpt_ros.models.options import PRECISIONS, PredictorOptions
 from dpt_ros.models.registry import ModelSpec, get_spec
-from dpt_ros.models.runtimes import create_runtime
+from dpt_ros.models.runtimes import Runtime
 from dpt_ros.models.transforms import network_input_size, preprocess, resize_output
 from dpt_ros.models.weights.checkpoint import PathLike
 
@@ -110,7 +111,7 @@ class Predictor:
         self.spec: ModelSpec = get_spec(options.model_type)
         self.device = resolve_device(options.device)
         self.dtype = resolve_precision(options.precision, self.device)
-        self.runtime = create_runtime(
+        self.runtime: Runtime = create_runtime(
             options, self.device, self.dtype, cache_dir=cache_dir, progress=progress
         )
         if self.runtime.fixed_input_shape is not None:
@@ -141,7 +142,7 @@ class Predictor:
         """Engines built on first use: True when every engine in use came from the
         cache, False when one was built by this process, None when none runs (the
         torch backend, an engine file, or no engine ready yet)."""
-        return getattr(self.runtime, "engine_cached", None)
+        return self.runtime.engine_cached
 
     @property
     def is_depth(self) -> bool:
@@ -173,14 +174,14 @@ class Predictor:
     def run_on_device(
         self,
         images: torch.Tensor,
-        output_hw: Sequence[int],
+        output_hw: Sequence[int] | None = None,
         mark: Callable[[str], None] | None = None,
     ) -> torch.Tensor:
         """The whole model on a uint8 batch, left on the device (no wait).
 
         Args:
             images: (B, H, W, 3) uint8 RGB, on any device (moved to the model's).
-            output_hw: (h, w) of the result.
+            output_hw: (h, w) of the result; None = the images' (H, W).
             mark: called with ``preprocess``, ``model`` and ``postprocess`` as each
                 stage is queued (timings).
 
@@ -189,7 +190,7 @@ class Predictor:
             metric models). Segmentation models: (B, h, w) uint8 ids 1..num_classes.
         """
         out = self._network_output(images, mark)
-        result = self.postprocess(out, output_hw)
+        result = self.postprocess(out, images.shape[1:3] if output_hw is None else output_hw)
         (mark or _no_mark)("postprocess")
         return result
 
@@ -246,7 +247,7 @@ class Predictor:
         logits = resize_output(
             self._network_output(images, mark), tuple(output_hw), self.spec.output_interpolation
         )
-        labels = (logits.argmax(dim=1) + 1).to(torch.uint8)
+        labels = labels_from_logits(logits)
         probability = label_confidence(logits) if confidence else None
         (mark or _no_mark)("postprocess")
         return labels, probability
@@ -261,18 +262,12 @@ class Predictor:
         mark("model")
         return out
 
-    def forward_tensor(
-        self, images: torch.Tensor, output_hw: Sequence[int] | None = None
-    ) -> torch.Tensor:
-        """:meth:`run_on_device` with the images' own size as the default output size."""
-        return self.run_on_device(images, output_hw if output_hw is not None else images.shape[1:3])
-
     def postprocess(self, out: torch.Tensor, output_hw: Sequence[int]) -> torch.Tensor:
         """Network output -> (B, h, w) float32 depth or uint8 ids at ``output_hw``."""
         out = resize_output(out, tuple(output_hw), self.spec.output_interpolation)
         if self.is_depth:
             return out
-        return (out.argmax(dim=1) + 1).to(torch.uint8)
+        return labels_from_logits(out)
 
     def prepare(self, image_hw: Sequence[int], batch: int = 1) -> None:
         """Gets the engine for (H, W) images in batches of ``batch`` ready (engines
@@ -281,9 +276,7 @@ class Predictor:
         a CPU), starts building it in the background with ``lazy``. Call it before a new
         image size where waiting is fine (start, batch tools); frames of a size nobody
         prepared run on PyTorch while their engine is built in the background."""
-        prepare = getattr(self.runtime, "prepare", None)
-        if prepare is not None:
-            prepare((batch, 3, *self.input_size(image_hw)))
+        self.runtime.prepare((batch, 3, *self.input_size(image_hw)))
 
     def warm_up(self, image_hw: Sequence[int] | None = None, batch: int = 1) -> float:
         """Runs the pipeline once on a black frame so the first real frame is not slow
@@ -302,7 +295,7 @@ class Predictor:
         self.prepare(hw, batch)
         frames = torch.zeros((batch, int(hw[0]), int(hw[1]), 3), dtype=torch.uint8)
         for _ in range(2 if self.runtime.compiled else 1):  # CUDA graphs record on run 2
-            self.forward_tensor(frames)
+            self.run_on_device(frames)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         return time.perf_counter() - t0
@@ -325,7 +318,7 @@ class Predictor:
         batch = np.stack(images) if not isinstance(images, np.ndarray) else images
         _check_rgb(batch, batched=True)
         self.prepare(batch.shape[1:3], batch.shape[0])
-        return self.forward_tensor(self.upload(batch), output_hw).cpu().numpy()
+        return self.run_on_device(self.upload(batch), output_hw).cpu().numpy()
 
     def upload(self, batch: np.ndarray) -> torch.Tensor:
         """(B, H, W, 3) uint8 array -> tensor on the device (pinned, asynchronous on CUDA)."""
@@ -342,6 +335,12 @@ class Predictor:
 
 def _no_mark(stage: str) -> None:
     pass
+
+
+def labels_from_logits(logits: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) class scores -> (B, H, W) uint8 label ids 1..C (0 stays
+    "unlabelled", the ADE20K convention)."""
+    return (logits.argmax(dim=1) + 1).to(torch.uint8)
 
 
 def label_confidence(logits: torch.Tensor) -> torch.Tensor:
@@ -361,19 +360,20 @@ def label_confidence(logits: torch.Tensor) -> torch.Tensor:
     return torch.round(probability * 255.0).to(torch.uint8)
 
 
-def download_to_host(tensors: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
-    """Device tensors -> numpy with one asynchronous copy each and a single wait.
+def download_to_host(tensors: Sequence[torch.Tensor]) -> list[np.ndarray]:
+    """Device tensors -> numpy, in order, with one asynchronous copy each and a single
+    wait.
 
     On CUDA the copies go to pinned host memory and one event per device marks them
     all done; on the CPU this is a plain conversion.
     """
-    host = {k: v.to("cpu", non_blocking=True) for k, v in tensors.items()}
-    for device in {v.device for v in tensors.values()}:
+    host = [v.to("cpu", non_blocking=True) for v in tensors]
+    for device in {v.device for v in tensors}:
         if device.type == "cuda":
             done = torch.cuda.Event()
             done.record(torch.cuda.current_stream(device))
             done.synchronize()  # the one wait: every copy above has landed
-    return {k: v.numpy() for k, v in host.items()}
+    return [v.numpy() for v in host]
 
 
 def _check_rgb(array: np.ndarray, batched: bool) -> None:

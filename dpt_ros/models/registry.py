@@ -1,13 +1,10 @@
 """The official model types (six DPT, nine Depth Anything V2) and everything a caller
-needs to run them."""
+needs to run them. No torch here (command lines parse fast), and no import of the
+networks: :func:`dpt_ros.models.network.build.build_network` makes a spec's network."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # the registry itself needs no torch: command lines parse fast
-    from torch import nn
 
 _RELEASE_URL = "https://github.com/intel-isl/DPT/releases/download/1_0/"
 _HUB_URL = "https://huggingface.co/{repo}/resolve/main/{file}"
@@ -113,28 +110,16 @@ class ModelSpec:
     def is_depth(self) -> bool:
         return self.task == "depth"
 
-    def build(self) -> nn.Module:
-        """Creates the network (random initial weights) in eval mode."""
-        from dpt_ros.models.network.dpt import DPTDepthModel, DPTSegmentationModel
-
-        if self.family == DEPTH_ANYTHING_V2:
-            from dpt_ros.models.network.depth_anything import DepthAnythingV2
-
-            return DepthAnythingV2(self.backbone, self.max_depth).eval()
-        if self.task == "depth":
-            model: nn.Module = DPTDepthModel(
-                backbone=self.backbone,
-                readout=self.readout,
-                non_negative=True,
-                invert=self.invert,
-                scale=self.scale,
-                shift=self.shift,
+    def network_size_problem(self, width: int, height: int) -> str | None:
+        """Why (width, height) is not a valid network input size for this model type
+        (sides must be positive multiples of :attr:`size_multiple`), or None."""
+        m = self.size_multiple
+        if width <= 0 or height <= 0 or width % m or height % m:
+            return (
+                f"network size for {self.name} must be positive multiples of {m}, "
+                f"got {width}x{height}"
             )
-        else:
-            model = DPTSegmentationModel(
-                self.num_classes, backbone=self.backbone, readout=self.readout
-            )
-        return model.eval()
+        return None
 
 
 _SPECS = (

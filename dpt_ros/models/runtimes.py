@@ -1,9 +1,8 @@
 """The network runtimes: PyTorch itself, ONNX Runtime and TensorRT, behind one contract.
 
-A runtime is called on the normalised float32 (B, 3, H, W) network input on the
-predictor's device and returns, on that device, (B, H, W) depth or
-(B, num_classes, H, W) logits. :func:`create_runtime` picks one from
-:class:`~dpt_ros.models.options.PredictorOptions`:
+Every runtime fulfils :class:`Runtime`: it is called on the normalised float32
+(B, 3, H, W) network input on the predictor's device and returns, on that device,
+(B, H, W) depth or (B, num_classes, H, W) logits:
 
 - :class:`TorchRuntime`: the torch model, optionally ``torch.compile``-d, under autocast
   at reduced precision (normalisation layers kept in float32);
@@ -12,6 +11,9 @@ predictor's device and returns, on that device, (B, H, W) depth or
   by splitting into the file's fixed batch and padding the last chunk;
 - ``CachedEngineRuntime`` (:mod:`dpt_ros.models.engine_cache`): ``backend: auto`` or an
   engine backend without a file, one engine per input shape built once and cached.
+
+:func:`dpt_ros.models.backend.create_runtime` picks one from
+:class:`~dpt_ros.models.options.PredictorOptions`.
 
 Exported files have ONE input shape, fixed at export: a different batch or network size
 is an error naming both shapes (re-export with ``--network-size WxH --batch N``).
@@ -24,15 +26,12 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
-from dpt_ros.models.options import COMPILE_MODES, ENGINE_BACKENDS, PredictorOptions
-
-if TYPE_CHECKING:
-    from dpt_ros.models.engine_cache import CachedEngineRuntime
+from dpt_ros.models.options import COMPILE_MODES, ENGINE_BACKENDS
 
 _LOG = logging.getLogger(__name__)
 
@@ -337,6 +336,7 @@ class TensorRTModel:
 
 def _import_onnxruntime():
     try:
+        # optional dependency: onnxruntime
         import onnxruntime
     except ImportError:
         raise ValueError(
@@ -353,6 +353,7 @@ def import_tensorrt():
         ValueError: TensorRT is not installed (the message says how to get it).
     """
     try:
+        # optional dependency: tensorrt
         import tensorrt
     except ImportError:
         raise ValueError(
@@ -392,6 +393,50 @@ def load_backend(backend: str, path: PathLike, model_type: str, device: str | to
 
 
 # --------------------------------------------------------------------------- the contract
+
+
+@runtime_checkable
+class Runtime(Protocol):
+    """What the predictor asks of a runtime: every runtime implements all of it.
+
+    Attributes:
+        fixed_input_shape: (B, 3, H, W) of an exported file, or None for any shape.
+        compiled: ``torch.compile``-d (its CUDA graphs record on the second run).
+    """
+
+    fixed_input_shape: tuple[int, ...] | None
+    compiled: bool
+
+    @property
+    def name(self) -> str:
+        """The backend that runs now: ``torch``, ``onnxruntime`` or ``tensorrt``."""
+        ...
+
+    @property
+    def model(self) -> torch.nn.Module | None:
+        """The torch network, where one runs or engines are built from it."""
+        ...
+
+    @property
+    def engine_cached(self) -> bool | None:
+        """Engines built on first use: True when all in use came from the cache, False
+        when this process built one, None when no such engine runs."""
+        ...
+
+    def prepare(self, input_shape: tuple[int, ...]) -> None:
+        """Gets what runs ``input_shape`` ((B, 3, H, W)) ready (an engine built on first
+        use); nothing to do for the others."""
+        ...
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Waits for engines being built in the background (none for the others)."""
+        ...
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) normalised float32 on the device -> (B, H, W) depth or
+        (B, C, H, W) logits, on the device."""
+        ...
+
 
 _NORMS = (torch.nn.LayerNorm, torch.nn.GroupNorm, torch.nn.modules.batchnorm._BatchNorm)
 
@@ -438,6 +483,8 @@ class TorchRuntime:
     name = "torch"
     #: Any input shape (multiples of 32).
     fixed_input_shape: tuple[int, ...] | None = None
+    #: No engines here.
+    engine_cached: bool | None = None
 
     def __init__(
         self,
@@ -460,6 +507,12 @@ class TorchRuntime:
             else torch.compile(self.model, mode=compile, dynamic=False)
         )
 
+    def prepare(self, input_shape: tuple[int, ...]) -> None:
+        """Nothing to get ready: any shape runs (``torch.compile`` compiles on first run)."""
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Nothing is built in the background."""
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         # NCHW input whatever the model's layout: the first convolution then matches
         # the reference to float32 rounding on the CPU (an NHWC input there changes
@@ -481,6 +534,8 @@ class EngineRuntime:
     """
 
     model = None
+    #: An engine file given, not one built on first use.
+    engine_cached: bool | None = None
 
     def __init__(self, engine: OnnxRuntimeModel | TensorRTModel, name: str) -> None:
         self.engine = engine
@@ -492,6 +547,12 @@ class EngineRuntime:
     def batch(self) -> int:
         return int(self.engine.input_shape[0])
 
+    def prepare(self, input_shape: tuple[int, ...]) -> None:
+        """Nothing to get ready: the file is loaded (its shape is checked per call)."""
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Nothing is built in the background."""
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         n, outs = self.batch, []
         for start in range(0, x.shape[0], n):
@@ -502,46 +563,3 @@ class EngineRuntime:
             else:
                 outs.append(self.engine(chunk))
         return outs[0] if len(outs) == 1 else torch.cat(outs)
-
-
-def create_runtime(
-    options: PredictorOptions,
-    device: torch.device,
-    dtype: torch.dtype,
-    *,
-    cache_dir: PathLike | None = None,
-    progress: bool = True,
-) -> TorchRuntime | EngineRuntime | CachedEngineRuntime:
-    """The runtime that ``options`` ask for, loaded on ``device``.
-
-    ``auto`` resolves by :func:`~dpt_ros.models.engine_cache.resolve_backend`; an engine
-    backend without an engine file gets a
-    :class:`~dpt_ros.models.engine_cache.CachedEngineRuntime` (engines built once per
-    input shape and kept in the cache).
-
-    Returns:
-        :class:`TorchRuntime`, :class:`EngineRuntime` or ``CachedEngineRuntime``.
-
-    Raises:
-        CheckpointError: the torch backend's weights cannot be had or do not fit.
-        FileNotFoundError, ValueError: see :func:`load_backend`.
-    """
-    from dpt_ros.models.engine_cache import CachedEngineRuntime, resolve_backend
-
-    backend = resolve_backend(options, device, dtype)
-    if backend != "torch" and options.engine:
-        engine = load_backend(backend, options.engine, options.model_type, device)
-        return EngineRuntime(engine, backend)
-    from dpt_ros.models.weights.checkpoint import load_model
-
-    model = load_model(
-        options.model_type,
-        options.weights,
-        random_weights=options.random_weights,
-        cache_dir=cache_dir,
-        progress=progress,
-    ).to(device)
-    torch_runtime = TorchRuntime(model, dtype, options.compile, options.channels_last)
-    if backend == "torch":
-        return torch_runtime
-    return CachedEngineRuntime(backend, options, torch_runtime, dtype, cache_dir)

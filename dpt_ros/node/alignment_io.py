@@ -1,6 +1,6 @@
 """The node's side of online alignment (``relative_depth.alignment``): the reference
 subscriptions, TF for clouds in another frame, and the calls into
-:class:`~dpt_ros.node.aligner.OnlineAligner`, which does the work without rclpy.
+:class:`~dpt_ros.alignment.online.OnlineAligner`, which does the work without rclpy.
 
 Callbacks (executor thread) add references; the worker thread asks for each frame's
 calibration before inference and feeds each frame's relative output back after it. A
@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from rclpy.time import Time
 from sensor_msgs.msg import Image, PointCloud2
 
-from dpt_ros.node.aligner import (
-    AlignmentOptions,
-    OnlineAligner,
-    cloud_points,
-    transform_points,
-)
+from dpt_ros.alignment.online import AlignmentOptions, OnlineAligner, transform_points
 from dpt_ros.ros.image_codec import ImageDecodeError, depth_image_to_metres
 from dpt_ros.ros.messages import stamp_ns
+from dpt_ros.ros.pointcloud import cloud_points
+
+if TYPE_CHECKING:
+    from dpt_ros.node.cameras import Camera
 
 #: States in which metres are published as fitted (anything else is a WARN).
 _GOOD_STATES = ("ok", "waiting for the first fit")
@@ -39,7 +39,7 @@ class NodeAlignment:
     """
 
     def __init__(
-        self, node: Any, options: AlignmentOptions, cameras: Sequence[Any], qos: Any
+        self, node: Any, options: AlignmentOptions, cameras: Sequence[Camera], qos: Any
     ) -> None:
         self._node = node
         self.aligner = OnlineAligner(options)
@@ -63,6 +63,7 @@ class NodeAlignment:
 
     def _tf_buffer_or_none(self) -> Any:
         try:
+            # optional dependency: tf2_ros
             import tf2_ros
         except ImportError:
             return None
@@ -76,14 +77,14 @@ class NodeAlignment:
             self.aligner.options = options
 
     # -- executor thread ------------------------------------------------------------
-    def _reject(self, cam: Any, reason: str) -> None:
+    def _reject(self, cam: Camera, reason: str) -> None:
         with self._lock:
             self.aligner.reject_reference(cam.name, reason)
         self._node.get_logger().warning(
             cam.prefixed(f"alignment reference rejected: {reason}"), throttle_duration_sec=5.0
         )
 
-    def _depth(self, cam: Any, msg: Image) -> None:
+    def _depth(self, cam: Camera, msg: Image) -> None:
         try:
             depth = depth_image_to_metres(msg)
         except ImageDecodeError as exc:
@@ -92,7 +93,7 @@ class NodeAlignment:
         with self._lock:
             self.aligner.add_reference(cam.name, stamp_ns(msg.header), depth)
 
-    def _points(self, cam: Any, msg: PointCloud2) -> None:
+    def _points(self, cam: Camera, msg: PointCloud2) -> None:
         try:
             points = self._in_camera_frame(cam, msg, cloud_points(msg))
         except ValueError as exc:
@@ -101,7 +102,7 @@ class NodeAlignment:
         with self._lock:
             self.aligner.add_reference(cam.name, stamp_ns(msg.header), points)
 
-    def _in_camera_frame(self, cam: Any, msg: PointCloud2, points: Any) -> Any:
+    def _in_camera_frame(self, cam: Camera, msg: PointCloud2, points: Any) -> Any:
         source = msg.header.frame_id
         target = self._frame_ids.get(cam.name)
         if target is None:
@@ -114,7 +115,6 @@ class NodeAlignment:
                 "and tf2_ros cannot be imported to transform it: publish the cloud in the "
                 "camera's frame, or install tf2_ros (part of every ROS distribution)"
             )
-        from rclpy.time import Time
 
         try:
             tf = self._tf_buffer.lookup_transform(target, source, Time.from_msg(msg.header.stamp))
@@ -125,7 +125,7 @@ class NodeAlignment:
 
     # -- worker thread --------------------------------------------------------------
     def calibrations(
-        self, cams: Sequence[Any], headers: Sequence[Any]
+        self, cams: Sequence[Camera], headers: Sequence[Any]
     ) -> list[tuple[float, float] | None]:
         """Each frame's (scale, shift), or None where no good fit may be used."""
         with self._lock:
@@ -133,7 +133,9 @@ class NodeAlignment:
                 self._frame_ids[cam.name] = header.frame_id
             return [self.aligner.calibration(c.name, stamp_ns(h)) for c, h in zip(cams, headers)]
 
-    def update(self, cams: Sequence[Any], headers: Sequence[Any], outputs: Sequence[Any]) -> None:
+    def update(
+        self, cams: Sequence[Camera], headers: Sequence[Any], outputs: Sequence[Any]
+    ) -> None:
         """Fits each frame's relative output (for the frames after it)."""
         for cam, header, out in zip(cams, headers, outputs):
             relative = out.arrays.get("inverse")
@@ -145,7 +147,7 @@ class NodeAlignment:
                 )
             cam.last_stamp_ns = stamp_ns(header)
 
-    def status(self, cameras: Sequence[Any]) -> tuple[dict[str, str], bool]:
+    def status(self, cameras: Sequence[Camera]) -> tuple[dict[str, str], bool]:
         """(/diagnostics values, whether any camera's alignment is not publishing fitted
         metres), keys prefixed with the camera's name when there are several."""
         values: dict[str, str] = {}
@@ -154,7 +156,7 @@ class NodeAlignment:
             for cam in cameras:
                 prefix = f"{cam.name}." if cam.name else ""
                 status = self.aligner.status(cam.name)
-                last = getattr(cam, "last_stamp_ns", None)
+                last = cam.last_stamp_ns
                 if last is not None:
                     status["alignment.age_s"] = f"{self.aligner.fit_age(cam.name, last):.2f}"
                 warn |= status["alignment.state"] not in _GOOD_STATES

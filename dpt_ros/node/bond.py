@@ -31,6 +31,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from rclpy.clock import Clock, ClockType
+from rclpy.qos import QoSProfile
+
 #: The manager's topic, relative: it resolves in the node's namespace, as Nav2's.
 BOND_TOPIC = "bond"
 #: ``heartbeat_timeout`` that Nav2's lifecycle nodes put in their Status (all versions).
@@ -104,6 +107,7 @@ class BondHeartbeat:
 def import_bond_status() -> Any | str:
     """The ``bond.msg.Status`` class, or why it cannot be had."""
     try:
+        # optional: bond comes with a ROS install, not with the PyPI wheels
         from bond.msg import Status
     except ImportError as exc:
         return (
@@ -131,9 +135,6 @@ class NodeBond:
     def __init__(
         self, node: Any, status_cls: Any, heartbeat_period: float, bond_id: str = ""
     ) -> None:
-        from rclpy.clock import Clock, ClockType
-        from rclpy.qos import QoSProfile
-
         self._node = node
         self._status_cls = status_cls
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
@@ -146,8 +147,6 @@ class NodeBond:
     def start(self) -> None:
         """A new bond (new instance id): the first heartbeat at once, since the manager
         waits only bond_timeout / 2."""
-        from rclpy.qos import QoSProfile
-
         self.stop()
         self.heartbeat = BondHeartbeat(self.bond_id, self.heartbeat_period)
         sub = self._node.create_subscription(

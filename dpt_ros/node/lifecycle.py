@@ -27,7 +27,8 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 
 from dpt_ros.models import CheckpointError
 from dpt_ros.node.bond import NodeBond, import_bond_status
-from dpt_ros.node.node import DptNode, run_node
+from dpt_ros.node.main import run_node
+from dpt_ros.node.node import DptNode
 
 
 class DptLifecycleNode(DptNode, LifecycleNode):

@@ -9,21 +9,15 @@ latest frame of every camera that has one and runs them as one batch.
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import gc
-import logging
 import sys
 import threading
 import time
-import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-import rclpy
 import torch
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType, ROSClock
 from rclpy.node import Node
@@ -34,163 +28,32 @@ from rclpy.timer import Timer
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
-from dpt_ros.models import CheckpointError, Predictor
-from dpt_ros.models.errors import RandomWeightsWarning
-from dpt_ros.models.options import PredictorOptions
-from dpt_ros.models.weights.checkpoint import load_model
-from dpt_ros.nav2_checks import processing_warning, stride_warning
 from dpt_ros.node.alignment_io import NodeAlignment
+from dpt_ros.node.cameras import Camera, CameraView, subscribed
+from dpt_ros.node.diagnostics import NodeDiagnostics, backends_text, device_text
 from dpt_ros.node.graph_checks import DuplicateNameCheck
 from dpt_ros.node.health import (
-    ERROR,
-    INPUT_STALE_S,
-    OK,
-    WARN,
     CameraInfoTracker,
-    RecentEvents,
     sibling_topic,
 )
+from dpt_ros.node.latest_frame import LatestFrame
+from dpt_ros.node.main import STOP_TIMEOUT_S, run_node
+from dpt_ros.node.models import load_predictor, warm_up
 from dpt_ros.node.param_checks import declare_all, unknown_overrides
 from dpt_ros.node.params import config_from_values, validate
-from dpt_ros.node.pipeline import (
+from dpt_ros.node.throttle import KeyedThrottle, reason_key
+from dpt_ros.pipeline.frames import (
     ON_DEMAND_TOPICS,
     OUTPUT_TOPICS,
     SKIPPABLE_TOPICS,
     FramePipeline,
 )
-from dpt_ros.node.throttle import KeyedThrottle, reason_key
 from dpt_ros.ros.image_codec import ImageDecodeError, compressed_to_rgb, image_to_rgb
 from dpt_ros.ros.label_info import import_vision_msgs, label_info_message
 from dpt_ros.ros.messages import stamp_ns
+from dpt_ros.ros.nav2_checks import stride_warning
 
 _WARN_THROTTLE_S = 5.0
-#: Longest wait (s) for the inference worker to finish its batch at shutdown.
-_STOP_TIMEOUT_S = 10.0
-
-
-class LatestFrame:
-    """A one-slot queue: ``put`` replaces what is waiting (counted as dropped).
-
-    Args:
-        condition: shared by several slots so that one consumer can wait for any of
-            them (``take_any``); None = a condition of its own.
-    """
-
-    def __init__(self, condition: threading.Condition | None = None) -> None:
-        self._cond = condition if condition is not None else threading.Condition()
-        self._item: Any = None
-        self._closed = False
-        self.dropped = 0
-
-    def put(self, item: Any) -> None:
-        with self._cond:
-            if self._item is not None:
-                self.dropped += 1
-            self._item = item
-            self._cond.notify_all()
-
-    def get(self, timeout: float) -> Any:
-        """The waiting item (and empties the slot), or None after ``timeout`` or close."""
-        with self._cond:
-            if self._item is None and not self._closed:
-                self._cond.wait(timeout)
-            item, self._item = self._item, None
-            return item
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-
-    @staticmethod
-    def take_any(slots: Sequence[LatestFrame], timeout: float) -> list[Any]:
-        """Waits until at least one slot holds an item (or ``timeout``, or a slot is
-        closed), then empties every slot, without waiting for the others.
-
-        Args:
-            slots: queues created with one shared condition.
-            timeout: seconds to wait while every slot is empty.
-
-        Returns:
-            One entry per slot: its item, or None where it held none.
-        """
-        cond = slots[0]._cond
-        if any(s._cond is not cond for s in slots):
-            raise ValueError("take_any needs slots created with one shared condition")
-        with cond:
-            cond.wait_for(lambda: any(s._item is not None or s._closed for s in slots), timeout)
-            items = [s._item for s in slots]
-            for s in slots:
-                s._item = None
-            return items
-
-
-class _Camera:
-    """One input camera: topics, latest frame and camera_info, publishers, counters.
-
-    Args:
-        name: its namespace as configured (normalised); "" = the node's own namespace
-            (the single-camera set-up, with the original topic names and messages).
-        condition: the wake-up shared by every camera's frame slot.
-    """
-
-    def __init__(self, name: str, condition: threading.Condition) -> None:
-        self.name = name
-        self.frames = LatestFrame(condition)
-        #: Its camera_info subscription's messages (set with the subscriptions).
-        self.info = CameraInfoTracker("camera_info")
-        self.publishers: dict[str, Any] = {}
-        self.received = 0
-        self.processed = 0
-        self.rejected = 0
-        self.last_image_at: float | None = None
-        #: The frame_id of the LabelInfo last published (None = none yet).
-        self.label_info_frame: str | None = None
-
-    @property
-    def camera_info(self) -> CameraInfo | None:
-        """The newest camera_info received, or None."""
-        return self.info.latest
-
-    def topic(self, relative: str) -> str:
-        """``relative`` (an ``OUTPUT_TOPICS`` name, ``image``, ...) in this camera's namespace."""
-        return f"{self.name}/{relative}" if self.name else relative
-
-    def prefixed(self, text: str) -> str:
-        """A log or error text, naming the camera when there are several."""
-        return f"{self.name}: {text}" if self.name else text
-
-
-@dataclasses.dataclass
-class _Stats:
-    received: int = 0
-    processed: int = 0
-    rejected: int = 0
-    failed: int = 0
-    latency_ms: list[float] = dataclasses.field(default_factory=list)
-    processing_ms: list[float] = dataclasses.field(default_factory=list)
-    last_error: str = ""
-
-
-class _DropRandomWeightsRecords(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "RANDOM weights" not in record.getMessage()
-
-
-@contextlib.contextmanager
-def _without_random_weights_log() -> Iterator[None]:
-    """Drops the weights loader's random-weights log record within the block."""
-    logger = logging.getLogger(load_model.__module__)
-    drop = _DropRandomWeightsRecords()
-    logger.addFilter(drop)
-    try:
-        yield
-    finally:
-        logger.removeFilter(drop)
-
-
-def _median_text(values: list[float]) -> str:
-    return f"{float(np.median(values)):.1f}" if values else "nan"
 
 
 def _qos(reliability: str, depth: int) -> QoSProfile:
@@ -239,11 +102,11 @@ class DptNode(Node):
         """Loads the models and warms them up (the lifecycle's configure)."""
         cfg = self.config
         self.pipeline = FramePipeline(
-            self._predictor(cfg.depth, "depth"),
-            self._predictor(cfg.segmentation, "segmentation"),
+            load_predictor(cfg.depth, "depth", self.get_logger()),
+            load_predictor(cfg.segmentation, "segmentation", self.get_logger()),
             cfg.pipeline,
         )
-        self._warm_up()
+        warm_up(self.pipeline, cfg, self.get_logger())
 
     def free_models(self) -> None:
         """Drops the models (the lifecycle's cleanup); memory returns to the system
@@ -260,18 +123,19 @@ class DptNode(Node):
         before = self._entities()
         cfg = self.config
         topics = self._create_publishers()
-        self._label_info_status = self._publish_label_info()
-        self._stats = _Stats()
-        self._recent = RecentEvents()
-        self._started_at = time.monotonic()
-        self._stats_lock = threading.Lock()
+        label_info = self._publish_label_info()
         self._warn_throttle = KeyedThrottle(_WARN_THROTTLE_S)
-        self._window_start = time.monotonic()
-        self._window_counts = (0, 0)
         self._last_cycle_time = 0.0
-        self._image_subs = self._create_subscriptions()
         self._alignment = self._create_alignment()
-        self._alignment_warn = False
+        self.diagnostics = NodeDiagnostics(
+            self._cameras,
+            self.pipeline,
+            self._alignment,
+            label_info,
+            self._sim_time,
+            cfg.processing_time_budget,
+        )
+        self._image_subs = self._create_subscriptions()
         # On the steady clock: under use_sim_time a ROS-time timer waits for /clock.
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         self.create_timer(cfg.diagnostics_period, self._publish_diagnostics, clock=steady)
@@ -286,7 +150,8 @@ class DptNode(Node):
             self.get_logger().warning(stride)
         inputs = ", ".join(sub.topic_name for sub in self._image_subs)
         self.get_logger().info(
-            f"ready: {self._backends_text(licence=True)} on {self._device_text()}, "
+            f"ready: {backends_text(self.pipeline, licence=True)} on "
+            f"{device_text(self.pipeline)}, "
             f"input {inputs} "
             f"({cfg.input_transport}), publishing {', '.join(sorted(topics))}"
             + (" under each camera's namespace" if cfg.cameras else "")
@@ -315,7 +180,7 @@ class DptNode(Node):
         # set at run time, and nothing is built for a topic nobody subscribes to.
         topics = set(self.pipeline.topics(self.pipeline.options.with_every_output()))
         self._wakeup = threading.Condition()
-        self._cameras = [_Camera(name, self._wakeup) for name in (cfg.cameras or ("",))]
+        self._cameras = [Camera(name, self._wakeup) for name in (cfg.cameras or ("",))]
         for cam in self._cameras:
             cam.publishers = {
                 t: self.create_publisher(OUTPUT_TOPICS[t], cam.topic(t), out_qos)
@@ -340,27 +205,6 @@ class DptNode(Node):
         qos = _qos(cfg.qos_input_reliability, cfg.qos_input_depth)
         return NodeAlignment(self, cfg.alignment, self._cameras, qos)
 
-    def _subscribed_on_demand(self) -> set[str]:
-        """The outputs of ON_DEMAND_TOPICS that someone subscribes to (any camera)."""
-        return {
-            topic
-            for topic in ON_DEMAND_TOPICS
-            for cam in self._cameras
-            if topic in cam.publishers and cam.publishers[topic].get_subscription_count() > 0
-        }
-
-    def _unsubscribed(self) -> set[str]:
-        """The outputs of SKIPPABLE_TOPICS that nobody subscribes to (on any camera), so
-        they are not built (depth_image_proc's lazy outputs)."""
-        return {
-            topic
-            for topic in SKIPPABLE_TOPICS
-            if not any(
-                topic in cam.publishers and cam.publishers[topic].get_subscription_count() > 0
-                for cam in self._cameras
-            )
-        }
-
     def _publish_label_info(self) -> str:
         """Publishes ``segmentation/label_info`` once per camera (reliable, transient
         local: late subscribers get it too) where vision_msgs imports; returns the state
@@ -384,7 +228,7 @@ class DptNode(Node):
             self._label_info_frame(cam, self.config.values["frame_id"])
         return "published"
 
-    def _label_info_frame(self, cam: _Camera, frame_id: str) -> None:
+    def _label_info_frame(self, cam: Camera, frame_id: str) -> None:
         """(Re)publishes ``cam``'s LabelInfo when its frame changes: at start the
         ``frame_id`` parameter's (often empty), then the camera's from its first frame."""
         pub = cam.publishers.get("segmentation/label_info")
@@ -420,7 +264,7 @@ class DptNode(Node):
             )
         return image_subs
 
-    def _camera_info_topic(self, cam: _Camera) -> str:
+    def _camera_info_topic(self, cam: Camera) -> str:
         """``camera_info`` as remapped, else the image topic's sibling (image_transport's
         rule: ``/ns/image_rect`` -> ``/ns/camera_info``)."""
         relative = cam.topic("camera_info")
@@ -442,68 +286,12 @@ class DptNode(Node):
                 )
             seen[topic] = name
 
-    def _predictor(self, options: PredictorOptions | None, task: str) -> Predictor | None:
-        if options is None:
-            return None
-        if options.random_weights:
-            self.get_logger().warning(
-                f"{task}: {options.model_type} with RANDOM weights (parameter "
-                f"{task}.random_weights): its outputs are meaningless"
-            )
-        # That line is the one warning: not the loader's log record and Python warning too.
-        with warnings.catch_warnings(), _without_random_weights_log():
-            warnings.simplefilter("ignore", RandomWeightsWarning)
-            return Predictor(options)
-
-    def _warm_up(self) -> None:
-        """Runs each model once at the configured camera size (CUDA context, cuDNN
-        algorithms, torch.compile), batched as all cameras would be."""
-        cfg = self.config
-        if not cfg.warmup_width:
-            return
-        hw = (cfg.warmup_height, cfg.warmup_width)
-        batch = max(1, len(cfg.cameras))
-        for p in (self.pipeline.depth, self.pipeline.segmentation):
-            if p is not None:
-                if p.options.backend != "torch" and not p.options.engine:
-                    self.get_logger().info(
-                        f"{p.spec.name}: getting the {p.backend} engine for {hw[1]}x{hw[0]} "
-                        f"images ({p.options.engine_build}); a first build takes minutes "
-                        "on a Jetson"
-                    )
-                seconds = p.warm_up(hw, batch)
-                self.get_logger().info(
-                    f"{p.spec.name}: warmed up for {hw[1]}x{hw[0]} images (batch {batch}) "
-                    f"in {seconds:.1f} s on {_backend_text(p)}"
-                )
-
-    def _backends_text(self, licence: bool = False) -> str:
-        """``name backend`` of each model; with ``licence`` also its weights' licence
-        (they differ by model: Depth Anything V2 Base and Large are non-commercial)."""
-        return ", ".join(
-            f"{p.spec.name}{f' (weights licence {p.spec.licence})' if licence else ''} "
-            f"{_backend_text(p)}"
-            for p in (self.pipeline.depth, self.pipeline.segmentation)
-            if p is not None
-        )
-
-    def _models_text(self) -> str:
-        specs = [p.spec for p in (self.pipeline.depth, self.pipeline.segmentation) if p]
-        return " + ".join(s.name for s in specs)
-
-    def _device_text(self) -> str:
-        p = self.pipeline.main
-        return f"{p.device} {str(p.dtype).replace('torch.', '')}"
-
     # -- callbacks (executor thread; never wait on the model) -----------------------
-    def _on_image(self, cam: _Camera, msg: Any) -> None:
-        with self._stats_lock:
-            self._stats.received += 1
-            cam.received += 1
-            cam.last_image_at = time.monotonic()
+    def _on_image(self, cam: Camera, msg: Any) -> None:
+        self.diagnostics.received(cam)
         cam.frames.put((msg, time.monotonic()))  # arrival on the steady clock
 
-    def _on_camera_info(self, cam: _Camera, msg: CameraInfo) -> None:
+    def _on_camera_info(self, cam: Camera, msg: CameraInfo) -> None:
         warning = cam.info.add(msg)
         if warning and not self.config.pipeline.rectify:
             self.get_logger().warning(cam.prefixed(warning))
@@ -550,7 +338,7 @@ class DptNode(Node):
         context was shut down (Ctrl-C, SIGTERM, ``rclpy.shutdown``)."""
         return self._stop.is_set() or not self.context.ok()
 
-    def _process(self, frames: list[tuple[_Camera, tuple[Any, float]]]) -> None:
+    def _process(self, frames: list[tuple[Camera, tuple[Any, float]]]) -> None:
         """Decodes one frame per camera, runs them as one batch and publishes each
         camera's messages on its own topics.
 
@@ -584,15 +372,12 @@ class DptNode(Node):
                 headers,
                 infos,
                 streams=[cam.name for cam in cams],
-                on_demand=self._subscribed_on_demand(),
+                on_demand=subscribed(self._cameras, ON_DEMAND_TOPICS),
                 calibrations=calibrations,
-                skip=self._unsubscribed(),
+                skip=SKIPPABLE_TOPICS - subscribed(self._cameras, SKIPPABLE_TOPICS),
             )
         except Exception as exc:  # keep the node alive (e.g. CUDA out of memory)
-            self._recent.add("failed")
-            with self._stats_lock:
-                self._stats.failed += len(cams)
-                self._stats.last_error = f"{type(exc).__name__}: {exc}"
+            self.diagnostics.failed(len(cams), f"{type(exc).__name__}: {exc}")
             self.get_logger().error(
                 f"inference failed: {type(exc).__name__}: {exc}",
                 throttle_duration_sec=_WARN_THROTTLE_S,
@@ -604,7 +389,7 @@ class DptNode(Node):
 
     def _publish_outputs(
         self,
-        cams: list[_Camera],
+        cams: list[Camera],
         headers: list[Header],
         infos: list[CameraInfo | None],
         arrivals: list[float],
@@ -626,14 +411,7 @@ class DptNode(Node):
                     pub.publish(message)
             processing = (time.monotonic() - arrived) * 1e3
             latency = (self.get_clock().now().nanoseconds - stamp_ns(header)) / 1e6
-            with self._stats_lock:
-                self._stats.processed += 1
-                cam.processed += 1
-                if not sim_time:
-                    self._stats.latency_ms.append(latency)
-                    del self._stats.latency_ms[:-100]
-                self._stats.processing_ms.append(processing)
-                del self._stats.processing_ms[:-100]
+            self.diagnostics.processed(cam, None if sim_time else latency, processing)
 
     def _output_header(self, header: Header) -> Header:
         """The image's header, with the ``frame_id`` parameter's frame when set."""
@@ -642,7 +420,7 @@ class DptNode(Node):
             return header
         return Header(stamp=header.stamp, frame_id=frame_id)
 
-    def _check_camera_info(self, cam: _Camera, info: CameraInfo | None, out: Any) -> None:
+    def _check_camera_info(self, cam: Camera, info: CameraInfo | None, out: Any) -> None:
         """Records whether the frame's camera_info was accepted, and warns (throttled)
         when it is missing or stale."""
         rejected = [w for w in out.warnings if w.startswith("camera_info rejected")]
@@ -651,17 +429,10 @@ class DptNode(Node):
         if problem and not rejected:
             self._warn(cam, cam.prefixed(problem))
 
-    def _reject(self, cam: _Camera, text: str, count: bool = True) -> None:
-        text = cam.prefixed(text)
-        self._recent.add("rejected")
-        with self._stats_lock:
-            if count:
-                self._stats.rejected += 1
-                cam.rejected += 1
-            self._stats.last_error = text
-        self._warn(cam, text)
+    def _reject(self, cam: Camera, text: str, count: bool = True) -> None:
+        self._warn(cam, self.diagnostics.rejected(cam, text, count))
 
-    def _warn(self, cam: _Camera, text: str) -> None:
+    def _warn(self, cam: Camera, text: str) -> None:
         """Logs ``text`` throttled per camera and per reason, with a count of what the
         throttle held back."""
         held_back = self._warn_throttle.check((cam.name, reason_key(text)))
@@ -670,135 +441,34 @@ class DptNode(Node):
             self.get_logger().warning(text + more)
 
     # -- status -------------------------------------------------------------------
+    @property
+    def cameras(self) -> tuple[CameraView, ...]:
+        """The input cameras, read-only: what each has received, done and publishes."""
+        return tuple(CameraView(cam) for cam in self._cameras)
+
     def status(self) -> dict[str, str]:
         """Current counters and rates as strings (what /diagnostics carries)."""
-        now = time.monotonic()
-        with self._stats_lock:
-            s = self._stats
-            dt = max(now - self._window_start, 1e-6)
-            rin = (s.received - self._window_counts[0]) / dt
-            rout = (s.processed - self._window_counts[1]) / dt
-            self._window_start, self._window_counts = now, (s.received, s.processed)
-            values = {
-                "input_rate_hz": f"{rin:.2f}",
-                "processed_rate_hz": f"{rout:.2f}",
-                "received": str(s.received),
-                "processed": str(s.processed),
-                "dropped": str(self._dropped()),
-                "rejected": str(s.rejected),
-                "failed": str(s.failed),
-                "latency_ms_median": self._latency_text(s.latency_ms),
-                "processing_ms_median": _median_text(s.processing_ms),
-                "device": self._device_text(),
-                "models": self._models_text(),
-                "backend": self._backends_text(),
-                "last_error": s.last_error,
-            }
-            if self.pipeline.segmentation is not None:
-                values["label_info"] = self._label_info_status
-            if self.config.cameras:
-                for cam in self._cameras:
-                    values.update(
-                        {
-                            f"{cam.name}.received": str(cam.received),
-                            f"{cam.name}.processed": str(cam.processed),
-                            f"{cam.name}.dropped": str(cam.frames.dropped),
-                            f"{cam.name}.rejected": str(cam.rejected),
-                        }
-                    )
-        values["rejected_recent"] = str(self._recent.count("rejected"))
-        values["failed_recent"] = str(self._recent.count("failed"))
-        for cam in self._cameras:
-            key = f"{cam.name}.camera_info" if cam.name else "camera_info"
-            values[key] = f"{cam.info.status()[1]} ({cam.info.topic})"
-        if self._alignment is not None:
-            alignment, self._alignment_warn = self._alignment.status(self._cameras)
-            values.update(alignment)
-        return values
+        return self.diagnostics.status()
+
+    def problems(self) -> list[tuple[int, str]]:
+        """What is wrong now, as (diagnostic level, text); see
+        :meth:`NodeDiagnostics.problems`."""
+        return self.diagnostics.problems()
 
     def _sim_time(self) -> bool:
         """Whether the node's clock follows /clock (use_sim_time)."""
         clock = self.get_clock()
         return isinstance(clock, ROSClock) and clock.ros_time_is_active
 
-    def _latency_text(self, latency_ms: list[float]) -> str:
-        if self._sim_time():
-            return "unavailable (use_sim_time: see processing_ms_median)"
-        return _median_text(latency_ms)
-
-    def _dropped(self) -> int:
-        return sum(cam.frames.dropped for cam in self._cameras)
-
-    def problems(self) -> list[tuple[int, str]]:
-        """What is wrong now, as (diagnostic level, text): failures (ERROR) and rejected
-        frames in the recent window, stale input, and each camera's camera_info while its
-        images come (WARN)."""
-        out: list[tuple[int, str]] = []
-        window = f"in the last {self._recent.window:.0f} s"
-        failed, rejected = self._recent.count("failed"), self._recent.count("rejected")
-        if failed:
-            out.append((ERROR, f"{failed} failed inference batches {window}"))
-        if rejected:
-            out.append((WARN, f"{rejected} frames or camera_infos rejected {window}"))
-        if self._alignment_warn:
-            out.append((WARN, "relative depth alignment has no usable fit"))
-        with self._stats_lock:
-            processing = sorted(self._stats.processing_ms)
-        median_s = processing[len(processing) // 2] / 1e3 if processing else 0.0
-        segmentation = self.pipeline.segmentation is not None
-        for text in (
-            stride_warning(self.pipeline.options.cloud_stride, segmentation),
-            processing_warning(median_s, self.config.processing_time_budget, segmentation),
-        ):
-            if text:
-                out.append((WARN, text))
-        now = time.monotonic()
-        for cam in self._cameras:
-            idle = now - (cam.last_image_at or self._started_at)
-            if idle > INPUT_STALE_S:
-                what = "no image yet" if cam.last_image_at is None else "no image"
-                out.append((WARN, cam.prefixed(f"input stale: {what} for {idle:.1f} s")))
-            elif cam.last_image_at is not None:
-                level, text = cam.info.status()
-                if level != OK:
-                    out.append((level, cam.prefixed(text)))
-        return out
-
     def _publish_diagnostics(self) -> None:
-        values = self.status()
-        problems = self.problems()
-        status = DiagnosticStatus()
-        status.name = f"{self.get_fully_qualified_name()}: DPT inference"
-        status.hardware_id = values["device"]
-        status.level = max((level for level, _ in problems), default=OK)
-        status.message = "; ".join(
-            [
-                f"{values['processed_rate_hz']} Hz processed of "
-                f"{values['input_rate_hz']} Hz in, latency {values['latency_ms_median']} ms, "
-                f"processing {values['processing_ms_median']} ms"
-            ]
-            + [text for _, text in problems]
-        )
-        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
-        array = DiagnosticArray()
-        array.header.stamp = self.get_clock().now().to_msg()
-        array.status = [status]
-        self._diag_pub.publish(array)
+        stamp = self.get_clock().now().to_msg()
+        self._diag_pub.publish(self.diagnostics.message(self.get_fully_qualified_name(), stamp))
 
     def _log_status(self) -> None:
-        with self._stats_lock:
-            s = self._stats
-            text = (
-                f"frames in {s.received}, processed {s.processed}, dropped "
-                f"{self._dropped()}, rejected {s.rejected}, failed {s.failed}, "
-                f"latency {self._latency_text(s.latency_ms)} ms, processing "
-                f"{_median_text(s.processing_ms)} ms, {self._models_text()} on "
-                f"{self._device_text()}"
-            )
-        self.get_logger().info(text)
+        self.get_logger().info(self.diagnostics.log_line())
 
     # -- shutdown -----------------------------------------------------------------
-    def stop_worker(self, timeout: float = _STOP_TIMEOUT_S) -> bool:
+    def stop_worker(self, timeout: float = STOP_TIMEOUT_S) -> bool:
         """Stops the inference worker: it finishes (or drops) the batch in hand and
         publishes nothing more. Returns False if it is still busy after ``timeout`` s."""
         stop = getattr(self, "_stop", None)
@@ -816,62 +486,9 @@ class DptNode(Node):
         super().destroy_node()
 
 
-def _backend_text(p: Predictor) -> str:
-    """``onnxruntime (cached engine)``, ``tensorrt (engine built this start)``, ``torch``."""
-    cached = p.engine_cached
-    if cached is None:
-        return p.backend
-    return f"{p.backend} ({'cached engine' if cached else 'engine built this start'})"
-
-
 def main(args: list[str] | None = None) -> int:
     """Console entry point: ``ros2 run dpt_ros dpt_node``."""
     return run_node(DptNode, args)
-
-
-def run_node(node_class: type[DptNode], args: list[str] | None = None) -> int:
-    """Initialises rclpy, spins a ``node_class`` until Ctrl-C, SIGTERM or shutdown, and
-    shuts down in order (worker, node, context); returns the exit status."""
-    rclpy.init(args=args)
-    node: DptNode | None = None
-    code = 0
-    try:
-        node = node_class()
-        rclpy.spin(node)
-    except KeyboardInterrupt:
-        pass
-    except (ValueError, CheckpointError, OSError) as exc:
-        rclpy.logging.get_logger("dpt_node").fatal(str(exc))
-        code = 1
-    except Exception as exc:  # ExternalShutdownException and friends end quietly
-        if type(exc).__name__ != "ExternalShutdownException":
-            raise
-    finally:
-        if node is not None:
-            # In order: no worker publishing, then no node, then no context.
-            if not node.stop_worker():
-                node.get_logger().warning(
-                    f"the inference worker did not stop within {_STOP_TIMEOUT_S:.0f} s; "
-                    "exiting anyway"
-                )
-            node.destroy_node()
-        rclpy.try_shutdown()
-    _stop_engine_builds()
-    return code
-
-
-def _stop_engine_builds() -> None:
-    """Stops engine builds still running in their child processes (a build is atomic:
-    nothing half-built is kept, and the next start builds it again)."""
-    from dpt_ros.models.engine_build import stop_builds
-
-    if stop_builds():
-        print(
-            "[dpt_node] stopped during an engine build: abandoned, nothing half-built is "
-            "kept; the next start builds it again",
-            file=sys.stderr,
-            flush=True,
-        )
 
 
 if __name__ == "__main__":

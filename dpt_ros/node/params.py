@@ -6,6 +6,7 @@ time with ``ros2 param set`` and are validated before they take effect.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.exceptions import ParameterUninitializedException
 from rclpy.parameter import Parameter
 
+from dpt_ros.alignment.online import ALIGNMENT_METHODS, AlignmentOptions
 from dpt_ros.models.options import (
     BACKENDS,
     COMPILE_MODES,
@@ -23,8 +25,7 @@ from dpt_ros.models.options import (
     PredictorOptions,
 )
 from dpt_ros.models.registry import MODEL_SPECS, TASKS, model_names
-from dpt_ros.node.aligner import ALIGNMENT_METHODS, AlignmentOptions
-from dpt_ros.node.pipeline import PipelineOptions
+from dpt_ros.pipeline.options import PipelineOptions
 from dpt_ros.ros.image_size import DEFAULT_MAX_INPUT_PIXELS
 
 RELIABILITIES = ("best_effort", "reliable")
@@ -47,6 +48,36 @@ class ParamDef:
     array_of: type = str
     #: A list parameter's example value for the generated params file.
     example: str = ""
+    #: The options fields it fills, ``<group>.<field>`` with a group of
+    #: :data:`OPTIONS_GROUPS` (``predictor`` = each task's PredictorOptions).
+    fills: tuple[str, ...] = ()
+
+
+#: The options classes that parameters fill, by the group name of ``ParamDef.fills``.
+OPTIONS_GROUPS: dict[str, type] = {
+    "predictor": PredictorOptions,
+    "pipeline": PipelineOptions,
+    "alignment": AlignmentOptions,
+}
+
+
+def _filling(name: str, fills: str | tuple[str, ...], description: str, **more: Any) -> ParamDef:
+    """A parameter that fills options fields: its default from the (first) field's
+    default, its range from the options class's ``RANGES``, so that the node, the bag
+    tool and the Python API share one rule."""
+    fills = (fills,) if isinstance(fills, str) else fills
+    group, field = fills[0].split(".")
+    options = OPTIONS_GROUPS[group]
+    default = {f.name: f.default for f in dataclasses.fields(options)}[field]
+    bounds = getattr(options, "RANGES", {}).get(field)
+    if bounds is not None and isinstance(default, int):
+        more["int_range"] = (int(bounds[0]), int(bounds[1]), 1)
+    elif bounds is not None:
+        more["float_range"] = (float(bounds[0]), float(bounds[1]))
+    choices = getattr(options, "CHOICES", {}).get(field)
+    if choices is not None:
+        more["choices"] = choices
+    return ParamDef(name, default, description, fills=fills, **more)
 
 
 _DEPTH = ", ".join(model_names("depth"))
@@ -83,23 +114,23 @@ PARAMS: tuple[ParamDef, ...] = (
         False,
         "Use random weights for segmentation (demos and benchmarks only).",
     ),
-    ParamDef("device", "auto", "Inference device: auto, cpu, cuda or cuda:N."),
-    ParamDef(
+    _filling("device", "predictor.device", "Inference device: auto, cpu, cuda or cuda:N."),
+    _filling(
         "precision",
-        "auto",
+        "predictor.precision",
         "auto (fp16 on CUDA, fp32 on CPU), fp32, fp16 or bf16.",
         choices=PRECISIONS,
     ),
-    ParamDef(
+    _filling(
         "compile",
-        "none",
+        "predictor.compile",
         "torch.compile mode: none, default, reduce-overhead (adds CUDA graphs) or "
         "max-autotune; compiles at start (warm-up), minutes on a Jetson.",
         choices=COMPILE_MODES,
     ),
-    ParamDef(
+    _filling(
         "backend",
-        "auto",
+        "predictor.backend",
         "Inference backend: auto (tensorrt on CUDA where installed, else onnxruntime at "
         "fp32 where installed, else torch), torch, onnxruntime or tensorrt. An engine "
         "backend runs <task>.engine, or without one builds an engine per network size "
@@ -107,9 +138,9 @@ PARAMS: tuple[ParamDef, ...] = (
         "build falls back to torch with a warning.",
         choices=BACKENDS,
     ),
-    ParamDef(
+    _filling(
         "engine_build",
-        "eager",
+        "predictor.engine_build",
         "When a missing cached engine is built: eager = at start (warm-up; minutes on "
         "a Jetson), lazy = in the background while torch runs, never = cached engines "
         "only.",
@@ -150,21 +181,20 @@ PARAMS: tuple[ParamDef, ...] = (
         "or of 14 (Depth Anything V2, where N x N is the original's input_size N).",
         int_range=(0, 4096, 1),
     ),
-    ParamDef(
+    _filling(
         "keep_aspect_ratio",
-        True,
+        "predictor.keep_aspect_ratio",
         "Resize the image by one scale for both axes before the network (as the original).",
     ),
-    ParamDef(
+    _filling(
         "output_size",
-        "input",
+        "pipeline.output_size",
         "Size of published images: input (camera resolution) or network (network input).",
         read_only=False,
-        choices=("input", "network"),
     ),
-    ParamDef(
+    _filling(
         "rectify",
-        False,
+        "pipeline.rectify",
         "Rectify raw images whose camera_info has distortion (D != 0) before the "
         "models, from K, D, R and P (plumb_bob, rational_polynomial, equidistant; no "
         "binning or ROI), as image_proc does; off = the image must already be rectified.",
@@ -221,24 +251,22 @@ PARAMS: tuple[ParamDef, ...] = (
     ParamDef(
         "qos.output.depth", 5, "History depth of the output publishers.", int_range=(1, 100, 1)
     ),
-    ParamDef(
+    _filling(
         "relative_depth.scale",
-        0.0,
+        "pipeline.relative_depth_scale",
         "Metric depth from a relative model: depth = 1/(scale*x + shift) metres; "
         "0 = not calibrated, no depth/image or points from relative models.",
         read_only=False,
-        float_range=(0.0, 1e6),
     ),
-    ParamDef(
+    _filling(
         "relative_depth.shift",
-        0.0,
+        "pipeline.relative_depth_shift",
         "Shift of the relative-depth calibration (1/metres).",
         read_only=False,
-        float_range=(-1e6, 1e6),
     ),
-    ParamDef(
+    _filling(
         "relative_depth.alignment",
-        "fixed",
+        ("pipeline.relative_depth_alignment", "alignment.method"),
         "How a relative model's output becomes metres: fixed (relative_depth.scale and "
         "shift), reference_depth (fitted online to alignment/depth: 32FC1 metres or 16UC1 "
         "millimetres registered to the image, any resolution), reference_points (fitted to "
@@ -247,39 +275,35 @@ PARAMS: tuple[ParamDef, ...] = (
         "camera). Metric models ignore it.",
         choices=ALIGNMENT_METHODS,
     ),
-    ParamDef(
+    _filling(
         "relative_depth.stamp_tolerance",
-        0.05,
+        "alignment.stamp_tolerance",
         "Largest stamp difference (s) between an image and the reference matched to it.",
         read_only=False,
-        float_range=(0.0, 10.0),
     ),
-    ParamDef(
+    _filling(
         "relative_depth.smoothing",
-        0.3,
+        "alignment.smoothing",
         "Weight of each new fit in the temporal filter of scale and shift (0..1]; 1 = "
         "no filtering.",
         read_only=False,
-        float_range=(0.01, 1.0),
     ),
-    ParamDef(
+    _filling(
         "relative_depth.max_fit_age",
-        2.0,
+        "alignment.max_fit_age",
         "Seconds (of image stamps) the last good fit is used while new fits fail its "
         "quality checks; then metric outputs stop and /diagnostics says why.",
         read_only=False,
-        float_range=(0.0, 3600.0),
     ),
-    ParamDef(
+    _filling(
         "relative_depth.camera_height",
-        0.0,
+        "alignment.camera_height",
         "Camera height above the ground (metres), for ground_plane.",
         read_only=False,
-        float_range=(0.0, 100.0),
     ),
-    ParamDef(
+    _filling(
         "relative_depth.ground_normal",
-        (),
+        "alignment.ground_normal",
         "The ground's unit normal pointing up, in the camera optical frame (x right, y "
         "down, z forward), for ground_plane: a level camera [0, -1, 0]; pitched down by p: "
         "[0, -cos p, -sin p]. Empty (unset) = fit it, assuming the model's shift is 0.",
@@ -287,59 +311,62 @@ PARAMS: tuple[ParamDef, ...] = (
         array_of=float,
         example="[0.0, -1.0, 0.0]",
     ),
-    ParamDef(
+    _filling(
         "relative_depth.ground_band",
-        0.25,
+        "alignment.ground_band",
         "Without segmentation, the bottom fraction of the image that ground_plane takes as ground.",
         read_only=False,
-        float_range=(0.01, 1.0),
     ),
-    ParamDef(
+    _filling(
         "cloud.enabled",
-        True,
+        "pipeline.cloud_enabled",
         "Publish 'points' (needs metric depth and camera_info).",
         read_only=False,
     ),
-    ParamDef(
+    _filling(
         "cloud.stride",
-        1,
+        "pipeline.cloud_stride",
         "Keep every n-th pixel in both directions in 'points'.",
         read_only=False,
-        int_range=(1, 64, 1),
     ),
-    ParamDef(
+    _filling(
         "cloud.max_depth",
-        0.0,
+        "pipeline.cloud_max_depth",
         "Drop points farther than this (metres); 0 = no limit.",
         read_only=False,
-        float_range=(0.0, 1e4),
     ),
-    ParamDef(
+    _filling(
         "cloud.min_depth",
-        0.0,
+        "pipeline.cloud_min_depth",
         "Drop points nearer than this (metres); 0 = no limit.",
         read_only=False,
-        float_range=(0.0, 1e4),
     ),
-    ParamDef(
+    _filling(
         "cloud.edge_filter",
-        True,
+        "pipeline.cloud_edge_filter",
         "Drop flying pixels from 'points': pixels whose depth differs from both "
         "neighbours (left and right, or above and below) by more than "
         "cloud.edge_threshold times their depth, i.e. points in the air between a near "
         "and a far surface.",
         read_only=False,
     ),
-    ParamDef(
+    _filling(
         "cloud.edge_threshold",
-        0.1,
+        "pipeline.cloud_edge_threshold",
         "Relative depth step of cloud.edge_filter (0.1 = 10 %).",
         read_only=False,
-        float_range=(0.001, 10.0),
     ),
-    ParamDef("cloud.color", True, "Add the image colour to 'points' (rgb field).", read_only=False),
-    ParamDef(
-        "cloud.labels", True, "Add segmentation ids to 'points' (label field).", read_only=False
+    _filling(
+        "cloud.color",
+        "pipeline.cloud_color",
+        "Add the image colour to 'points' (rgb field).",
+        read_only=False,
+    ),
+    _filling(
+        "cloud.labels",
+        "pipeline.cloud_labels",
+        "Add segmentation ids to 'points' (label field).",
+        read_only=False,
     ),
     ParamDef(
         "max_rate",
@@ -417,22 +444,6 @@ class NodeConfig:
 
 
 #: Parameters that become fields of :class:`PipelineOptions` (dots become underscores).
-PIPELINE_PARAMS = (
-    "output_size",
-    "rectify",
-    "relative_depth.scale",
-    "relative_depth.shift",
-    "relative_depth.alignment",
-    "cloud.enabled",
-    "cloud.stride",
-    "cloud.max_depth",
-    "cloud.min_depth",
-    "cloud.edge_filter",
-    "cloud.edge_threshold",
-    "cloud.color",
-    "cloud.labels",
-)
-#: Parameters that are fields of :class:`NodeConfig` itself.
 _NODE_PARAMS = (
     "warmup_width",
     "warmup_height",
@@ -452,20 +463,19 @@ _NODE_PARAMS = (
 
 
 #: ``relative_depth.*`` parameters -> fields of :class:`AlignmentOptions`.
-ALIGNMENT_PARAMS = {
-    "relative_depth.alignment": "method",
-    "relative_depth.stamp_tolerance": "stamp_tolerance",
-    "relative_depth.smoothing": "smoothing",
-    "relative_depth.max_fit_age": "max_fit_age",
-    "relative_depth.camera_height": "camera_height",
-    "relative_depth.ground_normal": "ground_normal",
-    "relative_depth.ground_band": "ground_band",
-}
+def _filled(values: dict[str, Any], group: str) -> dict[str, Any]:
+    """The fields of ``group``'s options that parameters fill, from their values."""
+    return {
+        target.split(".", 1)[1]: values[p.name]
+        for p in PARAMS
+        for target in p.fills
+        if target.split(".", 1)[0] == group
+    }
 
 
 def alignment_options(values: dict[str, Any]) -> AlignmentOptions:
     """The online alignment settings from the parameter values."""
-    fields = {field: values[name] for name, field in ALIGNMENT_PARAMS.items()}
+    fields = _filled(values, "alignment")
     fields["ground_normal"] = tuple(float(v) for v in fields["ground_normal"])
     return AlignmentOptions(**fields)
 
@@ -621,11 +631,7 @@ def _config_problems(values: dict[str, Any]) -> list[str]:
         if options is not None:
             problems += options.problems(task, engine_name=f"{task}.engine")
     problems += alignment_options(values).problems()
-    if 0 < values["cloud.max_depth"] <= values["cloud.min_depth"]:
-        problems.append(
-            f"cloud.min_depth={values['cloud.min_depth']} must be below "
-            f"cloud.max_depth={values['cloud.max_depth']} (metres; 0 = no limit)"
-        )
+    problems += PipelineOptions(**_filled(values, "pipeline")).problems()
     if bool(values["warmup_width"]) != bool(values["warmup_height"]):
         problems.append("warmup_width and warmup_height must both be 0 (no warm-up) or both set")
     if not values["depth.model_type"] and not values["segmentation.model_type"]:
@@ -663,7 +669,7 @@ def config_from_values(values: dict[str, Any]) -> NodeConfig:
     typed["relative_depth.ground_normal"] = tuple(
         float(v) for v in typed["relative_depth.ground_normal"]
     )
-    pipeline = PipelineOptions(**{_field(name): typed[name] for name in PIPELINE_PARAMS})
+    pipeline = PipelineOptions(**_filled(typed, "pipeline"))
     return NodeConfig(
         depth=predictor_options(typed, "depth"),
         segmentation=predictor_options(typed, "segmentation"),

@@ -4,6 +4,7 @@ ROS 1 and ROS 2 (sqlite3, MCAP) input, CDR conversion, message types. Shared by
 
 from __future__ import annotations
 
+import importlib
 import io
 import logging
 from collections.abc import Callable
@@ -26,6 +27,7 @@ BAG_VERSION: Final = 8
 
 
 def _typestores():
+    # optional dependency: rosbags
     from rosbags.typesys import Stores, get_typestore
 
     return Stores, get_typestore
@@ -44,6 +46,7 @@ def open_bag(path: Path):
         OSError: the path does not exist.
         ValueError: not a readable bag.
     """
+    # optional dependency: rosbags
     from rosbags.highlevel import AnyReader, AnyReaderError
 
     path = Path(path)
@@ -105,6 +108,7 @@ def cdr_converter(reader, dst_store, msgtype: str) -> Callable[[Any], bytes]:
     (the identity for ROS 2 bags)."""
     if reader.is2:
         return bytes
+    # optional dependency: rosbags
     from rosbags.convert.converter import generate_message_converter
 
     with redirect_stdout(io.StringIO()) as text:  # it reports migrations on stdout
@@ -129,7 +133,6 @@ def message_class(msgtype: str) -> type:
     Raises:
         ValueError: the type's Python package is not installed.
     """
-    import importlib
 
     parts = msgtype.split("/")
     if len(parts) != 3:

@@ -46,6 +46,7 @@ def class_map() -> list[tuple[int, str]]:
 def import_vision_msgs() -> tuple[Any, Any] | str:
     """(LabelInfo, VisionClass) message classes, or why they cannot be had."""
     try:
+        # optional dependency: vision_msgs
         from vision_msgs.msg import LabelInfo, VisionClass
     except ImportError as exc:
         return (
@@ -71,6 +72,7 @@ def label_info_message(label_info_cls: Any, vision_class_cls: Any, header: Any) 
 
 def register_label_info(typestore: Any) -> None:
     """Adds VisionClass and LabelInfo to a rosbags typestore (once)."""
+    # optional dependency: rosbags
     from rosbags.typesys import get_types_from_msg
 
     if LABEL_INFO_TYPE in typestore.fielddefs:

@@ -37,6 +37,7 @@ from dpt_ros.ros.messages import copy_header, message_bytes, new_message
 __all__ = [
     "make_pointcloud2",
     "pointcloud2_to_arrays",
+    "cloud_points",
     "pack_rgb",
     "unpack_rgb",
 ]
@@ -394,3 +395,16 @@ def pointcloud2_to_arrays(msg: PointCloud2) -> dict[str, np.ndarray]:
         values = chunk.view(dtype).astype(dtype.newbyteorder("="))
         out[name] = values.reshape(h, w) if count <= 1 else values.reshape(h, w, count)
     return out
+
+
+def cloud_points(msg: PointCloud2) -> np.ndarray:
+    """(N, 3) float64 finite x, y, z of a PointCloud2, in its own frame (metres).
+
+    Raises:
+        ValueError: the cloud has no float x, y and z fields.
+    """
+    fields = pointcloud2_to_arrays(msg)
+    if not {"x", "y", "z"} <= set(fields):
+        raise ValueError(f"the cloud has no x, y, z fields (fields: {', '.join(fields)})")
+    xyz = np.stack([np.asarray(fields[a], np.float64).reshape(-1) for a in "xyz"], axis=1)
+    return xyz[np.isfinite(xyz).all(axis=1)]

@@ -18,6 +18,7 @@ def write_png(path: str | Path, image: np.ndarray, rgb: bool = False) -> None:
     Raises:
         OSError: the file cannot be written (the reason when OpenCV gives one).
     """
+    # start-up: cv2 on use (dpt-ros predict imports this module to parse)
     import cv2
 
     if rgb:

@@ -22,6 +22,7 @@ import numpy as np
 
 from dpt_ros.cli.demo.preview import PICTURE_KINDS
 from dpt_ros.cli.demo.scene import camera_intrinsics, render_sequence
+from dpt_ros.ros.bagio import BAG_VERSION, open_bag, output_typestore
 
 LIVE_NAMESPACE = "/dpt_ros_demo/camera"
 BAG_NAMESPACE = "/camera"
@@ -60,6 +61,7 @@ def prepare_output(out_dir: Path) -> Path:
 
 
 def _camera_info_msg(width: int, height: int, stamp_ns: int):
+    # start-up: sensor_msgs, std_msgs on use (dpt-ros --help stays fast)
     from dpt_ros.ros.camera import Intrinsics
 
     fx, fy, cx, cy = camera_intrinsics(width, height)
@@ -82,10 +84,11 @@ def write_input_bag(
     Returns:
         The (height, width) float32 depth of every frame, in metres (+inf: sky).
     """
+    # optional dependency: rosbags
     from rclpy.serialization import serialize_message
     from rosbags.rosbag2 import StoragePlugin, Writer
 
-    from dpt_ros.ros.bagio import BAG_VERSION, output_typestore
+    # start-up: cv2, sensor_msgs, std_msgs on use (dpt-ros --help stays fast)
     from dpt_ros.ros.image_codec import depth_to_image_msg, rgb_to_image_msg
 
     store = output_typestore()
@@ -118,10 +121,9 @@ def write_input_bag(
 
 def read_bag_frames(bag_dir: Path) -> list[tuple[Any, Any]]:
     """(Image, CameraInfo) pairs of the demo bag, in order."""
+    # start-up: rclpy, sensor_msgs on use (dpt-ros --help stays fast)
     from rclpy.serialization import deserialize_message
     from sensor_msgs.msg import CameraInfo, Image
-
-    from dpt_ros.ros.bagio import open_bag
 
     images, infos = [], []
     reader = open_bag(bag_dir)
@@ -161,6 +163,7 @@ def node_parameters(
     Returns:
         A list of ``rclpy.parameter.Parameter``.
     """
+    # start-up: rclpy on use (dpt-ros --help stays fast)
     from rclpy.parameter import Parameter
 
     params = [
@@ -217,11 +220,13 @@ class _Driver:
     """Publishes the frames to the node and collects its outputs (one executor)."""
 
     def __init__(self, context, namespace: str, wanted: list[str]) -> None:
+        # start-up: rclpy, sensor_msgs on use (dpt-ros --help stays fast)
         from rclpy.node import Node
         from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import CameraInfo, Image
 
-        from dpt_ros.node.pipeline import OUTPUT_TOPICS
+        # start-up: cv2, sensor_msgs, std_msgs, timm, torch, tqdm on use (dpt-ros --help stays fast)
+        from dpt_ros.pipeline.frames import OUTPUT_TOPICS
 
         self.node = Node("dpt_ros_demo_player", context=context)
         qos = QoSProfile(
@@ -321,6 +326,7 @@ def run_node(frames: Sequence[tuple[Any, Any]], params: list[Any]) -> NodeRun:
         frames: (Image, CameraInfo) pairs, as :func:`read_bag_frames` returns them.
         params: the node's parameter overrides (:func:`node_parameters`).
     """
+    # start-up: rclpy on use (dpt-ros --help stays fast)
     import rclpy
 
     context = rclpy.Context()
@@ -335,8 +341,10 @@ def run_node(frames: Sequence[tuple[Any, Any]], params: list[Any]) -> NodeRun:
 
 def _start_session(session: _RosSession, params: list[Any]) -> None:
     """Creates the node, the driver and the executor, and spins it in a thread."""
+    # start-up: rclpy on use (dpt-ros --help stays fast)
     from rclpy.executors import SingleThreadedExecutor
 
+    # start-up: cv2, diagnostic_msgs, rcl_interfaces, rclpy, sensor_msgs, std_msgs, timm, torch, tqdm on use (dpt-ros --help stays fast)
     from dpt_ros.node.node import DptNode
 
     session.node = DptNode(
@@ -374,6 +382,7 @@ def _feed_frames(session: _RosSession, frames: Sequence[tuple[Any, Any]]) -> Nod
 
 def _close_session(session: _RosSession) -> None:
     """Stops the executor, destroys the nodes and shuts the context down."""
+    # start-up: rclpy on use (dpt-ros --help stays fast)
     import rclpy
 
     if session.executor is not None:

@@ -133,6 +133,7 @@ def _splat(
 
 def _draw_camera_marker(image: np.ndarray, fitted: _FittedView) -> None:
     """Marks the real camera (the origin of the cloud's frame) with a white triangle."""
+    # start-up: cv2 on use (dpt-ros --help stays fast)
     import cv2
 
     cam_u, cam_v, cam_z = fitted.project(np.zeros((1, 3)))
@@ -148,6 +149,7 @@ def _put_text(
     font_scale: float,
     color: tuple[int, int, int],
 ) -> None:
+    # start-up: cv2 on use (dpt-ros --help stays fast)
     import cv2
 
     cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, font_scale, color, 1, cv2.LINE_AA)
@@ -167,6 +169,7 @@ def render_cloud_preview(xyz: np.ndarray, width: int = 480, height: int = 360) -
     Returns:
         (height, width, 3) uint8 RGB.
     """
+    # start-up: cv2 on use (dpt-ros --help stays fast)
     from dpt_ros.viz.colormap import TURBO_LUT, colorize
 
     image = np.full((height, width, 3), _BACKGROUND, np.uint8)
@@ -205,6 +208,7 @@ def write_frame_pictures(stem: Path, image_msg: Any, outputs: dict[str, Any]) ->
     Returns:
         The names of the files written, in order.
     """
+    # start-up: cv2, sensor_msgs, std_msgs on use (dpt-ros --help stays fast)
     from dpt_ros.ros.image_codec import image_msg_to_array
     from dpt_ros.ros.pointcloud import pointcloud2_to_arrays
 

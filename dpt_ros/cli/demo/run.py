@@ -59,6 +59,7 @@ from dpt_ros.cli.demo.driver import (
 )
 from dpt_ros.cli.demo.preview import PICTURE_KINDS, write_frame_pictures
 from dpt_ros.models.options import BACKENDS
+from dpt_ros.models.registry import get_spec
 
 DEFAULT_OUTPUT = "demo_output"
 DEFAULT_DEPTH_MODEL = "dpt_hybrid"
@@ -144,7 +145,7 @@ def add_parser(subparsers: Any, name: str) -> argparse.ArgumentParser:
 # ----------------------------------------------------------------------------------
 def find_weights(model: str, weights_dir: str | None) -> Path | None:
     """The official checkpoint of ``model`` in ``weights_dir`` or the cache, or None."""
-    from dpt_ros.models import get_spec
+    # start-up: tqdm on use (dpt-ros --help stays fast)
     from dpt_ros.models.weights.download import cached_checkpoint_path
 
     spec = get_spec(model)
@@ -177,6 +178,7 @@ def _random_weights_banner(missing: dict[str, str], places: list[str]) -> str:
 
 def _weights_places(weights_dir: str | None) -> list[str]:
     """Where :func:`find_weights` looks, for the banner."""
+    # start-up: tqdm on use (dpt-ros --help stays fast)
     from dpt_ros.models.weights.download import default_cache_dir
 
     places = [str(Path(weights_dir).expanduser())] if weights_dir else []
@@ -224,8 +226,6 @@ class _Config:
 
 def _model_specs(models: dict[str, str]) -> dict[str, Any]:
     """The spec of each enabled task's model; ValueError for a wrong or unknown model."""
-    from dpt_ros.models import get_spec
-
     if not models["depth"] and not models["segmentation"]:
         raise ValueError("both models are disabled: nothing to demonstrate")
     specs = {}
@@ -240,6 +240,7 @@ def _model_specs(models: dict[str, str]) -> dict[str, Any]:
 
 def _resolve_config(args: argparse.Namespace) -> _Config:
     """Checks the models, picks the network size and looks up the weights."""
+    # start-up: torch on use (dpt-ros --help stays fast)
     from dpt_ros.models import resolve_device
 
     models = {
@@ -366,6 +367,7 @@ def _depth_abs_rel(depth_msg: Any, truth: np.ndarray) -> float | None:
     Returns:
         The median relative error, or None when the sizes differ or no pixel is valid.
     """
+    # start-up: cv2, sensor_msgs, std_msgs on use (dpt-ros --help stays fast)
     from dpt_ros.ros.image_codec import image_msg_to_array
 
     est = image_msg_to_array(depth_msg)

@@ -21,7 +21,10 @@ from torch import nn
 
 from dpt_ros.models.network.blocks import REASSEMBLE_FACTORS, Reassemble
 from dpt_ros.models.network.std_conv import use_original_weight_standardization
-from dpt_ros.models.options import NETWORK_MULTIPLE
+from dpt_ros.models.registry import DPT, SIZE_MULTIPLES
+
+#: DPT input sides are multiples of this (the decoder's coarsest map is 1/32).
+NETWORK_MULTIPLE = SIZE_MULTIPLES[DPT]
 
 
 @dataclass(frozen=True)

@@ -11,18 +11,19 @@ import logging
 import os
 import threading
 import warnings
-from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
-from functools import cache
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from dpt_ros.models.errors import CheckpointError, RandomWeightsWarning
-from dpt_ros.models.registry import MODEL_SPECS, ModelSpec, get_spec
+from dpt_ros.models.network.build import build_network
+from dpt_ros.models.registry import ModelSpec, get_spec
 from dpt_ros.models.weights.download import ensure_checkpoint
 from dpt_ros.models.weights.hub import hub_checkpoint
+from dpt_ros.models.weights.layout import expected_layout, identify_model_types, summarise_keys
+from dpt_ros.models.weights.transformers_format import read_transformers_folder
 from dpt_ros.models.weights.verify import verify_weights
 
 _LOG = logging.getLogger(__name__)
@@ -82,32 +83,6 @@ def _load_failure(exc: Exception) -> str:
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
-@cache
-def expected_layout(model_type: str) -> tuple[tuple[str, tuple[int, ...]], ...]:
-    """(key, shape) of every state_dict entry of ``model_type``; built on the meta device."""
-    with torch.device("meta"):
-        model = get_spec(model_type).build()
-    return tuple((k, tuple(v.shape)) for k, v in model.state_dict().items())
-
-
-def identify_model_types(state_dict: Mapping[str, torch.Tensor]) -> list[str]:
-    """Model types whose key layout (names and shapes) equals the state_dict's.
-
-    Several types share one layout (``dpt_hybrid``, ``dpt_hybrid_kitti`` and
-    ``dpt_hybrid_nyu``); they differ only in their weights.
-    """
-    layout = {(k, tuple(v.shape)) for k, v in state_dict.items()}
-    return [name for name in MODEL_SPECS if set(expected_layout(name)) == layout]
-
-
-def _summarise(keys: Iterable[str], limit: int = 6) -> str:
-    groups = Counter(".".join(k.split(".")[:3]) for k in keys)
-    parts = [f"{g}.* ({n})" if n > 1 else g for g, n in groups.most_common(limit)]
-    if len(groups) > limit:
-        parts.append(f"... {len(groups) - limit} more groups")
-    return ", ".join(parts)
-
-
 def check_state_dict(
     state_dict: Mapping[str, torch.Tensor], spec: ModelSpec, source: str = "checkpoint"
 ) -> None:
@@ -133,9 +108,9 @@ def check_state_dict(
         lead = f"{source} does not match the {spec.name} layout"
     details = []
     if missing:
-        details.append(f"{len(missing)} missing keys: {_summarise(missing)}")
+        details.append(f"{len(missing)} missing keys: {summarise_keys(missing)}")
     if unexpected:
-        details.append(f"{len(unexpected)} unexpected keys: {_summarise(unexpected)}")
+        details.append(f"{len(unexpected)} unexpected keys: {summarise_keys(unexpected)}")
     if mis_shaped:
         k = mis_shaped[0]
         details.append(
@@ -187,8 +162,6 @@ def _read_weights(path: Path, spec: ModelSpec) -> dict[str, torch.Tensor]:
     """The state_dict of a weights file, or of a folder written by transformers'
     save_pretrained (config.json + safetensors), converted to the official layout."""
     if path.is_dir():
-        from dpt_ros.models.weights.transformers_format import read_transformers_folder
-
         return read_transformers_folder(path, spec)
     return read_state_dict(path)
 
@@ -233,13 +206,13 @@ def load_model(
             warnings.warn(msg, RandomWeightsWarning, stacklevel=2)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
-            return spec.build()
+            return build_network(spec)
     path = resolve_weights(spec, weights, cache_dir, progress)
     state_dict = _read_weights(path, spec)
     check_state_dict(state_dict, spec, source=str(path))
     verify_weights(path, spec, state_dict, cache_dir)  # contents: sha256 of official files
     with torch.device("meta"):
-        model = spec.build()
+        model = build_network(spec)
     # assign=True takes the file's tensors as the parameters: no second copy, no init.
     model.load_state_dict(state_dict, strict=True, assign=True)
     return model.float().eval()

@@ -61,6 +61,7 @@ def hub_checkpoint(
     if dest.is_file():
         return dest
     try:
+        # start-up: huggingface_hub loads only for a hub download
         import huggingface_hub as hub
         from huggingface_hub import constants
         from huggingface_hub.utils import disable_progress_bars, enable_progress_bars

@@ -45,8 +45,9 @@ from typing import Any
 import torch
 
 from dpt_ros.models.errors import CheckpointError
+from dpt_ros.models.network.depth_anything import get_dino_config
 from dpt_ros.models.registry import DEPTH_ANYTHING_V2, ModelSpec
-from dpt_ros.models.weights.checkpoint import _summarise, expected_layout
+from dpt_ros.models.weights.layout import expected_layout, summarise_keys
 
 CONFIG_FILE = "config.json"
 SAFETENSORS_FILE = "model.safetensors"
@@ -162,6 +163,7 @@ def _shard_files(folder: Path) -> list[Path]:
 
 def read_safetensors(folder: Path) -> dict[str, torch.Tensor]:
     """All tensors of the folder's safetensors file(s), read with ``safetensors`` (no pickle)."""
+    # start-up: safetensors loads only for a transformers folder
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -373,8 +375,6 @@ def _out_indices(backbone: Mapping[str, Any]) -> list[int]:
 
 def _identify_depth_anything(config: Mapping[str, Any]) -> FolderModel:
     """A DepthAnythingConfig with a DINOv2 backbone: encoder size, relative or metric."""
-    from dpt_ros.models.network.depth_anything import get_dino_config
-
     backbone = config.get("backbone_config") or {}
     if backbone.get("model_type") != "dinov2":
         raise _unsupported(
@@ -673,7 +673,7 @@ def convert_state_dict(
     if unmapped:
         raise CheckpointError(
             f"{source}: {len(unmapped)} entries have no place in the {spec.name} layout: "
-            f"{_summarise(unmapped)}"
+            f"{summarise_keys(unmapped)}"
         )
     out.update(_fuse_qkv(qkv, source))
     expected = dict(expected_layout(spec.name))
@@ -682,7 +682,7 @@ def convert_state_dict(
     if unfillable:
         raise CheckpointError(
             f"{source} lacks {len(unfillable)} entries of the {spec.name} layout: "
-            f"{_summarise(unfillable)}"
+            f"{summarise_keys(unfillable)}"
         )
     out.update({k: _fill(k, expected[k]) for k in missing})
     return out

@@ -41,6 +41,8 @@ import torch
 from dpt_ros.models.errors import CheckpointError
 from dpt_ros.models.registry import MODEL_SPECS, ModelSpec
 from dpt_ros.models.weights.digest import remembered_sha256
+from dpt_ros.models.weights.download import default_cache_dir
+from dpt_ros.models.weights.layout import identify_model_types
 
 PathLike = str | os.PathLike
 
@@ -76,8 +78,6 @@ def official_spec(file_name: str) -> ModelSpec | None:
 def file_sha256(path: Path, cache_dir: PathLike | None = None) -> str:
     """sha256 of ``path``, remembered in the cache directory's index while its size
     and mtime are unchanged."""
-    from dpt_ros.models.weights.download import default_cache_dir
-
     return remembered_sha256(path, Path(cache_dir) if cache_dir else default_cache_dir())
 
 
@@ -147,8 +147,6 @@ def verify_weights(
 
 
 def _warn_if_ambiguous(path: Path, spec: ModelSpec, state_dict: Mapping[str, torch.Tensor]) -> None:
-    from dpt_ros.models.weights.checkpoint import identify_model_types
-
     alike = [name for name in identify_model_types(state_dict) if name != spec.name]
     if alike:
         # A warning where the outputs claim metres; for relative depth and labels, info.

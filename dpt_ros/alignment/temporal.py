@@ -77,7 +77,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from dpt_ros.alignment import DEFAULT_THRESHOLD
+from dpt_ros.alignment.fit import DEFAULT_THRESHOLD
 
 __all__ = [
     "DEFAULT_MAX_RESIDUAL",

@@ -1,5 +1,5 @@
-"""One camera frame in, every output message out: the processing shared by the node
-and the offline bag tool. No rclpy Node here; messages are plain sensor_msgs.
+"""One camera frame in, every output message out: the processing shared by the node,
+the offline bag tool and the benchmarks. No rclpy Node here; messages are plain sensor_msgs.
 
 Output topics (relative to the camera's namespace), see ``OUTPUT_TOPICS``.
 """
@@ -25,6 +25,7 @@ from dpt_ros.models.geometry import upsample_depth as device_upsample_depth
 from dpt_ros.models.predictor import download_to_host
 from dpt_ros.models.registry import task_problem
 from dpt_ros.models.transforms import resize_output
+from dpt_ros.pipeline.options import PipelineOptions
 from dpt_ros.ros.camera import (
     Intrinsics,
     check_camera_info_matches,
@@ -58,53 +59,6 @@ SKIPPABLE_TOPICS: frozenset[str] = frozenset({"points", "depth/colored", "segmen
 ON_DEMAND_TOPICS: frozenset[str] = frozenset({"segmentation/confidence"})
 
 
-@dataclass(frozen=True)
-class PipelineOptions:
-    """Per-frame behaviour (everything that can change at run time).
-
-    Attributes:
-        output_size: ``input`` (the camera image's size) or ``network`` (the network
-            input size; cheaper to publish and back-project).
-        rectify: rectify images whose camera_info has distortion (``D`` != 0) before
-            the models, with ``K``, ``D``, ``R`` and ``P`` (:mod:`dpt_ros.ros.rectify`).
-        relative_depth_scale, relative_depth_shift: metric depth from a relative model as
-            ``1 / (scale * x + shift)`` metres; scale 0 = not calibrated, no metric depth.
-        relative_depth_alignment: ``fixed`` (the scale and shift above) or an online
-            method (``dpt_ros.node.aligner``), whose calibrations the caller passes to
-            :meth:`FramePipeline.process_batch` frame by frame.
-        cloud_enabled: publish ``points`` (needs metric depth and camera_info).
-        cloud_stride: keep every n-th pixel in both directions.
-        cloud_max_depth: drop points farther than this (metres); 0 = no limit.
-        cloud_min_depth: drop points nearer than this (metres); 0 = no limit.
-        cloud_edge_filter: drop flying pixels (between a near and a far surface) from
-            ``points``.
-        cloud_edge_threshold: the filter's relative depth step (0.1 = 10 %).
-        cloud_color: add the image colour (``rgb`` field).
-        cloud_labels: add the segmentation id (``label`` field) when segmentation runs.
-    """
-
-    output_size: str = "input"
-    rectify: bool = False
-    relative_depth_scale: float = 0.0
-    relative_depth_shift: float = 0.0
-    relative_depth_alignment: str = "fixed"
-    cloud_enabled: bool = True
-    cloud_stride: int = 1
-    cloud_max_depth: float = 0.0
-    cloud_min_depth: float = 0.0
-    cloud_edge_filter: bool = True
-    cloud_edge_threshold: float = 0.1
-    cloud_color: bool = True
-    cloud_labels: bool = True
-
-    def with_every_output(self) -> PipelineOptions:
-        """These options with every output that a run-time change can turn on: the
-        cloud, and a relative model's metric depth (a calibration)."""
-        return dataclasses.replace(
-            self, cloud_enabled=True, relative_depth_scale=self.relative_depth_scale or 1.0
-        )
-
-
 @dataclass
 class FrameOutput:
     """Messages for one frame, keyed by ``OUTPUT_TOPICS`` names, plus timings in ms."""
@@ -116,6 +70,28 @@ class FrameOutput:
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     #: The camera at the published size, when its camera_info was accepted.
     intrinsics: Intrinsics | None = None
+
+
+@dataclass
+class _DeviceOutputs:
+    """A group's outputs on the device: whole-batch tensors by array name, and each
+    frame's own (its ``metric`` where calibrations differ, its points ``xyz``)."""
+
+    batch: dict[str, torch.Tensor]
+    frames: list[dict[str, torch.Tensor]]
+
+    def download(self, arrays: list[dict[str, np.ndarray]]) -> None:
+        """Copies everything to the host (one wait) into each frame's ``arrays``."""
+        names = list(self.batch)
+        per_frame = [(b, name) for b, frame in enumerate(self.frames) for name in frame]
+        host = download_to_host(
+            [self.batch[n] for n in names] + [self.frames[b][n] for b, n in per_frame]
+        )
+        for name, values in zip(names, host):
+            for b, a in enumerate(arrays):
+                a[name] = values[b]
+        for (b, name), values in zip(per_frame, host[len(names) :]):
+            arrays[b][name] = values
 
 
 @dataclass
@@ -337,41 +313,35 @@ class FramePipeline:
         with torch.inference_mode():
             images = main.upload(group.batch)
             timer.mark("upload")
-            device_out: dict[str, torch.Tensor] = {}
+            out = _DeviceOutputs({}, [{} for _ in group.arrays])
             if self.depth is not None:
                 raw = self.depth.depth_on_device(images, timer.prefixed("depth_"))
-                device_out.update(self._depth_outputs(raw, o, group))
+                self._depth_outputs(raw, o, group, out)
                 timer.mark("depth_postprocess")
             if self.segmentation is not None:
                 labels, probability = self.segmentation.segment_on_device(
                     images, group.out_hw, timer.prefixed("segmentation_"), group.confidence
                 )
-                device_out["labels"] = labels
+                out.batch["labels"] = labels
                 if probability is not None:
-                    device_out["confidence"] = probability
-            host = download_to_host(device_out)
+                    out.batch["confidence"] = probability
+            out.download(group.arrays)
             timer.mark("download")
-        for key, values in host.items():
-            if key[-1].isdigit():  # one frame's: xyz<b>, metric<b>
-                name = key.rstrip("0123456789")
-                group.arrays[int(key[len(name) :])][name] = values
-            else:
-                for b, a in enumerate(group.arrays):
-                    a[key] = values[b]
         return timer.durations_ms()
 
     def _depth_outputs(
-        self, raw: torch.Tensor, o: PipelineOptions, group: _Group
-    ) -> dict[str, torch.Tensor]:
+        self, raw: torch.Tensor, o: PipelineOptions, group: _Group, out: _DeviceOutputs
+    ) -> None:
         """On the device, from the network-resolution depth ``raw``: the relative output
         (``inverse``, resized as the original: DPT bicubic, Depth Anything V2 bilinear),
-        metric depth (``metric`` for the batch, or ``metric<b>`` per frame when their
+        metric depth (``metric`` for the batch, or each frame's own when their
         calibrations differ; computed at the network's resolution, saturation marked
         ``+Inf``, then upsampled without leaving the neighbours' range: bilinear in
-        inverse depth, or Depth Anything V2's own bilinear resize in metres) and, for each frame with metric depth and intrinsics, its
-        points (``xyz<b>``)."""
+        inverse depth, or Depth Anything V2's own bilinear resize in
+        metres) and, for each frame with metric depth and intrinsics, its points
+        (``xyz``), into ``out``."""
         assert self.depth is not None, "called with a depth model"
-        out: dict[str, torch.Tensor] = {}
+        batch = out.batch
         metric: list[torch.Tensor | None]
         # One calibration for the whole batch (fixed, or equal fits): one operation.
         uniform = group.calibrations[0] if len(set(group.calibrations)) == 1 else None
@@ -380,37 +350,43 @@ class FramePipeline:
             # Depth Anything V2's own resize, bilinear in metres, already stays within its
             # neighbours' range: the original's numbers, then its ceiling marked.
             resized = resize_output(raw, group.out_hw, interpolation)
-            out["metric"] = device_mark_saturated(resized, self.depth.depth_ceiling)
-            metric = list(out["metric"])
+            batch["metric"] = device_mark_saturated(resized, self.depth.depth_ceiling)
+            metric = list(batch["metric"])
         elif self.depth.is_metric:
             saturated = device_mark_saturated(raw, self.depth.depth_ceiling)
-            out["metric"] = device_upsample_depth(saturated, group.out_hw)
-            metric = list(out["metric"])
+            batch["metric"] = device_upsample_depth(saturated, group.out_hw)
+            metric = list(batch["metric"])
         else:
-            out["inverse"] = resize_output(raw, group.out_hw, interpolation)
+            batch["inverse"] = resize_output(raw, group.out_hw, interpolation)
             if uniform is not None:
-                out["metric"] = _metric(raw, uniform, group.out_hw)
-                metric = list(out["metric"])
+                batch["metric"] = _metric(raw, uniform, group.out_hw)
+                metric = list(batch["metric"])
             else:
                 metric = [
                     None if cal is None else _metric(raw[b : b + 1], cal, group.out_hw)[0]
                     for b, cal in enumerate(group.calibrations)
                 ]
-                out.update({f"metric{b}": m for b, m in enumerate(metric) if m is not None})
+                for frame, m in zip(out.frames, metric):
+                    if m is not None:
+                        frame["metric"] = m
         if o.cloud_enabled:
-            out.update(self._points(metric, group.intrinsics, o))
-        return out
+            for frame, xyz in zip(out.frames, self._points(metric, group.intrinsics, o)):
+                if xyz is not None:
+                    frame["xyz"] = xyz
 
     @staticmethod
     def _points(
         metric: list[torch.Tensor | None],
         intrinsics: list[Intrinsics | None],
         o: PipelineOptions,
-    ) -> dict[str, torch.Tensor]:
-        """``xyz<b>`` for each frame with metric depth and intrinsics (on the device)."""
+    ) -> list[torch.Tensor | None]:
+        """Each frame's points (on the device), None where it has no metric depth or no
+        intrinsics."""
         edge = o.cloud_edge_threshold if o.cloud_edge_filter else 0.0
-        return {
-            f"xyz{b}": device_backproject(
+        return [
+            None
+            if m is None or intr is None
+            else device_backproject(
                 m,
                 intr.fx,
                 intr.fy,
@@ -421,9 +397,8 @@ class FramePipeline:
                 o.cloud_min_depth,
                 edge,
             )
-            for b, (m, intr) in enumerate(zip(metric, intrinsics))
-            if m is not None and intr is not None
-        }
+            for m, intr in zip(metric, intrinsics)
+        ]
 
     def _colored_depth(
         self, metric: np.ndarray | None, inverse: np.ndarray | None, stream: Hashable

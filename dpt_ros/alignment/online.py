@@ -1,6 +1,6 @@
 """Online alignment of a relative depth model to metres, frame after frame, per camera.
 
-The fits themselves are :mod:`dpt_ros.alignment`; this is what turns them into a
+The fits themselves are :mod:`dpt_ros.alignment.fit`; this is what turns them into a
 calibration a node can publish metres with, without rclpy (the node and the bag tool
 share it):
 
@@ -25,10 +25,11 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
-from dpt_ros.alignment import Alignment, PinholeIntrinsics, fit_ground_plane, fit_to_reference
+from dpt_ros.alignment.fit import Alignment, PinholeIntrinsics, fit_ground_plane, fit_to_reference
 from dpt_ros.viz.ade20k import CLASS_NAMES
 
 #: ``relative_depth.alignment`` values.
@@ -65,9 +66,23 @@ class AlignmentOptions:
     ground_normal: tuple[float, ...] = ()
     ground_band: float = 0.25
 
+    #: Valid ranges (inclusive) of the numeric fields: the node's parameter ranges, the
+    #: bag tool's flags and the Python API share them.
+    RANGES: ClassVar[dict[str, tuple[float, float]]] = {
+        "stamp_tolerance": (0.0, 10.0),
+        "smoothing": (0.01, 1.0),
+        "max_fit_age": (0.0, 3600.0),
+        "camera_height": (0.0, 100.0),
+        "ground_band": (0.01, 1.0),
+    }
+
     def problems(self) -> list[str]:
         """Every problem with these options (empty = valid)."""
-        found = []
+        found = [
+            f"relative_depth.{name}={getattr(self, name)} is outside {lo}..{hi}"
+            for name, (lo, hi) in self.RANGES.items()
+            if not lo <= getattr(self, name) <= hi
+        ]
         if self.method not in ALIGNMENT_METHODS:
             found.append(
                 f"relative_depth.alignment={self.method!r} is not one of "
@@ -297,21 +312,6 @@ def project_points(
     np.minimum.at(depth, v[inside] * w + u[inside], p[inside, 2])
     depth[~np.isfinite(depth)] = np.nan
     return depth.reshape(h, w).astype(np.float32)
-
-
-def cloud_points(msg: object) -> np.ndarray:
-    """(N, 3) float64 finite x, y, z of a PointCloud2, in its own frame (metres).
-
-    Raises:
-        ValueError: the cloud has no float x, y and z fields.
-    """
-    from dpt_ros.ros.pointcloud import pointcloud2_to_arrays
-
-    fields = pointcloud2_to_arrays(msg)
-    if not {"x", "y", "z"} <= set(fields):
-        raise ValueError(f"the cloud has no x, y, z fields (fields: {', '.join(fields)})")
-    xyz = np.stack([np.asarray(fields[a], np.float64).reshape(-1) for a in "xyz"], axis=1)
-    return xyz[np.isfinite(xyz).all(axis=1)]
 
 
 def transform_points(

@@ -1,0 +1,615 @@
+"""The work of ``dpt-ros bag`` on one bag: read it, run the frame pipeline on one image
+topic, write the new bag (see :mod:`dpt_ros.cli.bag`). The fleet
+(:mod:`dpt_ros.cli.fleet`) runs :func:`process_bag` for each of many bags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dpt_ros.alignment.online import AlignmentOptions
+from dpt_ros.cli import bag_alignment
+from dpt_ros.cli.args import (
+    options_from_flags,
+)
+from dpt_ros.models.options import PredictorOptions
+from dpt_ros.pipeline.options import PipelineOptions
+from dpt_ros.ros.bagio import (
+    BAG_VERSION,
+    CAMERA_INFO_TYPE,
+    COMPRESSED_TYPE,
+    absolute_topic,
+    cdr_converter,
+    default_namespace,
+    image_topics,
+    input_storage,
+    open_bag,
+    output_typestore,
+    ros2_typestore,
+)
+from dpt_ros.ros.label_info import LABEL_INFO_TYPE, label_info_cdr, register_label_info
+
+_LOG = logging.getLogger(__name__)
+
+
+def _absolute_namespace(ns: str) -> str:
+    ns = ns.strip().strip("/")
+    return "/" + ns if ns else ""
+
+
+def _describe_topics(topics: dict[str, str]) -> str:
+    if not topics:
+        return "none"
+    return ", ".join(f"{t} ({ty})" for t, ty in topics.items())
+
+
+@dataclass
+class _Frame:
+    position: int  # index of its image message in the pending list
+    timestamp: int
+    header: Any
+    rgb: Any
+    info: Any
+
+
+def make_predictor(options: PredictorOptions):
+    """The Predictor of one model (a separate function so tests can reuse models)."""
+    # start-up: torch on use (dpt-ros --help stays fast)
+    from dpt_ros.models import Predictor
+
+    return Predictor(options, progress=True)
+
+
+def _task_options(args: argparse.Namespace, task: str) -> PredictorOptions | None:
+    """The options of the ``task`` model from the flags, None if it is disabled."""
+    model_type = ((args.depth_model if task == "depth" else args.segmentation_model) or "").strip()
+    weights = args.depth_weights if task == "depth" else args.segmentation_weights
+    if not model_type:
+        if weights:
+            raise ValueError(f"--{task}-weights given but {task} is disabled")
+        return None
+    options = options_from_flags(
+        args, model_type, weights=weights, random_weights=args.random_weights and not weights
+    )
+    problems = options.problems(task)
+    if problems:
+        hint = " (or '' to disable depth)" if task == "depth" else ""
+        raise ValueError("; ".join(problems) + hint)
+    return options
+
+
+class _OutputBag:
+    """The output writer: copies of the input connections plus lazily added outputs."""
+
+    def __init__(self, path: Path, storage: str, reader) -> None:
+        # optional dependency: rosbags
+        from rosbags.interfaces import ConnectionExtRosbag2
+        from rosbags.rosbag2 import StoragePlugin, Writer
+
+        self._ext_type = ConnectionExtRosbag2
+        self.writer = Writer(
+            path, version=BAG_VERSION, storage_plugin=StoragePlugin[storage.upper()]
+        )
+        self.writer.open()
+        self.reader = reader
+        self.dst_store = ros2_typestore(reader)
+        self.out_store = output_typestore()
+        self.input_map: dict[tuple[int, int], tuple[Any, Callable[[Any], bytes]]] = {}
+        self.outputs: dict[str, Any] = {}
+        self.counts: dict[str, int] = {}
+        self._converters: dict[str, Callable[[Any], bytes]] = {}
+        for rconn in reader.connections:
+            self.input_map[(rconn.id, id(rconn.owner))] = (
+                self._copy_connection(rconn),
+                self._converter(rconn.msgtype),
+            )
+
+    def _converter(self, msgtype: str) -> Callable[[Any], bytes]:
+        if msgtype not in self._converters:
+            self._converters[msgtype] = cdr_converter(self.reader, self.dst_store, msgtype)
+        return self._converters[msgtype]
+
+    def _copy_connection(self, rconn):
+        # optional dependency: rosbags
+        from rosbags.interfaces import ConnectionExtRosbag2, MessageDefinitionFormat
+
+        ext = rconn.ext if isinstance(rconn.ext, self._ext_type) else None
+        fmt = ext.serialization_format if ext else "cdr"
+        qos = list(ext.offered_qos_profiles) if ext else []
+        for conn in self.writer.connections:
+            out_ext = conn.ext  # a rosbag2 writer's connections have rosbag2 extensions
+            if (
+                isinstance(out_ext, ConnectionExtRosbag2)
+                and conn.topic == rconn.topic
+                and conn.msgtype == rconn.msgtype
+                and out_ext.serialization_format == fmt
+                and list(out_ext.offered_qos_profiles) == qos
+            ):
+                return conn
+        if (
+            self.reader.is2
+            and rconn.digest
+            and rconn.msgdef.data
+            and rconn.msgdef.format == MessageDefinitionFormat.MSG
+        ):
+            return self.writer.add_connection(
+                rconn.topic,
+                rconn.msgtype,
+                msgdef=rconn.msgdef.data,
+                rihs01=rconn.digest,
+                serialization_format=fmt,
+                offered_qos_profiles=qos,
+            )
+        return self.writer.add_connection(
+            rconn.topic,
+            rconn.msgtype,
+            typestore=self.dst_store,
+            serialization_format=fmt,
+            offered_qos_profiles=qos,
+        )
+
+    def convert_input(self, rconn, raw) -> tuple[Any, bytes]:
+        conn, convert = self.input_map[(rconn.id, id(rconn.owner))]
+        return conn, convert(raw)
+
+    def write(self, conn, timestamp: int, data: bytes) -> None:
+        self.writer.write(conn, timestamp, data)
+
+    def write_output(
+        self, topic: str, msgtype: str, timestamp: int, data: bytes, latched: bool = False
+    ) -> None:
+        """Writes an output message; ``latched`` offers reliable, transient-local QoS (as
+        the node publishes it), so that ``ros2 bag play`` republishes it that way."""
+        conn = self.outputs.get(topic)
+        if conn is None:
+            store = self.out_store if msgtype in self.out_store.fielddefs else self.dst_store
+            qos = [_latched_qos()] if latched else []
+            conn = self.outputs[topic] = self.writer.add_connection(
+                topic, msgtype, typestore=store, offered_qos_profiles=qos
+            )
+        self.writer.write(conn, timestamp, data)
+        self.counts[topic] = self.counts.get(topic, 0) + 1
+
+    def write_label_info(self, topic: str, timestamp: int, frame_id: str) -> None:
+        """``vision_msgs/LabelInfo`` of the published label ids on ``topic``, in the
+        camera's ``frame_id``."""
+        register_label_info(self.out_store)
+        data = label_info_cdr(self.out_store, timestamp, frame_id)
+        self.write_output(topic, LABEL_INFO_TYPE, timestamp, data, latched=True)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _latched_qos():
+    """Reliable, transient local, keep last 1: how the node offers label_info."""
+    # optional dependency: rosbags
+    from rosbags.interfaces import (
+        Qos,
+        QosDurability,
+        QosHistory,
+        QosLiveliness,
+        QosReliability,
+        QosTime,
+    )
+
+    never = QosTime(sec=0x7FFFFFFF, nsec=0xFFFFFFFF)
+    return Qos(
+        history=QosHistory.KEEP_LAST,
+        depth=1,
+        reliability=QosReliability.RELIABLE,
+        durability=QosDurability.TRANSIENT_LOCAL,
+        deadline=never,
+        lifespan=never,
+        liveliness=QosLiveliness.AUTOMATIC,
+        liveliness_lease_duration=never,
+        avoid_ros_namespace_conventions=False,
+    )
+
+
+@dataclass
+class _Plan:
+    """What to read from the input bag and where outputs go."""
+
+    image_topic: str
+    image_type: str
+    info_topic: str | None
+    namespace: str
+
+
+def check_paths(in_path: Path, out_path: Path) -> tuple[Path, Path]:
+    """(input, output) after checking: the input exists, the output does not and is
+    neither the input nor inside the input bag's directory."""
+    if not in_path.exists():
+        raise FileNotFoundError(f"input bag {str(in_path)!r} does not exist")
+    if out_path.exists() or out_path.is_symlink():
+        raise FileExistsError(
+            f"output {str(out_path)!r} already exists; choose a new path "
+            "(the output bag is never overwritten)"
+        )
+    try:
+        out_abs, in_abs = out_path.resolve(), in_path.resolve()
+    except OSError:
+        return in_path, out_path
+    if out_abs == in_abs:
+        raise ValueError("output and input are the same path")
+    # A rosbag2 directory (it has metadata.yaml): the input, or a .db3/.mcap's folder.
+    bag_dir = in_abs if in_abs.is_dir() else in_abs.parent
+    if (bag_dir / "metadata.yaml").is_file() and out_abs.is_relative_to(bag_dir):
+        raise ValueError(
+            f"output {str(out_path)!r} is inside the input bag's directory {str(bag_dir)!r}; "
+            "choose a path outside it (a bag directory holds one bag)"
+        )
+    return in_path, out_path
+
+
+def _camera_info_topic(
+    args: argparse.Namespace, topics: dict[str, str], image_topic: str, image_type: str
+) -> str | None:
+    """The camera_info topic: the flag's, else the image's sibling if the bag has it."""
+    infos = {t: ty for t, ty in topics.items() if ty == CAMERA_INFO_TYPE}
+    if args.camera_info_topic:
+        info_topic = absolute_topic(args.camera_info_topic)
+        if info_topic not in infos:
+            what = f"has type {topics[info_topic]}" if info_topic in topics else "is not in the bag"
+            raise ValueError(
+                f"camera_info topic {info_topic} {what}; the bag's "
+                f"CameraInfo topics: {', '.join(infos) or 'none'}"
+            )
+        return info_topic
+    guess = default_namespace(image_topic, image_type) + "/camera_info"
+    if guess in infos:
+        return guess
+    print(
+        f"dpt-ros bag: no camera_info topic ({guess} is not in the bag): no "
+        "depth/camera_info or points; give --camera-info-topic "
+        f"(CameraInfo topics: {', '.join(infos) or 'none'})",
+        file=sys.stderr,
+    )
+    return None
+
+
+def _plan(args: argparse.Namespace, reader) -> _Plan:
+    topics = {t: info.msgtype for t, info in reader.topics.items()}
+    images = image_topics(reader)
+    image_topic = absolute_topic(args.image_topic)
+    if image_topic not in images:
+        what = (
+            f"has type {topics[image_topic]}, not an image type"
+            if image_topic in topics
+            else "is not in the bag"
+        )
+        raise ValueError(
+            f"image topic {image_topic} {what}; the bag's image topics: {_describe_topics(images)}"
+        )
+    image_type = images[image_topic]
+    namespace = (
+        _absolute_namespace(args.output_namespace)
+        if args.output_namespace is not None
+        else default_namespace(image_topic, image_type)
+    )
+    info_topic = _camera_info_topic(args, topics, image_topic, image_type)
+    return _Plan(image_topic, image_type, info_topic, namespace)
+
+
+def make_pipeline(
+    args: argparse.Namespace, depth: PredictorOptions | None, segmentation: PredictorOptions | None
+):
+    """The FramePipeline the flags describe, its models loaded."""
+    # start-up: cv2, sensor_msgs, std_msgs, timm, torch, tqdm on use (dpt-ros --help stays fast)
+    from dpt_ros.pipeline.frames import FramePipeline
+
+    options = PipelineOptions(
+        output_size=args.output_size,
+        relative_depth_scale=float(args.relative_depth_scale),
+        relative_depth_shift=float(args.relative_depth_shift),
+        relative_depth_alignment=args.alignment,
+        cloud_enabled=not args.no_cloud,
+        cloud_stride=int(args.cloud_stride),
+    )
+    return FramePipeline(
+        make_predictor(depth) if depth else None,
+        make_predictor(segmentation) if segmentation else None,
+        options,
+    )
+
+
+class _BagJob:
+    """Streams the input bag to the output, batching image frames through the pipeline.
+
+    Every input message is written at its own time; a frame's outputs follow its image.
+    """
+
+    def __init__(
+        self,
+        plan: _Plan,
+        pipeline,
+        out_bag: _OutputBag,
+        batch_size: int,
+        bar,
+        alignment: bag_alignment.BagAlignment | None = None,
+        max_pixels: int = 0,
+    ) -> None:
+        # start-up: sensor_msgs on use (dpt-ros --help stays fast)
+        from sensor_msgs.msg import CompressedImage, Image
+
+        # start-up: cv2, sensor_msgs, std_msgs on use (dpt-ros --help stays fast)
+        from dpt_ros.ros.image_codec import compressed_to_rgb, image_to_rgb
+
+        self.plan, self.pipeline, self.out_bag, self.bar = plan, pipeline, out_bag, bar
+        self.batch_size = batch_size
+        compressed = plan.image_type == COMPRESSED_TYPE
+        self.msg_class = CompressedImage if compressed else Image
+        self.decode = compressed_to_rgb if compressed else image_to_rgb
+        self.max_pixels = max_pixels
+        self.pending: list[tuple[Any, int, bytes]] = []
+        self.batch: list[_Frame] = []
+        self.latest_info: Any = None
+        self.frames_done = 0
+        self.skipped = 0
+        self.info_warnings: dict[str, int] = {}
+        self.label_info_written = False
+        self.alignment = alignment
+
+    def feed(self, rconn, timestamp: int, raw: Any) -> None:
+        """One input message, in bag order."""
+        # A full batch waits for the first later message, so that a camera_info
+        # recorded at the same time as its image is still found.
+        if len(self.batch) >= self.batch_size and timestamp > self.batch[-1].timestamp:
+            self.flush()
+        conn, data = self.out_bag.convert_input(rconn, raw)
+        if not self.label_info_written and self.pipeline.segmentation is not None:
+            # With the camera's first message, whose frame it takes: a costmap layer
+            # needs the names before the labels.
+            frame_id = self._camera_frame(rconn, data)
+            if frame_id is not None:
+                topic = f"{self.plan.namespace}/segmentation/label_info"
+                self.out_bag.write_label_info(topic, timestamp, frame_id)
+                self.label_info_written = True
+        self.pending.append((conn, timestamp, data))
+        if rconn.topic == self.plan.info_topic and rconn.msgtype == CAMERA_INFO_TYPE:
+            self._camera_info(timestamp, data)
+        elif rconn.topic == self.plan.image_topic and rconn.msgtype == self.plan.image_type:
+            self._image(timestamp, data)
+        elif self.alignment is not None:
+            self.alignment.feed(rconn.topic, data)
+        if not self.batch:
+            self.flush()  # nothing waits for the model: write through
+
+    def _camera_frame(self, rconn, data: bytes) -> str | None:
+        """The frame_id of the camera's image or camera_info message, else None."""
+        # start-up: rclpy, sensor_msgs on use (dpt-ros --help stays fast)
+        from rclpy.serialization import deserialize_message
+        from sensor_msgs.msg import CameraInfo
+
+        if rconn.topic == self.plan.info_topic and rconn.msgtype == CAMERA_INFO_TYPE:
+            return deserialize_message(data, CameraInfo).header.frame_id
+        if rconn.topic == self.plan.image_topic and rconn.msgtype == self.plan.image_type:
+            try:
+                return deserialize_message(data, self.msg_class).header.frame_id
+            except (ValueError, TypeError, RuntimeError):
+                return None  # _image skips it and counts it
+        return None
+
+    def _camera_info(self, timestamp: int, data: bytes) -> None:
+        # start-up: rclpy, sensor_msgs on use (dpt-ros --help stays fast)
+        from rclpy.serialization import deserialize_message
+        from sensor_msgs.msg import CameraInfo
+
+        info = deserialize_message(data, CameraInfo)
+        self.latest_info = info
+        for frame in self.batch:
+            if frame.timestamp == timestamp:
+                frame.info = info
+
+    def _image(self, timestamp: int, data: bytes) -> None:
+        # start-up: rclpy on use (dpt-ros --help stays fast)
+        from rclpy.serialization import deserialize_message
+
+        # start-up: cv2, sensor_msgs, std_msgs on use (dpt-ros --help stays fast)
+        from dpt_ros.ros.image_codec import ImageDecodeError
+
+        try:
+            msg = deserialize_message(data, self.msg_class)
+            rgb = self.decode(msg, self.max_pixels)
+        except (ImageDecodeError, ValueError, TypeError, RuntimeError) as exc:
+            self.skipped += 1
+            _LOG.warning("skipping an undecodable frame at %d ns: %s", timestamp, exc)
+            self.bar.update(1)
+            return
+        self.batch.append(
+            _Frame(len(self.pending) - 1, timestamp, msg.header, rgb, self.latest_info)
+        )
+
+    def flush(self) -> None:
+        """Runs the waiting frames and writes everything pending, in order."""
+        # start-up: rclpy on use (dpt-ros --help stays fast)
+        from rclpy.serialization import serialize_message
+
+        # start-up: cv2, sensor_msgs, std_msgs, timm, torch, tqdm on use (dpt-ros --help stays fast)
+        from dpt_ros.pipeline.frames import OUTPUT_TOPICS
+
+        outputs = self._process_batch()
+        for i, (conn, ts, data) in enumerate(self.pending):
+            self.out_bag.write(conn, ts, data)
+            for name, message in outputs.get(i, {}).items():
+                self.out_bag.write_output(
+                    f"{self.plan.namespace}/{name}",
+                    _type_name(OUTPUT_TOPICS[name]),
+                    ts,
+                    serialize_message(message),
+                )
+        self.frames_done += len(self.batch)
+        self.bar.update(len(self.batch))
+        self.pending.clear()
+        self.batch.clear()
+
+    def _process_batch(self) -> dict[int, dict[str, Any]]:
+        """{position in pending: messages} of the waiting frames."""
+        # start-up: cv2, sensor_msgs, std_msgs, timm, torch, tqdm on use (dpt-ros --help stays fast)
+        from dpt_ros.pipeline.frames import ON_DEMAND_TOPICS
+
+        if not self.batch:
+            return {}
+        b = self.batch
+        for predictor in (self.pipeline.depth, self.pipeline.segmentation):
+            if predictor is not None:  # an engine for a new image size: built once
+                predictor.prepare(b[0].rgb.shape[:2], len(b))
+        headers = [f.header for f in b]
+        align = self.alignment
+        results = self.pipeline.process_batch(
+            [f.rgb for f in b],
+            headers,
+            [f.info for f in b],
+            on_demand=ON_DEMAND_TOPICS,
+            calibrations=align.calibrations(headers) if align is not None else None,
+        )
+        if align is not None:
+            align.update(headers, results)
+        for result in results:
+            for warning in result.warnings:
+                self.info_warnings[warning] = self.info_warnings.get(warning, 0) + 1
+        return {frame.position: result.messages for frame, result in zip(b, results)}
+
+
+def checked_options(
+    args: argparse.Namespace,
+) -> tuple[PredictorOptions | None, PredictorOptions | None]:
+    """The models' options from the flags, after every cheap check of the flags."""
+    if args.relative_depth_scale < 0:
+        raise ValueError(f"--relative-depth-scale must be >= 0, got {args.relative_depth_scale}")
+    depth, segmentation = (_task_options(args, task) for task in ("depth", "segmentation"))
+    if depth is None and segmentation is None:
+        raise ValueError("--depth-model '' and no --segmentation-model: nothing to run")
+    bag_alignment.options_from_args(args)
+    return depth, segmentation
+
+
+def process_bag(
+    args: argparse.Namespace, in_path: Path, out_path: Path, pipeline, progress: bool = True
+) -> tuple[_BagJob, str, float]:
+    """One input bag through ``pipeline`` into a new bag at ``out_path``.
+
+    Returns:
+        (the finished job, the output storage, seconds). An interrupted or failed run
+        leaves ``out_path`` a valid bag of the frames done so far, and raises.
+    """
+    # start-up: tqdm on use (dpt-ros --help stays fast)
+    from tqdm import tqdm
+
+    pipeline.reset()  # each bag as if it were the only one (colour ranges)
+    reader = open_bag(in_path)
+    out_bag: _OutputBag | None = None
+    job: _BagJob | None = None
+    try:
+        plan = _plan(args, reader)
+        _check_clashes(plan, pipeline, reader)
+        storage = args.storage or input_storage(in_path)
+        out_bag = _OutputBag(out_path, storage, reader)
+        total = sum(c.msgcount for c in reader.connections if c.topic == plan.image_topic)
+        bar = tqdm(
+            total=total,
+            unit="frame",
+            file=sys.stderr,
+            disable=args.quiet or not progress,
+            dynamic_ncols=True,
+            desc="dpt-ros bag",
+        )
+        alignment = _alignment(args, bag_alignment.options_from_args(args), pipeline, reader)
+        job = _BagJob(plan, pipeline, out_bag, args.batch, bar, alignment, args.max_input_pixels)
+        start = time.monotonic()
+        for rconn, timestamp, raw in reader.messages():
+            job.feed(rconn, timestamp, raw)
+        job.flush()
+        elapsed = time.monotonic() - start
+    except BaseException:
+        if out_bag is not None and progress:
+            done = job.frames_done if job is not None else 0
+            print(
+                f"dpt-ros bag: stopped early; {out_path} is a valid bag holding the "
+                f"{done} frame(s) processed so far",
+                file=sys.stderr,
+            )
+        raise
+    finally:
+        _close(job, out_bag, reader)
+    return job, storage, elapsed
+
+
+def _check_clashes(plan: _Plan, pipeline, reader) -> None:
+    topics = set(reader.topics)
+    names = [f"{plan.namespace}/{n}" for n in pipeline.topics()]
+    clashes = sorted(t for t in names if t in topics)
+    if clashes:
+        raise ValueError(
+            f"the input bag already has output topic(s) {', '.join(clashes)}; "
+            "choose another --output-namespace"
+        )
+
+
+def _alignment(
+    args: argparse.Namespace, options: AlignmentOptions | None, pipeline, reader
+) -> bag_alignment.BagAlignment | None:
+    """The online alignment the flags ask for (None: fixed, or a metric model)."""
+
+    if options is None:
+        return None
+    if pipeline.depth is None:
+        raise ValueError(f"--alignment {options.method} needs a relative depth model")
+    if pipeline.depth.is_metric:
+        print(
+            f"dpt-ros bag: --alignment {options.method} is ignored: "
+            f"{pipeline.depth.spec.name} already predicts metres",
+            file=sys.stderr,
+        )
+        return None
+    topic = absolute_topic(args.alignment_topic) if args.alignment_topic else None
+    alignment = bag_alignment.BagAlignment(options, topic)
+    alignment.check_topic({t: info.msgtype for t, info in reader.topics.items()})
+    return alignment
+
+
+def _close(job: _BagJob | None, out_bag: _OutputBag | None, reader) -> None:
+    if job is not None:
+        job.bar.close()
+    try:
+        if out_bag is not None:
+            out_bag.close()
+    finally:
+        reader.close()
+
+
+def report(job: _BagJob, out_path: Path, storage: str, elapsed: float) -> None:
+    for warning, count in job.info_warnings.items():
+        print(f"dpt-ros bag: warning: {count} frame(s): {warning}", file=sys.stderr)
+    image_topic = job.plan.image_topic
+    if job.skipped:
+        print(
+            f"dpt-ros bag: warning: skipped {job.skipped} undecodable frame(s) of {image_topic}",
+            file=sys.stderr,
+        )
+    rate = job.frames_done / elapsed if elapsed > 0 else 0.0
+    print(
+        f"wrote {out_path} ({storage}): {job.frames_done} frame(s) of {image_topic} "
+        f"processed, {job.skipped} skipped, {rate:.2f} frames/s"
+    )
+    for topic, count in sorted(job.out_bag.counts.items()):
+        print(f"  {topic}: {count}")
+    if job.alignment is not None:
+        for reason, count in job.alignment.rejected.items():
+            print(f"dpt-ros bag: warning: {count} reference(s) rejected: {reason}", file=sys.stderr)
+        status = job.alignment.aligner.status(None)
+        print("  alignment: " + ", ".join(f"{k.split('.')[-1]} {v}" for k, v in status.items()))
+
+
+def _type_name(cls: type) -> str:
+    """``sensor_msgs/msg/Image`` for the rclpy class ``sensor_msgs.msg.Image``."""
+    package = cls.__module__.split(".")[0]
+    return f"{package}/msg/{cls.__name__}"

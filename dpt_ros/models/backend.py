@@ -1,0 +1,57 @@
+"""The runtime that a :class:`~dpt_ros.models.options.PredictorOptions` asks for: the
+torch model, an exported engine file, or engines built and cached on first use.
+
+It sits above both :mod:`~dpt_ros.models.runtimes` (the runtimes themselves) and
+:mod:`~dpt_ros.models.engine_cache` (which builds engines with
+:mod:`~dpt_ros.models.export`, which runs them with the runtimes), so that none of
+them imports another in a circle.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from dpt_ros.models.engine_cache import CachedEngineRuntime, resolve_backend
+from dpt_ros.models.options import PredictorOptions
+from dpt_ros.models.runtimes import EngineRuntime, PathLike, Runtime, TorchRuntime, load_backend
+from dpt_ros.models.weights.checkpoint import load_model
+
+
+def create_runtime(
+    options: PredictorOptions,
+    device: torch.device,
+    dtype: torch.dtype,
+    *,
+    cache_dir: PathLike | None = None,
+    progress: bool = True,
+) -> Runtime:
+    """The runtime that ``options`` ask for, loaded on ``device``.
+
+    ``auto`` resolves by :func:`~dpt_ros.models.engine_cache.resolve_backend`; an engine
+    backend without an engine file gets a
+    :class:`~dpt_ros.models.engine_cache.CachedEngineRuntime` (engines built once per
+    input shape and kept in the cache).
+
+    Returns:
+        A :class:`~dpt_ros.models.runtimes.Runtime`: :class:`TorchRuntime`,
+        :class:`EngineRuntime` or ``CachedEngineRuntime``.
+
+    Raises:
+        CheckpointError: the torch backend's weights cannot be had or do not fit.
+        FileNotFoundError, ValueError: see :func:`load_backend`.
+    """
+    backend = resolve_backend(options, device, dtype)
+    if backend != "torch" and options.engine:
+        engine = load_backend(backend, options.engine, options.model_type, device)
+        return EngineRuntime(engine, backend)
+    model = load_model(
+        options.model_type,
+        options.weights,
+        random_weights=options.random_weights,
+        cache_dir=cache_dir,
+        progress=progress,
+    ).to(device)
+    torch_runtime = TorchRuntime(model, dtype, options.compile, options.channels_last)
+    if backend == "torch":
+        return torch_runtime
+    return CachedEngineRuntime(backend, options, torch_runtime, dtype, cache_dir)

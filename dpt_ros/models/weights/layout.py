@@ -1,0 +1,40 @@
+"""The official key layouts of the networks' state_dicts, shared by the checkpoint
+loader, the transformers-format converter and the weights' verification."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from functools import cache
+
+import torch
+
+from dpt_ros.models.network.build import build_network
+from dpt_ros.models.registry import MODEL_SPECS, get_spec
+
+
+@cache
+def expected_layout(model_type: str) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """(key, shape) of every state_dict entry of ``model_type``; built on the meta device."""
+    with torch.device("meta"):
+        model = build_network(get_spec(model_type))
+    return tuple((k, tuple(v.shape)) for k, v in model.state_dict().items())
+
+
+def identify_model_types(state_dict: Mapping[str, torch.Tensor]) -> list[str]:
+    """Model types whose key layout (names and shapes) equals the state_dict's.
+
+    Several types share one layout (``dpt_hybrid``, ``dpt_hybrid_kitti`` and
+    ``dpt_hybrid_nyu``); they differ only in their weights.
+    """
+    layout = {(k, tuple(v.shape)) for k, v in state_dict.items()}
+    return [name for name in MODEL_SPECS if set(expected_layout(name)) == layout]
+
+
+def summarise_keys(keys: Iterable[str], limit: int = 6) -> str:
+    """The key groups (first three name parts) of ``keys``, largest first, for messages."""
+    groups = Counter(".".join(k.split(".")[:3]) for k in keys)
+    parts = [f"{g}.* ({n})" if n > 1 else g for g, n in groups.most_common(limit)]
+    if len(groups) > limit:
+        parts.append(f"... {len(groups) - limit} more groups")
+    return ", ".join(parts)

@@ -1,0 +1,73 @@
+"""The node's models: loaded with the node's logging (a random-weights warning said
+once), and warmed up for the configured camera size before the first frame."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+from dpt_ros.models.errors import RandomWeightsWarning
+from dpt_ros.models.options import PredictorOptions
+from dpt_ros.models.predictor import Predictor
+from dpt_ros.models.weights.checkpoint import load_model
+from dpt_ros.node.diagnostics import backend_text
+from dpt_ros.node.params import NodeConfig
+from dpt_ros.pipeline.frames import FramePipeline
+
+
+class _DropRandomWeightsRecords(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "RANDOM weights" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _without_random_weights_log() -> Iterator[None]:
+    """Drops the weights loader's random-weights log record within the block."""
+    logger = logging.getLogger(load_model.__module__)
+    drop = _DropRandomWeightsRecords()
+    logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        logger.removeFilter(drop)
+
+
+def load_predictor(options: PredictorOptions | None, task: str, logger: Any) -> Predictor | None:
+    """The ``task`` model (None when disabled), random weights announced once, as a
+    warning of the node."""
+    if options is None:
+        return None
+    if options.random_weights:
+        logger.warning(
+            f"{task}: {options.model_type} with RANDOM weights (parameter "
+            f"{task}.random_weights): its outputs are meaningless"
+        )
+    # That line is the one warning: not the loader's log record and Python warning too.
+    with warnings.catch_warnings(), _without_random_weights_log():
+        warnings.simplefilter("ignore", RandomWeightsWarning)
+        return Predictor(options)
+
+
+def warm_up(pipeline: FramePipeline, cfg: NodeConfig, logger: Any) -> None:
+    """Runs each model once at the configured camera size (CUDA context, cuDNN
+    algorithms, torch.compile), batched as all cameras would be."""
+    if not cfg.warmup_width:
+        return
+    hw = (cfg.warmup_height, cfg.warmup_width)
+    batch = max(1, len(cfg.cameras))
+    for p in (pipeline.depth, pipeline.segmentation):
+        if p is not None:
+            if p.options.backend != "torch" and not p.options.engine:
+                logger.info(
+                    f"{p.spec.name}: getting the {p.backend} engine for {hw[1]}x{hw[0]} "
+                    f"images ({p.options.engine_build}); a first build takes minutes "
+                    "on a Jetson"
+                )
+            seconds = p.warm_up(hw, batch)
+            logger.info(
+                f"{p.spec.name}: warmed up for {hw[1]}x{hw[0]} images (batch {batch}) "
+                f"in {seconds:.1f} s on {backend_text(p)}"
+            )

@@ -1,0 +1,87 @@
+"""What the frame pipeline does with each frame: the options that can change at run time
+(the node's ``output_size``, ``rectify``, ``relative_depth.*`` and ``cloud.*``
+parameters, the bag tool's flags of the same names). No torch or ROS import here."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import ClassVar
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    """Per-frame behaviour (everything that can change at run time).
+
+    Attributes:
+        output_size: ``input`` (the camera image's size) or ``network`` (the network
+            input size; cheaper to publish and back-project).
+        rectify: rectify images whose camera_info has distortion (``D`` != 0) before
+            the models, with ``K``, ``D``, ``R`` and ``P`` (:mod:`dpt_ros.ros.rectify`).
+        relative_depth_scale, relative_depth_shift: metric depth from a relative model as
+            ``1 / (scale * x + shift)`` metres; scale 0 = not calibrated, no metric depth.
+        relative_depth_alignment: ``fixed`` (the scale and shift above) or an online
+            method (:mod:`dpt_ros.alignment.online`), whose calibrations the caller passes to
+            :meth:`FramePipeline.process_batch` frame by frame.
+        cloud_enabled: publish ``points`` (needs metric depth and camera_info).
+        cloud_stride: keep every n-th pixel in both directions.
+        cloud_max_depth: drop points farther than this (metres); 0 = no limit.
+        cloud_min_depth: drop points nearer than this (metres); 0 = no limit.
+        cloud_edge_filter: drop flying pixels (between a near and a far surface) from
+            ``points``.
+        cloud_edge_threshold: the filter's relative depth step (0.1 = 10 %).
+        cloud_color: add the image colour (``rgb`` field).
+        cloud_labels: add the segmentation id (``label`` field) when segmentation runs.
+    """
+
+    output_size: str = "input"
+    rectify: bool = False
+    relative_depth_scale: float = 0.0
+    relative_depth_shift: float = 0.0
+    relative_depth_alignment: str = "fixed"
+    cloud_enabled: bool = True
+    cloud_stride: int = 1
+    cloud_max_depth: float = 0.0
+    cloud_min_depth: float = 0.0
+    cloud_edge_filter: bool = True
+    cloud_edge_threshold: float = 0.1
+    cloud_color: bool = True
+    cloud_labels: bool = True
+
+    #: Valid values of the text fields.
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"output_size": ("input", "network")}
+    #: Valid ranges (inclusive) of the numeric fields; the node's parameter ranges.
+    RANGES: ClassVar[dict[str, tuple[float, float]]] = {
+        "relative_depth_scale": (0.0, 1e6),
+        "relative_depth_shift": (-1e6, 1e6),
+        "cloud_stride": (1, 64),
+        "cloud_max_depth": (0.0, 1e4),
+        "cloud_min_depth": (0.0, 1e4),
+        "cloud_edge_threshold": (0.001, 10.0),
+    }
+
+    def problems(self) -> list[str]:
+        """Every problem with these options (empty = valid)."""
+        found = [
+            f"{name}={getattr(self, name)!r} is not one of {', '.join(choices)}"
+            for name, choices in self.CHOICES.items()
+            if getattr(self, name) not in choices
+        ]
+        found += [
+            f"{name}={getattr(self, name)} is outside {lo}..{hi}"
+            for name, (lo, hi) in self.RANGES.items()
+            if not lo <= getattr(self, name) <= hi
+        ]
+        if 0 < self.cloud_max_depth <= self.cloud_min_depth:
+            found.append(
+                f"cloud.min_depth={self.cloud_min_depth} must be below "
+                f"cloud.max_depth={self.cloud_max_depth} (metres; 0 = no limit)"
+            )
+        return found
+
+    def with_every_output(self) -> PipelineOptions:
+        """These options with every output that a run-time change can turn on: the
+        cloud, and a relative model's metric depth (a calibration)."""
+        return dataclasses.replace(
+            self, cloud_enabled=True, relative_depth_scale=self.relative_depth_scale or 1.0
+        )

@@ -1,0 +1,75 @@
+"""The metric reference of online alignment, read from a bag: a depth image registered
+to the camera (``reference_depth``) or a point cloud in the camera's frame
+(``reference_points``), as :class:`~dpt_ros.alignment.online.OnlineAligner` takes it.
+
+The bag tool has no TF, so a cloud must already be in the images' frame; the reader
+says so instead of guessing a transform.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from rclpy.serialization import deserialize_message
+from sensor_msgs.msg import Image, PointCloud2
+
+from dpt_ros.ros.bagio import CLOUD_TYPE, IMAGE_TYPE
+from dpt_ros.ros.image_codec import ImageDecodeError, depth_image_to_metres
+from dpt_ros.ros.messages import stamp_ns
+from dpt_ros.ros.pointcloud import cloud_points
+
+#: The reference message type of each method that reads one.
+REFERENCE_TYPES = {"reference_depth": IMAGE_TYPE, "reference_points": CLOUD_TYPE}
+
+
+@dataclass
+class BagReferenceReader:
+    """Decodes one bag topic's reference messages.
+
+    Args:
+        method: ``reference_depth`` or ``reference_points``.
+        topic: the bag's reference topic (absolute).
+    """
+
+    method: str
+    topic: str
+    #: The images' frame once known; a cloud in another frame is rejected.
+    frame_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.method not in REFERENCE_TYPES:
+            raise ValueError(
+                f"no reference topic for alignment {self.method!r}; methods with one: "
+                f"{', '.join(REFERENCE_TYPES)}"
+            )
+
+    def check_topic(self, topics: dict[str, str]) -> None:
+        """ValueError unless ``topics`` (name -> type) has the reference with its type."""
+        want = REFERENCE_TYPES[self.method]
+        if topics.get(self.topic) != want:
+            found = topics.get(self.topic, "not in the bag")
+            raise ValueError(f"--alignment-topic {self.topic} must be a {want}, it is {found}")
+
+    def read(self, data: bytes) -> tuple[int, np.ndarray]:
+        """One serialised reference message -> (stamp in ns, reference): (H, W) metres
+        (NaN = unknown) or (N, 3) points in the camera optical frame, metres.
+
+        Raises:
+            ValueError: the message cannot be used (the text says why).
+        """
+        kind = Image if self.method == "reference_depth" else PointCloud2
+        msg = deserialize_message(data, kind)
+        stamp = stamp_ns(msg.header)
+        if self.method == "reference_depth":
+            try:
+                return stamp, depth_image_to_metres(msg)
+            except ImageDecodeError as exc:
+                raise ValueError(str(exc)) from None
+        if self.frame_id is not None and msg.header.frame_id != self.frame_id:
+            raise ValueError(
+                f"the reference cloud is in frame '{msg.header.frame_id}' but the images are "
+                f"in '{self.frame_id}'; the bag tool has no TF: record the cloud in the "
+                "camera's frame"
+            )
+        return stamp, cloud_points(msg)

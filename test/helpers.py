@@ -1,0 +1,240 @@
+"""Helpers shared by the test modules (fixtures are in ``conftest.py``): a probe node
+and spinning for the node tests, small bags for the bag tests, and the one-line error
+contract of the command line."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.serialization import serialize_message
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from std_msgs.msg import String
+
+from dpt_ros.cli.main import main
+from dpt_ros.node.node import DptNode
+
+#: What every command-line error looks like: one line, exit status 2.
+ERROR_PREFIX = "dpt-ros: error:"
+
+
+def one_error_line(rc: int, err: str, *fragments: str) -> str:
+    """Asserts the one-line error contract (exit status 2, no traceback, exactly one
+    ``dpt-ros: error:`` line holding every fragment) and returns that line."""
+    assert rc == 2, err
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.startswith(ERROR_PREFIX)]
+    assert len(lines) == 1, err
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
+
+
+# --------------------------------------------------------------------------- the node
+FAST = [
+    Parameter("device", value="cpu"),
+    Parameter("backend", value="torch"),
+    Parameter("network_width", value=64),
+    Parameter("network_height", value=64),
+]
+
+
+class Probe:
+    """A test node: publishes image/camera_info and records every output topic, all
+    relative to ``namespace`` (a camera's)."""
+
+    TOPICS = {
+        "depth/image": Image,
+        "depth/relative": Image,
+        "depth/camera_info": CameraInfo,
+        "depth/colored": Image,
+        "segmentation/labels": Image,
+        "segmentation/colored": Image,
+        "points": PointCloud2,
+    }
+
+    def __init__(self, add: Callable, compressed: bool = False, namespace: str = "") -> None:
+        self.node = add(Node("probe", namespace=namespace))
+        self.got: dict[str, list] = {t: [] for t in self.TOPICS}
+        for topic, typ in self.TOPICS.items():
+            self.node.create_subscription(typ, topic, lambda m, t=topic: self.got[t].append(m), 10)
+        self.diagnostics: list[DiagnosticArray] = []
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 10)
+        if compressed:
+            self.image_pub = self.node.create_publisher(CompressedImage, "image/compressed", 10)
+        else:
+            self.image_pub = self.node.create_publisher(Image, "image", 10)
+        self.info_pub = self.node.create_publisher(CameraInfo, "camera_info", 10)
+
+
+def spin_until(executor, predicate, timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        executor.spin_once(timeout_sec=0.05)
+        if predicate():
+            return True
+    return False
+
+
+def rgb_msg(
+    rgb: np.ndarray, sec: int, frame_id: str = "camera_optical_frame", encoding: str = "rgb8"
+) -> Image:
+    msg = Image()
+    msg.header.stamp.sec = sec
+    msg.header.stamp.nanosec = 250
+    msg.header.frame_id = frame_id
+    msg.height, msg.width = rgb.shape[:2]
+    msg.encoding = encoding
+    data = rgb if encoding == "rgb8" else rgb[:, :, ::-1]
+    msg.step = msg.width * 3
+    msg.data = np.ascontiguousarray(data).tobytes()
+    return msg
+
+
+def camera_info(width: int, height: int, frame_id: str = "camera_optical_frame") -> CameraInfo:
+    info = CameraInfo()
+    info.header.frame_id = frame_id
+    info.width, info.height = width, height
+    f = 0.8 * width
+    info.k = [f, 0.0, (width - 1) / 2, 0.0, f, (height - 1) / 2, 0.0, 0.0, 1.0]
+    info.p = [f, 0.0, (width - 1) / 2, 0.0, 0.0, f, (height - 1) / 2, 0.0, 0.0, 0.0, 1.0, 0.0]
+    return info
+
+
+def small_image(h: int = 48, w: int = 64, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def wait_for_subscribers(executor, probe: Probe) -> None:
+    assert spin_until(
+        executor,
+        lambda: (
+            probe.image_pub.get_subscription_count() > 0
+            and probe.info_pub.get_subscription_count() > 0
+        ),
+        10,
+    )
+
+
+def start_node(
+    add: Callable, *overrides: Parameter, node_class: type = DptNode, probe: bool = True
+):
+    """``node_class`` with the fast test parameters (:data:`FAST`) and ``overrides``,
+    spun by the ``ros`` fixture's ``add``; with ``probe``, a :class:`Probe` too.
+
+    Returns:
+        (node, probe or None)
+    """
+    node = add(node_class(parameter_overrides=[*FAST, *overrides]))
+    return node, (Probe(add) if probe else None)
+
+
+# --------------------------------------------------------------------------- bags
+#: The bags' image size.
+H, W = 48, 64
+#: Flags for small, fast models in ``dpt-ros bag``.
+NET = ["--network-size", "64x64", "--random-weights", "--backend", "torch", "-q"]
+T0 = 1_700_000_000_000_000_000
+PERIOD = 100_000_000
+N_FRAMES = 4
+TIE_FRAME = 2  # the second camera_info is recorded at this frame's bag time, after it
+
+
+def frame_rgb(i: int) -> np.ndarray:
+    rng = np.random.default_rng(i)
+    yy, xx = np.mgrid[0:H, 0:W]
+    base = np.stack([xx * 4, yy * 5, (xx + yy + 20 * i) % 256], -1).astype(np.int32)
+    return np.clip(base + rng.integers(0, 40, (H, W, 3)), 0, 255).astype(np.uint8)
+
+
+def bag_camera_info(fx: float, frame_id: str = "cam_optical") -> CameraInfo:
+    info = CameraInfo()
+    info.header.frame_id = frame_id
+    info.width, info.height = W, H
+    info.distortion_model = "plumb_bob"
+    info.d = [0.0] * 5
+    info.k = [fx, 0.0, W / 2, 0.0, fx, H / 2, 0.0, 0.0, 1.0]
+    info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    info.p = [fx, 0.0, W / 2, 0.0, 0.0, fx, H / 2, 0.0, 0.0, 0.0, 1.0, 0.0]
+    return info
+
+
+def image_msg(i: int, compressed: bool = False):
+    rgb = frame_rgb(i)
+    if compressed:
+        msg = CompressedImage()
+        msg.format = "rgb8; png compressed bgr8"
+        msg.data = cv2.imencode(".png", rgb[:, :, ::-1])[1].tobytes()
+    else:
+        msg = Image()
+        msg.height, msg.width, msg.encoding, msg.step = H, W, "rgb8", W * 3
+        msg.data = rgb.tobytes()
+    msg.header.frame_id = "cam_optical"
+    msg.header.stamp.sec = 500 + i
+    msg.header.stamp.nanosec = 1000 * i
+    return msg
+
+
+def write_bag(
+    path: Path, storage: str = "sqlite3", compressed: bool = False, broken_frame: int = -1
+) -> str:
+    """A bag with /cam/camera_info (fx 50 at T0, fx 80 at frame TIE_FRAME's time),
+    images, and /chatter strings. Returns the image topic."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    store = get_typestore(Stores.ROS2_HUMBLE)
+    topic = "/cam/image_raw/compressed" if compressed else "/cam/image_raw"
+    msgtype = "sensor_msgs/msg/CompressedImage" if compressed else "sensor_msgs/msg/Image"
+    writer = Writer(path, version=8, storage_plugin=StoragePlugin[storage.upper()])
+    with writer:
+        info_conn = writer.add_connection(
+            "/cam/camera_info", "sensor_msgs/msg/CameraInfo", typestore=store
+        )
+        image_conn = writer.add_connection(topic, msgtype, typestore=store)
+        chat_conn = writer.add_connection("/chatter", "std_msgs/msg/String", typestore=store)
+        writer.write(info_conn, T0 - 1, serialize_message(bag_camera_info(50.0)))
+        for i in range(N_FRAMES):
+            t = T0 + i * PERIOD
+            msg = image_msg(i, compressed)
+            if i == broken_frame:
+                msg.data = b"not an image"
+            writer.write(image_conn, t, serialize_message(msg))
+            if i == TIE_FRAME:
+                writer.write(info_conn, t, serialize_message(bag_camera_info(80.0)))
+            writer.write(chat_conn, t + PERIOD // 2, serialize_message(String(data=f"hi {i}")))
+    return topic
+
+
+def read_bag(path: Path) -> dict[str, list[tuple[int, str, bytes]]]:
+    from rosbags.rosbag2 import Reader
+
+    out: dict[str, list[tuple[int, str, bytes]]] = {}
+    with Reader(path) as reader:
+        for conn, t, raw in reader.messages():
+            out.setdefault(conn.topic, []).append((t, conn.msgtype, bytes(raw)))
+    return out
+
+
+def tree_hash(path: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(path.rglob("*"))
+        if p.is_file()
+    }
+
+
+def run_bag(*argv: str) -> int:
+    return main(["bag", *argv])
+
+
+def check_copied(inp: Path, out: dict[str, list]) -> None:
+    for topic, msgs in read_bag(inp).items():
+        assert out[topic] == msgs, topic
