@@ -585,11 +585,13 @@ def _fit_plane_known_normal(
     """Scale and shift from the plane's inverse depth ``-(n . r) / h`` along each ray.
 
     A plane's normal has two signs, and the camera is above the ground: the normal meant
-    is the one pointing from the ground towards the camera, for which the masked rays
-    meet the plane in front of the camera. A normal given pointing down is turned.
+    points from the ground towards the camera. A normal given pointing down leaves no
+    masked pixel below its horizon; it is then turned (a normal whose horizon leaves
+    enough pixels below it is taken as given: the mask may hold sky too).
     """
     facing = rays @ normal
-    if np.count_nonzero(facing > 0.0) > np.count_nonzero(facing < 0.0):
+    below_given = np.count_nonzero(facing < 0.0)
+    if below_given < opts.min_samples and np.count_nonzero(facing > 0.0) > below_given:
         normal = -normal
     y = -(rays @ normal) / height
     below = y > 0.0  # rays that meet the plane in front of the camera
