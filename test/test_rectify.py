@@ -115,7 +115,8 @@ def test_the_pipeline_refuses_a_camera_info_it_cannot_rectify() -> None:
     from std_msgs.msg import Header
 
     from dpt_ros.models import Predictor
-    from dpt_ros.node.pipeline import FramePipeline, PipelineOptions
+    from dpt_ros.pipeline.frames import FramePipeline
+    from dpt_ros.pipeline.options import PipelineOptions
 
     hybrid = Predictor(
         "dpt_hybrid", device="cpu", random_weights=True, progress=False, network_size=(96, 64)
