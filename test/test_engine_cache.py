@@ -387,3 +387,18 @@ def test_a_damaged_engine_is_never_loaded_and_is_built_again(tmp_path, caplog):
     frame = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     torch_out = _predictor(tmp_path, backend="torch").predict(frame)
     np.testing.assert_allclose(again.predict(frame), torch_out, rtol=0, atol=1e-4)
+
+
+def test_the_torch_copy_is_freed_once_engines_run_and_reloaded_when_needed(first_start, cache_dir):
+    """On a Jetson the GPU shares the RAM: the PyTorch model beside a verified engine is
+    a second copy of the weights. It is freed, and loaded again for a shape that has no
+    engine yet (or a failing engine)."""
+    started = _predictor(cache_dir, engine_build="never")
+    assert started.runtime.torch_loaded  # loaded: no engine runs yet
+    started.warm_up((64, 64))  # the cached engine of first_start
+    assert started.engine_cached is True and not started.runtime.torch_loaded
+    frame = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    np.testing.assert_allclose(started.predict(frame), first_start[1], rtol=0, atol=1e-5)
+    assert not started.runtime.torch_loaded  # the engine ran it
+    other = started.predict(np.zeros((64, 96, 3), np.uint8))  # no engine for 64x96
+    assert other.shape == (64, 96) and started.runtime.torch_loaded

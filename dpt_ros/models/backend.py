@@ -9,12 +9,14 @@ them imports another in a circle.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from dpt_ros.models.engine_cache import CachedEngineRuntime, resolve_backend
 from dpt_ros.models.options import PredictorOptions
 from dpt_ros.models.runtimes import EngineRuntime, PathLike, Runtime, TorchRuntime, load_backend
-from dpt_ros.models.weights.checkpoint import load_model
+from dpt_ros.models.weights.checkpoint import load_model, random_weights_already_announced
 
 
 def create_runtime(
@@ -44,14 +46,30 @@ def create_runtime(
     if backend != "torch" and options.engine:
         engine = load_backend(backend, options.engine, options.model_type, device)
         return EngineRuntime(engine, backend)
-    model = load_model(
-        options.model_type,
-        options.weights,
-        random_weights=options.random_weights,
-        cache_dir=cache_dir,
-        progress=progress,
-    ).to(device)
-    torch_runtime = TorchRuntime(model, dtype, options.compile, options.channels_last)
+
+    def load_torch() -> TorchRuntime:
+        model = load_model(
+            options.model_type,
+            options.weights,
+            random_weights=options.random_weights,
+            cache_dir=cache_dir,
+            progress=progress,
+        ).to(device)
+        return TorchRuntime(model, dtype, options.compile, options.channels_last)
+
+    torch_runtime = load_torch()
     if backend == "torch":
         return torch_runtime
-    return CachedEngineRuntime(backend, options, torch_runtime, dtype, cache_dir)
+    # Loaded again only if its engines need a fallback; a second load of random weights
+    # is not announced again.
+    return CachedEngineRuntime(
+        backend, options, torch_runtime, dtype, cache_dir, torch_loader=_quietly(load_torch)
+    )
+
+
+def _quietly(load: Callable[[], TorchRuntime]) -> Callable[[], TorchRuntime]:
+    def again() -> TorchRuntime:
+        with random_weights_already_announced():
+            return load()
+
+    return again

@@ -20,6 +20,7 @@ disk space, an unwritable cache) it logs one warning and runs PyTorch from then 
 from __future__ import annotations
 
 import dataclasses
+import gc
 import hashlib
 import json
 import logging
@@ -28,6 +29,7 @@ import shutil
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -332,12 +334,15 @@ class CachedEngineRuntime:
         torch_runtime: TorchRuntime,
         dtype: torch.dtype,
         cache_dir: PathLike | None = None,
+        torch_loader: Callable[[], TorchRuntime] | None = None,
     ) -> None:
         if backend not in ENGINE_BACKENDS:
             raise ValueError(f"unknown engine backend {backend!r}; valid: {ENGINE_BACKENDS}")
         self.backend = backend
         self.options = options
-        self.torch = torch_runtime
+        self._torch: TorchRuntime | None = torch_runtime
+        self._torch_loader = torch_loader
+        self._torch_lock = threading.Lock()
         self.device = torch_runtime.device
         self.dtype = dtype
         self.cache_dir = cache_dir
@@ -356,9 +361,52 @@ class CachedEngineRuntime:
         return "torch" if self.failure else self.backend
 
     @property
+    def torch_runtime(self) -> TorchRuntime:
+        """The PyTorch runtime: the fallback, and what runs shapes without an engine.
+        Freed once engines run every prepared shape (:meth:`_free_torch_if_unused`),
+        and loaded again from the weights here when it is needed."""
+        with self._torch_lock:
+            if self._torch is None:
+                assert self._torch_loader is not None  # freed only when it can be loaded
+                _LOG.info("loading the PyTorch copy of %s again", self.options.model_type)
+                self._torch = self._torch_loader()
+            return self._torch
+
+    @property
+    def torch_loaded(self) -> bool:
+        """Whether the PyTorch copy of the weights is in memory now."""
+        return self._torch is not None
+
+    @property
     def model(self) -> torch.nn.Module:
-        """The torch network (engines are built from it)."""
-        return self.torch.model
+        """The torch network (loaded again if it was freed)."""
+        return self.torch_runtime.model
+
+    def _free_torch_if_unused(self) -> None:
+        """Frees the PyTorch copy once an engine runs every shape prepared so far: on a
+        Jetson, whose GPU shares the RAM, it would hold a second copy of the weights.
+        Engines are built in a child process that loads its own; a new shape or an
+        engine failure loads this one again from the weights."""
+        with self._lock:
+            unused = (
+                self._torch_loader is not None
+                and not self.failure
+                and bool(self._started)
+                and all(self._engine_for(s) is not None for s in self._started)
+            )
+        if not unused:
+            return
+        with self._torch_lock:
+            if self._torch is None:
+                return
+            self._torch = None
+        gc.collect()
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        _LOG.info(
+            "freed the PyTorch copy of %s: its engine runs every prepared input shape",
+            self.options.model_type,
+        )
 
     @property
     def engine_cached(self) -> bool | None:
@@ -394,7 +442,7 @@ class CachedEngineRuntime:
             return engine(x)
         if not self.failure:
             self._start(shape)
-        return self.torch(x)
+        return self.torch_runtime(x)
 
     def _engine_for(self, shape: tuple[int, ...]) -> EngineRuntime | None:
         """The engine of ``shape``, or one of the same image size with a larger batch
@@ -459,6 +507,7 @@ class CachedEngineRuntime:
         with self._lock:
             self._engines[shape] = EngineRuntime(engine, self.backend)
             self.from_cache[shape] = cached
+        self._free_torch_if_unused()
 
     def _fail(self, reason: str) -> None:
         with self._lock:
