@@ -291,12 +291,13 @@ def test_wrong_files_are_refused_with_what_they_are(detweights, fixtures_dir):
 
 
 def test_onnx_export_matches_torch(small_model, tmp_path, scene_a_rgb):
-    """da3-small at 280x210 through the exporter dpt_ros uses (torch.export, opset 18,
-    fixed shapes) and onnxruntime on the CPU: within 1e-4 of PyTorch's maximum."""
+    """da3-small at 140x112 through the exporter dpt_ros uses (torch.export, opset 18,
+    fixed shapes) and onnxruntime on the CPU: within 1e-4 of PyTorch's maximum (measured
+    3e-6 and 5e-6 at 280x210; the TorchScript exporter gives the same)."""
     pytest.importorskip("onnx")
     pytest.importorskip("onnxscript")
     ort = pytest.importorskip("onnxruntime")
-    x = torch.from_numpy(preprocess(scene_a_rgb, 280))[None]
+    x = torch.from_numpy(preprocess(scene_a_rgb, 140))[None]
     path = tmp_path / "da3_small.onnx"
     program = torch.onnx.export(
         small_model,
@@ -315,5 +316,5 @@ def test_onnx_export_matches_torch(small_model, tmp_path, scene_a_rgb):
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = session.run(list(small_model.output_names), {"input": x.numpy()})
     for name, g, w in zip(small_model.output_names, got, want):
-        assert g.shape == w.shape == (1, 210, 280), name
+        assert g.shape == w.shape == (1, 112, 140), name
         assert np.abs(g - w).max() / np.abs(w).max() <= NET_RTOL, name
