@@ -637,3 +637,29 @@ class DepthAnything3(nn.Module):
         """
         grid_hw = (x.shape[-2] // PATCH_SIZE, x.shape[-1] // PATCH_SIZE)
         return self.head(self.forward_features(x).maps, grid_hw)
+
+
+class DepthAnything3Stacked(nn.Module):
+    """:class:`DepthAnything3` with one output, for the predictor's runtimes and exports.
+
+    The network sits under ``model``, so the state_dict has the hub file's key layout
+    (``model.`` then the network's names) and loads from ``model.safetensors`` as it is.
+
+    Args:
+        model_type: a key of :data:`DA3_CONFIGS`.
+    """
+
+    def __init__(self, model_type: str = "depth_anything_3_small") -> None:
+        super().__init__()
+        self.model = DepthAnything3(model_type)
+
+    @property
+    def output_names(self) -> tuple[str, str]:
+        """What channels 0 and 1 of the output are."""
+        return self.model.output_names
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) as :meth:`DepthAnything3.forward` -> (B, 2, H, W): channel 0 the
+        depth, channel 1 the confidence or the sky map (:attr:`output_names`)."""
+        depth, second = self.model(x)
+        return torch.stack((depth, second), dim=1)

@@ -16,6 +16,8 @@ import torch
 
 from dpt_ros.models.errors import CheckpointError
 from dpt_ros.models.network.depth_anything3 import DA3_CONFIGS, DepthAnything3
+from dpt_ros.models.registry import MODEL_SPECS
+from dpt_ros.models.weights.layout import expected_layout
 
 #: The prefix of every key in the hub's ``model.safetensors``.
 HUB_PREFIX = "model."
@@ -28,6 +30,43 @@ def strip_hub_prefix(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.
     return dict(state_dict)
 
 
+#: The first name parts of a bare (prefix-less) Depth Anything 3 state_dict.
+_BARE_PARTS = ("backbone", "head", "cam_enc", "cam_dec")
+#: DINOv2-G's token width: the any-view giant type (DA3-GIANT), not supported here.
+_GIANT_WIDTH = 1536
+
+
+def with_hub_prefix(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The state_dict with the hub's ``model.`` prefix where it is a bare Depth Anything 3
+    one (every key under ``backbone``, ``head``, ``cam_enc`` or ``cam_dec``, as
+    ``DepthAnything3.state_dict()`` gives); any other state_dict as it is."""
+    state = dict(state_dict)
+    if (
+        state
+        and any(k.startswith("backbone.pretrained.") for k in state)
+        and all(k.split(".", 1)[0] in _BARE_PARTS for k in state)
+    ):
+        return {HUB_PREFIX + k: v for k, v in state.items()}
+    return state
+
+
+def unsupported_kind(shapes: Mapping[str, tuple[int, ...]]) -> str | None:
+    """What an official Depth Anything 3 file that dpt_ros does not run is, or None:
+    the nested any-view + metric pair (DA3NESTED-GIANT-LARGE: its networks under
+    ``da3.`` and ``da3_metric.``) or the giant any-view type (DA3-GIANT: 1536 wide)."""
+    keys = [k[len(HUB_PREFIX) :] if k.startswith(HUB_PREFIX) else k for k in shapes]
+    if (
+        keys
+        and any(k.startswith("da3.") for k in keys)
+        and any(k.startswith("da3_metric.") for k in keys)
+    ):
+        return "Depth Anything 3 nested (DA3NESTED-GIANT-LARGE)"
+    for key, shape in shapes.items():
+        if key.endswith("backbone.pretrained.cls_token") and tuple(shape)[-1:] == (_GIANT_WIDTH,):
+            return "Depth Anything 3 giant (DA3-GIANT)"
+    return None
+
+
 @cache
 def da3_layout(model_type: str) -> frozenset[tuple[str, tuple[int, ...]]]:
     """(key, shape) of every state_dict entry of a Depth Anything 3 type (meta device)."""
@@ -38,11 +77,6 @@ def da3_layout(model_type: str) -> frozenset[tuple[str, tuple[int, ...]]]:
 
 def _other_families(layout: frozenset[tuple[str, tuple[int, ...]]]) -> list[str]:
     """DPT and Depth Anything V2 types with this layout (the package's registry)."""
-    # Imported here: the registry's checkpoint module pulls in download and hub code that a
-    # Depth Anything 3 layout check does not otherwise need.
-    from dpt_ros.models.registry import MODEL_SPECS
-    from dpt_ros.models.weights.checkpoint import expected_layout
-
     return [name for name in MODEL_SPECS if frozenset(expected_layout(name)) == layout]
 
 
