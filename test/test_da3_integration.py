@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from goldens import FIXTURES, Golden
@@ -151,3 +152,141 @@ def test_a_dav2_file_and_unsupported_da3_files_are_refused(detweights, fixtures_
     da3 = _meta({HUB_PREFIX + k: tuple(s) for k, s, _ in small})
     with pytest.raises(CheckpointError, match=f"is a {SMALL} checkpoint, not depth_anything_v2"):
         check_state_dict(da3, get_spec("depth_anything_v2_vits"))
+
+
+# --------------------------------------------------------------------------- predict
+
+#: dpt-ros predict against the goldens, relative to the golden's maximum (the network
+#: grid; measured: about 3e-6).
+PREDICT_RTOL = 1e-3
+
+CAMERA_YAML = """\
+image_width: 640
+image_height: 480
+camera_name: scene_a
+camera_matrix:
+  rows: 3
+  cols: 3
+  data: [600.0, 0.0, 319.5, 0.0, 580.0, 239.5, 0.0, 0.0, 1.0]
+distortion_model: plumb_bob
+distortion_coefficients:
+  rows: 1
+  cols: 5
+  data: [0.0, 0.0, 0.0, 0.0, 0.0]
+rectification_matrix:
+  rows: 3
+  cols: 3
+  data: [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+projection_matrix:
+  rows: 3
+  cols: 4
+  data: [600.0, 0.0, 319.5, 0.0, 0.0, 580.0, 239.5, 0.0, 0.0, 0.0, 1.0, 0.0]
+"""
+
+
+def _predict(capsys, *argv):
+    from dpt_ros.cli.main import main
+
+    rc = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+@pytest.mark.parametrize("res", (280, 350))
+def test_predict_small_matches_the_goldens(capsys, small_file, tmp_path, res):
+    image = FIXTURES / "scene_a.png"
+    rc, out, err = _predict(
+        capsys,
+        "predict",
+        "--model-type",
+        SMALL,
+        "--weights",
+        small_file,
+        "--input",
+        image,
+        "--output",
+        tmp_path,
+        "--network-size",
+        f"{res}x{res}",
+        "--backend",
+        "torch",
+        "--output-size",
+        "network",
+    )
+    assert rc == 0, err
+    golden = da3_golden(SMALL, res)
+    inverse = np.load(tmp_path / "scene_a_depth.npy")
+    confidence = np.load(tmp_path / "scene_a_confidence.npy")
+    assert inverse.shape == confidence.shape == golden.shape("depth")
+    # depth/relative stays relative INVERSE depth: DA3's depth inverted.
+    assert golden.relative_error("depth", 1.0 / inverse) <= PREDICT_RTOL
+    assert golden.relative_error("confidence", confidence) <= PREDICT_RTOL
+    assert confidence.min() >= 1.0
+    assert (tmp_path / "scene_a_depth.png").is_file()
+    # At the image's size (the default): bilinear from the same grid.
+    rc, _, err = _predict(
+        capsys, "predict", "--model-type", SMALL, "--weights", small_file, "--input", image,
+        "--output", tmp_path / "full", "--network-size", f"{res}x{res}", "--backend", "torch",
+    )  # fmt: skip
+    assert rc == 0, err
+    assert np.load(tmp_path / "full" / "scene_a_depth.npy").shape == (480, 640)
+
+
+def test_predict_metric_without_camera_info_is_one_error_line(capsys, tmp_path):
+    rc, out, err = _predict(
+        capsys,
+        "predict",
+        "--model-type",
+        METRIC,
+        "--random-weights",
+        "--input",
+        FIXTURES / "scene_a.png",
+        "--output",
+        tmp_path,
+    )
+    assert rc == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "--camera-info FILE" in lines[0] and METRIC in lines[0]
+    assert not list(tmp_path.iterdir())
+
+
+def test_camera_info_yaml_is_read_and_checked(tmp_path):
+    from dpt_ros.cli.predict import camera_matrix_for
+    from dpt_ros.ros.camera_yaml import read_camera_info_yaml
+
+    path = tmp_path / "camera.yaml"
+    path.write_text(CAMERA_YAML)
+    info = read_camera_info_yaml(path)
+    assert (info.width, info.height) == (640, 480) and list(info.p)[5] == 580.0
+    k = camera_matrix_for(info, (480, 640))
+    np.testing.assert_array_equal(k, [[600, 0, 319.5], [0, 580, 239.5], [0, 0, 1]])
+    with pytest.raises(ValueError, match="640x480"):
+        camera_matrix_for(info, (240, 320))
+    path.write_text(CAMERA_YAML.replace("image_width: 640", "image_width: -1"))
+    with pytest.raises(ValueError, match="image_width must be a positive integer"):
+        read_camera_info_yaml(path)
+
+
+def test_predict_metric_matches_the_golden(capsys, detweights, fixtures_dir, tmp_path):
+    """The full ViT-L: its deterministic weights take about a minute."""
+    from safetensors.torch import save_file
+
+    layout = detweights.read_layout(fixtures_dir / "keys" / f"keys_{METRIC}.json")
+    state = detweights.deterministic_state_dict(layout)
+    weights = tmp_path / "model.safetensors"
+    save_file({HUB_PREFIX + k: v.contiguous() for k, v in state.items()}, str(weights))
+    del state
+    camera = tmp_path / "camera.yaml"
+    camera.write_text(CAMERA_YAML)
+    rc, out, err = _predict(
+        capsys, "predict", "--model-type", METRIC, "--weights", weights, "--input",
+        FIXTURES / "scene_a.png", "--output", tmp_path / "out", "--network-size", "280x280",
+        "--backend", "torch", "--output-size", "network", "--camera-info", camera,
+    )  # fmt: skip
+    assert rc == 0, err
+    golden = da3_golden(METRIC, 280)
+    metres = np.load(tmp_path / "out" / "scene_a_depth.npy")
+    sky = np.load(tmp_path / "out" / "scene_a_sky.npy")
+    assert golden.relative_error("metric_depth", metres) <= PREDICT_RTOL
+    assert golden.relative_error("sky", sky) <= PREDICT_RTOL
+    assert 0.2 < float((sky >= 0.3).mean()) < 0.8

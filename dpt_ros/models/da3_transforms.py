@@ -109,6 +109,42 @@ def preprocess(rgb: np.ndarray, process_res: int = DEFAULT_PROCESS_RES) -> np.nd
     return np.ascontiguousarray((x - mean) / std)
 
 
+def preprocess_to(
+    rgb: np.ndarray, hw: Sequence[int], process_res: int = DEFAULT_PROCESS_RES
+) -> np.ndarray:
+    """:func:`preprocess` where the network input is its plan's size; else (an exported
+    engine's fixed input) one uint8 resize straight to ``hw`` (``INTER_CUBIC`` if a side
+    grows, else ``INTER_AREA``), then the same normalisation.
+
+    Returns:
+        (3, h, w) float32.
+    """
+    height, width = np.asarray(rgb).shape[:2]
+    hw = (int(hw[0]), int(hw[1]))
+    if resize_plan((height, width), process_res)[1] == hw:
+        return preprocess(rgb, process_res)
+    image = np.ascontiguousarray(rgb)
+    if hw != (height, width):
+        image = _resize_uint8(image, hw, enlarge=hw[0] > height or hw[1] > width)
+    return preprocess(image, max(hw))
+
+
+def network_intrinsics_to(
+    intrinsics: np.ndarray,
+    image_hw: Sequence[int],
+    hw: Sequence[int],
+    process_res: int = DEFAULT_PROCESS_RES,
+) -> np.ndarray:
+    """:func:`network_intrinsics` for the input :func:`preprocess_to` makes at ``hw``."""
+    height, width = int(image_hw[0]), int(image_hw[1])
+    if resize_plan((height, width), process_res)[1] == (int(hw[0]), int(hw[1])):
+        return network_intrinsics(intrinsics, image_hw, process_res)
+    k = np.array(intrinsics, copy=True)
+    k[:1] *= int(hw[1]) / float(width)
+    k[1:2] *= int(hw[0]) / float(height)
+    return k.astype(np.float32)
+
+
 def network_intrinsics(
     intrinsics: np.ndarray, image_hw: Sequence[int], process_res: int = DEFAULT_PROCESS_RES
 ) -> np.ndarray:
