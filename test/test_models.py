@@ -100,9 +100,14 @@ def _rel_err(got: np.ndarray, want: np.ndarray) -> float:
 # --------------------------------------------------------------------------- layout
 
 
-def test_registry_lists_the_fifteen_official_types():
-    assert model_names() == ALL_TYPES + DAV2_TYPES
-    assert model_names("depth") == ALL_TYPES[:4] + DAV2_TYPES
+DA3_TYPES = tuple(
+    f"depth_anything_3_{part}" for part in ("small", "base", "large", "mono_large", "metric_large")
+)
+
+
+def test_registry_lists_the_twenty_official_types():
+    assert model_names() == ALL_TYPES + DAV2_TYPES + DA3_TYPES
+    assert model_names("depth") == ALL_TYPES[:4] + DAV2_TYPES + DA3_TYPES
     assert model_names("segmentation") == ALL_TYPES[4:]
 
 

@@ -20,6 +20,14 @@ Depth models (``dpt_hybrid``, ``dpt_large``, ``dpt_hybrid_kitti``, ``dpt_hybrid_
 - ``<stem>_depth_color.png``: the Turbo colour map, near = warm (red), far = cold
   (blue), over the 2nd..98th percentile of the image; invalid pixels black.
 
+Depth Anything 3 (``depth_anything_3_*``): the same three files, ``<stem>_depth.npy``
+relative inverse depth (the inverse of the network's depth, which grows with distance)
+or, for ``depth_anything_3_metric_large``, metres (network output times
+((fx + fy) / 2) / 300, fx and fy from ``--camera-info``'s P rescaled to the network input;
+required); mono and metric sky pixels hold the reference's filling (the 99th percentile of
+the other pixels' depth). Plus ``<stem>_confidence.npy`` (any-view types: >= 1, larger =
+more confident) or ``<stem>_sky.npy`` (mono and metric: sky where >= 0.3), float32.
+
 Segmentation models (``dpt_hybrid_ade20k``, ``dpt_large_ade20k``):
 
 - ``<stem>_labels.png``: 8-bit single channel, ADE20K ids 1..150, 0 = unlabelled.
@@ -58,6 +66,8 @@ _LOG = logging.getLogger(__name__)
 #: File name extensions (lower case) of the images taken from an input directory.
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 DEFAULT_OUTPUT = "dpt_output"
+#: ``--output-size`` values.
+OUTPUT_SIZES = ("input", "network")
 #: The largest value of a 16-bit PNG.
 UINT16_MAX = 65535
 #: Failed files named in the final error message; the rest are counted.
@@ -75,6 +85,8 @@ outputs, for each input image <stem> in the output directory:
                             image's min..max mapped to 0..65535 (like the original
                             DPT write_depth with bits=2)
     <stem>_depth_color.png  colour map, near = warm (red), far = cold (blue)
+  depth_anything_3_* also: <stem>_confidence.npy (>= 1) or <stem>_sky.npy (sky >= 0.3);
+    depth_anything_3_metric_large needs --camera-info FILE
   segmentation models:
     <stem>_labels.png       8-bit ADE20K ids 1..150, 0 = unlabelled
     <stem>_labels_color.png palette blended over the image
@@ -136,6 +148,18 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
         "--engine",
         metavar="PATH",
         help="exported .onnx / .engine file for --backend onnxruntime/tensorrt",
+    )
+    parser.add_argument(
+        "--camera-info",
+        metavar="FILE",
+        help="the camera's calibration (camera_calibration YAML, as camera_info_manager "
+        "writes it) for the images' size; required by depth_anything_3_metric_large",
+    )
+    parser.add_argument(
+        "--output-size",
+        choices=OUTPUT_SIZES,
+        default="input",
+        help="size of the results: the input image's (default) or the network input's",
     )
     return parser
 
@@ -302,6 +326,21 @@ def write_label_outputs(
 # --------------------------------------------------------------------------- command
 
 
+def camera_matrix_for(camera_info: Any, image_hw: Sequence[int]) -> np.ndarray:
+    """(3, 3) camera matrix of an (H, W) image from its calibration (P, binning and ROI
+    as image_geometry reads them).
+
+    Raises:
+        ValueError: the calibration is for another image size.
+    """
+    # start-up: sensor_msgs on use (dpt-ros --help stays fast)
+    from dpt_ros.ros.camera import Intrinsics, check_camera_info_matches
+
+    check_camera_info_matches(camera_info, int(image_hw[1]), int(image_hw[0]))
+    c = Intrinsics.from_camera_info(camera_info)
+    return np.array([[c.fx, 0.0, c.cx], [0.0, c.fy, c.cy], [0.0, 0.0, 1.0]], dtype=np.float64)
+
+
 def _readable(paths: Sequence[Path], failed: list[str], max_pixels: int) -> Iterator[tuple]:
     for path, stem in zip(paths, output_stems(paths)):
         try:
@@ -328,6 +367,17 @@ def run(args: argparse.Namespace) -> int:
         random_weights=args.random_weights,
     ).validated()
     resolve_precision(args.precision, resolve_device(args.device))
+    camera_info = None
+    if getattr(args, "camera_info", None):
+        # start-up: sensor_msgs on use (dpt-ros --help stays fast)
+        from dpt_ros.ros.camera_yaml import read_camera_info_yaml
+
+        camera_info = read_camera_info_yaml(args.camera_info)
+    elif spec.second_output and spec.is_metric:
+        raise ValueError(
+            f"{spec.name} needs --camera-info FILE (the camera's calibration YAML): its "
+            "metres come from the focal length"
+        )
     paths = list_images(Path(args.input).expanduser())
     out_dir = Path(args.output).expanduser()
     if out_dir.exists() and not out_dir.is_dir():
@@ -335,7 +385,13 @@ def run(args: argparse.Namespace) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     failed: list[str] = []
     done, inference_s, predictor = _predict_all(
-        options, paths, out_dir, failed, args.max_input_pixels
+        options,
+        paths,
+        out_dir,
+        failed,
+        args.max_input_pixels,
+        camera_info,
+        getattr(args, "output_size", "input"),
     )
     if done:
         print(
@@ -360,6 +416,8 @@ def _predict_all(
     out_dir: Path,
     failed: list[str],
     max_pixels: int,
+    camera_info: Any = None,
+    output_size: str = "input",
 ) -> tuple[int, float, Any]:
     """Runs every readable image and writes its outputs; returns (images done, seconds
     of inference, the predictor or None). Unreadable files are appended to ``failed``."""
@@ -374,11 +432,20 @@ def _predict_all(
             predictor = Predictor(options)
             _LOG.info("%s on %s (%s)", options.model_type, predictor.device, predictor.dtype)
         predictor.prepare(rgb.shape[:2])  # an engine for a new size: built once, untimed
+        output_hw = predictor.input_size(rgb.shape[:2]) if output_size == "network" else None
         start = time.perf_counter()
-        result = predictor.predict(rgb)
+        if predictor.is_da3:
+            k = None if camera_info is None else camera_matrix_for(camera_info, rgb.shape[:2])
+            maps = predictor.predict_da3(rgb, k, output_hw)
+        else:
+            result = predictor.predict(rgb, output_hw)
         seconds = time.perf_counter() - start
         inference_s += seconds
-        if predictor.is_depth:
+        if predictor.is_da3:
+            write_depth_outputs(out_dir, stem, maps["depth"], predictor.is_metric)
+            second = predictor.second_output
+            np.save(out_dir / f"{stem}_{second}.npy", maps[second].astype(np.float32))
+        elif predictor.is_depth:
             write_depth_outputs(out_dir, stem, result, predictor.is_metric)
         else:
             write_label_outputs(out_dir, stem, result, rgb)

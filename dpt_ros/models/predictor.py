@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from dpt_ros.models import da3_transforms
 from dpt_ros.models.backend import create_runtime
 from dpt_ros.models.options import PRECISIONS, PredictorOptions
-from dpt_ros.models.registry import ModelSpec, get_spec
+from dpt_ros.models.registry import DEPTH_ANYTHING_3, ModelSpec, get_spec
 from dpt_ros.models.runtimes import Runtime
 from dpt_ros.models.transforms import network_input_size, preprocess, resize_output
 from dpt_ros.models.weights.checkpoint import PathLike
@@ -153,9 +154,31 @@ class Predictor:
         """Depth in metres (metric depth models)."""
         return self.spec.is_metric
 
+    @property
+    def is_da3(self) -> bool:
+        """A Depth Anything 3 type: two outputs (:attr:`second_output`), preprocessing
+        by OpenCV on the CPU as the reference's, depth turned into the published kind
+        by :meth:`da3_on_device`."""
+        return self.spec.family == DEPTH_ANYTHING_3
+
+    @property
+    def second_output(self) -> str:
+        """``confidence`` or ``sky`` (Depth Anything 3), else ''."""
+        return self.spec.second_output
+
+    @property
+    def process_res(self) -> int:
+        """Depth Anything 3: the longest side's target (the reference's ``process_res``):
+        the larger side of the network size (504 by default)."""
+        return max(self.net_hw)
+
     def input_size(self, image_hw: Sequence[int]) -> tuple[int, int]:
         """Network input (h, w) for an image of (H, W)."""
         spec = self.spec
+        if self.is_da3 and self.keep_aspect_ratio:
+            return da3_transforms.network_input_size(image_hw, self.process_res)
+        if self.is_da3:  # an engine file's fixed input
+            return (int(self.net_hw[0]), int(self.net_hw[1]))
         return network_input_size(
             image_hw, self.net_hw, self.keep_aspect_ratio, spec.size_multiple, spec.resize_method
         )
@@ -167,8 +190,73 @@ class Predictor:
         return self.runtime(x)
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, H, W, 3) uint8 on the device -> the normalised network input."""
-        return preprocess(images, self.input_size(images.shape[1:3]), self._mean, self._std)
+        """(B, H, W, 3) uint8 on the device -> the normalised network input.
+
+        Depth Anything 3: resized on the CPU by OpenCV, as the reference does it (uint8
+        ``INTER_AREA`` / ``INTER_CUBIC``, see :mod:`dpt_ros.models.da3_transforms`)."""
+        hw = self.input_size(images.shape[1:3])
+        if self.is_da3:
+            host = images.cpu().numpy()
+            x = np.stack([da3_transforms.preprocess_to(rgb, hw, self.process_res) for rgb in host])
+            return torch.from_numpy(x).to(self.device, non_blocking=True)
+        return preprocess(images, hw, self._mean, self._std)
+
+    def network_intrinsics(self, k: np.ndarray, image_hw: Sequence[int]) -> np.ndarray:
+        """(3, 3) camera matrix of the network input of an (H, W) image whose camera
+        matrix is ``k`` (pixels): rescaled as the image is, per resize, as the
+        reference's ``InputProcessor`` does it (Depth Anything 3)."""
+        return da3_transforms.network_intrinsics_to(
+            k, image_hw, self.input_size(image_hw), self.process_res
+        )
+
+    @torch.inference_mode()
+    def da3_on_device(
+        self,
+        images: torch.Tensor,
+        intrinsics: np.ndarray | Sequence[np.ndarray] | None = None,
+        mark: Callable[[str], None] | None = None,
+        fill_sky: bool = False,
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """Depth Anything 3 on a uint8 batch, at the network's resolution, on the device.
+
+        Args:
+            images: (B, H, W, 3) uint8 RGB, on any device.
+            intrinsics: the metric type's camera matrices of the images ((3, 3), or one
+                per image), pixels; None: no metres (the depth returned is None).
+            mark: called with ``preprocess`` and ``model`` as each stage is queued.
+            fill_sky: mono and metric types: sky pixels (sky map >= 0.3) get the 99th
+                percentile of the other pixels' depth, as the reference's output
+                (the exact quantile); else they are infinitely far: +Inf metres, 0
+                inverse depth.
+
+        Returns:
+            (depth, second), each (B, h, w) float32 at :meth:`input_size`: depth is
+            relative inverse depth for the relative types (the inverse of the
+            network's depth, which grows with distance) or metres for the metric type
+            (network output x ((fx + fy) / 2) / 300, fx and fy of the network input);
+            second is the confidence (any-view types; 1 + exp, >= 1, larger = more
+            confident) or the sky map (mono and metric; sky where >= 0.3).
+        """
+        if not self.is_da3:
+            raise ValueError(f"{self.spec.name} is not a Depth Anything 3 model")
+        out = self._network_output(images, mark).float()
+        depth, second = out[:, 0], out[:, 1]
+        if self.second_output == "sky":
+            sky = second >= da3_transforms.SKY_THRESHOLD
+            if fill_sky:
+                depth = da3_transforms.fill_sky(depth, second)
+            else:
+                depth = depth.masked_fill(sky, float("inf"))
+        if not self.is_metric:
+            return 1.0 / depth, second
+        if intrinsics is None:
+            return None, second
+        image_hw = tuple(images.shape[1:3])
+        ks = [intrinsics] * len(out) if np.ndim(intrinsics) == 2 else list(intrinsics)
+        if len(ks) != len(out):
+            raise ValueError(f"{len(ks)} camera matrices for {len(out)} images")
+        net_k = np.stack([self.network_intrinsics(np.asarray(k), image_hw) for k in ks])
+        return da3_transforms.metric_depth(depth, torch.from_numpy(net_k).to(depth.device)), second
 
     @torch.inference_mode()
     def run_on_device(
@@ -189,8 +277,11 @@ class Predictor:
             Depth models: (B, h, w) float32 (relative inverse depth, or metres for
             metric models). Segmentation models: (B, h, w) uint8 ids 1..num_classes.
         """
-        out = self._network_output(images, mark)
-        result = self.postprocess(out, images.shape[1:3] if output_hw is None else output_hw)
+        hw = tuple(images.shape[1:3] if output_hw is None else output_hw)
+        if self.is_da3:  # relative inverse depth (the metric type needs intrinsics)
+            result = resize_output(self.depth_on_device(images, mark), hw, "bilinear")
+        else:
+            result = self.postprocess(self._network_output(images, mark), hw)
         (mark or _no_mark)("postprocess")
         return result
 
@@ -211,6 +302,13 @@ class Predictor:
         """
         if not self.is_depth:
             raise ValueError(f"{self.spec.name} is a segmentation model; it has no depth")
+        if self.is_da3:
+            if self.is_metric:
+                raise ValueError(
+                    f"{self.spec.name} needs the camera's intrinsics for metres: use "
+                    "da3_on_device with them"
+                )
+            return self.da3_on_device(images, mark=mark)[0]  # type: ignore[return-value]
         out = self._network_output(images, mark).float()
         return out.squeeze(1) if out.ndim == 4 else out
 
@@ -295,7 +393,10 @@ class Predictor:
         self.prepare(hw, batch)
         frames = torch.zeros((batch, int(hw[0]), int(hw[1]), 3), dtype=torch.uint8)
         for _ in range(2 if self.runtime.compiled else 1):  # CUDA graphs record on run 2
-            self.run_on_device(frames)
+            if self.is_da3:
+                self.da3_on_device(frames)
+            else:
+                self.run_on_device(frames)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         return time.perf_counter() - t0
@@ -326,6 +427,41 @@ class Predictor:
         if self.device.type == "cuda":
             tensor = tensor.pin_memory()
         return tensor.to(self.device, non_blocking=True)
+
+    def predict_da3(
+        self,
+        image: np.ndarray,
+        intrinsics: np.ndarray | None = None,
+        output_hw: Sequence[int] | None = None,
+        fill_sky: bool = True,
+    ) -> dict[str, np.ndarray]:
+        """Depth Anything 3 on one (H, W, 3) uint8 RGB image, as the reference gives it.
+
+        Args:
+            image: the image.
+            intrinsics: (3, 3) camera matrix of the image (pixels); needed for metres
+                (the metric type), ignored by the others.
+            output_hw: size of the results; None = the image's. Resized bilinearly
+                (align_corners=True), none at :meth:`input_size` (the network grid).
+            fill_sky: see :meth:`da3_on_device` (here the reference's filling).
+
+        Returns:
+            ``depth`` (relative inverse depth, or metres; absent for the metric type
+            without ``intrinsics``) and ``confidence`` or ``sky``, (h, w) float32.
+
+        Raises:
+            ValueError: not a Depth Anything 3 model, or not an RGB image.
+        """
+        _check_rgb(image, batched=False)
+        self.prepare(image.shape[:2])
+        depth, second = self.da3_on_device(self.upload(image[None]), intrinsics, None, fill_sky)
+        hw = tuple(image.shape[:2] if output_hw is None else output_hw)
+        found = {"depth": depth, self.second_output: second}
+        return {
+            name: resize_output(value, hw, "bilinear")[0].cpu().numpy()
+            for name, value in found.items()
+            if value is not None
+        }
 
     def predict(self, image: np.ndarray, output_hw: Sequence[int] | None = None) -> np.ndarray:
         """Runs one (H, W, 3) uint8 RGB image; returns (h, w) float32 depth or uint8 labels."""

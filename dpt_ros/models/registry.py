@@ -1,4 +1,5 @@
-"""The official model types (six DPT, nine Depth Anything V2) and everything a caller
+"""The official model types (six DPT, nine Depth Anything V2, five Depth Anything 3) and
+everything a caller
 needs to run them. No torch here (command lines parse fast), and no import of the
 networks: :func:`dpt_ros.models.network.build.build_network` makes a spec's network."""
 
@@ -9,12 +10,14 @@ from dataclasses import dataclass, field
 _RELEASE_URL = "https://github.com/intel-isl/DPT/releases/download/1_0/"
 _HUB_URL = "https://huggingface.co/{repo}/resolve/main/{file}"
 
-#: Model families: the 2021 DPT models and Depth Anything V2 (DPT decoder, DINOv2 encoder).
+#: Model families: the 2021 DPT models, Depth Anything V2 (DPT decoder, DINOv2 encoder)
+#: and Depth Anything 3 (DINOv2 encoder, DPT head with a second output).
 DPT = "dpt"
 DEPTH_ANYTHING_V2 = "depth_anything_v2"
+DEPTH_ANYTHING_3 = "depth_anything_3"
 #: Network input sides are multiples of this, per family (DPT's coarsest map is 1/32;
 #: DINOv2's patches are 14 pixels).
-SIZE_MULTIPLES = {DPT: 32, DEPTH_ANYTHING_V2: 14}
+SIZE_MULTIPLES = {DPT: 32, DEPTH_ANYTHING_V2: 14, DEPTH_ANYTHING_3: 14}
 
 #: What a model's output means.
 RELATIVE_INVERSE_DEPTH = "relative_inverse_depth"
@@ -48,6 +51,10 @@ class ModelSpec:
         licence: the official weights' licence (SPDX identifier).
         hub_repo: the Hugging Face hub repository of the official file ('' = a DPT
             release file).
+        second_output: Depth Anything 3: what the network's second map is
+            (``confidence`` or ``sky``); '' for the others.
+        hub_model_name: Depth Anything 3: the ``model_name`` of the hub repository's
+            ``config.json`` (``da3-small`` ...); '' for the others.
     """
 
     name: str
@@ -68,6 +75,8 @@ class ModelSpec:
     max_depth: float = 0.0
     licence: str = "MIT"
     hub_repo: str = ""
+    second_output: str = ""
+    hub_model_name: str = ""
 
     @property
     def url(self) -> str:
@@ -85,6 +94,13 @@ class ModelSpec:
         return self.file_name.rsplit("-", 1)[-1].split(".")[0]
 
     @property
+    def cache_subdir(self) -> str:
+        """Where in the cache directory the official file is kept: '' (the directory
+        itself) where its name is unique, the hub repository's name for Depth Anything 3
+        (every type's file is ``model.safetensors``)."""
+        return self.hub_repo.rsplit("/", 1)[-1] if self.family == DEPTH_ANYTHING_3 else ""
+
+    @property
     def size_multiple(self) -> int:
         """Network input sides are multiples of this."""
         return SIZE_MULTIPLES[self.family]
@@ -92,15 +108,20 @@ class ModelSpec:
     @property
     def resize_method(self) -> str:
         """How an image is sized for the network around (net_height, net_width):
-        ``minimal`` (DPT: scale as little as possible) or ``lower_bound`` (Depth
-        Anything V2: the shorter side reaches the network size)."""
+        ``minimal`` (DPT: scale as little as possible), ``lower_bound`` (Depth
+        Anything V2: the shorter side reaches the network size) or ``upper_bound``
+        (Depth Anything 3: the longer side becomes the network size, then each side
+        its nearest multiple of 14; see ``dpt_ros.models.da3_transforms``)."""
+        if self.family == DEPTH_ANYTHING_3:
+            return "upper_bound"
         return "lower_bound" if self.family == DEPTH_ANYTHING_V2 else "minimal"
 
     @property
     def output_interpolation(self) -> str:
         """How the network output is resized to the image, as the original does it:
-        ``bicubic`` (DPT) or ``bilinear`` with align_corners=True (Depth Anything V2)."""
-        return "bilinear" if self.family == DEPTH_ANYTHING_V2 else "bicubic"
+        ``bicubic`` (DPT) or ``bilinear`` with align_corners=True (Depth Anything V2
+        and 3)."""
+        return "bicubic" if self.family == DPT else "bilinear"
 
     @property
     def is_metric(self) -> bool:
@@ -232,7 +253,44 @@ _DAV2_SPECS = tuple(
     for encoder in ("vits", "vitb", "vitl")
 )
 
-MODEL_SPECS: dict[str, ModelSpec] = {s.name: s for s in _SPECS + _DAV2_SPECS}
+#: Depth Anything 3's default network size: the longest side (its ``process_res``).
+DA3_PROCESS_RES = 504
+#: (type-name part, hub repository, second output, licence) of the five official types.
+_DA3 = (
+    ("small", "DA3-SMALL", "confidence", "Apache-2.0"),
+    ("base", "DA3-BASE", "confidence", "Apache-2.0"),
+    ("large", "DA3-LARGE", "confidence", "CC-BY-NC-4.0"),
+    ("mono_large", "DA3MONO-LARGE", "sky", "Apache-2.0"),
+    ("metric_large", "DA3METRIC-LARGE", "sky", "Apache-2.0"),
+)
+
+
+def _da3_spec(part: str, repo: str, second_output: str, licence: str) -> ModelSpec:
+    """A Depth Anything 3 type. Its relative types predict depth up to scale; the
+    predictor turns it into relative inverse depth, the output every relative type
+    shares. The metric type's output becomes metres through the camera's focal length."""
+    return ModelSpec(
+        f"depth_anything_3_{part}",
+        "depth",
+        "vits" if part == "small" else "vitb" if part == "base" else "vitl",
+        METRIC_DEPTH if part == "metric_large" else RELATIVE_INVERSE_DEPTH,
+        DA3_PROCESS_RES,
+        DA3_PROCESS_RES,
+        "model.safetensors",
+        readout="ignore",
+        mean=_IMAGENET_MEAN,
+        std=_IMAGENET_STD,
+        family=DEPTH_ANYTHING_3,
+        licence=licence,
+        hub_repo=f"depth-anything/{repo}",
+        second_output=second_output,
+        hub_model_name=repo.lower(),
+    )
+
+
+_DA3_SPECS = tuple(_da3_spec(*entry) for entry in _DA3)
+
+MODEL_SPECS: dict[str, ModelSpec] = {s.name: s for s in _SPECS + _DAV2_SPECS + _DA3_SPECS}
 
 
 def model_names(task: str | None = None) -> tuple[str, ...]:

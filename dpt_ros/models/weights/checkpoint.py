@@ -19,11 +19,12 @@ from torch import nn
 
 from dpt_ros.models.errors import CheckpointError, RandomWeightsWarning
 from dpt_ros.models.network.build import build_network
-from dpt_ros.models.registry import ModelSpec, get_spec
-from dpt_ros.models.weights.download import ensure_checkpoint
+from dpt_ros.models.registry import DEPTH_ANYTHING_3, ModelSpec, get_spec
+from dpt_ros.models.weights.da3_checkpoint import unsupported_kind, with_hub_prefix
+from dpt_ros.models.weights.download import default_cache_dir, ensure_checkpoint
 from dpt_ros.models.weights.hub import hub_checkpoint
 from dpt_ros.models.weights.layout import expected_layout, identify_model_types, summarise_keys
-from dpt_ros.models.weights.transformers_format import read_transformers_folder
+from dpt_ros.models.weights.transformers_format import read_config, read_transformers_folder
 from dpt_ros.models.weights.verify import verify_weights
 
 _LOG = logging.getLogger(__name__)
@@ -99,6 +100,12 @@ def check_state_dict(
     if not (missing or unexpected or mis_shaped):
         return
     like = identify_model_types(state_dict)
+    unsupported = unsupported_kind(got)
+    if unsupported:
+        raise CheckpointError(
+            f"{source} is a {unsupported} checkpoint, not {spec.name}: dpt_ros does not "
+            "run that type; use the file of the model type you configured"
+        )
     if like:
         lead = (
             f"{source} is a {' / '.join(like)} checkpoint, not {spec.name}; "
@@ -130,9 +137,11 @@ def resolve_weights(
     if weights:
         return Path(weights).expanduser()
     if spec.hub_repo:
-        return hub_checkpoint(
-            spec.hub_repo, spec.file_name, Path(cache_dir) if cache_dir else None, progress
-        )
+        # Depth Anything 3's files all have one name: each is kept in its own folder.
+        base = Path(cache_dir) if cache_dir else None
+        if spec.cache_subdir:
+            base = (base or default_cache_dir()) / spec.cache_subdir
+        return hub_checkpoint(spec.hub_repo, spec.file_name, base, progress)
     return ensure_checkpoint(
         spec.file_name,
         spec.url,
@@ -159,11 +168,47 @@ def random_weights_already_announced() -> Iterator[None]:
 
 
 def _read_weights(path: Path, spec: ModelSpec) -> dict[str, torch.Tensor]:
-    """The state_dict of a weights file, or of a folder written by transformers'
-    save_pretrained (config.json + safetensors), converted to the official layout."""
+    """The state_dict of a weights file (PyTorch or safetensors), of a Depth Anything 3
+    hub folder (config.json + model.safetensors), or of a folder written by
+    transformers' save_pretrained, converted to the official layout. A bare Depth
+    Anything 3 state_dict gets the hub's ``model.`` prefix."""
+    if path.is_dir() and spec.family == DEPTH_ANYTHING_3:
+        return with_hub_prefix(read_da3_folder(path, spec))
     if path.is_dir():
         return read_transformers_folder(path, spec)
-    return read_state_dict(path)
+    if path.suffix == ".safetensors":
+        return with_hub_prefix(read_safetensors_file(path))
+    return with_hub_prefix(read_state_dict(path))
+
+
+def read_safetensors_file(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of one safetensors file (no pickle)."""
+    # start-up: safetensors loads only for a safetensors file
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise CheckpointError(f"weights file not found: {path}")
+    try:
+        tensors = load_file(path, device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path} is not a readable safetensors file ({exc})") from None
+    if not tensors:
+        raise CheckpointError(f"{path} holds no tensors")
+    return tensors
+
+
+def read_da3_folder(folder: Path, spec: ModelSpec) -> dict[str, torch.Tensor]:
+    """A Depth Anything 3 hub folder: ``config.json`` whose ``model_name`` must be
+    ``spec``'s (``da3-small`` ...), and ``model.safetensors``."""
+    config = read_config(folder)
+    name = config.get("model_name")
+    if name != spec.hub_model_name:
+        raise CheckpointError(
+            f"{folder}/config.json names model {name!r}, not {spec.hub_model_name!r} "
+            f"({spec.name}); use the {spec.hub_repo} files or the matching model type"
+        )
+    return read_safetensors_file(folder / spec.file_name)
 
 
 def load_model(

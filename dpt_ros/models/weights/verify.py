@@ -71,8 +71,10 @@ def expected_sha256(file_name: str) -> str | None:
 
 
 def official_spec(file_name: str) -> ModelSpec | None:
-    """The model type whose official file is named ``file_name``, if any."""
-    return next((s for s in MODEL_SPECS.values() if s.file_name == file_name), None)
+    """The model type whose official file is named ``file_name``, if any (None where
+    several types share the name: Depth Anything 3's ``model.safetensors``)."""
+    owners = [s for s in MODEL_SPECS.values() if s.file_name == file_name]
+    return owners[0] if len(owners) == 1 else None
 
 
 def file_sha256(path: Path, cache_dir: PathLike | None = None) -> str:
