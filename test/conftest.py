@@ -194,6 +194,8 @@ SLOW = (
     "test_cli.py::test_predict_segmentation_writes_two_files",
     "test_depth_range.py::test_outputs_nobody_subscribes_to_are_not_built",
     "test_depth_range.py::test_metric_model_saturation_is_published_as_inf",
+    "test_da3_integration.py::test_predict_metric_matches_the_golden",
+    "test_depth_anything3.py::test_metric_large_matches_the_reference",
 )
 #: Tests of another module that write and read a bag.
 BAG = ("test_alignment_node.py::test_bag_aligns_offline_as_live",)

@@ -23,7 +23,7 @@ from dpt_ros.models.geometry import mark_saturated as device_mark_saturated
 from dpt_ros.models.geometry import relative_to_metric as device_relative_to_metric
 from dpt_ros.models.geometry import upsample_depth as device_upsample_depth
 from dpt_ros.models.predictor import download_to_host
-from dpt_ros.models.registry import task_problem
+from dpt_ros.models.registry import DEPTH_ANYTHING_3, task_problem
 from dpt_ros.models.transforms import resize_output
 from dpt_ros.pipeline.options import PipelineOptions
 from dpt_ros.ros.camera import (
@@ -129,6 +129,12 @@ class FramePipeline:
             problem = predictor and task_problem(predictor.spec.name, task)
             if problem:
                 raise ValueError(problem)
+        if depth is not None and depth.spec.family == DEPTH_ANYTHING_3 and depth.is_metric:
+            raise ValueError(
+                f"{depth.spec.name} needs each frame's camera_info for metres, which the "
+                "node and the bag tool do not pass to it yet: use dpt-ros predict "
+                "--camera-info, or a relative Depth Anything 3 type"
+            )
         self.depth = depth
         self.segmentation = segmentation
         #: The model that uploads frames and sets the output size (depth if it runs).
