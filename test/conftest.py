@@ -165,6 +165,7 @@ _MODULE_MARKERS = {
     "test_engine_cache": "export",
     "test_bag": "bag",
     "test_bag_inputs": "bag",
+    "test_temporal_bag": "bag",
     "test_fleet": "bag",
     "test_stop_signals": "bag",
     "test_play": "bag",

@@ -9,6 +9,7 @@ import dataclasses
 import pytest
 
 from dpt_ros.alignment.online import AlignmentOptions
+from dpt_ros.alignment.temporal import TemporalOptions
 from dpt_ros.cli.bag_alignment import options_from_args
 from dpt_ros.cli.main import build_parser
 from dpt_ros.node.params import OPTIONS_GROUPS, PARAMS, validate
@@ -31,10 +32,10 @@ def test_every_parameter_default_is_its_options_default():
             assert p.default == field.default, (p.name, target)
             assert type(p.default) is type(field.default), (p.name, target)
             checked += 1
-    assert checked >= 25
+    assert checked >= 30
 
 
-@pytest.mark.parametrize("options", [PipelineOptions, AlignmentOptions])
+@pytest.mark.parametrize("options", [PipelineOptions, AlignmentOptions, TemporalOptions])
 def test_every_options_field_is_filled_by_one_parameter(options):
     group = next(g for g, cls in OPTIONS_GROUPS.items() if cls is options)
     filled = [t.split(".")[1] for p in PARAMS for t in p.fills if t.startswith(group + ".")]

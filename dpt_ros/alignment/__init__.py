@@ -5,6 +5,11 @@ stream's depth still from frame to frame (``temporal``). No rclpy here: the node
 (:mod:`dpt_ros.node.alignment_io`) and the bag tool (:mod:`dpt_ros.cli.bag_alignment`)
 feed it their references."""
 
-from dpt_ros.alignment.temporal import StabilizedFrame, TemporalStabilizer
+from dpt_ros.alignment.temporal import (
+    StabilizedFrame,
+    TemporalOptions,
+    TemporalStabilizer,
+    TemporalStreams,
+)
 
-__all__ = ["StabilizedFrame", "TemporalStabilizer"]
+__all__ = ["StabilizedFrame", "TemporalOptions", "TemporalStabilizer", "TemporalStreams"]

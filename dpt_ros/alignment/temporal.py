@@ -71,8 +71,9 @@ Pure numpy: no ROS, no torch.
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -85,9 +86,12 @@ __all__ = [
     "DEFAULT_RESET_AFTER",
     "DEFAULT_SAMPLES",
     "DEFAULT_SMOOTHING",
+    "FIRST_FRAME",
     "MODES",
     "StabilizedFrame",
+    "TemporalOptions",
     "TemporalStabilizer",
+    "TemporalStreams",
 ]
 
 MODES = ("affine", "scale")
@@ -106,6 +110,10 @@ DEFAULT_RESET_AFTER = 1.0
 """Seconds between two frames' stamps beyond which the stream starts again."""
 DEFAULT_SAMPLES = 4096
 """Pixels fitted per frame (a fixed grid), whatever the image size."""
+
+FIRST_FRAME = "first frame"
+""":attr:`StabilizedFrame.reason` of a stream's first frame (and the first after
+:meth:`TemporalStabilizer.reset`): a start, not an event."""
 
 _MIN_VALID = 64  # fewest valid sampled pixels a fit is attempted with
 _ROUNDS = 8  # inlier re-selection rounds at most
@@ -147,6 +155,12 @@ class StabilizedFrame:
     reset: bool
     reason: str
     resets: int
+
+    @property
+    def restarted(self) -> bool:
+        """The stream started again at this frame for a reason of its own (a fit that
+        failed, a gap, a stamp going back, a new size): not its first frame."""
+        return self.reset and self.reason != FIRST_FRAME
 
 
 @dataclass(frozen=True)
@@ -447,7 +461,7 @@ class TemporalStabilizer:
                 )
             self._stamp = t
         if not self._started:
-            reason = "first frame"
+            reason = FIRST_FRAME
         elif shape != self._shape:
             assert self._shape is not None
             reason = (
@@ -560,3 +574,90 @@ class TemporalStabilizer:
             reason="",
             resets=self._resets,
         )
+
+
+@dataclass(frozen=True)
+class TemporalOptions:
+    """Whether and how depth is stabilised over time (the node's ``temporal.*``
+    parameters, the bag tool's ``--temporal*`` flags): one source of their defaults and
+    ranges.
+
+    Attributes:
+        enabled: stabilise each camera stream (off by default: it changes what relative
+            depth means, see :class:`TemporalStabilizer`).
+        smoothing: weight of each new frame's level, ``(0, 1]``; 1 = raw frames.
+        min_inliers: smallest share of the sampled pixels that must agree with a fit.
+        max_residual: largest median relative residual of those pixels.
+        reset_after: seconds between two frames' stamps beyond which a stream restarts.
+    """
+
+    enabled: bool = False
+    smoothing: float = DEFAULT_SMOOTHING
+    min_inliers: float = DEFAULT_MIN_INLIERS
+    max_residual: float = DEFAULT_MAX_RESIDUAL
+    reset_after: float = DEFAULT_RESET_AFTER
+
+    #: Valid ranges (inclusive) of the numeric fields: the node's parameter ranges and
+    #: the bag tool's checks.
+    RANGES: ClassVar[dict[str, tuple[float, float]]] = {
+        "smoothing": (0.01, 1.0),
+        "min_inliers": (0.0, 1.0),
+        "max_residual": (0.001, 1.0),
+        "reset_after": (0.01, 3600.0),
+    }
+
+    def out_of_range(self) -> list[str]:
+        """The numeric fields outside :attr:`RANGES` (or not finite)."""
+        return [
+            name
+            for name, (lo, hi) in self.RANGES.items()
+            if not (math.isfinite(getattr(self, name)) and lo <= getattr(self, name) <= hi)
+        ]
+
+    def problems(self) -> list[str]:
+        """Every problem with these options (empty = valid), named as the node's
+        parameters."""
+        return [
+            f"temporal.{name}={getattr(self, name)} is outside "
+            f"{self.RANGES[name][0]}..{self.RANGES[name][1]}"
+            for name in self.out_of_range()
+        ]
+
+    def stabilizer(self, mode: Mode) -> TemporalStabilizer:
+        """A stabiliser of one stream with these settings."""
+        return TemporalStabilizer(
+            mode,
+            smoothing=self.smoothing,
+            min_inliers=self.min_inliers,
+            max_residual=self.max_residual,
+            reset_after=self.reset_after,
+        )
+
+
+class TemporalStreams:
+    """One :class:`TemporalStabilizer` per stream (camera), created on its first frame.
+
+    What the frame pipeline calls (``FramePipeline.temporal``) after inference, per
+    frame; :meth:`reset` forgets every stream (a new bag).
+
+    Args:
+        options: the settings of every stream (``enabled`` is the caller's business).
+    """
+
+    def __init__(self, options: TemporalOptions) -> None:
+        self.options = options
+        self._streams: dict[Hashable, TemporalStabilizer] = {}
+
+    def update(
+        self, stream: Hashable, frame: np.ndarray, mode: Mode, stamp: float | None
+    ) -> StabilizedFrame:
+        """Stabilises the next frame of ``stream`` (see :meth:`TemporalStabilizer.update`);
+        a stream whose mode changes (another model) starts again."""
+        stab = self._streams.get(stream)
+        if stab is None or stab.mode != mode:
+            stab = self._streams[stream] = self.options.stabilizer(mode)
+        return stab.update(frame, stamp=stamp)
+
+    def reset(self) -> None:
+        """Forgets every stream: the next frame of each starts it afresh."""
+        self._streams.clear()

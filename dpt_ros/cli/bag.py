@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from dpt_ros.cli import bag_alignment, bag_job, fleet
+from dpt_ros.cli import bag_alignment, bag_job, bag_temporal, fleet
 from dpt_ros.cli.args import (
     add_max_input_pixels_argument,
     add_predictor_arguments,
@@ -82,6 +82,7 @@ def add_parser(subparsers: Any, name: str) -> argparse.ArgumentParser:
     _add_model_arguments(p)
     _add_output_arguments(p)
     bag_alignment.add_arguments(p.add_argument_group("online alignment of relative depth"))
+    bag_temporal.add_arguments(p.add_argument_group("temporal stabilisation of depth"))
     return p
 
 

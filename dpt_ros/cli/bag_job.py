@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from dpt_ros.alignment.online import AlignmentOptions
-from dpt_ros.cli import bag_alignment
+from dpt_ros.cli import bag_alignment, bag_temporal
 from dpt_ros.cli.args import (
     options_from_flags,
 )
@@ -314,11 +314,14 @@ def make_pipeline(
         cloud_enabled=not args.no_cloud,
         cloud_stride=int(args.cloud_stride),
     )
-    return FramePipeline(
+    pipeline = FramePipeline(
         make_predictor(depth) if depth else None,
         make_predictor(segmentation) if segmentation else None,
         options,
     )
+    # Reset with the colour ranges at the start of every bag (process_bag).
+    pipeline.temporal = bag_temporal.streams(bag_temporal.options_from_args(args))
+    return pipeline
 
 
 class _BagJob:
@@ -489,6 +492,7 @@ def checked_options(
     if depth is None and segmentation is None:
         raise ValueError("--depth-model '' and no --segmentation-model: nothing to run")
     bag_alignment.options_from_args(args)
+    bag_temporal.options_from_args(args)
     return depth, segmentation
 
 
@@ -504,7 +508,7 @@ def process_bag(
     # start-up: tqdm on use (dpt-ros --help stays fast)
     from tqdm import tqdm
 
-    pipeline.reset()  # each bag as if it were the only one (colour ranges)
+    pipeline.reset()  # each bag as if it were the only one (colour ranges, temporal)
     reader = open_bag(in_path)
     out_bag: _OutputBag | None = None
     job: _BagJob | None = None

@@ -39,6 +39,10 @@ class Camera:
         self.label_info_frame: str | None = None
         #: Stamp (ns) of its last frame that online alignment was fed.
         self.last_stamp_ns: int | None = None
+        #: Times its temporal stabilisation started again (not counting first frames),
+        #: and the last such restart's reason and stamp.
+        self.temporal_resets = 0
+        self.temporal_last_reset = "none"
 
     @property
     def camera_info(self) -> CameraInfo | None:

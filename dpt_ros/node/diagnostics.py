@@ -21,7 +21,7 @@ from dpt_ros.models.predictor import Predictor
 from dpt_ros.node.alignment_io import NodeAlignment
 from dpt_ros.node.cameras import Camera
 from dpt_ros.node.health import ERROR, INPUT_STALE_S, OK, WARN, RecentEvents
-from dpt_ros.pipeline.frames import FramePipeline
+from dpt_ros.pipeline.frames import FramePipeline, Stabilized
 from dpt_ros.ros.nav2_checks import processing_warning, stride_warning
 
 #: Latencies kept for the medians.
@@ -152,6 +152,17 @@ class NodeDiagnostics:
             self.stats.last_error = text
         return text
 
+    def stabilized(self, cam: Camera, result: Stabilized, stamp_s: float) -> str | None:
+        """A frame of ``cam`` went through temporal stabilisation; when its stream
+        started again for a reason of its own (a failed fit: a scene cut, a covered
+        lens; a gap; a stamp going back), counts it and returns the text to log."""
+        if not result.restarted:
+            return None
+        with self.lock:
+            cam.temporal_resets += 1
+            cam.temporal_last_reset = f"{result.reason} (stamp {stamp_s:.3f} s)"
+        return cam.prefixed(f"temporal stabilisation started again: {result.reason}")
+
     # -- reporting -----------------------------------------------------------------
     def _latency_text(self, latency_ms: list[float]) -> str:
         if self._sim_time():
@@ -210,6 +221,12 @@ class NodeDiagnostics:
         if self._alignment is not None:
             alignment, self.alignment_warn = self._alignment.status(self._cameras)
             values.update(alignment)
+        if self._pipeline.temporal is not None:
+            with self.lock:
+                for cam in self._cameras:
+                    prefix = f"{cam.name}." if cam.name else ""
+                    values[prefix + "temporal.resets"] = str(cam.temporal_resets)
+                    values[prefix + "temporal.last_reset"] = cam.temporal_last_reset
         return values
 
     def problems(self) -> list[tuple[int, str]]:

@@ -28,6 +28,7 @@ from rclpy.timer import Timer
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
+from dpt_ros.alignment.temporal import TemporalStreams
 from dpt_ros.node.alignment_io import NodeAlignment
 from dpt_ros.node.cameras import Camera, CameraView, subscribed
 from dpt_ros.node.diagnostics import NodeDiagnostics, backends_text, device_text
@@ -47,6 +48,7 @@ from dpt_ros.pipeline.frames import (
     OUTPUT_TOPICS,
     SKIPPABLE_TOPICS,
     FramePipeline,
+    Stabilized,
 )
 from dpt_ros.ros.image_codec import ImageDecodeError, compressed_to_rgb, image_to_rgb
 from dpt_ros.ros.label_info import import_vision_msgs, label_info_message
@@ -106,7 +108,14 @@ class DptNode(Node):
             load_predictor(cfg.segmentation, "segmentation", self.get_logger()),
             cfg.pipeline,
         )
+        self._set_temporal()
         warm_up(self.pipeline, cfg, self.get_logger())
+
+    def _set_temporal(self) -> None:
+        """Gives the pipeline fresh temporal stabilisation per the ``temporal.*``
+        parameters (None when off): every stream starts again from its next frame."""
+        options = self.config.temporal
+        self.pipeline.temporal = TemporalStreams(options) if options.enabled else None
 
     def free_models(self) -> None:
         """Drops the models (the lifecycle's cleanup); memory returns to the system
@@ -125,6 +134,7 @@ class DptNode(Node):
         topics = self._create_publishers()
         label_info = self._publish_label_info()
         self._warn_throttle = KeyedThrottle(_WARN_THROTTLE_S)
+        self._restart_throttle = KeyedThrottle(_WARN_THROTTLE_S)
         self._last_cycle_time = 0.0
         self._alignment = self._create_alignment()
         self.diagnostics = NodeDiagnostics(
@@ -307,6 +317,8 @@ class DptNode(Node):
             return SetParametersResult(successful=False, reason=str(exc))
         if hasattr(self, "pipeline"):
             self.pipeline.options = self.config.pipeline
+            if any(name.startswith("temporal.") for name in changes):
+                self._set_temporal()
         if self._alignment is not None:
             self._alignment.set_options(self.config.alignment)
         return SetParametersResult(successful=True)
@@ -409,9 +421,22 @@ class DptNode(Node):
                 pub = cam.publishers.get(topic)
                 if pub is not None:
                     pub.publish(message)
+            if out.stabilized is not None:
+                self._stabilized(cam, header, out.stabilized)
             processing = (time.monotonic() - arrived) * 1e3
             latency = (self.get_clock().now().nanoseconds - stamp_ns(header)) / 1e6
             self.diagnostics.processed(cam, None if sim_time else latency, processing)
+
+    def _stabilized(self, cam: Camera, header: Header, result: Stabilized) -> None:
+        """Counts a temporal restart of ``cam``'s stream (not its first frame) for
+        /diagnostics and logs it at info, throttled per camera: an event, not a fault."""
+        text = self.diagnostics.stabilized(cam, result, stamp_ns(header) / 1e9)
+        if text is None:
+            return
+        held_back = self._restart_throttle.check(cam.name)
+        if held_back is not None:
+            more = f" ({held_back} more held back)" if held_back else ""
+            self.get_logger().info(text + more)
 
     def _output_header(self, header: Header) -> Header:
         """The image's header, with the ``frame_id`` parameter's frame when set."""

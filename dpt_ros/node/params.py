@@ -17,6 +17,7 @@ from rclpy.exceptions import ParameterUninitializedException
 from rclpy.parameter import Parameter
 
 from dpt_ros.alignment.online import ALIGNMENT_METHODS, AlignmentOptions
+from dpt_ros.alignment.temporal import TemporalOptions
 from dpt_ros.models.options import (
     BACKENDS,
     COMPILE_MODES,
@@ -58,6 +59,7 @@ OPTIONS_GROUPS: dict[str, type] = {
     "predictor": PredictorOptions,
     "pipeline": PipelineOptions,
     "alignment": AlignmentOptions,
+    "temporal": TemporalOptions,
 }
 
 
@@ -318,6 +320,45 @@ PARAMS: tuple[ParamDef, ...] = (
         read_only=False,
     ),
     _filling(
+        "temporal.enabled",
+        "temporal.enabled",
+        "Stabilise each camera's depth over time, right after inference and before "
+        "relative_depth.alignment: relative models by an affine map of inverse depth, "
+        "metric models by a scale, fitted to the previous output and filtered. Off by "
+        "default: depth/relative then means the units of a filtered level of recent "
+        "frames, not of each frame alone. Changing any temporal.* parameter starts the "
+        "streams afresh.",
+        read_only=False,
+    ),
+    _filling(
+        "temporal.smoothing",
+        "temporal.smoothing",
+        "Weight of each new frame's level in the filter of the fitted maps; smaller = "
+        "steadier, 1 = raw frames.",
+        read_only=False,
+    ),
+    _filling(
+        "temporal.min_inliers",
+        "temporal.min_inliers",
+        "Smallest share of the sampled pixels that must agree with a frame's fit to the "
+        "previous output; below it the stream starts again from that frame.",
+        read_only=False,
+    ),
+    _filling(
+        "temporal.max_residual",
+        "temporal.max_residual",
+        "Largest median relative residual of those pixels (0.05 = 5 % of depth); above "
+        "it the stream starts again.",
+        read_only=False,
+    ),
+    _filling(
+        "temporal.reset_after",
+        "temporal.reset_after",
+        "Seconds between two frames' stamps beyond which the stream starts again; keep "
+        "it above the camera's frame period.",
+        read_only=False,
+    ),
+    _filling(
         "cloud.enabled",
         "pipeline.cloud_enabled",
         "Publish 'points' (needs metric depth and camera_info).",
@@ -418,6 +459,7 @@ class NodeConfig:
         pipeline: the per-frame options (``output_size``, ``relative_depth.scale``,
             ``shift`` and ``alignment``, ``cloud.*``), which can change at run time.
         alignment: online alignment of relative depth (``relative_depth.*``).
+        temporal: temporal stabilisation of depth (``temporal.*``).
         values: every parameter by its ROS name, as given.
         The rest: the node's own parameters of the same names.
     """
@@ -426,6 +468,7 @@ class NodeConfig:
     segmentation: PredictorOptions | None
     pipeline: PipelineOptions
     alignment: AlignmentOptions
+    temporal: TemporalOptions
     values: dict[str, Any]
     warmup_width: int
     warmup_height: int
@@ -631,6 +674,7 @@ def _config_problems(values: dict[str, Any]) -> list[str]:
         if options is not None:
             problems += options.problems(task, engine_name=f"{task}.engine")
     problems += alignment_options(values).problems()
+    problems += TemporalOptions(**_filled(values, "temporal")).problems()
     problems += PipelineOptions(**_filled(values, "pipeline")).problems()
     if bool(values["warmup_width"]) != bool(values["warmup_height"]):
         problems.append("warmup_width and warmup_height must both be 0 (no warm-up) or both set")
@@ -675,6 +719,7 @@ def config_from_values(values: dict[str, Any]) -> NodeConfig:
         segmentation=predictor_options(typed, "segmentation"),
         pipeline=pipeline,
         alignment=alignment_options(typed),
+        temporal=TemporalOptions(**_filled(typed, "temporal")),
         values=typed,
         **{_field(name): typed[name] for name in _NODE_PARAMS},
     )

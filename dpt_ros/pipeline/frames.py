@@ -10,6 +10,7 @@ import dataclasses
 import time
 from collections.abc import Collection, Hashable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal, Protocol
 
 import cv2
 import numpy as np
@@ -33,6 +34,7 @@ from dpt_ros.ros.camera import (
     is_distorted,
 )
 from dpt_ros.ros.image_codec import depth_to_image_msg, labels_to_image_msg, rgb_to_image_msg
+from dpt_ros.ros.messages import stamp_ns
 from dpt_ros.ros.pointcloud import make_pointcloud2
 from dpt_ros.ros.rectify import Rectifier
 from dpt_ros.viz.ade20k import PALETTE
@@ -59,6 +61,44 @@ SKIPPABLE_TOPICS: frozenset[str] = frozenset({"points", "depth/colored", "segmen
 ON_DEMAND_TOPICS: frozenset[str] = frozenset({"segmentation/confidence"})
 
 
+class Stabilized(Protocol):
+    """One frame out of a :class:`Stabilizer` (a
+    :class:`dpt_ros.alignment.temporal.StabilizedFrame`)."""
+
+    @property
+    def output(self) -> np.ndarray:
+        """(H, W) float32: ``scale * frame + shift``."""
+
+    @property
+    def scale(self) -> float: ...
+
+    @property
+    def shift(self) -> float: ...
+
+    @property
+    def reason(self) -> str:
+        """Why the stream started again at this frame; empty if it did not."""
+
+    @property
+    def restarted(self) -> bool:
+        """The stream started again at this frame, not being its first."""
+
+
+class Stabilizer(Protocol):
+    """Per-stream temporal stabilisation of depth, run right after inference
+    (:class:`dpt_ros.alignment.temporal.TemporalStreams`; the pipeline does not import
+    the alignment layer, its callers hand it one)."""
+
+    def update(
+        self, stream: Hashable, frame: np.ndarray, mode: Literal["affine", "scale"], stamp: float
+    ) -> Stabilized:
+        """Maps the next frame of ``stream``: (H, W) inverse depth (``affine``) or metres
+        (``scale``) at the frame's ``stamp`` (seconds)."""
+
+    def reset(self) -> None:
+        """Forgets every stream."""
+
+
 @dataclass
 class FrameOutput:
     """Messages for one frame, keyed by ``OUTPUT_TOPICS`` names, plus timings in ms."""
@@ -70,6 +110,8 @@ class FrameOutput:
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     #: The camera at the published size, when its camera_info was accepted.
     intrinsics: Intrinsics | None = None
+    #: The temporal stabiliser's map of this frame's depth, when one runs.
+    stabilized: Stabilized | None = None
 
 
 @dataclass
@@ -104,6 +146,12 @@ class _Group:
     calibrations: list[tuple[float, float] | None]
     arrays: list[dict[str, np.ndarray]]
     confidence: bool
+    #: Temporal stabilisation: the stabiliser (None = off), each frame's stream and
+    #: stamp (seconds), and each frame's result (filled by the inference).
+    temporal: Stabilizer | None = None
+    streams: list[Hashable] = field(default_factory=list)
+    stamps: list[float] = field(default_factory=list)
+    stabilized: list[Stabilized | None] = field(default_factory=list)
 
 
 class FramePipeline:
@@ -140,6 +188,9 @@ class FramePipeline:
         #: The model that uploads frames and sets the output size (depth if it runs).
         self.main: Predictor = depth if depth is not None else segmentation  # type: ignore[assignment]
         self.options = options
+        #: Temporal stabilisation of each stream's depth right after inference (before
+        #: metric depth, points and colours are made from it), or None (off).
+        self.temporal: Stabilizer | None = None
         self._ranges: dict[Hashable, StableRange] = {}
         self._rectifier = Rectifier()
         #: Wait for the device after each stage so ``timings_ms`` splits true device
@@ -147,8 +198,11 @@ class FramePipeline:
         self.sync_timings = False
 
     def reset(self) -> None:
-        """Forgets per-stream state (the colour ranges), as for a new recording."""
+        """Forgets per-stream state (the colour ranges, the temporal stabilisation), as
+        for a new recording."""
         self._ranges.clear()
+        if self.temporal is not None:
+            self.temporal.reset()
 
     def topics(self, options: PipelineOptions | None = None) -> list[str]:
         """The output topics this configuration can publish."""
@@ -254,6 +308,7 @@ class FramePipeline:
             for i in range(len(rgbs))
         ]
         calibrations = calibrations or _fixed_calibrations(o, len(rgbs))
+        temporal = self.temporal  # read once: the node may swap it between batches
         groups: dict[tuple[int, int], list[int]] = {}
         for i, rgb in enumerate(rgbs):
             groups.setdefault((int(rgb.shape[0]), int(rgb.shape[1])), []).append(i)
@@ -265,10 +320,15 @@ class FramePipeline:
                 [calibrations[i] for i in idx],
                 [results[i].arrays for i in idx],
                 "segmentation/confidence" in on_demand,
+                temporal,
+                [streams[i] for i in idx],
+                [stamp_ns(headers[i]) / 1e9 for i in idx],
+                [None] * len(idx),
             )
             timings = self._infer(group, o)
-            for i in idx:
+            for j, i in enumerate(idx):
                 results[i].timings_ms.update({k: v / len(idx) for k, v in timings.items()})
+                results[i].stabilized = group.stabilized[j]
         for i, result in enumerate(results):
             result.intrinsics = cameras[i][0]
             self._build_messages(result, o, rgbs[i], headers[i], cameras[i][1], streams[i], skip)
@@ -349,21 +409,37 @@ class FramePipeline:
         assert self.depth is not None, "called with a depth model"
         batch = out.batch
         metric: list[torch.Tensor | None]
-        # One calibration for the whole batch (fixed, or equal fits): one operation.
-        uniform = group.calibrations[0] if len(set(group.calibrations)) == 1 else None
         interpolation = self.depth.spec.output_interpolation
-        if self.depth.is_metric and interpolation == "bilinear":
-            # Depth Anything V2's own resize, bilinear in metres, already stays within its
-            # neighbours' range: the original's numbers, then its ceiling marked.
-            resized = resize_output(raw, group.out_hw, interpolation)
-            batch["metric"] = device_mark_saturated(resized, self.depth.depth_ceiling)
-            metric = list(batch["metric"])
-        elif self.depth.is_metric:
-            saturated = device_mark_saturated(raw, self.depth.depth_ceiling)
-            batch["metric"] = device_upsample_depth(saturated, group.out_hw)
-            metric = list(batch["metric"])
+        if self.depth.is_metric:
+            if interpolation == "bilinear":
+                # Depth Anything V2's own resize, bilinear in metres, already stays within
+                # its neighbours' range: the original's numbers, then its ceiling marked.
+                resized = resize_output(raw, group.out_hw, interpolation)
+                batch["metric"] = device_mark_saturated(resized, self.depth.depth_ceiling)
+            else:
+                saturated = device_mark_saturated(raw, self.depth.depth_ceiling)
+                batch["metric"] = device_upsample_depth(saturated, group.out_hw)
+            if group.temporal is None:
+                metric = list(batch["metric"])
+            else:
+                # Stabilised metres (a * depth) for depth/image; the points scale by a.
+                depth = batch.pop("metric")
+                maps = self._stabilize(depth, "metric", "scale", group)
+                metric = [m * scale for m, (scale, _) in zip(depth, maps)]
         else:
-            batch["inverse"] = resize_output(raw, group.out_hw, interpolation)
+            inverse = resize_output(raw, group.out_hw, interpolation)
+            if group.temporal is None:
+                batch["inverse"] = inverse
+            else:
+                # Stabilised inverse depth a * x + b for depth/relative (and alignment);
+                # metres from it: 1 / (s * (a x + b) + t) = 1 / (s a x + (s b + t)).
+                maps = self._stabilize(inverse, "inverse", "affine", group)
+                group.calibrations = [
+                    None if cal is None else (cal[0] * a, cal[0] * b + cal[1])
+                    for cal, (a, b) in zip(group.calibrations, maps)
+                ]
+            # One calibration for the whole batch (fixed, or equal fits): one operation.
+            uniform = group.calibrations[0] if len(set(group.calibrations)) == 1 else None
             if uniform is not None:
                 batch["metric"] = _metric(raw, uniform, group.out_hw)
                 metric = list(batch["metric"])
@@ -379,6 +455,25 @@ class FramePipeline:
             for frame, xyz in zip(out.frames, self._points(metric, group.intrinsics, o)):
                 if xyz is not None:
                     frame["xyz"] = xyz
+
+    @staticmethod
+    def _stabilize(
+        values: torch.Tensor, name: str, mode: Literal["affine", "scale"], group: _Group
+    ) -> list[tuple[float, float]]:
+        """Runs the group's stabiliser on each frame of ``values`` ((B, H, W) on the
+        device: inverse depth or metres at the output size), stores the stabilised
+        frames as each frame's array ``name`` and returns each frame's map (a, b).
+
+        The stabiliser works on the host, so this waits for the device once."""
+        assert group.temporal is not None, "called with a stabiliser"
+        (host,) = download_to_host([values])
+        maps = []
+        for b, arrays in enumerate(group.arrays):
+            result = group.temporal.update(group.streams[b], host[b], mode, group.stamps[b])
+            arrays[name] = result.output
+            group.stabilized[b] = result
+            maps.append((result.scale, result.shift))
+        return maps
 
     @staticmethod
     def _points(
