@@ -106,7 +106,9 @@ DEFAULT_MIN_INLIERS = 0.3
 DEFAULT_MAX_RESIDUAL = 0.05
 """Largest median relative residual of the inliers; above, reset. Inliers spread evenly
 over the ``threshold`` band (0.1) give 0.05, i.e. no consistent fit at all."""
-DEFAULT_RESET_AFTER = 1.0
+DEFAULT_RESET_AFTER = 5.0
+"""Seconds without a frame after which a stream starts again: above the frame period of
+a CPU pipeline (about 1 s a frame), below a real pause of the camera or a bag."""
 """Seconds between two frames' stamps beyond which the stream starts again."""
 DEFAULT_SAMPLES = 4096
 """Pixels fitted per frame (a fixed grid), whatever the image size."""
