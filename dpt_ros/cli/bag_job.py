@@ -354,6 +354,7 @@ class _BagJob:
         self.latest_info: Any = None
         self.frames_done = 0
         self.skipped = 0
+        self.bad_camera_info = 0
         self.info_warnings: dict[str, int] = {}
         self.label_info_written = False
         self.alignment = alignment
@@ -390,20 +391,27 @@ class _BagJob:
         from sensor_msgs.msg import CameraInfo
 
         if rconn.topic == self.plan.info_topic and rconn.msgtype == CAMERA_INFO_TYPE:
-            return deserialize_message(data, CameraInfo).header.frame_id
-        if rconn.topic == self.plan.image_topic and rconn.msgtype == self.plan.image_type:
-            try:
-                return deserialize_message(data, self.msg_class).header.frame_id
-            except (ValueError, TypeError, RuntimeError):
-                return None  # _image skips it and counts it
-        return None
+            kind: type = CameraInfo
+        elif rconn.topic == self.plan.image_topic and rconn.msgtype == self.plan.image_type:
+            kind = self.msg_class
+        else:
+            return None
+        try:
+            return deserialize_message(data, kind).header.frame_id
+        except (ValueError, TypeError, RuntimeError):  # rclpy's RMWError is a RuntimeError
+            return None  # _camera_info or _image skips it and counts it
 
     def _camera_info(self, timestamp: int, data: bytes) -> None:
         # start-up: rclpy, sensor_msgs on use (dpt-ros --help stays fast)
         from rclpy.serialization import deserialize_message
         from sensor_msgs.msg import CameraInfo
 
-        info = deserialize_message(data, CameraInfo)
+        try:
+            info = deserialize_message(data, CameraInfo)
+        except (ValueError, TypeError, RuntimeError) as exc:  # a corrupt message: RMWError
+            self.bad_camera_info += 1
+            _LOG.warning("skipping an undecodable camera_info at %d ns: %s", timestamp, exc)
+            return  # the frames keep the latest good camera_info
         self.latest_info = info
         for frame in self.batch:
             if frame.timestamp == timestamp:
@@ -593,6 +601,13 @@ def report(job: _BagJob, out_path: Path, storage: str, elapsed: float) -> None:
     if job.skipped:
         print(
             f"dpt-ros bag: warning: skipped {job.skipped} undecodable frame(s) of {image_topic}",
+            file=sys.stderr,
+        )
+    if job.bad_camera_info:
+        print(
+            f"dpt-ros bag: warning: skipped {job.bad_camera_info} undecodable camera_info "
+            f"message(s) of {job.plan.info_topic} (copied unchanged; frames kept the latest "
+            "good one)",
             file=sys.stderr,
         )
     rate = job.frames_done / elapsed if elapsed > 0 else 0.0
