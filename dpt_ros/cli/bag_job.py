@@ -19,6 +19,7 @@ from dpt_ros.cli import bag_alignment
 from dpt_ros.cli.args import (
     options_from_flags,
 )
+from dpt_ros.cli.stop_signals import raise_received, stop_signals_deferred
 from dpt_ros.models.options import PredictorOptions
 from dpt_ros.pipeline.options import PipelineOptions
 from dpt_ros.ros.bagio import (
@@ -516,6 +517,7 @@ def process_bag(
     reader = open_bag(in_path)
     out_bag: _OutputBag | None = None
     job: _BagJob | None = None
+    finished = False
     try:
         plan = _plan(args, reader)
         _check_clashes(plan, pipeline, reader)
@@ -537,17 +539,19 @@ def process_bag(
             job.feed(rconn, timestamp, raw)
         job.flush()
         elapsed = time.monotonic() - start
-    except BaseException:
-        if out_bag is not None and progress:
+        finished = True
+    finally:
+        received = _close(job, out_bag, reader)
+        # Said once it is true, after the close; stopped early: by an error or a signal
+        # on the way (in flight now), or by a signal during the close (raised below).
+        if out_bag is not None and progress and (received or not finished):
             done = job.frames_done if job is not None else 0
             print(
                 f"dpt-ros bag: stopped early; {out_path} is a valid bag holding the "
                 f"{done} frame(s) processed so far",
                 file=sys.stderr,
             )
-        raise
-    finally:
-        _close(job, out_bag, reader)
+    raise_received(received)  # a stop asked for during the close, now that it is done
     return job, storage, elapsed
 
 
@@ -584,14 +588,19 @@ def _alignment(
     return alignment
 
 
-def _close(job: _BagJob | None, out_bag: _OutputBag | None, reader) -> None:
-    if job is not None:
-        job.bar.close()
-    try:
-        if out_bag is not None:
-            out_bag.close()
-    finally:
-        reader.close()
+def _close(job: _BagJob | None, out_bag: _OutputBag | None, reader) -> list[int]:
+    """Closes the bags, to the end whatever arrives: a second Ctrl-C or SIGTERM must not
+    cut short the writing of ``metadata.yaml``. Returns the stop signals that arrived
+    meanwhile (:func:`~dpt_ros.cli.stop_signals.stop_signals_deferred`)."""
+    with stop_signals_deferred() as received:
+        if job is not None:
+            job.bar.close()
+        try:
+            if out_bag is not None:
+                out_bag.close()
+        finally:
+            reader.close()
+    return received
 
 
 def report(job: _BagJob, out_path: Path, storage: str, elapsed: float) -> None:
