@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import NET, read_bag, write_bag
+from helpers import NET, one_error_line, read_bag, tree_hash, write_bag
 
 from dpt_ros.cli import fleet
 from dpt_ros.cli.main import main
@@ -101,6 +101,31 @@ def test_sequential_fleet_isolates_failures_and_skips_finished(
 def test_several_inputs_need_distinct_names(tmp_path, capsys, inputs):
     code, _, err = run_fleet(capsys, inputs[0], inputs[0], "-o", tmp_path / "o")
     assert code == 2 and "would both write" in err
+
+
+def test_outputs_among_the_inputs_are_refused(tmp_path, capsys):
+    """An output that would be an input (taken for its own finished output), lie inside
+    an input bag (written into it), or hold an input (removed as a stale output) is
+    refused before anything is written."""
+    root = tmp_path / "in"
+    write_bag(root / "a")
+    write_bag(root / "b", storage="mcap")
+    loose = tmp_path / "loose" / "c"  # a bare .mcap file, in a folder named as its output
+    loose.mkdir(parents=True)
+    (loose / "c.mcap").write_bytes(next((root / "b").glob("*.mcap")).read_bytes())
+    before = {p: tree_hash(p) for p in (root, loose)}
+    entries = sorted(tmp_path.rglob("*"))
+    cases = [
+        ([root / "a", root / "b"], root, "would be", "which is input"),
+        ([root / "a", root / "b"], root / "a", "is inside input bag", str(root / "a")),
+        ([root / "a", root / "b"], root / "a" / "deeper", "is inside input bag", ""),
+        ([root / "a", loose / "c.mcap"], tmp_path / "loose", "which holds input", "c.mcap"),
+    ]
+    for inputs, out, *fragments in cases:
+        code, _, err = run_fleet(capsys, *inputs, "-o", out)
+        one_error_line(code, err, *fragments)
+    assert {p: tree_hash(p) for p in (root, loose)} == before
+    assert sorted(tmp_path.rglob("*")) == entries  # nothing written
 
 
 def test_ray_missing_is_a_clear_error(tmp_path, capsys, inputs, monkeypatch):

@@ -59,7 +59,8 @@ def output_name(path: Path) -> str:
 
 
 def plan(inputs: Sequence[str], out_dir: Path) -> list[BagSpec]:
-    """The units of work; ValueError for missing inputs or two with one output name."""
+    """The units of work; ValueError for missing inputs, two with one output name, or an
+    output that is (or is in, or holds) an input."""
     specs: list[BagSpec] = []
     seen: dict[str, str] = {}
     for text in inputs:
@@ -73,7 +74,37 @@ def plan(inputs: Sequence[str], out_dir: Path) -> list[BagSpec]:
             )
         seen[name] = text
         specs.append(BagSpec(path, out_dir / name))
+    _check_apart(specs, out_dir)
     return specs
+
+
+def _check_apart(specs: Sequence[BagSpec], out_dir: Path) -> None:
+    """ValueError unless ``out_dir`` and every output lie outside every input bag and no
+    input lies inside an output: an input must never be taken for a finished output,
+    written into, or removed as a stale one."""
+    try:
+        out_abs = out_dir.resolve()
+        outputs = [(s.input, s.output.resolve()) for s in specs]
+        inputs = [(s.input, s.input.resolve()) for s in specs]
+    except OSError:
+        return
+    for text, inp in inputs:
+        # The bag: a directory, or a .db3/.mcap file's folder where it holds metadata.yaml.
+        folder = inp if inp.is_dir() else inp.parent
+        bag = folder if (folder / "metadata.yaml").is_file() else inp
+        if out_abs.is_relative_to(bag):
+            raise ValueError(
+                f"-o {out_dir} is inside input bag {str(text)!r}; choose an output "
+                "directory outside every input (a bag directory holds one bag)"
+            )
+        for source, out in outputs:
+            if out.is_relative_to(bag) or inp.is_relative_to(out):
+                what = "is input" if out == inp else "holds input"
+                raise ValueError(
+                    f"-o {out_dir}: the output for {str(source)!r} would be "
+                    f"{out_dir / out.name}, which {what} {str(text)!r}; choose an output "
+                    "directory outside the inputs"
+                )
 
 
 def is_finished(output: Path) -> bool:
