@@ -3,7 +3,11 @@ done twice, outputs identical to single-bag runs."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -126,6 +130,52 @@ def test_outputs_among_the_inputs_are_refused(tmp_path, capsys):
         one_error_line(code, err, *fragments)
     assert {p: tree_hash(p) for p in (root, loose)} == before
     assert sorted(tmp_path.rglob("*")) == entries  # nothing written
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+_HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from dpt_ros.cli.fleet import output_lock
+
+with output_lock(Path(sys.argv[1])):
+    print("locked", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_one_run_at_a_time_per_output_directory(tmp_path, capsys):
+    """A second run on an output directory is refused while the first holds it, before
+    it touches any partial output; once the first is killed (SIGKILL: no clean-up) the
+    next run goes ahead."""
+    root = tmp_path / "in"
+    write_bag(root / "a")
+    write_bag(root / "b")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".a.partial").mkdir()  # the first run's bag in progress
+    (out / ".a.partial" / "marker").write_text("first run")
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    first = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, str(out)], stdout=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        assert first.stdout.readline() == "locked\n"
+        code, _, err = run_fleet(capsys, root / "a", root / "b", "-o", out)
+        one_error_line(code, err, f"-o {out} is in use by another", f"(pid {first.pid})")
+        assert (out / ".a.partial" / "marker").read_text() == "first run"
+        assert sorted(p.name for p in out.iterdir()) == [".a.partial", ".dpt-ros-bag.lock"]
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    code, stdout, err = run_fleet(capsys, root / "a", root / "b", "-o", out)
+    assert code == 0, err
+    assert "2 bag(s): 2 done" in stdout
+    assert sorted(p.name for p in out.iterdir()) == ["a", "b"]  # the lock file removed
 
 
 def test_ray_missing_is_a_clear_error(tmp_path, capsys, inputs, monkeypatch):
