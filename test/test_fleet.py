@@ -204,8 +204,17 @@ def test_ray_pool_keeps_models_loaded_and_matches_sequential(tmp_path, capsys, i
         ray.shutdown()
 
 
-def test_output_names(tmp_path):
-    (tmp_path / "dir_bag").mkdir()
+def test_output_names(tmp_path, monkeypatch):
+    (tmp_path / "dir_bag" / "sub").mkdir(parents=True)
     (tmp_path / "file.mcap").write_bytes(b"")
     assert fleet.output_name(tmp_path / "dir_bag") == "dir_bag"
     assert fleet.output_name(tmp_path / "file.mcap") == "file"
+    # "." and ".." are named after the directories they are: OUTDIR/dir_bag, not OUTDIR.
+    monkeypatch.chdir(tmp_path / "dir_bag" / "sub")
+    assert fleet.output_name(Path(".")) == "sub"
+    assert fleet.output_name(Path("..")) == "dir_bag"
+    specs = fleet.plan([".", "../../file.mcap"], tmp_path / "out")
+    assert [s.output for s in specs] == [tmp_path / "out" / "sub", tmp_path / "out" / "file"]
+    assert specs[0].partial == tmp_path / "out" / ".sub.partial"
+    with pytest.raises(ValueError, match="input bag '/' has no name"):
+        fleet.output_name(Path("/"))

@@ -59,8 +59,20 @@ class Outcome:
 
 
 def output_name(path: Path) -> str:
-    """``OUTDIR/<input name>``: a bag directory's name, a file's name without its suffix."""
-    return path.name if path.is_dir() else path.stem
+    """``OUTDIR/<input name>``: a bag directory's name, a file's name without its suffix,
+    of the path resolved (``.`` is named after the current directory).
+
+    Raises:
+        ValueError: the path has no name (``/``).
+    """
+    resolved = path.resolve()
+    name = resolved.name if resolved.is_dir() else resolved.stem
+    if not name:
+        raise ValueError(
+            f"input bag {str(path)!r} has no name to give its output OUTDIR/<name>; "
+            "give the bag's path by a name"
+        )
+    return name
 
 
 def plan(inputs: Sequence[str], out_dir: Path) -> list[BagSpec]:
