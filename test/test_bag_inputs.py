@@ -1,10 +1,27 @@
-"""``dpt-ros bag`` refuses an output inside the input bag's directory, and tells how to
-recover a cut-short MCAP file."""
+"""``dpt-ros bag`` refuses an output inside the input bag's directory, tells how to
+recover a cut-short MCAP file, and skips corrupt messages."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
-from helpers import NET, one_error_line, run_bag, tree_hash, write_bag
+from helpers import (
+    NET,
+    PERIOD,
+    T0,
+    H,
+    W,
+    bag_camera_info,
+    check_copied,
+    image_msg,
+    one_error_line,
+    read_bag,
+    run_bag,
+    tree_hash,
+    write_bag,
+)
+from rclpy.serialization import serialize_message
+from sensor_msgs.msg import Image
 
 
 def _error(capsys) -> str:
@@ -33,3 +50,50 @@ def test_cut_short_mcap_names_the_recovery(tmp_path, capsys):
         assert run_bag(str(source), "-o", str(out), "--image-topic", topic, *NET) == 2
         line = _error(capsys)
         assert "magic" in line and f"mcap recover {mcap.name} -o recovered.mcap" in line
+
+
+def test_corrupt_camera_info_and_reference_are_skipped_and_counted(tmp_path, capsys):
+    """A corrupt serialized camera_info or alignment reference is skipped and counted as a
+    corrupt image is: every frame is processed, every input message copied."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    store = get_typestore(Stores.ROS2_HUMBLE)
+    inp, outp = tmp_path / "in", tmp_path / "out"
+    reference = Image(height=H, width=W, encoding="32FC1", step=W * 4)
+    reference.data = np.full((H, W), 2.0, np.float32).tobytes()
+    reference.header.frame_id = "cam_optical"
+    with Writer(inp, version=8, storage_plugin=StoragePlugin.SQLITE3) as writer:
+        info, image, ref = (
+            writer.add_connection(topic, f"sensor_msgs/msg/{kind}", typestore=store)
+            for topic, kind in (
+                ("/cam/camera_info", "CameraInfo"),
+                ("/cam/image_raw", "Image"),
+                ("/cam/ref", "Image"),
+            )
+        )
+        writer.write(info, T0 - 2, b"corrupt camera_info")  # the camera's first message
+        writer.write(info, T0 - 1, serialize_message(bag_camera_info(50.0)))
+        for i in range(3):
+            t = T0 + i * PERIOD
+            reference.header.stamp = image_msg(i).header.stamp
+            writer.write(ref, t - 1, b"corrupt" if i == 1 else serialize_message(reference))
+            writer.write(image, t, serialize_message(image_msg(i)))
+            if i == 1:
+                writer.write(info, t, b"\x00\x01\x00\x00" + b"\xff" * 40)
+    before = tree_hash(inp)
+    argv = [str(inp), "-o", str(outp), "--image-topic", "/cam/image_raw", *NET]
+    argv += ["--segmentation-model", "dpt_hybrid_ade20k"]  # label_info reads camera_info
+    argv += ["--alignment", "reference_depth", "--alignment-topic", "/cam/ref"]
+    code = run_bag(*argv)
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert "skipped 2 undecodable camera_info message(s) of /cam/camera_info" in err
+    assert "1 reference(s) rejected: a corrupt sensor_msgs/Image message" in err
+    assert "3 frame(s) of /cam/image_raw processed, 0 skipped" in out
+    assert tree_hash(inp) == before
+    bag = read_bag(outp)
+    check_copied(inp, bag)
+    assert len(bag["/cam/depth/relative"]) == len(bag["/cam/depth/camera_info"]) == 3
+    assert len(bag["/cam/segmentation/label_info"]) == 1

@@ -62,3 +62,75 @@ def test_stop_signal_leaves_a_valid_partial_bag(tmp_path, signum, storage):
     assert not list(outp.glob("*-journal"))
     out = read_bag(outp)
     assert [t for t, _, _ in out["/cam/depth/relative"]] == [T0, T0 + PERIOD]
+
+
+_CHILD_TWICE = """
+import os, signal, sys
+from rosbags.rosbag2.storage_mcap import McapWriter
+from rosbags.rosbag2.storage_sqlite3 import Sqlite3Writer
+from dpt_ros.cli.main import main
+from dpt_ros.pipeline.frames import FramePipeline
+
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+first, second = int(sys.argv[1]), int(sys.argv[2])
+original = FramePipeline.process_batch
+calls = []
+
+def signal_on_third(self, *args, **kwargs):
+    calls.append(1)
+    if len(calls) == 3 and first:
+        os.kill(os.getpid(), first)
+    return original(self, *args, **kwargs)
+
+def close_then_signal(close):
+    # The storage is closed, metadata.yaml not yet written: the middle of the close.
+    def wrapper(self, *args, **kwargs):
+        close(self, *args, **kwargs)
+        print("storage closed", file=sys.stderr, flush=True)
+        os.kill(os.getpid(), second)
+    return wrapper
+
+FramePipeline.process_batch = signal_on_third
+for writer in (McapWriter, Sqlite3Writer):
+    writer.close = close_then_signal(writer.close)
+sys.exit(main(sys.argv[3:]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "storage", "frames"),
+    [
+        (signal.SIGTERM, signal.SIGTERM, "sqlite3", 2),
+        (signal.SIGINT, signal.SIGINT, "mcap", 2),
+        (0, signal.SIGTERM, "sqlite3", 4),  # the run was done: it stops after the close
+    ],
+)
+def test_a_signal_during_the_close_waits_for_it(tmp_path, first, second, storage, frames):
+    """A second Ctrl-C or SIGTERM while the output closes (the first one stopped the
+    run) no longer cuts the close short: metadata.yaml is written, and the "valid bag"
+    line comes after the close. The signal arrives from inside the close itself."""
+    inp = tmp_path / "in"
+    topic = write_bag(inp, storage=storage)
+    outp = tmp_path / "out"
+    argv = ["bag", str(inp), "-o", str(outp), "--image-topic", topic, *NET]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD_TWICE, str(int(first)), str(int(second)), *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=ROOT,
+    )
+    assert done.returncode == 128 + (first or second), done.stderr
+    assert "Traceback" not in done.stderr
+    valid = f"valid bag holding the {frames} frame(s)"
+    assert valid in done.stderr
+    assert done.stderr.index("storage closed") < done.stderr.index(valid)
+    assert (outp / "metadata.yaml").is_file()
+    assert not list(outp.glob("*-journal"))
+    out = read_bag(outp)
+    assert [t for t, _, _ in out["/cam/depth/relative"]] == [T0 + i * PERIOD for i in range(frames)]

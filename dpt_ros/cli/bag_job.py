@@ -19,6 +19,7 @@ from dpt_ros.cli import bag_alignment, bag_temporal
 from dpt_ros.cli.args import (
     options_from_flags,
 )
+from dpt_ros.cli.stop_signals import raise_received, stop_signals_deferred
 from dpt_ros.models.options import PredictorOptions
 from dpt_ros.pipeline.options import PipelineOptions
 from dpt_ros.ros.bagio import (
@@ -357,6 +358,7 @@ class _BagJob:
         self.latest_info: Any = None
         self.frames_done = 0
         self.skipped = 0
+        self.bad_camera_info = 0
         self.info_warnings: dict[str, int] = {}
         self.label_info_written = False
         self.alignment = alignment
@@ -393,20 +395,27 @@ class _BagJob:
         from sensor_msgs.msg import CameraInfo
 
         if rconn.topic == self.plan.info_topic and rconn.msgtype == CAMERA_INFO_TYPE:
-            return deserialize_message(data, CameraInfo).header.frame_id
-        if rconn.topic == self.plan.image_topic and rconn.msgtype == self.plan.image_type:
-            try:
-                return deserialize_message(data, self.msg_class).header.frame_id
-            except (ValueError, TypeError, RuntimeError):
-                return None  # _image skips it and counts it
-        return None
+            kind: type = CameraInfo
+        elif rconn.topic == self.plan.image_topic and rconn.msgtype == self.plan.image_type:
+            kind = self.msg_class
+        else:
+            return None
+        try:
+            return deserialize_message(data, kind).header.frame_id
+        except (ValueError, TypeError, RuntimeError):  # rclpy's RMWError is a RuntimeError
+            return None  # _camera_info or _image skips it and counts it
 
     def _camera_info(self, timestamp: int, data: bytes) -> None:
         # start-up: rclpy, sensor_msgs on use (dpt-ros --help stays fast)
         from rclpy.serialization import deserialize_message
         from sensor_msgs.msg import CameraInfo
 
-        info = deserialize_message(data, CameraInfo)
+        try:
+            info = deserialize_message(data, CameraInfo)
+        except (ValueError, TypeError, RuntimeError) as exc:  # a corrupt message: RMWError
+            self.bad_camera_info += 1
+            _LOG.warning("skipping an undecodable camera_info at %d ns: %s", timestamp, exc)
+            return  # the frames keep the latest good camera_info
         self.latest_info = info
         for frame in self.batch:
             if frame.timestamp == timestamp:
@@ -512,6 +521,7 @@ def process_bag(
     reader = open_bag(in_path)
     out_bag: _OutputBag | None = None
     job: _BagJob | None = None
+    finished = False
     try:
         plan = _plan(args, reader)
         _check_clashes(plan, pipeline, reader)
@@ -533,17 +543,19 @@ def process_bag(
             job.feed(rconn, timestamp, raw)
         job.flush()
         elapsed = time.monotonic() - start
-    except BaseException:
-        if out_bag is not None and progress:
+        finished = True
+    finally:
+        received = _close(job, out_bag, reader)
+        # Said once it is true, after the close; stopped early: by an error or a signal
+        # on the way (in flight now), or by a signal during the close (raised below).
+        if out_bag is not None and progress and (received or not finished):
             done = job.frames_done if job is not None else 0
             print(
                 f"dpt-ros bag: stopped early; {out_path} is a valid bag holding the "
                 f"{done} frame(s) processed so far",
                 file=sys.stderr,
             )
-        raise
-    finally:
-        _close(job, out_bag, reader)
+    raise_received(received)  # a stop asked for during the close, now that it is done
     return job, storage, elapsed
 
 
@@ -580,14 +592,19 @@ def _alignment(
     return alignment
 
 
-def _close(job: _BagJob | None, out_bag: _OutputBag | None, reader) -> None:
-    if job is not None:
-        job.bar.close()
-    try:
-        if out_bag is not None:
-            out_bag.close()
-    finally:
-        reader.close()
+def _close(job: _BagJob | None, out_bag: _OutputBag | None, reader) -> list[int]:
+    """Closes the bags, to the end whatever arrives: a second Ctrl-C or SIGTERM must not
+    cut short the writing of ``metadata.yaml``. Returns the stop signals that arrived
+    meanwhile (:func:`~dpt_ros.cli.stop_signals.stop_signals_deferred`)."""
+    with stop_signals_deferred() as received:
+        if job is not None:
+            job.bar.close()
+        try:
+            if out_bag is not None:
+                out_bag.close()
+        finally:
+            reader.close()
+    return received
 
 
 def report(job: _BagJob, out_path: Path, storage: str, elapsed: float) -> None:
@@ -597,6 +614,13 @@ def report(job: _BagJob, out_path: Path, storage: str, elapsed: float) -> None:
     if job.skipped:
         print(
             f"dpt-ros bag: warning: skipped {job.skipped} undecodable frame(s) of {image_topic}",
+            file=sys.stderr,
+        )
+    if job.bad_camera_info:
+        print(
+            f"dpt-ros bag: warning: skipped {job.bad_camera_info} undecodable camera_info "
+            f"message(s) of {job.plan.info_topic} (copied unchanged; frames kept the latest "
+            "good one)",
             file=sys.stderr,
         )
     rate = job.frames_done / elapsed if elapsed > 0 else 0.0

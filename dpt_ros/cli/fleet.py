@@ -8,6 +8,9 @@ Each input bag is one unit of work, written to ``OUTDIR/<input name>``:
   killed run is removed and redone from scratch.
 - A corrupt or unreadable bag, or a worker that dies, fails that bag only; the others
   finish, the summary names the reason, and the exit status is 1.
+- One run at a time per output directory: a run holds ``flock`` on
+  ``OUTDIR/.dpt-ros-bag.lock`` (:func:`output_lock`), and a second is refused. The kernel
+  drops the lock of a process that dies, so a killed run never blocks the next.
 
 Without ``--ray`` the bags run in this process, sharing one loaded pipeline, and Ray is
 never imported. With ``--ray`` each worker is a Ray actor that loads the models once and
@@ -18,11 +21,13 @@ output directory must be reachable by every worker (a shared file system on a cl
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import os
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,12 +59,25 @@ class Outcome:
 
 
 def output_name(path: Path) -> str:
-    """``OUTDIR/<input name>``: a bag directory's name, a file's name without its suffix."""
-    return path.name if path.is_dir() else path.stem
+    """``OUTDIR/<input name>``: a bag directory's name, a file's name without its suffix,
+    of the path resolved (``.`` is named after the current directory).
+
+    Raises:
+        ValueError: the path has no name (``/``).
+    """
+    resolved = path.resolve()
+    name = resolved.name if resolved.is_dir() else resolved.stem
+    if not name:
+        raise ValueError(
+            f"input bag {str(path)!r} has no name to give its output OUTDIR/<name>; "
+            "give the bag's path by a name"
+        )
+    return name
 
 
 def plan(inputs: Sequence[str], out_dir: Path) -> list[BagSpec]:
-    """The units of work; ValueError for missing inputs or two with one output name."""
+    """The units of work; ValueError for missing inputs, two with one output name, or an
+    output that is (or is in, or holds) an input."""
     specs: list[BagSpec] = []
     seen: dict[str, str] = {}
     for text in inputs:
@@ -73,12 +91,82 @@ def plan(inputs: Sequence[str], out_dir: Path) -> list[BagSpec]:
             )
         seen[name] = text
         specs.append(BagSpec(path, out_dir / name))
+    _check_apart(specs, out_dir)
     return specs
+
+
+def _check_apart(specs: Sequence[BagSpec], out_dir: Path) -> None:
+    """ValueError unless ``out_dir`` and every output lie outside every input bag and no
+    input lies inside an output: an input must never be taken for a finished output,
+    written into, or removed as a stale one."""
+    try:
+        out_abs = out_dir.resolve()
+        outputs = [(s.input, s.output.resolve()) for s in specs]
+        inputs = [(s.input, s.input.resolve()) for s in specs]
+    except OSError:
+        return
+    for text, inp in inputs:
+        # The bag: a directory, or a .db3/.mcap file's folder where it holds metadata.yaml.
+        folder = inp if inp.is_dir() else inp.parent
+        bag = folder if (folder / "metadata.yaml").is_file() else inp
+        if out_abs.is_relative_to(bag):
+            raise ValueError(
+                f"-o {out_dir} is inside input bag {str(text)!r}; choose an output "
+                "directory outside every input (a bag directory holds one bag)"
+            )
+        for source, out in outputs:
+            if out.is_relative_to(bag) or inp.is_relative_to(out):
+                what = "is input" if out == inp else "holds input"
+                raise ValueError(
+                    f"-o {out_dir}: the output for {str(source)!r} would be "
+                    f"{out_dir / out.name}, which {what} {str(text)!r}; choose an output "
+                    "directory outside the inputs"
+                )
 
 
 def is_finished(output: Path) -> bool:
     """A finished output bag: renamed into place, so complete, with its metadata."""
     return (output / "metadata.yaml").is_file()
+
+
+#: The lock file of a run in its output directory (see :func:`output_lock`).
+LOCK_NAME = ".dpt-ros-bag.lock"
+
+
+@contextlib.contextmanager
+def output_lock(out_dir: Path) -> Iterator[None]:
+    """Holds an exclusive ``flock`` on ``out_dir/.dpt-ros-bag.lock`` for the block, so
+    that two runs never write (or remove) each other's partial outputs; the file holds
+    the owner's pid and is removed when the block ends.
+
+    Raises:
+        ValueError: another run holds it (the text names its pid).
+    """
+    path = out_dir / LOCK_NAME
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip()
+            os.close(fd)
+            who = f" (pid {holder})" if holder.isdigit() else ""
+            raise ValueError(
+                f"-o {out_dir} is in use by another dpt-ros bag run{who}; wait for it to "
+                f"end or choose another output directory (the lock: {path})"
+            ) from None
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                break  # else a finishing run removed the file we opened: take the new one
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)  # while held: a run that opened it meanwhile sees it gone
+        os.close(fd)
 
 
 def process(args: argparse.Namespace, spec: BagSpec, pipeline: Any, worker: str = "") -> Outcome:
@@ -107,10 +195,11 @@ def run(args: argparse.Namespace) -> int:
     depth, segmentation = bag_job.checked_options(args)
     specs = plan(args.input, out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if args.ray is None:
-        outcomes = _run_here(args, specs, (depth, segmentation))
-    else:
-        outcomes = _run_on_ray(args, specs)
+    with output_lock(out_dir):
+        if args.ray is None:
+            outcomes = _run_here(args, specs, (depth, segmentation))
+        else:
+            outcomes = _run_on_ray(args, specs)
     print_summary(outcomes)
     return 1 if any(o.status.startswith("failed") for o in outcomes) else 0
 

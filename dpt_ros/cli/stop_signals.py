@@ -6,6 +6,10 @@ without ``metadata.yaml``, an sqlite ``-journal``). While :func:`stop_signals_ra
 active, each raises :class:`Terminated` (a ``KeyboardInterrupt``) in the main thread, so
 every ``finally`` and ``except KeyboardInterrupt`` that handles Ctrl-C runs for them too,
 and :func:`exit_status` gives the shell's convention, 128 + the signal number.
+
+Closing an output must not be cut short in turn (a second Ctrl-C while a bag writes its
+``metadata.yaml``): within :func:`stop_signals_deferred`, SIGINT, SIGTERM and SIGHUP are
+only recorded, and :func:`raise_received` acts on them once the output is closed.
 """
 
 from __future__ import annotations
@@ -52,6 +56,46 @@ def stop_signals_raise() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+#: The signals :func:`stop_signals_deferred` holds back: the stop signals and Ctrl-C.
+_DEFERRED: tuple[signal.Signals, ...] = (signal.SIGINT, *STOP_SIGNALS)
+
+
+@contextlib.contextmanager
+def stop_signals_deferred() -> Iterator[list[int]]:
+    """Within the block SIGINT, SIGTERM and SIGHUP only append their number to the list
+    it yields, so that the block (closing an output) runs to its end; the previous
+    handlers come back afterwards, and :func:`raise_received` acts on what arrived. A
+    signal that was ignored stays ignored. Outside the main thread it changes nothing."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def record(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+
+    previous = {}
+    for sig in _DEFERRED:
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            previous[sig] = signal.signal(sig, record)
+    try:
+        yield received
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def raise_received(received: list[int]) -> None:
+    """Raises the stop of the first signal in ``received`` (from
+    :func:`stop_signals_deferred`): :class:`Terminated`, or ``KeyboardInterrupt`` for
+    SIGINT. Nothing when it is empty."""
+    if not received:
+        return
+    if received[0] == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise Terminated(received[0])
 
 
 def exit_status(exc: KeyboardInterrupt) -> int:

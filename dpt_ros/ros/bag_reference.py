@@ -59,7 +59,12 @@ class BagReferenceReader:
             ValueError: the message cannot be used (the text says why).
         """
         kind = Image if self.method == "reference_depth" else PointCloud2
-        msg = deserialize_message(data, kind)
+        try:
+            msg = deserialize_message(data, kind)
+        except (ValueError, TypeError, RuntimeError):  # rclpy's RMWError is a RuntimeError
+            raise ValueError(
+                f"a corrupt sensor_msgs/{kind.__name__} message (it cannot be deserialized)"
+            ) from None
         stamp = stamp_ns(msg.header)
         if self.method == "reference_depth":
             try:
