@@ -25,15 +25,16 @@ FAST_MARKERS = "not (ros or fidelity or export or bag or ray or slow) or smoke"
 TIERS = {"fast": ["-m", FAST_MARKERS], "all": []}
 
 
-def run_tier(name: str, extra: list[str]) -> tuple[float, str, int]:
-    """(seconds, pytest's summary line, exit status) of one tier."""
+def run_tier(name: str, extra: list[str]) -> tuple[float, str, int, list[str]]:
+    """(seconds, pytest's summary line, exit status, its FAILED/ERROR lines) of one tier."""
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test", *extra]
     start = time.perf_counter()
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     lines = [line for line in done.stdout.splitlines() if re.search(r"\d+ (passed|failed)", line)]
     summary = lines[-1].strip("= ") if lines else done.stdout[-500:] + done.stderr[-500:]
-    return seconds, summary, done.returncode
+    failures = [line for line in done.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
+    return seconds, summary, done.returncode, failures
 
 
 def main() -> int:
@@ -44,8 +45,10 @@ def main() -> int:
     for name, extra in TIERS.items():
         if args.fast and name != "fast":
             continue
-        seconds, summary, code = run_tier(name, extra)
+        seconds, summary, code, failures = run_tier(name, extra)
         print(f"{name:>4}: {seconds:7.1f} s  ({summary})", flush=True)
+        for line in failures:
+            print(f"      {line}")
         status = status or code
     return status
 

@@ -16,6 +16,7 @@ from helpers import (
     rgb_msg,
     small_image,
     spin_until,
+    start_node,
     wait_for_subscribers,
 )
 from rclpy.node import Node
@@ -88,20 +89,15 @@ def test_relative_depth_matches_golden(ros, det_checkpoint, scene_a_rgb, golden)
 def test_metric_depth_cloud_and_labels(ros):
     """Calibrated relative depth + segmentation: every topic, one stamp, REP-118 and REP-103."""
     executor, add = ros
-    node = add(
-        DptNode(
-            parameter_overrides=FAST
-            + [
-                Parameter("depth.random_weights", value=True),
-                Parameter("segmentation.model_type", value="dpt_hybrid_ade20k"),
-                Parameter("segmentation.random_weights", value=True),
-                Parameter("relative_depth.scale", value=0.5),
-                Parameter("relative_depth.shift", value=0.2),
-                Parameter("cloud.stride", value=2),
-            ]
-        )
+    node, probe = start_node(
+        add,
+        Parameter("depth.random_weights", value=True),
+        Parameter("segmentation.model_type", value="dpt_hybrid_ade20k"),
+        Parameter("segmentation.random_weights", value=True),
+        Parameter("relative_depth.scale", value=0.5),
+        Parameter("relative_depth.shift", value=0.2),
+        Parameter("cloud.stride", value=2),
     )
-    probe = Probe(add)
     wait_for_subscribers(executor, probe)
     rgb = small_image(48, 64)
     probe.info_pub.publish(camera_info(64, 48))
@@ -147,17 +143,12 @@ def test_metric_depth_cloud_and_labels(ros):
 def test_bad_messages_are_survived(ros):
     """Malformed images and a camera_info of another size are rejected; the node keeps going."""
     executor, add = ros
-    node = add(
-        DptNode(
-            parameter_overrides=FAST
-            + [
-                Parameter("depth.random_weights", value=True),
-                Parameter("relative_depth.scale", value=1.0),
-                Parameter("relative_depth.shift", value=0.5),
-            ]
-        )
+    node, probe = start_node(
+        add,
+        Parameter("depth.random_weights", value=True),
+        Parameter("relative_depth.scale", value=1.0),
+        Parameter("relative_depth.shift", value=0.5),
     )
-    probe = Probe(add)
     wait_for_subscribers(executor, probe)
     probe.info_pub.publish(camera_info(640, 480))  # another resolution than the images
     spin_until(executor, lambda: node.cameras[0].camera_info is not None, 5)
@@ -216,17 +207,12 @@ def test_compressed_input(ros):
 def test_newest_frame_wins_and_diagnostics(ros):
     """Frames arriving while the model is busy are dropped; the newest one is processed."""
     executor, add = ros
-    node = add(
-        DptNode(
-            parameter_overrides=FAST
-            + [
-                Parameter("depth.random_weights", value=True),
-                Parameter("max_rate", value=2.0),
-                Parameter("diagnostics_period", value=0.5),
-            ]
-        )
+    node, probe = start_node(
+        add,
+        Parameter("depth.random_weights", value=True),
+        Parameter("max_rate", value=2.0),
+        Parameter("diagnostics_period", value=0.5),
     )
-    probe = Probe(add)
     wait_for_subscribers(executor, probe)
     for sec in range(1, 9):
         probe.image_pub.publish(rgb_msg(small_image(seed=sec), sec))

@@ -5,11 +5,9 @@ arrival-to-publish time, on the steady clock, is reported instead."""
 from __future__ import annotations
 
 from builtin_interfaces.msg import Time
-from helpers import FAST, Probe, rgb_msg, small_image, spin_until, wait_for_subscribers
+from helpers import rgb_msg, small_image, spin_until, start_node, wait_for_subscribers
 from rclpy.parameter import Parameter
 from rosgraph_msgs.msg import Clock
-
-from dpt_ros.node.node import DptNode
 
 
 def _values(array) -> dict[str, str]:
@@ -18,17 +16,12 @@ def _values(array) -> dict[str, str]:
 
 def test_diagnostics_and_latency_under_sim_time(ros):
     executor, add = ros
-    node = add(
-        DptNode(
-            parameter_overrides=FAST
-            + [
-                Parameter("depth.random_weights", value=True),
-                Parameter("use_sim_time", value=True),
-                Parameter("diagnostics_period", value=0.2),
-            ]
-        )
+    node, probe = start_node(
+        add,
+        Parameter("depth.random_weights", value=True),
+        Parameter("use_sim_time", value=True),
+        Parameter("diagnostics_period", value=0.2),
     )
-    probe = Probe(add)
     assert spin_until(executor, lambda: probe.diagnostics, 10)  # no /clock yet
     clock_pub = probe.node.create_publisher(Clock, "/clock", 10)
     assert spin_until(executor, lambda: clock_pub.get_subscription_count() > 0, 10)
