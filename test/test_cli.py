@@ -56,6 +56,7 @@ class _FakePredictor:
         self.options = options
         self.spec = get_spec(options.model_type)
         self.is_depth, self.is_metric = self.spec.is_depth, self.spec.is_metric
+        self.is_da3 = False
         self.device = torch.device("cpu")
         self.dtype = torch.float32
         self.seen = []
@@ -64,7 +65,7 @@ class _FakePredictor:
     def prepare(self, image_hw, batch: int = 1) -> None:
         """No engine to build."""
 
-    def predict(self, image: np.ndarray) -> np.ndarray:
+    def predict(self, image: np.ndarray, output_hw=None) -> np.ndarray:
         self.seen.append(image)
         h, w = image.shape[:2]
         if self.spec.is_depth:
