@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import pytest
 from helpers import FAST
+from rcl_interfaces.msg import SetParametersResult
+from rcl_interfaces.srv import SetParameters
+from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from dpt_ros.node.node import DptNode
@@ -60,3 +63,27 @@ def test_misspelt_overrides_are_warned_about(ros, capfd):
     (text,) = node.unknown_parameters
     assert "'cloud.strid'" in text and "did you mean cloud.stride" in text
     assert "cloud.strid" in capfd.readouterr().err
+
+
+def test_ground_normal_can_be_set_at_run_time(ros):
+    """``ros2 param set`` goes through the set_parameters service, where a double array
+    arrives as ``array('d', ...)``, not a list: it must be accepted like a list."""
+    executor, add = ros
+    node = add(DptNode(parameter_overrides=FAST + RANDOM))
+    client_node = add(Node("param_client"))
+    client = client_node.create_client(SetParameters, "/dpt_node/set_parameters")
+    assert client.wait_for_service(timeout_sec=10)
+
+    def set_remotely(value: list[float]) -> SetParametersResult:
+        param = Parameter("relative_depth.ground_normal", Parameter.Type.DOUBLE_ARRAY, value)
+        future = client.call_async(SetParameters.Request(parameters=[param.to_parameter_msg()]))
+        executor.spin_until_future_complete(future, timeout_sec=10)
+        (result,) = future.result().results
+        return result
+
+    result = set_remotely([0.0, -0.8, -0.6])
+    assert result.successful, result.reason
+    assert node.config.alignment.ground_normal == (0.0, -0.8, -0.6)
+    result = set_remotely([0.0, 0.0])  # a value with a real problem is still refused
+    assert not result.successful and "ground_normal" in result.reason
+    assert node.config.alignment.ground_normal == (0.0, -0.8, -0.6)

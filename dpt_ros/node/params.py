@@ -6,6 +6,7 @@ time with ``ros2 param set`` and are validated before they take effect.
 
 from __future__ import annotations
 
+import array
 import dataclasses
 import re
 from collections.abc import Sequence
@@ -572,7 +573,9 @@ def _value_problems(name: str, value: Any) -> list[str]:
         value = float(value)
     if isinstance(p.default, tuple):
         kinds = (int, float) if p.array_of is float else (str,)
-        items = value if isinstance(value, (list, tuple)) else None
+        # A run-time change through the set_parameters service (``ros2 param set``)
+        # holds a double array as array('d', ...), not a list.
+        items = value if isinstance(value, (list, tuple, array.array)) else None
         if items is None or not all(
             isinstance(v, kinds) and not isinstance(v, bool) for v in items
         ):
