@@ -87,3 +87,49 @@ def test_ground_normal_can_be_set_at_run_time(ros):
     result = set_remotely([0.0, 0.0])  # a value with a real problem is still refused
     assert not result.successful and "ground_normal" in result.reason
     assert node.config.alignment.ground_normal == (0.0, -0.8, -0.6)
+
+
+def test_every_problem_is_listed_in_one_fatal_line(ros):
+    """Problems of single values, of combinations and of the cameras' topics come in one
+    line, not in stages (each stage used to hide the next)."""
+    bad = [
+        Parameter("output_size", value="huge"),  # a value: not a choice
+        Parameter("qos.output.depth", value=0),  # a value refused by rclpy
+        Parameter("network_width", value=100),  # the model's size rule
+        Parameter("warmup_width", value=0),  # a pair: warmup_height is 480
+        Parameter("relative_depth.alignment", value="ground_plane"),  # needs camera_height
+        Parameter("cloud.min_depth", value=5.0),  # a pair: above cloud.max_depth
+        Parameter("cloud.max_depth", value=2.0),
+        Parameter("cameras", value=["front", "/front"]),  # one camera, twice
+    ]
+    with pytest.raises(ValueError) as info:
+        DptNode(parameter_overrides=FAST + [Parameter("depth.random_weights", value=True)] + bad)
+    text = str(info.value)
+    assert text.startswith("invalid parameters: ") and "\n" not in text
+    for needle in (
+        "output_size='huge'",
+        "qos.output.depth",
+        "multiples of 32, got 100x64",
+        "warmup_width and warmup_height",
+        "needs relative_depth.camera_height",
+        "cloud.min_depth=5.0 must be below",
+        "'front' and '/front' are the same camera",
+    ):
+        assert needle in text, (needle, text)
+
+
+def test_a_bad_value_is_not_reported_again_through_its_combinations(ros):
+    """A value refused on its own stands in as its default for the checks of
+    combinations, and combinations that involve it are not reported (they would name a
+    value the user did not give)."""
+    bad = [
+        Parameter("backend", value="tensorrtx"),  # not a choice
+        Parameter("depth.engine", value="x.onnx"),  # fine with tensorrt, not with auto
+        Parameter("network_width", value=100),
+    ]
+    with pytest.raises(ValueError) as info:
+        DptNode(parameter_overrides=FAST + RANDOM + bad)
+    text = str(info.value)
+    assert "backend='tensorrtx' is not one of" in text
+    assert "not auto" not in text
+    assert "multiples of 32, got 100x64" in text

@@ -13,7 +13,6 @@ import gc
 import sys
 import threading
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -87,7 +86,6 @@ class DptNode(Node):
         self.unknown_parameters = unknown_overrides(self)
         for text in self.unknown_parameters:
             self.get_logger().warning(text)
-        self._check_camera_topics(self.config.cameras)
         self.pipeline: FramePipeline  # set by load_models
         self._alignment: NodeAlignment | None = None
         self._started: set[Any] = set()
@@ -272,19 +270,6 @@ class DptNode(Node):
         if remapped != self.resolve_topic_name(relative, only_expand=True):
             return remapped
         return sibling_topic(self.resolve_topic_name(cam.topic("image")))
-
-    def _check_camera_topics(self, cameras: Sequence[str]) -> None:
-        """Two entries of ``cameras`` must not name the same topics once resolved (e.g.
-        ``front`` and ``/front`` for a node in ``/``, or a remap)."""
-        seen: dict[str, str] = {}
-        for name in cameras:
-            topic = self.resolve_topic_name(f"{name}/image")
-            if topic in seen:
-                raise ValueError(
-                    f"invalid parameters: cameras {seen[topic]!r} and {name!r} are "
-                    f"the same camera ({topic}); list each camera once"
-                )
-            seen[topic] = name
 
     # -- callbacks (executor thread; never wait on the model) -----------------------
     def _on_image(self, cam: Camera, msg: Any) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import array
 import dataclasses
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -644,15 +644,33 @@ def _config_problems(values: dict[str, Any]) -> list[str]:
     return problems
 
 
-def validate(values: dict[str, Any]) -> list[str]:
+def validate(values: dict[str, Any], stand_ins: Collection[str] = ()) -> list[str]:
     """Problems with a full or partial set of parameter values (empty list = valid);
-    a partial set (a run-time change) is checked parameter by parameter."""
+    a partial set (a run-time change) is checked parameter by parameter.
+
+    A full set is also checked as a whole (model types and network sizes, pairs of
+    values), every problem at once: a value with a problem of its own stands in as its
+    default there, and problems of combinations that involve it are left out (they
+    would name a value that was not given, and it is reported already).
+
+    Args:
+        values: {parameter name: value}.
+        stand_ins: parameters whose values in ``values`` are defaults standing in for
+            values refused elsewhere (rclpy refused the override), treated alike.
+    """
     problems: list[str] = []
+    bad = set(stand_ins)
     for name, value in values.items():
         if name in PARAM_DEFS:
-            problems += _value_problems(name, value)
-    if not problems and all(p.name in values for p in PARAMS):
-        problems += _config_problems(values)
+            found = _value_problems(name, value)
+            problems += found
+            if found:
+                bad.add(name)
+    if all(p.name in values for p in PARAMS):
+        whole = {**values, **{name: PARAM_DEFS[name].default for name in bad}}
+        problems += [
+            text for text in _config_problems(whole) if not any(name in text for name in bad)
+        ]
     return list(dict.fromkeys(problems))  # each problem once (shared by both tasks)
 
 
