@@ -179,6 +179,27 @@ def test_reference_depth_publishes_the_fitted_metres(ros, det_checkpoint, relati
     assert node.diagnostics.alignment_warn
 
 
+def test_stamps_going_back_start_the_alignment_again(ros, det_checkpoint, relative):
+    """A bag loop: frames stamped 51 s before the last one get no metres from the fit of
+    before the jump; /diagnostics says why, and a reference after the jump fits again."""
+    executor, node, probe = start(ros, det_checkpoint("dpt_hybrid"), "reference_depth")
+    probe.ref_depth.publish(depth_msg(reference_depth(relative), 100))
+    wait_for_reference(executor, node, 1)
+    send_frame(executor, node, probe, 100)
+    send_frame(executor, node, probe, 101)  # metres from the fit of frame 100
+    assert spin_until(executor, lambda: len(probe.depth) == 1, 10)
+    probe.ref_depth.publish(depth_msg(reference_depth(relative), 50))
+    wait_for_reference(executor, node, 2)
+    send_frame(executor, node, probe, 50)  # back 51 s: not from the fit of frame 100
+    state = node.status()["alignment.state"]
+    assert state == "ok", state  # frame 50's own fit, with its reference
+    assert node.status()["alignment.restarts"] == "1"
+    send_frame(executor, node, probe, 51)  # metres from the fit of frame 50
+    assert spin_until(executor, lambda: len(probe.depth) == 2, 10)
+    assert [m.header.stamp.sec for m in probe.depth] == [101, 51]
+    assert float(node.status()["alignment.age_s"]) == 1.0
+
+
 def test_millimetre_reference_and_bad_encoding(ros, det_checkpoint, relative, fitted):
     executor, node, probe = start(ros, det_checkpoint("dpt_hybrid"), "reference_depth")
     bad = depth_msg(reference_depth(relative), 20)

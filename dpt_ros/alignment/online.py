@@ -12,6 +12,9 @@ share it):
 - a frame is published in metres with the filtered calibration; when fits fail the last
   good one is held for ``max_fit_age`` seconds of stamp time, then metric outputs stop
   and :meth:`OnlineAligner.status` says why. Never garbage metres.
+- a frame stamped before the camera's previous frame (a bag loop, a clock or sim-time
+  reset) starts the camera again from no fit: a fit from another stretch of time is
+  never held, whatever its age looks like.
 
 The calibration of frame k is the filter's state after the fits of the frames before it
 (the fit of frame k joins the filter for frame k+1): the models' outputs need not wait
@@ -112,6 +115,10 @@ class _Camera:
     last: Alignment | None = None
     last_problems: list[str] = field(default_factory=list)
     state: str = "waiting for the first fit"
+    #: The stamp of the latest frame seen (calibration or update).
+    frame_stamp: int | None = None
+    #: Times the camera started again because its stamps went back.
+    restarts: int = 0
 
 
 class OnlineAligner:
@@ -128,6 +135,28 @@ class OnlineAligner:
     def _camera(self, stream: object) -> _Camera:
         return self._cameras.setdefault(stream, _Camera())
 
+    def _frame(self, stream: object, stamp_ns: int) -> _Camera:
+        """The camera of a frame at ``stamp_ns``, started again from no fit if the stamp
+        went back from its previous frame's. References stamped after the frame (beyond
+        ``stamp_tolerance``) belong to the time before the jump and are dropped too."""
+        cam = self._camera(stream)
+        stamp_ns = int(stamp_ns)
+        if cam.frame_stamp is not None and stamp_ns < cam.frame_stamp:
+            back = (cam.frame_stamp - stamp_ns) * 1e-9
+            newest = stamp_ns + self.options.stamp_tolerance * 1e9
+            cam = self._cameras[stream] = _Camera(
+                references=deque(
+                    (r for r in cam.references if r[0] <= newest), maxlen=_KEPT_REFERENCES
+                ),
+                state=(
+                    f"waiting for the first fit (started again: image stamps went back by "
+                    f"{back:.1f} s, a bag loop or a clock reset)"
+                ),
+                restarts=cam.restarts + 1,
+            )
+        cam.frame_stamp = stamp_ns
+        return cam
+
     def add_reference(self, stream: object, stamp_ns: int, reference: np.ndarray) -> None:
         """A reference message: (H, W) metres registered to the camera image (NaN or 0 =
         unknown), or (N, 3) points in the camera optical frame, metres."""
@@ -142,8 +171,9 @@ class OnlineAligner:
 
     def calibration(self, stream: object, stamp_ns: int) -> tuple[float, float] | None:
         """(scale, shift) to publish the frame at ``stamp_ns`` in metres, or None (no good
-        fit yet, or the last one older than ``max_fit_age``; :meth:`status` says why)."""
-        cam = self._camera(stream)
+        fit yet, or the last one older than ``max_fit_age``; :meth:`status` says why).
+        A stamp before the previous frame's starts the camera again (no fit)."""
+        cam = self._frame(stream, stamp_ns)
         if cam.scale is None or cam.shift is None or cam.good_stamp is None:
             return None
         age = _age(cam, stamp_ns)
@@ -175,7 +205,7 @@ class OnlineAligner:
         Returns:
             The frame's fit (good or not), or None when no fit could be attempted.
         """
-        cam = self._camera(stream)
+        cam = self._frame(stream, stamp_ns)
         try:
             fit = self._fit(cam, int(stamp_ns), relative, intrinsics, labels)
         except ValueError as exc:
@@ -266,6 +296,8 @@ class OnlineAligner:
             values["alignment.inliers"] = str(cam.last.inliers)
             values["alignment.inlier_fraction"] = f"{cam.last.inlier_fraction:.3f}"
             values["alignment.residual"] = f"{cam.last.relative_residual:.4f}"
+        if cam.restarts:
+            values["alignment.restarts"] = str(cam.restarts)
         return values
 
     def fit_age(self, stream: object, stamp_ns: int) -> float:

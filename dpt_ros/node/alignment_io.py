@@ -24,7 +24,8 @@ from dpt_ros.ros.pointcloud import cloud_points
 if TYPE_CHECKING:
     from dpt_ros.node.cameras import Camera
 
-#: States in which metres are published as fitted (anything else is a WARN).
+#: States (their beginnings) in which metres are published as fitted (anything else
+#: is a WARN).
 _GOOD_STATES = ("ok", "waiting for the first fit")
 
 
@@ -159,6 +160,6 @@ class NodeAlignment:
                 last = cam.last_stamp_ns
                 if last is not None:
                     status["alignment.age_s"] = f"{self.aligner.fit_age(cam.name, last):.2f}"
-                warn |= status["alignment.state"] not in _GOOD_STATES
+                warn |= not status["alignment.state"].startswith(_GOOD_STATES)
                 values.update({prefix + k: v for k, v in status.items()})
         return values, warn
