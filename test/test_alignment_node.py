@@ -218,6 +218,33 @@ def test_millimetre_reference_and_bad_encoding(ros, det_checkpoint, relative, fi
     np.testing.assert_allclose(image_msg_to_array(probe.depth[0]), fitted, rtol=2e-2)
 
 
+def test_reference_rejections_are_throttled_per_reason_and_kept(ros, det_checkpoint, capfd):
+    """Two kinds of bad reference within 5 s: both are logged (rclpy's throttle of one
+    call site let one line through for every camera and reason), and /diagnostics keeps
+    the last reason and the count after the next frame's state replaces it."""
+    executor, node, probe = start(ros, det_checkpoint("dpt_hybrid"), "reference_depth")
+    depth = np.full((H, W), 2.0, np.float32)
+    wrong_encoding = depth_msg(depth, 30)
+    wrong_encoding.encoding = "rgb8"
+    wrong_size = depth_msg(depth, 31)
+    wrong_size.step = 4  # shorter than a row
+    for i, msg in enumerate((wrong_encoding, wrong_encoding, wrong_size), 1):
+        probe.ref_depth.publish(msg)
+        assert spin_until(
+            executor,
+            lambda n=i: node.status().get("alignment.references_rejected") == str(n),
+            10,
+        )
+    send_frame(executor, node, probe, 32)  # its state: no reference for the frame
+    status = node.status()
+    assert status["alignment.state"].startswith("no metric output: no reference"), status
+    assert status["alignment.references_rejected"] == "3"
+    assert "step" in status["alignment.last_rejection"], status
+    err = capfd.readouterr().err
+    assert err.count("alignment reference rejected: a depth image must be") == 1, err
+    assert err.count("alignment reference rejected:") == 2, err  # one per reason
+
+
 def cloud_msg(relative: np.ndarray, sec: int, frame: str = FRAME) -> PointCloud2:
     depth = reference_depth(relative)
     intr = Intrinsics.from_camera_info(camera_info())

@@ -119,6 +119,10 @@ class _Camera:
     frame_stamp: int | None = None
     #: Times the camera started again because its stamps went back.
     restarts: int = 0
+    #: Reference messages rejected, and the last one's reason (kept for /diagnostics
+    #: while later states replace ``state``).
+    rejections: int = 0
+    last_rejection: str = ""
 
 
 class OnlineAligner:
@@ -153,6 +157,8 @@ class OnlineAligner:
                     f"{back:.1f} s, a bag loop or a clock reset)"
                 ),
                 restarts=cam.restarts + 1,
+                rejections=cam.rejections,
+                last_rejection=cam.last_rejection,
             )
         cam.frame_stamp = stamp_ns
         return cam
@@ -164,10 +170,13 @@ class OnlineAligner:
 
     def reject_reference(self, stream: object, reason: str) -> None:
         """A reference message that cannot be used (wrong encoding, frame, ...): the
-        reason shows in :meth:`status` until a fit succeeds."""
+        reason shows in :meth:`status` as the state until the next frame, and as the last
+        rejection (with the count) from then on."""
         cam = self._camera(stream)
         cam.last_problems = [reason]
         cam.state = f"reference rejected: {reason}"
+        cam.rejections += 1
+        cam.last_rejection = reason
 
     def calibration(self, stream: object, stamp_ns: int) -> tuple[float, float] | None:
         """(scale, shift) to publish the frame at ``stamp_ns`` in metres, or None (no good
@@ -286,7 +295,8 @@ class OnlineAligner:
 
     def status(self, stream: object) -> dict[str, str]:
         """The camera's alignment for /diagnostics: state, filtered scale and shift, the
-        last fit's inliers and residual, and the age of the last good fit (stamp time)."""
+        last fit's inliers and residual, the references rejected and the last reason,
+        and how often the camera started again (stamps that went back)."""
         cam = self._camera(stream)
         values = {"alignment": self.options.method, "alignment.state": cam.state}
         if cam.scale is not None:
@@ -298,6 +308,9 @@ class OnlineAligner:
             values["alignment.residual"] = f"{cam.last.relative_residual:.4f}"
         if cam.restarts:
             values["alignment.restarts"] = str(cam.restarts)
+        if cam.rejections:
+            values["alignment.references_rejected"] = str(cam.rejections)
+            values["alignment.last_rejection"] = cam.last_rejection
         return values
 
     def fit_age(self, stream: object, stamp_ns: int) -> float:

@@ -10,7 +10,7 @@ lock keeps the two apart.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rclpy.time import Time
@@ -37,12 +37,20 @@ class NodeAlignment:
         options: ``relative_depth.*`` settings; ``method`` is not ``fixed``.
         cameras: the node's cameras (``name``, ``topic(relative)``, ``frame_id``).
         qos: the input QoS (sensor data by default).
+        warn: logs a camera's warning, throttled per camera and per reason (the
+            node's), so that one camera or reason does not hide the others.
     """
 
     def __init__(
-        self, node: Any, options: AlignmentOptions, cameras: Sequence[Camera], qos: Any
+        self,
+        node: Any,
+        options: AlignmentOptions,
+        cameras: Sequence[Camera],
+        qos: Any,
+        warn: Callable[[Camera, str], None],
     ) -> None:
         self._node = node
+        self._warn = warn
         self.aligner = OnlineAligner(options)
         self._lock = threading.Lock()
         self._frame_ids: dict[str, str] = {}
@@ -81,9 +89,7 @@ class NodeAlignment:
     def _reject(self, cam: Camera, reason: str) -> None:
         with self._lock:
             self.aligner.reject_reference(cam.name, reason)
-        self._node.get_logger().warning(
-            cam.prefixed(f"alignment reference rejected: {reason}"), throttle_duration_sec=5.0
-        )
+        self._warn(cam, cam.prefixed(f"alignment reference rejected: {reason}"))
 
     def _depth(self, cam: Camera, msg: Image) -> None:
         try:

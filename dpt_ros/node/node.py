@@ -201,7 +201,7 @@ class DptNode(Node):
             )
             return None
         qos = _qos(cfg.qos_input_reliability, cfg.qos_input_depth)
-        return NodeAlignment(self, cfg.alignment, self._cameras, qos)
+        return NodeAlignment(self, cfg.alignment, self._cameras, qos, warn=self._warn)
 
     def _publish_label_info(self) -> str:
         """Publishes ``segmentation/label_info`` once per camera (reliable, transient
