@@ -17,8 +17,9 @@ from rclpy.time import Time
 from sensor_msgs.msg import Image, PointCloud2
 
 from dpt_ros.alignment.online import AlignmentOptions, OnlineAligner, transform_points
+from dpt_ros.node.throttle import one_line
 from dpt_ros.ros.image_codec import ImageDecodeError, depth_image_to_metres
-from dpt_ros.ros.messages import stamp_ns
+from dpt_ros.ros.messages import shown, stamp_ns
 from dpt_ros.ros.pointcloud import cloud_points
 
 if TYPE_CHECKING:
@@ -87,6 +88,7 @@ class NodeAlignment:
 
     # -- executor thread ------------------------------------------------------------
     def _reject(self, cam: Camera, reason: str) -> None:
+        reason = one_line(reason)
         with self._lock:
             self.aligner.reject_reference(cam.name, reason)
         self._warn(cam, cam.prefixed(f"alignment reference rejected: {reason}"))
@@ -118,7 +120,8 @@ class NodeAlignment:
             return points
         if self._tf_buffer is None:
             raise ValueError(
-                f"alignment/points is in frame '{source}' but the images are in '{target}', "
+                f"alignment/points is in frame {shown(source)} but the images are in "
+                f"{shown(target)}, "
                 "and tf2_ros cannot be imported to transform it: publish the cloud in the "
                 "camera's frame, or install tf2_ros (part of every ROS distribution)"
             )
@@ -126,7 +129,9 @@ class NodeAlignment:
         try:
             tf = self._tf_buffer.lookup_transform(target, source, Time.from_msg(msg.header.stamp))
         except Exception as exc:  # tf2's lookup, extrapolation and connectivity errors
-            raise ValueError(f"no transform from '{source}' to '{target}': {exc}") from None
+            raise ValueError(
+                f"no transform from {shown(source)} to {shown(target)}: {exc}"
+            ) from None
         t, q = tf.transform.translation, tf.transform.rotation
         return transform_points(points, (t.x, t.y, t.z), (q.x, q.y, q.z, q.w))
 

@@ -40,7 +40,7 @@ from dpt_ros.node.main import STOP_TIMEOUT_S, run_node
 from dpt_ros.node.models import load_predictor, warm_up
 from dpt_ros.node.param_checks import declare_all, unknown_overrides
 from dpt_ros.node.params import config_from_values, validate
-from dpt_ros.node.throttle import KeyedThrottle, reason_key
+from dpt_ros.node.throttle import KeyedThrottle, one_line, reason_key
 from dpt_ros.pipeline.frames import (
     ON_DEMAND_TOPICS,
     OUTPUT_TOPICS,
@@ -415,11 +415,12 @@ class DptNode(Node):
             self._warn(cam, cam.prefixed(problem))
 
     def _reject(self, cam: Camera, text: str, count: bool = True) -> None:
-        self._warn(cam, self.diagnostics.rejected(cam, text, count))
+        self._warn(cam, self.diagnostics.rejected(cam, one_line(text), count))
 
     def _warn(self, cam: Camera, text: str) -> None:
-        """Logs ``text`` throttled per camera and per reason, with a count of what the
-        throttle held back."""
+        """Logs ``text`` as one line (values from messages escaped), throttled per camera
+        and per kind of reason, with a count of what the throttle held back."""
+        text = one_line(text)
         held_back = self._warn_throttle.check((cam.name, reason_key(text)))
         if held_back is not None:
             more = f" ({held_back} more like this held back)" if held_back else ""

@@ -585,6 +585,8 @@ def _value_problems(name: str, value: Any) -> list[str]:
     if type(value) is not type(p.default):
         return [f"{name} must be a {type(p.default).__name__}, got {value!r}"]
     problems = []
+    if name == "frame_id" and not value.isprintable():
+        problems.append(f"frame_id={value!r} holds control characters (a newline, ...)")
     if p.choices and value not in p.choices:
         problems.append(f"{name}={value!r} is not one of {', '.join(p.choices)}")
     if p.int_range and not (p.int_range[0] <= value <= p.int_range[1]):
