@@ -349,7 +349,8 @@ def run(args: argparse.Namespace) -> int:
         if len(failed) > _MAX_NAMED_FAILURES:
             named += f" and {len(failed) - _MAX_NAMED_FAILURES} more"
         raise ValueError(
-            f"{len(failed)} of {len(paths)} input file(s) could not be read as images: {named}"
+            f"{len(failed)} of {len(paths)} input file(s) could not be read as images "
+            f"or run: {named}"
         )
     return 0
 
@@ -362,7 +363,8 @@ def _predict_all(
     max_pixels: int,
 ) -> tuple[int, float, Any]:
     """Runs every readable image and writes its outputs; returns (images done, seconds
-    of inference, the predictor or None). Unreadable files are appended to ``failed``."""
+    of inference, the predictor or None). Unreadable files, and images whose network
+    input would be too elongated or too large, are appended to ``failed``."""
     # start-up: torch on use (dpt-ros --help stays fast)
     from dpt_ros.models import Predictor
 
@@ -373,7 +375,12 @@ def _predict_all(
         if predictor is None:  # loaded once an image is known to be readable
             predictor = Predictor(options)
             _LOG.info("%s on %s (%s)", options.model_type, predictor.device, predictor.dtype)
-        predictor.prepare(rgb.shape[:2])  # an engine for a new size: built once, untimed
+        try:
+            predictor.prepare(rgb.shape[:2])  # an engine for a new size: built once, untimed
+        except ValueError as exc:  # a network input too elongated or too large: skipped
+            _LOG.info("skipping %s: %s", path, exc)
+            failed.append(f"{path.name} ({exc})")
+            continue
         start = time.perf_counter()
         result = predictor.predict(rgb)
         seconds = time.perf_counter() - start

@@ -19,7 +19,12 @@ from dpt_ros.models.backend import create_runtime
 from dpt_ros.models.options import PRECISIONS, PredictorOptions
 from dpt_ros.models.registry import ModelSpec, get_spec
 from dpt_ros.models.runtimes import Runtime
-from dpt_ros.models.transforms import network_input_size, preprocess, resize_output
+from dpt_ros.models.transforms import (
+    network_input_problem,
+    network_input_size,
+    preprocess,
+    resize_output,
+)
 from dpt_ros.models.weights.checkpoint import PathLike
 
 _LOG = logging.getLogger(__name__)
@@ -154,11 +159,21 @@ class Predictor:
         return self.spec.is_metric
 
     def input_size(self, image_hw: Sequence[int]) -> tuple[int, int]:
-        """Network input (h, w) for an image of (H, W)."""
+        """Network input (h, w) for an image of (H, W).
+
+        Raises:
+            ValueError: the input would be too elongated or too large for the network
+                size (:func:`~dpt_ros.models.transforms.network_input_problem`), with
+                the reason.
+        """
         spec = self.spec
-        return network_input_size(
+        size = network_input_size(
             image_hw, self.net_hw, self.keep_aspect_ratio, spec.size_multiple, spec.resize_method
         )
+        problem = network_input_problem(image_hw, size, self.net_hw)
+        if problem:
+            raise ValueError(f"{spec.name}: {problem}")
+        return size
 
     @torch.inference_mode()
     def network(self, x: torch.Tensor) -> torch.Tensor:

@@ -13,6 +13,7 @@ import gc
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -342,6 +343,10 @@ class DptNode(Node):
             except ImageDecodeError as exc:
                 self._reject(cam, f"image rejected: {exc}")
                 continue
+            problem = self._input_problem(rgb.shape[:2])
+            if problem:
+                self._reject(cam, f"image rejected: {problem}")
+                continue
             header = self._output_header(msg.header)
             infos.append(cam.info.pair(header))
             cams.append(cam)
@@ -371,6 +376,17 @@ class DptNode(Node):
         self._publish_outputs(cams, headers, infos, arrivals, outputs)
         if self._alignment is not None:
             self._alignment.update(cams, headers, outputs)
+
+    def _input_problem(self, image_hw: Sequence[int]) -> str:
+        """Why an image of (H, W) may not reach the models (a network input too
+        elongated or too large, see ``Predictor.input_size``), or ""."""
+        for predictor in (self.pipeline.depth, self.pipeline.segmentation):
+            if predictor is not None:
+                try:
+                    predictor.input_size(image_hw)
+                except ValueError as exc:
+                    return str(exc)
+        return ""
 
     def _publish_outputs(
         self,
