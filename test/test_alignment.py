@@ -424,3 +424,48 @@ def test_ground_normal_of_either_sign_gives_the_same_fit() -> None:
     down = fit_ground_plane(rel, scene.intrinsics, CAMERA_HEIGHT, scene.ground, -scene.normal)
     assert (down.scale, down.shift) == pytest.approx((up.scale, up.shift))
     assert down.normal == pytest.approx(up.normal)
+
+
+def test_online_alignment_starts_again_when_stamps_go_back() -> None:
+    """A bag loop or a clock reset: the fit from before the jump is not held (its age
+    would be negative, so it was held forever), and the camera starts from no fit."""
+    from dpt_ros.alignment.online import AlignmentOptions, OnlineAligner
+
+    rng = np.random.default_rng(0)
+    relative = rng.uniform(50.0, 250.0, (HEIGHT, WIDTH))
+    reference = 1.0 / (SCALE0 * relative + SHIFT0)
+    aligner = OnlineAligner(AlignmentOptions(method="reference_depth", max_fit_age=2.0))
+    s = 1_000_000_000
+    aligner.add_reference("cam", 100 * s, reference)
+    assert aligner.calibration("cam", 100 * s) is None
+    assert aligner.update("cam", 100 * s, relative, None) is not None
+    assert aligner.status("cam")["alignment.state"] == "ok"
+    # 1 s later, no reference: the good fit is held.
+    assert aligner.calibration("cam", 101 * s) is not None
+    aligner.update("cam", 101 * s, relative, None)
+    assert aligner.status("cam")["alignment.state"].startswith("holding the fit of 1.0 s ago")
+    # 51 s back: no metres from the old fit, and the status says why.
+    assert aligner.calibration("cam", 50 * s) is None
+    state = aligner.status("cam")["alignment.state"]
+    assert "image stamps went back by 51.0 s" in state, state
+    assert aligner.status("cam")["alignment.restarts"] == "1"
+    assert "alignment.scale" not in aligner.status("cam")
+    aligner.update("cam", 50 * s, relative, None)  # no reference near 50 s: kept none
+    state = aligner.status("cam")["alignment.state"]
+    assert state.startswith("no metric output: no reference within"), state
+    assert "(0 kept)" in state  # the references of the time before the jump are dropped
+    assert aligner.calibration("cam", 51 * s) is None
+    # A new reference in the new stretch of time fits again.
+    aligner.add_reference("cam", 52 * s, reference)
+    assert aligner.calibration("cam", 52 * s) is None
+    aligner.update("cam", 52 * s, relative, None)
+    scale, shift = aligner.calibration("cam", 53 * s)
+    assert scale == pytest.approx(SCALE0, rel=1e-3) and shift == pytest.approx(SHIFT0, abs=1e-4)
+    assert aligner.fit_age("cam", 53 * s) == pytest.approx(1.0)
+    # Another camera is not touched by this camera's jump.
+    other = OnlineAligner(AlignmentOptions(method="reference_depth"))
+    other.add_reference("a", 10 * s, reference)
+    other.update("a", 10 * s, relative, None)
+    other.calibration("b", 20 * s)
+    other.calibration("b", 5 * s)
+    assert other.calibration("a", 11 * s) is not None

@@ -179,6 +179,27 @@ def test_reference_depth_publishes_the_fitted_metres(ros, det_checkpoint, relati
     assert node.diagnostics.alignment_warn
 
 
+def test_stamps_going_back_start_the_alignment_again(ros, det_checkpoint, relative):
+    """A bag loop: frames stamped 51 s before the last one get no metres from the fit of
+    before the jump; /diagnostics says why, and a reference after the jump fits again."""
+    executor, node, probe = start(ros, det_checkpoint("dpt_hybrid"), "reference_depth")
+    probe.ref_depth.publish(depth_msg(reference_depth(relative), 100))
+    wait_for_reference(executor, node, 1)
+    send_frame(executor, node, probe, 100)
+    send_frame(executor, node, probe, 101)  # metres from the fit of frame 100
+    assert spin_until(executor, lambda: len(probe.depth) == 1, 10)
+    probe.ref_depth.publish(depth_msg(reference_depth(relative), 50))
+    wait_for_reference(executor, node, 2)
+    send_frame(executor, node, probe, 50)  # back 51 s: not from the fit of frame 100
+    state = node.status()["alignment.state"]
+    assert state == "ok", state  # frame 50's own fit, with its reference
+    assert node.status()["alignment.restarts"] == "1"
+    send_frame(executor, node, probe, 51)  # metres from the fit of frame 50
+    assert spin_until(executor, lambda: len(probe.depth) == 2, 10)
+    assert [m.header.stamp.sec for m in probe.depth] == [101, 51]
+    assert float(node.status()["alignment.age_s"]) == 1.0
+
+
 def test_millimetre_reference_and_bad_encoding(ros, det_checkpoint, relative, fitted):
     executor, node, probe = start(ros, det_checkpoint("dpt_hybrid"), "reference_depth")
     bad = depth_msg(reference_depth(relative), 20)
@@ -195,6 +216,33 @@ def test_millimetre_reference_and_bad_encoding(ros, det_checkpoint, relative, fi
     assert spin_until(executor, lambda: probe.depth, 10)
     # Millimetres are rounded: the fit is as good as they are.
     np.testing.assert_allclose(image_msg_to_array(probe.depth[0]), fitted, rtol=2e-2)
+
+
+def test_reference_rejections_are_throttled_per_reason_and_kept(ros, det_checkpoint, capfd):
+    """Two kinds of bad reference within 5 s: both are logged (rclpy's throttle of one
+    call site let one line through for every camera and reason), and /diagnostics keeps
+    the last reason and the count after the next frame's state replaces it."""
+    executor, node, probe = start(ros, det_checkpoint("dpt_hybrid"), "reference_depth")
+    depth = np.full((H, W), 2.0, np.float32)
+    wrong_encoding = depth_msg(depth, 30)
+    wrong_encoding.encoding = "rgb8"
+    wrong_size = depth_msg(depth, 31)
+    wrong_size.step = 4  # shorter than a row
+    for i, msg in enumerate((wrong_encoding, wrong_encoding, wrong_size), 1):
+        probe.ref_depth.publish(msg)
+        assert spin_until(
+            executor,
+            lambda n=i: node.status().get("alignment.references_rejected") == str(n),
+            10,
+        )
+    send_frame(executor, node, probe, 32)  # its state: no reference for the frame
+    status = node.status()
+    assert status["alignment.state"].startswith("no metric output: no reference"), status
+    assert status["alignment.references_rejected"] == "3"
+    assert "step" in status["alignment.last_rejection"], status
+    err = capfd.readouterr().err
+    assert err.count("alignment reference rejected: a depth image must be") == 1, err
+    assert err.count("alignment reference rejected:") == 2, err  # one per reason
 
 
 def cloud_msg(relative: np.ndarray, sec: int, frame: str = FRAME) -> PointCloud2:

@@ -573,3 +573,33 @@ def test_depth_color_near_is_warm():
     metric = ramp.copy()
     metric[5, 5] = 0.0
     assert (depth_to_color(metric, True)[5, 5] == 0).all()  # invalid: black
+
+
+def test_predict_skips_a_thin_image_with_the_reason(tmp_path, capsys, small_rgb):
+    """An image whose network input would be 40:1 is skipped and named with the reason;
+    the others are written."""
+    src = tmp_path / "in"
+    src.mkdir()
+    _write_rgb(src / "good.png", small_rgb)
+    _write_rgb(src / "thin.png", np.zeros((100, 4000, 3), np.uint8))
+    out_dir = tmp_path / "out"
+    rc, out, err = _run(
+        capsys,
+        "predict",
+        "--model-type",
+        "dpt_hybrid",
+        "--random-weights",
+        "--device",
+        "cpu",
+        "--backend",
+        "torch",
+        "--network-size",
+        "64x64",
+        "--input",
+        src,
+        "--output",
+        out_dir,
+    )
+    one_error_line(rc, err, "1 of 2", "thin.png", "2560x64 network input, 40.0:1")
+    assert (out_dir / "good_depth.npy").is_file()
+    assert not (out_dir / "thin_depth.npy").exists()

@@ -641,3 +641,27 @@ def test_missing_weights_offline_is_a_checkpoint_error(tmp_path, monkeypatch):
         load_model("dpt_hybrid", progress=False)
     assert get_spec("dpt_hybrid").file_name in str(info.value)
     assert not any((tmp_path / "empty-cache").glob("*.pt"))
+
+
+@pytest.mark.parametrize(
+    "model_type, network_size, image_hw, reason",
+    [
+        # Depth Anything V2 scales the shorter side up to N: a 1x10 frame would be N x 10N.
+        ("depth_anything_v2_vits", (28, 28), (1, 10), "280x28 network input, 10.0:1"),
+        ("depth_anything_v2_vits", (28, 28), (100, 500), "3920 pixels, over 4x"),
+        # DPT keeps the scale closest to 1: a thin frame stays thin.
+        ("dpt_hybrid", (64, 64), (100, 4000), "2560x64 network input, 40.0:1"),
+        ("dpt_hybrid", (64, 64), (1024, 200), "20480 pixels, over 4x the network"),
+    ],
+)
+def test_predictor_refuses_thin_or_huge_network_inputs(model_type, network_size, image_hw, reason):
+    """Bounded network input: a thin frame would stall the model for a minute or ask for
+    gigabytes; it is refused with the reason before anything runs."""
+    predictor = Predictor(
+        model_type, random_weights=True, device="cpu", backend="torch", network_size=network_size
+    )
+    with pytest.raises(ValueError, match=reason) as info:
+        predictor.predict(np.zeros((*image_hw, 3), np.uint8))
+    assert model_type in str(info.value)
+    predictor.input_size((48, 64))  # a camera-like frame is fine
+    assert predictor.input_size((375, 1242))[1] > 0  # so is a wide KITTI frame

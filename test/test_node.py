@@ -179,6 +179,25 @@ def test_bad_messages_are_survived(ros):
     assert "camera_info" in node.status()["last_error"]
 
 
+def test_thin_frames_are_rejected_before_inference(ros):
+    """A 4000x100 frame would be a 2560x64 network input for a 64x64 network (40:1): it
+    is rejected with the reason and counted, the model never sees it, and the node goes
+    on with the next frame."""
+    executor, add = ros
+    node = add(DptNode(parameter_overrides=FAST + [Parameter("depth.random_weights", value=True)]))
+    spy = ForwardSpy(node.pipeline.depth)
+    warmed_up = len(spy.batch_sizes)
+    probe = Probe(add)
+    wait_for_subscribers(executor, probe)
+    probe.image_pub.publish(rgb_msg(small_image(100, 4000), 1))
+    assert spin_until(executor, lambda: node.status()["rejected"] == "1", 20)
+    assert "2560x64 network input, 40.0:1" in node.status()["last_error"]
+    assert len(spy.batch_sizes) == warmed_up  # no forward pass for it
+    probe.image_pub.publish(rgb_msg(small_image(), 2))
+    assert spin_until(executor, lambda: probe.got["depth/relative"])
+    assert probe.got["depth/relative"][0].header.stamp.sec == 2
+
+
 def test_compressed_input(ros):
     executor, add = ros
     node = add(

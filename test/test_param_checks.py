@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import pytest
 from helpers import FAST
+from rcl_interfaces.msg import SetParametersResult
+from rcl_interfaces.srv import SetParameters
+from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from dpt_ros.node.node import DptNode
@@ -60,3 +63,73 @@ def test_misspelt_overrides_are_warned_about(ros, capfd):
     (text,) = node.unknown_parameters
     assert "'cloud.strid'" in text and "did you mean cloud.stride" in text
     assert "cloud.strid" in capfd.readouterr().err
+
+
+def test_ground_normal_can_be_set_at_run_time(ros):
+    """``ros2 param set`` goes through the set_parameters service, where a double array
+    arrives as ``array('d', ...)``, not a list: it must be accepted like a list."""
+    executor, add = ros
+    node = add(DptNode(parameter_overrides=FAST + RANDOM))
+    client_node = add(Node("param_client"))
+    client = client_node.create_client(SetParameters, "/dpt_node/set_parameters")
+    assert client.wait_for_service(timeout_sec=10)
+
+    def set_remotely(value: list[float]) -> SetParametersResult:
+        param = Parameter("relative_depth.ground_normal", Parameter.Type.DOUBLE_ARRAY, value)
+        future = client.call_async(SetParameters.Request(parameters=[param.to_parameter_msg()]))
+        executor.spin_until_future_complete(future, timeout_sec=10)
+        (result,) = future.result().results
+        return result
+
+    result = set_remotely([0.0, -0.8, -0.6])
+    assert result.successful, result.reason
+    assert node.config.alignment.ground_normal == (0.0, -0.8, -0.6)
+    result = set_remotely([0.0, 0.0])  # a value with a real problem is still refused
+    assert not result.successful and "ground_normal" in result.reason
+    assert node.config.alignment.ground_normal == (0.0, -0.8, -0.6)
+
+
+def test_every_problem_is_listed_in_one_fatal_line(ros):
+    """Problems of single values, of combinations and of the cameras' topics come in one
+    line, not in stages (each stage used to hide the next)."""
+    bad = [
+        Parameter("output_size", value="huge"),  # a value: not a choice
+        Parameter("qos.output.depth", value=0),  # a value refused by rclpy
+        Parameter("network_width", value=100),  # the model's size rule
+        Parameter("warmup_width", value=0),  # a pair: warmup_height is 480
+        Parameter("relative_depth.alignment", value="ground_plane"),  # needs camera_height
+        Parameter("cloud.min_depth", value=5.0),  # a pair: above cloud.max_depth
+        Parameter("cloud.max_depth", value=2.0),
+        Parameter("cameras", value=["front", "/front"]),  # one camera, twice
+    ]
+    with pytest.raises(ValueError) as info:
+        DptNode(parameter_overrides=FAST + [Parameter("depth.random_weights", value=True)] + bad)
+    text = str(info.value)
+    assert text.startswith("invalid parameters: ") and "\n" not in text
+    for needle in (
+        "output_size='huge'",
+        "qos.output.depth",
+        "multiples of 32, got 100x64",
+        "warmup_width and warmup_height",
+        "needs relative_depth.camera_height",
+        "cloud.min_depth=5.0 must be below",
+        "'front' and '/front' are the same camera",
+    ):
+        assert needle in text, (needle, text)
+
+
+def test_a_bad_value_is_not_reported_again_through_its_combinations(ros):
+    """A value refused on its own stands in as its default for the checks of
+    combinations, and combinations that involve it are not reported (they would name a
+    value the user did not give)."""
+    bad = [
+        Parameter("backend", value="tensorrtx"),  # not a choice
+        Parameter("depth.engine", value="x.onnx"),  # fine with tensorrt, not with auto
+        Parameter("network_width", value=100),
+    ]
+    with pytest.raises(ValueError) as info:
+        DptNode(parameter_overrides=FAST + RANDOM + bad)
+    text = str(info.value)
+    assert "backend='tensorrtx' is not one of" in text
+    assert "not auto" not in text
+    assert "multiples of 32, got 100x64" in text

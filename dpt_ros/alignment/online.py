@@ -12,6 +12,9 @@ share it):
 - a frame is published in metres with the filtered calibration; when fits fail the last
   good one is held for ``max_fit_age`` seconds of stamp time, then metric outputs stop
   and :meth:`OnlineAligner.status` says why. Never garbage metres.
+- a frame stamped before the camera's previous frame (a bag loop, a clock or sim-time
+  reset) starts the camera again from no fit: a fit from another stretch of time is
+  never held, whatever its age looks like.
 
 The calibration of frame k is the filter's state after the fits of the frames before it
 (the fit of frame k joins the filter for frame k+1): the models' outputs need not wait
@@ -112,6 +115,14 @@ class _Camera:
     last: Alignment | None = None
     last_problems: list[str] = field(default_factory=list)
     state: str = "waiting for the first fit"
+    #: The stamp of the latest frame seen (calibration or update).
+    frame_stamp: int | None = None
+    #: Times the camera started again because its stamps went back.
+    restarts: int = 0
+    #: Reference messages rejected, and the last one's reason (kept for /diagnostics
+    #: while later states replace ``state``).
+    rejections: int = 0
+    last_rejection: str = ""
 
 
 class OnlineAligner:
@@ -128,6 +139,30 @@ class OnlineAligner:
     def _camera(self, stream: object) -> _Camera:
         return self._cameras.setdefault(stream, _Camera())
 
+    def _frame(self, stream: object, stamp_ns: int) -> _Camera:
+        """The camera of a frame at ``stamp_ns``, started again from no fit if the stamp
+        went back from its previous frame's. References stamped after the frame (beyond
+        ``stamp_tolerance``) belong to the time before the jump and are dropped too."""
+        cam = self._camera(stream)
+        stamp_ns = int(stamp_ns)
+        if cam.frame_stamp is not None and stamp_ns < cam.frame_stamp:
+            back = (cam.frame_stamp - stamp_ns) * 1e-9
+            newest = stamp_ns + self.options.stamp_tolerance * 1e9
+            cam = self._cameras[stream] = _Camera(
+                references=deque(
+                    (r for r in cam.references if r[0] <= newest), maxlen=_KEPT_REFERENCES
+                ),
+                state=(
+                    f"waiting for the first fit (started again: image stamps went back by "
+                    f"{back:.1f} s, a bag loop or a clock reset)"
+                ),
+                restarts=cam.restarts + 1,
+                rejections=cam.rejections,
+                last_rejection=cam.last_rejection,
+            )
+        cam.frame_stamp = stamp_ns
+        return cam
+
     def add_reference(self, stream: object, stamp_ns: int, reference: np.ndarray) -> None:
         """A reference message: (H, W) metres registered to the camera image (NaN or 0 =
         unknown), or (N, 3) points in the camera optical frame, metres."""
@@ -135,15 +170,19 @@ class OnlineAligner:
 
     def reject_reference(self, stream: object, reason: str) -> None:
         """A reference message that cannot be used (wrong encoding, frame, ...): the
-        reason shows in :meth:`status` until a fit succeeds."""
+        reason shows in :meth:`status` as the state until the next frame, and as the last
+        rejection (with the count) from then on."""
         cam = self._camera(stream)
         cam.last_problems = [reason]
         cam.state = f"reference rejected: {reason}"
+        cam.rejections += 1
+        cam.last_rejection = reason
 
     def calibration(self, stream: object, stamp_ns: int) -> tuple[float, float] | None:
         """(scale, shift) to publish the frame at ``stamp_ns`` in metres, or None (no good
-        fit yet, or the last one older than ``max_fit_age``; :meth:`status` says why)."""
-        cam = self._camera(stream)
+        fit yet, or the last one older than ``max_fit_age``; :meth:`status` says why).
+        A stamp before the previous frame's starts the camera again (no fit)."""
+        cam = self._frame(stream, stamp_ns)
         if cam.scale is None or cam.shift is None or cam.good_stamp is None:
             return None
         age = _age(cam, stamp_ns)
@@ -175,7 +214,7 @@ class OnlineAligner:
         Returns:
             The frame's fit (good or not), or None when no fit could be attempted.
         """
-        cam = self._camera(stream)
+        cam = self._frame(stream, stamp_ns)
         try:
             fit = self._fit(cam, int(stamp_ns), relative, intrinsics, labels)
         except ValueError as exc:
@@ -256,7 +295,8 @@ class OnlineAligner:
 
     def status(self, stream: object) -> dict[str, str]:
         """The camera's alignment for /diagnostics: state, filtered scale and shift, the
-        last fit's inliers and residual, and the age of the last good fit (stamp time)."""
+        last fit's inliers and residual, the references rejected and the last reason,
+        and how often the camera started again (stamps that went back)."""
         cam = self._camera(stream)
         values = {"alignment": self.options.method, "alignment.state": cam.state}
         if cam.scale is not None:
@@ -266,6 +306,11 @@ class OnlineAligner:
             values["alignment.inliers"] = str(cam.last.inliers)
             values["alignment.inlier_fraction"] = f"{cam.last.inlier_fraction:.3f}"
             values["alignment.residual"] = f"{cam.last.relative_residual:.4f}"
+        if cam.restarts:
+            values["alignment.restarts"] = str(cam.restarts)
+        if cam.rejections:
+            values["alignment.references_rejected"] = str(cam.rejections)
+            values["alignment.last_rejection"] = cam.last_rejection
         return values
 
     def fit_age(self, stream: object, stamp_ns: int) -> float:

@@ -431,6 +431,9 @@ class _BagJob:
         try:
             msg = deserialize_message(data, self.msg_class)
             rgb = self.decode(msg, self.max_pixels)
+            for predictor in (self.pipeline.depth, self.pipeline.segmentation):
+                if predictor is not None:  # ValueError: a network input too thin or large
+                    predictor.input_size(rgb.shape[:2])
         except (ImageDecodeError, ValueError, TypeError, RuntimeError) as exc:
             self.skipped += 1
             _LOG.warning("skipping an undecodable frame at %d ns: %s", timestamp, exc)

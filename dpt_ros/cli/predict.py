@@ -405,7 +405,8 @@ def run(args: argparse.Namespace) -> int:
         if len(failed) > _MAX_NAMED_FAILURES:
             named += f" and {len(failed) - _MAX_NAMED_FAILURES} more"
         raise ValueError(
-            f"{len(failed)} of {len(paths)} input file(s) could not be read as images: {named}"
+            f"{len(failed)} of {len(paths)} input file(s) could not be read as images "
+            f"or run: {named}"
         )
     return 0
 
@@ -420,7 +421,8 @@ def _predict_all(
     output_size: str = "input",
 ) -> tuple[int, float, Any]:
     """Runs every readable image and writes its outputs; returns (images done, seconds
-    of inference, the predictor or None). Unreadable files are appended to ``failed``."""
+    of inference, the predictor or None). Unreadable files, and images whose network
+    input would be too elongated or too large, are appended to ``failed``."""
     # start-up: torch on use (dpt-ros --help stays fast)
     from dpt_ros.models import Predictor
 
@@ -431,8 +433,13 @@ def _predict_all(
         if predictor is None:  # loaded once an image is known to be readable
             predictor = Predictor(options)
             _LOG.info("%s on %s (%s)", options.model_type, predictor.device, predictor.dtype)
-        predictor.prepare(rgb.shape[:2])  # an engine for a new size: built once, untimed
-        output_hw = predictor.input_size(rgb.shape[:2]) if output_size == "network" else None
+        try:
+            predictor.prepare(rgb.shape[:2])  # an engine for a new size: built once, untimed
+            output_hw = predictor.input_size(rgb.shape[:2]) if output_size == "network" else None
+        except ValueError as exc:  # a network input too elongated or too large: skipped
+            _LOG.info("skipping %s: %s", path, exc)
+            failed.append(f"{path.name} ({exc})")
+            continue
         start = time.perf_counter()
         if predictor.is_da3:
             k = None if camera_info is None else camera_matrix_for(camera_info, rgb.shape[:2])

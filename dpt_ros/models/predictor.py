@@ -20,7 +20,12 @@ from dpt_ros.models.backend import create_runtime
 from dpt_ros.models.options import PRECISIONS, PredictorOptions
 from dpt_ros.models.registry import DEPTH_ANYTHING_3, ModelSpec, get_spec
 from dpt_ros.models.runtimes import Runtime
-from dpt_ros.models.transforms import network_input_size, preprocess, resize_output
+from dpt_ros.models.transforms import (
+    network_input_problem,
+    network_input_size,
+    preprocess,
+    resize_output,
+)
 from dpt_ros.models.weights.checkpoint import PathLike
 
 _LOG = logging.getLogger(__name__)
@@ -173,15 +178,30 @@ class Predictor:
         return max(self.net_hw)
 
     def input_size(self, image_hw: Sequence[int]) -> tuple[int, int]:
-        """Network input (h, w) for an image of (H, W)."""
+        """Network input (h, w) for an image of (H, W).
+
+        Raises:
+            ValueError: the input would be too elongated or too large for the network
+                size (:func:`~dpt_ros.models.transforms.network_input_problem`), with
+                the reason.
+        """
         spec = self.spec
         if self.is_da3 and self.keep_aspect_ratio:
-            return da3_transforms.network_input_size(image_hw, self.process_res)
-        if self.is_da3:  # an engine file's fixed input
-            return (int(self.net_hw[0]), int(self.net_hw[1]))
-        return network_input_size(
-            image_hw, self.net_hw, self.keep_aspect_ratio, spec.size_multiple, spec.resize_method
-        )
+            size = da3_transforms.network_input_size(image_hw, self.process_res)
+        elif self.is_da3:  # an engine file's fixed input
+            size = (int(self.net_hw[0]), int(self.net_hw[1]))
+        else:
+            size = network_input_size(
+                image_hw,
+                self.net_hw,
+                self.keep_aspect_ratio,
+                spec.size_multiple,
+                spec.resize_method,
+            )
+        problem = network_input_problem(image_hw, size, self.net_hw)
+        if problem:
+            raise ValueError(f"{spec.name}: {problem}")
+        return size
 
     @torch.inference_mode()
     def network(self, x: torch.Tensor) -> torch.Tensor:

@@ -84,6 +84,48 @@ def network_input_size(
     )
 
 
+#: Largest ratio of the longer side of a network input to its shorter side. A thin
+#: image (1x10 px) would become a 518x5180 input for Depth Anything V2: 49 s on a CPU
+#: where a 640x480 camera takes 1.8 s, and a 1x2000 one asks for 6.4 GB.
+MAX_INPUT_ASPECT_RATIO = 8.0
+#: Largest network input in pixels, as a multiple of the network size's pixels (a
+#: 1920x1080 camera is 1.8x for DPT at 384, 3.3x for a KITTI image with Depth Anything
+#: V2 at 518).
+MAX_INPUT_PIXEL_FACTOR = 4.0
+
+
+def network_input_problem(
+    image_hw: Sequence[int], input_hw: Sequence[int], net_hw: Sequence[int]
+) -> str:
+    """Why an image may not run as the network input :func:`network_input_size` gives
+    it, or "" when it may: an input more elongated than :data:`MAX_INPUT_ASPECT_RATIO`,
+    or larger than :data:`MAX_INPUT_PIXEL_FACTOR` times the network size's pixels, would
+    take the model many times a camera frame's time and memory.
+
+    Args:
+        image_hw: (height, width) of the image in pixels.
+        input_hw: (height, width) of its network input.
+        net_hw: (height, width) of the network size.
+    """
+    h, w = int(input_hw[0]), int(input_hw[1])
+    net_h, net_w = int(net_hw[0]), int(net_hw[1])
+    what = f"a {int(image_hw[1])}x{int(image_hw[0])} image becomes a {w}x{h} network input"
+    ratio = max(h, w) / min(h, w)
+    # A network size more elongated than the bound is the user's choice: its own shape is.
+    max_ratio = max(MAX_INPUT_ASPECT_RATIO, max(net_h, net_w) / max(1, min(net_h, net_w)))
+    if ratio > max_ratio:
+        return (
+            f"{what}, {ratio:.1f}:1, more elongated than {max_ratio:g}:1; "
+            "crop or resize it to a camera-like aspect ratio"
+        )
+    if h * w > MAX_INPUT_PIXEL_FACTOR * net_h * net_w:
+        return (
+            f"{what}, {h * w} pixels, over {MAX_INPUT_PIXEL_FACTOR:g}x the network size's "
+            f"{net_w}x{net_h}; crop or resize it"
+        )
+    return ""
+
+
 def resize_bicubic(x: torch.Tensor, size_hw: Sequence[int]) -> torch.Tensor:
     """torch's bicubic resize of (B, C, H, W) float, align_corners=False, no antialiasing.
 

@@ -10,21 +10,23 @@ lock keeps the two apart.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rclpy.time import Time
 from sensor_msgs.msg import Image, PointCloud2
 
 from dpt_ros.alignment.online import AlignmentOptions, OnlineAligner, transform_points
+from dpt_ros.node.throttle import one_line
 from dpt_ros.ros.image_codec import ImageDecodeError, depth_image_to_metres
-from dpt_ros.ros.messages import stamp_ns
+from dpt_ros.ros.messages import shown, stamp_ns
 from dpt_ros.ros.pointcloud import cloud_points
 
 if TYPE_CHECKING:
     from dpt_ros.node.cameras import Camera
 
-#: States in which metres are published as fitted (anything else is a WARN).
+#: States (their beginnings) in which metres are published as fitted (anything else
+#: is a WARN).
 _GOOD_STATES = ("ok", "waiting for the first fit")
 
 
@@ -36,12 +38,20 @@ class NodeAlignment:
         options: ``relative_depth.*`` settings; ``method`` is not ``fixed``.
         cameras: the node's cameras (``name``, ``topic(relative)``, ``frame_id``).
         qos: the input QoS (sensor data by default).
+        warn: logs a camera's warning, throttled per camera and per reason (the
+            node's), so that one camera or reason does not hide the others.
     """
 
     def __init__(
-        self, node: Any, options: AlignmentOptions, cameras: Sequence[Camera], qos: Any
+        self,
+        node: Any,
+        options: AlignmentOptions,
+        cameras: Sequence[Camera],
+        qos: Any,
+        warn: Callable[[Camera, str], None],
     ) -> None:
         self._node = node
+        self._warn = warn
         self.aligner = OnlineAligner(options)
         self._lock = threading.Lock()
         self._frame_ids: dict[str, str] = {}
@@ -78,11 +88,10 @@ class NodeAlignment:
 
     # -- executor thread ------------------------------------------------------------
     def _reject(self, cam: Camera, reason: str) -> None:
+        reason = one_line(reason)
         with self._lock:
             self.aligner.reject_reference(cam.name, reason)
-        self._node.get_logger().warning(
-            cam.prefixed(f"alignment reference rejected: {reason}"), throttle_duration_sec=5.0
-        )
+        self._warn(cam, cam.prefixed(f"alignment reference rejected: {reason}"))
 
     def _depth(self, cam: Camera, msg: Image) -> None:
         try:
@@ -111,7 +120,8 @@ class NodeAlignment:
             return points
         if self._tf_buffer is None:
             raise ValueError(
-                f"alignment/points is in frame '{source}' but the images are in '{target}', "
+                f"alignment/points is in frame {shown(source)} but the images are in "
+                f"{shown(target)}, "
                 "and tf2_ros cannot be imported to transform it: publish the cloud in the "
                 "camera's frame, or install tf2_ros (part of every ROS distribution)"
             )
@@ -119,7 +129,9 @@ class NodeAlignment:
         try:
             tf = self._tf_buffer.lookup_transform(target, source, Time.from_msg(msg.header.stamp))
         except Exception as exc:  # tf2's lookup, extrapolation and connectivity errors
-            raise ValueError(f"no transform from '{source}' to '{target}': {exc}") from None
+            raise ValueError(
+                f"no transform from {shown(source)} to {shown(target)}: {exc}"
+            ) from None
         t, q = tf.transform.translation, tf.transform.rotation
         return transform_points(points, (t.x, t.y, t.z), (q.x, q.y, q.z, q.w))
 
@@ -159,6 +171,6 @@ class NodeAlignment:
                 last = cam.last_stamp_ns
                 if last is not None:
                     status["alignment.age_s"] = f"{self.aligner.fit_age(cam.name, last):.2f}"
-                warn |= status["alignment.state"] not in _GOOD_STATES
+                warn |= not status["alignment.state"].startswith(_GOOD_STATES)
                 values.update({prefix + k: v for k, v in status.items()})
         return values, warn

@@ -42,7 +42,7 @@ from dpt_ros.node.main import STOP_TIMEOUT_S, run_node
 from dpt_ros.node.models import load_predictor, warm_up
 from dpt_ros.node.param_checks import declare_all, unknown_overrides
 from dpt_ros.node.params import config_from_values, validate
-from dpt_ros.node.throttle import KeyedThrottle, reason_key
+from dpt_ros.node.throttle import KeyedThrottle, one_line, reason_key
 from dpt_ros.pipeline.frames import (
     ON_DEMAND_TOPICS,
     OUTPUT_TOPICS,
@@ -89,7 +89,6 @@ class DptNode(Node):
         self.unknown_parameters = unknown_overrides(self)
         for text in self.unknown_parameters:
             self.get_logger().warning(text)
-        self._check_camera_topics(self.config.cameras)
         self.pipeline: FramePipeline  # set by load_models
         self._alignment: NodeAlignment | None = None
         self._started: set[Any] = set()
@@ -213,7 +212,7 @@ class DptNode(Node):
             )
             return None
         qos = _qos(cfg.qos_input_reliability, cfg.qos_input_depth)
-        return NodeAlignment(self, cfg.alignment, self._cameras, qos)
+        return NodeAlignment(self, cfg.alignment, self._cameras, qos, warn=self._warn)
 
     def _publish_label_info(self) -> str:
         """Publishes ``segmentation/label_info`` once per camera (reliable, transient
@@ -282,19 +281,6 @@ class DptNode(Node):
         if remapped != self.resolve_topic_name(relative, only_expand=True):
             return remapped
         return sibling_topic(self.resolve_topic_name(cam.topic("image")))
-
-    def _check_camera_topics(self, cameras: Sequence[str]) -> None:
-        """Two entries of ``cameras`` must not name the same topics once resolved (e.g.
-        ``front`` and ``/front`` for a node in ``/``, or a remap)."""
-        seen: dict[str, str] = {}
-        for name in cameras:
-            topic = self.resolve_topic_name(f"{name}/image")
-            if topic in seen:
-                raise ValueError(
-                    f"invalid parameters: cameras {seen[topic]!r} and {name!r} are "
-                    f"the same camera ({topic}); list each camera once"
-                )
-            seen[topic] = name
 
     # -- callbacks (executor thread; never wait on the model) -----------------------
     def _on_image(self, cam: Camera, msg: Any) -> None:
@@ -369,6 +355,10 @@ class DptNode(Node):
             except ImageDecodeError as exc:
                 self._reject(cam, f"image rejected: {exc}")
                 continue
+            problem = self._input_problem(rgb.shape[:2])
+            if problem:
+                self._reject(cam, f"image rejected: {problem}")
+                continue
             header = self._output_header(msg.header)
             infos.append(cam.info.pair(header))
             cams.append(cam)
@@ -398,6 +388,17 @@ class DptNode(Node):
         self._publish_outputs(cams, headers, infos, arrivals, outputs)
         if self._alignment is not None:
             self._alignment.update(cams, headers, outputs)
+
+    def _input_problem(self, image_hw: Sequence[int]) -> str:
+        """Why an image of (H, W) may not reach the models (a network input too
+        elongated or too large, see ``Predictor.input_size``), or ""."""
+        for predictor in (self.pipeline.depth, self.pipeline.segmentation):
+            if predictor is not None:
+                try:
+                    predictor.input_size(image_hw)
+                except ValueError as exc:
+                    return str(exc)
+        return ""
 
     def _publish_outputs(
         self,
@@ -455,11 +456,12 @@ class DptNode(Node):
             self._warn(cam, cam.prefixed(problem))
 
     def _reject(self, cam: Camera, text: str, count: bool = True) -> None:
-        self._warn(cam, self.diagnostics.rejected(cam, text, count))
+        self._warn(cam, self.diagnostics.rejected(cam, one_line(text), count))
 
     def _warn(self, cam: Camera, text: str) -> None:
-        """Logs ``text`` throttled per camera and per reason, with a count of what the
-        throttle held back."""
+        """Logs ``text`` as one line (values from messages escaped), throttled per camera
+        and per kind of reason, with a count of what the throttle held back."""
+        text = one_line(text)
         held_back = self._warn_throttle.check((cam.name, reason_key(text)))
         if held_back is not None:
             more = f" ({held_back} more like this held back)" if held_back else ""

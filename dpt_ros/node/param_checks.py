@@ -14,11 +14,18 @@ kept by rclpy and silently ignored: a misspelt ``cloud.strid`` would change noth
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from typing import Any
 
 from rclpy.exceptions import ParameterException
 
-from dpt_ros.node.params import PARAMS, declare, validate
+from dpt_ros.node.params import (
+    PARAMS,
+    camera_problems,
+    declare,
+    normalise_namespace,
+    validate,
+)
 
 #: Override prefixes that rclpy itself reads (QoS overrides of publishers and
 #: subscriptions), not parameters a node declares.
@@ -30,19 +37,40 @@ def declare_all(node: Any) -> dict[str, Any]:
 
     Raises:
         ValueError: "invalid parameters: " and every problem, separated by "; ", if
-            rclpy refused any override or any value fails :func:`validate`.
+            rclpy refused any override, any value or combination fails
+            :func:`validate`, or two cameras resolve to the same topics.
     """
     values: dict[str, Any] = {}
-    refused: list[str] = []
+    refused: dict[str, str] = {}
     for p in PARAMS:
         try:
             values[p.name] = declare(node, p)
         except ParameterException as exc:  # an override outside its range or type
-            refused.append(f"{p.name}: {exc}")
-    if refused:
-        problems = refused + validate(values)  # the declared ones, parameter by parameter
+            refused[p.name] = f"{p.name}: {exc}"
+            values[p.name] = p.default  # stands in, for the checks of the others
+    problems = list(refused.values()) + validate(values, stand_ins=refused)
+    if "cameras" not in refused and not camera_problems(values["cameras"]):
+        problems += camera_topic_problems(node, values["cameras"])
+    if problems:
         raise ValueError("invalid parameters: " + "; ".join(problems))
     return values
+
+
+def camera_topic_problems(node: Any, cameras: Sequence[str]) -> list[str]:
+    """Two entries of ``cameras`` that name the same topics once resolved by ``node``
+    (e.g. ``front`` and ``/front`` for a node in ``/``, or a remap)."""
+    problems = []
+    seen: dict[str, str] = {}
+    for name in cameras:
+        topic = node.resolve_topic_name(f"{normalise_namespace(name)}/image")
+        if topic in seen:
+            problems.append(
+                f"cameras {seen[topic]!r} and {name!r} are the same camera ({topic}); "
+                "list each camera once"
+            )
+        else:
+            seen[topic] = name
+    return problems
 
 
 def unknown_overrides(node: Any) -> list[str]:

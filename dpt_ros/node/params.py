@@ -6,9 +6,10 @@ time with ``ros2 param set`` and are validated before they take effect.
 
 from __future__ import annotations
 
+import array
 import dataclasses
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -615,7 +616,9 @@ def _value_problems(name: str, value: Any) -> list[str]:
         value = float(value)
     if isinstance(p.default, tuple):
         kinds = (int, float) if p.array_of is float else (str,)
-        items = value if isinstance(value, (list, tuple)) else None
+        # A run-time change through the set_parameters service (``ros2 param set``)
+        # holds a double array as array('d', ...), not a list.
+        items = value if isinstance(value, (list, tuple, array.array)) else None
         if items is None or not all(
             isinstance(v, kinds) and not isinstance(v, bool) for v in items
         ):
@@ -625,6 +628,8 @@ def _value_problems(name: str, value: Any) -> list[str]:
     if type(value) is not type(p.default):
         return [f"{name} must be a {type(p.default).__name__}, got {value!r}"]
     problems = []
+    if name == "frame_id" and not value.isprintable():
+        problems.append(f"frame_id={value!r} holds control characters (a newline, ...)")
     if p.choices and value not in p.choices:
         problems.append(f"{name}={value!r} is not one of {', '.join(p.choices)}")
     if p.int_range and not (p.int_range[0] <= value <= p.int_range[1]):
@@ -685,15 +690,33 @@ def _config_problems(values: dict[str, Any]) -> list[str]:
     return problems
 
 
-def validate(values: dict[str, Any]) -> list[str]:
+def validate(values: dict[str, Any], stand_ins: Collection[str] = ()) -> list[str]:
     """Problems with a full or partial set of parameter values (empty list = valid);
-    a partial set (a run-time change) is checked parameter by parameter."""
+    a partial set (a run-time change) is checked parameter by parameter.
+
+    A full set is also checked as a whole (model types and network sizes, pairs of
+    values), every problem at once: a value with a problem of its own stands in as its
+    default there, and problems of combinations that involve it are left out (they
+    would name a value that was not given, and it is reported already).
+
+    Args:
+        values: {parameter name: value}.
+        stand_ins: parameters whose values in ``values`` are defaults standing in for
+            values refused elsewhere (rclpy refused the override), treated alike.
+    """
     problems: list[str] = []
+    bad = set(stand_ins)
     for name, value in values.items():
         if name in PARAM_DEFS:
-            problems += _value_problems(name, value)
-    if not problems and all(p.name in values for p in PARAMS):
-        problems += _config_problems(values)
+            found = _value_problems(name, value)
+            problems += found
+            if found:
+                bad.add(name)
+    if all(p.name in values for p in PARAMS):
+        whole = {**values, **{name: PARAM_DEFS[name].default for name in bad}}
+        problems += [
+            text for text in _config_problems(whole) if not any(name in text for name in bad)
+        ]
     return list(dict.fromkeys(problems))  # each problem once (shared by both tasks)
 
 

@@ -1,9 +1,14 @@
-"""Warnings throttled per camera and per reason.
+"""Warnings throttled per camera and per reason, as one line each.
 
 rclpy throttles a log call by its call site: every rejection of ``dpt_node`` goes
 through one call, so one noisy camera would hide every other camera's problems, and one
 kind of problem every other kind. :class:`KeyedThrottle` keeps one period per key
 (camera, reason) and counts what it held back, to say so on the next line it lets through.
+
+The reason is its kind, not its text (:func:`reason_key`): values from the messages
+(quoted, see :func:`dpt_ros.ros.messages.shown`) and numbers are masked, so a stream of
+ever-new encodings or formats is one reason. :func:`one_line` escapes what a message put
+into a text, so that it cannot forge a log line.
 """
 
 from __future__ import annotations
@@ -15,12 +20,26 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
 _NUMBER = re.compile(r"\d+(\.\d+)?")
+#: A quoted value as ``repr`` writes it (its quotes inside escaped).
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'" + r'|"(?:[^"\\]|\\.)*"')
+#: Longest reason key: the kinds are short, a long tail is a value.
+_KEY_CHARS = 160
 
 
 def reason_key(text: str) -> str:
-    """The kind of problem a warning text describes: the text with numbers masked, so
-    "frame 12 is late by 0.3 s" and "frame 13 is late by 0.5 s" are one reason."""
-    return _NUMBER.sub("#", text)
+    """The kind of problem a warning text describes: the text with quoted values and
+    numbers masked, so "unsupported image encoding 'abc'" and "... 'x%s{}'" are one
+    reason, as are "frame 12 is late by 0.3 s" and "frame 13 is late by 0.5 s"."""
+    return _NUMBER.sub("#", _QUOTED.sub("'*'", text))[:_KEY_CHARS]
+
+
+def one_line(text: str) -> str:
+    """``text`` with every character that is not printable (newlines, carriage returns,
+    terminal escapes) written as its escape, so a value from a message cannot start a
+    forged log line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class KeyedThrottle:

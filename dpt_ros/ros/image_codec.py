@@ -34,7 +34,13 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from dpt_ros.ros.image_size import DEFAULT_MAX_INPUT_PIXELS, size_problem, too_large
-from dpt_ros.ros.messages import array_to_msg_data, copy_header, message_bytes, new_message
+from dpt_ros.ros.messages import (
+    array_to_msg_data,
+    copy_header,
+    message_bytes,
+    new_message,
+    shown,
+)
 
 __all__ = [
     "ImageDecodeError",
@@ -128,7 +134,7 @@ def _image_rows(msg: Image, bytes_per_pixel: int, what: str) -> np.ndarray:
         raise ImageDecodeError(
             f"{what} has step={step} bytes, smaller than one row of "
             f"{width} px x {bytes_per_pixel} bytes/px = {row_bytes} bytes "
-            f"(encoding '{msg.encoding}'); step must be >= {row_bytes}"
+            f"(encoding {shown(msg.encoding)}); step must be >= {row_bytes}"
         )
     data = message_bytes(msg.data)
     expected = step * height
@@ -136,7 +142,7 @@ def _image_rows(msg: Image, bytes_per_pixel: int, what: str) -> np.ndarray:
         raise ImageDecodeError(
             f"{what} data has {data.size} bytes but step*height = "
             f"{step}*{height} = {expected} bytes were expected "
-            f"(width={width}, encoding '{msg.encoding}')"
+            f"(width={width}, encoding {shown(msg.encoding)})"
         )
     return data.reshape(height, step)[:, :row_bytes]
 
@@ -283,7 +289,7 @@ def image_to_rgb(msg: Image, max_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> np.n
     entry = _DECODERS.get(encoding)
     if entry is None:
         raise ImageDecodeError(
-            f"unsupported image encoding '{msg.encoding}'; supported encodings: "
+            f"unsupported image encoding {shown(msg.encoding)}; supported encodings: "
             f"{', '.join(SUPPORTED_ENCODINGS)}"
         )
     bpp, decode = entry
@@ -293,10 +299,10 @@ def image_to_rgb(msg: Image, max_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> np.n
         raise ImageDecodeError(problem)
     if encoding in _YUV422_ENCODINGS and width % 2:
         raise ImageDecodeError(
-            f"'{msg.encoding}' image has odd width {width}; YUV 4:2:2 packs two "
+            f"{shown(msg.encoding)} image has odd width {width}; YUV 4:2:2 packs two "
             f"pixels per chroma pair, so the width must be even"
         )
-    rows = _image_rows(msg, bpp, f"'{msg.encoding}' image")
+    rows = _image_rows(msg, bpp, f"{shown(msg.encoding)} image")
     return decode(rows, width, bool(msg.is_bigendian))
 
 
@@ -331,25 +337,25 @@ def compressed_to_rgb(
     data = message_bytes(msg.data)
     if data.size == 0:
         raise ImageDecodeError(
-            f"CompressedImage (format '{fmt}') has an empty data field; nothing to decode"
+            f"CompressedImage (format {shown(fmt)}) has an empty data field; nothing to decode"
         )
     if "compresseddepth" in fmt.replace(" ", "").lower():
         raise ImageDecodeError(
-            f"CompressedImage format '{fmt}' is image_transport's compressedDepth, "
+            f"CompressedImage format {shown(fmt)} is image_transport's compressedDepth, "
             "which is not supported; subscribe to the raw or 'compressed' topic"
         )
     problem = size_problem(data, max_pixels)
     if problem:
-        raise ImageDecodeError(f"CompressedImage (format '{fmt}'): {problem}")
+        raise ImageDecodeError(f"CompressedImage (format {shown(fmt)}): {problem}")
     try:
         bgr = cv2.imdecode(np.ascontiguousarray(data), cv2.IMREAD_COLOR)
     except cv2.error as exc:
         raise ImageDecodeError(
-            f"OpenCV failed to decode CompressedImage ({data.size} bytes, format '{fmt}'): {exc}"
+            f"OpenCV failed to decode CompressedImage ({data.size} bytes, format {shown(fmt)}): {exc}"
         ) from exc
     if bgr is None or bgr.size == 0:
         raise ImageDecodeError(
-            f"could not decode CompressedImage ({data.size} bytes, format '{fmt}'): "
+            f"could not decode CompressedImage ({data.size} bytes, format {shown(fmt)}): "
             "data is corrupt or not an image format OpenCV supports (jpeg, png, ...)"
         )
     if bgr.ndim == 2:
@@ -495,7 +501,7 @@ def image_msg_to_array(msg: Image) -> np.ndarray:
         return np.array(rows.reshape(rows.shape[0], -1, 3), dtype=np.uint8, order="C")
     raise ImageDecodeError(
         f"image_msg_to_array reads only {', '.join(_OUTPUT_ENCODINGS)}, got "
-        f"'{msg.encoding}'; use image_to_rgb for camera images"
+        f"{shown(msg.encoding)}; use image_to_rgb for camera images"
     )
 
 
@@ -518,11 +524,11 @@ def depth_image_to_metres(msg: Image) -> np.ndarray:
         depth[~(np.isfinite(depth) & (depth > 0))] = np.nan
         return depth
     if encoding in ("16uc1", "mono16"):
-        rows = _image_rows(msg, 2, f"'{msg.encoding}' depth image")
+        rows = _image_rows(msg, 2, f"{shown(msg.encoding)} depth image")
         dtype = np.dtype(">u2" if msg.is_bigendian else "<u2")
         millimetres = np.ascontiguousarray(rows).view(dtype).astype(np.float32)
         millimetres[millimetres == 0] = np.nan
         return millimetres / 1000.0
     raise ImageDecodeError(
-        f"a depth image must be 32FC1 (metres) or 16UC1 (millimetres), got '{msg.encoding}'"
+        f"a depth image must be 32FC1 (metres) or 16UC1 (millimetres), got {shown(msg.encoding)}"
     )
