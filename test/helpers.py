@@ -15,11 +15,12 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.serialization import serialize_message
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import String
 
 from dpt_ros.cli.main import main
 from dpt_ros.node.node import DptNode
+from dpt_ros.pipeline.frames import OUTPUT_TOPICS
 
 #: What every command-line error looks like: one line, exit status 2.
 ERROR_PREFIX = "dpt-ros: error:"
@@ -50,15 +51,8 @@ class Probe:
     """A test node: publishes image/camera_info and records every output topic, all
     relative to ``namespace`` (a camera's)."""
 
-    TOPICS = {
-        "depth/image": Image,
-        "depth/relative": Image,
-        "depth/camera_info": CameraInfo,
-        "depth/colored": Image,
-        "segmentation/labels": Image,
-        "segmentation/colored": Image,
-        "points": PointCloud2,
-    }
+    #: Every output but segmentation/confidence, which is built only on demand.
+    TOPICS = {t: ty for t, ty in OUTPUT_TOPICS.items() if t != "segmentation/confidence"}
 
     def __init__(self, add: Callable, compressed: bool = False, namespace: str = "") -> None:
         self.node = add(Node("probe", namespace=namespace))

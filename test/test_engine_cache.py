@@ -23,9 +23,9 @@ from dpt_ros.models.engine_cache import (
     engine_cache_dir,
     engine_key,
     resolve_backend,
-    weights_sha256,
 )
 from dpt_ros.models.options import PredictorOptions
+from dpt_ros.models.weights.digest import weights_digest
 
 CPU = torch.device("cpu")
 SHAPE = (1, 3, 64, 64)
@@ -151,7 +151,7 @@ def test_key_changes_with_everything_an_engine_depends_on(tmp_path):
     weights.write_bytes(b"first")
     options = _options(random_weights=False, weights=str(weights))
     base = engine_key(options, "onnxruntime", SHAPE, CPU, torch.float32, cache_dir=tmp_path)
-    assert base.weights == weights_sha256(weights, tmp_path)
+    assert base.weights == weights_digest(weights, tmp_path)
     assert base.backend_version and "torch" in base.exporter and base.gpu == ""
     others = [
         dataclasses.replace(base, model_type="dpt_large"),
@@ -174,15 +174,15 @@ def test_key_changes_with_everything_an_engine_depends_on(tmp_path):
 def test_weights_hash_is_remembered_by_size_and_time(tmp_path):
     weights = tmp_path / "w.pt"
     weights.write_bytes(b"abc")
-    first = weights_sha256(weights, tmp_path)
+    first = weights_digest(weights, tmp_path)
     assert first == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     stat = weights.stat()
     # Same size and time, other bytes: the remembered hash (no re-read at each start).
     weights.write_bytes(b"xyz")
     os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    assert weights_sha256(weights, tmp_path) == first
+    assert weights_digest(weights, tmp_path) == first
     os.utime(weights, ns=(1, 2))
-    assert weights_sha256(weights, tmp_path) != first
+    assert weights_digest(weights, tmp_path) != first
 
 
 def _key(shape=SHAPE) -> EngineKey:

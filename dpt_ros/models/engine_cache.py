@@ -109,12 +109,6 @@ def resolve_backend(options: PredictorOptions, device: torch.device, dtype: torc
     return "torch"
 
 
-def weights_sha256(path: PathLike, index_dir: Path) -> str:
-    """The weights' digest (:func:`~dpt_ros.models.weights.digest.weights_digest`), a
-    file's or a transformers folder's, remembered in ``index_dir``."""
-    return weights_digest(path, index_dir)
-
-
 @dataclasses.dataclass(frozen=True)
 class EngineKey:
     """Everything an engine depends on; engines with different keys are different files.
@@ -184,7 +178,7 @@ def engine_key(
     else:
         path = resolve_weights(get_spec(options.model_type), options.weights, cache_dir, progress)
         # The index the weights' verification fills: a start hashes the file once.
-        weights = weights_sha256(path, engine_cache_dir(cache_dir).parent)
+        weights = weights_digest(path, engine_cache_dir(cache_dir).parent)
     precision = "fp16" if backend == "tensorrt" and dtype == torch.float16 else "fp32"
     return EngineKey(
         model_type=options.model_type,
