@@ -51,13 +51,20 @@ class Probe:
     """A test node: publishes image/camera_info and records every output topic, all
     relative to ``namespace`` (a camera's)."""
 
-    #: Every output but segmentation/confidence, which is built only on demand.
-    TOPICS = {t: ty for t, ty in OUTPUT_TOPICS.items() if t != "segmentation/confidence"}
+    #: Every output of DPT and Depth Anything V2 models but segmentation/confidence,
+    #: which is built only on demand.
+    TOPICS = {
+        t: ty
+        for t, ty in OUTPUT_TOPICS.items()
+        if t not in ("segmentation/confidence", "depth/confidence", "depth/sky")
+    }
+    #: What is recorded: those and Depth Anything 3's own outputs.
+    RECORDED = {t: ty for t, ty in OUTPUT_TOPICS.items() if t != "segmentation/confidence"}
 
     def __init__(self, add: Callable, compressed: bool = False, namespace: str = "") -> None:
         self.node = add(Node("probe", namespace=namespace))
-        self.got: dict[str, list] = {t: [] for t in self.TOPICS}
-        for topic, typ in self.TOPICS.items():
+        self.got: dict[str, list] = {t: [] for t in self.RECORDED}
+        for topic, typ in self.RECORDED.items():
             self.node.create_subscription(typ, topic, lambda m, t=topic: self.got[t].append(m), 10)
         self.diagnostics: list[DiagnosticArray] = []
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 10)

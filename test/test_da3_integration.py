@@ -318,21 +318,3 @@ def test_backend_auto_builds_an_onnx_engine_within_1e4_of_torch(small_file, scen
     assert set(got) == {"depth", "confidence"}
     for name in got:
         assert np.abs(got[name] - want[name]).max() / np.abs(want[name]).max() <= 1e-4, name
-
-
-def test_the_node_and_bag_pipeline_refuse_metric_da3_with_the_reason():
-    """Metres of depth_anything_3_metric_large need each frame's intrinsics, which the
-    frame pipeline does not pass yet: refused at start, not failed on every frame."""
-    from dpt_ros.models import Predictor
-    from dpt_ros.pipeline.frames import FramePipeline
-
-    metric = Predictor(
-        "depth_anything_3_metric_large",
-        device="cpu",
-        random_weights=True,
-        progress=False,
-        backend="torch",
-        network_size=(56, 56),
-    )
-    with pytest.raises(ValueError, match="needs each frame's camera_info .* predict"):
-        FramePipeline(metric, None)

@@ -49,6 +49,10 @@ output topics (under the image topic's namespace, or --output-namespace):
   depth/image           32FC1 metres (metric models, or a relative model with
                         --relative-depth-scale or --alignment)
   depth/colored         rgb8 colour map of the depth
+  depth/confidence      32FC1 depth confidence, 1 + exp (>= 1, larger = surer), of
+                        Depth Anything 3's any-view types (depth_anything_3_small/base/large)
+  depth/sky             mono8 sky mask, 255 = sky (depth_anything_3_mono_large and
+                        depth_anything_3_metric_large, whose metres need camera_info)
   depth/camera_info     camera_info scaled to the output images (needs camera_info)
   segmentation/labels   mono8 ADE20K ids (with --segmentation-model)
   segmentation/colored  rgb8 label colours over the image
@@ -188,6 +192,14 @@ def _add_output_arguments(p: argparse.ArgumentParser) -> None:
         default=1,
         metavar="N",
         help="keep every N-th pixel in both directions in 'points' (default 1)",
+    )
+    p.add_argument(
+        "--cloud-min-confidence",
+        type=float,
+        default=0.0,
+        metavar="C",
+        help="drop points whose depth confidence (depth/confidence) is below C "
+        "(Depth Anything 3's any-view types; default 0 = keep every point)",
     )
     p.add_argument("--no-cloud", action="store_true", help="do not write 'points'")
     p.add_argument(

@@ -314,6 +314,7 @@ def make_pipeline(
         relative_depth_alignment=args.alignment,
         cloud_enabled=not args.no_cloud,
         cloud_stride=int(args.cloud_stride),
+        cloud_min_confidence=float(args.cloud_min_confidence),
     )
     pipeline = FramePipeline(
         make_predictor(depth) if depth else None,
@@ -489,7 +490,7 @@ class _BagJob:
         if align is not None:
             align.update(headers, results)
         for result in results:
-            for warning in result.warnings:
+            for warning in result.warnings + ([result.no_metres] if result.no_metres else []):
                 self.info_warnings[warning] = self.info_warnings.get(warning, 0) + 1
         return {frame.position: result.messages for frame, result in zip(b, results)}
 
@@ -500,6 +501,11 @@ def checked_options(
     """The models' options from the flags, after every cheap check of the flags."""
     if args.relative_depth_scale < 0:
         raise ValueError(f"--relative-depth-scale must be >= 0, got {args.relative_depth_scale}")
+    if not args.cloud_min_confidence >= 0:  # NaN too
+        raise ValueError(
+            f"--cloud-min-confidence must be >= 0 (0 = keep every point), got "
+            f"{args.cloud_min_confidence}"
+        )
     depth, segmentation = (_task_options(args, task) for task in ("depth", "segmentation"))
     if depth is None and segmentation is None:
         raise ValueError("--depth-model '' and no --segmentation-model: nothing to run")

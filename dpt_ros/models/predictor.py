@@ -299,7 +299,7 @@ class Predictor:
         """
         hw = tuple(images.shape[1:3] if output_hw is None else output_hw)
         if self.is_da3:  # relative inverse depth (the metric type needs intrinsics)
-            result = resize_output(self.depth_on_device(images, mark), hw, "bilinear")
+            result = da3_transforms.resize_depth(self.depth_on_device(images, mark), hw, True)
         else:
             result = self.postprocess(self._network_output(images, mark), hw)
         (mark or _no_mark)("postprocess")
@@ -461,8 +461,11 @@ class Predictor:
             image: the image.
             intrinsics: (3, 3) camera matrix of the image (pixels); needed for metres
                 (the metric type), ignored by the others.
-            output_hw: size of the results; None = the image's. Resized bilinearly
-                (align_corners=True), none at :meth:`input_size` (the network grid).
+            output_hw: size of the results; None = the image's. Not resized at
+                :meth:`input_size` (the network grid); else depth as the geometry
+                resizes it (bilinear in inverse depth) and the second output bilinearly,
+                both with ``align_corners=False``
+                (:func:`~dpt_ros.models.da3_transforms.resize_depth`).
             fill_sky: see :meth:`da3_on_device` (here the reference's filling).
 
         Returns:
@@ -476,12 +479,10 @@ class Predictor:
         self.prepare(image.shape[:2])
         depth, second = self.da3_on_device(self.upload(image[None]), intrinsics, None, fill_sky)
         hw = tuple(image.shape[:2] if output_hw is None else output_hw)
-        found = {"depth": depth, self.second_output: second}
-        return {
-            name: resize_output(value, hw, "bilinear")[0].cpu().numpy()
-            for name, value in found.items()
-            if value is not None
-        }
+        found = {self.second_output: da3_transforms.resize_maps(second, hw)}
+        if depth is not None:
+            found["depth"] = da3_transforms.resize_depth(depth, hw, not self.is_metric)
+        return {name: value[0].cpu().numpy() for name, value in found.items()}
 
     def predict(self, image: np.ndarray, output_hw: Sequence[int] | None = None) -> np.ndarray:
         """Runs one (H, W, 3) uint8 RGB image; returns (h, w) float32 depth or uint8 labels."""

@@ -43,6 +43,10 @@ class Camera:
         #: and the last such restart's reason and stamp.
         self.temporal_resets = 0
         self.temporal_last_reset = "none"
+        #: Why its last frame got no metres from a model that needs its focal length
+        #: (metric Depth Anything 3; "" = it did), and the reasons already logged.
+        self.no_metres = ""
+        self.no_metres_logged: set[str] = set()
 
     @property
     def camera_info(self) -> CameraInfo | None:

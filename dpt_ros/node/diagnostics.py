@@ -163,6 +163,21 @@ class NodeDiagnostics:
             cam.temporal_last_reset = f"{result.reason} (stamp {stamp_s:.3f} s)"
         return cam.prefixed(f"temporal stabilisation started again: {result.reason}")
 
+    def metres(self, cam: Camera, reason: str) -> str | None:
+        """A frame of ``cam`` went through a model that needs its focal length for metres
+        (metric Depth Anything 3), with ``reason`` why it got none ("" = it got them);
+        returns the text to warn with the first time ``cam`` has that reason."""
+        with self.lock:
+            cam.no_metres = reason
+            if not reason or reason in cam.no_metres_logged:
+                return None
+            cam.no_metres_logged.add(reason)
+        return cam.prefixed(reason)
+
+    def _needs_focal_length(self) -> bool:
+        depth = self._pipeline.depth
+        return depth is not None and depth.is_da3 and depth.is_metric
+
     # -- reporting -----------------------------------------------------------------
     def _latency_text(self, latency_ms: list[float]) -> str:
         if self._sim_time():
@@ -221,6 +236,11 @@ class NodeDiagnostics:
         if self._alignment is not None:
             alignment, self.alignment_warn = self._alignment.status(self._cameras)
             values.update(alignment)
+        if self._needs_focal_length():
+            with self.lock:
+                for cam in self._cameras:
+                    key = f"{cam.name}.metric_depth" if cam.name else "metric_depth"
+                    values[key] = f"none: {cam.no_metres}" if cam.no_metres else "published"
         if self._pipeline.temporal is not None:
             with self.lock:
                 for cam in self._cameras:
@@ -252,6 +272,8 @@ class NodeDiagnostics:
         ):
             if text:
                 out.append((WARN, text))
+        with self.lock:
+            out += [(WARN, cam.prefixed(cam.no_metres)) for cam in self._cameras if cam.no_metres]
         now = time.monotonic()
         for cam in self._cameras:
             idle = now - (cam.last_image_at or self._started_at)

@@ -417,6 +417,9 @@ class DptNode(Node):
             for warning in out.warnings:
                 self._reject(cam, warning, count=False)
             self._check_camera_info(cam, info, out)
+            no_metres = self.diagnostics.metres(cam, out.no_metres)
+            if no_metres is not None:
+                self.get_logger().warning(one_line(no_metres))
             self._label_info_frame(cam, self._output_header(header).frame_id)
             for topic, message in out.messages.items():
                 pub = cam.publishers.get(topic)

@@ -410,6 +410,14 @@ PARAMS: tuple[ParamDef, ...] = (
         "Add segmentation ids to 'points' (label field).",
         read_only=False,
     ),
+    _filling(
+        "cloud.min_confidence",
+        "pipeline.cloud_min_confidence",
+        "Drop points whose depth confidence (depth/confidence: Depth Anything 3's "
+        "any-view types, 1 + exp, >= 1, larger = more confident) is below this; "
+        "0 = keep every point. The authors suggest 1.5 to 3.",
+        read_only=False,
+    ),
     ParamDef(
         "max_rate",
         0.0,

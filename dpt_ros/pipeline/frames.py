@@ -19,12 +19,13 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Header
 
 from dpt_ros.models import Predictor
+from dpt_ros.models.da3_transforms import resize_depth, resize_maps, sky_mask
 from dpt_ros.models.geometry import backproject as device_backproject
 from dpt_ros.models.geometry import mark_saturated as device_mark_saturated
 from dpt_ros.models.geometry import relative_to_metric as device_relative_to_metric
 from dpt_ros.models.geometry import upsample_depth as device_upsample_depth
 from dpt_ros.models.predictor import download_to_host
-from dpt_ros.models.registry import DEPTH_ANYTHING_3, task_problem
+from dpt_ros.models.registry import task_problem
 from dpt_ros.models.transforms import resize_output
 from dpt_ros.pipeline.options import PipelineOptions
 from dpt_ros.ros.camera import (
@@ -46,6 +47,8 @@ OUTPUT_TOPICS: dict[str, type] = {
     "depth/relative": Image,
     "depth/camera_info": CameraInfo,
     "depth/colored": Image,
+    "depth/confidence": Image,
+    "depth/sky": Image,
     "segmentation/labels": Image,
     "segmentation/colored": Image,
     "segmentation/confidence": Image,
@@ -112,6 +115,9 @@ class FrameOutput:
     intrinsics: Intrinsics | None = None
     #: The temporal stabiliser's map of this frame's depth, when one runs.
     stabilized: Stabilized | None = None
+    #: Why a metric model that needs the camera's intrinsics (Depth Anything 3
+    #: metric) published no metres for this frame; empty when it did or needs none.
+    no_metres: str = ""
 
 
 @dataclass
@@ -146,6 +152,9 @@ class _Group:
     calibrations: list[tuple[float, float] | None]
     arrays: list[dict[str, np.ndarray]]
     confidence: bool
+    #: Each frame's camera matrix at the image's size (metric Depth Anything 3; a
+    #: group's frames either all have one or none does).
+    image_ks: list[np.ndarray | None] = field(default_factory=list)
     #: Temporal stabilisation: the stabiliser (None = off), each frame's stream and
     #: stamp (seconds), and each frame's result (filled by the inference).
     temporal: Stabilizer | None = None
@@ -177,12 +186,6 @@ class FramePipeline:
             problem = predictor and task_problem(predictor.spec.name, task)
             if problem:
                 raise ValueError(problem)
-        if depth is not None and depth.spec.family == DEPTH_ANYTHING_3 and depth.is_metric:
-            raise ValueError(
-                f"{depth.spec.name} needs each frame's camera_info for metres, which the "
-                "node and the bag tool do not pass to it yet: use dpt-ros predict "
-                "--camera-info, or a relative Depth Anything 3 type"
-            )
         self.depth = depth
         self.segmentation = segmentation
         #: The model that uploads frames and sets the output size (depth if it runs).
@@ -219,6 +222,8 @@ class FramePipeline:
             if not self.depth.is_metric:
                 out.append("depth/relative")
             out += ["depth/colored", "depth/camera_info"]
+            if self.depth.second_output:
+                out.append(f"depth/{self.depth.second_output}")
             if metric and o.cloud_enabled:
                 out.append("points")
         if self.segmentation is not None:
@@ -308,18 +313,23 @@ class FramePipeline:
             for i in range(len(rgbs))
         ]
         calibrations = calibrations or _fixed_calibrations(o, len(rgbs))
+        image_ks = self._image_ks(results, infos, cameras)
         temporal = self.temporal  # read once: the node may swap it between batches
-        groups: dict[tuple[int, int], list[int]] = {}
+        # Frames of one size run as one batch (and, for a model that needs intrinsics,
+        # only with the frames that have them, or only with those that do not).
+        groups: dict[tuple[int, int, bool], list[int]] = {}
         for i, rgb in enumerate(rgbs):
-            groups.setdefault((int(rgb.shape[0]), int(rgb.shape[1])), []).append(i)
-        for hw, idx in groups.items():
+            key = (int(rgb.shape[0]), int(rgb.shape[1]), image_ks[i] is not None)
+            groups.setdefault(key, []).append(i)
+        for (h, w, _), idx in groups.items():
             group = _Group(
                 np.stack([rgbs[i] for i in idx]),
-                self.output_hw(hw, o),
+                self.output_hw((h, w), o),
                 [cameras[i][0] for i in idx],
                 [calibrations[i] for i in idx],
                 [results[i].arrays for i in idx],
                 "segmentation/confidence" in on_demand,
+                [image_ks[i] for i in idx],
                 temporal,
                 [streams[i] for i in idx],
                 [stamp_ns(headers[i]) / 1e9 for i in idx],
@@ -333,6 +343,31 @@ class FramePipeline:
             result.intrinsics = cameras[i][0]
             self._build_messages(result, o, rgbs[i], headers[i], cameras[i][1], streams[i], skip)
         return results
+
+    def _image_ks(
+        self,
+        results: list[FrameOutput],
+        infos: Sequence[CameraInfo | None],
+        cameras: list[tuple[Intrinsics | None, CameraInfo | None]],
+    ) -> list[np.ndarray | None]:
+        """Each frame's camera matrix at its image's size where the depth model needs it
+        for metres (metric Depth Anything 3: from ``P``, as the geometry reads it), else
+        None; a frame without one gets the reason in its ``no_metres``."""
+        depth = self.depth
+        if depth is None or not (depth.is_da3 and depth.is_metric):
+            return [None] * len(results)
+        ks: list[np.ndarray | None] = []
+        for result, info, (intrinsics, _) in zip(results, infos, cameras):
+            if info is not None and intrinsics is not None:
+                ks.append(Intrinsics.from_camera_info(info).matrix())
+                continue
+            why = "no camera_info" if info is None else "its camera_info was rejected"
+            result.no_metres = (
+                f"{depth.spec.name} publishes no metres without the camera's focal length: "
+                f"{why} (depth/image and points are not published)"
+            )
+            ks.append(None)
+        return ks
 
     def _rectify(
         self, result: FrameOutput, rgb: np.ndarray, info: CameraInfo | None, stream: Hashable
@@ -381,8 +416,13 @@ class FramePipeline:
             timer.mark("upload")
             out = _DeviceOutputs({}, [{} for _ in group.arrays])
             if self.depth is not None:
-                raw = self.depth.depth_on_device(images, timer.prefixed("depth_"))
-                self._depth_outputs(raw, o, group, out)
+                mark = timer.prefixed("depth_")
+                if self.depth.is_da3:
+                    raw = self._da3_outputs(images, group, out, mark)
+                else:
+                    raw = self.depth.depth_on_device(images, mark)
+                if raw is not None:
+                    self._depth_outputs(raw, o, group, out)
                 timer.mark("depth_postprocess")
             if self.segmentation is not None:
                 labels, probability = self.segmentation.segment_on_device(
@@ -395,11 +435,32 @@ class FramePipeline:
             timer.mark("download")
         return timer.durations_ms()
 
+    def _da3_outputs(
+        self, images: torch.Tensor, group: _Group, out: _DeviceOutputs, mark
+    ) -> torch.Tensor | None:
+        """Depth Anything 3 on the device: its second output at the output size into
+        ``out`` (``depth_confidence``, bilinear, or ``sky``, the resized sky map's
+        pixels at or above the threshold), and its depth at the network's resolution
+        for :meth:`_depth_outputs` (relative inverse depth, sky 0; or metres, sky
+        ``+Inf``), None for the metric type without the group's camera matrices."""
+        depth = self.depth
+        assert depth is not None, "called with a depth model"
+        ks = [k for k in group.image_ks if k is not None]
+        use = ks if depth.is_metric and len(ks) == len(group.image_ks) else None
+        raw, second = depth.da3_on_device(images, use, mark)
+        maps = resize_maps(second, group.out_hw)
+        if depth.second_output == "confidence":
+            out.batch["depth_confidence"] = maps
+        else:
+            out.batch["sky"] = sky_mask(maps)
+        return raw
+
     def _depth_outputs(
         self, raw: torch.Tensor, o: PipelineOptions, group: _Group, out: _DeviceOutputs
     ) -> None:
         """On the device, from the network-resolution depth ``raw``: the relative output
-        (``inverse``, resized as the original: DPT bicubic, Depth Anything V2 bilinear),
+        (``inverse``, resized as the original: DPT bicubic, Depth Anything V2 bilinear;
+        Depth Anything 3 as the geometry resizes depth, bilinear in inverse depth),
         metric depth (``metric`` for the batch, or each frame's own when their
         calibrations differ; computed at the network's resolution, saturation marked
         ``+Inf``, then upsampled without leaving the neighbours' range: bilinear in
@@ -411,7 +472,7 @@ class FramePipeline:
         metric: list[torch.Tensor | None]
         interpolation = self.depth.spec.output_interpolation
         if self.depth.is_metric:
-            if interpolation == "bilinear":
+            if interpolation == "bilinear" and not self.depth.is_da3:
                 # Depth Anything V2's own resize, bilinear in metres, already stays within
                 # its neighbours' range: the original's numbers, then its ceiling marked.
                 resized = resize_output(raw, group.out_hw, interpolation)
@@ -427,7 +488,10 @@ class FramePipeline:
                 maps = self._stabilize(depth, "metric", "scale", group)
                 metric = [m * scale for m, (scale, _) in zip(depth, maps)]
         else:
-            inverse = resize_output(raw, group.out_hw, interpolation)
+            if self.depth.is_da3:  # as its depth: bilinear in inverse depth, edge-safe
+                inverse = resize_depth(raw, group.out_hw, inverse=True)
+            else:
+                inverse = resize_output(raw, group.out_hw, interpolation)
             if group.temporal is None:
                 batch["inverse"] = inverse
             else:
@@ -452,9 +516,16 @@ class FramePipeline:
                     if m is not None:
                         frame["metric"] = m
         if o.cloud_enabled:
-            for frame, xyz in zip(out.frames, self._points(metric, group.intrinsics, o)):
-                if xyz is not None:
-                    frame["xyz"] = xyz
+            confidence = batch.get("depth_confidence")
+            points = self._points(metric, group.intrinsics, o)
+            for b, (frame, xyz) in enumerate(zip(out.frames, points)):
+                if xyz is None:
+                    continue
+                if confidence is not None and o.cloud_min_confidence > 0:
+                    s = o.cloud_stride
+                    unsure = confidence[b, ::s, ::s] < o.cloud_min_confidence
+                    xyz = xyz.masked_fill(unsure[..., None], float("nan"))
+                frame["xyz"] = xyz
 
     @staticmethod
     def _stabilize(
@@ -557,6 +628,11 @@ class FramePipeline:
         if arrays.get("confidence") is not None:
             # mono8 like the labels: the probability of each pixel's label, 0..255.
             msgs["segmentation/confidence"] = labels_to_image_msg(arrays["confidence"], header)
+        depth_confidence = arrays.get("depth_confidence")
+        if depth_confidence is not None:
+            msgs["depth/confidence"] = depth_to_image_msg(depth_confidence, header)
+        if arrays.get("sky") is not None:
+            msgs["depth/sky"] = labels_to_image_msg(arrays["sky"], header)
         if scaled_info is not None:
             msgs["depth/camera_info"] = scaled_info
         t3 = time.perf_counter()
@@ -570,7 +646,10 @@ class FramePipeline:
                     small_rgb = _resize_rgb(rgb, out_h, out_w)
                 colors = np.ascontiguousarray(small_rgb[::s, ::s])
             cloud_labels = labels[::s, ::s] if (labels is not None and o.cloud_labels) else None
-            msgs["points"] = make_pointcloud2(header, xyz, colors, cloud_labels)
+            cloud_confidence = None if depth_confidence is None else depth_confidence[::s, ::s]
+            msgs["points"] = make_pointcloud2(
+                header, xyz, colors, cloud_labels, confidence=cloud_confidence
+            )
         t4 = time.perf_counter()
         result.timings_ms["messages"] = (t3 - t2) * 1e3
         result.timings_ms["pointcloud"] = (t4 - t3) * 1e3

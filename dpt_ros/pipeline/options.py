@@ -32,6 +32,8 @@ class PipelineOptions:
         cloud_edge_threshold: the filter's relative depth step (0.1 = 10 %).
         cloud_color: add the image colour (``rgb`` field).
         cloud_labels: add the segmentation id (``label`` field) when segmentation runs.
+        cloud_min_confidence: drop points whose depth confidence (Depth Anything 3's
+            any-view types: ``1 + exp``, >= 1) is below this; 0 = keep every point.
     """
 
     output_size: str = "input"
@@ -47,6 +49,7 @@ class PipelineOptions:
     cloud_edge_threshold: float = 0.1
     cloud_color: bool = True
     cloud_labels: bool = True
+    cloud_min_confidence: float = 0.0
 
     #: Valid values of the text fields.
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"output_size": ("input", "network")}
@@ -58,6 +61,7 @@ class PipelineOptions:
         "cloud_max_depth": (0.0, 1e4),
         "cloud_min_depth": (0.0, 1e4),
         "cloud_edge_threshold": (0.001, 10.0),
+        "cloud_min_confidence": (0.0, 1e6),
     }
 
     def problems(self) -> list[str]:

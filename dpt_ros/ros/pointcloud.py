@@ -14,9 +14,10 @@ byte order, no padding)::
     offset  4  y      FLOAT32
     offset  8  z      FLOAT32
     offset 12  rgb    FLOAT32   (only if rgb given)  PCL PointXYZRGB packing
-    offset 12/16 label UINT32   (only if labels given)
+    next       confidence FLOAT32 (only if confidence given) depth confidence
+    last       label  UINT32    (only if labels given)
 
-so ``point_step`` is 12, 16 or 20 bytes. PCL's own ``PointXYZRGB`` pads to
+so ``point_step`` is 12 to 24 bytes. PCL's own ``PointXYZRGB`` pads to
 32 bytes; readers that go by the field list (RViz, pcl_conversions,
 :func:`pointcloud2_to_arrays`) do not care.
 """
@@ -179,6 +180,21 @@ def _checked_labels(labels: np.ndarray, h: int, w: int) -> np.ndarray:
     return lab
 
 
+def _checked_confidence(confidence: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Validate the confidences of :func:`make_pointcloud2`.
+
+    Raises:
+        ValueError: Shape other than (h, w), or not floating point.
+    """
+    values = np.asarray(confidence)
+    if values.shape != (h, w) or not np.issubdtype(values.dtype, np.floating):
+        raise ValueError(
+            f"confidence must be a ({h}, {w}) floating point array to match xyz, got "
+            f"shape {values.shape} dtype {values.dtype}"
+        )
+    return values
+
+
 def _point_fields(names: list[str]) -> list[PointField]:
     """The field list of the module's point layout.
 
@@ -201,22 +217,26 @@ def _point_fields(names: list[str]) -> list[PointField]:
 
 
 def _pack_points(
-    pts: np.ndarray, colours: np.ndarray | None, lab: np.ndarray | None
+    pts: np.ndarray,
+    colours: np.ndarray | None,
+    lab: np.ndarray | None,
+    confidence: np.ndarray | None = None,
 ) -> array.array:
-    """Interleave xyz [, rgb][, label] into the PointCloud2 payload.
+    """Interleave xyz [, rgb][, confidence][, label] into the PointCloud2 payload.
 
     Args:
         pts: (h, w, 3) floating point xyz, metres (written as float32).
         colours: Optional (h, w, 3) uint8 RGB (written PCL-packed).
         lab: Optional (h, w) non-negative integer labels (written as uint32).
+        confidence: Optional (h, w) floating point depth confidence (float32).
 
     Returns:
         ``array.array('B')`` of ``h * w * point_step`` bytes, host byte
-        order, ``point_step = 4 * (3 + [rgb] + [label])``, rows of points in
-        C order.
+        order, ``point_step = 4 * (3 + [rgb] + [confidence] + [label])``, rows
+        of points in C order.
     """
     h, w = pts.shape[:2]
-    n = 3 + (colours is not None) + (lab is not None)
+    n = 3 + (colours is not None) + (confidence is not None) + (lab is not None)
     npoints = int(h) * int(w)
     # The payload is written straight into the array.array that becomes
     # msg.data (new_message makes the setter keep it without a copy).
@@ -229,6 +249,8 @@ def _pack_points(
         words.view(np.uint8)[:, :12].view("V12")[...] = xyz_items
         if colours is not None:
             words.view(np.uint32)[:, 3] = _pack_rgb_fast(colours).reshape(npoints)
+        if confidence is not None:
+            words[:, 3 + (colours is not None)] = confidence.reshape(npoints)
         if lab is not None:
             words.view(np.uint32)[:, n - 1] = lab.reshape(npoints)
         del words  # release the buffer export so the array is a plain array again
@@ -240,8 +262,10 @@ def make_pointcloud2(
     xyz: np.ndarray,
     rgb: np.ndarray | None = None,
     labels: np.ndarray | None = None,
+    confidence: np.ndarray | None = None,
 ) -> PointCloud2:
-    """Pack an organised xyz grid (plus optional colour and labels) into a PointCloud2.
+    """Pack an organised xyz grid (plus optional colour, labels and depth confidence)
+    into a PointCloud2.
 
     Args:
         header: Header for the cloud (copied); its frame should be the
@@ -251,10 +275,12 @@ def make_pointcloud2(
             field holding PCL's packed ``0x00RRGGBB`` bit pattern.
         labels: Optional (h, w) non-negative integer labels, written as a
             UINT32 ``label`` field.
+        confidence: Optional (h, w) float depth confidence of each point (Depth
+            Anything 3), written as a FLOAT32 ``confidence`` field.
 
     Returns:
         Organised cloud (``height = h``, ``width = w``) with fields x, y, z
-        [, rgb][, label], ``point_step = 4 * n_fields``,
+        [, rgb][, confidence][, label], ``point_step = 4 * n_fields``,
         ``row_step = point_step * w``, ``is_dense = False``, host byte order.
 
     Raises:
@@ -268,10 +294,14 @@ def make_pointcloud2(
     if rgb is not None:
         colours = _checked_rgb(rgb, h, w)
         names.append("rgb")
+    conf = None
+    if confidence is not None:
+        conf = _checked_confidence(confidence, h, w)
+        names.append("confidence")
     if labels is not None:
         lab = _checked_labels(labels, h, w)
         names.append("label")
-    data = _pack_points(pts, colours, lab)
+    data = _pack_points(pts, colours, lab, conf)
 
     point_step = 4 * len(names)
     msg = new_message(PointCloud2)
