@@ -359,3 +359,50 @@ def test_bag_refuses_a_bad_confidence_threshold(capsys, tmp_path, value):
     )  # fmt: skip
     one_error_line(rc, capsys.readouterr().err, "--cloud-min-confidence")
     assert not (tmp_path / "out").exists()
+
+
+# --------------------------------------------------------------------------- bench
+
+
+def test_bench_times_da3_beside_the_reference_where_it_imports(monkeypatch, capsys):
+    """``dpt-ros bench`` on a Depth Anything 3 type: the reference network beside ours
+    in fp32 where ``depth_anything_3`` imports (a stand-in here: it is never installed
+    with the package), and what to install where it does not."""
+    import json
+    import sys
+    import types
+
+    import torch
+
+    from dpt_ros.cli.main import main
+
+    argv = ["bench", "--model-type", SMALL, "--device", "cpu", "--camera-size", "64x48"]
+    argv += ["--network-size", "56x56", "--backend", "torch", "--iters", "1", "--warmup", "0"]
+    monkeypatch.setitem(sys.modules, "depth_anything_3", None)  # not installed
+    assert main([*argv, "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert figures["reference"].startswith("not installed") and figures["network_input"] == "56x42"
+
+    calls: list[tuple[int, ...]] = []
+
+    class Reference(torch.nn.Module):
+        def forward(self, x):
+            calls.append(tuple(x.shape))
+            return {"depth": x[:, :, 0]}
+
+    cfg = types.ModuleType("depth_anything_3.cfg")
+    cfg.load_config = lambda path: path  # type: ignore[attr-defined]
+    cfg.create_object = lambda config: Reference()  # type: ignore[attr-defined]
+    registry = types.ModuleType("depth_anything_3.registry")
+    registry.MODEL_REGISTRY = {"da3-small": "da3-small.yaml"}  # type: ignore[attr-defined]
+    for name, module in (
+        ("depth_anything_3", types.ModuleType("depth_anything_3")),
+        ("depth_anything_3.cfg", cfg),
+        ("depth_anything_3.registry", registry),
+    ):
+        monkeypatch.setitem(sys.modules, name, module)
+    assert main([*argv, "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert "da3-small" in figures["reference"]
+    assert figures["speedup_vs_reference_float32"] > 0
+    assert calls and calls[0] == (1, 1, 3, 42, 56)  # (B, N views, 3, h, w)

@@ -228,7 +228,9 @@ def run(args: argparse.Namespace) -> int:
     x = predictor.preprocess(predictor.upload(frames))
     _bench_model(args, predictor, x, results)
     _bench_pipeline(args, predictor, frames, x[:1], results)
-    if not args.no_transformers and predictor.is_depth:
+    if predictor.is_da3:
+        _compare_da3_reference(args, predictor, x, results)
+    elif not args.no_transformers and predictor.is_depth:
         _compare_transformers(args, predictor, frames, results)
     _print(results)
     if args.json:
@@ -383,6 +385,53 @@ def _compare_transformers(args, predictor, frames, results: dict[str, object]) -
             medians["transformers_float32"] / medians[f"ours_{p}"]
         )
         results["speedup_vs_ours_float32"] = medians["ours_float32"] / medians[f"ours_{p}"]
+
+
+def _compare_da3_reference(args, predictor, xs, results: dict[str, object]) -> None:
+    """Depth Anything 3's reference network (``DepthAnything3Net`` of
+    ``depth-anything-3``, where it imports: it is never a dependency) beside ours on the
+    same input and device, both in fp32 and called directly (the reference's API
+    wrapper autocasts to 16 bits even on the CPU); a ratio > 1 means ours is faster."""
+    # start-up: torch on use (dpt-ros --help stays fast)
+    import torch
+
+    # start-up: torch on use (dpt-ros --help stays fast)
+    from dpt_ros.models import Predictor
+
+    try:
+        # optional, never a dependency: the reference for comparisons (README)
+        from depth_anything_3.cfg import create_object, load_config
+        from depth_anything_3.registry import MODEL_REGISTRY
+    except ImportError:
+        results["reference"] = (
+            "not installed (a separate venv: pip install --no-deps depth-anything-3==0.1.1 "
+            "einops omegaconf addict imageio)"
+        )
+        return
+    device = predictor.device
+    name = predictor.spec.hub_model_name
+    reference = create_object(load_config(MODEL_REGISTRY[name])).eval().to(device)
+    ours = predictor
+    if predictor.dtype != torch.float32:
+        ours = Predictor(predictor.options.with_(precision="fp32"), progress=False)
+        ours.prepare(tuple(xs.shape[-2:]), args.batch)
+    x = xs.float()
+    results["reference"] = f"depth_anything_3 {name} DepthAnything3Net, float32"
+
+    def reference_forward():
+        with torch.inference_mode():
+            return reference(x[:, None])["depth"]
+
+    medians = {
+        key: statistics.median(_time(fn, device, args.iters, args.warmup))
+        for key, fn in (
+            ("reference_float32", reference_forward),
+            ("ours_float32", lambda: ours.network(x)),
+        )
+    }
+    for key, value in medians.items():
+        results[f"{key}_ms_median"] = value
+    results["speedup_vs_reference_float32"] = medians["reference_float32"] / medians["ours_float32"]
 
 
 def _hf_forward(hf, xs, device: torch.device, dtype: torch.dtype) -> Callable[[], object]:

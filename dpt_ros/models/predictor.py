@@ -128,9 +128,10 @@ class Predictor:
             w, h = options.network_size or (self.spec.net_width, self.spec.net_height)
             self.net_hw = (int(h), int(w))
             self.keep_aspect_ratio = options.keep_aspect_ratio
-        # Normalisation constants live on the device: no host-to-device copy per frame.
-        self._mean = torch.tensor(self.spec.mean, dtype=torch.float32, device=self.device)
-        self._std = torch.tensor(self.spec.std, dtype=torch.float32, device=self.device)
+        # Normalisation constants live on the device, in float64 as the originals compute
+        # them (float32 would be one step off on ImageNet values): no copy per frame.
+        self._mean = torch.tensor(self.spec.mean, dtype=torch.float64, device=self.device)
+        self._std = torch.tensor(self.spec.std, dtype=torch.float64, device=self.device)
 
     @property
     def model(self) -> torch.nn.Module | None:
