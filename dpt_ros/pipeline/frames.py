@@ -361,7 +361,8 @@ class FramePipeline:
             if info is not None and intrinsics is not None:
                 ks.append(Intrinsics.from_camera_info(info).matrix())
                 continue
-            why = "no camera_info" if info is None else "its camera_info was rejected"
+            rejected = [w for w in result.warnings if w.startswith("camera_info rejected")]
+            why = rejected[0] if rejected else "no camera_info"
             result.no_metres = (
                 f"{depth.spec.name} publishes no metres without the camera's focal length: "
                 f"{why} (depth/image and points are not published)"
