@@ -23,7 +23,11 @@ from dpt_ros.models.registry import DEPTH_ANYTHING_3, ModelSpec, get_spec
 from dpt_ros.models.weights.da3_checkpoint import unsupported_kind, with_hub_prefix
 from dpt_ros.models.weights.download import default_cache_dir, ensure_checkpoint
 from dpt_ros.models.weights.hub import hub_checkpoint
-from dpt_ros.models.weights.layout import expected_layout, identify_model_types, summarise_keys
+from dpt_ros.models.weights.layout import (
+    expected_layout,
+    identify_model_types,
+    layout_differences,
+)
 from dpt_ros.models.weights.transformers_format import read_config, read_transformers_folder
 from dpt_ros.models.weights.verify import verify_weights
 
@@ -94,10 +98,8 @@ def check_state_dict(
     """
     expected = dict(expected_layout(spec.name))
     got = {k: tuple(v.shape) for k, v in state_dict.items()}
-    missing = [k for k in expected if k not in got]
-    unexpected = [k for k in got if k not in expected]
-    mis_shaped = [k for k in expected if k in got and got[k] != expected[k]]
-    if not (missing or unexpected or mis_shaped):
+    differences = layout_differences(expected, got)
+    if not differences:
         return
     like = identify_model_types(state_dict)
     unsupported = unsupported_kind(got)
@@ -113,18 +115,7 @@ def check_state_dict(
         )
     else:
         lead = f"{source} does not match the {spec.name} layout"
-    details = []
-    if missing:
-        details.append(f"{len(missing)} missing keys: {summarise_keys(missing)}")
-    if unexpected:
-        details.append(f"{len(unexpected)} unexpected keys: {summarise_keys(unexpected)}")
-    if mis_shaped:
-        k = mis_shaped[0]
-        details.append(
-            f"{len(mis_shaped)} keys with other shapes, e.g. {k}: file "
-            f"{list(got[k])} vs model {list(expected[k])}"
-        )
-    raise CheckpointError(lead + " (" + "; ".join(details) + ")")
+    raise CheckpointError(f"{lead} ({differences})")
 
 
 def resolve_weights(

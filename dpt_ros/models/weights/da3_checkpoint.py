@@ -17,7 +17,7 @@ import torch
 from dpt_ros.models.errors import CheckpointError
 from dpt_ros.models.network.depth_anything3 import DA3_CONFIGS, DepthAnything3
 from dpt_ros.models.registry import MODEL_SPECS
-from dpt_ros.models.weights.layout import expected_layout
+from dpt_ros.models.weights.layout import expected_layout, layout_differences
 
 #: The prefix of every key in the hub's ``model.safetensors``.
 HUB_PREFIX = "model."
@@ -112,22 +112,8 @@ def check_da3_state_dict(
             f"{source} is a {' / '.join(like)} checkpoint, not {model_type}; "
             f"use --model-type {like[0]} (or the matching parameter), or the right file"
         )
-    missing = sorted(set(expected) - set(got))
-    unexpected = sorted(set(got) - set(expected))
-    shaped = sorted(k for k in set(got) & set(expected) if got[k] != expected[k])
-    details = []
-    if missing:
-        details.append(f"{len(missing)} missing keys, e.g. {missing[0]}")
-    if unexpected:
-        details.append(f"{len(unexpected)} unexpected keys, e.g. {unexpected[0]}")
-    if shaped:
-        k = shaped[0]
-        details.append(
-            f"{len(shaped)} keys with other shapes, e.g. {k}: file {list(got[k])} "
-            f"vs model {list(expected[k])}"
-        )
     raise CheckpointError(
-        f"{source} does not match the {model_type} layout (" + "; ".join(details) + ")"
+        f"{source} does not match the {model_type} layout ({layout_differences(expected, got)})"
     )
 
 

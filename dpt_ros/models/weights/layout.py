@@ -38,3 +38,26 @@ def summarise_keys(keys: Iterable[str], limit: int = 6) -> str:
     if len(groups) > limit:
         parts.append(f"... {len(groups) - limit} more groups")
     return ", ".join(parts)
+
+
+def layout_differences(
+    expected: Mapping[str, tuple[int, ...]], got: Mapping[str, tuple[int, ...]]
+) -> str:
+    """How a state_dict's key shapes ``got`` differ from a layout's ``expected``, for a
+    message: the missing, unexpected and mis-shaped keys counted and summarised by group
+    ('' when they are equal)."""
+    missing = [k for k in expected if k not in got]
+    unexpected = [k for k in got if k not in expected]
+    mis_shaped = [k for k in expected if k in got and tuple(got[k]) != tuple(expected[k])]
+    details = []
+    if missing:
+        details.append(f"{len(missing)} missing keys: {summarise_keys(missing)}")
+    if unexpected:
+        details.append(f"{len(unexpected)} unexpected keys: {summarise_keys(unexpected)}")
+    if mis_shaped:
+        k = mis_shaped[0]
+        details.append(
+            f"{len(mis_shaped)} keys with other shapes, e.g. {k}: file "
+            f"{list(got[k])} vs model {list(expected[k])}"
+        )
+    return "; ".join(details)
