@@ -134,3 +134,19 @@ def test_a_signal_during_the_close_waits_for_it(tmp_path, first, second, storage
     assert not list(outp.glob("*-journal"))
     out = read_bag(outp)
     assert [t for t, _, _ in out["/cam/depth/relative"]] == [T0 + i * PERIOD for i in range(frames)]
+
+
+def test_an_ignored_sighup_stays_ignored_under_nohup():
+    """``nohup dpt-ros bag ...`` ignores SIGHUP so that the run outlives its terminal:
+    the tool must not turn it back into a stop (it did)."""
+    from dpt_ros.cli.stop_signals import stop_signals_raise
+
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with stop_signals_raise():
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+            os.kill(os.getpid(), signal.SIGHUP)  # ignored: nothing raised
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)

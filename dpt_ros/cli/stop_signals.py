@@ -45,12 +45,17 @@ def _raise(signum: int, frame: FrameType | None) -> None:
 @contextlib.contextmanager
 def stop_signals_raise() -> Iterator[None]:
     """Within the block, SIGTERM and SIGHUP raise :class:`Terminated`; the previous
-    handlers come back afterwards. Outside the main thread (where Python cannot set
-    handlers) it changes nothing."""
+    handlers come back afterwards. A signal that was ignored stays ignored (``nohup``
+    ignores SIGHUP so that a run outlives its terminal). Outside the main thread (where
+    Python cannot set handlers) it changes nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {sig: signal.signal(sig, _raise) for sig in STOP_SIGNALS}
+    previous = {
+        sig: signal.signal(sig, _raise)
+        for sig in STOP_SIGNALS
+        if signal.getsignal(sig) is not signal.SIG_IGN
+    }
     try:
         yield
     finally:
