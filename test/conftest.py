@@ -170,6 +170,7 @@ _MODULE_MARKERS = {
     "test_stop_signals": "bag",
     "test_play": "bag",
     "test_demo": "bag",
+    "test_node_shutdown": "ros",  # a real node in a child process, not the ros fixture
 }
 
 
@@ -200,6 +201,8 @@ SLOW = (
 )
 #: Tests of another module that write and read a bag.
 BAG = ("test_alignment_node.py::test_bag_aligns_offline_as_live",)
+#: Tests of another module that export ONNX engines.
+EXPORT = ("test_node_shutdown.py::test_sigterm_during_an_eager_engine_build_ends_the_build",)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -212,6 +215,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker("slow")
         if name in BAG:
             item.add_marker("bag")
+        if name in EXPORT:
+            item.add_marker("export")
         for fixture, marker in _FIXTURE_MARKERS.items():
             if fixture in getattr(item, "fixturenames", ()):
                 item.add_marker(marker)

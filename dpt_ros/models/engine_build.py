@@ -47,6 +47,11 @@ _CHILDREN_LOCK = threading.Lock()
 BUILD_THREAD_PREFIX = "dpt_engine_"
 #: Set while :func:`stop_builds` runs: no new child starts.
 _STOPPING = threading.Event()
+#: Build processes ended because their :func:`run_build` was interrupted, since
+#: :func:`stop_builds` last counted them.
+_INTERRUPTED = 0
+#: How long a stopped build process gets to end after SIGTERM before SIGKILL (seconds).
+_STOP_TIMEOUT_S = 5.0
 
 
 class BuildStopped(RuntimeError):
@@ -66,6 +71,7 @@ def run_build(request: dict[str, Any]) -> None:
         OSError: the child could not write the engine folder, or could not start.
         BuildStopped: :func:`stop_builds` ended it.
     """
+    global _INTERRUPTED
     if _STOPPING.is_set():
         raise BuildStopped("engine builds are being stopped")
     command = [sys.executable, "-m", __name__, json.dumps(request), str(os.getpid())]
@@ -88,6 +94,13 @@ def run_build(request: dict[str, Any]) -> None:
         for line in child.stderr:
             failure = _relay(line.rstrip("\n")) or failure
         code = child.wait()
+    except BaseException:
+        # Interrupted (Ctrl-C or SIGTERM in the node's start-up): the child goes first,
+        # so that nothing writes into the build folder the caller removes next.
+        _end(child, _STOP_TIMEOUT_S)
+        with _CHILDREN_LOCK:
+            _INTERRUPTED += 1
+        raise
     finally:
         with _CHILDREN_LOCK:
             _CHILDREN.discard(child)
@@ -121,30 +134,40 @@ def builds_running() -> int:
         return sum(1 for c in _CHILDREN if c.poll() is None)
 
 
-def stop_builds(timeout: float = 5.0) -> int:
+def stop_builds(timeout: float = _STOP_TIMEOUT_S) -> int:
     """Stops every running build process: SIGTERM, then SIGKILL after ``timeout``
     seconds. Builds asked for while it runs do not start. A stopped build leaves no
     engine behind (builds are atomic) and runs again at the next start.
 
     Returns:
-        How many build processes were running.
+        How many build processes were running, plus those ended since the last call
+        because their :func:`run_build` was interrupted (KeyboardInterrupt).
     """
+    global _INTERRUPTED
     _STOPPING.set()
     try:
         with _CHILDREN_LOCK:
             children = [c for c in _CHILDREN if c.poll() is None]
+            interrupted, _INTERRUPTED = _INTERRUPTED, 0
         for child in children:
             child.terminate()
         for child in children:
-            try:
-                child.wait(timeout)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
+            _end(child, timeout, terminated=True)
         _join_build_threads(timeout)
     finally:
         _STOPPING.clear()
-    return len(children)
+    return len(children) + interrupted
+
+
+def _end(child: subprocess.Popen[str], timeout: float, terminated: bool = False) -> None:
+    """Ends ``child``: SIGTERM (unless ``terminated``), then SIGKILL after ``timeout`` s."""
+    if not terminated:
+        child.terminate()
+    try:
+        child.wait(timeout)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
 
 
 def _join_build_threads(timeout: float) -> None:
