@@ -422,13 +422,15 @@ def _compare_da3_reference(args, predictor, xs, results: dict[str, object]) -> N
         with torch.inference_mode():
             return reference(x[:, None])["depth"]
 
-    medians = {
-        key: statistics.median(_time(fn, device, args.iters, args.warmup))
-        for key, fn in (
-            ("reference_float32", reference_forward),
-            ("ours_float32", lambda: ours.network(x)),
-        )
-    }
+    # Taken in turns, one forward each, so that a machine's changing load weighs on both.
+    forwards = {"reference_float32": reference_forward, "ours_float32": lambda: ours.network(x)}
+    for fn in forwards.values():
+        _time(fn, device, 0, args.warmup)
+    times: dict[str, list[float]] = {key: [] for key in forwards}
+    for _ in range(args.iters):
+        for key, fn in forwards.items():
+            times[key] += _time(fn, device, 1, 0)
+    medians = {key: statistics.median(values) for key, values in times.items()}
     for key, value in medians.items():
         results[f"{key}_ms_median"] = value
     results["speedup_vs_reference_float32"] = medians["reference_float32"] / medians["ours_float32"]
