@@ -137,6 +137,18 @@ def det_checkpoint(tmp_path_factory, key_spec):
     _CHECKPOINT_STORES.remove(store)
 
 
+@pytest.fixture(scope="module")
+def module_tmp(request, tmp_path_factory):
+    """module_tmp(name) -> a new folder, removed when the test module ends (unless one of
+    its tests failed); tmp_path_factory's folders stay until the session ends, and a
+    module's engines and exported files are 0.1 to 1.3 GB each."""
+    root = tmp_path_factory.mktemp(request.module.__name__)
+    failed = request.session.testsfailed
+    yield lambda name: Path(tempfile.mkdtemp(prefix=f"{name}_", dir=root))
+    if request.session.testsfailed == failed:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 @pytest.fixture
 def ros():
     """(executor, add): rclpy initialised, one executor; ``add(node)`` spins ``node`` on

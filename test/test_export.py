@@ -91,11 +91,11 @@ def _relative_max_diff(got: torch.Tensor, want: torch.Tensor) -> float:
 
 
 @pytest.fixture(scope="module")
-def hybrid(exporter, tmp_path_factory, det_checkpoint):
+def hybrid(exporter, module_tmp, det_checkpoint):
     """dpt_hybrid exported by the command line at 128x96 (width x height), batch 1.
     (Its weights: det_checkpoint("dpt_hybrid"), asked for again in each test.)"""
     weights = det_checkpoint("dpt_hybrid")
-    path = tmp_path_factory.mktemp("export") / "hybrid.onnx"
+    path = module_tmp("export") / "hybrid.onnx"
     rc, out, err = _run_quiet(
         "export",
         "--model-type",
@@ -118,9 +118,9 @@ def hybrid_backend(hybrid):
 
 
 @pytest.fixture(scope="module")
-def segmentation(exporter, tmp_path_factory):
+def segmentation(exporter, module_tmp):
     """dpt_hybrid_ade20k exported by ``export_onnx`` at 96x96, batch 2, random weights."""
-    path = tmp_path_factory.mktemp("export") / "seg.onnx"
+    path = module_tmp("export") / "seg.onnx"
     with pytest.warns(UserWarning, match="RANDOM weights"):
         result = export_onnx(
             "dpt_hybrid_ade20k", path, random_weights=True, width=96, height=96, batch=2, check=True
