@@ -25,6 +25,7 @@ from pathlib import Path
 import deterministic_weights
 import numpy as np
 import pytest
+from checkpoint_store import CheckpointStore
 from goldens import FIXTURES, Golden, shared_fixtures_dir
 
 # The tests publish and subscribe on plain names (image, camera_info, points): keep them
@@ -115,23 +116,37 @@ def key_spec(fixtures_dir):
     return load
 
 
+#: The session's checkpoint stores (one per session; a list for the hook below).
+_CHECKPOINT_STORES: list[CheckpointStore] = []
+
+
+def pytest_runtest_teardown(item, nextitem):
+    """After each test, its checkpoints may be removed to make room for the next's."""
+    for store in _CHECKPOINT_STORES:
+        store.held.clear()
+
+
 @pytest.fixture(scope="session")
-def det_checkpoint(tmp_path_factory, detweights, key_spec):
+def det_checkpoint(tmp_path_factory, key_spec):
     """det_checkpoint(model_type) -> path of a .pt file of deterministic weights with the
-    official key layout, written once per session."""
-    import torch
+    official key layout; a :class:`CheckpointStore`, so the path stays valid until the
+    test that asked for it ends (ask again in each test that uses it)."""
+    store = CheckpointStore(tmp_path_factory.mktemp("checkpoints"), key_spec)
+    _CHECKPOINT_STORES.append(store)
+    yield store
+    _CHECKPOINT_STORES.remove(store)
 
-    made = {}
-    root = tmp_path_factory.mktemp("checkpoints")
 
-    def make(model_type: str) -> Path:
-        if model_type not in made:
-            path = root / f"det_{model_type}.pt"
-            torch.save(detweights.deterministic_state_dict(key_spec(model_type)), path)
-            made[model_type] = path
-        return made[model_type]
-
-    return make
+@pytest.fixture(scope="module")
+def module_tmp(request, tmp_path_factory):
+    """module_tmp(name) -> a new folder, removed when the test module ends (unless one of
+    its tests failed); tmp_path_factory's folders stay until the session ends, and a
+    module's engines and exported files are 0.1 to 1.3 GB each."""
+    root = tmp_path_factory.mktemp(request.module.__name__)
+    failed = request.session.testsfailed
+    yield lambda name: Path(tempfile.mkdtemp(prefix=f"{name}_", dir=root))
+    if request.session.testsfailed == failed:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

@@ -45,8 +45,8 @@ def small_rgb(scene_a_rgb) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def small_png(tmp_path_factory, small_rgb) -> Path:
-    return _write_rgb(tmp_path_factory.mktemp("images") / "scene.png", small_rgb)
+def small_png(module_tmp, small_rgb) -> Path:
+    return _write_rgb(module_tmp("images") / "scene.png", small_rgb)
 
 
 class _FakePredictor:

@@ -47,13 +47,13 @@ def da3_golden(model_type: str, process_res: int) -> Golden:
 
 
 @pytest.fixture(scope="module")
-def small_file(tmp_path_factory, detweights, fixtures_dir):
+def small_file(module_tmp, detweights, fixtures_dir):
     """da3-small's deterministic weights as the hub's model.safetensors (``model.`` keys)."""
     from safetensors.torch import save_file
 
     layout = detweights.read_layout(fixtures_dir / "keys" / f"keys_{SMALL}.json")
     state = detweights.deterministic_state_dict(layout)
-    path = tmp_path_factory.mktemp("da3") / "model.safetensors"
+    path = module_tmp("da3") / "model.safetensors"
     save_file({HUB_PREFIX + k: v.contiguous() for k, v in state.items()}, str(path))
     return path
 

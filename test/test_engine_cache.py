@@ -42,8 +42,8 @@ def _predictor(cache_dir, **changes) -> Predictor:
 
 
 @pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("dpt_cache")
+def cache_dir(module_tmp):
+    return module_tmp("dpt_cache")
 
 
 @pytest.fixture(scope="module")

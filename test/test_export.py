@@ -31,7 +31,6 @@ import os
 import re
 import sys
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -92,10 +91,11 @@ def _relative_max_diff(got: torch.Tensor, want: torch.Tensor) -> float:
 
 
 @pytest.fixture(scope="module")
-def hybrid(exporter, tmp_path_factory, det_checkpoint):
-    """dpt_hybrid exported by the command line at 128x96 (width x height), batch 1."""
+def hybrid(exporter, module_tmp, det_checkpoint):
+    """dpt_hybrid exported by the command line at 128x96 (width x height), batch 1.
+    (Its weights: det_checkpoint("dpt_hybrid"), asked for again in each test.)"""
     weights = det_checkpoint("dpt_hybrid")
-    path = tmp_path_factory.mktemp("export") / "hybrid.onnx"
+    path = module_tmp("export") / "hybrid.onnx"
     rc, out, err = _run_quiet(
         "export",
         "--model-type",
@@ -109,7 +109,7 @@ def hybrid(exporter, tmp_path_factory, det_checkpoint):
         "--check",
     )
     assert rc == 0, err
-    return {"path": path, "stdout": out, "stderr": err, "weights": weights}
+    return {"path": path, "stdout": out, "stderr": err}
 
 
 @pytest.fixture(scope="module")
@@ -118,9 +118,9 @@ def hybrid_backend(hybrid):
 
 
 @pytest.fixture(scope="module")
-def segmentation(exporter, tmp_path_factory):
+def segmentation(exporter, module_tmp):
     """dpt_hybrid_ade20k exported by ``export_onnx`` at 96x96, batch 2, random weights."""
-    path = tmp_path_factory.mktemp("export") / "seg.onnx"
+    path = module_tmp("export") / "seg.onnx"
     with pytest.warns(UserWarning, match="RANDOM weights"):
         result = export_onnx(
             "dpt_hybrid_ade20k", path, random_weights=True, width=96, height=96, batch=2, check=True
@@ -325,9 +325,10 @@ def test_onnx_graph_has_fixed_shapes_and_fused_layer_norm(hybrid):
     ]
 
 
-def test_sidecar_describes_the_export(hybrid):
+def test_sidecar_describes_the_export(hybrid, det_checkpoint):
     meta = read_sidecar(hybrid["path"])
-    digest = hashlib.sha256(Path(hybrid["weights"]).read_bytes()).hexdigest()
+    weights = det_checkpoint("dpt_hybrid")
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
     assert meta == {
         "sidecar_version": 1,
         "format": "onnx",
@@ -348,20 +349,20 @@ def test_sidecar_describes_the_export(hybrid):
         "opset": DEFAULT_OPSET,
         "layer_norm_nodes": 24,
         "precision": "fp32",
-        "weights": {"file": Path(hybrid["weights"]).name, "sha256": digest},
+        "weights": {"file": weights.name, "sha256": digest},
         "torch": torch.__version__,
         "dpt_ros": meta["dpt_ros"],
     }
     assert json.loads(sidecar_path(hybrid["path"]).read_text()) == meta
 
 
-def test_onnxruntime_backend_matches_torch_on_an_image(hybrid, hybrid_backend, scene_a_rgb):
+def test_onnxruntime_backend_matches_torch_on_an_image(hybrid_backend, det_checkpoint, scene_a_rgb):
     import cv2
 
     rgb = cv2.resize(scene_a_rgb, (128, 96), interpolation=cv2.INTER_AREA)
     spec = get_spec("dpt_hybrid")
     x = preprocess(torch.from_numpy(rgb[None].copy()), (96, 128), spec.mean, spec.std)
-    model = load_model("dpt_hybrid", hybrid["weights"])
+    model = load_model("dpt_hybrid", det_checkpoint("dpt_hybrid"))
     with torch.inference_mode():
         want = model(x)
     assert isinstance(hybrid_backend, OnnxRuntimeModel)
@@ -454,13 +455,13 @@ def test_tensorrt_needs_cuda_and_tensorrt(hybrid):
 # --------------------------------------------------------------------------- Predictor
 
 
-def test_predictor_on_the_onnxruntime_backend_matches_torch(hybrid, scene_a_rgb):
+def test_predictor_on_the_onnxruntime_backend_matches_torch(hybrid, det_checkpoint, scene_a_rgb):
     """Predictor(backend=onnxruntime): any camera size is resized to the engine's fixed
     input, batches of another size are split and padded, results match PyTorch."""
     engine = Predictor("dpt_hybrid", device="cpu", backend="onnxruntime", engine=hybrid["path"])
     torch_p = Predictor(
         "dpt_hybrid",
-        weights=hybrid["weights"],
+        weights=det_checkpoint("dpt_hybrid"),
         device="cpu",
         backend="torch",
         network_size=(128, 96),

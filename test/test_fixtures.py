@@ -10,6 +10,7 @@ import importlib.util
 import deterministic_weights as dw
 import numpy as np
 import pytest
+from checkpoint_store import CheckpointStore
 from goldens import FIXTURES, shared_fixtures_dir
 
 #: sha256 over (key, tensor bytes) of every tensor of a layout, made with the shared
@@ -102,3 +103,27 @@ def test_compact_goldens_agree_with_the_full_ones():
                     got = full[name][tuple(compact[key].T)]
                     np.testing.assert_array_equal(got, compact[f"{name}__value"], err_msg=name)
                     assert abs(full[name].mean(dtype=np.float64) - compact[f"{name}__mean"]) < 1e-6
+
+
+def test_checkpoint_store_keeps_its_bound_and_the_running_tests_files(tmp_path):
+    """The det_checkpoint store: over its bound, the least recently used file goes first,
+    never one the running test asked for; a removed file is written again, the same."""
+    sizes = {"a": 3000, "b": 2000, "c": 3000, "d": 9000}
+    store = CheckpointStore(tmp_path, lambda t: [(t, (sizes[t] // 4,), "float32")], 10_000)
+
+    def on_disk() -> list[str]:
+        return sorted(p.name.removeprefix("det_").removesuffix(".pt") for p in tmp_path.iterdir())
+
+    first = store("a").read_bytes()
+    store("b")
+    store.held.clear()  # the next test
+    store("a")  # a is used again: b is now the least recent
+    store.held.clear()
+    store("c")
+    assert on_disk() == ["a", "c"]
+    store.held.clear()
+    store("d")  # needs all the room: both go
+    assert on_disk() == ["d"]
+    assert store("a").read_bytes() == first  # held by this test with d: over the bound
+    assert on_disk() == ["a", "d"]
+    assert store.held == {"a", "d"}

@@ -19,9 +19,9 @@ from dpt_ros.ros.image_codec import image_msg_to_array
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory):
+def inputs(module_tmp):
     """Two good bags (sqlite3, MCAP) and a corrupt one."""
-    root = tmp_path_factory.mktemp("fleet_in")
+    root = module_tmp("fleet_in")
     write_bag(root / "run_a")
     write_bag(root / "run_b", storage="mcap")
     (root / "broken.db3").write_bytes(b"SQLite format 3\x00 but not really")

@@ -142,14 +142,10 @@ def _network_input(predictor, rgb: np.ndarray) -> torch.Tensor:
     return preprocess(torch.from_numpy(rgb)[None], size, predictor.spec.mean, predictor.spec.std)
 
 
-@pytest.fixture(scope="session")
-def engine_cache(tmp_path_factory) -> Path:
-    """The cache folder of the ``auto`` runs (engines are built into it)."""
-    return tmp_path_factory.mktemp("fidelity_cache")
-
-
 def _golden_predictor(model_type, backend, det_checkpoint, engine_cache, rgb) -> Predictor:
-    """The predictor of a golden run; on ``auto``, with its engine built for ``rgb``."""
+    """The predictor of a golden run; on ``auto``, with its engine built for ``rgb`` in
+    ``engine_cache``: a folder of the run's own (0.1 to 1.3 GB), removed when the run's
+    results are computed, as the engine is used once."""
     predictor = Predictor(
         model_type,
         weights=det_checkpoint(model_type),
@@ -171,11 +167,12 @@ def _golden_predictor(model_type, backend, det_checkpoint, engine_cache, rgb) ->
     params=list(itertools.product(DEPTH_GOLDEN_TYPES, FIDELITY_BACKENDS)),
     ids="-".join,
 )
-def depth_run(request, det_checkpoint, golden, scene_a_rgb, engine_cache):
+def depth_run(request, det_checkpoint, golden, scene_a_rgb, module_tmp):
     """One load of a depth model on one backend; everything the tests compare, computed
     once."""
     model_type, backend = request.param
     gold = golden(model_type)
+    engine_cache = module_tmp("engines")
     predictor = _golden_predictor(model_type, backend, det_checkpoint, engine_cache, scene_a_rgb)
     net_input = _network_input(predictor, scene_a_rgb)
     exact_output = None
@@ -185,6 +182,7 @@ def depth_run(request, det_checkpoint, golden, scene_a_rgb, engine_cache):
     final = predictor.predict(scene_a_rgb)
     del predictor
     _free()
+    shutil.rmtree(engine_cache)
     return {
         "type": model_type,
         "gold": gold,
@@ -227,8 +225,9 @@ def test_depth_predict_matches_golden(depth_run, scene_a_rgb):
 
 
 @pytest.fixture(scope="module", params=FIDELITY_BACKENDS)
-def ade20k_run(request, det_checkpoint, golden, scene_a_rgb, engine_cache):
+def ade20k_run(request, det_checkpoint, golden, scene_a_rgb, module_tmp):
     gold = golden("dpt_hybrid_ade20k")
+    engine_cache = module_tmp("engines")
     predictor = _golden_predictor(
         "dpt_hybrid_ade20k", request.param, det_checkpoint, engine_cache, scene_a_rgb
     )
@@ -240,6 +239,7 @@ def ade20k_run(request, det_checkpoint, golden, scene_a_rgb, engine_cache):
     labels = predictor.predict(scene_a_rgb)
     del predictor
     _free()
+    shutil.rmtree(engine_cache)
     return {
         "gold": gold,
         "net_input": net_input[0].numpy(),

@@ -138,16 +138,16 @@ def saved_depth_model(
 
 
 @pytest.fixture(scope="module")
-def hybrid_folder(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("dpt_hybrid_hf")
+def hybrid_folder(module_tmp):
+    folder = module_tmp("dpt_hybrid_hf")
     return saved_depth_model(
         folder, "DPTForDepthEstimation", "DPTConfig", DPT_HYBRID_MIDAS, seed=11, size=384
     )
 
 
 @pytest.fixture(scope="module")
-def dav2_folder(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("dav2_small_hf")
+def dav2_folder(module_tmp):
+    folder = module_tmp("dav2_small_hf")
     cls_name, config_cls = "DepthAnythingForDepthEstimation", "DepthAnythingConfig"
     return saved_depth_model(folder, cls_name, config_cls, DAV2_SMALL_HF, seed=13, size=518)
 
