@@ -54,8 +54,8 @@ def hub_file(detweights, fixtures_dir, model_type: str, folder) -> str:
 
 
 @pytest.fixture(scope="module")
-def small_file(tmp_path_factory, detweights, fixtures_dir):
-    return hub_file(detweights, fixtures_dir, SMALL, tmp_path_factory.mktemp("da3_small"))
+def small_file(module_tmp, detweights, fixtures_dir):
+    return hub_file(detweights, fixtures_dir, SMALL, module_tmp("da3_small"))
 
 
 def scene_camera_info(p_and_k: bool = True) -> CameraInfo:
