@@ -97,3 +97,17 @@ def test_corrupt_camera_info_and_reference_are_skipped_and_counted(tmp_path, cap
     check_copied(inp, bag)
     assert len(bag["/cam/depth/relative"]) == len(bag["/cam/depth/camera_info"]) == 3
     assert len(bag["/cam/segmentation/label_info"]) == 1
+
+
+@pytest.mark.parametrize("topic", ("/nope", "/cam/camera_info"))
+def test_a_bad_alignment_topic_is_refused_before_any_output(tmp_path, capsys, topic):
+    """An alignment topic the bag lacks, or of another type, is one error line, and no
+    output bag is left behind (it was refused only once the output existed)."""
+    inp, outp = tmp_path / "in", tmp_path / "out"
+    image_topic = write_bag(inp)
+    code = run_bag(
+        str(inp), "-o", str(outp), "--image-topic", image_topic, *NET,
+        "--alignment", "reference_depth", "--alignment-topic", topic,
+    )  # fmt: skip
+    one_error_line(code, capsys.readouterr().err, topic)
+    assert not outp.exists()

@@ -534,6 +534,8 @@ def process_bag(
     try:
         plan = _plan(args, reader)
         _check_clashes(plan, pipeline, reader)
+        # Every check of the flags against the bag before the output exists.
+        alignment = _alignment(args, bag_alignment.options_from_args(args), pipeline, reader)
         storage = args.storage or input_storage(in_path)
         out_bag = _OutputBag(out_path, storage, reader)
         total = sum(c.msgcount for c in reader.connections if c.topic == plan.image_topic)
@@ -545,7 +547,6 @@ def process_bag(
             dynamic_ncols=True,
             desc="dpt-ros bag",
         )
-        alignment = _alignment(args, bag_alignment.options_from_args(args), pipeline, reader)
         job = _BagJob(plan, pipeline, out_bag, args.batch, bar, alignment, args.max_input_pixels)
         start = time.monotonic()
         for rconn, timestamp, raw in reader.messages():
