@@ -223,7 +223,7 @@ def test_predict_small_matches_the_goldens(capsys, small_file, tmp_path, res):
     assert golden.relative_error("confidence", confidence) <= PREDICT_RTOL
     assert confidence.min() >= 1.0
     assert (tmp_path / "scene_a_depth.png").is_file()
-    # At the image's size (the default): bilinear from the same grid.
+    # At the image's size (the default): resized from the same grid as the geometry resizes.
     rc, _, err = _predict(
         capsys, "predict", "--model-type", SMALL, "--weights", small_file, "--input", image,
         "--output", tmp_path / "full", "--network-size", f"{res}x{res}", "--backend", "torch",

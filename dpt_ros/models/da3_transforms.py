@@ -17,9 +17,9 @@ ratio, once per resize, in the dtype they come in.
 
 Post-processing: :func:`fill_sky` (what the reference's forward does to mono and metric
 depth), :func:`metric_depth` (the metric type's depth in metres from the focal length),
-and for outputs at another size than the network's, :func:`resize_depth` (as the
-geometry resizes depth) with :func:`resize_maps` and :func:`sky_mask` (the confidence and
-the sky map on the same grid).
+and for outputs at another size than the network's (whose depth
+:func:`~dpt_ros.models.transforms.resize_output` resizes as the geometry resizes depth),
+:func:`resize_maps` and :func:`sky_mask` (the confidence and the sky map on its grid).
 """
 
 from __future__ import annotations
@@ -29,8 +29,6 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-from dpt_ros.models.geometry import upsample_depth
 
 #: DINOv2's patch side: network input sides are multiples of it.
 PATCH_SIZE = 14
@@ -226,27 +224,9 @@ def fill_sky(
     return filled
 
 
-def resize_depth(depth: torch.Tensor, size_hw: Sequence[int], inverse: bool) -> torch.Tensor:
-    """(B, h, w) depth at the network's resolution to (B, H, W), as the geometry code
-    resizes depth (:func:`~dpt_ros.models.geometry.upsample_depth`: bilinear in inverse
-    depth, ``align_corners=False``, never leaving the neighbours' range).
-
-    Args:
-        depth: metres or relative depth (larger = farther; ``+Inf`` = sky), or with
-            ``inverse`` relative inverse depth (0 = sky).
-        size_hw: (H, W) of the result.
-        inverse: ``depth`` is inverse depth, and so is the result.
-    """
-    if not inverse:
-        return upsample_depth(depth, (int(size_hw[0]), int(size_hw[1])))
-    return torch.reciprocal(
-        upsample_depth(torch.reciprocal(depth), (int(size_hw[0]), int(size_hw[1])))
-    )
-
-
 def resize_maps(maps: torch.Tensor, size_hw: Sequence[int]) -> torch.Tensor:
-    """(B, h, w) confidence or sky map to (B, H, W) float32, bilinear on the grid of
-    :func:`resize_depth` (``align_corners=False``), so they stay pixel-aligned."""
+    """(B, h, w) confidence or sky map to (B, H, W) float32, bilinear on the depth's
+    grid (``align_corners=False``), so they stay pixel-aligned."""
     size = (int(size_hw[0]), int(size_hw[1]))
     x = maps.float()
     if tuple(x.shape[-2:]) == size:

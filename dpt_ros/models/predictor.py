@@ -17,6 +17,7 @@ import torch
 
 from dpt_ros.models import da3_transforms
 from dpt_ros.models.backend import create_runtime
+from dpt_ros.models.geometry import upsample_depth
 from dpt_ros.models.options import PRECISIONS, PredictorOptions
 from dpt_ros.models.registry import DEPTH_ANYTHING_3, ModelSpec, get_spec
 from dpt_ros.models.runtimes import Runtime
@@ -300,7 +301,7 @@ class Predictor:
         """
         hw = tuple(images.shape[1:3] if output_hw is None else output_hw)
         if self.is_da3:  # relative inverse depth (the metric type needs intrinsics)
-            result = da3_transforms.resize_depth(self.depth_on_device(images, mark), hw, True)
+            result = resize_output(self.depth_on_device(images, mark), hw, "inverse_depth")
         else:
             result = self.postprocess(self._network_output(images, mark), hw)
         (mark or _no_mark)("postprocess")
@@ -465,8 +466,7 @@ class Predictor:
             output_hw: size of the results; None = the image's. Not resized at
                 :meth:`input_size` (the network grid); else depth as the geometry
                 resizes it (bilinear in inverse depth) and the second output bilinearly,
-                both with ``align_corners=False``
-                (:func:`~dpt_ros.models.da3_transforms.resize_depth`).
+                both with ``align_corners=False``.
             fill_sky: see :meth:`da3_on_device` (here the reference's filling).
 
         Returns:
@@ -481,8 +481,10 @@ class Predictor:
         depth, second = self.da3_on_device(self.upload(image[None]), intrinsics, None, fill_sky)
         hw = tuple(image.shape[:2] if output_hw is None else output_hw)
         found = {self.second_output: da3_transforms.resize_maps(second, hw)}
-        if depth is not None:
-            found["depth"] = da3_transforms.resize_depth(depth, hw, not self.is_metric)
+        if depth is not None and self.is_metric:
+            found["depth"] = upsample_depth(depth, hw)
+        elif depth is not None:
+            found["depth"] = resize_output(depth, hw, self.spec.output_interpolation)
         return {name: value[0].cpu().numpy() for name, value in found.items()}
 
     def predict(self, image: np.ndarray, output_hw: Sequence[int] | None = None) -> np.ndarray:

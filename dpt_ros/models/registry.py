@@ -118,9 +118,13 @@ class ModelSpec:
 
     @property
     def output_interpolation(self) -> str:
-        """How the network output is resized to the image, as the original does it:
-        ``bicubic`` (DPT) or ``bilinear`` with align_corners=True (Depth Anything V2
-        and 3)."""
+        """How the network output is resized to the image (a
+        :func:`~dpt_ros.models.transforms.resize_output` mode): as the original does it,
+        ``bicubic`` (DPT) or ``bilinear`` with align_corners=True (Depth Anything V2);
+        ``inverse_depth`` (Depth Anything 3: bilinear in inverse depth, as the geometry
+        resizes metric depth)."""
+        if self.family == DEPTH_ANYTHING_3:
+            return "inverse_depth"
         return "bicubic" if self.family == DPT else "bilinear"
 
     @property

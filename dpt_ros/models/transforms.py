@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dpt_ros.models.geometry import upsample_depth
 from dpt_ros.models.opencv_cubic import resize_cubic
 
 
@@ -184,8 +185,9 @@ def _channel_vector(values, like: torch.Tensor) -> torch.Tensor:
     return torch.tensor(values, dtype=like.dtype).view(3).to(like.device)
 
 
-#: ``resize_output`` modes: DPT's bicubic, Depth Anything V2's bilinear (align_corners=True).
-OUTPUT_INTERPOLATIONS = ("bicubic", "bilinear")
+#: ``resize_output`` modes: DPT's bicubic, Depth Anything V2's bilinear (align_corners=True),
+#: Depth Anything 3's inverse depth resized as the geometry resizes depth.
+OUTPUT_INTERPOLATIONS = ("bicubic", "bilinear", "inverse_depth")
 
 
 def resize_output(out: torch.Tensor, size_hw: Sequence[int], mode: str = "bicubic") -> torch.Tensor:
@@ -194,17 +196,28 @@ def resize_output(out: torch.Tensor, size_hw: Sequence[int], mode: str = "bicubi
     Args:
         out: (B, h, w) depth or (B, C, h, w) logits, float.
         size_hw: target (H, W).
-        mode: ``bicubic`` (DPT; align_corners=False, like OpenCV) or ``bilinear``
-            (Depth Anything V2; align_corners=True).
+        mode: ``bicubic`` (DPT; align_corners=False, like OpenCV), ``bilinear``
+            (Depth Anything V2; align_corners=True) or ``inverse_depth`` ((B, h, w)
+            inverse depth as :func:`~dpt_ros.models.geometry.upsample_depth` resizes
+            depth: bilinear in inverse depth, align_corners=False, never leaving the
+            neighbours' range: Depth Anything 3, its depth pixel-aligned with the
+            geometry's).
 
     Returns:
         (B, H, W) or (B, C, H, W) float32.
     """
+    size = (int(size_hw[0]), int(size_hw[1]))
+    if mode == "inverse_depth":
+        if out.ndim != 3:
+            raise ValueError(f"inverse_depth resizes (B, h, w) depth, got {tuple(out.shape)}")
+        inverse = out.float()
+        if tuple(inverse.shape[-2:]) == size:
+            return inverse
+        return torch.reciprocal(upsample_depth(torch.reciprocal(inverse), size))
     x = out.float().unsqueeze(1) if out.ndim == 3 else out.float()
     if mode == "bicubic":
         x = resize_bicubic(x, size_hw)
     elif mode == "bilinear":
-        size = (int(size_hw[0]), int(size_hw[1]))
         if tuple(x.shape[-2:]) != size:
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=True)
     else:

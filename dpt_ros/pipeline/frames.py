@@ -19,7 +19,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Header
 
 from dpt_ros.models import Predictor
-from dpt_ros.models.da3_transforms import resize_depth, resize_maps, sky_mask
+from dpt_ros.models.da3_transforms import resize_maps, sky_mask
 from dpt_ros.models.geometry import backproject as device_backproject
 from dpt_ros.models.geometry import mark_saturated as device_mark_saturated
 from dpt_ros.models.geometry import relative_to_metric as device_relative_to_metric
@@ -473,7 +473,7 @@ class FramePipeline:
         metric: list[torch.Tensor | None]
         interpolation = self.depth.spec.output_interpolation
         if self.depth.is_metric:
-            if interpolation == "bilinear" and not self.depth.is_da3:
+            if interpolation == "bilinear":
                 # Depth Anything V2's own resize, bilinear in metres, already stays within
                 # its neighbours' range: the original's numbers, then its ceiling marked.
                 resized = resize_output(raw, group.out_hw, interpolation)
@@ -489,10 +489,7 @@ class FramePipeline:
                 maps = self._stabilize(depth, "metric", "scale", group)
                 metric = [m * scale for m, (scale, _) in zip(depth, maps)]
         else:
-            if self.depth.is_da3:  # as its depth: bilinear in inverse depth, edge-safe
-                inverse = resize_depth(raw, group.out_hw, inverse=True)
-            else:
-                inverse = resize_output(raw, group.out_hw, interpolation)
+            inverse = resize_output(raw, group.out_hw, interpolation)
             if group.temporal is None:
                 batch["inverse"] = inverse
             else:
