@@ -169,6 +169,12 @@ class Predictor:
         return self.spec.family == DEPTH_ANYTHING_3
 
     @property
+    def needs_intrinsics(self) -> bool:
+        """Metres need each image's camera matrix (Depth Anything 3's metric type: its
+        output times the focal length, see :meth:`da3_on_device`)."""
+        return self.is_da3 and self.is_metric
+
+    @property
     def second_output(self) -> str:
         """``confidence`` or ``sky`` (Depth Anything 3), else ''."""
         return self.spec.second_output
@@ -325,7 +331,7 @@ class Predictor:
         if not self.is_depth:
             raise ValueError(f"{self.spec.name} is a segmentation model; it has no depth")
         if self.is_da3:
-            if self.is_metric:
+            if self.needs_intrinsics:
                 raise ValueError(
                     f"{self.spec.name} needs the camera's intrinsics for metres: use "
                     "da3_on_device with them"

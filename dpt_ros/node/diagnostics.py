@@ -174,10 +174,6 @@ class NodeDiagnostics:
             cam.no_metres_logged.add(reason)
         return cam.prefixed(reason)
 
-    def _needs_focal_length(self) -> bool:
-        depth = self._pipeline.depth
-        return depth is not None and depth.is_da3 and depth.is_metric
-
     # -- reporting -----------------------------------------------------------------
     def _latency_text(self, latency_ms: list[float]) -> str:
         if self._sim_time():
@@ -236,7 +232,8 @@ class NodeDiagnostics:
         if self._alignment is not None:
             alignment, self.alignment_warn = self._alignment.status(self._cameras)
             values.update(alignment)
-        if self._needs_focal_length():
+        depth = self._pipeline.depth
+        if depth is not None and depth.needs_intrinsics:
             with self.lock:
                 for cam in self._cameras:
                     key = f"{cam.name}.metric_depth" if cam.name else "metric_depth"

@@ -452,10 +452,9 @@ class DptNode(Node):
     def _check_camera_info(self, cam: Camera, info: CameraInfo | None, out: Any) -> None:
         """Records whether the frame's camera_info was accepted, and warns (throttled)
         when it is missing or stale."""
-        rejected = [w for w in out.warnings if w.startswith("camera_info rejected")]
-        cam.info.rejection = rejected[0].split(": ", 1)[1] if rejected else ""
+        cam.info.rejection = out.camera_info_rejection
         problem = cam.info.problem()
-        if problem and not rejected:
+        if problem and not cam.info.rejection:
             self._warn(cam, cam.prefixed(problem))
 
     def _reject(self, cam: Camera, text: str, count: bool = True) -> None:

@@ -55,6 +55,9 @@ OUTPUT_TOPICS: dict[str, type] = {
     "points": PointCloud2,
 }
 
+#: How a frame's warning about its camera_info starts (``FrameOutput.warnings``).
+_CAMERA_INFO_REJECTED = "camera_info rejected: "
+
 #: Outputs that the node skips while nobody subscribes to them (``skip``): building
 #: them costs time on every frame and nothing else needs them.
 SKIPPABLE_TOPICS: frozenset[str] = frozenset({"points", "depth/colored", "segmentation/colored"})
@@ -118,6 +121,15 @@ class FrameOutput:
     #: Why a metric model that needs the camera's intrinsics (Depth Anything 3
     #: metric) published no metres for this frame; empty when it did or needs none.
     no_metres: str = ""
+
+    @property
+    def camera_info_rejection(self) -> str:
+        """Why the frame's camera_info was rejected (its warning without the
+        ``camera_info rejected: `` prefix), or "" when it was not."""
+        for warning in self.warnings:
+            if warning.startswith(_CAMERA_INFO_REJECTED):
+                return warning[len(_CAMERA_INFO_REJECTED) :]
+        return ""
 
 
 @dataclass
@@ -354,15 +366,15 @@ class FramePipeline:
         for metres (metric Depth Anything 3: from ``P``, as the geometry reads it), else
         None; a frame without one gets the reason in its ``no_metres``."""
         depth = self.depth
-        if depth is None or not (depth.is_da3 and depth.is_metric):
+        if depth is None or not depth.needs_intrinsics:
             return [None] * len(results)
         ks: list[np.ndarray | None] = []
         for result, info, (intrinsics, _) in zip(results, infos, cameras):
             if info is not None and intrinsics is not None:
                 ks.append(Intrinsics.from_camera_info(info).matrix())
                 continue
-            rejected = [w for w in result.warnings if w.startswith("camera_info rejected")]
-            why = rejected[0] if rejected else "no camera_info"
+            rejection = result.camera_info_rejection
+            why = f"camera_info rejected: {rejection}" if rejection else "no camera_info"
             result.no_metres = (
                 f"{depth.spec.name} publishes no metres without the camera's focal length: "
                 f"{why} (depth/image and points are not published)"
@@ -382,7 +394,7 @@ class FramePipeline:
         try:
             return self._rectifier(rgb, info, stream), info
         except ValueError as exc:
-            result.warnings.append(f"camera_info rejected: cannot rectify: {exc}")
+            result.warnings.append(f"{_CAMERA_INFO_REJECTED}cannot rectify: {exc}")
             return rgb, None
 
     def _camera(
@@ -402,7 +414,7 @@ class FramePipeline:
             check_camera_info_matches(camera_info, w, h)
             return depth_camera_info(camera_info, out_w, out_h, header)
         except ValueError as exc:
-            result.warnings.append(f"camera_info rejected: {exc}")
+            result.warnings.append(f"{_CAMERA_INFO_REJECTED}{exc}")
             return None, None
 
     def _infer(self, group: _Group, o: PipelineOptions) -> dict[str, float]:
@@ -447,7 +459,7 @@ class FramePipeline:
         depth = self.depth
         assert depth is not None, "called with a depth model"
         ks = [k for k in group.image_ks if k is not None]
-        use = ks if depth.is_metric and len(ks) == len(group.image_ks) else None
+        use = ks if depth.needs_intrinsics and len(ks) == len(group.image_ks) else None
         raw, second = depth.da3_on_device(images, use, mark)
         maps = resize_maps(second, group.out_hw)
         if depth.second_output == "confidence":
