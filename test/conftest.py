@@ -3,7 +3,8 @@
 Tiers (markers registered in ``setup.cfg``): ``ros`` (a real rclpy node: the ``ros``
 fixture), ``fidelity`` (goldens of the original implementations: the ``golden``
 fixture), ``export`` (ONNX export and engines), ``bag`` (bags written and read),
-``ray`` (a local Ray), ``slow`` (more than a few seconds on two cores). ``smoke`` marks
+``ray`` (a local Ray), ``slow`` (more than a few seconds on two cores), ``adversarial``
+(every test under ``test/adversarial``: attacks in real processes). ``smoke`` marks
 the few of them that the fast tier keeps: one of each kind. Helpers shared by the test
 modules are in ``helpers.py``.
 
@@ -235,6 +236,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for fixture, marker in _FIXTURE_MARKERS.items():
             if fixture in getattr(item, "fixturenames", ()):
                 item.add_marker(marker)
+        if "adversarial" in item.path.parts:  # the standing attack tier: its own folder
+            item.add_marker("adversarial")
         module = item.module.__name__ if getattr(item, "module", None) else ""
         if module in _MODULE_MARKERS:
             item.add_marker(_MODULE_MARKERS[module])
