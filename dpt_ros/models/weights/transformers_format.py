@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import json
 import re
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,14 +117,42 @@ def _check_dtypes(tensors: Mapping[str, torch.Tensor], folder: Path) -> None:
         )
 
 
-def read_config(folder: Path) -> dict[str, Any]:
-    """``folder/config.json`` as a dict; CheckpointError if missing or not a JSON object."""
-    path = folder / CONFIG_FILE
-    if not path.is_file():
-        raise CheckpointError(f"{folder} has no {CONFIG_FILE}; {_HELP}")
+#: Largest config.json or safetensors index read (transformers writes a few kilobytes;
+#: an index lists every tensor name: about 100 KB for the largest models here).
+MAX_JSON_BYTES = 4 << 20
+
+
+def _small_json_text(path: Path) -> str:
+    """The text of a JSON file of the folder, read only when it is a regular file of at
+    most :data:`MAX_JSON_BYTES` (a FIFO would wait for a writer forever, /dev/zero never
+    ends, and a file of hundreds of megabytes is no model's config)."""
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        info = path.stat()
+    except OSError as exc:
+        raise CheckpointError(f"{path} cannot be read ({exc.strerror})") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise CheckpointError(f"{path} is not a regular file; {_HELP}")
+    if info.st_size > MAX_JSON_BYTES:
+        raise CheckpointError(
+            f"{path} is {info.st_size / 2**20:.0f} MB, more than any model's "
+            f"{path.name} ({MAX_JSON_BYTES >> 20} MB at most); {_HELP}"
+        )
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path} is not readable JSON ({exc}); {_HELP}") from None
+
+
+def read_config(folder: Path) -> dict[str, Any]:
+    """``folder/config.json`` as a dict; CheckpointError if missing, not a regular file
+    of at most :data:`MAX_JSON_BYTES`, or not a JSON object."""
+    path = folder / CONFIG_FILE
+    if not path.exists() and not path.is_symlink():
+        raise CheckpointError(f"{folder} has no {CONFIG_FILE}; {_HELP}")
+    text = _small_json_text(path)
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as exc:
         raise CheckpointError(f"{path} is not readable JSON ({exc}); {_HELP}") from None
     except RecursionError:
         raise CheckpointError(f"{path} is nested too deeply to be a model config") from None
@@ -137,12 +166,15 @@ def _shard_files(folder: Path) -> list[Path]:
     single = folder / SAFETENSORS_FILE
     if single.is_file():
         return [single]
+    if single.exists() or single.is_symlink():
+        raise CheckpointError(f"{single} is not a regular file; {_HELP}")
     index = folder / SAFETENSORS_INDEX
-    if index.is_file():
+    if index.exists() or index.is_symlink():
+        text = _small_json_text(index)
         try:
-            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+            weight_map = json.loads(text)["weight_map"]
             names = sorted(set(weight_map.values()))
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (RecursionError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise CheckpointError(f"{index} is not a safetensors index ({exc})") from None
         bad = [n for n in names if not isinstance(n, str) or Path(n).name != n]
         if bad:
