@@ -23,6 +23,8 @@ from pathlib import Path
 #: The command line as the user runs it, in the test's interpreter (the installed
 #: ``dpt-ros`` script calls the same function).
 DPT_ROS = (sys.executable, "-m", "dpt_ros.cli")
+#: ``dpt_node`` as ``ros2 run dpt_ros dpt_node`` starts it.
+DPT_NODE = (sys.executable, "-m", "dpt_ros.node.node")
 
 
 @dataclass(frozen=True)
