@@ -32,6 +32,28 @@ LayoutEntry = tuple[str, Sequence[int], str]
 _TOKENS = frozenset({"cls_token", "pos_embed", "dist_token", "reg_token", "mask_token"})
 #: Depth Anything V2's last convolution feeds a ReLU; its bias keeps most pixels positive.
 _DAV2_LAST_BIAS = "depth_head.scratch.output_conv2.2.bias"
+#: Depth Anything 3's camera decoder: its field of view passes a ReLU, so the bias is
+#: kept near 1 (a zero field of view would make fx infinite).
+_DA3_FOV_BIAS = "cam_dec.fc_fov.0.bias"
+#: VGGT's camera head adds its pose delta four times; the last two entries, the field of
+#: view, pass a ReLU: their bias is raised by 0.25 (about 1 rad in all) and their weight
+#: rows shrunk by 100, so the field of view stays well inside (0, pi).
+_VGGT_POSE = "camera_head.pose_branch.fc2"
+
+
+def _vggt_pose_bias(z: torch.Tensor) -> torch.Tensor:
+    x = 0.02 * z
+    x[-2:] += 0.25
+    return x
+
+
+def _vggt_pose_weight(fan_in: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    def rule(z: torch.Tensor) -> torch.Tensor:
+        x = z / math.sqrt(fan_in)
+        x[-2:] *= 0.01
+        return x
+
+    return rule
 
 
 def key_seed(key: str) -> int:
@@ -51,6 +73,12 @@ def _scale_rule(key: str, shape: tuple[int, ...]) -> Callable[[torch.Tensor], to
         return lambda z: 0.02 * z
     if leaf == "gamma":  # LayerScale
         return lambda z: 0.1 + 0.05 * z
+    if key.endswith(_DA3_FOV_BIAS):
+        return lambda z: 1.0 + 0.02 * z
+    if key.endswith(_VGGT_POSE + ".bias"):
+        return _vggt_pose_bias
+    if key.endswith(_VGGT_POSE + ".weight"):
+        return _vggt_pose_weight(math.prod(shape[1:]))
     if key.endswith(_DAV2_LAST_BIAS):
         return lambda z: 2.5 + 0.02 * z
     if len(shape) <= 1:  # norm scales around 1, biases small

@@ -10,6 +10,7 @@ import importlib.util
 import deterministic_weights as dw
 import numpy as np
 import pytest
+import torch
 from checkpoint_store import CheckpointStore
 from goldens import FIXTURES, shared_fixtures_dir
 
@@ -63,6 +64,31 @@ def test_rules_by_tensor_kind():
     assert abs(float(gamma.mean()) - 0.1) < 0.01
     conv = dw.deterministic_tensor("conv.weight", (256, 128, 3, 3))
     assert abs(float(conv.std()) - (128 * 9) ** -0.5) < 1e-3
+
+
+#: Camera heads (windows of views): keys and shapes as Depth Anything 3 and VGGT name them.
+CAMERA_HEAD_KEYS = (
+    ("model.cam_dec.fc_fov.0.bias", (1,)),
+    ("camera_head.pose_branch.fc2.bias", (9,)),
+    ("camera_head.pose_branch.fc2.weight", (9, 1024)),
+)
+
+
+def test_camera_head_rules():
+    """The two rules for camera heads: the field of view stays inside (0, pi) whatever
+    the random draw; bit-identical to the fixtures' generator where it is present."""
+    fov_bias = dw.deterministic_tensor("model.cam_dec.fc_fov.0.bias", (64,))
+    assert abs(float(fov_bias.mean()) - 1.0) < 0.01 and float(fov_bias.min()) > 0.9
+    bias = dw.deterministic_tensor("camera_head.pose_branch.fc2.bias", (9,))
+    assert (bias[-2:] > 0.15).all() and (bias[:-2].abs() < 0.1).all()
+    weight = dw.deterministic_tensor("camera_head.pose_branch.fc2.weight", (9, 1024))
+    assert float(weight[-2:].std()) == pytest.approx(0.01 / 32, rel=0.1)
+    assert float(weight[:-2].std()) == pytest.approx(1 / 32, rel=0.1)
+    reference = _shared_generator()
+    if reference is not None:
+        for key, shape in CAMERA_HEAD_KEYS:
+            want = reference.deterministic_tensor(key, list(shape), "float32")
+            assert torch.equal(dw.deterministic_tensor(key, shape), want), key
 
 
 @pytest.mark.parametrize(
