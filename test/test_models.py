@@ -129,12 +129,21 @@ def test_state_dict_layout_equals_official_checkpoint(model_type, key_spec):
 
 # --------------------------------------------------------------------------- goldens
 
-#: Tolerances relative to the golden's largest magnitude. The network is compared on our
-#: own preprocessed input (which matches the original's to 1e-6), so both bounds hold
-#: through the public path; with the full goldens the network also runs on the exact
-#: input the original saw.
-NETWORK_RTOL = 1e-4
-END_TO_END_RTOL = 1e-4
+#: Tolerances relative to the golden's largest magnitude, per model type: about twice
+#: what ``scripts/fidelity_report.py`` and the ``auto`` backend measure (the README's
+#: Fidelity table). The network is compared on our own preprocessed input (which equals
+#: the original's, INPUT_RTOL), so the bounds hold through the public path; with the full
+#: goldens the network also runs on the exact input the original saw. ``dpt_hybrid``'s
+#: 6.5e-5 is float32 rounding amplified by the random network (channels_last summation
+#: order), so it keeps 1e-4; Depth Anything V2 keeps the 1e-4 of its own goldens.
+RTOL = {
+    "dpt_hybrid": 1e-4,
+    "dpt_large": 1e-5,
+    "dpt_hybrid_nyu": 5e-6,
+    "dpt_hybrid_ade20k": 1e-4,
+    "depth_anything_v2_vits": 1e-4,
+    "depth_anything_v2_metric_hypersim_vitb": 1e-4,
+}
 
 
 def _network_input(predictor, rgb: np.ndarray) -> torch.Tensor:
@@ -193,10 +202,10 @@ def depth_run(request, det_checkpoint, golden, scene_a_rgb, module_tmp):
     }
 
 
-#: Both originals resize with OpenCV in float64, as we do (test_transforms_exact.py): Depth
-#: Anything V2's golden input is ours bit for bit; DPT's golden was made from a float32
-#: image (OpenCV's float32 path), 3.6e-7 from the float64 one on scene_a.
-INPUT_RTOL = {"dpt": 1e-6, "depth_anything_v2": 1e-6}
+#: Both originals resize with OpenCV in float64, as we do (test_transforms_exact.py): each
+#: golden input is ours to float32 rounding (2.5e-17 and 5.6e-17 measured for DPT, where
+#: the first goldens, made from a float32 image, were 3.6e-7 off).
+INPUT_RTOL = {"dpt": 1e-7, "depth_anything_v2": 1e-7}
 
 
 def test_depth_network_input_matches_golden(depth_run):
@@ -207,16 +216,17 @@ def test_depth_network_input_matches_golden(depth_run):
 def test_depth_network_output_matches_golden(depth_run):
     gold, got = depth_run["gold"], depth_run["net_output"]
     assert got.dtype == np.float32
-    assert gold.relative_error("net_output", got) <= NETWORK_RTOL, depth_run["type"]
+    bound = RTOL[depth_run["type"]]
+    assert gold.relative_error("net_output", got) <= bound, depth_run["type"]
     if gold.full is not None:  # the network alone, on exactly the original's input
-        assert _rel_err(depth_run["exact_output"], gold.full["net_output"]) <= NETWORK_RTOL
+        assert _rel_err(depth_run["exact_output"], gold.full["net_output"]) <= bound
 
 
 def test_depth_predict_matches_golden(depth_run, scene_a_rgb):
     gold, got = depth_run["gold"], depth_run["final"]
     assert got.shape == scene_a_rgb.shape[:2] == gold.shape("final")
     assert got.dtype == np.float32
-    assert gold.relative_error("final", got) <= END_TO_END_RTOL, depth_run["type"]
+    assert gold.relative_error("final", got) <= RTOL[depth_run["type"]], depth_run["type"]
     spec = get_spec(depth_run["type"])
     if spec.is_metric and spec.max_depth:  # sigmoid * max_depth: metres in (0, max_depth)
         assert got.min() > 0 and got.max() < spec.max_depth
@@ -262,7 +272,7 @@ def test_ade20k_logits_match_golden(ade20k_run):
         agree = gold.agreement("net_argmax", logits.argmax(axis=0).astype(np.uint8))
         assert agree >= 0.999, agree
         c, y, x = gold.raw("logit_index").T
-        assert _rel_err(logits[c, y, x], gold.raw("logit_value")) <= NETWORK_RTOL
+        assert _rel_err(logits[c, y, x], gold.raw("logit_value")) <= RTOL["dpt_hybrid_ade20k"]
 
 
 def test_ade20k_predict_labels_match_golden(ade20k_run, scene_a_rgb):

@@ -108,7 +108,10 @@ if pid == 0:
     finally:
         os._exit(127)
 def forward(sig, frame):
-    os.kill(pid, sig)
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:  # it has exited and waits to be reaped
+        pass
 for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
     signal.signal(sig, forward)
 while True:
