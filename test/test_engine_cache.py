@@ -451,3 +451,23 @@ def test_the_torch_copy_is_freed_once_engines_run_and_reloaded_when_needed(first
     assert not started.runtime.torch_loaded  # the engine ran it
     other = started.predict(np.zeros((64, 96, 3), np.uint8))  # no engine for 64x96
     assert other.shape == (64, 96) and started.runtime.torch_loaded
+
+
+def test_choosing_the_backend_does_not_import_the_exporter():
+    """resolve_backend imported onnx and onnxscript to see whether they are installed:
+    1.5 s of CPU (7 s of a loaded machine's node start) that only a build, in its own
+    process, needs."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch\n"
+        "from dpt_ros.models.engine_cache import resolve_backend\n"
+        "from dpt_ros.models.options import PredictorOptions\n"
+        "b = resolve_backend(PredictorOptions('dpt_hybrid'), torch.device('cpu'), torch.float32)\n"
+        "print(b, sorted(m for m in ('onnx', 'onnxscript') if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
+    )
+    assert done.stdout.split() == ["onnxruntime", "[]"]
