@@ -27,6 +27,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -260,7 +261,7 @@ def time_runtimes(request: dict[str, Any], folder: Path) -> dict[str, float]:
     shape = (request["batch"], 3, request["height"], request["width"])
     x = torch.rand(shape, generator=torch.Generator().manual_seed(1)).to(device) * 2 - 1
     runs: dict[str, list[float]] = {"torch": [], backend: []}
-    order = [("torch", runtime), (backend, engine)]
+    order: list[tuple[str, Callable[[Any], Any]]] = [("torch", runtime), (backend, engine)]
     with torch.inference_mode():
         for step in range(1 + TIMED_RUNS):
             for label, run in order:
