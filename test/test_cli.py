@@ -59,6 +59,7 @@ class _FakePredictor:
         self.is_da3 = False
         self.device = torch.device("cpu")
         self.dtype = torch.float32
+        self.runtime = None  # neither torch nor an engine cache: no backend to choose
         self.seen = []
         _FakePredictor.instances.append(self)
 
@@ -175,6 +176,39 @@ def test_predict_depth_writes_three_files(tmp_path, capsys, det_checkpoint, smal
     # the nearest (largest inverse depth) at the warm one.
     np.testing.assert_array_equal(rgb[near], TURBO_LUT[-1])
     np.testing.assert_array_equal(rgb[far], TURBO_LUT[0])
+
+
+def test_predict_one_image_never_waits_for_an_engine_build(tmp_path, capsys, monkeypatch):
+    """dpt_large on one 720x1280 image first built an onnxruntime engine (over 4 min
+    under load) before its one image ran. --backend auto (--engine-build auto) now runs
+    the image on PyTorch, builds nothing (a build cannot pay off over no further
+    image), and says so in one line."""
+    monkeypatch.setenv("DPT_ROS_CACHE", str(tmp_path / "cache"))
+    image = _write_rgb(tmp_path / "one.png", np.zeros((48, 64, 3), np.uint8))
+    rc, out, err = _run(
+        capsys,
+        "predict",
+        "--model-type",
+        "dpt_hybrid",
+        "--random-weights",
+        "--network-size",
+        "64x64",
+        "--device",
+        "cpu",
+        "--input",
+        image,
+        "--output",
+        tmp_path / "out",
+    )
+    assert rc == 0, err
+    lines = [line for line in err.splitlines() if line.startswith("dpt-ros: backend:")]
+    assert len(lines) == 1, err
+    assert lines[0].startswith(
+        "dpt-ros: backend: torch (building the onnxruntime engine would take ~"
+    )
+    assert "0 more frames x " in lines[0]
+    assert not (tmp_path / "cache" / "engines").exists()  # nothing built
+    assert (tmp_path / "out" / "one_depth.npy").is_file()
 
 
 def test_predict_segmentation_writes_two_files(

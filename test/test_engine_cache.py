@@ -37,8 +37,20 @@ def _options(**changes) -> PredictorOptions:
 
 
 def _predictor(cache_dir, **changes) -> Predictor:
-    options = _options(**{"network_size": (64, 64), "precision": "fp32", **changes})
+    """The engine path asked for by name (``auto`` keeps PyTorch where a build measured
+    it faster: test_auto_reads_the_figures_its_build_recorded), built at the warm-up."""
+    defaults = {"network_size": (64, 64), "precision": "fp32", "backend": "onnxruntime"}
+    options = _options(**{**defaults, "engine_build": "eager", **changes})
     return Predictor(options, cache_dir=cache_dir, progress=False)
+
+
+def _set_figures(folder, torch_ms: float, engine_ms: float) -> None:
+    """Rewrites the figures a build recorded in its key file."""
+    import json
+
+    record = json.loads((folder / "key.json").read_text())
+    record.update(torch_ms=torch_ms, onnxruntime_ms=engine_ms)
+    (folder / "key.json").write_text(json.dumps(record))
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +81,8 @@ def test_auto_resolves_to_onnxruntime_on_this_cpu():
 
 def test_auto_is_the_default():
     assert PredictorOptions("dpt_hybrid").backend == "auto"
-    assert PredictorOptions("dpt_hybrid").engine_build == "eager"
+    # Frames never wait for a build: PyTorch serves until the engine takes over.
+    assert PredictorOptions("dpt_hybrid").engine_build == "lazy"
 
 
 def test_option_problems_are_named():
@@ -83,6 +96,37 @@ def test_first_start_builds_and_matches_torch(first_start):
     assert predictor.backend == "onnxruntime"
     assert predictor.engine_cached is False
     assert np.abs(got - reference).max() <= 1e-4 * np.abs(reference).max()
+
+
+def test_a_build_records_its_figures_beside_its_key(first_start, cache_dir):
+    """The build times PyTorch and the engine on the engine's shape and records them
+    with its own wall time; they are not part of the key (the engine is still found)."""
+    import json
+
+    (folder,) = [p for p in engine_cache_dir(cache_dir).iterdir() if "_b1_" in p.name]
+    record = json.loads((folder / "key.json").read_text())
+    assert record["build_s"] > 0 and record["torch_ms"] > 0 and record["onnxruntime_ms"] > 0
+    assert not (folder / "timing.json").exists()
+    key = engine_key(_options(), "onnxruntime", SHAPE, CPU, torch.float32, cache_dir=cache_dir)
+    assert cached_engine(engine_cache_dir(cache_dir), key) == folder / "model.onnx"
+
+
+def test_auto_reads_the_figures_its_build_recorded(first_start, cache_dir):
+    """On this CPU onnxruntime and PyTorch are within a few per cent of each other:
+    auto runs what the build measured faster, and a backend asked for by name runs."""
+    (folder,) = [p for p in engine_cache_dir(cache_dir).iterdir() if "_b1_" in p.name]
+    _set_figures(folder, torch_ms=10.0, engine_ms=12.5)
+    auto = _predictor(cache_dir, backend="auto", engine_build="never")
+    auto.warm_up((64, 64))
+    assert auto.backend == "torch" and not auto.runtime.has_engine(SHAPE)
+    assert auto.backend_status == "torch (faster than the onnxruntime engine: 10.0 vs 12.5 ms)"
+    named = _predictor(cache_dir, engine_build="never")
+    named.warm_up((64, 64))
+    assert named.backend == "onnxruntime" and named.engine_cached is True
+    _set_figures(folder, torch_ms=12.5, engine_ms=10.0)
+    auto = _predictor(cache_dir, backend="auto", engine_build="never")
+    auto.warm_up((64, 64))
+    assert auto.backend == "onnxruntime" and auto.backend_status == "onnxruntime (cached engine)"
 
 
 def test_second_start_reuses_the_cached_engine(first_start, cache_dir):
@@ -113,9 +157,12 @@ def test_lazy_builds_in_the_background_while_torch_runs(first_start, cache_dir):
     lazy = _predictor(cache_dir, engine_build="lazy")
     frames = np.zeros((2, 64, 64, 3), np.uint8)
     lazy.warm_up((64, 64), batch=2)  # starts the batch-2 build, does not wait
+    assert lazy.backend == "torch"
+    assert lazy.backend_status == "torch (onnxruntime engine building)"
     torch_out = lazy.predict_batch(frames)  # served by PyTorch until the engine is ready
     lazy.runtime.wait()
     assert lazy.backend == "onnxruntime" and lazy.engine_cached is False
+    assert lazy.backend_status == "onnxruntime (engine built this start, switched from torch)"
     np.testing.assert_allclose(lazy.predict_batch(frames), torch_out, rtol=0, atol=1e-4)
     assert any("_64x64_b2_" in p.name for p in engine_cache_dir(cache_dir).iterdir())
 
@@ -234,6 +281,8 @@ def test_bench_reports_the_resolved_backend_and_the_cached_engine(
     from dpt_ros.cli.main import main
 
     monkeypatch.setenv("DPT_ROS_CACHE", str(cache_dir))
+    (folder,) = [p for p in engine_cache_dir(cache_dir).iterdir() if "_b1_" in p.name]
+    _set_figures(folder, torch_ms=12.5, engine_ms=10.0)  # the engine measured faster
     common = ["bench", "--device", "cpu", "--camera-size", "64x64", "--network-size", "64x64"]
     common += ["--iters", "1", "--warmup", "0", "--no-transformers", "--json"]
     figures = {}
@@ -402,3 +451,23 @@ def test_the_torch_copy_is_freed_once_engines_run_and_reloaded_when_needed(first
     assert not started.runtime.torch_loaded  # the engine ran it
     other = started.predict(np.zeros((64, 96, 3), np.uint8))  # no engine for 64x96
     assert other.shape == (64, 96) and started.runtime.torch_loaded
+
+
+def test_choosing_the_backend_does_not_import_the_exporter():
+    """resolve_backend imported onnx and onnxscript to see whether they are installed:
+    1.5 s of CPU (7 s of a loaded machine's node start) that only a build, in its own
+    process, needs."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch\n"
+        "from dpt_ros.models.engine_cache import resolve_backend\n"
+        "from dpt_ros.models.options import PredictorOptions\n"
+        "b = resolve_backend(PredictorOptions('dpt_hybrid'), torch.device('cpu'), torch.float32)\n"
+        "print(b, sorted(m for m in ('onnx', 'onnxscript') if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
+    )
+    assert done.stdout.split() == ["onnxruntime", "[]"]

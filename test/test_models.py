@@ -159,7 +159,10 @@ def _golden_predictor(model_type, backend, det_checkpoint, engine_cache, rgb) ->
         model_type,
         weights=det_checkpoint(model_type),
         device="cpu",
-        backend=backend,
+        # The engine path by name, built at prepare: auto keeps PyTorch where the build
+        # measured it faster, and builds in the background by default (lazy).
+        backend="onnxruntime" if backend == "auto" else backend,
+        engine_build="eager",
         precision="fp32",
         cache_dir=engine_cache,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
@@ -523,9 +524,12 @@ def test_missing_engine_file_is_fatal_with_its_name(ros, tmp_path):
         )
 
 
-def _auto_node(add) -> DptNode:
-    """A node on the default backend (auto), warmed up for 64x48 images."""
+def _auto_node(add, backend: str = "auto", engine_build: str = "eager") -> DptNode:
+    """A node building engines of ``backend`` (auto: the default), warmed up for 64x48
+    images."""
     params = [p for p in FAST if p.name != "backend"] + [
+        Parameter("backend", value=backend),
+        Parameter("engine_build", value=engine_build),
         Parameter("depth.random_weights", value=True),
         Parameter("warmup_width", value=64),
         Parameter("warmup_height", value=48),
@@ -534,13 +538,14 @@ def _auto_node(add) -> DptNode:
     return add(DptNode(parameter_overrides=params))
 
 
-def test_auto_backend_builds_its_engine_at_start_and_says_so(ros, tmp_path, monkeypatch):
-    """backend: auto (the default) on this CPU is onnxruntime: the warm-up builds the
-    engine for the warm-up size, /diagnostics names it, and frames of that size run on it
-    with the torch predictor's result."""
+def test_eager_build_makes_the_engine_at_start_and_says_so(ros, tmp_path, monkeypatch):
+    """engine_build: eager: the warm-up builds the engine for the warm-up size,
+    /diagnostics names it, and frames of that size run on it with the torch
+    predictor's result. (onnxruntime by name: auto keeps PyTorch where the build
+    measured it faster, which on this CPU it may be.)"""
     monkeypatch.setenv("DPT_ROS_CACHE", str(tmp_path))
     executor, add = ros
-    node = _auto_node(add)
+    node = _auto_node(add, backend="onnxruntime")
     depth = node.pipeline.depth
     assert depth.backend == "onnxruntime" and depth.engine_cached is False
     probe = Probe(add)
@@ -550,6 +555,62 @@ def test_auto_backend_builds_its_engine_at_start_and_says_so(ros, tmp_path, monk
     assert spin_until(executor, lambda: probe.got["depth/relative"] and probe.diagnostics)
     values = {kv.key: kv.value for kv in probe.diagnostics[-1].status[0].values}
     assert values["backend"] == "dpt_hybrid onnxruntime (engine built this start)"
+    got = image_msg_to_array(probe.got["depth/relative"][0])
+    want = Predictor(
+        "dpt_hybrid", device="cpu", backend="torch", random_weights=True, network_size=(64, 64)
+    ).predict(rgb)
+    assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
+
+
+def test_lazy_build_serves_torch_at_once_then_switches(ros, tmp_path, monkeypatch, caplog):
+    """engine_build: lazy (the default): the node starts without waiting for its engine
+    build, PyTorch serves the first frames, and the engine takes over when built; the
+    switch is logged and /diagnostics' backend says what runs at each moment. (A start
+    that built its engine eagerly kept dpt_hybrid from publishing for minutes.)"""
+    from dpt_ros.models import engine_cache
+
+    monkeypatch.setenv("DPT_ROS_CACHE", str(tmp_path))
+    release = threading.Event()
+    real_build = engine_cache.run_build
+
+    def held_build(request):  # the build starts once the test has seen PyTorch serve
+        assert release.wait(300)
+        real_build(request)
+
+    monkeypatch.setattr(engine_cache, "run_build", held_build)
+    executor, add = ros
+    params = [p for p in FAST if p.name != "backend"] + [
+        Parameter("backend", value="onnxruntime"),
+        Parameter("depth.random_weights", value=True),
+        Parameter("warmup_width", value=64),
+        Parameter("warmup_height", value=48),
+        Parameter("diagnostics_period", value=0.2),
+    ]
+    node = add(DptNode(parameter_overrides=params))  # default engine_build: lazy
+    depth = node.pipeline.depth
+    assert node.config.depth.engine_build == "lazy"
+    assert depth.backend == "torch"
+    probe = Probe(add)
+    wait_for_subscribers(executor, probe)
+    rgb = small_image()
+
+    def backend_after(sec: int) -> str:
+        probe.got["depth/relative"].clear()
+        probe.diagnostics.clear()
+        probe.image_pub.publish(rgb_msg(rgb, sec))
+        assert spin_until(executor, lambda: probe.got["depth/relative"])
+        n = len(probe.diagnostics)
+        assert spin_until(executor, lambda: len(probe.diagnostics) > n)
+        return {kv.key: kv.value for kv in probe.diagnostics[-1].status[0].values}["backend"]
+
+    assert backend_after(7) == "dpt_hybrid torch (onnxruntime engine building)"
+    with caplog.at_level(logging.WARNING, logger="dpt_ros"):
+        release.set()
+        depth.runtime.wait()
+    assert any("from PyTorch to its onnxruntime engine" in r.getMessage() for r in caplog.records)
+    assert backend_after(8) == (
+        "dpt_hybrid onnxruntime (engine built this start, switched from torch)"
+    )
     got = image_msg_to_array(probe.got["depth/relative"][0])
     want = Predictor(
         "dpt_hybrid", device="cpu", backend="torch", random_weights=True, network_size=(64, 64)

@@ -68,11 +68,15 @@ def network_size(text: str) -> tuple[int, int]:
     return image_size(text)
 
 
-def add_predictor_arguments(parser: argparse.ArgumentParser, *, compile: bool = True) -> None:
+def add_predictor_arguments(
+    parser: argparse.ArgumentParser, *, compile: bool = True, engine_build_auto: bool = False
+) -> None:
     """Adds ``--device``, ``--precision``, ``--network-size``, ``--backend``,
     ``--engine-build`` and, with ``compile``, ``--compile`` to a command's parser. Model
     type, weights and engine file flags are the command's own (one model, or one per
-    task)."""
+    task). With ``engine_build_auto`` (a one-shot job of known length),
+    ``--engine-build`` also takes ``auto``, its default: the command builds an engine
+    only where the build pays off over its frames."""
     parser.add_argument(
         "--device",
         default="auto",
@@ -102,13 +106,21 @@ def add_predictor_arguments(parser: argparse.ArgumentParser, *, compile: bool = 
         "'dpt-ros export' or build one per network size once into "
         "$DPT_ROS_CACHE/engines (default: auto)",
     )
+    auto_help = (
+        f"{AUTO_BUILD} = only where the build takes less time than the engine saves over "
+        "the images (PyTorch timed on the first image; build time from earlier builds in "
+        "the cache, else estimated), "
+        if engine_build_auto
+        else ""
+    )
+    default_build = AUTO_BUILD if engine_build_auto else "eager"
     parser.add_argument(
         "--engine-build",
-        default="eager",
-        choices=ENGINE_BUILDS,
-        help="when an engine missing from the cache is built: eager = at start, "
+        default=default_build,
+        choices=((AUTO_BUILD,) if engine_build_auto else ()) + ENGINE_BUILDS,
+        help=f"when an engine missing from the cache is built: {auto_help}eager = at start, "
         "lazy = in the background (torch runs meanwhile), never = use cached "
-        "engines only (default: eager)",
+        f"engines only (default: {default_build})",
     )
     if compile:
         parser.add_argument(
@@ -117,6 +129,10 @@ def add_predictor_arguments(parser: argparse.ArgumentParser, *, compile: bool = 
             choices=COMPILE_MODES,
             help="torch.compile mode (torch backend; default: none)",
         )
+
+
+#: ``--engine-build`` of a one-shot command: build only where it pays off over the job.
+AUTO_BUILD = "auto"
 
 
 def options_from_flags(

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -51,6 +52,7 @@ from typing import Any
 import numpy as np
 
 from dpt_ros.cli.args import (
+    AUTO_BUILD,
     add_max_input_pixels_argument,
     add_predictor_arguments,
     options_from_flags,
@@ -142,7 +144,7 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
         metavar="DIR",
         help="output directory, created if needed (default: ./%(default)s)",
     )
-    add_predictor_arguments(parser)
+    add_predictor_arguments(parser, engine_build_auto=True)
     add_max_input_pixels_argument(parser)
     parser.add_argument(
         "--engine",
@@ -359,13 +361,17 @@ def run(args: argparse.Namespace) -> int:
     spec = get_spec(args.model_type)
     if args.weights and args.random_weights:
         raise ValueError("give either --weights or --random-weights, not both")
+    # --engine-build auto: cached engines only, until the first image shows whether a
+    # build pays off (_choose_backend).
+    decide = args.engine_build == AUTO_BUILD
     options = options_from_flags(
         args,
         spec.name,
         weights=args.weights,
         engine=args.engine,
         random_weights=args.random_weights,
-    ).validated()
+    )
+    options = options.with_(engine_build="never" if decide else args.engine_build).validated()
     resolve_precision(args.precision, resolve_device(args.device))
     camera_info = None
     if getattr(args, "camera_info", None):
@@ -392,6 +398,7 @@ def run(args: argparse.Namespace) -> int:
         args.max_input_pixels,
         camera_info,
         getattr(args, "output_size", "input"),
+        decide,
     )
     if done:
         print(
@@ -419,10 +426,13 @@ def _predict_all(
     max_pixels: int,
     camera_info: Any = None,
     output_size: str = "input",
+    decide: bool = False,
 ) -> tuple[int, float, Any]:
     """Runs every readable image and writes its outputs; returns (images done, seconds
     of inference, the predictor or None). Unreadable files, and images whose network
-    input would be too elongated or too large, are appended to ``failed``."""
+    input would be too elongated or too large, are appended to ``failed``. With
+    ``decide`` (``--engine-build auto``) the first image runs on what the cache has, and
+    whether to build an engine for the rest is decided from its time."""
     # start-up: torch on use (dpt-ros --help stays fast)
     from dpt_ros.models import Predictor
 
@@ -458,4 +468,55 @@ def _predict_all(
             write_label_outputs(out_dir, stem, result, rgb)
         done += 1
         print(f"{path.name}: {rgb.shape[1]}x{rgb.shape[0]}, {seconds * 1000:.1f} ms", flush=True)
+        if decide:
+            decide = False
+            _choose_backend(predictor, rgb.shape[:2], len(paths) - done, seconds)
     return done, inference_s, predictor
+
+
+def _choose_backend(predictor: Any, image_hw: Sequence[int], frames_left: int, torch_s: float):
+    """``--backend auto`` with ``--engine-build auto``, after the first image: builds the
+    engine of its shape when the build pays off over the frames left
+    (:mod:`dpt_ros.models.build_choice`), and says what runs and why in one line."""
+    # start-up: torch on use (dpt-ros --help stays fast)
+    from dpt_ros.models.build_choice import choose_build, estimate_build
+    from dpt_ros.models.engine_cache import CachedEngineRuntime, engine_records
+
+    runtime = predictor.runtime
+    if not isinstance(runtime, CachedEngineRuntime):
+        if predictor.options.backend == "auto":
+            why = (
+                "--compile asks for PyTorch"
+                if predictor.options.compile != "none"
+                else f"no engine runtime for {predictor.device} "
+                f"{str(predictor.dtype).replace('torch.', '')} here"
+            )
+            _say(f"torch ({why})")
+        return
+    shape = (1, 3, *predictor.input_size(image_hw))
+    if runtime.failure or runtime.has_engine(shape) or runtime.torch_faster:
+        _say(runtime.status)  # a cached engine, or none to be had
+        return
+    model = runtime.model
+    params_m = sum(p.numel() for p in model.parameters()) / 1e6
+    build_s, share, measured = estimate_build(
+        predictor.options.model_type,
+        runtime.backend,
+        params_m,
+        torch_s,
+        shape[2] * shape[3],
+        engine_records(runtime.root),
+    )
+    choice = choose_build(frames_left, torch_s, build_s, share, measured)
+    if not choice.build:
+        _say(f"torch ({choice.reason(runtime.backend)})")
+        return
+    _say(f"{runtime.backend} ({choice.reason(runtime.backend)}); building it now")
+    runtime.build_now(shape)
+    if not runtime.has_engine(shape):
+        _say(runtime.status)  # the build failed, or PyTorch was measured faster
+
+
+def _say(text: str) -> None:
+    """The backend line: stderr, apart from the results on stdout."""
+    print(f"dpt-ros: backend: {text}", file=sys.stderr, flush=True)

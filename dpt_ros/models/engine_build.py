@@ -26,6 +26,8 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +54,12 @@ _STOPPING = threading.Event()
 _INTERRUPTED = 0
 #: How long a stopped build process gets to end after SIGTERM before SIGKILL (seconds).
 _STOP_TIMEOUT_S = 5.0
+#: Written by the child beside the engine: PyTorch's and the engine's time a run
+#: (:func:`time_runtimes`); the parent moves it into the engine's key file.
+TIMING_FILE = "timing.json"
+#: Timed runs of each runtime after the untimed first one.
+TIMED_RUNS = 2
+_ENGINE_FILE = {"onnxruntime": "model.onnx", "tensorrt": "model.engine"}
 
 
 class BuildStopped(RuntimeError):
@@ -64,7 +72,8 @@ def run_build(request: dict[str, Any]) -> None:
     Args:
         request: what to build (see :func:`_build`): ``folder``, ``model_type``,
             ``weights``, ``random_weights``, ``width``, ``height``, ``batch``,
-            ``backend``, ``precision``, ``cache_dir``.
+            ``backend``, ``precision``, ``cache_dir``, and for the timing of both
+            runtimes ``device`` and ``channels_last``.
 
     Raises:
         ValueError: the export, its check or the TensorRT build failed.
@@ -207,6 +216,72 @@ def _build(request: dict[str, Any]) -> None:
         build_tensorrt_engine(onnx, folder / "model.engine", precision=request["precision"])
         for name in ("model.onnx", "model.onnx.json"):
             (folder / name).unlink()
+    try:
+        timing = time_runtimes(request, folder)
+    except Exception as exc:  # the engine is built: without figures auto assumes it is faster
+        _LOG.warning("could not time PyTorch against the engine: %s: %s", type(exc).__name__, exc)
+        return
+    (folder / TIMING_FILE).write_text(json.dumps(timing), encoding="utf-8")
+
+
+def time_runtimes(request: dict[str, Any], folder: Path) -> dict[str, float]:
+    """Times PyTorch and the engine just built on the engine's input shape, as the
+    predictor would run them (``backend: auto`` keeps the faster one).
+
+    Each runs once untimed (first-run costs: oneDNN primitives, CUDA kernels, lazy
+    allocations), then :data:`TIMED_RUNS` times, alternating with the other, so that a
+    change of the machine's load hits both; the fastest run of each counts.
+
+    Returns:
+        ``{"torch_ms": ..., "<backend>_ms": ...}``: milliseconds per run of the whole
+        (B, 3, H, W) input.
+    """
+    # start-up: the child's parent only needs run_build (torch on use)
+    import torch
+
+    from dpt_ros.models.runtimes import EngineRuntime, TorchRuntime, load_backend
+    from dpt_ros.models.weights.checkpoint import load_model, random_weights_already_announced
+
+    backend = request["backend"]
+    device = torch.device(request.get("device", "cpu"))
+    dtype = torch.float16 if request["precision"] == "fp16" else torch.float32
+    name = _ENGINE_FILE[backend]
+    engine = EngineRuntime(
+        load_backend(backend, folder / name, request["model_type"], device), backend
+    )
+    with random_weights_already_announced():
+        model = load_model(
+            request["model_type"],
+            request["weights"],
+            random_weights=request["random_weights"],
+            cache_dir=request["cache_dir"],
+            progress=False,
+        ).to(device)
+    runtime = TorchRuntime(model, dtype, "none", request.get("channels_last", True))
+    shape = (request["batch"], 3, request["height"], request["width"])
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(1)).to(device) * 2 - 1
+    runs: dict[str, list[float]] = {"torch": [], backend: []}
+    order: list[tuple[str, Callable[[Any], Any]]] = [("torch", runtime), (backend, engine)]
+    with torch.inference_mode():
+        for step in range(1 + TIMED_RUNS):
+            for label, run in order:
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                start = time.perf_counter()
+                run(x)
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                if step:
+                    runs[label].append((time.perf_counter() - start) * 1e3)
+    timing = {f"{label}_ms": round(min(values), 2) for label, values in runs.items()}
+    _LOG.info(
+        "timed on %s: torch %.1f ms, %s %.1f ms a run",
+        "x".join(map(str, shape)),
+        timing["torch_ms"],
+        backend,
+        timing[f"{backend}_ms"],
+    )
+    return timing
 
 
 def _exit_with_parent(parent: int) -> None:

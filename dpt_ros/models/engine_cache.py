@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -36,7 +37,12 @@ from typing import Any
 import torch
 
 from dpt_ros import __version__
-from dpt_ros.models.engine_build import BUILD_THREAD_PREFIX, BuildStopped, run_build
+from dpt_ros.models.engine_build import (
+    BUILD_THREAD_PREFIX,
+    TIMING_FILE,
+    BuildStopped,
+    run_build,
+)
 from dpt_ros.models.options import ENGINE_BACKENDS, PredictorOptions
 from dpt_ros.models.registry import get_spec
 from dpt_ros.models.runtimes import (
@@ -57,6 +63,10 @@ ENGINES_SUBDIR = "engines"
 #: Written last into an engine folder: its key. A folder without it is not an engine.
 _KEY_FILE = "key.json"
 _ENGINE_FILES = {"onnxruntime": "model.onnx", "tensorrt": "model.engine"}
+#: Figures a build records in the key file beside the key: its wall time (seconds) and
+#: milliseconds a run of PyTorch and of the engine on the engine's input shape. They
+#: describe the engine; they are not part of its key.
+MEASURED_FIELDS = ("build_s", "torch_ms", "onnxruntime_ms", "tensorrt_ms")
 
 
 def engine_cache_dir(cache_dir: PathLike | None = None) -> Path:
@@ -68,11 +78,13 @@ def engine_cache_dir(cache_dir: PathLike | None = None) -> Path:
 
 
 def _importable(name: str) -> bool:
+    """Whether ``name`` is installed, without importing it: onnx and onnxscript take
+    1.5 s of CPU to import (7 s of a loaded 2-core machine's node start), and only a
+    build, in its own process, needs them."""
     try:
-        __import__(name)
-    except ImportError:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
         return False
-    return True
 
 
 def _onnxruntime_runs_on(device: torch.device) -> bool:
@@ -216,6 +228,8 @@ def _cached_engine_state(root: Path, key: EngineKey) -> tuple[Path | None, str |
     if not isinstance(stored, dict) or "engine_sha256" not in stored:
         return None, "it records no digest of its engine file (made by an older dpt_ros)"
     recorded = stored.pop("engine_sha256")
+    for name in MEASURED_FIELDS:
+        stored.pop(name, None)
     if stored != key.as_json():
         return None, "its key file is for another engine"
     engine = folder / _ENGINE_FILES[key.backend]
@@ -234,13 +248,17 @@ def build_engine(
     options: PredictorOptions,
     *,
     cache_dir: PathLike | None = None,
+    device: torch.device | str = "cpu",
 ) -> Path:
     """Exports (and for TensorRT builds) the engine of ``key`` into the cache ``root``.
 
     Everything is written into a temporary folder beside the engine's, which is renamed
     into place when complete (an engine another process finished first is kept). The
     ONNX export is checked against PyTorch on a random input where onnxruntime is
-    installed (``dpt-ros export --check``).
+    installed (``dpt-ros export --check``). PyTorch and the engine are then timed on
+    ``device`` at the engine's input shape, and the key file records the figures
+    (:data:`MEASURED_FIELDS`) for ``backend: auto`` to choose the faster one, and the
+    build's wall time for estimates of later builds (:mod:`dpt_ros.models.build_choice`).
 
     Returns:
         The engine file.
@@ -268,12 +286,20 @@ def build_engine(
             "backend": key.backend,
             "precision": key.precision,
             "cache_dir": None if cache_dir is None else str(cache_dir),
+            "device": str(device),
+            "channels_last": options.channels_last,
         }
         # In a child process (engine_build explains why), one at a time: an export
         # holds a second copy of the model and uses every core.
+        start = time.perf_counter()
         with _EXPORT_LOCK:
             run_build(request)
-        record = {**key.as_json(), "engine_sha256": sha256_file(tmp / _ENGINE_FILES[key.backend])}
+        record = {
+            **key.as_json(),
+            "engine_sha256": sha256_file(tmp / _ENGINE_FILES[key.backend]),
+            "build_s": round(time.perf_counter() - start, 1),
+            **_read_timing(tmp),
+        }
         (tmp / _KEY_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
         if final.exists() and cached_engine(root, key) is None:
             shutil.rmtree(final)  # an incomplete folder not written by a build of ours
@@ -286,6 +312,42 @@ def build_engine(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final / _ENGINE_FILES[key.backend]
+
+
+def _read_timing(folder: Path) -> dict[str, float]:
+    """The figures the build process timed (:func:`~dpt_ros.models.engine_build.time_runtimes`),
+    removed from ``folder``; empty when it could not time them."""
+    path = folder / TIMING_FILE
+    try:
+        timing = json.loads(path.read_text(encoding="utf-8"))
+        path.unlink()
+    except (OSError, ValueError):
+        return {}
+    return {k: float(v) for k, v in timing.items() if k in MEASURED_FIELDS}
+
+
+def engine_records(root: Path) -> list[dict[str, Any]]:
+    """The key files of the engines in the cache ``root`` (what each was built for and
+    the figures measured when it was built); unreadable ones are skipped."""
+    records = []
+    for path in root.glob(f"*/{_KEY_FILE}"):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
+def _measured(root: Path, key: EngineKey) -> tuple[float, float] | None:
+    """(PyTorch ms, engine ms) a run recorded when the engine of ``key`` was built, or
+    None when it records none."""
+    try:
+        stored = json.loads((root / key.folder_name() / _KEY_FILE).read_text(encoding="utf-8"))
+        return float(stored["torch_ms"]), float(stored[f"{key.backend}_ms"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 #: Serialises the build processes started by this process (depth and segmentation
@@ -348,11 +410,49 @@ class CachedEngineRuntime:
         self._lock = threading.Lock()
         #: Why engines are off (PyTorch runs everything), or None.
         self.failure: str | None = None
+        #: Input shapes being built in the background (PyTorch runs them meanwhile).
+        self.building: set[tuple[int, ...]] = set()
+        #: Input shape -> (PyTorch ms, engine ms) measured when its engine was built,
+        #: for the shapes ``backend: auto`` runs on PyTorch because it was faster.
+        self.torch_faster: dict[tuple[int, ...], tuple[float, float]] = {}
+        #: Input shapes whose engine took over from PyTorch while frames were served.
+        self.switched: set[tuple[int, ...]] = set()
 
     @property
     def name(self) -> str:
-        """The backend that runs: the engine backend, or ``torch`` after a failure."""
-        return "torch" if self.failure else self.backend
+        """The backend that runs now: the engine backend once an engine runs a shape,
+        ``torch`` before (an engine building), after a failure, or where PyTorch was
+        measured faster (``backend: auto``)."""
+        return self.backend if self._engines and not self.failure else "torch"
+
+    @property
+    def status(self) -> str:
+        """What runs and why, for logs and /diagnostics: ``onnxruntime (cached
+        engine)``, ``onnxruntime (engine built this start, switched from torch)``,
+        ``torch (onnxruntime engine building)``, ``torch (faster than the onnxruntime
+        engine: 95.0 vs 101.0 ms)``, ``torch``."""
+        with self._lock:
+            engines, building = bool(self._engines), bool(self.building)
+            switched, faster = bool(self.switched), dict(self.torch_faster)
+        if self.failure:
+            return "torch"
+        if engines:
+            cached = self.engine_cached
+            text = "cached engine" if cached else "engine built this start"
+            if switched:
+                text += ", switched from torch"
+            if building:
+                text += f", another {self.backend} engine building"
+            return f"{self.backend} ({text})"
+        if building:
+            return f"torch ({self.backend} engine building)"
+        if faster:
+            torch_ms, engine_ms = next(iter(faster.values()))
+            return (
+                f"torch (faster than the {self.backend} engine: {torch_ms:.1f} vs "
+                f"{engine_ms:.1f} ms)"
+            )
+        return "torch"
 
     @property
     def torch_runtime(self) -> TorchRuntime:
@@ -414,20 +514,37 @@ class CachedEngineRuntime:
         return tuple(self._engines)
 
     def prepare(self, input_shape: tuple[int, ...]) -> None:
-        """Gets the engine of ``input_shape`` ready before frames arrive (warm-up):
-        loads it from the cache or, with ``engine_build: eager``, builds it now;
-        ``lazy`` starts the build in the background; ``never`` only loads."""
+        """Gets the engine of ``input_shape`` ready before frames arrive (warm-up): loads
+        it from the cache, or builds it: now with ``engine_build: eager``, in the
+        background with ``lazy`` (PyTorch runs the shape until it is ready); ``never``
+        only loads."""
         shape = tuple(int(d) for d in input_shape)
         if self._engine_for(shape) is not None or self.failure:
-            return
-        if self.options.engine_build == "lazy":
-            self._start(shape)
             return
         with self._lock:
             if shape in self._started:  # done, failed or building in the background
                 return
             self._started.add(shape)
-        self._get_engine(shape, build=self.options.engine_build == "eager")
+        mode = self.options.engine_build
+        if mode == "lazy":
+            # A cached engine loads in seconds: at once. A build goes to the background.
+            if not self._get_engine(shape, build=False, quiet=True):
+                self._in_background(shape, build=True)
+            return
+        self._get_engine(shape, build=mode == "eager")
+
+    def has_engine(self, input_shape: tuple[int, ...]) -> bool:
+        """Whether an engine runs ``input_shape`` now."""
+        return self._engine_for(tuple(int(d) for d in input_shape)) is not None
+
+    def build_now(self, input_shape: tuple[int, ...]) -> None:
+        """Builds (or loads) the engine of ``input_shape`` now, whatever
+        ``engine_build`` says: a command that decided the build pays off."""
+        shape = tuple(int(d) for d in input_shape)
+        with self._lock:
+            self._started.add(shape)
+        if self._engine_for(shape) is None and not self.failure:
+            self._get_engine(shape, build=True)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         shape = tuple(int(d) for d in x.shape)
@@ -460,17 +577,34 @@ class CachedEngineRuntime:
             if shape in self._started:
                 return
             self._started.add(shape)
-        build = self.options.engine_build != "never"
+        self._in_background(shape, build=self.options.engine_build != "never")
+
+    def _in_background(self, shape: tuple[int, ...], build: bool) -> None:
+        if build:
+            with self._lock:
+                self.building.add(shape)
         threading.Thread(
             target=self._get_engine,
             args=(shape, build),
+            kwargs={"switch": True},
             name=f"{BUILD_THREAD_PREFIX}{id(self)}_{'x'.join(map(str, shape))}",
             daemon=True,
         ).start()
 
-    def _get_engine(self, shape: tuple[int, ...], build: bool) -> None:
+    def _get_engine(
+        self, shape: tuple[int, ...], build: bool, *, quiet: bool = False, switch: bool = False
+    ) -> bool:
         """Loads the cached engine of ``shape``, building it first if allowed; on any
-        failure, logs one warning and turns engines off."""
+        failure, logs one warning and turns engines off.
+
+        Args:
+            quiet: say nothing when there is no cached engine (a build follows).
+            switch: PyTorch serves the shape meanwhile: say when the engine takes over.
+
+        Returns:
+            False when there is no cached engine and none was built; True otherwise
+            (an engine runs the shape, PyTorch was measured faster, or engines failed).
+        """
         what = f"{self.backend} engine for {self.options.model_type} {'x'.join(map(str, shape))}"
         try:
             key = engine_key(
@@ -483,25 +617,60 @@ class CachedEngineRuntime:
                 _LOG.warning("the cached %s is unusable: %s; %s", what, damaged, then)
             if path is None:
                 if not build:
-                    _LOG.info("no cached %s and engine_build is never: PyTorch runs it", what)
-                    return
+                    if not quiet:
+                        _LOG.info("no cached %s and engine_build is never: PyTorch runs it", what)
+                    return False
                 _LOG.warning(
-                    "building the %s in %s (once; later starts reuse it) ...", what, self.root
+                    "building the %s in %s (once; later starts reuse it)%s ...",
+                    what,
+                    self.root,
+                    "; PyTorch serves meanwhile" if switch else "",
                 )
                 start = time.perf_counter()
-                path = build_engine(self.root, key, self.options, cache_dir=self.cache_dir)
+                path = build_engine(
+                    self.root, key, self.options, cache_dir=self.cache_dir, device=self.device
+                )
                 _LOG.warning("built the %s in %.0f s", what, time.perf_counter() - start)
+            if self._prefer_torch(shape, key, what):
+                return True
             engine = load_backend(self.backend, path, self.options.model_type, self.device)
         except BuildStopped:
             _LOG.info("the %s was not built: the process is stopping", what)
-            return
+            return True
         except Exception as exc:  # any failure of an exporter or builder: PyTorch runs
             self._fail(f"cannot build or load the {what}: {type(exc).__name__}: {exc}")
-            return
+            return True
+        finally:
+            with self._lock:
+                self.building.discard(shape)
         with self._lock:
             self._engines[shape] = EngineRuntime(engine, self.backend)
             self.from_cache[shape] = cached
+            if switch:
+                self.switched.add(shape)
+        if switch:
+            _LOG.warning("switched %s from PyTorch to its %s", what.split(" for ")[1], what)
         self._free_torch_if_unused()
+        return True
+
+    def _prefer_torch(self, shape: tuple[int, ...], key: EngineKey, what: str) -> bool:
+        """Whether ``backend: auto`` runs ``shape`` on PyTorch: its build measured
+        PyTorch faster than the engine on this shape (an engine backend asked for by
+        name always runs its engine)."""
+        measured = _measured(self.root, key)
+        if self.options.backend != "auto" or measured is None or measured[0] >= measured[1]:
+            return False
+        with self._lock:
+            self.torch_faster[shape] = measured
+        _LOG.warning(
+            "PyTorch ran %s faster than its %s when it was built (%.1f vs %.1f ms a run): "
+            "backend auto keeps PyTorch",
+            "x".join(map(str, shape)),
+            what.split(" for ")[0],
+            measured[0],
+            measured[1],
+        )
+        return True
 
     def _fail(self, reason: str) -> None:
         with self._lock:

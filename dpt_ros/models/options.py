@@ -23,8 +23,9 @@ COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
 #: a file from ``dpt-ros export``, or one built and cached on first use.
 BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
 #: ``engine_build`` values: when an engine that is not in the cache yet is built.
-#: ``eager``: at start (warm-up); ``lazy``: in the background on the first frame of a
-#: size, PyTorch serving meanwhile; ``never``: only engines already cached are used.
+#: ``lazy`` (the default): in the background from the warm-up (or the first frame of a
+#: size), PyTorch serving meanwhile, the engine taking over when ready; ``eager``: at
+#: start (the warm-up waits for it); ``never``: only engines already cached are used.
 ENGINE_BUILDS = ("eager", "lazy", "never")
 #: The backends that run an exported engine file.
 ENGINE_BACKENDS = ("onnxruntime", "tensorrt")
@@ -61,7 +62,7 @@ class PredictorOptions:
     keep_aspect_ratio: bool = True
     backend: str = "auto"
     engine: str | None = None
-    engine_build: str = "eager"
+    engine_build: str = "lazy"
     compile: str = "none"
     channels_last: bool = True
 

@@ -87,9 +87,10 @@ class Predictor:
             has), ``engine``, ``engine_build``. Reduced precision runs the torch model
             under autocast (normalisation layers float32); pre- and post-processing
             stay float32. Without an engine file, an engine backend builds one engine
-            per network input shape, once, in the cache (``<cache_dir>/engines``), at
-            :meth:`warm_up` (``engine_build: eager``); PyTorch runs a shape until its
-            engine is ready, and everything if none can be built. An engine file
+            per network input shape, once, in the cache (``<cache_dir>/engines``): in
+            the background from :meth:`warm_up` (``engine_build: lazy``, the default) or
+            within it (``eager``); PyTorch runs a shape until its engine is ready, and
+            everything if none can be built. An engine file
             resizes every image to the file's fixed input (export it with the camera's
             aspect ratio), splits and pads batches, and computes at the engine's own
             precision.
@@ -144,6 +145,12 @@ class Predictor:
         """The backend that runs the network: ``torch``, ``onnxruntime`` or ``tensorrt``
         (``auto`` resolved; ``torch`` after an engine could not be built)."""
         return self.runtime.name
+
+    @property
+    def backend_status(self) -> str:
+        """What runs the network and why, e.g. ``onnxruntime (cached engine)``, ``torch
+        (onnxruntime engine building)`` (see :attr:`Runtime.status`)."""
+        return self.runtime.status
 
     @property
     def engine_cached(self) -> bool | None:

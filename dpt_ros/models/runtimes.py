@@ -413,6 +413,12 @@ class Runtime(Protocol):
         ...
 
     @property
+    def status(self) -> str:
+        """What runs and why, in a few words (logs, /diagnostics): ``torch``,
+        ``onnxruntime (cached engine)``, ``torch (onnxruntime engine building)`` ..."""
+        ...
+
+    @property
     def model(self) -> torch.nn.Module | None:
         """The torch network, where one runs or engines are built from it."""
         ...
@@ -481,6 +487,7 @@ class TorchRuntime:
     """
 
     name = "torch"
+    status = "torch"
     #: Any input shape (multiples of 32).
     fixed_input_shape: tuple[int, ...] | None = None
     #: No engines here.
@@ -540,6 +547,7 @@ class EngineRuntime:
     def __init__(self, engine: OnnxRuntimeModel | TensorRTModel, name: str) -> None:
         self.engine = engine
         self.name = name
+        self.status = name
         self.fixed_input_shape: tuple[int, ...] | None = tuple(engine.input_shape)
         self.compiled = False
 

@@ -42,11 +42,10 @@ class Stats:
 
 
 def backend_text(p: Predictor) -> str:
-    """``onnxruntime (cached engine)``, ``tensorrt (engine built this start)``, ``torch``."""
-    cached = p.engine_cached
-    if cached is None:
-        return p.backend
-    return f"{p.backend} ({'cached engine' if cached else 'engine built this start'})"
+    """``onnxruntime (cached engine)``, ``tensorrt (engine built this start)``, ``torch
+    (onnxruntime engine building)``, ``onnxruntime (engine built this start, switched
+    from torch)``, ``torch``: see :attr:`Predictor.backend_status`."""
+    return p.backend_status
 
 
 def _predictors(pipeline: FramePipeline) -> list[Predictor]:

@@ -60,11 +60,17 @@ def warm_up(pipeline: FramePipeline, cfg: NodeConfig, logger: Any) -> None:
     batch = max(1, len(cfg.cameras))
     for p in (pipeline.depth, pipeline.segmentation):
         if p is not None:
-            if p.options.backend != "torch" and not p.options.engine:
+            engine_backend = getattr(p.runtime, "backend", None)
+            if engine_backend is not None:
                 logger.info(
-                    f"{p.spec.name}: getting the {p.backend} engine for {hw[1]}x{hw[0]} "
-                    f"images ({p.options.engine_build}); a first build takes minutes "
-                    "on a Jetson"
+                    f"{p.spec.name}: getting the {engine_backend} engine for "
+                    f"{hw[1]}x{hw[0]} images (engine_build {p.options.engine_build}"
+                    + (
+                        ": PyTorch serves until it is ready"
+                        if p.options.engine_build == "lazy"
+                        else "; a first build takes minutes on a Jetson"
+                    )
+                    + ")"
                 )
             seconds = p.warm_up(hw, batch)
             logger.info(

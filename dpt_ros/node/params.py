@@ -144,9 +144,10 @@ PARAMS: tuple[ParamDef, ...] = (
     _filling(
         "engine_build",
         "predictor.engine_build",
-        "When a missing cached engine is built: eager = at start (warm-up; minutes on "
-        "a Jetson), lazy = in the background while torch runs, never = cached engines "
-        "only.",
+        "When a missing cached engine is built: lazy = in the background from the "
+        "start, PyTorch serving frames until the engine takes over (the switch is logged "
+        "and in /diagnostics' backend); eager = at start, before the first frame "
+        "(minutes on a Jetson); never = cached engines only.",
         choices=ENGINE_BUILDS,
     ),
     ParamDef(
