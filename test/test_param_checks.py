@@ -109,13 +109,35 @@ def test_every_problem_is_listed_in_one_fatal_line(ros):
     for needle in (
         "output_size='huge'",
         "qos.output.depth",
-        "multiples of 32, got 100x64",
+        "network_width=100: dpt_hybrid needs positive multiples of 32",
         "warmup_width and warmup_height",
         "needs relative_depth.camera_height",
         "cloud.min_depth=5.0 must be below",
         "'front' and '/front' are the same camera",
     ):
         assert needle in text, (needle, text)
+
+
+def test_the_device_and_the_network_size_join_the_one_line_by_their_names(ros):
+    """The issue's command line: ``device:=tpu`` was missing from the line (found only
+    when the model loaded, after the others were fixed), and the size's problem named
+    no parameter ("network size ... got 33x384"); rclpy's refusal of cloud.stride read
+    "cloud.stride: Invalid parameter value (0) for parameter. Reason: ...: cloud.stride"."""
+    bad = [
+        Parameter("output_size", value="huge"),
+        Parameter("network_width", value=33),
+        Parameter("device", value="tpu"),
+        Parameter("cloud.stride", value=0),
+    ]
+    overrides = [p for p in FAST if p.name not in ("device", "network_width")]
+    with pytest.raises(ValueError) as info:
+        DptNode(parameter_overrides=overrides + RANDOM + bad)
+    text = str(info.value)
+    assert text == (
+        "invalid parameters: cloud.stride=0 is outside 1..64; output_size='huge' is not one "
+        "of input, network; unknown device 'tpu'; valid: auto, cpu, cuda, cuda:N; "
+        "network_width=33: dpt_hybrid needs positive multiples of 32"
+    )
 
 
 def test_a_bad_value_is_not_reported_again_through_its_combinations(ros):
@@ -132,4 +154,4 @@ def test_a_bad_value_is_not_reported_again_through_its_combinations(ros):
     text = str(info.value)
     assert "backend='tensorrtx' is not one of" in text
     assert "not auto" not in text
-    assert "multiples of 32, got 100x64" in text
+    assert "network_width=100: dpt_hybrid needs positive multiples of 32" in text
