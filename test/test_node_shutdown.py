@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import rgb_msg, small_image
+from helpers import default_signals, rgb_msg, small_image
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
@@ -66,6 +66,7 @@ def test_stop_with_a_frame_in_flight_is_clean(ros, signum):
         text=True,
         env=env,
         cwd=ROOT,
+        preexec_fn=default_signals,
     )
     try:
         deadline = time.monotonic() + 120
@@ -179,6 +180,7 @@ def _run_stage(tmp_path, stage: str, signum: int, **params: str) -> tuple[int, s
         timeout=300,
         env=env,
         cwd=ROOT,
+        preexec_fn=default_signals,
     )
     ended = time.monotonic()
     output = done.stdout + done.stderr
@@ -234,3 +236,21 @@ def test_a_second_ctrl_c_waits_for_the_worker(tmp_path):
     assert "ready:" in output
     assert "SIGINT: already stopping" in output
     assert "STAGE second" in output and "STAGE exit" in output
+
+
+def test_run_node_puts_back_the_signal_handlers_it_found(capfd):
+    """``run_node`` is a library call too (a test session, an application that runs a
+    node then goes on). Before: it left SIGINT and SIGTERM ignored once it returned, so
+    nothing could interrupt what followed (a later test's Ctrl-C hung until its
+    timeout)."""
+    from dpt_ros.node.main import run_node
+    from dpt_ros.node.node import DptNode
+
+    def handlers():
+        return [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)]
+
+    before = handlers()
+    args = ["dpt_node", "--ros-args", "-p", "device:=tpu", "-p", "depth.random_weights:=true"]
+    assert run_node(DptNode, args) == 1
+    assert "unknown device 'tpu'" in capfd.readouterr().err
+    assert handlers() == before
