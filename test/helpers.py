@@ -5,6 +5,7 @@ contract of the command line."""
 from __future__ import annotations
 
 import hashlib
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,16 @@ from std_msgs.msg import String
 from dpt_ros.cli.main import main
 from dpt_ros.node.node import DptNode
 from dpt_ros.pipeline.frames import OUTPUT_TOPICS
+
+
+def default_signals() -> None:
+    """``preexec_fn`` for a child that is signalled in a test: SIGINT, SIGTERM, SIGHUP
+    and SIGPIPE at their defaults in the child, whatever the test runner inherited
+    (``nohup`` ignores SIGHUP, a CI runner may ignore SIGINT), so the child's handling
+    is its own."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE):
+        signal.signal(sig, signal.SIG_DFL)
+
 
 #: What every command-line error looks like: one line, exit status 2.
 ERROR_PREFIX = "dpt-ros: error:"
