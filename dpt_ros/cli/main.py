@@ -32,7 +32,7 @@ import warnings
 from collections.abc import Sequence
 
 from dpt_ros import __version__
-from dpt_ros.cli.stop_signals import exit_status, stop_signals_raise
+from dpt_ros.cli.stop_signals import exit_status, stop_of, stop_signals_raise
 
 PROG = "dpt-ros"
 
@@ -85,12 +85,22 @@ class _LogFormatter(logging.Formatter):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs ``dpt-ros`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
-    with stop_signals_raise():  # first: a stop while the modules load ends as any stop
+    received: list[int] = []
+    with stop_signals_raise(received):  # first: a stop while the modules load is a stop
         try:
             return _main(argv)
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (stop_signals)
-            print(f"{PROG}: interrupted" + (f" ({exc})" if str(exc) else ""), file=sys.stderr)
-            return exit_status(exc)
+            return _interrupted(exc)
+        except Exception:
+            if not received:
+                raise
+            # The stop landed in an import, which failed its own way (numpy: ImportError).
+            return _interrupted(stop_of(received[0]))
+
+
+def _interrupted(exc: KeyboardInterrupt) -> int:
+    print(f"{PROG}: interrupted" + (f" ({exc})" if str(exc) else ""), file=sys.stderr)
+    return exit_status(exc)
 
 
 def _main(argv: Sequence[str] | None) -> int:

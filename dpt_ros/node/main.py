@@ -112,12 +112,22 @@ def _main(module: str, class_name: str, args: list[str] | None) -> int:
     line and exit status 0. Both signals are ignored once it returns (the process
     exits: see :meth:`_StopSignals.ignore`)."""
     signals = _StopSignals()
+    importing = True
     try:
         signals.install()
         node_class = getattr(importlib.import_module(module), class_name)
+        if signals.received is not None:  # a stop that an import swallowed
+            raise KeyboardInterrupt
+        importing = False
         return run_node(node_class, args, signals)
     except KeyboardInterrupt:  # before run_node had its own handling: the imports
         signals.interruptible = False
+        _stopped_during_start_up(signals.received)
+        return 0
+    except Exception:
+        if not (importing and signals.received is not None):
+            raise
+        # The stop landed in an import, which failed its own way (numpy: ImportError).
         _stopped_during_start_up(signals.received)
         return 0
     finally:
