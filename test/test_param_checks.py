@@ -4,7 +4,7 @@ float parameters, and overrides that name no parameter."""
 from __future__ import annotations
 
 import pytest
-from helpers import FAST
+from helpers import FAST, scaled
 from rcl_interfaces.msg import SetParametersResult
 from rcl_interfaces.srv import SetParameters
 from rclpy.node import Node
@@ -72,12 +72,12 @@ def test_ground_normal_can_be_set_at_run_time(ros):
     node = add(DptNode(parameter_overrides=FAST + RANDOM))
     client_node = add(Node("param_client"))
     client = client_node.create_client(SetParameters, "/dpt_node/set_parameters")
-    assert client.wait_for_service(timeout_sec=10)
+    assert client.wait_for_service(timeout_sec=scaled(10))
 
     def set_remotely(value: list[float]) -> SetParametersResult:
         param = Parameter("relative_depth.ground_normal", Parameter.Type.DOUBLE_ARRAY, value)
         future = client.call_async(SetParameters.Request(parameters=[param.to_parameter_msg()]))
-        executor.spin_until_future_complete(future, timeout_sec=10)
+        executor.spin_until_future_complete(future, timeout_sec=scaled(10))
         (result,) = future.result().results
         return result
 
