@@ -57,8 +57,8 @@ setup(
     entry_points={
         "console_scripts": [
             "dpt-ros = dpt_ros.cli.main:main",
-            "dpt_node = dpt_ros.node.node:main",
-            "dpt_lifecycle_node = dpt_ros.node.lifecycle:main",
+            "dpt_node = dpt_ros.node.main:dpt_node",
+            "dpt_lifecycle_node = dpt_ros.node.main:dpt_lifecycle_node",
         ],
     },
 )

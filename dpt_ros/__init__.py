@@ -9,3 +9,7 @@ below ``cli``.
 """
 
 __version__ = "0.1.0"
+
+#: Public: the version; the public names of each subpackage are in its own
+#: ``__all__`` (docs/python_api.md lists them all).
+__all__ = ["__version__"]

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import sys
 import tempfile
 from pathlib import Path
 
@@ -57,6 +59,77 @@ def no_engine_build_left_running():
     from dpt_ros.models.engine_build import stop_builds
 
     stop_builds()
+
+
+def _process_state() -> dict[str, object]:
+    """What a test may change for every test after it in this process: signal
+    dispositions, torch's thread count (once torch is loaded), the working directory,
+    the environment."""
+    state: dict[str, object] = {
+        "signal dispositions": {
+            sig.name: signal.getsignal(sig)
+            for sig in signal.valid_signals()
+            # SIGALRM: pytest-timeout's, set and reset around each test
+            if isinstance(sig, signal.Signals)
+            and sig not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGALRM)
+        },
+        "working directory": os.getcwd(),
+        # (pytest's own PYTEST_CURRENT_TEST changes with each phase of every test)
+        "environment": {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"},
+    }
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        state["torch threads"] = (torch.get_num_threads(), torch.get_num_interop_threads())
+    return state
+
+
+def _restore(state: dict[str, object]) -> None:
+    for name, handler in state["signal dispositions"].items():  # type: ignore[attr-defined]
+        if handler is not None:
+            signal.signal(getattr(signal, name), handler)
+    os.chdir(state["working directory"])  # type: ignore[arg-type]
+    for name in set(os.environ) - set(state["environment"]) - {"PYTEST_CURRENT_TEST"}:  # type: ignore[operator]
+        del os.environ[name]
+    os.environ.update(state["environment"])  # type: ignore[arg-type]
+    torch = sys.modules.get("torch")
+    if torch is not None and "torch threads" in state:
+        torch.set_num_threads(state["torch threads"][0])  # type: ignore[index]
+
+
+#: Environment variables that libraries set for themselves on first use (torch's
+#: inductor its cache directory): a test that first imports them adds them.
+_SET_BY_LIBRARIES = frozenset({"TORCHINDUCTOR_CACHE_DIR"})
+
+
+def _differences(before: dict, after: dict) -> list[str]:
+    found = []
+    for what, old in before.items():
+        new = after.get(what, old)
+        if isinstance(old, dict):
+            keys = sorted(
+                k
+                for k in old.keys() | new.keys()
+                if old.get(k) != new.get(k)
+                and not (what == "environment" and k in _SET_BY_LIBRARIES and k not in old)
+            )
+            found += [f"{what}: {k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys]
+        elif old != new:
+            found.append(f"{what}: {old!r} -> {new!r}")
+    return found
+
+
+@pytest.fixture(autouse=True)
+def process_state_restored():
+    """Fails a test that leaves process-wide state changed (signal handlers, torch
+    threads, working directory, environment): the tests after it in the same process
+    would inherit it (a SIGINT left ignored made a later test hang). The state is put
+    back first, so one offender fails alone."""
+    before = _process_state()
+    yield
+    changed = _differences(before, _process_state())
+    if changed:
+        _restore(before)
+        pytest.fail("the test left process-wide state changed: " + "; ".join(changed))
 
 
 @pytest.fixture(scope="session")

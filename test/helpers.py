@@ -4,7 +4,10 @@ contract of the command line."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import os
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +24,43 @@ from std_msgs.msg import String
 from dpt_ros.cli.main import main
 from dpt_ros.node.node import DptNode
 from dpt_ros.pipeline.frames import OUTPUT_TOPICS
+
+
+@functools.cache
+def slowdown() -> float:
+    """How many times longer than on an idle machine things take here now, measured
+    once per session (at least 1, at most 10): the larger of the run queue per core
+    (load average) and how long a small fixed piece of work takes on the wall clock
+    for each second of CPU it gets (a busy machine shares its cores). Deadlines of
+    tests are :func:`scaled` by it, so that a loaded machine (a 2-core CI runner, the
+    suite beside another job) gets time in proportion, and an idle one fails a hang
+    as soon as before. ``DPT_ROS_TEST_SLOWDOWN`` sets it instead."""
+    given = os.environ.get("DPT_ROS_TEST_SLOWDOWN")
+    if given:
+        return min(10.0, max(1.0, float(given)))
+    wall, cpu = time.perf_counter(), time.process_time()
+    rng = np.random.default_rng(0)
+    for _ in range(20):  # ~0.1 s of CPU: numpy and the interpreter, as start-up uses them
+        a = rng.standard_normal((160, 160))
+        _ = sum(float(x) for x in (a @ a).ravel()[:4000])
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    load = os.getloadavg()[0] / (os.cpu_count() or 1)
+    return min(10.0, max(1.0, wall / max(cpu, 1e-3), load))
+
+
+def scaled(seconds: float) -> float:
+    """A deadline of ``seconds`` on an idle machine, on this one now (:func:`slowdown`)."""
+    return seconds * slowdown()
+
+
+def default_signals() -> None:
+    """``preexec_fn`` for a child that is signalled in a test: SIGINT, SIGTERM, SIGHUP
+    and SIGPIPE at their defaults in the child, whatever the test runner inherited
+    (``nohup`` ignores SIGHUP, a CI runner may ignore SIGINT), so the child's handling
+    is its own."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE):
+        signal.signal(sig, signal.SIG_DFL)
+
 
 #: What every command-line error looks like: one line, exit status 2.
 ERROR_PREFIX = "dpt-ros: error:"
@@ -76,7 +116,9 @@ class Probe:
 
 
 def spin_until(executor, predicate, timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
+    """Spins until ``predicate()`` holds; False after ``timeout`` seconds (of an idle
+    machine: :func:`scaled` to this one's load)."""
+    deadline = time.monotonic() + scaled(timeout)
     while time.monotonic() < deadline:
         executor.spin_once(timeout_sec=0.05)
         if predicate():

@@ -14,6 +14,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from helpers import scaled
 
 from dpt_ros.models import Predictor
 from dpt_ros.models.engine_cache import (
@@ -316,7 +317,7 @@ def test_bench_overhead_is_a_share_of_each_frame():
 def _wait_for(condition, timeout: float) -> bool:
     import time
 
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + scaled(timeout)
     while time.monotonic() < deadline:
         if condition():
             return True

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from helpers import FAST, Probe, rgb_msg, small_image, spin_until
+from helpers import FAST, Probe, rgb_msg, scaled, small_image, spin_until
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from rclpy.parameter import Parameter
@@ -19,7 +19,7 @@ class Manager:
         name = "/dpt_node"
         self.change = node.create_client(ChangeState, f"{name}/change_state")
         self.get = node.create_client(GetState, f"{name}/get_state")
-        assert self.change.wait_for_service(10) and self.get.wait_for_service(10)
+        assert self.change.wait_for_service(scaled(10)) and self.get.wait_for_service(scaled(10))
 
     def _call(self, client, request):
         future = client.call_async(request)

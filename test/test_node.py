@@ -387,7 +387,7 @@ def test_runtime_parameter_validation(ros):
         ),
         (
             [Parameter("network_width", value=100)],
-            "network size for dpt_hybrid must be positive multiples of 32, got 100x64",
+            "network_width=100: dpt_hybrid needs positive multiples of 32",
         ),
         ([Parameter("depth.model_type", value="dpt_hybrid_ade20k")], "not a depth model"),
         (

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import rgb_msg, small_image
+from helpers import default_signals, rgb_msg, scaled, small_image
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 _CHILD = """
 import os, sys, time
+import rclpy
 from dpt_ros.node import node as dpt_node
 from dpt_ros.pipeline.frames import FramePipeline
 
@@ -32,7 +33,9 @@ original = FramePipeline.process_batch
 def signal_then_run(self, *args, **kwargs):
     print(f"SIGNAL {time.monotonic()}", flush=True)
     os.kill(os.getpid(), int(sys.argv[1]))
-    time.sleep(1.0)  # rclpy's handler shuts the context down meanwhile
+    deadline = time.monotonic() + 60  # rclpy's handler shuts the context down meanwhile
+    while rclpy.ok() and time.monotonic() < deadline:
+        time.sleep(0.01)
     return original(self, *args, **kwargs)
 
 FramePipeline.process_batch = signal_then_run
@@ -66,9 +69,10 @@ def test_stop_with_a_frame_in_flight_is_clean(ros, signum):
         text=True,
         env=env,
         cwd=ROOT,
+        preexec_fn=default_signals,
     )
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + scaled(120)
         sec = 0
         while child.poll() is None and time.monotonic() < deadline:
             sec += 1
@@ -83,7 +87,7 @@ def test_stop_with_a_frame_in_flight_is_clean(ros, signum):
     assert child.returncode == 0, output
     assert _clean(output), output
     assert "ready:" in output  # the node was up and the signal came during inference
-    assert ended - float(output.split("SIGNAL ")[1].split()[0]) < _STOP_BOUND_S, output
+    assert ended - float(output.split("SIGNAL ")[1].split()[0]) < scaled(_STOP_BOUND_S), output
     assert output.count("RANDOM weights") == 1, output  # one warning, not three
 
 
@@ -92,7 +96,8 @@ def test_stop_with_a_frame_in_flight_is_clean(ros, signum):
 # The node signals itself at the stage under test (a patch in the child), so the signal
 # always lands there. Depth Anything V2 small at 70x70 starts in seconds on two cores.
 
-#: Longest time from the signal to the exit (seconds; two loaded cores).
+#: Longest time from the signal to the exit (seconds; two idle cores, :func:`scaled` to
+#: this machine's load when checked).
 _STOP_BOUND_S = 15.0
 
 _CHILD_STAGE = """
@@ -179,6 +184,7 @@ def _run_stage(tmp_path, stage: str, signum: int, **params: str) -> tuple[int, s
         timeout=300,
         env=env,
         cwd=ROOT,
+        preexec_fn=default_signals,
     )
     ended = time.monotonic()
     output = done.stdout + done.stderr
@@ -198,7 +204,7 @@ def test_sigterm_during_start_up_ends_at_once(tmp_path, stage):
     code, output, seconds = _run_stage(tmp_path, stage, signal.SIGTERM)
     assert code == 0, output
     assert _clean(output), output
-    assert seconds < _STOP_BOUND_S, output
+    assert seconds < scaled(_STOP_BOUND_S), output
     assert "SIGTERM: stopped during start-up" in output
     assert "warmed up" not in output and "ready:" not in output
 
@@ -211,7 +217,7 @@ def test_sigterm_during_an_eager_engine_build_ends_the_build(tmp_path):
     )
     assert code == 0, output
     assert _clean(output), output
-    assert seconds < _STOP_BOUND_S, output
+    assert seconds < scaled(_STOP_BOUND_S), output
     assert "SIGTERM: stopped during start-up" in output
     assert "stopped during an engine build: abandoned" in output
     pids = [int(line.split()[1]) for line in output.splitlines() if line.startswith("BUILD_PID")]
@@ -230,7 +236,25 @@ def test_a_second_ctrl_c_waits_for_the_worker(tmp_path):
     code, output, seconds = _run_stage(tmp_path, "twice", signal.SIGINT)
     assert code == 0, output
     assert _clean(output), output
-    assert seconds < _STOP_BOUND_S, output
+    assert seconds < scaled(_STOP_BOUND_S), output
     assert "ready:" in output
     assert "SIGINT: already stopping" in output
     assert "STAGE second" in output and "STAGE exit" in output
+
+
+def test_run_node_puts_back_the_signal_handlers_it_found(capfd):
+    """``run_node`` is a library call too (a test session, an application that runs a
+    node then goes on). Before: it left SIGINT and SIGTERM ignored once it returned, so
+    nothing could interrupt what followed (a later test's Ctrl-C hung until its
+    timeout)."""
+    from dpt_ros.node.main import run_node
+    from dpt_ros.node.node import DptNode
+
+    def handlers():
+        return [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)]
+
+    before = handlers()
+    args = ["dpt_node", "--ros-args", "-p", "device:=tpu", "-p", "depth.random_weights:=true"]
+    assert run_node(DptNode, args) == 1
+    assert "unknown device 'tpu'" in capfd.readouterr().err
+    assert handlers() == before

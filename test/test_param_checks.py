@@ -4,7 +4,7 @@ float parameters, and overrides that name no parameter."""
 from __future__ import annotations
 
 import pytest
-from helpers import FAST
+from helpers import FAST, scaled
 from rcl_interfaces.msg import SetParametersResult
 from rcl_interfaces.srv import SetParameters
 from rclpy.node import Node
@@ -72,12 +72,12 @@ def test_ground_normal_can_be_set_at_run_time(ros):
     node = add(DptNode(parameter_overrides=FAST + RANDOM))
     client_node = add(Node("param_client"))
     client = client_node.create_client(SetParameters, "/dpt_node/set_parameters")
-    assert client.wait_for_service(timeout_sec=10)
+    assert client.wait_for_service(timeout_sec=scaled(10))
 
     def set_remotely(value: list[float]) -> SetParametersResult:
         param = Parameter("relative_depth.ground_normal", Parameter.Type.DOUBLE_ARRAY, value)
         future = client.call_async(SetParameters.Request(parameters=[param.to_parameter_msg()]))
-        executor.spin_until_future_complete(future, timeout_sec=10)
+        executor.spin_until_future_complete(future, timeout_sec=scaled(10))
         (result,) = future.result().results
         return result
 
@@ -109,13 +109,35 @@ def test_every_problem_is_listed_in_one_fatal_line(ros):
     for needle in (
         "output_size='huge'",
         "qos.output.depth",
-        "multiples of 32, got 100x64",
+        "network_width=100: dpt_hybrid needs positive multiples of 32",
         "warmup_width and warmup_height",
         "needs relative_depth.camera_height",
         "cloud.min_depth=5.0 must be below",
         "'front' and '/front' are the same camera",
     ):
         assert needle in text, (needle, text)
+
+
+def test_the_device_and_the_network_size_join_the_one_line_by_their_names(ros):
+    """The issue's command line: ``device:=tpu`` was missing from the line (found only
+    when the model loaded, after the others were fixed), and the size's problem named
+    no parameter ("network size ... got 33x384"); rclpy's refusal of cloud.stride read
+    "cloud.stride: Invalid parameter value (0) for parameter. Reason: ...: cloud.stride"."""
+    bad = [
+        Parameter("output_size", value="huge"),
+        Parameter("network_width", value=33),
+        Parameter("device", value="tpu"),
+        Parameter("cloud.stride", value=0),
+    ]
+    overrides = [p for p in FAST if p.name not in ("device", "network_width")]
+    with pytest.raises(ValueError) as info:
+        DptNode(parameter_overrides=overrides + RANDOM + bad)
+    text = str(info.value)
+    assert text == (
+        "invalid parameters: cloud.stride=0 is outside 1..64; output_size='huge' is not one "
+        "of input, network; unknown device 'tpu'; valid: auto, cpu, cuda, cuda:N; "
+        "network_width=33: dpt_hybrid needs positive multiples of 32"
+    )
 
 
 def test_a_bad_value_is_not_reported_again_through_its_combinations(ros):
@@ -132,4 +154,4 @@ def test_a_bad_value_is_not_reported_again_through_its_combinations(ros):
     text = str(info.value)
     assert "backend='tensorrtx' is not one of" in text
     assert "not auto" not in text
-    assert "multiples of 32, got 100x64" in text
+    assert "network_width=100: dpt_hybrid needs positive multiples of 32" in text

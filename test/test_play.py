@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import rclpy
+from helpers import scaled
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -93,7 +94,7 @@ class Listener:
         return callback
 
     def wait_for(self, key: str, count: int, timeout: float = 10.0) -> None:
-        end = time.monotonic() + timeout
+        end = time.monotonic() + scaled(timeout)
         while time.monotonic() < end and len(self.received[key]) < count:
             time.sleep(0.02)
 
@@ -172,12 +173,16 @@ def test_play_loop_stops_cleanly_on_ctrl_c(bag, listener, capsys):
     listener.on_image = interrupt
     # Should the listener never hear the loop (discovery), Ctrl-C comes anyway: the test
     # then fails on the count below instead of looping until CI's time runs out.
-    backstop = threading.Timer(120, os.kill, (os.getpid(), signal.SIGINT))
+    backstop = threading.Timer(scaled(120), os.kill, (os.getpid(), signal.SIGINT))
+    # Ctrl-C as in a terminal, whatever this process inherited or an earlier test left
+    # (a runner in the background ignores SIGINT; the CLI keeps an ignored one ignored).
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
     backstop.start()
     try:
         assert main(["play", str(bag), "--loop", "--rate", "5", "--delay", "1.0"]) == 0
     finally:
         backstop.cancel()
+        signal.signal(signal.SIGINT, inherited)
     err = capsys.readouterr().err
     assert "stopped (Ctrl-C)" in err and re.search(r"\b[23] complete pass", err)
     assert len(listener.received["image"]) >= 2 * N + 1

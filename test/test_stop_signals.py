@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import NET, PERIOD, T0, read_bag, write_bag
+from helpers import NET, PERIOD, T0, default_signals, read_bag, write_bag
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,6 +54,7 @@ def test_stop_signal_leaves_a_valid_partial_bag(tmp_path, signum, storage):
         timeout=300,
         env=env,
         cwd=ROOT,
+        preexec_fn=default_signals,
     )
     assert done.returncode == 128 + signum, done.stderr
     assert "Traceback" not in done.stderr
@@ -124,6 +125,7 @@ def test_a_signal_during_the_close_waits_for_it(tmp_path, first, second, storage
         timeout=300,
         env=env,
         cwd=ROOT,
+        preexec_fn=default_signals,
     )
     assert done.returncode == 128 + (first or second), done.stderr
     assert "Traceback" not in done.stderr

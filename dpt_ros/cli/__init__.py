@@ -1,2 +1,5 @@
 """``dpt-ros``: the command-line tools; ``main`` dispatches to one module per
 subcommand."""
+
+#: No public Python names: the command line is the interface (README).
+__all__: list[str] = []

@@ -17,7 +17,9 @@ Errors: ``run`` raises ``ValueError`` (bad arguments or inputs), ``CheckpointErr
 (weights) or ``OSError`` (files); :func:`main` turns them into one line on stderr,
 ``dpt-ros: error: <message>``, and exit status 2. Anything else is a bug and keeps its
 traceback. Ctrl-C, SIGTERM and SIGHUP stop a run the same way (its outputs are closed
-properly) with exit status 128 + the signal number: 130, 143, 129.
+properly) with exit status 128 + the signal number: 130, 143, 129; from the first
+thing :func:`main` does, so a stop while the subcommands' modules load ends the same
+way, with one line.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import warnings
 from collections.abc import Sequence
 
 from dpt_ros import __version__
+from dpt_ros.cli.stop_signals import exit_status, stop_of, stop_signals_raise
 
 PROG = "dpt-ros"
 
@@ -82,13 +85,31 @@ class _LogFormatter(logging.Formatter):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs ``dpt-ros`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    received: list[int] = []
+    with stop_signals_raise(received):  # first: a stop while the modules load is a stop
+        try:
+            return _main(argv)
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (stop_signals)
+            return _interrupted(exc)
+        except Exception:
+            if not received:
+                raise
+            # The stop landed in an import, which failed its own way (numpy: ImportError).
+            return _interrupted(stop_of(received[0]))
+
+
+def _interrupted(exc: KeyboardInterrupt) -> int:
+    print(f"{PROG}: interrupted" + (f" ({exc})" if str(exc) else ""), file=sys.stderr)
+    return exit_status(exc)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(list(argv) if argv is not None else None)
     except SystemExit as exc:  # --help, --version and usage errors
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     # Imported after parsing: importing dpt_ros.models loads torch (seconds).
-    from dpt_ros.cli.stop_signals import exit_status, stop_signals_raise
     from dpt_ros.models.errors import CheckpointError, RandomWeightsWarning
 
     # Log records of dpt_ros go to this call's stderr, and only during this call.
@@ -99,16 +120,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     package_logger.addHandler(handler)
     package_logger.setLevel(logging.INFO if args.verbose else logging.WARNING)
     try:
-        with warnings.catch_warnings(), stop_signals_raise():
+        with warnings.catch_warnings():
             # The random-weights warning is logged too, and the log is printed: once.
             warnings.simplefilter("ignore", RandomWeightsWarning)
             return int(args._run(args))
     except (ValueError, CheckpointError, OSError) as exc:
         print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
-    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (stop_signals)
-        print(f"{PROG}: interrupted" + (f" ({exc})" if str(exc) else ""), file=sys.stderr)
-        return exit_status(exc)
     finally:
         package_logger.removeHandler(handler)
         package_logger.setLevel(old_level)

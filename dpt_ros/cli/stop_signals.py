@@ -38,22 +38,35 @@ class Terminated(KeyboardInterrupt):
         self.signum = signum
 
 
-def _raise(signum: int, frame: FrameType | None) -> None:
-    raise Terminated(signum)
-
-
 @contextlib.contextmanager
-def stop_signals_raise() -> Iterator[None]:
+def stop_signals_raise(received: list[int] | None = None) -> Iterator[None]:
     """Within the block, SIGTERM and SIGHUP raise :class:`Terminated`; the previous
     handlers come back afterwards. A signal that was ignored stays ignored (``nohup``
     ignores SIGHUP so that a run outlives its terminal). Outside the main thread (where
-    Python cannot set handlers) it changes nothing."""
+    Python cannot set handlers) it changes nothing.
+
+    Args:
+        received: if given, every stop signal's number is appended to it as it
+            arrives, SIGINT's too (which then raises ``KeyboardInterrupt`` as Python's
+            own handler does): a stop that lands in the middle of an import may surface
+            as that import's own error (numpy's ImportError), and the list still says a
+            stop came.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        if received is not None:
+            received.append(signum)
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise Terminated(signum)
+
+    signals = (*STOP_SIGNALS, signal.SIGINT) if received is not None else STOP_SIGNALS
     previous = {
-        sig: signal.signal(sig, _raise)
-        for sig in STOP_SIGNALS
+        sig: signal.signal(sig, handle)
+        for sig in signals
         if signal.getsignal(sig) is not signal.SIG_IGN
     }
     try:
@@ -98,9 +111,13 @@ def raise_received(received: list[int]) -> None:
     SIGINT. Nothing when it is empty."""
     if not received:
         return
-    if received[0] == signal.SIGINT:
-        raise KeyboardInterrupt
-    raise Terminated(received[0])
+    raise stop_of(received[0])
+
+
+def stop_of(signum: int) -> KeyboardInterrupt:
+    """The exception a stop by ``signum`` raises: ``KeyboardInterrupt`` for SIGINT,
+    else :class:`Terminated`."""
+    return KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
 
 
 def exit_status(exc: KeyboardInterrupt) -> int:

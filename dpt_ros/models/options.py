@@ -29,6 +29,17 @@ BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
 ENGINE_BUILDS = ("eager", "lazy", "never")
 #: The backends that run an exported engine file.
 ENGINE_BACKENDS = ("onnxruntime", "tensorrt")
+#: ``device`` values (case and surrounding blanks do not matter); N is a CUDA index.
+DEVICES = ("auto", "cpu", "cuda", "cuda:N")
+
+
+def device_problem(device: str | None) -> str | None:
+    """Why ``device`` is not a device name (see :data:`DEVICES`), or None. Whether the
+    device exists on this machine is checked when the model loads."""
+    name = (device or "auto").strip().lower()
+    if name in ("auto", "cpu", "cuda") or (name.startswith("cuda:") and name[5:].isdigit()):
+        return None
+    return f"unknown device {device!r}; valid: {', '.join(DEVICES)}"
 
 
 @dataclass(frozen=True)
@@ -66,17 +77,28 @@ class PredictorOptions:
     compile: str = "none"
     channels_last: bool = True
 
-    def problems(self, task: str | None = None, engine_name: str = "an engine file") -> list[str]:
+    def problems(
+        self,
+        task: str | None = None,
+        engine_name: str = "an engine file",
+        size_names: tuple[str, str] | None = None,
+    ) -> list[str]:
         """Every problem with these options (empty = valid).
 
         Args:
             task: ``depth`` or ``segmentation`` if the caller needs that task.
             engine_name: what the caller calls :attr:`engine` (a flag, a parameter).
+            size_names: what the caller calls the width and the height of
+                :attr:`network_size` (parameters): the size's problem then names the
+                side that is wrong.
         """
         found: list[str] = []
         problem = task_problem(self.model_type, task)
         if problem:
             found.append(problem)
+        device = device_problem(self.device)
+        if device:
+            found.append(device)
         if self.precision not in PRECISIONS:
             found.append(f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
         if self.compile not in COMPILE_MODES:
@@ -101,7 +123,9 @@ class PredictorOptions:
                 f"unknown engine_build {self.engine_build!r}; valid: {', '.join(ENGINE_BUILDS)}"
             )
         if self.network_size is not None and not problem:
-            size_problem = get_spec(self.model_type).network_size_problem(*self.network_size)
+            size_problem = get_spec(self.model_type).network_size_problem(
+                *self.network_size, names=size_names
+            )
             if size_problem:
                 found.append(size_problem)
         return found

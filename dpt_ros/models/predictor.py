@@ -18,7 +18,7 @@ import torch
 from dpt_ros.models import da3_transforms
 from dpt_ros.models.backend import create_runtime
 from dpt_ros.models.geometry import upsample_depth
-from dpt_ros.models.options import PRECISIONS, PredictorOptions
+from dpt_ros.models.options import PRECISIONS, PredictorOptions, device_problem
 from dpt_ros.models.registry import DEPTH_ANYTHING_3, ModelSpec, get_spec
 from dpt_ros.models.runtimes import Runtime
 from dpt_ros.models.transforms import (
@@ -58,7 +58,7 @@ def resolve_device(device: str = "auto") -> torch.device:
                 f"{torch.cuda.device_count()} CUDA device(s)"
             )
         return dev
-    raise ValueError(f"unknown device {device!r}; valid: auto, cpu, cuda, cuda:N")
+    raise ValueError(device_problem(device))
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:

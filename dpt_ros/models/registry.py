@@ -135,10 +135,28 @@ class ModelSpec:
     def is_depth(self) -> bool:
         return self.task == "depth"
 
-    def network_size_problem(self, width: int, height: int) -> str | None:
+    def network_size_problem(
+        self, width: int, height: int, names: tuple[str, str] | None = None
+    ) -> str | None:
         """Why (width, height) is not a valid network input size for this model type
-        (sides must be positive multiples of :attr:`size_multiple`), or None."""
+        (sides must be positive multiples of :attr:`size_multiple`), or None.
+
+        Args:
+            width: pixels.
+            height: pixels.
+            names: what the caller calls the two sides (e.g. parameters): the problem
+                then names each side that is wrong, by that name.
+        """
         m = self.size_multiple
+        if names is not None:
+            bad = [
+                f"{name}={side}"
+                for name, side in zip(names, (width, height))
+                if side <= 0 or side % m
+            ]
+            if bad:
+                return f"{' and '.join(bad)}: {self.name} needs positive multiples of {m}"
+            return None
         if width <= 0 or height <= 0 or width % m or height % m:
             return (
                 f"network size for {self.name} must be positive multiples of {m}, "

@@ -27,7 +27,7 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 
 from dpt_ros.models import CheckpointError
 from dpt_ros.node.bond import NodeBond, import_bond_status
-from dpt_ros.node.main import run_node
+from dpt_ros.node.main import dpt_lifecycle_node
 from dpt_ros.node.node import DptNode
 
 
@@ -103,8 +103,9 @@ class DptLifecycleNode(DptNode, LifecycleNode):
 
 
 def main(args: list[str] | None = None) -> int:
-    """Console entry point: ``ros2 run dpt_ros dpt_lifecycle_node``."""
-    return run_node(DptLifecycleNode, args)
+    """``python -m`` of this module, and former console entry point: the process's main
+    (:func:`dpt_ros.node.main.dpt_lifecycle_node`; this module's imports are done by now)."""
+    return dpt_lifecycle_node(args)
 
 
 if __name__ == "__main__":

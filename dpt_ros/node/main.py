@@ -1,12 +1,15 @@
 """The process around a ``dpt_node``: rclpy initialised, the node spun until Ctrl-C,
-SIGTERM or shutdown, then everything shut down in order. ``dpt_node`` and
-``dpt_lifecycle_node`` (their ``main`` functions) both run through :func:`run_node`.
+SIGTERM or shutdown, then everything shut down in order. The console entry points
+``dpt_node`` and ``dpt_lifecycle_node`` are :func:`dpt_node` and
+:func:`dpt_lifecycle_node` here: they install the stop handlers first, then import the
+node (torch, rclpy: seconds), then run it through :func:`run_node`. This module
+imports nothing heavy itself.
 
 Stopping (SIGINT or SIGTERM) at any stage ends in exit status 0 within seconds:
 
-- during start-up (model load, warm-up, an eager engine build): the first signal
-  interrupts it at once, the engine build's child process is ended, and one line says
-  the node stopped during start-up;
+- during start-up (the imports of torch and rclpy, model load, warm-up, an eager
+  engine build): the first signal interrupts it at once, the engine build's child
+  process is ended, and one line says the node stopped during start-up;
 - while spinning: the worker finishes or drops the batch in hand (at most
   :data:`STOP_TIMEOUT_S`), then the node and the context go;
 - a further signal while stopping does not cut the stop short: one line says the
@@ -15,16 +18,13 @@ Stopping (SIGINT or SIGTERM) at any stage ends in exit status 0 within seconds:
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import sys
 import threading
 from types import FrameType
-from typing import TYPE_CHECKING
-
-import rclpy
-
-from dpt_ros.models.errors import CheckpointError
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from dpt_ros.node.node import DptNode
@@ -51,19 +51,33 @@ class _StopSignals:
         self.received: int | None = None
         self.interruptible = True
         self._told = False
-        self._installed = threading.current_thread() is threading.main_thread()
-        if self._installed:
-            for signum in _STOP_SIGNALS:
-                signal.signal(signum, self._handle)
+        #: The handlers found when :meth:`install` ran, put back by :meth:`restore`.
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        """Installs the handlers (in the main thread only; elsewhere nothing)."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum in _STOP_SIGNALS:
+            previous = signal.signal(signum, self._handle)
+            self._previous.setdefault(signum, previous)
+
+    def restore(self) -> None:
+        """Puts back the handlers that :meth:`install` found: a library call leaves the
+        process as it found it."""
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
 
     def ignore(self) -> None:
         """Ignores both signals from now on: everything has stopped and the process exits
         (at exit Python puts back the default handlers, so a second Ctrl-C then would
         kill the process with SIGINT after a clean stop; an ignored signal stays
-        ignored)."""
-        if self._installed:
+        ignored). Only for a process's main, never within a library call."""
+        if self._previous:
             for signum in _STOP_SIGNALS:
                 signal.signal(signum, signal.SIG_IGN)
+            self._previous.clear()
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         first = self.received is None
@@ -82,15 +96,74 @@ class _StopSignals:
             )
 
 
-def run_node(node_class: type[DptNode], args: list[str] | None = None) -> int:
+def dpt_node(args: list[str] | None = None) -> int:
+    """Console entry point: ``ros2 run dpt_ros dpt_node``."""
+    return _main("dpt_ros.node.node", "DptNode", args)
+
+
+def dpt_lifecycle_node(args: list[str] | None = None) -> int:
+    """Console entry point: ``ros2 run dpt_ros dpt_lifecycle_node``."""
+    return _main("dpt_ros.node.lifecycle", "DptLifecycleNode", args)
+
+
+def _main(module: str, class_name: str, args: list[str] | None) -> int:
+    """A process's main: the stop handlers first, then the node's module is imported
+    (torch and rclpy load: seconds) and run; a stop at any point of that ends with one
+    line and exit status 0. Both signals are ignored once it returns (the process
+    exits: see :meth:`_StopSignals.ignore`)."""
+    signals = _StopSignals()
+    importing = True
+    try:
+        signals.install()
+        node_class = getattr(importlib.import_module(module), class_name)
+        if signals.received is not None:  # a stop that an import swallowed
+            raise KeyboardInterrupt
+        importing = False
+        return run_node(node_class, args, signals)
+    except KeyboardInterrupt:  # before run_node had its own handling: the imports
+        signals.interruptible = False
+        _stopped_during_start_up(signals.received)
+        return 0
+    except Exception:
+        if not (importing and signals.received is not None):
+            raise
+        # The stop landed in an import, which failed its own way (numpy: ImportError).
+        _stopped_during_start_up(signals.received)
+        return 0
+    finally:
+        signals.ignore()
+
+
+def run_node(
+    node_class: type[DptNode],
+    args: list[str] | None = None,
+    signals: _StopSignals | None = None,
+) -> int:
     """Initialises rclpy, spins a ``node_class`` until Ctrl-C, SIGTERM or shutdown, and
     shuts down in order (worker, node, context); returns the exit status: 0, or 1 for
-    invalid parameters or unusable weights.
+    invalid parameters or arguments, or unusable weights.
 
-    Meant as the process's main: SIGINT and SIGTERM are handled as the module says, then
-    ignored once it returns, until the process exits."""
-    signals = _StopSignals()
-    rclpy.init(args=args)
+    SIGINT and SIGTERM are handled as the module says (by ``signals``, installed
+    already, when a process's main gives it); the handlers found are put back when it
+    returns."""
+    own = signals is None
+    if signals is None:
+        signals = _StopSignals()
+        signals.install()
+    try:
+        return _run(node_class, args, signals)
+    finally:
+        if own:
+            signals.restore()
+
+
+def _run(node_class: type[DptNode], args: list[str] | None, signals: _StopSignals) -> int:
+    import rclpy  # start-up: rclpy loads after the stop handlers
+
+    from dpt_ros.models.errors import CheckpointError  # start-up: so does torch
+
+    if not _init_quietly(rclpy, args):
+        return 1
     context = rclpy.get_default_context()
     node: DptNode | None = None
     code = 0
@@ -107,7 +180,7 @@ def run_node(node_class: type[DptNode], args: list[str] | None = None) -> int:
         if signals.received is not None or not context.ok():
             _stopped_during_start_up(signals.received)
         else:
-            rclpy.logging.get_logger("dpt_node").fatal(str(exc))
+            rclpy.logging.get_logger("dpt_node").fatal(_one_line(str(exc)))
             code = 1
     except Exception as exc:  # ExternalShutdownException and friends end quietly
         if node is None and (signals.received is not None or not context.ok()):
@@ -127,8 +200,48 @@ def run_node(node_class: type[DptNode], args: list[str] | None = None) -> int:
             node.destroy_node()
         rclpy.try_shutdown()
     _stop_engine_builds()
-    signals.ignore()
     return code
+
+
+def _init_quietly(rclpy: Any, args: list[str] | None) -> bool:
+    """``rclpy.init(args)``; False after one FATAL line when rcl cannot parse the
+    arguments (a ``-p`` value with a newline, an unclosed quote), instead of rcl's own
+    error line and an RCLError traceback."""
+    from rclpy.logging import (  # start-up: rclpy loads after the stop handlers
+        LoggingSeverity,
+        get_logger_effective_level,
+        set_logger_level,
+    )
+
+    # rcl's own "Failed to parse global arguments" line: ours says it instead.
+    set_logger_level("rcl", LoggingSeverity.FATAL)
+    try:
+        rclpy.init(args=args)
+    except Exception as exc:  # RCLError (rclpy has no public name for it)
+        if type(exc).__name__ != "RCLError":
+            raise
+        _fatal(f"invalid arguments: {_one_line(str(exc))}")
+        return False
+    finally:
+        # Back to the default unless the arguments set rcl's level (--log-level rcl:=...).
+        given = sys.argv if args is None else args
+        if get_logger_effective_level("rcl") == LoggingSeverity.FATAL and not any(
+            "rcl:=" in arg for arg in given
+        ):
+            set_logger_level("rcl", LoggingSeverity.UNSET)
+    return True
+
+
+def _one_line(text: str) -> str:
+    """``text`` on one line: line breaks within it shown as ``\\n`` (a parameter value
+    with a newline), and rcl's source locations (``, at /…/arguments.c:352``) left out."""
+    kept = text.split(", at /")[0]
+    return kept.replace("\r", "\\r").replace("\n", "\\n").strip()
+
+
+def _fatal(text: str) -> None:
+    """One FATAL line when rclpy could not start (its logging may not work then)."""
+    print(f"[FATAL] [dpt_node]: {text}", file=sys.stderr, flush=True)
 
 
 def _stopped_during_start_up(signum: int | None) -> None:
@@ -151,3 +264,7 @@ def _stop_engine_builds() -> None:
             file=sys.stderr,
             flush=True,
         )
+
+
+if __name__ == "__main__":  # python -m dpt_ros.node.main: dpt_node as installed
+    sys.exit(dpt_node())

@@ -38,7 +38,7 @@ from dpt_ros.node.health import (
     sibling_topic,
 )
 from dpt_ros.node.latest_frame import LatestFrame
-from dpt_ros.node.main import STOP_TIMEOUT_S, run_node
+from dpt_ros.node.main import STOP_TIMEOUT_S, dpt_node
 from dpt_ros.node.models import load_predictor, warm_up
 from dpt_ros.node.param_checks import declare_all, unknown_overrides
 from dpt_ros.node.params import config_from_values, validate
@@ -516,8 +516,9 @@ class DptNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    """Console entry point: ``ros2 run dpt_ros dpt_node``."""
-    return run_node(DptNode, args)
+    """``python -m`` of this module, and former console entry point: the process's main
+    (:func:`dpt_ros.node.main.dpt_node`; this module's imports are done by now)."""
+    return dpt_node(args)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from dpt_ros.node.params import (
     declare,
     normalise_namespace,
     validate,
+    value_problems,
 )
 
 #: Override prefixes that rclpy itself reads (QoS overrides of publishers and
@@ -42,11 +43,12 @@ def declare_all(node: Any) -> dict[str, Any]:
     """
     values: dict[str, Any] = {}
     refused: dict[str, str] = {}
+    overrides = getattr(node, "_parameter_overrides", {})  # rclpy has no public accessor
     for p in PARAMS:
         try:
             values[p.name] = declare(node, p)
         except ParameterException as exc:  # an override outside its range or type
-            refused[p.name] = f"{p.name}: {exc}"
+            refused[p.name] = _refusal(p.name, overrides.get(p.name), exc)
             values[p.name] = p.default  # stands in, for the checks of the others
     problems = list(refused.values()) + validate(values, stand_ins=refused)
     if "cameras" not in refused and not camera_problems(values["cameras"]):
@@ -54,6 +56,14 @@ def declare_all(node: Any) -> dict[str, Any]:
     if problems:
         raise ValueError("invalid parameters: " + "; ".join(problems))
     return values
+
+
+def _refusal(name: str, override: Any, exc: ParameterException) -> str:
+    """rclpy's refusal of an override, in the words of :func:`validate` where they
+    apply (``cloud.stride=0 is outside 1..64``), else rclpy's own, after the name."""
+    value = getattr(override, "value", None)
+    found = value_problems(name, value) if override is not None else []
+    return "; ".join(found) if found else f"{name}: {' '.join(str(exc).split())}"
 
 
 def camera_topic_problems(node: Any, cameras: Sequence[str]) -> list[str]:

@@ -618,7 +618,7 @@ def declare(node: Any, p: ParamDef) -> Any:
     return node.get_parameter(p.name).value
 
 
-def _value_problems(name: str, value: Any) -> list[str]:
+def value_problems(name: str, value: Any) -> list[str]:
     """Type, choice and range problems of one parameter value."""
     p = PARAM_DEFS[name]
     if type(p.default) is float and isinstance(value, int) and not isinstance(value, bool):
@@ -686,7 +686,11 @@ def _config_problems(values: dict[str, Any]) -> list[str]:
     for task in TASKS:
         options = predictor_options(values, task)
         if options is not None:
-            problems += options.problems(task, engine_name=f"{task}.engine")
+            problems += options.problems(
+                task,
+                engine_name=f"{task}.engine",
+                size_names=("network_width", "network_height"),
+            )
     problems += alignment_options(values).problems()
     problems += TemporalOptions(**_filled(values, "temporal")).problems()
     problems += PipelineOptions(**_filled(values, "pipeline")).problems()
@@ -717,7 +721,7 @@ def validate(values: dict[str, Any], stand_ins: Collection[str] = ()) -> list[st
     bad = set(stand_ins)
     for name, value in values.items():
         if name in PARAM_DEFS:
-            found = _value_problems(name, value)
+            found = value_problems(name, value)
             problems += found
             if found:
                 bad.add(name)

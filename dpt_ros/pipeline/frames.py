@@ -10,7 +10,7 @@ import dataclasses
 import time
 from collections.abc import Collection, Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 import cv2
 import numpy as np
@@ -152,6 +152,18 @@ class _DeviceOutputs:
                 a[name] = values[b]
         for (b, name), values in zip(per_frame, host[len(names) :]):
             arrays[b][name] = values
+
+
+class _BatchFrames(NamedTuple):
+    """The per-frame inputs of one :meth:`FramePipeline.process_batch`, each in the
+    batch's order (after rectification)."""
+
+    rgbs: Sequence[np.ndarray]
+    headers: Sequence[Header]
+    streams: Sequence[Hashable]
+    cameras: list[tuple[Intrinsics | None, CameraInfo | None]]
+    calibrations: Sequence[tuple[float, float] | None]
+    image_ks: list[np.ndarray | None]
 
 
 @dataclass
@@ -314,47 +326,66 @@ class FramePipeline:
             o = dataclasses.replace(o, cloud_enabled=False)
         results = [FrameOutput() for _ in rgbs]
         if o.rectify:
-            rectified = [
-                self._rectify(r, rgb, info, s)
-                for r, rgb, info, s in zip(results, rgbs, infos, streams)
-            ]
-            rgbs = [rgb for rgb, _ in rectified]
-            infos = [info for _, info in rectified]
+            rgbs, infos = self._rectify_batch(results, rgbs, infos, streams)
         cameras = [
             self._camera(results[i], o, infos[i], rgbs[i].shape[:2], headers[i])
             for i in range(len(rgbs))
         ]
         calibrations = calibrations or _fixed_calibrations(o, len(rgbs))
         image_ks = self._image_ks(results, infos, cameras)
+        frames = _BatchFrames(rgbs, headers, streams, cameras, calibrations, image_ks)
         temporal = self.temporal  # read once: the node may swap it between batches
-        # Frames of one size run as one batch (and, for a model that needs intrinsics,
-        # only with the frames that have them, or only with those that do not).
-        groups: dict[tuple[int, int, bool], list[int]] = {}
-        for i, rgb in enumerate(rgbs):
-            key = (int(rgb.shape[0]), int(rgb.shape[1]), image_ks[i] is not None)
-            groups.setdefault(key, []).append(i)
-        for (h, w, _), idx in groups.items():
-            group = _Group(
-                np.stack([rgbs[i] for i in idx]),
-                self.output_hw((h, w), o),
-                [cameras[i][0] for i in idx],
-                [calibrations[i] for i in idx],
-                [results[i].arrays for i in idx],
-                "segmentation/confidence" in on_demand,
-                [image_ks[i] for i in idx],
-                temporal,
-                [streams[i] for i in idx],
-                [stamp_ns(headers[i]) / 1e9 for i in idx],
-                [None] * len(idx),
-            )
-            timings = self._infer(group, o)
-            for j, i in enumerate(idx):
-                results[i].timings_ms.update({k: v / len(idx) for k, v in timings.items()})
-                results[i].stabilized = group.stabilized[j]
+        for idx in _size_groups(rgbs, image_ks):
+            self._infer_group(idx, results, frames, o, on_demand, temporal)
         for i, result in enumerate(results):
             result.intrinsics = cameras[i][0]
             self._build_messages(result, o, rgbs[i], headers[i], cameras[i][1], streams[i], skip)
         return results
+
+    def _rectify_batch(
+        self,
+        results: list[FrameOutput],
+        rgbs: Sequence[np.ndarray],
+        infos: Sequence[CameraInfo | None],
+        streams: Sequence[Hashable],
+    ) -> tuple[list[np.ndarray], list[CameraInfo | None]]:
+        """:meth:`_rectify` of every frame: (the images, their camera_infos)."""
+        rectified = [
+            self._rectify(r, rgb, info, s) for r, rgb, info, s in zip(results, rgbs, infos, streams)
+        ]
+        return [rgb for rgb, _ in rectified], [info for _, info in rectified]
+
+    def _infer_group(
+        self,
+        idx: list[int],
+        results: list[FrameOutput],
+        frames: _BatchFrames,
+        o: PipelineOptions,
+        on_demand: Collection[str],
+        temporal: Stabilizer | None,
+    ) -> None:
+        """Runs the frames ``idx`` of the batch (one size) through the models as one
+        batch; their arrays, timings (divided among them) and stabilisation go into
+        their ``results``."""
+        rgbs, headers, streams, cameras, calibrations, image_ks = frames
+        h, w = rgbs[idx[0]].shape[:2]
+        group = _Group(
+            np.stack([rgbs[i] for i in idx]),
+            self.output_hw((h, w), o),
+            [cameras[i][0] for i in idx],
+            [calibrations[i] for i in idx],
+            [results[i].arrays for i in idx],
+            "segmentation/confidence" in on_demand,
+            [image_ks[i] for i in idx],
+            temporal,
+            [streams[i] for i in idx],
+            [stamp_ns(headers[i]) / 1e9 for i in idx],
+            [None] * len(idx),
+        )
+        timings = self._infer(group, o)
+        for j, i in enumerate(idx):
+            results[i].timings_ms.update({k: v / len(idx) for k, v in timings.items()})
+            results[i].stabilized = group.stabilized[j]
 
     def _image_ks(
         self,
@@ -683,6 +714,17 @@ def _fixed_calibrations(o: PipelineOptions, n: int) -> list[tuple[float, float] 
     """The options' calibration for each of ``n`` frames (None: not calibrated)."""
     fixed = (o.relative_depth_scale, o.relative_depth_shift)
     return [fixed if o.relative_depth_scale > 0 else None] * n
+
+
+def _size_groups(rgbs: Sequence[np.ndarray], image_ks: list[np.ndarray | None]) -> list[list[int]]:
+    """The batch's frame indices grouped by image size, in order of first appearance:
+    frames of one size run as one batch (and, for a model that needs intrinsics, only
+    with the frames that have them, or only with those that do not)."""
+    groups: dict[tuple[int, int, bool], list[int]] = {}
+    for i, rgb in enumerate(rgbs):
+        key = (int(rgb.shape[0]), int(rgb.shape[1]), image_ks[i] is not None)
+        groups.setdefault(key, []).append(i)
+    return list(groups.values())
 
 
 def _checked_batch(

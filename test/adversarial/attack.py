@@ -146,3 +146,50 @@ class _Drain:
     def text(self) -> str:
         self._thread.join(timeout=10)
         return b"".join(self._chunks).decode(errors="replace")
+
+
+def program_pid(launcher: subprocess.Popen, timeout: float = 30.0) -> int:
+    """The attacked program's pid: the launcher's child (signal the launcher, which
+    forwards; read the program's state under /proc/<pid>)."""
+    children = Path(f"/proc/{launcher.pid}/task/{launcher.pid}/children")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            pids = children.read_text().split()
+        except OSError:  # the launcher is gone
+            pids = []
+        if pids:
+            return int(pids[0])
+        if launcher.poll() is not None:
+            break
+        time.sleep(0.005)
+    raise AssertionError(f"the launcher {launcher.pid} started no program")
+
+
+def catches(pid: int, signum: int) -> bool:
+    """Whether process ``pid`` has a handler for ``signum`` (its SigCgt mask): Python
+    catches SIGINT from its start, other signals once a handler is installed."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    mask = next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(int(mask, 16) >> (signum - 1) & 1)
+
+
+def has_loaded(pid: int, library: str) -> bool:
+    """Whether process ``pid`` has mapped a file whose name holds ``library``."""
+    try:
+        return library in Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return False
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    """Polls ``predicate`` until it holds; AssertionError naming ``what`` after
+    ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not seen within {timeout:.0f} s: {what}")
+        time.sleep(0.002)
