@@ -59,13 +59,9 @@ def add_parser(subparsers: Any, name: str) -> argparse.ArgumentParser:
 
 
 def _load_yaml(path: Path) -> dict[str, Any]:
-    # start-up: PyYAML only for this command
-    import yaml
+    from dpt_ros.cli.yaml_file import load_yaml
 
-    try:
-        tree = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path} is not valid YAML: {' '.join(str(exc).split())}") from None
+    tree = load_yaml(path)  # bounded: size, nesting, aliases (the module's doc)
     if not isinstance(tree, dict):
         raise ValueError(f"{path} holds no YAML mapping (a params file is one)")
     return tree
