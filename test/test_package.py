@@ -100,6 +100,16 @@ def test_package_xml():
     assert (REPO / "resource" / "dpt_ros").exists()
 
 
+def test_every_package_the_launch_file_starts_is_an_exec_depend():
+    """rosdep installs exec_depends only: a launch file that starts another package's
+    executable (Nav2's lifecycle_manager) fails on a fresh install without it."""
+    source = (REPO / "launch" / "dpt.launch.py").read_text()
+    started = set(re.findall(r'package="([a-z0-9_]+)"', source)) - {"dpt_ros"}
+    assert started == {"nav2_lifecycle_manager"}
+    deps = {e.text for e in ET.parse(REPO / "package.xml").getroot().findall("exec_depend")}
+    assert started <= deps, started - deps
+
+
 def test_config_yaml_and_readme_table_are_generated_from_params():
     """config/dpt.yaml and the README's parameter table match node_params.PARAMS."""
     spec = importlib.util.spec_from_file_location(
