@@ -423,8 +423,9 @@ class _Checker:
                     f"{where}.confidence_topic",
                     f"{topic!r} is depth confidence as 32FC1 floats; the layer reads one "
                     "byte per pixel (mono8), so it would take float bytes for confidences",
-                    f"use {self.prefixes[0]}/segmentation/confidence (the class "
-                    "probabilities as mono8)",
+                    f"use {self.prefixes[0]}/segmentation/confidence (the labels' "
+                    f"probabilities, mono8) or {self.prefixes[0]}/depth/confidence_mono8 "
+                    "(the depth confidence, mono8)",
                 )
                 continue
             self.our_topic(f"{where}.{key}", topic, name)
