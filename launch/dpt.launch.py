@@ -10,6 +10,11 @@ with ``lifecycle_manager_params`` (default the installed
 Launch arguments override the parameters file only where given: an empty
 ``depth_model``/``segmentation_model``/``device`` keeps the file's value, and ``none``
 disables that model.
+
+``node_name`` names the node (and its bond id: the manager started here lists it).
+The output remaps (``depth_topic``, ``points_topic``, ``depth_camera_info_topic``,
+``labels_topic``, ``confidence_topic``; empty = the node's own names) let a
+configuration written for another depth node keep its topics.
 """
 
 import os
@@ -37,16 +42,18 @@ def _node(context, *args, **kwargs):
             overrides[param] = "" if value == "none" else value
     manager = arg("lifecycle_manager").strip().lower() in ("true", "1", "yes")
     lifecycle = manager or arg("lifecycle").strip().lower() in ("true", "1", "yes")
+    name = arg("node_name").strip() or "dpt_node"
+    outputs = {topic: arg(launch_arg) for launch_arg, topic in _OUTPUT_REMAPS.items()}
     actions = [
         Node(
             package="dpt_ros",
             executable="dpt_lifecycle_node" if lifecycle else "dpt_node",
-            name="dpt_node",
+            name=name,
             namespace=arg("namespace"),
             output="screen",
             emulate_tty=True,
             parameters=[arg("params_file"), overrides],
-            remappings=_remappings(arg("image"), arg("camera_info")),
+            remappings=_remappings(arg("image"), arg("camera_info"), outputs),
         )
     ]
     if manager:
@@ -59,19 +66,33 @@ def _node(context, *args, **kwargs):
                 output="screen",
                 parameters=[
                     arg("lifecycle_manager_params"),
-                    {"use_sim_time": overrides["use_sim_time"]},
+                    {"use_sim_time": overrides["use_sim_time"], "node_names": [name]},
                 ],
             )
         )
     return actions
 
 
-def _remappings(image, camera_info):
+#: Launch argument -> the node's output topic it remaps.
+_OUTPUT_REMAPS = {
+    "depth_topic": "depth/image",
+    "points_topic": "points",
+    "depth_camera_info_topic": "depth/camera_info",
+    "labels_topic": "segmentation/labels",
+    "confidence_topic": "segmentation/confidence",
+}
+
+
+def _remappings(image, camera_info, outputs=None):
     """'image' always; 'camera_info' only when given, else the node takes the image
-    topic's sibling (image_transport's rule: /ns/image_rect -> /ns/camera_info)."""
+    topic's sibling (image_transport's rule: /ns/image_rect -> /ns/camera_info); each
+    output topic of ``outputs`` ({node's name: new name}) whose new name is given."""
     remaps = [("image", image)]
     if camera_info.strip():
         remaps.append(("camera_info", camera_info.strip()))
+    for topic, target in (outputs or {}).items():
+        if target.strip():
+            remaps.append((topic, target.strip()))
     return remaps
 
 
@@ -101,6 +122,21 @@ def generate_launch_description():
                 default_value="",
                 description="Input camera_info topic (remaps 'camera_info'); empty = the "
                 "image topic's sibling, e.g. /cam/camera_info for image:=/cam/image_rect.",
+            ),
+            DeclareLaunchArgument(
+                "node_name",
+                default_value="dpt_node",
+                description="The node's name (its bond id for a lifecycle manager; the "
+                "manager of lifecycle_manager:=true lists it).",
+            ),
+            *(
+                DeclareLaunchArgument(
+                    launch_arg,
+                    default_value="",
+                    description=f"Remap the output '{topic}' to this topic; empty keeps "
+                    "it (e.g. another depth node's names, to keep a Nav2 configuration).",
+                )
+                for launch_arg, topic in _OUTPUT_REMAPS.items()
             ),
             DeclareLaunchArgument(
                 "depth_model",

@@ -96,7 +96,13 @@ class Probe:
     TOPICS = {
         t: ty
         for t, ty in OUTPUT_TOPICS.items()
-        if t not in ("segmentation/confidence", "depth/confidence", "depth/sky")
+        if t
+        not in (
+            "segmentation/confidence",
+            "depth/confidence",
+            "depth/confidence_mono8",
+            "depth/sky",
+        )
     }
     #: What is recorded: those and Depth Anything 3's own outputs.
     RECORDED = {t: ty for t, ty in OUTPUT_TOPICS.items() if t != "segmentation/confidence"}

@@ -110,7 +110,7 @@ def test_pipeline_matches_the_small_goldens(small_file, scene_a_rgb, res):
     header.stamp.sec = 7
     out = pipeline.process(scene_a_rgb, header, scene_camera_info())
     got = arrays(out)
-    assert set(got) == {"depth/relative", "depth/confidence"}
+    assert set(got) == {"depth/relative", "depth/confidence", "depth/confidence_mono8"}
     check_small(da3_golden(SMALL, res), got["depth/relative"], got["depth/confidence"])
     msg = out.messages["depth/confidence"]
     assert msg.encoding == "32FC1" and msg.header == header

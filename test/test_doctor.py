@@ -47,11 +47,16 @@ def test_shipped_configuration_is_clean(capsys):
     assert "matches dpt_node" in err
 
 
-def test_the_node_defaults_run_no_segmentation(capsys):
+def test_the_node_defaults_run_no_segmentation_and_no_metres(capsys):
+    """The defaults: no segmentation, and dpt_hybrid (relative) with no calibration or
+    alignment, so no 'points' either (before: only the first was said)."""
     code, lines, _ = doctor(capsys, NAV2)
-    assert code == 1 and len(lines) == 1
+    assert code == 1 and len(lines) == 2, lines
     assert lines[0].startswith("node segmentation.model_type: is empty")
     assert "fix: set segmentation.model_type: dpt_hybrid_ade20k" in lines[0]
+    assert lines[1].startswith("node depth.model_type: depth.model_type dpt_hybrid is a ")
+    for fix in ("a metric model", "relative_depth.scale", "relative_depth.alignment"):
+        assert fix in lines[1]
 
 
 def broken_nav2(tmp_path, change) -> Path:
@@ -89,15 +94,25 @@ BROKEN = {
         "z_voxels 16 x z_resolution 0.05 m covers 0 to 0.8 m, below max_obstacle_height 2 m",
         "z_resolution: 0.15 with z_voxels: 14",
     ),
-    "inf_is_valid": (
-        lambda p: voxel(p)["dpt_points"].update(inf_is_valid=True),
-        "dpt_points.inf_is_valid: has no effect on a PointCloud2 source",
-        "remove it",
-    ),
     "topic": (
-        lambda p: camera(p).update(pointcloud_topic="/camera/depth/points"),
-        "camera.pointcloud_topic: '/camera/depth/points' is not a topic dpt_node publishes",
+        lambda p: camera(p).update(pointcloud_topic="/camera/point"),
+        "camera.pointcloud_topic: '/camera/point' is not a topic dpt_node publishes",
         "use '/camera/points'",
+    ),
+    "confidence as floats": (
+        lambda p: camera(p).update(confidence_topic="/camera/depth/confidence"),
+        "'/camera/depth/confidence' is depth confidence as 32FC1 floats",
+        "use /camera/segmentation/confidence",
+    ),
+    "mark_confidence type": (
+        lambda p: camera(p)["obstacle"].update(mark_confidence=128.0),
+        "obstacle.mark_confidence: 128.0 is a double but the plugin declares a int",
+        "write it as an integer: mark_confidence: 128",
+    ),
+    "tile_map_decay_time type": (
+        lambda p: camera(p).update(tile_map_decay_time=5),
+        "camera.tile_map_decay_time: 5 is a int but the plugin declares a double",
+        "write it as a double: tile_map_decay_time: 5.0",
     ),
     "mark_confidence": (
         lambda p: camera(p)["obstacle"].update(mark_confidence=255),
@@ -168,8 +183,10 @@ def test_bond_settings(tmp_path, capsys):
 
 def test_namespace_option_and_several_cameras(tmp_path, capsys):
     code, lines, _ = doctor(capsys, NAV2, "--node-params", NODE, "--namespace", "robot")
-    assert code == 1 and len(lines) == 4  # the layer's three topics and the cloud source
+    # The layer's three topics of names only dpt_node has; its cloud may be another's.
+    assert code == 1 and len(lines) == 4, lines
     assert "use '/robot/segmentation/labels'" in lines[0]
+    assert lines[3].startswith("cannot tell: ") and "'/camera/points'" in lines[3]
     two = node_params(tmp_path, cameras=["front", "camera"])
     code, lines, _ = doctor(capsys, NAV2, "--node-params", two, "--namespace", "/")
     assert (code, lines) == (0, [])

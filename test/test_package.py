@@ -52,7 +52,16 @@ def test_launch_file_uses_the_launch_ros_api_and_known_parameters():
     assert "generate_launch_description" in names
     assert "from launch_ros.actions import Node" in source
     declared = set(re.findall(r'DeclareLaunchArgument\(\s*"([a-z_]+)"', source))
+    remaps = ast.literal_eval(source.split("_OUTPUT_REMAPS = ", 1)[1].split("\n}\n", 1)[0] + "}")
+    assert set(remaps.values()) <= set(OUTPUT_TOPICS), remaps
+    declared |= set(remaps)  # declared in a loop
     assert declared == {
+        "node_name",
+        "depth_topic",
+        "points_topic",
+        "depth_camera_info_topic",
+        "labels_topic",
+        "confidence_topic",
         "params_file",
         "namespace",
         "image",
@@ -98,6 +107,42 @@ def test_package_xml():
     } <= deps
     assert root.find("export/build_type").text == "ament_python"
     assert (REPO / "resource" / "dpt_ros").exists()
+
+
+def test_launch_remaps_the_outputs_given_and_only_those():
+    """The launch file's _remappings, run from its source (launch is not installed
+    here): a Nav2 configuration written for another node keeps its topics."""
+    source = (REPO / "launch" / "dpt.launch.py").read_text()
+    tree = ast.parse(source)
+    wanted = [
+        n
+        for n in tree.body
+        if (isinstance(n, ast.FunctionDef) and n.name == "_remappings")
+        or (isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "_OUTPUT_REMAPS")
+    ]
+    space: dict = {}
+    exec(compile(ast.Module(body=wanted, type_ignores=[]), "dpt.launch.py", "exec"), space)
+    remap, outputs = space["_remappings"], space["_OUTPUT_REMAPS"]
+    assert remap("/cam/image", "", {}) == [("image", "/cam/image")]
+    given = {topic: "" for topic in outputs.values()}
+    given.update({"depth/image": "/depth_anything_v3/depth", "points": " /da3/points "})
+    assert remap("/cam/image", "/cam/info", given) == [
+        ("image", "/cam/image"),
+        ("camera_info", "/cam/info"),
+        ("depth/image", "/depth_anything_v3/depth"),
+        ("points", "/da3/points"),
+    ]
+    assert "name=name," in source and '"node_names": [name]' in source
+
+
+def test_every_package_the_launch_file_starts_is_an_exec_depend():
+    """rosdep installs exec_depends only: a launch file that starts another package's
+    executable (Nav2's lifecycle_manager) fails on a fresh install without it."""
+    source = (REPO / "launch" / "dpt.launch.py").read_text()
+    started = set(re.findall(r'package="([a-z0-9_]+)"', source)) - {"dpt_ros"}
+    assert started == {"nav2_lifecycle_manager"}
+    deps = {e.text for e in ET.parse(REPO / "package.xml").getroot().findall("exec_depend")}
+    assert started <= deps, started - deps
 
 
 def test_config_yaml_and_readme_table_are_generated_from_params():

@@ -51,6 +51,7 @@ output topics (under the image topic's namespace, or --output-namespace):
   depth/colored         rgb8 colour map of the depth
   depth/confidence      32FC1 depth confidence, 1 + exp (>= 1, larger = surer), of
                         Depth Anything 3's any-view types (depth_anything_3_small/base/large)
+  depth/confidence_mono8  the same as mono8, round(255 * (1 - 1/c)), for byte readers
   depth/sky             mono8 sky mask, 255 = sky (depth_anything_3_mono_large and
                         depth_anything_3_metric_large, whose metres need camera_info)
   depth/camera_info     camera_info scaled to the output images (needs camera_info)

@@ -59,13 +59,9 @@ def add_parser(subparsers: Any, name: str) -> argparse.ArgumentParser:
 
 
 def _load_yaml(path: Path) -> dict[str, Any]:
-    # start-up: PyYAML only for this command
-    import yaml
+    from dpt_ros.cli.yaml_file import load_yaml
 
-    try:
-        tree = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path} is not valid YAML: {' '.join(str(exc).split())}") from None
+    tree = load_yaml(path)  # bounded: size, nesting, aliases (the module's doc)
     if not isinstance(tree, dict):
         raise ValueError(f"{path} holds no YAML mapping (a params file is one)")
     return tree
@@ -107,11 +103,20 @@ def run(args: argparse.Namespace) -> int:
     lines += [f.line() for f in report.findings]
     for line in lines:
         print(line)
+    for line in report.unsure:
+        print(f"cannot tell: {line}")
     for note in report.notes:
         print(f"note: {note}", file=sys.stderr)
     files = ", ".join(str(p) for p in args.nav2_params)
     if lines:
         print(f"dpt-ros doctor nav2: {len(lines)} finding(s) in {files}", file=sys.stderr)
         return EXIT_FINDINGS
+    if report.unsure:
+        print(
+            f"dpt-ros doctor nav2: no finding in {files}, but {len(report.unsure)} thing(s) "
+            "it cannot tell (above)",
+            file=sys.stderr,
+        )
+        return 0
     print(f"dpt-ros doctor nav2: {files} matches dpt_node", file=sys.stderr)
     return 0

@@ -11,11 +11,12 @@ The node's side, as bondcpp and Nav2's own lifecycle nodes do it:
 - ``bond/msg/Status`` on ``bond`` (reliable, volatile, keep last 5), ``id`` = the node's
   name (Nav2's nodes use ``get_name()``, so the manager runs in the node's namespace and
   lists the bare name), ``instance_id`` = a UUID per bond, ``active`` = true,
-  ``heartbeat_timeout`` = 4.0 s, ``heartbeat_period`` = the publish period: 0.1 s on
-  Nav2 Humble to Kilted, the ``bond_heartbeat_period`` parameter (default 0.25 s, 0 = no
-  bond) on Nav2's main branch;
-- the heartbeat starts on activate and is broken on deactivate and shutdown: one
-  ``active = false``, which moves the manager's side to Dead at once;
+  ``heartbeat_timeout`` = 4.0 s, ``heartbeat_period`` = the publish period: a fixed
+  0.1 s on Nav2 Humble, the ``bond_heartbeat_period`` parameter (0 = no bond) on Jazzy
+  and Kilted (default 0.1 s) and on main (default 0.25 s);
+- the heartbeat starts on activate and is broken on deactivate, shutdown and a stop
+  signal (Nav2's nodes: in rclcpp's pre-shutdown callback): one ``active = false``,
+  which moves the manager's side to Dead at once;
 - a Status with our id, another instance id and ``active = false`` is the manager's
   side dying: the node answers ``active = false`` once and stops (bondcpp's ack);
 - the node's side never times out on the manager (Nav2 sets
@@ -32,6 +33,7 @@ import uuid
 from typing import Any
 
 from rclpy.clock import Clock, ClockType
+from rclpy.duration import Duration
 from rclpy.qos import QoSProfile
 
 #: The manager's topic, relative: it resolves in the node's namespace, as Nav2's.
@@ -42,6 +44,8 @@ HEARTBEAT_TIMEOUT_S = 4.0
 DEFAULT_HEARTBEAT_PERIOD_S = 0.1
 #: Nav2 lifecycle_manager's default ``bond_timeout`` (s); it waits half for the bond.
 MANAGER_BOND_TIMEOUT_S = 4.0
+#: Longest wait (s) for the last ``active = false`` to be acknowledged at a stop.
+FLUSH_TIMEOUT_S = 0.5
 
 
 class BondHeartbeat:
@@ -156,23 +160,34 @@ class NodeBond:
         self._entities = (sub, timer)
         self._tick()
 
-    def stop(self) -> None:
-        """Breaks the bond (one ``active = false``) and stops listening and beating."""
+    def stop(self, flush: bool = False) -> None:
+        """Breaks the bond (one ``active = false``) and stops listening and beating.
+
+        Args:
+            flush: wait (at most :data:`FLUSH_TIMEOUT_S`) until the subscribers have
+                acknowledged it: the node is about to go, and with it the message.
+        """
         if self.heartbeat is not None:
             reply = self.heartbeat.break_bond()
             if reply is not None:
                 self._publish(reply)
+                if flush:
+                    self._pub.wait_for_all_acked(Duration(seconds=FLUSH_TIMEOUT_S))
         if self._entities is not None:
             sub, timer = self._entities
             self._node.destroy_timer(timer)
             self._node.destroy_subscription(sub)
             self._entities = None
 
-    def _publish(self, active: bool) -> None:
+    def message(self, active: bool) -> Any:
+        """The ``bond/msg/Status`` to publish."""
         assert self.heartbeat is not None
         msg = self._status_cls(**self.heartbeat.status(active))
         msg.header.stamp = self._steady.now().to_msg()
-        self._pub.publish(msg)
+        return msg
+
+    def _publish(self, active: bool) -> None:
+        self._pub.publish(self.message(active))
 
     def _tick(self) -> None:
         if self.heartbeat is not None and self.heartbeat.tick() is not None:

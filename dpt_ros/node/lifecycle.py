@@ -14,7 +14,8 @@ A configure that fails (weights missing, for another model) logs the reason and
 returns FAILURE: the node stays unconfigured and can be configured again.
 
 While active the node keeps the bond Nav2's lifecycle_manager waits for
-(:mod:`dpt_ros.node.bond`): started on activate, broken on deactivate and shutdown.
+(:mod:`dpt_ros.node.bond`): started on activate, broken on deactivate, shutdown and a
+stop signal (Ctrl-C, SIGTERM: :meth:`DptLifecycleNode.before_shutdown`).
 Where the ``bond`` messages do not import it says so once, at construction.
 """
 
@@ -93,6 +94,15 @@ class DptLifecycleNode(DptNode, LifecycleNode):
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.free_models()
         return super().on_cleanup(state)
+
+    def before_shutdown(self) -> None:
+        """A stop signal (Ctrl-C, SIGTERM) while the context is valid: the bond is broken
+        (one ``active = false``, delivered before the node goes), so the manager sees the
+        node leave at once, as Nav2's nodes do in their pre-shutdown callback, instead of
+        a heartbeat timeout after ``bond_timeout`` ("CRITICAL FAILURE", every node
+        reset)."""
+        if self._bond is not None:
+            self._bond.stop(flush=True)
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         if self._bond is not None:

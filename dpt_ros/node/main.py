@@ -10,14 +10,25 @@ Stopping (SIGINT or SIGTERM) at any stage ends in exit status 0 within seconds:
 - during start-up (the imports of torch and rclpy, model load, warm-up, an eager
   engine build): the first signal interrupts it at once, the engine build's child
   process is ended, and one line says the node stopped during start-up;
-- while spinning: the worker finishes or drops the batch in hand (at most
-  :data:`STOP_TIMEOUT_S`), then the node and the context go;
+- while spinning: the node's :meth:`~dpt_ros.node.node.DptNode.before_shutdown` runs
+  while the context is still valid (the lifecycle node breaks its bond there, as Nav2's
+  nodes do in rclcpp's pre-shutdown callback), the worker finishes or drops the batch
+  in hand (at most :data:`STOP_TIMEOUT_S`), then the node and the context go;
 - a further signal while stopping does not cut the stop short: one line says the
   stop is under way, and it goes on as before.
+
+rclpy's own signal handlers would shut the context down before any Python code runs
+(so nothing could be published on the way out); where this module's handlers are
+installed (the main thread) rclpy's are not, and the executor wakes every
+:data:`SIGNAL_POLL_S` to let the handler run. Once a process's main has stopped
+everything, the interpreter's final garbage collection is skipped (``gc.freeze``): over
+the ~400,000 objects of torch and the models it took 5 to 8 s, beyond ``ros2 launch``'s
+5 s grace before SIGTERM.
 """
 
 from __future__ import annotations
 
+import gc
 import importlib
 import os
 import signal
@@ -31,20 +42,22 @@ if TYPE_CHECKING:
 
 #: Longest wait (s) for the inference worker to finish its batch at shutdown.
 STOP_TIMEOUT_S = 10.0
+#: Longest wait (s) of the executor before a stop signal's handler runs.
+SIGNAL_POLL_S = 0.1
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class _StopSignals:
-    """SIGINT and SIGTERM as Python handlers, installed before ``rclpy.init`` so that
-    rclpy's own handlers (which shut the context down and wake the executor) chain to
-    them. The first signal raises KeyboardInterrupt in the main thread while
+    """SIGINT and SIGTERM as Python handlers, installed before ``rclpy.init``, which
+    then installs none of its own (they would shut the context down at once). The first
+    signal raises KeyboardInterrupt in the main thread while
     :attr:`interruptible` (start-up and spin: a model load or an eager engine build does
     not wait on the context); later ones only print that the stop is under way, so they
     cannot interrupt the worker's join or the engine build's end.
 
     Only the main thread can install handlers; elsewhere nothing is installed and rclpy's
-    handlers alone stop the node.
+    handlers alone stop the node (then with no :meth:`before_shutdown`).
     """
 
     def __init__(self) -> None:
@@ -61,6 +74,11 @@ class _StopSignals:
         for signum in _STOP_SIGNALS:
             previous = signal.signal(signum, self._handle)
             self._previous.setdefault(signum, previous)
+
+    @property
+    def installed(self) -> bool:
+        """Whether the handlers are installed (by :meth:`install`, in the main thread)."""
+        return bool(self._previous)
 
     def restore(self) -> None:
         """Puts back the handlers that :meth:`install` found: a library call leaves the
@@ -131,7 +149,10 @@ def _main(module: str, class_name: str, args: list[str] | None) -> int:
         _stopped_during_start_up(signals.received)
         return 0
     finally:
+        main_thread = signals.installed
         signals.ignore()
+        if main_thread:  # what is left is only the process's exit
+            gc.freeze()
 
 
 def run_node(
@@ -162,7 +183,7 @@ def _run(node_class: type[DptNode], args: list[str] | None, signals: _StopSignal
 
     from dpt_ros.models.errors import CheckpointError  # start-up: so does torch
 
-    if not _init_quietly(rclpy, args):
+    if not _init_quietly(rclpy, args, own_handlers=signals.installed):
         return 1
     context = rclpy.get_default_context()
     node: DptNode | None = None
@@ -170,12 +191,14 @@ def _run(node_class: type[DptNode], args: list[str] | None, signals: _StopSignal
     try:
         try:
             node = node_class()
-            rclpy.spin(node)
+            _spin(rclpy, node, context, poll=signals.installed)
         finally:
             signals.interruptible = False
     except KeyboardInterrupt:
         if node is None:
             _stopped_during_start_up(signals.received)
+        elif context.ok():
+            node.before_shutdown()
     except (ValueError, CheckpointError, OSError) as exc:
         if signals.received is not None or not context.ok():
             _stopped_during_start_up(signals.received)
@@ -203,10 +226,26 @@ def _run(node_class: type[DptNode], args: list[str] | None, signals: _StopSignal
     return code
 
 
-def _init_quietly(rclpy: Any, args: list[str] | None) -> bool:
-    """``rclpy.init(args)``; False after one FATAL line when rcl cannot parse the
-    arguments (a ``-p`` value with a newline, an unclosed quote), instead of rcl's own
-    error line and an RCLError traceback."""
+def _spin(rclpy: Any, node: DptNode, context: Any, poll: bool) -> None:
+    """Spins ``node`` until the context shuts down; with ``poll``, waking at least every
+    :data:`SIGNAL_POLL_S` so that a stop signal's Python handler runs."""
+    if not poll:
+        rclpy.spin(node)
+        return
+    executor = rclpy.get_global_executor()
+    executor.add_node(node)
+    try:
+        while context.ok():
+            executor.spin_once(timeout_sec=SIGNAL_POLL_S)
+    finally:
+        executor.remove_node(node)
+
+
+def _init_quietly(rclpy: Any, args: list[str] | None, own_handlers: bool) -> bool:
+    """``rclpy.init(args)`` (with no signal handlers of rclpy's where ``own_handlers``);
+    False after one FATAL line when rcl cannot parse the arguments (a ``-p`` value with
+    a newline, an unclosed quote), instead of rcl's own error line and an RCLError
+    traceback."""
     from rclpy.logging import (  # start-up: rclpy loads after the stop handlers
         LoggingSeverity,
         get_logger_effective_level,
@@ -216,7 +255,12 @@ def _init_quietly(rclpy: Any, args: list[str] | None) -> bool:
     # rcl's own "Failed to parse global arguments" line: ours says it instead.
     set_logger_level("rcl", LoggingSeverity.FATAL)
     try:
-        rclpy.init(args=args)
+        if own_handlers:
+            from rclpy.signals import SignalHandlerOptions  # start-up: with rclpy
+
+            rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+        else:
+            rclpy.init(args=args)
     except Exception as exc:  # RCLError (rclpy has no public name for it)
         if type(exc).__name__ != "RCLError":
             raise

@@ -509,6 +509,10 @@ class DptNode(Node):
         self._worker.join(timeout=timeout)
         return not self._worker.is_alive()
 
+    def before_shutdown(self) -> None:
+        """Called once on a stop signal, while the context is still valid and before
+        the worker stops (rclcpp's pre-shutdown callback); nothing to do here."""
+
     def destroy_node(self) -> None:
         """Stops the worker first, then destroys the node."""
         self.stop_worker()

@@ -34,6 +34,7 @@ from dpt_ros.ros.camera import (
     depth_camera_info,
     is_distorted,
 )
+from dpt_ros.ros.confidence import confidence_to_mono8
 from dpt_ros.ros.image_codec import depth_to_image_msg, labels_to_image_msg, rgb_to_image_msg
 from dpt_ros.ros.messages import stamp_ns
 from dpt_ros.ros.pointcloud import make_pointcloud2
@@ -48,6 +49,7 @@ OUTPUT_TOPICS: dict[str, type] = {
     "depth/camera_info": CameraInfo,
     "depth/colored": Image,
     "depth/confidence": Image,
+    "depth/confidence_mono8": Image,
     "depth/sky": Image,
     "segmentation/labels": Image,
     "segmentation/colored": Image,
@@ -60,7 +62,9 @@ _CAMERA_INFO_REJECTED = "camera_info rejected: "
 
 #: Outputs that the node skips while nobody subscribes to them (``skip``): building
 #: them costs time on every frame and nothing else needs them.
-SKIPPABLE_TOPICS: frozenset[str] = frozenset({"points", "depth/colored", "segmentation/colored"})
+SKIPPABLE_TOPICS: frozenset[str] = frozenset(
+    {"points", "depth/colored", "segmentation/colored", "depth/confidence_mono8"}
+)
 
 #: Outputs built only when asked for (``on_demand``): the node asks when someone
 #: subscribes, since they cost time on every frame.
@@ -248,6 +252,8 @@ class FramePipeline:
             out += ["depth/colored", "depth/camera_info"]
             if self.depth.second_output:
                 out.append(f"depth/{self.depth.second_output}")
+            if self.depth.second_output == "confidence":
+                out.append("depth/confidence_mono8")
             if metric and o.cloud_enabled:
                 out.append("points")
         if self.segmentation is not None:
@@ -672,6 +678,9 @@ class FramePipeline:
         depth_confidence = arrays.get("depth_confidence")
         if depth_confidence is not None:
             msgs["depth/confidence"] = depth_to_image_msg(depth_confidence, header)
+            if "depth/confidence_mono8" not in skip:  # bounded, for mono8 readers
+                mono8 = confidence_to_mono8(depth_confidence)
+                msgs["depth/confidence_mono8"] = labels_to_image_msg(mono8, header)
         if arrays.get("sky") is not None:
             msgs["depth/sky"] = labels_to_image_msg(arrays["sky"], header)
         if scaled_info is not None:

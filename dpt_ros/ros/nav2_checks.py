@@ -15,7 +15,20 @@ The rules, each from the consumer that decides it:
   <= max_obstacle_height`` (the source's own, default 0.0), the voxel layer also drops
   ``z > max_obstacle_height`` of the layer (default 2.0) and marks a point only if its
   voxel index ``int((z - origin_z) / z_resolution)`` is below ``z_voxels`` (at most 16);
-  ``inf_is_valid`` has no effect on a PointCloud2 source.
+  ``inf_is_valid`` has no effect on a PointCloud2 source (a note, not a finding).
+- a topic that is not one of dpt_node's may still carry its data (depth_image_proc's
+  ``point_cloud_xyz`` on dpt_node's ``depth/image``): the doctor says it cannot tell,
+  and flags only near misses of dpt_node's own names under its namespace.
+- parameter types: rclcpp refuses an override whose type differs from the declared
+  default's, and the plugin (or the manager) does not start: ``mark_confidence: 128.0``
+  (declared int), ``tile_map_decay_time: 5`` (declared double), ``bond_timeout: 4``
+  (declared double). :data:`DECLARED_TYPES` lists each plugin's declarations.
+- staleness: an obstacle, voxel, STVL or semantic source with ``expected_update_rate``
+  (seconds, despite the name) > 0 is "not current" once its newest data is older; the
+  collision monitor stops the robot ("invalid source") when a source's newest data is
+  older than ``source_timeout`` (default 2.0 s; 1.0 in nav2_bringup's jazzy params).
+- dpt_node publishes ``points`` and ``depth/image`` only with metres: a metric model, a
+  relative one with ``relative_depth.scale`` > 0, or online alignment.
 - nav2_lifecycle_manager: with ``bond_timeout > 0`` (default 4.0 s) it waits
   ``bond_timeout / 2`` after ACTIVATE for a bond whose id is the node's entry in
   ``node_names`` and aborts the bring-up without one; dpt_lifecycle_node's bond id is
@@ -27,6 +40,7 @@ The node side comes from its parameter values (``dpt_ros.node.params`` names);
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 from collections.abc import Iterator, Mapping, Sequence
@@ -42,7 +56,10 @@ SEMANTIC_TOPICS = {
     "labels_topic": "segmentation/label_info",
     "pointcloud_topic": "points",
 }
+#: Topics whose names only dpt_node uses: the namespace is learnt from these alone.
+NAMESPACE_EVIDENCE = ("segmentation/labels", "segmentation/label_info", "segmentation/confidence")
 SEMANTIC_PLUGIN = "SemanticSegmentationLayer"
+STVL_PLUGIN = "SpatioTemporalVoxelLayer"
 VOXEL_PLUGIN = "nav2_costmap_2d::VoxelLayer"
 OBSTACLE_PLUGIN = "nav2_costmap_2d::ObstacleLayer"
 #: The plugin's default tile_map_decay_time (s).
@@ -51,6 +68,149 @@ DEFAULT_DECAY_S = 5.0
 MAX_Z_VOXELS = 16
 #: nav2_lifecycle_manager's default bond_timeout (s).
 DEFAULT_BOND_TIMEOUT_S = 4.0
+#: nav2_collision_monitor's default source_timeout (s).
+DEFAULT_SOURCE_TIMEOUT_S = 2.0
+
+_D, _I, _B, _S, _SA = "double", "int", "bool", "string", "string[]"
+_OBSERVATION = {
+    "topic": _S,
+    "sensor_frame": _S,
+    "observation_persistence": _D,
+    "expected_update_rate": _D,
+    "min_obstacle_height": _D,
+    "max_obstacle_height": _D,
+    "inf_is_valid": _B,
+    "marking": _B,
+    "clearing": _B,
+}
+#: The types each consumer declares its parameters with (rclcpp refuses others), by
+#: (consumer, level): semantic_segmentation_layer (humble and jazzy branches,
+#: src/semantic_segmentation_layer.cpp), nav2_costmap_2d (jazzy: plugins/voxel_layer.cpp,
+#: plugins/obstacle_layer.cpp), spatio_temporal_voxel_layer (main), nav2_lifecycle_manager
+#: and nav2_collision_monitor (jazzy).
+DECLARED_TYPES: dict[tuple[str, str], dict[str, str]] = {
+    ("semantic", "layer"): {
+        "enabled": _B,
+        "combination_method": _I,
+        "observation_sources": _S,
+        "publish_debug_topics": _B,
+        "use_approximate_time_sync": _B,
+    },
+    ("semantic", "source"): {
+        "segmentation_topic": _S,
+        "confidence_topic": _S,
+        "labels_topic": _S,
+        "pointcloud_topic": _S,
+        "observation_persistence": _D,
+        "expected_update_rate": _D,
+        "class_types": _SA,
+        "max_obstacle_distance": _D,
+        "min_obstacle_distance": _D,
+        "tile_map_decay_time": _D,
+        "visualize_tile_map": _B,
+        "use_cost_selection": _B,
+    },
+    ("semantic", "class"): {
+        "classes": _SA,
+        "base_cost": _I,
+        "max_cost": _I,
+        "mark_confidence": _I,
+        "samples_to_max_cost": _I,
+        "dominant_priority": _B,
+    },
+    ("obstacle", "layer"): {
+        "enabled": _B,
+        "footprint_clearing_enabled": _B,
+        "min_obstacle_height": _D,
+        "max_obstacle_height": _D,
+        "combination_method": _I,
+        "observation_sources": _S,
+    },
+    ("voxel", "layer"): {
+        "enabled": _B,
+        "footprint_clearing_enabled": _B,
+        "min_obstacle_height": _D,
+        "max_obstacle_height": _D,
+        "z_voxels": _I,
+        "origin_z": _D,
+        "z_resolution": _D,
+        "unknown_threshold": _I,
+        "mark_threshold": _I,
+        "combination_method": _I,
+        "publish_voxel_map": _B,
+        "observation_sources": _S,
+    },
+    ("obstacle", "source"): {
+        **_OBSERVATION,
+        "data_type": _S,
+        "obstacle_max_range": _D,
+        "obstacle_min_range": _D,
+        "raytrace_max_range": _D,
+        "raytrace_min_range": _D,
+    },
+    ("stvl", "layer"): {
+        "observation_sources": _S,
+        "transform_tolerance": _D,
+        "enabled": _B,
+        "publish_voxel_map": _B,
+        "voxel_size": _D,
+        "combination_method": _I,
+        "mark_threshold": _I,
+        "update_footprint_enabled": _B,
+        "decay_model": _I,
+        "voxel_decay": _D,
+        "mapping_mode": _B,
+        "map_save_duration": _D,
+    },
+    ("stvl", "source"): {
+        **_OBSERVATION,
+        "obstacle_range": _D,
+        "min_z": _D,
+        "max_z": _D,
+        "vertical_fov_angle": _D,
+        "vertical_fov_padding": _D,
+        "horizontal_fov_angle": _D,
+        "decay_acceleration": _D,
+        "filter": _S,
+        "voxel_min_points": _I,
+        "clear_after_reading": _B,
+        "enabled": _B,
+        "model_type": _I,
+    },
+    ("manager", "node"): {
+        "node_names": _SA,
+        "autostart": _B,
+        "bond_timeout": _D,
+        "bond_respawn_max_duration": _D,
+        "attempt_respawn_reconnection": _B,
+    },
+    ("collision_monitor", "node"): {"source_timeout": _D},
+    ("collision_monitor", "source"): {
+        "type": _S,
+        "topic": _S,
+        "source_timeout": _D,
+        "min_height": _D,
+        "max_height": _D,
+        "enabled": _B,
+    },
+}
+
+
+def yaml_type(value: Any) -> str | None:
+    """The ROS parameter type a YAML value loads as (rcl_yaml_param_parser's rules),
+    or None where it cannot be told (an empty list)."""
+    if isinstance(value, bool):
+        return _B
+    if isinstance(value, int):
+        return _I
+    if isinstance(value, float):
+        return _D
+    if isinstance(value, str):
+        return _S
+    if isinstance(value, list) and value:
+        inner = {yaml_type(v) for v in value}
+        return f"{inner.pop()}[]" if len(inner) == 1 else "mixed[]"
+    return None
 
 
 @dataclass(frozen=True)
@@ -70,6 +230,19 @@ class Report:
     findings: list[Finding]
     #: Things worth knowing that break nothing.
     notes: list[str]
+    #: What the doctor cannot tell from the files, each with the reason.
+    unsure: list[str] = dataclasses.field(default_factory=list)
+
+
+def _number(value: Any, default: float) -> float:
+    """``value`` as a number (the default where absent or not a number: its type is
+    reported apart)."""
+    if value is None or isinstance(value, bool):
+        return default
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return default
 
 
 def _walk(tree: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], dict]]:
@@ -119,33 +292,90 @@ class _Checker:
             node_topics(namespace, node.get("cameras", ())) if namespace is not None else None
         )
         self.checked = 0
+        self.unsure: list[str] = []
+        #: Whether some consumer reads dpt_node's metric outputs (points, depth).
+        self.reads_metres = False
 
     def add(self, where: str, problem: str, fix: str) -> None:
         self.findings.append(Finding(where, problem, fix))
+
+    def types(self, where: str, params: Mapping[str, Any], kind: tuple[str, str]) -> bool:
+        """Every parameter of ``params`` that ``kind`` declares has the declared type;
+        False (and a finding each) where one does not."""
+        ok = True
+        for name, declared in DECLARED_TYPES[kind].items():
+            if name not in params:
+                continue
+            given = yaml_type(params[name])
+            if given is None or given == declared:
+                continue
+            ok = False
+            value = params[name]
+            if declared == _D and given == _I:
+                fix = f"write it as a double: {name}: {float(value)!r}"
+            elif declared == _I and given == _D and float(value).is_integer():
+                fix = f"write it as an integer: {name}: {int(value)}"
+            else:
+                fix = f"give it a {declared} value"
+            self.add(
+                f"{where}.{name}",
+                f"{value!r} is a {given} but the plugin declares a {declared}: rclcpp "
+                "refuses it and the plugin does not start",
+                fix,
+            )
+        return ok
 
     # -- topics -------------------------------------------------------------------
     def _prefix_of(self, topic: str, name: str) -> str | None:
         suffix = "/" + name
         return topic[: -len(suffix)] if topic.endswith(suffix) else None
 
-    def our_topic(self, where: str, topic: str, name: str) -> None:
-        """``topic`` must be dpt_node's ``name`` (under its namespace, where known)."""
+    def our_topic(self, where: str, topic: str, name: str) -> bool | None:
+        """Whether ``topic`` is dpt_node's ``name``: True; False with a finding for a
+        near miss of its names under its namespace; None (and why, in :attr:`unsure`)
+        where the files cannot tell (another node's topic may carry the same data)."""
         prefix = self._prefix_of(topic, name)
-        if self.prefixes is None and prefix is not None:
-            self.prefixes = [prefix]  # learnt from the first topic of ours
-            return
-        wanted = [f"{p}/{name}" for p in (self.prefixes or [""])]
-        if topic not in wanted:
+        if self.prefixes is None:
+            if prefix is not None and name in NAMESPACE_EVIDENCE:
+                self.prefixes = [prefix]  # a name only dpt_node publishes
+                return True
+            self.unsure.append(
+                f"{where}: cannot tell whether {topic!r} is dpt_node's {name!r}: its "
+                "namespace is unknown (give --namespace)"
+            )
+            return None
+        wanted = [f"{p}/{name}" for p in self.prefixes]
+        if topic in wanted:
+            return True
+        if prefix is not None and name in NAMESPACE_EVIDENCE:  # only dpt_node has it
             self.add(
                 where,
-                f"{topic!r} is not a topic dpt_node publishes",
+                f"{topic!r} is not under dpt_node's namespace",
                 f"use {' or '.join(repr(w) for w in wanted)}",
             )
+            return False
+        for p in self.prefixes:
+            rest = topic[len(p) + 1 :] if topic.startswith(p + "/") else None
+            if rest is not None and difflib.get_close_matches(rest, [name], n=1, cutoff=0.8):
+                self.add(
+                    where,
+                    f"{topic!r} is not a topic dpt_node publishes",
+                    f"use {' or '.join(repr(w) for w in wanted)}",
+                )
+                return False
+        self.unsure.append(
+            f"{where}: cannot tell what publishes {topic!r}: not dpt_node's "
+            f"{' or '.join(repr(w) for w in wanted)} (another node may feed it from "
+            "dpt_node's outputs, e.g. depth_image_proc's point_cloud_xyz on depth/image)"
+        )
+        return None
 
     # -- semantic layer -----------------------------------------------------------
     def semantic_layer(self, path: tuple[str, ...], layer: dict) -> None:
         self.checked += 1
+        self.reads_metres = True
         where = _dotted(path)
+        self.types(where, layer, ("semantic", "layer"))
         node = self.node
         if not node.get("segmentation.model_type"):
             self.add(
@@ -176,12 +406,26 @@ class _Checker:
             self.semantic_source(f"{where}.{source}", dict(cfg))
 
     def semantic_source(self, where: str, cfg: dict) -> None:
-        for key, name in SEMANTIC_TOPICS.items():
+        self.types(where, cfg, ("semantic", "source"))
+        self.update_rate(where, cfg)
+        for key, name in sorted(
+            SEMANTIC_TOPICS.items(), key=lambda kv: kv[1] != "segmentation/labels"
+        ):
             topic = str(cfg.get(key, ""))
             if key == "confidence_topic" and not topic:
                 self.notes.append(
                     f"{where}.confidence_topic is empty: the layer counts every "
                     "observation as confidence 255"
+                )
+                continue
+            if key == "confidence_topic" and self.prefixes and topic.endswith("/depth/confidence"):
+                self.add(
+                    f"{where}.confidence_topic",
+                    f"{topic!r} is depth confidence as 32FC1 floats; the layer reads one "
+                    "byte per pixel (mono8), so it would take float bytes for confidences",
+                    f"use {self.prefixes[0]}/segmentation/confidence (the labels' "
+                    f"probabilities, mono8) or {self.prefixes[0]}/depth/confidence_mono8 "
+                    "(the depth confidence, mono8)",
                 )
                 continue
             self.our_topic(f"{where}.{key}", topic, name)
@@ -196,6 +440,9 @@ class _Checker:
         seen: dict[str, str] = {}
         for class_type in types:
             group = cfg.get(class_type)
+            typed = isinstance(group, Mapping) and self.types(
+                f"{where}.{class_type}", group, ("semantic", "class")
+            )
             if not isinstance(group, Mapping) or not group.get("classes"):
                 self.add(
                     f"{where}.{class_type}.classes",
@@ -219,7 +466,8 @@ class _Checker:
                     )
                 else:
                     seen[name] = class_type
-            self.class_type(f"{where}.{class_type}", dict(group), cfg)
+            if typed:
+                self.class_type(f"{where}.{class_type}", dict(group), cfg)
         missing = [n for n in self.class_names if n not in seen]
         if missing:
             shown = ", ".join(missing[:12]) + (", ..." if len(missing) > 12 else "")
@@ -233,11 +481,11 @@ class _Checker:
             )
 
     def class_type(self, where: str, group: dict, cfg: dict) -> None:
-        base, top = int(group.get("base_cost", 0)), int(group.get("max_cost", 0))
+        base, top = _number(group.get("base_cost"), 0), _number(group.get("max_cost"), 0)
         if top == base:
             return
-        n = int(group.get("samples_to_max_cost", 0))
-        confidence = int(group.get("mark_confidence", 0))
+        n = int(_number(group.get("samples_to_max_cost"), 0))
+        confidence = int(_number(group.get("mark_confidence"), 0))
         if confidence >= 255:
             self.add(
                 f"{where}.mark_confidence",
@@ -247,7 +495,7 @@ class _Checker:
             )
         if n < 2:
             return
-        decay = float(cfg.get("tile_map_decay_time", DEFAULT_DECAY_S))
+        decay = _number(cfg.get("tile_map_decay_time"), DEFAULT_DECAY_S)
         budget = float(self.node.get("processing_time_budget", 0.0))
         max_rate = float(self.node.get("max_rate", 0.0))
         if budget <= 0:
@@ -272,23 +520,38 @@ class _Checker:
     # -- obstacle and voxel layers ------------------------------------------------
     def point_sources(self, path: tuple[str, ...], layer: dict) -> None:
         where = _dotted(path)
-        voxel = layer.get("plugin") == VOXEL_PLUGIN
+        plugin = str(layer.get("plugin", ""))
+        voxel = plugin == VOXEL_PLUGIN
+        stvl = STVL_PLUGIN in plugin
+        kind = "stvl" if stvl else "voxel" if voxel else "obstacle"
+        self.types(where, layer, (kind, "layer"))
         for source in str(layer.get("observation_sources", "")).split():
             cfg = layer.get(source)
-            if not isinstance(cfg, Mapping) or cfg.get("data_type", "LaserScan") != "PointCloud2":
+            default_type = "PointCloud2" if stvl else "LaserScan"
+            if not isinstance(cfg, Mapping) or cfg.get("data_type", default_type) != "PointCloud2":
                 continue
             topic = str(cfg.get("topic", ""))
-            if not self._is_ours(topic):
+            src = f"{where}.{source}"
+            if not self.point_topic(f"{src}.topic", topic):
                 continue
             self.checked += 1
-            src = f"{where}.{source}"
-            self.our_topic(f"{src}.topic", topic, "points")
+            self.types(src, cfg, ("stvl" if stvl else "obstacle", "source"))
+            self.update_rate(src, cfg)
             if cfg.get("inf_is_valid"):
-                self.add(
-                    f"{src}.inf_is_valid",
-                    "has no effect on a PointCloud2 source (Nav2 only warns)",
-                    "remove it",
+                self.notes.append(
+                    f"{src}.inf_is_valid has no effect on a PointCloud2 source (Nav2 "
+                    "warns and ignores it; it applies to LaserScan sources)"
                 )
+            if stvl:
+                if str(cfg.get("filter", "passthrough")) not in ("passthrough", "voxel"):
+                    self.add(
+                        f"{src}.filter",
+                        f"is {cfg.get('filter')!r}: dpt_node's cloud keeps NaN points (sky, "
+                        "no depth) in place, and only STVL's passthrough or voxel filter "
+                        "drops them",
+                        "filter: passthrough",
+                    )
+                continue
             if "max_obstacle_height" not in cfg:
                 self.add(
                     f"{src}.max_obstacle_height",
@@ -298,15 +561,93 @@ class _Checker:
             if voxel:
                 self.voxel_column(where, src, layer, dict(cfg))
 
-    def _is_ours(self, topic: str) -> bool:
-        if self.prefixes is not None:
-            return any(topic.startswith(p + "/") for p in self.prefixes)
-        return topic.endswith("/points") or topic == "points"
+    def point_topic(self, where: str, topic: str) -> bool:
+        """Whether a PointCloud2 source reads dpt_node's ``points`` (checked as ours).
+        With an unknown namespace a topic named ``.../points`` is taken for it, said in
+        :attr:`unsure`; another name is some other sensor's, said nothing of."""
+        if self.prefixes is None:
+            if topic.endswith("/points") or topic == "points":
+                self.unsure.append(
+                    f"{where}: took {topic!r} for dpt_node's 'points' by its name; its "
+                    "namespace is unknown (give --namespace to be sure)"
+                )
+                self.reads_metres = True
+                return True
+            return False
+        if not any(topic.startswith(p + "/") for p in self.prefixes):
+            return False  # another sensor's
+        ours = self.our_topic(where, topic, "points") is True
+        self.reads_metres = self.reads_metres or ours
+        return ours
+
+    def update_rate(self, where: str, cfg: Mapping[str, Any]) -> None:
+        """``expected_update_rate`` (s) must exceed the time between dpt_node's frames."""
+        expected = _number(cfg.get("expected_update_rate"), 0.0)
+        if expected <= 0:
+            return
+        frame = self.frame_time()
+        if frame is None:
+            self.unsure.append(
+                f"{where}.expected_update_rate: cannot tell whether {expected:g} s holds "
+                "dpt_node's frame time: its processing_time_budget is 0 (unknown)"
+            )
+        elif frame > expected:
+            self.add(
+                f"{where}.expected_update_rate",
+                f"{expected:g} s is below dpt_node's time between frames ({frame:g} s, "
+                "from processing_time_budget and max_rate): the layer reports the source "
+                "as not current",
+                f"expected_update_rate >= {math.ceil(frame * 2 * 10) / 10:g} (two frames), "
+                "or 0.0 (no check)",
+            )
+
+    def frame_time(self) -> float | None:
+        """Seconds between dpt_node's frames: its processing_time_budget (its processing
+        time per frame) or 1 / max_rate, the longer; None when the budget is 0."""
+        budget = _number(self.node.get("processing_time_budget"), 0.0)
+        if budget <= 0:
+            return None
+        max_rate = _number(self.node.get("max_rate"), 0.0)
+        return max(budget, 1.0 / max_rate if max_rate > 0 else 0.0)
+
+    # -- collision monitor --------------------------------------------------------
+    def collision_monitor(self, path: tuple[str, ...], params: dict) -> None:
+        where = _dotted(path)
+        self.types(where, params, ("collision_monitor", "node"))
+        timeout = _number(params.get("source_timeout"), DEFAULT_SOURCE_TIMEOUT_S)
+        sources = params.get("observation_sources") or []
+        for source in sources if isinstance(sources, list) else []:
+            cfg = params.get(source)
+            if not isinstance(cfg, Mapping) or cfg.get("type") != "pointcloud":
+                continue
+            src = f"{where}.{source}"
+            if not self.point_topic(f"{src}.topic", str(cfg.get("topic", ""))):
+                continue
+            self.checked += 1
+            self.types(src, cfg, ("collision_monitor", "source"))
+            limit = _number(cfg.get("source_timeout"), timeout)
+            frame = self.frame_time()
+            if limit <= 0:
+                continue
+            if frame is None:
+                self.unsure.append(
+                    f"{src}: cannot tell whether source_timeout {limit:g} s holds "
+                    "dpt_node's frame time: its processing_time_budget is 0 (unknown)"
+                )
+            elif 2 * frame > limit:  # the newest cloud is up to a frame old, plus latency
+                self.add(
+                    f"{src}.source_timeout",
+                    f"{limit:g} s is shorter than dpt_node's cloud can be old ({2 * frame:g} "
+                    f"s: a frame interval of {frame:g} s plus its processing): the collision "
+                    "monitor stops the robot ('invalid source')",
+                    f"source_timeout: {math.ceil(2 * frame * 10) / 10:g} on this source, "
+                    "or a faster pipeline",
+                )
 
     def voxel_column(self, where: str, src: str, layer: dict, cfg: dict) -> None:
-        z_voxels = int(layer.get("z_voxels", 10))
-        z_res = float(layer.get("z_resolution", 0.2))
-        origin_z = float(layer.get("origin_z", 0.0))
+        z_voxels = int(_number(layer.get("z_voxels"), 10))
+        z_res = _number(layer.get("z_resolution"), 0.2)
+        origin_z = _number(layer.get("origin_z"), 0.0)
         if z_voxels > MAX_Z_VOXELS:
             self.add(
                 f"{where}.z_voxels",
@@ -315,8 +656,8 @@ class _Checker:
             )
             z_voxels = MAX_Z_VOXELS
         top = min(
-            float(layer.get("max_obstacle_height", 2.0)),
-            float(cfg.get("max_obstacle_height", 0.0)),
+            _number(layer.get("max_obstacle_height"), 2.0),
+            _number(cfg.get("max_obstacle_height"), 0.0),
         )
         if top <= origin_z or voxel_index(top, origin_z, z_res) < z_voxels:
             return
@@ -333,6 +674,19 @@ class _Checker:
             "max_obstacle_height",
         )
 
+    def metres(self) -> None:
+        problem = metric_problem(self.node)
+        if problem:
+            self.add(
+                "node depth.model_type",
+                problem,
+                "a metric model (dpt_hybrid_nyu indoors, dpt_hybrid_kitti on roads, "
+                "depth_anything_v2_metric_*), or calibrate the relative model "
+                "(relative_depth.scale and relative_depth.shift), or align it online "
+                "(relative_depth.alignment: reference_depth, reference_points or "
+                "ground_plane)",
+            )
+
     # -- lifecycle manager --------------------------------------------------------
     def lifecycle_manager(self, path: tuple[str, ...], params: dict) -> None:
         names = params.get("node_names") or []
@@ -341,8 +695,9 @@ class _Checker:
             return
         self.checked += 1
         where = _dotted(path)
-        timeout = float(params.get("bond_timeout", DEFAULT_BOND_TIMEOUT_S))
-        period = float(self.node.get("bond_heartbeat_period", 0.1))
+        self.types(where, params, ("manager", "node"))
+        timeout = _number(params.get("bond_timeout"), DEFAULT_BOND_TIMEOUT_S)
+        period = _number(self.node.get("bond_heartbeat_period"), 0.1)
         if timeout <= 0:
             self.notes.append(
                 f"{where}.bond_timeout is {timeout:g}: the manager does not watch "
@@ -385,11 +740,16 @@ class _Checker:
             if SEMANTIC_PLUGIN in str(tree.get("plugin", "")):
                 self.semantic_layer(path, tree)
         for path, tree in walked:
-            if tree.get("plugin") in (VOXEL_PLUGIN, OBSTACLE_PLUGIN):
+            plugin = str(tree.get("plugin", ""))
+            if plugin in (VOXEL_PLUGIN, OBSTACLE_PLUGIN) or STVL_PLUGIN in plugin:
                 self.point_sources(path, tree)
             params = tree.get("ros__parameters")
             if isinstance(params, Mapping) and "node_names" in params:
                 self.lifecycle_manager((*path, "ros__parameters"), dict(params))
+            if isinstance(params, Mapping) and path and path[-1] == "collision_monitor":
+                self.collision_monitor((*path, "ros__parameters"), dict(params))
+        if self.reads_metres:
+            self.metres()
         if not self.checked:
             self.add(
                 "nav2 parameters",
@@ -397,7 +757,30 @@ class _Checker:
                 f"'points' and no lifecycle manager listing {self.node_name!r}",
                 "pass the Nav2 parameters file that configures the costmap or the manager",
             )
-        return Report(self.findings, self.notes)
+        return Report(self.findings, self.notes, self.unsure)
+
+
+def metric_problem(node: Mapping[str, Any]) -> str:
+    """Why dpt_node with these parameters publishes no ``points`` and no ``depth/image``
+    (no metres), or ""."""
+    from dpt_ros.models.registry import get_spec, model_names
+
+    model = str(node.get("depth.model_type", "") or "")
+    if not model:
+        return "depth.model_type is empty: no depth, so no 'points' and no 'depth/image'"
+    if model not in model_names():
+        return ""  # reported with the node's parameters
+    if get_spec(model).is_metric:
+        return ""
+    if _number(node.get("relative_depth.scale"), 0.0) > 0:
+        return ""
+    if str(node.get("relative_depth.alignment", "fixed")) != "fixed":
+        return ""
+    return (
+        f"depth.model_type {model} is a relative model with no calibration "
+        "(relative_depth.scale 0) and no online alignment: dpt_node publishes no 'points' "
+        "and no 'depth/image', so Nav2 receives nothing"
+    )
 
 
 def voxel_index(z: float, origin_z: float, z_resolution: float) -> int:
