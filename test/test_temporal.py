@@ -429,3 +429,14 @@ def test_an_approaching_camera_is_never_worse_than_raw(mode: str, form: str, rat
     change and is steadier than the raw frames."""
     raw, stabilised = _gain(mode, form, "uniform", 0.05, 0.0, 0.02, rate, 17, approach=0.02)
     assert stabilised <= raw, (raw, stabilised)
+
+
+def test_smoothing_one_passes_the_raw_frames_through() -> None:
+    """``smoothing=1``: no stabilisation, whatever the gauge would do."""
+    depth = _scene()
+    rng = np.random.default_rng(6)
+    stab = TemporalStabilizer("scale", smoothing=1.0)
+    for i in range(8):
+        raw = _jittered(depth, "scale", 1.0 + rng.uniform(-0.1, 0.1), 0.0, rng)
+        result = stab.update(raw, stamp=0.1 * i)
+        np.testing.assert_allclose(result.output, raw, rtol=1e-5)

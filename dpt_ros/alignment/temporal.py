@@ -12,53 +12,59 @@ Design
 ------
 Per frame ``x_t`` (samples on a fixed grid of pixels, see below):
 
-1. **Fit to the previous output.** A robust weighted least-squares fit ``P_t`` of
-   ``x_t`` to the previous stabilised output ``S_{t-1}`` on the same pixels, started
-   from the best of a few informed starts (the two frames' quartiles matched, global
-   statistics that small motion hardly moves; the previous frame's map; the median
-   per-pixel ratio), then iteratively re-selecting the inliers: pixels whose residual relative
-   to ``S_{t-1}`` is below ``threshold`` (the convention of
-   :func:`dpt_ros.alignment.fit_to_reference`: about the relative depth error), weighted
-   by the model's confidence where it has one. Pixels that moved (an object crossing,
-   the borders of objects while the camera moves) disagree and drop out.
-2. **Chain, don't lock.** ``P_t`` composed with the inverse of the previous output map
-   gives the frame-to-frame map of the raw frames; chaining those gives ``T_t``, the
-   map of frame ``t`` into the units of the stream's first frame. ``T_t`` holds two
-   things at once: the network's per-frame jitter (white: independent between frames)
-   and the real change of the scene as the camera moves (smooth in time: the world
-   moving nearer as the camera drives forward). A fit between two frames cannot tell
-   them apart; their behaviour over time can.
-3. **Filter the parameters.** A critically damped alpha-beta filter (level and trend,
-   discount ``1 - smoothing``) follows ``T_t``'s smooth part, ``L_t``. The output map is
-   ``F_t = L_t^-1 o T_t``: the frame expressed in the units of the filtered level, i.e.
-   the raw frame with its jitter removed and its slow change kept. Three reasons for
-   this rather than the obvious exponential filter of chained fits (locking each frame
-   to the last one, with a pull towards the raw frame):
-
-   * *Anchor, no drift.* ``L_t`` follows the long-run mean of the raw frames, so the
-     output stays in the raw output's range, and the fit errors that accumulate in the
-     chain (a random walk) are removed with the rest of ``T_t``'s smooth part instead
-     of reaching the output.
-   * *No lag bias under motion.* A level-only filter lags a trend by ``(1 - w) / w``
-     frames: a metric camera approaching a wall 5 m away at 0.5 m/s (1 % a frame at
-     10 Hz) would see it about 9 % too far at ``w = 0.1``. The trend term follows a
-     steady change without bias.
-   * *Motion is kept out by the fit, not by backing off.* Under motion fewer pixels
-     correspond, but the inlier re-selection keeps those that do (the floor under a
-     turning camera, the background behind a crossing object), and the trend term
-     keeps the real change. Lowering the smoothing as the inlier share falls below the
-     stream's usual share was measured and rejected: it let more jitter through and
-     took nothing out (``scripts/temporal_stability.py``'s turning camera at 130x172,
-     metric: flicker 1.17 % without it, 1.27 % with it at 30 deg/s; 1.51 / 2.86 % at
-     90 deg/s; raw 8.06 %). The gain rises towards 1 (raw frames) only in the band
-     just above ``min_inliers``, halfway from it to 1, so that a worsening fit fades
-     into a reset instead of falling off a cliff.
+1. **Fit to the reference.** A robust weighted least-squares fit ``P_t`` of ``x_t`` to
+   a reference ``R`` of the scene on the same pixels, in the last output's units,
+   started from the best of a few informed starts (the two frames' quartiles matched,
+   global statistics that small motion hardly moves; the previous frame's map; the
+   median per-pixel ratio), then iteratively re-selecting the inliers: pixels whose
+   residual relative to ``R`` is below ``threshold`` (the convention of
+   :func:`dpt_ros.alignment.fit_to_reference`: about the relative depth error),
+   weighted by the model's confidence where it has one. Pixels that moved (an object
+   crossing, the borders of objects while the camera moves) disagree and drop out.
+   While nothing moves, ``R`` is the per-pixel mean of the mapped frames since it
+   started (pixel noise averages out, and every frame is fitted to the same scene, so
+   fit errors, and their bias under pixel noise, do not add up from frame to frame);
+   pixels that disagree with it, and every pixel while the camera moves, take the new
+   frame's value. ``P_t`` composed with the last output's level gives ``T_t``, the map
+   of frame ``t`` into the units of the stream's first frame. ``T_t`` holds the
+   network's per-frame jitter (white: independent between frames) and the real change
+   of the scene as the camera moves (smooth in time); a fit cannot tell them apart,
+   their behaviour over time can.
+2. **A gauge that holds still.** The output is the frame in the units of a level
+   ``L_t``: ``F_t = L_t^-1 o T_t``, the raw frame with its jitter removed. On a still
+   camera ``L_t`` is the *gauge*: the plain mean of the first five frames' ``T``, then
+   later frames at a third of a plain mean's weight (``1 / (3 n)``, never less than
+   ``dt / 30 s``): it converges to the raw frames' long-run mean but moves three times
+   less doing so. A filter of fixed weight (the alpha-beta filter below, weight 0.1)
+   wanders by about a third of the jitter, which every output inherits: measured
+   with ``scripts/temporal_family.py``, the spread of the output's fit to the truth
+   shrank only 2-4x on still cameras; with the gauge, 5x and more from the 5th frame.
+3. **A tracker for motion.** Beside the gauge a critically damped alpha-beta filter
+   (level and trend, weight ``smoothing``) follows ``T_t``'s smooth part without lag
+   under steady change. The jitter is measured from the data: what a straight line
+   through the last two ``T`` does not predict (a second difference, which smooth
+   change hardly feeds), as a relative change of depth at the frame's quartiles.
+   When the tracker and the gauge part by more than 2.5 times what that jitter would
+   explain, the output moves towards the tracker (fully at 4 times,
+   :attr:`StabilizedFrame.moving`), and the gauge and the reference start again from
+   it: time constants of motion are the tracker's; the gauge's memory grows again
+   once the camera stops. Lowering the weights as the inlier share falls is not done
+   (measured and rejected before: it let more jitter through), except in the band just
+   above ``min_inliers``, halfway from it to 1, where the weight rises towards 1 (raw
+   frames) so that a worsening fit fades into a reset instead of falling off a cliff.
 
 4. **Reset** when the fit is hopeless: too few valid pixels, an inlier share below
    ``min_inliers``, an inlier residual above ``max_residual`` (a scene cut, a covered
-   lens, a jump of the pose), a gap of more than ``reset_after`` seconds between stamps,
-   a stamp that goes backwards, or a new image size. The stream then starts again from
-   that frame (its output is the raw frame) and :attr:`StabilizedFrame.reason` says why.
+   lens, a jump of the pose), a map that would change depth by more than 100 %, a gap
+   of more than ``reset_after`` seconds between stamps, a stamp that goes backwards,
+   or a new image size. The stream then starts again from that frame (its output is
+   the raw frame) and :attr:`StabilizedFrame.reason` says why.
+
+Limits (``scripts/temporal_family.py``): the frame-to-frame fit cannot tell a turning
+camera's change of view from a change of scale, so under turning the output can be
+less steady than the raw frames (as before this design); and where the jitter is
+small against the pixel noise (2 % jitter, 5 % noise), the fits' own noise bounds the
+gain below 5x.
 
 Cost: the fit runs on a fixed grid of about ``samples`` pixels whatever the image size;
 the only per-pixel work is the final ``a * x + b`` in float32 (two passes over the frame).
@@ -99,8 +105,8 @@ MODES = ("affine", "scale")
 (metric models, and relative models without a shift) mapped by ``a * x``."""
 
 DEFAULT_SMOOTHING = 0.1
-"""Weight of each new frame's level, ``1 - discount`` of the alpha-beta filter: about a
-10-frame memory (1 s at 10 Hz)."""
+"""Weight of each new frame's level in the tracker (``1 - discount`` of the alpha-beta
+filter that the output follows while the camera moves): about a 10-frame memory."""
 DEFAULT_MIN_INLIERS = 0.3
 """Smallest share of the valid sampled pixels that must agree with a fit; below, reset."""
 DEFAULT_MAX_RESIDUAL = 0.05
@@ -147,11 +153,15 @@ class StabilizedFrame:
         inlier_fraction: ``inliers / samples`` (confidence-weighted), 0 when not fitted.
         residual: Median relative residual of the inliers (~ relative depth error);
             NaN when not fitted.
-        gain: Weight the filter gave this frame's own level, in ``[smoothing, 1]``
-            (higher when few pixels agree, just above ``min_inliers``); 1 on a reset.
+        gain: Weight of this frame's own map in the level its output was made with, in
+            ``(0, 1]``: the gauge's (1/2 at the second frame, falling), the tracker's
+            while moving, higher when few pixels agree (just above ``min_inliers``);
+            1 on a reset.
         reset: The stream started again at this frame (also on the first frame).
         reason: Why it started again; empty when ``reset`` is False.
         resets: Resets of this stream so far, not counting its first frame.
+        moving: How surely the camera (or the scene) moved at this frame, 0..1: 0 =
+            the output is in the gauge's units, 1 = in the tracker's.
     """
 
     output: np.ndarray
@@ -354,8 +364,10 @@ class TemporalStabilizer:
             mode: ``"affine"``: frames are inverse depth (relative models, larger =
                 nearer), mapped by ``a * x + b``. ``"scale"``: frames are depth (metric
                 models; or any output whose only freedom is a scale), mapped by ``a * x``.
-            smoothing: Weight of each new frame's level in ``(0, 1]``; smaller = steadier
-                and slower to follow; 1 = no stabilisation (raw frames out).
+            smoothing: Weight of each new frame's level in the tracker that the output
+                follows while the camera moves, ``(0, 1]``; smaller = steadier and
+                slower to follow; 1 = no stabilisation (raw frames out). On a still
+                camera the gauge takes over, whatever this is.
             min_inliers: Smallest share of the valid sampled pixels (confidence-weighted)
                 that must agree with the fit to the previous output, in ``[0, 1]``;
                 below it the stream resets.
@@ -720,7 +732,8 @@ class TemporalOptions:
     Attributes:
         enabled: stabilise each camera stream (off by default: it changes what relative
             depth means, see :class:`TemporalStabilizer`).
-        smoothing: weight of each new frame's level, ``(0, 1]``; 1 = raw frames.
+        smoothing: weight of each new frame's level in the tracker (the output
+            follows it while the camera moves), ``(0, 1]``; 1 = raw frames.
         min_inliers: smallest share of the sampled pixels that must agree with a fit.
         max_residual: largest median relative residual of those pixels.
         reset_after: seconds between two frames' stamps beyond which a stream restarts.
