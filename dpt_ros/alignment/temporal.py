@@ -12,53 +12,59 @@ Design
 ------
 Per frame ``x_t`` (samples on a fixed grid of pixels, see below):
 
-1. **Fit to the previous output.** A robust weighted least-squares fit ``P_t`` of
-   ``x_t`` to the previous stabilised output ``S_{t-1}`` on the same pixels, started
-   from the best of a few informed starts (the two frames' quartiles matched, global
-   statistics that small motion hardly moves; the previous frame's map; the median
-   per-pixel ratio), then iteratively re-selecting the inliers: pixels whose residual relative
-   to ``S_{t-1}`` is below ``threshold`` (the convention of
-   :func:`dpt_ros.alignment.fit_to_reference`: about the relative depth error), weighted
-   by the model's confidence where it has one. Pixels that moved (an object crossing,
-   the borders of objects while the camera moves) disagree and drop out.
-2. **Chain, don't lock.** ``P_t`` composed with the inverse of the previous output map
-   gives the frame-to-frame map of the raw frames; chaining those gives ``T_t``, the
-   map of frame ``t`` into the units of the stream's first frame. ``T_t`` holds two
-   things at once: the network's per-frame jitter (white: independent between frames)
-   and the real change of the scene as the camera moves (smooth in time: the world
-   moving nearer as the camera drives forward). A fit between two frames cannot tell
-   them apart; their behaviour over time can.
-3. **Filter the parameters.** A critically damped alpha-beta filter (level and trend,
-   discount ``1 - smoothing``) follows ``T_t``'s smooth part, ``L_t``. The output map is
-   ``F_t = L_t^-1 o T_t``: the frame expressed in the units of the filtered level, i.e.
-   the raw frame with its jitter removed and its slow change kept. Three reasons for
-   this rather than the obvious exponential filter of chained fits (locking each frame
-   to the last one, with a pull towards the raw frame):
-
-   * *Anchor, no drift.* ``L_t`` follows the long-run mean of the raw frames, so the
-     output stays in the raw output's range, and the fit errors that accumulate in the
-     chain (a random walk) are removed with the rest of ``T_t``'s smooth part instead
-     of reaching the output.
-   * *No lag bias under motion.* A level-only filter lags a trend by ``(1 - w) / w``
-     frames: a metric camera approaching a wall 5 m away at 0.5 m/s (1 % a frame at
-     10 Hz) would see it about 9 % too far at ``w = 0.1``. The trend term follows a
-     steady change without bias.
-   * *Motion is kept out by the fit, not by backing off.* Under motion fewer pixels
-     correspond, but the inlier re-selection keeps those that do (the floor under a
-     turning camera, the background behind a crossing object), and the trend term
-     keeps the real change. Lowering the smoothing as the inlier share falls below the
-     stream's usual share was measured and rejected: it let more jitter through and
-     took nothing out (``scripts/temporal_stability.py``'s turning camera at 130x172,
-     metric: flicker 1.17 % without it, 1.27 % with it at 30 deg/s; 1.51 / 2.86 % at
-     90 deg/s; raw 8.06 %). The gain rises towards 1 (raw frames) only in the band
-     just above ``min_inliers``, halfway from it to 1, so that a worsening fit fades
-     into a reset instead of falling off a cliff.
+1. **Fit to the reference.** A robust weighted least-squares fit ``P_t`` of ``x_t`` to
+   a reference ``R`` of the scene on the same pixels, in the last output's units,
+   started from the best of a few informed starts (the two frames' quartiles matched,
+   global statistics that small motion hardly moves; the previous frame's map; the
+   median per-pixel ratio), then iteratively re-selecting the inliers: pixels whose
+   residual relative to ``R`` is below ``threshold`` (the convention of
+   :func:`dpt_ros.alignment.fit_to_reference`: about the relative depth error),
+   weighted by the model's confidence where it has one. Pixels that moved (an object
+   crossing, the borders of objects while the camera moves) disagree and drop out.
+   While nothing moves, ``R`` is the per-pixel mean of the mapped frames since it
+   started (pixel noise averages out, and every frame is fitted to the same scene, so
+   fit errors, and their bias under pixel noise, do not add up from frame to frame);
+   pixels that disagree with it, and every pixel while the camera moves, take the new
+   frame's value. ``P_t`` composed with the last output's level gives ``T_t``, the map
+   of frame ``t`` into the units of the stream's first frame. ``T_t`` holds the
+   network's per-frame jitter (white: independent between frames) and the real change
+   of the scene as the camera moves (smooth in time); a fit cannot tell them apart,
+   their behaviour over time can.
+2. **A gauge that holds still.** The output is the frame in the units of a level
+   ``L_t``: ``F_t = L_t^-1 o T_t``, the raw frame with its jitter removed. On a still
+   camera ``L_t`` is the *gauge*: the plain mean of the first five frames' ``T``, then
+   later frames at a third of a plain mean's weight (``1 / (3 n)``, never less than
+   ``dt / 30 s``): it converges to the raw frames' long-run mean but moves three times
+   less doing so. A filter of fixed weight (the alpha-beta filter below, weight 0.1)
+   wanders by about a third of the jitter, which every output inherits: measured
+   with ``scripts/temporal_family.py``, the spread of the output's fit to the truth
+   shrank only 2-4x on still cameras; with the gauge, 5x and more from the 5th frame.
+3. **A tracker for motion.** Beside the gauge a critically damped alpha-beta filter
+   (level and trend, weight ``smoothing``) follows ``T_t``'s smooth part without lag
+   under steady change. The jitter is measured from the data: what a straight line
+   through the last two ``T`` does not predict (a second difference, which smooth
+   change hardly feeds), as a relative change of depth at the frame's quartiles.
+   When the tracker and the gauge part by more than 2.5 times what that jitter would
+   explain, the output moves towards the tracker (fully at 4 times,
+   :attr:`StabilizedFrame.moving`), and the gauge and the reference start again from
+   it: time constants of motion are the tracker's; the gauge's memory grows again
+   once the camera stops. Lowering the weights as the inlier share falls is not done
+   (measured and rejected before: it let more jitter through), except in the band just
+   above ``min_inliers``, halfway from it to 1, where the weight rises towards 1 (raw
+   frames) so that a worsening fit fades into a reset instead of falling off a cliff.
 
 4. **Reset** when the fit is hopeless: too few valid pixels, an inlier share below
    ``min_inliers``, an inlier residual above ``max_residual`` (a scene cut, a covered
-   lens, a jump of the pose), a gap of more than ``reset_after`` seconds between stamps,
-   a stamp that goes backwards, or a new image size. The stream then starts again from
-   that frame (its output is the raw frame) and :attr:`StabilizedFrame.reason` says why.
+   lens, a jump of the pose), a map that would change depth by more than 100 %, a gap
+   of more than ``reset_after`` seconds between stamps, a stamp that goes backwards,
+   or a new image size. The stream then starts again from that frame (its output is
+   the raw frame) and :attr:`StabilizedFrame.reason` says why.
+
+Limits (``scripts/temporal_family.py``): the frame-to-frame fit cannot tell a turning
+camera's change of view from a change of scale, so under turning the output can be
+less steady than the raw frames (as before this design); and where the jitter is
+small against the pixel noise (2 % jitter, 5 % noise), the fits' own noise bounds the
+gain below 5x.
 
 Cost: the fit runs on a fixed grid of about ``samples`` pixels whatever the image size;
 the only per-pixel work is the final ``a * x + b`` in float32 (two passes over the frame).
@@ -99,8 +105,8 @@ MODES = ("affine", "scale")
 (metric models, and relative models without a shift) mapped by ``a * x``."""
 
 DEFAULT_SMOOTHING = 0.1
-"""Weight of each new frame's level, ``1 - discount`` of the alpha-beta filter: about a
-10-frame memory (1 s at 10 Hz)."""
+"""Weight of each new frame's level in the tracker (``1 - discount`` of the alpha-beta
+filter that the output follows while the camera moves): about a 10-frame memory."""
 DEFAULT_MIN_INLIERS = 0.3
 """Smallest share of the valid sampled pixels that must agree with a fit; below, reset."""
 DEFAULT_MAX_RESIDUAL = 0.05
@@ -119,6 +125,14 @@ FIRST_FRAME = "first frame"
 
 _MIN_VALID = 64  # fewest valid sampled pixels a fit is attempted with
 _ROUNDS = 8  # inlier re-selection rounds at most
+_GAUGE_FRAMES = 5  # frames whose plain mean sets the gauge
+_STEADINESS = 3.0  # later frames weigh 1 / (_STEADINESS * n) in the gauge
+_MEMORY = 30.0  # seconds: the gauge's longest memory
+_JITTER_RATE = 0.02  # slowest update of the jitter estimate (about 50 frames)
+_JITTER_MIN = 4
+_MAX_CORRECTION = 1.0  # largest relative change of depth a map may make; above: reset  # second differences before motion is looked for
+_STILL_BELOW = 2.5  # tracker-to-gauge distance (in jitter units) below which: still
+_MOVING_ABOVE = 4.0  # above which: moving
 
 Mode = Literal["affine", "scale"]
 
@@ -139,11 +153,15 @@ class StabilizedFrame:
         inlier_fraction: ``inliers / samples`` (confidence-weighted), 0 when not fitted.
         residual: Median relative residual of the inliers (~ relative depth error);
             NaN when not fitted.
-        gain: Weight the filter gave this frame's own level, in ``[smoothing, 1]``
-            (higher when few pixels agree, just above ``min_inliers``); 1 on a reset.
+        gain: Weight of this frame's own map in the level its output was made with, in
+            ``(0, 1]``: the gauge's (1/2 at the second frame, falling), the tracker's
+            while moving, higher when few pixels agree (just above ``min_inliers``);
+            1 on a reset.
         reset: The stream started again at this frame (also on the first frame).
         reason: Why it started again; empty when ``reset`` is False.
         resets: Resets of this stream so far, not counting its first frame.
+        moving: How surely the camera (or the scene) moved at this frame, 0..1: 0 =
+            the output is in the gauge's units, 1 = in the tracker's.
     """
 
     output: np.ndarray
@@ -157,6 +175,7 @@ class StabilizedFrame:
     reset: bool
     reason: str
     resets: int
+    moving: float = 0.0
 
     @property
     def restarted(self) -> bool:
@@ -196,6 +215,14 @@ def _grid(shape: tuple[int, int], samples: int) -> tuple[slice, slice]:
     h, w = shape
     step = max(1, math.ceil(math.sqrt(h * w / samples)))
     return slice(step // 2, None, step), slice(step // 2, None, step)
+
+
+def _quartiles(x: np.ndarray) -> np.ndarray:
+    """The quartiles of a frame's positive finite samples (``[1.0]`` if none): where
+    the changes of two maps of it are compared."""
+    with np.errstate(invalid="ignore"):
+        good = x[np.isfinite(x) & (x > 0.0)]
+    return np.percentile(good, (25.0, 75.0)) if good.size else np.array([1.0])
 
 
 def _starts(
@@ -337,8 +364,10 @@ class TemporalStabilizer:
             mode: ``"affine"``: frames are inverse depth (relative models, larger =
                 nearer), mapped by ``a * x + b``. ``"scale"``: frames are depth (metric
                 models; or any output whose only freedom is a scale), mapped by ``a * x``.
-            smoothing: Weight of each new frame's level in ``(0, 1]``; smaller = steadier
-                and slower to follow; 1 = no stabilisation (raw frames out).
+            smoothing: Weight of each new frame's level in the tracker that the output
+                follows while the camera moves, ``(0, 1]``; smaller = steadier and
+                slower to follow; 1 = no stabilisation (raw frames out). On a still
+                camera the gauge takes over, whatever this is.
             min_inliers: Smallest share of the valid sampled pixels (confidence-weighted)
                 that must agree with the fit to the previous output, in ``[0, 1]``;
                 below it the stream resets.
@@ -388,11 +417,20 @@ class TemporalStabilizer:
 
     def _clear(self) -> None:
         """Filter state of a stream that starts at the next frame."""
-        self._prev: np.ndarray | None = None  # previous output on the grid
-        self._out_map = (1.0, 0.0)  # F_{t-1}: raw frame t-1 -> its output
+        self._ref: np.ndarray | None = None  # the scene on the grid, first frame's units
+        self._ref_n = 0  # frames averaged into it while still
         self._chain = (1.0, 0.0)  # T_t: raw frame t -> units of the stream's first frame
-        self._level = np.array([1.0, 0.0])  # L_t, the filtered T
+        self._out_level = (1.0, 0.0)  # L_{t-1}: the level the last output was made with
+        self._out_map = (1.0, 0.0)  # F_{t-1} = L_{t-1}^-1 o T_{t-1}
+        self._level = np.array([1.0, 0.0])  # tracker: L_t, the filtered T
         self._trend = np.zeros(2)  # its change per frame
+        self._gauge = np.array([1.0, 0.0])  # still estimate: the mean of T since steady
+        self._steady = 1  # frames in the still estimate
+        self._chains: list[np.ndarray] = [np.array([1.0, 0.0])]  # the last two T
+        self._dt: float | None = None  # seconds from the frame before to the last one
+        self._jitter = 0.0  # running mean square of T's jitter, relative
+        self._quartiles = np.array([1.0])  # of the reference (affine), where maps compare
+        self._jitter_n = 0  # second differences behind it
 
     def update(
         self,
@@ -439,14 +477,16 @@ class TemporalStabilizer:
             if np.any(c < 0.0):
                 raise ValueError(f"confidence must be >= 0, got {float(np.nanmin(c))}")
             c = np.nan_to_num(c, nan=0.0, posinf=0.0)
+        before = self._stamp
         reason = self._restart_reason(shape, stamp)
+        dt = None if stamp is None or before is None else float(stamp) - before
         fit = None
         if not reason:
             fit, reason = self._fit_previous(x, c)
         if reason:
             return self._start(arr, x, reason, fit)
         assert fit is not None  # no reason to restart = a fit was made
-        return self._follow(arr, x, fit)
+        return self._follow(arr, x, fit, dt)
 
     def _restart_reason(self, shape: tuple[int, int], stamp: float | None) -> str:
         """Why the stream must start again before fitting this frame; empty if not."""
@@ -475,7 +515,7 @@ class TemporalStabilizer:
 
     def _fit_previous(self, x: np.ndarray, c: np.ndarray | None) -> tuple[_Fit | None, str]:
         """Fits the sampled frame to the previous output; a reset reason if it fails."""
-        prev = self._prev
+        prev = self._ref
         assert prev is not None
         with np.errstate(invalid="ignore"):
             ok = np.isfinite(x) & np.isfinite(prev) & (prev > 0.0)
@@ -509,7 +549,9 @@ class TemporalStabilizer:
             self._resets += 1
         self._started = True
         self._clear()
-        self._prev = x.copy()
+        self._ref = x.copy()
+        self._ref_n = 1
+        self._quartiles = _quartiles(x)
         return StabilizedFrame(
             output=arr.astype(np.float32, copy=True),
             scale=1.0,
@@ -519,38 +561,132 @@ class TemporalStabilizer:
             inlier_fraction=0.0 if fit is None else fit.inlier_fraction,
             residual=math.nan if fit is None else fit.residual,
             gain=1.0,
+            moving=0.0,
             reset=True,
             reason=reason,
             resets=self._resets,
         )
 
-    def _gain(self, share: float) -> float:
-        """The filter's gain for a fit with this inlier share.
+    def _fade(self, share: float) -> float:
+        """How far a fit with this inlier share pulls the level towards its own frame.
 
-        ``smoothing`` down to a share halfway between ``min_inliers`` and 1, then rising
-        linearly to 1 (raw frames) at ``min_inliers``, where the stream resets.
+        0 down to a share halfway between ``min_inliers`` and 1, then rising linearly
+        to 1 (raw frames) at ``min_inliers``, where the stream resets.
         """
         top = 0.5 * (1.0 + self.min_inliers)
         fade = (top - share) / max(top - self.min_inliers, 1e-9)
-        return self.smoothing + (1.0 - self.smoothing) * min(max(fade, 0.0), 1.0)
+        return min(max(fade, 0.0), 1.0)
 
-    def _follow(self, arr: np.ndarray, x: np.ndarray, fit: _Fit) -> StabilizedFrame:
+    def _still_gain(self, dt: float | None) -> float:
+        """Weight of the next frame in the still estimate (the gauge).
+
+        The plain mean of the first :data:`_GAUGE_FRAMES` frames, then a third of a
+        plain mean's weight (``1 / (3 n)``): the gauge moves three times less while it
+        converges to the long-run mean; never less than ``dt / _MEMORY`` so that
+        nothing older than about :data:`_MEMORY` seconds is held.
+        """
+        n = self._steady
+        gain = 1.0 / (n + 1) if n < _GAUGE_FRAMES else 1.0 / (_STEADINESS * (n + 1))
+        if dt is not None and dt > 0.0:
+            gain = max(gain, min(dt / _MEMORY, 1.0))
+        return gain
+
+    def _relative(self, change: np.ndarray, level: np.ndarray) -> float:
+        """The largest relative change of the output, ``|change(q)| / level(q)``, that
+        a change of the map's ``(a, b)`` makes at the reference's quartiles ``q``
+        (where a change of ``b`` matters as much as one of ``a``)."""
+        q = self._quartiles
+        return float(np.max(np.abs(change[0] * q + change[1]) / np.abs(level[0] * q + level[1])))
+
+    def _moving(self, chain: np.ndarray, dt: float | None) -> float:
+        """Updates the jitter estimate with ``chain`` and says how surely the camera
+        (or the scene) moves: 0 = still, 1 = moving, linear in between.
+
+        The jitter is what a straight line through the last two chained maps does not
+        predict (a second difference: real change is smooth, the network's jitter is
+        white), as a relative change of the output; the test compares the tracker's
+        level with the gauge in units of how far apart jitter alone would put them.
+        """
+        if len(self._chains) == 2:
+            rho = 1.0 if dt is None or not self._dt else dt / self._dt
+            rho = min(max(rho, 0.2), 5.0)
+            second = chain - self._chains[1] - rho * (self._chains[1] - self._chains[0])
+            var = self._relative(second, chain) ** 2 / (1.0 + (1.0 + rho) ** 2 + rho * rho)
+            self._jitter_n += 1
+            rate = max(1.0 / self._jitter_n, _JITTER_RATE)
+            self._jitter += rate * (var - self._jitter)
+            self._chains.pop(0)
+        self._chains.append(chain)
+        self._dt = dt
+        if self._jitter_n < _JITTER_MIN:
+            return 0.0
+        theta = 1.0 - self.smoothing
+        tracker = (1.0 - theta) * (1.0 + 4.0 * theta + 5.0 * theta * theta) / (1.0 + theta) ** 3
+        # A mean of few squares is often far below the truth: widen it while young.
+        jitter = self._jitter * (1.0 + _JITTER_MIN / self._jitter_n)
+        spread = math.sqrt(jitter * (tracker + 1.0 / self._steady)) + 1e-12
+        distance = self._relative(self._level - self._gauge, self._gauge) / spread
+        return min(max((distance - _STILL_BELOW) / (_MOVING_ABOVE - _STILL_BELOW), 0.0), 1.0)
+
+    def _update_reference(
+        self, x: np.ndarray, out_map: tuple[float, float], level: tuple[float, float], moving: float
+    ) -> None:
+        """Brings the reference into this output's units and averages the frame into it.
+
+        While still, each pixel is the mean of the frames since the reference started
+        (pixel noise averages out, and every frame is fitted to the same scene, so fit
+        errors do not add up frame after frame); while moving, the frame replaces it,
+        as do pixels that disagree with it (an object that moved) or had no value.
+        """
+        ref = self._ref
+        assert ref is not None
+        (pa, pb), (la, lb) = self._out_level, level
+        if (pa, pb) != (la, lb):  # L_t^-1 o L_{t-1}
+            ref *= pa / la
+            ref += (pb - lb) / la
+        self._out_level, self._out_map = level, out_map
+        mapped = out_map[0] * x + out_map[1]
+        if moving >= 1.0:
+            self._ref_n = 0
+        self._ref_n += 1
+        gain = max(1.0 / self._ref_n, moving)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            known = np.isfinite(ref) & (ref > 0.0)
+            agree = known & (np.abs(mapped / ref - 1.0) < self.threshold)
+            g = np.where(agree, gain, 1.0)
+            new = np.isfinite(mapped)
+        ref[new] += g[new] * (mapped[new] - ref[new])
+
+    def _follow(
+        self, arr: np.ndarray, x: np.ndarray, fit: _Fit, dt: float | None
+    ) -> StabilizedFrame:
         """Chains the fit, filters the chain and maps the frame."""
-        # Frame-to-frame map of the raw frames, R = F_{t-1}^-1 o P_t, then T_t = T_{t-1} o R.
-        fa, fb = self._out_map
-        ra, rb = fit.scale / fa, (fit.shift - fb) / fa
-        ta, tb = self._chain
-        self._chain = (ta * ra, ta * rb + tb)
-        gain = self._gain(fit.inlier_fraction)
-        # Critically damped alpha-beta filter of (a, b), discount 1 - gain.
+        # The fit is to the reference in the last output's units: T_t = L_{t-1} o P_t.
+        la0, lb0 = self._out_level
+        self._chain = (la0 * fit.scale, la0 * fit.shift + lb0)
+        measured = np.array(self._chain)
+        if self.mode == "affine":
+            self._quartiles = _quartiles(x)
+        fade = self._fade(fit.inlier_fraction)
+        # The tracker: a critically damped alpha-beta filter of (a, b), discount 1 - gain.
+        gain = self.smoothing + (1.0 - self.smoothing) * fade
         discount = 1.0 - gain
         alpha, beta = 1.0 - discount * discount, gain * gain
-        measured = np.array(self._chain)
-        predicted = self._level + self._trend
-        innovation = measured - predicted
-        self._level = predicted + alpha * innovation
+        innovation = measured - (self._level + self._trend)
+        self._level = self._level + self._trend + alpha * innovation
         self._trend = self._trend + beta * innovation
-        la, lb = float(self._level[0]), float(self._level[1])
+        # The gauge: a slowly growing mean of T while nothing moves.
+        still = self._still_gain(dt)
+        still += (1.0 - still) * fade
+        self._gauge = self._gauge + still * (measured - self._gauge)
+        self._steady += 1
+        moving = 1.0 if self.smoothing >= 1.0 else self._moving(measured, dt)
+        if moving >= 1.0:  # the gauge starts again from the tracker
+            self._gauge = self._level.copy()
+            self._steady = _GAUGE_FRAMES
+        level = self._gauge + moving * (self._level - self._gauge)
+        weight = still + moving * (alpha - still)
+        la, lb = float(level[0]), float(level[1])
         if not (math.isfinite(la) and math.isfinite(lb) and la > 0.0):
             return self._start(arr, x, f"filtered scale {la:.4g} is not positive", fit)
         if self.mode == "scale":
@@ -558,8 +694,16 @@ class TemporalStabilizer:
         # F_t = L_t^-1 o T_t.
         a = self._chain[0] / la
         b = (self._chain[1] - lb) / la if self.mode == "affine" else 0.0
-        self._out_map = (a, b)
-        self._prev = a * x + b
+        correction = self._relative(np.array([a - 1.0, b]), np.array([1.0, 0.0]))
+        if not correction <= _MAX_CORRECTION:
+            return self._start(
+                arr,
+                x,
+                f"the map would change depth by {100 * correction:.0f} % "
+                f"(more than {100 * _MAX_CORRECTION:.0f} %)",
+                fit,
+            )
+        self._update_reference(x, (a, b), (la, lb), moving)
         out = np.multiply(arr, np.float32(a), dtype=np.float32)
         if b != 0.0:
             out += np.float32(b)
@@ -571,7 +715,8 @@ class TemporalStabilizer:
             samples=fit.samples,
             inlier_fraction=fit.inlier_fraction,
             residual=fit.residual,
-            gain=gain,
+            gain=weight,
+            moving=moving,
             reset=False,
             reason="",
             resets=self._resets,
@@ -587,7 +732,8 @@ class TemporalOptions:
     Attributes:
         enabled: stabilise each camera stream (off by default: it changes what relative
             depth means, see :class:`TemporalStabilizer`).
-        smoothing: weight of each new frame's level, ``(0, 1]``; 1 = raw frames.
+        smoothing: weight of each new frame's level in the tracker (the output
+            follows it while the camera moves), ``(0, 1]``; 1 = raw frames.
         min_inliers: smallest share of the sampled pixels that must agree with a fit.
         max_residual: largest median relative residual of those pixels.
         reset_after: seconds between two frames' stamps beyond which a stream restarts.

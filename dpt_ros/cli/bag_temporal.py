@@ -12,7 +12,10 @@ from dpt_ros.alignment.temporal import TemporalOptions, TemporalStreams
 
 #: flag -> (options field, help text).
 _FLAGS = {
-    "--temporal-smoothing": ("smoothing", "weight of each new frame's level, 0.01..1"),
+    "--temporal-smoothing": (
+        "smoothing",
+        "weight of a new frame in the tracker (while moving), 0.01..1",
+    ),
     "--temporal-min-inliers": ("min_inliers", "share of sampled pixels a fit needs, 0..1"),
     "--temporal-max-residual": ("max_residual", "largest median relative residual of a fit"),
     "--temporal-reset-after": ("reset_after", "s between stamps beyond which it restarts"),

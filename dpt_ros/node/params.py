@@ -335,15 +335,17 @@ PARAMS: tuple[ParamDef, ...] = (
     _filling(
         "temporal.smoothing",
         "temporal.smoothing",
-        "Weight of each new frame's level in the filter of the fitted maps; smaller = "
-        "steadier, 1 = raw frames.",
+        "Weight of each new frame's level in the tracker of the fitted maps that the "
+        "output follows while the camera moves (on a still camera a slowly growing mean "
+        "of the frames takes over); smaller = steadier, 1 = raw frames.",
         read_only=False,
     ),
     _filling(
         "temporal.min_inliers",
         "temporal.min_inliers",
         "Smallest share of the sampled pixels that must agree with a frame's fit to the "
-        "previous output; below it the stream starts again from that frame.",
+        "stream's reference (the mean of recent outputs); below it the stream starts "
+        "again from that frame.",
         read_only=False,
     ),
     _filling(
