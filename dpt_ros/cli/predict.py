@@ -372,7 +372,13 @@ def run(args: argparse.Namespace) -> int:
         # start-up: sensor_msgs on use (dpt-ros --help stays fast)
         from dpt_ros.ros.camera_yaml import read_camera_info_yaml
 
+        from dpt_ros.ros.camera import Intrinsics
+
         camera_info = read_camera_info_yaml(args.camera_info)
+        try:  # an unusable calibration is refused before the model loads
+            Intrinsics.from_camera_info(camera_info)
+        except ValueError as exc:
+            raise ValueError(f"{args.camera_info}: {exc}") from None
     elif spec.second_output and spec.is_metric:
         raise ValueError(
             f"{spec.name} needs --camera-info FILE (the camera's calibration YAML): its "
