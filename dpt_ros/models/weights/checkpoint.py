@@ -29,6 +29,7 @@ from dpt_ros.models.weights.layout import (
     identify_model_types,
     layout_differences,
 )
+from dpt_ros.models.weights.safetensors_header import header_problem
 from dpt_ros.models.weights.transformers_format import read_config, read_transformers_folder
 from dpt_ros.models.weights.verify import verify_weights
 
@@ -181,6 +182,9 @@ def read_safetensors_file(path: Path) -> dict[str, torch.Tensor]:
 
     if not path.is_file():
         raise CheckpointError(f"weights file not found: {path}")
+    problem = header_problem(path)
+    if problem:
+        raise CheckpointError(f"{path}: {problem}")
     try:
         tensors = load_file(path, device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:
