@@ -87,9 +87,9 @@ def dtype_problem(
             odd.append((key, str(got).removeprefix("torch."), wanted))
     if not odd:
         return None
-    key, got, wanted = odd[0]
+    first, found, wanted = odd[0]
     others = f" ({len(odd) - 1} more tensors like it)" if len(odd) > 1 else ""
     return (
-        f"tensor {key} is {got}, expected {wanted}{others}: quantised or damaged weights; "
+        f"tensor {first} is {found}, expected {wanted}{others}: quantised or damaged weights; "
         "use the official file or save the model again in float32 or float16"
     )
