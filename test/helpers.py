@@ -8,8 +8,10 @@ import functools
 import hashlib
 import os
 import signal
+import struct
 import time
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import cv2
@@ -232,10 +234,15 @@ def image_msg(i: int, compressed: bool = False):
 
 
 def write_bag(
-    path: Path, storage: str = "sqlite3", compressed: bool = False, broken_frame: int = -1
+    path: Path,
+    storage: str = "sqlite3",
+    compressed: bool = False,
+    broken_frame: int = -1,
+    broken_data: bytes = b"not an image",
 ) -> str:
     """A bag with /cam/camera_info (fx 50 at T0, fx 80 at frame TIE_FRAME's time),
-    images, and /chatter strings. Returns the image topic."""
+    images (frame ``broken_frame``'s data replaced by ``broken_data``), and /chatter
+    strings. Returns the image topic."""
     from rosbags.rosbag2 import StoragePlugin, Writer
     from rosbags.typesys import Stores, get_typestore
 
@@ -254,7 +261,7 @@ def write_bag(
             t = T0 + i * PERIOD
             msg = image_msg(i, compressed)
             if i == broken_frame:
-                msg.data = b"not an image"
+                msg.data = broken_data
             writer.write(image_conn, t, serialize_message(msg))
             if i == TIE_FRAME:
                 writer.write(info_conn, t, serialize_message(bag_camera_info(80.0)))
@@ -287,3 +294,97 @@ def run_bag(*argv: str) -> int:
 def check_copied(inp: Path, out: dict[str, list]) -> None:
     for topic, msgs in read_bag(inp).items():
         assert out[topic] == msgs, topic
+
+
+# --------------------------------------------------------------------------- images
+def deflated_zeros(size: int, chunk: int = 1 << 24) -> bytes:
+    """``size`` zero bytes compressed with zlib (TIFF's Deflate), made in chunks so that
+    a gigabyte of zeros never sits in the test's memory."""
+    packer = zlib.compressobj(1)  # fast; about 4.6 MB per GB of zeros
+    zeros = bytes(min(size, chunk))
+    parts = []
+    for start in range(0, size, chunk):
+        parts.append(packer.compress(zeros[: min(chunk, size - start)]))
+    parts.append(packer.flush())
+    return b"".join(parts)
+
+
+def tiff_file(
+    width: int,
+    height: int,
+    *,
+    tile: tuple[int, int] | None = None,
+    rows_per_strip: int | None = None,
+    samples: int = 3,
+    extra_tags: Sequence[tuple[int, int, int]] = (),
+) -> bytes:
+    """A little-endian baseline TIFF of zeros, 8 bits per sample, Deflate-compressed,
+    that OpenCV decodes: tiled with ``tile=(TileWidth, TileLength)``, else in strips of
+    ``rows_per_strip`` rows (default: one strip). Every tile or strip holds the
+    uncompressed size its tags declare, however large (a "tile bomb" when the tile is far
+    larger than the image). ``extra_tags``: (tag, type, value) entries added as given."""
+    if tile is not None:
+        tw, th = tile
+        pieces = -(-width // tw) * -(-height // th)
+        piece_bytes = tw * th * samples
+    else:
+        tw, th = width, rows_per_strip or height
+        pieces = -(-height // th)
+        piece_bytes = width * th * samples
+    body = deflated_zeros(piece_bytes)
+    # layout: header, pieces, BitsPerSample array, offsets and counts arrays, directory
+    data_at = 8
+    bps_at = data_at + pieces * len(body)
+    offsets_at = bps_at + 2 * samples
+    counts_at = offsets_at + 4 * pieces
+    ifd_at = counts_at + 4 * pieces
+    offsets = [data_at + i * len(body) for i in range(pieces)]
+
+    def array_or_value(values: list[int], at: int) -> int:
+        return values[0] if len(values) == 1 else at
+
+    entries = [
+        (256, 4, 1, width),
+        (257, 4, 1, height),
+        (258, 3, samples, samples == 1 and 8 or bps_at),
+        (259, 3, 1, 8),  # Deflate
+        (262, 3, 1, 2 if samples >= 3 else 1),  # RGB or BlackIsZero
+        (277, 3, 1, samples),
+        (284, 3, 1, 1),  # PlanarConfiguration: chunky
+    ]
+    if samples == 2 or samples == 4:
+        entries.append((338, 3, 1, 2))  # ExtraSamples: unassociated alpha
+    if tile is not None:
+        entries += [
+            (322, 4, 1, tw),
+            (323, 4, 1, th),
+            (324, 4, pieces, array_or_value(offsets, offsets_at)),
+            (325, 4, pieces, array_or_value([len(body)] * pieces, counts_at)),
+        ]
+    else:
+        entries += [
+            (273, 4, pieces, array_or_value(offsets, offsets_at)),
+            (278, 4, 1, th),
+            (279, 4, pieces, array_or_value([len(body)] * pieces, counts_at)),
+        ]
+    entries += [(tag, kind, 1, value) for tag, kind, value in extra_tags]
+    entries.sort(key=lambda e: e[0])
+    directory = struct.pack("<H", len(entries))
+    for tag, kind, count, value in entries:
+        packed = (
+            struct.pack("<H", value) + b"\0\0"
+            if kind == 3 and count == 1
+            else struct.pack("<I", value)
+        )
+        directory += struct.pack("<HHI", tag, kind, count) + packed
+    directory += struct.pack("<I", 0)
+    return b"".join(
+        [
+            b"II*\x00" + struct.pack("<I", ifd_at),
+            body * pieces,
+            struct.pack(f"<{samples}H", *[8] * samples),
+            struct.pack(f"<{pieces}I", *offsets),
+            struct.pack(f"<{pieces}I", *[len(body)] * pieces),
+            directory,
+        ]
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import array
+import re
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from dpt_ros.ros.camera import (
     Intrinsics,
     check_camera_info_matches,
     depth_camera_info,
+    focal_length_range,
     is_distorted,
     scale_camera_info,
 )
@@ -132,6 +134,30 @@ def test_from_camera_info_bad_focal(fx: float, fy: float) -> None:
     with pytest.raises(ValueError) as err:
         Intrinsics.from_camera_info(make_info(fx=fx, fy=fy))
     assert f"fx={fx}" in str(err.value) and f"fy={fy}" in str(err.value)
+
+
+def test_focal_length_range_is_a_179_to_half_degree_field_of_view() -> None:
+    shortest, longest = focal_length_range(640, 480)
+    assert shortest == pytest.approx(640 * np.tan(np.radians(0.5)) / 2)  # 2.79 px
+    assert longest == pytest.approx(640 / (2 * np.tan(np.radians(0.25))))  # 73337 px
+    assert focal_length_range(480, 640) == (shortest, longest)  # the larger side
+
+
+@pytest.mark.parametrize(
+    ("fx", "fy", "name"),
+    [(1e30, 510.0, "fx=1e+30"), (1e-30, 510.0, "fx=1e-30"), (500.0, 1e6, "fy=1e+06")],
+)
+def test_from_camera_info_refuses_implausible_focal_lengths(fx, fy, name) -> None:
+    """fx = 1e30 made metric depth of 1e27 m; fx = 1e-30 put every point at the camera."""
+    with pytest.raises(ValueError, match=re.escape(f"focal length {name} px for its 640x480")):
+        Intrinsics.from_camera_info(make_info(fx=fx, fy=fy))
+    shortest, longest = focal_length_range(640, 480)
+    for ok in (shortest, longest, 1.0 * shortest + 1e-9):
+        assert Intrinsics.from_camera_info(make_info(fx=ok, fy=500.0)).fx == ok
+    binned = make_info(fx=longest * 1.5)
+    binned.binning_x = binned.binning_y = 2  # 320x240 image, fx 1.5 * longest / 2: too long
+    with pytest.raises(ValueError, match="for its 320x240 image"):
+        Intrinsics.from_camera_info(binned)
 
 
 def test_from_camera_info_zero_size() -> None:

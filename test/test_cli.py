@@ -637,3 +637,39 @@ def test_predict_skips_a_thin_image_with_the_reason(tmp_path, capsys, small_rgb)
     one_error_line(rc, err, "1 of 2", "thin.png", "2560x64 network input, 40.0:1")
     assert (out_dir / "good_depth.npy").is_file()
     assert not (out_dir / "thin_depth.npy").exists()
+
+
+def test_a_full_disk_leaves_no_truncated_output(tmp_path, capsys, fake_predictor, small_rgb):
+    """A disk that fills while ``<stem>_depth.npy`` is written left a truncated .npy
+    (loadable by nothing, mistaken for a result); each output now appears whole or not
+    at all, and the error names the file."""
+    import errno
+    import io
+
+    real_save = np.save
+
+    def save_onto_a_full_disk(file, array, *args, **kwargs):
+        encoded = io.BytesIO()
+        real_save(encoded, array, *args, **kwargs)
+        half = encoded.getvalue()[: len(encoded.getvalue()) // 2]
+        if isinstance(file, (str, Path)):
+            Path(file).write_bytes(half)
+        else:
+            file.write(half)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    _write_rgb(tmp_path / "a.png", small_rgb)
+    out = tmp_path / "out"
+    (out).mkdir()
+    (out / "a_depth.npy").write_bytes(b"the run before")
+    np.save, saved = save_onto_a_full_disk, np.save
+    try:
+        rc, _, err = _run(
+            capsys, "predict", "--backend", "torch", "--model-type", "dpt_hybrid",
+            "--random-weights", "--input", tmp_path / "a.png", "--output", out,
+        )  # fmt: skip
+    finally:
+        np.save = saved
+    one_error_line(rc, err, "a_depth.npy", "No space left on device")
+    assert sorted(p.name for p in out.iterdir()) == ["a_depth.npy"]
+    assert (out / "a_depth.npy").read_bytes() == b"the run before"  # kept, not truncated

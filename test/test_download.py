@@ -39,6 +39,20 @@ class _CountingHandler(http.server.SimpleHTTPRequestHandler):
             self.wfile.flush()
             self.close_connection = True
             return
+        if self.path == "/trickle":
+            # Promises 10 MB and sends 10 bytes every 20 ms (500 B/s), well inside any
+            # socket timeout, until the client goes away.
+            self.send_response(200)
+            self.send_header("Content-Length", str(10 * 2**20))
+            self.end_headers()
+            try:
+                while not self.server.stopping.wait(0.02):
+                    self.wfile.write(b"x" * 10)
+                    self.wfile.flush()
+            except OSError:
+                pass
+            self.close_connection = True
+            return
         super().do_GET()
 
     def log_message(self, format, *args):  # noqa: A002 - signature from base class
@@ -51,6 +65,7 @@ class _Server:
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.httpd.daemon_threads = True
         self.httpd.requests = []
+        self.httpd.stopping = threading.Event()
         self.root = root
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(
@@ -66,6 +81,7 @@ class _Server:
         return f"http://127.0.0.1:{self.port}/{name}"
 
     def close(self) -> None:
+        self.httpd.stopping.set()
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(timeout=5)
@@ -228,6 +244,21 @@ def test_download_timeout(cache_dir):
     assert _leftovers(cache_dir) == []
 
 
+@pytest.mark.timeout(60)
+def test_a_trickling_server_is_given_up_on(server, cache_dir, monkeypatch):
+    """A server sending a few bytes well within each socket timeout held a download
+    (and the start waiting for it) for hours; a download now needs a minimum rate."""
+    monkeypatch.setenv("DPT_ROS_DOWNLOAD_MIN_RATE", "100000")
+    monkeypatch.setenv("DPT_ROS_DOWNLOAD_WINDOW_S", "1")
+    dest = cache_dir / "trickle.pt"
+    with pytest.raises(CheckpointError, match=r"too slow: \d+ bytes/s over the last 1 s"):
+        download_checkpoint(server.url("trickle"), dest, None, progress=False, timeout=5)
+    assert not dest.exists() and _leftovers(cache_dir) == []
+    monkeypatch.setenv("DPT_ROS_DOWNLOAD_MIN_RATE", "fast")
+    with pytest.raises(CheckpointError, match="DPT_ROS_DOWNLOAD_MIN_RATE='fast' must be"):
+        download_checkpoint(server.url("trickle"), dest, None, progress=False, timeout=5)
+
+
 def test_download_truncated_body(server, cache_dir):
     dest = cache_dir / "truncated.pt"
     with pytest.raises(CheckpointError):
@@ -245,11 +276,11 @@ def test_download_keyboard_interrupt_removes_temp(server, payload, cache_dir, mo
             self.headers = resp.headers
             self._reads = 0
 
-        def read(self, n):
+        def read1(self, n):
             self._reads += 1
             if self._reads > 1:
                 raise KeyboardInterrupt
-            return self._resp.read(n)
+            return self._resp.read1(n)
 
         def __enter__(self):
             return self

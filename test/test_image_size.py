@@ -13,7 +13,7 @@ import zlib
 import cv2
 import numpy as np
 import pytest
-from helpers import FAST, NET, Probe, run_bag, spin_until, write_bag
+from helpers import FAST, NET, Probe, run_bag, spin_until, tiff_file, write_bag
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CompressedImage, Image
 
@@ -158,3 +158,24 @@ def test_tiff_with_a_cut_directory_or_odd_tag_type_is_refused():
     assert encoded_size(whole[:-10]) == ("TIFF", None)  # second entry cut short
     ascii_width = whole.replace(struct.pack("<HH", 256, 4), struct.pack("<HH", 256, 2), 1)
     assert encoded_size(ascii_width) == ("TIFF", None)
+
+
+def test_a_tiff_tile_larger_than_its_image_is_refused_before_decoding():
+    """A tiled TIFF unpacks whole tiles: one 256x256 tile over a 16x16 image unpacks
+    65536 pixels, counted against the limit (the attack tier holds the 1 GB version)."""
+    bomb = CompressedImage(format="tiff", data=tiff_file(16, 16, tile=(256, 256), samples=4))
+    with pytest.raises(ImageDecodeError, match=r"TIFF tile of 256x256 pixels: .* 65536 pixels"):
+        compressed_to_rgb(bomb, 65535)
+    assert compressed_to_rgb(bomb, 65536).shape == (16, 16, 3)
+    assert "TIFF tile" in size_problem(bomb.data, 1000)
+
+
+def test_tiled_and_stripped_tiffs_within_the_limit_decode():
+    padded = 48 * 32  # 37x23 in 16x16 tiles
+    tiled = tiff_file(37, 23, tile=(16, 16))
+    assert encoded_size(tiled) == ("TIFF", (37, 23))
+    assert size_problem(tiled, padded) is None
+    assert "1536 pixels" in size_problem(tiled, padded - 1)
+    for data in (tiled, tiff_file(37, 23, rows_per_strip=5), tiff_file(37, 23)):
+        msg = CompressedImage(format="tiff", data=data)
+        np.testing.assert_array_equal(compressed_to_rgb(msg, padded), np.zeros((23, 37, 3)))

@@ -678,3 +678,34 @@ def test_predictor_refuses_thin_or_huge_network_inputs(model_type, network_size,
     assert model_type in str(info.value)
     predictor.input_size((48, 64))  # a camera-like frame is fine
     assert predictor.input_size((375, 1242))[1] > 0  # so is a wide KITTI frame
+
+
+def test_weights_dtypes_follow_the_network(key_spec):
+    """Floating weights may come in any float width; an integer buffer (the official
+    ADE20K files' int64 num_batches_tracked) stays an integer; int8, bool and complex
+    weights are refused naming the key."""
+    from dpt_ros.models.weights.layout import dtype_problem
+
+    spec = get_spec("dpt_hybrid_ade20k")
+    with torch.device("meta"):
+        reference = build_network(spec).state_dict()
+    layout = key_spec("dpt_hybrid_ade20k")
+    official = {k: torch.empty(s, dtype=getattr(torch, d), device="meta") for k, s, d in layout}
+    counters = [k for k, v in official.items() if v.dtype == torch.int64]
+    assert counters and all(k.endswith("num_batches_tracked") for k in counters)
+    assert dtype_problem(official, reference) is None
+    half = {k: v.half() if v.is_floating_point() else v for k, v in official.items()}
+    assert dtype_problem(half, reference) is None
+    weight = next(k for k in official if k.endswith(".weight"))
+    for dtype in (torch.int8, torch.uint8, torch.bool, torch.complex64):
+        problem = dtype_problem({**official, weight: official[weight].to(dtype)}, reference)
+        name = str(dtype).removeprefix("torch.")
+        assert problem.startswith(f"tensor {weight} is {name}, expected floating point")
+    floated = {**official, counters[0]: official[counters[0]].float()}
+    assert f"{counters[0]} is float32, expected an integer (int64)" in dtype_problem(
+        floated, reference
+    )
+    assert "1 more tensors" in dtype_problem(
+        {**official, weight: official[weight].to(torch.int8), counters[0]: torch.tensor(True)},
+        reference,
+    )

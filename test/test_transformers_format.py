@@ -532,3 +532,35 @@ def test_tensors_that_are_not_floating_point_are_refused(dav2_folder, tmp_path, 
     save_file(tensors, folder / "model.safetensors")
     with pytest.raises(CheckpointError, match=f"not floating point, e.g. {re.escape(name)}"):
         load_model("depth_anything_v2_vits", weights=folder)
+
+
+def test_safetensors_headers_are_bounded_before_parsing(tmp_path):
+    """A header of tens of megabytes of empty tensors took 89 s and 1.2 GB to parse;
+    its length and tensor count are checked first (the attack is in the attack tier)."""
+    import struct
+
+    from dpt_ros.models.weights.checkpoint import read_safetensors_file
+    from dpt_ros.models.weights.safetensors_header import (
+        MAX_HEADER_BYTES,
+        MAX_TENSORS,
+        header_problem,
+    )
+
+    def write(name: str, entries: int, claimed: int | None = None):
+        header = json.dumps(
+            {
+                f"t{i}": {"dtype": "F32", "shape": [0], "data_offsets": [0, 0]}
+                for i in range(entries)
+            }
+        ).encode()
+        path = tmp_path / name
+        path.write_bytes(struct.pack("<Q", claimed or len(header)) + header)
+        return path
+
+    assert header_problem(write("official.safetensors", 643)) is None
+    many = header_problem(write("many.safetensors", MAX_TENSORS + 1))
+    assert f"lists {MAX_TENSORS + 1} tensors" in many
+    long = header_problem(write("long.safetensors", 1, claimed=MAX_HEADER_BYTES + 1))
+    assert f"header is {MAX_HEADER_BYTES + 1} bytes" in long
+    with pytest.raises(CheckpointError, match="long.safetensors: its safetensors header is"):
+        read_safetensors_file(tmp_path / "long.safetensors")

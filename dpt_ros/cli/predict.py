@@ -61,7 +61,7 @@ from dpt_ros.models.options import PredictorOptions
 from dpt_ros.models.registry import model_names
 from dpt_ros.ros.image_size import DEFAULT_MAX_INPUT_PIXELS, size_problem
 from dpt_ros.viz.ade20k import PALETTE
-from dpt_ros.viz.pictures import write_png
+from dpt_ros.viz.pictures import atomic_file, write_png
 
 _LOG = logging.getLogger(__name__)
 
@@ -302,6 +302,13 @@ def labels_to_color(rgb: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return overlay_labels(rgb, labels, PALETTE, alpha=0.5)
 
 
+def write_npy(path: Path, array: np.ndarray) -> None:
+    """Writes ``array`` as float32 ``.npy``, complete or not at all (a full disk leaves
+    no truncated file)."""
+    with atomic_file(path) as f:
+        np.save(f, np.asarray(array, dtype=np.float32))
+
+
 def write_depth_outputs(out_dir: Path, stem: str, depth: np.ndarray, metric: bool) -> list[Path]:
     """Writes ``<stem>_depth.npy``, ``<stem>_depth.png`` and ``<stem>_depth_color.png``."""
     paths = [
@@ -309,7 +316,7 @@ def write_depth_outputs(out_dir: Path, stem: str, depth: np.ndarray, metric: boo
         out_dir / f"{stem}_depth.png",
         out_dir / f"{stem}_depth_color.png",
     ]
-    np.save(paths[0], np.asarray(depth, dtype=np.float32))
+    write_npy(paths[0], depth)
     write_png(paths[1], depth_to_png16(depth, metric))
     write_png(paths[2], depth_to_color(depth, metric), rgb=True)
     return paths
@@ -376,9 +383,14 @@ def run(args: argparse.Namespace) -> int:
     camera_info = None
     if getattr(args, "camera_info", None):
         # start-up: sensor_msgs on use (dpt-ros --help stays fast)
+        from dpt_ros.ros.camera import Intrinsics
         from dpt_ros.ros.camera_yaml import read_camera_info_yaml
 
         camera_info = read_camera_info_yaml(args.camera_info)
+        try:  # an unusable calibration is refused before the model loads
+            Intrinsics.from_camera_info(camera_info)
+        except ValueError as exc:
+            raise ValueError(f"{args.camera_info}: {exc}") from None
     elif spec.second_output and spec.is_metric:
         raise ValueError(
             f"{spec.name} needs --camera-info FILE (the camera's calibration YAML): its "
@@ -461,7 +473,7 @@ def _predict_all(
         if predictor.is_da3:
             write_depth_outputs(out_dir, stem, maps["depth"], predictor.is_metric)
             second = predictor.second_output
-            np.save(out_dir / f"{stem}_{second}.npy", maps[second].astype(np.float32))
+            write_npy(out_dir / f"{stem}_{second}.npy", maps[second])
         elif predictor.is_depth:
             write_depth_outputs(out_dir, stem, result, predictor.is_metric)
         else:

@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import shutil
+import stat
 import threading
 import time
 import uuid
@@ -51,6 +52,8 @@ from dpt_ros.models.runtimes import (
     TorchRuntime,
     import_tensorrt,
     load_backend,
+    read_sidecar,
+    sidecar_path,
 )
 from dpt_ros.models.weights.checkpoint import resolve_weights
 from dpt_ros.models.weights.digest import sha256_file, weights_digest
@@ -221,8 +224,12 @@ def _cached_engine_state(root: Path, key: EngineKey) -> tuple[Path | None, str |
     folder = root / key.folder_name()
     if not folder.exists():
         return None, None
+    key_file = folder / _KEY_FILE
+    problem = _not_a_cache_file(key_file, root)
+    if problem and os.path.lexists(key_file):
+        return None, problem
     try:
-        stored = json.loads((folder / _KEY_FILE).read_text(encoding="utf-8"))
+        stored = json.loads(key_file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None, "its key file is missing or unreadable (an interrupted build?)"
     if not isinstance(stored, dict) or "engine_sha256" not in stored:
@@ -233,13 +240,56 @@ def _cached_engine_state(root: Path, key: EngineKey) -> tuple[Path | None, str |
     if stored != key.as_json():
         return None, "its key file is for another engine"
     engine = folder / _ENGINE_FILES[key.backend]
+    problem = _not_a_cache_file(engine, root)
+    if problem:
+        return None, problem
     try:
         actual = sha256_file(engine)
     except OSError as exc:
         return None, f"its engine file cannot be read ({exc.strerror or exc})"
     if actual != recorded:
         return None, "its engine file is not the one built (truncated or altered: SHA-256 differs)"
+    if key.backend == "onnxruntime":
+        problem = _sidecar_problem(engine, root, key)
+        if problem:
+            return None, problem
     return engine, None
+
+
+def _not_a_cache_file(path: Path, root: Path) -> str | None:
+    """Why ``path`` is not a file of the engine cache ``root`` to read, or None.
+
+    A device, pipe or folder in its place would be read forever or fail at every start
+    (``model.onnx`` linked to ``/dev/zero`` hung the start while it was hashed), and a
+    symbolic link out of the cache reads a file that no build of the cache wrote. Both are
+    checked before anything is read.
+    """
+    try:
+        real = path.resolve(strict=True)
+        regular = stat.S_ISREG(real.stat().st_mode)
+    except (OSError, RuntimeError):  # missing, a dangling or looping link
+        return f"its {path.name} is missing or unreadable"
+    if not regular:
+        return f"its {path.name} is not a regular file (it leads to {real})"
+    if not real.is_relative_to(root.resolve()):
+        return f"its {path.name} links out of the engine cache (to {real})"
+    return None
+
+
+def _sidecar_problem(engine: Path, root: Path, key: EngineKey) -> str | None:
+    """Why the sidecar of the ONNX engine (``model.onnx.json``: input and output names
+    and shapes, which ONNX Runtime needs) is unusable, or None."""
+    sidecar = sidecar_path(engine)
+    problem = _not_a_cache_file(sidecar, root)
+    if problem:
+        return problem.replace("its ", "its sidecar ", 1)
+    try:
+        meta = read_sidecar(engine)
+    except ValueError:
+        return f"its sidecar {sidecar.name} is not readable JSON with the keys an engine needs"
+    if meta["model_type"] != key.model_type or list(meta["input_shape"]) != list(key.input_shape):
+        return f"its sidecar {sidecar.name} describes another model or input shape"
+    return None
 
 
 def build_engine(

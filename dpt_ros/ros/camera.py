@@ -44,6 +44,7 @@ from dpt_ros.ros.messages import copy_header
 __all__ = [
     "Intrinsics",
     "camera_matrix",
+    "focal_length_range",
     "image_size",
     "depth_camera_info",
     "is_distorted",
@@ -118,6 +119,24 @@ def image_size(info: CameraInfo) -> tuple[int, int]:
     return _check_size(w // bx, h // by, "camera_info image size (ROI / binning)")
 
 
+#: The widest and narrowest fields of view a pinhole calibration may describe, across
+#: the larger image side: a 179 degree fisheye and a 0.5 degree telephoto. A focal length
+#: outside them (in pixels, f = side / (2 tan(fov / 2))) is a broken calibration, not a
+#: lens: fx = 1e30 published depth of 1e27 m and fx = 1e-30 put every point at the camera.
+WIDEST_FOV_DEG = 179.0
+NARROWEST_FOV_DEG = 0.5
+
+
+def focal_length_range(width: int, height: int) -> tuple[float, float]:
+    """(shortest, longest) plausible focal length in pixels of a ``width`` x ``height``
+    image: the 179 and 0.5 degree fields of view across ``max(width, height)`` (about
+    0.0044 and 114.6 times that side)."""
+    side = max(int(width), int(height))
+    shortest = side / (2.0 * math.tan(math.radians(WIDEST_FOV_DEG) / 2.0))
+    longest = side / (2.0 * math.tan(math.radians(NARROWEST_FOV_DEG) / 2.0))
+    return shortest, longest
+
+
 @dataclass(frozen=True)
 class Intrinsics:
     """Pinhole intrinsics of an image of a given size.
@@ -176,8 +195,8 @@ class Intrinsics:
 
         Raises:
             ValueError: ``K`` is all zero (camera not calibrated), the focal lengths
-                are not finite and positive, ``cx``/``cy`` are not finite, or the size
-                is zero.
+                are not finite and positive or outside :func:`focal_length_range` (after
+                binning), ``cx``/``cy`` are not finite, or the size is zero.
         """
         matrix, source = camera_matrix(info)
         fx, fy, cx, cy = matrix[0, 0], matrix[1, 1], matrix[0, 2], matrix[1, 2]
@@ -193,6 +212,15 @@ class Intrinsics:
         bx, by = max(1, int(info.binning_x)), max(1, int(info.binning_y))
         x0, y0, _, _ = _roi_box(info)
         width, height = image_size(info)
+        shortest, longest = focal_length_range(width, height)
+        for name, f in (("fx", float(fx) / bx), ("fy", float(fy) / by)):
+            if not shortest <= f <= longest:
+                raise ValueError(
+                    f"camera_info {source} has an implausible focal length {name}={f:.6g} px "
+                    f"for its {width}x{height} image: a pinhole camera's lies between "
+                    f"{shortest:.3g} and {longest:.4g} px (fields of view of "
+                    f"{WIDEST_FOV_DEG:g} to {NARROWEST_FOV_DEG:g} degrees)"
+                )
         return cls(
             fx=float(fx) / bx,
             fy=float(fy) / by,

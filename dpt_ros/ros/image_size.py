@@ -77,10 +77,16 @@ def _webp(b: bytes) -> _Size | None:
     return None
 
 
-def _tiff(b: bytes) -> _Size | None:
-    """The size in the first image file directory, read as libtiff reads it: the first
-    entry of a tag counts (libtiff ignores a duplicate with a warning). A directory that
-    gives a size tag twice with different values is ambiguous: None (refused)."""
+# TIFF tags read here: ImageWidth, ImageLength, TileWidth, TileLength.
+_TIFF_WIDTH, _TIFF_LENGTH, _TIFF_TILE_WIDTH, _TIFF_TILE_LENGTH = 256, 257, 322, 323
+
+
+def _tiff_tags(b: bytes) -> dict[int, int] | None:
+    """The size and tile tags of the first image file directory, read as libtiff reads
+    them: the first entry of a tag counts (libtiff ignores a duplicate with a warning).
+    None where the directory is cut short, a size tag is not a SHORT or LONG, or a tag
+    is given twice with different values (ambiguous: which one a decoder uses is not
+    ours to guess)."""
     order = "<" if b[:2] == b"II" else ">"
     if len(b) < 8:
         return None
@@ -88,21 +94,60 @@ def _tiff(b: bytes) -> _Size | None:
     if ifd + 2 > len(b):
         return None
     count = struct.unpack(order + "H", b[ifd : ifd + 2])[0]
+    wanted = (_TIFF_WIDTH, _TIFF_LENGTH, _TIFF_TILE_WIDTH, _TIFF_TILE_LENGTH)
     found: dict[int, int] = {}
     for i in range(count):
         entry = b[ifd + 2 + 12 * i : ifd + 14 + 12 * i]
         if len(entry) < 12:
             return None  # the directory is cut short: tags after it are unknown
         tag, kind = struct.unpack(order + "HH", entry[:4])
-        if tag not in (256, 257):  # ImageWidth, ImageLength
+        if tag not in wanted:
             continue
         if kind not in (3, 4):  # SHORT or LONG; anything else is malformed
             return None
         fmt = order + ("H" if kind == 3 else "I")
         value = struct.unpack(fmt, entry[8 : 8 + struct.calcsize(fmt)])[0]
         if found.setdefault(tag, value) != value:
-            return None  # two different sizes: which one a decoder uses is not ours to guess
-    return (found[256], found[257]) if len(found) == 2 else None
+            return None
+    return found
+
+
+def _tiff(b: bytes) -> _Size | None:
+    """The size in the first image file directory (see :func:`_tiff_tags`)."""
+    tags = _tiff_tags(b)
+    if tags is None or _TIFF_WIDTH not in tags or _TIFF_LENGTH not in tags:
+        return None
+    return tags[_TIFF_WIDTH], tags[_TIFF_LENGTH]
+
+
+def _tiff_tile_problem(b: bytes, max_pixels: int) -> str | None:
+    """Why a tiled TIFF must not be decoded under ``max_pixels``, or None.
+
+    A tiled TIFF is decoded a whole tile at a time, and a tile may be far larger than
+    the image it covers: a 64x64 image in one 16384x16368 Deflate tile is a 1 MB file
+    that OpenCV unpacks into a gigabyte. What decoding unpacks is the image padded up to
+    whole tiles (ceil(W / TileWidth) * TileWidth by ceil(H / TileLength) * TileLength);
+    that must fit ``max_pixels`` as the image itself must. Strips need no such check:
+    libtiff clamps RowsPerStrip to ImageLength and reads no more of a strip than its
+    rows hold, so a strip never unpacks more than the image's own pixels."""
+    tags = _tiff_tags(b) or {}
+    tile = tags.get(_TIFF_TILE_WIDTH), tags.get(_TIFF_TILE_LENGTH)
+    if tile == (None, None):
+        return None  # stripped
+    width, height = tags[_TIFF_WIDTH], tags[_TIFF_LENGTH]
+    tile_w, tile_h = tile
+    if not tile_w or not tile_h:
+        return f"TIFF tile size {tile_w}x{tile_h} is malformed (both TileWidth and TileLength must be > 0)"
+    tiles_across, tiles_down = -(-width // tile_w), -(-height // tile_h)
+    unpacked = tiles_across * tile_w * tiles_down * tile_h
+    if unpacked > max_pixels:
+        return (
+            f"TIFF tile of {tile_w}x{tile_h} pixels: decoding the {width}x{height} image "
+            f"would unpack {tiles_across * tiles_down} tile(s), {unpacked} pixels, more "
+            f"than max_input_pixels={max_pixels}; it was not decoded (a tile larger than "
+            "its image is a decompression bomb)"
+        )
+    return None
 
 
 #: (magic bytes at offset 0, format name, header reader).
@@ -159,7 +204,8 @@ def size_problem(data: bytes | np.ndarray, max_pixels: int) -> str | None:
     or None: its header's size is over the limit, or the size cannot be read."""
     if max_pixels <= 0:
         return None
-    found = encoded_size(data)
+    raw = data.tobytes() if isinstance(data, np.ndarray) else bytes(data)
+    found = encoded_size(raw)
     if found is None:
         return (
             f"data is corrupt or in a format whose size cannot be read before decoding "
@@ -172,4 +218,7 @@ def size_problem(data: bytes | np.ndarray, max_pixels: int) -> str | None:
             f"{name} header is cut short, malformed or ambiguous (e.g. a size given twice): "
             "cannot read the image size"
         )
-    return too_large(size[0], size[1], max_pixels)
+    problem = too_large(size[0], size[1], max_pixels)
+    if problem is None and name == "TIFF":
+        problem = _tiff_tile_problem(raw, max_pixels)
+    return problem

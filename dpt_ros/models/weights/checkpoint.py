@@ -24,10 +24,12 @@ from dpt_ros.models.weights.da3_checkpoint import unsupported_kind, with_hub_pre
 from dpt_ros.models.weights.download import default_cache_dir, ensure_checkpoint
 from dpt_ros.models.weights.hub import hub_checkpoint
 from dpt_ros.models.weights.layout import (
+    dtype_problem,
     expected_layout,
     identify_model_types,
     layout_differences,
 )
+from dpt_ros.models.weights.safetensors_header import header_problem
 from dpt_ros.models.weights.transformers_format import read_config, read_transformers_folder
 from dpt_ros.models.weights.verify import verify_weights
 
@@ -180,6 +182,9 @@ def read_safetensors_file(path: Path) -> dict[str, torch.Tensor]:
 
     if not path.is_file():
         raise CheckpointError(f"weights file not found: {path}")
+    problem = header_problem(path)
+    if problem:
+        raise CheckpointError(f"{path}: {problem}")
     try:
         tensors = load_file(path, device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:
@@ -227,7 +232,8 @@ def load_model(
 
     Raises:
         ValueError: unknown model type, or both ``weights`` and ``random_weights``.
-        CheckpointError: the weights are missing, unreadable or for another model.
+        CheckpointError: the weights are missing, unreadable, for another model, or hold
+            a tensor of another kind than the network's (an int8 weight).
     """
     spec = get_spec(model_type)
     if random_weights:
@@ -246,9 +252,12 @@ def load_model(
     path = resolve_weights(spec, weights, cache_dir, progress)
     state_dict = _read_weights(path, spec)
     check_state_dict(state_dict, spec, source=str(path))
-    verify_weights(path, spec, state_dict, cache_dir)  # contents: sha256 of official files
     with torch.device("meta"):
         model = build_network(spec)
+    problem = dtype_problem(state_dict, model.state_dict())
+    if problem:
+        raise CheckpointError(f"{path}: {problem}")
+    verify_weights(path, spec, state_dict, cache_dir)  # contents: sha256 of official files
     # assign=True takes the file's tensors as the parameters: no second copy, no init.
     model.load_state_dict(state_dict, strict=True, assign=True)
     return model.float().eval()

@@ -17,7 +17,7 @@ import torch
 from dpt_ros.models.errors import CheckpointError
 from dpt_ros.models.network.depth_anything3 import DA3_CONFIGS, DepthAnything3
 from dpt_ros.models.registry import MODEL_SPECS
-from dpt_ros.models.weights.layout import expected_layout, layout_differences
+from dpt_ros.models.weights.layout import dtype_problem, expected_layout, layout_differences
 
 #: The prefix of every key in the hub's ``model.safetensors``.
 HUB_PREFIX = "model."
@@ -123,5 +123,8 @@ def load_da3(
     """A Depth Anything 3 network in eval mode with ``state_dict`` loaded strictly."""
     state = check_da3_state_dict(state_dict, model_type, source)
     model = DepthAnything3(model_type)
+    problem = dtype_problem(state, model.state_dict())
+    if problem:
+        raise CheckpointError(f"{source}: {problem}")
     model.load_state_dict(state, strict=True)
     return model.eval()

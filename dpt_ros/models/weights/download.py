@@ -23,6 +23,7 @@ import logging
 import os
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -46,6 +47,15 @@ logger = logging.getLogger(__name__)
 CACHE_ENV_VAR = "DPT_ROS_CACHE"
 
 _CHUNK_SIZE = 1024 * 1024
+#: Environment variables of the slowest download accepted: fewer than MIN_RATE bytes per
+#: second over a window of WINDOW_S seconds ends it (a server that trickles a byte
+#: before each socket timeout would hold a start forever). MIN_RATE 0 = no minimum.
+MIN_RATE_ENV_VAR = "DPT_ROS_DOWNLOAD_MIN_RATE"
+WINDOW_ENV_VAR = "DPT_ROS_DOWNLOAD_WINDOW_S"
+#: Defaults: 10 kB/s over 60 s (a 0.5 GB checkpoint at that rate takes 14 hours; any
+#: working link is far faster).
+DEFAULT_MIN_RATE = 10_000.0
+DEFAULT_WINDOW_S = 60.0
 _USER_AGENT = "dpt_ros-checkpoint-downloader"
 
 
@@ -150,6 +160,20 @@ def _cache_advice(directory: Path) -> str:
     if env:
         return f"${CACHE_ENV_VAR}={env} is not writable here: set it to a writable directory"
     return f"set ${CACHE_ENV_VAR} to a writable directory"
+
+
+def _env_float(name: str, default: float) -> float:
+    """A non-negative float from the environment; CheckpointError naming it if malformed."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not (value >= 0.0 and value != float("inf")):
+        raise CheckpointError(f"${name}={text!r} must be a number >= 0 (default {default:g})")
+    return value
 
 
 def _content_length(response) -> int | None:
@@ -257,10 +281,17 @@ class _Download:
             )
 
     def _chunks(self, response):
-        """Yields the body in chunks; CheckpointError if the connection fails midway."""
+        """Yields the body in chunks as they arrive; CheckpointError if the connection
+        fails midway, or delivers fewer than ``$DPT_ROS_DOWNLOAD_MIN_RATE`` bytes per
+        second over any window of ``$DPT_ROS_DOWNLOAD_WINDOW_S`` seconds."""
+        min_rate = _env_float(MIN_RATE_ENV_VAR, DEFAULT_MIN_RATE)
+        window = _env_float(WINDOW_ENV_VAR, DEFAULT_WINDOW_S) or DEFAULT_WINDOW_S
+        mark_time, mark_bytes = time.monotonic(), 0
         while True:
             try:
-                chunk = response.read(_CHUNK_SIZE)
+                # read1: whatever has arrived (read(n) would wait for all n bytes, so a
+                # trickle would never come back here to be measured)
+                chunk = response.read1(_CHUNK_SIZE)
             except (OSError, http.client.HTTPException) as exc:
                 raise CheckpointError(
                     f"download of {self.url} failed after {self.received} bytes: {exc!r}; "
@@ -270,6 +301,17 @@ class _Download:
             if not chunk:
                 return
             yield chunk
+            elapsed = time.monotonic() - mark_time
+            if min_rate > 0 and elapsed >= window:
+                rate = (self.received - mark_bytes) / elapsed
+                if rate < min_rate:
+                    raise CheckpointError(
+                        f"download of {self.url} is too slow: {rate:.0f} bytes/s over the "
+                        f"last {elapsed:.0f} s, under ${MIN_RATE_ENV_VAR}={min_rate:g} "
+                        f"(after {self.received} bytes); retry, or pass a local weights "
+                        f"file instead (${MIN_RATE_ENV_VAR}=0 waits for any server)"
+                    )
+                mark_time, mark_bytes = time.monotonic(), self.received
 
     def _verify(self, expected: str | None) -> None:
         """CheckpointError unless the digest starts with ``expected`` (None: no check)."""

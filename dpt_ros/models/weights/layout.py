@@ -61,3 +61,35 @@ def layout_differences(
             f"{list(got[k])} vs model {list(expected[k])}"
         )
     return "; ".join(details)
+
+
+def dtype_problem(
+    state_dict: Mapping[str, torch.Tensor], reference: Mapping[str, torch.Tensor]
+) -> str | None:
+    """Why ``state_dict``'s tensors cannot be loaded into a network whose own state_dict
+    is ``reference`` (same keys), or None.
+
+    A weight or floating buffer of the network must be floating point in the file (any
+    width: float16, bfloat16, float32 and float64 are converted on loading); an integer
+    buffer of the network (BatchNorm's ``num_batches_tracked``, int64 in the official
+    files) must be an integer. An int8, uint8 or bool weight is a quantised or damaged
+    file, and a complex one loads but fails at inference.
+    """
+    odd = []
+    for key, expected in reference.items():
+        got = state_dict[key].dtype
+        if expected.is_floating_point():
+            fits, wanted = got.is_floating_point, "floating point (float32, float16 or bfloat16)"
+        else:
+            fits = not (got.is_floating_point or got.is_complex or got == torch.bool)
+            wanted = f"an integer ({str(expected.dtype).removeprefix('torch.')})"
+        if not fits:
+            odd.append((key, str(got).removeprefix("torch."), wanted))
+    if not odd:
+        return None
+    first, found, wanted = odd[0]
+    others = f" ({len(odd) - 1} more tensors like it)" if len(odd) > 1 else ""
+    return (
+        f"tensor {first} is {found}, expected {wanted}{others}: quantised or damaged weights; "
+        "use the official file or save the model again in float32 or float16"
+    )

@@ -49,6 +49,7 @@ from dpt_ros.models.errors import CheckpointError
 from dpt_ros.models.network.depth_anything import get_dino_config
 from dpt_ros.models.registry import DEPTH_ANYTHING_V2, ModelSpec
 from dpt_ros.models.weights.layout import expected_layout, summarise_keys
+from dpt_ros.models.weights.safetensors_header import header_problem
 
 CONFIG_FILE = "config.json"
 SAFETENSORS_FILE = "model.safetensors"
@@ -201,6 +202,9 @@ def read_safetensors(folder: Path) -> dict[str, torch.Tensor]:
 
     tensors: dict[str, torch.Tensor] = {}
     for path in _shard_files(folder):
+        problem = header_problem(path)
+        if problem:
+            raise CheckpointError(f"{path}: {problem}")
         try:
             shard = load_file(path, device="cpu")
         except (SafetensorError, OSError, ValueError) as exc:
