@@ -90,7 +90,11 @@ def test_sqlite3_depth_outputs(tmp_path, capsys):
     predictor = _PREDICTORS[
         (
             PredictorOptions(
-                "dpt_hybrid", backend="torch", random_weights=True, network_size=(64, 64)
+                "dpt_hybrid",
+                backend="torch",
+                random_weights=True,
+                network_size=(64, 64),
+                engine_build="eager",  # the bag tool's: a whole bag is worth a build
             ),
         )
     ]
@@ -156,7 +160,11 @@ def test_mcap_compressed_namespace_and_broken_frame(tmp_path, capsys):
     predictor = _PREDICTORS[
         (
             PredictorOptions(
-                "dpt_hybrid", backend="torch", random_weights=True, network_size=(64, 64)
+                "dpt_hybrid",
+                backend="torch",
+                random_weights=True,
+                network_size=(64, 64),
+                engine_build="eager",  # the bag tool's: a whole bag is worth a build
             ),
         )
     ]
