@@ -367,9 +367,10 @@ class _BagJob:
     def feed(self, rconn, timestamp: int, raw: Any) -> None:
         """One input message, in bag order."""
         # A full batch waits for the first later message, so that a camera_info
-        # recorded at the same time as its image is still found.
-        if len(self.batch) >= self.batch_size and timestamp > self.batch[-1].timestamp:
-            self.flush()
+        # recorded at the same time as its image is still found; with online alignment,
+        # for the references recorded up to stamp_tolerance after its last image.
+        while self._ready(timestamp):
+            self._flush(self._ready(timestamp))
         conn, data = self.out_bag.convert_input(rconn, raw)
         if not self.label_info_written and self.pipeline.segmentation is not None:
             # With the camera's first message, whose frame it takes: a costmap layer
@@ -385,9 +386,31 @@ class _BagJob:
         elif rconn.topic == self.plan.image_topic and rconn.msgtype == self.plan.image_type:
             self._image(timestamp, data)
         elif self.alignment is not None:
-            self.alignment.feed(rconn.topic, data)
+            self.alignment.feed(rconn.topic, data, timestamp, frames_waiting=bool(self.batch))
         if not self.batch:
             self.flush()  # nothing waits for the model: write through
+
+    def _chunk(self) -> int:
+        """How many of the waiting frames make the next batch: up to ``batch_size``,
+        with online alignment only frames of the first one's size (a batch is fitted
+        frame by frame in order)."""
+        n = min(len(self.batch), self.batch_size)
+        if self.alignment is not None and n:
+            shape = self.batch[0].rgb.shape
+            n = next((i for i in range(1, n) if self.batch[i].rgb.shape != shape), n)
+        return n
+
+    def _ready(self, timestamp: int) -> int:
+        """The size of the batch to run before a message at ``timestamp``, 0 for none
+        yet: a complete batch whose last image is over (its references' window, with
+        online alignment, has passed), or any when too many references wait."""
+        n = self._chunk()
+        if n == 0 or (n < self.batch_size and n == len(self.batch)):
+            return 0
+        wait = self.alignment.window_ns if self.alignment is not None else 0
+        if timestamp > self.batch[n - 1].timestamp + wait:
+            return n
+        return n if self.alignment is not None and self.alignment.overfull() else 0
 
     def _camera_frame(self, rconn, data: bytes) -> str | None:
         """The frame_id of the camera's image or camera_info message, else None."""
@@ -445,15 +468,24 @@ class _BagJob:
         )
 
     def flush(self) -> None:
-        """Runs the waiting frames and writes everything pending, in order."""
+        """Runs every waiting frame and writes everything pending, in order."""
+        while self.batch:
+            self._flush(self._chunk())
+        self._flush(0)
+
+    def _flush(self, n: int) -> None:
+        """Runs the first ``n`` waiting frames and writes the pending messages before
+        the next waiting frame's image (all, if none waits)."""
         # start-up: rclpy on use (dpt-ros --help stays fast)
         from rclpy.serialization import serialize_message
 
         # start-up: cv2, sensor_msgs, std_msgs, timm, torch, tqdm on use (dpt-ros --help stays fast)
         from dpt_ros.pipeline.frames import OUTPUT_TOPICS
 
-        outputs = self._process_batch()
-        for i, (conn, ts, data) in enumerate(self.pending):
+        outputs = self._process_batch(self.batch[:n])
+        rest = self.batch[n:]
+        end = rest[0].position if rest else len(self.pending)
+        for i, (conn, ts, data) in enumerate(self.pending[:end]):
             self.out_bag.write(conn, ts, data)
             for name, message in outputs.get(i, {}).items():
                 self.out_bag.write_output(
@@ -462,19 +494,20 @@ class _BagJob:
                     ts,
                     serialize_message(message),
                 )
-        self.frames_done += len(self.batch)
-        self.bar.update(len(self.batch))
-        self.pending.clear()
-        self.batch.clear()
+        self.frames_done += n
+        self.bar.update(n)
+        del self.pending[:end]
+        for frame in rest:
+            frame.position -= end
+        self.batch = rest
 
-    def _process_batch(self) -> dict[int, dict[str, Any]]:
-        """{position in pending: messages} of the waiting frames."""
+    def _process_batch(self, b: list[_Frame]) -> dict[int, dict[str, Any]]:
+        """{position in pending: messages} of the frames ``b``."""
         # start-up: cv2, sensor_msgs, std_msgs, timm, torch, tqdm on use (dpt-ros --help stays fast)
         from dpt_ros.pipeline.frames import ON_DEMAND_TOPICS
 
-        if not self.batch:
+        if not b:
             return {}
-        b = self.batch
         for predictor in (self.pipeline.depth, self.pipeline.segmentation):
             if predictor is not None:  # an engine for a new image size: built once
                 predictor.prepare(b[0].rgb.shape[:2], len(b))
@@ -485,10 +518,8 @@ class _BagJob:
             headers,
             [f.info for f in b],
             on_demand=ON_DEMAND_TOPICS,
-            calibrations=align.calibrations(headers) if align is not None else None,
+            calibrations=align.batch(headers, [f.timestamp for f in b]) if align else None,
         )
-        if align is not None:
-            align.update(headers, results)
         for result in results:
             for warning in result.warnings + ([result.no_metres] if result.no_metres else []):
                 self.info_warnings[warning] = self.info_warnings.get(warning, 0) + 1
