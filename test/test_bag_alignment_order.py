@@ -125,6 +125,8 @@ def _bag(det_checkpoint, inp: Path, out: Path, *extra: str, method="reference_de
         str(det_checkpoint("dpt_hybrid")),
         "--network-size",
         "64x64",
+        "--backend",
+        "torch",
         "--alignment",
         method,
         "--alignment-topic",

@@ -111,3 +111,24 @@ def test_a_bad_alignment_topic_is_refused_before_any_output(tmp_path, capsys, to
     )  # fmt: skip
     one_error_line(code, capsys.readouterr().err, topic)
     assert not outp.exists()
+
+
+@pytest.mark.parametrize("namespace", ["/a b", "../../x", "cam\nx", "/1cam", "c~m"])
+def test_output_namespace_must_be_a_ros_namespace(tmp_path, capsys, namespace):
+    """Names rclpy refuses (blanks, '..', a newline, a token starting with a digit)
+    never reach the bag: one error line, exit status 2, no output."""
+    inp, out = tmp_path / "in", tmp_path / "out"
+    topic = write_bag(inp)
+    code = run_bag(
+        str(inp), "-o", str(out), "--image-topic", topic, *NET, "--output-namespace", namespace
+    )
+    line = one_error_line(code, capsys.readouterr().err, "is not a valid ROS namespace")
+    assert repr(namespace) in line and "\n" not in line
+    assert not out.exists()
+
+
+def test_valid_output_namespaces_are_taken(tmp_path, capsys):
+    from dpt_ros.cli.bag_job import check_output_namespace
+
+    for namespace in (None, "", "/", "cam", "/robot_1/cam/", " cam "):
+        check_output_namespace(namespace)

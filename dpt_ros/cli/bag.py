@@ -234,13 +234,16 @@ def _add_output_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``dpt-ros bag``; see the module docstring. Several inputs: :mod:`dpt_ros.cli.fleet`."""
+    bag_job.check_output_namespace(args.output_namespace)  # before any file is looked at
     if len(args.input) > 1:
         return fleet.run(args)
     if args.ray is not None:
         print("dpt-ros bag: one input bag: it runs here, without Ray", file=sys.stderr)
     in_path, out_path = bag_job.check_paths(Path(args.input[0]), Path(args.output))
     depth, segmentation = bag_job.checked_options(args)
-    pipeline = bag_job.make_pipeline(args, depth, segmentation)
-    job, storage, elapsed = bag_job.process_bag(args, in_path, out_path, pipeline)
+    parent = out_path.absolute().parent
+    with fleet.output_shared_lock(parent):  # checked now, held for the run
+        pipeline = bag_job.make_pipeline(args, depth, segmentation)
+        job, storage, elapsed = bag_job.process_bag(args, in_path, out_path, pipeline)
     bag_job.report(job, out_path, storage, elapsed)
     return 0

@@ -114,5 +114,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         package_logger.setLevel(old_level)
 
 
+def entry() -> None:
+    """The ``dpt-ros`` program: :func:`main`, then the exit. A stop signal before
+    :func:`main` handles them (while torch loads) ends the program at once with its exit
+    status; after :func:`main` has returned (Ctrl-C mashed while the interpreter shuts
+    down) it changes nothing: the run's exit status stands, and no traceback from an
+    ``atexit`` function follows it."""
+    # Only the standard library: dpt-ros --help stays fast.
+    from dpt_ros.cli.stop_signals import exit_status, handle_for_the_process, ignore_stop_signals
+
+    handle_for_the_process()
+    try:
+        code = main()
+    except KeyboardInterrupt as exc:  # before main() handled the signals itself
+        print(f"{PROG}: interrupted" + (f" ({exc})" if str(exc) else ""), file=sys.stderr)
+        code = exit_status(exc)
+    ignore_stop_signals()
+    sys.exit(code)
+
+
 if __name__ == "__main__":  # python -m dpt_ros.cli.main
-    sys.exit(main())
+    entry()
