@@ -728,11 +728,13 @@ def process_bag(
         alignment = _alignment(args, bag_alignment.options_from_args(args), pipeline, reader)
         storage = args.storage or input_storage(in_path)
         with stop_signals_deferred() as received:  # no output half opened
-            out_bag = _OutputBag(out_path, storage, reader)
+            opened = _OutputBag(out_path, storage, reader)
             if received:  # stopped while it opened: it holds nothing, leave none
-                out_bag.abandon()
-                out_bag = None
+                opened.abandon()
+            else:
+                out_bag = opened
         raise_received(received)
+        assert out_bag is not None, "opened, or a stop was raised"
         total = sum(c.msgcount for c in reader.connections if c.topic == plan.image_topic)
         bar = tqdm(
             total=total,
