@@ -157,9 +157,12 @@ def test_references_recorded_after_their_image_are_used(
     assert len(_metric(tmp_path / "out")) == FRAMES - 1
 
 
-def test_batches_give_what_single_frames_give(tmp_path, capsys, det_checkpoint, relatives):
+@pytest.mark.parametrize("after_ns", [3_000_000, -3_000_000])
+def test_batches_give_what_single_frames_give(
+    tmp_path, capsys, det_checkpoint, relatives, after_ns
+):
     inp = tmp_path / "in"
-    write_aligned_bag(inp, relatives, 3_000_000)
+    write_aligned_bag(inp, relatives, after_ns)
     assert _bag(det_checkpoint, inp, tmp_path / "one", "--batch", "1") == 0
     single = capsys.readouterr().out
     assert _bag(det_checkpoint, inp, tmp_path / "four", "--batch", "4") == 0

@@ -132,3 +132,17 @@ def test_valid_output_namespaces_are_taken(tmp_path, capsys):
 
     for namespace in (None, "", "/", "cam", "/robot_1/cam/", " cam "):
         check_output_namespace(namespace)
+
+
+def test_topic_names_from_a_bag_cannot_forge_lines():
+    """A bag's topic names go into error lines (the image topics it has): escaped and
+    quoted unless plain, and an error line never carries an ESC or a newline."""
+    from dpt_ros.cli.bag_job import _describe_topics
+    from dpt_ros.cli.main import _one_line
+
+    forged = "/a\x1b[2J\n[FATAL] [dpt_node]: forged" + "x" * 20_000
+    text = _describe_topics({"/cam/image_raw": "sensor_msgs/msg/Image", forged: "t"})
+    assert text.startswith("/cam/image_raw (sensor_msgs/msg/Image), '/a\\x1b[2J\\n[FATAL]")
+    assert len(text) < 200
+    line = _one_line(ValueError(f"image topic {forged[:40]}\x1b[31m is not in the bag"))
+    assert "\x1b" not in line and "\n" not in line and "\\x1b[31m" in line

@@ -78,7 +78,14 @@ def check_output_namespace(ns: str | None) -> None:
 def _describe_topics(topics: dict[str, str]) -> str:
     if not topics:
         return "none"
-    return ", ".join(f"{t} ({ty})" for t, ty in topics.items())
+    return ", ".join(f"{_topic(t)} ({ty})" for t, ty in topics.items())
+
+
+def _topic(name: str) -> str:
+    """A topic name read from a bag, as it may appear in a line: as is when it is a
+    plain name, else quoted and escaped (:func:`~dpt_ros.text.shown`)."""
+    plain = name.isprintable() and len(name) <= 200 and " " not in name
+    return name if plain else shown(name)
 
 
 @dataclass
@@ -419,7 +426,7 @@ def _camera_info_topic(
             what = f"has type {topics[info_topic]}" if info_topic in topics else "is not in the bag"
             raise ValueError(
                 f"camera_info topic {info_topic} {what}; the bag's "
-                f"CameraInfo topics: {', '.join(infos) or 'none'}"
+                f"CameraInfo topics: {', '.join(map(_topic, infos)) or 'none'}"
             )
         return info_topic
     guess = default_namespace(image_topic, image_type) + "/camera_info"
@@ -428,7 +435,7 @@ def _camera_info_topic(
     print(
         f"dpt-ros bag: no camera_info topic ({guess} is not in the bag): no "
         "depth/camera_info or points; give --camera-info-topic "
-        f"(CameraInfo topics: {', '.join(infos) or 'none'})",
+        f"(CameraInfo topics: {', '.join(map(_topic, infos)) or 'none'})",
         file=sys.stderr,
     )
     return None

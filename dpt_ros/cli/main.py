@@ -71,7 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
+    """The error as one line: whitespace runs as one space, other control characters
+    (ESC sequences from a hostile bag or file name) escaped."""
+    from dpt_ros.text import one_line  # only the standard library
+
+    text = one_line(" ".join(str(exc).split()))
     return text or type(exc).__name__
 
 
