@@ -65,6 +65,7 @@ def test_a_full_disk_keeps_a_valid_bag(tmp_path, small_device):
     assert len(errors) == 1 and "no space left" in errors[0], done.stderr[-3000:]
     assert done.peak_rss_mb < 2000, done.peak_rss_mb
     kept = int(re.search(r"keeps the (\d+) frame", errors[0]).group(1))
+    print(f"rc {done.rc}, peak {done.peak_rss_mb:.0f} MB, {done.wall_s:.0f} s: {errors[0]}")
     assert kept > 0, errors[0]
     names = sorted(p.name for p in out.iterdir())
     assert "metadata.yaml" in names and not [n for n in names if n.startswith(".")], names
