@@ -170,7 +170,10 @@ def test_batches_give_what_single_frames_give(
     one, four = _metric(tmp_path / "one"), _metric(tmp_path / "four")
     assert len(one) == FRAMES - 1 and sorted(four) == sorted(one)
     for t, depth in one.items():
-        np.testing.assert_allclose(four[t], depth, rtol=1e-5, atol=1e-6, equal_nan=True)
+        # torch's CPU convolutions differ in the last bits between batch sizes and the
+        # fit carries that into metres (2e-4 seen; onnxruntime: within 1e-5); the defect
+        # was 2-4 % and half the frames.
+        np.testing.assert_allclose(four[t], depth, rtol=1e-3, atol=1e-6, equal_nan=True)
     # The same filter state at the end: same scale and shift, no restarts.
     assert single.splitlines()[-1] == batched.splitlines()[-1], (single, batched)
     assert "restarts" not in batched
