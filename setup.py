@@ -56,7 +56,7 @@ setup(
     zip_safe=True,
     entry_points={
         "console_scripts": [
-            "dpt-ros = dpt_ros.cli.main:main",
+            "dpt-ros = dpt_ros.cli.main:entry",
             "dpt_node = dpt_ros.node.main:dpt_node",
             "dpt_lifecycle_node = dpt_ros.node.main:dpt_lifecycle_node",
         ],

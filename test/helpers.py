@@ -239,10 +239,11 @@ def write_bag(
     compressed: bool = False,
     broken_frame: int = -1,
     broken_data: bytes = b"not an image",
+    frames: int = N_FRAMES,
 ) -> str:
     """A bag with /cam/camera_info (fx 50 at T0, fx 80 at frame TIE_FRAME's time),
-    images (frame ``broken_frame``'s data replaced by ``broken_data``), and /chatter
-    strings. Returns the image topic."""
+    ``frames`` images (frame ``broken_frame``'s data replaced by ``broken_data``), and
+    /chatter strings. Returns the image topic."""
     from rosbags.rosbag2 import StoragePlugin, Writer
     from rosbags.typesys import Stores, get_typestore
 
@@ -257,7 +258,7 @@ def write_bag(
         image_conn = writer.add_connection(topic, msgtype, typestore=store)
         chat_conn = writer.add_connection("/chatter", "std_msgs/msg/String", typestore=store)
         writer.write(info_conn, T0 - 1, serialize_message(bag_camera_info(50.0)))
-        for i in range(N_FRAMES):
+        for i in range(frames):
             t = T0 + i * PERIOD
             msg = image_msg(i, compressed)
             if i == broken_frame:

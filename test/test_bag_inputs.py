@@ -111,3 +111,38 @@ def test_a_bad_alignment_topic_is_refused_before_any_output(tmp_path, capsys, to
     )  # fmt: skip
     one_error_line(code, capsys.readouterr().err, topic)
     assert not outp.exists()
+
+
+@pytest.mark.parametrize("namespace", ["/a b", "../../x", "cam\nx", "/1cam", "c~m"])
+def test_output_namespace_must_be_a_ros_namespace(tmp_path, capsys, namespace):
+    """Names rclpy refuses (blanks, '..', a newline, a token starting with a digit)
+    never reach the bag: one error line, exit status 2, no output."""
+    inp, out = tmp_path / "in", tmp_path / "out"
+    topic = write_bag(inp)
+    code = run_bag(
+        str(inp), "-o", str(out), "--image-topic", topic, *NET, "--output-namespace", namespace
+    )
+    line = one_error_line(code, capsys.readouterr().err, "is not a valid ROS namespace")
+    assert repr(namespace) in line and "\n" not in line
+    assert not out.exists()
+
+
+def test_valid_output_namespaces_are_taken(tmp_path, capsys):
+    from dpt_ros.cli.bag_job import check_output_namespace
+
+    for namespace in (None, "", "/", "cam", "/robot_1/cam/", " cam "):
+        check_output_namespace(namespace)
+
+
+def test_topic_names_from_a_bag_cannot_forge_lines():
+    """A bag's topic names go into error lines (the image topics it has): escaped and
+    quoted unless plain, and an error line never carries an ESC or a newline."""
+    from dpt_ros.cli.bag_job import _describe_topics
+    from dpt_ros.cli.main import _one_line
+
+    forged = "/a\x1b[2J\n[FATAL] [dpt_node]: forged" + "x" * 20_000
+    text = _describe_topics({"/cam/image_raw": "sensor_msgs/msg/Image", forged: "t"})
+    assert text.startswith("/cam/image_raw (sensor_msgs/msg/Image), '/a\\x1b[2J\\n[FATAL]")
+    assert len(text) < 200
+    line = _one_line(ValueError(f"image topic {forged[:40]}\x1b[31m is not in the bag"))
+    assert "\x1b" not in line and "\n" not in line and "\\x1b[31m" in line

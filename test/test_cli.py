@@ -148,7 +148,7 @@ def test_predict_depth_writes_three_files(tmp_path, capsys, det_checkpoint, smal
     ]
     lines = out.splitlines()
     assert len(lines) == 2
-    assert lines[0].startswith("scene.png: 128x96, ") and lines[0].endswith(" ms")
+    assert lines[0].startswith("'scene.png': 128x96, ") and lines[0].endswith(" ms")
     assert lines[1].startswith("1 image(s) with dpt_hybrid on cpu (float32)")
 
     depth = np.load(out_dir / "scene_depth.npy")
@@ -246,7 +246,7 @@ def test_predict_segmentation_writes_two_files(
     np.testing.assert_array_equal(
         color[:, :, ::-1], overlay_labels(small_rgb, labels, PALETTE, alpha=0.5)
     )
-    assert "scene.png: 128x96" in out
+    assert "'scene.png': 128x96" in out
 
 
 # --------------------------------------------------------------------------- inputs (fake)
@@ -279,7 +279,7 @@ def test_directory_input(tmp_path, capsys, fake_predictor, small_rgb):
     )
     assert rc == 0, err
     names = [line.split(":")[0] for line in out.splitlines()[:-1]]
-    assert names == ["D.PNG", "a.jpg", "b.png", "c.tif"]  # sorted by name
+    assert names == ["'D.PNG'", "'a.jpg'", "'b.png'", "'c.tif'"]  # sorted by name, quoted
     assert out.splitlines()[-1].startswith("4 image(s) with dpt_hybrid_nyu")
     (fake,) = fake_predictor.instances
     for image in fake.seen:
@@ -295,6 +295,36 @@ def test_directory_input(tmp_path, capsys, fake_predictor, small_rgb):
     depth = np.load(out_dir / "b_depth.npy")
     png = cv2.imread(str(out_dir / "b_depth.png"), cv2.IMREAD_UNCHANGED)
     np.testing.assert_array_equal(png, np.rint(depth.astype(np.float64) * 1000).astype(np.uint16))
+
+
+def test_file_names_cannot_forge_lines(tmp_path, capsys, fake_predictor, small_rgb):
+    """A file name with a newline, a forged log level and an ESC sequence is shown
+    quoted and escaped in every line it enters (it was printed raw)."""
+    src = tmp_path / "in"
+    src.mkdir()
+    forged = "a\n[FATAL] [dpt_node]: forged\x1b[2J\r"
+    _write_rgb(src / f"{forged}.png", small_rgb)
+    (src / f"{forged}bad.png").write_bytes(b"not an image")
+    rc, out, err = _run(
+        capsys,
+        "predict",
+        "--backend",
+        "torch",
+        "--model-type",
+        "dpt_hybrid_nyu",
+        "--weights",
+        "unused.pt",
+        "--input",
+        src,
+        "--output",
+        tmp_path / "out",
+    )
+    assert rc == 2
+    for text in (out, err):
+        assert "\x1b" not in text and "\r" not in text
+        assert not any(line.startswith("[FATAL]") for line in text.splitlines()), text
+    assert repr(f"{forged}.png") + ": " in out
+    assert repr(f"{forged}bad.png") in err
 
 
 def test_shared_stems_get_distinct_outputs(tmp_path, capsys, fake_predictor, small_rgb):

@@ -178,6 +178,33 @@ def test_one_run_at_a_time_per_output_directory(tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == ["a", "b"]  # the lock file removed
 
 
+def test_a_single_run_honours_a_fleets_lock(tmp_path, capsys):
+    """``dpt-ros bag IN -o OUTDIR/x`` while a fleet writes into OUTDIR is refused before
+    it writes anything (it used to write beside the fleet's partial outputs); with the
+    fleet gone it runs."""
+    write_bag(tmp_path / "a")
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    first = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, str(out)], stdout=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        assert first.stdout.readline() == "locked\n"
+        code, _, err = run_fleet(capsys, tmp_path / "a", "-o", out / "a")
+        one_error_line(code, err, f"{out} is in use by a dpt-ros bag run", f"(pid {first.pid})")
+        assert sorted(p.name for p in out.iterdir()) == [".dpt-ros-bag.lock"]
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    code, _, err = run_fleet(capsys, tmp_path / "a", "-o", out / "a")
+    assert code == 0, err
+    assert (out / "a" / "metadata.yaml").is_file()
+
+
 def test_ray_missing_is_a_clear_error(tmp_path, capsys, inputs, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     code, _, err = run_fleet(capsys, *inputs[:2], "-o", tmp_path / "o", "--ray")

@@ -42,7 +42,7 @@ GROUND_CLASSES = ("floor", "road", "sidewalk", "earth", "grass", "field", "path"
 #: Their published ids (1-based).
 GROUND_IDS = np.array([CLASS_NAMES.index(name) + 1 for name in GROUND_CLASSES], np.uint8)
 #: Reference messages kept per camera for matching by stamp.
-_KEPT_REFERENCES = 16
+KEPT_REFERENCES = 16
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ class AlignmentOptions:
 
 @dataclass
 class _Camera:
-    references: deque = field(default_factory=lambda: deque(maxlen=_KEPT_REFERENCES))
+    references: deque = field(default_factory=lambda: deque(maxlen=KEPT_REFERENCES))
     scale: float | None = None
     shift: float | None = None
     good_stamp: int | None = None
@@ -150,7 +150,7 @@ class OnlineAligner:
             newest = stamp_ns + self.options.stamp_tolerance * 1e9
             cam = self._cameras[stream] = _Camera(
                 references=deque(
-                    (r for r in cam.references if r[0] <= newest), maxlen=_KEPT_REFERENCES
+                    (r for r in cam.references if r[0] <= newest), maxlen=KEPT_REFERENCES
                 ),
                 state=(
                     f"waiting for the first fit (started again: image stamps went back by "

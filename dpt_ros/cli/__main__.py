@@ -1,7 +1,5 @@
 """``python -m dpt_ros.cli``: the ``dpt-ros`` command."""
 
-import sys
+from dpt_ros.cli.main import entry
 
-from dpt_ros.cli.main import main
-
-sys.exit(main())
+entry()

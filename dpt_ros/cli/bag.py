@@ -14,8 +14,10 @@ file) and ROS 1 ``.bag`` files, read with ``rosbags``. ROS 1 messages are conver
 ROS 2 (CDR) on the way. Output: a ROS 2 bag (rosbag2 format version 8), sqlite3 or
 MCAP. The input bag is only ever opened for reading.
 
-An interrupted run (Ctrl-C, SIGTERM, SIGHUP or an error) still closes the output properly: it is a valid
-bag holding everything written up to the last finished batch.
+An interrupted run (Ctrl-C, SIGTERM, SIGHUP, any storm of them, or an error) still
+closes the output properly: it is a valid bag holding everything written up to the last
+finished batch (on a full disk: up to the last checkpoint), or, stopped while the output
+was being opened, there is no output.
 
 Reading and writing bags is ``dpt_ros.ros.bagio``, shared with ``play`` and ``demo``; the
 work on one bag is :mod:`dpt_ros.cli.bag_job`, shared with the fleet.
@@ -65,8 +67,10 @@ output topics (under the image topic's namespace, or --output-namespace):
 Every input message is copied to the output at its recorded time. Output messages get
 the bag time and the header of their image.
 
-exit status: 0 on success, 2 on an error (one line on stderr), 130 when interrupted
-by Ctrl-C, 143 by SIGTERM, 129 by SIGHUP (the partial output bag is still valid)."""
+exit status: 0 on success, 2 on an error (one line on stderr; a full disk: the output
+keeps the frames written up to its last checkpoint), 130 when interrupted by Ctrl-C,
+143 by SIGTERM, 129 by SIGHUP (the partial output bag is still valid; stopped while it
+was being opened: no output)."""
 
 
 # ----------------------------------------------------------------------------------
@@ -235,13 +239,16 @@ def _add_output_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``dpt-ros bag``; see the module docstring. Several inputs: :mod:`dpt_ros.cli.fleet`."""
+    bag_job.check_output_namespace(args.output_namespace)  # before any file is looked at
     if len(args.input) > 1:
         return fleet.run(args)
     if args.ray is not None:
         print("dpt-ros bag: one input bag: it runs here, without Ray", file=sys.stderr)
     in_path, out_path = bag_job.check_paths(Path(args.input[0]), Path(args.output))
     depth, segmentation = bag_job.checked_options(args)
-    pipeline = bag_job.make_pipeline(args, depth, segmentation)
-    job, storage, elapsed = bag_job.process_bag(args, in_path, out_path, pipeline)
+    parent = out_path.absolute().parent
+    with fleet.output_shared_lock(parent):  # checked now, held for the run
+        pipeline = bag_job.make_pipeline(args, depth, segmentation)
+        job, storage, elapsed = bag_job.process_bag(args, in_path, out_path, pipeline)
     bag_job.report(job, out_path, storage, elapsed)
     return 0

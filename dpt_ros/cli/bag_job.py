@@ -6,10 +6,14 @@ topic, write the new bag (see :mod:`dpt_ros.cli.bag`). The fleet
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import logging
+import shutil
+import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +23,13 @@ from dpt_ros.cli import bag_alignment, bag_temporal
 from dpt_ros.cli.args import (
     options_from_flags,
 )
-from dpt_ros.cli.stop_signals import raise_received, stop_signals_deferred
+from dpt_ros.cli.stop_signals import (
+    Terminated,
+    raise_received,
+    stop_signals_deferred,
+    stopping,
+    with_note,
+)
 from dpt_ros.models.options import PredictorOptions
 from dpt_ros.pipeline.options import PipelineOptions
 from dpt_ros.ros.bagio import (
@@ -36,6 +46,7 @@ from dpt_ros.ros.bagio import (
     ros2_typestore,
 )
 from dpt_ros.ros.label_info import LABEL_INFO_TYPE, label_info_cdr, register_label_info
+from dpt_ros.text import shown
 
 _LOG = logging.getLogger(__name__)
 
@@ -45,10 +56,36 @@ def _absolute_namespace(ns: str) -> str:
     return "/" + ns if ns else ""
 
 
+def check_output_namespace(ns: str | None) -> None:
+    """ValueError unless ``--output-namespace`` is a valid ROS namespace (rclpy's rules:
+    alphanumerics, ``_`` and ``/``, no token starting with a digit): a bag with topics
+    that no node can subscribe to is no output."""
+    if ns is None:
+        return
+    # start-up: rclpy on use (dpt-ros --help stays fast)
+    from rclpy.exceptions import InvalidNamespaceException
+    from rclpy.validate_namespace import validate_namespace
+
+    try:
+        validate_namespace(_absolute_namespace(ns) or "/")
+    except InvalidNamespaceException as exc:
+        rule = str(exc).splitlines()[0].removeprefix("Invalid namespace: ").rstrip(":")
+        raise ValueError(
+            f"--output-namespace {shown(ns)} is not a valid ROS namespace: {rule}"
+        ) from None
+
+
 def _describe_topics(topics: dict[str, str]) -> str:
     if not topics:
         return "none"
-    return ", ".join(f"{t} ({ty})" for t, ty in topics.items())
+    return ", ".join(f"{_topic(t)} ({ty})" for t, ty in topics.items())
+
+
+def _topic(name: str) -> str:
+    """A topic name read from a bag, as it may appear in a line: as is when it is a
+    plain name, else quoted and escaped (:func:`~dpt_ros.text.shown`)."""
+    plain = name.isprintable() and len(name) <= 200 and " " not in name
+    return name if plain else shown(name)
 
 
 @dataclass
@@ -86,6 +123,57 @@ def _task_options(args: argparse.Namespace, task: str) -> PredictorOptions | Non
     return options
 
 
+#: Bytes written after which sqlite3 output commits (besides once a second).
+_CHECKPOINT_BYTES = 4 << 20
+#: Room kept aside in the output directory for closing it on a full disk.
+_RESERVE_BYTES = 1 << 20
+
+
+class DiskFull(OSError):
+    """The output's device is full; the output is closed as a valid bag of what was
+    written up to the last checkpoint (the message says how many frames)."""
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    if isinstance(exc, OSError):
+        return exc.errno == errno.ENOSPC
+    return "full" in str(exc).lower()  # sqlite3: "database or disk is full"
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+@dataclass
+class _WriterState:
+    """What rosbags' Writer counts (for metadata.yaml), at a checkpoint."""
+
+    frames: int
+    counts: dict[int, int]
+    min_timestamp: int
+    max_timestamp: int
+    topic_counts: dict[str, int]
+
+    @classmethod
+    def of(cls, writer, frames: int, topic_counts: dict[str, int]) -> _WriterState:
+        return cls(
+            frames,
+            dict(writer.counts),
+            writer.min_timestamp,
+            writer.max_timestamp,
+            dict(topic_counts),
+        )
+
+    def restore(self, writer, topic_counts: dict[str, int]) -> None:
+        writer.counts.clear()
+        writer.counts.update(self.counts)
+        for conn in writer.connections:  # connections added since: no message kept
+            writer.counts.setdefault(conn.id, 0)
+        writer.min_timestamp, writer.max_timestamp = self.min_timestamp, self.max_timestamp
+        topic_counts.clear()
+        topic_counts.update(self.topic_counts)
+
+
 class _OutputBag:
     """The output writer: copies of the input connections plus lazily added outputs."""
 
@@ -95,10 +183,36 @@ class _OutputBag:
         from rosbags.rosbag2 import StoragePlugin, Writer
 
         self._ext_type = ConnectionExtRosbag2
+        self.closed = False
         self.writer = Writer(
             path, version=BAG_VERSION, storage_plugin=StoragePlugin[storage.upper()]
         )
-        self.writer.open()
+        self.path = path
+        #: A full disk was met (:class:`DiskFull`).
+        self.full = False
+        self._unsaved = 0
+        self._saved_at = time.monotonic()
+        self._saved: _WriterState | None = None
+        #: Room kept aside for closing the bag on a full disk (freed by :meth:`close`).
+        self._reserve = path / ".dpt-ros-reserve"
+        try:
+            self.writer.open()
+            self._start(reader)
+            self._reserve.write_bytes(bytes(_RESERVE_BYTES))
+            self._saved = _WriterState.of(self.writer, 0, self.counts)
+        except BaseException:
+            self.abandon()
+            raise
+
+    def abandon(self) -> None:
+        """Removes the output, which holds nothing yet: no half-made output is left
+        behind (a rerun would be refused by it)."""
+        self.closed = True
+        with contextlib.suppress(Exception):
+            self.writer.close()
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def _start(self, reader) -> None:
         self.reader = reader
         self.dst_store = ros2_typestore(reader)
         self.out_store = output_typestore()
@@ -161,7 +275,9 @@ class _OutputBag:
         return conn, convert(raw)
 
     def write(self, conn, timestamp: int, data: bytes) -> None:
-        self.writer.write(conn, timestamp, data)
+        with self._disk_full_checked():
+            self.writer.write(conn, timestamp, data)
+        self._unsaved += len(data)
 
     def write_output(
         self, topic: str, msgtype: str, timestamp: int, data: bytes, latched: bool = False
@@ -172,10 +288,11 @@ class _OutputBag:
         if conn is None:
             store = self.out_store if msgtype in self.out_store.fielddefs else self.dst_store
             qos = [_latched_qos()] if latched else []
-            conn = self.outputs[topic] = self.writer.add_connection(
-                topic, msgtype, typestore=store, offered_qos_profiles=qos
-            )
-        self.writer.write(conn, timestamp, data)
+            with self._disk_full_checked():
+                conn = self.outputs[topic] = self.writer.add_connection(
+                    topic, msgtype, typestore=store, offered_qos_profiles=qos
+                )
+        self.write(conn, timestamp, data)
         self.counts[topic] = self.counts.get(topic, 0) + 1
 
     def write_label_info(self, topic: str, timestamp: int, frame_id: str) -> None:
@@ -185,7 +302,54 @@ class _OutputBag:
         data = label_info_cdr(self.out_store, timestamp, frame_id)
         self.write_output(topic, LABEL_INFO_TYPE, timestamp, data, latched=True)
 
+    def checkpoint(self, frames: int) -> None:
+        """Makes what was written so far (``frames`` frames) safe against a later
+        failure: sqlite3 commits its transaction (rosbags commits only when the bag is
+        closed, so a full disk used to lose every message), at most once a second or
+        every ``_CHECKPOINT_BYTES``. MCAP writes through; nothing to do."""
+        storage = self.writer.storage
+        conn = getattr(storage, "conn", None)  # rosbags' Sqlite3Writer
+        now = time.monotonic()
+        if conn is None or (self._unsaved < _CHECKPOINT_BYTES and now - self._saved_at < 1.0):
+            return
+        with self._disk_full_checked():
+            conn.commit()
+        self._saved = _WriterState.of(self.writer, frames, self.counts)
+        self._unsaved, self._saved_at = 0, now
+
+    @contextlib.contextmanager
+    def _disk_full_checked(self) -> Iterator[None]:
+        """Turns a full disk (sqlite3's "database or disk is full", ENOSPC) into
+        :class:`DiskFull`, after which :meth:`close` keeps the last checkpoint."""
+        import sqlite3
+
+        try:
+            yield
+        except (sqlite3.OperationalError, OSError) as exc:
+            if not _is_disk_full(exc):
+                raise
+            self.full = True
+            saved = self._saved.frames if self._saved is not None else 0
+            raise DiskFull(
+                f"no space left on the device of {str(self.path)!r} ({_one_line(exc)}); "
+                f"stopped: the output keeps the {saved} frame(s) written up to the last "
+                "checkpoint, closed as a valid bag"
+            ) from None
+
     def close(self) -> None:
+        """Writes the rest and ``metadata.yaml``; a second call does nothing. After a
+        full disk, the last checkpoint is what the bag holds: the rest is rolled back,
+        and the room kept aside at the start is freed for the metadata."""
+        if self.closed:
+            return
+        self.closed = True
+        conn = getattr(self.writer.storage, "conn", None)
+        if self.full and conn is not None:
+            with contextlib.suppress(Exception):
+                conn.rollback()
+            if self._saved is not None:
+                self._saved.restore(self.writer, self.counts)
+        self._reserve.unlink(missing_ok=True)
         self.writer.close()
 
 
@@ -262,7 +426,7 @@ def _camera_info_topic(
             what = f"has type {topics[info_topic]}" if info_topic in topics else "is not in the bag"
             raise ValueError(
                 f"camera_info topic {info_topic} {what}; the bag's "
-                f"CameraInfo topics: {', '.join(infos) or 'none'}"
+                f"CameraInfo topics: {', '.join(map(_topic, infos)) or 'none'}"
             )
         return info_topic
     guess = default_namespace(image_topic, image_type) + "/camera_info"
@@ -271,7 +435,7 @@ def _camera_info_topic(
     print(
         f"dpt-ros bag: no camera_info topic ({guess} is not in the bag): no "
         "depth/camera_info or points; give --camera-info-topic "
-        f"(CameraInfo topics: {', '.join(infos) or 'none'})",
+        f"(CameraInfo topics: {', '.join(map(_topic, infos)) or 'none'})",
         file=sys.stderr,
     )
     return None
@@ -367,9 +531,10 @@ class _BagJob:
     def feed(self, rconn, timestamp: int, raw: Any) -> None:
         """One input message, in bag order."""
         # A full batch waits for the first later message, so that a camera_info
-        # recorded at the same time as its image is still found.
-        if len(self.batch) >= self.batch_size and timestamp > self.batch[-1].timestamp:
-            self.flush()
+        # recorded at the same time as its image is still found; with online alignment,
+        # for the references recorded up to stamp_tolerance after its last image.
+        while self._ready(timestamp):
+            self._flush(self._ready(timestamp))
         conn, data = self.out_bag.convert_input(rconn, raw)
         if not self.label_info_written and self.pipeline.segmentation is not None:
             # With the camera's first message, whose frame it takes: a costmap layer
@@ -385,9 +550,31 @@ class _BagJob:
         elif rconn.topic == self.plan.image_topic and rconn.msgtype == self.plan.image_type:
             self._image(timestamp, data)
         elif self.alignment is not None:
-            self.alignment.feed(rconn.topic, data)
+            self.alignment.feed(rconn.topic, data, timestamp, frames_waiting=bool(self.batch))
         if not self.batch:
             self.flush()  # nothing waits for the model: write through
+
+    def _chunk(self) -> int:
+        """How many of the waiting frames make the next batch: up to ``batch_size``,
+        with online alignment only frames of the first one's size (a batch is fitted
+        frame by frame in order)."""
+        n = min(len(self.batch), self.batch_size)
+        if self.alignment is not None and n:
+            shape = self.batch[0].rgb.shape
+            n = next((i for i in range(1, n) if self.batch[i].rgb.shape != shape), n)
+        return n
+
+    def _ready(self, timestamp: int) -> int:
+        """The size of the batch to run before a message at ``timestamp``, 0 for none
+        yet: a complete batch whose last image is over (its references' window, with
+        online alignment, has passed), or any when too many references wait."""
+        n = self._chunk()
+        if n == 0 or (n < self.batch_size and n == len(self.batch)):
+            return 0
+        wait = self.alignment.window_ns if self.alignment is not None else 0
+        if timestamp > self.batch[n - 1].timestamp + wait:
+            return n
+        return n if self.alignment is not None and self.alignment.overfull() else 0
 
     def _camera_frame(self, rconn, data: bytes) -> str | None:
         """The frame_id of the camera's image or camera_info message, else None."""
@@ -445,15 +632,24 @@ class _BagJob:
         )
 
     def flush(self) -> None:
-        """Runs the waiting frames and writes everything pending, in order."""
+        """Runs every waiting frame and writes everything pending, in order."""
+        while self.batch:
+            self._flush(self._chunk())
+        self._flush(0)
+
+    def _flush(self, n: int) -> None:
+        """Runs the first ``n`` waiting frames and writes the pending messages before
+        the next waiting frame's image (all, if none waits)."""
         # start-up: rclpy on use (dpt-ros --help stays fast)
         from rclpy.serialization import serialize_message
 
         # start-up: cv2, sensor_msgs, std_msgs, timm, torch, tqdm on use (dpt-ros --help stays fast)
         from dpt_ros.pipeline.frames import OUTPUT_TOPICS
 
-        outputs = self._process_batch()
-        for i, (conn, ts, data) in enumerate(self.pending):
+        outputs = self._process_batch(self.batch[:n])
+        rest = self.batch[n:]
+        end = rest[0].position if rest else len(self.pending)
+        for i, (conn, ts, data) in enumerate(self.pending[:end]):
             self.out_bag.write(conn, ts, data)
             for name, message in outputs.get(i, {}).items():
                 self.out_bag.write_output(
@@ -462,19 +658,21 @@ class _BagJob:
                     ts,
                     serialize_message(message),
                 )
-        self.frames_done += len(self.batch)
-        self.bar.update(len(self.batch))
-        self.pending.clear()
-        self.batch.clear()
+        self.frames_done += n
+        self.bar.update(n)
+        del self.pending[:end]
+        for frame in rest:
+            frame.position -= end
+        self.batch = rest
+        self.out_bag.checkpoint(self.frames_done)
 
-    def _process_batch(self) -> dict[int, dict[str, Any]]:
-        """{position in pending: messages} of the waiting frames."""
+    def _process_batch(self, b: list[_Frame]) -> dict[int, dict[str, Any]]:
+        """{position in pending: messages} of the frames ``b``."""
         # start-up: cv2, sensor_msgs, std_msgs, timm, torch, tqdm on use (dpt-ros --help stays fast)
         from dpt_ros.pipeline.frames import ON_DEMAND_TOPICS
 
-        if not self.batch:
+        if not b:
             return {}
-        b = self.batch
         for predictor in (self.pipeline.depth, self.pipeline.segmentation):
             if predictor is not None:  # an engine for a new image size: built once
                 predictor.prepare(b[0].rgb.shape[:2], len(b))
@@ -485,10 +683,8 @@ class _BagJob:
             headers,
             [f.info for f in b],
             on_demand=ON_DEMAND_TOPICS,
-            calibrations=align.calibrations(headers) if align is not None else None,
+            calibrations=align.batch(headers, [f.timestamp for f in b]) if align else None,
         )
-        if align is not None:
-            align.update(headers, results)
         for result in results:
             for warning in result.warnings + ([result.no_metres] if result.no_metres else []):
                 self.info_warnings[warning] = self.info_warnings.get(warning, 0) + 1
@@ -506,6 +702,7 @@ def checked_options(
             f"--cloud-min-confidence must be >= 0 (0 = keep every point), got "
             f"{args.cloud_min_confidence}"
         )
+    check_output_namespace(args.output_namespace)
     depth, segmentation = (_task_options(args, task) for task in ("depth", "segmentation"))
     if depth is None and segmentation is None:
         raise ValueError("--depth-model '' and no --segmentation-model: nothing to run")
@@ -521,7 +718,8 @@ def process_bag(
 
     Returns:
         (the finished job, the output storage, seconds). An interrupted or failed run
-        leaves ``out_path`` a valid bag of the frames done so far, and raises.
+        leaves ``out_path`` a valid bag of the frames done so far, or nothing if it
+        stopped while the output was being opened, and raises.
     """
     # start-up: tqdm on use (dpt-ros --help stays fast)
     from tqdm import tqdm
@@ -530,14 +728,20 @@ def process_bag(
     reader = open_bag(in_path)
     out_bag: _OutputBag | None = None
     job: _BagJob | None = None
-    finished = False
     try:
         plan = _plan(args, reader)
         _check_clashes(plan, pipeline, reader)
         # Every check of the flags against the bag before the output exists.
         alignment = _alignment(args, bag_alignment.options_from_args(args), pipeline, reader)
         storage = args.storage or input_storage(in_path)
-        out_bag = _OutputBag(out_path, storage, reader)
+        with stop_signals_deferred() as received:  # no output half opened
+            opened = _OutputBag(out_path, storage, reader)
+            if received:  # stopped while it opened: it holds nothing, leave none
+                opened.abandon()
+            else:
+                out_bag = opened
+        raise_received(received)
+        assert out_bag is not None, "opened, or a stop was raised"
         total = sum(c.msgcount for c in reader.connections if c.topic == plan.image_topic)
         bar = tqdm(
             total=total,
@@ -553,20 +757,27 @@ def process_bag(
             job.feed(rconn, timestamp, raw)
         job.flush()
         elapsed = time.monotonic() - start
-        finished = True
-    finally:
-        received = _close(job, out_bag, reader)
-        # Said once it is true, after the close; stopped early: by an error or a signal
-        # on the way (in flight now), or by a signal during the close (raised below).
-        if out_bag is not None and progress and (received or not finished):
-            done = job.frames_done if job is not None else 0
-            print(
-                f"dpt-ros bag: stopped early; {out_path} is a valid bag holding the "
-                f"{done} frame(s) processed so far",
-                file=sys.stderr,
-            )
-    raise_received(received)  # a stop asked for during the close, now that it is done
+    except KeyboardInterrupt as exc:  # Ctrl-C or a stop signal: one line says it all
+        _close_surely(job, out_bag, reader, out_path)
+        raise with_note(exc, _kept(job, out_bag, out_path)) from None
+    except BaseException as exc:
+        _close_surely(job, out_bag, reader, out_path)
+        if out_bag is not None and progress and not isinstance(exc, DiskFull):
+            print(f"dpt-ros bag: stopped early; {_kept(job, out_bag, out_path)}", file=sys.stderr)
+        raise
+    received = _close_surely(job, out_bag, reader, out_path)
+    if received and not stopping():  # a stop asked for during the close, now that it is done
+        stop = KeyboardInterrupt() if received[0] == signal.SIGINT else Terminated(received[0])
+        raise with_note(stop, _kept(job, out_bag, out_path))
     return job, storage, elapsed
+
+
+def _kept(job: _BagJob | None, out_bag: _OutputBag | None, out_path: Path) -> str:
+    """What an early stop left at ``out_path``."""
+    if out_bag is None:
+        return f"no output written ({out_path} does not exist)"
+    done = job.frames_done if job is not None else 0
+    return f"{out_path} is a valid bag holding the {done} frame(s) processed so far"
 
 
 def _check_clashes(plan: _Plan, pipeline, reader) -> None:
@@ -602,11 +813,29 @@ def _alignment(
     return alignment
 
 
-def _close(job: _BagJob | None, out_bag: _OutputBag | None, reader) -> list[int]:
+def _close_surely(
+    job: _BagJob | None, out_bag: _OutputBag | None, reader, out_path: Path
+) -> list[int]:
+    """:func:`_close`, to its end whatever arrives and whenever: a stop signal raised
+    in the moment before :func:`_close` holds them back (the first of a run raises,
+    :mod:`~dpt_ros.cli.stop_signals`) is caught and the close done again; closing twice
+    is harmless. Returns the stop signals that arrived meanwhile."""
+    late: list[int] = []
+    received: list[int] = []
+    while not received or received[-1] != -1:
+        try:
+            _close(job, out_bag, reader, received)
+        except KeyboardInterrupt as exc:
+            late.append(getattr(exc, "signum", int(signal.SIGINT)))
+    return late + received[:-1]
+
+
+def _close(job: _BagJob | None, out_bag: _OutputBag | None, reader, received: list[int]) -> None:
     """Closes the bags, to the end whatever arrives: a second Ctrl-C or SIGTERM must not
-    cut short the writing of ``metadata.yaml``. Returns the stop signals that arrived
-    meanwhile (:func:`~dpt_ros.cli.stop_signals.stop_signals_deferred`)."""
-    with stop_signals_deferred() as received:
+    cut short the writing of ``metadata.yaml``. Appends the stop signals that arrived
+    meanwhile (:func:`~dpt_ros.cli.stop_signals.stop_signals_deferred`) to ``received``,
+    then -1 once closed."""
+    with stop_signals_deferred() as arrived:
         if job is not None:
             job.bar.close()
         try:
@@ -614,7 +843,8 @@ def _close(job: _BagJob | None, out_bag: _OutputBag | None, reader) -> list[int]
                 out_bag.close()
         finally:
             reader.close()
-    return received
+        received.extend(arrived)
+        received.append(-1)  # closed: the list is not added to after this
 
 
 def report(job: _BagJob, out_path: Path, storage: str, elapsed: float) -> None:

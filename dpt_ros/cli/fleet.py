@@ -134,6 +134,38 @@ LOCK_NAME = ".dpt-ros-bag.lock"
 
 
 @contextlib.contextmanager
+def output_shared_lock(out_dir: Path) -> Iterator[None]:
+    """For one ``dpt-ros bag`` run writing into ``out_dir``: a shared ``flock`` on the
+    lock of a fleet run there (:func:`output_lock`) if there is one, so the single run
+    is refused while a fleet writes into the directory and a fleet is refused while it
+    runs; single runs do not exclude each other. Without a lock file nothing is held
+    (a fleet started later finds the single run's output and leaves it alone).
+
+    Raises:
+        ValueError: a fleet run holds the lock (the text names its pid).
+    """
+    path = out_dir / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip()
+            who = f" (pid {holder})" if holder.isdigit() else ""
+            raise ValueError(
+                f"{out_dir} is in use by a dpt-ros bag run of several bags{who}; wait for "
+                f"it to end or choose another output directory (the lock: {path})"
+            ) from None
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
 def output_lock(out_dir: Path) -> Iterator[None]:
     """Holds an exclusive ``flock`` on ``out_dir/.dpt-ros-bag.lock`` for the block, so
     that two runs never write (or remove) each other's partial outputs; the file holds

@@ -74,7 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
+    """The error as one line: whitespace runs as one space, other control characters
+    (ESC sequences from a hostile bag or file name) escaped."""
+    from dpt_ros.text import one_line  # only the standard library
+
+    text = one_line(" ".join(str(exc).split()))
     return text or type(exc).__name__
 
 
@@ -132,5 +136,24 @@ def _main(argv: Sequence[str] | None) -> int:
         package_logger.setLevel(old_level)
 
 
+def entry() -> None:
+    """The ``dpt-ros`` program: :func:`main`, then the exit. A stop signal before
+    :func:`main` handles them (while torch loads) ends the program at once with its exit
+    status; after :func:`main` has returned (Ctrl-C mashed while the interpreter shuts
+    down) it changes nothing: the run's exit status stands, and no traceback from an
+    ``atexit`` function follows it."""
+    # Only the standard library: dpt-ros --help stays fast.
+    from dpt_ros.cli.stop_signals import exit_status, handle_for_the_process, ignore_stop_signals
+
+    handle_for_the_process()
+    try:
+        code = main()
+    except KeyboardInterrupt as exc:  # before main() handled the signals itself
+        print(f"{PROG}: interrupted" + (f" ({exc})" if str(exc) else ""), file=sys.stderr)
+        code = exit_status(exc)
+    ignore_stop_signals()
+    sys.exit(code)
+
+
 if __name__ == "__main__":  # python -m dpt_ros.cli.main
-    sys.exit(main())
+    entry()

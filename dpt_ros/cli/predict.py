@@ -60,6 +60,7 @@ from dpt_ros.cli.args import (
 from dpt_ros.models.options import PredictorOptions
 from dpt_ros.models.registry import model_names
 from dpt_ros.ros.image_size import DEFAULT_MAX_INPUT_PIXELS, size_problem
+from dpt_ros.text import shown
 from dpt_ros.viz.ade20k import PALETTE
 from dpt_ros.viz.pictures import atomic_file, write_png
 
@@ -177,7 +178,7 @@ def list_images(path: Path) -> list[Path]:
         ValueError: a directory without images.
     """
     if not path.exists():
-        raise FileNotFoundError(f"input not found: {path}")
+        raise FileNotFoundError(f"input not found: {_name(path)}")
     if not path.is_dir():
         return [path]
     files = sorted(
@@ -185,7 +186,7 @@ def list_images(path: Path) -> list[Path]:
     )
     if not files:
         raise ValueError(
-            f"no images in directory {path} (looked for "
+            f"no images in directory {_name(path)} (looked for "
             f"{', '.join(IMAGE_EXTENSIONS)} files, not in subdirectories)"
         )
     return files
@@ -196,6 +197,13 @@ def output_stems(paths: Sequence[Path]) -> list[str]:
     inputs share a stem (``a.png`` and ``a.jpg`` -> ``a_png``, ``a_jpg``)."""
     counts = Counter(p.stem for p in paths)
     return [p.stem if counts[p.stem] == 1 else p.name.replace(".", "_") for p in paths]
+
+
+def _name(path: Path | str) -> str:
+    """A file name or path as it appears in a line: quoted, control characters escaped,
+    cut to 255 characters (:func:`dpt_ros.text.shown`), so that a file named
+    ``"x\\n[FATAL] ..."`` cannot forge a line nor an ESC sequence move the terminal."""
+    return shown(path, limit=255)
 
 
 class _TooLarge(ValueError):
@@ -221,10 +229,10 @@ def read_rgb(path: Path, max_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> np.ndarr
 
     data = np.fromfile(str(path), dtype=np.uint8)
     if data.size == 0:
-        raise ValueError(f"{path} is empty")
+        raise ValueError(f"{_name(path)} is empty")
     problem = size_problem(data, max_pixels)
     if problem:
-        raise _TooLarge(f"{path.name} ({problem})")
+        raise _TooLarge(f"{_name(path.name)} ({problem})")
     log = getattr(getattr(cv2, "utils", None), "logging", None)
     old_level = log.getLogLevel() if log is not None else None
     try:
@@ -237,7 +245,7 @@ def read_rgb(path: Path, max_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> np.ndarr
         if log is not None:
             log.setLogLevel(old_level)
     if bgr is None or bgr.size == 0:
-        raise ValueError(f"{path} is not an image OpenCV can decode")
+        raise ValueError(f"{_name(path)} is not an image OpenCV can decode")
     if bgr.dtype == np.uint16:  # IMREAD_COLOR already gives 8 bits; kept for safety
         bgr = (bgr.astype(np.uint16) >> 8).astype(np.uint8)
     elif bgr.dtype != np.uint8:
@@ -355,8 +363,8 @@ def _readable(paths: Sequence[Path], failed: list[str], max_pixels: int) -> Iter
         try:
             yield path, stem, read_rgb(path, max_pixels)
         except (ValueError, OSError) as exc:
-            _LOG.info("cannot read %s: %s", path, exc)
-            failed.append(str(exc) if isinstance(exc, _TooLarge) else path.name)
+            _LOG.info("cannot read %s: %s", _name(path), exc)
+            failed.append(str(exc) if isinstance(exc, _TooLarge) else _name(path.name))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -399,7 +407,7 @@ def run(args: argparse.Namespace) -> int:
     paths = list_images(Path(args.input).expanduser())
     out_dir = Path(args.output).expanduser()
     if out_dir.exists() and not out_dir.is_dir():
-        raise NotADirectoryError(f"output path exists and is not a directory: {out_dir}")
+        raise NotADirectoryError(f"output path exists and is not a directory: {_name(out_dir)}")
     out_dir.mkdir(parents=True, exist_ok=True)
     failed: list[str] = []
     done, inference_s, predictor = _predict_all(
@@ -416,7 +424,7 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"{done} image(s) with {spec.name} on {predictor.device} "
             f"({str(predictor.dtype).replace('torch.', '')}): {inference_s:.2f} s, "
-            f"{inference_s * 1000 / done:.1f} ms per image; results in {out_dir}",
+            f"{inference_s * 1000 / done:.1f} ms per image; results in {_name(out_dir)}",
             flush=True,
         )
     if failed:
@@ -459,8 +467,8 @@ def _predict_all(
             predictor.prepare(rgb.shape[:2])  # an engine for a new size: built once, untimed
             output_hw = predictor.input_size(rgb.shape[:2]) if output_size == "network" else None
         except ValueError as exc:  # a network input too elongated or too large: skipped
-            _LOG.info("skipping %s: %s", path, exc)
-            failed.append(f"{path.name} ({exc})")
+            _LOG.info("skipping %s: %s", _name(path), exc)
+            failed.append(f"{_name(path.name)} ({exc})")
             continue
         start = time.perf_counter()
         if predictor.is_da3:
@@ -479,7 +487,10 @@ def _predict_all(
         else:
             write_label_outputs(out_dir, stem, result, rgb)
         done += 1
-        print(f"{path.name}: {rgb.shape[1]}x{rgb.shape[0]}, {seconds * 1000:.1f} ms", flush=True)
+        print(
+            f"{_name(path.name)}: {rgb.shape[1]}x{rgb.shape[0]}, {seconds * 1000:.1f} ms",
+            flush=True,
+        )
         if decide:
             decide = False
             _choose_backend(predictor, rgb.shape[:2], len(paths) - done, seconds)

@@ -26,6 +26,10 @@ STOP_SIGNALS: tuple[signal.Signals, ...] = tuple(
 )
 
 
+#: The signals handled here: the stop signals and Ctrl-C.
+_DEFERRED: tuple[signal.Signals, ...] = (signal.SIGINT, *STOP_SIGNALS)
+
+
 class Terminated(KeyboardInterrupt):
     """A stop signal other than SIGINT arrived.
 
@@ -33,62 +37,110 @@ class Terminated(KeyboardInterrupt):
         signum: the signal's number (15 for SIGTERM).
     """
 
-    def __init__(self, signum: int) -> None:
-        super().__init__(f"stopped by {signal.Signals(signum).name}")
+    def __init__(self, signum: int, note: str = "") -> None:
+        text = f"stopped by {signal.Signals(signum).name}"
+        super().__init__(f"{text}; {note}" if note else text)
         self.signum = signum
 
 
-@contextlib.contextmanager
-def stop_signals_raise(received: list[int] | None = None) -> Iterator[None]:
-    """Within the block, SIGTERM and SIGHUP raise :class:`Terminated`; the previous
-    handlers come back afterwards. A signal that was ignored stays ignored (``nohup``
-    ignores SIGHUP so that a run outlives its terminal). Outside the main thread (where
-    Python cannot set handlers) it changes nothing.
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) with a note on what was kept (:func:`with_note`)."""
 
-    Args:
-        received: if given, every stop signal's number is appended to it as it
-            arrives, SIGINT's too (which then raises ``KeyboardInterrupt`` as Python's
-            own handler does): a stop that lands in the middle of an import may surface
-            as that import's own error (numpy's ImportError), and the list still says a
-            stop came.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+    signum = int(signal.SIGINT)
 
-    def handle(signum: int, frame: FrameType | None) -> None:
-        if received is not None:
+
+def with_note(exc: KeyboardInterrupt, note: str) -> KeyboardInterrupt:
+    """The same stop as ``exc``, its text followed by ``note`` (what the run kept), so
+    that the one line the command prints says both."""
+    signum = getattr(exc, "signum", int(signal.SIGINT))
+    if signum == signal.SIGINT:
+        return Interrupted(f"{exc}; {note}" if str(exc) else note)
+    return Terminated(signum, note)
+
+
+class _Stops:
+    """What the handlers of :func:`stop_signals_raise` do: the first stop signal raises
+    (:class:`Terminated`, or ``KeyboardInterrupt`` for SIGINT) and every later one is
+    only recorded, so that a storm of signals (Ctrl-C mashed, SIGTERM with SIGINT) can
+    never interrupt the ``finally`` that closes an output; within
+    :func:`stop_signals_deferred` even the first one is only recorded."""
+
+    def __init__(self, received: list[int] | None = None) -> None:
+        self.stopping = False
+        self.deferring: list[list[int]] = []
+        self.received = received
+
+    def handler(self, signum: int, frame: FrameType | None) -> None:
+        if self.received is not None:
+            self.received.append(signum)
+        for received in self.deferring:
             received.append(signum)
+        if self.stopping or self.deferring:
+            return
+        self.stopping = True
         if signum == signal.SIGINT:
             raise KeyboardInterrupt
         raise Terminated(signum)
 
-    signals = (*STOP_SIGNALS, signal.SIGINT) if received is not None else STOP_SIGNALS
-    previous = {
-        sig: signal.signal(sig, handle)
-        for sig in signals
-        if signal.getsignal(sig) is not signal.SIG_IGN
-    }
+
+#: The state of the innermost :func:`stop_signals_raise` block (None outside one).
+_active: _Stops | None = None
+
+
+@contextlib.contextmanager
+def stop_signals_raise(received: list[int] | None = None) -> Iterator[None]:
+    """Within the block, SIGINT, SIGTERM and SIGHUP stop the run: the first raises
+    ``KeyboardInterrupt`` (SIGINT) or :class:`Terminated` in the main thread, later ones
+    are only recorded (see :class:`_Stops`); the previous handlers come back afterwards.
+    A signal that was ignored stays ignored (``nohup`` ignores SIGHUP so that a run
+    outlives its terminal). Outside the main thread (where Python cannot set handlers)
+    it changes nothing.
+
+    Args:
+        received: if given, every stop signal's number is appended to it as it arrives:
+            a stop that lands in the middle of an import may surface as that import's
+            own error (numpy's ImportError), and the list still says a stop came.
+    """
+    global _active
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    outer, stops = _active, _Stops(received)
+    if outer is not None:
+        outer.stopping = True  # this block handles the stops; after it, the outer records
+    previous = {}
+    for sig in _DEFERRED:
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            previous[sig] = signal.signal(sig, stops.handler)
+    _active = stops
     try:
         yield
     finally:
+        stops.stopping = True  # from here on a signal is only recorded, until restored
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-#: The signals :func:`stop_signals_deferred` holds back: the stop signals and Ctrl-C.
-_DEFERRED: tuple[signal.Signals, ...] = (signal.SIGINT, *STOP_SIGNALS)
+        _active = outer
 
 
 @contextlib.contextmanager
 def stop_signals_deferred() -> Iterator[list[int]]:
     """Within the block SIGINT, SIGTERM and SIGHUP only append their number to the list
-    it yields, so that the block (closing an output) runs to its end; the previous
-    handlers come back afterwards, and :func:`raise_received` acts on what arrived. A
-    signal that was ignored stays ignored. Outside the main thread it changes nothing."""
+    it yields, so that the block (opening or closing an output) runs to its end;
+    :func:`raise_received` acts on what arrived. Within :func:`stop_signals_raise` its
+    handlers stay in place (no moment without one); elsewhere the previous handlers come
+    back afterwards. A signal that was ignored stays ignored. Outside the main thread it
+    changes nothing."""
     received: list[int] = []
     if threading.current_thread() is not threading.main_thread():
         yield received
+        return
+    stops = _active
+    if stops is not None and all(signal.getsignal(s) == stops.handler for s in _handled()):
+        stops.deferring.append(received)
+        try:
+            yield received
+        finally:
+            stops.deferring.remove(received)
         return
 
     def record(signum: int, frame: FrameType | None) -> None:
@@ -105,12 +157,25 @@ def stop_signals_deferred() -> Iterator[list[int]]:
             signal.signal(sig, handler)
 
 
+def _handled() -> list[signal.Signals]:
+    """The handled signals that are not ignored."""
+    return [s for s in _DEFERRED if signal.getsignal(s) is not signal.SIG_IGN]
+
+
+def stopping() -> bool:
+    """A stop signal has already raised its stop (the run is ending)."""
+    return _active is not None and _active.stopping
+
+
 def raise_received(received: list[int]) -> None:
     """Raises the stop of the first signal in ``received`` (from
     :func:`stop_signals_deferred`): :class:`Terminated`, or ``KeyboardInterrupt`` for
-    SIGINT. Nothing when it is empty."""
-    if not received:
+    SIGINT. Nothing when it is empty, or when an earlier signal's stop is already on
+    its way (the run is ending anyway: one stop, one exit status)."""
+    if not received or stopping():
         return
+    if _active is not None:
+        _active.stopping = True
     raise stop_of(received[0])
 
 
@@ -123,3 +188,27 @@ def stop_of(signum: int) -> KeyboardInterrupt:
 def exit_status(exc: KeyboardInterrupt) -> int:
     """128 + the signal number: 130 for Ctrl-C (SIGINT), 143 for SIGTERM, 129 for SIGHUP."""
     return 128 + (exc.signum if isinstance(exc, Terminated) else int(signal.SIGINT))
+
+
+def handle_for_the_process() -> None:
+    """For the whole process (the ``dpt-ros`` program, not a library call): the first
+    SIGINT, SIGTERM or SIGHUP raises its stop, as in :func:`stop_signals_raise`, until a
+    :func:`stop_signals_raise` block takes over; once that block has ended, they are
+    only recorded (the run is over). Never restored: call :func:`ignore_stop_signals`
+    when the exit status is known. A signal that was ignored stays ignored."""
+    global _active
+    if threading.current_thread() is not threading.main_thread():
+        return
+    stops = _Stops()
+    for sig in _DEFERRED:
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            signal.signal(sig, stops.handler)
+    _active = stops
+
+
+def ignore_stop_signals() -> None:
+    """From now on SIGINT, SIGTERM and SIGHUP do nothing: for the end of the process,
+    once its exit status is known (a Ctrl-C during the interpreter's shutdown must not
+    print a traceback nor change how it ended)."""
+    for sig in _DEFERRED:
+        signal.signal(sig, signal.SIG_IGN)

@@ -6,9 +6,9 @@ kind of problem every other kind. :class:`KeyedThrottle` keeps one period per ke
 (camera, reason) and counts what it held back, to say so on the next line it lets through.
 
 The reason is its kind, not its text (:func:`reason_key`): values from the messages
-(quoted, see :func:`dpt_ros.ros.messages.shown`) and numbers are masked, so a stream of
-ever-new encodings or formats is one reason. :func:`one_line` escapes what a message put
-into a text, so that it cannot forge a log line.
+(quoted, see :func:`dpt_ros.text.shown`) and numbers are masked, so a stream of
+ever-new encodings or formats is one reason. :func:`~dpt_ros.text.one_line` escapes what a
+message put into a text, so that it cannot forge a log line.
 """
 
 from __future__ import annotations
@@ -18,6 +18,10 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+
+from dpt_ros.text import one_line
+
+__all__ = ["KeyedThrottle", "one_line", "reason_key"]
 
 _NUMBER = re.compile(r"\d+(\.\d+)?")
 #: A quoted value as ``repr`` writes it (its quotes inside escaped).
@@ -31,15 +35,6 @@ def reason_key(text: str) -> str:
     numbers masked, so "unsupported image encoding 'abc'" and "... 'x%s{}'" are one
     reason, as are "frame 12 is late by 0.3 s" and "frame 13 is late by 0.5 s"."""
     return _NUMBER.sub("#", _QUOTED.sub("'*'", text))[:_KEY_CHARS]
-
-
-def one_line(text: str) -> str:
-    """``text`` with every character that is not printable (newlines, carriage returns,
-    terminal escapes) written as its escape, so a value from a message cannot start a
-    forged log line."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class KeyedThrottle:

@@ -71,6 +71,29 @@ SKIPPABLE_TOPICS: frozenset[str] = frozenset(
 ON_DEMAND_TOPICS: frozenset[str] = frozenset({"segmentation/confidence"})
 
 
+class SequentialCalibration(Protocol):
+    """Online alignment run frame by frame inside a batch (the bag tool's
+    :class:`dpt_ros.cli.bag_alignment.BagAlignment`): the calibration of frame ``j``
+    may depend on the fits of the frames before it in the same batch, so a batch gives
+    exactly what the frames give one at a time. Indices are the frames' positions in
+    :meth:`FramePipeline.process_batch`."""
+
+    def calibration(self, index: int) -> tuple[float, float] | None:
+        """Frame ``index``'s (scale, shift) for metres, or None (no metric output)."""
+        ...
+
+    def update(
+        self,
+        index: int,
+        relative: np.ndarray,
+        intrinsics: Intrinsics | None,
+        labels: np.ndarray | None,
+    ) -> None:
+        """Fits frame ``index``'s (H, W) relative output (with its intrinsics at the
+        output size and its ADE20K labels, if segmentation runs)."""
+        ...
+
+
 class Stabilized(Protocol):
     """One frame out of a :class:`Stabilizer` (a
     :class:`dpt_ros.alignment.temporal.StabilizedFrame`)."""
@@ -189,6 +212,8 @@ class _Group:
     streams: list[Hashable] = field(default_factory=list)
     stamps: list[float] = field(default_factory=list)
     stabilized: list[Stabilized | None] = field(default_factory=list)
+    #: Online alignment frame by frame (then ``calibrations`` are filled by it).
+    sequential: SequentialCalibration | None = None
 
 
 class FramePipeline:
@@ -299,7 +324,7 @@ class FramePipeline:
         infos: Sequence[CameraInfo | None],
         streams: Sequence[Hashable] | None = None,
         on_demand: Collection[str] = (),
-        calibrations: Sequence[tuple[float, float] | None] | None = None,
+        calibrations: Sequence[tuple[float, float] | None] | SequentialCalibration | None = None,
         skip: Collection[str] = (),
     ) -> list[FrameOutput]:
         """``process`` for several frames, running the models on batches.
@@ -321,6 +346,10 @@ class FramePipeline:
             calibrations: each frame's (scale, shift) for metric depth from a relative
                 model, or None for no metric output of that frame (online alignment);
                 None = the options' ``relative_depth_scale``/``shift`` for every frame.
+                A :class:`SequentialCalibration`: asked frame by frame, in order, once
+                the batch's relative depth is known, and given each frame's relative
+                output before the next frame's calibration (the frames must have one
+                size: ValueError otherwise).
             skip: which of :data:`SKIPPABLE_TOPICS` not to build (nobody subscribes).
 
         Returns:
@@ -337,12 +366,18 @@ class FramePipeline:
             self._camera(results[i], o, infos[i], rgbs[i].shape[:2], headers[i])
             for i in range(len(rgbs))
         ]
+        sequential: SequentialCalibration | None = None
+        if calibrations is not None and not isinstance(calibrations, Sequence):
+            sequential, calibrations = calibrations, [None] * len(rgbs)
         calibrations = calibrations or _fixed_calibrations(o, len(rgbs))
         image_ks = self._image_ks(results, infos, cameras)
         frames = _BatchFrames(rgbs, headers, streams, cameras, calibrations, image_ks)
         temporal = self.temporal  # read once: the node may swap it between batches
-        for idx in _size_groups(rgbs, image_ks):
-            self._infer_group(idx, results, frames, o, on_demand, temporal)
+        groups = _size_groups(rgbs, image_ks)
+        if sequential is not None and len(groups) > 1:
+            raise ValueError("frame-by-frame calibration needs a batch of one image size")
+        for idx in groups:
+            self._infer_group(idx, results, frames, o, on_demand, temporal, sequential)
         for i, result in enumerate(results):
             result.intrinsics = cameras[i][0]
             self._build_messages(result, o, rgbs[i], headers[i], cameras[i][1], streams[i], skip)
@@ -369,10 +404,11 @@ class FramePipeline:
         o: PipelineOptions,
         on_demand: Collection[str],
         temporal: Stabilizer | None,
+        sequential: SequentialCalibration | None,
     ) -> None:
         """Runs the frames ``idx`` of the batch (one size) through the models as one
         batch; their arrays, timings (divided among them) and stabilisation go into
-        their ``results``."""
+        their ``results`` (``sequential``: online alignment fits them one by one)."""
         rgbs, headers, streams, cameras, calibrations, image_ks = frames
         h, w = rgbs[idx[0]].shape[:2]
         group = _Group(
@@ -387,6 +423,7 @@ class FramePipeline:
             [streams[i] for i in idx],
             [stamp_ns(headers[i]) / 1e9 for i in idx],
             [None] * len(idx),
+            sequential,
         )
         timings = self._infer(group, o)
         for j, i in enumerate(idx):
@@ -465,6 +502,10 @@ class FramePipeline:
             images = main.upload(group.batch)
             timer.mark("upload")
             out = _DeviceOutputs({}, [{} for _ in group.arrays])
+            # Frame-by-frame alignment fits with the labels: segmentation first then.
+            segment_first = group.sequential is not None
+            if self.segmentation is not None and segment_first:
+                self._segment(images, group, out, timer)
             if self.depth is not None:
                 mark = timer.prefixed("depth_")
                 if self.depth.is_da3:
@@ -474,16 +515,23 @@ class FramePipeline:
                 if raw is not None:
                     self._depth_outputs(raw, o, group, out)
                 timer.mark("depth_postprocess")
-            if self.segmentation is not None:
-                labels, probability = self.segmentation.segment_on_device(
-                    images, group.out_hw, timer.prefixed("segmentation_"), group.confidence
-                )
-                out.batch["labels"] = labels
-                if probability is not None:
-                    out.batch["confidence"] = probability
+            if self.segmentation is not None and not segment_first:
+                self._segment(images, group, out, timer)
             out.download(group.arrays)
             timer.mark("download")
         return timer.durations_ms()
+
+    def _segment(
+        self, images: torch.Tensor, group: _Group, out: _DeviceOutputs, timer: _StageTimer
+    ) -> None:
+        """The segmentation model on the device: ``labels`` (and ``confidence``)."""
+        assert self.segmentation is not None, "called with a segmentation model"
+        labels, probability = self.segmentation.segment_on_device(
+            images, group.out_hw, timer.prefixed("segmentation_"), group.confidence
+        )
+        out.batch["labels"] = labels
+        if probability is not None:
+            out.batch["confidence"] = probability
 
     def _da3_outputs(
         self, images: torch.Tensor, group: _Group, out: _DeviceOutputs, mark
@@ -545,6 +593,9 @@ class FramePipeline:
                 # Stabilised inverse depth a * x + b for depth/relative (and alignment);
                 # metres from it: 1 / (s * (a x + b) + t) = 1 / (s a x + (s b + t)).
                 maps = self._stabilize(inverse, "inverse", "affine", group)
+            if group.sequential is not None:
+                self._align_in_order(inverse, group, out)
+            if group.temporal is not None:
                 group.calibrations = [
                     None if cal is None else (cal[0] * a, cal[0] * b + cal[1])
                     for cal, (a, b) in zip(group.calibrations, maps)
@@ -573,6 +624,28 @@ class FramePipeline:
                     unsure = confidence[b, ::s, ::s] < o.cloud_min_confidence
                     xyz = xyz.masked_fill(unsure[..., None], float("nan"))
                 frame["xyz"] = xyz
+
+    @staticmethod
+    def _align_in_order(inverse: torch.Tensor, group: _Group, out: _DeviceOutputs) -> None:
+        """Fills ``group.calibrations`` frame by frame from ``group.sequential``: frame
+        j's calibration, then its fit on its relative output (stabilised, if it was: as
+        published), as if the frames came one at a time. Waits for the device once."""
+        sequential = group.sequential
+        assert sequential is not None, "called with a frame-by-frame calibration"
+        stabilized = group.temporal is not None
+        labels = out.batch.get("labels")
+        wanted = ([] if stabilized else [inverse]) + ([] if labels is None else [labels])
+        host = download_to_host(wanted)
+        relative = [a["inverse"] for a in group.arrays] if stabilized else host.pop(0)
+        host_labels = host[0] if labels is not None else None
+        for j in range(len(group.arrays)):
+            group.calibrations[j] = sequential.calibration(j)
+            sequential.update(
+                j,
+                relative[j],
+                group.intrinsics[j],
+                None if host_labels is None else host_labels[j],
+            )
 
     @staticmethod
     def _stabilize(

@@ -18,9 +18,26 @@ from dpt_ros.ros.bagio import CLOUD_TYPE, IMAGE_TYPE
 from dpt_ros.ros.image_codec import ImageDecodeError, depth_image_to_metres
 from dpt_ros.ros.messages import stamp_ns
 from dpt_ros.ros.pointcloud import cloud_points
+from dpt_ros.text import shown
 
 #: The reference message type of each method that reads one.
 REFERENCE_TYPES = {"reference_depth": IMAGE_TYPE, "reference_points": CLOUD_TYPE}
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One decoded reference message.
+
+    Attributes:
+        stamp: its header stamp, ns.
+        values: (H, W) metres (NaN = unknown) or (N, 3) points in the camera optical
+            frame, metres.
+        frame_id: its header's frame.
+    """
+
+    stamp: int
+    values: np.ndarray
+    frame_id: str
 
 
 @dataclass
@@ -34,8 +51,6 @@ class BagReferenceReader:
 
     method: str
     topic: str
-    #: The images' frame once known; a cloud in another frame is rejected.
-    frame_id: str | None = None
 
     def __post_init__(self) -> None:
         if self.method not in REFERENCE_TYPES:
@@ -51,9 +66,8 @@ class BagReferenceReader:
             found = topics.get(self.topic, "not in the bag")
             raise ValueError(f"--alignment-topic {self.topic} must be a {want}, it is {found}")
 
-    def read(self, data: bytes) -> tuple[int, np.ndarray]:
-        """One serialised reference message -> (stamp in ns, reference): (H, W) metres
-        (NaN = unknown) or (N, 3) points in the camera optical frame, metres.
+    def read(self, data: bytes) -> Reference:
+        """One serialised reference message, decoded.
 
         Raises:
             ValueError: the message cannot be used (the text says why).
@@ -68,13 +82,19 @@ class BagReferenceReader:
         stamp = stamp_ns(msg.header)
         if self.method == "reference_depth":
             try:
-                return stamp, depth_image_to_metres(msg)
+                return Reference(stamp, depth_image_to_metres(msg), msg.header.frame_id)
             except ImageDecodeError as exc:
                 raise ValueError(str(exc)) from None
-        if self.frame_id is not None and msg.header.frame_id != self.frame_id:
-            raise ValueError(
-                f"the reference cloud is in frame '{msg.header.frame_id}' but the images are "
-                f"in '{self.frame_id}'; the bag tool has no TF: record the cloud in the "
-                "camera's frame"
-            )
-        return stamp, cloud_points(msg)
+        return Reference(stamp, cloud_points(msg), msg.header.frame_id)
+
+    def frame_problem(self, reference: Reference, image_frame: str) -> str | None:
+        """Why a reference cannot be used with an image in ``image_frame``, or None: a
+        cloud in another frame (the bag tool has no TF). Frame ids are shown quoted and
+        escaped (:func:`~dpt_ros.text.shown`): they come from the bag."""
+        if self.method != "reference_points" or reference.frame_id == image_frame:
+            return None
+        return (
+            f"the reference cloud is in frame {shown(reference.frame_id)} but the images are "
+            f"in {shown(image_frame)}; the bag tool has no TF: record the cloud in the "
+            "camera's frame"
+        )

@@ -20,7 +20,10 @@ import numpy as np
 from builtin_interfaces.msg import Time
 from std_msgs.msg import Header
 
+from dpt_ros.text import SHOWN_CHARS, shown
+
 __all__ = [
+    "SHOWN_CHARS",
     "shown",
     "copy_header",
     "message_bytes",
@@ -29,20 +32,6 @@ __all__ = [
 ]
 
 _MsgT = TypeVar("_MsgT")
-
-
-#: Characters of an untrusted string shown in a message (:func:`shown`).
-SHOWN_CHARS: Final = 64
-
-
-def shown(value: Any, limit: int = SHOWN_CHARS) -> str:
-    """An untrusted string from a message (an encoding, a format, a frame_id) as it may
-    appear in an error or a log line: quoted, escaped (a newline cannot start a forged
-    line, nor a control character move the terminal) and cut to ``limit`` characters.
-    Quoted this way, a log throttle can tell the kind of a problem from its values
-    (:func:`dpt_ros.node.throttle.reason_key`)."""
-    text = str(value)
-    return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
 def stamp_ns(header: Any) -> int:

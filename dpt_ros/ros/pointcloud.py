@@ -34,6 +34,7 @@ from sensor_msgs.msg import PointCloud2, PointField
 from std_msgs.msg import Header
 
 from dpt_ros.ros.messages import copy_header, message_bytes, new_message
+from dpt_ros.text import shown
 
 __all__ = [
     "make_pointcloud2",
@@ -435,6 +436,7 @@ def cloud_points(msg: PointCloud2) -> np.ndarray:
     """
     fields = pointcloud2_to_arrays(msg)
     if not {"x", "y", "z"} <= set(fields):
-        raise ValueError(f"the cloud has no x, y, z fields (fields: {', '.join(fields)})")
+        names = [shown(name) for name in list(fields)[:8]] + ["..."] * (len(fields) > 8)
+        raise ValueError(f"the cloud has no x, y, z fields (fields: {', '.join(names)})")
     xyz = np.stack([np.asarray(fields[a], np.float64).reshape(-1) for a in "xyz"], axis=1)
     return xyz[np.isfinite(xyz).all(axis=1)]

@@ -95,8 +95,9 @@ def attack(
 #: small launcher in between starts it instead: the attacked program's peak is then its
 #: own (at least the launcher's ~10 MB). The launcher sets default signal dispositions
 #: (whatever the test runner inherited: nohup's ignored SIGHUP, an ignored SIGINT),
-#: forwards SIGINT, SIGTERM and SIGHUP to it, writes its peak (KiB) to argv[1], and ends
-#: as it ended (the same exit status, or killed by the same signal).
+#: forwards SIGINT, SIGTERM and SIGHUP to it (and ignores those arriving after it
+#: ended), writes its peak (KiB) to argv[1], and ends as it ended (the same exit status,
+#: or killed by the same signal).
 _LAUNCHER = """
 import os, signal, sys
 for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE):
@@ -120,6 +121,8 @@ while True:
         break
     except InterruptedError:
         continue
+for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    signal.signal(sig, signal.SIG_IGN)
 with open(sys.argv[1], "w") as f:
     f.write(str(usage.ru_maxrss))
 code = os.waitstatus_to_exitcode(status)
