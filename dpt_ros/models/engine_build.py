@@ -180,10 +180,20 @@ def _end(child: subprocess.Popen[str], timeout: float, terminated: bool = False)
 
 
 def _join_build_threads(timeout: float) -> None:
-    """Waits for the cache's background threads, which end once their child has."""
+    """Waits for the cache's background threads, which end once their child has. A thread
+    that ``start()`` has registered but that does not run yet cannot be joined
+    (RuntimeError): it is waited for until it runs, within ``timeout``."""
+    deadline = time.monotonic() + timeout
     for thread in threading.enumerate():
         if thread.name.startswith(BUILD_THREAD_PREFIX) and thread is not threading.current_thread():
-            thread.join(timeout)
+            while True:
+                try:
+                    thread.join(max(0.0, deadline - time.monotonic()))
+                    break
+                except RuntimeError:  # started, not running yet
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(0.01)
 
 
 # --------------------------------------------------------------------------- the child
