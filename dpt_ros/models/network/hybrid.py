@@ -26,7 +26,7 @@ from timm.models.vision_transformer import VisionTransformer
 HYBRID_TIMM_NAME = "vit_base_r50_s16_384"
 #: Its input side, ResNet stages and token width, as timm's entry point sets them.
 _IMG_SIZE = 384
-_LAYERS = (3, 4, 9)
+_LAYERS = [3, 4, 9]
 _EMBED_DIM = 768
 _DEPTH = 12
 _HEADS = 12
@@ -38,10 +38,12 @@ class _SizedHybridEmbed(HybridEmbed):
     """``HybridEmbed`` given its backbone's output size, so it does not run the backbone
     to measure it; the feature width is the ResNet's ``num_features``."""
 
-    def _init_backbone(self, *args: Any, feature_dim: int | None = None, **kwargs: Any) -> Any:
-        if feature_dim is None:
-            feature_dim = int(self.backbone.num_features)
-        return super()._init_backbone(*args, feature_dim=feature_dim, **kwargs)
+    # timm's __init__ passes keywords; their names are checked in _can_skip_probe.
+    def _init_backbone(self, **kwargs: Any) -> Any:  # type: ignore[override]
+        if kwargs.get("feature_dim") is None:
+            width: Any = self.backbone.num_features
+            kwargs["feature_dim"] = int(width)
+        return super()._init_backbone(**kwargs)
 
 
 def _can_skip_probe() -> bool:
