@@ -147,6 +147,13 @@ class Predictor:
         return self.runtime.name
 
     @property
+    def eager_on_cpu(self) -> bool:
+        """The network runs now in eager PyTorch on the CPU: nothing in it is compiled,
+        recorded or built per input shape beyond the CPU convolution kernels, which
+        every network of this process with the same layer shapes shares."""
+        return self.device.type == "cpu" and self.backend == "torch" and not self.runtime.compiled
+
+    @property
     def backend_status(self) -> str:
         """What runs the network and why, e.g. ``onnxruntime (cached engine)``, ``torch
         (onnxruntime engine building)`` (see :attr:`Runtime.status`)."""

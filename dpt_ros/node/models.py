@@ -58,6 +58,11 @@ def warm_up(pipeline: FramePipeline, cfg: NodeConfig, logger: Any) -> None:
         return
     hw = (cfg.warmup_height, cfg.warmup_width)
     batch = max(1, len(cfg.cameras))
+    # Eager PyTorch on the CPU: the first pass of a process sets up the convolution
+    # kernels for its shapes, shared by a second network on the same backbone and input
+    # (dpt_hybrid + dpt_hybrid_ade20k): its own pass would cost a whole frame (seconds on
+    # 2 cores) to save nothing measurable on its first frame.
+    warmed_on_cpu: dict[tuple[str, tuple[int, int]], str] = {}
     for p in (pipeline.depth, pipeline.segmentation):
         if p is not None:
             engine_backend = getattr(p.runtime, "backend", None)
@@ -72,7 +77,19 @@ def warm_up(pipeline: FramePipeline, cfg: NodeConfig, logger: Any) -> None:
                     )
                     + ")"
                 )
+            cpu_key = (p.spec.backbone, p.input_size(hw))
+            if cpu_key in warmed_on_cpu:
+                p.prepare(hw, batch)  # a cached engine loads; a lazy build starts
+                if p.eager_on_cpu:
+                    logger.info(
+                        f"{p.spec.name}: no warm-up pass of its own for {hw[1]}x{hw[0]} "
+                        f"images: PyTorch on the CPU, kernels set up by "
+                        f"{warmed_on_cpu[cpu_key]}'s"
+                    )
+                    continue
             seconds = p.warm_up(hw, batch)
+            if p.eager_on_cpu:
+                warmed_on_cpu[cpu_key] = p.spec.name
             logger.info(
                 f"{p.spec.name}: warmed up for {hw[1]}x{hw[0]} images (batch {batch}) "
                 f"in {seconds:.1f} s on {backend_text(p)}"

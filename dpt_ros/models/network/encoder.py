@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dpt_ros.models.network.blocks import REASSEMBLE_FACTORS, Reassemble
+from dpt_ros.models.network.hybrid import HYBRID_TIMM_NAME, create_hybrid_vit
 from dpt_ros.models.network.std_conv import use_original_weight_standardization
 from dpt_ros.models.registry import DPT, SIZE_MULTIPLES
 
@@ -125,7 +126,11 @@ class DPTEncoder(nn.Module):
         cfg = self.config
         # pretrained=False: weights come from a DPT checkpoint, never from a hub.
         # timm's modules are reached by attribute (patch_embed, blocks, ...): typed Any.
-        model: Any = timm.create_model(cfg.timm_name, pretrained=False)
+        model: Any = (
+            create_hybrid_vit()
+            if cfg.timm_name == HYBRID_TIMM_NAME
+            else timm.create_model(cfg.timm_name, pretrained=False)
+        )
         if cfg.hybrid:
             # The official hybrid weights were trained with timm 0.4.5's standardisation.
             use_original_weight_standardization(model.patch_embed.backbone)
