@@ -295,7 +295,10 @@ EXPORT = ("test_node_shutdown.py::test_sigterm_during_an_eager_engine_build_ends
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Adds the markers that a test's fixtures, module or name imply."""
+    """Adds the markers that a test's fixtures, module or name imply, and runs the attack
+    tier (``test/adversarial``, modules of its own) after everything else: a broken
+    import or a plain regression shows before the long attacks start."""
+    items.sort(key=lambda item: "adversarial" in item.path.parts)
     for item in items:
         if item.nodeid.split("/")[-1] in SMOKE:
             item.add_marker("smoke")
