@@ -382,7 +382,7 @@ def test_unreadable_images_are_reported_after_the_others(
     )
     one_error_line(rc, err, "3 of 4", "broken.jpg", "empty.png", "truncated.png")
     assert (out_dir / "good_depth.npy").is_file()
-    assert out.startswith("good.png: 128x96")
+    assert out.startswith("'good.png': 128x96")  # names quoted (untrusted text)
 
 
 # --------------------------------------------------------------------------- errors
