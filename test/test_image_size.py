@@ -85,7 +85,7 @@ def test_predict_refuses_a_bomb_and_names_it(tmp_path, capsys):
     )
     err = capsys.readouterr().err
     assert rc == 2
-    assert "bomb.png (20000x20000 image" in err and "max_input_pixels" in err
+    assert "'bomb.png' (20000x20000 image" in err and "max_input_pixels" in err
 
 
 def test_bag_skips_frames_over_the_limit(tmp_path, capsys):

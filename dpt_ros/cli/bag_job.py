@@ -321,7 +321,7 @@ class _OutputBag:
     def _disk_full_checked(self) -> Iterator[None]:
         """Turns a full disk (sqlite3's "database or disk is full", ENOSPC) into
         :class:`DiskFull`, after which :meth:`close` keeps the last checkpoint."""
-        import sqlite3
+        import sqlite3  # start-up: only for the sqlite3 output's errors
 
         try:
             yield

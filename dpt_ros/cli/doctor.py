@@ -59,7 +59,7 @@ def add_parser(subparsers: Any, name: str) -> argparse.ArgumentParser:
 
 
 def _load_yaml(path: Path) -> dict[str, Any]:
-    from dpt_ros.cli.yaml_file import load_yaml
+    from dpt_ros.cli.yaml_file import load_yaml  # start-up: PyYAML only when a file is read
 
     tree = load_yaml(path)  # bounded: size, nesting, aliases (the module's doc)
     if not isinstance(tree, dict):

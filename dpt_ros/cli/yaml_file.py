@@ -67,7 +67,7 @@ def _loader() -> Any:
 
 def _check_depth(text: str, path: Path) -> None:
     """Nesting within :data:`MAX_DEPTH`, from the parser's events (no tree built)."""
-    import yaml
+    import yaml  # start-up: PyYAML loads only when a file is read
 
     depth = 0
     for event in yaml.parse(text, Loader=_loader()):
@@ -84,7 +84,7 @@ def _check_depth(text: str, path: Path) -> None:
 def _check_expansion(root: Any, path: Path) -> None:
     """No recursive alias and at most :data:`MAX_NODES` nodes with aliases expanded:
     a walk that counts every visit of a shared node and stops at the bound."""
-    import yaml
+    import yaml  # start-up: PyYAML loads only when a file is read
 
     count = 0
     # (node, ids of the collections above it): iterative, so no recursion at all
@@ -115,7 +115,7 @@ def load_yaml(path: Path) -> Any:
         ValueError: out of bounds or invalid YAML, one line naming ``path``.
         OSError: the file cannot be opened or read.
     """
-    import yaml
+    import yaml  # start-up: PyYAML loads only when a file is read
 
     text = read_text(path)
     try:

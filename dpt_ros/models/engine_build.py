@@ -249,6 +249,7 @@ def time_runtimes(request: dict[str, Any], folder: Path) -> dict[str, float]:
     # start-up: the child's parent only needs run_build (torch on use)
     import torch
 
+    # start-up: likewise, the runtimes and the loader in the build's child only
     from dpt_ros.models.runtimes import EngineRuntime, TorchRuntime, load_backend
     from dpt_ros.models.weights.checkpoint import load_model, random_weights_already_announced
 

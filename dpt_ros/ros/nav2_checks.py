@@ -763,7 +763,7 @@ class _Checker:
 def metric_problem(node: Mapping[str, Any]) -> str:
     """Why dpt_node with these parameters publishes no ``points`` and no ``depth/image``
     (no metres), or ""."""
-    from dpt_ros.models.registry import get_spec, model_names
+    from dpt_ros.models.registry import get_spec, model_names  # start-up: only this check
 
     model = str(node.get("depth.model_type", "") or "")
     if not model:

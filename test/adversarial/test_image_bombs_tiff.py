@@ -39,12 +39,12 @@ def test_predict_refuses_a_tiff_tile_bomb(bomb, tmp_path):
     malformed = tmp_path / "cut.png"
     malformed.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(8))
     baseline = predict(malformed, tmp_path / "out")
-    assert baseline.rc == 2 and "cut.png (PNG header" in baseline.stderr, baseline.stderr
+    assert baseline.rc == 2 and "'cut.png' (PNG header" in baseline.stderr, baseline.stderr
     done = predict(bomb, tmp_path / "out")
     assert done.rc == 2, done.stderr
     errors = [line for line in done.error_lines() if line.startswith("dpt-ros: error:")]
     assert len(errors) == 1 and "Traceback" not in done.stderr, done.stderr
-    assert "bomb.tiff (TIFF tile of 16384x16368 pixels" in errors[0], errors[0]
+    assert "'bomb.tiff' (TIFF tile of 16384x16368 pixels" in errors[0], errors[0]
     assert "max_input_pixels" in errors[0]
     assert done.peak_rss_mb < baseline.peak_rss_mb + OVER_BASELINE_MB, (
         done.peak_rss_mb,
