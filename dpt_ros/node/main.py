@@ -34,6 +34,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -74,6 +75,10 @@ class _StopSignals:
         for signum in _STOP_SIGNALS:
             previous = signal.signal(signum, self._handle)
             self._previous.setdefault(signum, previous)
+
+    def stopped(self) -> bool:
+        """Whether a stop signal has come."""
+        return self.received is not None
 
     @property
     def installed(self) -> bool:
@@ -191,9 +196,15 @@ def _run(node_class: type[DptNode], args: list[str] | None, signals: _StopSignal
     try:
         try:
             node = node_class()
-            _spin(rclpy, node, context, poll=signals.installed)
+            # From here a stop signal only records itself and the spin loop sees it: an
+            # exception raised in the middle of rclpy's C++ calls would surface as their
+            # own error (pybind11: "Unable to convert call argument").
+            signals.interruptible = not signals.installed
+            _spin(rclpy, node, context, poll=signals.installed, stop=signals.stopped)
         finally:
             signals.interruptible = False
+        if signals.received is not None and context.ok():
+            node.before_shutdown()
     except KeyboardInterrupt:
         if node is None:
             _stopped_during_start_up(signals.received)
@@ -226,16 +237,17 @@ def _run(node_class: type[DptNode], args: list[str] | None, signals: _StopSignal
     return code
 
 
-def _spin(rclpy: Any, node: DptNode, context: Any, poll: bool) -> None:
-    """Spins ``node`` until the context shuts down; with ``poll``, waking at least every
-    :data:`SIGNAL_POLL_S` so that a stop signal's Python handler runs."""
+def _spin(rclpy: Any, node: DptNode, context: Any, poll: bool, stop: Callable[[], bool]) -> None:
+    """Spins ``node`` until the context shuts down; with ``poll``, until ``stop()`` too,
+    waking at least every :data:`SIGNAL_POLL_S` so that a stop signal's Python handler
+    runs and is seen."""
     if not poll:
         rclpy.spin(node)
         return
     executor = rclpy.get_global_executor()
     executor.add_node(node)
     try:
-        while context.ok():
+        while context.ok() and not stop():
             executor.spin_once(timeout_sec=SIGNAL_POLL_S)
     finally:
         executor.remove_node(node)
