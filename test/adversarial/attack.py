@@ -25,6 +25,23 @@ from pathlib import Path
 DPT_ROS = (sys.executable, "-m", "dpt_ros.cli")
 #: ``dpt_node`` as ``ros2 run dpt_ros dpt_node`` starts it.
 DPT_NODE = (sys.executable, "-m", "dpt_ros.node.node")
+#: dpt_node's parameters for a small random network on the CPU (starts in seconds).
+SMALL_NODE = {
+    "device": "cpu",
+    "backend": "torch",
+    "depth.random_weights": "true",
+    "network_width": "64",
+    "network_height": "64",
+    "warmup_width": "0",
+    "warmup_height": "0",
+}
+
+
+def node_argv(**more: str) -> list[str]:
+    """``--ros-args`` with a ``-p`` for each of :data:`SMALL_NODE` and ``more`` (a dotted
+    name is given with ``__`` for its dots: ``relative_depth__scale="1.0"``)."""
+    params = {**SMALL_NODE, **{k.replace("__", "."): v for k, v in more.items()}}
+    return ["--ros-args", *(x for k, v in params.items() for x in ("-p", f"{k}:={v}"))]
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import math
 import signal
 import time
 
-from attack import DPT_NODE, attack
+from attack import DPT_NODE, attack, node_argv
 from helpers import rgb_msg, small_image, spin_until
 from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.msg import ParameterType, ParameterValue
@@ -18,16 +18,6 @@ from rcl_interfaces.srv import GetParameters, SetParameters
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
-#: The node with a small random network (starts in seconds on two cores).
-PARAMS = {
-    "device": "cpu",
-    "backend": "torch",
-    "depth.random_weights": "true",
-    "network_width": "64",
-    "network_height": "64",
-    "warmup_width": "0",
-    "warmup_height": "0",
-}
 #: A node on a tiny network peaked at 1.4 to 1.6 GB here (importing the CUDA build of
 #: torch alone: 0.9 GB); a leak per request of the 299 would show above this.
 PEAK_MB = 2200
@@ -104,8 +94,7 @@ def test_a_parameter_storm_while_frames_flow(ros):
         proc.send_signal(signal.SIGINT)
 
     start = time.monotonic()
-    argv = ["--ros-args", "-r", "__node:=dpt_node"]
-    argv += [x for k, v in PARAMS.items() for x in ("-p", f"{k}:={v}")]
+    argv = [*node_argv(), "-r", "__node:=dpt_node"]
     done = attack([*DPT_NODE, *argv], during=storm, timeout=600)
     assert done.rc == 0, done.stderr[-3000:]
     assert "Traceback" not in done.stderr + done.stdout

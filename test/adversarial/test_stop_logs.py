@@ -9,21 +9,10 @@ import signal
 import time
 
 import pytest
-from attack import DPT_NODE, attack
+from attack import DPT_NODE, attack, node_argv
 from helpers import camera_info, rgb_msg, small_image, spin_until
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
-
-PARAMS = {
-    "device": "cpu",
-    "backend": "torch",
-    "depth.random_weights": "true",
-    "network_width": "64",
-    "network_height": "64",
-    "warmup_width": "0",
-    "warmup_height": "0",
-    "relative_depth.scale": "1.0",  # metres: camera_info is used for points
-}
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
@@ -56,8 +45,9 @@ def test_nothing_is_logged_after_the_stop_but_the_stop(ros, signum):
             publish()
             executor.spin_once(timeout_sec=0.05)
 
-    argv = [x for k, v in PARAMS.items() for x in ("-p", f"{k}:={v}")]
-    done = attack([*DPT_NODE, "--ros-args", *argv], during=stream, timeout=400)
+    # metres (relative_depth.scale), so the camera_info is used for points
+    argv = node_argv(relative_depth__scale="1.0")
+    done = attack([*DPT_NODE, *argv], during=stream, timeout=400)
     assert done.rc == 0, done.stderr[-3000:]
     output = done.stderr + done.stdout
     assert "Traceback" not in output
