@@ -212,7 +212,7 @@ INPUT_RTOL = {"dpt": 1e-7, "depth_anything_v2": 1e-7}
 
 
 def test_depth_network_input_matches_golden(depth_run):
-    bound = INPUT_RTOL[get_spec(depth_run["type"]).family]
+    bound = INPUT_RTOL[get_spec(depth_run["type"]).family.name]
     assert depth_run["gold"].relative_error("net_input", depth_run["net_input"]) <= bound
 
 
