@@ -40,13 +40,13 @@ def test_a_second_cpu_model_on_the_same_backbone_is_not_run_again(hybrid_pair, m
     cores) and saved nothing measurable on its first frame."""
     depth, segmentation = hybrid_pair
     runs: list[str] = []
-    real = Predictor.run_on_device
+    real = Predictor.infer_on_device
 
     def counted(self, *args, **kwargs):
         runs.append(self.spec.name)
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(Predictor, "run_on_device", counted)
+    monkeypatch.setattr(Predictor, "infer_on_device", counted)
     log = _Lines()
     cfg = SimpleNamespace(warmup_width=64, warmup_height=48, cameras=[])
     warm_up(SimpleNamespace(depth=depth, segmentation=segmentation), cfg, log)
@@ -64,13 +64,13 @@ def test_models_on_other_sizes_are_each_warmed_up(hybrid_pair, monkeypatch):
     depth, _ = hybrid_pair
     other = _predictor("dpt_hybrid_ade20k", (96, 96))  # another input: other kernels
     runs: list[str] = []
-    real = Predictor.run_on_device
+    real = Predictor.infer_on_device
 
     def counted(self, *args, **kwargs):
         runs.append(self.spec.name)
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(Predictor, "run_on_device", counted)
+    monkeypatch.setattr(Predictor, "infer_on_device", counted)
     cfg = SimpleNamespace(warmup_width=64, warmup_height=48, cameras=[])
     warm_up(SimpleNamespace(depth=depth, segmentation=other), cfg, _Lines())
     assert runs == ["dpt_hybrid", "dpt_hybrid_ade20k"]
