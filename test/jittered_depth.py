@@ -42,16 +42,19 @@ def cut(rgb: np.ndarray) -> np.ndarray:
 def jitter(predictor: Predictor) -> Predictor:
     """``predictor`` with each frame's raw depth scaled by its :func:`marked` factor,
     and turned round where the frame is a :func:`cut`."""
-    plain = predictor.depth_on_device
+    plain = predictor.infer_on_device
 
-    def depth_on_device(images: torch.Tensor, mark=None) -> torch.Tensor:
-        raw = plain(images, mark)  # (B, h, w); images: (B, H, W, 3) uint8
+    def infer_on_device(images: torch.Tensor, *args, **kwargs):
+        found = plain(images, *args, **kwargs)  # images: (B, H, W, 3) uint8
+        name = "depth" if found.depth is not None else "inverse_depth"
+        raw = getattr(found, name)  # (B, h, w) metres or relative inverse depth
         factor = 0.5 + images[:, 0, 0, 0].to(raw.dtype) / 255.0
         turned = (images[:, 0, 0, 1] == 255).view(-1, 1, 1)
         raw = torch.where(turned, raw.flip(-2, -1), raw)
-        return raw * factor.view(-1, 1, 1)
+        setattr(found, name, raw * factor.view(-1, 1, 1))
+        return found
 
-    predictor.depth_on_device = depth_on_device  # type: ignore[method-assign]
+    predictor.infer_on_device = infer_on_device  # type: ignore[method-assign]
     return predictor
 
 

@@ -68,7 +68,7 @@ def fitted(predictor):
     from dpt_ros.models.geometry import relative_to_metric, upsample_depth
 
     with torch.inference_mode():
-        low = predictor.depth_on_device(torch.from_numpy(small_image(H, W))[None])
+        low = predictor.infer_on_device(torch.from_numpy(small_image(H, W))[None]).inverse_depth
         return upsample_depth(relative_to_metric(low, S0, T0), (H, W))[0].numpy()
 
 

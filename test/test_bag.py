@@ -125,7 +125,7 @@ def test_sqlite3_depth_outputs(tmp_path, capsys):
             np.testing.assert_allclose(depth, predictor.predict(frame_rgb(i)), rtol=1e-4, atol=1e-5)
         # The calibration at the network's resolution, upsampled in inverse depth.
         with torch.inference_mode():
-            low = predictor.depth_on_device(torch.from_numpy(frame_rgb(i))[None])
+            low = predictor.infer_on_device(torch.from_numpy(frame_rgb(i))[None]).inverse_depth
             want = upsample_depth(relative_to_metric(low, scale, shift), (H, W))[0].numpy()
         np.testing.assert_allclose(image_msg_to_array(metric), want, rtol=1e-4)
         # The latest camera_info at or before the image (a tie counts as before).

@@ -23,6 +23,7 @@ import dpt_ros.models
 from dpt_ros.cli.main import main
 from dpt_ros.cli.predict import depth_to_color, depth_to_png16, output_stems
 from dpt_ros.models import Predictor, get_spec, model_names
+from dpt_ros.models.family import Prediction
 from dpt_ros.viz.ade20k import PALETTE
 from dpt_ros.viz.colormap import TURBO_LUT, overlay_labels
 
@@ -56,7 +57,7 @@ class _FakePredictor:
         self.options = options
         self.spec = get_spec(options.model_type)
         self.is_depth, self.is_metric = self.spec.is_depth, self.spec.is_metric
-        self.is_da3 = False
+        self.needs_intrinsics = self.spec.needs_intrinsics
         self.device = torch.device("cpu")
         self.dtype = torch.float32
         self.runtime = None  # neither torch nor an engine cache: no backend to choose
@@ -66,12 +67,14 @@ class _FakePredictor:
     def prepare(self, image_hw, batch: int = 1) -> None:
         """No engine to build."""
 
-    def predict(self, image: np.ndarray, output_hw=None) -> np.ndarray:
+    def infer(self, images: np.ndarray, intrinsics=None, output_hw=None, fill_sky=False):
+        (image,) = images
         self.seen.append(image)
         h, w = image.shape[:2]
         if self.spec.is_depth:
-            return np.linspace(1.0, 5.0, h * w, dtype=np.float32).reshape(h, w)
-        return (np.arange(h * w) % 150 + 1).astype(np.uint8).reshape(h, w)
+            depth = np.linspace(1.0, 5.0, h * w, dtype=np.float32).reshape(1, h, w)
+            return Prediction(depth=depth) if self.is_metric else Prediction(inverse_depth=depth)
+        return Prediction(labels=(np.arange(h * w) % 150 + 1).astype(np.uint8).reshape(1, h, w))
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ import torch
 from goldens import FIXTURES, Golden
 
 from dpt_ros.models import CheckpointError, Predictor, get_spec
+from dpt_ros.models.families.depth_anything_3 import HUB_PREFIX
 from dpt_ros.models.registry import DEPTH_ANYTHING_3, model_names
 from dpt_ros.models.weights.checkpoint import check_state_dict, load_model, resolve_weights
-from dpt_ros.models.weights.da3_checkpoint import HUB_PREFIX
 
 SMALL = "depth_anything_3_small"
 METRIC = "depth_anything_3_metric_large"
@@ -64,7 +64,7 @@ def small_file(module_tmp, detweights, fixtures_dir):
 @pytest.mark.parametrize("name,repo,second,licence,hub_name", OFFICIAL)
 def test_registry_entries(name, repo, second, licence, hub_name):
     spec = get_spec(name)
-    assert spec.family == DEPTH_ANYTHING_3 and spec.task == "depth"
+    assert spec.family.name == DEPTH_ANYTHING_3 and spec.task == "depth"
     assert (spec.hub_repo, spec.second_output, spec.licence) == (repo, second, licence)
     assert spec.hub_model_name == hub_name and spec.file_name == "model.safetensors"
     assert spec.url == f"https://huggingface.co/{repo}/resolve/main/model.safetensors"
@@ -317,8 +317,8 @@ def test_backend_auto_builds_an_onnx_engine_within_1e4_of_torch(small_file, scen
     assert auto.backend == "onnxruntime" and auto.engine_cached is False
     grid = torch_predictor.input_size(rgb.shape[:2])
     assert grid == (112, 140)
-    want = torch_predictor.predict_da3(rgb, output_hw=grid)
-    got = auto.predict_da3(rgb, output_hw=grid)
-    assert set(got) == {"depth", "confidence"}
+    want = torch_predictor.infer(rgb[None], output_hw=grid, fill_sky=True).arrays()
+    got = auto.infer(rgb[None], output_hw=grid, fill_sky=True).arrays()
+    assert set(got) == {"inverse_depth", "confidence"}
     for name in got:
         assert np.abs(got[name] - want[name]).max() / np.abs(want[name]).max() <= 1e-4, name

@@ -22,7 +22,7 @@ from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import Header
 
 from dpt_ros.models import Predictor
-from dpt_ros.models.weights.da3_checkpoint import HUB_PREFIX
+from dpt_ros.models.families.depth_anything_3 import HUB_PREFIX
 from dpt_ros.pipeline.frames import FramePipeline
 from dpt_ros.pipeline.options import PipelineOptions
 from dpt_ros.ros.image_codec import image_msg_to_array

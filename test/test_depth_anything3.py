@@ -24,15 +24,14 @@ from dpt_ros.models.da3_transforms import (
     preprocess,
     resize_plan,
 )
+from dpt_ros.models.families.depth_anything_3 import HUB_PREFIX, strip_hub_prefix
 from dpt_ros.models.network.depth_anything3 import DA3_CONFIGS
 from dpt_ros.models.network.rope2d import apply_rope, grid_positions, rope_tables
 from dpt_ros.models.weights.da3_checkpoint import (
-    HUB_PREFIX,
     check_da3_state_dict,
     da3_layout,
     identify,
     load_da3,
-    strip_hub_prefix,
 )
 
 SMALL = "depth_anything_3_small"

@@ -160,11 +160,11 @@ def test_lazy_builds_in_the_background_while_torch_runs(first_start, cache_dir):
     lazy.warm_up((64, 64), batch=2)  # starts the batch-2 build, does not wait
     assert lazy.backend == "torch"
     assert lazy.backend_status == "torch (onnxruntime engine building)"
-    torch_out = lazy.predict_batch(frames)  # served by PyTorch until the engine is ready
+    torch_out = lazy.infer(frames).inverse_depth  # PyTorch serves until the engine is ready
     lazy.runtime.wait()
     assert lazy.backend == "onnxruntime" and lazy.engine_cached is False
     assert lazy.backend_status == "onnxruntime (engine built this start, switched from torch)"
-    np.testing.assert_allclose(lazy.predict_batch(frames), torch_out, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(lazy.infer(frames).inverse_depth, torch_out, rtol=0, atol=1e-4)
     assert any("_64x64_b2_" in p.name for p in engine_cache_dir(cache_dir).iterdir())
 
 

@@ -470,8 +470,8 @@ def test_predictor_on_the_onnxruntime_backend_matches_torch(hybrid, det_checkpoi
     assert engine.net_hw == (96, 128) and engine.model is None
     assert engine.input_size(scene_a_rgb.shape[:2]) == (96, 128)
     frames = np.stack([scene_a_rgb, scene_a_rgb[::-1], scene_a_rgb[:, ::-1]])
-    got = engine.predict_batch(frames)  # engine batch 1: three chunks
-    want = torch_p.predict_batch(frames)
+    got = engine.infer(frames).inverse_depth  # engine batch 1: three chunks
+    want = torch_p.infer(frames).inverse_depth
     assert got.shape == want.shape == frames.shape[:3]
     assert np.abs(got - want).max() <= RTOL_OF_MAX * np.abs(want).max()
 
@@ -483,7 +483,7 @@ def test_predictor_pads_a_short_batch(segmentation):
     )
     rng = np.random.default_rng(3)
     frames = rng.integers(0, 256, (3, 40, 40, 3), dtype=np.uint8)
-    three = p.predict_batch(frames)
+    three = p.infer(frames).labels
     one = p.predict(frames[2])
     assert three.shape == (3, 40, 40) and three.dtype == np.uint8
     np.testing.assert_array_equal(three[2], one)

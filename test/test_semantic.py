@@ -15,8 +15,9 @@ from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from dpt_ros.models.transforms import resize_output
+from dpt_ros.models.transforms import label_confidence, resize_output
 from dpt_ros.node.node import DptNode
+from dpt_ros.pipeline import frames
 from dpt_ros.ros.image_codec import image_msg_to_array
 from dpt_ros.ros.pointcloud import pointcloud2_to_arrays
 from dpt_ros.viz.ade20k import CLASS_NAMES
@@ -139,13 +140,18 @@ def test_confidence_is_computed_only_when_subscribed(ros, monkeypatch):
     executor, add = ros
     node = add(DptNode(parameter_overrides=SEGMENTATION))
     asked: list[bool] = []
-    segment = node.pipeline.segmentation.segment_on_device
+    segment = node.pipeline.segmentation.infer_on_device
 
-    def spy(images, out_hw, mark=None, confidence=False):
-        asked.append(confidence)
-        return segment(images, out_hw, mark, confidence)
+    def spy(images, *args, **kwargs):  # one segmentation pass: no confidence yet
+        asked.append(False)
+        return segment(images, *args, **kwargs)
 
-    monkeypatch.setattr(node.pipeline.segmentation, "segment_on_device", spy)
+    def spy_confidence(logits):  # the pass's label confidence was computed
+        asked[-1] = True
+        return label_confidence(logits)
+
+    monkeypatch.setattr(node.pipeline.segmentation, "infer_on_device", spy)
+    monkeypatch.setattr(frames, "label_confidence", spy_confidence)
     layer = Layer(add, confidence=False)
     pub = node.cameras[0].publishers["segmentation/labels"]
     assert spin_until(executor, lambda: pub.get_subscription_count() > 0, 10)

@@ -102,74 +102,11 @@ def _peak_memory_mb(device: torch.device) -> float | None:
     return None
 
 
-#: Attention heads and blocks of the DINOv2 encoders (timm's and transformers' configs).
-_DINO_HEADS_LAYERS = {"vits": (6, 12), "vitb": (12, 12), "vitl": (16, 24)}
-
-
-def _transformers_depth_anything(spec):
-    """DepthAnythingForDepthEstimation with the published configuration of ``spec``
-    (Depth-Anything-V2-*-hf), random weights."""
-    # optional dependency: transformers
-    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation
-
-    # start-up: timm, torch on use (dpt-ros --help stays fast)
-    from dpt_ros.models.network.depth_anything import get_dino_config
-
-    dino = get_dino_config(spec.backbone)
-    heads, layers = _DINO_HEADS_LAYERS[spec.backbone]
-    backbone = {
-        "model_type": "dinov2",
-        "hidden_size": dino.embed_dim,
-        "num_attention_heads": heads,
-        "num_hidden_layers": layers,
-        # transformers counts the embeddings as stage 0: block i is stage i + 1.
-        "out_indices": [i + 1 for i in dino.layers],
-        "patch_size": 14,
-        "image_size": 518,
-        "layerscale_value": 1.0,
-        "reshape_hidden_states": False,
-    }
-    config = DepthAnythingConfig(
-        backbone_config=backbone,
-        reassemble_hidden_size=dino.embed_dim,
-        neck_hidden_sizes=list(dino.channels),
-        fusion_hidden_size=dino.features,
-        depth_estimation_type="metric" if spec.is_metric else "relative",
-        max_depth=spec.max_depth or 1,
-    )
-    return DepthAnythingForDepthEstimation(config)
-
-
 def _transformers_model(model_type: str, device: torch.device, size_hw):
-    """transformers' model of the same architecture, random weights:
-    DPTForDepthEstimation (DPT-Hybrid/Large) or DepthAnythingForDepthEstimation."""
-    from transformers import DPTConfig, DPTForDepthEstimation  # optional dependency
-
+    """transformers' model of the same architecture, random weights (the family's
+    :meth:`~dpt_ros.models.family.ModelFamily.transformers_model`)."""
     spec = get_spec(model_type)
-    if spec.family == "depth_anything_v2":
-        return _transformers_depth_anything(spec).eval().to(device)
-    if spec.backbone == "vitl16_384":
-        config = DPTConfig(
-            hidden_size=1024,
-            num_hidden_layers=24,
-            num_attention_heads=16,
-            intermediate_size=4096,
-            backbone_out_indices=[5, 11, 17, 23],
-            neck_hidden_sizes=[256, 512, 1024, 1024],
-            image_size=size_hw[0],
-        )
-    elif spec.backbone == "vitb_rn50_384":
-        config = DPTConfig(
-            is_hybrid=True,
-            backbone_out_indices=[2, 5, 8, 11],
-            neck_hidden_sizes=[256, 512, 768, 768],
-            image_size=size_hw[0],
-            embedding_type="vit-hybrid",
-            readout_type="project",
-        )
-    else:
-        raise ValueError(f"no transformers configuration for backbone {spec.backbone}")
-    return DPTForDepthEstimation(config).eval().to(device)
+    return spec.family.transformers_model(spec, size_hw).eval().to(device)
 
 
 def _camera_size(args: argparse.Namespace) -> tuple[int, int]:
@@ -228,10 +165,7 @@ def run(args: argparse.Namespace) -> int:
     x = predictor.preprocess(predictor.upload(frames))
     _bench_model(args, predictor, x, results)
     _bench_pipeline(args, predictor, frames, x[:1], results)
-    if predictor.is_da3:
-        _compare_da3_reference(args, predictor, x, results)
-    elif not args.no_transformers and predictor.is_depth:
-        _compare_transformers(args, predictor, frames, results)
+    _REFERENCES[predictor.spec.family.reference](args, predictor, frames, x, results)
     _print(results)
     if args.json:
         print(json.dumps(results))
@@ -327,11 +261,14 @@ def _overhead(per_frame: list[dict[str, float]]) -> dict[str, float]:
     }
 
 
-def _compare_transformers(args, predictor, frames, results: dict[str, object]) -> None:
+def _compare_transformers(args, predictor, frames, x, results: dict[str, object]) -> None:
     """transformers' model of the same architecture beside ours on the same input and
-    device, at the benchmark's precision and in fp32; ratios > 1 mean ours is faster.
-    DPT runs at its square network size (transformers' hybrid embedding accepts no
-    other), Depth Anything V2 at the camera's network input."""
+    device, at the benchmark's precision and in fp32; ratios > 1 mean ours is faster
+    (depth models, unless --no-transformers). DPT runs at its square network size
+    (transformers' hybrid embedding accepts no other), Depth Anything V2 at the
+    camera's network input (the family's ``transformers_input_hw``)."""
+    if args.no_transformers or not predictor.is_depth:
+        return
     # start-up: torch on use (dpt-ros --help stays fast)
     import torch
 
@@ -340,10 +277,8 @@ def _compare_transformers(args, predictor, frames, results: dict[str, object]) -
     from dpt_ros.models.transforms import preprocess
 
     device = predictor.device
-    sq = (predictor.spec.net_height, predictor.spec.net_height)
-    if predictor.spec.family == "depth_anything_v2":
-        # transformers' Depth Anything takes any multiple of 14: compare at the camera's.
-        sq = predictor.input_size(frames.shape[1:3])
+    spec = predictor.spec
+    sq = spec.family.transformers_input_hw(spec, predictor.input_size(frames.shape[1:3]))
     if predictor.backend != "torch" and tuple(predictor.net_hw) != sq:
         results["transformers"] = (
             f"skipped: the comparison runs at {sq[1]}x{sq[0]}; export "
@@ -387,7 +322,7 @@ def _compare_transformers(args, predictor, frames, results: dict[str, object]) -
         results["speedup_vs_ours_float32"] = medians["ours_float32"] / medians[f"ours_{p}"]
 
 
-def _compare_da3_reference(args, predictor, xs, results: dict[str, object]) -> None:
+def _compare_da3_reference(args, predictor, frames, xs, results: dict[str, object]) -> None:
     """Depth Anything 3's reference network (``DepthAnything3Net`` of
     ``depth-anything-3``, where it imports: it is never a dependency) beside ours on the
     same input and device, both in fp32 and called directly (the reference's API
@@ -434,6 +369,10 @@ def _compare_da3_reference(args, predictor, xs, results: dict[str, object]) -> N
     for key, value in medians.items():
         results[f"{key}_ms_median"] = value
     results["speedup_vs_reference_float32"] = medians["reference_float32"] / medians["ours_float32"]
+
+
+#: The comparison of each family's ``reference`` implementation.
+_REFERENCES = {"transformers": _compare_transformers, "depth_anything_3": _compare_da3_reference}
 
 
 def _hf_forward(hf, xs, device: torch.device, dtype: torch.dtype) -> Callable[[], object]:

@@ -1,4 +1,4 @@
-"""``dpt-ros predict``: run a model (DPT or Depth Anything V2) on image files and write
+"""``dpt-ros predict``: run a model (DPT, Depth Anything V2 or 3) on image files and write
 the results.
 
 For every input image ``<stem>`` (one file, or each .png/.jpg/.jpeg/.bmp/.tif/.tiff
@@ -399,7 +399,7 @@ def run(args: argparse.Namespace) -> int:
             Intrinsics.from_camera_info(camera_info)
         except ValueError as exc:
             raise ValueError(f"{args.camera_info}: {exc}") from None
-    elif spec.second_output and spec.is_metric:
+    elif spec.needs_intrinsics:
         raise ValueError(
             f"{spec.name} needs --camera-info FILE (the camera's calibration YAML): its "
             "metres come from the focal length"
@@ -471,21 +471,19 @@ def _predict_all(
             failed.append(f"{_name(path.name)} ({exc})")
             continue
         start = time.perf_counter()
-        if predictor.is_da3:
-            k = None if camera_info is None else camera_matrix_for(camera_info, rgb.shape[:2])
-            maps = predictor.predict_da3(rgb, k, output_hw)
-        else:
-            result = predictor.predict(rgb, output_hw)
+        k = None
+        if camera_info is not None and predictor.needs_intrinsics:
+            k = camera_matrix_for(camera_info, rgb.shape[:2])
+        found = predictor.infer(rgb[None], k, output_hw, fill_sky=True)
         seconds = time.perf_counter() - start
         inference_s += seconds
-        if predictor.is_da3:
-            write_depth_outputs(out_dir, stem, maps["depth"], predictor.is_metric)
-            second = predictor.second_output
-            write_npy(out_dir / f"{stem}_{second}.npy", maps[second])
-        elif predictor.is_depth:
-            write_depth_outputs(out_dir, stem, result, predictor.is_metric)
+        if predictor.is_depth:
+            depth = found.depth if predictor.is_metric else found.inverse_depth
+            write_depth_outputs(out_dir, stem, depth[0], predictor.is_metric)
+            for name in predictor.spec.maps:
+                write_npy(out_dir / f"{stem}_{name}.npy", getattr(found, name)[0])
         else:
-            write_label_outputs(out_dir, stem, result, rgb)
+            write_label_outputs(out_dir, stem, found.labels[0], rgb)
         done += 1
         print(
             f"{_name(path.name)}: {rgb.shape[1]}x{rgb.shape[0]}, {seconds * 1000:.1f} ms",

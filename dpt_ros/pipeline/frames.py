@@ -24,7 +24,7 @@ from dpt_ros.models.geometry import backproject as device_backproject
 from dpt_ros.models.geometry import mark_saturated as device_mark_saturated
 from dpt_ros.models.geometry import relative_to_metric as device_relative_to_metric
 from dpt_ros.models.geometry import upsample_depth as device_upsample_depth
-from dpt_ros.models.predictor import download_to_host
+from dpt_ros.models.predictor import download_to_host, label_confidence
 from dpt_ros.models.registry import task_problem
 from dpt_ros.models.transforms import resize_output
 from dpt_ros.pipeline.options import PipelineOptions
@@ -275,10 +275,10 @@ class FramePipeline:
             if not self.depth.is_metric:
                 out.append("depth/relative")
             out += ["depth/colored", "depth/camera_info"]
-            if self.depth.second_output:
-                out.append(f"depth/{self.depth.second_output}")
-            if self.depth.second_output == "confidence":
-                out.append("depth/confidence_mono8")
+            for name in self.depth.spec.maps:
+                out.append(f"depth/{name}")
+                if name == "confidence":
+                    out.append("depth/confidence_mono8")
             if metric and o.cloud_enabled:
                 out.append("points")
         if self.segmentation is not None:
@@ -507,11 +507,7 @@ class FramePipeline:
             if self.segmentation is not None and segment_first:
                 self._segment(images, group, out, timer)
             if self.depth is not None:
-                mark = timer.prefixed("depth_")
-                if self.depth.is_da3:
-                    raw = self._da3_outputs(images, group, out, mark)
-                else:
-                    raw = self.depth.depth_on_device(images, mark)
+                raw = self._depth(images, group, out, timer.prefixed("depth_"))
                 if raw is not None:
                     self._depth_outputs(raw, o, group, out)
                 timer.mark("depth_postprocess")
@@ -526,32 +522,31 @@ class FramePipeline:
     ) -> None:
         """The segmentation model on the device: ``labels`` (and ``confidence``)."""
         assert self.segmentation is not None, "called with a segmentation model"
-        labels, probability = self.segmentation.segment_on_device(
-            images, group.out_hw, timer.prefixed("segmentation_"), group.confidence
-        )
-        out.batch["labels"] = labels
-        if probability is not None:
-            out.batch["confidence"] = probability
+        mark = timer.prefixed("segmentation_")
+        found = self.segmentation.infer_on_device(images, output_hw=group.out_hw, mark=mark)
+        out.batch["labels"] = found.labels
+        if group.confidence:
+            out.batch["confidence"] = label_confidence(found.logits)
+        mark("postprocess")
 
-    def _da3_outputs(
+    def _depth(
         self, images: torch.Tensor, group: _Group, out: _DeviceOutputs, mark
     ) -> torch.Tensor | None:
-        """Depth Anything 3 on the device: its second output at the output size into
-        ``out`` (``depth_confidence``, bilinear, or ``sky``, the resized sky map's
-        pixels at or above the threshold), and its depth at the network's resolution
-        for :meth:`_depth_outputs` (relative inverse depth, sky 0; or metres, sky
-        ``+Inf``), None for the metric type without the group's camera matrices."""
+        """The depth model on the device: its maps at the output size into ``out``
+        (``depth_confidence``, bilinear, or ``sky``, the resized sky map's pixels at or
+        above the threshold), and its depth at the network's resolution for
+        :meth:`_depth_outputs` (relative inverse depth, sky 0; or metres, sky ``+Inf``),
+        None for a model that needs the camera's intrinsics without the group's."""
         depth = self.depth
         assert depth is not None, "called with a depth model"
         ks = [k for k in group.image_ks if k is not None]
-        use = ks if depth.needs_intrinsics and len(ks) == len(group.image_ks) else None
-        raw, second = depth.da3_on_device(images, use, mark)
-        maps = resize_maps(second, group.out_hw)
-        if depth.second_output == "confidence":
-            out.batch["depth_confidence"] = maps
-        else:
-            out.batch["sky"] = sky_mask(maps)
-        return raw
+        use = ks if ks and len(ks) == len(group.image_ks) else None
+        found = depth.infer_on_device(images, use, mark=mark)
+        if found.confidence is not None:
+            out.batch["depth_confidence"] = resize_maps(found.confidence, group.out_hw)
+        if found.sky is not None:
+            out.batch["sky"] = sky_mask(resize_maps(found.sky, group.out_hw))
+        return found.depth if found.depth is not None else found.inverse_depth
 
     def _depth_outputs(
         self, raw: torch.Tensor, o: PipelineOptions, group: _Group, out: _DeviceOutputs
