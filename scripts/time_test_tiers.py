@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Prints how long each test tier takes on this machine: the fast tier (the README's
-development command) and everything (what CI runs).
+"""Prints how long each test tier takes on this machine: the fast tier (the command in
+docs/development.md) and everything (what CI runs).
 
     python scripts/time_test_tiers.py            # both tiers
     python scripts/time_test_tiers.py --fast     # the fast tier only

@@ -81,7 +81,7 @@ def add_parser(subparsers: Any, name: str) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         name,
         help="run depth/segmentation over a bag, write a new bag with the outputs",
-        description="Run DPT depth and/or segmentation over one image topic of a bag and\n"
+        description="Run depth and/or segmentation over one image topic of a bag and\n"
         "write a new bag: all input messages plus the topics dpt_node publishes.\n"
         "Reads ROS 2 bags (sqlite3, MCAP) and ROS 1 .bag files.",
         epilog=_EPILOG,

@@ -399,7 +399,7 @@ def _compare_da3_reference(args, predictor, xs, results: dict[str, object]) -> N
     from dpt_ros.models import Predictor
 
     try:
-        # optional, never a dependency: the reference for comparisons (README)
+        # optional, never a dependency: the reference for comparisons (docs/speed.md)
         from depth_anything_3.cfg import create_object, load_config
         from depth_anything_3.registry import MODEL_REGISTRY
     except ImportError:

@@ -55,8 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``dpt-ros`` parser with every subcommand of :data:`SUBCOMMANDS`."""
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="DPT (Dense Prediction Transformer) monocular depth and semantic "
-        "segmentation tools. Run 'dpt-ros COMMAND --help' for a command's options.",
+        description="Monocular depth and semantic segmentation tools (DPT, Depth Anything "
+        "V2, Depth Anything 3). Run 'dpt-ros COMMAND --help' for a command's options.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(

@@ -1,5 +1,5 @@
-"""``dpt-ros predict``: run a model (DPT or Depth Anything V2) on image files and write
-the results.
+"""``dpt-ros predict``: run a model (DPT, Depth Anything V2 or Depth Anything 3) on image
+files and write the results.
 
 For every input image ``<stem>`` (one file, or each .png/.jpg/.jpeg/.bmp/.tif/.tiff
 file directly inside a directory, sorted by name) the output directory receives:
@@ -112,8 +112,9 @@ def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         name,
         help="run a model on an image or a directory of images",
-        description="Run a DPT depth or segmentation model on an image file or on every "
-        "image in a directory (not recursive) and write the results.",
+        description="Run a depth or segmentation model (DPT, Depth Anything V2 or Depth "
+        "Anything 3) on an image file or on every image in a directory (not recursive) and "
+        "write the results.",
         epilog=_EPILOG,
         formatter_class=_HelpFormatter,
     )

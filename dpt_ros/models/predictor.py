@@ -1,4 +1,5 @@
-"""Inference on images: the original pipelines (DPT, Depth Anything V2) behind one call.
+"""Inference on images: the original pipelines (DPT, Depth Anything V2, Depth Anything 3)
+behind one call.
 
 ``Predictor`` owns a model on a device at a precision. Images go in as RGB uint8
 arrays; depth comes out as float32 (relative inverse depth or metres, as the model
@@ -82,7 +83,7 @@ class Predictor:
             with any of its fields as keywords: ``weights``, ``device``, ``precision``
             (here ``fp32`` unless given), ``random_weights``, ``network_size``
             ((width, height), multiples of the model's ``size_multiple``: 32 for DPT,
-            14 for Depth Anything V2), ``keep_aspect_ratio``, ``compile``,
+            14 for Depth Anything V2 and 3), ``keep_aspect_ratio``, ``compile``,
             ``channels_last``, ``backend`` (default ``auto``: the fastest this machine
             has), ``engine``, ``engine_build``. Reduced precision runs the torch model
             under autocast (normalisation layers float32); pre- and post-processing
@@ -358,7 +359,8 @@ class Predictor:
     def depth_ceiling(self) -> float:
         """Metres beyond which a metric model cannot tell depth: ``1 / shift`` for DPT's
         inverted outputs (7.26 m for NYU, 172.7 m for KITTI), the maximum depth of
-        Depth Anything V2's metric models (sigmoid times 20 m or 80 m), else ``inf``."""
+        Depth Anything V2's metric models (sigmoid times 20 m or 80 m), else ``inf``
+        (Depth Anything 3's metric type has no ceiling)."""
         spec = self.spec
         if spec.is_metric and spec.max_depth > 0:
             return spec.max_depth

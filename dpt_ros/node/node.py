@@ -71,7 +71,7 @@ def _qos(reliability: str, depth: int) -> QoSProfile:
 
 
 class DptNode(Node):
-    """DPT depth and segmentation node. See the README for parameters and topics.
+    """DPT depth and segmentation node. See docs/ros.md for parameters and topics.
 
     Raises:
         ValueError: invalid parameters (the message lists each problem).

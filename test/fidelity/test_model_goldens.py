@@ -35,8 +35,8 @@ def _rel_err(got: np.ndarray, want: np.ndarray) -> float:
 
 
 #: Tolerances relative to the golden's largest magnitude, per model type: about twice
-#: what ``scripts/fidelity_report.py`` and the ``auto`` backend measure (the README's
-#: Fidelity table). The network is compared on our own preprocessed input (which equals
+#: what ``scripts/fidelity_report.py`` and the ``auto`` backend measure (the tables of
+#: docs/fidelity.md). The network is compared on our own preprocessed input (which equals
 #: the original's, INPUT_RTOL), so the bounds hold through the public path; with the full
 #: goldens the network also runs on the exact input the original saw. ``dpt_hybrid``'s
 #: 6.5e-5 is float32 rounding amplified by the random network (channels_last summation

@@ -47,7 +47,7 @@ def remapped_node(add, *extra: Parameter) -> DptNode:
 
 
 def test_camera_info_is_the_image_topics_sibling(ros):
-    """Remapping only the image (the README's example) finds /cam/camera_info: points
+    """Remapping only the image (docs/ros.md's example) finds /cam/camera_info: points
     and depth/camera_info appear, and /diagnostics says how the two were paired."""
     executor, add = ros
     node = remapped_node(add)

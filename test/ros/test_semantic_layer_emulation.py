@@ -1,5 +1,5 @@
 """Our topics and the shipped YAML through an emulation of Nav2's semantic layer
-(test/semantic_layer_emulation.py): LabelInfo defines every class, every frame at
+(test/support/semantic_layer_emulation.py): LabelInfo defines every class, every frame at
 cloud.stride 1 is buffered (at 2 none is), and the decay window of the example lets a
 CPU-speed pipeline mark lethal cells (the old 2.0 s did not)."""
 

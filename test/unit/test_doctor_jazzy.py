@@ -113,7 +113,7 @@ def test_an_stvl_only_costmap_is_checked_not_ignored(tmp_path, capsys):
 
 
 def test_a_cloud_from_depth_image_proc_is_cannot_tell_not_a_wrong_fix(tmp_path, capsys):
-    """The README's route for a cloud made elsewhere: depth_image_proc's point_cloud_xyz
+    """docs/nav2.md's route for a cloud made elsewhere: depth_image_proc's point_cloud_xyz
     on dpt_node's depth/image, published as /camera/depth/points. Before: 'not a topic
     dpt_node publishes; fix: use /camera/points'."""
     shipped = yaml.safe_load(

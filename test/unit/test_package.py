@@ -1,4 +1,4 @@
-"""The package around the code: config, launch file, README, package.xml stay in step."""
+"""The package around the code: config, launch file, docs, package.xml stay in step."""
 
 from __future__ import annotations
 
@@ -84,12 +84,12 @@ def test_launch_file_uses_the_launch_ros_api_and_known_parameters():
         assert param in known, param
 
 
-def test_readme_documents_every_parameter_and_topic():
-    readme = (REPO / "README.md").read_text()
+def test_node_page_documents_every_parameter_and_topic():
+    page = (REPO / "docs" / "ros.md").read_text()
     for p in PARAMS:
-        assert f"`{p.name}`" in readme, p.name
+        assert f"`{p.name}`" in page, p.name
     for topic in list(OUTPUT_TOPICS) + ["image", "camera_info", "image/compressed"]:
-        assert f"`{topic}`" in readme, topic
+        assert f"| `{topic}` |" in page, topic
 
 
 def test_package_xml():
@@ -145,16 +145,17 @@ def test_every_package_the_launch_file_starts_is_an_exec_depend():
     assert started <= deps, started - deps
 
 
-def test_config_yaml_and_readme_table_are_generated_from_params():
-    """config/dpt.yaml and the README's parameter table match node_params.PARAMS."""
+def test_config_yaml_and_parameter_table_are_generated_from_params():
+    """config/dpt.yaml and the parameter table of docs/ros.md match node_params.PARAMS."""
     spec = importlib.util.spec_from_file_location(
         "gen_param_docs", REPO / "scripts" / "gen_param_docs.py"
     )
     gen = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gen)
     assert (REPO / "config" / "dpt.yaml").read_text() == gen.yaml_text()
-    readme = (REPO / "README.md").read_text()
-    assert gen.readme_text(readme) == readme
+    page = gen.DOC.read_text()
+    assert gen.DOC == REPO / "docs" / "ros.md"
+    assert gen.doc_text(page) == page
 
 
 def test_models_lazy_exports_are_listed_and_resolve():

@@ -1,4 +1,4 @@
-"""Official weight files on the Hugging Face hub (Depth Anything V2).
+"""Official weight files on the Hugging Face hub (Depth Anything V2 and 3).
 
 Downloading, resuming, caching and ``HF_HUB_OFFLINE`` are ``huggingface_hub``'s. What
 no library does is added here:
