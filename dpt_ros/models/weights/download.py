@@ -111,6 +111,7 @@ def download_checkpoint(
     hash_prefix: str | None,
     progress: bool = True,
     timeout: float = 30.0,
+    expected_size: int | None = None,
 ) -> Path:
     """Download ``url`` to ``dest`` atomically, verifying its SHA-256 prefix.
 
@@ -122,18 +123,22 @@ def download_checkpoint(
     :func:`os.replace` and ``dest`` is returned.
 
     ``timeout`` (seconds) applies to connecting and to each individual socket
-    read, not to the whole transfer.
+    read, not to the whole transfer. The whole transfer is bounded by the minimum
+    rate (``$DPT_ROS_DOWNLOAD_MIN_RATE`` bytes/s over every ``$DPT_ROS_DOWNLOAD_WINDOW_S``
+    seconds) and, when ``expected_size`` (bytes, e.g. the size a hub reports) is given,
+    by that size: a longer or shorter body is refused.
 
     Raises:
-        CheckpointError: HTTP error status, connection failure/timeout,
-            truncated body, hash mismatch or a filesystem error.  In every
+        CheckpointError: HTTP error status, connection failure/timeout, a server
+            slower than the minimum rate, truncated body, a size other than
+            ``expected_size``, hash mismatch or a filesystem error.  In every
             failure case the temporary file is removed and ``dest`` is left
             untouched (never partially written).
     """
     dest = Path(dest)
     expected = hash_prefix.strip().lower() if hash_prefix is not None else None
     _make_directory(dest.parent)
-    return _Download(url, dest, progress, timeout).run(expected)
+    return _Download(url, dest, progress, timeout, expected_size).run(expected)
 
 
 def _make_directory(directory: Path) -> None:
@@ -193,11 +198,19 @@ class _Download:
     invariant of this module holds.
     """
 
-    def __init__(self, url: str, dest: Path, progress: bool, timeout: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        dest: Path,
+        progress: bool,
+        timeout: float,
+        expected_size: int | None = None,
+    ) -> None:
         self.url = url
         self.dest = dest
         self.progress = progress
         self.timeout = timeout
+        self.expected_size = expected_size
         self.tmp_path: str | None = None
         self.sha256 = hashlib.sha256()
         self.received = 0
@@ -260,6 +273,7 @@ class _Download:
         """Writes the body to ``out`` while hashing it; checks it arrived complete."""
         with self._open() as response:
             total = _content_length(response)
+            self._check_size(total, "announces")
             with tqdm(
                 total=total,
                 unit="B",
@@ -275,9 +289,20 @@ class _Download:
                     self.sha256.update(chunk)
                     self.received += len(chunk)
                     bar.update(len(chunk))
+                    if self.expected_size is not None and self.received > self.expected_size:
+                        self._check_size(self.received, "sent more than that: at least")
         if total is not None and self.received != total:
             raise CheckpointError(
                 f"download of {self.url} is incomplete: received {self.received} of {total} bytes"
+            )
+        self._check_size(self.received, "sent")
+
+    def _check_size(self, size: int | None, verb: str) -> None:
+        """CheckpointError when ``size`` (bytes; None: unknown) is not ``expected_size``."""
+        if self.expected_size is not None and size is not None and size != self.expected_size:
+            raise CheckpointError(
+                f"download of {self.url} refused: the file is {self.expected_size} bytes, "
+                f"the server {verb} {size} bytes; retry, or copy the file to {self.dest} by hand"
             )
 
     def _chunks(self, response):
@@ -308,8 +333,10 @@ class _Download:
                     raise CheckpointError(
                         f"download of {self.url} is too slow: {rate:.0f} bytes/s over the "
                         f"last {elapsed:.0f} s, under ${MIN_RATE_ENV_VAR}={min_rate:g} "
-                        f"(after {self.received} bytes); retry, or pass a local weights "
-                        f"file instead (${MIN_RATE_ENV_VAR}=0 waits for any server)"
+                        f"(after {self.received} bytes); retry, pass a local weights "
+                        f"file instead, or download the file elsewhere and copy it to "
+                        f"{self.dest} (${MIN_RATE_ENV_VAR}=0 waits for any server, a "
+                        f"longer ${WINDOW_ENV_VAR} allows longer stalls)"
                     )
                 mark_time, mark_bytes = time.monotonic(), self.received
 
