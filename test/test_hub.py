@@ -28,7 +28,9 @@ class _HubHandler(http.server.BaseHTTPRequestHandler):
 
     ``server.get_mode`` changes the GET answers: ``"trickle"`` sends the body 10 bytes
     every 20 ms (500 B/s, well inside any socket timeout) until the client goes away;
-    ``"endless"`` sends zeros without a Content-Length until the client goes away."""
+    ``"endless"`` sends zeros without a Content-Length until the client goes away.
+    ``server.head_mode = "trickle"`` sends a HEAD's status line, then header bytes one
+    every 20 ms, never completing the answer."""
 
     def _headers(self) -> bytes | None:
         self.server.requests.append((self.command, self.path))
@@ -50,7 +52,17 @@ class _HubHandler(http.server.BaseHTTPRequestHandler):
         return body
 
     def do_HEAD(self):  # noqa: N802 - http.server naming
-        self._headers()
+        if self.server.head_mode != "trickle":
+            self._headers()
+            return
+        self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+        self.close_connection = True
+        try:
+            while not self.server.stopping.wait(0.02):
+                self.wfile.write(b"X")
+                self.wfile.flush()
+        except OSError:  # the client gave up
+            pass
 
     def do_GET(self):  # noqa: N802 - http.server naming
         body = self._headers()
@@ -82,6 +94,7 @@ def hub(monkeypatch, tmp_path):
     httpd.files = {}
     httpd.requests = []
     httpd.get_mode = None
+    httpd.head_mode = None
     httpd.stopping = threading.Event()
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02})
     thread.start()
@@ -171,6 +184,24 @@ def test_a_trickling_hub_is_given_up_on(hub, tmp_path, monkeypatch):
     assert f"{hub.endpoint}/{REPO}/resolve/main/{FILE}" in message  # file and server
     assert f"copy it to {cache / FILE}" in message and "DPT_ROS_DOWNLOAD_MIN_RATE=0" in message
     assert os.listdir(cache) == []  # no partial file left in the cache
+
+
+@pytest.mark.timeout(60)
+def test_a_hub_trickling_its_headers_is_given_up_on(hub, tmp_path, monkeypatch):
+    """huggingface_hub's metadata request has a per-read timeout only: a hub sending
+    its headers a byte at a time held the start too. Its answer may take one window."""
+    monkeypatch.setenv("DPT_ROS_DOWNLOAD_MIN_RATE", "100000")
+    monkeypatch.setenv("DPT_ROS_DOWNLOAD_WINDOW_S", "1")
+    _serve(hub, os.urandom(1000))
+    hub.head_mode = "trickle"
+    cache = tmp_path / "cache"
+    with pytest.raises(CheckpointError) as info:
+        hub_checkpoint(REPO, FILE, cache, progress=False, endpoint=hub.endpoint)
+    message = str(info.value)
+    assert f"could not download {FILE}" in message and REPO in message, message
+    assert f"{hub.endpoint.split('//')[1]} sent no complete answer within 1 s" in message
+    assert f"copy it to {cache / FILE}" in message
+    assert not cache.exists() or os.listdir(cache) == []
 
 
 @pytest.mark.timeout(60)

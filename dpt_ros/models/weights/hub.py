@@ -24,7 +24,14 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from dpt_ros.models.errors import CheckpointError
-from dpt_ros.models.weights.download import cached_checkpoint_path, download_checkpoint
+from dpt_ros.models.weights.download import (
+    WINDOW_ENV_VAR,
+    NoAnswer,
+    answer_deadline_s,
+    answered_within,
+    cached_checkpoint_path,
+    download_checkpoint,
+)
 
 _LOG = logging.getLogger(__name__)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -85,8 +92,16 @@ def hub_checkpoint(
             + _offline_advice(repo, file_name, dest)
         )
     url = hub.hf_hub_url(repo, file_name, endpoint=endpoint)
+    deadline = answer_deadline_s()
     try:
-        meta = hub.get_hf_file_metadata(url, endpoint=endpoint)
+        # Per-read timeouts only: a server trickling its headers is bounded here.
+        meta = answered_within(deadline, lambda: hub.get_hf_file_metadata(url, endpoint=endpoint))
+    except NoAnswer:
+        raise CheckpointError(
+            f"could not download {file_name} from the Hugging Face hub ({repo}): "
+            f"{urlsplit(url).netloc} sent no complete answer within {deadline:g} s "
+            f"(${WINDOW_ENV_VAR}); " + _offline_advice(repo, file_name, dest)
+        ) from None
     except Exception as exc:  # httpx and hub errors: one actionable message
         raise CheckpointError(
             f"could not download {file_name} from the Hugging Face hub ({repo}): "
