@@ -1,6 +1,6 @@
 """dpt_ros: DPT monocular depth and semantic segmentation for ROS 2.
 
-Layers, each importing only from those below it (``test/test_layers.py`` checks):
+Layers, each importing only from those below it (``test/unit/test_layers.py`` checks):
 ``dpt_ros.cli`` (the command-line tools) > ``dpt_ros.node`` (the ROS 2 node) >
 ``dpt_ros.pipeline`` and ``dpt_ros.alignment`` (the processing core, no rclpy node) >
 ``dpt_ros.ros`` (message conversions and geometry on numpy arrays) > ``dpt_ros.models``
