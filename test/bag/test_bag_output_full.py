@@ -14,8 +14,6 @@ from helpers import fill_device, read_bag, small_device, write_bag
 from dpt_ros.cli import bag_job
 from dpt_ros.ros.bagio import open_bag
 
-pytestmark = pytest.mark.bag
-
 TOPIC = "/out/blob"
 PAYLOAD = 100_000  # bytes per message
 
