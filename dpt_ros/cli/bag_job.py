@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import errno
 import logging
+import os
 import shutil
 import signal
 import sys
@@ -123,7 +125,8 @@ def _task_options(args: argparse.Namespace, task: str) -> PredictorOptions | Non
     return options
 
 
-#: Bytes written after which sqlite3 output commits (besides once a second).
+#: Bytes written after which the output checkpoints (besides once a second): sqlite3
+#: commits, MCAP closes its chunk and marks where the file ends.
 _CHECKPOINT_BYTES = 4 << 20
 #: Room kept aside in the output directory for closing it on a full disk.
 _RESERVE_BYTES = 1 << 20
@@ -174,6 +177,71 @@ class _WriterState:
         topic_counts.update(self.topic_counts)
 
 
+@dataclass
+class _McapMark:
+    """Where rosbags' MCAP writer stood at a checkpoint: the file's length, the chunks
+    it indexes, its open chunk (schema and channel records not yet in a chunk), and the
+    message counts and times of its summary.
+
+    The writer keeps each chunk in memory up to 1 MiB and writes the index, statistics
+    and footer only when closed, so a disk that fills midway left a file cut inside a
+    record, and no summary: not a bag. :meth:`restore` cuts the file back to the mark
+    and the writer's own state with it, after which its ``close`` writes a valid file of
+    what came before. This reads and sets the writer's attributes (rosbags 0.11's
+    ``McapWriter``); :meth:`of` returns None for a writer without them."""
+
+    _ATTRIBUTES = (
+        "path",
+        "bio",
+        "chunk",
+        "chunks",
+        "channel_stats",
+        "message_start_time",
+        "message_end_time",
+        "close_chunk",
+    )
+
+    offset: int
+    chunks: int
+    chunk: Any
+    channel_stats: dict[int, int]
+    message_start_time: int
+    message_end_time: int
+
+    @classmethod
+    def of(cls, storage, close_chunk: bool = True) -> _McapMark | None:
+        """Writes what ``storage`` holds (its open chunk too, if ``close_chunk``) and
+        marks it; None if ``storage`` is not an MCAP writer this class knows."""
+        if not all(hasattr(storage, name) for name in cls._ATTRIBUTES):
+            return None
+        if close_chunk and storage.chunk.bio.tell():
+            storage.close_chunk()
+        storage.bio.flush()  # a full disk shows here at the latest (DiskFull)
+        return cls(
+            storage.bio.tell(),
+            len(storage.chunks),
+            copy.deepcopy(storage.chunk),
+            dict(storage.channel_stats),
+            storage.message_start_time,
+            storage.message_end_time,
+        )
+
+    def restore(self, storage) -> None:
+        """Cuts ``storage``'s file back to the mark (after a full disk: what it still
+        buffers is dropped) and its state with it; channels added since stay, with no
+        messages."""
+        with contextlib.suppress(OSError):  # flushing the rest fails; the file is closed
+            storage.bio.close()
+        os.truncate(storage.path, self.offset)
+        storage.bio = storage.path.open("r+b")
+        storage.bio.seek(self.offset)
+        del storage.chunks[self.chunks :]
+        storage.chunk = copy.deepcopy(self.chunk)
+        storage.channel_stats = {c: self.channel_stats.get(c, 0) for c in storage.channel_stats}
+        storage.message_start_time = self.message_start_time
+        storage.message_end_time = self.message_end_time
+
+
 class _OutputBag:
     """The output writer: copies of the input connections plus lazily added outputs."""
 
@@ -193,12 +261,15 @@ class _OutputBag:
         self._unsaved = 0
         self._saved_at = time.monotonic()
         self._saved: _WriterState | None = None
+        #: MCAP output: where its file stood at the last checkpoint.
+        self._mcap_saved: _McapMark | None = None
         #: Room kept aside for closing the bag on a full disk (freed by :meth:`close`).
         self._reserve = path / ".dpt-ros-reserve"
         try:
             self.writer.open()
             self._start(reader)
             self._reserve.write_bytes(bytes(_RESERVE_BYTES))
+            self._mcap_saved = _McapMark.of(self.writer.storage, close_chunk=False)
             self._saved = _WriterState.of(self.writer, 0, self.counts)
         except BaseException:
             self.abandon()
@@ -304,16 +375,22 @@ class _OutputBag:
 
     def checkpoint(self, frames: int) -> None:
         """Makes what was written so far (``frames`` frames) safe against a later
-        failure: sqlite3 commits its transaction (rosbags commits only when the bag is
-        closed, so a full disk used to lose every message), at most once a second or
-        every ``_CHECKPOINT_BYTES``. MCAP writes through; nothing to do."""
+        failure, at most once a second or every ``_CHECKPOINT_BYTES``: sqlite3 commits
+        its transaction (rosbags commits only when the bag is closed, so a full disk
+        used to lose every message); MCAP writes its open chunk and marks where the file
+        ends (:class:`_McapMark`: a full disk used to leave no valid file)."""
         storage = self.writer.storage
         conn = getattr(storage, "conn", None)  # rosbags' Sqlite3Writer
         now = time.monotonic()
-        if conn is None or (self._unsaved < _CHECKPOINT_BYTES and now - self._saved_at < 1.0):
+        if conn is None and self._mcap_saved is None:
+            return
+        if self._unsaved < _CHECKPOINT_BYTES and now - self._saved_at < 1.0:
             return
         with self._disk_full_checked():
-            conn.commit()
+            if conn is not None:
+                conn.commit()
+            else:
+                self._mcap_saved = _McapMark.of(storage)
         self._saved = _WriterState.of(self.writer, frames, self.counts)
         self._unsaved, self._saved_at = 0, now
 
@@ -329,28 +406,51 @@ class _OutputBag:
             if not _is_disk_full(exc):
                 raise
             self.full = True
-            saved = self._saved.frames if self._saved is not None else 0
-            raise DiskFull(
-                f"no space left on the device of {str(self.path)!r} ({_one_line(exc)}); "
-                f"stopped: the output keeps the {saved} frame(s) written up to the last "
-                "checkpoint, closed as a valid bag"
-            ) from None
+            raise self._disk_full(exc) from None
+
+    def _disk_full(self, exc: BaseException) -> DiskFull:
+        saved = self._saved.frames if self._saved is not None else 0
+        return DiskFull(
+            f"no space left on the device of {str(self.path)!r} ({_one_line(exc)}); "
+            f"stopped: the output keeps the {saved} frame(s) written up to the last "
+            "checkpoint, closed as a valid bag"
+        )
 
     def close(self) -> None:
         """Writes the rest and ``metadata.yaml``; a second call does nothing. After a
         full disk, the last checkpoint is what the bag holds: the rest is rolled back,
-        and the room kept aside at the start is freed for the metadata."""
+        and the room kept aside at the start is freed for the metadata. A disk that
+        fills during the close (MCAP writes its last chunk and its summary then) is
+        met the same way: rolled back, closed again, :class:`DiskFull` raised."""
+        import sqlite3  # start-up: only for the sqlite3 output's errors
+
         if self.closed:
             return
         self.closed = True
-        conn = getattr(self.writer.storage, "conn", None)
-        if self.full and conn is not None:
+        if self.full:
+            self._roll_back()
+        self._reserve.unlink(missing_ok=True)
+        try:
+            self.writer.close()
+        except (sqlite3.OperationalError, OSError) as exc:
+            if self.full or self.writer.storage is None or not _is_disk_full(exc):
+                raise  # nothing left to roll back, or not a full disk
+            self.full = True
+            self._roll_back()
+            self.writer.close()
+            raise self._disk_full(exc) from None
+
+    def _roll_back(self) -> None:
+        """Back to the last checkpoint: the storage's and the writer's counts."""
+        storage = self.writer.storage
+        conn = getattr(storage, "conn", None)
+        if conn is not None:
             with contextlib.suppress(Exception):
                 conn.rollback()
-            if self._saved is not None:
-                self._saved.restore(self.writer, self.counts)
-        self._reserve.unlink(missing_ok=True)
-        self.writer.close()
+        elif self._mcap_saved is not None:
+            self._mcap_saved.restore(storage)
+        if self._saved is not None:
+            self._saved.restore(self.writer, self.counts)
 
 
 def _latched_qos():

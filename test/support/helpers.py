@@ -4,14 +4,17 @@ contract of the command line."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import hashlib
 import os
 import signal
 import struct
+import subprocess
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import cv2
@@ -268,6 +271,39 @@ def write_bag(
                 writer.write(info_conn, t, serialize_message(bag_camera_info(80.0)))
             writer.write(chat_conn, t + PERIOD // 2, serialize_message(String(data=f"hi {i}")))
     return topic
+
+
+@contextlib.contextmanager
+def small_device(mount: Path, size: str = "8m") -> Iterator[Path]:
+    """A tmpfs of ``size`` mounted at ``mount`` (created): a device that fills up. The
+    test is skipped where mounting is not permitted (not root, no CAP_SYS_ADMIN, a
+    restricted container)."""
+    import pytest
+
+    mount.mkdir(parents=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip() or done.returncode}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill_device(directory: Path) -> None:
+    """Writes a file into ``directory`` until its device is full (ENOSPC)."""
+    with open(directory / "filler", "wb", buffering=0) as filler:
+        for block in (1 << 20, 4096, 1):
+            try:
+                while True:
+                    filler.write(bytes(block))
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
 
 
 def read_bag(path: Path) -> dict[str, list[tuple[int, str, bytes]]]:

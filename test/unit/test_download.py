@@ -53,6 +53,18 @@ class _CountingHandler(http.server.SimpleHTTPRequestHandler):
                 pass
             self.close_connection = True
             return
+        if self.path == "/slow-headers":
+            # A status line, then header bytes one every 20 ms: each read gets a byte
+            # well inside any socket timeout, and the answer never completes.
+            self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+            try:
+                while not self.server.stopping.wait(0.02):
+                    self.wfile.write(b"X")
+                    self.wfile.flush()
+            except OSError:
+                pass
+            self.close_connection = True
+            return
         super().do_GET()
 
     def log_message(self, format, *args):  # noqa: A002 - signature from base class
@@ -257,6 +269,39 @@ def test_a_trickling_server_is_given_up_on(server, cache_dir, monkeypatch):
     monkeypatch.setenv("DPT_ROS_DOWNLOAD_MIN_RATE", "fast")
     with pytest.raises(CheckpointError, match="DPT_ROS_DOWNLOAD_MIN_RATE='fast' must be"):
         download_checkpoint(server.url("trickle"), dest, None, progress=False, timeout=5)
+
+
+@pytest.mark.timeout(60)
+def test_a_server_trickling_its_headers_is_given_up_on(server, cache_dir, monkeypatch):
+    """The minimum rate is measured on the body; a server that trickled its headers
+    held the start before the body began. Its answer may now take one window."""
+    monkeypatch.setenv("DPT_ROS_DOWNLOAD_MIN_RATE", "100000")
+    monkeypatch.setenv("DPT_ROS_DOWNLOAD_WINDOW_S", "1")
+    dest = cache_dir / "slow.pt"
+    with pytest.raises(CheckpointError) as info:
+        download_checkpoint(server.url("slow-headers"), dest, None, progress=False, timeout=5)
+    message = str(info.value)
+    assert "sent no complete answer (status and headers) within 1 s" in message, message
+    assert server.url("slow-headers") in message and f"copy it to {dest}" in message
+    assert _leftovers(cache_dir) == []
+
+
+def test_an_answer_in_time_is_returned_and_a_late_one_disposed_of():
+    """answered_within: the call's value or exception in time; a late value is handed
+    to dispose (a late response closed, not leaked)."""
+    assert dl.answered_within(5, lambda: 42) == 42
+    with pytest.raises(ValueError, match="bad"):
+        dl.answered_within(5, lambda: int("bad"))
+    release, disposed, gone = threading.Event(), [], threading.Event()
+
+    def dispose(value: str) -> None:
+        disposed.append(value)
+        gone.set()
+
+    with pytest.raises(dl.NoAnswer):
+        dl.answered_within(0.05, lambda: release.wait(5) and "late", dispose)
+    release.set()
+    assert gone.wait(5) and disposed == ["late"]
 
 
 def test_download_truncated_body(server, cache_dir):
