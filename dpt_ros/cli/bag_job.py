@@ -609,14 +609,10 @@ class _BagJob:
         # start-up: sensor_msgs on use (dpt-ros --help stays fast)
         from sensor_msgs.msg import CompressedImage, Image
 
-        # start-up: cv2, sensor_msgs, std_msgs on use (dpt-ros --help stays fast)
-        from dpt_ros.ros.image_codec import compressed_to_rgb, image_to_rgb
-
         self.plan, self.pipeline, self.out_bag, self.bar = plan, pipeline, out_bag, bar
         self.batch_size = batch_size
         compressed = plan.image_type == COMPRESSED_TYPE
         self.msg_class = CompressedImage if compressed else Image
-        self.decode = compressed_to_rgb if compressed else image_to_rgb
         self.max_pixels = max_pixels
         self.pending: list[tuple[Any, int, bytes]] = []
         self.batch: list[_Frame] = []
@@ -713,16 +709,14 @@ class _BagJob:
         # start-up: rclpy on use (dpt-ros --help stays fast)
         from rclpy.serialization import deserialize_message
 
-        # start-up: cv2, sensor_msgs, std_msgs on use (dpt-ros --help stays fast)
-        from dpt_ros.ros.image_codec import ImageDecodeError
+        # start-up: the pipeline (torch, cv2, messages) on use (dpt-ros --help stays fast)
+        from dpt_ros.pipeline import intake
 
+        predictors = (self.pipeline.depth, self.pipeline.segmentation)
         try:
             msg = deserialize_message(data, self.msg_class)
-            rgb = self.decode(msg, self.max_pixels)
-            for predictor in (self.pipeline.depth, self.pipeline.segmentation):
-                if predictor is not None:  # ValueError: a network input too thin or large
-                    predictor.input_size(rgb.shape[:2])
-        except (ImageDecodeError, ValueError, TypeError, RuntimeError) as exc:
+            rgb = intake.take(msg, self.max_pixels, predictors)
+        except (intake.FrameRefused, TypeError, RuntimeError) as exc:
             self.skipped += 1
             _LOG.warning("skipping an undecodable frame at %d ns: %s", timestamp, exc)
             self.bar.update(1)

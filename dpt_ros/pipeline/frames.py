@@ -149,14 +149,15 @@ class FrameOutput:
     #: metric) published no metres for this frame; empty when it did or needs none.
     no_metres: str = ""
 
-    @property
-    def camera_info_rejection(self) -> str:
-        """Why the frame's camera_info was rejected (its warning without the
-        ``camera_info rejected: `` prefix), or "" when it was not."""
-        for warning in self.warnings:
-            if warning.startswith(_CAMERA_INFO_REJECTED):
-                return warning[len(_CAMERA_INFO_REJECTED) :]
-        return ""
+    #: Why the frame's camera_info was refused (no prefix), or "" when it was used or
+    #: there was none: a typed status, read by the node's health and ``no_metres``.
+    camera_info_rejection: str = ""
+
+    def refuse_camera_info(self, reason: str) -> None:
+        """Records that the frame's camera_info was refused, and logs it once among the
+        frame's ``warnings``."""
+        self.camera_info_rejection = reason
+        self.warnings.append(f"{_CAMERA_INFO_REJECTED}{reason}")
 
 
 @dataclass
@@ -448,7 +449,7 @@ class FramePipeline:
                 ks.append(Intrinsics.from_camera_info(info).matrix())
                 continue
             rejection = result.camera_info_rejection
-            why = f"camera_info rejected: {rejection}" if rejection else "no camera_info"
+            why = f"{_CAMERA_INFO_REJECTED}{rejection}" if rejection else "no camera_info"
             result.no_metres = (
                 f"{depth.spec.name} publishes no metres without the camera's focal length: "
                 f"{why} (depth/image and points are not published)"
@@ -468,7 +469,7 @@ class FramePipeline:
         try:
             return self._rectifier(rgb, info, stream), info
         except ValueError as exc:
-            result.warnings.append(f"{_CAMERA_INFO_REJECTED}cannot rectify: {exc}")
+            result.refuse_camera_info(f"cannot rectify: {exc}")
             return rgb, None
 
     def _camera(
@@ -488,7 +489,7 @@ class FramePipeline:
             check_camera_info_matches(camera_info, w, h)
             return depth_camera_info(camera_info, out_w, out_h, header)
         except ValueError as exc:
-            result.warnings.append(f"{_CAMERA_INFO_REJECTED}{exc}")
+            result.refuse_camera_info(str(exc))
             return None, None
 
     def _infer(self, group: _Group, o: PipelineOptions) -> dict[str, float]:
