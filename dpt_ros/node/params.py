@@ -371,7 +371,10 @@ PARAMS: tuple[ParamDef, ...] = (
     _filling(
         "cloud.stride",
         "pipeline.cloud_stride",
-        "Keep every n-th pixel in both directions in 'points'.",
+        "Keep every n-th pixel in both directions in 'points'; 0 = auto: 1 while "
+        "segmentation runs (Nav2's semantic layer needs the cloud pixel-aligned with the "
+        "labels), else the smallest stride leaving at most 256 points across (3 at 640 "
+        "wide: 214 x 160 points, about the density of ika's Depth Anything 3 node).",
         read_only=False,
     ),
     _filling(
@@ -419,6 +422,15 @@ PARAMS: tuple[ParamDef, ...] = (
         "Drop points whose depth confidence (depth/confidence: Depth Anything 3's "
         "any-view types, 1 + exp, >= 1, larger = more confident) is below this; "
         "0 = keep every point. The authors suggest 1.5 to 3.",
+        read_only=False,
+    ),
+    _filling(
+        "cloud.confident_threshold",
+        "pipeline.cloud_confident_threshold",
+        "'points_confident' is 'points' with NaN for every point whose depth confidence "
+        "is below this (2.0 = 128 in depth/confidence_mono8): a marking source for Nav2's "
+        "voxel and obstacle layers, which read no confidence field. A model without a "
+        "confidence output, or 0, keeps every point. Built only while subscribed.",
         read_only=False,
     ),
     ParamDef(
