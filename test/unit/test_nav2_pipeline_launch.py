@@ -1,7 +1,7 @@
 """launch/nav2_depth_pipeline.launch.py (Nav2's depth tutorial pipeline with dpt_ros),
 run through stand-ins of the launch API that take exactly its arguments
-(test/launch_api.py), its params file read by rcl itself, and its Nav2 costmaps checked
-by ``dpt-ros doctor nav2`` against nav2_bringup's jazzy parameters."""
+(test/support/launch_api.py), its params file read by rcl itself, and its Nav2 costmaps
+checked by ``dpt-ros doctor nav2`` against nav2_bringup's jazzy parameters."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from rclpy.node import Node
 from dpt_ros.cli.main import main
 from dpt_ros.node.params import PARAMS, validate
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 LAUNCH = REPO / "launch" / "nav2_depth_pipeline.launch.py"
 NODE_PARAMS = REPO / "config" / "nav2_depth_pipeline.yaml"
 COSTMAPS = REPO / "config" / "nav2_depth_pipeline_costmap.yaml"

@@ -13,7 +13,7 @@ from dpt_ros.models.registry import MODEL_SPECS
 from dpt_ros.node.params import PARAMS
 from dpt_ros.ros.node_speed import SPEED_FIGURES, Range, estimate, figure_problem, measured
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DEFAULTS = {p.name: p.default for p in PARAMS}
 
 

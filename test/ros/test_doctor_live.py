@@ -14,7 +14,7 @@ from rclpy.parameter import Parameter
 from dpt_ros.cli.doctor_live import pick_status
 from dpt_ros.cli.main import main
 
-JAZZY = Path(__file__).resolve().parent / "fixtures" / "nav2" / "nav2_params_jazzy.yaml"
+JAZZY = Path(__file__).resolve().parents[1] / "fixtures" / "nav2" / "nav2_params_jazzy.yaml"
 
 
 def test_pick_status_takes_the_node_by_name_and_namespace():
