@@ -35,6 +35,7 @@ from dpt_ros.cli import bag_alignment, bag_job, bag_temporal, fleet
 from dpt_ros.cli.args import (
     add_max_input_pixels_argument,
     add_predictor_arguments,
+    non_negative_int,
     positive_int,
 )
 from dpt_ros.ros.bagio import (
@@ -62,7 +63,8 @@ output topics (under the image topic's namespace, or --output-namespace):
   segmentation/confidence  mono8 confidence of each label, round(255 * p)
   segmentation/label_info  vision_msgs/LabelInfo, once, with the camera's first
                            message and its frame (latched QoS)
-  points                PointCloud2 (metric depth and camera_info needed)
+  points                PointCloud2 (metric depth and camera_info needed); the node's
+                        points_confident is not written (replay through dpt_node)
 
 Every input message is copied to the output at its recorded time. Output messages get
 the bag time and the header of their image.
@@ -193,10 +195,11 @@ def _add_output_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--cloud-stride",
-        type=positive_int,
-        default=1,
+        type=non_negative_int,
+        default=0,
         metavar="N",
-        help="keep every N-th pixel in both directions in 'points' (default 1)",
+        help="keep every N-th pixel in both directions in 'points' (default 0 = auto: "
+        "1 with a segmentation model, else at most 256 points across, as the node)",
     )
     p.add_argument(
         "--cloud-min-confidence",

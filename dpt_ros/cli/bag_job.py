@@ -776,7 +776,8 @@ class _BagJob:
             [f.rgb for f in b],
             headers,
             [f.info for f in b],
-            on_demand=ON_DEMAND_TOPICS,
+            # points_confident: a copy of points with fewer points, for a live costmap.
+            on_demand=ON_DEMAND_TOPICS - {"points_confident"},
             calibrations=align.batch(headers, [f.timestamp for f in b]) if align else None,
         )
         for result in results:

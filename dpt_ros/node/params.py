@@ -428,8 +428,15 @@ PARAMS: tuple[ParamDef, ...] = (
     _filling(
         "cloud.stride",
         "pipeline.cloud_stride",
-        "Keep every n-th pixel in both directions in 'points'.",
+        "Keep every n-th pixel in both directions in 'points'; 0 = auto: 1 while "
+        "segmentation runs (Nav2's semantic layer needs the cloud pixel-aligned with the "
+        "labels), else the smallest stride leaving at most 256 points across (3 at 640 "
+        "wide: 214 x 160 points, about the density of ika's Depth Anything 3 node).",
         read_only=False,
+        summary=(
+            "Keep every n-th pixel both ways in 'points'; 0 = auto: 1 with segmentation, "
+            "else at most 256 points across."
+        ),
     ),
     _filling(
         "cloud.max_depth",
@@ -484,6 +491,19 @@ PARAMS: tuple[ParamDef, ...] = (
         summary=(
             "Drop points whose depth confidence (Depth Anything 3 any-view types) is below this; 0"
             " = keep all."
+        ),
+    ),
+    _filling(
+        "cloud.confident_threshold",
+        "pipeline.cloud_confident_threshold",
+        "'points_confident' is 'points' with NaN for every point whose depth confidence "
+        "is below this (2.0 = 128 in depth/confidence_mono8): a marking source for Nav2's "
+        "voxel and obstacle layers, which read no confidence field. A model without a "
+        "confidence output, or 0, keeps every point. Built only while subscribed.",
+        read_only=False,
+        summary=(
+            "Depth confidence below which 'points_confident' has NaN (2.0 = 128 in "
+            "depth/confidence_mono8): a marking source for Nav2."
         ),
     ),
     ParamDef(

@@ -33,12 +33,13 @@ def test_node_publishes_the_small_goldens(ros, small_file, scene_a_rgb):
         Parameter("output_size", value="network"),
         Parameter("relative_depth.scale", value=1.0),
         Parameter("cloud.min_confidence", value=1.5),
+        Parameter("cloud.stride", value=1),  # pixel for pixel with depth/confidence
     )
     wait_for_subscribers(executor, probe)
     probe.info_pub.publish(scene_camera_info())
     spin_until(executor, lambda: node.cameras[0].camera_info is not None, 5)
     probe.image_pub.publish(rgb_msg(scene_a_rgb, 21))
-    wanted = ("depth/relative", "depth/confidence", "points")
+    wanted = ("depth/relative", "depth/confidence", "points", "points_confident")
     assert spin_until(executor, lambda: all(probe.got[t] for t in wanted), 120)
     assert not probe.got["depth/sky"]
     for topic in wanted:
@@ -49,6 +50,15 @@ def test_node_publishes_the_small_goldens(ros, small_file, scene_a_rgb):
     fields = pointcloud2_to_arrays(probe.got["points"][0])
     np.testing.assert_array_equal(fields["confidence"], confidence)
     assert np.isnan(fields["z"][confidence < 1.5]).all()
+    # points_confident (cloud.confident_threshold 2.0): the same organised cloud, NaN
+    # below 2.0 too, every other point as in points.
+    confident = pointcloud2_to_arrays(probe.got["points_confident"][0])
+    assert confident["z"].shape == fields["z"].shape
+    unsure = confidence < 2.0
+    assert unsure.any() and (~unsure).any()
+    assert np.isnan(confident["z"][unsure]).all()
+    for axis in "xyz":
+        np.testing.assert_array_equal(confident[axis][~unsure], fields[axis][~unsure])
 
 
 def _diagnostic(probe, key: str) -> str | None:

@@ -58,7 +58,7 @@ def test_node_metric_publishes_metres_and_a_cloud(ros, det_checkpoint, scene_a_r
     assert golden(METRIC).relative_error("final", depth) <= END_TO_END_RTOL
     assert 0 < np.nanmin(depth) and np.nanmax(depth) < 20.0
     cloud = pointcloud2_to_arrays(probe.got["points"][0])
-    stride = node.config.pipeline.cloud_stride
+    stride = node.pipeline.cloud_stride(640)
     intr = Intrinsics.from_camera_info(camera_info(640, 480))
     z = depth[::stride, ::stride]
     v, u = np.mgrid[0:480:stride, 0:640:stride]

@@ -21,7 +21,7 @@ RANDOM = [
 
 def test_every_invalid_parameter_is_listed(ros):
     bad = [
-        Parameter("cloud.stride", value=0),  # below 1..64: refused by rclpy itself
+        Parameter("cloud.stride", value=65),  # above 0..64: refused by rclpy itself
         Parameter("qos.input.depth", value=1000),  # above 1..100: rclpy too
         Parameter("max_rate", value=-1.0),  # below 0..1000
         Parameter("precision", value="fp8"),  # not a choice: found by validate()
@@ -122,19 +122,19 @@ def test_the_device_and_the_network_size_join_the_one_line_by_their_names(ros):
     """The issue's command line: ``device:=tpu`` was missing from the line (found only
     when the model loaded, after the others were fixed), and the size's problem named
     no parameter ("network size ... got 33x384"); rclpy's refusal of cloud.stride read
-    "cloud.stride: Invalid parameter value (0) for parameter. Reason: ...: cloud.stride"."""
+    "cloud.stride: Invalid parameter value (65) for parameter. Reason: ...: cloud.stride"."""
     bad = [
         Parameter("output_size", value="huge"),
         Parameter("network_width", value=33),
         Parameter("device", value="tpu"),
-        Parameter("cloud.stride", value=0),
+        Parameter("cloud.stride", value=65),
     ]
     overrides = [p for p in FAST if p.name not in ("device", "network_width")]
     with pytest.raises(ValueError) as info:
         DptNode(parameter_overrides=overrides + RANDOM + bad)
     text = str(info.value)
     assert text == (
-        "invalid parameters: cloud.stride=0 is outside 1..64; output_size='huge' is not one "
+        "invalid parameters: cloud.stride=65 is outside 0..64; output_size='huge' is not one "
         "of input, network; unknown device 'tpu'; valid: auto, cpu, cuda, cuda:N; "
         "network_width=33: dpt_hybrid needs positive multiples of 32"
     )

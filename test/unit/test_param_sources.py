@@ -65,4 +65,4 @@ def test_node_bag_tool_and_python_api_share_the_smoothing_rule():
     with pytest.raises(ValueError, match="smoothing"):
         options_from_args(args)
     assert not validate({"relative_depth.smoothing": 1.0})
-    assert PipelineOptions(cloud_stride=0).problems() and validate({"cloud.stride": 0})
+    assert PipelineOptions(cloud_stride=-1).problems() and validate({"cloud.stride": 65})
