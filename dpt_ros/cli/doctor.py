@@ -158,7 +158,8 @@ def _live_timing(args: argparse.Namespace) -> tuple[Any, str]:
     """(the running node's cloud timing, or None; a note on what --live found)."""
     if args.live is None:
         return None, ""
-    from dpt_ros.cli.doctor_live import listen  # start-up: rclpy only with --live
+    # start-up: rclpy only with --live
+    from dpt_ros.cli.doctor_live import listen
     from dpt_ros.ros.node_speed import measured
 
     found = listen(args.node_name, args.namespace, args.live)
