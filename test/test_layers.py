@@ -2,9 +2,11 @@
 layers, and a reason beside every import placed inside a function.
 
 Layers, each importing only from those below it (the package docstring):
-``cli`` > ``node`` > ``pipeline`` | ``alignment`` > ``ros`` > ``models`` | ``viz``.
-Layers joined by ``|`` are independent: neither imports the other. ``dpt_ros`` itself
-(``__version__``) is importable from everywhere.
+``cli`` > ``node`` > ``pipeline`` | ``alignment`` > ``ros`` | ``runtime`` > ``models`` |
+``viz``. Layers joined by ``|`` are independent: neither imports the other. ``dpt_ros``
+itself (``__version__``) is importable from everywhere. ``dpt_ros.models.predictor``
+(``Predictor``: a model and its runtime together) and the ``dpt_ros.models`` face that
+exports it sit in the ``runtime`` layer.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "dpt_ros"
 LAYERS = {
     "models": 0,
     "viz": 0,
+    "runtime": 1,
     "ros": 1,
     "pipeline": 2,
     "alignment": 2,
@@ -91,7 +94,14 @@ def package_imports() -> list[Import]:
     return found
 
 
+#: Modules in another layer than their package's: the Predictor runs a model on its
+#: runtime, so it (and the face that exports it) sits with the runtime, above the models.
+MODULE_LAYERS = {"dpt_ros.models": "runtime", "dpt_ros.models.predictor": "runtime"}
+
+
 def _layer(module: str) -> str | None:
+    if module in MODULE_LAYERS:
+        return MODULE_LAYERS[module]
     parts = module.split(".")
     return parts[1] if len(parts) > 1 and parts[1] in LAYERS else None
 
@@ -203,5 +213,7 @@ def test_the_checks_see_what_they_check():
     assert any(i.in_function for i in imports)
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert _layer("dpt_ros.models.network.dpt") == "models" and _layer("dpt_ros") is None
+    assert _layer("dpt_ros.runtime.engine_cache") == "runtime"
+    assert _layer("dpt_ros.models.predictor") == "runtime"
     assert _has_reason(["# torch: start-up time", "import torch"], 2, 2)
     assert not _has_reason(["x = 1", "import torch"], 2, 2)

@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dpt_ros.cli.args import network_size, positive_int
-from dpt_ros.models.export import (
+from dpt_ros.models.registry import get_spec
+from dpt_ros.runtime.export import (
     DEFAULT_OPSET,
     ENGINE_PRECISIONS,
     FORMATS,
@@ -39,13 +40,12 @@ from dpt_ros.models.export import (
     default_output_name,
     export_onnx,
 )
-from dpt_ros.models.registry import get_spec
 
-# dpt_ros.models.export imports torch, onnx and tensorrt inside its functions, and
+# dpt_ros.runtime.export imports torch, onnx and tensorrt inside its functions, and
 # run() imports those functions: parsing, and 'dpt-ros --help', stay fast.
 if TYPE_CHECKING:
-    from dpt_ros.models.export import ExportResult
     from dpt_ros.models.registry import ModelSpec
+    from dpt_ros.runtime.export import ExportResult
 
 #: Printed when the deprecated --width/--height are used (they go in the next release).
 DEPRECATION_NOTE = "dpt-ros: note: --width/--height are deprecated, use --network-size WxH"
@@ -247,7 +247,7 @@ def run(args: argparse.Namespace) -> int:
     precision = _engine_precision(args)
     if args.format == "tensorrt":
         # start-up: torch on use (dpt-ros --help stays fast)
-        from dpt_ros.models.runtimes import import_tensorrt
+        from dpt_ros.runtime.runtimes import import_tensorrt
 
         import_tensorrt()  # before the export: fail fast without TensorRT
     output = Path(

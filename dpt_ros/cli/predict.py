@@ -500,10 +500,10 @@ def _predict_all(
 def _choose_backend(predictor: Any, image_hw: Sequence[int], frames_left: int, torch_s: float):
     """``--backend auto`` with ``--engine-build auto``, after the first image: builds the
     engine of its shape when the build pays off over the frames left
-    (:mod:`dpt_ros.models.build_choice`), and says what runs and why in one line."""
+    (:mod:`dpt_ros.runtime.build_choice`), and says what runs and why in one line."""
     # start-up: torch on use (dpt-ros --help stays fast)
-    from dpt_ros.models.build_choice import choose_build, estimate_build
-    from dpt_ros.models.engine_cache import CachedEngineRuntime, engine_records
+    from dpt_ros.runtime.build_choice import choose_build, estimate_build
+    from dpt_ros.runtime.engine_cache import CachedEngineRuntime, engine_records
 
     runtime = predictor.runtime
     if not isinstance(runtime, CachedEngineRuntime):

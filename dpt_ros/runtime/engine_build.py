@@ -1,6 +1,6 @@
-"""Engine builds in a child process: ``python -m dpt_ros.models.engine_build REQUEST``.
+"""Engine builds in a child process: ``python -m dpt_ros.runtime.engine_build REQUEST``.
 
-The engine cache (:mod:`dpt_ros.models.engine_cache`) never exports in the process that
+The engine cache (:mod:`dpt_ros.runtime.engine_cache`) never exports in the process that
 serves frames. ``torch.export`` keeps tracing state in module globals, so an export in a
 thread of that process collides with anything else torch does there at the same time
 (a model load died in ``torch.fx`` with ``KeyError: 'custom'``), and its native threads
@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-_LOG = logging.getLogger("dpt_ros.models.engine_cache")
+_LOG = logging.getLogger("dpt_ros.runtime.engine_cache")
 
 #: The child's last stderr line on failure: ``<prefix><ExceptionType>: <message>``.
 _FAILURE_PREFIX = "ENGINE_BUILD_FAILED "
@@ -202,8 +202,8 @@ def _join_build_threads(timeout: float) -> None:
 def _build(request: dict[str, Any]) -> None:
     """Exports (and for TensorRT builds) the engine into ``request["folder"]``."""
     # start-up: the child's parent only needs run_build (torch, onnx on use)
-    from dpt_ros.models.export import build_tensorrt_engine, export_onnx
     from dpt_ros.models.weights.checkpoint import random_weights_already_announced
+    from dpt_ros.runtime.export import build_tensorrt_engine, export_onnx
 
     folder = Path(request["folder"])
     # The parent announced the model's random weights when it loaded it.
@@ -250,8 +250,8 @@ def time_runtimes(request: dict[str, Any], folder: Path) -> dict[str, float]:
     import torch
 
     # start-up: likewise, the runtimes and the loader in the build's child only
-    from dpt_ros.models.runtimes import EngineRuntime, TorchRuntime, load_backend
     from dpt_ros.models.weights.checkpoint import load_model, random_weights_already_announced
+    from dpt_ros.runtime.runtimes import EngineRuntime, TorchRuntime, load_backend
 
     backend = request["backend"]
     device = torch.device(request.get("device", "cpu"))

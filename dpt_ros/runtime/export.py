@@ -119,7 +119,7 @@ def _require_exporter() -> None:
 
 def _write_sidecar(path: Path, metadata: dict[str, Any]) -> Path:
     # start-up: torch on use (the command line imports this module to parse)
-    from dpt_ros.models.runtimes import sidecar_path
+    from dpt_ros.runtime.runtimes import sidecar_path
 
     side = sidecar_path(path)
     side.write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
@@ -153,7 +153,7 @@ def _torch_reference(model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Ten
 def _compare(path: Path, x: torch.Tensor, reference: torch.Tensor) -> tuple[float, float]:
     """Largest absolute and relative difference of onnxruntime (CPU) to ``reference``."""
     # start-up: torch on use (the command line imports this module to parse)
-    from dpt_ros.models.runtimes import OnnxRuntimeModel
+    from dpt_ros.runtime.runtimes import OnnxRuntimeModel
 
     out = OnnxRuntimeModel(path, "cpu")(x)
     diff = float((out - reference).abs().max())
@@ -310,7 +310,7 @@ def _onnx_metadata(
     import torch
 
     # start-up: torch on use (the command line imports this module to parse)
-    from dpt_ros.models.runtimes import SIDECAR_VERSION
+    from dpt_ros.runtime.runtimes import SIDECAR_VERSION
 
     return {
         "sidecar_version": SIDECAR_VERSION,
@@ -522,7 +522,7 @@ def build_tensorrt_engine(
     import torch
 
     # start-up: torch on use (the command line imports this module to parse)
-    from dpt_ros.models.runtimes import import_tensorrt, read_sidecar
+    from dpt_ros.runtime.runtimes import import_tensorrt, read_sidecar
 
     if precision not in ENGINE_PRECISIONS:
         raise ValueError(
