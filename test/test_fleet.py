@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from helpers import NET, one_error_line, read_bag, tree_hash, write_bag
 
-from dpt_ros.cli import fleet
+from dpt_ros.cli.bag import fleet
 from dpt_ros.cli.main import main
 from dpt_ros.ros.image_codec import image_msg_to_array
 
@@ -137,7 +137,7 @@ ROOT = Path(__file__).resolve().parents[1]
 _HOLD_LOCK = """
 import sys, time
 from pathlib import Path
-from dpt_ros.cli.fleet import output_lock
+from dpt_ros.cli.bag.fleet import output_lock
 
 with output_lock(Path(sys.argv[1])):
     print("locked", flush=True)

@@ -39,8 +39,8 @@ PROG = "dpt-ros"
 #: (name, module) of every subcommand; see the module docstring for the module's API.
 SUBCOMMANDS: tuple[tuple[str, str], ...] = (
     ("predict", "dpt_ros.cli.predict"),
-    ("bag", "dpt_ros.cli.bag"),
-    ("play", "dpt_ros.cli.play"),
+    ("bag", "dpt_ros.cli.bag.run"),
+    ("play", "dpt_ros.cli.bag.play"),
     ("demo", "dpt_ros.cli.demo.run"),
     ("bench", "dpt_ros.cli.bench"),
     ("export", "dpt_ros.cli.export"),

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dpt_ros.cli import bag_job
+from dpt_ros.cli.bag import job as bag_job
 
 
 @dataclass(frozen=True)

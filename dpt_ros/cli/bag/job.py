@@ -1,6 +1,6 @@
 """The work of ``dpt-ros bag`` on one bag: read it, run the frame pipeline on one image
-topic, write the new bag (see :mod:`dpt_ros.cli.bag`). The fleet
-(:mod:`dpt_ros.cli.fleet`) runs :func:`process_bag` for each of many bags.
+topic, write the new bag (see :mod:`dpt_ros.cli.bag.run`). The fleet
+(:mod:`dpt_ros.cli.bag.fleet`) runs :func:`process_bag` for each of many bags.
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from dpt_ros.alignment.online import AlignmentOptions
-from dpt_ros.cli import bag_alignment, bag_temporal
 from dpt_ros.cli.args import (
     options_from_flags,
 )
+from dpt_ros.cli.bag import alignment as bag_alignment
+from dpt_ros.cli.bag import temporal as bag_temporal
 from dpt_ros.cli.stop_signals import (
     Terminated,
     raise_received,
