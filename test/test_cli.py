@@ -19,7 +19,7 @@ import pytest
 import torch
 from helpers import one_error_line
 
-import dpt_ros.models
+import dpt_ros.cli.predict
 from dpt_ros.cli.main import main
 from dpt_ros.cli.predict import depth_to_color, depth_to_png16, output_stems
 from dpt_ros.models import Predictor, get_spec, model_names
@@ -77,7 +77,7 @@ class _FakePredictor:
 @pytest.fixture
 def fake_predictor(monkeypatch):
     _FakePredictor.instances = []
-    monkeypatch.setattr(dpt_ros.models, "Predictor", _FakePredictor)
+    monkeypatch.setattr(dpt_ros.cli.predict, "Predictor", _FakePredictor)  # as predict uses it
     return _FakePredictor
 
 

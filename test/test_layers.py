@@ -162,8 +162,9 @@ def test_no_layer_imports_a_layer_above_or_beside_it():
 
 
 def test_every_import_inside_a_function_says_why():
-    """A function-local import is for an optional dependency or start-up time, never
-    to break a cycle; a comment on its line or just above it says which."""
+    """A function-local import is for an optional dependency (or, in the node's
+    process, for the stop handlers to come first), never to break a cycle; a comment on
+    its line or just above it says which."""
     missing = []
     for name, path in _modules().items():
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -188,20 +189,40 @@ def _has_reason(lines: list[str], first: int, last: int) -> bool:
     return i >= 0 and lines[i].strip().startswith("#")
 
 
-def test_parsing_the_command_line_imports_no_heavy_module():
-    """The reason most imports inside functions give: ``dpt-ros --help`` and every
-    command's argument parsing stay fast, without torch, OpenCV or rclpy."""
-    code = (
-        "import sys\n"
-        "from dpt_ros.cli.main import build_parser\n"
-        "build_parser()\n"
-        "heavy = ('torch', 'timm', 'cv2', 'rclpy', 'sensor_msgs', 'rosbags', 'onnx', 'ray')\n"
-        "print(','.join(m for m in heavy if m in sys.modules))\n"
-    )
+#: Run with a command line as arguments: the heavy modules and the subcommands (by name)
+#: that ``dpt-ros`` imported for it.
+_IMPORTED_BY_THE_COMMAND_LINE = (
+    "import contextlib, io, sys\n"
+    "from dpt_ros.cli.main import SUBCOMMANDS, main\n"
+    "with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
+    "    main(sys.argv[1:])\n"
+    "heavy = ('torch', 'timm', 'cv2', 'numpy', 'rclpy', 'sensor_msgs', 'rosbags', 'onnx', 'ray')\n"
+    "print(' '.join(m for m in heavy if m in sys.modules))\n"
+    "print(' '.join(c.name for c in SUBCOMMANDS if c.module in sys.modules))\n"
+)
+
+
+def _imported_by(*argv: str) -> tuple[list[str], list[str]]:
+    """(heavy modules, subcommands) that ``dpt-ros argv`` imported."""
     env = {**os.environ, "PYTHONPATH": str(PACKAGE.parent)}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    out = subprocess.run(
+        [sys.executable, "-c", _IMPORTED_BY_THE_COMMAND_LINE, *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == ""
+    heavy, commands = (out.stdout + "\n").split("\n")[:2]
+    return heavy.split(), commands.split()
+
+
+def test_the_command_line_imports_only_the_chosen_subcommand():
+    """``dpt-ros --help`` (and a usage error) lists the subcommands without importing
+    any of their modules: no torch, OpenCV, numpy or rclpy, so it stays fast. A
+    subcommand's module is imported only when the command line names it."""
+    assert _imported_by("--help") == ([], [])
+    assert _imported_by("no-such-command") == ([], [])
+    assert _imported_by("doctor", "--help")[1] == ["doctor"]
 
 
 def test_the_checks_see_what_they_check():

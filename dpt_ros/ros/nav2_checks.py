@@ -47,6 +47,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dpt_ros.models.registry import get_spec, model_names
 from dpt_ros.viz.ade20k import CLASS_NAMES
 
 #: The dpt_node topics a semantic layer reads, by the plugin's parameter name.
@@ -763,8 +764,6 @@ class _Checker:
 def metric_problem(node: Mapping[str, Any]) -> str:
     """Why dpt_node with these parameters publishes no ``points`` and no ``depth/image``
     (no metres), or ""."""
-    from dpt_ros.models.registry import get_spec, model_names  # start-up: only this check
-
     model = str(node.get("depth.model_type", "") or "")
     if not model:
         return "depth.model_type is empty: no depth, so no 'points' and no 'depth/image'"

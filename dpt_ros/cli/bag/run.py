@@ -79,11 +79,11 @@ was being opened: no output)."""
 # ----------------------------------------------------------------------------------
 # Argument parsing (no heavy imports here)
 # ----------------------------------------------------------------------------------
-def add_parser(subparsers: Any, name: str) -> argparse.ArgumentParser:
+def add_parser(subparsers: Any, name: str, help: str) -> argparse.ArgumentParser:
     """Adds ``dpt-ros bag`` to ``subparsers``."""
     p = subparsers.add_parser(
         name,
-        help="run depth/segmentation over a bag, write a new bag with the outputs",
+        help=help,
         description="Run DPT depth and/or segmentation over one image topic of a bag and\n"
         "write a new bag: all input messages plus the topics dpt_node publishes.\n"
         "Reads ROS 2 bags (sqlite3, MCAP) and ROS 1 .bag files.",
