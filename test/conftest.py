@@ -60,7 +60,7 @@ def no_engine_build_left_running():
     test would compete for the CPU with the next, and outlive the session."""
     yield
     # start-up: conftest loads before any test needs the package
-    from dpt_ros.models.engine_build import stop_builds
+    from dpt_ros.runtime.engine_build import stop_builds
 
     stop_builds()
 

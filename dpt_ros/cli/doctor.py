@@ -22,14 +22,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from dpt_ros.cli.yaml_file import load_yaml
+from dpt_ros.node.params import PARAMS, validate
+from dpt_ros.ros.nav2_checks import check_nav2, merge, node_parameters
+
 EXIT_FINDINGS = 1
 
 
-def add_parser(subparsers: Any, name: str) -> argparse.ArgumentParser:
+def add_parser(subparsers: Any, name: str, help: str) -> argparse.ArgumentParser:
     """Adds ``dpt-ros doctor`` (with its one check, ``nav2``) to ``subparsers``."""
     p = subparsers.add_parser(
         name,
-        help="check a configuration against what dpt_node publishes",
+        help=help,
         description="Checks of configurations that consume dpt_node's outputs.",
     )
     checks = p.add_subparsers(dest="check", metavar="CHECK", required=True)
@@ -83,8 +87,6 @@ def _seconds(text: str) -> float:
 
 
 def _load_yaml(path: Path) -> dict[str, Any]:
-    from dpt_ros.cli.yaml_file import load_yaml  # start-up: PyYAML only when a file is read
-
     tree = load_yaml(path)  # bounded: size, nesting, aliases (the module's doc)
     if not isinstance(tree, dict):
         raise ValueError(f"{path} holds no YAML mapping (a params file is one)")
@@ -94,10 +96,6 @@ def _load_yaml(path: Path) -> dict[str, Any]:
 def node_values(path: Path | None, node_name: str) -> tuple[dict[str, Any], list[str]]:
     """Every dpt_node parameter (the file's values over the defaults), and the problems
     of the file's values (unknown names, invalid values)."""
-    # start-up: node.params imports rclpy; the command line parses without it
-    from dpt_ros.node.params import PARAMS, validate
-    from dpt_ros.ros.nav2_checks import node_parameters
-
     values: dict[str, Any] = {p.name: p.default for p in PARAMS}
     if path is None:
         return values, []
@@ -114,9 +112,6 @@ def node_values(path: Path | None, node_name: str) -> tuple[dict[str, Any], list
 
 
 def run(args: argparse.Namespace) -> int:
-    # start-up: the checks load numpy (ADE20K names); parsing stays light
-    from dpt_ros.ros.nav2_checks import check_nav2, merge
-
     nav2 = merge([_load_yaml(path) for path in args.nav2_params])
     node, node_problems = node_values(args.node_params, args.node_name)
     bond = importlib.util.find_spec("bond") is not None

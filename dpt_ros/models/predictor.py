@@ -17,11 +17,9 @@ import numpy as np
 import torch
 
 from dpt_ros.models import da3_transforms
-from dpt_ros.models.backend import create_runtime
 from dpt_ros.models.geometry import upsample_depth
 from dpt_ros.models.options import PRECISIONS, PredictorOptions, device_problem
 from dpt_ros.models.registry import DEPTH_ANYTHING_3, ModelSpec, get_spec
-from dpt_ros.models.runtimes import Runtime
 from dpt_ros.models.transforms import (
     network_input_problem,
     network_input_size,
@@ -29,6 +27,8 @@ from dpt_ros.models.transforms import (
     resize_output,
 )
 from dpt_ros.models.weights.checkpoint import PathLike
+from dpt_ros.runtime.backend import create_runtime
+from dpt_ros.runtime.runtimes import Runtime
 
 _LOG = logging.getLogger(__name__)
 

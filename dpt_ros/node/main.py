@@ -323,8 +323,8 @@ def _stopped_during_start_up(signum: int | None) -> None:
 def _stop_engine_builds() -> None:
     """Stops engine builds still running in their child processes (a build is atomic:
     nothing half-built is kept, and the next start builds it again)."""
-    # start-up: the engine cache imports torch; only needed once the node has run
-    from dpt_ros.models.engine_build import stop_builds
+    # start-up: engine_build imports torch; only needed once the node has run
+    from dpt_ros.runtime.engine_build import stop_builds
 
     if stop_builds():
         print(

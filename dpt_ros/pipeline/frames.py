@@ -76,7 +76,7 @@ ON_DEMAND_TOPICS: frozenset[str] = frozenset({"segmentation/confidence", "points
 
 class SequentialCalibration(Protocol):
     """Online alignment run frame by frame inside a batch (the bag tool's
-    :class:`dpt_ros.cli.bag_alignment.BagAlignment`): the calibration of frame ``j``
+    :class:`dpt_ros.cli.bag.alignment.BagAlignment`): the calibration of frame ``j``
     may depend on the fits of the frames before it in the same batch, so a batch gives
     exactly what the frames give one at a time. Indices are the frames' positions in
     :meth:`FramePipeline.process_batch`."""

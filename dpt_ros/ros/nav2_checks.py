@@ -56,6 +56,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dpt_ros.models.registry import MODEL_SPECS, get_spec, model_names
 from dpt_ros.ros.node_speed import CloudTiming, estimate
 from dpt_ros.viz.ade20k import CLASS_NAMES
 
@@ -600,7 +601,6 @@ class _Checker:
         that has a depth confidence and a threshold above 0: say so where it does not."""
         if cloud_name(topic) != "points_confident":
             return
-        from dpt_ros.models.registry import MODEL_SPECS  # start-up: only this check
 
         model = str(self.node.get("depth.model_type", "") or "")
         spec = MODEL_SPECS.get(model)
@@ -814,8 +814,6 @@ def cloud_name(topic: str) -> str:
 def metric_problem(node: Mapping[str, Any]) -> str:
     """Why dpt_node with these parameters publishes no ``points`` and no ``depth/image``
     (no metres), or ""."""
-    from dpt_ros.models.registry import get_spec, model_names  # start-up: only this check
-
     model = str(node.get("depth.model_type", "") or "")
     if not model:
         return "depth.model_type is empty: no depth, so no 'points' and no 'depth/image'"

@@ -29,7 +29,7 @@ from helpers import (
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from dpt_ros.cli import bag_job as bag_tool
+from dpt_ros.cli.bag import job as bag_tool
 from dpt_ros.models.geometry import relative_to_metric, upsample_depth
 from dpt_ros.models.options import PredictorOptions
 from dpt_ros.pipeline.frames import FramePipeline

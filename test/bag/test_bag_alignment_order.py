@@ -16,7 +16,7 @@ from helpers import read_bag, rgb_msg, run_bag, small_image
 from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import CameraInfo, Image
 
-from dpt_ros.cli import bag_job
+from dpt_ros.cli.bag import job as bag_job
 from dpt_ros.models import Predictor
 from dpt_ros.ros.image_codec import image_msg_to_array
 from dpt_ros.ros.pointcloud import make_pointcloud2

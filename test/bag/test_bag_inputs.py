@@ -128,7 +128,7 @@ def test_output_namespace_must_be_a_ros_namespace(tmp_path, capsys, namespace):
 
 
 def test_valid_output_namespaces_are_taken(tmp_path, capsys):
-    from dpt_ros.cli.bag_job import check_output_namespace
+    from dpt_ros.cli.bag.job import check_output_namespace
 
     for namespace in (None, "", "/", "cam", "/robot_1/cam/", " cam "):
         check_output_namespace(namespace)
@@ -137,7 +137,7 @@ def test_valid_output_namespaces_are_taken(tmp_path, capsys):
 def test_topic_names_from_a_bag_cannot_forge_lines():
     """A bag's topic names go into error lines (the image topics it has): escaped and
     quoted unless plain, and an error line never carries an ESC or a newline."""
-    from dpt_ros.cli.bag_job import _describe_topics
+    from dpt_ros.cli.bag.job import _describe_topics
     from dpt_ros.cli.main import _one_line
 
     forged = "/a\x1b[2J\n[FATAL] [dpt_node]: forged" + "x" * 20_000

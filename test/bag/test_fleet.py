@@ -13,7 +13,7 @@ import pytest
 from fleet_cases import assert_same_outputs, run_fleet
 from helpers import NET, one_error_line, tree_hash, write_bag
 
-from dpt_ros.cli import fleet
+from dpt_ros.cli.bag import fleet
 from dpt_ros.cli.main import main
 
 
@@ -88,7 +88,7 @@ ROOT = Path(__file__).resolve().parents[2]
 _HOLD_LOCK = """
 import sys, time
 from pathlib import Path
-from dpt_ros.cli.fleet import output_lock
+from dpt_ros.cli.bag.fleet import output_lock
 
 with output_lock(Path(sys.argv[1])):
     print("locked", flush=True)

@@ -16,7 +16,7 @@ from jittered_depth import jitter, marked, relative_scales
 from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import Image
 
-from dpt_ros.cli import bag_job
+from dpt_ros.cli.bag import job as bag_job
 from dpt_ros.ros.image_codec import image_msg_to_array
 
 H, W = 48, 64

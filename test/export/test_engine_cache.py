@@ -17,7 +17,9 @@ import torch
 from helpers import scaled
 
 from dpt_ros.models import Predictor
-from dpt_ros.models.engine_cache import (
+from dpt_ros.models.options import PredictorOptions
+from dpt_ros.models.weights.digest import weights_digest
+from dpt_ros.runtime.engine_cache import (
     EngineKey,
     build_engine,
     cached_engine,
@@ -25,8 +27,6 @@ from dpt_ros.models.engine_cache import (
     engine_key,
     resolve_backend,
 )
-from dpt_ros.models.options import PredictorOptions
-from dpt_ros.models.weights.digest import weights_digest
 
 CPU = torch.device("cpu")
 SHAPE = (1, 3, 64, 64)
@@ -329,7 +329,7 @@ def test_a_build_runs_in_a_child_process_while_this_one_loads_models(tmp_path):
     """torch.export keeps tracing state in module globals: an export in a thread of
     this process made a model load beside it die (KeyError: 'custom' in torch.fx).
     The export now runs in a child process; a model loads and predicts meanwhile."""
-    from dpt_ros.models.engine_build import builds_running
+    from dpt_ros.runtime.engine_build import builds_running
 
     lazy = _predictor(tmp_path, engine_build="lazy")
     lazy.warm_up((64, 64))
@@ -342,7 +342,7 @@ def test_a_build_runs_in_a_child_process_while_this_one_loads_models(tmp_path):
 
 
 def test_stop_builds_ends_a_running_build_and_keeps_nothing(tmp_path, caplog):
-    from dpt_ros.models.engine_build import builds_running, stop_builds
+    from dpt_ros.runtime.engine_build import builds_running, stop_builds
 
     lazy = _predictor(tmp_path, engine_build="lazy")
     lazy.warm_up((64, 64))
@@ -358,7 +358,7 @@ def test_stop_builds_ends_a_running_build_and_keeps_nothing(tmp_path, caplog):
 
 _ORPHAN_SCRIPT = """
 import sys, threading, time
-from dpt_ros.models import engine_build
+from dpt_ros.runtime import engine_build
 request = dict(folder=sys.argv[1], model_type="dpt_hybrid", weights=None, random_weights=True,
                width=64, height=64, batch=1, backend="onnxruntime", precision="fp32",
                cache_dir=sys.argv[1])
@@ -463,7 +463,7 @@ def test_choosing_the_backend_does_not_import_the_exporter():
 
     code = (
         "import sys, torch\n"
-        "from dpt_ros.models.engine_cache import resolve_backend\n"
+        "from dpt_ros.runtime.engine_cache import resolve_backend\n"
         "from dpt_ros.models.options import PredictorOptions\n"
         "b = resolve_backend(PredictorOptions('dpt_hybrid'), torch.device('cpu'), torch.float32)\n"
         "print(b, sorted(m for m in ('onnx', 'onnxscript') if m in sys.modules))\n"

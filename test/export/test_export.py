@@ -40,16 +40,16 @@ from helpers import one_error_line
 from dpt_ros.cli import export as export_cli
 from dpt_ros.cli.main import build_parser, main
 from dpt_ros.models import Predictor, get_spec, load_model
-from dpt_ros.models.export import DEFAULT_OPSET, default_output_name, export_onnx
 from dpt_ros.models.network.encoder import get_backbone_config
 from dpt_ros.models.options import ENGINE_BACKENDS
-from dpt_ros.models.runtimes import (
+from dpt_ros.models.transforms import preprocess
+from dpt_ros.runtime.export import DEFAULT_OPSET, default_output_name, export_onnx
+from dpt_ros.runtime.runtimes import (
     OnnxRuntimeModel,
     load_backend,
     read_sidecar,
     sidecar_path,
 )
-from dpt_ros.models.transforms import preprocess
 
 #: ONNX Runtime vs PyTorch, relative to the output's largest magnitude (module docstring).
 RTOL_OF_MAX = 5e-4

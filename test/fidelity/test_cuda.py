@@ -67,9 +67,9 @@ def test_tensorrt_hybrid_matches_the_original(tmp_path, det_checkpoint, golden, 
     standardisation: against the golden at scene_a's network size."""
     pytest.importorskip("tensorrt", reason="needs tensorrt (pip install tensorrt)")
     from dpt_ros.models import get_spec
-    from dpt_ros.models.export import build_tensorrt_engine, export_onnx
-    from dpt_ros.models.runtimes import load_backend
     from dpt_ros.models.transforms import preprocess
+    from dpt_ros.runtime.export import build_tensorrt_engine, export_onnx
+    from dpt_ros.runtime.runtimes import load_backend
 
     gold = golden("dpt_hybrid")
     height, width = gold.shape("net_output")
@@ -137,8 +137,8 @@ def test_auto_builds_a_tensorrt_engine_once_and_holds_the_goldens(
 def test_auto_without_tensorrt_uses_onnxruntime_gpu_or_torch():
     """Where tensorrt is absent, auto on CUDA is onnxruntime with its CUDA provider at
     fp32, and torch at fp16."""
-    from dpt_ros.models.engine_cache import resolve_backend
     from dpt_ros.models.options import PredictorOptions
+    from dpt_ros.runtime.engine_cache import resolve_backend
 
     try:
         import tensorrt  # noqa: F401

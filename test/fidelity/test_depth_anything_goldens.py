@@ -54,7 +54,7 @@ def test_onnx_export_and_onnxruntime_backend_match_the_original(
     640x480 camera's): the export's own check, then the onnxruntime backend through the
     Predictor on scene_a against the original's end-to-end result."""
     pytest.importorskip("onnxruntime")
-    from dpt_ros.models.export import export_onnx
+    from dpt_ros.runtime.export import export_onnx
 
     path = tmp_path / "dav2_vits.onnx"
     weights = det_checkpoint(RELATIVE)

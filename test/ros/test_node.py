@@ -477,7 +477,7 @@ def test_latest_frame_queue():
 def test_onnxruntime_backend_through_the_node(ros, tmp_path, det_checkpoint):
     """backend: onnxruntime with depth.engine: the node runs the exported file and its
     depth matches the torch predictor resized to the engine's input."""
-    from dpt_ros.models.export import export_onnx
+    from dpt_ros.runtime.export import export_onnx
 
     weights = det_checkpoint("dpt_hybrid")
     engine = export_onnx(
@@ -568,7 +568,7 @@ def test_lazy_build_serves_torch_at_once_then_switches(ros, tmp_path, monkeypatc
     build, PyTorch serves the first frames, and the engine takes over when built; the
     switch is logged and /diagnostics' backend says what runs at each moment. (A start
     that built its engine eagerly kept dpt_hybrid from publishing for minutes.)"""
-    from dpt_ros.models import engine_cache
+    from dpt_ros.runtime import engine_cache
 
     monkeypatch.setenv("DPT_ROS_CACHE", str(tmp_path))
     release = threading.Event()

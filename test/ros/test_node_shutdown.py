@@ -102,7 +102,7 @@ _STOP_BOUND_S = 15.0
 
 _CHILD_STAGE = """
 import os, signal, sys, threading, time
-from dpt_ros.models import engine_build
+from dpt_ros.runtime import engine_build
 from dpt_ros.node import node as dpt_node
 from dpt_ros.pipeline.frames import FramePipeline
 from sensor_msgs.msg import Image

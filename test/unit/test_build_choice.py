@@ -1,11 +1,11 @@
 """Whether a one-shot command builds an engine: the decision from the job's frames,
-PyTorch's measured time a frame and the build's expected time (dpt_ros.models.build_choice)."""
+PyTorch's measured time a frame and the build's expected time (dpt_ros.runtime.build_choice)."""
 
 from __future__ import annotations
 
 import pytest
 
-from dpt_ros.models.build_choice import (
+from dpt_ros.runtime.build_choice import (
     ASSUMED_SAVED_SHARE,
     BUILD_FORWARDS,
     BUILD_SECONDS_PER_MPARAM,

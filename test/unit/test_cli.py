@@ -20,7 +20,7 @@ import torch
 from cli_cases import run, write_rgb
 from helpers import one_error_line
 
-import dpt_ros.models
+import dpt_ros.cli.predict
 from dpt_ros.cli.predict import depth_to_color, depth_to_png16, output_stems
 from dpt_ros.models import get_spec, model_names
 from dpt_ros.viz.colormap import TURBO_LUT
@@ -54,7 +54,7 @@ class _FakePredictor:
 @pytest.fixture
 def fake_predictor(monkeypatch):
     _FakePredictor.instances = []
-    monkeypatch.setattr(dpt_ros.models, "Predictor", _FakePredictor)
+    monkeypatch.setattr(dpt_ros.cli.predict, "Predictor", _FakePredictor)  # as predict uses it
     return _FakePredictor
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 import time
 
-from dpt_ros.models import engine_build
+from dpt_ros.runtime import engine_build
 
 
 def test_a_build_thread_that_is_not_running_yet_is_waited_for(monkeypatch):

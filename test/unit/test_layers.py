@@ -2,9 +2,11 @@
 layers, and a reason beside every import placed inside a function.
 
 Layers, each importing only from those below it (the package docstring):
-``cli`` > ``node`` > ``pipeline`` | ``alignment`` > ``ros`` > ``models`` | ``viz``.
-Layers joined by ``|`` are independent: neither imports the other. ``dpt_ros`` itself
-(``__version__``) is importable from everywhere.
+``cli`` > ``node`` > ``pipeline`` | ``alignment`` > ``ros`` | ``runtime`` > ``models`` |
+``viz``. Layers joined by ``|`` are independent: neither imports the other. ``dpt_ros``
+itself (``__version__``) is importable from everywhere. ``dpt_ros.models.predictor``
+(``Predictor``: a model and its runtime together) and the ``dpt_ros.models`` face that
+exports it sit in the ``runtime`` layer.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "dpt_ros"
 LAYERS = {
     "models": 0,
     "viz": 0,
+    "runtime": 1,
     "ros": 1,
     "pipeline": 2,
     "alignment": 2,
@@ -91,7 +94,14 @@ def package_imports() -> list[Import]:
     return found
 
 
+#: Modules in another layer than their package's: the Predictor runs a model on its
+#: runtime, so it (and the face that exports it) sits with the runtime, above the models.
+MODULE_LAYERS = {"dpt_ros.models": "runtime", "dpt_ros.models.predictor": "runtime"}
+
+
 def _layer(module: str) -> str | None:
+    if module in MODULE_LAYERS:
+        return MODULE_LAYERS[module]
     parts = module.split(".")
     return parts[1] if len(parts) > 1 and parts[1] in LAYERS else None
 
@@ -152,8 +162,9 @@ def test_no_layer_imports_a_layer_above_or_beside_it():
 
 
 def test_every_import_inside_a_function_says_why():
-    """A function-local import is for an optional dependency or start-up time, never
-    to break a cycle; a comment on its line or just above it says which."""
+    """A function-local import is for an optional dependency (or, in the node's
+    process, for the stop handlers to come first), never to break a cycle; a comment on
+    its line or just above it says which."""
     missing = []
     for name, path in _modules().items():
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -178,20 +189,40 @@ def _has_reason(lines: list[str], first: int, last: int) -> bool:
     return i >= 0 and lines[i].strip().startswith("#")
 
 
-def test_parsing_the_command_line_imports_no_heavy_module():
-    """The reason most imports inside functions give: ``dpt-ros --help`` and every
-    command's argument parsing stay fast, without torch, OpenCV or rclpy."""
-    code = (
-        "import sys\n"
-        "from dpt_ros.cli.main import build_parser\n"
-        "build_parser()\n"
-        "heavy = ('torch', 'timm', 'cv2', 'rclpy', 'sensor_msgs', 'rosbags', 'onnx', 'ray')\n"
-        "print(','.join(m for m in heavy if m in sys.modules))\n"
-    )
+#: Run with a command line as arguments: the heavy modules and the subcommands (by name)
+#: that ``dpt-ros`` imported for it.
+_IMPORTED_BY_THE_COMMAND_LINE = (
+    "import contextlib, io, sys\n"
+    "from dpt_ros.cli.main import SUBCOMMANDS, main\n"
+    "with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
+    "    main(sys.argv[1:])\n"
+    "heavy = ('torch', 'timm', 'cv2', 'numpy', 'rclpy', 'sensor_msgs', 'rosbags', 'onnx', 'ray')\n"
+    "print(' '.join(m for m in heavy if m in sys.modules))\n"
+    "print(' '.join(c.name for c in SUBCOMMANDS if c.module in sys.modules))\n"
+)
+
+
+def _imported_by(*argv: str) -> tuple[list[str], list[str]]:
+    """(heavy modules, subcommands) that ``dpt-ros argv`` imported."""
     env = {**os.environ, "PYTHONPATH": str(PACKAGE.parent)}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    out = subprocess.run(
+        [sys.executable, "-c", _IMPORTED_BY_THE_COMMAND_LINE, *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == ""
+    heavy, commands = (out.stdout + "\n").split("\n")[:2]
+    return heavy.split(), commands.split()
+
+
+def test_the_command_line_imports_only_the_chosen_subcommand():
+    """``dpt-ros --help`` (and a usage error) lists the subcommands without importing
+    any of their modules: no torch, OpenCV, numpy or rclpy, so it stays fast. A
+    subcommand's module is imported only when the command line names it."""
+    assert _imported_by("--help") == ([], [])
+    assert _imported_by("no-such-command") == ([], [])
+    assert _imported_by("doctor", "--help")[1] == ["doctor"]
 
 
 def test_the_checks_see_what_they_check():
@@ -203,5 +234,7 @@ def test_the_checks_see_what_they_check():
     assert any(i.in_function for i in imports)
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert _layer("dpt_ros.models.network.dpt") == "models" and _layer("dpt_ros") is None
+    assert _layer("dpt_ros.runtime.engine_cache") == "runtime"
+    assert _layer("dpt_ros.models.predictor") == "runtime"
     assert _has_reason(["# torch: start-up time", "import torch"], 2, 2)
     assert not _has_reason(["x = 1", "import torch"], 2, 2)

@@ -10,7 +10,7 @@ import pytest
 
 from dpt_ros.alignment.online import AlignmentOptions
 from dpt_ros.alignment.temporal import TemporalOptions
-from dpt_ros.cli.bag_alignment import options_from_args
+from dpt_ros.cli.bag.alignment import options_from_args
 from dpt_ros.cli.main import build_parser
 from dpt_ros.node.params import OPTIONS_GROUPS, PARAMS, validate
 from dpt_ros.pipeline.options import PipelineOptions

@@ -38,15 +38,18 @@ from typing import Any
 import torch
 
 from dpt_ros import __version__
-from dpt_ros.models.engine_build import (
+from dpt_ros.models.options import ENGINE_BACKENDS, PredictorOptions
+from dpt_ros.models.registry import get_spec
+from dpt_ros.models.weights.checkpoint import resolve_weights
+from dpt_ros.models.weights.digest import sha256_file, weights_digest
+from dpt_ros.models.weights.download import default_cache_dir
+from dpt_ros.runtime.engine_build import (
     BUILD_THREAD_PREFIX,
     TIMING_FILE,
     BuildStopped,
     run_build,
 )
-from dpt_ros.models.options import ENGINE_BACKENDS, PredictorOptions
-from dpt_ros.models.registry import get_spec
-from dpt_ros.models.runtimes import (
+from dpt_ros.runtime.runtimes import (
     EngineRuntime,
     PathLike,
     TorchRuntime,
@@ -55,9 +58,6 @@ from dpt_ros.models.runtimes import (
     read_sidecar,
     sidecar_path,
 )
-from dpt_ros.models.weights.checkpoint import resolve_weights
-from dpt_ros.models.weights.digest import sha256_file, weights_digest
-from dpt_ros.models.weights.download import default_cache_dir
 
 _LOG = logging.getLogger(__name__)
 
@@ -308,7 +308,7 @@ def build_engine(
     installed (``dpt-ros export --check``). PyTorch and the engine are then timed on
     ``device`` at the engine's input shape, and the key file records the figures
     (:data:`MEASURED_FIELDS`) for ``backend: auto`` to choose the faster one, and the
-    build's wall time for estimates of later builds (:mod:`dpt_ros.models.build_choice`).
+    build's wall time for estimates of later builds (:mod:`dpt_ros.runtime.build_choice`).
 
     Returns:
         The engine file.
@@ -365,7 +365,7 @@ def build_engine(
 
 
 def _read_timing(folder: Path) -> dict[str, float]:
-    """The figures the build process timed (:func:`~dpt_ros.models.engine_build.time_runtimes`),
+    """The figures the build process timed (:func:`~dpt_ros.runtime.engine_build.time_runtimes`),
     removed from ``folder``; empty when it could not time them."""
     path = folder / TIMING_FILE
     try:

@@ -23,8 +23,8 @@ that the file fits the configured model and camera.
 ``tensorrt`` Python API on this machine's GPU (an engine only runs on the GPU model and
 TensorRT version that built it: build it on the robot).
 
-torch, onnx, onnxruntime and tensorrt are imported inside the functions: the command
-line imports this module's constants while parsing, and ``dpt-ros --help`` stays fast.
+onnxruntime and tensorrt are optional: they are imported inside the functions that use
+them (onnx comes with torch's exporter, on use).
 """
 
 from __future__ import annotations
@@ -34,16 +34,23 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import torch
 
 from dpt_ros import __version__
-from dpt_ros.models.registry import get_spec
+from dpt_ros.models.network.std_conv import fold_weight_standardization
+from dpt_ros.models.registry import ModelSpec, get_spec
+from dpt_ros.models.weights.checkpoint import load_model, resolve_weights
 from dpt_ros.models.weights.digest import weights_digest
-
-if TYPE_CHECKING:
-    import torch
-
-    from dpt_ros.models.registry import ModelSpec
+from dpt_ros.models.weights.download import default_cache_dir
+from dpt_ros.runtime.runtimes import (
+    SIDECAR_VERSION,
+    OnnxRuntimeModel,
+    import_tensorrt,
+    read_sidecar,
+    sidecar_path,
+)
 
 _LOG = logging.getLogger(__name__)
 
@@ -96,7 +103,7 @@ def default_output_name(
 
 def _onnxruntime_available() -> bool:
     try:
-        import onnxruntime  # noqa: F401
+        import onnxruntime  # noqa: F401  (optional dependency: onnxruntime)
     except ImportError:
         return False
     return True
@@ -118,9 +125,6 @@ def _require_exporter() -> None:
 
 
 def _write_sidecar(path: Path, metadata: dict[str, Any]) -> Path:
-    # start-up: torch on use (the command line imports this module to parse)
-    from dpt_ros.models.runtimes import sidecar_path
-
     side = sidecar_path(path)
     side.write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
     return side
@@ -128,9 +132,6 @@ def _write_sidecar(path: Path, metadata: dict[str, Any]) -> Path:
 
 def _torch_reference(model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, int]:
     """The model's output for ``x`` and how many LayerNorm modules ran."""
-    # start-up: torch on use (the command line imports this module to parse)
-    import torch
-
     calls = [0]
 
     def count(*_):
@@ -152,9 +153,6 @@ def _torch_reference(model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Ten
 
 def _compare(path: Path, x: torch.Tensor, reference: torch.Tensor) -> tuple[float, float]:
     """Largest absolute and relative difference of onnxruntime (CPU) to ``reference``."""
-    # start-up: torch on use (the command line imports this module to parse)
-    from dpt_ros.models.runtimes import OnnxRuntimeModel
-
     out = OnnxRuntimeModel(path, "cpu")(x)
     diff = float((out - reference).abs().max())
     scale = float(reference.abs().max())
@@ -207,10 +205,6 @@ def _load_for_export(
     progress: bool,
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
     """The model in eval mode and the sidecar's description of its weights."""
-    # start-up: timm, torch, tqdm on use (the command line imports this module to parse)
-    from dpt_ros.models.weights.checkpoint import load_model, resolve_weights
-    from dpt_ros.models.weights.download import default_cache_dir
-
     if random_weights:
         weights_info: dict[str, Any] = {"random": True}
         model = load_model(spec.name, weights, random_weights=True)
@@ -225,9 +219,6 @@ def _load_for_export(
 
 def _example_inputs(shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
     """(trace input, check input): two seeded random inputs of ``shape``."""
-    # start-up: torch on use (the command line imports this module to parse)
-    import torch
-
     generator = torch.Generator().manual_seed(0)
     # Inputs like normalised images ((rgb - 0.5) / 0.5 lies in [-1, 1]); the check uses
     # another input than the trace, so values baked into the graph would show.
@@ -260,12 +251,6 @@ def _write_onnx(
     Returns:
         (opset written, LayerNormalization nodes in the graph, seconds taken).
     """
-    # start-up: torch on use (the command line imports this module to parse)
-    import torch
-
-    # start-up: timm, torch on use (the command line imports this module to parse)
-    from dpt_ros.models.network.std_conv import fold_weight_standardization
-
     fold_weight_standardization(model)
     start = time.perf_counter()
     program = torch.onnx.export(
@@ -306,12 +291,6 @@ def _onnx_metadata(
     weights_info: dict[str, Any],
 ) -> dict[str, Any]:
     """The sidecar of an ONNX export."""
-    # start-up: torch on use (the command line imports this module to parse)
-    import torch
-
-    # start-up: torch on use (the command line imports this module to parse)
-    from dpt_ros.models.runtimes import SIDECAR_VERSION
-
     return {
         "sidecar_version": SIDECAR_VERSION,
         "format": "onnx",
@@ -518,12 +497,6 @@ def build_tensorrt_engine(
         ValueError: TensorRT is not installed, fp16 asked of a TensorRT without the
             FP16 builder flag (11 and later), or the parse or build failed.
     """
-    # start-up: torch on use (the command line imports this module to parse)
-    import torch
-
-    # start-up: torch on use (the command line imports this module to parse)
-    from dpt_ros.models.runtimes import import_tensorrt, read_sidecar
-
     if precision not in ENGINE_PRECISIONS:
         raise ValueError(
             f"unknown engine precision {precision!r}; valid: {', '.join(ENGINE_PRECISIONS)}"

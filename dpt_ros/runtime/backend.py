@@ -1,9 +1,9 @@
 """The runtime that a :class:`~dpt_ros.models.options.PredictorOptions` asks for: the
 torch model, an exported engine file, or engines built and cached on first use.
 
-It sits above both :mod:`~dpt_ros.models.runtimes` (the runtimes themselves) and
-:mod:`~dpt_ros.models.engine_cache` (which builds engines with
-:mod:`~dpt_ros.models.export`, which runs them with the runtimes), so that none of
+It sits above both :mod:`~dpt_ros.runtime.runtimes` (the runtimes themselves) and
+:mod:`~dpt_ros.runtime.engine_cache` (which builds engines with
+:mod:`~dpt_ros.runtime.export`, which runs them with the runtimes), so that none of
 them imports another in a circle.
 """
 
@@ -13,10 +13,10 @@ from collections.abc import Callable
 
 import torch
 
-from dpt_ros.models.engine_cache import CachedEngineRuntime, resolve_backend
 from dpt_ros.models.options import PredictorOptions
-from dpt_ros.models.runtimes import EngineRuntime, PathLike, Runtime, TorchRuntime, load_backend
 from dpt_ros.models.weights.checkpoint import load_model, random_weights_already_announced
+from dpt_ros.runtime.engine_cache import CachedEngineRuntime, resolve_backend
+from dpt_ros.runtime.runtimes import EngineRuntime, PathLike, Runtime, TorchRuntime, load_backend
 
 
 def create_runtime(
@@ -29,13 +29,13 @@ def create_runtime(
 ) -> Runtime:
     """The runtime that ``options`` ask for, loaded on ``device``.
 
-    ``auto`` resolves by :func:`~dpt_ros.models.engine_cache.resolve_backend`; an engine
+    ``auto`` resolves by :func:`~dpt_ros.runtime.engine_cache.resolve_backend`; an engine
     backend without an engine file gets a
-    :class:`~dpt_ros.models.engine_cache.CachedEngineRuntime` (engines built once per
+    :class:`~dpt_ros.runtime.engine_cache.CachedEngineRuntime` (engines built once per
     input shape and kept in the cache).
 
     Returns:
-        A :class:`~dpt_ros.models.runtimes.Runtime`: :class:`TorchRuntime`,
+        A :class:`~dpt_ros.runtime.runtimes.Runtime`: :class:`TorchRuntime`,
         :class:`EngineRuntime` or ``CachedEngineRuntime``.
 
     Raises:

@@ -7,7 +7,7 @@ once and saves, on each frame, part of PyTorch's time; it pays off only when
 
 PyTorch's time a frame is measured on the job's own input (the first image). The build
 time and the share saved come from the engine cache's records (``key.json`` of earlier
-builds, :func:`~dpt_ros.models.engine_cache.engine_records`) where there are any for
+builds, :func:`~dpt_ros.runtime.engine_cache.engine_records`) where there are any for
 the same model type and backend, else from the estimates below. Pure functions on
 numbers and dicts: no torch, no files.
 
@@ -33,7 +33,7 @@ from typing import Any
 BUILD_SECONDS_PER_MPARAM = {"onnxruntime": 0.4, "tensorrt": 2.0}
 #: Runs of the network in a build, each about PyTorch's time a frame: the export's
 #: check (PyTorch and the engine once each) and the timing (each once untimed and twice
-#: timed: :data:`dpt_ros.models.engine_build.TIMED_RUNS`), plus the load of the copy
+#: timed: :data:`dpt_ros.runtime.engine_build.TIMED_RUNS`), plus the load of the copy
 #: that is timed.
 BUILD_FORWARDS = 8
 #: Share of PyTorch's time a frame an engine saves, where no build of this model type

@@ -1,5 +1,5 @@
 """``dpt-ros bag``: run dpt_ros offline over a recorded bag and write a new bag (several
-bags: :mod:`dpt_ros.cli.fleet`).
+bags: :mod:`dpt_ros.cli.bag.fleet`).
 
 The new bag holds every message of the input, unchanged and at its recorded time, plus
 the messages ``dpt_node`` would have published for each frame of one image topic. The
@@ -20,7 +20,7 @@ finished batch (on a full disk: up to the last checkpoint), or, stopped while th
 was being opened, there is no output.
 
 Reading and writing bags is ``dpt_ros.ros.bagio``, shared with ``play`` and ``demo``; the
-work on one bag is :mod:`dpt_ros.cli.bag_job`, shared with the fleet.
+work on one bag is :mod:`dpt_ros.cli.bag.job`, shared with the fleet.
 """
 
 from __future__ import annotations
@@ -31,13 +31,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from dpt_ros.cli import bag_alignment, bag_job, bag_temporal, fleet
 from dpt_ros.cli.args import (
     add_max_input_pixels_argument,
     add_predictor_arguments,
     non_negative_int,
     positive_int,
 )
+from dpt_ros.cli.bag import alignment as bag_alignment
+from dpt_ros.cli.bag import fleet
+from dpt_ros.cli.bag import job as bag_job
+from dpt_ros.cli.bag import temporal as bag_temporal
 from dpt_ros.ros.bagio import (
     STORAGES,
 )
@@ -78,11 +81,11 @@ was being opened: no output)."""
 # ----------------------------------------------------------------------------------
 # Argument parsing (no heavy imports here)
 # ----------------------------------------------------------------------------------
-def add_parser(subparsers: Any, name: str) -> argparse.ArgumentParser:
+def add_parser(subparsers: Any, name: str, help: str) -> argparse.ArgumentParser:
     """Adds ``dpt-ros bag`` to ``subparsers``."""
     p = subparsers.add_parser(
         name,
-        help="run depth/segmentation over a bag, write a new bag with the outputs",
+        help=help,
         description="Run depth and/or segmentation over one image topic of a bag and\n"
         "write a new bag: all input messages plus the topics dpt_node publishes.\n"
         "Reads ROS 2 bags (sqlite3, MCAP) and ROS 1 .bag files.",
@@ -241,7 +244,7 @@ def _add_output_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """``dpt-ros bag``; see the module docstring. Several inputs: :mod:`dpt_ros.cli.fleet`."""
+    """``dpt-ros bag``; see the module docstring. Several inputs: :mod:`dpt_ros.cli.bag.fleet`."""
     bag_job.check_output_namespace(args.output_namespace)  # before any file is looked at
     if len(args.input) > 1:
         return fleet.run(args)

@@ -32,7 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dpt_ros.cli import bag_job
+from tqdm import tqdm
+
+from dpt_ros.cli.bag import job as bag_job
 
 
 @dataclass(frozen=True)
@@ -237,9 +239,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _progress(args: argparse.Namespace, specs: Sequence[BagSpec]) -> Any:
-    # start-up: tqdm on use (dpt-ros --help stays fast)
-    from tqdm import tqdm
-
     return tqdm(
         total=len(specs),
         unit="bag",

@@ -8,9 +8,9 @@ from __future__ import annotations
 import argparse
 from collections import deque
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
+from std_msgs.msg import Header
 
 from dpt_ros.alignment.fit import PinholeIntrinsics
 from dpt_ros.alignment.online import (
@@ -19,12 +19,9 @@ from dpt_ros.alignment.online import (
     AlignmentOptions,
     OnlineAligner,
 )
-
-if TYPE_CHECKING:
-    from std_msgs.msg import Header
-
-    from dpt_ros.pipeline.frames import SequentialCalibration
-    from dpt_ros.ros.bag_reference import BagReferenceReader, Reference
+from dpt_ros.pipeline.frames import SequentialCalibration
+from dpt_ros.ros.bag_reference import BagReferenceReader, Reference
+from dpt_ros.ros.messages import stamp_ns
 
 
 def _normal(text: str) -> tuple[float, ...]:
@@ -119,9 +116,6 @@ class BagAlignment:
     MAX_WAITING = 64
 
     def __init__(self, options: AlignmentOptions, topic: str | None) -> None:
-        # start-up: rclpy and cv2 load when a bag is aligned, not when flags are parsed
-        from dpt_ros.ros.bag_reference import BagReferenceReader
-
         self.aligner = OnlineAligner(options)
         self.reader: BagReferenceReader | None = None
         if topic is not None:
@@ -195,8 +189,6 @@ class _BatchAlignment:
         self.owner, self.headers, self.bag_times = owner, headers, bag_times
 
     def calibration(self, index: int) -> tuple[float, float] | None:
-        from dpt_ros.ros.messages import stamp_ns  # start-up: message packages on use
-
         return self.owner.aligner.calibration(None, stamp_ns(self.headers[index]))
 
     def update(
@@ -206,8 +198,6 @@ class _BatchAlignment:
         intrinsics: PinholeIntrinsics | None,
         labels: np.ndarray | None,
     ) -> None:
-        from dpt_ros.ros.messages import stamp_ns  # start-up: message packages on use
-
         header = self.headers[index]
         owner = self.owner
         owner._take(self.bag_times[index] + owner.window_ns, header.frame_id)

@@ -9,10 +9,10 @@ Every runtime fulfils :class:`Runtime`: it is called on the normalised float32
 - :class:`EngineRuntime` around :class:`OnnxRuntimeModel` or :class:`TensorRTModel`: a
   file from ``dpt-ros export`` (with its sidecar, ``<file>.json``), run on any batch size
   by splitting into the file's fixed batch and padding the last chunk;
-- ``CachedEngineRuntime`` (:mod:`dpt_ros.models.engine_cache`): ``backend: auto`` or an
+- ``CachedEngineRuntime`` (:mod:`dpt_ros.runtime.engine_cache`): ``backend: auto`` or an
   engine backend without a file, one engine per input shape built once and cached.
 
-:func:`dpt_ros.models.backend.create_runtime` picks one from
+:func:`dpt_ros.runtime.backend.create_runtime` picks one from
 :class:`~dpt_ros.models.options.PredictorOptions`.
 
 Exported files have ONE input shape, fixed at export: a different batch or network size

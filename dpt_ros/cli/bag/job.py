@@ -1,6 +1,6 @@
 """The work of ``dpt-ros bag`` on one bag: read it, run the frame pipeline on one image
-topic, write the new bag (see :mod:`dpt_ros.cli.bag`). The fleet
-(:mod:`dpt_ros.cli.fleet`) runs :func:`process_bag` for each of many bags.
+topic, write the new bag (see :mod:`dpt_ros.cli.bag.run`). The fleet
+(:mod:`dpt_ros.cli.bag.fleet`) runs :func:`process_bag` for each of many bags.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import signal
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -20,11 +21,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rclpy.exceptions import InvalidNamespaceException
+from rclpy.serialization import deserialize_message, serialize_message
+from rclpy.validate_namespace import validate_namespace
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from tqdm import tqdm
+
 from dpt_ros.alignment.online import AlignmentOptions
-from dpt_ros.cli import bag_alignment, bag_temporal
 from dpt_ros.cli.args import (
     options_from_flags,
 )
+from dpt_ros.cli.bag import alignment as bag_alignment
+from dpt_ros.cli.bag import temporal as bag_temporal
 from dpt_ros.cli.stop_signals import (
     Terminated,
     raise_received,
@@ -32,7 +40,10 @@ from dpt_ros.cli.stop_signals import (
     stopping,
     with_note,
 )
+from dpt_ros.models import Predictor
 from dpt_ros.models.options import PredictorOptions
+from dpt_ros.pipeline import intake
+from dpt_ros.pipeline.frames import ON_DEMAND_TOPICS, OUTPUT_TOPICS, FramePipeline
 from dpt_ros.pipeline.options import PipelineOptions
 from dpt_ros.ros.bagio import (
     BAG_VERSION,
@@ -64,9 +75,6 @@ def check_output_namespace(ns: str | None) -> None:
     that no node can subscribe to is no output."""
     if ns is None:
         return
-    # start-up: rclpy on use (dpt-ros --help stays fast)
-    from rclpy.exceptions import InvalidNamespaceException
-    from rclpy.validate_namespace import validate_namespace
 
     try:
         validate_namespace(_absolute_namespace(ns) or "/")
@@ -101,9 +109,6 @@ class _Frame:
 
 def make_predictor(options: PredictorOptions):
     """The Predictor of one model (a separate function so tests can reuse models)."""
-    # start-up: torch on use (dpt-ros --help stays fast)
-    from dpt_ros.models import Predictor
-
     return Predictor(options, progress=True)
 
 
@@ -398,8 +403,6 @@ class _OutputBag:
     def _disk_full_checked(self) -> Iterator[None]:
         """Turns a full disk (sqlite3's "database or disk is full", ENOSPC) into
         :class:`DiskFull`, after which :meth:`close` keeps the last checkpoint."""
-        import sqlite3  # start-up: only for the sqlite3 output's errors
-
         try:
             yield
         except (sqlite3.OperationalError, OSError) as exc:
@@ -568,9 +571,6 @@ def make_pipeline(
     args: argparse.Namespace, depth: PredictorOptions | None, segmentation: PredictorOptions | None
 ):
     """The FramePipeline the flags describe, its models loaded."""
-    # start-up: cv2, sensor_msgs, std_msgs, timm, torch, tqdm on use (dpt-ros --help stays fast)
-    from dpt_ros.pipeline.frames import FramePipeline
-
     options = PipelineOptions(
         output_size=args.output_size,
         relative_depth_scale=float(args.relative_depth_scale),
@@ -606,9 +606,6 @@ class _BagJob:
         alignment: bag_alignment.BagAlignment | None = None,
         max_pixels: int = 0,
     ) -> None:
-        # start-up: sensor_msgs on use (dpt-ros --help stays fast)
-        from sensor_msgs.msg import CompressedImage, Image
-
         self.plan, self.pipeline, self.out_bag, self.bar = plan, pipeline, out_bag, bar
         self.batch_size = batch_size
         compressed = plan.image_type == COMPRESSED_TYPE
@@ -674,10 +671,6 @@ class _BagJob:
 
     def _camera_frame(self, rconn, data: bytes) -> str | None:
         """The frame_id of the camera's image or camera_info message, else None."""
-        # start-up: rclpy, sensor_msgs on use (dpt-ros --help stays fast)
-        from rclpy.serialization import deserialize_message
-        from sensor_msgs.msg import CameraInfo
-
         if rconn.topic == self.plan.info_topic and rconn.msgtype == CAMERA_INFO_TYPE:
             kind: type = CameraInfo
         elif rconn.topic == self.plan.image_topic and rconn.msgtype == self.plan.image_type:
@@ -690,10 +683,6 @@ class _BagJob:
             return None  # _camera_info or _image skips it and counts it
 
     def _camera_info(self, timestamp: int, data: bytes) -> None:
-        # start-up: rclpy, sensor_msgs on use (dpt-ros --help stays fast)
-        from rclpy.serialization import deserialize_message
-        from sensor_msgs.msg import CameraInfo
-
         try:
             info = deserialize_message(data, CameraInfo)
         except (ValueError, TypeError, RuntimeError) as exc:  # a corrupt message: RMWError
@@ -706,12 +695,6 @@ class _BagJob:
                 frame.info = info
 
     def _image(self, timestamp: int, data: bytes) -> None:
-        # start-up: rclpy on use (dpt-ros --help stays fast)
-        from rclpy.serialization import deserialize_message
-
-        # start-up: the pipeline (torch, cv2, messages) on use (dpt-ros --help stays fast)
-        from dpt_ros.pipeline import intake
-
         predictors = (self.pipeline.depth, self.pipeline.segmentation)
         try:
             msg = deserialize_message(data, self.msg_class)
@@ -734,12 +717,6 @@ class _BagJob:
     def _flush(self, n: int) -> None:
         """Runs the first ``n`` waiting frames and writes the pending messages before
         the next waiting frame's image (all, if none waits)."""
-        # start-up: rclpy on use (dpt-ros --help stays fast)
-        from rclpy.serialization import serialize_message
-
-        # start-up: cv2, sensor_msgs, std_msgs, timm, torch, tqdm on use (dpt-ros --help stays fast)
-        from dpt_ros.pipeline.frames import OUTPUT_TOPICS
-
         outputs = self._process_batch(self.batch[:n])
         rest = self.batch[n:]
         end = rest[0].position if rest else len(self.pending)
@@ -762,9 +739,6 @@ class _BagJob:
 
     def _process_batch(self, b: list[_Frame]) -> dict[int, dict[str, Any]]:
         """{position in pending: messages} of the frames ``b``."""
-        # start-up: cv2, sensor_msgs, std_msgs, timm, torch, tqdm on use (dpt-ros --help stays fast)
-        from dpt_ros.pipeline.frames import ON_DEMAND_TOPICS
-
         if not b:
             return {}
         for predictor in (self.pipeline.depth, self.pipeline.segmentation):
@@ -816,9 +790,6 @@ def process_bag(
         leaves ``out_path`` a valid bag of the frames done so far, or nothing if it
         stopped while the output was being opened, and raises.
     """
-    # start-up: tqdm on use (dpt-ros --help stays fast)
-    from tqdm import tqdm
-
     pipeline.reset()  # each bag as if it were the only one (colour ranges, temporal)
     reader = open_bag(in_path)
     out_bag: _OutputBag | None = None

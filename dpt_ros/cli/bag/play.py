@@ -19,6 +19,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import rclpy
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rosgraph_msgs.msg import Clock
+
 from dpt_ros.ros.bagio import (
     CAMERA_INFO_TYPE,
     COMPRESSED_TYPE,
@@ -53,11 +58,11 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
-def add_parser(subparsers: Any, name: str) -> argparse.ArgumentParser:
+def add_parser(subparsers: Any, name: str, help: str) -> argparse.ArgumentParser:
     """Adds ``dpt-ros play`` to ``subparsers``."""
     p = subparsers.add_parser(
         name,
-        help="publish a bag's camera topics (and /clock) at the recorded rate",
+        help=help,
         description="Publish the image and camera_info topics of a bag at their recorded "
         "rate, with /clock for use_sim_time, for machines without "
         "'ros2 bag play'. Reads ROS 2 bags (sqlite3, MCAP) and ROS 1 .bag files.",
@@ -134,12 +139,6 @@ class _Player:
     """Publishes raw CDR messages at bag pace on its own rclpy context."""
 
     def __init__(self, topics: dict[str, str], rate: float, clock: bool, clock_rate: float) -> None:
-        # start-up: rclpy, rosgraph_msgs on use (dpt-ros --help stays fast)
-        import rclpy
-        from rclpy.node import Node
-        from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-        from rosgraph_msgs.msg import Clock
-
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
         self.node: Node | None = None
@@ -194,9 +193,6 @@ class _Player:
             self.published += 1
 
     def close(self) -> None:
-        # start-up: rclpy on use (dpt-ros --help stays fast)
-        import rclpy
-
         try:
             if self.node is not None:
                 self.node.destroy_node()

@@ -1,6 +1,6 @@
-"""Engine builds in a child process: ``python -m dpt_ros.models.engine_build REQUEST``.
+"""Engine builds in a child process: ``python -m dpt_ros.runtime.engine_build REQUEST``.
 
-The engine cache (:mod:`dpt_ros.models.engine_cache`) never exports in the process that
+The engine cache (:mod:`dpt_ros.runtime.engine_cache`) never exports in the process that
 serves frames. ``torch.export`` keeps tracing state in module globals, so an export in a
 thread of that process collides with anything else torch does there at the same time
 (a model load died in ``torch.fx`` with ``KeyError: 'custom'``), and its native threads
@@ -31,7 +31,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-_LOG = logging.getLogger("dpt_ros.models.engine_cache")
+import torch
+
+from dpt_ros.models.weights.checkpoint import load_model, random_weights_already_announced
+from dpt_ros.runtime.export import build_tensorrt_engine, export_onnx
+from dpt_ros.runtime.runtimes import EngineRuntime, TorchRuntime, load_backend
+
+_LOG = logging.getLogger("dpt_ros.runtime.engine_cache")
 
 #: The child's last stderr line on failure: ``<prefix><ExceptionType>: <message>``.
 _FAILURE_PREFIX = "ENGINE_BUILD_FAILED "
@@ -201,10 +207,6 @@ def _join_build_threads(timeout: float) -> None:
 
 def _build(request: dict[str, Any]) -> None:
     """Exports (and for TensorRT builds) the engine into ``request["folder"]``."""
-    # start-up: the child's parent only needs run_build (torch, onnx on use)
-    from dpt_ros.models.export import build_tensorrt_engine, export_onnx
-    from dpt_ros.models.weights.checkpoint import random_weights_already_announced
-
     folder = Path(request["folder"])
     # The parent announced the model's random weights when it loaded it.
     with random_weights_already_announced():
@@ -246,13 +248,6 @@ def time_runtimes(request: dict[str, Any], folder: Path) -> dict[str, float]:
         ``{"torch_ms": ..., "<backend>_ms": ...}``: milliseconds per run of the whole
         (B, 3, H, W) input.
     """
-    # start-up: the child's parent only needs run_build (torch on use)
-    import torch
-
-    # start-up: likewise, the runtimes and the loader in the build's child only
-    from dpt_ros.models.runtimes import EngineRuntime, TorchRuntime, load_backend
-    from dpt_ros.models.weights.checkpoint import load_model, random_weights_already_announced
-
     backend = request["backend"]
     device = torch.device(request.get("device", "cpu"))
     dtype = torch.float16 if request["precision"] == "fp16" else torch.float32
