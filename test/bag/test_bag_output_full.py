@@ -11,7 +11,7 @@ import os
 import pytest
 from helpers import fill_device, read_bag, small_device, write_bag
 
-from dpt_ros.cli import bag_job
+from dpt_ros.cli.bag import job as bag_job
 from dpt_ros.ros.bagio import open_bag
 
 TOPIC = "/out/blob"
