@@ -14,25 +14,28 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
+from std_msgs.msg import Header
 
 from dpt_ros.cli.args import add_predictor_arguments, image_size, options_from_flags, positive_int
+from dpt_ros.models import Predictor
 from dpt_ros.models.registry import get_spec
+from dpt_ros.models.transforms import preprocess
+from dpt_ros.pipeline.frames import FramePipeline
 from dpt_ros.pipeline.options import PipelineOptions
-
-if TYPE_CHECKING:  # torch is imported in run(): 'dpt-ros --help' stays fast
-    import torch
+from dpt_ros.ros.camera import Intrinsics
+from dpt_ros.ros.image_codec import image_to_rgb, rgb_to_image_msg
 
 #: Camera image (width, height) benchmarked unless --camera-size says otherwise.
 DEFAULT_CAMERA = (640, 480)
 
 
-def add_parser(subparsers, name: str = "bench") -> argparse.ArgumentParser:
+def add_parser(subparsers, name: str, help: str) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         name,
-        help="benchmark the model and the node pipeline",
+        help=help,
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -69,9 +72,6 @@ def add_parser(subparsers, name: str = "bench") -> argparse.ArgumentParser:
 
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
-        # start-up: torch on use (dpt-ros --help stays fast)
-        import torch
-
         torch.cuda.synchronize(device)
 
 
@@ -95,9 +95,6 @@ def _stats(ms: list[float]) -> dict[str, float]:
 
 def _peak_memory_mb(device: torch.device) -> float | None:
     if device.type == "cuda":
-        # start-up: torch on use (dpt-ros --help stays fast)
-        import torch
-
         return torch.cuda.max_memory_allocated(device) / 2**20
     return None
 
@@ -126,12 +123,6 @@ def _camera_size(args: argparse.Namespace) -> tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    # start-up: torch on use (dpt-ros --help stays fast)
-    import torch
-
-    # start-up: torch on use (dpt-ros --help stays fast)
-    from dpt_ros.models import Predictor
-
     width, height = _camera_size(args)
     options = options_from_flags(args, args.model_type, engine=args.engine, random_weights=True)
     predictor = Predictor(options.validated(), progress=False)
@@ -174,9 +165,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _bench_model(args: argparse.Namespace, predictor, x, results: dict[str, object]) -> None:
     """The network alone on the whole batch: latency, throughput, peak memory."""
-    # start-up: torch on use (dpt-ros --help stays fast)
-    import torch
-
     device = predictor.device
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -196,13 +184,6 @@ def _bench_pipeline(
     frame at a time. The total runs as the node does (one device wait per frame); the
     per-stage split runs again with a wait after each stage.
     """
-    # start-up: std_msgs on use (dpt-ros --help stays fast)
-    from std_msgs.msg import Header
-
-    # start-up: cv2, sensor_msgs, std_msgs, timm, torch, tqdm on use (dpt-ros --help stays fast)
-    from dpt_ros.pipeline.frames import FramePipeline
-    from dpt_ros.ros.image_codec import image_to_rgb, rgb_to_image_msg
-
     if predictor.is_depth:
         pipeline = FramePipeline(
             predictor,
@@ -269,13 +250,6 @@ def _compare_transformers(args, predictor, frames, x, results: dict[str, object]
     camera's network input (the family's ``transformers_input_hw``)."""
     if args.no_transformers or not predictor.is_depth:
         return
-    # start-up: torch on use (dpt-ros --help stays fast)
-    import torch
-
-    # start-up: torch on use (dpt-ros --help stays fast)
-    from dpt_ros.models import Predictor
-    from dpt_ros.models.transforms import preprocess
-
     device = predictor.device
     spec = predictor.spec
     sq = spec.family.transformers_input_hw(spec, predictor.input_size(frames.shape[1:3]))
@@ -327,14 +301,8 @@ def _compare_da3_reference(args, predictor, frames, xs, results: dict[str, objec
     ``depth-anything-3``, where it imports: it is never a dependency) beside ours on the
     same input and device, both in fp32 and called directly (the reference's API
     wrapper autocasts to 16 bits even on the CPU); a ratio > 1 means ours is faster."""
-    # start-up: torch on use (dpt-ros --help stays fast)
-    import torch
-
-    # start-up: torch on use (dpt-ros --help stays fast)
-    from dpt_ros.models import Predictor
-
     try:
-        # optional, never a dependency: the reference for comparisons (README)
+        # optional, never a dependency: the reference for comparisons (docs/speed.md)
         from depth_anything_3.cfg import create_object, load_config
         from depth_anything_3.registry import MODEL_REGISTRY
     except ImportError:
@@ -377,8 +345,6 @@ _REFERENCES = {"transformers": _compare_transformers, "depth_anything_3": _compa
 
 def _hf_forward(hf, xs, device: torch.device, dtype: torch.dtype) -> Callable[[], object]:
     """One forward pass of transformers' model on ``xs`` at ``dtype`` (autocast)."""
-    # start-up: torch on use (dpt-ros --help stays fast)
-    import torch
 
     def run():
         enabled = dtype != torch.float32
@@ -391,17 +357,11 @@ def _hf_forward(hf, xs, device: torch.device, dtype: torch.dtype) -> Callable[[]
 def synthetic_camera(width: int, height: int):
     """The pinhole camera benchmarks pretend to have: fx = fy = 0.8 * width, principal
     point at the image centre."""
-    # start-up: sensor_msgs, std_msgs on use (dpt-ros --help stays fast)
-    from dpt_ros.ros.camera import Intrinsics
-
     f = 0.8 * width
     return Intrinsics(fx=f, fy=f, cx=width / 2, cy=height / 2, width=width, height=height)
 
 
 def _machine(device: torch.device) -> str:
-    # start-up: torch on use (dpt-ros --help stays fast)
-    import torch
-
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     cpu = platform.processor() or platform.machine()

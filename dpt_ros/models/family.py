@@ -188,7 +188,7 @@ class ModelSpec:
         """Metres beyond which a metric model cannot tell depth: the maximum depth of a
         bounded output (Depth Anything V2's metric models: sigmoid times 20 m or 80 m),
         ``1 / shift`` for an inverted output (DPT: 7.26 m for NYU, 172.7 m for KITTI),
-        else ``inf``."""
+        else ``inf`` (Depth Anything 3's metric type has no ceiling)."""
         if self.is_metric and self.max_depth > 0:
             return self.max_depth
         if self.is_metric and self.invert and self.shift > 0:

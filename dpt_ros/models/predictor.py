@@ -17,15 +17,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from dpt_ros.models.backend import create_runtime
 from dpt_ros.models.family import ModelSpec, Prediction
 from dpt_ros.models.options import PRECISIONS, PredictorOptions, device_problem
 from dpt_ros.models.predictor_compat import DeprecatedPredictorMembers
 from dpt_ros.models.registry import get_spec
-from dpt_ros.models.runtimes import Runtime
 from dpt_ros.models.transforms import check_rgb, labels_from_logits, network_input_problem
 from dpt_ros.models.transforms import label_confidence as label_confidence  # its former home
 from dpt_ros.models.weights.checkpoint import PathLike
+from dpt_ros.runtime.backend import create_runtime
+from dpt_ros.runtime.runtimes import Runtime
 
 _LOG = logging.getLogger(__name__)
 
