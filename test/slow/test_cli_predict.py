@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from cli_cases import run
+from cli_cases import predict
 
 from dpt_ros.models import Predictor
 from dpt_ros.viz.ade20k import PALETTE
@@ -14,21 +14,8 @@ from dpt_ros.viz.colormap import TURBO_LUT, overlay_labels
 def test_predict_depth_writes_three_files(tmp_path, capsys, det_checkpoint, small_png, small_rgb):
     weights = det_checkpoint("dpt_hybrid")
     out_dir = tmp_path / "out"
-    rc, out, err = run(
-        capsys,
-        "predict",
-        "--backend",
-        "torch",
-        "--model-type",
-        "dpt_hybrid",
-        "--weights",
-        weights,
-        "--input",
-        small_png,
-        "--output",
-        out_dir,
-        "--device",
-        "cpu",
+    rc, out, err = predict(
+        capsys, small_png, out_dir, "--device", "cpu", model_type="dpt_hybrid", weights=weights
     )
     assert rc == 0, err
     assert sorted(p.name for p in out_dir.iterdir()) == [
@@ -72,23 +59,16 @@ def test_predict_segmentation_writes_two_files(
     tmp_path, capsys, det_checkpoint, small_png, small_rgb
 ):
     out_dir = tmp_path / "seg"
-    rc, out, err = run(
+    rc, out, err = predict(
         capsys,
-        "predict",
-        "--backend",
-        "torch",
-        "--model-type",
-        "dpt_hybrid_ade20k",
-        "--weights",
-        det_checkpoint("dpt_hybrid_ade20k"),
-        "--input",
         small_png,
-        "--output",
         out_dir,
         "--device",
         "cpu",
         "--precision",
         "fp32",
+        model_type="dpt_hybrid_ade20k",
+        weights=det_checkpoint("dpt_hybrid_ade20k"),
     )
     assert rc == 0, err
     assert sorted(p.name for p in out_dir.iterdir()) == [

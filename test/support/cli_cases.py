@@ -17,6 +17,23 @@ def run(capsys, *argv):
     return rc, out, err
 
 
+def predict(
+    capsys,
+    input,
+    output,
+    *extra,
+    model_type="dpt_hybrid_nyu",
+    weights="unused.pt",
+    backend="torch",
+):
+    """``dpt-ros predict`` in-process: (exit code, stdout, stderr). The defaults suit the
+    ``fake_predictor`` fixture (no weights read); None leaves a flag out (the CLI's
+    default); ``extra`` flags follow the usual ones."""
+    chosen = {"--backend": backend, "--model-type": model_type, "--weights": weights}
+    flags = [part for flag, value in chosen.items() if value is not None for part in (flag, value)]
+    return run(capsys, "predict", *flags, "--input", input, "--output", output, *extra)
+
+
 def write_rgb(path: Path, rgb: np.ndarray) -> Path:
     assert cv2.imwrite(str(path), np.ascontiguousarray(rgb[:, :, ::-1]))
     return path

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from cli_cases import run, write_rgb
+from cli_cases import predict, run, write_rgb
 from helpers import one_error_line
 
 import dpt_ros.cli.predict
@@ -108,20 +108,18 @@ def test_predict_one_image_never_waits_for_an_engine_build(tmp_path, capsys, mon
     image), and says so in one line."""
     monkeypatch.setenv("DPT_ROS_CACHE", str(tmp_path / "cache"))
     image = write_rgb(tmp_path / "one.png", np.zeros((48, 64, 3), np.uint8))
-    rc, out, err = run(
+    rc, out, err = predict(
         capsys,
-        "predict",
-        "--model-type",
-        "dpt_hybrid",
+        image,
+        tmp_path / "out",
         "--random-weights",
         "--network-size",
         "64x64",
         "--device",
         "cpu",
-        "--input",
-        image,
-        "--output",
-        tmp_path / "out",
+        model_type="dpt_hybrid",
+        backend=None,
+        weights=None,
     )
     assert rc == 0, err
     lines = [line for line in err.splitlines() if line.startswith("dpt-ros: backend:")]
@@ -148,20 +146,7 @@ def test_directory_input(tmp_path, capsys, fake_predictor, small_rgb):
     write_rgb(src / "sub" / "deeper.png", small_rgb)  # not recursive
     (src / "notes.txt").write_text("not an image")  # not an image extension
     out_dir = tmp_path / "out"
-    rc, out, err = run(
-        capsys,
-        "predict",
-        "--backend",
-        "torch",
-        "--model-type",
-        "dpt_hybrid_nyu",
-        "--weights",
-        "unused.pt",
-        "--input",
-        src,
-        "--output",
-        out_dir,
-    )
+    rc, out, err = predict(capsys, src, out_dir)
     assert rc == 0, err
     names = [line.split(":")[0] for line in out.splitlines()[:-1]]
     assert names == ["'D.PNG'", "'a.jpg'", "'b.png'", "'c.tif'"]  # sorted by name, quoted
@@ -190,20 +175,7 @@ def test_file_names_cannot_forge_lines(tmp_path, capsys, fake_predictor, small_r
     forged = "a\n[FATAL] [dpt_node]: forged\x1b[2J\r"
     write_rgb(src / f"{forged}.png", small_rgb)
     (src / f"{forged}bad.png").write_bytes(b"not an image")
-    rc, out, err = run(
-        capsys,
-        "predict",
-        "--backend",
-        "torch",
-        "--model-type",
-        "dpt_hybrid_nyu",
-        "--weights",
-        "unused.pt",
-        "--input",
-        src,
-        "--output",
-        tmp_path / "out",
-    )
+    rc, out, err = predict(capsys, src, tmp_path / "out")
     assert rc == 2
     for text in (out, err):
         assert "\x1b" not in text and "\r" not in text
@@ -217,18 +189,13 @@ def test_shared_stems_get_distinct_outputs(tmp_path, capsys, fake_predictor, sma
     src.mkdir()
     write_rgb(src / "a.png", small_rgb)
     write_rgb(src / "a.jpg", small_rgb)
-    rc, _, err = run(
+    rc, _, err = predict(
         capsys,
-        "predict",
-        "--backend",
-        "torch",
-        "--model-type",
-        "dpt_hybrid_ade20k",
-        "--random-weights",
-        "--input",
         src,
-        "--output",
         tmp_path / "out",
+        "--random-weights",
+        model_type="dpt_hybrid_ade20k",
+        weights=None,
     )
     assert rc == 0, err
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
@@ -251,20 +218,7 @@ def test_unreadable_images_are_reported_after_the_others(
     truncated = cv2.imencode(".png", small_rgb)[1].tobytes()[:200]
     (src / "truncated.png").write_bytes(truncated)
     out_dir = tmp_path / "out"
-    rc, out, err = run(
-        capsys,
-        "predict",
-        "--backend",
-        "torch",
-        "--model-type",
-        "dpt_hybrid",
-        "--weights",
-        "w.pt",
-        "--input",
-        src,
-        "--output",
-        out_dir,
-    )
+    rc, out, err = predict(capsys, src, out_dir, model_type="dpt_hybrid", weights="w.pt")
     one_error_line(rc, err, "3 of 4", "broken.jpg", "empty.png", "truncated.png")
     assert (out_dir / "good_depth.npy").is_file()
     assert out.startswith("'good.png': 128x96")  # names quoted (untrusted text)
@@ -274,18 +228,13 @@ def test_unreadable_images_are_reported_after_the_others(
 
 
 def test_missing_input(tmp_path, capsys):
-    rc, _, err = run(
+    rc, _, err = predict(
         capsys,
-        "predict",
-        "--backend",
-        "torch",
-        "--model-type",
-        "dpt_hybrid",
-        "--random-weights",
-        "--input",
         tmp_path / "nope.png",
-        "--output",
         tmp_path / "out",
+        "--random-weights",
+        model_type="dpt_hybrid",
+        weights=None,
     )
     one_error_line(rc, err, "input not found", "nope.png")
 
@@ -293,18 +242,13 @@ def test_missing_input(tmp_path, capsys):
 def test_empty_directory(tmp_path, capsys):
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "readme.txt").write_text("no images here")
-    rc, _, err = run(
+    rc, _, err = predict(
         capsys,
-        "predict",
-        "--backend",
-        "torch",
-        "--model-type",
-        "dpt_hybrid",
-        "--random-weights",
-        "--input",
         tmp_path / "in",
-        "--output",
         tmp_path / "out",
+        "--random-weights",
+        model_type="dpt_hybrid",
+        weights=None,
     )
     one_error_line(rc, err, "no images in directory")
 
@@ -312,58 +256,33 @@ def test_empty_directory(tmp_path, capsys):
 def test_corrupt_image_file(tmp_path, capsys, det_checkpoint):
     bad = tmp_path / "photo.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n but then garbage")
-    rc, out, err = run(
+    rc, out, err = predict(
         capsys,
-        "predict",
-        "--backend",
-        "torch",
-        "--model-type",
-        "dpt_hybrid",
-        "--weights",
-        det_checkpoint("dpt_hybrid"),
-        "--input",
         bad,
-        "--output",
         tmp_path / "out",
         "--device",
         "cpu",
+        model_type="dpt_hybrid",
+        weights=det_checkpoint("dpt_hybrid"),
     )
     one_error_line(rc, err, "1 of 1", "photo.png")
     assert out == ""
 
 
 def test_unknown_model_type(tmp_path, capsys, small_png):
-    rc, _, err = run(
-        capsys,
-        "predict",
-        "--backend",
-        "torch",
-        "--model-type",
-        "dpt_small",
-        "--input",
-        small_png,
-        "--output",
-        tmp_path / "out",
-    )
+    rc, _, err = predict(capsys, small_png, tmp_path / "out", model_type="dpt_small", weights=None)
     one_error_line(rc, err, "dpt_small", *model_names())
 
 
 def test_weights_for_another_model(tmp_path, capsys, det_checkpoint, small_png):
-    rc, _, err = run(
+    rc, _, err = predict(
         capsys,
-        "predict",
-        "--backend",
-        "torch",
-        "--model-type",
-        "dpt_large",
-        "--weights",
-        det_checkpoint("dpt_hybrid"),
-        "--input",
         small_png,
-        "--output",
         tmp_path / "out",
         "--device",
         "cpu",
+        model_type="dpt_large",
+        weights=det_checkpoint("dpt_hybrid"),
     )
     one_error_line(rc, err, "not dpt_large", "--model-type dpt_hybrid")
 
@@ -371,41 +290,27 @@ def test_weights_for_another_model(tmp_path, capsys, det_checkpoint, small_png):
 def test_weights_not_a_checkpoint(tmp_path, capsys, small_png):
     weights = tmp_path / "weights.pt"
     weights.write_text("hello")
-    rc, _, err = run(
+    rc, _, err = predict(
         capsys,
-        "predict",
-        "--backend",
-        "torch",
-        "--model-type",
-        "dpt_hybrid",
-        "--weights",
-        weights,
-        "--input",
         small_png,
-        "--output",
         tmp_path / "out",
         "--device",
         "cpu",
+        model_type="dpt_hybrid",
+        weights=weights,
     )
     one_error_line(rc, err, "not a readable PyTorch weights file")
 
 
 def test_missing_weights_file(tmp_path, capsys, small_png):
-    rc, _, err = run(
+    rc, _, err = predict(
         capsys,
-        "predict",
-        "--backend",
-        "torch",
-        "--model-type",
-        "dpt_hybrid",
-        "--weights",
-        tmp_path / "missing.pt",
-        "--input",
         small_png,
-        "--output",
         tmp_path / "out",
         "--device",
         "cpu",
+        model_type="dpt_hybrid",
+        weights=tmp_path / "missing.pt",
     )
     one_error_line(rc, err, "weights file not found")
 
@@ -416,19 +321,14 @@ def test_no_weights_offline(tmp_path, capsys, monkeypatch, small_png):
 
     monkeypatch.setattr(urllib.request, "urlopen", refuse)
     monkeypatch.setenv("DPT_ROS_CACHE", str(tmp_path / "cache"))
-    rc, _, err = run(
+    rc, _, err = predict(
         capsys,
-        "predict",
-        "--backend",
-        "torch",
-        "--model-type",
-        "dpt_hybrid",
-        "--input",
         small_png,
-        "--output",
         tmp_path / "out",
         "--device",
         "cpu",
+        model_type="dpt_hybrid",
+        weights=None,
     )
     one_error_line(rc, err, "could not download", get_spec("dpt_hybrid").file_name)
 
@@ -441,18 +341,8 @@ def test_no_weights_offline(tmp_path, capsys, monkeypatch, small_png):
     ],
 )
 def test_argument_errors(tmp_path, capsys, small_png, extra, fragment):
-    rc, _, err = run(
-        capsys,
-        "predict",
-        "--backend",
-        "torch",
-        "--model-type",
-        "dpt_hybrid",
-        "--input",
-        small_png,
-        "--output",
-        tmp_path / "out",
-        *extra,
+    rc, _, err = predict(
+        capsys, small_png, tmp_path / "out", *extra, model_type="dpt_hybrid", weights=None
     )
     one_error_line(rc, err, fragment)
 
@@ -460,35 +350,20 @@ def test_argument_errors(tmp_path, capsys, small_png, extra, fragment):
 def test_output_path_is_a_file(tmp_path, capsys, small_png):
     target = tmp_path / "taken"
     target.write_text("")
-    rc, _, err = run(
-        capsys,
-        "predict",
-        "--backend",
-        "torch",
-        "--model-type",
-        "dpt_hybrid",
-        "--random-weights",
-        "--input",
-        small_png,
-        "--output",
-        target,
+    rc, _, err = predict(
+        capsys, small_png, target, "--random-weights", model_type="dpt_hybrid", weights=None
     )
     one_error_line(rc, err, "not a directory")
 
 
 def test_random_weights_need_no_weights_file(tmp_path, capsys, fake_predictor, small_png):
-    rc, out, err = run(
+    rc, out, err = predict(
         capsys,
-        "predict",
-        "--backend",
-        "torch",
-        "--model-type",
-        "dpt_hybrid",
-        "--random-weights",
-        "--input",
         small_png,
-        "--output",
         tmp_path / "out",
+        "--random-weights",
+        model_type="dpt_hybrid",
+        weights=None,
     )
     assert rc == 0 and err == "" and "scene.png" in out
 
@@ -532,22 +407,17 @@ def test_predict_skips_a_thin_image_with_the_reason(tmp_path, capsys, small_rgb)
     write_rgb(src / "good.png", small_rgb)
     write_rgb(src / "thin.png", np.zeros((100, 4000, 3), np.uint8))
     out_dir = tmp_path / "out"
-    rc, out, err = run(
+    rc, out, err = predict(
         capsys,
-        "predict",
-        "--model-type",
-        "dpt_hybrid",
+        src,
+        out_dir,
         "--random-weights",
         "--device",
         "cpu",
-        "--backend",
-        "torch",
         "--network-size",
         "64x64",
-        "--input",
-        src,
-        "--output",
-        out_dir,
+        model_type="dpt_hybrid",
+        weights=None,
     )
     one_error_line(rc, err, "1 of 2", "thin.png", "2560x64 network input, 40.0:1")
     assert (out_dir / "good_depth.npy").is_file()
@@ -579,10 +449,7 @@ def test_a_full_disk_leaves_no_truncated_output(tmp_path, capsys, fake_predictor
     (out / "a_depth.npy").write_bytes(b"the run before")
     np.save, saved = save_onto_a_full_disk, np.save
     try:
-        rc, _, err = run(
-            capsys, "predict", "--backend", "torch", "--model-type", "dpt_hybrid",
-            "--random-weights", "--input", tmp_path / "a.png", "--output", out,
-        )  # fmt: skip
+        rc, _, err = predict(capsys, tmp_path / "a.png", out, "--random-weights", model_type="dpt_hybrid", weights=None)  # fmt: skip
     finally:
         np.save = saved
     one_error_line(rc, err, "a_depth.npy", "No space left on device")
