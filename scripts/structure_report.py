@@ -43,6 +43,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent / "dpt_ros"
+# The import graph is read by the same module as the layer checks of the tests.
+sys.path.insert(0, str(ROOT.parent / "test" / "support"))
+from import_graph import cycles, import_edges, package_imports  # noqa: E402
 
 #: Default family files: where the family-specific code is meant to live.
 FAMILY_FILES = ("dpt_ros/models/families/*.py",)
@@ -236,89 +239,10 @@ def sizes_table(modules: dict[str, Module]) -> None:
 # --- import cycles ---------------------------------------------------------------------
 
 
-def _targets(node: ast.Import | ast.ImportFrom, modules: dict[str, Module]) -> list[str]:
-    if isinstance(node, ast.Import):
-        names = [a.name for a in node.names]
-    else:
-        base = node.module or ""
-        names = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
-    out = []
-    for name in names:
-        while name and name not in modules and "." in name:
-            name = name.rsplit(".", 1)[0]
-        if name in modules:
-            out.append(name)
-    return out
-
-
-def _is_type_checking(node: ast.If) -> bool:
-    t = node.test
-    return (isinstance(t, ast.Name) and t.id == "TYPE_CHECKING") or (
-        isinstance(t, ast.Attribute) and t.attr == "TYPE_CHECKING"
-    )
-
-
-def import_edges(modules: dict[str, Module], type_only: bool) -> dict[str, set[str]]:
-    edges: dict[str, set[str]] = defaultdict(set)
-
-    def walk(node: ast.AST, source: str, guarded: bool) -> None:
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, (ast.Import, ast.ImportFrom)) and (type_only or not guarded):
-                edges[source].update(t for t in _targets(child, modules) if t != source)
-            inner = guarded or (isinstance(child, ast.If) and _is_type_checking(child))
-            walk(child, source, inner)
-
-    for m in modules.values():
-        walk(m.tree, m.name, False)
-    return edges
-
-
-def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
-    """Strongly connected components of more than one module (Tarjan, iterative)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    out: list[list[str]] = []
-    for start in sorted(edges):
-        if start in index:
-            continue
-        work = [(start, iter(sorted(edges.get(start, ()))))]
-        index[start] = low[start] = len(index)
-        stack.append(start)
-        on_stack.add(start)
-        while work:
-            v, it = work[-1]
-            w = next(it, None)
-            if w is not None:
-                if w not in index:
-                    index[w] = low[w] = len(index)
-                    stack.append(w)
-                    on_stack.add(w)
-                    work.append((w, iter(sorted(edges.get(w, ())))))
-                elif w in on_stack:
-                    low[v] = min(low[v], index[w])
-                continue
-            work.pop()
-            if work:
-                low[work[-1][0]] = min(low[work[-1][0]], low[v])
-            if low[v] == index[v]:
-                component = []
-                while True:
-                    x = stack.pop()
-                    on_stack.discard(x)
-                    component.append(x)
-                    if x == v:
-                        break
-                if len(component) > 1:
-                    out.append(sorted(component))
-    return out
-
-
-def cycles_table(modules: dict[str, Module]) -> None:
+def cycles_table(root: Path) -> None:
     print("## Import cycles")
     for label, type_only in (("run time", False), ("with type-only imports", True)):
-        found = cycles(import_edges(modules, type_only))
+        found = cycles(import_edges(package_imports(root), type_only))
         print(f"{label}: {len(found)}")
         for component in found:
             print("   " + " <-> ".join(component))
@@ -438,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     family_table(modules, args.family_files)
     imports_table(modules)
     sizes_table(modules)
-    cycles_table(modules)
+    cycles_table(args.root.resolve())
     if args.per_frame:
         sys.path.insert(0, str(args.root.resolve().parent))
         per_frame_table()

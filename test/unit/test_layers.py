@@ -15,8 +15,9 @@ import ast
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
+
+from import_graph import cycles, import_edges, package_imports, package_modules
 
 PACKAGE = Path(__file__).resolve().parents[2] / "dpt_ros"
 
@@ -33,67 +34,6 @@ LAYERS = {
 }
 
 
-@dataclass(frozen=True)
-class Import:
-    source: str  # importing module
-    target: str  # imported dpt_ros module (the deepest one that exists)
-    line: int
-    in_function: bool
-    type_checking: bool
-
-
-def _modules() -> dict[str, Path]:
-    out = {}
-    for path in PACKAGE.rglob("*.py"):
-        parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
-        if parts[-1] == "__init__":
-            parts.pop()
-        out[".".join(parts)] = path
-    return out
-
-
-def _targets(node: ast.Import | ast.ImportFrom, modules: dict[str, Path]) -> list[str]:
-    if isinstance(node, ast.Import):
-        names = [a.name for a in node.names]
-    else:
-        assert node.level == 0, "the package uses absolute imports only"
-        base = node.module or ""
-        names = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
-    out = []
-    for name in names:
-        while name and name not in modules and "." in name:
-            name = name.rsplit(".", 1)[0]
-        if name in modules:
-            out.append(name)
-    return out
-
-
-def _is_type_checking(node: ast.If) -> bool:
-    test = node.test
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-    )
-
-
-def package_imports() -> list[Import]:
-    """Every import of a dpt_ros module by a dpt_ros module."""
-    modules = _modules()
-    found: list[Import] = []
-
-    def walk(node: ast.AST, source: str, in_function: bool, type_checking: bool) -> None:
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, (ast.Import, ast.ImportFrom)):
-                for target in _targets(child, modules):
-                    found.append(Import(source, target, child.lineno, in_function, type_checking))
-            inner = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef))
-            guarded = type_checking or (isinstance(child, ast.If) and _is_type_checking(child))
-            walk(child, source, inner, guarded)
-
-    for name, path in modules.items():
-        walk(ast.parse(path.read_text(encoding="utf-8")), name, False, False)
-    return found
-
-
 #: Modules in another layer than their package's: the Predictor runs a model on its
 #: runtime, so it (and the face that exports it) sits with the runtime, above the models.
 MODULE_LAYERS = {"dpt_ros.models": "runtime", "dpt_ros.models.predictor": "runtime"}
@@ -106,53 +46,14 @@ def _layer(module: str) -> str | None:
     return parts[1] if len(parts) > 1 and parts[1] in LAYERS else None
 
 
-def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
-    """Strongly connected components of more than one module (Tarjan)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    out: list[list[str]] = []
-
-    def visit(v: str) -> None:
-        index[v] = low[v] = len(index)
-        stack.append(v)
-        on_stack.add(v)
-        for w in edges.get(v, ()):
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in on_stack:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            component = []
-            while True:
-                w = stack.pop()
-                on_stack.discard(w)
-                component.append(w)
-                if w == v:
-                    break
-            if len(component) > 1:
-                out.append(sorted(component))
-
-    for v in sorted(edges):
-        if v not in index:
-            visit(v)
-    return out
-
-
 def test_the_import_graph_has_no_cycles():
-    edges: dict[str, set[str]] = {}
-    for imp in package_imports():
-        # Imports inside functions count: they are dependencies all the same.
-        if not imp.type_checking and imp.target != imp.source:
-            edges.setdefault(imp.source, set()).add(imp.target)
-    assert _cycles(edges) == []
+    # Imports inside functions count: they are dependencies all the same.
+    assert cycles(import_edges(package_imports(PACKAGE), type_only=False)) == []
 
 
 def test_no_layer_imports_a_layer_above_or_beside_it():
     wrong = []
-    for imp in package_imports():
+    for imp in package_imports(PACKAGE):
         src, dst = _layer(imp.source), _layer(imp.target)
         if src is None or dst is None or src == dst:
             continue
@@ -166,7 +67,7 @@ def test_every_import_inside_a_function_says_why():
     process, for the stop handlers to come first), never to break a cycle; a comment on
     its line or just above it says which."""
     missing = []
-    for name, path in _modules().items():
+    for name, path in package_modules(PACKAGE).items():
         lines = path.read_text(encoding="utf-8").splitlines()
         for node in ast.walk(ast.parse("\n".join(lines))):
             if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -227,12 +128,12 @@ def test_the_command_line_imports_only_the_chosen_subcommand():
 
 def test_the_checks_see_what_they_check():
     """The graph is not empty and the checks catch what they are meant to."""
-    imports = package_imports()
+    imports = package_imports(PACKAGE)
     assert any(
         i.source == "dpt_ros.node.node" and i.target.startswith("dpt_ros.pipeline") for i in imports
     )
     assert any(i.in_function for i in imports)
-    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert _layer("dpt_ros.models.network.dpt") == "models" and _layer("dpt_ros") is None
     assert _layer("dpt_ros.runtime.engine_cache") == "runtime"
     assert _layer("dpt_ros.models.predictor") == "runtime"
