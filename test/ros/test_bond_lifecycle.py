@@ -17,7 +17,7 @@ def test_lifecycle_node_bond_over_rclpy(ros):
     """A listener subscribed to 'bond' sees the node's heartbeats from activate on, and
     its active = false on deactivate, as Nav2's manager would."""
     from bond.msg import Status
-    from helpers import FAST, spin_until
+    from helpers import spin_until, start_node
     from lifecycle_msgs.msg import Transition
     from rclpy.node import Node
     from rclpy.parameter import Parameter
@@ -25,8 +25,8 @@ def test_lifecycle_node_bond_over_rclpy(ros):
     from dpt_ros.node.lifecycle import DptLifecycleNode
 
     executor, add = ros
-    node = add(
-        DptLifecycleNode(parameter_overrides=FAST + [Parameter("depth.random_weights", value=True)])
+    node, _ = start_node(
+        add, Parameter("depth.random_weights", value=True), node_class=DptLifecycleNode, probe=False
     )
     listener = add(Node("lifecycle_manager_perception"))
     heard: list = []

@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 import cv2
-from helpers import FAST, Probe, spin_until
+from helpers import Probe, spin_until, start_node
 from image_size_cases import RGB, png_bomb
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CompressedImage
 
-from dpt_ros.node.node import DptNode
-
 
 def test_node_rejects_a_bomb_and_keeps_going(ros):
     executor, add = ros
-    node = add(
-        DptNode(
-            parameter_overrides=FAST
-            + [
-                Parameter("depth.random_weights", value=True),
-                Parameter("input_transport", value="compressed"),
-            ]
-        )
+    node, _ = start_node(
+        add,
+        Parameter("depth.random_weights", value=True),
+        Parameter("input_transport", value="compressed"),
+        probe=False,
     )
     probe = Probe(add, compressed=True)
     assert spin_until(executor, lambda: probe.image_pub.get_subscription_count() > 0, 10)

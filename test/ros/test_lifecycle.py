@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from helpers import FAST, Probe, rgb_msg, small_image, spin_until
+from helpers import FAST, Probe, rgb_msg, small_image, spin_until, start_node
 from lifecycle_manager import Manager
 from lifecycle_msgs.msg import Transition
 from rclpy.parameter import Parameter
@@ -13,8 +13,8 @@ from dpt_ros.node.lifecycle import DptLifecycleNode
 
 def test_transitions_load_start_stop_and_free(ros):
     executor, add = ros
-    node = add(
-        DptLifecycleNode(parameter_overrides=FAST + [Parameter("depth.random_weights", value=True)])
+    node, _ = start_node(
+        add, Parameter("depth.random_weights", value=True), node_class=DptLifecycleNode, probe=False
     )
     probe = Probe(add)
     manager = Manager(executor, probe.node)

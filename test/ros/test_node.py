@@ -188,7 +188,7 @@ def test_thin_frames_are_rejected_before_inference(ros):
     is rejected with the reason and counted, the model never sees it, and the node goes
     on with the next frame."""
     executor, add = ros
-    node = add(DptNode(parameter_overrides=FAST + [Parameter("depth.random_weights", value=True)]))
+    node, _ = start_node(add, Parameter("depth.random_weights", value=True), probe=False)
     spy = ForwardSpy(node.pipeline.depth)
     warmed_up = len(spy.batch_sizes)
     probe = Probe(add)
@@ -204,14 +204,11 @@ def test_thin_frames_are_rejected_before_inference(ros):
 
 def test_compressed_input(ros):
     executor, add = ros
-    node = add(
-        DptNode(
-            parameter_overrides=FAST
-            + [
-                Parameter("depth.random_weights", value=True),
-                Parameter("input_transport", value="compressed"),
-            ]
-        )
+    node, _ = start_node(
+        add,
+        Parameter("depth.random_weights", value=True),
+        Parameter("input_transport", value="compressed"),
+        probe=False,
     )
     probe = Probe(add, compressed=True)
     assert spin_until(executor, lambda: probe.image_pub.get_subscription_count() > 0, 10)
@@ -265,14 +262,11 @@ def test_cameras_publish_in_their_own_namespace_with_their_own_header(ros):
     """Two cameras of different sizes: each one's outputs go to its namespace with its
     header and size; a corrupt frame of one camera does not hold up the other's."""
     executor, add = ros
-    node = add(
-        DptNode(
-            parameter_overrides=FAST
-            + [
-                Parameter("depth.random_weights", value=True),
-                Parameter("cameras", value=["front", "/rear_cam/"]),
-            ]
-        )
+    node, _ = start_node(
+        add,
+        Parameter("depth.random_weights", value=True),
+        Parameter("cameras", value=["front", "/rear_cam/"]),
+        probe=False,
     )
     front, rear = Probe(add, namespace="/front"), Probe(add, namespace="/rear_cam")
     for probe in (front, rear):
@@ -322,14 +316,11 @@ def test_cameras_publish_in_their_own_namespace_with_their_own_header(ros):
 
 def test_same_size_cameras_share_one_forward_pass(ros):
     executor, add = ros
-    node = add(
-        DptNode(
-            parameter_overrides=FAST
-            + [
-                Parameter("depth.random_weights", value=True),
-                Parameter("cameras", value=["left", "right"]),
-            ]
-        )
+    node, _ = start_node(
+        add,
+        Parameter("depth.random_weights", value=True),
+        Parameter("cameras", value=["left", "right"]),
+        probe=False,
     )
     left, right = Probe(add, namespace="/left"), Probe(add, namespace="/right")
     for probe in (left, right):
@@ -366,7 +357,7 @@ def test_same_size_cameras_share_one_forward_pass(ros):
 
 def test_runtime_parameter_validation(ros):
     executor, add = ros
-    node = add(DptNode(parameter_overrides=FAST + [Parameter("depth.random_weights", value=True)]))
+    node, _ = start_node(add, Parameter("depth.random_weights", value=True), probe=False)
     ok = node.set_parameters([Parameter("cloud.stride", value=4)])[0]
     assert ok.successful and node.pipeline.options.cloud_stride == 4
     bad = node.set_parameters([Parameter("output_size", value="huge")])[0]

@@ -4,17 +4,16 @@ hide another camera's problem, nor one kind of problem another kind."""
 from __future__ import annotations
 
 from helpers import (
-    FAST,
     Probe,
     camera_info,
     rgb_msg,
     small_image,
     spin_until,
+    start_node,
     wait_for_subscribers,
 )
 from rclpy.parameter import Parameter
 
-from dpt_ros.node.node import DptNode
 from dpt_ros.node.throttle import KeyedThrottle, one_line, reason_key
 
 
@@ -33,15 +32,12 @@ def test_keyed_throttle_counts_what_it_holds_back():
 
 def test_a_noisy_camera_does_not_hide_another_cameras_problem(ros, capfd):
     executor, add = ros
-    node = add(
-        DptNode(
-            parameter_overrides=FAST
-            + [
-                Parameter("depth.random_weights", value=True),
-                Parameter("relative_depth.scale", value=1.0),
-                Parameter("cameras", value=["front", "rear"]),
-            ]
-        )
+    node, _ = start_node(
+        add,
+        Parameter("depth.random_weights", value=True),
+        Parameter("relative_depth.scale", value=1.0),
+        Parameter("cameras", value=["front", "rear"]),
+        probe=False,
     )
     front, rear = Probe(add, namespace="/front"), Probe(add, namespace="/rear")
     for probe in (front, rear):
@@ -78,15 +74,12 @@ def test_random_encodings_are_one_reason_and_forge_no_line(ros, capfd):
     """Ever-new encodings (random text, format strings) are one kind of problem: one
     warning, the rest held back; a newline in an encoding is escaped, never a new line."""
     executor, add = ros
-    node = add(
-        DptNode(
-            parameter_overrides=FAST
-            + [
-                Parameter("depth.random_weights", value=True),
-                Parameter("warmup_width", value=0),
-                Parameter("warmup_height", value=0),
-            ]
-        )
+    node, _ = start_node(
+        add,
+        Parameter("depth.random_weights", value=True),
+        Parameter("warmup_width", value=0),
+        Parameter("warmup_height", value=0),
+        probe=False,
     )
     probe = Probe(add)
     wait_for_subscribers(executor, probe)
