@@ -24,8 +24,9 @@ Prints, one table each:
 
 ``--per-frame`` also runs one frame through ``dpt_ros.pipeline.FramePipeline`` and counts
 the calls of ``Predictor.input_size``, ``FramePipeline.output_hw`` and
-``Intrinsics.from_camera_info`` made for it (this mode imports the package: torch), in
-two set-ups: a random-weight ``dpt_hybrid`` alone with the outputs at the image's size,
+``Intrinsics.from_camera_info`` made for it, in all and by calling module (the
+predictor's own preprocessing sizes its input too; this mode imports the package:
+torch), in two set-ups: a random-weight ``dpt_hybrid`` alone with the outputs at the image's size,
 and with ``dpt_hybrid_ade20k`` beside it and the outputs at the network's size (network
 96x64 on the CPU, a 64x48 frame with its camera_info, metres and point cloud on).
 """
@@ -317,23 +318,36 @@ def per_frame_table() -> None:
             str(counts[s][label]) if (owner, attr, label) in present else "(absent)" for s in setups
         ]
         print(f"{label:32} " + " | ".join(f"{c:>{len(s)}}" for c, s in zip(cells, setups)))
+        callers = sorted({k for c in counts.values() for k in c if k.startswith(label + " <- ")})
+        for key in callers:
+            cells = [str(counts[s][key]) for s in setups]
+            name = "  from " + key.split(" <- ", 1)[1]
+            print(f"{name:32} " + " | ".join(f"{c:>{len(s)}}" for c, s in zip(cells, setups)))
     print()
 
 
+def _count(counts: Counter[str], label: str) -> None:
+    """One call of ``label``, counted in all and by the calling module (two frames up:
+    the caller of the wrapper)."""
+    counts[label] += 1
+    counts[f"{label} <- {sys._getframe(2).f_globals.get('__name__', '?')}"] += 1
+
+
 def _counting(raw: object, label: str, counts: Counter[str]) -> object:
-    """``raw`` (a function, classmethod or staticmethod) counting its calls in ``counts``."""
+    """``raw`` (a function, classmethod or staticmethod) counting its calls in ``counts``,
+    in all and by calling module."""
     if isinstance(raw, (classmethod, staticmethod)):
         inner = raw.__func__
 
         def wrapped_inner(*args, **kwargs):
-            counts[label] += 1
+            _count(counts, label)
             return inner(*args, **kwargs)
 
         out: object = type(raw)(wrapped_inner)
     else:
 
         def wrapped(*args, **kwargs):
-            counts[label] += 1
+            _count(counts, label)
             return raw(*args, **kwargs)  # type: ignore[operator]
 
         out = wrapped

@@ -22,6 +22,7 @@ from dpt_ros.node.alignment_io import NodeAlignment
 from dpt_ros.node.cameras import Camera
 from dpt_ros.node.health import ERROR, INPUT_STALE_S, OK, WARN, RecentEvents
 from dpt_ros.pipeline.frames import FramePipeline, Stabilized
+from dpt_ros.pipeline.status import NoMetres
 from dpt_ros.ros.nav2_checks import processing_warning, stride_warning
 
 #: Latencies kept for the medians.
@@ -163,10 +164,12 @@ class NodeDiagnostics:
             cam.temporal_last_reset = f"{result.reason} (stamp {stamp_s:.3f} s)"
         return cam.prefixed(f"temporal stabilisation started again: {result.reason}")
 
-    def metres(self, cam: Camera, reason: str) -> str | None:
-        """A frame of ``cam`` went through a model that needs its focal length for metres
-        (metric Depth Anything 3), with ``reason`` why it got none ("" = it got them);
-        returns the text to warn with the first time ``cam`` has that reason."""
+    def metres(self, cam: Camera, missing: NoMetres | None) -> str | None:
+        """A frame of ``cam`` went through the pipeline, with ``missing`` why a model that
+        needs its focal length for metres (metric Depth Anything 3) published none (None:
+        it did, or needs none); returns the text to warn with the first time ``cam`` has
+        that reason."""
+        reason = "" if missing is None else str(missing)
         with self.lock:
             cam.no_metres = reason
             if not reason or reason in cam.no_metres_logged:

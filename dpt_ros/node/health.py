@@ -14,6 +14,7 @@ from diagnostic_msgs.msg import DiagnosticStatus
 from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import Header
 
+from dpt_ros.pipeline.status import CameraInfoRefusal
 from dpt_ros.ros.camera import is_distorted
 from dpt_ros.ros.messages import stamp_ns
 
@@ -100,7 +101,8 @@ class CameraInfoTracker:
         self._received_at: float | None = None
         self._warned_distortion = False
         self.pairing = "none yet"
-        self.rejection = ""
+        #: Why the latest frame's camera_info was refused by the pipeline, or None.
+        self.rejection: CameraInfoRefusal | None = None
 
     @property
     def latest(self) -> CameraInfo | None:
@@ -154,8 +156,8 @@ class CameraInfoTracker:
                 f"no camera_info on {self.topic}: no 'points' or 'depth/camera_info' "
                 "(remap camera_info to the image's sibling topic)"
             )
-        if self.rejection:
-            return f"camera_info rejected: {self.rejection}"
+        if self.rejection is not None:
+            return str(self.rejection)
         age = self._clock() - received_at
         if age > self.stale_after:
             return f"camera_info on {self.topic} is stale: last one {age:.1f} s ago"

@@ -185,10 +185,10 @@ class InferenceWorker:
         host = self.host
         sim_time = host.sim_time()
         for cam, header, arrived, out in zip(cams, headers, arrivals, outputs):
-            for warning in out.warnings:
-                self.reject(cam, warning, count=False)
+            if out.camera_info_rejection is not None:
+                self.reject(cam, str(out.camera_info_rejection), count=False)
             self._check_camera_info(cam, out)
-            no_metres = host.diagnostics.metres(cam, out.no_metres)
+            no_metres = host.diagnostics.metres(cam, out.metres)
             if no_metres is not None:
                 host.get_logger().warning(one_line(no_metres))
             host.label_info_frame(cam, header.frame_id)
@@ -218,7 +218,7 @@ class InferenceWorker:
         when it is missing or stale."""
         cam.info.rejection = out.camera_info_rejection
         problem = cam.info.problem()
-        if problem and not cam.info.rejection:
+        if problem and cam.info.rejection is None:
             self.warn(cam, cam.prefixed(problem))
 
     # -- logging ----------------------------------------------------------------------

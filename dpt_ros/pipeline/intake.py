@@ -1,17 +1,31 @@
 """Intake, the pipeline's first stage: an image message becomes an RGB array that the
-models can take, or a typed refusal naming why. The node and the bag tool both go
-through here, so a frame is judged the same way live and from a recording."""
+models can take, or a typed refusal naming why (:func:`take`); then, inside the
+pipeline, the image and its camera_info become a :class:`Frame`: rectified, its sizes
+and its camera model computed once, or its camera_info refused with a typed
+:class:`CameraInfoRefusal` (:func:`admit`). The node and the bag tool both go through
+here, so a frame is judged the same way live and from a recording."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sensor_msgs.msg import CompressedImage
+from sensor_msgs.msg import CameraInfo, CompressedImage
+from std_msgs.msg import Header
 
 from dpt_ros.models import Predictor
+from dpt_ros.pipeline.status import CameraInfoProblem, CameraInfoRefusal
+from dpt_ros.ros.camera import (
+    Intrinsics,
+    check_camera_info_matches,
+    depth_camera_info,
+    is_distorted,
+)
 from dpt_ros.ros.image_codec import ImageDecodeError, compressed_to_rgb, image_to_rgb
+from dpt_ros.ros.messages import stamp_ns
+from dpt_ros.ros.rectify import Rectifier
 
 
 class FrameRefused(Exception):
@@ -64,3 +78,115 @@ def take(msg: Any, max_pixels: int, predictors: Iterable[Predictor | None]) -> n
     if problem:
         raise FrameRefused(problem, undecodable=False)
     return rgb
+
+
+@dataclass(frozen=True)
+class FrameSizes:
+    """A frame's sizes, computed once (:meth:`Predictor.input_size` is not cheap).
+
+    Attributes:
+        image_hw: (H, W) of the camera image (after rectification: the same).
+        output_hw: (H, W) of the published images (``output_size``).
+        cloud_stride: the stride of ``points`` at ``output_hw``.
+    """
+
+    image_hw: tuple[int, int]
+    output_hw: tuple[int, int]
+    cloud_stride: int
+
+
+@dataclass(frozen=True)
+class FrameCamera:
+    """A frame's accepted camera, read once from its camera_info.
+
+    Attributes:
+        intrinsics: the camera at the published size (pixels).
+        camera_info: the CameraInfo of the published images (``depth/camera_info``).
+        image_k: (3, 3) camera matrix at the image's size, from ``P``, where the depth
+            model needs it for metres (metric Depth Anything 3); else None.
+    """
+
+    intrinsics: Intrinsics
+    camera_info: CameraInfo
+    image_k: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One frame on its way through the stages.
+
+    Attributes:
+        rgb: (H, W, 3) uint8 RGB, rectified where that was asked and possible.
+        header: the camera image's header (copied onto every output).
+        stream: which camera (each keeps its own state: colour range, stabilisation).
+        sizes: its sizes.
+        camera: its camera, or None (no camera_info, or refused).
+        refusal: why its camera_info was refused, or None.
+    """
+
+    rgb: np.ndarray
+    header: Header
+    stream: Hashable
+    sizes: FrameSizes
+    camera: FrameCamera | None
+    refusal: CameraInfoRefusal | None
+
+    @property
+    def stamp_s(self) -> float:
+        """The header's stamp, seconds."""
+        return stamp_ns(self.header) / 1e9
+
+    @property
+    def image_k(self) -> np.ndarray | None:
+        """The camera matrix at the image's size, where the depth model needs it."""
+        return None if self.camera is None else self.camera.image_k
+
+
+def admit(
+    rgb: np.ndarray,
+    header: Header,
+    info: CameraInfo | None,
+    stream: Hashable,
+    sizes: Callable[[tuple[int, int]], FrameSizes],
+    rectifier: Rectifier | None,
+    needs_k: bool,
+) -> Frame:
+    """A camera image and its camera_info as a :class:`Frame`.
+
+    Args:
+        rgb: (H, W, 3) uint8 RGB camera image.
+        header: its header.
+        info: its camera_info, or None.
+        stream: which camera.
+        sizes: the sizes of a frame of (H, W), computed here once.
+        rectifier: rectifies images whose camera_info has distortion; None = as is.
+        needs_k: the depth model needs each image's camera matrix for metres.
+
+    A camera_info that cannot rectify the image or does not describe it is refused
+    (``Frame.refusal``): the frame goes on without it, unrectified.
+    """
+    refusal = None
+    if rectifier is not None and info is not None and is_distorted(info):
+        try:
+            rgb = rectifier(rgb, info, stream)
+        except ValueError as exc:
+            refusal = CameraInfoRefusal(CameraInfoProblem.UNRECTIFIABLE, str(exc))
+            info = None
+    frame_sizes = sizes((int(rgb.shape[0]), int(rgb.shape[1])))
+    camera = None
+    if info is not None:
+        try:
+            camera = _camera(info, frame_sizes, header, needs_k)
+        except ValueError as exc:
+            refusal = CameraInfoRefusal(CameraInfoProblem.UNUSABLE, str(exc))
+    return Frame(rgb, header, stream, frame_sizes, camera, refusal)
+
+
+def _camera(info: CameraInfo, sizes: FrameSizes, header: Header, needs_k: bool) -> FrameCamera:
+    """The frame's camera from its camera_info (read once); ValueError: unusable."""
+    h, w = sizes.image_hw
+    check_camera_info_matches(info, w, h)
+    model = Intrinsics.from_camera_info(info)
+    out_h, out_w = sizes.output_hw
+    intrinsics, scaled = depth_camera_info(info, out_w, out_h, header, model)
+    return FrameCamera(intrinsics, scaled, model.matrix() if needs_k else None)

@@ -444,7 +444,11 @@ def check_camera_info_matches(info: CameraInfo, width: int, height: int) -> None
 
 
 def depth_camera_info(
-    info: CameraInfo, width: int, height: int, header: Header
+    info: CameraInfo,
+    width: int,
+    height: int,
+    header: Header,
+    camera: Intrinsics | None = None,
 ) -> tuple[Intrinsics, CameraInfo]:
     """The camera of a depth image computed from ``info``'s image and resized to
     ``width`` x ``height``, and the CameraInfo that describes exactly that image.
@@ -461,6 +465,8 @@ def depth_camera_info(
         width: Published width, pixels.
         height: Published height, pixels.
         header: The camera image's header (copied).
+        camera: ``Intrinsics.from_camera_info(info)``, when the caller has it already
+            (read once per frame); None = read here.
 
     Returns:
         (intrinsics at the published size, CameraInfo for the published images).
@@ -468,7 +474,9 @@ def depth_camera_info(
     Raises:
         ValueError: ``info`` is not a usable calibration (see ``from_camera_info``).
     """
-    intrinsics = Intrinsics.from_camera_info(info).scaled(width, height)
+    if camera is None:
+        camera = Intrinsics.from_camera_info(info)
+    intrinsics = camera.scaled(width, height)
     p = [float(v) for v in info.p]
     if len(p) == 12 and not all(math.isfinite(v) for v in p):
         raise ValueError(

@@ -18,7 +18,7 @@ from sensor_msgs.msg import Image
 
 from dpt_ros.models.transforms import label_confidence, resize_output
 from dpt_ros.node.node import DptNode
-from dpt_ros.pipeline import frames
+from dpt_ros.pipeline import inference
 from dpt_ros.ros.image_codec import image_msg_to_array
 from dpt_ros.ros.pointcloud import pointcloud2_to_arrays
 from dpt_ros.viz.ade20k import CLASS_NAMES
@@ -111,7 +111,7 @@ def test_confidence_is_computed_only_when_subscribed(ros, monkeypatch):
         return label_confidence(logits)
 
     monkeypatch.setattr(node.pipeline.segmentation, "infer_on_device", spy)
-    monkeypatch.setattr(frames, "label_confidence", spy_confidence)
+    monkeypatch.setattr(inference, "label_confidence", spy_confidence)
     layer = Layer(add, confidence=False)
     pub = node.cameras[0].publishers["segmentation/labels"]
     assert spin_until(executor, lambda: pub.get_subscription_count() > 0, 10)

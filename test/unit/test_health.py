@@ -10,6 +10,7 @@ from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import Header
 
 from dpt_ros.node.health import OK, WARN, CameraInfoTracker, RecentEvents, sibling_topic
+from dpt_ros.pipeline.status import CameraInfoProblem, CameraInfoRefusal
 
 
 class Clock:
@@ -70,8 +71,9 @@ def test_camera_info_missing_stale_and_rejected_are_warnings() -> None:
     level, text = tracker.status()
     assert level == WARN and "stale: last one 6.0 s ago" in text
     tracker.add(info(2))
-    tracker.rejection = "camera_info is 640x480 but the image is 64x48"
-    assert tracker.status() == (WARN, "camera_info rejected: " + tracker.rejection)
+    reason = "camera_info is 640x480 but the image is 64x48"
+    tracker.rejection = CameraInfoRefusal(CameraInfoProblem.UNUSABLE, reason)
+    assert tracker.status() == (WARN, "camera_info rejected: " + reason)
 
 
 def test_distortion_is_warned_about_once() -> None:
