@@ -55,8 +55,10 @@ cases differ in image size, process_res, N and strategy (:data:`WINDOW_CASES`). 
 - ``extrinsics`` (N, 3, 4) camera-from-world and ``intrinsics`` (N, 3, 3) as the
   forward returns them, ``pose_encoding`` (N, 9) from the camera decoder,
   ``reference_view`` (the view the backbone chose; 0 below 3 views), ``strategy``;
-- with known cameras: ``known_extrinsics`` (N, 4, 4) and ``known_intrinsics``
-  (N, 3, 3, network grid) as given to the forward.
+- with known cameras: ``known_extrinsics`` (N, 4, 4, already normalised as the
+  reference's ``DepthAnything3.inference`` normalises them) and ``known_intrinsics``
+  (N, 3, 3, network grid) as given to the forward, ``known_intrinsics_image`` (N, 3, 3)
+  on the crops.
 """
 
 from __future__ import annotations
@@ -283,15 +285,21 @@ def window_images(case: WindowCase) -> list[np.ndarray]:
 
 def known_cameras(views: int) -> tuple[np.ndarray, np.ndarray]:
     """(N, 4, 4) camera-from-world of cameras on a gentle arc, and (N, 3, 3) intrinsics
-    of the crops (pixels of the 360x480 crop)."""
-    extrinsics = np.tile(np.eye(4, dtype=np.float32), (views, 1, 1))
+    of the crops (pixels of the 360x480 crop).
+
+    Already as the reference's ``DepthAnything3.inference`` normalises known cameras
+    before its network (the first camera at the world's origin, the median camera
+    distance 1), so the network's input equals what the API would give it."""
+    extrinsics = np.tile(np.eye(4, dtype=np.float64), (views, 1, 1))
     for i in range(views):
         angle = 0.1 * i
         c, s = np.cos(angle), np.sin(angle)
         extrinsics[i, :3, :3] = [[c, 0, -s], [0, 1, 0], [s, 0, c]]
         extrinsics[i, :3, 3] = [-0.3 * i, 0.05 * i, 0.1 * i]
+    centres = -np.einsum("nji,nj->ni", extrinsics[:, :3, :3], extrinsics[:, :3, 3])
+    extrinsics[:, :3, 3] /= np.median(np.linalg.norm(centres, axis=-1))
     k = np.array([[450.0, 0, 240.0], [0, 440.0, 180.0], [0, 0, 1]], dtype=np.float32)
-    return extrinsics, np.tile(k, (views, 1, 1))
+    return extrinsics.astype(np.float32), np.tile(k, (views, 1, 1))
 
 
 def run_window_case(case: WindowCase) -> dict[str, np.ndarray]:
@@ -358,13 +366,14 @@ def run_window_case(case: WindowCase) -> dict[str, np.ndarray]:
     if extrinsics is not None:
         result["known_extrinsics"] = extrinsics
         result["known_intrinsics"] = net_intrinsics.numpy()
+        result["known_intrinsics_image"] = intrinsics
     return result
 
 
 #: Arrays of a window golden stored whole (small); the others are compact.
 _WHOLE = (
     "extrinsics", "intrinsics", "pose_encoding", "crops", "known_extrinsics",
-    "known_intrinsics",
+    "known_intrinsics", "known_intrinsics_image",
 )  # fmt: skip
 
 

@@ -17,9 +17,10 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from da3_cases import det_state  # noqa: F401  (fixture)
+from da3_cases import det_state, hub_file  # noqa: F401  (det_state: a fixture)
 from goldens import FIXTURES, Golden
 
+from dpt_ros.models import Predictor
 from dpt_ros.models.da3_transforms import preprocess
 from dpt_ros.models.weights.da3_checkpoint import load_da3
 
@@ -110,3 +111,61 @@ def test_window_network_matches_the_reference(models, name):
     got = errors(golden, found)
     print(Path(name).stem, {k: f"{v:.2e}" for k, v in got.items()})
     assert all(v <= NET_RTOL for v in got.values()), got
+
+
+@pytest.fixture(scope="module")
+def predictors(module_tmp, detweights, fixtures_dir):
+    made = {}
+
+    def get(model_type: str, res: int) -> Predictor:
+        if model_type not in made:
+            made[model_type] = hub_file(
+                detweights, fixtures_dir, model_type, module_tmp(model_type)
+            )
+        return Predictor(
+            model_type,
+            weights=made[model_type],
+            device="cpu",
+            backend="torch",
+            progress=False,
+            network_size=(res, res),
+        )
+
+    return get
+
+
+@pytest.mark.parametrize("name", CASES, ids=lambda n: n.removeprefix("window_").split(".")[0])
+def test_infer_window_matches_the_reference(predictors, name):
+    """From the images (and known cameras on the images' grid) to the host arrays."""
+    golden = _golden(name)
+    views = window_images(golden)
+    predictor = predictors(_model_type(name), int(golden.raw("process_res")))
+    known = {}
+    if "known_extrinsics" in golden.compact:
+        known = {
+            "extrinsics": golden.raw("known_extrinsics")[:, :3],
+            "intrinsics": golden.raw("known_intrinsics_image"),
+        }
+    found = predictor.infer_window(views, str(golden.raw("strategy")), **known)
+    assert found.cameras.reference_view == int(golden.raw("reference_view"))
+    assert found.depth.dtype == found.confidence.dtype == np.float32
+    got = errors(
+        golden,
+        {
+            "depth": found.depth,
+            "confidence": found.confidence,
+            "extrinsics": found.cameras.camera_from_world,
+            "intrinsics": found.cameras.intrinsics,
+        },
+    )
+    print(Path(name).stem, {k: f"{v:.2e}" for k, v in got.items()})
+    assert all(v <= NET_RTOL for v in got.values()), got
+    # At another size the intrinsics follow the maps.
+    h, w = golden.shape("depth")[1:]
+    resized = predictor.infer_window(
+        views, str(golden.raw("strategy")), output_hw=(2 * h, 2 * w), **known
+    )
+    assert resized.depth.shape == resized.confidence.shape == (len(views), 2 * h, 2 * w)
+    np.testing.assert_allclose(
+        resized.cameras.intrinsics[:, :2], 2 * found.cameras.intrinsics[:, :2], rtol=1e-6
+    )

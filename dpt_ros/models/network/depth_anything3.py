@@ -109,6 +109,8 @@ class Da3Config:
         head: ``dual_dpt`` (depth + confidence) or ``sky_dpt`` (depth + sky).
         features: decoder width.
         channels: channels of the four reassembled maps.
+        vit_args: keyword arguments for timm's constructor that override the
+            architecture's (test configs with toy dimensions); () for the official types.
     """
 
     name: str
@@ -124,6 +126,7 @@ class Da3Config:
     head: str
     features: int
     channels: tuple[int, int, int, int]
+    vit_args: tuple[tuple[str, int], ...] = ()
 
     @property
     def head_dim_in(self) -> int:
@@ -366,7 +369,8 @@ class Da3Encoder(nn.Module):
         self.config = config
         # timm's modules are reached by attribute: typed Any. pretrained=False: the
         # weights come from a Depth Anything 3 checkpoint, never from a hub.
-        vit: Any = timm.create_model(config.timm_name, pretrained=False, num_classes=0)
+        overrides: dict[str, Any] = dict(config.vit_args)
+        vit: Any = timm.create_model(config.timm_name, pretrained=False, num_classes=0, **overrides)
         if vit.embed_dim != config.embed_dim or len(vit.blocks) <= max(config.out_layers):
             raise ValueError(f"{config.timm_name} does not fit {config.name}")
         self.cls_token = vit.cls_token
@@ -914,15 +918,17 @@ class WindowOutput(NamedTuple):
 
 
 class DepthAnything3(nn.Module):
-    """Depth Anything 3 on one image.
+    """Depth Anything 3 on one image, or (any-view types) on windows of views.
 
     Args:
-        model_type: a key of :data:`DA3_CONFIGS`.
+        model_type: a key of :data:`DA3_CONFIGS`, or a :class:`Da3Config`.
     """
 
-    def __init__(self, model_type: str = "depth_anything_3_small") -> None:
+    def __init__(self, model_type: str | Da3Config = "depth_anything_3_small") -> None:
         super().__init__()
-        self.config = get_da3_config(model_type)
+        self.config = (
+            model_type if isinstance(model_type, Da3Config) else get_da3_config(model_type)
+        )
         self.backbone = _ModuleHolder()
         self.backbone.pretrained = Da3Encoder(self.config)
         self.head = Da3Head(self.config)
