@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from da3_cases import det_state, hub_file  # noqa: F401  (det_state: a fixture)
+from da3_cases import hub_file
 from goldens import FIXTURES, Golden
 
 from dpt_ros.models import Predictor
@@ -69,7 +69,7 @@ def errors(golden: Golden, found: dict[str, np.ndarray]) -> dict[str, float]:
 
 
 @pytest.fixture(scope="module")
-def models(det_state):  # noqa: F811
+def models(det_state):
     made = {}
 
     def get(model_type: str):

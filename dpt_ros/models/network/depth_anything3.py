@@ -1050,3 +1050,35 @@ class DepthAnything3Stacked(nn.Module):
         depth, channel 1 the confidence or the sky map (:attr:`output_names`)."""
         depth, second = self.model(x)
         return torch.stack((depth, second), dim=1)
+
+
+class DepthAnything3Window(nn.Module):
+    """:meth:`DepthAnything3.forward_window` with a fixed reference-view strategy and
+    plain tensor outputs, for exports of a window of fixed size.
+
+    Args:
+        network: an any-view :class:`DepthAnything3` (or the
+            :class:`DepthAnything3Stacked` around it).
+        reference_view: see :data:`REFERENCE_VIEW_STRATEGIES`.
+    """
+
+    #: The outputs, in order.
+    output_names = ("depth", "confidence", "camera_from_world", "intrinsics", "reference_view")
+
+    def __init__(self, network: nn.Module, reference_view: str = "saddle_balanced") -> None:
+        super().__init__()
+        model = getattr(network, "model", network)
+        if not isinstance(model, DepthAnything3) or not model.has_windows:
+            raise ValueError("windows need an any-view Depth Anything 3 network")
+        if reference_view not in REFERENCE_VIEW_STRATEGIES:
+            raise ValueError(
+                f"unknown reference view strategy {reference_view!r}; valid: "
+                f"{', '.join(REFERENCE_VIEW_STRATEGIES)}"
+            )
+        self.model = model
+        self.reference_view = reference_view
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(B, S, 3, H, W) -> the fields of :class:`WindowOutput`, in
+        :attr:`output_names` order."""
+        return tuple(self.model.forward_window(x, reference_view=self.reference_view))
