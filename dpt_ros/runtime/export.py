@@ -40,7 +40,7 @@ import torch
 
 from dpt_ros import __version__
 from dpt_ros.models.network.std_conv import fold_weight_standardization
-from dpt_ros.models.registry import ModelSpec, get_spec
+from dpt_ros.models.registry import ModelSpec, get_spec, window_model_names
 from dpt_ros.models.weights.checkpoint import load_model, resolve_weights
 from dpt_ros.models.weights.digest import weights_digest
 from dpt_ros.models.weights.download import default_cache_dir
@@ -438,8 +438,8 @@ def export_window_onnx(
         ValueError: a type without windows (naming those with them), bad sizes or
             views, the check failed.
     """
+    # the network module (and timm) on first use: single-image exports do without it
     from dpt_ros.models.network.depth_anything3 import DepthAnything3Window
-    from dpt_ros.models.registry import window_model_names
 
     spec = get_spec(model_type)
     if not spec.windows:
