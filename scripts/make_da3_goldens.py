@@ -42,6 +42,23 @@ for those key names, ``scene_a.png`` through the reference's ``InputProcessor``
   ``depth_sky_filled * ((fx + fy) / 2) / 300`` with those rescaled intrinsics (the
   reference's ``apply_metric_scaling``);
 - ``image_shape``, ``process_res``, ``net_size`` (h, w).
+
+``--windows`` writes ``test/fixtures/compact/da3/window_<case>.compact.npz``: the
+any-view forward on windows of N views (``DepthAnything3Net.forward(x, extrinsics,
+intrinsics, ref_view_strategy=...)``, float32, CPU), each view a crop of ``scene_a.png``
+(boxes in ``crops``: top, left, height, width), all crops of a window the same size and
+then resized with OpenCV ``INTER_AREA`` to ``resize_hw`` where that is not (0, 0); the
+cases differ in image size, process_res, N and strategy (:data:`WINDOW_CASES`). Entries:
+
+- ``net_input`` (N, 3, h, w) from ``InputProcessor``; ``depth`` and ``confidence``
+  (N, h, w): the head's outputs (compact);
+- ``extrinsics`` (N, 3, 4) camera-from-world and ``intrinsics`` (N, 3, 3) as the
+  forward returns them, ``pose_encoding`` (N, 9) from the camera decoder,
+  ``reference_view`` (the view the backbone chose; 0 below 3 views), ``strategy``;
+- with known cameras: ``known_extrinsics`` (N, 4, 4, already normalised as the
+  reference's ``DepthAnything3.inference`` normalises them) and ``known_intrinsics``
+  (N, 3, 3, network grid) as given to the forward, ``known_intrinsics_image`` (N, 3, 3)
+  on the crops.
 """
 
 from __future__ import annotations
@@ -49,6 +66,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -209,10 +227,183 @@ def write_golden(model_type: str, process_res: int, with_intrinsics: bool, full:
             print(f"  {key}: {result[key].round(4).tolist()}")
 
 
+@dataclass(frozen=True)
+class WindowCase:
+    """One window golden: ``crops`` (top, left, height, width) of scene_a, resized to
+    ``resize_hw`` ((0, 0): not resized)."""
+
+    name: str
+    model_type: str
+    process_res: int
+    strategy: str
+    crops: tuple[tuple[int, int, int, int], ...]
+    resize_hw: tuple[int, int] = (0, 0)
+    known_cameras: bool = False
+
+
+#: The window cases: different image sizes (landscape, portrait, resized), N = 2 to 4.
+WINDOW_CASES = (
+    WindowCase(
+        "small_n2_168", "depth_anything_3_small", 168, "saddle_balanced",
+        ((0, 0, 360, 480), (100, 140, 360, 480)),
+    ),
+    WindowCase(
+        "small_n3_first_196", "depth_anything_3_small", 196, "first",
+        ((0, 100, 420, 300), (40, 220, 420, 300), (60, 330, 420, 300)),
+    ),
+    WindowCase(
+        "base_n3_saddle_224", "depth_anything_3_base", 224, "saddle_balanced",
+        ((0, 0, 480, 560), (0, 40, 480, 560), (0, 80, 480, 560)),
+        resize_hw=(240, 280),
+    ),
+    WindowCase(
+        "small_n4_sim_range_140", "depth_anything_3_small", 140, "saddle_sim_range",
+        ((0, 0, 300, 400), (60, 80, 300, 400), (120, 160, 300, 400), (180, 240, 300, 400)),
+    ),
+    WindowCase(
+        "small_n3_known_168", "depth_anything_3_small", 168, "saddle_balanced",
+        ((0, 0, 360, 480), (60, 80, 360, 480), (120, 160, 360, 480)),
+        known_cameras=True,
+    ),
+)  # fmt: skip
+
+
+def window_images(case: WindowCase) -> list[np.ndarray]:
+    """The case's views: crops of scene_a (RGB uint8), resized where it says."""
+    import cv2
+
+    bgr = cv2.imread(str(FIXTURES / "scene_a.png"), cv2.IMREAD_COLOR)
+    rgb = np.ascontiguousarray(bgr[:, :, ::-1])
+    views = []
+    for top, left, height, width in case.crops:
+        view = np.ascontiguousarray(rgb[top : top + height, left : left + width])
+        if case.resize_hw != (0, 0):
+            view = cv2.resize(view, case.resize_hw[::-1], interpolation=cv2.INTER_AREA)
+        views.append(view)
+    return views
+
+
+def known_cameras(views: int) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 4, 4) camera-from-world of cameras on a gentle arc, and (N, 3, 3) intrinsics
+    of the crops (pixels of the 360x480 crop).
+
+    Already as the reference's ``DepthAnything3.inference`` normalises known cameras
+    before its network (the first camera at the world's origin, the median camera
+    distance 1), so the network's input equals what the API would give it."""
+    extrinsics = np.tile(np.eye(4, dtype=np.float64), (views, 1, 1))
+    for i in range(views):
+        angle = 0.1 * i
+        c, s = np.cos(angle), np.sin(angle)
+        extrinsics[i, :3, :3] = [[c, 0, -s], [0, 1, 0], [s, 0, c]]
+        extrinsics[i, :3, 3] = [-0.3 * i, 0.05 * i, 0.1 * i]
+    centres = -np.einsum("nji,nj->ni", extrinsics[:, :3, :3], extrinsics[:, :3, 3])
+    extrinsics[:, :3, 3] /= np.median(np.linalg.norm(centres, axis=-1))
+    k = np.array([[450.0, 0, 240.0], [0, 440.0, 180.0], [0, 0, 1]], dtype=np.float32)
+    return extrinsics.astype(np.float32), np.tile(k, (views, 1, 1))
+
+
+def run_window_case(case: WindowCase) -> dict[str, np.ndarray]:
+    from depth_anything_3.model.dinov2 import vision_transformer
+    from depth_anything_3.utils.io.input_processor import InputProcessor
+
+    layout = deterministic_weights.read_layout(FIXTURES / "keys" / f"keys_{case.model_type}.json")
+    state = deterministic_weights.deterministic_state_dict(layout)
+    model = build_reference(case.model_type)
+    model.load_state_dict(state, strict=True)
+
+    views = window_images(case)
+    extrinsics = intrinsics = None
+    if case.known_cameras:
+        extrinsics, intrinsics = known_cameras(len(views))
+    images, _, net_intrinsics = InputProcessor()(
+        image=views,
+        intrinsics=intrinsics,
+        process_res=case.process_res,
+        process_res_method="upper_bound_resize",
+        num_workers=1,
+    )
+    x = images[None].float()  # (B=1, N, 3, h, w)
+
+    chosen: list[int] = []
+    select = vision_transformer.select_reference_view
+
+    def recording_select(tokens, strategy="saddle_balanced"):
+        found = select(tokens, strategy=strategy)
+        chosen.append(int(found[0]))
+        return found
+
+    vision_transformer.select_reference_view = recording_select
+    captured: dict[str, torch.Tensor] = {}
+    model.cam_dec.register_forward_hook(
+        lambda _m, _i, out: captured.update(pose=out.detach().clone())
+    )
+    known = {}
+    if extrinsics is not None:
+        known = {
+            "extrinsics": torch.from_numpy(extrinsics)[None],
+            "intrinsics": net_intrinsics[None],
+        }
+    try:
+        torch.manual_seed(0)
+        with torch.no_grad():
+            out = model(x, ref_view_strategy=case.strategy, **known)
+    finally:
+        vision_transformer.select_reference_view = select
+    result: dict[str, np.ndarray] = {
+        "net_input": x[0].numpy(),
+        "depth": out.depth[0].numpy(),
+        "confidence": out.depth_conf[0].numpy(),
+        "extrinsics": out.extrinsics[0].numpy(),
+        "intrinsics": out.intrinsics[0].numpy(),
+        "pose_encoding": captured["pose"][0].numpy(),
+        "reference_view": np.asarray(chosen[0] if chosen else 0, dtype=np.int64),
+        "strategy": np.asarray(case.strategy),
+        "crops": np.asarray(case.crops, dtype=np.int64),
+        "resize_hw": np.asarray(case.resize_hw, dtype=np.int64),
+        "process_res": np.asarray(case.process_res, dtype=np.int64),
+        "net_size": np.asarray(x.shape[-2:], dtype=np.int64),
+    }
+    if extrinsics is not None:
+        result["known_extrinsics"] = extrinsics
+        result["known_intrinsics"] = net_intrinsics.numpy()
+        result["known_intrinsics_image"] = intrinsics
+    return result
+
+
+#: Arrays of a window golden stored whole (small); the others are compact.
+_WHOLE = (
+    "extrinsics", "intrinsics", "pose_encoding", "crops", "known_extrinsics",
+    "known_intrinsics", "known_intrinsics_image",
+)  # fmt: skip
+
+
+def write_window_golden(case: WindowCase) -> None:
+    result = run_window_case(case)
+    rng = np.random.default_rng([case.process_res, len(case.crops), len(case.name)])
+    compact: dict[str, np.ndarray] = {}
+    for name, array in result.items():
+        if array.ndim >= 3 and name not in _WHOLE:
+            compact.update(compact_entries(name, array, rng))
+        else:
+            compact[name] = array
+    out = FIXTURES / "compact" / "da3" / f"window_{case.name}.compact.npz"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out, **compact)
+    summary = ", ".join(
+        f"{k} {tuple(result[k].shape)} [{result[k].min():.4g}, {result[k].max():.4g}]"
+        for k in ("depth", "confidence")
+    )
+    print(f"{out.relative_to(ROOT)} ({out.stat().st_size // 1024} KB): {summary}")
+    print(f"  reference view {int(result['reference_view'])} ({case.strategy})")
+    print(f"  extrinsics[-1]: {result['extrinsics'][-1].round(4).tolist()}")
+    print(f"  intrinsics[0]: {result['intrinsics'][0].round(3).tolist()}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--keys", action="store_true", help="write the key layouts")
     parser.add_argument("--goldens", action="store_true", help="write the compact goldens")
+    parser.add_argument("--windows", action="store_true", help="write the window goldens")
     parser.add_argument("--full", type=Path, help="also write full goldens to this folder")
     parser.add_argument("--types", nargs="*", help="only these dpt_ros types")
     args = parser.parse_args(argv)
@@ -225,6 +416,10 @@ def main(argv: list[str] | None = None) -> int:
         for model_type, res, with_k in CASES:
             if model_type in types:
                 write_golden(model_type, res, with_k, args.full)
+    if args.windows:
+        for case in WINDOW_CASES:
+            if case.model_type in types:
+                write_window_golden(case)
     return 0
 
 

@@ -29,6 +29,7 @@ from dpt_ros.models.family import (
     ModelFamily,
     ModelSpec,
     Prediction,
+    WindowCameras,
     per_image,
 )
 
@@ -201,6 +202,93 @@ class DepthAnything3Family(ModelFamily):
         metres = da3_transforms.metric_depth(depth, depth.new_tensor(net_k))
         return Prediction(depth=metres, **maps)
 
+    def forward_window(
+        self,
+        spec: ModelSpec,
+        network: nn.Module,
+        x: torch.Tensor,
+        image_hw: Sequence[int],
+        net_hw: Sequence[int],
+        camera_from_world: np.ndarray | None = None,
+        intrinsics: np.ndarray | None = None,
+        reference_view: str = "saddle_balanced",
+    ) -> Prediction:
+        """The any-view types on one window (the reference's
+        ``DepthAnything3Net.forward``): depth (exp, larger = farther, in the window's
+        unit), confidence (1 + exp) and the camera decoder's cameras.
+
+        Known cameras are prepared as the reference's ``DepthAnything3.inference`` feeds
+        them to the network: the intrinsics rescaled to the network input as the images
+        are, the extrinsics made relative to the first view's camera (which becomes the
+        world) with their translations divided by the median camera distance (at least
+        0.1). The returned cameras stay in the network's world (the reference aligns
+        them back to the given ones afterwards, outside its network: not done here).
+        """
+        model: Any = getattr(network, "model", network)  # DepthAnything3Stacked or bare
+        known: dict[str, torch.Tensor] = {}
+        if camera_from_world is not None:
+            if intrinsics is None:
+                raise ValueError("known cameras need both extrinsics and intrinsics")
+            known = self._known_cameras(
+                camera_from_world, intrinsics, image_hw, max(net_hw), len(x), x.device
+            )
+        elif intrinsics is not None:
+            raise ValueError("known cameras need both extrinsics and intrinsics")
+        out = model.forward_window(x[None], reference_view=reference_view, **known)
+        cameras = WindowCameras(
+            camera_from_world=out.camera_from_world[0].float().cpu().numpy(),
+            intrinsics=out.intrinsics[0].float().cpu().numpy(),
+            reference_view=int(out.reference_view[0]),
+        )
+        return Prediction(
+            depth=out.depth[0].float(), confidence=out.confidence[0].float(), cameras=cameras
+        )
+
+    @staticmethod
+    def _known_cameras(
+        camera_from_world: np.ndarray,
+        intrinsics: np.ndarray,
+        image_hw: Sequence[int],
+        process_res: int,
+        views: int,
+        device: torch.device,
+    ) -> dict[str, torch.Tensor]:
+        """The network's ``camera_from_world`` (1, N, 4, 4) and ``intrinsics``
+        (1, N, 3, 3) for known cameras, normalised as the reference's inference does."""
+        # torch on first use: the registry imports this file at start-up
+        import torch
+
+        from dpt_ros.models import da3_transforms  # the same: at first use
+
+        extrinsics = np.asarray(camera_from_world, dtype=np.float32)
+        ks = np.asarray(intrinsics, dtype=np.float32)
+        if extrinsics.shape[1:] not in ((3, 4), (4, 4)) or len(extrinsics) != views:
+            raise ValueError(
+                f"extrinsics must be ({views}, 3, 4) or ({views}, 4, 4) camera-from-world, "
+                f"got {extrinsics.shape}"
+            )
+        if ks.shape != (views, 3, 3):
+            raise ValueError(f"intrinsics must be ({views}, 3, 3), got {ks.shape}")
+        if extrinsics.shape[1] == 3:
+            bottom = np.tile(np.array([[[0, 0, 0, 1]]], np.float32), (views, 1, 1))
+            extrinsics = np.concatenate((extrinsics, bottom), axis=1)
+        net_k = np.stack([da3_transforms.network_intrinsics(k, image_hw, process_res) for k in ks])
+        ext = torch.from_numpy(extrinsics)[None].to(device)
+        first = ext[:, :1]
+        rotation_t = first[..., :3, :3].mT
+        first_inverse = torch.cat(
+            (torch.cat((rotation_t, -rotation_t @ first[..., :3, 3:]), -1), first[..., 3:, :]), -2
+        )
+        normalised = ext @ first_inverse
+        rotation_t = normalised[..., :3, :3].mT
+        centres = -rotation_t @ normalised[..., :3, 3:]
+        scale = torch.clamp(torch.median(centres[..., 0].norm(dim=-1)), min=1e-1)
+        normalised[..., :3, 3] = normalised[..., :3, 3] / scale
+        return {
+            "camera_from_world": normalised,
+            "intrinsics": torch.from_numpy(net_k)[None].to(device),
+        }
+
     def resize(self, spec: ModelSpec, prediction: Prediction, size_hw: Sequence[int]) -> Prediction:
         """Depth as the geometry resizes it (bilinear in inverse depth), the maps
         bilinearly, both with ``align_corners=False``."""
@@ -253,6 +341,7 @@ def _spec(part: str, repo: str, second_output: str, licence: str) -> ModelSpec:
         hub_model_name=repo.lower(),
         maps=(second_output,),
         needs_intrinsics=metric,
+        windows=part in ("small", "base", "large"),
         family=FAMILY,
     )
 

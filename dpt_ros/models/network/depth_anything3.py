@@ -1,4 +1,5 @@
-"""Depth Anything 3 (Lin et al., 2025) for one image: a DINOv2 encoder and a DPT head.
+"""Depth Anything 3 (Lin et al., 2025): a DINOv2 encoder and a DPT head, on one image or
+(any-view types) on a window of several views with their cameras.
 
 Five official types (see :data:`DA3_CONFIGS`):
 
@@ -7,14 +8,21 @@ Five official types (see :data:`DA3_CONFIGS`):
   ("global") attention, and put a learned camera token in the class token's place;
   every feature map concatenates the last local block's tokens with the normalised
   output of the global block ("cat token"). The head (``DualDPT``) predicts depth
-  (through exp) and a confidence (1 + exp); its second branch (rays) and the camera
-  decoder are loaded but not needed for depth.
+  (through exp) and a confidence (1 + exp); its second branch (rays) is loaded but not
+  run. The camera decoder turns the last map's camera token into each view's camera
+  (:meth:`DepthAnything3.forward_window`); the camera encoder turns known cameras into
+  camera tokens (the conditioned forward).
 - ``depth_anything_3_{mono,metric}_large``: a plain DINOv2-L encoder and a DPT head with
   depth (through exp) and a sky map (ReLU). The metric type's depth becomes metres
   through the camera's focal length (``dpt_ros.models.da3_transforms.metric_depth``).
 
 One image is one view (the reference's N = 1); with one view the global blocks attend
-over the same tokens as local ones, with every patch at one shared RoPE position.
+over the same tokens as local ones, with every patch at one shared RoPE position. A
+window of S views (:meth:`DepthAnything3.forward_window`) runs the local blocks on each
+view and the global blocks on the S views' tokens together; windows of 3 views or more
+pick a reference view before block ``alt_start - 1`` (``saddle_balanced`` by default,
+:func:`select_reference_view`), move it first, and restore the order in the outputs; the
+reference view gets the first learned camera token, the others the second.
 
 The encoder is timm's DINOv2 ViT (``pretrained=False``), walked block by block; blocks
 with RoPE or query/key normalisation get :class:`RopeAttention` in place of timm's
@@ -71,6 +79,12 @@ _HEAD_HIDDEN = 32
 #: Outputs of the any-view head's ray branch (6 ray values + 1 confidence).
 _RAY_OUTPUTS = 7
 
+#: How a window picks its reference view (the reference's ``ref_view_strategy``).
+REFERENCE_VIEW_STRATEGIES = ("first", "middle", "saddle_balanced", "saddle_sim_range")
+#: Windows of at least this many views pick a reference view (the reference's
+#: ``THRESH_FOR_REF_SELECTION``); smaller ones take view 0.
+MIN_VIEWS_FOR_REFERENCE = 3
+
 #: The two head kinds.
 DUAL_DPT = "dual_dpt"
 SKY_DPT = "sky_dpt"
@@ -95,6 +109,8 @@ class Da3Config:
         head: ``dual_dpt`` (depth + confidence) or ``sky_dpt`` (depth + sky).
         features: decoder width.
         channels: channels of the four reassembled maps.
+        vit_args: keyword arguments for timm's constructor that override the
+            architecture's (test configs with toy dimensions); () for the official types.
     """
 
     name: str
@@ -110,6 +126,7 @@ class Da3Config:
     head: str
     features: int
     channels: tuple[int, int, int, int]
+    vit_args: tuple[tuple[str, int], ...] = ()
 
     @property
     def head_dim_in(self) -> int:
@@ -244,7 +261,7 @@ class RopeAttention(nn.Module):
 
 
 class EncoderFeatures(NamedTuple):
-    """What :class:`Da3Encoder` returns.
+    """What :meth:`Da3Encoder.forward` returns for single images.
 
     Attributes:
         maps: four (B, h*w, C') patch-token maps, C' = 2C with cat tokens, else C.
@@ -253,6 +270,90 @@ class EncoderFeatures(NamedTuple):
 
     maps: list[torch.Tensor]
     camera: torch.Tensor
+
+
+class WindowFeatures(NamedTuple):
+    """What :meth:`Da3Encoder.forward_views` returns for B windows of S views, in the
+    views' own order.
+
+    Attributes:
+        maps: four (B*S, h*w, C') patch-token maps (view s of window b at b*S + s).
+        camera: (B, S, C') the prefix token of the last map (camera decoder input).
+        reference_view: (B,) int64, the view each window's global attention took as
+            its reference (0 where no view was chosen: fewer than
+            :data:`MIN_VIEWS_FOR_REFERENCE` views, or known cameras).
+    """
+
+    maps: list[torch.Tensor]
+    camera: torch.Tensor
+    reference_view: torch.Tensor
+
+
+def select_reference_view(cls_tokens: torch.Tensor, strategy: str) -> torch.Tensor:
+    """The reference view of each window, as the reference's backbone picks it.
+
+    Args:
+        cls_tokens: (B, S, C) each view's prefix token, entering block ``alt_start - 1``.
+        strategy: one of :data:`REFERENCE_VIEW_STRATEGIES`: ``first`` (view 0),
+            ``middle`` (view S // 2), ``saddle_balanced`` (the view closest to the
+            middle of the window in three measures at once: mean cosine similarity to
+            the other views, token norm, variance of the unit token; each scaled to
+            [0, 1] over the window, then the sum of |x - 0.5| smallest),
+            ``saddle_sim_range`` (the widest spread of cosine similarity, taken over
+            the similarity matrix with its diagonal set to about 0).
+
+    Returns:
+        (B,) int64 view indices.
+    """
+    b, s, _ = cls_tokens.shape
+    if strategy not in REFERENCE_VIEW_STRATEGIES:
+        raise ValueError(
+            f"unknown reference view strategy {strategy!r}; valid: "
+            f"{', '.join(REFERENCE_VIEW_STRATEGIES)}"
+        )
+    if s <= 1 or strategy == "first":
+        return torch.zeros(b, dtype=torch.long, device=cls_tokens.device)
+    if strategy == "middle":
+        return torch.full((b,), s // 2, dtype=torch.long, device=cls_tokens.device)
+    unit = cls_tokens / cls_tokens.norm(dim=-1, keepdim=True)
+    similarity = unit @ unit.transpose(1, 2)
+    similarity = similarity - torch.eye(s, device=similarity.device)[None]
+    if strategy == "saddle_sim_range":
+        spread = similarity.max(dim=-1).values - similarity.min(dim=-1).values
+        return spread.argmax(dim=1)
+    measures = (
+        similarity.sum(dim=-1) / (s - 1),
+        cls_tokens.norm(dim=-1),
+        unit.var(dim=-1),
+    )
+    score = torch.zeros_like(measures[0])
+    for measure in measures:
+        low = measure.min(dim=1, keepdim=True).values
+        high = measure.max(dim=1, keepdim=True).values
+        score = score + ((measure - low) / (high - low + 1e-8) - 0.5).abs()
+    return score.argmin(dim=1)
+
+
+def reference_first_order(reference_view: torch.Tensor, views: int) -> torch.Tensor:
+    """(B, S) int64: the view order with the reference first and the others in their
+    order (reference 2 of 5: [2, 0, 1, 3, 4])."""
+    positions = torch.arange(views, device=reference_view.device)[None]
+    positions = positions.expand(reference_view.shape[0], views)
+    ref = reference_view[:, None]
+    order = torch.where((positions > 0) & (positions <= ref), positions - 1, positions)
+    return torch.cat((ref, order[:, 1:]), dim=1)
+
+
+def _take_views(x: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+    """(B, S, ...) -> the views in ``order`` ((B, S) int64) along axis 1."""
+    index = order.reshape(order.shape + (1,) * (x.ndim - 2)).expand(x.shape)
+    return torch.gather(x, 1, index)
+
+
+def _inverse_order(order: torch.Tensor) -> torch.Tensor:
+    """(B, S) permutation -> its inverse."""
+    positions = torch.arange(order.shape[1], device=order.device)[None].expand_as(order)
+    return torch.zeros_like(order).scatter(1, order, positions)
 
 
 class Da3Encoder(nn.Module):
@@ -268,7 +369,8 @@ class Da3Encoder(nn.Module):
         self.config = config
         # timm's modules are reached by attribute: typed Any. pretrained=False: the
         # weights come from a Depth Anything 3 checkpoint, never from a hub.
-        vit: Any = timm.create_model(config.timm_name, pretrained=False, num_classes=0)
+        overrides: dict[str, Any] = dict(config.vit_args)
+        vit: Any = timm.create_model(config.timm_name, pretrained=False, num_classes=0, **overrides)
         if vit.embed_dim != config.embed_dim or len(vit.blocks) <= max(config.out_layers):
             raise ValueError(f"{config.timm_name} does not fit {config.name}")
         self.cls_token = vit.cls_token
@@ -293,39 +395,88 @@ class Da3Encoder(nn.Module):
         return 0 <= start <= index and index % 2 == 1
 
     def forward(self, x: torch.Tensor) -> EncoderFeatures:
-        """(B, 3, H, W) normalised image, H and W multiples of 14 -> the head's inputs."""
-        b, _, height, width = x.shape
+        """(B, 3, H, W) normalised images, H and W multiples of 14 -> the head's inputs;
+        each image is a window of one view."""
+        found = self.forward_views(x[:, None])
+        return EncoderFeatures(found.maps, found.camera[:, 0])
+
+    def forward_views(
+        self,
+        x: torch.Tensor,
+        camera_tokens: torch.Tensor | None = None,
+        reference_view: str = "saddle_balanced",
+    ) -> WindowFeatures:
+        """B windows of S views -> the head's inputs, in the views' order.
+
+        Args:
+            x: (B, S, 3, H, W) normalised images, H and W multiples of 14.
+            camera_tokens: (B, S, C) tokens of known cameras (:class:`CameraEncoder`),
+                put in the prefix token's place at block ``alt_start``; None: the
+                learned camera token (the reference view's for the first view after the
+                reordering, the other views' for the rest).
+            reference_view: how a window of at least :data:`MIN_VIEWS_FOR_REFERENCE`
+                views without known cameras picks its reference view
+                (:func:`select_reference_view`); the views are reordered with it first
+                from block ``alt_start - 1`` on, and the outputs restored to the input
+                order.
+        """
+        b, views, _, height, width = x.shape
         if height % PATCH_SIZE or width % PATCH_SIZE:
             raise ValueError(
                 f"Depth Anything 3 input size must be a multiple of {PATCH_SIZE}, "
                 f"got {height}x{width}"
             )
+        if reference_view not in REFERENCE_VIEW_STRATEGIES:
+            raise ValueError(
+                f"unknown reference view strategy {reference_view!r}; valid: "
+                f"{', '.join(REFERENCE_VIEW_STRATEGIES)}"
+            )
         config = self.config
+        if views > 1 and config.alt_start < 0:
+            raise ValueError(f"{config.name} sees one view at a time, got windows of {views}")
         grid_hw = (height // PATCH_SIZE, width // PATCH_SIZE)
+        x = x.reshape(b * views, *x.shape[2:])
         tokens = self.patch_embed.proj(x).flatten(2).transpose(1, 2)
-        tokens = torch.cat((self.cls_token.expand(b, -1, -1), tokens), dim=1)
+        tokens = torch.cat((self.cls_token.expand(b * views, -1, -1), tokens), dim=1)
         tokens = tokens + interpolate_pos_embed(self.pos_embed, grid_hw)
+        n, width_c = tokens.shape[1], tokens.shape[2]
 
         head_dim = config.embed_dim // config.num_heads
         local_rope = global_rope = None
         if config.rope_start >= 0:
             local_rope = rope_tables(grid_hw, head_dim, device=x.device)
-            global_rope = rope_tables(grid_hw, head_dim, shared=True, device=x.device)
+            shared = rope_tables(grid_hw, head_dim, shared=True, device=x.device)
+            # global blocks attend over the S views' tokens one after another
+            global_rope = (shared[0].repeat(views, 1), shared[1].repeat(views, 1))
 
+        reordered = (
+            config.alt_start >= 0 and views >= MIN_VIEWS_FOR_REFERENCE and camera_tokens is None
+        )
+        chosen = torch.zeros(b, dtype=torch.long, device=x.device)
+        restore: torch.Tensor | None = None
         maps: list[torch.Tensor] = []
         camera = tokens[:, 0]
         local = tokens
         for index, block in enumerate(self.blocks):
+            if reordered and index == config.alt_start - 1:
+                window = tokens.reshape(b, views, n, width_c)
+                chosen = select_reference_view(window[:, :, 0], reference_view)
+                order = reference_first_order(chosen, views)
+                restore = _inverse_order(order)
+                tokens = _take_views(window, order).reshape(b * views, n, width_c)
+                local = tokens
             if index == config.alt_start:
-                camera_token = self.camera_token[:, :1].expand(b, -1, -1)
-                tokens = torch.cat((camera_token, tokens[:, 1:]), dim=1)
+                tokens = torch.cat((self._camera_tokens(b, views, camera_tokens), tokens[:, 1:]), 1)
             is_global = self._is_global(index)
             if not self._uses_rope(index):
                 rope = None
             else:
                 rope = global_rope if is_global else local_rope
-            tokens = self._run_block(block, tokens, rope)
-            if not is_global:
+            if is_global:
+                joined = self._run_block(block, tokens.reshape(b, views * n, width_c), rope)
+                tokens = joined.reshape(b * views, n, width_c)
+            else:
+                tokens = self._run_block(block, tokens, rope)
                 local = tokens
             if index in config.out_layers:
                 if config.cat_token:
@@ -334,10 +485,31 @@ class Da3Encoder(nn.Module):
                 else:
                     out = self.norm(tokens)
                     camera = tokens[:, 0]
-                maps.append(out[:, 1:])
+                out = out[:, 1:]
+                if restore is not None:
+                    out = _take_views(out.reshape(b, views, *out.shape[1:]), restore)
+                    out = out.reshape(b * views, *out.shape[2:])
+                    camera = _take_views(camera.reshape(b, views, -1), restore)
+                    camera = camera.reshape(b * views, -1)
+                maps.append(out)
             if index == config.out_layers[-1]:
                 break
-        return EncoderFeatures(maps, camera)
+        return WindowFeatures(maps, camera.reshape(b, views, -1), chosen)
+
+    def _camera_tokens(self, windows: int, views: int, known: torch.Tensor | None) -> torch.Tensor:
+        """(B*S, 1, C): the prefix tokens from block ``alt_start`` on."""
+        if known is not None:
+            if tuple(known.shape) != (windows, views, self.config.embed_dim):
+                raise ValueError(
+                    f"camera tokens must be ({windows}, {views}, {self.config.embed_dim}), "
+                    f"got {tuple(known.shape)}"
+                )
+            return known.reshape(windows * views, 1, -1)
+        ref = self.camera_token[:, :1].expand(windows, 1, -1)
+        if views == 1:
+            return ref
+        others = self.camera_token[:, 1:].expand(windows, views - 1, -1)
+        return torch.cat((ref, others), dim=1).reshape(windows * views, 1, -1)
 
     @staticmethod
     def _run_block(
@@ -537,6 +709,129 @@ class Da3Head(nn.Module):
 # --------------------------------------------------------------------------- cameras
 
 
+def quaternion_to_matrix(quaternion: torch.Tensor) -> torch.Tensor:
+    """(..., 4) quaternions (x, y, z, w; any norm) -> (..., 3, 3) rotation matrices."""
+    i, j, k, r = quaternion.unbind(-1)
+    two_s = 2.0 / (quaternion * quaternion).sum(-1)
+    rows = (
+        1 - two_s * (j * j + k * k),
+        two_s * (i * j - k * r),
+        two_s * (i * k + j * r),
+        two_s * (i * j + k * r),
+        1 - two_s * (i * i + k * k),
+        two_s * (j * k - i * r),
+        two_s * (i * k - j * r),
+        two_s * (j * k + i * r),
+        1 - two_s * (i * i + j * j),
+    )
+    return torch.stack(rows, -1).reshape(quaternion.shape[:-1] + (3, 3))
+
+
+def matrix_to_quaternion(matrix: torch.Tensor) -> torch.Tensor:
+    """(..., 3, 3) rotation matrices -> (..., 4) unit quaternions (x, y, z, w), w >= 0.
+
+    Of the four ways to read the quaternion off the matrix (each dividing by one
+    component's magnitude), the one with the largest divisor is taken, as the
+    reference does (its divisor floored at 0.1).
+    """
+    m = matrix.reshape(matrix.shape[:-2] + (9,)).unbind(-1)
+    m00, m01, m02, m10, m11, m12, m20, m21, m22 = m
+    squares = torch.stack(
+        (
+            1.0 + m00 + m11 + m22,
+            1.0 + m00 - m11 - m22,
+            1.0 - m00 + m11 - m22,
+            1.0 - m00 - m11 + m22,
+        ),
+        dim=-1,
+    )
+    magnitude = torch.where(squares > 0, squares.clamp(min=0).sqrt(), torch.zeros_like(squares))
+    # candidate q as (w, x, y, z), each times 2 * its own largest component
+    candidates = torch.stack(
+        (
+            torch.stack((magnitude[..., 0] ** 2, m21 - m12, m02 - m20, m10 - m01), -1),
+            torch.stack((m21 - m12, magnitude[..., 1] ** 2, m10 + m01, m02 + m20), -1),
+            torch.stack((m02 - m20, m10 + m01, magnitude[..., 2] ** 2, m12 + m21), -1),
+            torch.stack((m10 - m01, m20 + m02, m21 + m12, magnitude[..., 3] ** 2), -1),
+        ),
+        dim=-2,
+    )
+    floor = torch.tensor(0.1, dtype=magnitude.dtype, device=magnitude.device)
+    candidates = candidates / (2.0 * magnitude[..., None].max(floor))
+    best = magnitude.argmax(dim=-1)
+    index = best[..., None, None].expand(best.shape + (1, 4))
+    wxyz = torch.gather(candidates, -2, index)[..., 0, :]
+    xyzw = torch.cat((wxyz[..., 1:], wxyz[..., :1]), dim=-1)
+    return torch.where(xyzw[..., 3:4] < 0, -xyzw, xyzw)
+
+
+def invert_rigid(transform: torch.Tensor) -> torch.Tensor:
+    """(..., 3, 4) [R | t] -> (..., 3, 4) [R^T | -R^T t] (camera-to-world <->
+    camera-from-world)."""
+    rotation_t = transform[..., :3, :3].mT
+    return torch.cat((rotation_t, -rotation_t @ transform[..., :3, 3:]), dim=-1)
+
+
+def pose_encoding_to_cameras(
+    pose_encoding: torch.Tensor, image_hw: tuple[int, int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The camera decoder's output -> cameras, as the reference decodes it.
+
+    Args:
+        pose_encoding: (B, S, 9): translation (3) and quaternion (x, y, z, w) of the
+            camera-to-world transform, then the vertical and horizontal field of view
+            (radians).
+        image_hw: (H, W) of the network input (pixels).
+
+    Returns:
+        camera_from_world: (B, S, 3, 4) float32 [R | t], OpenCV axes (x right, y down,
+            z forward), x_camera = R x_world + t;
+        intrinsics: (B, S, 3, 3) float32 pixels of the network input: fx = W / 2 /
+            tan(fov_w / 2), fy likewise with H (tan floored at 1e-6), principal point at
+            (W / 2, H / 2).
+    """
+    height, width = int(image_hw[0]), int(image_hw[1])
+    translation = pose_encoding[..., :3]
+    rotation = quaternion_to_matrix(pose_encoding[..., 3:7])
+    camera_to_world = torch.cat((rotation, translation[..., None]), dim=-1)
+    fy = (height / 2.0) / torch.clamp(torch.tan(pose_encoding[..., 7] / 2.0), 1e-6)
+    fx = (width / 2.0) / torch.clamp(torch.tan(pose_encoding[..., 8] / 2.0), 1e-6)
+    zero, one = torch.zeros_like(fx), torch.ones_like(fx)
+    intrinsics = torch.stack(
+        (
+            torch.stack((fx, zero, zero + width / 2), -1),
+            torch.stack((zero, fy, zero + height / 2), -1),
+            torch.stack((zero, zero, one), -1),
+        ),
+        dim=-2,
+    )
+    return invert_rigid(camera_to_world), intrinsics
+
+
+def cameras_to_pose_encoding(
+    camera_from_world: torch.Tensor, intrinsics: torch.Tensor, image_hw: tuple[int, int]
+) -> torch.Tensor:
+    """Known cameras -> the camera encoder's input, as the reference encodes them.
+
+    Args:
+        camera_from_world: (B, S, 3, 4) or (B, S, 4, 4), OpenCV axes.
+        intrinsics: (B, S, 3, 3) pixels of the network input.
+        image_hw: (H, W) of the network input.
+
+    Returns:
+        (B, S, 9) float32: camera-to-world translation and quaternion (x, y, z, w),
+        vertical and horizontal field of view (radians) from fy and fx.
+    """
+    height, width = int(image_hw[0]), int(image_hw[1])
+    camera_to_world = invert_rigid(camera_from_world[..., :3, :])
+    quaternion = matrix_to_quaternion(camera_to_world[..., :3, :3])
+    fov_h = 2 * torch.atan((height / 2) / intrinsics[..., 1, 1])
+    fov_w = 2 * torch.atan((width / 2) / intrinsics[..., 0, 0])
+    return torch.cat(
+        (camera_to_world[..., :3, 3], quaternion, fov_h[..., None], fov_w[..., None]), dim=-1
+    ).float()
+
+
 class CameraDecoder(nn.Module):
     """The any-view types' camera decoder (``cam_dec``): the last feature map's camera
     token -> a pose encoding (translation 3, quaternion 4, field of view 2 (ReLU)).
@@ -555,15 +850,19 @@ class CameraDecoder(nn.Module):
         self.fc_fov = nn.Sequential(nn.Linear(dim_in, 2), nn.ReLU())
 
     def forward(self, camera: torch.Tensor) -> torch.Tensor:
-        """(B, dim_in) -> (B, 9): [t (3), qvec (4), fov (2)]."""
+        """(..., dim_in) -> (..., 9): [t (3), qvec (4), fov (2)], see
+        :func:`pose_encoding_to_cameras`."""
         hidden = self.backbone(camera)
         return torch.cat((self.fc_t(hidden), self.fc_qvec(hidden), self.fc_fov(hidden)), dim=-1)
 
 
 class CameraEncoder(nn.Module):
-    """The any-view types' camera encoder (``cam_enc``), which turns known camera poses
-    into camera tokens. dpt_ros does not condition on known poses: the module is here so
-    that the official files load strictly, and it is never run.
+    """The any-view types' camera encoder (``cam_enc``): known cameras -> camera tokens
+    that take the learned camera token's place (the conditioned forward).
+
+    A pose encoding (:func:`cameras_to_pose_encoding`) goes through an MLP to the token
+    width, a LayerNorm, transformer blocks attending across the window's views, and a
+    last LayerNorm.
 
     Args:
         dim: token width C.
@@ -584,20 +883,52 @@ class CameraEncoder(nn.Module):
         self.trunk_norm = nn.LayerNorm(dim)
         self.pose_branch = Mlp(pose_dim, dim // 2, dim)
 
+    def forward(
+        self, camera_from_world: torch.Tensor, intrinsics: torch.Tensor, image_hw: tuple[int, int]
+    ) -> torch.Tensor:
+        """(B, S, 3 or 4, 4) camera-from-world and (B, S, 3, 3) intrinsics on the network
+        input of (H, W) = ``image_hw`` -> (B, S, C) camera tokens."""
+        encoding = cameras_to_pose_encoding(camera_from_world, intrinsics, image_hw)
+        tokens = self.token_norm(self.pose_branch(encoding))
+        return self.trunk_norm(self.trunk(tokens))
+
 
 # --------------------------------------------------------------------------- network
 
 
-class DepthAnything3(nn.Module):
-    """Depth Anything 3 on one image.
+class WindowOutput(NamedTuple):
+    """What :meth:`DepthAnything3.forward_window` gives for B windows of S views.
 
-    Args:
-        model_type: a key of :data:`DA3_CONFIGS`.
+    Attributes:
+        depth: (B, S, H, W) float32 depth (exp of the head's output, > 0), larger =
+            farther, in the window's own unit (that of ``camera_from_world``'s
+            translations).
+        confidence: (B, S, H, W) float32, 1 + exp, > 1.
+        camera_from_world: (B, S, 3, 4) float32 [R | t], OpenCV axes, in the window's
+            world (the network's).
+        intrinsics: (B, S, 3, 3) float32 pixels of the network input.
+        reference_view: (B,) int64, the view the backbone took as its reference.
     """
 
-    def __init__(self, model_type: str = "depth_anything_3_small") -> None:
+    depth: torch.Tensor
+    confidence: torch.Tensor
+    camera_from_world: torch.Tensor
+    intrinsics: torch.Tensor
+    reference_view: torch.Tensor
+
+
+class DepthAnything3(nn.Module):
+    """Depth Anything 3 on one image, or (any-view types) on windows of views.
+
+    Args:
+        model_type: a key of :data:`DA3_CONFIGS`, or a :class:`Da3Config`.
+    """
+
+    def __init__(self, model_type: str | Da3Config = "depth_anything_3_small") -> None:
         super().__init__()
-        self.config = get_da3_config(model_type)
+        self.config = (
+            model_type if isinstance(model_type, Da3Config) else get_da3_config(model_type)
+        )
         self.backbone = _ModuleHolder()
         self.backbone.pretrained = Da3Encoder(self.config)
         self.head = Da3Head(self.config)
@@ -617,12 +948,68 @@ class DepthAnything3(nn.Module):
         encoder: Any = self.backbone.pretrained
         return encoder(x)
 
+    @property
+    def has_windows(self) -> bool:
+        """Any-view types: several views per forward (:meth:`forward_window`)."""
+        return self.cam_dec is not None
+
     def camera_pose(self, camera: torch.Tensor) -> torch.Tensor:
-        """Any-view types: (B, 2C) camera token -> (B, 9) pose encoding (the reference's
-        ``cam_dec`` output, before its conversion to extrinsics and intrinsics)."""
+        """Any-view types: (..., 2C) camera token -> (..., 9) pose encoding (the
+        reference's ``cam_dec`` output, before its conversion to extrinsics and
+        intrinsics)."""
         if self.cam_dec is None:
             raise ValueError(f"{self.config.name} has no camera decoder")
         return self.cam_dec(camera)
+
+    def forward_window(
+        self,
+        x: torch.Tensor,
+        camera_from_world: torch.Tensor | None = None,
+        intrinsics: torch.Tensor | None = None,
+        reference_view: str = "saddle_balanced",
+    ) -> WindowOutput:
+        """Any-view types on B windows of S views (the reference's
+        ``DepthAnything3Net.forward(x, extrinsics, intrinsics, ref_view_strategy=...)``
+        without ray pose or Gaussians).
+
+        Args:
+            x: (B, S, 3, H, W) ImageNet-normalised RGB, H and W multiples of 14.
+            camera_from_world: known cameras, (B, S, 3, 4) or (B, S, 4, 4), OpenCV axes
+                (with ``intrinsics``): they condition the forward through the camera
+                encoder, and no reference view is chosen; None: the network estimates
+                them.
+            intrinsics: (B, S, 3, 3) pixels of the network input, with
+                ``camera_from_world``.
+            reference_view: see :data:`REFERENCE_VIEW_STRATEGIES` (windows of 3 views
+                or more).
+
+        Returns:
+            :class:`WindowOutput`; the cameras are always the camera decoder's
+            estimate, known cameras or not (as the reference's).
+        """
+        if self.cam_dec is None or self.cam_enc is None:
+            raise ValueError(f"{self.config.name} sees one view at a time: it has no windows")
+        if x.ndim != 5:
+            raise ValueError(f"a window is (B, S, 3, H, W), got {tuple(x.shape)}")
+        if (camera_from_world is None) != (intrinsics is None):
+            raise ValueError("known cameras need both camera_from_world and intrinsics")
+        image_hw = (int(x.shape[-2]), int(x.shape[-1]))
+        tokens = None
+        if camera_from_world is not None and intrinsics is not None:
+            tokens = self.cam_enc(camera_from_world.float(), intrinsics.float(), image_hw)
+        encoder: Any = self.backbone.pretrained
+        found: WindowFeatures = encoder.forward_views(x, tokens, reference_view)
+        b, views = x.shape[:2]
+        grid_hw = (image_hw[0] // PATCH_SIZE, image_hw[1] // PATCH_SIZE)
+        depth, confidence = self.head(found.maps, grid_hw)
+        extrinsics, k = pose_encoding_to_cameras(self.cam_dec(found.camera), image_hw)
+        return WindowOutput(
+            depth.reshape(b, views, *image_hw),
+            confidence.reshape(b, views, *image_hw),
+            extrinsics,
+            k,
+            found.reference_view,
+        )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, 3, H, W) ImageNet-normalised RGB, H and W multiples of 14 -> two (B, H, W)
@@ -663,3 +1050,35 @@ class DepthAnything3Stacked(nn.Module):
         depth, channel 1 the confidence or the sky map (:attr:`output_names`)."""
         depth, second = self.model(x)
         return torch.stack((depth, second), dim=1)
+
+
+class DepthAnything3Window(nn.Module):
+    """:meth:`DepthAnything3.forward_window` with a fixed reference-view strategy and
+    plain tensor outputs, for exports of a window of fixed size.
+
+    Args:
+        network: an any-view :class:`DepthAnything3` (or the
+            :class:`DepthAnything3Stacked` around it).
+        reference_view: see :data:`REFERENCE_VIEW_STRATEGIES`.
+    """
+
+    #: The outputs, in order.
+    output_names = ("depth", "confidence", "camera_from_world", "intrinsics", "reference_view")
+
+    def __init__(self, network: nn.Module, reference_view: str = "saddle_balanced") -> None:
+        super().__init__()
+        model = getattr(network, "model", network)
+        if not isinstance(model, DepthAnything3) or not model.has_windows:
+            raise ValueError("windows need an any-view Depth Anything 3 network")
+        if reference_view not in REFERENCE_VIEW_STRATEGIES:
+            raise ValueError(
+                f"unknown reference view strategy {reference_view!r}; valid: "
+                f"{', '.join(REFERENCE_VIEW_STRATEGIES)}"
+            )
+        self.model = model
+        self.reference_view = reference_view
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(B, S, 3, H, W) -> the fields of :class:`WindowOutput`, in
+        :attr:`output_names` order."""
+        return tuple(self.model.forward_window(x, reference_view=self.reference_view))
