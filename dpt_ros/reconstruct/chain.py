@@ -45,8 +45,11 @@ DEFAULT_POINT_STRIDE = 4
 #: Shared pixels used for the fit: those whose confidence is at least this quantile of
 #: the frame's (in both windows).
 CONFIDENT_QUANTILE = 0.5
-#: A fit is refused when fewer of its correspondences than this are inliers.
+#: A fit is refused when fewer of its correspondences than this are inliers...
 MIN_INLIER_FRACTION = 0.3
+#: ... or when its inliers' rms residual is more than this share of the shared frames'
+#: median depth (the windows do not agree on the scene).
+MAX_RELATIVE_RMS = 0.1
 
 
 @dataclass(frozen=True)
@@ -241,7 +244,8 @@ def align_window(
 
     Raises:
         ValueError: no shared frame, or a fit whose inliers are fewer than
-            :data:`MIN_INLIER_FRACTION` of its correspondences.
+            :data:`MIN_INLIER_FRACTION` of its correspondences or whose inliers' rms is
+            over :data:`MAX_RELATIVE_RMS` of the median depth.
     """
     k = len(new_shared)
     if k == 0 or len(aligned_shared) != k:
@@ -258,6 +262,14 @@ def align_window(
         raise ValueError(
             f"windows do not agree on their {k} shared frame(s): only "
             f"{fit.inlier_fraction:.0%} of {fit.points} correspondences fit one Sim(3)"
+        )
+    depth = aligned_shared.depth[_valid(aligned_shared.depth)]
+    scene = float(np.median(depth)) if depth.size else 0.0
+    if scene > 0 and not fit.rms <= MAX_RELATIVE_RMS * scene:
+        raise ValueError(
+            f"windows do not agree on their {k} shared frame(s): the Sim(3) leaves an rms "
+            f"residual of {fit.rms / scene:.0%} of the median depth (at most "
+            f"{MAX_RELATIVE_RMS:.0%}); the model saw these frames as different scenes"
         )
     return fit
 
@@ -291,7 +303,12 @@ class WindowChain:
                 raise ValueError(f"window {self.count} shares no frame with the one before")
             new_idx = [frames.index(f) for f in shared]
             old_idx = [prev.frames.index(f) for f in shared]
-            fit = align_window(prev.window.subset(old_idx), window.subset(new_idx), self.stride)
+            try:
+                fit = align_window(prev.window.subset(old_idx), window.subset(new_idx), self.stride)
+            except ValueError as exc:
+                raise ValueError(
+                    f"window {self.count} (frames {frames[0]}..{frames[-1]}): {exc}"
+                ) from None
             sim3 = fit.sim3
             _LOG.info(
                 "window %d: scale %.4g, %d correspondences, %.0f%% inliers, rms %.3g",

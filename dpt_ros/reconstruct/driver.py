@@ -256,7 +256,8 @@ def reconstruct(
         if not_chained
         else "relative: the first window's unit (the model's own scale); every later "
         "window scaled onto it by its Sim(3) to the window before",
-        chained=not not_chained,
+        chained=options.overlap > 0,
+        one_world=not not_chained,
         windows=window_infos,
         extra={
             **(extra or {}),

@@ -111,11 +111,14 @@ def write_cameras_json(
     unit: str,
     scale: str,
     chained: bool,
+    one_world: bool,
     windows: Sequence[dict[str, Any]],
     extra: dict[str, Any] | None = None,
 ) -> None:
     """``cameras.json``: the conventions, how scale and world were set, each window's
-    alignment, and per frame its camera."""
+    alignment, and per frame its camera. ``chained``: windows aligned to each other
+    (``--overlap`` > 0); ``one_world``: every pose in one world (chained, or one
+    window)."""
     doc: dict[str, Any] = {
         "conventions": {
             "camera_from_world": "3x4 [R|t], world point -> OpenCV optical frame "
@@ -127,7 +130,7 @@ def write_cameras_json(
         "scale": scale,
         "chained": chained,
         "world": "the first window's world"
-        if chained
+        if one_world
         else "each window's own world (windows not chained: poses of different windows "
         "are not comparable)",
         "windows": list(windows),
@@ -192,29 +195,44 @@ def select_points(
     Returns:
         xyz (K, 3) float32, rgb (K, 3) uint8, confidence (K,) float32.
     """
-    xyz = np.asarray(xyz, dtype=np.float64).reshape(-1, 3)
+    xyz = np.asarray(xyz, dtype=np.float32).reshape(-1, 3)
     rgb = np.asarray(rgb, dtype=np.uint8).reshape(-1, 3)
-    conf = np.asarray(confidence, dtype=np.float64).reshape(-1)
+    conf = np.asarray(confidence, dtype=np.float32).reshape(-1)
     keep = np.isfinite(xyz).all(axis=1) & np.isfinite(conf)
     if min_confidence is not None:
         keep &= conf >= min_confidence
     if confidence_percentile is not None and keep.any():
         keep &= conf >= np.percentile(conf[keep], confidence_percentile)
-    xyz, rgb, conf = xyz[keep], rgb[keep], conf[keep]
+    if not keep.all():
+        xyz, rgb, conf = xyz[keep], rgb[keep], conf[keep]
     if voxel and len(xyz):
-        keys = np.floor(xyz / voxel).astype(np.int64)
-        _, inverse, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
-        inverse = inverse.reshape(-1)
-        sums = np.zeros((len(counts), 3))
-        np.add.at(sums, inverse, xyz)
-        colour = np.zeros((len(counts), 3))
-        np.add.at(colour, inverse, rgb.astype(np.float64))
-        best = np.full(len(counts), -np.inf)
-        np.maximum.at(best, inverse, conf)
-        xyz = sums / counts[:, None]
+        order, group, counts = _voxel_groups(xyz, voxel)
+        inverse = np.empty_like(group)
+        inverse[order] = group  # the group of each point, in the points' order
+        sums = np.stack([np.bincount(inverse, xyz[:, i], len(counts)) for i in range(3)], 1)
+        colour = np.stack([np.bincount(inverse, rgb[:, i], len(counts)) for i in range(3)], 1)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        conf = np.maximum.reduceat(conf[order], starts)
+        xyz = (sums / counts[:, None]).astype(np.float32)
         rgb = np.clip(np.rint(colour / counts[:, None]), 0, 255).astype(np.uint8)
-        conf = best
     return xyz.astype(np.float32), rgb.astype(np.uint8), conf.astype(np.float32)
+
+
+def _voxel_groups(xyz: np.ndarray, voxel: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Points grouped by the cube of side ``voxel`` they fall in: (order (M,) that sorts
+    the points by group, group of each sorted point (M,), points per group (G,))."""
+    keys = np.floor(xyz * (1.0 / voxel)).astype(np.int64)
+    keys -= keys.min(axis=0)
+    dims = keys.max(axis=0) + 1
+    if float(np.prod(dims.astype(np.float64))) >= 2.0**62:  # too wide for one key per cube
+        _, flat = np.unique(keys, axis=0, return_inverse=True)
+        flat = flat.reshape(-1)
+    else:
+        flat = np.ravel_multi_index(tuple(keys.T), tuple(dims))
+    order = np.argsort(flat)
+    ordered = flat[order]
+    group = np.concatenate([[0], np.cumsum(ordered[1:] != ordered[:-1])])
+    return order, group, np.bincount(group)
 
 
 def write_ply(path: Path, xyz: np.ndarray, rgb: np.ndarray, confidence: np.ndarray) -> None:

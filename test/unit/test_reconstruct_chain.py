@@ -186,3 +186,19 @@ def test_a_window_of_the_wrong_shape_is_refused():
     chain = WindowChain(1)
     with pytest.raises(ValueError, match="2 frame indices for a window of 1"):
         chain.add([0, 1], true_window([0], trajectory(2)))
+
+
+def test_windows_that_disagree_stop_with_the_window_named():
+    rng = np.random.default_rng(12)
+    poses = trajectory(6)
+    chain = WindowChain(2)
+    chain.add([0, 1, 2, 3], true_window([0, 1, 2, 3], poses))
+    other = true_window([2, 3, 4, 5], poses)
+    scrambled = WindowResult(
+        other.depth * rng.uniform(0.3, 3.0, size=other.depth.shape),
+        other.confidence,
+        other.camera_from_world,
+        other.intrinsics,
+    )
+    with pytest.raises(ValueError, match=r"window 1 \(frames 2..5\): windows do not agree"):
+        chain.add([2, 3, 4, 5], scrambled)
