@@ -259,6 +259,15 @@ def write_ply(path: Path, xyz: np.ndarray, rgb: np.ndarray, confidence: np.ndarr
         f.write(vertices.tobytes())
 
 
+def colmap_name(record: CameraRecord) -> str:
+    """The image's NAME in images.txt: the input file's name, or ``<stem>.png`` for a
+    name COLMAP's one-line format cannot hold (a bag's ``<topic>@<stamp>``, spaces)."""
+    name = record.name
+    if "/" in name or any(c.isspace() for c in name) or not name:
+        return f"{record.stem}.png"
+    return name
+
+
 def write_colmap(
     folder: Path,
     records: Sequence[CameraRecord],
@@ -268,7 +277,8 @@ def write_colmap(
     """A COLMAP text model: ``cameras.txt`` (one PINHOLE camera per frame:
     ``CAMERA_ID PINHOLE WIDTH HEIGHT fx fy cx cy``, the principal point in COLMAP's
     convention), ``images.txt`` (``IMAGE_ID QW QX QY QZ TX TY TZ CAMERA_ID NAME``,
-    world-to-camera, then an empty line of 2-D points) and ``points3D.txt``
+    world-to-camera, then an empty line of 2-D points; NAME from :func:`colmap_name`)
+    and ``points3D.txt``
     (``POINT3D_ID X Y Z R G B ERROR`` with error 0 and an empty track)."""
     folder.mkdir(parents=True, exist_ok=True)
     cams = [
@@ -289,7 +299,7 @@ def write_colmap(
         cfw = np.asarray(r.camera_from_world, dtype=np.float64)
         x, y, z, w = rotation_to_quaternion(cfw[:3, :3])
         pose = " ".join(f"{v:.17g}" for v in (w, x, y, z, *cfw[:3, 3]))
-        images.append(f"{i} {pose} {i} {r.name}")
+        images.append(f"{i} {pose} {i} {colmap_name(r)}")
         images.append("")
     with atomic_file(folder / "cameras.txt") as f:
         f.write(("\n".join(cams) + "\n").encode())
