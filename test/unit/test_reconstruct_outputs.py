@@ -133,8 +133,10 @@ def test_colmap_text_model_gives_the_cameras_back(tmp_path):
         np.testing.assert_allclose(rot, r.camera_from_world[:, :3], atol=1e-12)
         np.testing.assert_allclose(t, r.camera_from_world[:, 3], atol=1e-12)
     assert points[1] == ([1.0, 2.0, 3.0], [1, 2, 3]) and points[2][1] == [4, 5, 6]
-    bag_frame = CameraRecord("/cam/image_raw@500", "000000", 0, records[0].camera_from_world,
-                             records[0].intrinsics, WIDTH, HEIGHT)  # fmt: skip
+    r0 = records[0]
+    bag_frame = CameraRecord(
+        "/cam/image_raw@500", "000000", 0, r0.camera_from_world, r0.intrinsics, WIDTH, HEIGHT
+    )
     write_colmap(tmp_path, [bag_frame, records[1]], xyz[:0], np.zeros((0, 3)))
     _, images, points = read_colmap(tmp_path)
     assert [images[i][3] for i in (1, 2)] == ["000000.png", "f1.png"] and points == {}
