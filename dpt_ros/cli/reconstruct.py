@@ -291,6 +291,7 @@ def output_folders(output: Path, inputs: Sequence[Path]) -> list[Path]:
 def _camera_info(args: argparse.Namespace) -> Any:
     if not args.camera_info:
         return None
+    # a calibration file only: the message types load with it
     from dpt_ros.ros.camera import Intrinsics
     from dpt_ros.ros.camera_yaml import read_camera_info_yaml
 

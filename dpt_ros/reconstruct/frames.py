@@ -194,7 +194,11 @@ def bag_frames(
         image_topics,
         open_bag,
     )
-    from dpt_ros.ros.image_codec import ImageDecodeError, compressed_to_rgb, image_to_rgb
+    from dpt_ros.ros.image_codec import (  # bags only: the message types
+        ImageDecodeError,
+        compressed_to_rgb,
+        image_to_rgb,
+    )
 
     reader = open_bag(bag)
     try:
@@ -246,6 +250,7 @@ def bag_frames(
 def _camera_matrix(info: Any, image_hw: Sequence[int]) -> np.ndarray | None:
     """(3, 3) intrinsics of an (H, W) image from a camera_info, or None when it does not
     fit the image (another size, uncalibrated)."""
+    # with a calibration only: the message types load with it
     from dpt_ros.ros.camera import Intrinsics, check_camera_info_matches
 
     try:
