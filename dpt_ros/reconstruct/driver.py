@@ -233,13 +233,18 @@ def reconstruct(
             xyz = back_project(
                 d_net, aligned.window.intrinsics[j], aligned.window.camera_from_world[j], rows, cols
             )
-            clouds.append(
-                (
-                    xyz.astype(np.float32),
-                    colours[rows, cols],
-                    np.asarray(aligned.window.confidence[j], np.float32)[rows, cols],
-                )
+            cloud = (
+                xyz.astype(np.float32),
+                colours[rows, cols],
+                np.asarray(aligned.window.confidence[j], np.float32)[rows, cols],
             )
+            if options.voxel and options.confidence_percentile is None:
+                # Thinned frame by frame too, so that memory follows the scene's volume,
+                # not the number of frames (a percentile needs every point first).
+                cloud = select_points(
+                    *cloud, min_confidence=options.min_confidence, voxel=options.voxel
+                )
+            clouds.append(cloud)
         summary.add_time("frames", time.perf_counter() - start)
     if not records:
         raise ValueError("no readable frame in the input")

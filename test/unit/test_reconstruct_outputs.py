@@ -365,6 +365,8 @@ def test_reconstruct_end_to_end_on_a_folder_of_pngs(tmp_path):
     xyz = np.stack([v["x"], v["y"], v["z"]], 1).astype(np.float64)
     room = model.sim3s[0].inverse().apply(xyz)
     assert np.abs(np.abs(room).max(axis=1) - 5.0).max() < 0.05 + 1e-3
+    cubes = np.floor(xyz / 0.05)  # one point per cube, across frames too
+    assert len(np.unique(cubes, axis=0)) == len(xyz) > 100
 
 
 def test_reconstruct_on_the_input_grid(tmp_path):
