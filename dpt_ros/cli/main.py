@@ -77,6 +77,11 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         "dpt_ros.cli.demo.run",
         "run a synthetic camera through dpt_node and write pictures of the outputs",
     ),
+    Subcommand(
+        "reconstruct",
+        "dpt_ros.cli.reconstruct",
+        "multi-view windows to depth, cameras, a cloud and a COLMAP model",
+    ),
     Subcommand("bench", "dpt_ros.cli.bench", "benchmark the model and the node pipeline"),
     Subcommand(
         "export",

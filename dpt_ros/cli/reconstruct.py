@@ -1,0 +1,392 @@
+"""``dpt-ros reconstruct INPUT... -o OUT``: a multi-view model over windows of frames
+from a folder of images or a bag, the windows chained into one geometry, written as
+depth, cameras, a trajectory, a fused cloud and a COLMAP model (docs/reconstruct.md).
+
+The work apart from the model is :mod:`dpt_ros.reconstruct` (no torch); this module
+parses the flags, loads the predictor and wires its ``infer_window`` to the driver's
+``run_window`` callable (:func:`window_runner`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from dpt_ros.cli.args import (
+    add_max_input_pixels_argument,
+    add_predictor_arguments,
+    non_negative_int,
+    options_from_flags,
+    positive_int,
+)
+from dpt_ros.models.registry import get_spec, model_names
+from dpt_ros.reconstruct.chain import WindowResult
+from dpt_ros.reconstruct.driver import OUTPUT_SIZES, ReconstructOptions, RunWindow, reconstruct
+from dpt_ros.reconstruct.frames import (
+    FrameSkips,
+    bag_frames,
+    check_output_folder,
+    folder_frames,
+)
+from dpt_ros.text import shown
+
+_LOG = logging.getLogger(__name__)
+
+#: ``--reference-view`` values (Depth Anything 3's reference view strategies).
+REFERENCE_VIEWS = ("saddle_balanced", "first", "middle", "saddle_sim_range")
+#: ``--mode`` values (VGGT's preprocessing).
+VGGT_MODES = ("crop", "pad")
+DEFAULT_WINDOW = 8
+DEFAULT_OVERLAP = 2
+#: Suffixes of bag files (a rosbag2 folder is recognised by its metadata.yaml).
+BAG_SUFFIXES = (".bag", ".db3", ".mcap")
+#: Skipped inputs named in the final line; the rest are counted.
+_MAX_NAMED = 5
+
+_EPILOG = """\
+outputs in OUT (one input) or OUT/<input name> (several):
+  windows/<k>.npz         raw network outputs of window k, before chaining
+  depth/<stem>.npy        float32 depth (z, larger = farther), reconstruction's unit
+  confidence/<stem>.npy   float32 confidence, larger = surer
+  cameras.json            per frame: window, camera_from_world (OpenCV axes),
+                          intrinsics, stamp; unit, scale, chained or not
+  trajectory.tum          stamp tx ty tz qx qy qz qw, world-from-camera
+  points.ply              fused cloud, binary: x y z red green blue confidence
+  colmap/                 cameras.txt, images.txt, points3D.txt (PINHOLE)
+see docs/reconstruct.md for the conventions and the window chaining.
+
+exit status: 0 on success, 2 on an error (one line on stderr, 'dpt-ros: error: ...')."""
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Lists the model types when help is printed, so parsing never loads a model."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = super()._get_help_string(action) or ""
+        if "--model-type" in action.option_strings:
+            names = [n for n in model_names() if window_family(get_spec(n))]
+            text += " (one of: " + ", ".join(names) + ")"
+        return text
+
+
+def add_parser(subparsers, name: str, help: str) -> argparse.ArgumentParser:
+    """Adds the ``reconstruct`` subcommand to ``subparsers``."""
+    parser = subparsers.add_parser(
+        name,
+        help=help,
+        description="Run a multi-view model (Depth Anything 3 any-view, VGGT) over windows "
+        "of frames from folders of images or bags, chain the windows with robust Sim(3) "
+        "alignment, and write depth, cameras, a trajectory, a fused cloud and a COLMAP "
+        "model.",
+        epilog=_EPILOG,
+        formatter_class=_HelpFormatter,
+    )
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="a folder of images (sorted by name; not subfolders) or a bag (rosbag2 "
+        "folder, .db3, .mcap, ROS 1 .bag; needs --image-topic)",
+    )
+    parser.add_argument(
+        "-o", "--output", required=True, metavar="OUT", help="output folder, created if needed"
+    )
+    parser.add_argument(
+        "--model-type", required=True, metavar="NAME", help="a multi-view model type"
+    )
+    parser.add_argument(
+        "--weights",
+        metavar="PATH",
+        help="weights file; default: the official checkpoint from the cache "
+        "($DPT_ROS_CACHE or ~/.cache/dpt_ros), downloaded there if missing",
+    )
+    parser.add_argument(
+        "--random-weights",
+        action="store_true",
+        help="random weights instead of a file (plumbing tests only: meaningless outputs)",
+    )
+    parser.add_argument(
+        "--window",
+        type=positive_int,
+        default=DEFAULT_WINDOW,
+        metavar="N",
+        help="views per forward (default %(default)s); the last window may be shorter",
+    )
+    parser.add_argument(
+        "--overlap",
+        type=non_negative_int,
+        default=DEFAULT_OVERLAP,
+        metavar="K",
+        help="frames shared by consecutive windows, 0 <= K < N; 0 = windows not chained "
+        "(default %(default)s)",
+    )
+    parser.add_argument(
+        "--output-size",
+        choices=OUTPUT_SIZES,
+        default="input",
+        help="grid of depth/, confidence/ and the intrinsics: each image's size "
+        "(default) or the network's",
+    )
+    parser.add_argument(
+        "--reference-view",
+        choices=REFERENCE_VIEWS,
+        default="saddle_balanced",
+        help="Depth Anything 3: how the reference view of a window of 3 or more is "
+        "chosen (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=VGGT_MODES,
+        help="VGGT: crop the height to the network size, or pad to a square with white "
+        "(default: crop); refused for Depth Anything 3",
+    )
+    add_predictor_arguments(parser, compile=False)
+    add_max_input_pixels_argument(parser)
+    parser.add_argument(
+        "--min-confidence",
+        type=float,
+        metavar="C",
+        help="points.ply: keep points of confidence >= C",
+    )
+    parser.add_argument(
+        "--confidence-percentile",
+        type=float,
+        metavar="P",
+        help="points.ply: keep points at or above the P-th percentile (0..100) of all "
+        "points' confidence",
+    )
+    parser.add_argument(
+        "--voxel",
+        type=float,
+        metavar="SIZE",
+        help="points.ply: one point per cube of side SIZE (reconstruction unit)",
+    )
+    parser.add_argument(
+        "--image-topic", metavar="TOPIC", help="bags: the Image or CompressedImage topic"
+    )
+    parser.add_argument(
+        "--camera-info",
+        metavar="FILE",
+        help="the camera's calibration (camera_calibration YAML) for folders, or for bags "
+        "without camera_info; recorded in cameras.json beside the model's intrinsics",
+    )
+    return parser
+
+
+# --------------------------------------------------------------------------- model
+
+
+class WindowPredictor(Protocol):
+    """What the command needs from a predictor: multi-view inference of one window."""
+
+    def infer_window(
+        self,
+        images: Sequence[np.ndarray],
+        reference_view: str = ...,
+        extrinsics: Any = None,
+        intrinsics: Any = None,
+        output_hw: Any = None,
+    ) -> Any: ...
+
+
+def window_family(spec: Any) -> str | None:
+    """``vggt`` or ``depth_anything_3`` for a model type that takes windows of views,
+    None for a single-frame model."""
+    flag = getattr(spec, "windows", None)
+    family = getattr(spec.family, "name", str(spec.family))
+    if flag is False:
+        return None
+    if family == "vggt":
+        return family
+    if family == "depth_anything_3" and (flag or "confidence" in getattr(spec, "maps", ())):
+        return family  # the any-view types: confidence and a camera decoder
+    return None
+
+
+def window_runner(
+    predictor: WindowPredictor, reference_view: str, mode: str | None = None
+) -> RunWindow:
+    """The driver's ``run_window`` from a predictor's ``infer_window``: the raw outputs on
+    the network grid (``output_hw=None``), no known cameras.
+
+    Raises:
+        ValueError: the predictor has no ``infer_window`` (a single-frame model), or
+            ``mode`` is given and its ``infer_window`` does not take it.
+    """
+    infer = getattr(predictor, "infer_window", None)
+    if infer is None:
+        raise ValueError(
+            f"{type(predictor).__name__} has no window inference (infer_window): a "
+            "single-frame model cannot reconstruct"
+        )
+    kwargs: dict[str, Any] = {"reference_view": reference_view}
+    if mode is not None:
+        if "mode" not in inspect.signature(infer).parameters:
+            raise ValueError(f"this model's window inference takes no --mode ({mode})")
+        kwargs["mode"] = mode
+
+    def run(images: Sequence[np.ndarray], names: Sequence[str]) -> WindowResult:
+        found = infer(list(images), **kwargs)
+        cameras = found.cameras
+        if cameras is None:
+            raise ValueError("the model returned no cameras for the window")
+        world_points = getattr(cameras, "world_points", None)
+        return WindowResult(
+            depth=np.asarray(found.depth, dtype=np.float32),
+            confidence=np.asarray(found.confidence, dtype=np.float32),
+            camera_from_world=np.asarray(cameras.camera_from_world, dtype=np.float64),
+            intrinsics=np.asarray(cameras.intrinsics, dtype=np.float64),
+            reference_view=int(cameras.reference_view),
+            world_points=None if world_points is None else np.asarray(world_points, np.float32),
+            network_box=getattr(cameras, "network_box", None),
+        )
+
+    return run
+
+
+def _load_predictor(args: argparse.Namespace, spec: Any) -> Any:
+    # torch only once the flags and inputs have been checked
+    from dpt_ros.models import Predictor, resolve_device, resolve_precision
+
+    options = options_from_flags(
+        args, spec.name, weights=args.weights, random_weights=args.random_weights
+    ).validated()
+    resolve_precision(args.precision, resolve_device(args.device))
+    return Predictor(options)
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def is_bag(path: Path) -> bool:
+    """A rosbag2 folder (it has metadata.yaml) or a bag file."""
+    if path.is_dir():
+        return (path / "metadata.yaml").is_file()
+    return path.suffix.lower() in BAG_SUFFIXES
+
+
+def output_folders(output: Path, inputs: Sequence[Path]) -> list[Path]:
+    """OUT for one input; OUT/<input name> for several (names made unique)."""
+    if len(inputs) == 1:
+        return [output]
+    names: list[str] = []
+    for path in inputs:
+        base = path.resolve().name.replace(".", "_") or "input"
+        name, n = base, 1
+        while name in names:
+            n += 1
+            name = f"{base}_{n}"
+        names.append(name)
+    return [output / n for n in names]
+
+
+def _camera_info(args: argparse.Namespace) -> Any:
+    if not args.camera_info:
+        return None
+    # a calibration file only: the message types load with it
+    from dpt_ros.ros.camera import Intrinsics
+    from dpt_ros.ros.camera_yaml import read_camera_info_yaml
+
+    info = read_camera_info_yaml(args.camera_info)
+    try:
+        Intrinsics.from_camera_info(info)
+    except ValueError as exc:
+        raise ValueError(f"{args.camera_info}: {exc}") from None
+    return info
+
+
+def _check_flags(args: argparse.Namespace, spec: Any, family: str | None) -> ReconstructOptions:
+    """Every check that needs no model and no frame; the driver's options."""
+    if family is None:
+        raise ValueError(
+            f"{spec.name} takes one frame at a time: reconstruct needs a multi-view "
+            "model type (depth_anything_3_small, _base, _large, or vggt_1b)"
+        )
+    if args.weights and args.random_weights:
+        raise ValueError("give either --weights or --random-weights, not both")
+    if args.mode is not None and family != "vggt":
+        raise ValueError(f"--mode is VGGT's preprocessing; {spec.name} has no --mode")
+    options = ReconstructOptions(
+        window=args.window,
+        overlap=args.overlap,
+        output_size=args.output_size,
+        min_confidence=args.min_confidence,
+        confidence_percentile=args.confidence_percentile,
+        voxel=args.voxel,
+    ).validated()
+    inputs = [Path(p).expanduser() for p in args.inputs]
+    for path in inputs:
+        if not path.exists():
+            raise FileNotFoundError(f"input not found: {shown(path)}")
+        if is_bag(path) and not args.image_topic:
+            raise ValueError(f"{shown(path)} is a bag: give --image-topic TOPIC")
+        if not is_bag(path) and not path.is_dir():
+            raise ValueError(
+                f"{shown(path)} is neither a folder of images nor a bag "
+                f"({', '.join(BAG_SUFFIXES)} or a rosbag2 folder)"
+            )
+    check_output_folder(Path(args.output).expanduser(), inputs)
+    return options
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs ``dpt-ros reconstruct``; errors are raised for ``dpt_ros.cli.main.main``."""
+    spec = get_spec(args.model_type)
+    family = window_family(spec)
+    options = _check_flags(args, spec, family)
+    camera_info = _camera_info(args)
+    inputs = [Path(p).expanduser() for p in args.inputs]
+    outputs = output_folders(Path(args.output).expanduser(), inputs)
+    predictor = _load_predictor(args, spec)
+    run_window = window_runner(predictor, args.reference_view, args.mode)
+    extra = {
+        "model": {
+            "type": spec.name,
+            "window": args.window,
+            "overlap": args.overlap,
+            "reference_view": args.reference_view if family == "depth_anything_3" else None,
+            "mode": (args.mode or "crop") if family == "vggt" else None,
+            "network_size": list(args.network_size) if args.network_size else None,
+            "output_size": args.output_size,
+        }
+    }
+    skipped_total = 0
+    for path, out in zip(inputs, outputs):
+        skips = FrameSkips()
+        if is_bag(path):
+            frames = bag_frames(path, args.image_topic, args.max_input_pixels, skips, camera_info)
+        else:
+            frames = folder_frames(path, args.max_input_pixels, skips, camera_info)
+        start = time.perf_counter()
+        summary = reconstruct(
+            frames, run_window, out, options, {**extra, "input": str(path)}, skips
+        )
+        seconds = time.perf_counter() - start
+        fits = summary.fits
+        worst = min((f.inlier_fraction for f in fits), default=1.0)
+        print(
+            f"{shown(path)}: {summary.frames} frame(s) in {summary.windows} window(s)"
+            + (f", chained (worst inlier fraction {worst:.0%})" if summary.chained else "")
+            + f", {summary.points} points, {seconds:.1f} s; results in {shown(out)}",
+            flush=True,
+        )
+        if skips:
+            skipped_total += len(skips.images)
+            named = "; ".join(skips.images[:_MAX_NAMED])
+            more = len(skips.images) - _MAX_NAMED
+            print(
+                f"dpt-ros reconstruct: skipped {len(skips.images)} unreadable image(s)"
+                + (f" and {skips.camera_info} camera_info message(s)" if skips.camera_info else "")
+                + (f": {named}" if named else "")
+                + (f" and {more} more" if more > 0 else ""),
+                file=sys.stderr,
+            )
+    return 0

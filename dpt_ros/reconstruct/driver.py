@@ -1,0 +1,298 @@
+"""The work of ``dpt-ros reconstruct`` on one input, apart from the model: frames in,
+windows through a callable, windows chained, files written (no torch, no rclpy).
+
+The model is any callable ``run_window(images, names) -> WindowResult``
+(:data:`RunWindow`): the command wires a multi-view predictor to it; tests give it
+synthetic geometry.
+
+A frame that several windows hold takes its depth, confidence and camera from the first
+window that holds it (the one whose world the next window was aligned to); later
+windows' copies of it serve only to align them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dpt_ros.reconstruct.chain import (
+    DEFAULT_POINT_STRIDE,
+    AlignedWindow,
+    WindowChain,
+    WindowResult,
+    back_project,
+)
+from dpt_ros.reconstruct.frames import Frame, FrameSkips, windows
+from dpt_ros.reconstruct.grid import (
+    colours_on_network_grid,
+    full_box,
+    intrinsics_to_input,
+    maps_to_input,
+)
+from dpt_ros.reconstruct.writers import (
+    CameraRecord,
+    select_points,
+    write_cameras_json,
+    write_colmap,
+    write_frame_maps,
+    write_ply,
+    write_tum,
+    write_window,
+)
+
+__all__ = ["RunWindow", "ReconstructOptions", "ReconstructSummary", "reconstruct", "OUTPUT_SIZES"]
+
+_LOG = logging.getLogger(__name__)
+
+#: ``--output-size`` values.
+OUTPUT_SIZES = ("network", "input")
+
+#: The model: (H, W, 3) uint8 RGB images of one window and their names -> its outputs.
+RunWindow = Callable[[Sequence[np.ndarray], Sequence[str]], WindowResult]
+
+
+@dataclass(frozen=True)
+class ReconstructOptions:
+    """How a reconstruction is made and written.
+
+    Attributes:
+        window: frames per window (views per forward), >= 1.
+        overlap: frames shared by consecutive windows, 0 <= overlap < window; 0 = not
+            chained.
+        output_size: ``network`` (the model's grid) or ``input`` (each image's size)
+            for depth/, confidence/ and the intrinsics (points.ply always comes
+            from the network grid).
+        min_confidence: points.ply keeps points of at least this confidence.
+        confidence_percentile: ... and of at least this percentile (0..100) of all.
+        voxel: one point per cube of this side (the reconstruction's unit).
+        point_stride: depth pixels taken every this many pixels to align windows.
+    """
+
+    window: int
+    overlap: int = 0
+    output_size: str = "network"
+    min_confidence: float | None = None
+    confidence_percentile: float | None = None
+    voxel: float | None = None
+    point_stride: int = DEFAULT_POINT_STRIDE
+
+    def validated(self) -> ReconstructOptions:
+        """Raises ValueError naming a bad value."""
+        if self.window < 1:
+            raise ValueError(f"--window must be at least 1, got {self.window}")
+        if not 0 <= self.overlap < self.window:
+            raise ValueError(
+                f"--overlap {self.overlap} must be at least 0 and smaller than --window "
+                f"{self.window} (consecutive windows share that many frames)"
+            )
+        if self.output_size not in OUTPUT_SIZES:
+            raise ValueError(f"--output-size must be one of {', '.join(OUTPUT_SIZES)}")
+        p = self.confidence_percentile
+        if p is not None and not 0 <= p <= 100:
+            raise ValueError(f"--confidence-percentile must be in 0..100, got {p}")
+        if self.voxel is not None and not self.voxel > 0:
+            raise ValueError(f"--voxel must be a positive length, got {self.voxel}")
+        return self
+
+
+@dataclass
+class ReconstructSummary:
+    """What a run did: frames and windows, alignment quality, seconds per stage."""
+
+    frames: int = 0
+    windows: int = 0
+    points: int = 0
+    chained: bool = False
+    fits: list[Any] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def add_time(self, stage: str, seconds: float) -> None:
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+
+
+def _check_window(result: WindowResult, frames: Sequence[Frame]) -> None:
+    if not isinstance(result, WindowResult):
+        raise TypeError(f"run_window returned {type(result).__name__}, not a WindowResult")
+    if len(result) != len(frames):
+        raise ValueError(f"the model returned {len(result)} views for a window of {len(frames)}")
+
+
+def _frame_outputs(
+    aligned: AlignedWindow, j: int, frame: Frame, output_size: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(depth, confidence, intrinsics, network-grid colours) of the window's j-th frame:
+    the maps and intrinsics on the output grid, the colours on the network grid."""
+    w = aligned.window
+    net_hw = w.depth.shape[1:]
+    input_hw = frame.rgb.shape[:2]
+    box = full_box(input_hw) if w.network_box is None else np.asarray(w.network_box[j], float)
+    colours = colours_on_network_grid(frame.rgb, net_hw, box)
+    if output_size == "input":
+        depth, conf = maps_to_input(w.depth[j], w.confidence[j], input_hw, box)
+        return depth, conf, intrinsics_to_input(w.intrinsics[j], net_hw, box), colours
+    return (
+        np.asarray(w.depth[j], np.float32),
+        np.asarray(w.confidence[j], np.float32),
+        np.asarray(w.intrinsics[j], np.float64),
+        colours,
+    )
+
+
+def _window_info(aligned: AlignedWindow, frames: Sequence[Frame]) -> dict[str, Any]:
+    s = aligned.sim3
+    info: dict[str, Any] = {
+        "index": aligned.index,
+        "frames": [f.name for f in frames],
+        "reference_view": int(aligned.window.reference_view),
+        "sim3_to_world": {
+            "scale": float(s.scale),
+            "rotation": [[float(v) for v in row] for row in s.rotation],
+            "translation": [float(v) for v in s.translation],
+        },
+        "fit": None,
+    }
+    if aligned.fit is not None:
+        info["fit"] = {
+            "correspondences": aligned.fit.points,
+            "inlier_fraction": aligned.fit.inlier_fraction,
+            "rms": aligned.fit.rms,
+            "iterations": aligned.fit.iterations,
+        }
+    return info
+
+
+def reconstruct(
+    frames: Iterable[Frame],
+    run_window: RunWindow,
+    out: Path,
+    options: ReconstructOptions,
+    extra: dict[str, Any] | None = None,
+    skips: FrameSkips | None = None,
+) -> ReconstructSummary:
+    """Runs the model on windows of ``frames``, chains them and writes every output
+    into ``out`` (created): windows/, depth/, confidence/, cameras.json,
+    trajectory.tum, points.ply, colmap/ (see docs/reconstruct.md).
+
+    Args:
+        extra: more entries for cameras.json (the model, its settings).
+        skips: what reading the frames skipped (counted in cameras.json).
+
+    Raises:
+        ValueError: bad options, no readable frame, frames of different sizes in one
+            window, a model output of the wrong shape, windows that do not agree.
+    """
+    options.validated()
+    out.mkdir(parents=True, exist_ok=True)
+    for sub in ("windows", "depth", "confidence"):
+        (out / sub).mkdir(exist_ok=True)
+    summary = ReconstructSummary()
+    chain = WindowChain(options.overlap, options.point_stride)
+    records: dict[int, CameraRecord] = {}
+    window_infos: list[dict[str, Any]] = []
+    clouds: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    for win in windows(iter(frames), options.window, options.overlap):
+        names = [f.name for f in win]
+        start = time.perf_counter()
+        raw = run_window([f.rgb for f in win], names)
+        summary.add_time("model", time.perf_counter() - start)
+        _check_window(raw, win)
+        start = time.perf_counter()
+        write_window(out / "windows" / f"{chain.count:04d}.npz", raw, names)
+        aligned = chain.add([f.index for f in win], raw)
+        summary.add_time("chain", time.perf_counter() - start)
+        if aligned.fit is not None:
+            summary.fits.append(aligned.fit)
+        window_infos.append(_window_info(aligned, win))
+        start = time.perf_counter()
+        for j, frame in enumerate(win):
+            if frame.index in records:
+                continue
+            depth, conf, k, colours = _frame_outputs(aligned, j, frame, options.output_size)
+            write_frame_maps(out, frame.stem, depth, conf)
+            records[frame.index] = CameraRecord(
+                name=frame.name,
+                stem=frame.stem,
+                window=aligned.index,
+                camera_from_world=np.asarray(aligned.window.camera_from_world[j], np.float64),
+                intrinsics=k,
+                width=int(depth.shape[1]),
+                height=int(depth.shape[0]),
+                stamp_ns=frame.stamp_ns,
+                camera_info=frame.camera_info,
+            )
+            # The cloud from the network grid, whatever the output grid: its size stays
+            # that of the model's outputs, not of a phone's 12-megapixel photos.
+            d_net = aligned.window.depth[j]
+            rows, cols = np.nonzero(np.isfinite(d_net) & (d_net > 0))
+            xyz = back_project(
+                d_net, aligned.window.intrinsics[j], aligned.window.camera_from_world[j], rows, cols
+            )
+            cloud = (
+                xyz.astype(np.float32),
+                colours[rows, cols],
+                np.asarray(aligned.window.confidence[j], np.float32)[rows, cols],
+            )
+            if options.voxel and options.confidence_percentile is None:
+                # Thinned frame by frame too, so that memory follows the scene's volume,
+                # not the number of frames (a percentile needs every point first).
+                cloud = select_points(
+                    *cloud, min_confidence=options.min_confidence, voxel=options.voxel
+                )
+            clouds.append(cloud)
+        summary.add_time("frames", time.perf_counter() - start)
+    if not records:
+        raise ValueError("no readable frame in the input")
+    summary.frames, summary.windows = len(records), chain.count
+    summary.chained = options.overlap > 0 and chain.count > 1
+    ordered = [records[i] for i in sorted(records)]
+    start = time.perf_counter()
+    not_chained = chain.count > 1 and options.overlap == 0
+    write_cameras_json(
+        out / "cameras.json",
+        ordered,
+        unit="relative",
+        scale="each window's own relative unit (windows not chained)"
+        if not_chained
+        else "relative: the first window's unit (the model's own scale); every later "
+        "window scaled onto it by its Sim(3) to the window before",
+        chained=options.overlap > 0,
+        one_world=not not_chained,
+        windows=window_infos,
+        extra={
+            **(extra or {}),
+            "skipped": {
+                "images": len(skips.images) if skips else 0,
+                "camera_info": skips.camera_info if skips else 0,
+            },
+        },
+    )
+    write_tum(out / "trajectory.tum", ordered)
+    summary.add_time("cameras", time.perf_counter() - start)
+    start = time.perf_counter()
+    xyz, rgb, conf = select_points(
+        np.concatenate([c[0] for c in clouds]),
+        np.concatenate([c[1] for c in clouds]),
+        np.concatenate([c[2] for c in clouds]),
+        min_confidence=options.min_confidence,
+        confidence_percentile=options.confidence_percentile,
+        voxel=options.voxel,
+    )
+    summary.points = len(xyz)
+    write_ply(out / "points.ply", xyz, rgb, conf)
+    summary.add_time("points", time.perf_counter() - start)
+    start = time.perf_counter()
+    write_colmap(out / "colmap", ordered, xyz, rgb)
+    summary.add_time("colmap", time.perf_counter() - start)
+    if not_chained:
+        _LOG.warning(
+            "--overlap 0: the %d windows are not chained; each keeps its own world and "
+            "unit (cameras.json says so)",
+            chain.count,
+        )
+    return summary

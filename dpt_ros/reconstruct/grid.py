@@ -1,0 +1,99 @@
+"""From the network grid to the input image's grid (plain numpy and OpenCV).
+
+A window's maps and intrinsics are on the network's (h, w) grid, which covers a box of
+the input image (:attr:`dpt_ros.reconstruct.chain.WindowResult.network_box`: the whole
+image after a plain resize, part of it after a crop, more than it after padding). An
+input pixel centre ``u`` (OpenCV: 0 = centre of the first pixel) lies at network
+coordinate ``(u + 0.5 - x0) * w / (x1 - x0) - 0.5``; maps are sampled there bilinearly
+and intrinsics follow the same affine map. Input pixels outside the box have no depth
+(NaN) and confidence 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+__all__ = ["full_box", "maps_to_input", "intrinsics_to_input", "colours_on_network_grid"]
+
+
+def full_box(input_hw: Sequence[int]) -> np.ndarray:
+    """The box of a plain resize: the whole (H, W) image, ``(0, 0, W, H)``."""
+    return np.array([0.0, 0.0, float(input_hw[1]), float(input_hw[0])])
+
+
+def _axis_map(n_out: int, n_net: int, start: float, end: float) -> np.ndarray:
+    """Network coordinates of the ``n_out`` input pixel centres along one axis."""
+    return (np.arange(n_out) + 0.5 - start) * n_net / (end - start) - 0.5
+
+
+def maps_to_input(
+    depth: np.ndarray, confidence: np.ndarray, input_hw: Sequence[int], box: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(h, w) depth and confidence on the network grid -> (H, W) on the input's.
+
+    Returns:
+        depth (H, W) float32 (NaN outside the box), confidence (H, W) float32 (0 there).
+    """
+    h, w = depth.shape
+    big_h, big_w = int(input_hw[0]), int(input_hw[1])
+    x0, y0, x1, y1 = (float(v) for v in box)
+    mx = _axis_map(big_w, w, x0, x1).astype(np.float32)
+    my = _axis_map(big_h, h, y0, y1).astype(np.float32)
+    grid_x, grid_y = np.meshgrid(mx, my)
+    out = []
+    for m in (depth, confidence):
+        out.append(
+            cv2.remap(
+                np.asarray(m, dtype=np.float32),
+                grid_x,
+                grid_y,
+                cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_REPLICATE,
+            )
+        )
+    inside_x = (np.arange(big_w) + 0.5 > x0) & (np.arange(big_w) + 0.5 < x1)
+    inside_y = (np.arange(big_h) + 0.5 > y0) & (np.arange(big_h) + 0.5 < y1)
+    inside = inside_y[:, None] & inside_x[None, :]
+    return np.where(inside, out[0], np.nan).astype(np.float32), np.where(
+        inside, out[1], 0.0
+    ).astype(np.float32)
+
+
+def intrinsics_to_input(k: np.ndarray, network_hw: Sequence[int], box: np.ndarray) -> np.ndarray:
+    """(3, 3) intrinsics on the network grid -> on the input image's grid."""
+    h, w = int(network_hw[0]), int(network_hw[1])
+    x0, y0, x1, y1 = (float(v) for v in box)
+    sx, sy = (x1 - x0) / w, (y1 - y0) / h
+    # input pixel = s * (network pixel + 0.5) + start - 0.5
+    a = np.array([[sx, 0.0, 0.5 * sx + x0 - 0.5], [0.0, sy, 0.5 * sy + y0 - 0.5], [0, 0, 1.0]])
+    return a @ np.asarray(k, dtype=np.float64)
+
+
+def colours_on_network_grid(
+    rgb: np.ndarray, network_hw: Sequence[int], box: np.ndarray
+) -> np.ndarray:
+    """(H, W, 3) uint8 input image sampled at the (h, w) network pixels' centres
+    (area-averaged when it shrinks: the image is resized to the box's scale first);
+    pixels outside the image are white, as VGGT's padding."""
+    h, w = int(network_hw[0]), int(network_hw[1])
+    x0, y0, x1, y1 = (float(v) for v in box)
+    big_h, big_w = rgb.shape[:2]
+    sx, sy = (x1 - x0) / w, (y1 - y0) / h
+    # Resize the whole image to the network's pixel size, then shift by the box.
+    scaled_w, scaled_h = max(1, round(big_w / sx)), max(1, round(big_h / sy))
+    small = cv2.resize(rgb, (scaled_w, scaled_h), interpolation=cv2.INTER_AREA)
+    fx, fy = scaled_w / big_w, scaled_h / big_h
+    mx = ((np.arange(w) + 0.5) * sx + x0) * fx - 0.5
+    my = ((np.arange(h) + 0.5) * sy + y0) * fy - 0.5
+    grid_x, grid_y = np.meshgrid(mx.astype(np.float32), my.astype(np.float32))
+    return cv2.remap(
+        small,
+        grid_x,
+        grid_y,
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=(255, 255, 255),
+    )
