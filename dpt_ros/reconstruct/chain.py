@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from dpt_ros.reconstruct.sim3 import Sim3, Sim3Fit, fit_sim3
+from dpt_ros.reconstruct.sim3 import Sim3, Sim3Fit, fit_sim3, rotation_from_cross
 
 __all__ = [
     "WindowResult",
@@ -195,10 +195,11 @@ def _correspondences(
     aligned: WindowResult,
     new: WindowResult,
     stride: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(source (M, 3) in the new window's world, target (M, 3) in the aligned world,
-    weights (M,)) from the shared frames' confident depth pixels, subsampled."""
-    sources, targets, weights = [], [], []
+    weights (M,), depth ratios aligned / new (M,)) from the shared frames' confident
+    depth pixels, subsampled."""
+    sources, targets, weights, ratios = [], [], [], []
     for i in range(len(new)):
         d_new, d_old = new.depth[i], aligned.depth[i]
         if d_new.shape != d_old.shape:
@@ -219,9 +220,15 @@ def _correspondences(
             back_project(d_old, aligned.intrinsics[i], aligned.camera_from_world[i], r, c)
         )
         weights.append(np.ones(len(r)))
+        ratios.append(d_old[r, c] / d_new[r, c])
     if not sources:
-        return np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0)
-    return np.concatenate(sources), np.concatenate(targets), np.concatenate(weights)
+        return np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0), np.zeros(0)
+    return (
+        np.concatenate(sources),
+        np.concatenate(targets),
+        np.concatenate(weights),
+        np.concatenate(ratios),
+    )
 
 
 def align_window(
@@ -250,14 +257,25 @@ def align_window(
     k = len(new_shared)
     if k == 0 or len(aligned_shared) != k:
         raise ValueError(f"windows share {k} frame(s) ({len(aligned_shared)} aligned)")
-    src, dst, w = _correspondences(aligned_shared, new_shared, stride)
+    src, dst, w, ratios = _correspondences(aligned_shared, new_shared, stride)
     centre_weight = max(1.0, len(src) / k)
-    src = np.concatenate([camera_centres(new_shared.camera_from_world), src])
-    dst = np.concatenate([camera_centres(aligned_shared.camera_from_world), dst])
+    c_src = camera_centres(new_shared.camera_from_world)
+    c_dst = camera_centres(aligned_shared.camera_from_world)
+    src = np.concatenate([c_src, src])
+    dst = np.concatenate([c_dst, dst])
     w = np.concatenate([np.full(k, centre_weight), w])
     r_src = world_from_camera(new_shared.camera_from_world)[..., :3, :3]
     r_dst = world_from_camera(aligned_shared.camera_from_world)[..., :3, :3]
-    fit = fit_sim3(src, dst, w, r_src, r_dst, rotation_weight=1.0 / k)
+    initial = None
+    if len(ratios):
+        # A first guess no outlier can pull far: the scale is the median ratio of the
+        # two windows' depths of the same pixels, the rotation carries the shared
+        # cameras' orientations over, the translation their centres.
+        scale = float(np.median(ratios))
+        rotation = rotation_from_cross(np.einsum("mij,mkj->ik", r_dst, r_src))
+        translation = np.mean(c_dst - scale * c_src @ rotation.T, axis=0)
+        initial = Sim3(scale, rotation, translation)
+    fit = fit_sim3(src, dst, w, r_src, r_dst, rotation_weight=1.0 / k, initial=initial)
     if fit.inlier_fraction < MIN_INLIER_FRACTION:
         raise ValueError(
             f"windows do not agree on their {k} shared frame(s): only "

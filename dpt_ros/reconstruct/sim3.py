@@ -96,7 +96,7 @@ class Sim3Fit:
     iterations: int
 
 
-def _rotation_from(cross: np.ndarray) -> np.ndarray:
+def rotation_from_cross(cross: np.ndarray) -> np.ndarray:
     """The rotation R maximising ``trace(R.T @ cross)`` (proper: det = +1)."""
     u, _, vt = np.linalg.svd(cross)
     d = np.ones(3)
@@ -140,7 +140,7 @@ def umeyama(
     if rotations is not None:
         r_src, r_dst, weight = rotations
         cross = cross + weight * np.einsum("mij,mkj->ik", r_dst, r_src)
-    rotation = _rotation_from(cross)
+    rotation = rotation_from_cross(cross)
     var_s = float(w @ np.einsum("ij,ij->i", cs, cs))
     scale = float(np.einsum("ij,ij->", cd * w[:, None], cs @ rotation.T)) / var_s if var_s else 1.0
     if not scale > 0:
@@ -156,6 +156,7 @@ def fit_sim3(
     target_rotations: np.ndarray | None = None,
     rotation_weight: float = 1.0,
     max_iterations: int = MAX_ITERATIONS,
+    initial: Sim3 | None = None,
 ) -> Sim3Fit:
     """Robust Sim(3) from ``source`` to ``target``: weighted Umeyama, then IRLS with the
     Cauchy weight (see the module docstring).
@@ -169,6 +170,9 @@ def fit_sim3(
         rotation_weight: how much one pair of orientations counts, relative to all the
             points together (it is multiplied by the points' weighted spread, so that
             it does not depend on the unit).
+        initial: a robust first guess (the chain's: scale from the median depth ratio,
+            rotation from the orientations): the first weights come from its residuals
+            instead of from the plain least-squares fit, which gross outliers pull off.
     """
     src = np.asarray(source, dtype=np.float64).reshape(-1, 3)
     dst = np.asarray(target, dtype=np.float64).reshape(-1, 3)
@@ -187,6 +191,11 @@ def fit_sim3(
     sigma = 0.0
     spread = 0.0
     residuals = np.zeros(len(src))
+    scale_of_scene = float(np.sqrt(np.mean(np.sum((dst - dst.mean(0)) ** 2, 1)))) or 1.0
+    if initial is not None:
+        residuals = np.linalg.norm(dst - initial.apply(src), axis=1)
+        sigma = max(1.4826 * float(np.median(residuals)), 1e-9 * scale_of_scene)
+        w = prior / (1.0 + (residuals / (CAUCHY_C * sigma)) ** 2)
     for step in range(1, max_iterations + 1):
         iterations = step
         rotations = None
@@ -200,7 +209,6 @@ def fit_sim3(
             rotations = (rot_pairs[0], rot_pairs[1], per_pair)
         new = umeyama(src, dst, w, rotations)
         residuals = np.linalg.norm(dst - new.apply(src), axis=1)
-        scale_of_scene = float(np.sqrt(np.mean(np.sum((dst - dst.mean(0)) ** 2, 1)))) or 1.0
         sigma = max(1.4826 * float(np.median(residuals)), 1e-9 * scale_of_scene)
         w = prior / (1.0 + (residuals / (CAUCHY_C * sigma)) ** 2)
         converged = fit is not None and _close(fit, new, 1e-12 * scale_of_scene)
