@@ -2,7 +2,8 @@
 
 Layers, each importing only from those below it (``test/unit/test_layers.py`` checks):
 ``dpt_ros.cli`` (the command-line tools) > ``dpt_ros.node`` (the ROS 2 node) >
-``dpt_ros.pipeline`` and ``dpt_ros.alignment`` (the processing core, no rclpy node) >
+``dpt_ros.pipeline`` and ``dpt_ros.alignment`` (the processing core, no rclpy node) and
+``dpt_ros.reconstruct`` (windows of views chained into one geometry, numpy only) >
 ``dpt_ros.ros`` (message conversions and geometry on numpy arrays) and
 ``dpt_ros.runtime`` (how a model runs: PyTorch, ONNX Runtime, TensorRT; with
 ``dpt_ros.models.Predictor``) > ``dpt_ros.models`` (what a model is: the registry, the

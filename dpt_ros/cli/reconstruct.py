@@ -27,7 +27,7 @@ from dpt_ros.cli.args import (
     options_from_flags,
     positive_int,
 )
-from dpt_ros.models.registry import get_spec, model_names
+from dpt_ros.models.registry import get_spec, window_model_names
 from dpt_ros.reconstruct.chain import WindowResult
 from dpt_ros.reconstruct.driver import OUTPUT_SIZES, ReconstructOptions, RunWindow, reconstruct
 from dpt_ros.reconstruct.frames import (
@@ -72,8 +72,7 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str:
         text = super()._get_help_string(action) or ""
         if "--model-type" in action.option_strings:
-            names = [n for n in model_names() if window_family(get_spec(n))]
-            text += " (one of: " + ", ".join(names) + ")"
+            text += " (one of: " + ", ".join(window_model_names()) + ")"
         return text
 
 
@@ -198,17 +197,9 @@ class WindowPredictor(Protocol):
 
 
 def window_family(spec: Any) -> str | None:
-    """``vggt`` or ``depth_anything_3`` for a model type that takes windows of views,
-    None for a single-frame model."""
-    flag = getattr(spec, "windows", None)
-    family = getattr(spec.family, "name", str(spec.family))
-    if flag is False:
-        return None
-    if family == "vggt":
-        return family
-    if family == "depth_anything_3" and (flag or "confidence" in getattr(spec, "maps", ())):
-        return family  # the any-view types: confidence and a camera decoder
-    return None
+    """The family name of a model type that takes windows of views
+    (:attr:`~dpt_ros.models.family.ModelSpec.windows`), None for a single-frame model."""
+    return spec.family.name if spec.windows else None
 
 
 def window_runner(
@@ -308,7 +299,7 @@ def _check_flags(args: argparse.Namespace, spec: Any, family: str | None) -> Rec
     if family is None:
         raise ValueError(
             f"{spec.name} takes one frame at a time: reconstruct needs a multi-view "
-            "model type (depth_anything_3_small, _base, _large, or vggt_1b)"
+            f"model type ({', '.join(window_model_names())})"
         )
     if args.weights and args.random_weights:
         raise ValueError("give either --weights or --random-weights, not both")

@@ -2,8 +2,8 @@
 layers, and a reason beside every import placed inside a function.
 
 Layers, each importing only from those below it (the package docstring):
-``cli`` > ``node`` > ``pipeline`` | ``alignment`` > ``ros`` | ``runtime`` > ``models`` |
-``viz``. Layers joined by ``|`` are independent: neither imports the other. ``dpt_ros``
+``cli`` > ``node`` > ``pipeline`` | ``alignment`` | ``reconstruct`` > ``ros`` | ``runtime`` >
+``models`` | ``viz``. Layers joined by ``|`` are independent: neither imports the other. ``dpt_ros``
 itself (``__version__``) is importable from everywhere. ``dpt_ros.models.predictor``
 (``Predictor``: a model and its runtime together) and the ``dpt_ros.models`` face that
 exports it sit in the ``runtime`` layer.
@@ -29,6 +29,7 @@ LAYERS = {
     "ros": 1,
     "pipeline": 2,
     "alignment": 2,
+    "reconstruct": 2,
     "node": 3,
     "cli": 4,
 }
