@@ -393,8 +393,7 @@ class NodeConfig:
             ``shift`` and ``alignment``, ``cloud.*``), which can change at run time.
         alignment: online alignment of relative depth (``relative_depth.*``).
         temporal: temporal stabilisation of depth (``temporal.*``).
-        values: every parameter by its ROS name, as given.
-        The rest: the node's own parameters of the same names.
+        The rest: the node's own parameters of the same names (dots as underscores).
     """
 
     depth: PredictorOptions | None
@@ -402,7 +401,7 @@ class NodeConfig:
     pipeline: PipelineOptions
     alignment: AlignmentOptions
     temporal: TemporalOptions
-    values: dict[str, Any]
+    frame_id: str
     warmup_width: int
     warmup_height: int
     input_transport: str
@@ -419,8 +418,9 @@ class NodeConfig:
     bond_heartbeat_period: float
 
 
-#: Parameters that become fields of :class:`PipelineOptions` (dots become underscores).
+#: Parameters that become fields of :class:`NodeConfig` itself (dots become underscores).
 _NODE_PARAMS = (
+    "frame_id",
     "warmup_width",
     "warmup_height",
     "input_transport",
@@ -679,6 +679,5 @@ def config_from_values(values: dict[str, Any]) -> NodeConfig:
         pipeline=pipeline,
         alignment=alignment_options(typed),
         temporal=TemporalOptions(**_filled(typed, "temporal")),
-        values=typed,
         **{_field(name): typed[name] for name in _NODE_PARAMS},
     )

@@ -5,6 +5,7 @@ new field becomes both a parameter and a flag by its declaration alone."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from dataclasses import dataclass
 
 import pytest
@@ -13,7 +14,14 @@ from dpt_ros.alignment.online import AlignmentOptions
 from dpt_ros.alignment.temporal import TemporalOptions
 from dpt_ros.cli.bag.job import pipeline_options
 from dpt_ros.cli.main import build_parser
-from dpt_ros.node.params import PARAM_DEFS, PARAMS, params_of, validate
+from dpt_ros.node.params import (
+    PARAM_DEFS,
+    PARAMS,
+    NodeConfig,
+    config_from_values,
+    params_of,
+    validate,
+)
 from dpt_ros.options import add_flags, declared, flag_help, from_flags, option
 from dpt_ros.pipeline.options import PipelineOptions
 
@@ -118,3 +126,15 @@ def test_a_new_field_is_a_parameter_and_a_flag_by_one_declaration():
     assert _Extended(cloud_test_knob=3.0).problems("param") == [
         "cloud.test_knob=3.0 is outside 0.0..2.0"
     ]
+
+
+def test_node_config_is_typed():
+    """No raw {name: value} dict beside the typed fields: each parameter the node reads
+    itself is a field of its own."""
+    config = config_from_values({p.name: p.default for p in PARAMS})
+    for field in dataclasses.fields(NodeConfig):
+        assert not str(field.type).startswith(("dict", "Mapping")), field.name
+    assert config.frame_id == "" and config.pipeline == PipelineOptions()
+    assert config.temporal == TemporalOptions() and config.alignment == AlignmentOptions()
+    changed = config_from_values({**{p.name: p.default for p in PARAMS}, "frame_id": "cam"})
+    assert changed.frame_id == "cam"
