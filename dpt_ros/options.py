@@ -141,13 +141,15 @@ class Options:
         for name, (_, spec) in declared(type(self)).items():
             value = getattr(self, name)
             if spec.choices is not None and value not in spec.choices:
-                found.append(
-                    f"{self.label(name, naming)}={value!r} is not one of {', '.join(spec.choices)}"
-                )
+                found.append(self.choice_problem(self.label(name, naming), value, spec.choices))
             elif spec.range is not None and not spec.range[0] <= value <= spec.range[1]:
                 lo, hi = spec.range
                 found.append(f"{self.label(name, naming)}={value} is outside {lo}..{hi}")
         return found
+
+    def choice_problem(self, label: str, value: Any, choices: tuple[str, ...]) -> str:
+        """The problem of a text that is none of its choices."""
+        return f"{label}={value!r} is not one of {', '.join(choices)}"
 
     def combined_problems(self, naming: Naming | None = None) -> list[str]:
         """Problems of combinations of fields (subclasses add theirs)."""

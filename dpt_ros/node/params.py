@@ -18,13 +18,7 @@ from rclpy.parameter import Parameter
 
 from dpt_ros.alignment.online import AlignmentOptions
 from dpt_ros.alignment.temporal import TemporalOptions
-from dpt_ros.models.options import (
-    BACKENDS,
-    COMPILE_MODES,
-    ENGINE_BUILDS,
-    PRECISIONS,
-    PredictorOptions,
-)
+from dpt_ros.models.options import PredictorOptions
 from dpt_ros.models.registry import MODEL_SPECS, TASKS, model_names
 from dpt_ros.options import declared
 from dpt_ros.pipeline.options import PipelineOptions
@@ -66,15 +60,6 @@ OPTIONS_GROUPS: dict[str, Any] = {
     "alignment": AlignmentOptions,
     "temporal": TemporalOptions,
 }
-
-
-def _filling(name: str, fills: str | tuple[str, ...], description: str, **more: Any) -> ParamDef:
-    """A parameter that fills a field of :class:`PredictorOptions`: its default from the
-    field's default."""
-    fills = (fills,) if isinstance(fills, str) else fills
-    group, field = fills[0].split(".")
-    default = OPTIONS_GROUPS[group].__dataclass_fields__[field].default
-    return ParamDef(name, default, description, fills=fills, **more)
 
 
 def _declared(
@@ -144,47 +129,11 @@ _LISTED: tuple[ParamDef, ...] = (
         False,
         "Use random weights for segmentation (demos and benchmarks only).",
     ),
-    _filling("device", "predictor.device", "Inference device: auto, cpu, cuda or cuda:N."),
-    _filling(
-        "precision",
-        "predictor.precision",
-        "auto (fp16 on CUDA, fp32 on CPU), fp32, fp16 or bf16.",
-        choices=PRECISIONS,
-    ),
-    _filling(
-        "compile",
-        "predictor.compile",
-        "torch.compile mode: none, default, reduce-overhead (adds CUDA graphs) or "
-        "max-autotune; compiles at start (warm-up), minutes on a Jetson.",
-        choices=COMPILE_MODES,
-    ),
-    _filling(
-        "backend",
-        "predictor.backend",
-        "Inference backend: auto (tensorrt on CUDA where installed, else onnxruntime at "
-        "fp32 where installed, else torch), torch, onnxruntime or tensorrt. An engine "
-        "backend runs <task>.engine, or without one builds an engine per network size "
-        "once into $DPT_ROS_CACHE/engines and reuses it on later starts; a failed "
-        "build falls back to torch with a warning.",
-        choices=BACKENDS,
-        summary=(
-            "auto (the fastest engine this machine has), torch, onnxruntime or tensorrt; engines "
-            "are built once and cached."
-        ),
-    ),
-    _filling(
-        "engine_build",
-        "predictor.engine_build",
-        "When a missing cached engine is built: lazy = in the background from the "
-        "start, PyTorch serving frames until the engine takes over (the switch is logged "
-        "and in /diagnostics' backend); eager = at start, before the first frame "
-        "(minutes on a Jetson); never = cached engines only.",
-        choices=ENGINE_BUILDS,
-        summary=(
-            "When a missing cached engine is built: lazy (in the background, PyTorch serving "
-            "meanwhile), eager (at start) or never."
-        ),
-    ),
+    _declared("predictor.device"),
+    _declared("predictor.precision"),
+    _declared("predictor.compile"),
+    _declared("predictor.backend"),
+    _declared("predictor.engine_build"),
     ParamDef(
         "depth.engine", "", "Depth engine file (.onnx or .engine) for backend onnxruntime/tensorrt."
     ),
@@ -230,11 +179,7 @@ _LISTED: tuple[ParamDef, ...] = (
             "(Depth Anything V2 and 3)."
         ),
     ),
-    _filling(
-        "keep_aspect_ratio",
-        "predictor.keep_aspect_ratio",
-        "Resize the image by one scale for both axes before the network (as the original).",
-    ),
+    _declared("predictor.keep_aspect_ratio"),
     _declared("pipeline.output_size", read_only=False),
     _declared("pipeline.rectify", read_only=False),
     ParamDef(

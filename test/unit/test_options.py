@@ -14,6 +14,7 @@ from dpt_ros.alignment.online import AlignmentOptions
 from dpt_ros.alignment.temporal import TemporalOptions
 from dpt_ros.cli.bag.job import pipeline_options
 from dpt_ros.cli.main import build_parser
+from dpt_ros.models.options import PredictorOptions
 from dpt_ros.node.params import (
     PARAM_DEFS,
     PARAMS,
@@ -29,15 +30,17 @@ OPTIONS = (PipelineOptions, AlignmentOptions, TemporalOptions)
 BAG = ["bag", "in.bag", "-o", "out", "--image-topic", "/cam/image_raw"]
 
 
-def _bag_actions() -> dict[str, argparse.Action]:
+def _actions(command: str) -> dict[str, argparse.Action]:
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return {flag: a for a in sub.choices["bag"]._actions for flag in a.option_strings}
+    return {flag: a for a in sub.choices[command]._actions for flag in a.option_strings}
 
 
-@pytest.mark.parametrize("options", OPTIONS)
-def test_a_flag_and_its_parameter_share_default_range_and_help(options):
-    actions = _bag_actions()
+@pytest.mark.parametrize(
+    "options, command", [(o, "bag") for o in OPTIONS] + [(PredictorOptions, "predict")]
+)
+def test_a_flag_and_its_parameter_share_default_range_and_help(options, command):
+    actions = _actions(command)
     shared = 0
     for name, (field, spec) in declared(options).items():
         if not (spec.param and spec.flag):
@@ -56,11 +59,11 @@ def test_a_flag_and_its_parameter_share_default_range_and_help(options):
         else:
             assert action.default == field.default, name
         shared += 1
-    assert shared >= 4
+    assert shared >= 4 if options is not PredictorOptions else shared == 4
 
 
 def test_every_declared_parameter_is_a_node_parameter():
-    for options in OPTIONS:
+    for options in (*OPTIONS, PredictorOptions):
         for _, spec in declared(options).values():
             if spec.param:
                 assert spec.param in PARAM_DEFS
