@@ -28,11 +28,11 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 import numpy as np
 
 from dpt_ros.alignment.fit import Alignment, PinholeIntrinsics, fit_ground_plane, fit_to_reference
+from dpt_ros.options import Naming, Options, option
 from dpt_ros.viz.ade20k import CLASS_NAMES
 
 #: ``relative_depth.alignment`` values.
@@ -46,7 +46,7 @@ KEPT_REFERENCES = 16
 
 
 @dataclass(frozen=True)
-class AlignmentOptions:
+class AlignmentOptions(Options):
     """How relative depth becomes metres (the ``relative_depth.*`` parameters).
 
     Attributes:
@@ -61,47 +61,91 @@ class AlignmentOptions:
             ground (``ground_plane``).
     """
 
-    method: str = "fixed"
-    stamp_tolerance: float = 0.05
-    smoothing: float = 0.3
-    max_fit_age: float = 2.0
-    camera_height: float = 0.0
-    ground_normal: tuple[float, ...] = ()
-    ground_band: float = 0.25
+    method: str = option(
+        "fixed",
+        "How a relative model's output becomes metres: fixed (relative_depth.scale and "
+        "shift), reference_depth (fitted online to alignment/depth: 32FC1 metres or 16UC1 "
+        "millimetres registered to the image, any resolution), reference_points (fitted to "
+        "alignment/points, a PointCloud2 in the image's frame or transformed with tf2), "
+        "ground_plane (fitted to the ground seen relative_depth.camera_height below the "
+        "camera). Metric models ignore it.",
+        choices=ALIGNMENT_METHODS,
+        param="relative_depth.alignment",
+        flag="--alignment",
+        summary=(
+            "How a relative model's output becomes metres: fixed, reference_depth, "
+            "reference_points or ground_plane; metric models ignore it."
+        ),
+    )
+    stamp_tolerance: float = option(
+        0.05,
+        "Largest stamp difference (s) between an image and the reference matched to it.",
+        range=(0.0, 10.0),
+        unit="s",
+        param="relative_depth.stamp_tolerance",
+        flag="--stamp-tolerance",
+    )
+    smoothing: float = option(
+        0.3,
+        "Weight of each new fit in the temporal filter of scale and shift (0..1]; 1 = "
+        "no filtering.",
+        range=(0.01, 1.0),
+        param="relative_depth.smoothing",
+        flag="--fit-smoothing",
+    )
+    max_fit_age: float = option(
+        2.0,
+        "Seconds (of image stamps) the last good fit is used while new fits fail its "
+        "quality checks; then metric outputs stop and /diagnostics says why.",
+        range=(0.0, 3600.0),
+        unit="s",
+        param="relative_depth.max_fit_age",
+        flag="--max-fit-age",
+    )
+    camera_height: float = option(
+        0.0,
+        "Camera height above the ground (metres), for ground_plane.",
+        range=(0.0, 100.0),
+        unit="m",
+        param="relative_depth.camera_height",
+        flag="--camera-height",
+    )
+    ground_normal: tuple[float, ...] = option(
+        (),
+        "The ground's unit normal pointing up, in the camera optical frame (x right, y "
+        "down, z forward), for ground_plane: a level camera [0, -1, 0]; pitched down by p: "
+        "[0, -cos p, -sin p]. Empty (unset) = fit it, assuming the model's shift is 0.",
+        param="relative_depth.ground_normal",
+        flag="--ground-normal",
+        summary=(
+            "The ground's upward unit normal in the camera optical frame, for ground_plane; empty "
+            "= fit it."
+        ),
+        metavar="X,Y,Z",
+        example="[0.0, -1.0, 0.0]",
+    )
+    ground_band: float = option(
+        0.25,
+        "Without segmentation, the bottom fraction of the image that ground_plane takes as ground.",
+        range=(0.01, 1.0),
+        param="relative_depth.ground_band",
+        flag="--ground-band",
+    )
 
-    #: Valid ranges (inclusive) of the numeric fields: the node's parameter ranges, the
-    #: bag tool's flags and the Python API share them.
-    RANGES: ClassVar[dict[str, tuple[float, float]]] = {
-        "stamp_tolerance": (0.0, 10.0),
-        "smoothing": (0.01, 1.0),
-        "max_fit_age": (0.0, 3600.0),
-        "camera_height": (0.0, 100.0),
-        "ground_band": (0.01, 1.0),
-    }
-
-    def problems(self) -> list[str]:
-        """Every problem with these options (empty = valid)."""
-        found = [
-            f"relative_depth.{name}={getattr(self, name)} is outside {lo}..{hi}"
-            for name, (lo, hi) in self.RANGES.items()
-            if not lo <= getattr(self, name) <= hi
-        ]
-        if self.method not in ALIGNMENT_METHODS:
-            found.append(
-                f"relative_depth.alignment={self.method!r} is not one of "
-                f"{', '.join(ALIGNMENT_METHODS)}"
-            )
+    def combined_problems(self, naming: Naming | None = None) -> list[str]:
+        """A ground plane without a camera height; a ground normal that is none."""
+        found = []
         if self.method == "ground_plane" and not self.camera_height > 0:
             found.append(
-                "relative_depth.alignment=ground_plane needs relative_depth.camera_height > 0 "
-                f"(metres), got {self.camera_height}"
+                f"{self.label('method', naming)}=ground_plane needs "
+                f"{self.label('camera_height', naming)} > 0 (metres), got {self.camera_height}"
             )
         if self.ground_normal:
             n = np.asarray(self.ground_normal, dtype=np.float64)
             if n.shape != (3,) or not np.isfinite(n).all() or np.linalg.norm(n) < 1e-6:
                 found.append(
-                    "relative_depth.ground_normal must be empty or 3 finite numbers, not all "
-                    f"0, got {list(self.ground_normal)}"
+                    f"{self.label('ground_normal', naming)} must be empty or 3 finite numbers, "
+                    f"not all 0, got {list(self.ground_normal)}"
                 )
         return found
 

@@ -79,12 +79,13 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from dpt_ros.alignment.fit import DEFAULT_THRESHOLD
+from dpt_ros.options import Options, option
 
 __all__ = [
     "DEFAULT_MAX_RESIDUAL",
@@ -724,7 +725,7 @@ class TemporalStabilizer:
 
 
 @dataclass(frozen=True)
-class TemporalOptions:
+class TemporalOptions(Options):
     """Whether and how depth is stabilised over time (the node's ``temporal.*``
     parameters, the bag tool's ``--temporal*`` flags): one source of their defaults and
     ranges.
@@ -739,37 +740,64 @@ class TemporalOptions:
         reset_after: seconds between two frames' stamps beyond which a stream restarts.
     """
 
-    enabled: bool = False
-    smoothing: float = DEFAULT_SMOOTHING
-    min_inliers: float = DEFAULT_MIN_INLIERS
-    max_residual: float = DEFAULT_MAX_RESIDUAL
-    reset_after: float = DEFAULT_RESET_AFTER
-
-    #: Valid ranges (inclusive) of the numeric fields: the node's parameter ranges and
-    #: the bag tool's checks.
-    RANGES: ClassVar[dict[str, tuple[float, float]]] = {
-        "smoothing": (0.01, 1.0),
-        "min_inliers": (0.0, 1.0),
-        "max_residual": (0.001, 1.0),
-        "reset_after": (0.01, 3600.0),
-    }
-
-    def out_of_range(self) -> list[str]:
-        """The numeric fields outside :attr:`RANGES` (or not finite)."""
-        return [
-            name
-            for name, (lo, hi) in self.RANGES.items()
-            if not (math.isfinite(getattr(self, name)) and lo <= getattr(self, name) <= hi)
-        ]
-
-    def problems(self) -> list[str]:
-        """Every problem with these options (empty = valid), named as the node's
-        parameters."""
-        return [
-            f"temporal.{name}={getattr(self, name)} is outside "
-            f"{self.RANGES[name][0]}..{self.RANGES[name][1]}"
-            for name in self.out_of_range()
-        ]
+    enabled: bool = option(
+        False,
+        "Stabilise each camera's depth over time, right after inference and before "
+        "relative_depth.alignment: relative models by an affine map of inverse depth, "
+        "metric models by a scale, fitted to the previous output and filtered. Off by "
+        "default: depth/relative then means the units of a filtered level of recent "
+        "frames, not of each frame alone. Changing any temporal.* parameter starts the "
+        "streams afresh.",
+        param="temporal.enabled",
+        flag="--temporal",
+        summary=(
+            "Stabilise each camera's depth over time (relative: affine map of inverse depth; "
+            "metric: a scale); off by default."
+        ),
+    )
+    smoothing: float = option(
+        DEFAULT_SMOOTHING,
+        "Weight of each new frame's level in the tracker of the fitted maps that the "
+        "output follows while the camera moves (on a still camera a slowly growing mean "
+        "of the frames takes over); smaller = steadier, 1 = raw frames.",
+        range=(0.01, 1.0),
+        param="temporal.smoothing",
+        flag="--temporal-smoothing",
+        summary=(
+            "Weight of each new frame in the tracker the output follows while the camera moves; "
+            "smaller = steadier, 1 = raw frames."
+        ),
+    )
+    min_inliers: float = option(
+        DEFAULT_MIN_INLIERS,
+        "Smallest share of the sampled pixels that must agree with a frame's fit to the "
+        "stream's reference (the mean of recent outputs); below it the stream starts "
+        "again from that frame.",
+        range=(0.0, 1.0),
+        param="temporal.min_inliers",
+        flag="--temporal-min-inliers",
+        summary=(
+            "Smallest share of sampled pixels agreeing with a frame's fit; below it the stream "
+            "starts again."
+        ),
+    )
+    max_residual: float = option(
+        DEFAULT_MAX_RESIDUAL,
+        "Largest median relative residual of those pixels (0.05 = 5 % of depth); above "
+        "it the stream starts again.",
+        range=(0.001, 1.0),
+        param="temporal.max_residual",
+        flag="--temporal-max-residual",
+    )
+    reset_after: float = option(
+        DEFAULT_RESET_AFTER,
+        "Seconds between two frames' stamps beyond which the stream starts again; keep "
+        "it above the camera's frame period.",
+        range=(0.01, 3600.0),
+        unit="s",
+        param="temporal.reset_after",
+        flag="--temporal-reset-after",
+    )
 
     def stabilizer(self, mode: Mode) -> TemporalStabilizer:
         """A stabiliser of one stream with these settings."""

@@ -5,13 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from dpt_ros.models.options import (
-    BACKENDS,
-    COMPILE_MODES,
-    ENGINE_BUILDS,
-    PRECISIONS,
-    PredictorOptions,
-)
+from dpt_ros.models.options import ENGINE_BUILDS, PredictorOptions
+from dpt_ros.options import add_flags
 from dpt_ros.ros.image_size import DEFAULT_MAX_INPUT_PIXELS
 
 
@@ -77,18 +72,7 @@ def add_predictor_arguments(
     task). With ``engine_build_auto`` (a one-shot job of known length),
     ``--engine-build`` also takes ``auto``, its default: the command builds an engine
     only where the build pays off over its frames."""
-    parser.add_argument(
-        "--device",
-        default="auto",
-        metavar="DEVICE",
-        help="auto (CUDA if available), cpu, cuda or cuda:N (default: auto)",
-    )
-    parser.add_argument(
-        "--precision",
-        default="auto",
-        choices=PRECISIONS,
-        help="auto = fp16 on CUDA, fp32 on the CPU (default: auto)",
-    )
+    add_flags(parser, PredictorOptions, ["device", "precision"])
     parser.add_argument(
         "--network-size",
         type=network_size,
@@ -98,15 +82,7 @@ def add_predictor_arguments(
         "original's input_size N) and Depth Anything 3 (the larger side is its process_res) "
         "(default: the model's; 518 for Depth Anything V2, 504 for Depth Anything 3)",
     )
-    parser.add_argument(
-        "--backend",
-        default="auto",
-        choices=BACKENDS,
-        help="auto = tensorrt on CUDA where it is installed, else onnxruntime (fp32) "
-        "where installed, else torch; onnxruntime / tensorrt run an engine from "
-        "'dpt-ros export' or build one per network size once into "
-        "$DPT_ROS_CACHE/engines (default: auto)",
-    )
+    add_flags(parser, PredictorOptions, ["backend"])
     auto_help = (
         f"{AUTO_BUILD} = only where the build takes less time than the engine saves over "
         "the images (PyTorch timed on the first image; build time from earlier builds in "
@@ -124,12 +100,7 @@ def add_predictor_arguments(
         f"engines only (default: {default_build})",
     )
     if compile:
-        parser.add_argument(
-            "--compile",
-            default="none",
-            choices=COMPILE_MODES,
-            help="torch.compile mode (torch backend; default: none)",
-        )
+        add_flags(parser, PredictorOptions, ["compile"])
 
 
 #: ``--engine-build`` of a one-shot command: build only where it pays off over the job.

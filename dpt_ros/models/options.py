@@ -9,9 +9,10 @@ torch import here, so command-line parsing stays fast.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, ClassVar
 
 from dpt_ros.models.registry import get_spec, task_problem
+from dpt_ros.options import Naming, Options, option
 
 #: ``precision`` values; ``auto`` is fp16 on CUDA and fp32 on the CPU.
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
@@ -43,7 +44,7 @@ def device_problem(device: str | None) -> str | None:
 
 
 @dataclass(frozen=True)
-class PredictorOptions:
+class PredictorOptions(Options):
     """Everything that says how one model type runs.
 
     Attributes:
@@ -64,24 +65,82 @@ class PredictorOptions:
         channels_last: NHWC activations in the torch backend's convolutions.
     """
 
+    NAMING: ClassVar[Naming] = "field"
+
     model_type: str
     weights: str | None = None
     random_weights: bool = False
-    device: str = "auto"
-    precision: str = "auto"
+    device: str = option(
+        "auto",
+        "Inference device: auto, cpu, cuda or cuda:N.",
+        param="device",
+        flag="--device",
+        metavar="DEVICE",
+    )
+    precision: str = option(
+        "auto",
+        "auto (fp16 on CUDA, fp32 on CPU), fp32, fp16 or bf16.",
+        choices=PRECISIONS,
+        param="precision",
+        flag="--precision",
+    )
     network_size: tuple[int, int] | None = None
-    keep_aspect_ratio: bool = True
-    backend: str = "auto"
+    keep_aspect_ratio: bool = option(
+        True,
+        "Resize the image by one scale for both axes before the network (as the original).",
+        param="keep_aspect_ratio",
+    )
+    backend: str = option(
+        "auto",
+        "Inference backend: auto (tensorrt on CUDA where installed, else onnxruntime at "
+        "fp32 where installed, else torch), torch, onnxruntime or tensorrt. An engine "
+        "backend runs <task>.engine, or without one builds an engine per network size "
+        "once into $DPT_ROS_CACHE/engines and reuses it on later starts; a failed "
+        "build falls back to torch with a warning.",
+        choices=BACKENDS,
+        param="backend",
+        flag="--backend",
+        summary=(
+            "auto (the fastest engine this machine has), torch, onnxruntime or tensorrt; engines "
+            "are built once and cached."
+        ),
+    )
     engine: str | None = None
-    engine_build: str = "lazy"
-    compile: str = "none"
+    #: The commands' ``--engine-build`` is their own (default ``eager``, or ``auto``
+    #: for a one-shot job: :func:`dpt_ros.cli.args.add_predictor_arguments`).
+    engine_build: str = option(
+        "lazy",
+        "When a missing cached engine is built: lazy = in the background from the "
+        "start, PyTorch serving frames until the engine takes over (the switch is logged "
+        "and in /diagnostics' backend); eager = at start, before the first frame "
+        "(minutes on a Jetson); never = cached engines only.",
+        choices=ENGINE_BUILDS,
+        param="engine_build",
+        summary=(
+            "When a missing cached engine is built: lazy (in the background, PyTorch serving "
+            "meanwhile), eager (at start) or never."
+        ),
+    )
+    compile: str = option(
+        "none",
+        "torch.compile mode: none, default, reduce-overhead (adds CUDA graphs) or "
+        "max-autotune; compiles at start (warm-up), minutes on a Jetson.",
+        choices=COMPILE_MODES,
+        param="compile",
+        flag="--compile",
+    )
     channels_last: bool = True
 
-    def problems(
+    def choice_problem(self, label: str, value: Any, choices: tuple[str, ...]) -> str:
+        what = "compile mode" if label == "compile" else label
+        return f"unknown {what} {value!r}; valid: {', '.join(choices)}"
+
+    def problems(  # type: ignore[override]  # which task, and what the caller calls things
         self,
         task: str | None = None,
         engine_name: str = "an engine file",
         size_names: tuple[str, str] | None = None,
+        naming: Naming | None = None,
     ) -> list[str]:
         """Every problem with these options (empty = valid).
 
@@ -91,6 +150,8 @@ class PredictorOptions:
             size_names: what the caller calls the width and the height of
                 :attr:`network_size` (parameters): the size's problem then names the
                 side that is wrong.
+            naming: what the other problems call a field (see
+                :meth:`dpt_ros.options.Options.problems`).
         """
         found: list[str] = []
         problem = task_problem(self.model_type, task)
@@ -99,28 +160,16 @@ class PredictorOptions:
         device = device_problem(self.device)
         if device:
             found.append(device)
-        if self.precision not in PRECISIONS:
-            found.append(f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
-        if self.compile not in COMPILE_MODES:
-            found.append(
-                f"unknown compile mode {self.compile!r}; valid: {', '.join(COMPILE_MODES)}"
-            )
-        if self.backend not in BACKENDS:
-            found.append(f"unknown backend {self.backend!r}; valid: {', '.join(BACKENDS)}")
-        elif self.backend == "auto" and self.engine:
+        found += self.field_problems(naming)
+        if self.backend == "auto" and self.engine:
             found.append(
                 f"{engine_name} {self.engine!r} needs backend onnxruntime or tensorrt, "
                 "not auto (auto builds and caches its own engines)"
             )
-        elif self.backend in ENGINE_BACKENDS:
-            if self.compile != "none":
-                found.append(
-                    f"compile={self.compile!r} applies to backend torch only; an "
-                    f"exported {self.backend} engine is already optimised"
-                )
-        if self.engine_build not in ENGINE_BUILDS:
+        elif self.backend in ENGINE_BACKENDS and self.compile != "none":
             found.append(
-                f"unknown engine_build {self.engine_build!r}; valid: {', '.join(ENGINE_BUILDS)}"
+                f"compile={self.compile!r} applies to backend torch only; an "
+                f"exported {self.backend} engine is already optimised"
             )
         if self.network_size is not None and not problem:
             size_problem = get_spec(self.model_type).network_size_problem(

@@ -72,7 +72,9 @@ class DptNode(Node):
 
     def __init__(self, node_name: str = "dpt_node", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
-        self.config = config_from_values(declare_all(self))
+        #: Every parameter's value by its ROS name, as last accepted.
+        self._parameter_values = declare_all(self)
+        self.config = config_from_values(self._parameter_values)
         #: Warnings about overrides that name no parameter (misspellings).
         self.unknown_parameters = unknown_overrides(self)
         for text in self.unknown_parameters:
@@ -218,7 +220,7 @@ class DptNode(Node):
         for cam in self._cameras:
             pub = self.create_publisher(classes[0], cam.topic("segmentation/label_info"), qos)
             cam.publishers["segmentation/label_info"] = pub
-            self.label_info_frame(cam, self.config.values["frame_id"])
+            self.label_info_frame(cam, self.config.frame_id)
         return "published"
 
     def label_info_frame(self, cam: Camera, frame_id: str) -> None:
@@ -282,9 +284,11 @@ class DptNode(Node):
         if problems:
             return SetParametersResult(successful=False, reason="; ".join(problems))
         try:
-            self.config = config_from_values({**self.config.values, **changes})
+            values = {**self._parameter_values, **changes}
+            self.config = config_from_values(values)
         except ValueError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
+        self._parameter_values = values
         if hasattr(self, "pipeline"):
             self.pipeline.options = self.config.pipeline
             if any(name.startswith("temporal.") for name in changes):

@@ -7,9 +7,8 @@ time with ``ros2 param set`` and are validated before they take effect.
 from __future__ import annotations
 
 import array
-import dataclasses
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,16 +16,11 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.exceptions import ParameterUninitializedException
 from rclpy.parameter import Parameter
 
-from dpt_ros.alignment.online import ALIGNMENT_METHODS, AlignmentOptions
+from dpt_ros.alignment.online import AlignmentOptions
 from dpt_ros.alignment.temporal import TemporalOptions
-from dpt_ros.models.options import (
-    BACKENDS,
-    COMPILE_MODES,
-    ENGINE_BUILDS,
-    PRECISIONS,
-    PredictorOptions,
-)
+from dpt_ros.models.options import PredictorOptions
 from dpt_ros.models.registry import MODEL_SPECS, TASKS, model_names
+from dpt_ros.options import declared
 from dpt_ros.pipeline.options import PipelineOptions
 from dpt_ros.ros.image_size import DEFAULT_MAX_INPUT_PIXELS
 
@@ -60,7 +54,7 @@ class ParamDef:
 
 
 #: The options classes that parameters fill, by the group name of ``ParamDef.fills``.
-OPTIONS_GROUPS: dict[str, type] = {
+OPTIONS_GROUPS: dict[str, Any] = {
     "predictor": PredictorOptions,
     "pipeline": PipelineOptions,
     "alignment": AlignmentOptions,
@@ -68,29 +62,40 @@ OPTIONS_GROUPS: dict[str, type] = {
 }
 
 
-def _filling(name: str, fills: str | tuple[str, ...], description: str, **more: Any) -> ParamDef:
-    """A parameter that fills options fields: its default from the (first) field's
-    default, its range from the options class's ``RANGES``, so that the node, the bag
-    tool and the Python API share one rule."""
+def _declared(
+    fills: str | tuple[str, ...], groups: Mapping[str, Any] = OPTIONS_GROUPS, **more: Any
+) -> ParamDef:
+    """The parameter of an options field declared with :func:`dpt_ros.options.option`
+    (the first of ``fills``, ``<group>.<field>``): its name, default, description,
+    summary, range and choices all from that one declaration, so that the node, the bag
+    tool and the Python API share one rule. ``more``: the node's own settings
+    (``read_only``, a list's ``array_of``)."""
     fills = (fills,) if isinstance(fills, str) else fills
     group, field = fills[0].split(".")
-    options = OPTIONS_GROUPS[group]
-    default = {f.name: f.default for f in dataclasses.fields(options)}[field]
-    bounds = getattr(options, "RANGES", {}).get(field)
-    if bounds is not None and isinstance(default, int):
-        more["int_range"] = (int(bounds[0]), int(bounds[1]), 1)
-    elif bounds is not None:
-        more["float_range"] = (float(bounds[0]), float(bounds[1]))
-    choices = getattr(options, "CHOICES", {}).get(field)
-    if choices is not None:
-        more["choices"] = choices
-    return ParamDef(name, default, description, fills=fills, **more)
+    f, spec = declared(groups[group])[field]
+    if spec.range is not None and isinstance(f.default, int):
+        more["int_range"] = (int(spec.range[0]), int(spec.range[1]), 1)
+    elif spec.range is not None:
+        more["float_range"] = (float(spec.range[0]), float(spec.range[1]))
+    if spec.choices is not None:
+        more["choices"] = spec.choices
+    return ParamDef(
+        spec.param,
+        f.default,
+        spec.help,
+        fills=fills,
+        summary=spec.summary,
+        example=spec.example,
+        **more,
+    )
 
 
 _DEPTH = ", ".join(model_names("depth"))
 _SEG = ", ".join(model_names("segmentation"))
 
-PARAMS: tuple[ParamDef, ...] = (
+#: The parameters in the order of the docs; :data:`PARAMS` adds those of any options
+#: field declared with a ``param`` and not listed here.
+_LISTED: tuple[ParamDef, ...] = (
     ParamDef(
         "depth.model_type",
         "dpt_hybrid",
@@ -124,47 +129,11 @@ PARAMS: tuple[ParamDef, ...] = (
         False,
         "Use random weights for segmentation (demos and benchmarks only).",
     ),
-    _filling("device", "predictor.device", "Inference device: auto, cpu, cuda or cuda:N."),
-    _filling(
-        "precision",
-        "predictor.precision",
-        "auto (fp16 on CUDA, fp32 on CPU), fp32, fp16 or bf16.",
-        choices=PRECISIONS,
-    ),
-    _filling(
-        "compile",
-        "predictor.compile",
-        "torch.compile mode: none, default, reduce-overhead (adds CUDA graphs) or "
-        "max-autotune; compiles at start (warm-up), minutes on a Jetson.",
-        choices=COMPILE_MODES,
-    ),
-    _filling(
-        "backend",
-        "predictor.backend",
-        "Inference backend: auto (tensorrt on CUDA where installed, else onnxruntime at "
-        "fp32 where installed, else torch), torch, onnxruntime or tensorrt. An engine "
-        "backend runs <task>.engine, or without one builds an engine per network size "
-        "once into $DPT_ROS_CACHE/engines and reuses it on later starts; a failed "
-        "build falls back to torch with a warning.",
-        choices=BACKENDS,
-        summary=(
-            "auto (the fastest engine this machine has), torch, onnxruntime or tensorrt; engines "
-            "are built once and cached."
-        ),
-    ),
-    _filling(
-        "engine_build",
-        "predictor.engine_build",
-        "When a missing cached engine is built: lazy = in the background from the "
-        "start, PyTorch serving frames until the engine takes over (the switch is logged "
-        "and in /diagnostics' backend); eager = at start, before the first frame "
-        "(minutes on a Jetson); never = cached engines only.",
-        choices=ENGINE_BUILDS,
-        summary=(
-            "When a missing cached engine is built: lazy (in the background, PyTorch serving "
-            "meanwhile), eager (at start) or never."
-        ),
-    ),
+    _declared("predictor.device"),
+    _declared("predictor.precision"),
+    _declared("predictor.compile"),
+    _declared("predictor.backend"),
+    _declared("predictor.engine_build"),
     ParamDef(
         "depth.engine", "", "Depth engine file (.onnx or .engine) for backend onnxruntime/tensorrt."
     ),
@@ -210,29 +179,9 @@ PARAMS: tuple[ParamDef, ...] = (
             "(Depth Anything V2 and 3)."
         ),
     ),
-    _filling(
-        "keep_aspect_ratio",
-        "predictor.keep_aspect_ratio",
-        "Resize the image by one scale for both axes before the network (as the original).",
-    ),
-    _filling(
-        "output_size",
-        "pipeline.output_size",
-        "Size of published images: input (camera resolution) or network (network input).",
-        read_only=False,
-    ),
-    _filling(
-        "rectify",
-        "pipeline.rectify",
-        "Rectify raw images whose camera_info has distortion (D != 0) before the "
-        "models, from K, D, R and P (plumb_bob, rational_polynomial, equidistant; no "
-        "binning or ROI), as image_proc does; off = the image must already be rectified.",
-        read_only=False,
-        summary=(
-            "Rectify images whose camera_info has distortion before the models, as image_proc "
-            "does; off = the image must already be rectified."
-        ),
-    ),
+    _declared("predictor.keep_aspect_ratio"),
+    _declared("pipeline.output_size", read_only=False),
+    _declared("pipeline.rectify", read_only=False),
     ParamDef(
         "input_transport",
         "raw",
@@ -292,220 +241,30 @@ PARAMS: tuple[ParamDef, ...] = (
     ParamDef(
         "qos.output.depth", 5, "History depth of the output publishers.", int_range=(1, 100, 1)
     ),
-    _filling(
-        "relative_depth.scale",
-        "pipeline.relative_depth_scale",
-        "Metric depth from a relative model: depth = 1/(scale*x + shift) metres; "
-        "0 = not calibrated, no depth/image or points from relative models.",
-        read_only=False,
-    ),
-    _filling(
-        "relative_depth.shift",
-        "pipeline.relative_depth_shift",
-        "Shift of the relative-depth calibration (1/metres).",
-        read_only=False,
-    ),
-    _filling(
-        "relative_depth.alignment",
-        ("pipeline.relative_depth_alignment", "alignment.method"),
-        "How a relative model's output becomes metres: fixed (relative_depth.scale and "
-        "shift), reference_depth (fitted online to alignment/depth: 32FC1 metres or 16UC1 "
-        "millimetres registered to the image, any resolution), reference_points (fitted to "
-        "alignment/points, a PointCloud2 in the image's frame or transformed with tf2), "
-        "ground_plane (fitted to the ground seen relative_depth.camera_height below the "
-        "camera). Metric models ignore it.",
-        choices=ALIGNMENT_METHODS,
-        summary=(
-            "How a relative model's output becomes metres: fixed, reference_depth, "
-            "reference_points or ground_plane; metric models ignore it."
-        ),
-    ),
-    _filling(
-        "relative_depth.stamp_tolerance",
-        "alignment.stamp_tolerance",
-        "Largest stamp difference (s) between an image and the reference matched to it.",
-        read_only=False,
-    ),
-    _filling(
-        "relative_depth.smoothing",
-        "alignment.smoothing",
-        "Weight of each new fit in the temporal filter of scale and shift (0..1]; 1 = "
-        "no filtering.",
-        read_only=False,
-    ),
-    _filling(
-        "relative_depth.max_fit_age",
-        "alignment.max_fit_age",
-        "Seconds (of image stamps) the last good fit is used while new fits fail its "
-        "quality checks; then metric outputs stop and /diagnostics says why.",
-        read_only=False,
-    ),
-    _filling(
-        "relative_depth.camera_height",
-        "alignment.camera_height",
-        "Camera height above the ground (metres), for ground_plane.",
-        read_only=False,
-    ),
-    _filling(
-        "relative_depth.ground_normal",
-        "alignment.ground_normal",
-        "The ground's unit normal pointing up, in the camera optical frame (x right, y "
-        "down, z forward), for ground_plane: a level camera [0, -1, 0]; pitched down by p: "
-        "[0, -cos p, -sin p]. Empty (unset) = fit it, assuming the model's shift is 0.",
-        read_only=False,
-        summary=(
-            "The ground's upward unit normal in the camera optical frame, for ground_plane; empty "
-            "= fit it."
-        ),
-        array_of=float,
-        example="[0.0, -1.0, 0.0]",
-    ),
-    _filling(
-        "relative_depth.ground_band",
-        "alignment.ground_band",
-        "Without segmentation, the bottom fraction of the image that ground_plane takes as ground.",
-        read_only=False,
-    ),
-    _filling(
-        "temporal.enabled",
-        "temporal.enabled",
-        "Stabilise each camera's depth over time, right after inference and before "
-        "relative_depth.alignment: relative models by an affine map of inverse depth, "
-        "metric models by a scale, fitted to the previous output and filtered. Off by "
-        "default: depth/relative then means the units of a filtered level of recent "
-        "frames, not of each frame alone. Changing any temporal.* parameter starts the "
-        "streams afresh.",
-        read_only=False,
-        summary=(
-            "Stabilise each camera's depth over time (relative: affine map of inverse depth; "
-            "metric: a scale); off by default."
-        ),
-    ),
-    _filling(
-        "temporal.smoothing",
-        "temporal.smoothing",
-        "Weight of each new frame's level in the tracker of the fitted maps that the "
-        "output follows while the camera moves (on a still camera a slowly growing mean "
-        "of the frames takes over); smaller = steadier, 1 = raw frames.",
-        read_only=False,
-        summary=(
-            "Weight of each new frame in the tracker the output follows while the camera moves; "
-            "smaller = steadier, 1 = raw frames."
-        ),
-    ),
-    _filling(
-        "temporal.min_inliers",
-        "temporal.min_inliers",
-        "Smallest share of the sampled pixels that must agree with a frame's fit to the "
-        "stream's reference (the mean of recent outputs); below it the stream starts "
-        "again from that frame.",
-        read_only=False,
-        summary=(
-            "Smallest share of sampled pixels agreeing with a frame's fit; below it the stream "
-            "starts again."
-        ),
-    ),
-    _filling(
-        "temporal.max_residual",
-        "temporal.max_residual",
-        "Largest median relative residual of those pixels (0.05 = 5 % of depth); above "
-        "it the stream starts again.",
-        read_only=False,
-    ),
-    _filling(
-        "temporal.reset_after",
-        "temporal.reset_after",
-        "Seconds between two frames' stamps beyond which the stream starts again; keep "
-        "it above the camera's frame period.",
-        read_only=False,
-    ),
-    _filling(
-        "cloud.enabled",
-        "pipeline.cloud_enabled",
-        "Publish 'points' (needs metric depth and camera_info).",
-        read_only=False,
-    ),
-    _filling(
-        "cloud.stride",
-        "pipeline.cloud_stride",
-        "Keep every n-th pixel in both directions in 'points'; 0 = auto: 1 while "
-        "segmentation runs (Nav2's semantic layer needs the cloud pixel-aligned with the "
-        "labels), else the smallest stride leaving at most 256 points across (3 at 640 "
-        "wide: 214 x 160 points, about the density of ika's Depth Anything 3 node).",
-        read_only=False,
-        summary=(
-            "Keep every n-th pixel both ways in 'points'; 0 = auto: 1 with segmentation, "
-            "else at most 256 points across."
-        ),
-    ),
-    _filling(
-        "cloud.max_depth",
-        "pipeline.cloud_max_depth",
-        "Drop points farther than this (metres); 0 = no limit.",
-        read_only=False,
-    ),
-    _filling(
-        "cloud.min_depth",
-        "pipeline.cloud_min_depth",
-        "Drop points nearer than this (metres); 0 = no limit.",
-        read_only=False,
-    ),
-    _filling(
-        "cloud.edge_filter",
-        "pipeline.cloud_edge_filter",
-        "Drop flying pixels from 'points': pixels whose depth differs from both "
-        "neighbours (left and right, or above and below) by more than "
-        "cloud.edge_threshold times their depth, i.e. points in the air between a near "
-        "and a far surface.",
-        read_only=False,
-        summary=(
-            "Drop flying pixels from 'points' (depth steps above cloud.edge_threshold to both "
-            "neighbours)."
-        ),
-    ),
-    _filling(
-        "cloud.edge_threshold",
-        "pipeline.cloud_edge_threshold",
-        "Relative depth step of cloud.edge_filter (0.1 = 10 %).",
-        read_only=False,
-    ),
-    _filling(
-        "cloud.color",
-        "pipeline.cloud_color",
-        "Add the image colour to 'points' (rgb field).",
-        read_only=False,
-    ),
-    _filling(
-        "cloud.labels",
-        "pipeline.cloud_labels",
-        "Add segmentation ids to 'points' (label field).",
-        read_only=False,
-    ),
-    _filling(
-        "cloud.min_confidence",
-        "pipeline.cloud_min_confidence",
-        "Drop points whose depth confidence (depth/confidence: Depth Anything 3's "
-        "any-view types, 1 + exp, >= 1, larger = more confident) is below this; "
-        "0 = keep every point. The authors suggest 1.5 to 3.",
-        read_only=False,
-        summary=(
-            "Drop points whose depth confidence (Depth Anything 3 any-view types) is below this; 0"
-            " = keep all."
-        ),
-    ),
-    _filling(
-        "cloud.confident_threshold",
-        "pipeline.cloud_confident_threshold",
-        "'points_confident' is 'points' with NaN for every point whose depth confidence "
-        "is below this (2.0 = 128 in depth/confidence_mono8): a marking source for Nav2's "
-        "voxel and obstacle layers, which read no confidence field. A model without a "
-        "confidence output, or 0, keeps every point. Built only while subscribed.",
-        read_only=False,
-        summary=(
-            "Depth confidence below which 'points_confident' has NaN (2.0 = 128 in "
-            "depth/confidence_mono8): a marking source for Nav2."
-        ),
-    ),
+    _declared("pipeline.relative_depth_scale", read_only=False),
+    _declared("pipeline.relative_depth_shift", read_only=False),
+    _declared(("alignment.method", "pipeline.relative_depth_alignment")),
+    _declared("alignment.stamp_tolerance", read_only=False),
+    _declared("alignment.smoothing", read_only=False),
+    _declared("alignment.max_fit_age", read_only=False),
+    _declared("alignment.camera_height", read_only=False),
+    _declared("alignment.ground_normal", read_only=False, array_of=float),
+    _declared("alignment.ground_band", read_only=False),
+    _declared("temporal.enabled", read_only=False),
+    _declared("temporal.smoothing", read_only=False),
+    _declared("temporal.min_inliers", read_only=False),
+    _declared("temporal.max_residual", read_only=False),
+    _declared("temporal.reset_after", read_only=False),
+    _declared("pipeline.cloud_enabled", read_only=False),
+    _declared("pipeline.cloud_stride", read_only=False),
+    _declared("pipeline.cloud_max_depth", read_only=False),
+    _declared("pipeline.cloud_min_depth", read_only=False),
+    _declared("pipeline.cloud_edge_filter", read_only=False),
+    _declared("pipeline.cloud_edge_threshold", read_only=False),
+    _declared("pipeline.cloud_color", read_only=False),
+    _declared("pipeline.cloud_labels", read_only=False),
+    _declared("pipeline.cloud_min_confidence", read_only=False),
+    _declared("pipeline.cloud_confident_threshold", read_only=False),
     ParamDef(
         "max_rate",
         0.0,
@@ -549,6 +308,20 @@ PARAMS: tuple[ParamDef, ...] = (
     ),
 )
 
+
+def params_of(groups: Mapping[str, Any], listed: Collection[str]) -> tuple[ParamDef, ...]:
+    """The parameters of the options fields of ``groups`` ({group: options class})
+    declared with a ``param`` that is not in ``listed``: a new options field becomes a
+    parameter (read-only: applied at the next start) by its declaration alone."""
+    return tuple(
+        _declared(f"{group}.{name}", groups)
+        for group, options in groups.items()
+        for name, (_, spec) in declared(options).items()
+        if spec.param and spec.param not in listed
+    )
+
+
+PARAMS: tuple[ParamDef, ...] = _LISTED + params_of(OPTIONS_GROUPS, {p.name for p in _LISTED})
 PARAM_DEFS: dict[str, ParamDef] = {p.name: p for p in PARAMS}
 
 
@@ -565,8 +338,7 @@ class NodeConfig:
             ``shift`` and ``alignment``, ``cloud.*``), which can change at run time.
         alignment: online alignment of relative depth (``relative_depth.*``).
         temporal: temporal stabilisation of depth (``temporal.*``).
-        values: every parameter by its ROS name, as given.
-        The rest: the node's own parameters of the same names.
+        The rest: the node's own parameters of the same names (dots as underscores).
     """
 
     depth: PredictorOptions | None
@@ -574,7 +346,7 @@ class NodeConfig:
     pipeline: PipelineOptions
     alignment: AlignmentOptions
     temporal: TemporalOptions
-    values: dict[str, Any]
+    frame_id: str
     warmup_width: int
     warmup_height: int
     input_transport: str
@@ -591,8 +363,9 @@ class NodeConfig:
     bond_heartbeat_period: float
 
 
-#: Parameters that become fields of :class:`PipelineOptions` (dots become underscores).
+#: Parameters that become fields of :class:`NodeConfig` itself (dots become underscores).
 _NODE_PARAMS = (
+    "frame_id",
     "warmup_width",
     "warmup_height",
     "input_transport",
@@ -786,9 +559,9 @@ def _config_problems(values: dict[str, Any]) -> list[str]:
                 engine_name=f"{task}.engine",
                 size_names=("network_width", "network_height"),
             )
-    problems += alignment_options(values).problems()
-    problems += TemporalOptions(**_filled(values, "temporal")).problems()
-    problems += PipelineOptions(**_filled(values, "pipeline")).problems()
+    problems += alignment_options(values).problems("param")
+    problems += TemporalOptions(**_filled(values, "temporal")).problems("param")
+    problems += PipelineOptions(**_filled(values, "pipeline")).problems("param")
     if bool(values["warmup_width"]) != bool(values["warmup_height"]):
         problems.append("warmup_width and warmup_height must both be 0 (no warm-up) or both set")
     if not values["depth.model_type"] and not values["segmentation.model_type"]:
@@ -851,6 +624,5 @@ def config_from_values(values: dict[str, Any]) -> NodeConfig:
         pipeline=pipeline,
         alignment=alignment_options(typed),
         temporal=TemporalOptions(**_filled(typed, "temporal")),
-        values=typed,
         **{_field(name): typed[name] for name in _NODE_PARAMS},
     )

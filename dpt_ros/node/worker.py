@@ -132,7 +132,7 @@ class InferenceWorker:
         host, cfg = self.host, self.host.config
         pipeline = host.pipeline
         predictors = (pipeline.depth, pipeline.segmentation)
-        frame_id = cfg.values["frame_id"]
+        frame_id = cfg.frame_id
         cams, rgbs, headers, infos, arrivals = [], [], [], [], []
         for cam, (msg, arrived) in frames:
             try:

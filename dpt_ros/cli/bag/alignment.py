@@ -13,75 +13,32 @@ import numpy as np
 from std_msgs.msg import Header
 
 from dpt_ros.alignment.fit import PinholeIntrinsics
-from dpt_ros.alignment.online import (
-    ALIGNMENT_METHODS,
-    KEPT_REFERENCES,
-    AlignmentOptions,
-    OnlineAligner,
-)
+from dpt_ros.alignment.online import KEPT_REFERENCES, AlignmentOptions, OnlineAligner
+from dpt_ros.options import add_flags, flag_values
 from dpt_ros.pipeline.frames import SequentialCalibration
 from dpt_ros.ros.bag_reference import BagReferenceReader, Reference
 from dpt_ros.ros.messages import stamp_ns
 
 
-def _normal(text: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected X,Y,Z such as 0,-1,0, got {text!r}") from None
-    if len(values) != 3:
-        raise argparse.ArgumentTypeError(f"expected three numbers X,Y,Z, got {text!r}")
-    return values
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The alignment flags of ``dpt-ros bag`` (the node's ``relative_depth.*``)."""
-    d = AlignmentOptions()
-    p.add_argument(
-        "--alignment",
-        choices=ALIGNMENT_METHODS,
-        default="fixed",
-        help="metric depth from a relative model fitted online, as the node's "
-        "relative_depth.alignment (default fixed: --relative-depth-scale/-shift)",
-    )
+def add_arguments(p: argparse._ActionsContainer) -> None:
+    """The alignment flags of ``dpt-ros bag``, made from the declarations of
+    :class:`AlignmentOptions` (the node's ``relative_depth.*``)."""
+    add_flags(p, AlignmentOptions)
     p.add_argument(
         "--alignment-topic",
         metavar="TOPIC",
         help="the bag's reference topic: sensor_msgs/Image (32FC1 m or 16UC1 mm) for "
         "reference_depth, sensor_msgs/PointCloud2 in the camera's frame for reference_points",
     )
-    for flag, field, unit in (
-        ("--camera-height", "camera_height", "m above the ground, for ground_plane"),
-        ("--stamp-tolerance", "stamp_tolerance", "s between an image and its reference"),
-        ("--fit-smoothing", "smoothing", "weight of each new fit in the filter, 0.01..1"),
-        ("--max-fit-age", "max_fit_age", "s a good fit is held while new fits fail"),
-        ("--ground-band", "ground_band", "bottom image fraction taken as ground"),
-    ):
-        default = getattr(d, field)
-        p.add_argument(flag, type=float, default=default, help=f"{unit} (default {default})")
-    p.add_argument(
-        "--ground-normal",
-        type=_normal,
-        default=(),
-        metavar="X,Y,Z",
-        help="the ground's up normal in the camera optical frame (default: fitted)",
-    )
 
 
 def options_from_args(args: argparse.Namespace) -> AlignmentOptions | None:
-    """The alignment the flags ask for, None for ``fixed``; ValueError on bad flags."""
+    """The alignment the flags ask for, None for ``fixed``; ValueError naming every
+    problem of the flags."""
     if args.alignment == "fixed":
         return None
-    options = AlignmentOptions(
-        method=args.alignment,
-        stamp_tolerance=args.stamp_tolerance,
-        smoothing=args.fit_smoothing,
-        max_fit_age=args.max_fit_age,
-        camera_height=args.camera_height,
-        ground_normal=tuple(args.ground_normal),
-        ground_band=args.ground_band,
-    )
-    problems = options.problems()
+    options = AlignmentOptions(**flag_values(AlignmentOptions, args))
+    problems = options.problems("flag")
     if options.method.startswith("reference") and not args.alignment_topic:
         problems.append(f"--alignment {options.method} needs --alignment-topic")
     if problems:

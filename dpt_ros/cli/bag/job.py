@@ -42,6 +42,7 @@ from dpt_ros.cli.stop_signals import (
 )
 from dpt_ros.models import Predictor
 from dpt_ros.models.options import PredictorOptions
+from dpt_ros.options import from_flags
 from dpt_ros.pipeline import intake
 from dpt_ros.pipeline.frames import ON_DEMAND_TOPICS, OUTPUT_TOPICS, FramePipeline
 from dpt_ros.pipeline.options import PipelineOptions
@@ -567,19 +568,20 @@ def _plan(args: argparse.Namespace, reader) -> _Plan:
     return _Plan(image_topic, image_type, info_topic, namespace)
 
 
+def pipeline_options(args: argparse.Namespace) -> PipelineOptions:
+    """The per-frame options the flags ask for (``--alignment`` is also the online
+    aligner's); ValueError naming every flag with a problem."""
+    options: PipelineOptions = from_flags(
+        PipelineOptions, args, relative_depth_alignment=args.alignment
+    )
+    return options
+
+
 def make_pipeline(
     args: argparse.Namespace, depth: PredictorOptions | None, segmentation: PredictorOptions | None
 ):
     """The FramePipeline the flags describe, its models loaded."""
-    options = PipelineOptions(
-        output_size=args.output_size,
-        relative_depth_scale=float(args.relative_depth_scale),
-        relative_depth_shift=float(args.relative_depth_shift),
-        relative_depth_alignment=args.alignment,
-        cloud_enabled=not args.no_cloud,
-        cloud_stride=int(args.cloud_stride),
-        cloud_min_confidence=float(args.cloud_min_confidence),
-    )
+    options = pipeline_options(args)
     pipeline = FramePipeline(
         make_predictor(depth) if depth else None,
         make_predictor(segmentation) if segmentation else None,
@@ -764,13 +766,7 @@ def checked_options(
     args: argparse.Namespace,
 ) -> tuple[PredictorOptions | None, PredictorOptions | None]:
     """The models' options from the flags, after every cheap check of the flags."""
-    if args.relative_depth_scale < 0:
-        raise ValueError(f"--relative-depth-scale must be >= 0, got {args.relative_depth_scale}")
-    if not args.cloud_min_confidence >= 0:  # NaN too
-        raise ValueError(
-            f"--cloud-min-confidence must be >= 0 (0 = keep every point), got "
-            f"{args.cloud_min_confidence}"
-        )
+    pipeline_options(args)
     check_output_namespace(args.output_namespace)
     depth, segmentation = (_task_options(args, task) for task in ("depth", "segmentation"))
     if depth is None and segmentation is None:

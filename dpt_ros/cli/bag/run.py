@@ -34,13 +34,14 @@ from typing import Any
 from dpt_ros.cli.args import (
     add_max_input_pixels_argument,
     add_predictor_arguments,
-    non_negative_int,
     positive_int,
 )
 from dpt_ros.cli.bag import alignment as bag_alignment
 from dpt_ros.cli.bag import fleet
 from dpt_ros.cli.bag import job as bag_job
 from dpt_ros.cli.bag import temporal as bag_temporal
+from dpt_ros.options import add_flags
+from dpt_ros.pipeline.options import PipelineOptions
 from dpt_ros.ros.bagio import (
     STORAGES,
 )
@@ -182,43 +183,7 @@ def _add_output_arguments(p: argparse.ArgumentParser) -> None:
         choices=STORAGES,
         help="output storage (default: the input's; sqlite3 for ROS 1 input)",
     )
-    p.add_argument(
-        "--relative-depth-scale",
-        type=float,
-        default=0.0,
-        metavar="S",
-        help="metric depth from a relative model, 1/(S*x + shift) metres (default 0: none)",
-    )
-    p.add_argument(
-        "--relative-depth-shift",
-        type=float,
-        default=0.0,
-        metavar="T",
-        help="shift of that calibration (1/metres, default 0)",
-    )
-    p.add_argument(
-        "--cloud-stride",
-        type=non_negative_int,
-        default=0,
-        metavar="N",
-        help="keep every N-th pixel in both directions in 'points' (default 0 = auto: "
-        "1 with a segmentation model, else at most 256 points across, as the node)",
-    )
-    p.add_argument(
-        "--cloud-min-confidence",
-        type=float,
-        default=0.0,
-        metavar="C",
-        help="drop points whose depth confidence (depth/confidence) is below C "
-        "(Depth Anything 3's any-view types; default 0 = keep every point)",
-    )
-    p.add_argument("--no-cloud", action="store_true", help="do not write 'points'")
-    p.add_argument(
-        "--output-size",
-        choices=("input", "network"),
-        default="input",
-        help="size of the output images (default: the input image's)",
-    )
+    add_flags(p, PipelineOptions)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument(
         "--ray",

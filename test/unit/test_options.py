@@ -1,0 +1,143 @@
+"""Options declared once (:mod:`dpt_ros.options`): a node parameter and its bag-tool
+flag take default, range and help from one field, one ``problems()`` checks them, and a
+new field becomes both a parameter and a flag by its declaration alone."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass
+
+import pytest
+
+from dpt_ros.alignment.online import AlignmentOptions
+from dpt_ros.alignment.temporal import TemporalOptions
+from dpt_ros.cli.bag.job import pipeline_options
+from dpt_ros.cli.main import build_parser
+from dpt_ros.models.options import PredictorOptions
+from dpt_ros.node.params import (
+    PARAM_DEFS,
+    PARAMS,
+    NodeConfig,
+    config_from_values,
+    params_of,
+    validate,
+)
+from dpt_ros.options import add_flags, declared, flag_help, from_flags, option
+from dpt_ros.pipeline.options import PipelineOptions
+
+OPTIONS = (PipelineOptions, AlignmentOptions, TemporalOptions)
+BAG = ["bag", "in.bag", "-o", "out", "--image-topic", "/cam/image_raw"]
+
+
+def _actions(command: str) -> dict[str, argparse.Action]:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return {flag: a for a in sub.choices[command]._actions for flag in a.option_strings}
+
+
+@pytest.mark.parametrize(
+    "options, command", [(o, "bag") for o in OPTIONS] + [(PredictorOptions, "predict")]
+)
+def test_a_flag_and_its_parameter_share_default_range_and_help(options, command):
+    actions = _actions(command)
+    shared = 0
+    for name, (field, spec) in declared(options).items():
+        if not (spec.param and spec.flag):
+            continue
+        p, action = PARAM_DEFS[spec.param], actions[spec.flag]
+        assert p.default == field.default, name
+        assert p.description == spec.help and p.summary == spec.summary, name
+        bounds = p.int_range[:2] if p.int_range else p.float_range
+        assert bounds == spec.range, name
+        assert p.choices == spec.choices and action.choices == spec.choices, name
+        assert action.help == flag_help(spec, field.default), name
+        assert (spec.summary or spec.help).rstrip(".").replace("%", "%%") in action.help
+        if isinstance(field.default, bool):
+            # A switch: its flag turns the default over.
+            assert action.default is False and action.const is True
+        else:
+            assert action.default == field.default, name
+        shared += 1
+    assert shared >= 4 if options is not PredictorOptions else shared == 4
+
+
+def test_every_declared_parameter_is_a_node_parameter():
+    for options in (*OPTIONS, PredictorOptions):
+        for _, spec in declared(options).values():
+            if spec.param:
+                assert spec.param in PARAM_DEFS
+
+
+def test_one_check_names_what_the_user_set():
+    bad = TemporalOptions(smoothing=0.0, reset_after=-1.0)
+    assert bad.problems() == [
+        "temporal.smoothing=0.0 is outside 0.01..1.0",
+        "temporal.reset_after=-1.0 is outside 0.01..3600.0",
+    ]
+    assert bad.problems("flag") == [
+        "--temporal-smoothing=0.0 is outside 0.01..1.0",
+        "--temporal-reset-after=-1.0 is outside 0.01..3600.0",
+    ]
+    assert PipelineOptions(cloud_stride=65).problems() == ["cloud_stride=65 is outside 0..64"]
+    assert validate({"temporal.smoothing": 0.0}) == ["temporal.smoothing=0.0 is outside 0.01..1.0"]
+    assert TemporalOptions(smoothing=float("nan")).problems()  # NaN is outside too
+
+
+def test_bag_flags_name_every_problem_at_once():
+    args = build_parser().parse_args(
+        BAG + ["--cloud-stride", "65", "--relative-depth-scale", "-1", "--output-size", "input"]
+    )
+    with pytest.raises(ValueError) as err:
+        pipeline_options(args)
+    assert str(err.value) == (
+        "--relative-depth-scale=-1.0 is outside 0.0..1000000.0; --cloud-stride=65 is outside 0..64"
+    )
+    args = build_parser().parse_args(BAG + ["--no-cloud", "--alignment", "ground_plane"])
+    options = pipeline_options(args)
+    assert not options.cloud_enabled and options.relative_depth_alignment == "ground_plane"
+
+
+@dataclass(frozen=True)
+class _Extended(PipelineOptions):
+    cloud_test_knob: float = option(
+        1.0,
+        "A knob added by one declaration.",
+        range=(0.0, 2.0),
+        param="cloud.test_knob",
+        flag="--cloud-test-knob",
+    )
+
+
+def test_a_new_field_is_a_parameter_and_a_flag_by_one_declaration():
+    added = params_of({"pipeline": _Extended}, {p.name for p in PARAMS})
+    assert [(p.name, p.default, p.float_range, p.description, p.fills) for p in added] == [
+        ("cloud.test_knob", 1.0, (0.0, 2.0), "A knob added by one declaration.",
+         ("pipeline.cloud_test_knob",)),
+    ]  # fmt: skip
+    parser = argparse.ArgumentParser()
+    add_flags(parser, _Extended)
+    (action,) = (a for a in parser._actions if a.option_strings == ["--cloud-test-knob"])
+    assert action.help == "A knob added by one declaration (default 1.0; 0.0..2.0)"
+    assert from_flags(_Extended, parser.parse_args([])).cloud_test_knob == 1.0
+    assert (
+        from_flags(_Extended, parser.parse_args(["--cloud-test-knob", "1.5"])).cloud_test_knob
+        == 1.5
+    )
+    with pytest.raises(ValueError, match=r"^--cloud-test-knob=3.0 is outside 0.0..2.0$"):
+        from_flags(_Extended, parser.parse_args(["--cloud-test-knob", "3"]))
+    assert _Extended(cloud_test_knob=3.0).problems("param") == [
+        "cloud.test_knob=3.0 is outside 0.0..2.0"
+    ]
+
+
+def test_node_config_is_typed():
+    """No raw {name: value} dict beside the typed fields: each parameter the node reads
+    itself is a field of its own."""
+    config = config_from_values({p.name: p.default for p in PARAMS})
+    for field in dataclasses.fields(NodeConfig):
+        assert not str(field.type).startswith(("dict", "Mapping")), field.name
+    assert config.frame_id == "" and config.pipeline == PipelineOptions()
+    assert config.temporal == TemporalOptions() and config.alignment == AlignmentOptions()
+    changed = config_from_values({**{p.name: p.default for p in PARAMS}, "frame_id": "cam"})
+    assert changed.frame_id == "cam"
