@@ -36,12 +36,15 @@ from dpt_ros.reconstruct.frames import (
     check_output_folder,
     folder_frames,
 )
+from dpt_ros.reconstruct.metric import MetricDepth
 from dpt_ros.text import shown
 
 _LOG = logging.getLogger(__name__)
 
 #: ``--reference-view`` values (Depth Anything 3's reference view strategies).
 REFERENCE_VIEWS = ("saddle_balanced", "first", "middle", "saddle_sim_range")
+#: ``--metric-model`` values (a metric model whose metres scale each window).
+METRIC_MODELS = ("depth_anything_3_metric_large",)
 #: ``--mode`` values (VGGT's preprocessing).
 VGGT_MODES = ("crop", "pad")
 DEFAULT_WINDOW = 8
@@ -111,6 +114,25 @@ def add_parser(subparsers, name: str, help: str) -> argparse.ArgumentParser:
         "--random-weights",
         action="store_true",
         help="random weights instead of a file (plumbing tests only: meaningless outputs)",
+    )
+    parser.add_argument(
+        "--metric-model",
+        choices=METRIC_MODELS,
+        help="scale each window to metres by a least-squares fit of its depth to this "
+        "metric model's depth on confident non-sky pixels (as Depth Anything 3's nested "
+        "model); needs the camera's intrinsics (a bag's camera_info or --camera-info). "
+        "Default: none, the reconstruction is in a relative unit",
+    )
+    parser.add_argument(
+        "--metric-weights",
+        metavar="PATH",
+        help="the metric model's weights file; default: its official checkpoint from the "
+        "cache, downloaded there if missing",
+    )
+    parser.add_argument(
+        "--metric-random-weights",
+        action="store_true",
+        help="random weights for the metric model (plumbing tests only)",
     )
     parser.add_argument(
         "--window",
@@ -254,6 +276,33 @@ def _load_predictor(args: argparse.Namespace, spec: Any) -> Any:
     return Predictor(options)
 
 
+def _load_metric_predictor(args: argparse.Namespace) -> Any:
+    from dpt_ros.models import Predictor
+
+    options = options_from_flags(
+        args,
+        args.metric_model,
+        weights=args.metric_weights,
+        random_weights=args.metric_random_weights,
+    ).validated()
+    return Predictor(options)
+
+
+def metric_runner(predictor: Any) -> MetricDepth:
+    """The driver's ``metric`` callable from a metric predictor's ``infer``: metres
+    (the calibration's focal length) and the sky map on the grid asked for."""
+
+    def run(
+        images: Sequence[np.ndarray], intrinsics: Sequence[np.ndarray], hw: tuple[int, int]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        found = predictor.infer(list(images), intrinsics=list(intrinsics), output_hw=tuple(hw))
+        if found.depth is None or found.sky is None:
+            raise ValueError("the metric model returned no depth in metres or no sky map")
+        return np.asarray(found.depth, np.float32), np.asarray(found.sky, np.float32)
+
+    return run
+
+
 # --------------------------------------------------------------------------- inputs
 
 
@@ -303,6 +352,11 @@ def _check_flags(args: argparse.Namespace, spec: Any, family: str | None) -> Rec
         )
     if args.weights and args.random_weights:
         raise ValueError("give either --weights or --random-weights, not both")
+    metric_flags = args.metric_weights or args.metric_random_weights
+    if metric_flags and not args.metric_model:
+        raise ValueError("--metric-weights and --metric-random-weights need --metric-model")
+    if args.metric_weights and args.metric_random_weights:
+        raise ValueError("give either --metric-weights or --metric-random-weights, not both")
     if args.mode is not None and family != "vggt":
         raise ValueError(f"--mode is VGGT's preprocessing; {spec.name} has no --mode")
     options = ReconstructOptions(
@@ -324,6 +378,14 @@ def _check_flags(args: argparse.Namespace, spec: Any, family: str | None) -> Rec
                 f"{shown(path)} is neither a folder of images nor a bag "
                 f"({', '.join(BAG_SUFFIXES)} or a rosbag2 folder)"
             )
+    if args.metric_model and not args.camera_info:
+        folders = [p for p in inputs if not is_bag(p)]
+        if folders:
+            raise ValueError(
+                f"--metric-model turns the metric model's output into metres with the "
+                f"camera's focal length: give --camera-info FILE for {shown(folders[0])} "
+                "(a folder of images has no camera_info)"
+            )
     check_output_folder(Path(args.output).expanduser(), inputs)
     return options
 
@@ -338,6 +400,7 @@ def run(args: argparse.Namespace) -> int:
     outputs = output_folders(Path(args.output).expanduser(), inputs)
     predictor = _load_predictor(args, spec)
     run_window = window_runner(predictor, args.reference_view, args.mode)
+    metric = metric_runner(_load_metric_predictor(args)) if args.metric_model else None
     extra = {
         "model": {
             "type": spec.name,
@@ -347,6 +410,7 @@ def run(args: argparse.Namespace) -> int:
             "mode": (args.mode or "crop") if family == "vggt" else None,
             "network_size": list(args.network_size) if args.network_size else None,
             "output_size": args.output_size,
+            "metric_model": args.metric_model,
         }
     }
     skipped_total = 0
@@ -358,7 +422,7 @@ def run(args: argparse.Namespace) -> int:
             frames = folder_frames(path, args.max_input_pixels, skips, camera_info)
         start = time.perf_counter()
         summary = reconstruct(
-            frames, run_window, out, options, {**extra, "input": str(path)}, skips
+            frames, run_window, out, options, {**extra, "input": str(path)}, skips, metric
         )
         seconds = time.perf_counter() - start
         fits = summary.fits
@@ -366,6 +430,12 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"{shown(path)}: {summary.frames} frame(s) in {summary.windows} window(s)"
             + (f", chained (worst inlier fraction {worst:.0%})" if summary.chained else "")
+            + (
+                f", in metres (window scales {min(summary.metric_scales):.4g}.."
+                f"{max(summary.metric_scales):.4g})"
+                if summary.metric_scales
+                else ""
+            )
             + f", {summary.points} points, {seconds:.1f} s; results in {shown(out)}",
             flush=True,
         )

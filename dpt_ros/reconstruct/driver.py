@@ -35,6 +35,13 @@ from dpt_ros.reconstruct.grid import (
     intrinsics_to_input,
     maps_to_input,
 )
+from dpt_ros.reconstruct.metric import (
+    MetricDepth,
+    MetricFit,
+    fit_metric_scale,
+    sample_on_network_grid,
+    scale_window,
+)
 from dpt_ros.reconstruct.writers import (
     CameraRecord,
     select_points,
@@ -110,6 +117,7 @@ class ReconstructSummary:
     points: int = 0
     chained: bool = False
     fits: list[Any] = field(default_factory=list)
+    metric_scales: list[float] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
 
     def add_time(self, stage: str, seconds: float) -> None:
@@ -144,6 +152,31 @@ def _frame_outputs(
     )
 
 
+def _metric_fit(metric: MetricDepth, raw: WindowResult, frames: Sequence[Frame]) -> MetricFit:
+    """The window's scale to the metric model's metres, on the window's network grid."""
+    missing = [f.name for f in frames if f.camera_info is None]
+    if missing:
+        raise ValueError(
+            f"--metric-model needs each frame's intrinsics, and {missing[0]} has none (no "
+            "camera_info, or one for another image size): give a bag with camera_info or "
+            "--camera-info FILE"
+        )
+    images = [f.rgb for f in frames]
+    intrinsics = [np.asarray(f.camera_info, np.float64) for f in frames]
+    net_hw = (int(raw.depth.shape[1]), int(raw.depth.shape[2]))
+    if raw.network_box is None:
+        metres, sky = metric(images, intrinsics, net_hw)
+    else:
+        # a crop or a pad: the metric model on the input grid, then the window's region
+        on_input, sky_input = metric(images, intrinsics, frames[0].rgb.shape[:2])
+        box = np.asarray(raw.network_box, np.float64)
+        metres = np.stack(
+            [sample_on_network_grid(m, net_hw, b, np.nan) for m, b in zip(on_input, box)]
+        )
+        sky = np.stack([sample_on_network_grid(s, net_hw, b, 1.0) for s, b in zip(sky_input, box)])
+    return fit_metric_scale(raw.depth, raw.confidence, metres, sky)
+
+
 def _window_info(aligned: AlignedWindow, frames: Sequence[Frame]) -> dict[str, Any]:
     s = aligned.sim3
     info: dict[str, Any] = {
@@ -167,6 +200,26 @@ def _window_info(aligned: AlignedWindow, frames: Sequence[Frame]) -> dict[str, A
     return info
 
 
+def _scale_text(metric: bool, not_chained: bool) -> str:
+    """How the unit of cameras.json was set."""
+    if not metric:
+        if not_chained:
+            return "each window's own relative unit (windows not chained)"
+        return (
+            "relative: the first window's unit (the model's own scale); every later "
+            "window scaled onto it by its Sim(3) to the window before"
+        )
+    fitted = (
+        "metres: each window's depth and translations scaled by a least-squares fit of its "
+        "depth to the metric model's metres (confident non-sky pixels; windows[].metric_scale)"
+    )
+    if not_chained:
+        return fitted + "; windows not chained, each in its own world"
+    return (
+        fitted + "; later windows then scaled onto the first by their Sim(3) to the window before"
+    )
+
+
 def reconstruct(
     frames: Iterable[Frame],
     run_window: RunWindow,
@@ -174,6 +227,7 @@ def reconstruct(
     options: ReconstructOptions,
     extra: dict[str, Any] | None = None,
     skips: FrameSkips | None = None,
+    metric: MetricDepth | None = None,
 ) -> ReconstructSummary:
     """Runs the model on windows of ``frames``, chains them and writes every output
     into ``out`` (created): windows/, depth/, confidence/, cameras.json,
@@ -182,10 +236,15 @@ def reconstruct(
     Args:
         extra: more entries for cameras.json (the model, its settings).
         skips: what reading the frames skipped (counted in cameras.json).
+        metric: a metric model: each window is scaled to its metres before chaining
+            (:func:`~dpt_ros.reconstruct.metric.fit_metric_scale`) and the unit is
+            metres; every frame needs its intrinsics (``Frame.camera_info``).
 
     Raises:
         ValueError: bad options, no readable frame, frames of different sizes in one
-            window, a model output of the wrong shape, windows that do not agree.
+            window, a model output of the wrong shape, windows that do not agree; with
+            ``metric``, a frame without intrinsics or a window with too few pixels to
+            fit its scale.
     """
     options.validated()
     out.mkdir(parents=True, exist_ok=True)
@@ -204,11 +263,27 @@ def reconstruct(
         _check_window(raw, win)
         start = time.perf_counter()
         write_window(out / "windows" / f"{chain.count:04d}.npz", raw, names)
+        summary.add_time("chain", time.perf_counter() - start)
+        metric_fit = None
+        if metric is not None:
+            start = time.perf_counter()
+            metric_fit = _metric_fit(metric, raw, win)
+            raw = scale_window(raw, metric_fit.scale)
+            summary.metric_scales.append(metric_fit.scale)
+            summary.add_time("metric", time.perf_counter() - start)
+        start = time.perf_counter()
         aligned = chain.add([f.index for f in win], raw)
         summary.add_time("chain", time.perf_counter() - start)
         if aligned.fit is not None:
             summary.fits.append(aligned.fit)
-        window_infos.append(_window_info(aligned, win))
+        info = _window_info(aligned, win)
+        if metric_fit is not None:
+            info["metric_scale"] = {
+                "scale": metric_fit.scale,
+                "pixels": metric_fit.pixels,
+                "median_confidence": metric_fit.median_confidence,
+            }
+        window_infos.append(info)
         start = time.perf_counter()
         for j, frame in enumerate(win):
             if frame.index in records:
@@ -256,11 +331,8 @@ def reconstruct(
     write_cameras_json(
         out / "cameras.json",
         ordered,
-        unit="relative",
-        scale="each window's own relative unit (windows not chained)"
-        if not_chained
-        else "relative: the first window's unit (the model's own scale); every later "
-        "window scaled onto it by its Sim(3) to the window before",
+        unit="relative" if metric is None else "metres",
+        scale=_scale_text(metric is not None, not_chained),
         chained=options.overlap > 0,
         one_world=not not_chained,
         windows=window_infos,

@@ -97,3 +97,43 @@ def test_reconstruct_a_bag_end_to_end(tmp_path, capsys, monkeypatch):
     assert sorted(p.name for p in (out / "depth").iterdir()) == [
         "000000.npy", "000001.npy", "000002.npy", "000003.npy"
     ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Metric:
+    depth: np.ndarray
+    sky: np.ndarray
+
+
+class _WallInMetres:
+    """The metric model: the wall 7.5 m away, no sky; records the intrinsics given."""
+
+    def __init__(self) -> None:
+        self.focals: list[float] = []
+
+    def infer(self, images, intrinsics=None, output_hw=None, fill_sky=False):
+        self.focals += [float(k[0, 0]) for k in intrinsics]
+        shape = (len(images), *output_hw)
+        return _Metric(np.full(shape, 7.5, np.float32), np.zeros(shape, np.float32))
+
+
+def test_a_bag_with_camera_info_is_reconstructed_in_metres(tmp_path, capsys, monkeypatch):
+    bag = tmp_path / "bag"
+    topic = write_bag(bag, broken_frame=1, frames=5)
+    metric = _WallInMetres()
+    monkeypatch.setattr(cli, "_load_predictor", lambda args, spec: _SlidingCamera())
+    monkeypatch.setattr(cli, "_load_metric_predictor", lambda args: metric)
+    out = tmp_path / "out"
+    argv = ["reconstruct", str(bag), "-o", str(out), "--model-type", "depth_anything_3_small"]
+    argv += ["--image-topic", topic, "--window", "3", "--overlap", "1"]
+    argv += ["--metric-model", "depth_anything_3_metric_large"]
+    assert main(argv) == 0, capsys.readouterr().err
+    # the bag's camera_info (fx 50, then 80 from its later message) for each frame
+    assert metric.focals[0] == 50.0 and metric.focals[-1] == 80.0
+    doc = json.loads((out / "cameras.json").read_text())
+    assert doc["unit"] == "metres"
+    assert [w["metric_scale"]["scale"] for w in doc["windows"]] == pytest.approx([2.5, 2.5])
+    lines = [ln.split() for ln in (out / "trajectory.tum").read_text().splitlines()]
+    xs = [float(ln[1]) for ln in lines if ln[0] != "#"]
+    np.testing.assert_allclose(xs, [0.0, 0.25, 0.5, 0.75], atol=1e-6)  # 0.1 unit = 0.25 m
+    np.testing.assert_allclose(np.load(out / "depth" / "000003.npy"), 7.5, rtol=1e-6)
