@@ -365,8 +365,11 @@ def main() -> None:
                 )
         still = [r.gain for r in results if r.spec.camera in ("still", "unseen")]
         moving = [r.gain for r in results if r.spec.camera in ("forward", "turning")]
-        print(f"  still+unseen {summary(still)}")
-        print(f"  moving       {summary(moving)}")
+        print(f"  still+unseen {summary(still)}  below 5x: {sum(g < 5.0 for g in still)}")
+        print(
+            f"  moving       {summary(moving)}  worse than raw: {sum(g < 1.0 for g in moving)}"
+            f" (by more than 5 %: {sum(g < 1.0 / 1.05 for g in moving)})"
+        )
     print(f"\n{failures} sequences miss their goal")
 
 
