@@ -14,7 +14,7 @@ from dpt_ros.alignment.temporal import TemporalOptions, TemporalStreams
 _FLAGS = {
     "--temporal-smoothing": (
         "smoothing",
-        "weight of a new frame in the tracker (while moving), 0.01..1",
+        "least weight of a new frame in the tracker (while moving), 0.01..1",
     ),
     "--temporal-min-inliers": ("min_inliers", "share of sampled pixels a fit needs, 0..1"),
     "--temporal-max-residual": ("max_residual", "largest median relative residual of a fit"),

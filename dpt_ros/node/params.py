@@ -335,9 +335,10 @@ PARAMS: tuple[ParamDef, ...] = (
     _filling(
         "temporal.smoothing",
         "temporal.smoothing",
-        "Weight of each new frame's level in the tracker of the fitted maps that the "
-        "output follows while the camera moves (on a still camera a slowly growing mean "
-        "of the frames takes over); smaller = steadier, 1 = raw frames.",
+        "Least weight of each new frame's level in the tracker of the fitted maps that "
+        "the output follows while the camera moves (more while the fits walk, as when "
+        "turning; on a still camera a slowly growing mean of the frames takes over); "
+        "smaller = steadier, 1 = raw frames.",
         read_only=False,
     ),
     _filling(
