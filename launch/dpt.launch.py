@@ -143,7 +143,8 @@ def generate_launch_description():
                 default_value="",
                 description="Depth model type (dpt_hybrid, dpt_large, "
                 "dpt_hybrid_kitti, dpt_hybrid_nyu, depth_anything_v2_{vits,vitb,vitl}, "
-                "depth_anything_v2_metric_{hypersim,vkitti}_{vits,vitb,vitl}); "
+                "depth_anything_v2_metric_{hypersim,vkitti}_{vits,vitb,vitl}, "
+                "depth_anything_3_{small,base,large,mono_large,metric_large}); "
                 "'none' disables; empty keeps params_file.",
             ),
             DeclareLaunchArgument(

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Prints how well dpt_ros.alignment recovers metric depth on synthetic scenes.
 
-The scenes are those of ``test/test_alignment.py``: a camera 1.2 m above a ground plane
+The scenes are those of ``test/unit/test_alignment.py``: a camera 1.2 m above a ground plane
 (level, or pitched down) looking at two boxes, a side wall and a far wall, with depth
 ray-cast analytically. The relative map is ``(inverse_depth * (1 + noise) - shift) /
 scale`` with Gaussian ``noise`` per pixel. Every figure is the median relative depth
@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-TEST_DIR = Path(__file__).resolve().parents[1] / "test"
+TEST_DIR = Path(__file__).resolve().parents[1] / "test" / "support"
 sys.path.insert(0, str(TEST_DIR))
 
-from test_alignment import (  # noqa: E402  (the tests' synthetic scenes)
+from alignment_scenes import (  # noqa: E402  (the tests' synthetic scenes)
     CAMERA_HEIGHT,
     SHIFT0,
     make_reference,

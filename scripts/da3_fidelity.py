@@ -2,7 +2,7 @@
 """Prints how far dpt_ros's Depth Anything 3 is from the reference's goldens.
 
 For each golden (``test/fixtures/compact/da3``, made by ``scripts/make_da3_goldens.py``
-from ``depth-anything-3==0.1.1``): ``Predictor.predict_da3`` on the network's grid (what
+from ``depth-anything-3==0.1.1``): ``Predictor.infer`` on the network's grid (what
 ``dpt-ros predict --output-size network`` writes), and the frame pipeline that the node
 and ``dpt-ros bag`` run (``output_size: network``), each as the largest difference
 relative to the golden's largest magnitude; the sky as the share of sampled pixels whose
@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-TEST_DIR = Path(__file__).resolve().parents[1] / "test"
+TEST_DIR = Path(__file__).resolve().parents[1] / "test" / "support"
 sys.path.insert(0, str(TEST_DIR))
 
 import deterministic_weights  # noqa: E402  (test helpers: generator and goldens)
@@ -30,7 +30,7 @@ from sensor_msgs.msg import CameraInfo  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
 from dpt_ros.models import Predictor  # noqa: E402
-from dpt_ros.models.weights.da3_checkpoint import HUB_PREFIX  # noqa: E402
+from dpt_ros.models.families.depth_anything_3 import HUB_PREFIX  # noqa: E402
 from dpt_ros.pipeline.frames import FramePipeline  # noqa: E402
 from dpt_ros.pipeline.options import PipelineOptions  # noqa: E402
 from dpt_ros.ros.image_codec import image_msg_to_array  # noqa: E402
@@ -77,15 +77,15 @@ def report(stem: str, rgb: np.ndarray, folder: Path) -> list[str]:
     grid = predictor.input_size(rgb.shape[:2])
     rows = []
     k = golden.raw("intrinsics_image") if predictor.is_metric else None
-    maps = predictor.predict_da3(rgb, k, output_hw=grid)
-    second = predictor.second_output
+    found = predictor.infer(rgb[None], k, output_hw=grid, fill_sky=True)
+    (second,) = predictor.spec.maps
     if predictor.is_metric:
-        depth_err = golden.relative_error("metric_depth", maps["depth"])
+        depth_err = golden.relative_error("metric_depth", found.depth[0])
     elif second == "sky":
-        depth_err = golden.relative_error("depth_sky_filled", 1.0 / maps["depth"])
+        depth_err = golden.relative_error("depth_sky_filled", 1.0 / found.inverse_depth[0])
     else:
-        depth_err = golden.relative_error("depth", 1.0 / maps["depth"])
-    second_err = golden.relative_error(second, maps[second])
+        depth_err = golden.relative_error("depth", 1.0 / found.inverse_depth[0])
+    second_err = golden.relative_error(second, getattr(found, second)[0])
     rows.append(("predict", depth_err, second_err))
 
     info = _camera_info(k, *rgb.shape[:2]) if k is not None else None

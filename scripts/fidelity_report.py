@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 import torch
 
-TEST_DIR = Path(__file__).resolve().parents[1] / "test"
+TEST_DIR = Path(__file__).resolve().parents[1] / "test" / "support"
 sys.path.insert(0, str(TEST_DIR))
 
 import deterministic_weights  # noqa: E402  (test helpers: generator and goldens)

@@ -23,9 +23,9 @@ loader strips it. The deterministic weights are made from the names without the 
 34, the figures of issue 22).
 
 ``--goldens`` writes ``test/fixtures/compact/da3/<type>_<process_res>_scene_a.compact.npz``
-(the compact format of ``test/goldens.py``; in a folder of their own because the checks
+(the compact format of ``test/support/goldens.py``; in a folder of their own because the checks
 of ``test_fixtures.py`` expect every file directly in ``compact/`` to have a full golden
-in ``../shared``). Each run: deterministic weights from ``test/deterministic_weights.py``
+in ``../shared``). Each run: deterministic weights from ``test/support/deterministic_weights.py``
 for those key names, ``scene_a.png`` through the reference's ``InputProcessor``
 (``upper_bound_resize``), then ``DepthAnything3Net`` in float32 on the CPU (not the
 ``DepthAnything3`` wrapper, which autocasts to bf16/fp16), seeded first. Entries:
@@ -56,7 +56,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "test" / "fixtures"
-sys.path.insert(0, str(ROOT / "test"))
+sys.path.insert(0, str(ROOT / "test" / "support"))
 
 import deterministic_weights  # noqa: E402
 
@@ -111,7 +111,7 @@ def write_keys(model_type: str) -> list[tuple[str, list[int], str]]:
 
 
 def compact_entries(name: str, array: np.ndarray, rng: np.random.Generator) -> dict:
-    """The compact form of one array (see test/goldens.py)."""
+    """The compact form of one array (see test/support/goldens.py)."""
     index = np.stack([rng.integers(0, n, SAMPLES) for n in array.shape], axis=1)
     return {
         f"{name}__index": index.astype(np.int32),

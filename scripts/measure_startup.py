@@ -49,7 +49,8 @@ from dpt_ros.node.node import DptNode
 mark("import dpt_ros.node (timm, cv2, messages ...)", t, c)
 
 from dpt_ros.cli.demo import driver, run as demo
-from dpt_ros.models import backend, predictor
+from dpt_ros.models import predictor
+from dpt_ros.runtime import backend
 from dpt_ros.models.weights import checkpoint
 
 models = json.loads(sys.argv[2])

@@ -2,7 +2,7 @@
 """Prints the most disk the tests held at once, the test running then, and what was
 left at the end.
 
-    python scripts/measure_test_disk.py test/test_models.py test/test_export.py
+    python scripts/measure_test_disk.py test/unit/test_models.py test/export/test_export.py
     python scripts/measure_test_disk.py -m "not slow" test
 
 The arguments go to ``python -m pytest`` unchanged. pytest runs from the repository

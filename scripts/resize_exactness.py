@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-TEST_DIR = Path(__file__).resolve().parents[1] / "test"
+TEST_DIR = Path(__file__).resolve().parents[1] / "test" / "support"
 sys.path.insert(0, str(TEST_DIR))
 
 from goldens import FIXTURES, Golden, shared_fixtures_dir  # noqa: E402

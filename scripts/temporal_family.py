@@ -10,7 +10,7 @@ The family
 Geometry: the closed room of ``temporal_stability.py`` (ray-cast, every pixel has a
 depth), seen from a random place and heading, its depths multiplied by a random scene
 factor (0.3: a desk, 1: a room, 4: a hall), plus "unseen" scenes that are not the room
-at all (the floor-like gradient with texture of ``test/test_temporal.py``, with a new
+at all (the floor-like gradient with texture of ``test/unit/test_temporal.py``, with a new
 random phase and depth range). Per sequence, drawn at random:
 
 * camera: ``still``; ``crossing`` (still, a box crossing 2.5 m away, scaled with the

@@ -1,12 +1,13 @@
-"""Shared test fixtures, and the markers that fixtures imply (the test tiers).
+"""Shared test fixtures, and the tiers.
 
-Tiers (markers registered in ``setup.cfg``): ``ros`` (a real rclpy node: the ``ros``
-fixture), ``fidelity`` (goldens of the original implementations: the ``golden``
-fixture), ``export`` (ONNX export and engines), ``bag`` (bags written and read),
-``ray`` (a local Ray), ``slow`` (more than a few seconds on two cores), ``adversarial``
-(every test under ``test/adversarial``: attacks in real processes). ``smoke`` marks
-the few of them that the fast tier keeps: one of each kind. Helpers shared by the test
-modules are in ``helpers.py``.
+A test's tier is the folder that holds it (markers registered in ``setup.cfg``):
+``unit`` (the fast tier: no real node, no bag, no export, a few seconds at most), ``ros``
+(a real rclpy node), ``fidelity`` (goldens of the original implementations), ``export``
+(ONNX export and engines), ``bag`` (bags written and read), ``ray`` (a local Ray),
+``slow`` (more than a few seconds on two cores), ``adversarial`` (attacks in real
+processes). ``smoke`` marks the few tests of the slow tiers that the fast tier keeps:
+one of each kind. Set-up shared by the test modules is in ``support/`` (on ``sys.path``
+by ``setup.cfg``'s ``pythonpath``); no test module imports another.
 
 Fidelity tests run from the project's own ``test/fixtures`` in any clone: the official
 checkpoints' key layouts, the test image, and the compact goldens (what the original
@@ -30,6 +31,9 @@ import numpy as np
 import pytest
 from checkpoint_store import CheckpointStore
 from goldens import FIXTURES, Golden, shared_fixtures_dir
+
+#: Support modules whose fixtures every test module may ask for by name.
+pytest_plugins = ["cli_cases", "da3_cases", "fleet_cases", "transformers_cases"]
 
 # The tests publish and subscribe on plain names (image, camera_info, points): keep them
 # off the network and away from other ROS processes on this machine (a robot's camera, a
@@ -56,7 +60,7 @@ def no_engine_build_left_running():
     test would compete for the CPU with the next, and outlive the session."""
     yield
     # start-up: conftest loads before any test needs the package
-    from dpt_ros.models.engine_build import stop_builds
+    from dpt_ros.runtime.engine_build import stop_builds
 
     stop_builds()
 
@@ -250,74 +254,60 @@ def ros():
     rclpy.try_shutdown()
 
 
-#: Marker implied by a fixture.
-_FIXTURE_MARKERS = {"ros": "ros", "golden": "fidelity"}
-#: Marker of every test in a module.
-_MODULE_MARKERS = {
-    "test_export": "export",
-    "test_engine_cache": "export",
-    "test_bag": "bag",
-    "test_bag_inputs": "bag",
-    "test_temporal_bag": "bag",
-    "test_fleet": "bag",
-    "test_stop_signals": "bag",
-    "test_play": "bag",
-    "test_demo": "bag",
-    "test_node_shutdown": "ros",  # a real node in a child process, not the ros fixture
-}
+#: The tiers, one folder each; a test's marker is the name of its folder (one rule, no
+#: lists of names). ``unit`` is the fast tier; ``smoke`` (a decorator) keeps one test of
+#: each slow kind in it.
+TIERS = ("unit", "ros", "fidelity", "export", "bag", "ray", "slow", "adversarial")
+#: The order the whole suite runs in: the fast tier first, so a broken import or a plain
+#: regression shows before the long tiers start, and the attacks last.
+_ORDER = {tier: i for i, tier in enumerate(TIERS)}
 
 
-#: The fast tier's representatives of the slow kinds (``smoke``): a real rclpy node, a
-#: fidelity golden, a bag round trip.
-SMOKE = (
-    "test_node.py::test_metric_depth_cloud_and_labels",
-    "test_models.py::test_depth_predict_matches_golden[dpt_hybrid-torch]",
-    "test_bag.py::test_sqlite3_depth_outputs",
-)
-#: Tests of no slow kind that still take more than a few seconds on two cores
-#: (measured with --durations; large networks, full-size images, compiling).
-SLOW = (
-    "test_std_conv.py::test_hybrid_on_a_large_input_matches_the_formula",
-    "test_std_conv.py::test_compiled_convolution_computes_the_same_formula",
-    "test_transformers_format.py::test_dpt_large_matches_transformers",
-    "test_transformers_format.py::test_dpt_hybrid_matches_transformers",
-    "test_transformers_format.py::test_a_hybrid_segmentation_folder_without_auxiliary_head",
-    "test_models.py::test_models_without_goldens_load_and_run",
-    "test_models.py::test_depth_model_shapes_non_square",
-    "test_fixtures.py::test_generator_is_bit_identical_to_the_fixtures_generator",
-    "test_cli.py::test_predict_depth_writes_three_files",
-    "test_cli.py::test_predict_segmentation_writes_two_files",
-    "test_depth_range.py::test_outputs_nobody_subscribes_to_are_not_built",
-    "test_depth_range.py::test_metric_model_saturation_is_published_as_inf",
-    "test_da3_integration.py::test_predict_metric_matches_the_golden",
-    "test_depth_anything3.py::test_metric_large_matches_the_reference",
-)
-#: Tests of another module that write and read a bag.
-BAG = ("test_alignment_node.py::test_bag_aligns_offline_as_live",)
-#: Tests of another module that export ONNX engines.
-EXPORT = ("test_node_shutdown.py::test_sigterm_during_an_eager_engine_build_ends_the_build",)
+def tier_of(path: Path) -> str:
+    """The tier of a test file: the folder under ``test/`` that holds it."""
+    parts = path.resolve().relative_to(Path(__file__).resolve().parent).parts
+    if len(parts) < 2 or parts[0] not in TIERS:
+        raise pytest.UsageError(
+            f"{path}: a test module belongs in one of the tier folders test/{{{','.join(TIERS)}}}"
+        )
+    return parts[0]
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Adds the markers that a test's fixtures, module or name imply, and runs the attack
-    tier (``test/adversarial``, modules of its own) after everything else: a broken
-    import or a plain regression shows before the long attacks start."""
-    items.sort(key=lambda item: "adversarial" in item.path.parts)
+def pytest_collection_modifyitems(session: pytest.Session, items: list[pytest.Item]) -> None:
+    """Marks every test with its folder's tier and runs the tiers in order."""
     for item in items:
-        if item.nodeid.split("/")[-1] in SMOKE:
-            item.add_marker("smoke")
-        name = item.nodeid.split("/")[-1].split("[")[0]
-        if name in SLOW:
-            item.add_marker("slow")
-        if name in BAG:
-            item.add_marker("bag")
-        if name in EXPORT:
-            item.add_marker("export")
-        for fixture, marker in _FIXTURE_MARKERS.items():
-            if fixture in getattr(item, "fixturenames", ()):
-                item.add_marker(marker)
-        if "adversarial" in item.path.parts:  # the standing attack tier: its own folder
-            item.add_marker("adversarial")
-        module = item.module.__name__ if getattr(item, "module", None) else ""
-        if module in _MODULE_MARKERS:
-            item.add_marker(_MODULE_MARKERS[module])
+        item.add_marker(tier_of(Path(item.path)))
+    items.sort(key=lambda item: _ORDER[tier_of(Path(item.path))])
+    _RUN["session"] = session
+    _RUN["tier"] = {item.nodeid: tier_of(Path(item.path)) for item in items}
+
+
+#: The running session, the tiers it collected, and the seconds spent in each tier.
+_RUN: dict = {"session": None, "tier": {}, "seconds": {}}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Times each tier, and stops the run at the fast tier's first failure when slower
+    tiers would follow it: a broken build shows in minutes, not after the whole suite
+    (``-x`` for the fast tier alone)."""
+    tier = _RUN["tier"].get(report.nodeid)
+    if tier is None:
+        return
+    _RUN["seconds"][tier] = _RUN["seconds"].get(tier, 0.0) + report.duration
+    session = _RUN["session"]
+    if (
+        report.failed
+        and tier == "unit"
+        and session is not None
+        and "unit" != max(_RUN["tier"].values(), key=_ORDER.get)
+    ):
+        session.shouldstop = f"the fast tier failed ({report.nodeid}): the slower tiers are not run"
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Seconds per tier (set-up, call and tear-down of its tests)."""
+    seconds = _RUN["seconds"]
+    if seconds:
+        terminalreporter.write_line(
+            "tier times: " + ", ".join(f"{t} {seconds[t]:.0f} s" for t in TIERS if t in seconds)
+        )

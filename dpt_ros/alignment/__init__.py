@@ -2,7 +2,7 @@
 or the ground (``fit``, pure numpy) and the online filter that turns each frame's fit
 into a calibration, per camera (``online``), and the temporal stabiliser that holds a
 stream's depth still from frame to frame (``temporal``). No rclpy here: the node
-(:mod:`dpt_ros.node.alignment_io`) and the bag tool (:mod:`dpt_ros.cli.bag_alignment`)
+(:mod:`dpt_ros.node.alignment_io`) and the bag tool (:mod:`dpt_ros.cli.bag.alignment`)
 feed it their references.
 
 Public names: :data:`__all__` here, and the fits in :mod:`dpt_ros.alignment.fit`

@@ -84,12 +84,12 @@ Per frame ``x_t`` (samples on a fixed grid of pixels, see below):
    why.
 
 Measured with ``scripts/temporal_family.py`` (two families of 250 sequences, seeds 0
-and 1): see the README. Limits: a camera that moves still comes out less steady than
-the raw frames in about one moving sequence in ten, mostly turning under little jitter
-(2-5 %): what comes into view biases every fit alike for frames on end (a walk that
-the two fits of the walk's sign agree on), and the first fits after a reset have
-nothing to be compared with; a change of the network's curve that no map of the mode
-models (``affine-depth`` under ``mode="scale"``) is not removed.
+and 1): see docs/temporal.md. Limits: a camera that moves still comes out less
+steady than the raw frames in about one moving sequence in ten, mostly turning under
+little jitter (2-5 %): what comes into view biases every fit alike for frames on end
+(a walk that the two fits of the walk's sign agree on), and the first fits after a
+reset have nothing to be compared with; a change of the network's curve that no map
+of the mode models (``affine-depth`` under ``mode="scale"``) is not removed.
 
 Cost: the fit runs on a fixed grid of about ``samples`` pixels whatever the image size
 (three fits: the reference, and the two halves of the walk's); the only per-pixel work

@@ -94,8 +94,9 @@ def add_predictor_arguments(
         type=network_size,
         metavar="WxH",
         help="network input size around which images are resized keeping their "
-        "aspect ratio: multiples of 32 for DPT, of 14 for Depth Anything V2, where NxN is "
-        "the original's input_size N (default: the model's; 518 for Depth Anything V2)",
+        "aspect ratio: multiples of 32 for DPT, of 14 for Depth Anything V2 (NxN is the "
+        "original's input_size N) and Depth Anything 3 (the larger side is its process_res) "
+        "(default: the model's; 518 for Depth Anything V2, 504 for Depth Anything 3)",
     )
     parser.add_argument(
         "--backend",

@@ -14,25 +14,28 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
+from std_msgs.msg import Header
 
 from dpt_ros.cli.args import add_predictor_arguments, image_size, options_from_flags, positive_int
+from dpt_ros.models import Predictor
 from dpt_ros.models.registry import get_spec
+from dpt_ros.models.transforms import preprocess
+from dpt_ros.pipeline.frames import FramePipeline
 from dpt_ros.pipeline.options import PipelineOptions
-
-if TYPE_CHECKING:  # torch is imported in run(): 'dpt-ros --help' stays fast
-    import torch
+from dpt_ros.ros.camera import Intrinsics
+from dpt_ros.ros.image_codec import image_to_rgb, rgb_to_image_msg
 
 #: Camera image (width, height) benchmarked unless --camera-size says otherwise.
 DEFAULT_CAMERA = (640, 480)
 
 
-def add_parser(subparsers, name: str = "bench") -> argparse.ArgumentParser:
+def add_parser(subparsers, name: str, help: str) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         name,
-        help="benchmark the model and the node pipeline",
+        help=help,
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -69,9 +72,6 @@ def add_parser(subparsers, name: str = "bench") -> argparse.ArgumentParser:
 
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
-        # start-up: torch on use (dpt-ros --help stays fast)
-        import torch
-
         torch.cuda.synchronize(device)
 
 
@@ -95,81 +95,15 @@ def _stats(ms: list[float]) -> dict[str, float]:
 
 def _peak_memory_mb(device: torch.device) -> float | None:
     if device.type == "cuda":
-        # start-up: torch on use (dpt-ros --help stays fast)
-        import torch
-
         return torch.cuda.max_memory_allocated(device) / 2**20
     return None
 
 
-#: Attention heads and blocks of the DINOv2 encoders (timm's and transformers' configs).
-_DINO_HEADS_LAYERS = {"vits": (6, 12), "vitb": (12, 12), "vitl": (16, 24)}
-
-
-def _transformers_depth_anything(spec):
-    """DepthAnythingForDepthEstimation with the published configuration of ``spec``
-    (Depth-Anything-V2-*-hf), random weights."""
-    # optional dependency: transformers
-    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation
-
-    # start-up: timm, torch on use (dpt-ros --help stays fast)
-    from dpt_ros.models.network.depth_anything import get_dino_config
-
-    dino = get_dino_config(spec.backbone)
-    heads, layers = _DINO_HEADS_LAYERS[spec.backbone]
-    backbone = {
-        "model_type": "dinov2",
-        "hidden_size": dino.embed_dim,
-        "num_attention_heads": heads,
-        "num_hidden_layers": layers,
-        # transformers counts the embeddings as stage 0: block i is stage i + 1.
-        "out_indices": [i + 1 for i in dino.layers],
-        "patch_size": 14,
-        "image_size": 518,
-        "layerscale_value": 1.0,
-        "reshape_hidden_states": False,
-    }
-    config = DepthAnythingConfig(
-        backbone_config=backbone,
-        reassemble_hidden_size=dino.embed_dim,
-        neck_hidden_sizes=list(dino.channels),
-        fusion_hidden_size=dino.features,
-        depth_estimation_type="metric" if spec.is_metric else "relative",
-        max_depth=spec.max_depth or 1,
-    )
-    return DepthAnythingForDepthEstimation(config)
-
-
 def _transformers_model(model_type: str, device: torch.device, size_hw):
-    """transformers' model of the same architecture, random weights:
-    DPTForDepthEstimation (DPT-Hybrid/Large) or DepthAnythingForDepthEstimation."""
-    from transformers import DPTConfig, DPTForDepthEstimation  # optional dependency
-
+    """transformers' model of the same architecture, random weights (the family's
+    :meth:`~dpt_ros.models.family.ModelFamily.transformers_model`)."""
     spec = get_spec(model_type)
-    if spec.family == "depth_anything_v2":
-        return _transformers_depth_anything(spec).eval().to(device)
-    if spec.backbone == "vitl16_384":
-        config = DPTConfig(
-            hidden_size=1024,
-            num_hidden_layers=24,
-            num_attention_heads=16,
-            intermediate_size=4096,
-            backbone_out_indices=[5, 11, 17, 23],
-            neck_hidden_sizes=[256, 512, 1024, 1024],
-            image_size=size_hw[0],
-        )
-    elif spec.backbone == "vitb_rn50_384":
-        config = DPTConfig(
-            is_hybrid=True,
-            backbone_out_indices=[2, 5, 8, 11],
-            neck_hidden_sizes=[256, 512, 768, 768],
-            image_size=size_hw[0],
-            embedding_type="vit-hybrid",
-            readout_type="project",
-        )
-    else:
-        raise ValueError(f"no transformers configuration for backbone {spec.backbone}")
-    return DPTForDepthEstimation(config).eval().to(device)
+    return spec.family.transformers_model(spec, size_hw).eval().to(device)
 
 
 def _camera_size(args: argparse.Namespace) -> tuple[int, int]:
@@ -189,12 +123,6 @@ def _camera_size(args: argparse.Namespace) -> tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    # start-up: torch on use (dpt-ros --help stays fast)
-    import torch
-
-    # start-up: torch on use (dpt-ros --help stays fast)
-    from dpt_ros.models import Predictor
-
     width, height = _camera_size(args)
     options = options_from_flags(args, args.model_type, engine=args.engine, random_weights=True)
     predictor = Predictor(options.validated(), progress=False)
@@ -228,10 +156,7 @@ def run(args: argparse.Namespace) -> int:
     x = predictor.preprocess(predictor.upload(frames))
     _bench_model(args, predictor, x, results)
     _bench_pipeline(args, predictor, frames, x[:1], results)
-    if predictor.is_da3:
-        _compare_da3_reference(args, predictor, x, results)
-    elif not args.no_transformers and predictor.is_depth:
-        _compare_transformers(args, predictor, frames, results)
+    _REFERENCES[predictor.spec.family.reference](args, predictor, frames, x, results)
     _print(results)
     if args.json:
         print(json.dumps(results))
@@ -240,9 +165,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _bench_model(args: argparse.Namespace, predictor, x, results: dict[str, object]) -> None:
     """The network alone on the whole batch: latency, throughput, peak memory."""
-    # start-up: torch on use (dpt-ros --help stays fast)
-    import torch
-
     device = predictor.device
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -262,13 +184,6 @@ def _bench_pipeline(
     frame at a time. The total runs as the node does (one device wait per frame); the
     per-stage split runs again with a wait after each stage.
     """
-    # start-up: std_msgs on use (dpt-ros --help stays fast)
-    from std_msgs.msg import Header
-
-    # start-up: cv2, sensor_msgs, std_msgs, timm, torch, tqdm on use (dpt-ros --help stays fast)
-    from dpt_ros.pipeline.frames import FramePipeline
-    from dpt_ros.ros.image_codec import image_to_rgb, rgb_to_image_msg
-
     if predictor.is_depth:
         pipeline = FramePipeline(
             predictor,
@@ -327,23 +242,17 @@ def _overhead(per_frame: list[dict[str, float]]) -> dict[str, float]:
     }
 
 
-def _compare_transformers(args, predictor, frames, results: dict[str, object]) -> None:
+def _compare_transformers(args, predictor, frames, x, results: dict[str, object]) -> None:
     """transformers' model of the same architecture beside ours on the same input and
-    device, at the benchmark's precision and in fp32; ratios > 1 mean ours is faster.
-    DPT runs at its square network size (transformers' hybrid embedding accepts no
-    other), Depth Anything V2 at the camera's network input."""
-    # start-up: torch on use (dpt-ros --help stays fast)
-    import torch
-
-    # start-up: torch on use (dpt-ros --help stays fast)
-    from dpt_ros.models import Predictor
-    from dpt_ros.models.transforms import preprocess
-
+    device, at the benchmark's precision and in fp32; ratios > 1 mean ours is faster
+    (depth models, unless --no-transformers). DPT runs at its square network size
+    (transformers' hybrid embedding accepts no other), Depth Anything V2 at the
+    camera's network input (the family's ``transformers_input_hw``)."""
+    if args.no_transformers or not predictor.is_depth:
+        return
     device = predictor.device
-    sq = (predictor.spec.net_height, predictor.spec.net_height)
-    if predictor.spec.family == "depth_anything_v2":
-        # transformers' Depth Anything takes any multiple of 14: compare at the camera's.
-        sq = predictor.input_size(frames.shape[1:3])
+    spec = predictor.spec
+    sq = spec.family.transformers_input_hw(spec, predictor.input_size(frames.shape[1:3]))
     if predictor.backend != "torch" and tuple(predictor.net_hw) != sq:
         results["transformers"] = (
             f"skipped: the comparison runs at {sq[1]}x{sq[0]}; export "
@@ -387,19 +296,13 @@ def _compare_transformers(args, predictor, frames, results: dict[str, object]) -
         results["speedup_vs_ours_float32"] = medians["ours_float32"] / medians[f"ours_{p}"]
 
 
-def _compare_da3_reference(args, predictor, xs, results: dict[str, object]) -> None:
+def _compare_da3_reference(args, predictor, frames, xs, results: dict[str, object]) -> None:
     """Depth Anything 3's reference network (``DepthAnything3Net`` of
     ``depth-anything-3``, where it imports: it is never a dependency) beside ours on the
     same input and device, both in fp32 and called directly (the reference's API
     wrapper autocasts to 16 bits even on the CPU); a ratio > 1 means ours is faster."""
-    # start-up: torch on use (dpt-ros --help stays fast)
-    import torch
-
-    # start-up: torch on use (dpt-ros --help stays fast)
-    from dpt_ros.models import Predictor
-
     try:
-        # optional, never a dependency: the reference for comparisons (README)
+        # optional, never a dependency: the reference for comparisons (docs/speed.md)
         from depth_anything_3.cfg import create_object, load_config
         from depth_anything_3.registry import MODEL_REGISTRY
     except ImportError:
@@ -436,10 +339,12 @@ def _compare_da3_reference(args, predictor, xs, results: dict[str, object]) -> N
     results["speedup_vs_reference_float32"] = medians["reference_float32"] / medians["ours_float32"]
 
 
+#: The comparison of each family's ``reference`` implementation.
+_REFERENCES = {"transformers": _compare_transformers, "depth_anything_3": _compare_da3_reference}
+
+
 def _hf_forward(hf, xs, device: torch.device, dtype: torch.dtype) -> Callable[[], object]:
     """One forward pass of transformers' model on ``xs`` at ``dtype`` (autocast)."""
-    # start-up: torch on use (dpt-ros --help stays fast)
-    import torch
 
     def run():
         enabled = dtype != torch.float32
@@ -452,17 +357,11 @@ def _hf_forward(hf, xs, device: torch.device, dtype: torch.dtype) -> Callable[[]
 def synthetic_camera(width: int, height: int):
     """The pinhole camera benchmarks pretend to have: fx = fy = 0.8 * width, principal
     point at the image centre."""
-    # start-up: sensor_msgs, std_msgs on use (dpt-ros --help stays fast)
-    from dpt_ros.ros.camera import Intrinsics
-
     f = 0.8 * width
     return Intrinsics(fx=f, fy=f, cx=width / 2, cy=height / 2, width=width, height=height)
 
 
 def _machine(device: torch.device) -> str:
-    # start-up: torch on use (dpt-ros --help stays fast)
-    import torch
-
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     cpu = platform.processor() or platform.machine()

@@ -1,12 +1,16 @@
 """``dpt-ros doctor nav2``: is a Nav2 configuration right for dpt_node?
 
     dpt-ros doctor nav2 NAV2_PARAMS.yaml [MORE.yaml ...] [--node-params NODE_PARAMS.yaml]
+        [--live [SECONDS]]
 
 Reads the Nav2 parameters (several files are merged in order, as Nav2 loads them) and
 the node's ROS parameters file (what ``ros2 launch dpt_ros dpt.launch.py
 params_file:=...`` loads; without one, the node's defaults), and prints one line per
-mismatch with its fix (the rules: :mod:`dpt_ros.ros.nav2_checks`). Exit status: 0 clean,
-1 with findings, 2 on unreadable input.
+mismatch with its fix (the rules: :mod:`dpt_ros.ros.nav2_checks`). The node's speed,
+which Nav2's expected_update_rate and the collision monitor's source_timeout must
+allow, comes from the running node with --live (its /diagnostics), else from the
+documented figures for its model and device. Exit status: 0 clean, 1 with findings, 2
+on unreadable input.
 """
 
 from __future__ import annotations
@@ -18,14 +22,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from dpt_ros.cli.yaml_file import load_yaml
+from dpt_ros.node.params import PARAMS, validate
+from dpt_ros.ros.nav2_checks import check_nav2, merge, node_parameters
+
 EXIT_FINDINGS = 1
 
 
-def add_parser(subparsers: Any, name: str) -> argparse.ArgumentParser:
+def add_parser(subparsers: Any, name: str, help: str) -> argparse.ArgumentParser:
     """Adds ``dpt-ros doctor`` (with its one check, ``nav2``) to ``subparsers``."""
     p = subparsers.add_parser(
         name,
-        help="check a configuration against what dpt_node publishes",
+        help=help,
         description="Checks of configurations that consume dpt_node's outputs.",
     )
     checks = p.add_subparsers(dest="check", metavar="CHECK", required=True)
@@ -55,12 +63,30 @@ def add_parser(subparsers: Any, name: str) -> argparse.ArgumentParser:
         metavar="NAME",
         help="dpt_node's name, its bond id (default: dpt_node)",
     )
+    nav2.add_argument(
+        "--live",
+        nargs="?",
+        const=5.0,
+        type=_seconds,
+        metavar="SECONDS",
+        help="listen on /diagnostics (up to SECONDS, default 5) for the running node's "
+        "measured latency and rate; without it (or without an answer) the documented "
+        "speed figures for its model and device stand in",
+    )
     return p
 
 
-def _load_yaml(path: Path) -> dict[str, Any]:
-    from dpt_ros.cli.yaml_file import load_yaml  # start-up: PyYAML only when a file is read
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not 0 < value <= 600:
+        raise argparse.ArgumentTypeError(f"must be above 0 and at most 600 s, got {text}")
+    return value
 
+
+def _load_yaml(path: Path) -> dict[str, Any]:
     tree = load_yaml(path)  # bounded: size, nesting, aliases (the module's doc)
     if not isinstance(tree, dict):
         raise ValueError(f"{path} holds no YAML mapping (a params file is one)")
@@ -70,10 +96,6 @@ def _load_yaml(path: Path) -> dict[str, Any]:
 def node_values(path: Path | None, node_name: str) -> tuple[dict[str, Any], list[str]]:
     """Every dpt_node parameter (the file's values over the defaults), and the problems
     of the file's values (unknown names, invalid values)."""
-    # start-up: node.params imports rclpy; the command line parses without it
-    from dpt_ros.node.params import PARAMS, validate
-    from dpt_ros.ros.nav2_checks import node_parameters
-
     values: dict[str, Any] = {p.name: p.default for p in PARAMS}
     if path is None:
         return values, []
@@ -90,15 +112,20 @@ def node_values(path: Path | None, node_name: str) -> tuple[dict[str, Any], list
 
 
 def run(args: argparse.Namespace) -> int:
-    # start-up: the checks load numpy (ADE20K names); parsing stays light
-    from dpt_ros.ros.nav2_checks import check_nav2, merge
-
     nav2 = merge([_load_yaml(path) for path in args.nav2_params])
     node, node_problems = node_values(args.node_params, args.node_name)
     bond = importlib.util.find_spec("bond") is not None
+    timing, live_note = _live_timing(args)
     report = check_nav2(
-        nav2, node, namespace=args.namespace, node_name=args.node_name, bond_available=bond
+        nav2,
+        node,
+        namespace=args.namespace,
+        node_name=args.node_name,
+        bond_available=bond,
+        timing=timing,
     )
+    if live_note:
+        report.notes.insert(0, live_note)
     lines = [f"node parameters: {p}; fix: correct it in {args.node_params}" for p in node_problems]
     lines += [f.line() for f in report.findings]
     for line in lines:
@@ -120,3 +147,22 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"dpt-ros doctor nav2: {files} matches dpt_node", file=sys.stderr)
     return 0
+
+
+def _live_timing(args: argparse.Namespace) -> tuple[Any, str]:
+    """(the running node's cloud timing, or None; a note on what --live found)."""
+    if args.live is None:
+        return None, ""
+    # start-up: rclpy only with --live
+    from dpt_ros.cli.doctor_live import listen
+    from dpt_ros.ros.node_speed import measured
+
+    found = listen(args.node_name, args.namespace, args.live)
+    if isinstance(found, str):
+        return None, f"--live: {found}; the documented speed figures stand in"
+    name, samples = found
+    try:
+        timing = measured(samples, name)
+    except ValueError as exc:
+        return None, f"--live: {exc}; the documented speed figures stand in"
+    return timing, f"--live: {timing.source}"

@@ -28,24 +28,19 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from dpt_ros.cli.args import network_size, positive_int
-from dpt_ros.models.export import (
+from dpt_ros.models.registry import ModelSpec, get_spec
+from dpt_ros.runtime.export import (
     DEFAULT_OPSET,
     ENGINE_PRECISIONS,
     FORMATS,
+    ExportResult,
     build_tensorrt_engine,
     default_output_name,
     export_onnx,
 )
-from dpt_ros.models.registry import get_spec
-
-# dpt_ros.models.export imports torch, onnx and tensorrt inside its functions, and
-# run() imports those functions: parsing, and 'dpt-ros --help', stay fast.
-if TYPE_CHECKING:
-    from dpt_ros.models.export import ExportResult
-    from dpt_ros.models.registry import ModelSpec
+from dpt_ros.runtime.runtimes import import_tensorrt
 
 #: Printed when the deprecated --width/--height are used (they go in the next release).
 DEPRECATION_NOTE = "dpt-ros: note: --width/--height are deprecated, use --network-size WxH"
@@ -89,11 +84,11 @@ class _SizeAction(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
-def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
+def add_parser(subparsers, name: str, help: str) -> argparse.ArgumentParser:
     """Adds the ``export`` subcommand to ``subparsers``."""
     p = subparsers.add_parser(
         name,
-        help="export a model to ONNX or a TensorRT engine (fixed input size)",
+        help=help,
         description=__doc__,
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -246,9 +241,6 @@ def run(args: argparse.Namespace) -> int:
     width, height = _network_size(args, spec)
     precision = _engine_precision(args)
     if args.format == "tensorrt":
-        # start-up: torch on use (dpt-ros --help stays fast)
-        from dpt_ros.models.runtimes import import_tensorrt
-
         import_tensorrt()  # before the export: fail fast without TensorRT
     output = Path(
         args.output or default_output_name(args.model_type, width, height, args.batch, args.format)

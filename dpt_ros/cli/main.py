@@ -1,24 +1,26 @@
 """``dpt-ros``: command-line tools of dpt_ros (no ROS needed).
 
-Subcommands live in their own modules, listed in :data:`SUBCOMMANDS`. A subcommand
-module defines two functions::
+Subcommands live in their own modules, listed with their one line of help in
+:data:`SUBCOMMANDS`. A subcommand module defines two functions::
 
-    def add_parser(subparsers, name: str) -> argparse.ArgumentParser: ...
+    def add_parser(subparsers, name: str, help: str) -> argparse.ArgumentParser: ...
     def run(args: argparse.Namespace) -> int: ...
 
-``add_parser`` adds the subcommand's parser (``subparsers.add_parser(name, ...)``) and
-returns it; ``run`` does the work and returns the exit status. Adding a subcommand is
-one line in :data:`SUBCOMMANDS` plus its module. Modules are imported whenever the
-command line is parsed, so they must import heavy or optional dependencies (torch,
-rosbags, ...) inside ``run``: ``dpt-ros --help`` stays fast and one subcommand's
-missing optional dependency cannot break the others.
+``add_parser`` adds the subcommand's parser (``subparsers.add_parser(name, help=help,
+...)``) with its arguments and returns it; ``run`` does the work and returns the exit
+status. Adding a subcommand is one line in :data:`SUBCOMMANDS` plus its module. Only the
+module of the subcommand that the command line names is imported (ROS 2's ``ros2``
+command loads its verbs the same way): ``dpt-ros --help`` lists the subcommands from
+the table alone and stays fast, a subcommand's module imports torch, OpenCV or rclpy at
+its top like any library module, and one subcommand's missing optional dependency
+cannot break the others.
 
 Errors: ``run`` raises ``ValueError`` (bad arguments or inputs), ``CheckpointError``
 (weights) or ``OSError`` (files); :func:`main` turns them into one line on stderr,
 ``dpt-ros: error: <message>``, and exit status 2. Anything else is a bug and keeps its
 traceback. Ctrl-C, SIGTERM and SIGHUP stop a run the same way (its outputs are closed
 properly) with exit status 128 + the signal number: 130, 143, 129; from the first
-thing :func:`main` does, so a stop while the subcommands' modules load ends the same
+thing :func:`main` does, so a stop while the subcommand's module loads ends the same
 way, with one line.
 """
 
@@ -30,33 +32,75 @@ import logging
 import sys
 import warnings
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from dpt_ros import __version__
-from dpt_ros.cli.stop_signals import exit_status, stop_of, stop_signals_raise
+from dpt_ros.cli.stop_signals import (
+    exit_status,
+    handle_for_the_process,
+    ignore_stop_signals,
+    stop_of,
+    stop_signals_raise,
+)
+from dpt_ros.models.errors import CheckpointError, RandomWeightsWarning
+from dpt_ros.text import one_line
 
 PROG = "dpt-ros"
 
-#: (name, module) of every subcommand; see the module docstring for the module's API.
-SUBCOMMANDS: tuple[tuple[str, str], ...] = (
-    ("predict", "dpt_ros.cli.predict"),
-    ("bag", "dpt_ros.cli.bag"),
-    ("play", "dpt_ros.cli.play"),
-    ("demo", "dpt_ros.cli.demo.run"),
-    ("bench", "dpt_ros.cli.bench"),
-    ("export", "dpt_ros.cli.export"),
-    ("doctor", "dpt_ros.cli.doctor"),
+
+class Subcommand(NamedTuple):
+    """One subcommand: its name, the module that implements it (the module docstring
+    says its API) and the one line of help ``dpt-ros --help`` shows for it."""
+
+    name: str
+    module: str
+    help: str
+
+
+#: Every subcommand, in the order ``dpt-ros --help`` lists them.
+SUBCOMMANDS: tuple[Subcommand, ...] = (
+    Subcommand(
+        "predict", "dpt_ros.cli.predict", "run a model on an image or a directory of images"
+    ),
+    Subcommand(
+        "bag",
+        "dpt_ros.cli.bag.run",
+        "run depth/segmentation over a bag, write a new bag with the outputs",
+    ),
+    Subcommand(
+        "play",
+        "dpt_ros.cli.bag.play",
+        "publish a bag's camera topics (and /clock) at the recorded rate",
+    ),
+    Subcommand(
+        "demo",
+        "dpt_ros.cli.demo.run",
+        "run a synthetic camera through dpt_node and write pictures of the outputs",
+    ),
+    Subcommand("bench", "dpt_ros.cli.bench", "benchmark the model and the node pipeline"),
+    Subcommand(
+        "export",
+        "dpt_ros.cli.export",
+        "export a model to ONNX or a TensorRT engine (fixed input size)",
+    ),
+    Subcommand(
+        "doctor", "dpt_ros.cli.doctor", "check a configuration against what dpt_node publishes"
+    ),
 )
 
 #: Exit status for errors reported on one line (argparse uses the same for usage errors).
 EXIT_ERROR = 2
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``dpt-ros`` parser with every subcommand of :data:`SUBCOMMANDS`."""
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The ``dpt-ros`` parser for the command line ``argv``: every subcommand of
+    :data:`SUBCOMMANDS` is listed with its help, and the one ``argv`` names gets its
+    arguments (its module is imported); ``argv=None``: every subcommand gets its
+    arguments (every module is imported)."""
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="DPT (Dense Prediction Transformer) monocular depth and semantic "
-        "segmentation tools. Run 'dpt-ros COMMAND --help' for a command's options.",
+        description="Monocular depth and semantic segmentation tools (DPT, Depth Anything "
+        "V2, Depth Anything 3). Run 'dpt-ros COMMAND --help' for a command's options.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
@@ -66,18 +110,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="also print informational log messages (stderr)",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, module_name in SUBCOMMANDS:
-        module = importlib.import_module(module_name)
-        sub = module.add_parser(subparsers, name)
-        sub.set_defaults(_run=module.run)
+    chosen = None if argv is None else _named_subcommand(argv)
+    for command in SUBCOMMANDS:
+        if argv is None or command.name == chosen:
+            module = importlib.import_module(command.module)
+            sub = module.add_parser(subparsers, command.name, command.help)
+            sub.set_defaults(_run=module.run)
+        else:  # listed for --help and for the choices of a usage error, never run
+            subparsers.add_parser(command.name, help=command.help)
     return parser
+
+
+def _named_subcommand(argv: Sequence[str]) -> str | None:
+    """The subcommand the command line names: its first argument that is not an option
+    (the top-level options take no values), or None."""
+    return next((arg for arg in argv if not arg.startswith("-")), None)
 
 
 def _one_line(exc: BaseException) -> str:
     """The error as one line: whitespace runs as one space, other control characters
     (ESC sequences from a hostile bag or file name) escaped."""
-    from dpt_ros.text import one_line  # only the standard library
-
     text = one_line(" ".join(str(exc).split()))
     return text or type(exc).__name__
 
@@ -108,14 +160,12 @@ def _interrupted(exc: KeyboardInterrupt) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    parser = build_parser()
+    argv = list(argv) if argv is not None else sys.argv[1:]
+    parser = build_parser(argv)
     try:
-        args = parser.parse_args(list(argv) if argv is not None else None)
+        args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version and usage errors
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    # Imported after parsing: importing dpt_ros.models loads torch (seconds).
-    from dpt_ros.models.errors import CheckpointError, RandomWeightsWarning
-
     # Log records of dpt_ros go to this call's stderr, and only during this call.
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_LogFormatter())
@@ -142,9 +192,6 @@ def entry() -> None:
     status; after :func:`main` has returned (Ctrl-C mashed while the interpreter shuts
     down) it changes nothing: the run's exit status stands, and no traceback from an
     ``atexit`` function follows it."""
-    # Only the standard library: dpt-ros --help stays fast.
-    from dpt_ros.cli.stop_signals import exit_status, handle_for_the_process, ignore_stop_signals
-
     handle_for_the_process()
     try:
         code = main()

@@ -1,5 +1,5 @@
-"""``dpt-ros predict``: run a model (DPT or Depth Anything V2) on image files and write
-the results.
+"""``dpt-ros predict``: run a model (DPT, Depth Anything V2 or Depth Anything 3) on image
+files and write the results.
 
 For every input image ``<stem>`` (one file, or each .png/.jpg/.jpeg/.bmp/.tif/.tiff
 file directly inside a directory, sorted by name) the output directory receives:
@@ -49,6 +49,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from dpt_ros.cli.args import (
@@ -57,11 +58,17 @@ from dpt_ros.cli.args import (
     add_predictor_arguments,
     options_from_flags,
 )
+from dpt_ros.models import Predictor, get_spec, resolve_device, resolve_precision
 from dpt_ros.models.options import PredictorOptions
 from dpt_ros.models.registry import model_names
+from dpt_ros.ros.camera import Intrinsics, check_camera_info_matches
+from dpt_ros.ros.camera_yaml import read_camera_info_yaml
 from dpt_ros.ros.image_size import DEFAULT_MAX_INPUT_PIXELS, size_problem
+from dpt_ros.runtime.build_choice import choose_build, estimate_build
+from dpt_ros.runtime.engine_cache import CachedEngineRuntime, engine_records
 from dpt_ros.text import shown
 from dpt_ros.viz.ade20k import PALETTE
+from dpt_ros.viz.colormap import StableRange, colorize, overlay_labels
 from dpt_ros.viz.pictures import atomic_file, write_png
 
 _LOG = logging.getLogger(__name__)
@@ -107,13 +114,14 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return text
 
 
-def add_parser(subparsers, name: str) -> argparse.ArgumentParser:
+def add_parser(subparsers, name: str, help: str) -> argparse.ArgumentParser:
     """Adds the ``predict`` subcommand to ``subparsers``."""
     parser = subparsers.add_parser(
         name,
-        help="run a model on an image or a directory of images",
-        description="Run a DPT depth or segmentation model on an image file or on every "
-        "image in a directory (not recursive) and write the results.",
+        help=help,
+        description="Run a depth or segmentation model (DPT, Depth Anything V2 or Depth "
+        "Anything 3) on an image file or on every image in a directory (not recursive) and "
+        "write the results.",
         epilog=_EPILOG,
         formatter_class=_HelpFormatter,
     )
@@ -224,9 +232,6 @@ def read_rgb(path: Path, max_pixels: int = DEFAULT_MAX_INPUT_PIXELS) -> np.ndarr
         OSError: the file cannot be read.
         ValueError: the content is not an image OpenCV can decode, or is too large.
     """
-    # start-up: cv2 on use (dpt-ros --help stays fast)
-    import cv2
-
     data = np.fromfile(str(path), dtype=np.uint8)
     if data.size == 0:
         raise ValueError(f"{_name(path)} is empty")
@@ -289,9 +294,6 @@ def depth_to_color(depth: np.ndarray, metric: bool) -> np.ndarray:
     The colour range is the 2nd..98th percentile of the valid pixels; invalid ones
     (non-finite, and for metric depth <= 0) are black.
     """
-    # start-up: cv2 on use (dpt-ros --help stays fast)
-    from dpt_ros.viz.colormap import StableRange, colorize
-
     d = np.asarray(depth, dtype=np.float32)
     valid = np.isfinite(d) & (d > 0) if metric else np.isfinite(d)
     values = np.where(valid, d, np.float32(np.nan))
@@ -304,9 +306,6 @@ def depth_to_color(depth: np.ndarray, metric: bool) -> np.ndarray:
 
 def labels_to_color(rgb: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """The ADE20K palette blended 50 % over the image; unlabelled pixels keep the image."""
-    # start-up: cv2 on use (dpt-ros --help stays fast)
-    from dpt_ros.viz.colormap import overlay_labels
-
     return overlay_labels(rgb, labels, PALETTE, alpha=0.5)
 
 
@@ -350,9 +349,6 @@ def camera_matrix_for(camera_info: Any, image_hw: Sequence[int]) -> np.ndarray:
     Raises:
         ValueError: the calibration is for another image size.
     """
-    # start-up: sensor_msgs on use (dpt-ros --help stays fast)
-    from dpt_ros.ros.camera import Intrinsics, check_camera_info_matches
-
     check_camera_info_matches(camera_info, int(image_hw[1]), int(image_hw[0]))
     c = Intrinsics.from_camera_info(camera_info)
     return np.array([[c.fx, 0.0, c.cx], [0.0, c.fy, c.cy], [0.0, 0.0, 1.0]], dtype=np.float64)
@@ -369,9 +365,6 @@ def _readable(paths: Sequence[Path], failed: list[str], max_pixels: int) -> Iter
 
 def run(args: argparse.Namespace) -> int:
     """Runs ``dpt-ros predict``; errors are raised for ``dpt_ros.cli.main.main`` to report."""
-    # start-up: torch on use (dpt-ros --help stays fast)
-    from dpt_ros.models import get_spec, resolve_device, resolve_precision
-
     # Cheap checks first, so that a typo does not wait for a model to load.
     spec = get_spec(args.model_type)
     if args.weights and args.random_weights:
@@ -390,16 +383,12 @@ def run(args: argparse.Namespace) -> int:
     resolve_precision(args.precision, resolve_device(args.device))
     camera_info = None
     if getattr(args, "camera_info", None):
-        # start-up: sensor_msgs on use (dpt-ros --help stays fast)
-        from dpt_ros.ros.camera import Intrinsics
-        from dpt_ros.ros.camera_yaml import read_camera_info_yaml
-
         camera_info = read_camera_info_yaml(args.camera_info)
         try:  # an unusable calibration is refused before the model loads
             Intrinsics.from_camera_info(camera_info)
         except ValueError as exc:
             raise ValueError(f"{args.camera_info}: {exc}") from None
-    elif spec.second_output and spec.is_metric:
+    elif spec.needs_intrinsics:
         raise ValueError(
             f"{spec.name} needs --camera-info FILE (the camera's calibration YAML): its "
             "metres come from the focal length"
@@ -453,9 +442,6 @@ def _predict_all(
     input would be too elongated or too large, are appended to ``failed``. With
     ``decide`` (``--engine-build auto``) the first image runs on what the cache has, and
     whether to build an engine for the rest is decided from its time."""
-    # start-up: torch on use (dpt-ros --help stays fast)
-    from dpt_ros.models import Predictor
-
     predictor = None
     inference_s = 0.0
     done = 0
@@ -471,21 +457,19 @@ def _predict_all(
             failed.append(f"{_name(path.name)} ({exc})")
             continue
         start = time.perf_counter()
-        if predictor.is_da3:
-            k = None if camera_info is None else camera_matrix_for(camera_info, rgb.shape[:2])
-            maps = predictor.predict_da3(rgb, k, output_hw)
-        else:
-            result = predictor.predict(rgb, output_hw)
+        k = None
+        if camera_info is not None and predictor.needs_intrinsics:
+            k = camera_matrix_for(camera_info, rgb.shape[:2])
+        found = predictor.infer(rgb[None], k, output_hw, fill_sky=True)
         seconds = time.perf_counter() - start
         inference_s += seconds
-        if predictor.is_da3:
-            write_depth_outputs(out_dir, stem, maps["depth"], predictor.is_metric)
-            second = predictor.second_output
-            write_npy(out_dir / f"{stem}_{second}.npy", maps[second])
-        elif predictor.is_depth:
-            write_depth_outputs(out_dir, stem, result, predictor.is_metric)
+        if predictor.is_depth:
+            depth = found.depth if predictor.is_metric else found.inverse_depth
+            write_depth_outputs(out_dir, stem, depth[0], predictor.is_metric)
+            for name in predictor.spec.maps:
+                write_npy(out_dir / f"{stem}_{name}.npy", getattr(found, name)[0])
         else:
-            write_label_outputs(out_dir, stem, result, rgb)
+            write_label_outputs(out_dir, stem, found.labels[0], rgb)
         done += 1
         print(
             f"{_name(path.name)}: {rgb.shape[1]}x{rgb.shape[0]}, {seconds * 1000:.1f} ms",
@@ -500,11 +484,7 @@ def _predict_all(
 def _choose_backend(predictor: Any, image_hw: Sequence[int], frames_left: int, torch_s: float):
     """``--backend auto`` with ``--engine-build auto``, after the first image: builds the
     engine of its shape when the build pays off over the frames left
-    (:mod:`dpt_ros.models.build_choice`), and says what runs and why in one line."""
-    # start-up: torch on use (dpt-ros --help stays fast)
-    from dpt_ros.models.build_choice import choose_build, estimate_build
-    from dpt_ros.models.engine_cache import CachedEngineRuntime, engine_records
-
+    (:mod:`dpt_ros.runtime.build_choice`), and says what runs and why in one line."""
     runtime = predictor.runtime
     if not isinstance(runtime, CachedEngineRuntime):
         if predictor.options.backend == "auto":

@@ -21,6 +21,8 @@ import stat
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 #: Largest params file read (bytes).
 MAX_BYTES = 1 << 20
 #: Deepest nesting of mappings and sequences.
@@ -60,15 +62,11 @@ def read_text(path: Path, max_bytes: int = MAX_BYTES) -> str:
 
 
 def _loader() -> Any:
-    import yaml  # start-up: PyYAML only where a YAML file is read
-
     return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _check_depth(text: str, path: Path) -> None:
     """Nesting within :data:`MAX_DEPTH`, from the parser's events (no tree built)."""
-    import yaml  # start-up: PyYAML loads only when a file is read
-
     depth = 0
     for event in yaml.parse(text, Loader=_loader()):
         if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
@@ -84,8 +82,6 @@ def _check_depth(text: str, path: Path) -> None:
 def _check_expansion(root: Any, path: Path) -> None:
     """No recursive alias and at most :data:`MAX_NODES` nodes with aliases expanded:
     a walk that counts every visit of a shared node and stops at the bound."""
-    import yaml  # start-up: PyYAML loads only when a file is read
-
     count = 0
     # (node, ids of the collections above it): iterative, so no recursion at all
     stack: list[tuple[Any, frozenset[int]]] = [(root, frozenset())]
@@ -115,8 +111,6 @@ def load_yaml(path: Path) -> Any:
         ValueError: out of bounds or invalid YAML, one line naming ``path``.
         OSError: the file cannot be opened or read.
     """
-    import yaml  # start-up: PyYAML loads only when a file is read
-
     text = read_text(path)
     try:
         _check_depth(text, path)

@@ -1,10 +1,12 @@
-"""The DPT network and its inference pipeline (torch and timm only, no ROS).
+"""The networks of every model family (DPT, Depth Anything V2 and 3) and their
+inference pipeline (torch and timm only, no ROS).
 
 Typical use::
 
     from dpt_ros.models import Predictor
     predictor = Predictor("dpt_hybrid", weights="dpt_hybrid-midas-501f0c75.pt")
     inverse_depth = predictor.predict(rgb)   # (H, W) float32
+    found = predictor.infer(rgb_batch)       # a Prediction: every output of the type
 
 The names below load on first use, so that importing a light submodule
 (``dpt_ros.models.options``, ``dpt_ros.models.registry``'s names) does not load torch.
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what the lazy names below are, for type checkers and editors
     from dpt_ros.models.errors import CheckpointError
+    from dpt_ros.models.family import ModelFamily, Prediction
     from dpt_ros.models.network.dpt import DPT, DPTDepthModel, DPTSegmentationModel
     from dpt_ros.models.options import PredictorOptions
     from dpt_ros.models.predictor import Predictor, resolve_device, resolve_precision
@@ -40,7 +43,9 @@ _EXPORTS = {
     "LABELS": "dpt_ros.models.registry",
     "METRIC_DEPTH": "dpt_ros.models.registry",
     "MODEL_SPECS": "dpt_ros.models.registry",
+    "ModelFamily": "dpt_ros.models.family",
     "ModelSpec": "dpt_ros.models.registry",
+    "Prediction": "dpt_ros.models.family",
     "Predictor": "dpt_ros.models.predictor",
     "PredictorOptions": "dpt_ros.models.options",
     "RELATIVE_INVERSE_DEPTH": "dpt_ros.models.registry",
@@ -62,7 +67,9 @@ __all__ = [
     "LABELS",
     "METRIC_DEPTH",
     "MODEL_SPECS",
+    "ModelFamily",
     "ModelSpec",
+    "Prediction",
     "Predictor",
     "PredictorOptions",
     "RELATIVE_INVERSE_DEPTH",

@@ -6,7 +6,7 @@ Range semantics follow REP-118: ``+Inf`` = farther than the model can tell (a me
 model's saturation, or beyond infinity for a calibrated relative model), ``NaN`` =
 no measurement.
 
-The package's one implementation of this geometry (``test/reference_geometry.py`` holds
+The package's one implementation of this geometry (``test/support/reference_geometry.py`` holds
 the numpy reference it is tested against). It runs where the model runs, so the node
 keeps depth on the GPU until one copy per output. Plain floats for the intrinsics: this
 package does not import ROS.

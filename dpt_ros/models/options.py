@@ -19,7 +19,7 @@ PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 #: CUDA graphs on the GPU).
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
 #: ``backend`` values: ``auto`` (the fastest available, see
-#: :func:`dpt_ros.models.engine_cache.resolve_backend`), PyTorch itself, or an engine:
+#: :func:`dpt_ros.runtime.engine_cache.resolve_backend`), PyTorch itself, or an engine:
 #: a file from ``dpt-ros export``, or one built and cached on first use.
 BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
 #: ``engine_build`` values: when an engine that is not in the cache yet is built.

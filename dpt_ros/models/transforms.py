@@ -225,3 +225,40 @@ def resize_output(out: torch.Tensor, size_hw: Sequence[int], mode: str = "bicubi
             f"unknown output interpolation {mode!r}; valid: {', '.join(OUTPUT_INTERPOLATIONS)}"
         )
     return x.squeeze(1) if out.ndim == 3 else x
+
+
+def labels_from_logits(logits: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) class scores -> (B, H, W) uint8 label ids 1..C (0 stays
+    "unlabelled", the ADE20K convention)."""
+    return (logits.argmax(dim=1) + 1).to(torch.uint8)
+
+
+def label_confidence(logits: torch.Tensor) -> torch.Tensor:
+    """The softmax probability of the arg-max class, as mono8.
+
+    Args:
+        logits: (B, C, H, W) float class scores.
+
+    Returns:
+        (B, H, W) uint8 ``round(255 * max_c softmax(logits)_c)``; 255 = certain,
+        ``round(255 / C)`` = uniform.
+    """
+    logits = logits.float()
+    # max_c softmax = 1 / sum_c exp(l_c - max l): no (B, C, H, W) probability tensor kept.
+    top = logits.amax(dim=1, keepdim=True)
+    probability = 1.0 / torch.exp(logits - top).sum(dim=1)
+    return torch.round(probability * 255.0).to(torch.uint8)
+
+
+def check_rgb(array: np.ndarray, batched: bool) -> None:
+    """Raises ValueError unless ``array`` is a (B, H, W, 3) (``batched``) or (H, W, 3)
+    uint8 RGB array with pixels."""
+    ndim = 4 if batched else 3
+    shape = "(B, H, W, 3)" if batched else "(H, W, 3)"
+    if not isinstance(array, np.ndarray) or array.ndim != ndim or array.shape[-1] != 3:
+        got = getattr(array, "shape", type(array).__name__)
+        raise ValueError(f"expected a {shape} uint8 RGB array, got {got}")
+    if array.dtype != np.uint8:
+        raise ValueError(f"expected uint8 RGB values 0..255, got dtype {array.dtype}")
+    if min(array.shape[-3:-1]) <= 0:
+        raise ValueError(f"image is empty: shape {array.shape}")

@@ -54,7 +54,8 @@ def _predictors(pipeline: FramePipeline) -> list[Predictor]:
 
 def backends_text(pipeline: FramePipeline, licence: bool = False) -> str:
     """``name backend`` of each model; with ``licence`` also its weights' licence
-    (they differ by model: Depth Anything V2 Base and Large are non-commercial)."""
+    (they differ by model: Depth Anything V2 Base and Large and Depth Anything 3 Large are
+    non-commercial)."""
     return ", ".join(
         f"{p.spec.name}{f' (weights licence {p.spec.licence})' if licence else ''} "
         f"{backend_text(p)}"

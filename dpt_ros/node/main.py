@@ -36,15 +36,26 @@ import sys
 import threading
 from collections.abc import Callable
 from types import FrameType
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from dpt_ros.node.node import DptNode
+from typing import Any, Protocol
 
 #: Longest wait (s) for the inference worker to finish its batch at shutdown.
 STOP_TIMEOUT_S = 10.0
 #: Longest wait (s) of the executor before a stop signal's handler runs.
 SIGNAL_POLL_S = 0.1
+
+
+class RunnableNode(Protocol):
+    """What :func:`run_node` needs of a node (``DptNode`` and its lifecycle variant):
+    named here so that this light module never imports the node's heavy one."""
+
+    def before_shutdown(self) -> None: ...
+
+    def stop_worker(self, timeout: float = ...) -> bool: ...
+
+    def destroy_node(self) -> None: ...
+
+    def get_logger(self) -> Any: ...
+
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -161,7 +172,7 @@ def _main(module: str, class_name: str, args: list[str] | None) -> int:
 
 
 def run_node(
-    node_class: type[DptNode],
+    node_class: type[RunnableNode],
     args: list[str] | None = None,
     signals: _StopSignals | None = None,
 ) -> int:
@@ -183,7 +194,7 @@ def run_node(
             signals.restore()
 
 
-def _run(node_class: type[DptNode], args: list[str] | None, signals: _StopSignals) -> int:
+def _run(node_class: type[RunnableNode], args: list[str] | None, signals: _StopSignals) -> int:
     import rclpy  # start-up: rclpy loads after the stop handlers
 
     from dpt_ros.models.errors import CheckpointError  # start-up: so does torch
@@ -191,7 +202,7 @@ def _run(node_class: type[DptNode], args: list[str] | None, signals: _StopSignal
     if not _init_quietly(rclpy, args, own_handlers=signals.installed):
         return 1
     context = rclpy.get_default_context()
-    node: DptNode | None = None
+    node: RunnableNode | None = None
     code = 0
     try:
         try:
@@ -237,7 +248,9 @@ def _run(node_class: type[DptNode], args: list[str] | None, signals: _StopSignal
     return code
 
 
-def _spin(rclpy: Any, node: DptNode, context: Any, poll: bool, stop: Callable[[], bool]) -> None:
+def _spin(
+    rclpy: Any, node: RunnableNode, context: Any, poll: bool, stop: Callable[[], bool]
+) -> None:
     """Spins ``node`` until the context shuts down; with ``poll``, until ``stop()`` too,
     waking at least every :data:`SIGNAL_POLL_S` so that a stop signal's Python handler
     runs and is seen."""
@@ -310,8 +323,8 @@ def _stopped_during_start_up(signum: int | None) -> None:
 def _stop_engine_builds() -> None:
     """Stops engine builds still running in their child processes (a build is atomic:
     nothing half-built is kept, and the next start builds it again)."""
-    # start-up: the engine cache imports torch; only needed once the node has run
-    from dpt_ros.models.engine_build import stop_builds
+    # start-up: engine_build imports torch; only needed once the node has run
+    from dpt_ros.runtime.engine_build import stop_builds
 
     if stop_builds():
         print(

@@ -13,7 +13,6 @@ import gc
 import sys
 import threading
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -30,32 +29,21 @@ from std_msgs.msg import Header
 
 from dpt_ros.alignment.temporal import TemporalStreams
 from dpt_ros.node.alignment_io import NodeAlignment
-from dpt_ros.node.cameras import Camera, CameraView, subscribed
+from dpt_ros.node.cameras import Camera, CameraView
 from dpt_ros.node.diagnostics import NodeDiagnostics, backends_text, device_text
 from dpt_ros.node.graph_checks import DuplicateNameCheck
 from dpt_ros.node.health import (
     CameraInfoTracker,
     sibling_topic,
 )
-from dpt_ros.node.latest_frame import LatestFrame
 from dpt_ros.node.main import STOP_TIMEOUT_S, dpt_node
 from dpt_ros.node.models import load_predictor, warm_up
 from dpt_ros.node.param_checks import declare_all, unknown_overrides
 from dpt_ros.node.params import config_from_values, validate
-from dpt_ros.node.throttle import KeyedThrottle, one_line, reason_key
-from dpt_ros.pipeline.frames import (
-    ON_DEMAND_TOPICS,
-    OUTPUT_TOPICS,
-    SKIPPABLE_TOPICS,
-    FramePipeline,
-    Stabilized,
-)
-from dpt_ros.ros.image_codec import ImageDecodeError, compressed_to_rgb, image_to_rgb
+from dpt_ros.node.worker import InferenceWorker
+from dpt_ros.pipeline.frames import OUTPUT_TOPICS, FramePipeline
 from dpt_ros.ros.label_info import import_vision_msgs, label_info_message
-from dpt_ros.ros.messages import stamp_ns
 from dpt_ros.ros.nav2_checks import stride_warning
-
-_WARN_THROTTLE_S = 5.0
 
 
 def _qos(reliability: str, depth: int) -> QoSProfile:
@@ -71,7 +59,7 @@ def _qos(reliability: str, depth: int) -> QoSProfile:
 
 
 class DptNode(Node):
-    """DPT depth and segmentation node. See the README for parameters and topics.
+    """DPT depth and segmentation node. See docs/ros.md for parameters and topics.
 
     Raises:
         ValueError: invalid parameters (the message lists each problem).
@@ -132,16 +120,14 @@ class DptNode(Node):
         cfg = self.config
         topics = self._create_publishers()
         label_info = self._publish_label_info()
-        self._warn_throttle = KeyedThrottle(_WARN_THROTTLE_S)
-        self._restart_throttle = KeyedThrottle(_WARN_THROTTLE_S)
-        self._last_cycle_time = 0.0
+        self._worker = InferenceWorker(self, self._cameras)
         self._alignment = self._create_alignment()
         self.diagnostics = NodeDiagnostics(
             self._cameras,
             self.pipeline,
             self._alignment,
             label_info,
-            self._sim_time,
+            self.sim_time,
             cfg.processing_time_budget,
         )
         self._image_subs = self._create_subscriptions()
@@ -151,8 +137,6 @@ class DptNode(Node):
         if cfg.log_period > 0:
             self.create_timer(cfg.log_period, self._log_status, clock=steady)
         self._started = self._entities() - before
-        self._stop = threading.Event()
-        self._worker = threading.Thread(target=self._work, name="dpt_inference", daemon=True)
         self._worker.start()
         stride = stride_warning(cfg.pipeline.cloud_stride, self.pipeline.segmentation is not None)
         if stride:
@@ -212,7 +196,7 @@ class DptNode(Node):
             )
             return None
         qos = _qos(cfg.qos_input_reliability, cfg.qos_input_depth)
-        return NodeAlignment(self, cfg.alignment, self._cameras, qos, warn=self._warn)
+        return NodeAlignment(self, cfg.alignment, self._cameras, qos, warn=self._worker.warn)
 
     def _publish_label_info(self) -> str:
         """Publishes ``segmentation/label_info`` once per camera (reliable, transient
@@ -234,10 +218,10 @@ class DptNode(Node):
         for cam in self._cameras:
             pub = self.create_publisher(classes[0], cam.topic("segmentation/label_info"), qos)
             cam.publishers["segmentation/label_info"] = pub
-            self._label_info_frame(cam, self.config.values["frame_id"])
+            self.label_info_frame(cam, self.config.values["frame_id"])
         return "published"
 
-    def _label_info_frame(self, cam: Camera, frame_id: str) -> None:
+    def label_info_frame(self, cam: Camera, frame_id: str) -> None:
         """(Re)publishes ``cam``'s LabelInfo when its frame changes: at start the
         ``frame_id`` parameter's (often empty), then the camera's from its first frame."""
         pub = cam.publishers.get("segmentation/label_info")
@@ -309,166 +293,6 @@ class DptNode(Node):
             self._alignment.set_options(self.config.alignment)
         return SetParametersResult(successful=True)
 
-    # -- worker thread ------------------------------------------------------------
-    def _work(self) -> None:
-        slots = [cam.frames for cam in self._cameras]
-        while not self._stop.is_set():
-            rate = self.config.max_rate
-            if rate > 0:
-                # Wait out the period; frames arriving meanwhile replace older ones.
-                wait = self._last_cycle_time + 1.0 / rate - time.monotonic()
-                if wait > 0 and self._stop.wait(wait):
-                    break
-            msgs = LatestFrame.take_any(slots, timeout=0.1)
-            frames = [(cam, msg) for cam, msg in zip(self._cameras, msgs) if msg is not None]
-            if not frames:
-                continue
-            self._last_cycle_time = time.monotonic()
-            try:
-                self._process(frames)
-            except Exception:
-                if self.stopping():
-                    return  # publishing on a context or node that is going away: quietly
-                raise
-
-    def stopping(self) -> bool:
-        """Whether the node is shutting down: its worker was told to stop, or its
-        context was shut down (Ctrl-C, SIGTERM, ``rclpy.shutdown``)."""
-        return self._stop.is_set() or not self.context.ok()
-
-    def _process(self, frames: list[tuple[Camera, tuple[Any, float]]]) -> None:
-        """Decodes one frame per camera, runs them as one batch and publishes each
-        camera's messages on its own topics.
-
-        Args:
-            frames: (camera, (image message, arrival time on the steady clock)).
-        """
-        cams, rgbs, headers, infos, arrivals = [], [], [], [], []
-        for cam, (msg, arrived) in frames:
-            limit = self.config.max_input_pixels
-            try:
-                rgb = (
-                    compressed_to_rgb(msg, limit)
-                    if isinstance(msg, CompressedImage)
-                    else image_to_rgb(msg, limit)
-                )
-            except ImageDecodeError as exc:
-                self._reject(cam, f"image rejected: {exc}")
-                continue
-            problem = self._input_problem(rgb.shape[:2])
-            if problem:
-                self._reject(cam, f"image rejected: {problem}")
-                continue
-            header = self._output_header(msg.header)
-            infos.append(cam.info.pair(header))
-            cams.append(cam)
-            rgbs.append(rgb)
-            headers.append(header)
-            arrivals.append(arrived)
-        if not cams:
-            return
-        try:
-            calibrations = self._alignment.calibrations(cams, headers) if self._alignment else None
-            outputs = self.pipeline.process_batch(
-                rgbs,
-                headers,
-                infos,
-                streams=[cam.name for cam in cams],
-                on_demand=subscribed(self._cameras, ON_DEMAND_TOPICS),
-                calibrations=calibrations,
-                skip=SKIPPABLE_TOPICS - subscribed(self._cameras, SKIPPABLE_TOPICS),
-            )
-        except Exception as exc:  # keep the node alive (e.g. CUDA out of memory)
-            self.diagnostics.failed(len(cams), f"{type(exc).__name__}: {exc}")
-            self.get_logger().error(
-                f"inference failed: {type(exc).__name__}: {exc}",
-                throttle_duration_sec=_WARN_THROTTLE_S,
-            )
-            return
-        self._publish_outputs(cams, headers, infos, arrivals, outputs)
-        if self._alignment is not None:
-            self._alignment.update(cams, headers, outputs)
-
-    def _input_problem(self, image_hw: Sequence[int]) -> str:
-        """Why an image of (H, W) may not reach the models (a network input too
-        elongated or too large, see ``Predictor.input_size``), or ""."""
-        for predictor in (self.pipeline.depth, self.pipeline.segmentation):
-            if predictor is not None:
-                try:
-                    predictor.input_size(image_hw)
-                except ValueError as exc:
-                    return str(exc)
-        return ""
-
-    def _publish_outputs(
-        self,
-        cams: list[Camera],
-        headers: list[Header],
-        infos: list[CameraInfo | None],
-        arrivals: list[float],
-        outputs: list[Any],
-    ) -> None:
-        """Publishes each camera's messages, records whether its camera_info was used,
-        and its latencies: stamp to publish on the node's clock (not under use_sim_time,
-        where stamps and /clock need not agree, or /clock may not run at all) and
-        arrival to publish on the steady clock."""
-        sim_time = self._sim_time()
-        for cam, header, info, arrived, out in zip(cams, headers, infos, arrivals, outputs):
-            for warning in out.warnings:
-                self._reject(cam, warning, count=False)
-            self._check_camera_info(cam, info, out)
-            no_metres = self.diagnostics.metres(cam, out.no_metres)
-            if no_metres is not None:
-                self.get_logger().warning(one_line(no_metres))
-            self._label_info_frame(cam, self._output_header(header).frame_id)
-            for topic, message in out.messages.items():
-                pub = cam.publishers.get(topic)
-                if pub is not None:
-                    pub.publish(message)
-            if out.stabilized is not None:
-                self._stabilized(cam, header, out.stabilized)
-            processing = (time.monotonic() - arrived) * 1e3
-            latency = (self.get_clock().now().nanoseconds - stamp_ns(header)) / 1e6
-            self.diagnostics.processed(cam, None if sim_time else latency, processing)
-
-    def _stabilized(self, cam: Camera, header: Header, result: Stabilized) -> None:
-        """Counts a temporal restart of ``cam``'s stream (not its first frame) for
-        /diagnostics and logs it at info, throttled per camera: an event, not a fault."""
-        text = self.diagnostics.stabilized(cam, result, stamp_ns(header) / 1e9)
-        if text is None:
-            return
-        held_back = self._restart_throttle.check(cam.name)
-        if held_back is not None:
-            more = f" ({held_back} more held back)" if held_back else ""
-            self.get_logger().info(text + more)
-
-    def _output_header(self, header: Header) -> Header:
-        """The image's header, with the ``frame_id`` parameter's frame when set."""
-        frame_id = self.config.values["frame_id"]
-        if not frame_id:
-            return header
-        return Header(stamp=header.stamp, frame_id=frame_id)
-
-    def _check_camera_info(self, cam: Camera, info: CameraInfo | None, out: Any) -> None:
-        """Records whether the frame's camera_info was accepted, and warns (throttled)
-        when it is missing or stale."""
-        cam.info.rejection = out.camera_info_rejection
-        problem = cam.info.problem()
-        if problem and not cam.info.rejection:
-            self._warn(cam, cam.prefixed(problem))
-
-    def _reject(self, cam: Camera, text: str, count: bool = True) -> None:
-        self._warn(cam, self.diagnostics.rejected(cam, one_line(text), count))
-
-    def _warn(self, cam: Camera, text: str) -> None:
-        """Logs ``text`` as one line (values from messages escaped), throttled per camera
-        and per kind of reason, with a count of what the throttle held back."""
-        text = one_line(text)
-        held_back = self._warn_throttle.check((cam.name, reason_key(text)))
-        if held_back is not None:
-            more = f" ({held_back} more like this held back)" if held_back else ""
-            self.get_logger().warning(text + more)
-
     # -- status -------------------------------------------------------------------
     @property
     def cameras(self) -> tuple[CameraView, ...]:
@@ -484,7 +308,7 @@ class DptNode(Node):
         :meth:`NodeDiagnostics.problems`."""
         return self.diagnostics.problems()
 
-    def _sim_time(self) -> bool:
+    def sim_time(self) -> bool:
         """Whether the node's clock follows /clock (use_sim_time)."""
         clock = self.get_clock()
         return isinstance(clock, ROSClock) and clock.ros_time_is_active
@@ -500,14 +324,19 @@ class DptNode(Node):
     def stop_worker(self, timeout: float = STOP_TIMEOUT_S) -> bool:
         """Stops the inference worker: it finishes (or drops) the batch in hand and
         publishes nothing more. Returns False if it is still busy after ``timeout`` s."""
-        stop = getattr(self, "_stop", None)
-        if stop is None:
-            return True
-        stop.set()
-        for cam in self._cameras:
-            cam.frames.close()
-        self._worker.join(timeout=timeout)
-        return not self._worker.is_alive()
+        worker = getattr(self, "_worker", None)
+        return True if worker is None else worker.stop(timeout)
+
+    def stopping(self) -> bool:
+        """Whether the node is shutting down: its worker was told to stop, or its
+        context was shut down (Ctrl-C, SIGTERM, ``rclpy.shutdown``)."""
+        worker = getattr(self, "_worker", None)
+        return (worker is not None and worker.stopping()) or not self.context.ok()
+
+    @property
+    def alignment(self) -> NodeAlignment | None:
+        """Online alignment of a relative depth model (None when off or inactive)."""
+        return self._alignment
 
     def before_shutdown(self) -> None:
         """Called once on a stop signal, while the context is still valid and before

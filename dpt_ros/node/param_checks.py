@@ -60,7 +60,7 @@ def declare_all(node: Any) -> dict[str, Any]:
 
 def _refusal(name: str, override: Any, exc: ParameterException) -> str:
     """rclpy's refusal of an override, in the words of :func:`validate` where they
-    apply (``cloud.stride=0 is outside 1..64``), else rclpy's own, after the name."""
+    apply (``cloud.stride=65 is outside 0..64``), else rclpy's own, after the name."""
     value = getattr(override, "value", None)
     found = value_problems(name, value) if override is not None else []
     return "; ".join(found) if found else f"{name}: {' '.join(str(exc).split())}"

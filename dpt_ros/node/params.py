@@ -53,6 +53,10 @@ class ParamDef:
     #: The options fields it fills, ``<group>.<field>`` with a group of
     #: :data:`OPTIONS_GROUPS` (``predictor`` = each task's PredictorOptions).
     fills: tuple[str, ...] = ()
+    #: A short form of ``description`` for the parameter table of docs/ros.md, which
+    #: then gives the whole description below the table: needed where the description
+    #: is longer than a table cell allows (scripts/gen_param_docs.py says so).
+    summary: str = ""
 
 
 #: The options classes that parameters fill, by the group name of ``ParamDef.fills``.
@@ -88,7 +92,10 @@ _SEG = ", ".join(model_names("segmentation"))
 
 PARAMS: tuple[ParamDef, ...] = (
     ParamDef(
-        "depth.model_type", "dpt_hybrid", f"Depth model type ({_DEPTH}); empty disables depth."
+        "depth.model_type",
+        "dpt_hybrid",
+        f"Depth model type ({_DEPTH}); empty disables depth.",
+        summary="Depth model type, a depth row of [models.md](models.md); empty disables depth.",
     ),
     ParamDef(
         "depth.weights",
@@ -140,6 +147,10 @@ PARAMS: tuple[ParamDef, ...] = (
         "once into $DPT_ROS_CACHE/engines and reuses it on later starts; a failed "
         "build falls back to torch with a warning.",
         choices=BACKENDS,
+        summary=(
+            "auto (the fastest engine this machine has), torch, onnxruntime or tensorrt; engines "
+            "are built once and cached."
+        ),
     ),
     _filling(
         "engine_build",
@@ -149,6 +160,10 @@ PARAMS: tuple[ParamDef, ...] = (
         "and in /diagnostics' backend); eager = at start, before the first frame "
         "(minutes on a Jetson); never = cached engines only.",
         choices=ENGINE_BUILDS,
+        summary=(
+            "When a missing cached engine is built: lazy (in the background, PyTorch serving "
+            "meanwhile), eager (at start) or never."
+        ),
     ),
     ParamDef(
         "depth.engine", "", "Depth engine file (.onnx or .engine) for backend onnxruntime/tensorrt."
@@ -175,15 +190,25 @@ PARAMS: tuple[ParamDef, ...] = (
         "network_width",
         0,
         "Network input width in pixels; 0 = the model's default. Multiple of 32 (DPT) "
-        "or of 14 (Depth Anything V2, where N x N is the original's input_size N).",
+        "or of 14 (Depth Anything V2, where N x N is the original's input_size N; Depth "
+        "Anything 3, whose process_res is the larger side).",
         int_range=(0, 4096, 1),
+        summary=(
+            "Network input width in pixels; 0 = the model's default. Multiple of 32 (DPT) or 14 "
+            "(Depth Anything V2 and 3)."
+        ),
     ),
     ParamDef(
         "network_height",
         0,
         "Network input height in pixels; 0 = the model's default. Multiple of 32 (DPT) "
-        "or of 14 (Depth Anything V2, where N x N is the original's input_size N).",
+        "or of 14 (Depth Anything V2, where N x N is the original's input_size N; Depth "
+        "Anything 3, whose process_res is the larger side).",
         int_range=(0, 4096, 1),
+        summary=(
+            "Network input height in pixels; 0 = the model's default. Multiple of 32 (DPT) or 14 "
+            "(Depth Anything V2 and 3)."
+        ),
     ),
     _filling(
         "keep_aspect_ratio",
@@ -203,6 +228,10 @@ PARAMS: tuple[ParamDef, ...] = (
         "models, from K, D, R and P (plumb_bob, rational_polynomial, equidistant; no "
         "binning or ROI), as image_proc does; off = the image must already be rectified.",
         read_only=False,
+        summary=(
+            "Rectify images whose camera_info has distortion before the models, as image_proc "
+            "does; off = the image must already be rectified."
+        ),
     ),
     ParamDef(
         "input_transport",
@@ -218,6 +247,10 @@ PARAMS: tuple[ParamDef, ...] = (
         "from their header before any decoding (a small PNG can hold gigabytes), and so "
         "are compressed formats whose header gives no size. 0 = no limit.",
         read_only=False,
+        summary=(
+            "Largest input image (width x height, pixels) decoded, checked from its header; 0 = no"
+            " limit."
+        ),
         int_range=(0, 2**31 - 1, 1),
     ),
     ParamDef(
@@ -228,6 +261,10 @@ PARAMS: tuple[ParamDef, ...] = (
         "NS/image/compressed) and NS/camera_info and publishes its outputs under NS/; the "
         "latest frames of all cameras share one forward pass. Empty (unset) = one camera "
         "on 'image' and, unless remapped, the image topic's sibling camera_info.",
+        summary=(
+            "Camera namespaces served by one node: NS/image in, outputs under NS/; empty = one "
+            "camera on 'image'."
+        ),
         example='["front", "rear"]',
     ),
     ParamDef(
@@ -278,6 +315,10 @@ PARAMS: tuple[ParamDef, ...] = (
         "ground_plane (fitted to the ground seen relative_depth.camera_height below the "
         "camera). Metric models ignore it.",
         choices=ALIGNMENT_METHODS,
+        summary=(
+            "How a relative model's output becomes metres: fixed, reference_depth, "
+            "reference_points or ground_plane; metric models ignore it."
+        ),
     ),
     _filling(
         "relative_depth.stamp_tolerance",
@@ -312,6 +353,10 @@ PARAMS: tuple[ParamDef, ...] = (
         "down, z forward), for ground_plane: a level camera [0, -1, 0]; pitched down by p: "
         "[0, -cos p, -sin p]. Empty (unset) = fit it, assuming the model's shift is 0.",
         read_only=False,
+        summary=(
+            "The ground's upward unit normal in the camera optical frame, for ground_plane; empty "
+            "= fit it."
+        ),
         array_of=float,
         example="[0.0, -1.0, 0.0]",
     ),
@@ -331,6 +376,10 @@ PARAMS: tuple[ParamDef, ...] = (
         "frames, not of each frame alone. Changing any temporal.* parameter starts the "
         "streams afresh.",
         read_only=False,
+        summary=(
+            "Stabilise each camera's depth over time (relative: affine map of inverse depth; "
+            "metric: a scale); off by default."
+        ),
     ),
     _filling(
         "temporal.smoothing",
@@ -340,6 +389,10 @@ PARAMS: tuple[ParamDef, ...] = (
         "turning; on a still camera a slowly growing mean of the frames takes over); "
         "smaller = steadier, 1 = raw frames.",
         read_only=False,
+        summary=(
+            "Weight of each new frame in the tracker the output follows while the camera moves; "
+            "smaller = steadier, 1 = raw frames."
+        ),
     ),
     _filling(
         "temporal.min_inliers",
@@ -348,6 +401,10 @@ PARAMS: tuple[ParamDef, ...] = (
         "stream's reference (the mean of recent outputs); below it the stream starts "
         "again from that frame.",
         read_only=False,
+        summary=(
+            "Smallest share of sampled pixels agreeing with a frame's fit; below it the stream "
+            "starts again."
+        ),
     ),
     _filling(
         "temporal.max_residual",
@@ -372,8 +429,15 @@ PARAMS: tuple[ParamDef, ...] = (
     _filling(
         "cloud.stride",
         "pipeline.cloud_stride",
-        "Keep every n-th pixel in both directions in 'points'.",
+        "Keep every n-th pixel in both directions in 'points'; 0 = auto: 1 while "
+        "segmentation runs (Nav2's semantic layer needs the cloud pixel-aligned with the "
+        "labels), else the smallest stride leaving at most 256 points across (3 at 640 "
+        "wide: 214 x 160 points, about the density of ika's Depth Anything 3 node).",
         read_only=False,
+        summary=(
+            "Keep every n-th pixel both ways in 'points'; 0 = auto: 1 with segmentation, "
+            "else at most 256 points across."
+        ),
     ),
     _filling(
         "cloud.max_depth",
@@ -395,6 +459,10 @@ PARAMS: tuple[ParamDef, ...] = (
         "cloud.edge_threshold times their depth, i.e. points in the air between a near "
         "and a far surface.",
         read_only=False,
+        summary=(
+            "Drop flying pixels from 'points' (depth steps above cloud.edge_threshold to both "
+            "neighbours)."
+        ),
     ),
     _filling(
         "cloud.edge_threshold",
@@ -421,6 +489,23 @@ PARAMS: tuple[ParamDef, ...] = (
         "any-view types, 1 + exp, >= 1, larger = more confident) is below this; "
         "0 = keep every point. The authors suggest 1.5 to 3.",
         read_only=False,
+        summary=(
+            "Drop points whose depth confidence (Depth Anything 3 any-view types) is below this; 0"
+            " = keep all."
+        ),
+    ),
+    _filling(
+        "cloud.confident_threshold",
+        "pipeline.cloud_confident_threshold",
+        "'points_confident' is 'points' with NaN for every point whose depth confidence "
+        "is below this (2.0 = 128 in depth/confidence_mono8): a marking source for Nav2's "
+        "voxel and obstacle layers, which read no confidence field. A model without a "
+        "confidence output, or 0, keeps every point. Built only while subscribed.",
+        read_only=False,
+        summary=(
+            "Depth confidence below which 'points_confident' has NaN (2.0 = 128 in "
+            "depth/confidence_mono8): a marking source for Nav2."
+        ),
     ),
     ParamDef(
         "max_rate",
@@ -446,6 +531,10 @@ PARAMS: tuple[ParamDef, ...] = (
         "frames within tile_map_decay_time: (n - 1) frame times plus the last one's "
         "processing, so 1.5 s suits the shipped example (3 samples in 5.0 s).",
         float_range=(0.0, 3600.0),
+        summary=(
+            "Median seconds per frame above which /diagnostics warns while segmentation runs; 0 = "
+            "no check."
+        ),
     ),
     ParamDef(
         "bond_heartbeat_period",
@@ -454,6 +543,10 @@ PARAMS: tuple[ParamDef, ...] = (
         "lifecycle_manager while active (Nav2's nodes: 0.1 on Humble to Kilted, 0.25 on "
         "main); 0 = no bond (the manager then needs bond_timeout: 0.0).",
         float_range=(0.0, 1.0),
+        summary=(
+            "dpt_lifecycle_node only: seconds between bond heartbeats to Nav2's lifecycle_manager;"
+            " 0 = no bond."
+        ),
     ),
 )
 

@@ -24,7 +24,7 @@ from dpt_ros.models.geometry import backproject as device_backproject
 from dpt_ros.models.geometry import mark_saturated as device_mark_saturated
 from dpt_ros.models.geometry import relative_to_metric as device_relative_to_metric
 from dpt_ros.models.geometry import upsample_depth as device_upsample_depth
-from dpt_ros.models.predictor import download_to_host
+from dpt_ros.models.predictor import download_to_host, label_confidence
 from dpt_ros.models.registry import task_problem
 from dpt_ros.models.transforms import resize_output
 from dpt_ros.pipeline.options import PipelineOptions
@@ -34,7 +34,7 @@ from dpt_ros.ros.camera import (
     depth_camera_info,
     is_distorted,
 )
-from dpt_ros.ros.confidence import confidence_to_mono8
+from dpt_ros.ros.confidence import confidence_to_mono8, confident_points
 from dpt_ros.ros.image_codec import depth_to_image_msg, labels_to_image_msg, rgb_to_image_msg
 from dpt_ros.ros.messages import stamp_ns
 from dpt_ros.ros.pointcloud import make_pointcloud2
@@ -55,6 +55,7 @@ OUTPUT_TOPICS: dict[str, type] = {
     "segmentation/colored": Image,
     "segmentation/confidence": Image,
     "points": PointCloud2,
+    "points_confident": PointCloud2,
 }
 
 #: How a frame's warning about its camera_info starts (``FrameOutput.warnings``).
@@ -67,13 +68,15 @@ SKIPPABLE_TOPICS: frozenset[str] = frozenset(
 )
 
 #: Outputs built only when asked for (``on_demand``): the node asks when someone
-#: subscribes, since they cost time on every frame.
-ON_DEMAND_TOPICS: frozenset[str] = frozenset({"segmentation/confidence"})
+#: subscribes, since they cost time on every frame. ``points_confident`` is ``points``
+#: without the points less confident than ``cloud.confident_threshold`` (NaN there):
+#: a marking source for a costmap layer that reads no confidence field.
+ON_DEMAND_TOPICS: frozenset[str] = frozenset({"segmentation/confidence", "points_confident"})
 
 
 class SequentialCalibration(Protocol):
     """Online alignment run frame by frame inside a batch (the bag tool's
-    :class:`dpt_ros.cli.bag_alignment.BagAlignment`): the calibration of frame ``j``
+    :class:`dpt_ros.cli.bag.alignment.BagAlignment`): the calibration of frame ``j``
     may depend on the fits of the frames before it in the same batch, so a batch gives
     exactly what the frames give one at a time. Indices are the frames' positions in
     :meth:`FramePipeline.process_batch`."""
@@ -149,14 +152,15 @@ class FrameOutput:
     #: metric) published no metres for this frame; empty when it did or needs none.
     no_metres: str = ""
 
-    @property
-    def camera_info_rejection(self) -> str:
-        """Why the frame's camera_info was rejected (its warning without the
-        ``camera_info rejected: `` prefix), or "" when it was not."""
-        for warning in self.warnings:
-            if warning.startswith(_CAMERA_INFO_REJECTED):
-                return warning[len(_CAMERA_INFO_REJECTED) :]
-        return ""
+    #: Why the frame's camera_info was refused (no prefix), or "" when it was used or
+    #: there was none: a typed status, read by the node's health and ``no_metres``.
+    camera_info_rejection: str = ""
+
+    def refuse_camera_info(self, reason: str) -> None:
+        """Records that the frame's camera_info was refused, and logs it once among the
+        frame's ``warnings``."""
+        self.camera_info_rejection = reason
+        self.warnings.append(f"{_CAMERA_INFO_REJECTED}{reason}")
 
 
 @dataclass
@@ -275,12 +279,12 @@ class FramePipeline:
             if not self.depth.is_metric:
                 out.append("depth/relative")
             out += ["depth/colored", "depth/camera_info"]
-            if self.depth.second_output:
-                out.append(f"depth/{self.depth.second_output}")
-            if self.depth.second_output == "confidence":
-                out.append("depth/confidence_mono8")
+            for name in self.depth.spec.maps:
+                out.append(f"depth/{name}")
+                if name == "confidence":
+                    out.append("depth/confidence_mono8")
             if metric and o.cloud_enabled:
-                out.append("points")
+                out += ["points", "points_confident"]
         if self.segmentation is not None:
             out += ["segmentation/labels", "segmentation/colored", "segmentation/confidence"]
             if self.depth is None:
@@ -357,7 +361,7 @@ class FramePipeline:
         """
         streams = _checked_batch(rgbs, headers, infos, streams)
         o = self.options
-        if "points" in skip:
+        if "points" in skip and "points_confident" not in on_demand:
             o = dataclasses.replace(o, cloud_enabled=False)
         results = [FrameOutput() for _ in rgbs]
         if o.rectify:
@@ -380,7 +384,9 @@ class FramePipeline:
             self._infer_group(idx, results, frames, o, on_demand, temporal, sequential)
         for i, result in enumerate(results):
             result.intrinsics = cameras[i][0]
-            self._build_messages(result, o, rgbs[i], headers[i], cameras[i][1], streams[i], skip)
+            self._build_messages(
+                result, o, rgbs[i], headers[i], cameras[i][1], streams[i], skip, on_demand
+            )
         return results
 
     def _rectify_batch(
@@ -448,7 +454,7 @@ class FramePipeline:
                 ks.append(Intrinsics.from_camera_info(info).matrix())
                 continue
             rejection = result.camera_info_rejection
-            why = f"camera_info rejected: {rejection}" if rejection else "no camera_info"
+            why = f"{_CAMERA_INFO_REJECTED}{rejection}" if rejection else "no camera_info"
             result.no_metres = (
                 f"{depth.spec.name} publishes no metres without the camera's focal length: "
                 f"{why} (depth/image and points are not published)"
@@ -468,7 +474,7 @@ class FramePipeline:
         try:
             return self._rectifier(rgb, info, stream), info
         except ValueError as exc:
-            result.warnings.append(f"{_CAMERA_INFO_REJECTED}cannot rectify: {exc}")
+            result.refuse_camera_info(f"cannot rectify: {exc}")
             return rgb, None
 
     def _camera(
@@ -488,7 +494,7 @@ class FramePipeline:
             check_camera_info_matches(camera_info, w, h)
             return depth_camera_info(camera_info, out_w, out_h, header)
         except ValueError as exc:
-            result.warnings.append(f"{_CAMERA_INFO_REJECTED}{exc}")
+            result.refuse_camera_info(str(exc))
             return None, None
 
     def _infer(self, group: _Group, o: PipelineOptions) -> dict[str, float]:
@@ -507,11 +513,7 @@ class FramePipeline:
             if self.segmentation is not None and segment_first:
                 self._segment(images, group, out, timer)
             if self.depth is not None:
-                mark = timer.prefixed("depth_")
-                if self.depth.is_da3:
-                    raw = self._da3_outputs(images, group, out, mark)
-                else:
-                    raw = self.depth.depth_on_device(images, mark)
+                raw = self._depth(images, group, out, timer.prefixed("depth_"))
                 if raw is not None:
                     self._depth_outputs(raw, o, group, out)
                 timer.mark("depth_postprocess")
@@ -526,32 +528,31 @@ class FramePipeline:
     ) -> None:
         """The segmentation model on the device: ``labels`` (and ``confidence``)."""
         assert self.segmentation is not None, "called with a segmentation model"
-        labels, probability = self.segmentation.segment_on_device(
-            images, group.out_hw, timer.prefixed("segmentation_"), group.confidence
-        )
-        out.batch["labels"] = labels
-        if probability is not None:
-            out.batch["confidence"] = probability
+        mark = timer.prefixed("segmentation_")
+        found = self.segmentation.infer_on_device(images, output_hw=group.out_hw, mark=mark)
+        out.batch["labels"] = found.labels
+        if group.confidence:
+            out.batch["confidence"] = label_confidence(found.logits)
+        mark("postprocess")
 
-    def _da3_outputs(
+    def _depth(
         self, images: torch.Tensor, group: _Group, out: _DeviceOutputs, mark
     ) -> torch.Tensor | None:
-        """Depth Anything 3 on the device: its second output at the output size into
-        ``out`` (``depth_confidence``, bilinear, or ``sky``, the resized sky map's
-        pixels at or above the threshold), and its depth at the network's resolution
-        for :meth:`_depth_outputs` (relative inverse depth, sky 0; or metres, sky
-        ``+Inf``), None for the metric type without the group's camera matrices."""
+        """The depth model on the device: its maps at the output size into ``out``
+        (``depth_confidence``, bilinear, or ``sky``, the resized sky map's pixels at or
+        above the threshold), and its depth at the network's resolution for
+        :meth:`_depth_outputs` (relative inverse depth, sky 0; or metres, sky ``+Inf``),
+        None for a model that needs the camera's intrinsics without the group's."""
         depth = self.depth
         assert depth is not None, "called with a depth model"
         ks = [k for k in group.image_ks if k is not None]
-        use = ks if depth.needs_intrinsics and len(ks) == len(group.image_ks) else None
-        raw, second = depth.da3_on_device(images, use, mark)
-        maps = resize_maps(second, group.out_hw)
-        if depth.second_output == "confidence":
-            out.batch["depth_confidence"] = maps
-        else:
-            out.batch["sky"] = sky_mask(maps)
-        return raw
+        use = ks if ks and len(ks) == len(group.image_ks) else None
+        found = depth.infer_on_device(images, use, mark=mark)
+        if found.confidence is not None:
+            out.batch["depth_confidence"] = resize_maps(found.confidence, group.out_hw)
+        if found.sky is not None:
+            out.batch["sky"] = sky_mask(resize_maps(found.sky, group.out_hw))
+        return found.depth if found.depth is not None else found.inverse_depth
 
     def _depth_outputs(
         self, raw: torch.Tensor, o: PipelineOptions, group: _Group, out: _DeviceOutputs
@@ -615,12 +616,12 @@ class FramePipeline:
                         frame["metric"] = m
         if o.cloud_enabled:
             confidence = batch.get("depth_confidence")
-            points = self._points(metric, group.intrinsics, o)
+            s = self.cloud_stride(group.out_hw[1], o)
+            points = self._points(metric, group.intrinsics, o, s)
             for b, (frame, xyz) in enumerate(zip(out.frames, points)):
                 if xyz is None:
                     continue
                 if confidence is not None and o.cloud_min_confidence > 0:
-                    s = o.cloud_stride
                     unsure = confidence[b, ::s, ::s] < o.cloud_min_confidence
                     xyz = xyz.masked_fill(unsure[..., None], float("nan"))
                 frame["xyz"] = xyz
@@ -666,14 +667,22 @@ class FramePipeline:
             maps.append((result.scale, result.shift))
         return maps
 
+    def cloud_stride(self, width: int, options: PipelineOptions | None = None) -> int:
+        """The stride of ``points`` for published images ``width`` pixels wide (the
+        options' ``cloud_stride``, or its auto value: see
+        :meth:`PipelineOptions.cloud_stride_for`)."""
+        o = options or self.options
+        return o.cloud_stride_for(width, self.segmentation is not None)
+
     @staticmethod
     def _points(
         metric: list[torch.Tensor | None],
         intrinsics: list[Intrinsics | None],
         o: PipelineOptions,
+        stride: int,
     ) -> list[torch.Tensor | None]:
-        """Each frame's points (on the device), None where it has no metric depth or no
-        intrinsics."""
+        """Each frame's points (on the device, every ``stride``-th pixel), None where it
+        has no metric depth or no intrinsics."""
         edge = o.cloud_edge_threshold if o.cloud_edge_filter else 0.0
         return [
             None
@@ -684,7 +693,7 @@ class FramePipeline:
                 intr.fy,
                 intr.cx,
                 intr.cy,
-                o.cloud_stride,
+                stride,
                 o.cloud_max_depth,
                 o.cloud_min_depth,
                 edge,
@@ -718,10 +727,11 @@ class FramePipeline:
         scaled_info: CameraInfo | None,
         stream: Hashable = None,
         skip: Collection[str] = (),
+        on_demand: Collection[str] = (),
     ) -> None:
         """Fills ``result`` with every message of one frame from the model outputs
         (``result.arrays``), with the options the batch's inference used, except the
-        topics in ``skip``."""
+        topics in ``skip``, and the on-demand topics in ``on_demand``."""
         arrays = result.arrays
         h, w = rgb.shape[:2]
         out_h, out_w = self.output_hw((h, w), o)
@@ -762,7 +772,7 @@ class FramePipeline:
 
         xyz = arrays.get("xyz")
         if xyz is not None:
-            s = o.cloud_stride
+            s = self.cloud_stride(out_w, o)
             colors = None
             if o.cloud_color:
                 if small_rgb is None:
@@ -770,9 +780,18 @@ class FramePipeline:
                 colors = np.ascontiguousarray(small_rgb[::s, ::s])
             cloud_labels = labels[::s, ::s] if (labels is not None and o.cloud_labels) else None
             cloud_confidence = None if depth_confidence is None else depth_confidence[::s, ::s]
-            msgs["points"] = make_pointcloud2(
-                header, xyz, colors, cloud_labels, confidence=cloud_confidence
-            )
+            if "points" not in skip:
+                msgs["points"] = make_pointcloud2(
+                    header, xyz, colors, cloud_labels, confidence=cloud_confidence
+                )
+            if "points_confident" in on_demand:
+                confident = confident_points(xyz, cloud_confidence, o.cloud_confident_threshold)
+                if confident is xyz and "points" in msgs:  # nothing to leave out: one message
+                    msgs["points_confident"] = msgs["points"]
+                else:
+                    msgs["points_confident"] = make_pointcloud2(
+                        header, confident, colors, cloud_labels, confidence=cloud_confidence
+                    )
         t4 = time.perf_counter()
         result.timings_ms["messages"] = (t3 - t2) * 1e3
         result.timings_ms["pointcloud"] = (t4 - t3) * 1e3

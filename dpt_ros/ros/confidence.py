@@ -11,6 +11,11 @@ is the bounded, monotone map
 (c = 1 -> 0, 1.5 -> 85, 2 -> 128, 3 -> 170, 10 -> 230), pixel for pixel the same
 image; NaN and values below 1 give 0. Its inverse, for a threshold chosen in the
 float units: ``c = 255 / (255 - m)``.
+
+``points_confident`` (:func:`confident_points`) carries the same confidence to costmap
+layers that read no field but x, y and z (Nav2's obstacle and voxel layers): the points
+of ``points`` less confident than a threshold become NaN, which such a layer neither
+marks nor clears with.
 """
 
 from __future__ import annotations
@@ -33,3 +38,31 @@ def mono8_to_confidence(m: int) -> float:
     if not 0 <= m < 255:
         raise ValueError(f"a mono8 confidence below 255 has a float value, got {m}")
     return 255.0 / (255.0 - m)
+
+
+def confident_points(
+    xyz: np.ndarray, confidence: np.ndarray | None, threshold: float
+) -> np.ndarray:
+    """The organised points whose depth confidence is at least ``threshold``.
+
+    Args:
+        xyz: (h, w, 3) float points, metres (NaN = no point).
+        confidence: (h, w) float depth confidence of each point (>= 1), or None for a
+            model without one.
+        threshold: the least confidence kept; 0 keeps every point.
+
+    Returns:
+        A copy of ``xyz`` with NaN where the confidence is below ``threshold`` or NaN;
+        ``xyz`` itself (not copied) when nothing can be left out (no confidence, or a
+        threshold of 0).
+    """
+    if confidence is None or threshold <= 0:
+        return xyz
+    if confidence.shape != xyz.shape[:2]:
+        raise ValueError(
+            f"confidence must be {xyz.shape[:2]} to match the points, got {confidence.shape}"
+        )
+    unsure = ~(confidence >= threshold)  # NaN confidence: not confident
+    out = np.array(xyz, copy=True)
+    out[unsure] = np.nan
+    return out

@@ -14,7 +14,8 @@ The rules, each from the consumer that decides it:
 - nav2_costmap_2d: an observation source keeps points with ``min_obstacle_height <= z
   <= max_obstacle_height`` (the source's own, default 0.0), the voxel layer also drops
   ``z > max_obstacle_height`` of the layer (default 2.0) and marks a point only if its
-  voxel index ``int((z - origin_z) / z_resolution)`` is below ``z_voxels`` (at most 16);
+  voxel index ``int((z - origin_z) / z_resolution)`` is below ``z_voxels`` (at most 16;
+  a clearing ray to a point above the column is clipped to it, not dropped);
   ``inf_is_valid`` has no effect on a PointCloud2 source (a note, not a finding).
 - a topic that is not one of dpt_node's may still carry its data (depth_image_proc's
   ``point_cloud_xyz`` on dpt_node's ``depth/image``): the doctor says it cannot tell,
@@ -24,9 +25,16 @@ The rules, each from the consumer that decides it:
   (declared int), ``tile_map_decay_time: 5`` (declared double), ``bond_timeout: 4``
   (declared double). :data:`DECLARED_TYPES` lists each plugin's declarations.
 - staleness: an obstacle, voxel, STVL or semantic source with ``expected_update_rate``
-  (seconds, despite the name) > 0 is "not current" once its newest data is older; the
-  collision monitor stops the robot ("invalid source") when a source's newest data is
-  older than ``source_timeout`` (default 2.0 s; 1.0 in nav2_bringup's jazzy params).
+  (seconds, despite the name) > 0 is "not current" once its last cloud arrived longer
+  ago (observation_buffer.cpp ``isCurrent``), and the controller or planner gives up
+  waiting for the costmap ("Costmap timed out waiting for update"); the collision monitor stops the
+  robot ("invalid source") when its newest cloud's stamp is older than
+  ``source_timeout`` (default 2.0 s; 1.0 in nav2_bringup's jazzy params). dpt_node's
+  times come from :mod:`dpt_ros.ros.node_speed`: measured on a running node, else the
+  documented figures; where neither says, the doctor cannot tell.
+- costmap layers read x, y and z only (the voxel and obstacle layers keep a point by its
+  height, a NaN point neither marks nor clears): confidence-aware marking is a marking
+  source on ``points_confident`` beside a clearing source on ``points``.
 - dpt_node publishes ``points`` and ``depth/image`` only with metres: a metric model, a
   relative one with ``relative_depth.scale`` > 0, or online alignment.
 - nav2_lifecycle_manager: with ``bond_timeout > 0`` (default 4.0 s) it waits
@@ -34,8 +42,9 @@ The rules, each from the consumer that decides it:
   ``node_names`` and aborts the bring-up without one; dpt_lifecycle_node's bond id is
   its name, as for Nav2's own nodes.
 
-The node side comes from its parameter values (``dpt_ros.node.params`` names);
-``processing_time_budget`` stands for its processing time per frame.
+The node side comes from its parameter values (``dpt_ros.node.params`` names); for the
+semantic layer's decay, ``processing_time_budget`` stands for its processing time per
+frame (the node warns in /diagnostics above it).
 """
 
 from __future__ import annotations
@@ -47,6 +56,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dpt_ros.models.registry import MODEL_SPECS, get_spec, model_names
+from dpt_ros.ros.node_speed import CloudTiming, estimate
 from dpt_ros.viz.ade20k import CLASS_NAMES
 
 #: The dpt_node topics a semantic layer reads, by the plugin's parameter name.
@@ -281,8 +292,10 @@ class _Checker:
         node_name: str,
         bond_available: bool,
         class_names: Sequence[str],
+        timing: CloudTiming | None = None,
     ) -> None:
         self.nav2, self.node, self.node_name = nav2, node, node_name
+        self.timing = timing if timing is not None else estimate(node)
         self.bond_available = bond_available
         self.class_names = list(class_names)
         self.findings: list[Finding] = []
@@ -537,6 +550,7 @@ class _Checker:
             self.checked += 1
             self.types(src, cfg, ("stvl" if stvl else "obstacle", "source"))
             self.update_rate(src, cfg)
+            self.confident_source(src, topic)
             if cfg.get("inf_is_valid"):
                 self.notes.append(
                     f"{src}.inf_is_valid has no effect on a PointCloud2 source (Nav2 "
@@ -562,13 +576,15 @@ class _Checker:
                 self.voxel_column(where, src, layer, dict(cfg))
 
     def point_topic(self, where: str, topic: str) -> bool:
-        """Whether a PointCloud2 source reads dpt_node's ``points`` (checked as ours).
-        With an unknown namespace a topic named ``.../points`` is taken for it, said in
+        """Whether a PointCloud2 source reads dpt_node's ``points`` or
+        ``points_confident`` (checked as ours). With an unknown namespace a topic named
+        ``.../points`` (or ``.../points_confident``) is taken for it, said in
         :attr:`unsure`; another name is some other sensor's, said nothing of."""
+        name = cloud_name(topic)
         if self.prefixes is None:
-            if topic.endswith("/points") or topic == "points":
+            if topic.endswith("/" + name) or topic == name:
                 self.unsure.append(
-                    f"{where}: took {topic!r} for dpt_node's 'points' by its name; its "
+                    f"{where}: took {topic!r} for dpt_node's {name!r} by its name; its "
                     "namespace is unknown (give --namespace to be sure)"
                 )
                 self.reads_metres = True
@@ -576,39 +592,54 @@ class _Checker:
             return False
         if not any(topic.startswith(p + "/") for p in self.prefixes):
             return False  # another sensor's
-        ours = self.our_topic(where, topic, "points") is True
+        ours = self.our_topic(where, topic, name) is True
         self.reads_metres = self.reads_metres or ours
         return ours
 
+    def confident_source(self, where: str, topic: str) -> None:
+        """A source on ``points_confident`` marks confidence-aware only with a model
+        that has a depth confidence and a threshold above 0: say so where it does not."""
+        if cloud_name(topic) != "points_confident":
+            return
+
+        model = str(self.node.get("depth.model_type", "") or "")
+        spec = MODEL_SPECS.get(model)
+        if spec is not None and "confidence" not in spec.maps:
+            self.notes.append(
+                f"{where} reads points_confident, but {model} has no depth confidence: "
+                "every point of 'points' is in it (confidence-aware with "
+                "depth_anything_3_small, _base or _large)"
+            )
+        elif _number(self.node.get("cloud.confident_threshold"), 2.0) <= 0:
+            self.notes.append(
+                f"{where} reads points_confident, but cloud.confident_threshold is 0: "
+                "every point of 'points' is in it"
+            )
+
     def update_rate(self, where: str, cfg: Mapping[str, Any]) -> None:
-        """``expected_update_rate`` (s) must exceed the time between dpt_node's frames."""
+        """``expected_update_rate`` (s) must exceed the time between dpt_node's clouds:
+        ObservationBuffer::isCurrent is false once the last one arrived longer ago."""
         expected = _number(cfg.get("expected_update_rate"), 0.0)
         if expected <= 0:
             return
-        frame = self.frame_time()
-        if frame is None:
+        timing = self.timing
+        verdict = timing.interval.against(expected)
+        if verdict == "unknown":
             self.unsure.append(
                 f"{where}.expected_update_rate: cannot tell whether {expected:g} s holds "
-                "dpt_node's frame time: its processing_time_budget is 0 (unknown)"
+                f"dpt_node's time between clouds ({timing.interval.text()}): "
+                f"{timing.source}"
             )
-        elif frame > expected:
+        elif verdict == "over":
+            slack = _round_up(2 * _known(timing.interval))
             self.add(
                 f"{where}.expected_update_rate",
-                f"{expected:g} s is below dpt_node's time between frames ({frame:g} s, "
-                "from processing_time_budget and max_rate): the layer reports the source "
-                "as not current",
-                f"expected_update_rate >= {math.ceil(frame * 2 * 10) / 10:g} (two frames), "
-                "or 0.0 (no check)",
+                f"{expected:g} s is below dpt_node's time between clouds "
+                f"({timing.interval.text()}, {timing.source}): the layer reports the "
+                "source as not current, and the controller (local costmap) or the "
+                "planner (global) gives up with 'Costmap timed out waiting for update'",
+                f"expected_update_rate: {slack:g} (two clouds), or 0.0 (no check)",
             )
-
-    def frame_time(self) -> float | None:
-        """Seconds between dpt_node's frames: its processing_time_budget (its processing
-        time per frame) or 1 / max_rate, the longer; None when the budget is 0."""
-        budget = _number(self.node.get("processing_time_budget"), 0.0)
-        if budget <= 0:
-            return None
-        max_rate = _number(self.node.get("max_rate"), 0.0)
-        return max(budget, 1.0 / max_rate if max_rate > 0 else 0.0)
 
     # -- collision monitor --------------------------------------------------------
     def collision_monitor(self, path: tuple[str, ...], params: dict) -> None:
@@ -626,22 +657,25 @@ class _Checker:
             self.checked += 1
             self.types(src, cfg, ("collision_monitor", "source"))
             limit = _number(cfg.get("source_timeout"), timeout)
-            frame = self.frame_time()
             if limit <= 0:
-                continue
-            if frame is None:
+                continue  # 0 = no check (source.cpp)
+            timing = self.timing
+            verdict = timing.age.against(limit)
+            if verdict == "unknown":
                 self.unsure.append(
-                    f"{src}: cannot tell whether source_timeout {limit:g} s holds "
-                    "dpt_node's frame time: its processing_time_budget is 0 (unknown)"
+                    f"{src}: cannot tell whether source_timeout {limit:g} s holds the age "
+                    f"of dpt_node's newest cloud ({timing.age.text()}): {timing.source}"
                 )
-            elif 2 * frame > limit:  # the newest cloud is up to a frame old, plus latency
+            elif verdict == "over":
+                # One missed cloud of slack: the age plus an interval.
+                slack = _round_up(_known(timing.age) + _known(timing.interval))
                 self.add(
                     f"{src}.source_timeout",
-                    f"{limit:g} s is shorter than dpt_node's cloud can be old ({2 * frame:g} "
-                    f"s: a frame interval of {frame:g} s plus its processing): the collision "
-                    "monitor stops the robot ('invalid source')",
-                    f"source_timeout: {math.ceil(2 * frame * 10) / 10:g} on this source, "
-                    "or a faster pipeline",
+                    f"{limit:g} s is shorter than dpt_node's newest cloud can be old "
+                    f"({timing.age.text()}: its latency plus the time between clouds, "
+                    f"{timing.source}): the collision monitor stops the robot ('invalid "
+                    "source')",
+                    f"source_timeout: {slack:g} on this source, or a faster pipeline",
                 )
 
     def voxel_column(self, where: str, src: str, layer: dict, cfg: dict) -> None:
@@ -661,6 +695,8 @@ class _Checker:
         )
         if top <= origin_z or voxel_index(top, origin_z, z_res) < z_voxels:
             return
+        if not cfg.get("marking", True):
+            return  # a clearing ray to a point above the column is clipped, not dropped
         column = origin_z + z_voxels * z_res
         needed = (top - origin_z) / MAX_Z_VOXELS
         fix_res = math.floor(needed / 0.05 + 1) * 0.05  # the next 5 cm step above
@@ -760,11 +796,24 @@ class _Checker:
         return Report(self.findings, self.notes, self.unsure)
 
 
+def _known(r: Any) -> float:
+    """The larger known bound of a :class:`~dpt_ros.ros.node_speed.Range`."""
+    return float(r.high if r.high is not None else r.low)
+
+
+def _round_up(seconds: float) -> float:
+    """``seconds`` rounded up to the next 0.1 s."""
+    return math.ceil(round(seconds * 10, 6)) / 10
+
+
+def cloud_name(topic: str) -> str:
+    """Which of dpt_node's clouds a topic names: ``points_confident`` or ``points``."""
+    return "points_confident" if topic.rstrip("/").endswith("points_confident") else "points"
+
+
 def metric_problem(node: Mapping[str, Any]) -> str:
     """Why dpt_node with these parameters publishes no ``points`` and no ``depth/image``
     (no metres), or ""."""
-    from dpt_ros.models.registry import get_spec, model_names  # start-up: only this check
-
     model = str(node.get("depth.model_type", "") or "")
     if not model:
         return "depth.model_type is empty: no depth, so no 'points' and no 'depth/image'"
@@ -797,6 +846,7 @@ def check_nav2(
     node_name: str = "dpt_node",
     bond_available: bool = True,
     class_names: Sequence[str] = CLASS_NAMES,
+    timing: CloudTiming | None = None,
 ) -> Report:
     """Every mismatch between a Nav2 parameters tree and dpt_node's parameters.
 
@@ -808,8 +858,11 @@ def check_nav2(
         node_name: the node's name (its bond id and entry in node_names).
         bond_available: whether the bond messages import where the node will run.
         class_names: the label names the node's LabelInfo publishes.
+        timing: how often dpt_node publishes its cloud and how old it can be (a running
+            node's, :func:`dpt_ros.ros.node_speed.measured`); None = the documented
+            figures for its parameters (:func:`dpt_ros.ros.node_speed.estimate`).
     """
-    return _Checker(nav2, node, namespace, node_name, bond_available, class_names).run()
+    return _Checker(nav2, node, namespace, node_name, bond_available, class_names, timing).run()
 
 
 def merge(trees: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

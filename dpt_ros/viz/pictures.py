@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+import cv2
 import numpy as np
 
 
@@ -23,9 +24,6 @@ def write_png(path: str | Path, image: np.ndarray, rgb: bool = False) -> None:
     Raises:
         OSError: the file cannot be written (the reason when OpenCV gives one).
     """
-    # start-up: cv2 on use (dpt-ros predict imports this module to parse)
-    import cv2
-
     if rgb:
         image = np.ascontiguousarray(image[:, :, ::-1])
     try:

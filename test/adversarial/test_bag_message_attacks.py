@@ -1,9 +1,9 @@
 """Corrupt and lying messages in a bag given to ``dpt-ros bag``, in a real process:
 cut-short serialized images, an Image that declares 100000x100000 pixels and carries
 ten bytes, an unknown encoding, a step that contradicts the width, garbage where a
-camera_info belongs. The README's contract: each bad frame is skipped and counted, every
-input message is copied unchanged, the good frames are processed, and memory stays
-bounded (nothing is allocated from a size a message merely claims)."""
+camera_info belongs. The contract (docs/failure_behaviour.md): each bad frame is skipped
+and counted, every input message is copied unchanged, the good frames are processed, and
+memory stays bounded (nothing is allocated from a size a message merely claims)."""
 
 from __future__ import annotations
 

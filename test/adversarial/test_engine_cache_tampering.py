@@ -2,7 +2,7 @@
 every start while hashing it; a symlink to a file outside the cache was loaded; a
 missing or corrupt sidecar ``model.onnx.json`` was never built again (PyTorch at every
 start, about 30 times slower). Each is refused with a warning naming the problem and
-built again under ``--engine-build`` (README "Engine cache")."""
+built again under ``--engine-build`` (docs/speed.md, "Engines built on first use")."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Signals at every stage of a sequential fleet (``dpt-ros bag IN1 IN2 IN3 -o OUTDIR``),
 in a real process: before the first bag, with a bag half written, and a storm of them.
-The contract (README "Failure behaviour"): the run stops with the signal's exit status
+The contract (docs/failure_behaviour.md): the run stops with the signal's exit status
 and no traceback; every finished output is a complete bag, a half-written one is never
 left in a finished output's place; and a rerun finishes the rest and skips the done."""
 

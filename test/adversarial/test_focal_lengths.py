@@ -1,7 +1,7 @@
 """Absurd focal lengths: a calibration with fx = 1e30 made Depth Anything 3 metric
 publish depth of 1e27 m, and fx = 1e-30 put every point at the camera. A focal length
 outside a 179 degree fisheye to a 0.5 degree telephoto is refused where the camera model
-is read (README "Failure behaviour"): ``predict`` before loading the model, the node and
+is read (docs/failure_behaviour.md): ``predict`` before loading the model, the node and
 ``bag`` per frame with the reason (no metres, no points)."""
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 them: decompression bombs (a PNG of 20000x20000 pixels in 1 MB), a TIFF whose size tags
 disagree, and frames too thin or too elongated for the network, for every family.
 
-The README's "Failure behaviour" table is the contract: each is refused from its header
+docs/failure_behaviour.md is the contract: each is refused from its header
 or before inference, named in one error line (predict, exit 2) or skipped and counted
 (bag), the good inputs beside it are still processed, and memory stays bounded (the
 program's own peak, measured from outside)."""

@@ -1,7 +1,7 @@
 """A TIFF tile bomb: a 64x64 image declared in one 16384x16368 RGBA Deflate tile, a
 few megabytes on disk. The header's image size passes ``max_input_pixels``; decoding it
 unpacked the whole tile (1 GB, seconds per frame) in predict, bag and the node. It is
-refused before decoding, naming the tile (README "Input size limit")."""
+refused before decoding, naming the tile (docs/failure_behaviour.md, "Images")."""
 
 from __future__ import annotations
 

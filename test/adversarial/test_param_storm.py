@@ -1,8 +1,9 @@
 """A parameter storm at run time on a running ``dpt_node`` in its own process: hundreds
 of ``set_parameters`` requests, valid and invalid (NaN, negatives, wrong types, control
-characters, read-only parameters), while frames flow. The README's contract: an invalid
-value is refused with the reason and the old value stays, a valid one takes effect, the
-node keeps publishing, memory stays bounded, and it stops cleanly afterwards."""
+characters, read-only parameters), while frames flow. The contract
+(docs/failure_behaviour.md): an invalid value is refused with the reason and the old value
+stays, a valid one takes effect, the node keeps publishing, memory stays bounded, and it
+stops cleanly afterwards."""
 
 from __future__ import annotations
 

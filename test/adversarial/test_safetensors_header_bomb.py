@@ -1,7 +1,7 @@
 """A safetensors file whose header is tens of megabytes of empty tensors: parsing it
 took 89 s and 1.2 GB before the layout check refused it. The header's length and its
 tensor count are bounded by what the largest official layout needs, checked before the
-header is parsed (README "Weights files")."""
+header is parsed (docs/models.md, "Checks on every weights file")."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 a DPT ``.pt``, a Depth Anything V2 ``.pth`` or a Depth Anything 3 ``.safetensors`` file
 gave a RuntimeError of hundreds of lines; a complex64 tensor loaded and crashed at
 inference. Each is refused with one line naming the key, its dtype and what was
-expected (README "Weights files")."""
+expected (docs/models.md, "Checks on every weights file")."""
 
 from __future__ import annotations
 

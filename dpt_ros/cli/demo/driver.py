@@ -19,10 +19,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.serialization import deserialize_message, serialize_message
+from sensor_msgs.msg import CameraInfo, Image
 
 from dpt_ros.cli.demo.preview import PICTURE_KINDS
 from dpt_ros.cli.demo.scene import camera_intrinsics, render_sequence
+from dpt_ros.node.node import DptNode
+from dpt_ros.pipeline.frames import OUTPUT_TOPICS
 from dpt_ros.ros.bagio import BAG_VERSION, open_bag, output_typestore
+from dpt_ros.ros.camera import Intrinsics
+from dpt_ros.ros.image_codec import depth_to_image_msg, rgb_to_image_msg
 
 LIVE_NAMESPACE = "/dpt_ros_demo/camera"
 BAG_NAMESPACE = "/camera"
@@ -61,9 +72,6 @@ def prepare_output(out_dir: Path) -> Path:
 
 
 def _camera_info_msg(width: int, height: int, stamp_ns: int):
-    # start-up: sensor_msgs, std_msgs on use (dpt-ros --help stays fast)
-    from dpt_ros.ros.camera import Intrinsics
-
     fx, fy, cx, cy = camera_intrinsics(width, height)
     info = Intrinsics(fx, fy, cx, cy, width, height).to_camera_info(FRAME_ID)
     info.header.stamp.sec, info.header.stamp.nanosec = divmod(stamp_ns, 10**9)
@@ -85,11 +93,7 @@ def write_input_bag(
         The (height, width) float32 depth of every frame, in metres (+inf: sky).
     """
     # optional dependency: rosbags
-    from rclpy.serialization import serialize_message
     from rosbags.rosbag2 import StoragePlugin, Writer
-
-    # start-up: cv2, sensor_msgs, std_msgs on use (dpt-ros --help stays fast)
-    from dpt_ros.ros.image_codec import depth_to_image_msg, rgb_to_image_msg
 
     store = output_typestore()
     depths = []
@@ -121,10 +125,6 @@ def write_input_bag(
 
 def read_bag_frames(bag_dir: Path) -> list[tuple[Any, Any]]:
     """(Image, CameraInfo) pairs of the demo bag, in order."""
-    # start-up: rclpy, sensor_msgs on use (dpt-ros --help stays fast)
-    from rclpy.serialization import deserialize_message
-    from sensor_msgs.msg import CameraInfo, Image
-
     images, infos = [], []
     reader = open_bag(bag_dir)
     try:
@@ -163,9 +163,6 @@ def node_parameters(
     Returns:
         A list of ``rclpy.parameter.Parameter``.
     """
-    # start-up: rclpy on use (dpt-ros --help stays fast)
-    from rclpy.parameter import Parameter
-
     params = [
         Parameter("depth.model_type", value=models["depth"]),
         Parameter("segmentation.model_type", value=models["segmentation"]),
@@ -220,14 +217,6 @@ class _Driver:
     """Publishes the frames to the node and collects its outputs (one executor)."""
 
     def __init__(self, context, namespace: str, wanted: list[str]) -> None:
-        # start-up: rclpy, sensor_msgs on use (dpt-ros --help stays fast)
-        from rclpy.node import Node
-        from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-        from sensor_msgs.msg import CameraInfo, Image
-
-        # start-up: cv2, sensor_msgs, std_msgs, timm, torch, tqdm on use (dpt-ros --help stays fast)
-        from dpt_ros.pipeline.frames import OUTPUT_TOPICS
-
         self.node = Node("dpt_ros_demo_player", context=context)
         qos = QoSProfile(
             history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE
@@ -326,9 +315,6 @@ def run_node(frames: Sequence[tuple[Any, Any]], params: list[Any]) -> NodeRun:
         frames: (Image, CameraInfo) pairs, as :func:`read_bag_frames` returns them.
         params: the node's parameter overrides (:func:`node_parameters`).
     """
-    # start-up: rclpy on use (dpt-ros --help stays fast)
-    import rclpy
-
     context = rclpy.Context()
     rclpy.init(context=context)
     session = _RosSession(context)
@@ -341,12 +327,6 @@ def run_node(frames: Sequence[tuple[Any, Any]], params: list[Any]) -> NodeRun:
 
 def _start_session(session: _RosSession, params: list[Any]) -> None:
     """Creates the node, the driver and the executor, and spins it in a thread."""
-    # start-up: rclpy on use (dpt-ros --help stays fast)
-    from rclpy.executors import SingleThreadedExecutor
-
-    # start-up: cv2, diagnostic_msgs, rcl_interfaces, rclpy, sensor_msgs, std_msgs, timm, torch, tqdm on use (dpt-ros --help stays fast)
-    from dpt_ros.node.node import DptNode
-
     session.node = DptNode(
         namespace=LIVE_NAMESPACE,
         context=session.context,
@@ -382,9 +362,6 @@ def _feed_frames(session: _RosSession, frames: Sequence[tuple[Any, Any]]) -> Nod
 
 def _close_session(session: _RosSession) -> None:
     """Stops the executor, destroys the nodes and shuts the context down."""
-    # start-up: rclpy on use (dpt-ros --help stays fast)
-    import rclpy
-
     if session.executor is not None:
         session.executor.shutdown()
     if session.driver is not None:

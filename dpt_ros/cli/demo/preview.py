@@ -11,8 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
+from dpt_ros.ros.image_codec import image_msg_to_array
+from dpt_ros.ros.pointcloud import pointcloud2_to_arrays
+from dpt_ros.viz.colormap import TURBO_LUT, colorize
 from dpt_ros.viz.pictures import write_png
 
 #: The kinds of frame pictures, ``frame_XXX_<kind>.png``, in the order they are written.
@@ -133,9 +137,6 @@ def _splat(
 
 def _draw_camera_marker(image: np.ndarray, fitted: _FittedView) -> None:
     """Marks the real camera (the origin of the cloud's frame) with a white triangle."""
-    # start-up: cv2 on use (dpt-ros --help stays fast)
-    import cv2
-
     cam_u, cam_v, cam_z = fitted.project(np.zeros((1, 3)))
     if cam_z[0] > 0 and np.isfinite(cam_u[0]) and np.isfinite(cam_v[0]):
         centre = (int(round(cam_u[0])), int(round(cam_v[0])))
@@ -149,9 +150,6 @@ def _put_text(
     font_scale: float,
     color: tuple[int, int, int],
 ) -> None:
-    # start-up: cv2 on use (dpt-ros --help stays fast)
-    import cv2
-
     cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, font_scale, color, 1, cv2.LINE_AA)
 
 
@@ -169,9 +167,6 @@ def render_cloud_preview(xyz: np.ndarray, width: int = 480, height: int = 360) -
     Returns:
         (height, width, 3) uint8 RGB.
     """
-    # start-up: cv2 on use (dpt-ros --help stays fast)
-    from dpt_ros.viz.colormap import TURBO_LUT, colorize
-
     image = np.full((height, width, 3), _BACKGROUND, np.uint8)
     pts = np.asarray(xyz, np.float64).reshape(-1, 3)
     pts = pts[np.isfinite(pts).all(1)]
@@ -208,10 +203,6 @@ def write_frame_pictures(stem: Path, image_msg: Any, outputs: dict[str, Any]) ->
     Returns:
         The names of the files written, in order.
     """
-    # start-up: cv2, sensor_msgs, std_msgs on use (dpt-ros --help stays fast)
-    from dpt_ros.ros.image_codec import image_msg_to_array
-    from dpt_ros.ros.pointcloud import pointcloud2_to_arrays
-
     files: list[str] = []
     write_png(Path(f"{stem}_input.png"), image_msg_to_array(image_msg), rgb=True)
     files.append(f"{stem.name}_input.png")

@@ -58,8 +58,11 @@ from dpt_ros.cli.demo.driver import (
     write_input_bag,
 )
 from dpt_ros.cli.demo.preview import PICTURE_KINDS, write_frame_pictures
+from dpt_ros.models import resolve_device
 from dpt_ros.models.options import BACKENDS
 from dpt_ros.models.registry import get_spec
+from dpt_ros.models.weights.download import cached_checkpoint_path, default_cache_dir
+from dpt_ros.ros.image_codec import image_msg_to_array
 
 DEFAULT_OUTPUT = "demo_output"
 DEFAULT_DEPTH_MODEL = "dpt_hybrid"
@@ -71,11 +74,11 @@ CPU_NETWORK_SIZE = (256, 192)
 RELATIVE_SCALE, RELATIVE_SHIFT = 0.000305, 0.1378
 
 
-def add_parser(subparsers: Any, name: str) -> argparse.ArgumentParser:
+def add_parser(subparsers: Any, name: str, help: str) -> argparse.ArgumentParser:
     """Adds ``dpt-ros demo`` to ``subparsers``."""
     p = subparsers.add_parser(
         name,
-        help="run a synthetic camera through dpt_node and write pictures of the outputs",
+        help=help,
         description="Render a short synthetic camera sequence (written as a bag), run it "
         "through dpt_node over ROS topics in this process, and write the depth "
         "colour map, label overlay and a point cloud preview of every frame, "
@@ -145,9 +148,6 @@ def add_parser(subparsers: Any, name: str) -> argparse.ArgumentParser:
 # ----------------------------------------------------------------------------------
 def find_weights(model: str, weights_dir: str | None) -> Path | None:
     """The official checkpoint of ``model`` in ``weights_dir`` or the cache, or None."""
-    # start-up: tqdm on use (dpt-ros --help stays fast)
-    from dpt_ros.models.weights.download import cached_checkpoint_path
-
     spec = get_spec(model)
     candidates = []
     if weights_dir:
@@ -178,9 +178,6 @@ def _random_weights_banner(missing: dict[str, str], places: list[str]) -> str:
 
 def _weights_places(weights_dir: str | None) -> list[str]:
     """Where :func:`find_weights` looks, for the banner."""
-    # start-up: tqdm on use (dpt-ros --help stays fast)
-    from dpt_ros.models.weights.download import default_cache_dir
-
     places = [str(Path(weights_dir).expanduser())] if weights_dir else []
     places.append(str(default_cache_dir()))
     return places
@@ -240,9 +237,6 @@ def _model_specs(models: dict[str, str]) -> dict[str, Any]:
 
 def _resolve_config(args: argparse.Namespace) -> _Config:
     """Checks the models, picks the network size and looks up the weights."""
-    # start-up: torch on use (dpt-ros --help stays fast)
-    from dpt_ros.models import resolve_device
-
     models = {
         "depth": (args.depth_model or "").strip(),
         "segmentation": (args.segmentation_model or "").strip(),
@@ -367,9 +361,6 @@ def _depth_abs_rel(depth_msg: Any, truth: np.ndarray) -> float | None:
     Returns:
         The median relative error, or None when the sizes differ or no pixel is valid.
     """
-    # start-up: cv2, sensor_msgs, std_msgs on use (dpt-ros --help stays fast)
-    from dpt_ros.ros.image_codec import image_msg_to_array
-
     est = image_msg_to_array(depth_msg)
     if est.shape == truth.shape:
         ok = np.isfinite(truth) & np.isfinite(est) & (truth > 0)

@@ -22,10 +22,10 @@ from torch import nn
 from dpt_ros.models.network.blocks import REASSEMBLE_FACTORS, Reassemble
 from dpt_ros.models.network.hybrid import HYBRID_TIMM_NAME, create_hybrid_vit
 from dpt_ros.models.network.std_conv import use_original_weight_standardization
-from dpt_ros.models.registry import DPT, SIZE_MULTIPLES
 
-#: DPT input sides are multiples of this (the decoder's coarsest map is 1/32).
-NETWORK_MULTIPLE = SIZE_MULTIPLES[DPT]
+#: DPT input sides are multiples of this (the decoder's coarsest map is 1/32; the DPT
+#: family's ``size_multiple``).
+NETWORK_MULTIPLE = 32
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ __all__ = [
     "digest",
     "download",
     "hub",
+    "key_rules",
     "layout",
     "transformers_format",
     "verify",

@@ -1,4 +1,4 @@
-"""Loading DPT weight files safely, with errors a user can act on.
+"""Loading weight files safely, with errors a user can act on.
 
 Weight files are read with ``torch.load(..., weights_only=True)``: a weights file
 never executes code. The state_dict keys are the official ones, matched strictly.
@@ -19,8 +19,7 @@ from torch import nn
 
 from dpt_ros.models.errors import CheckpointError, RandomWeightsWarning
 from dpt_ros.models.network.build import build_network
-from dpt_ros.models.registry import DEPTH_ANYTHING_3, ModelSpec, get_spec
-from dpt_ros.models.weights.da3_checkpoint import unsupported_kind, with_hub_prefix
+from dpt_ros.models.registry import FAMILIES, ModelSpec, get_spec
 from dpt_ros.models.weights.download import default_cache_dir, ensure_checkpoint
 from dpt_ros.models.weights.hub import hub_checkpoint
 from dpt_ros.models.weights.layout import (
@@ -104,7 +103,7 @@ def check_state_dict(
     if not differences:
         return
     like = identify_model_types(state_dict)
-    unsupported = unsupported_kind(got)
+    unsupported = next(filter(None, (f.unsupported_kind(got) for f in FAMILIES)), None)
     if unsupported:
         raise CheckpointError(
             f"{source} is a {unsupported} checkpoint, not {spec.name}: dpt_ros does not "
@@ -161,17 +160,28 @@ def random_weights_already_announced() -> Iterator[None]:
 
 
 def _read_weights(path: Path, spec: ModelSpec) -> dict[str, torch.Tensor]:
-    """The state_dict of a weights file (PyTorch or safetensors), of a Depth Anything 3
-    hub folder (config.json + model.safetensors), or of a folder written by
-    transformers' save_pretrained, converted to the official layout. A bare Depth
-    Anything 3 state_dict gets the hub's ``model.`` prefix."""
-    if path.is_dir() and spec.family == DEPTH_ANYTHING_3:
-        return with_hub_prefix(read_da3_folder(path, spec))
+    """The state_dict of a weights file (PyTorch or safetensors), of a hub folder
+    (config.json + the official file, for the types whose files come so), or of a folder
+    written by transformers' save_pretrained, converted to the official layout. Each
+    family's file conventions become the official layout (:func:`file_keys`)."""
+    if path.is_dir() and spec.hub_model_name:
+        return file_keys(read_hub_folder(path, spec))
     if path.is_dir():
         return read_transformers_folder(path, spec)
     if path.suffix == ".safetensors":
-        return with_hub_prefix(read_safetensors_file(path))
-    return with_hub_prefix(read_state_dict(path))
+        return file_keys(read_safetensors_file(path))
+    return file_keys(read_state_dict(path))
+
+
+def file_keys(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A file's state_dict through every family's
+    :meth:`~dpt_ros.models.family.ModelFamily.file_keys` (a bare Depth Anything 3
+    state_dict gets the hub's ``model.`` prefix), so that it is checked against the
+    official layouts and a file of another family is named."""
+    state = dict(state_dict)
+    for family in FAMILIES:
+        state = family.file_keys(state)
+    return state
 
 
 def read_safetensors_file(path: Path) -> dict[str, torch.Tensor]:
@@ -194,9 +204,9 @@ def read_safetensors_file(path: Path) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def read_da3_folder(folder: Path, spec: ModelSpec) -> dict[str, torch.Tensor]:
-    """A Depth Anything 3 hub folder: ``config.json`` whose ``model_name`` must be
-    ``spec``'s (``da3-small`` ...), and ``model.safetensors``."""
+def read_hub_folder(folder: Path, spec: ModelSpec) -> dict[str, torch.Tensor]:
+    """A hub folder: ``config.json`` whose ``model_name`` must be ``spec``'s
+    ``hub_model_name`` (``da3-small`` ...), and the official file (``model.safetensors``)."""
     config = read_config(folder)
     name = config.get("model_name")
     if name != spec.hub_model_name:
@@ -205,6 +215,10 @@ def read_da3_folder(folder: Path, spec: ModelSpec) -> dict[str, torch.Tensor]:
             f"({spec.name}); use the {spec.hub_repo} files or the matching model type"
         )
     return read_safetensors_file(folder / spec.file_name)
+
+
+#: The former name of :func:`read_hub_folder`.
+read_da3_folder = read_hub_folder
 
 
 def load_model(

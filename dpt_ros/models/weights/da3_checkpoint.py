@@ -1,10 +1,13 @@
-"""Depth Anything 3 weight files: the hub's key prefix, strict layout checks, and naming
-the type a wrong file looks like.
+"""Depth Anything 3 weight files checked on their own: each type's key layout, the type
+a file looks like, and a bare network loaded from a state_dict (tests and tools; the
+loader, :func:`dpt_ros.models.weights.checkpoint.load_model`, checks every family's
+files alike).
 
-The official files (``depth-anything/DA3-*`` on the Hugging Face hub, ``model.safetensors``)
-hold the network's state_dict with every key prefixed by ``model.`` (the hub wrapper keeps
-the network as ``model``); :func:`strip_hub_prefix` removes it. Layouts are compared by
-name and shape against the network built on the meta device, so no weights are made.
+The hub's key prefix and the kinds of file dpt_ros does not run are the family's:
+:mod:`dpt_ros.models.families.depth_anything_3` (``HUB_PREFIX``, ``strip_hub_prefix``,
+``with_hub_prefix`` and ``unsupported_kind`` import from here with a warning until the
+release after next). Layouts are compared by name and shape against the network built
+on the meta device, so no weights are made.
 """
 
 from __future__ import annotations
@@ -14,57 +17,12 @@ from functools import cache
 
 import torch
 
+from dpt_ros._exports import forward
 from dpt_ros.models.errors import CheckpointError
+from dpt_ros.models.families import depth_anything_3 as _family
 from dpt_ros.models.network.depth_anything3 import DA3_CONFIGS, DepthAnything3
 from dpt_ros.models.registry import MODEL_SPECS
 from dpt_ros.models.weights.layout import dtype_problem, expected_layout, layout_differences
-
-#: The prefix of every key in the hub's ``model.safetensors``.
-HUB_PREFIX = "model."
-
-
-def strip_hub_prefix(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The state_dict without the hub's ``model.`` prefix (where every key has it)."""
-    if state_dict and all(k.startswith(HUB_PREFIX) for k in state_dict):
-        return {k[len(HUB_PREFIX) :]: v for k, v in state_dict.items()}
-    return dict(state_dict)
-
-
-#: The first name parts of a bare (prefix-less) Depth Anything 3 state_dict.
-_BARE_PARTS = ("backbone", "head", "cam_enc", "cam_dec")
-#: DINOv2-G's token width: the any-view giant type (DA3-GIANT), not supported here.
-_GIANT_WIDTH = 1536
-
-
-def with_hub_prefix(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The state_dict with the hub's ``model.`` prefix where it is a bare Depth Anything 3
-    one (every key under ``backbone``, ``head``, ``cam_enc`` or ``cam_dec``, as
-    ``DepthAnything3.state_dict()`` gives); any other state_dict as it is."""
-    state = dict(state_dict)
-    if (
-        state
-        and any(k.startswith("backbone.pretrained.") for k in state)
-        and all(k.split(".", 1)[0] in _BARE_PARTS for k in state)
-    ):
-        return {HUB_PREFIX + k: v for k, v in state.items()}
-    return state
-
-
-def unsupported_kind(shapes: Mapping[str, tuple[int, ...]]) -> str | None:
-    """What an official Depth Anything 3 file that dpt_ros does not run is, or None:
-    the nested any-view + metric pair (DA3NESTED-GIANT-LARGE: its networks under
-    ``da3.`` and ``da3_metric.``) or the giant any-view type (DA3-GIANT: 1536 wide)."""
-    keys = [k[len(HUB_PREFIX) :] if k.startswith(HUB_PREFIX) else k for k in shapes]
-    if (
-        keys
-        and any(k.startswith("da3.") for k in keys)
-        and any(k.startswith("da3_metric.") for k in keys)
-    ):
-        return "Depth Anything 3 nested (DA3NESTED-GIANT-LARGE)"
-    for key, shape in shapes.items():
-        if key.endswith("backbone.pretrained.cls_token") and tuple(shape)[-1:] == (_GIANT_WIDTH,):
-            return "Depth Anything 3 giant (DA3-GIANT)"
-    return None
 
 
 @cache
@@ -85,8 +43,7 @@ def identify(shapes: Mapping[str, tuple[int, ...]]) -> list[str]:
     Depth Anything 3 types first, then DPT and Depth Anything V2 ones. Types sharing a
     layout are all named (``depth_anything_3_mono_large`` and
     ``depth_anything_3_metric_large`` differ only in their weights)."""
-    if shapes and all(k.startswith(HUB_PREFIX) for k in shapes):
-        shapes = {k[len(HUB_PREFIX) :]: v for k, v in shapes.items()}
+    shapes = _family.strip_hub_prefix(shapes)
     layout = frozenset((k, tuple(int(d) for d in v)) for k, v in shapes.items())
     found = [name for name in DA3_CONFIGS if da3_layout(name) == layout]
     return found or _other_families(layout)
@@ -101,7 +58,7 @@ def check_da3_state_dict(
         CheckpointError: another layout; the message names the type it looks like, or
             counts the missing, unexpected and mis-shaped keys.
     """
-    state = strip_hub_prefix(state_dict)
+    state = _family.strip_hub_prefix(state_dict)
     expected = dict(da3_layout(model_type))
     got = {k: tuple(v.shape) for k, v in state.items()}
     if got == expected:
@@ -128,3 +85,12 @@ def load_da3(
         raise CheckpointError(f"{source}: {problem}")
     model.load_state_dict(state, strict=True)
     return model.eval()
+
+
+__getattr__ = forward(
+    __name__,
+    {
+        name: "dpt_ros.models.families.depth_anything_3"
+        for name in ("HUB_PREFIX", "strip_hub_prefix", "with_hub_prefix", "unsupported_kind")
+    },
+)

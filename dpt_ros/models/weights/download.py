@@ -23,10 +23,13 @@ import logging
 import os
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from tqdm import tqdm
 
@@ -49,7 +52,8 @@ CACHE_ENV_VAR = "DPT_ROS_CACHE"
 _CHUNK_SIZE = 1024 * 1024
 #: Environment variables of the slowest download accepted: fewer than MIN_RATE bytes per
 #: second over a window of WINDOW_S seconds ends it (a server that trickles a byte
-#: before each socket timeout would hold a start forever). MIN_RATE 0 = no minimum.
+#: before each socket timeout would hold a start forever), and so does an answer
+#: (status line and headers) that takes longer than a window. MIN_RATE 0 = no minimum.
 MIN_RATE_ENV_VAR = "DPT_ROS_DOWNLOAD_MIN_RATE"
 WINDOW_ENV_VAR = "DPT_ROS_DOWNLOAD_WINDOW_S"
 #: Defaults: 10 kB/s over 60 s (a 0.5 GB checkpoint at that rate takes 14 hours; any
@@ -111,6 +115,7 @@ def download_checkpoint(
     hash_prefix: str | None,
     progress: bool = True,
     timeout: float = 30.0,
+    expected_size: int | None = None,
 ) -> Path:
     """Download ``url`` to ``dest`` atomically, verifying its SHA-256 prefix.
 
@@ -122,18 +127,22 @@ def download_checkpoint(
     :func:`os.replace` and ``dest`` is returned.
 
     ``timeout`` (seconds) applies to connecting and to each individual socket
-    read, not to the whole transfer.
+    read, not to the whole transfer. The whole transfer is bounded by the minimum
+    rate (``$DPT_ROS_DOWNLOAD_MIN_RATE`` bytes/s over every ``$DPT_ROS_DOWNLOAD_WINDOW_S``
+    seconds) and, when ``expected_size`` (bytes, e.g. the size a hub reports) is given,
+    by that size: a longer or shorter body is refused.
 
     Raises:
-        CheckpointError: HTTP error status, connection failure/timeout,
-            truncated body, hash mismatch or a filesystem error.  In every
+        CheckpointError: HTTP error status, connection failure/timeout, a server
+            slower than the minimum rate, truncated body, a size other than
+            ``expected_size``, hash mismatch or a filesystem error.  In every
             failure case the temporary file is removed and ``dest`` is left
             untouched (never partially written).
     """
     dest = Path(dest)
     expected = hash_prefix.strip().lower() if hash_prefix is not None else None
     _make_directory(dest.parent)
-    return _Download(url, dest, progress, timeout).run(expected)
+    return _Download(url, dest, progress, timeout, expected_size).run(expected)
 
 
 def _make_directory(directory: Path) -> None:
@@ -176,6 +185,71 @@ def _env_float(name: str, default: float) -> float:
     return value
 
 
+def _rate_rule() -> tuple[float, float]:
+    """(minimum bytes/s, window in seconds) from the environment; minimum 0 = none."""
+    min_rate = _env_float(MIN_RATE_ENV_VAR, DEFAULT_MIN_RATE)
+    window = _env_float(WINDOW_ENV_VAR, DEFAULT_WINDOW_S) or DEFAULT_WINDOW_S
+    return min_rate, window
+
+
+def answer_deadline_s() -> float:
+    """Seconds a server may take to answer a request (its status line and headers): one
+    window of the minimum rate, or 0 (no limit) where ``$DPT_ROS_DOWNLOAD_MIN_RATE`` is
+    0. A socket timeout does not bound it: a server trickling header bytes resets it."""
+    min_rate, window = _rate_rule()
+    return window if min_rate > 0 else 0.0
+
+
+class NoAnswer(TimeoutError):
+    """A call of :func:`answered_within` that did not return in time."""
+
+
+_T = TypeVar("_T")
+
+
+def answered_within(
+    seconds: float, call: Callable[[], _T], dispose: Callable[[_T], object] | None = None
+) -> _T:
+    """``call()``, given at most ``seconds`` (0: no limit).
+
+    The call runs in a daemon thread; one that is late is left to finish there (its
+    sockets have their own timeouts), and what it returns then goes to ``dispose``
+    (e.g. closing a response). Exceptions of ``call`` are raised here.
+
+    Raises:
+        NoAnswer: ``call`` had not returned after ``seconds``.
+    """
+    if seconds <= 0:
+        return call()
+    done = threading.Event()
+    lock = threading.Lock()
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = call()
+        except BaseException as exc:  # handed to the caller, or dropped when late
+            outcome["error"] = exc
+        with lock:
+            late = "late" in outcome
+            done.set()
+        if late and "value" in outcome and dispose is not None:
+            dispose(outcome["value"])  # type: ignore[arg-type]
+
+    threading.Thread(target=run, name="dpt_ros-answer", daemon=True).start()
+    try:
+        done.wait(seconds)
+    finally:  # a Ctrl-C while waiting leaves the call to finish alone too
+        with lock:
+            if not done.is_set():
+                outcome["late"] = True
+    if "late" in outcome:
+        raise NoAnswer(f"no answer within {seconds:g} s")
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return outcome["value"]  # type: ignore[return-value]
+
+
 def _content_length(response) -> int | None:
     """The response's Content-Length, or None when absent or not a number."""
     length_header = response.headers.get("Content-Length")
@@ -193,11 +267,19 @@ class _Download:
     invariant of this module holds.
     """
 
-    def __init__(self, url: str, dest: Path, progress: bool, timeout: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        dest: Path,
+        progress: bool,
+        timeout: float,
+        expected_size: int | None = None,
+    ) -> None:
         self.url = url
         self.dest = dest
         self.progress = progress
         self.timeout = timeout
+        self.expected_size = expected_size
         self.tmp_path: str | None = None
         self.sha256 = hashlib.sha256()
         self.received = 0
@@ -239,11 +321,23 @@ class _Download:
         return fd
 
     def _open(self):
-        """The HTTP response for ``url``; CheckpointError on any failure to connect."""
+        """The HTTP response for ``url``; CheckpointError on any failure to connect, or
+        when the answer takes longer than :func:`answer_deadline_s`."""
         url = self.url
+        deadline = answer_deadline_s()
         try:
             request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
-            return urllib.request.urlopen(request, timeout=self.timeout)
+            return answered_within(
+                deadline,
+                lambda: urllib.request.urlopen(request, timeout=self.timeout),
+                dispose=lambda response: response.close(),
+            )
+        except NoAnswer:
+            raise CheckpointError(
+                f"download of {url} refused: the server sent no complete answer (status "
+                f"and headers) within {deadline:g} s (${WINDOW_ENV_VAR}); "
+                f"{self._way_round()}"
+            ) from None
         except urllib.error.HTTPError as exc:
             exc.close()
             raise CheckpointError(
@@ -260,6 +354,7 @@ class _Download:
         """Writes the body to ``out`` while hashing it; checks it arrived complete."""
         with self._open() as response:
             total = _content_length(response)
+            self._check_size(total, "announces")
             with tqdm(
                 total=total,
                 unit="B",
@@ -275,17 +370,27 @@ class _Download:
                     self.sha256.update(chunk)
                     self.received += len(chunk)
                     bar.update(len(chunk))
+                    if self.expected_size is not None and self.received > self.expected_size:
+                        self._check_size(self.received, "sent more than that: at least")
         if total is not None and self.received != total:
             raise CheckpointError(
                 f"download of {self.url} is incomplete: received {self.received} of {total} bytes"
+            )
+        self._check_size(self.received, "sent")
+
+    def _check_size(self, size: int | None, verb: str) -> None:
+        """CheckpointError when ``size`` (bytes; None: unknown) is not ``expected_size``."""
+        if self.expected_size is not None and size is not None and size != self.expected_size:
+            raise CheckpointError(
+                f"download of {self.url} refused: the file is {self.expected_size} bytes, "
+                f"the server {verb} {size} bytes; retry, or copy the file to {self.dest} by hand"
             )
 
     def _chunks(self, response):
         """Yields the body in chunks as they arrive; CheckpointError if the connection
         fails midway, or delivers fewer than ``$DPT_ROS_DOWNLOAD_MIN_RATE`` bytes per
         second over any window of ``$DPT_ROS_DOWNLOAD_WINDOW_S`` seconds."""
-        min_rate = _env_float(MIN_RATE_ENV_VAR, DEFAULT_MIN_RATE)
-        window = _env_float(WINDOW_ENV_VAR, DEFAULT_WINDOW_S) or DEFAULT_WINDOW_S
+        min_rate, window = _rate_rule()
         mark_time, mark_bytes = time.monotonic(), 0
         while True:
             try:
@@ -308,10 +413,17 @@ class _Download:
                     raise CheckpointError(
                         f"download of {self.url} is too slow: {rate:.0f} bytes/s over the "
                         f"last {elapsed:.0f} s, under ${MIN_RATE_ENV_VAR}={min_rate:g} "
-                        f"(after {self.received} bytes); retry, or pass a local weights "
-                        f"file instead (${MIN_RATE_ENV_VAR}=0 waits for any server)"
+                        f"(after {self.received} bytes); {self._way_round()}"
                     )
                 mark_time, mark_bytes = time.monotonic(), self.received
+
+    def _way_round(self) -> str:
+        """What to do about a server too slow for the minimum rate."""
+        return (
+            f"retry, pass a local weights file instead, or download the file elsewhere "
+            f"and copy it to {self.dest} (${MIN_RATE_ENV_VAR}=0 waits for any server, a "
+            f"longer ${WINDOW_ENV_VAR} allows longer stalls)"
+        )
 
     def _verify(self, expected: str | None) -> None:
         """CheckpointError unless the digest starts with ``expected`` (None: no check)."""

@@ -1,7 +1,7 @@
 """Checks of a weights file's contents against the official checkpoints' sha256.
 
 The cache is filled by downloads (verified as they arrive), but also by hand: the
-README tells offline robots to copy files there. So every file under an official file
+docs/models.md tells offline robots to copy files there. So every file under an official file
 name is verified wherever it comes from (cache, copy, ``--weights``), and a file that
 passes the key-layout check but is another model of the same layout (``dpt_hybrid``
 renamed to ``dpt_hybrid_nyu``'s name) is named for what it is.

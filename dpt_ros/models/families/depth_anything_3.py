@@ -1,0 +1,260 @@
+"""Depth Anything 3 (Lin et al., 2025) on one view at a time: three any-view types
+(depth and its confidence), the monocular type and the metric type (depth and a sky
+map), DINOv2 encoders with a DPT head that gives two maps.
+
+The network is :mod:`dpt_ros.models.network.depth_anything3` (under ``model`` as in the
+hub's files: :class:`~dpt_ros.models.network.depth_anything3.DepthAnything3Stacked`
+gives (B, 2, h, w), depth then the second map). Images are prepared on the CPU by
+OpenCV as the reference's ``InputProcessor`` does (the longer side becomes the network
+size, each side its nearest multiple of 14; :mod:`dpt_ros.models.da3_transforms`).
+Decoding: the relative types' depth grows with distance, so its inverse is published as
+relative inverse depth (sky 0); the metric type's output becomes metres through each
+image's focal length, so it needs the camera's intrinsics. Weights: the hub's
+``model.safetensors`` (every key under ``model.``; a bare state_dict gets the prefix),
+one folder per type in the cache since every type's file has that name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from dpt_ros.models.family import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    METRIC_DEPTH,
+    RELATIVE_INVERSE_DEPTH,
+    ModelFamily,
+    ModelSpec,
+    Prediction,
+    per_image,
+)
+
+if TYPE_CHECKING:  # annotations only: the registry imports this file without torch
+    import torch
+    from torch import nn
+
+#: Depth Anything 3's default network size: the longest side (its ``process_res``).
+DA3_PROCESS_RES = 504
+
+# --------------------------------------------------------------------------- keys
+
+#: The prefix of every key in the hub's ``model.safetensors``.
+HUB_PREFIX = "model."
+#: The first name parts of a bare (prefix-less) Depth Anything 3 state_dict.
+_BARE_PARTS = ("backbone", "head", "cam_enc", "cam_dec")
+#: DINOv2-G's token width: the any-view giant type (DA3-GIANT), not supported here.
+_GIANT_WIDTH = 1536
+
+
+def strip_hub_prefix(state_dict: Mapping[str, Any]) -> dict[str, Any]:
+    """The state_dict without the hub's ``model.`` prefix (where every key has it)."""
+    if state_dict and all(k.startswith(HUB_PREFIX) for k in state_dict):
+        return {k[len(HUB_PREFIX) :]: v for k, v in state_dict.items()}
+    return dict(state_dict)
+
+
+def with_hub_prefix(state_dict: Mapping[str, Any]) -> dict[str, Any]:
+    """The state_dict with the hub's ``model.`` prefix where it is a bare Depth Anything 3
+    one (every key under ``backbone``, ``head``, ``cam_enc`` or ``cam_dec``, as
+    ``DepthAnything3.state_dict()`` gives); any other state_dict as it is."""
+    state = dict(state_dict)
+    if (
+        state
+        and any(k.startswith("backbone.pretrained.") for k in state)
+        and all(k.split(".", 1)[0] in _BARE_PARTS for k in state)
+    ):
+        return {HUB_PREFIX + k: v for k, v in state.items()}
+    return state
+
+
+def unsupported_kind(shapes: Mapping[str, tuple[int, ...]]) -> str | None:
+    """What an official Depth Anything 3 file that dpt_ros does not run is, or None:
+    the nested any-view + metric pair (DA3NESTED-GIANT-LARGE: its networks under
+    ``da3.`` and ``da3_metric.``) or the giant any-view type (DA3-GIANT: 1536 wide)."""
+    keys = [k[len(HUB_PREFIX) :] if k.startswith(HUB_PREFIX) else k for k in shapes]
+    if (
+        keys
+        and any(k.startswith("da3.") for k in keys)
+        and any(k.startswith("da3_metric.") for k in keys)
+    ):
+        return "Depth Anything 3 nested (DA3NESTED-GIANT-LARGE)"
+    for key, shape in shapes.items():
+        if key.endswith("backbone.pretrained.cls_token") and tuple(shape)[-1:] == (_GIANT_WIDTH,):
+            return "Depth Anything 3 giant (DA3-GIANT)"
+    return None
+
+
+# --------------------------------------------------------------------------- family
+
+
+class DepthAnything3Family(ModelFamily):
+    """Depth Anything 3: multiples of 14, the longer side at the network size
+    (``process_res``), preprocessing by OpenCV on the CPU, two output maps; depth
+    resized as the geometry resizes it (bilinear in inverse depth)."""
+
+    name = "depth_anything_3"
+    title = "Depth Anything 3"
+    size_multiple = 14
+    resize_method = "upper_bound"
+    output_interpolation = "inverse_depth"
+    reference = "depth_anything_3"
+
+    def cache_subdir(self, spec: ModelSpec) -> str:
+        """Every type's file is ``model.safetensors``: each in its hub repository's
+        name."""
+        return spec.hub_repo.rsplit("/", 1)[-1]
+
+    def build(self, spec: ModelSpec) -> nn.Module:
+        """(B, 2, h, w): depth and the second output; keys as in the hub's file."""
+        # torch on first use: the registry imports this file at start-up
+        from dpt_ros.models.network.depth_anything3 import DepthAnything3Stacked
+
+        return DepthAnything3Stacked(spec.name).eval()
+
+    def file_keys(self, state_dict: Mapping[str, Any]) -> dict[str, Any]:
+        return with_hub_prefix(state_dict)
+
+    def unsupported_kind(self, shapes: Mapping[str, tuple[int, ...]]) -> str | None:
+        return unsupported_kind(shapes)
+
+    def input_size(
+        self,
+        spec: ModelSpec,
+        image_hw: Sequence[int],
+        net_hw: Sequence[int],
+        keep_aspect_ratio: bool,
+    ) -> tuple[int, int]:
+        """The longer side at ``process_res`` (the larger side of ``net_hw``), each side
+        its nearest multiple of 14; without ``keep_aspect_ratio`` (an engine file's
+        fixed input) ``net_hw`` itself."""
+        if not keep_aspect_ratio:
+            return int(net_hw[0]), int(net_hw[1])
+        # torch on first use: the registry imports this file at start-up
+        from dpt_ros.models import da3_transforms
+
+        return da3_transforms.network_input_size(image_hw, max(net_hw))
+
+    def preprocess(
+        self,
+        spec: ModelSpec,
+        images: torch.Tensor,
+        input_hw: Sequence[int],
+        net_hw: Sequence[int],
+        mean: torch.Tensor,
+        std: torch.Tensor,
+    ) -> torch.Tensor:
+        """Resized on the CPU by OpenCV, as the reference does it (uint8 ``INTER_AREA``
+        / ``INTER_CUBIC``), and normalised there: a host tensor."""
+        # torch and OpenCV on first use: the registry imports this file at start-up
+        import torch
+
+        from dpt_ros.models import da3_transforms  # the same: at first use
+
+        host = images.cpu().numpy()
+        process_res = max(net_hw)
+        x = np.stack([da3_transforms.preprocess_to(rgb, input_hw, process_res) for rgb in host])
+        return torch.from_numpy(x)
+
+    def decode(
+        self,
+        spec: ModelSpec,
+        raw: torch.Tensor,
+        image_hw: Sequence[int],
+        net_hw: Sequence[int],
+        intrinsics: np.ndarray | Sequence[np.ndarray] | None = None,
+        fill_sky: bool = False,
+    ) -> Prediction:
+        """(B, 2, h, w) -> depth and the second map (``confidence``, any-view types:
+        1 + exp, >= 1; ``sky``, mono and metric: sky where >= 0.3).
+
+        Depth: relative inverse depth for the relative types (the inverse of the
+        network's depth, which grows with distance; sky 0), or metres for the metric
+        type (network output x ((fx + fy) / 2) / 300, fx and fy of the network input;
+        none without ``intrinsics``). Sky pixels are infinitely far, or with
+        ``fill_sky`` get the 99th percentile of the other pixels' depth, as the
+        reference's output.
+        """
+        # torch on first use: the registry imports this file at start-up
+        from dpt_ros.models import da3_transforms
+
+        out = raw.float()
+        depth, second = out[:, 0], out[:, 1]
+        maps = {spec.second_output: second}
+        if spec.second_output == "sky":
+            sky = second >= da3_transforms.SKY_THRESHOLD
+            if fill_sky:
+                depth = da3_transforms.fill_sky(depth, second)
+            else:
+                depth = depth.masked_fill(sky, float("inf"))
+        if not spec.is_metric:
+            return Prediction(inverse_depth=1.0 / depth, **maps)
+        ks = per_image(intrinsics, len(out))
+        if ks is None:
+            return Prediction(**maps)
+        input_hw = tuple(out.shape[-2:])
+        net_k = np.stack(
+            [da3_transforms.network_intrinsics_to(k, image_hw, input_hw, max(net_hw)) for k in ks]
+        )
+        metres = da3_transforms.metric_depth(depth, depth.new_tensor(net_k))
+        return Prediction(depth=metres, **maps)
+
+    def resize(self, spec: ModelSpec, prediction: Prediction, size_hw: Sequence[int]) -> Prediction:
+        """Depth as the geometry resizes it (bilinear in inverse depth), the maps
+        bilinearly, both with ``align_corners=False``."""
+        # torch on first use: the registry imports this file at start-up
+        from dpt_ros.models.da3_transforms import resize_maps
+        from dpt_ros.models.geometry import upsample_depth
+        from dpt_ros.models.transforms import resize_output
+
+        hw = (int(size_hw[0]), int(size_hw[1]))
+        arrays = {name: resize_maps(getattr(prediction, name), hw) for name in spec.maps}
+        if prediction.depth is not None:
+            arrays["depth"] = upsample_depth(prediction.depth, hw)
+        if prediction.inverse_depth is not None:
+            arrays["inverse_depth"] = resize_output(prediction.inverse_depth, hw, "inverse_depth")
+        return prediction.with_arrays(arrays)
+
+
+FAMILY = DepthAnything3Family()
+
+# --------------------------------------------------------------------------- types
+
+#: (type-name part, hub repository, second output, licence) of the five official types.
+_DA3 = (
+    ("small", "DA3-SMALL", "confidence", "Apache-2.0"),
+    ("base", "DA3-BASE", "confidence", "Apache-2.0"),
+    ("large", "DA3-LARGE", "confidence", "CC-BY-NC-4.0"),
+    ("mono_large", "DA3MONO-LARGE", "sky", "Apache-2.0"),
+    ("metric_large", "DA3METRIC-LARGE", "sky", "Apache-2.0"),
+)
+
+
+def _spec(part: str, repo: str, second_output: str, licence: str) -> ModelSpec:
+    """A Depth Anything 3 type. Its relative types predict depth up to scale; the
+    decoding turns it into relative inverse depth, the output every relative type
+    shares. The metric type's output becomes metres through the camera's focal length."""
+    metric = part == "metric_large"
+    return ModelSpec(
+        f"depth_anything_3_{part}",
+        "depth",
+        "vits" if part == "small" else "vitb" if part == "base" else "vitl",
+        METRIC_DEPTH if metric else RELATIVE_INVERSE_DEPTH,
+        DA3_PROCESS_RES,
+        DA3_PROCESS_RES,
+        "model.safetensors",
+        readout="ignore",
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        licence=licence,
+        hub_repo=f"depth-anything/{repo}",
+        hub_model_name=repo.lower(),
+        maps=(second_output,),
+        needs_intrinsics=metric,
+        family=FAMILY,
+    )
+
+
+SPECS: tuple[ModelSpec, ...] = tuple(_spec(*entry) for entry in _DA3)

@@ -1,0 +1,420 @@
+"""What a model family is: the data of one model type (:class:`ModelSpec`), the
+decisions its family makes (:class:`ModelFamily`) and what a model gives
+(:class:`Prediction`).
+
+Each family is one module of :mod:`dpt_ros.models.families` (its config table, network
+builder, weight-key conversion, input sizing, preprocessing and decoding); the registry
+lists the families. No torch import here (command lines parse fast): the families
+import torch where they run it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # annotations only: this module loads without torch
+    import torch
+    from torch import nn
+
+    from dpt_ros.models.weights.key_rules import FolderModel, Rule
+
+#: What a model's output means.
+RELATIVE_INVERSE_DEPTH = "relative_inverse_depth"
+METRIC_DEPTH = "metric_depth"
+LABELS = "labels"
+#: ImageNet's statistics of RGB in [0, 1], the usual input normalisation.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+_RELEASE_URL = "https://github.com/intel-isl/DPT/releases/download/1_0/"
+_HUB_URL = "https://huggingface.co/{repo}/resolve/main/{file}"
+
+
+@dataclass
+class Prediction:
+    """What a model gives for a batch of B images: the fields its type has, None for the
+    others. Torch tensors on the model's device, or numpy arrays on the host
+    (:meth:`dpt_ros.models.Predictor.infer`); at the network's grid (h, w) or resized to
+    an output size.
+
+    Attributes:
+        inverse_depth: (B, h, w) float32 relative inverse depth: affine-invariant,
+            unitless, larger = nearer; 0 where the model sees sky.
+        depth: (B, h, w) float32 metres; ``+Inf`` where the model sees sky.
+        confidence: (B, h, w) float32 confidence of the depth (Depth Anything 3 any-view
+            types: 1 + exp, >= 1, larger = more confident).
+        sky: (B, h, w) float32 sky map (sky where >= 0.3).
+        logits: (B, C, h, w) class scores (segmentation).
+        labels: (B, h, w) uint8 class ids 1..C (0 = unlabelled), the arg-max of
+            ``logits``.
+        cameras: each image's camera as the model estimates it (models that see
+            several views); None for every family today.
+    """
+
+    inverse_depth: Any = None
+    depth: Any = None
+    confidence: Any = None
+    sky: Any = None
+    logits: Any = None
+    labels: Any = None
+    cameras: Any = None
+
+    def arrays(self) -> dict[str, Any]:
+        """The per-pixel fields that are set, by name (``cameras`` aside)."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name != "cameras" and getattr(self, f.name) is not None
+        }
+
+    def with_arrays(self, arrays: Mapping[str, Any]) -> Prediction:
+        """A copy with the per-pixel fields of ``arrays`` replaced."""
+        return replace(self, **arrays)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model type: data, and the family that knows what to do with it.
+
+    Attributes:
+        name: registry name (``dpt_hybrid``, ``depth_anything_v2_vits`` ...).
+        task: ``depth`` or ``segmentation``.
+        backbone: DPT backbone name, or the DINOv2 encoder (``vits`` ...).
+        output: ``relative_inverse_depth`` (affine-invariant, unitless; larger = nearer),
+            ``metric_depth`` (metres) or ``labels``.
+        net_width, net_height: the network size the model was trained at (pixels); inputs
+            are resized around it keeping the aspect ratio, to multiples of
+            :attr:`size_multiple` (see :attr:`resize_method`).
+        file_name: the official checkpoint's file name.
+        readout: ``project`` for every official DPT model (the DINOv2 families use no
+            class token: ``ignore``).
+        invert, scale, shift: metric DPT models turn the network output x into metres as
+            ``1 / (scale * x + shift)``.
+        num_classes: segmentation classes (ADE20K: 150).
+        mean, std: input normalisation of RGB in [0, 1].
+        max_depth: Depth Anything V2 metric models: the output's ceiling in metres
+            (sigmoid times this); 0 for the others.
+        licence: the official weights' licence (SPDX identifier).
+        hub_repo: the Hugging Face hub repository of the official file ('' = a DPT
+            release file).
+        hub_model_name: the ``model_name`` that the ``config.json`` of a hub folder of
+            this type holds (``da3-small`` ...); '' where the official files come as a
+            single file (a folder is then one in transformers' format).
+        maps: the per-pixel maps the model gives besides its depth or labels, each a
+            field of :class:`Prediction` (``confidence`` or ``sky``).
+        needs_intrinsics: metres need each image's camera matrix.
+        family: the :class:`ModelFamily` that builds, loads, sizes, preprocesses and
+            decodes this type.
+    """
+
+    name: str
+    task: str
+    backbone: str
+    output: str
+    net_width: int
+    net_height: int
+    file_name: str
+    readout: str = "project"
+    invert: bool = False
+    scale: float = 1.0
+    shift: float = 0.0
+    num_classes: int = 0
+    mean: tuple[float, float, float] = field(default=(0.5, 0.5, 0.5))
+    std: tuple[float, float, float] = field(default=(0.5, 0.5, 0.5))
+    max_depth: float = 0.0
+    licence: str = "MIT"
+    hub_repo: str = ""
+    hub_model_name: str = ""
+    maps: tuple[str, ...] = ()
+    needs_intrinsics: bool = False
+    family: ModelFamily = field(kw_only=True)
+
+    @property
+    def url(self) -> str:
+        """Official download address of the checkpoint."""
+        if self.hub_repo:
+            return _HUB_URL.format(repo=self.hub_repo, file=self.file_name)
+        return _RELEASE_URL + self.file_name
+
+    @property
+    def hash_prefix(self) -> str | None:
+        """First hex digits of the checkpoint's sha256 where its file name carries them
+        (the torch.hub convention of the DPT release files), else None."""
+        return self.family.hash_prefix(self)
+
+    @property
+    def cache_subdir(self) -> str:
+        """Where in the cache directory the official file is kept: '' (the directory
+        itself) where its name is unique, else a folder of its own."""
+        return self.family.cache_subdir(self)
+
+    @property
+    def size_multiple(self) -> int:
+        """Network input sides are multiples of this."""
+        return self.family.size_multiple
+
+    @property
+    def resize_method(self) -> str:
+        """How an image is sized for the network around (net_height, net_width): see
+        :attr:`ModelFamily.resize_method`."""
+        return self.family.resize_method
+
+    @property
+    def output_interpolation(self) -> str:
+        """How the network output is resized to the image: see
+        :attr:`ModelFamily.output_interpolation`."""
+        return self.family.output_interpolation
+
+    @property
+    def second_output(self) -> str:
+        """The first of :attr:`maps` (``confidence`` or ``sky``), else ''."""
+        return self.maps[0] if self.maps else ""
+
+    @property
+    def is_metric(self) -> bool:
+        return self.output == METRIC_DEPTH
+
+    @property
+    def is_depth(self) -> bool:
+        return self.task == "depth"
+
+    @property
+    def depth_ceiling(self) -> float:
+        """Metres beyond which a metric model cannot tell depth: the maximum depth of a
+        bounded output (Depth Anything V2's metric models: sigmoid times 20 m or 80 m),
+        ``1 / shift`` for an inverted output (DPT: 7.26 m for NYU, 172.7 m for KITTI),
+        else ``inf`` (Depth Anything 3's metric type has no ceiling)."""
+        if self.is_metric and self.max_depth > 0:
+            return self.max_depth
+        if self.is_metric and self.invert and self.shift > 0:
+            return 1.0 / self.shift
+        return float("inf")
+
+    def network_size_problem(
+        self, width: int, height: int, names: tuple[str, str] | None = None
+    ) -> str | None:
+        """Why (width, height) is not a valid network input size for this model type
+        (sides must be positive multiples of :attr:`size_multiple`), or None.
+
+        Args:
+            width: pixels.
+            height: pixels.
+            names: what the caller calls the two sides (e.g. parameters): the problem
+                then names each side that is wrong, by that name.
+        """
+        m = self.size_multiple
+        if names is not None:
+            bad = [
+                f"{name}={side}"
+                for name, side in zip(names, (width, height))
+                if side <= 0 or side % m
+            ]
+            if bad:
+                return f"{' and '.join(bad)}: {self.name} needs positive multiples of {m}"
+            return None
+        if width <= 0 or height <= 0 or width % m or height % m:
+            return (
+                f"network size for {self.name} must be positive multiples of {m}, "
+                f"got {width}x{height}"
+            )
+        return None
+
+
+class ModelFamily:
+    """What a family of model types decides: how its networks are built and their weight
+    files read, how an image is sized and normalised for them, and what their raw
+    outputs mean. One instance per family (``FAMILY`` in its module), shared by the
+    family's :class:`ModelSpec` entries; each method takes the spec it works for.
+
+    The methods here are the single-image dense-prediction pipeline that DPT and Depth
+    Anything V2 share (resize and normalise on the device, the network, resize back);
+    a family overrides what it does otherwise.
+
+    Attributes:
+        name: the family's name (``dpt`` ...), also its module's.
+        title: how people call it (``Depth Anything V2``).
+        size_multiple: network input sides are multiples of this (the coarsest feature
+            map's stride, or the ViT's patch side).
+        resize_method: how an image is sized around the network size: ``minimal``
+            (scale as little as possible), ``lower_bound`` (the shorter side reaches
+            the network size) or ``upper_bound`` (the longer side becomes the network
+            size).
+        output_interpolation: how outputs are resized to the image (a
+            :func:`~dpt_ros.models.transforms.resize_output` mode).
+        transformers_model_type: the ``model_type`` of transformers' ``config.json``
+            for this family's models, or '' (none in that format).
+        transformers_rules: the renamings of transformers' state_dict keys into the
+            official layout.
+        reference: the implementation ``dpt-ros bench`` compares with
+            (``transformers`` or ``depth_anything_3``).
+    """
+
+    name: str = ""
+    title: str = ""
+    size_multiple: int = 1
+    resize_method: str = "minimal"
+    output_interpolation: str = "bicubic"
+    transformers_model_type: str = ""
+    transformers_rules: tuple[Rule, ...] = ()
+    reference: str = "transformers"
+
+    def __repr__(self) -> str:
+        return f"<model family {self.name}>"
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, str):  # ModelSpec.family was the family's name until 0.2
+            warnings.warn(
+                f"comparing ModelSpec.family with a string is deprecated: compare "
+                f"family.name ({other!r} == {self.name!r})",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            return other == self.name
+        return self is other
+
+    # ----------------------------------------------------------------- files
+
+    def hash_prefix(self, spec: ModelSpec) -> str | None:
+        """First hex digits of the official file's sha256 in its name, else None."""
+        return None
+
+    def cache_subdir(self, spec: ModelSpec) -> str:
+        """The official file's folder in the cache directory ('' = the directory)."""
+        return ""
+
+    def build(self, spec: ModelSpec) -> nn.Module:
+        """``spec``'s network with random initial weights, in eval mode."""
+        raise NotImplementedError(f"{self.title} builds no network")
+
+    def file_keys(self, state_dict: Mapping[str, Any]) -> dict[str, Any]:
+        """A weight file's state_dict with this family's file conventions turned into
+        the official key layout (a wrapper's key prefix...); any other state_dict as it
+        is. The loader passes every file through every family's."""
+        return dict(state_dict)
+
+    def unsupported_kind(self, shapes: Mapping[str, tuple[int, ...]]) -> str | None:
+        """What an official file of this family that dpt_ros does not run is, from its
+        ({key: shape}), or None."""
+        return None
+
+    def identify_transformers_config(self, config: Mapping[str, Any]) -> FolderModel:
+        """What a transformers ``config.json`` of :attr:`transformers_model_type`
+        describes, and which types it fits.
+
+        Raises:
+            CheckpointError: a model of no type here (the message names the fields).
+        """
+        raise NotImplementedError(f"{self.title} has no transformers format")
+
+    def transformers_model(self, spec: ModelSpec, size_hw: Sequence[int]) -> nn.Module:
+        """transformers' model of ``spec``'s architecture, random weights (benchmarks)."""
+        raise NotImplementedError(f"{self.title} has no transformers model")
+
+    def transformers_input_hw(self, spec: ModelSpec, input_hw: Sequence[int]) -> tuple[int, int]:
+        """The input size the transformers comparison runs at, given the camera's
+        network input."""
+        return int(input_hw[0]), int(input_hw[1])
+
+    # ----------------------------------------------------------------- images
+
+    def input_size(
+        self,
+        spec: ModelSpec,
+        image_hw: Sequence[int],
+        net_hw: Sequence[int],
+        keep_aspect_ratio: bool,
+    ) -> tuple[int, int]:
+        """The network input (h, w) of an (H, W) image for the network size ``net_hw``
+        (keeping the aspect ratio, or stretched to ``net_hw``)."""
+        # torch on first use: the registry imports the families at start-up
+        from dpt_ros.models.transforms import network_input_size
+
+        return network_input_size(
+            image_hw, net_hw, keep_aspect_ratio, self.size_multiple, self.resize_method
+        )
+
+    def preprocess(
+        self,
+        spec: ModelSpec,
+        images: torch.Tensor,
+        input_hw: Sequence[int],
+        net_hw: Sequence[int],
+        mean: torch.Tensor,
+        std: torch.Tensor,
+    ) -> torch.Tensor:
+        """(B, H, W, 3) uint8 RGB on the device -> the (B, 3, h, w) float32 network
+        input at ``input_hw`` (on the images' device, or on the host for the caller to
+        move), normalised with ``mean`` and ``std`` (float64, on the device)."""
+        # torch on first use: the registry imports the families at start-up
+        from dpt_ros.models.transforms import preprocess
+
+        return preprocess(images, input_hw, mean, std)
+
+    def decode(
+        self,
+        spec: ModelSpec,
+        raw: torch.Tensor,
+        image_hw: Sequence[int],
+        net_hw: Sequence[int],
+        intrinsics: np.ndarray | Sequence[np.ndarray] | None = None,
+        fill_sky: bool = False,
+    ) -> Prediction:
+        """The network's raw output -> a :class:`Prediction` at the network's grid.
+
+        Args:
+            spec: the model type.
+            raw: the network's output for B images of (H, W) = ``image_hw``.
+            image_hw: the images' size.
+            net_hw: the network size (h, w) they were sized around.
+            intrinsics: each image's (3, 3) camera matrix (pixels), one for all, or
+                None; used where :attr:`ModelSpec.needs_intrinsics`.
+            fill_sky: models with a sky map: sky pixels get the depth of the far
+                scene, as the reference's output; else they are infinitely far.
+        """
+        if not spec.is_depth:
+            return Prediction(logits=raw)
+        out = raw.float()
+        out = out.squeeze(1) if out.ndim == 4 else out
+        return Prediction(depth=out) if spec.is_metric else Prediction(inverse_depth=out)
+
+    def resize(self, spec: ModelSpec, prediction: Prediction, size_hw: Sequence[int]) -> Prediction:
+        """``prediction`` at (H, W) = ``size_hw``, each field resized as the original
+        resizes its outputs (:attr:`output_interpolation`); logits stay float32."""
+        # torch on first use: the registry imports the families at start-up
+        from dpt_ros.models.transforms import resize_output
+
+        hw = (int(size_hw[0]), int(size_hw[1]))
+        return prediction.with_arrays(
+            {
+                name: resize_output(value, hw, self.output_interpolation)
+                for name, value in prediction.arrays().items()
+                if name in ("inverse_depth", "depth", "logits")
+            }
+        )
+
+
+def per_image(
+    intrinsics: np.ndarray | Sequence[np.ndarray] | None, count: int
+) -> list[np.ndarray] | None:
+    """``intrinsics`` as one (3, 3) matrix per image, or None.
+
+    Raises:
+        ValueError: as many matrices as images are needed.
+    """
+    if intrinsics is None:
+        return None
+    ks = [intrinsics] * count if np.ndim(intrinsics) == 2 else list(intrinsics)
+    if len(ks) != count:
+        raise ValueError(f"{len(ks)} camera matrices for {count} images")
+    return [np.asarray(k) for k in ks]

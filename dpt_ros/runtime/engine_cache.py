@@ -1,0 +1,732 @@
+"""Engines built once, kept in the cache directory and reused: the ``auto`` backend.
+
+``backend: auto`` runs the fastest backend this machine has (:func:`resolve_backend`).
+An engine backend without an engine file exports (ONNX Runtime) or builds (TensorRT)
+one for each network input shape the camera needs and keeps it in
+``$DPT_ROS_CACHE/engines`` (``~/.cache/dpt_ros/engines``), one folder per
+:class:`EngineKey`: the weights' SHA-256 and the model type, the input shape (batch and
+network size), the precision, the backend and its version, the GPU for TensorRT, and the
+exporter's versions. A later start with the same key loads the engine without building;
+any change of the key builds a new one. A build writes into a hidden temporary folder
+that is renamed into place when complete, so a crash mid-build leaves no engine behind
+that a later start would read.
+
+:class:`CachedEngineRuntime` is the runtime: it holds the torch model (the source of
+every engine, and the fallback), runs each input shape on its engine once there is one,
+and on PyTorch until then. When an engine cannot be built (an unsupported operator, no
+disk space, an unwritable cache) it logs one warning and runs PyTorch from then on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import stat
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dpt_ros import __version__
+from dpt_ros.models.options import ENGINE_BACKENDS, PredictorOptions
+from dpt_ros.models.registry import get_spec
+from dpt_ros.models.weights.checkpoint import resolve_weights
+from dpt_ros.models.weights.digest import sha256_file, weights_digest
+from dpt_ros.models.weights.download import default_cache_dir
+from dpt_ros.runtime.engine_build import (
+    BUILD_THREAD_PREFIX,
+    TIMING_FILE,
+    BuildStopped,
+    run_build,
+)
+from dpt_ros.runtime.runtimes import (
+    EngineRuntime,
+    PathLike,
+    TorchRuntime,
+    import_tensorrt,
+    load_backend,
+    read_sidecar,
+    sidecar_path,
+)
+
+_LOG = logging.getLogger(__name__)
+
+#: Folder of the engine cache inside the cache directory.
+ENGINES_SUBDIR = "engines"
+#: Written last into an engine folder: its key. A folder without it is not an engine.
+_KEY_FILE = "key.json"
+_ENGINE_FILES = {"onnxruntime": "model.onnx", "tensorrt": "model.engine"}
+#: Figures a build records in the key file beside the key: its wall time (seconds) and
+#: milliseconds a run of PyTorch and of the engine on the engine's input shape. They
+#: describe the engine; they are not part of its key.
+MEASURED_FIELDS = ("build_s", "torch_ms", "onnxruntime_ms", "tensorrt_ms")
+
+
+def engine_cache_dir(cache_dir: PathLike | None = None) -> Path:
+    """Where engines are kept: ``<cache_dir>/engines``, by default under
+    ``$DPT_ROS_CACHE`` or ``~/.cache/dpt_ros``."""
+
+    base = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    return base / ENGINES_SUBDIR
+
+
+def _importable(name: str) -> bool:
+    """Whether ``name`` is installed, without importing it: onnx and onnxscript take
+    1.5 s of CPU to import (7 s of a loaded 2-core machine's node start), and only a
+    build, in its own process, needs them."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _onnxruntime_runs_on(device: torch.device) -> bool:
+    """onnxruntime and the ONNX exporter are installed, and onnxruntime has a provider
+    for ``device`` (the CPU, or CUDA with onnxruntime-gpu)."""
+    if not all(_importable(n) for n in ("onnxruntime", "onnx", "onnxscript")):
+        return False
+    if device.type != "cuda":
+        return True
+    # optional dependency: onnxruntime
+    import onnxruntime
+
+    return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+
+
+def resolve_backend(options: PredictorOptions, device: torch.device, dtype: torch.dtype) -> str:
+    """The backend that ``options.backend`` means on ``device`` at ``dtype``.
+
+    ``auto`` is, in order: ``tensorrt`` where ``tensorrt`` imports and the device is
+    CUDA (fp16 or fp32); ``onnxruntime`` at fp32 where it imports with a provider for
+    the device (its engines are float32: a reduced precision stays on PyTorch's
+    autocast); else ``torch``. A ``compile`` mode asks for PyTorch: ``auto`` is then
+    ``torch``. Other values are returned as they are.
+    """
+    if options.backend != "auto":
+        return options.backend
+    if options.compile != "none":
+        return "torch"
+    if device.type == "cuda" and dtype in (torch.float16, torch.float32):
+        if _importable("tensorrt"):
+            return "tensorrt"
+    if dtype == torch.float32 and _onnxruntime_runs_on(device):
+        return "onnxruntime"
+    return "torch"
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineKey:
+    """Everything an engine depends on; engines with different keys are different files.
+
+    Attributes:
+        model_type: registry name.
+        weights: the weights file's SHA-256, or ``random`` (the seeded random weights).
+        input_shape: (B, 3, H, W) the engine takes.
+        precision: ``fp32`` or ``fp16`` (TensorRT).
+        backend: ``onnxruntime`` or ``tensorrt``.
+        backend_version: the version of that package.
+        gpu: the GPU's name and compute capability (TensorRT), else empty.
+        exporter: the torch and dpt_ros versions that made the graph.
+    """
+
+    model_type: str
+    weights: str
+    input_shape: tuple[int, ...]
+    precision: str
+    backend: str
+    backend_version: str
+    gpu: str
+    exporter: str
+
+    def folder_name(self) -> str:
+        """``<model>_<W>x<H>_b<B>_<backend>_<precision>_<digest>``."""
+        text = json.dumps(dataclasses.asdict(self), sort_keys=True)
+        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+        b, _, h, w = self.input_shape
+        return f"{self.model_type}_{w}x{h}_b{b}_{self.backend}_{self.precision}_{digest}"
+
+    def as_json(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "input_shape": list(self.input_shape)}
+
+
+def _backend_version(backend: str) -> str:
+    if backend == "tensorrt":
+        return str(import_tensorrt().__version__)
+    # optional dependency: onnxruntime
+    import onnxruntime
+
+    return str(onnxruntime.__version__)
+
+
+def _gpu(backend: str, device: torch.device) -> str:
+    if backend != "tensorrt":
+        return ""
+    major, minor = torch.cuda.get_device_capability(device)
+    return f"{torch.cuda.get_device_name(device)} (sm_{major}{minor})"
+
+
+def engine_key(
+    options: PredictorOptions,
+    backend: str,
+    input_shape: tuple[int, ...],
+    device: torch.device,
+    dtype: torch.dtype,
+    *,
+    cache_dir: PathLike | None = None,
+    progress: bool = True,
+) -> EngineKey:
+    """The key of the ``backend`` engine for ``options`` and ``input_shape``
+    ((B, 3, H, W)); resolves (and may download) the weights file to hash it."""
+
+    if options.random_weights:
+        weights = "random"
+    else:
+        path = resolve_weights(get_spec(options.model_type), options.weights, cache_dir, progress)
+        # The index the weights' verification fills: a start hashes the file once.
+        weights = weights_digest(path, engine_cache_dir(cache_dir).parent)
+    precision = "fp16" if backend == "tensorrt" and dtype == torch.float16 else "fp32"
+    return EngineKey(
+        model_type=options.model_type,
+        weights=weights,
+        input_shape=tuple(int(d) for d in input_shape),
+        precision=precision,
+        backend=backend,
+        backend_version=_backend_version(backend),
+        gpu=_gpu(backend, device),
+        exporter=f"torch {torch.__version__}, dpt_ros {__version__}",
+    )
+
+
+def cached_engine(root: Path, key: EngineKey) -> Path | None:
+    """The complete, intact engine of ``key`` in the cache ``root``, or None."""
+    path, _ = _cached_engine_state(root, key)
+    return path
+
+
+def _cached_engine_state(root: Path, key: EngineKey) -> tuple[Path | None, str | None]:
+    """(the engine of ``key``, None) when it is complete and intact; (None, why) when a
+    folder for ``key`` is there but unusable; (None, None) when there is none.
+
+    An engine is intact when its file's SHA-256 equals the one recorded when it was
+    built: a truncated or altered engine would otherwise load (or fail to) at every
+    start, and an altered one gives other outputs without a word.
+    """
+    folder = root / key.folder_name()
+    if not folder.exists():
+        return None, None
+    key_file = folder / _KEY_FILE
+    problem = _not_a_cache_file(key_file, root)
+    if problem and os.path.lexists(key_file):
+        return None, problem
+    try:
+        stored = json.loads(key_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None, "its key file is missing or unreadable (an interrupted build?)"
+    if not isinstance(stored, dict) or "engine_sha256" not in stored:
+        return None, "it records no digest of its engine file (made by an older dpt_ros)"
+    recorded = stored.pop("engine_sha256")
+    for name in MEASURED_FIELDS:
+        stored.pop(name, None)
+    if stored != key.as_json():
+        return None, "its key file is for another engine"
+    engine = folder / _ENGINE_FILES[key.backend]
+    problem = _not_a_cache_file(engine, root)
+    if problem:
+        return None, problem
+    try:
+        actual = sha256_file(engine)
+    except OSError as exc:
+        return None, f"its engine file cannot be read ({exc.strerror or exc})"
+    if actual != recorded:
+        return None, "its engine file is not the one built (truncated or altered: SHA-256 differs)"
+    if key.backend == "onnxruntime":
+        problem = _sidecar_problem(engine, root, key)
+        if problem:
+            return None, problem
+    return engine, None
+
+
+def _not_a_cache_file(path: Path, root: Path) -> str | None:
+    """Why ``path`` is not a file of the engine cache ``root`` to read, or None.
+
+    A device, pipe or folder in its place would be read forever or fail at every start
+    (``model.onnx`` linked to ``/dev/zero`` hung the start while it was hashed), and a
+    symbolic link out of the cache reads a file that no build of the cache wrote. Both are
+    checked before anything is read.
+    """
+    try:
+        real = path.resolve(strict=True)
+        regular = stat.S_ISREG(real.stat().st_mode)
+    except (OSError, RuntimeError):  # missing, a dangling or looping link
+        return f"its {path.name} is missing or unreadable"
+    if not regular:
+        return f"its {path.name} is not a regular file (it leads to {real})"
+    if not real.is_relative_to(root.resolve()):
+        return f"its {path.name} links out of the engine cache (to {real})"
+    return None
+
+
+def _sidecar_problem(engine: Path, root: Path, key: EngineKey) -> str | None:
+    """Why the sidecar of the ONNX engine (``model.onnx.json``: input and output names
+    and shapes, which ONNX Runtime needs) is unusable, or None."""
+    sidecar = sidecar_path(engine)
+    problem = _not_a_cache_file(sidecar, root)
+    if problem:
+        return problem.replace("its ", "its sidecar ", 1)
+    try:
+        meta = read_sidecar(engine)
+    except ValueError:
+        return f"its sidecar {sidecar.name} is not readable JSON with the keys an engine needs"
+    if meta["model_type"] != key.model_type or list(meta["input_shape"]) != list(key.input_shape):
+        return f"its sidecar {sidecar.name} describes another model or input shape"
+    return None
+
+
+def build_engine(
+    root: Path,
+    key: EngineKey,
+    options: PredictorOptions,
+    *,
+    cache_dir: PathLike | None = None,
+    device: torch.device | str = "cpu",
+) -> Path:
+    """Exports (and for TensorRT builds) the engine of ``key`` into the cache ``root``.
+
+    Everything is written into a temporary folder beside the engine's, which is renamed
+    into place when complete (an engine another process finished first is kept). The
+    ONNX export is checked against PyTorch on a random input where onnxruntime is
+    installed (``dpt-ros export --check``). PyTorch and the engine are then timed on
+    ``device`` at the engine's input shape, and the key file records the figures
+    (:data:`MEASURED_FIELDS`) for ``backend: auto`` to choose the faster one, and the
+    build's wall time for estimates of later builds (:mod:`dpt_ros.runtime.build_choice`).
+
+    Returns:
+        The engine file.
+
+    Raises:
+        OSError: the cache cannot be written (read-only, no space).
+        ValueError: the export, its check or the TensorRT build failed.
+    """
+    final = root / key.folder_name()
+    tmp = root / f".{final.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
+    tmp.mkdir(parents=True)
+    _remove_abandoned_builds(root)
+    try:
+        b, _, h, w = key.input_shape
+        steps = 2 if key.backend == "tensorrt" else 1
+        _LOG.info("%s: step 1/%d: exporting ONNX for %dx%d, batch %d", final.name, steps, w, h, b)
+        request = {
+            "folder": str(tmp),
+            "model_type": options.model_type,
+            "weights": None if options.weights is None else str(options.weights),
+            "random_weights": options.random_weights,
+            "width": w,
+            "height": h,
+            "batch": b,
+            "backend": key.backend,
+            "precision": key.precision,
+            "cache_dir": None if cache_dir is None else str(cache_dir),
+            "device": str(device),
+            "channels_last": options.channels_last,
+        }
+        # In a child process (engine_build explains why), one at a time: an export
+        # holds a second copy of the model and uses every core.
+        start = time.perf_counter()
+        with _EXPORT_LOCK:
+            run_build(request)
+        record = {
+            **key.as_json(),
+            "engine_sha256": sha256_file(tmp / _ENGINE_FILES[key.backend]),
+            "build_s": round(time.perf_counter() - start, 1),
+            **_read_timing(tmp),
+        }
+        (tmp / _KEY_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
+        if final.exists() and cached_engine(root, key) is None:
+            shutil.rmtree(final)  # an incomplete folder not written by a build of ours
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if cached_engine(root, key) is None:
+                raise  # not a finished engine from another process: a real failure
+            _LOG.info("%s: another process built it first; using that one", final.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final / _ENGINE_FILES[key.backend]
+
+
+def _read_timing(folder: Path) -> dict[str, float]:
+    """The figures the build process timed (:func:`~dpt_ros.runtime.engine_build.time_runtimes`),
+    removed from ``folder``; empty when it could not time them."""
+    path = folder / TIMING_FILE
+    try:
+        timing = json.loads(path.read_text(encoding="utf-8"))
+        path.unlink()
+    except (OSError, ValueError):
+        return {}
+    return {k: float(v) for k, v in timing.items() if k in MEASURED_FIELDS}
+
+
+def engine_records(root: Path) -> list[dict[str, Any]]:
+    """The key files of the engines in the cache ``root`` (what each was built for and
+    the figures measured when it was built); unreadable ones are skipped."""
+    records = []
+    for path in root.glob(f"*/{_KEY_FILE}"):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
+def _measured(root: Path, key: EngineKey) -> tuple[float, float] | None:
+    """(PyTorch ms, engine ms) a run recorded when the engine of ``key`` was built, or
+    None when it records none."""
+    try:
+        stored = json.loads((root / key.folder_name() / _KEY_FILE).read_text(encoding="utf-8"))
+        return float(stored["torch_ms"]), float(stored[f"{key.backend}_ms"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+#: Serialises the build processes started by this process (depth and segmentation
+#: models, or two camera sizes, may ask for engines at the same time).
+_EXPORT_LOCK = threading.Lock()
+
+
+def _remove_abandoned_builds(root: Path) -> None:
+    """Removes the temporary folders of builds whose process is gone (killed mid-build)."""
+    for folder in root.glob(".*.tmp"):
+        try:
+            os.kill(int(folder.name.split(".")[-3]), 0)
+        except (ValueError, IndexError, ProcessLookupError):
+            shutil.rmtree(folder, ignore_errors=True)
+        except PermissionError:
+            pass  # another user's live process
+
+
+class CachedEngineRuntime:
+    """An engine backend without an engine file: one cached engine per input shape,
+    PyTorch for shapes without one.
+
+    Args:
+        backend: ``onnxruntime`` or ``tensorrt``.
+        options: the predictor's options (model type, weights, ``engine_build``).
+        torch_runtime: the torch model: what engines are built from, and the fallback.
+        dtype: the predictor's compute precision (fp16 = a TensorRT fp16 engine).
+        cache_dir: the cache directory (engines in ``<cache_dir>/engines``); None =
+            ``$DPT_ROS_CACHE`` or ``~/.cache/dpt_ros``.
+    """
+
+    compiled = False
+    #: Any input shape (multiples of 32): each one gets its own engine.
+    fixed_input_shape: tuple[int, ...] | None = None
+
+    def __init__(
+        self,
+        backend: str,
+        options: PredictorOptions,
+        torch_runtime: TorchRuntime,
+        dtype: torch.dtype,
+        cache_dir: PathLike | None = None,
+        torch_loader: Callable[[], TorchRuntime] | None = None,
+    ) -> None:
+        if backend not in ENGINE_BACKENDS:
+            raise ValueError(f"unknown engine backend {backend!r}; valid: {ENGINE_BACKENDS}")
+        self.backend = backend
+        self.options = options
+        self._torch: TorchRuntime | None = torch_runtime
+        self._torch_loader = torch_loader
+        self._torch_lock = threading.Lock()
+        self.device = torch_runtime.device
+        self.dtype = dtype
+        self.cache_dir = cache_dir
+        self.root = engine_cache_dir(cache_dir)
+        self._engines: dict[tuple[int, ...], EngineRuntime] = {}
+        #: Input shape -> whether its engine came from the cache (False: built here).
+        self.from_cache: dict[tuple[int, ...], bool] = {}
+        self._started: set[tuple[int, ...]] = set()
+        self._lock = threading.Lock()
+        #: Why engines are off (PyTorch runs everything), or None.
+        self.failure: str | None = None
+        #: Input shapes being built in the background (PyTorch runs them meanwhile).
+        self.building: set[tuple[int, ...]] = set()
+        #: Input shape -> (PyTorch ms, engine ms) measured when its engine was built,
+        #: for the shapes ``backend: auto`` runs on PyTorch because it was faster.
+        self.torch_faster: dict[tuple[int, ...], tuple[float, float]] = {}
+        #: Input shapes whose engine took over from PyTorch while frames were served.
+        self.switched: set[tuple[int, ...]] = set()
+
+    @property
+    def name(self) -> str:
+        """The backend that runs now: the engine backend once an engine runs a shape,
+        ``torch`` before (an engine building), after a failure, or where PyTorch was
+        measured faster (``backend: auto``)."""
+        return self.backend if self._engines and not self.failure else "torch"
+
+    @property
+    def status(self) -> str:
+        """What runs and why, for logs and /diagnostics: ``onnxruntime (cached
+        engine)``, ``onnxruntime (engine built this start, switched from torch)``,
+        ``torch (onnxruntime engine building)``, ``torch (faster than the onnxruntime
+        engine: 95.0 vs 101.0 ms)``, ``torch``."""
+        with self._lock:
+            engines, building = bool(self._engines), bool(self.building)
+            switched, faster = bool(self.switched), dict(self.torch_faster)
+        if self.failure:
+            return "torch"
+        if engines:
+            cached = self.engine_cached
+            text = "cached engine" if cached else "engine built this start"
+            if switched:
+                text += ", switched from torch"
+            if building:
+                text += f", another {self.backend} engine building"
+            return f"{self.backend} ({text})"
+        if building:
+            return f"torch ({self.backend} engine building)"
+        if faster:
+            torch_ms, engine_ms = next(iter(faster.values()))
+            return (
+                f"torch (faster than the {self.backend} engine: {torch_ms:.1f} vs "
+                f"{engine_ms:.1f} ms)"
+            )
+        return "torch"
+
+    @property
+    def torch_runtime(self) -> TorchRuntime:
+        """The PyTorch runtime: the fallback, and what runs shapes without an engine.
+        Freed once engines run every prepared shape (:meth:`_free_torch_if_unused`),
+        and loaded again from the weights here when it is needed."""
+        with self._torch_lock:
+            if self._torch is None:
+                assert self._torch_loader is not None  # freed only when it can be loaded
+                _LOG.info("loading the PyTorch copy of %s again", self.options.model_type)
+                self._torch = self._torch_loader()
+            return self._torch
+
+    @property
+    def torch_loaded(self) -> bool:
+        """Whether the PyTorch copy of the weights is in memory now."""
+        return self._torch is not None
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """The torch network (loaded again if it was freed)."""
+        return self.torch_runtime.model
+
+    def _free_torch_if_unused(self) -> None:
+        """Frees the PyTorch copy once an engine runs every shape prepared so far: on a
+        Jetson, whose GPU shares the RAM, it would hold a second copy of the weights.
+        Engines are built in a child process that loads its own; a new shape or an
+        engine failure loads this one again from the weights."""
+        with self._lock:
+            unused = (
+                self._torch_loader is not None
+                and not self.failure
+                and bool(self._started)
+                and all(self._engine_for(s) is not None for s in self._started)
+            )
+        if not unused:
+            return
+        with self._torch_lock:
+            if self._torch is None:
+                return
+            self._torch = None
+        gc.collect()
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        _LOG.info(
+            "freed the PyTorch copy of %s: its engine runs every prepared input shape",
+            self.options.model_type,
+        )
+
+    @property
+    def engine_cached(self) -> bool | None:
+        """True when every engine in use came from the cache, False when one was built
+        in this process, None when no engine runs yet."""
+        return all(self.from_cache.values()) if self.from_cache else None
+
+    @property
+    def engine_shapes(self) -> tuple[tuple[int, ...], ...]:
+        """The (B, 3, H, W) input shapes that run on an engine now."""
+        return tuple(self._engines)
+
+    def prepare(self, input_shape: tuple[int, ...]) -> None:
+        """Gets the engine of ``input_shape`` ready before frames arrive (warm-up): loads
+        it from the cache, or builds it: now with ``engine_build: eager``, in the
+        background with ``lazy`` (PyTorch runs the shape until it is ready); ``never``
+        only loads."""
+        shape = tuple(int(d) for d in input_shape)
+        if self._engine_for(shape) is not None or self.failure:
+            return
+        with self._lock:
+            if shape in self._started:  # done, failed or building in the background
+                return
+            self._started.add(shape)
+        mode = self.options.engine_build
+        if mode == "lazy":
+            # A cached engine loads in seconds: at once. A build goes to the background.
+            if not self._get_engine(shape, build=False, quiet=True):
+                self._in_background(shape, build=True)
+            return
+        self._get_engine(shape, build=mode == "eager")
+
+    def has_engine(self, input_shape: tuple[int, ...]) -> bool:
+        """Whether an engine runs ``input_shape`` now."""
+        return self._engine_for(tuple(int(d) for d in input_shape)) is not None
+
+    def build_now(self, input_shape: tuple[int, ...]) -> None:
+        """Builds (or loads) the engine of ``input_shape`` now, whatever
+        ``engine_build`` says: a command that decided the build pays off."""
+        shape = tuple(int(d) for d in input_shape)
+        with self._lock:
+            self._started.add(shape)
+        if self._engine_for(shape) is None and not self.failure:
+            self._get_engine(shape, build=True)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        shape = tuple(int(d) for d in x.shape)
+        engine = self._engine_for(shape)
+        if engine is not None:
+            return engine(x)
+        if not self.failure:
+            self._start(shape)
+        return self.torch_runtime(x)
+
+    def _engine_for(self, shape: tuple[int, ...]) -> EngineRuntime | None:
+        """The engine of ``shape``, or one of the same image size with a larger batch
+        (a short last batch is padded), or None."""
+        engine = self._engines.get(shape)
+        if engine is None:
+            for other, candidate in list(self._engines.items()):
+                if other[1:] == shape[1:] and other[0] > shape[0]:
+                    return candidate
+        return engine
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Waits for background builds (tests, tools)."""
+        for thread in threading.enumerate():
+            if thread.name.startswith(f"{BUILD_THREAD_PREFIX}{id(self)}"):
+                thread.join(timeout)
+
+    def _start(self, shape: tuple[int, ...]) -> None:
+        """Loads or builds the engine of ``shape`` on a background thread, once."""
+        with self._lock:
+            if shape in self._started:
+                return
+            self._started.add(shape)
+        self._in_background(shape, build=self.options.engine_build != "never")
+
+    def _in_background(self, shape: tuple[int, ...], build: bool) -> None:
+        if build:
+            with self._lock:
+                self.building.add(shape)
+        threading.Thread(
+            target=self._get_engine,
+            args=(shape, build),
+            kwargs={"switch": True},
+            name=f"{BUILD_THREAD_PREFIX}{id(self)}_{'x'.join(map(str, shape))}",
+            daemon=True,
+        ).start()
+
+    def _get_engine(
+        self, shape: tuple[int, ...], build: bool, *, quiet: bool = False, switch: bool = False
+    ) -> bool:
+        """Loads the cached engine of ``shape``, building it first if allowed; on any
+        failure, logs one warning and turns engines off.
+
+        Args:
+            quiet: say nothing when there is no cached engine (a build follows).
+            switch: PyTorch serves the shape meanwhile: say when the engine takes over.
+
+        Returns:
+            False when there is no cached engine and none was built; True otherwise
+            (an engine runs the shape, PyTorch was measured faster, or engines failed).
+        """
+        what = f"{self.backend} engine for {self.options.model_type} {'x'.join(map(str, shape))}"
+        try:
+            key = engine_key(
+                self.options, self.backend, shape, self.device, self.dtype, cache_dir=self.cache_dir
+            )
+            path, damaged = _cached_engine_state(self.root, key)
+            cached = path is not None
+            if damaged:
+                then = "it is built again" if build else "PyTorch runs it (engine_build: never)"
+                _LOG.warning("the cached %s is unusable: %s; %s", what, damaged, then)
+            if path is None:
+                if not build:
+                    if not quiet:
+                        _LOG.info("no cached %s and engine_build is never: PyTorch runs it", what)
+                    return False
+                _LOG.warning(
+                    "building the %s in %s (once; later starts reuse it)%s ...",
+                    what,
+                    self.root,
+                    "; PyTorch serves meanwhile" if switch else "",
+                )
+                start = time.perf_counter()
+                path = build_engine(
+                    self.root, key, self.options, cache_dir=self.cache_dir, device=self.device
+                )
+                _LOG.warning("built the %s in %.0f s", what, time.perf_counter() - start)
+            if self._prefer_torch(shape, key, what):
+                return True
+            engine = load_backend(self.backend, path, self.options.model_type, self.device)
+        except BuildStopped:
+            _LOG.info("the %s was not built: the process is stopping", what)
+            return True
+        except Exception as exc:  # any failure of an exporter or builder: PyTorch runs
+            self._fail(f"cannot build or load the {what}: {type(exc).__name__}: {exc}")
+            return True
+        finally:
+            with self._lock:
+                self.building.discard(shape)
+        with self._lock:
+            self._engines[shape] = EngineRuntime(engine, self.backend)
+            self.from_cache[shape] = cached
+            if switch:
+                self.switched.add(shape)
+        if switch:
+            _LOG.warning("switched %s from PyTorch to its %s", what.split(" for ")[1], what)
+        self._free_torch_if_unused()
+        return True
+
+    def _prefer_torch(self, shape: tuple[int, ...], key: EngineKey, what: str) -> bool:
+        """Whether ``backend: auto`` runs ``shape`` on PyTorch: its build measured
+        PyTorch faster than the engine on this shape (an engine backend asked for by
+        name always runs its engine)."""
+        measured = _measured(self.root, key)
+        if self.options.backend != "auto" or measured is None or measured[0] >= measured[1]:
+            return False
+        with self._lock:
+            self.torch_faster[shape] = measured
+        _LOG.warning(
+            "PyTorch ran %s faster than its %s when it was built (%.1f vs %.1f ms a run): "
+            "backend auto keeps PyTorch",
+            "x".join(map(str, shape)),
+            what.split(" for ")[0],
+            measured[0],
+            measured[1],
+        )
+        return True
+
+    def _fail(self, reason: str) -> None:
+        with self._lock:
+            first = self.failure is None
+            self.failure = reason
+            self._engines.clear()
+            self.from_cache.clear()
+        if first:
+            _LOG.warning("%s; running PyTorch instead", reason)

@@ -1,0 +1,154 @@
+"""``dpt-ros bag`` stopped by SIGTERM or SIGHUP (``timeout``, ``docker stop``, systemd,
+a closed terminal) leaves the same valid partial bag as Ctrl-C, with exit status
+128 + the signal number. The tool runs in a child process that signals itself while the
+third frame is on its way to the model, so the test does not depend on timing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import NET, PERIOD, T0, default_signals, read_bag, write_bag
+
+ROOT = Path(__file__).resolve().parents[2]
+
+_CHILD = """
+import os, signal, sys
+from dpt_ros.cli.main import main
+from dpt_ros.pipeline.frames import FramePipeline
+
+original = FramePipeline.process_batch
+calls = []
+
+def signal_on_third(self, *args, **kwargs):
+    calls.append(1)
+    if len(calls) == 3:
+        os.kill(os.getpid(), int(sys.argv[1]))
+    return original(self, *args, **kwargs)
+
+FramePipeline.process_batch = signal_on_third
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("signum", "storage"), [(signal.SIGTERM, "sqlite3"), (signal.SIGHUP, "mcap")]
+)
+def test_stop_signal_leaves_a_valid_partial_bag(tmp_path, signum, storage):
+    inp = tmp_path / "in"
+    topic = write_bag(inp, storage=storage)
+    outp = tmp_path / "out"
+    argv = ["bag", str(inp), "-o", str(outp), "--image-topic", topic, *NET]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(int(signum)), *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=ROOT,
+        preexec_fn=default_signals,
+    )
+    assert done.returncode == 128 + signum, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "valid bag holding the 2 frame(s)" in done.stderr
+    assert (outp / "metadata.yaml").is_file()
+    assert not list(outp.glob("*-journal"))
+    out = read_bag(outp)
+    assert [t for t, _, _ in out["/cam/depth/relative"]] == [T0, T0 + PERIOD]
+
+
+_CHILD_TWICE = """
+import os, signal, sys
+from rosbags.rosbag2.storage_mcap import McapWriter
+from rosbags.rosbag2.storage_sqlite3 import Sqlite3Writer
+from dpt_ros.cli.main import main
+from dpt_ros.pipeline.frames import FramePipeline
+
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+first, second = int(sys.argv[1]), int(sys.argv[2])
+original = FramePipeline.process_batch
+calls = []
+
+def signal_on_third(self, *args, **kwargs):
+    calls.append(1)
+    if len(calls) == 3 and first:
+        os.kill(os.getpid(), first)
+    return original(self, *args, **kwargs)
+
+def close_then_signal(close):
+    # The storage is closed, metadata.yaml not yet written: the middle of the close.
+    def wrapper(self, *args, **kwargs):
+        close(self, *args, **kwargs)
+        print("storage closed", file=sys.stderr, flush=True)
+        os.kill(os.getpid(), second)
+    return wrapper
+
+FramePipeline.process_batch = signal_on_third
+for writer in (McapWriter, Sqlite3Writer):
+    writer.close = close_then_signal(writer.close)
+sys.exit(main(sys.argv[3:]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "storage", "frames"),
+    [
+        (signal.SIGTERM, signal.SIGTERM, "sqlite3", 2),
+        (signal.SIGINT, signal.SIGINT, "mcap", 2),
+        (0, signal.SIGTERM, "sqlite3", 4),  # the run was done: it stops after the close
+    ],
+)
+def test_a_signal_during_the_close_waits_for_it(tmp_path, first, second, storage, frames):
+    """A second Ctrl-C or SIGTERM while the output closes (the first one stopped the
+    run) no longer cuts the close short: metadata.yaml is written, and the "valid bag"
+    line comes after the close. The signal arrives from inside the close itself."""
+    inp = tmp_path / "in"
+    topic = write_bag(inp, storage=storage)
+    outp = tmp_path / "out"
+    argv = ["bag", str(inp), "-o", str(outp), "--image-topic", topic, *NET]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD_TWICE, str(int(first)), str(int(second)), *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=ROOT,
+        preexec_fn=default_signals,
+    )
+    assert done.returncode == 128 + (first or second), done.stderr
+    assert "Traceback" not in done.stderr
+    valid = f"valid bag holding the {frames} frame(s)"
+    assert valid in done.stderr
+    assert done.stderr.index("storage closed") < done.stderr.index(valid)
+    assert (outp / "metadata.yaml").is_file()
+    assert not list(outp.glob("*-journal"))
+    out = read_bag(outp)
+    assert [t for t, _, _ in out["/cam/depth/relative"]] == [T0 + i * PERIOD for i in range(frames)]
+
+
+def test_an_ignored_sighup_stays_ignored_under_nohup():
+    """``nohup dpt-ros bag ...`` ignores SIGHUP so that the run outlives its terminal:
+    the tool must not turn it back into a stop (it did)."""
+    from dpt_ros.cli.stop_signals import stop_signals_raise
+
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with stop_signals_raise():
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+            os.kill(os.getpid(), signal.SIGHUP)  # ignored: nothing raised
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)
