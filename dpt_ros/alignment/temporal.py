@@ -81,7 +81,11 @@ Per frame ``x_t`` (samples on a fixed grid of pixels, see below):
    (or less than 1/2), a gap of more than ``reset_after`` seconds between stamps, a
    stamp that goes backwards, or a new image size. The stream then starts again from
    that frame (its output is the raw frame) and :attr:`StabilizedFrame.reason` says
-   why.
+   why. One exception: on a still camera (no walk, not moving, the jitter measured),
+   a map that changes depth by 100-200 % under a clean fit (80 % of the pixels agree,
+   residual below half ``max_residual``) is a heavy-tailed network's large jitter, not
+   a cut: it is mapped like any other frame, once (twice running, the stream
+   restarts). Restarting from it kept its jitter in every later output.
 
 Measured with ``scripts/temporal_family.py`` (two families of 250 sequences, seeds 0
 and 1): see docs/temporal.md. Limits: a camera that moves still comes out less
@@ -528,6 +532,7 @@ class TemporalStabilizer:
         self._points = np.array([1.0])  # the frame's 10th and 90th percentiles
         self._tracker_gain = self.smoothing  # the tracker's last gain
         self._walking = 0.0  # the walk's sign of motion, held (see _moving)
+        self._excused = False  # the last frame's large correction was let through
 
     def update(
         self,
@@ -892,7 +897,25 @@ class TemporalStabilizer:
         a = float(chain[0]) / la
         b = (float(chain[1]) - lb) / la if self.mode == "affine" else 0.0
         correction = self._relative(np.array([a - 1.0, b]), np.array([1.0, 0.0]))
+        # On a still camera, a large correction by a clean fit (most pixels agree,
+        # closely) is a large jitter of a heavy-tailed network (a shift moves the far
+        # end of inverse depth a long way); restarting from that frame would keep its
+        # jitter in every later output. While moving it is the view's change; before
+        # the jitter is known, twice the bound or twice running, it is not taken.
+        excused = self._excused
+        self._excused = False
+        clean = (
+            not excused
+            and correction <= 2.0 * _MAX_CORRECTION
+            and self._jitter_n >= _JITTER_MIN
+            and fit.inlier_fraction >= _GOOD_GUESS
+            and fit.residual <= 0.5 * self.max_residual
+            and moving < 0.5
+            and ratio < _WALK_STILL
+        )
         if not correction <= _MAX_CORRECTION:
+            self._excused = clean
+        if not (correction <= _MAX_CORRECTION or clean):
             return self._start(
                 arr,
                 x,
