@@ -104,6 +104,35 @@ def test_fit_of_a_constant_frame_is_none() -> None:
     assert _fit(x, x, np.ones(500), affine=True, threshold=0.1) is None
 
 
+def test_fit_of_a_frame_turned_round_has_a_negative_scale() -> None:
+    """A frame that falls where the target rises is no map of depth: the stabiliser
+    restarts on the fitted scale, which says so."""
+    x = 1.0 / _scene().ravel()
+    fit = _fit(x, 1.2 - x, np.ones(x.size), affine=True, threshold=0.1, search=False)
+    assert fit is not None and fit.scale < 0.0
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_fit_is_not_flattened_by_the_noise_of_either_frame(affine: bool) -> None:
+    """Two frames of the same scene, each with 5 % pixel noise, the second at 0.9 times
+    the first: fitted as a Deming regression (equal noise: ratio 1) the scale is
+    right; the frame fitted on a target taken as noiseless (ratio inf) comes out
+    flattened by about the noise over the scene's spread, squared (1 % here in mode
+    affine, 0.2 % in mode scale)."""
+    rng = np.random.default_rng(7)
+    truth = np.tile(1.0 / _scene(), (4, 1)).ravel()  # 49152 pixels: the bias, not noise
+    if not affine:
+        truth = 1.0 / truth  # depth
+    target = truth * (1.0 + 0.05 * rng.standard_normal(truth.size))
+    x = 0.9 * truth * (1.0 + 0.05 * rng.standard_normal(truth.size))
+    ones = np.ones(truth.size)
+    deming = _fit(x, target, ones, affine, 0.1, guess=(1.0 / 0.9, 0.0), ratio=1.0)
+    plain = _fit(x, target, ones, affine, 0.1, guess=(1.0 / 0.9, 0.0))
+    assert deming is not None and plain is not None
+    assert deming.scale * 0.9 == pytest.approx(1.0, abs=0.002)
+    assert abs(plain.scale * 0.9 - 1.0) > 0.0015 + abs(deming.scale * 0.9 - 1.0)
+
+
 # ------------------------------------------------------------------ the filter
 
 
@@ -142,6 +171,57 @@ def test_jitter_is_removed_and_the_level_stays_at_the_raw_mean(mode: str) -> Non
     assert np.sqrt(np.mean(out_steps**2)) < np.sqrt(np.mean(raw_steps**2)) / 5.0
     # Anchored to the raw frames' long-run mean: no drift of the level.
     assert np.mean(out_k[50:]) == pytest.approx(np.mean(raw_k[50:]), rel=0.02)
+
+
+def test_a_noisy_still_camera_does_not_drift() -> None:
+    """5 % pixel noise, 2 % jitter, 80 frames: the reference averages the frames and
+    must keep their units. Taking the values of pixels that disagree with it once
+    (the tails of the noise, more often on one side of the threshold) moved it, and
+    every output with it, by about 0.1 % a frame."""
+    depth = _scene()
+    rng = np.random.default_rng(8)
+    stab = TemporalStabilizer("scale")
+    out_k = []
+    for i in range(80):
+        raw = _jittered(depth, "scale", 1.0 + rng.uniform(-0.02, 0.02), 0.0, rng, noise=0.05)
+        out_k.append(_fitted_scale(stab.update(raw, stamp=0.1 * i).output, depth, "scale"))
+    # (the raw frames' spread is 1.15 %; the reference's drift made it 0.4-0.6 %)
+    assert np.std(out_k[5:]) / np.mean(out_k[5:]) < 0.003
+
+
+@pytest.mark.parametrize("mode", ["affine", "scale"])
+def test_one_outlying_frame_is_not_motion(mode: str) -> None:
+    """A heavy-tailed network: one frame at half the scale among +-5 % jitter. It is
+    jitter to remove, not a move of the camera: the output stays in the gauge (it is
+    not pulled to the tracker, which the frame moved) and stays steady."""
+    depth = _scene()
+    rng = np.random.default_rng(9)
+    stab = TemporalStabilizer(mode)  # type: ignore[arg-type]
+    moving, out_k = [], []
+    for i in range(60):
+        scale = 0.5 if i == 30 else 1.0 + rng.uniform(-0.05, 0.05)
+        raw = _jittered(depth, mode, scale, 0.0, rng, noise=0.01)
+        result = stab.update(raw, stamp=0.1 * i)
+        assert not result.reset or i == 0, result.reason
+        moving.append(result.moving)
+        out_k.append(_fitted_scale(result.output, depth, mode))
+    assert max(moving[20:]) < 0.5
+    assert np.std(out_k[25:]) < 0.005
+
+
+def test_a_map_that_would_flatten_the_frame_restarts() -> None:
+    """A frame whose values hardly vary can be mapped onto the reference with a tenfold
+    scale that a shift takes back at its own values (within 10 %): the depth contrast
+    would change tenfold, which no jitter does. The stream starts again instead."""
+    rng = np.random.default_rng(10)
+    flat = (10.0 + rng.uniform(-0.5, 0.5, (H, W))).astype(np.float32)
+    stab = TemporalStabilizer("affine")
+    for i in range(5):
+        assert not stab.update(flat, stamp=0.1 * i).restarted
+    flattened = (10.0 + 0.1 * (flat - 10.0)).astype(np.float32)
+    result = stab.update(flattened, stamp=0.5)
+    assert result.restarted and "depth contrast" in result.reason, result.reason
+    np.testing.assert_array_equal(result.output, flattened)
 
 
 def test_a_steady_approach_is_followed_without_lag() -> None:
@@ -440,3 +520,26 @@ def test_smoothing_one_passes_the_raw_frames_through() -> None:
         raw = _jittered(depth, "scale", 1.0 + rng.uniform(-0.1, 0.1), 0.0, rng)
         result = stab.update(raw, stamp=0.1 * i)
         np.testing.assert_allclose(result.output, raw, rtol=1e-5)
+
+
+@pytest.mark.parametrize("shift", [-0.085, -0.09])
+def test_one_large_shift_of_a_still_camera_is_jitter_not_a_restart(shift: float) -> None:
+    """A heavy-tailed network on a still camera: one frame shifted so far that the map
+    taking it back changes the far end's depth by more than 100 % (about 125 % at the
+    frame's 10th percentile), under a clean fit (every pixel agrees). It is one more
+    jitter to remove: restarting the stream from it (what was done before) kept that
+    frame's shift in every later output, and the still camera's gain fell to about 2x."""
+    depth = _scene()
+    rng = np.random.default_rng(19)
+    stab = TemporalStabilizer("affine")
+    raws, outs = [], []
+    for i in range(40):
+        b = shift if i == 30 else 0.0
+        raw = _jittered(depth, "affine", 1.0 + rng.uniform(-0.05, 0.05), b, rng, noise=0.01)
+        result = stab.update(raw, stamp=0.1 * i)
+        assert not result.restarted, (i, result.reason)
+        raws.append(raw)
+        outs.append(result.output)
+    depths = [depth] * len(raws)
+    raw_spread, stabilised = _spread(raws, depths, "affine"), _spread(outs, depths, "affine")
+    assert stabilised * 5.0 <= raw_spread, (raw_spread, stabilised, raw_spread / stabilised)
