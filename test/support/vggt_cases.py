@@ -1,0 +1,61 @@
+"""VGGT's golden cases, shared by ``scripts/make_vggt_goldens.py`` and the tests: which
+views each case sees (cut from scene_a, so that they differ in size and content), at
+which network size and in which preprocessing mode."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+MODEL_TYPE = "vggt_1b"
+#: The folder of VGGT's compact goldens.
+GOLDEN_DIR = FIXTURES / "compact" / "vggt"
+
+#: Views as (top, left, height, width) windows of the 480x640 scene, optionally mirrored.
+_VIEWS = {
+    "full": (0, 0, 480, 640, False),
+    "mirrored": (0, 0, 480, 640, True),
+    "small": (60, 80, 360, 480, False),
+    "portrait_a": (30, 40, 420, 300, False),
+    "portrait_b": (50, 300, 420, 300, True),
+    "portrait_c": (0, 170, 420, 300, False),
+    "wide_a": (0, 0, 360, 640, False),
+    "wide_b": (120, 0, 360, 640, True),
+    "wide_c": (60, 0, 360, 640, False),
+}
+
+
+@dataclass(frozen=True)
+class VggtCase:
+    """One golden: views through the preprocessing at ``size``, then the network (or,
+    with ``network`` False, the preprocessing only)."""
+
+    name: str
+    views: tuple[str, ...]
+    size: int
+    mode: str
+    network: bool = True
+
+
+CASES = (
+    VggtCase("s2_112_crop", ("full", "mirrored"), 112, "crop"),
+    VggtCase("s3_126_crop", ("small", "full", "mirrored"), 126, "crop"),
+    VggtCase("s3_140_crop", ("portrait_a", "portrait_b", "portrait_c"), 140, "crop"),
+    VggtCase("s3_168_pad", ("wide_a", "wide_b", "wide_c"), 168, "pad"),
+    VggtCase("pre_518_crop", ("full", "portrait_a"), 518, "crop", network=False),
+    VggtCase("pre_518_pad", ("wide_a", "portrait_b"), 518, "pad", network=False),
+)
+
+
+def view(scene_rgb: np.ndarray, name: str) -> np.ndarray:
+    """(h, w, 3) uint8 RGB view ``name`` of the (480, 640, 3) scene."""
+    top, left, height, width, mirrored = _VIEWS[name]
+    out = scene_rgb[top : top + height, left : left + width]
+    return np.ascontiguousarray(out[:, ::-1] if mirrored else out)
+
+
+def golden_path(case: VggtCase) -> Path:
+    return GOLDEN_DIR / f"{MODEL_TYPE}_{case.name}.compact.npz"
