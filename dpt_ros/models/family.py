@@ -35,25 +35,50 @@ _RELEASE_URL = "https://github.com/intel-isl/DPT/releases/download/1_0/"
 _HUB_URL = "https://huggingface.co/{repo}/resolve/main/{file}"
 
 
+@dataclass(frozen=True)
+class WindowCameras:
+    """The cameras a model estimates for a window of N views (one forward), on the host.
+
+    Attributes:
+        camera_from_world: (N, 3, 4) float32 [R | t], OpenCV axes (x right, y down, z
+            forward): x_camera = R x_world + t, as the model gives it; the world is the
+            model's own (Depth Anything 3 and VGGT: near the first or reference view's
+            camera), its unit the window's (that of the prediction's depth).
+        intrinsics: (N, 3, 3) float32 pixels, on the grid of the prediction's maps.
+        reference_view: the view the backbone chose as reference (Depth Anything 3's
+            windows of 3 views or more), 0 where not applicable.
+        world_points: (N, h, w, 3) float32 each pixel's point in the world (VGGT only;
+            None for Depth Anything 3).
+    """
+
+    camera_from_world: np.ndarray
+    intrinsics: np.ndarray
+    reference_view: int
+    world_points: np.ndarray | None = None
+
+
 @dataclass
 class Prediction:
     """What a model gives for a batch of B images: the fields its type has, None for the
     others. Torch tensors on the model's device, or numpy arrays on the host
     (:meth:`dpt_ros.models.Predictor.infer`); at the network's grid (h, w) or resized to
-    an output size.
+    an output size. For a window of views (:meth:`dpt_ros.models.Predictor.infer_window`)
+    B is the N views, and ``cameras`` is set.
 
     Attributes:
         inverse_depth: (B, h, w) float32 relative inverse depth: affine-invariant,
             unitless, larger = nearer; 0 where the model sees sky.
-        depth: (B, h, w) float32 metres; ``+Inf`` where the model sees sky.
+        depth: (B, h, w) float32 metres; ``+Inf`` where the model sees sky. For a
+            window: depth in the window's own unit (that of its cameras'
+            translations, not metres), larger = farther.
         confidence: (B, h, w) float32 confidence of the depth (Depth Anything 3 any-view
             types: 1 + exp, >= 1, larger = more confident).
         sky: (B, h, w) float32 sky map (sky where >= 0.3).
         logits: (B, C, h, w) class scores (segmentation).
         labels: (B, h, w) uint8 class ids 1..C (0 = unlabelled), the arg-max of
             ``logits``.
-        cameras: each image's camera as the model estimates it (models that see
-            several views); None for every family today.
+        cameras: a :class:`WindowCameras`: each view's camera as the model estimates
+            it (windows of views); None for single images.
     """
 
     inverse_depth: Any = None
@@ -108,6 +133,8 @@ class ModelSpec:
         maps: the per-pixel maps the model gives besides its depth or labels, each a
             field of :class:`Prediction` (``confidence`` or ``sky``).
         needs_intrinsics: metres need each image's camera matrix.
+        windows: the type sees several views in one forward and estimates their
+            cameras (:meth:`dpt_ros.models.Predictor.infer_window`).
         family: the :class:`ModelFamily` that builds, loads, sizes, preprocesses and
             decodes this type.
     """
@@ -132,6 +159,7 @@ class ModelSpec:
     hub_model_name: str = ""
     maps: tuple[str, ...] = ()
     needs_intrinsics: bool = False
+    windows: bool = False
     family: ModelFamily = field(kw_only=True)
 
     @property
@@ -387,6 +415,39 @@ class ModelFamily:
         out = raw.float()
         out = out.squeeze(1) if out.ndim == 4 else out
         return Prediction(depth=out) if spec.is_metric else Prediction(inverse_depth=out)
+
+    def forward_window(
+        self,
+        spec: ModelSpec,
+        network: nn.Module,
+        x: torch.Tensor,
+        image_hw: Sequence[int],
+        net_hw: Sequence[int],
+        camera_from_world: np.ndarray | None = None,
+        intrinsics: np.ndarray | None = None,
+        reference_view: str = "saddle_balanced",
+    ) -> Prediction:
+        """Types with :attr:`ModelSpec.windows`: one window of N views through the
+        network.
+
+        Args:
+            spec: the model type.
+            network: what :meth:`build` made, with its weights.
+            x: (N, 3, h, w) the views' network input (:meth:`preprocess`), on the
+                network's device.
+            image_hw: the views' (H, W).
+            net_hw: the network size they were sized around.
+            camera_from_world: known cameras, (N, 3, 4) or (N, 4, 4), OpenCV axes, or
+                None.
+            intrinsics: with them, (N, 3, 3) pixels of the images.
+            reference_view: how the window picks its reference view (family-specific).
+
+        Returns:
+            ``depth`` (N, h, w) in the window's unit, the family's maps (tensors on the
+            device) and ``cameras`` (:class:`WindowCameras`, intrinsics on the network
+            grid).
+        """
+        raise NotImplementedError(f"{self.title} has no windows of views")
 
     def resize(self, spec: ModelSpec, prediction: Prediction, size_hw: Sequence[int]) -> Prediction:
         """``prediction`` at (H, W) = ``size_hw``, each field resized as the original

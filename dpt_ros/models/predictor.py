@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -295,6 +296,96 @@ class Predictor(DeprecatedPredictorMembers):
         found.logits = None  # (B, C, H, W): the labels are what the host needs
         arrays = found.arrays()
         return found.with_arrays(dict(zip(arrays, download_to_host(list(arrays.values())))))
+
+    def infer_window(
+        self,
+        images: Sequence[np.ndarray],
+        reference_view: str = "saddle_balanced",
+        extrinsics: np.ndarray | None = None,
+        intrinsics: np.ndarray | None = None,
+        output_hw: tuple[int, int] | None = None,
+    ) -> Prediction:
+        """One window of N views in one forward, on the host: each view's depth and
+        camera, consistent across the window (types with windows:
+        :func:`~dpt_ros.models.registry.window_model_names`).
+
+        The views are sized as single images are (``network_size``: Depth Anything 3's
+        ``process_res``, the longer side). The network runs in PyTorch whatever the
+        backend (an exported engine takes single images).
+
+        Args:
+            images: N (H, W, 3) uint8 RGB arrays of one size.
+            reference_view: Depth Anything 3: how a window of 3 views or more picks the
+                view its global attention is anchored on: ``saddle_balanced`` (the
+                reference's default), ``first``, ``middle`` or ``saddle_sim_range``.
+            extrinsics: known cameras, (N, 3, 4) or (N, 4, 4) camera-from-world, OpenCV
+                axes (with ``intrinsics``): they condition the forward; None: the model
+                estimates them alone.
+            intrinsics: (N, 3, 3) pixels of the images, with ``extrinsics``.
+            output_hw: (h, w) to resize the maps to (the intrinsics follow); None = the
+                network grid (:meth:`input_size`).
+
+        Returns:
+            A :class:`~dpt_ros.models.family.Prediction` of numpy arrays whose batch axis
+            is the N views: ``depth`` (N, h, w) float32 in the window's own unit (not
+            metres), larger = farther; ``confidence`` (N, h, w) float32; ``cameras`` a
+            :class:`~dpt_ros.models.family.WindowCameras` (camera-from-world in the
+            window's world and unit, intrinsics on the maps' grid).
+
+        Raises:
+            ValueError: a type without windows (the message names those with them), no
+                views, views of different sizes, an unknown ``reference_view``, or
+                cameras of the wrong shape.
+        """
+        from dpt_ros.models.registry import window_model_names
+
+        spec = self.spec
+        if not spec.windows:
+            raise ValueError(
+                f"{spec.name} sees one image at a time; windows of views need one of: "
+                f"{', '.join(window_model_names())}"
+            )
+        views = list(images)
+        if not views:
+            raise ValueError("a window needs at least one view, got none")
+        for view in views:
+            check_rgb(view, batched=False)
+        sizes = sorted({tuple(v.shape[:2]) for v in views})
+        if len(sizes) > 1:
+            raise ValueError(
+                f"the views of a window must have one size, got {sizes} (the reference "
+                "centre-crops its network inputs to the smallest: crop or resize first)"
+            )
+        network = self.runtime.model
+        if network is None:
+            raise ValueError(
+                f"windows run on PyTorch; this predictor runs {self.backend} without a "
+                "torch copy of the network (an engine file): use backend torch"
+            )
+        batch = np.stack(views)
+        image_hw = batch.shape[1:3]
+        hw = self.input_size(image_hw)
+        x = spec.family.preprocess(
+            spec, torch.from_numpy(batch), hw, self.net_hw, self._mean, self._std
+        )
+        x = x.to(self.device, non_blocking=True).contiguous()
+        with (
+            torch.inference_mode(),
+            torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32),
+        ):
+            found = spec.family.forward_window(
+                spec, network, x, image_hw, self.net_hw, extrinsics, intrinsics, reference_view
+            )
+            cameras = found.cameras
+            if output_hw is not None and tuple(output_hw) != tuple(hw):
+                found = spec.family.resize(spec, found, output_hw)
+                scale = np.array(
+                    [[output_hw[1] / hw[1]], [output_hw[0] / hw[0]], [1.0]], dtype=np.float32
+                )
+                cameras = replace(cameras, intrinsics=cameras.intrinsics * scale)
+        arrays = found.arrays()
+        host = dict(zip(arrays, download_to_host(list(arrays.values()))))
+        return replace(found.with_arrays(host), cameras=cameras)
 
     def predict(
         self,

@@ -53,6 +53,11 @@ def model_names(task: str | None = None) -> tuple[str, ...]:
     return tuple(n for n, s in MODEL_SPECS.items() if task is None or s.task == task)
 
 
+def window_model_names() -> tuple[str, ...]:
+    """The model types that see several views in one forward (:attr:`ModelSpec.windows`)."""
+    return tuple(name for name, spec in MODEL_SPECS.items() if spec.windows)
+
+
 TASKS = ("depth", "segmentation")
 
 
