@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 MODEL_TYPE = "vggt_1b"
@@ -59,3 +60,33 @@ def view(scene_rgb: np.ndarray, name: str) -> np.ndarray:
 
 def golden_path(case: VggtCase) -> Path:
     return GOLDEN_DIR / f"{MODEL_TYPE}_{case.name}.compact.npz"
+
+
+def scene_rgb() -> np.ndarray:
+    """scene_a as (480, 640, 3) uint8 RGB (Pillow, as the goldens script reads it)."""
+    from PIL import Image
+
+    with Image.open(FIXTURES / "scene_a.png") as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def case_views(case: VggtCase) -> list[np.ndarray]:
+    scene = scene_rgb()
+    return [view(scene, name) for name in case.views]
+
+
+@pytest.fixture(scope="session")
+def vggt_det_model():
+    """VGGT-1B with the deterministic weights of ``keys_vggt_1b.json``, built once per
+    test run (1.19 B parameters: minutes on two cores), float32 on the CPU."""
+    import deterministic_weights
+    import torch
+
+    from dpt_ros.models.network.vggt import VggtSingleView
+
+    layout = deterministic_weights.read_layout(FIXTURES / "keys" / f"keys_{MODEL_TYPE}.json")
+    state = deterministic_weights.deterministic_state_dict(layout)
+    with torch.device("meta"):
+        model = VggtSingleView()
+    model.load_state_dict(state, strict=True, assign=True)
+    return model.eval()

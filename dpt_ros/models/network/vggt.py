@@ -253,9 +253,6 @@ class Aggregator(nn.Module):
         config: the network's sizes.
     """
 
-    _mean: torch.Tensor
-    _std: torch.Tensor
-
     def __init__(self, config: VggtConfig) -> None:
         super().__init__()
         if max(config.out_layers) >= config.depth:
@@ -272,8 +269,6 @@ class Aggregator(nn.Module):
         # [view 0's token, the other views' token]
         self.camera_token = nn.Parameter(torch.zeros(1, 2, 1, dim))
         self.register_token = nn.Parameter(torch.zeros(1, 2, config.registers, dim))
-        self.register_buffer("_mean", torch.tensor(_MEAN).view(1, 1, 3, 1, 1), persistent=False)
-        self.register_buffer("_std", torch.tensor(_STD).view(1, 1, 3, 1, 1), persistent=False)
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         """(B, S, 3, H, W) RGB in [0, 1], H and W multiples of 14 -> the outputs of
@@ -288,7 +283,11 @@ class Aggregator(nn.Module):
                 f"VGGT input size must be a multiple of {PATCH_SIZE}, got {height}x{width}"
             )
         config = self.config
-        x = ((images - self._mean) / self._std).reshape(b * s, c, height, width)
+        # constants, not buffers: a network built on the meta device and given a file's
+        # tensors (assign=True) has nothing left to initialise
+        mean = images.new_tensor(_MEAN).view(1, 1, 3, 1, 1)
+        std = images.new_tensor(_STD).view(1, 1, 3, 1, 1)
+        x = ((images - mean) / std).reshape(b * s, c, height, width)
         patches = self.patch_embed(x)
         tokens = torch.cat(
             (
