@@ -202,3 +202,27 @@ def test_track_head_keys_are_skipped_by_name_only():
     }
     other = {"track_head.x": 1, "pretrained.cls_token": 2}  # not VGGT's: untouched
     assert without_track_head(other) == other
+
+
+def _meta_state(layout) -> dict[str, torch.Tensor]:
+    return {k: torch.empty(s, dtype=getattr(torch, d), device="meta") for k, s, d in layout}
+
+
+def test_layout_equals_the_references_and_track_head_is_skipped(key_spec):
+    """Our network's state_dict is the reference's key for key; an official file's
+    track_head.* entries are dropped by name, any other stray key refuses the file."""
+    from dpt_ros.models.errors import CheckpointError
+    from dpt_ros.models.registry import get_spec
+    from dpt_ros.models.weights.checkpoint import check_state_dict, file_keys
+
+    layout = key_spec("vggt_1b")
+    with torch.device("meta"):
+        ours = VggtSingleView().state_dict()
+    assert {k: tuple(v.shape) for k, v in ours.items()} == {k: tuple(s) for k, s, _ in layout}
+    spec = get_spec("vggt_1b")
+    official = _meta_state(layout)
+    official["track_head.feature_extractor.norm.weight"] = torch.empty(128, device="meta")
+    check_state_dict(file_keys(official), spec, "model.pt")  # no error
+    official["camera_head.extra.weight"] = torch.empty(9, device="meta")
+    with pytest.raises(CheckpointError, match="camera_head"):
+        check_state_dict(file_keys(official), spec, "model.pt")
