@@ -2,8 +2,9 @@
 and the network's outputs with the deterministic weights on windows of 2 and 3 views
 at network sizes 112 to 168, fp32 on the CPU (``scripts/make_vggt_goldens.py``).
 
-The deterministic weights of 1.19 B parameters are made once per run
-(``vggt_det_model``): minutes on two cores."""
+The deterministic weights of 1.19 B parameters are made once per run, as a file with a
+track-head entry as the official files have, and read through the Predictor
+(``vggt_det_predictor``): minutes on two cores."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import torch
 from goldens import Golden
 from vggt_cases import CASES, MODEL_TYPE, case_views, golden_path
 
-from dpt_ros.models.families.vggt import FAMILY, preprocess_views
+from dpt_ros.models.families.vggt import preprocess_views
 from dpt_ros.models.network.vggt import pose_encoding_to_extri_intri
 
 #: Network outputs against the reference, relative to each output's maximum (the
@@ -44,13 +45,14 @@ def test_preprocessing_is_the_references(case):
 
 
 @pytest.fixture(scope="module")
-def outputs(vggt_det_model):
+def outputs(vggt_det_predictor):
     """case name -> our outputs on the case's views (float64 numpy)."""
     found = {}
+    model = vggt_det_predictor.model
     with torch.no_grad():
         for case in _NETWORK_CASES:
             x = torch.from_numpy(preprocess_views(case_views(case), case.size, case.mode))
-            out = vggt_det_model.window(x[None])
+            out = model.window(x[None])
             extrinsics, intrinsics = pose_encoding_to_extri_intri(out.pose_enc, x.shape[-2:])
             found[case.name] = {
                 "depth": out.depth[0].numpy(),
@@ -81,20 +83,23 @@ def test_network_matches_the_reference(outputs, case, capsys):
     assert max(errors.values()) <= NET_RTOL, errors
 
 
-def test_window_through_the_family(vggt_det_model):
-    """The family's forward_window: depth, confidence and cameras as the network's."""
-    from dpt_ros.models.families.vggt import SPECS
-
+def test_infer_window_matches_the_reference(vggt_det_predictor):
+    """Predictor.infer_window on the views themselves: Pillow's preprocessing (crop), the
+    file read with its track head skipped, the family's decoding."""
     case = next(c for c in _NETWORK_CASES if c.name == "s3_140_crop")
     golden = _golden(case)
-    x = torch.from_numpy(preprocess_views(case_views(case), case.size, case.mode))
-    with torch.no_grad():
-        found = FAMILY.forward_window(SPECS[0], vggt_det_model, x, (420, 300), (140, 140))
+    found = vggt_det_predictor.infer_window(case_views(case))
     cameras = found.cameras
-    assert golden.relative_error("depth", found.depth.numpy()) <= NET_RTOL
-    assert golden.relative_error("depth_conf", found.confidence.numpy()) <= NET_RTOL
+    assert golden.relative_error("depth", found.depth) <= NET_RTOL
+    assert golden.relative_error("depth_conf", found.confidence) <= NET_RTOL
     assert golden.relative_error("world_points", cameras.world_points) <= NET_RTOL
     assert _whole_error(golden.raw("extrinsics"), cameras.camera_from_world) <= NET_RTOL
     assert _whole_error(golden.raw("intrinsics"), cameras.intrinsics) <= NET_RTOL
     assert cameras.reference_view == 0
     assert cameras.camera_from_world.dtype == cameras.intrinsics.dtype == np.float32
+    with pytest.raises(ValueError, match="takes no known cameras"):
+        vggt_det_predictor.infer_window(
+            case_views(case),
+            extrinsics=golden.raw("extrinsics"),
+            intrinsics=golden.raw("intrinsics"),
+        )

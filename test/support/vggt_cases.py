@@ -75,18 +75,38 @@ def case_views(case: VggtCase) -> list[np.ndarray]:
     return [view(scene, name) for name in case.views]
 
 
+#: What an official file adds: the track head, skipped by name when read.
+TRACK_HEAD_KEY = "track_head.feature_extractor.norm.weight"
+
+
 @pytest.fixture(scope="session")
-def vggt_det_model():
-    """VGGT-1B with the deterministic weights of ``keys_vggt_1b.json``, built once per
-    test run (1.19 B parameters: minutes on two cores), float32 on the CPU."""
+def vggt_det_file(tmp_path_factory):
+    """VGGT-1B's deterministic weights of ``keys_vggt_1b.json`` as a safetensors file
+    with a track-head entry, as the official files have: made once per test run (1.19 B
+    parameters, 4.8 GB: minutes on two cores)."""
     import deterministic_weights
     import torch
-
-    from dpt_ros.models.network.vggt import VggtSingleView
+    from safetensors.torch import save_file
 
     layout = deterministic_weights.read_layout(FIXTURES / "keys" / f"keys_{MODEL_TYPE}.json")
     state = deterministic_weights.deterministic_state_dict(layout)
-    with torch.device("meta"):
-        model = VggtSingleView()
-    model.load_state_dict(state, strict=True, assign=True)
-    return model.eval()
+    state[TRACK_HEAD_KEY] = torch.ones(128)
+    path = tmp_path_factory.mktemp("vggt") / "vggt_1b_det.safetensors"
+    save_file(state, str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def vggt_det_predictor(vggt_det_file):
+    """A Predictor of ``vggt_1b`` on that file, PyTorch on the CPU, network size 140
+    (the s3_140_crop golden): the one copy of the 1.19 B parameters a run holds."""
+    from dpt_ros.models import Predictor
+
+    return Predictor(
+        MODEL_TYPE,
+        weights=str(vggt_det_file),
+        device="cpu",
+        backend="torch",
+        network_size=(140, 140),
+        progress=False,
+    )
