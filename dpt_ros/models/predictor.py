@@ -21,7 +21,7 @@ import torch
 from dpt_ros.models.family import ModelSpec, Prediction
 from dpt_ros.models.options import PRECISIONS, PredictorOptions, device_problem
 from dpt_ros.models.predictor_compat import DeprecatedPredictorMembers
-from dpt_ros.models.registry import get_spec
+from dpt_ros.models.registry import get_spec, window_model_names
 from dpt_ros.models.transforms import check_rgb, labels_from_logits, network_input_problem
 from dpt_ros.models.transforms import label_confidence as label_confidence  # its former home
 from dpt_ros.models.weights.checkpoint import PathLike
@@ -337,8 +337,6 @@ class Predictor(DeprecatedPredictorMembers):
                 views, views of different sizes, an unknown ``reference_view``, or
                 cameras of the wrong shape.
         """
-        from dpt_ros.models.registry import window_model_names
-
         spec = self.spec
         if not spec.windows:
             raise ValueError(
