@@ -21,7 +21,16 @@ setup(
     ],
     # On a ROS install numpy, OpenCV and rclpy come from the distribution (package.xml);
     # torch and timm from pip. A plain venv adds the extras below.
-    install_requires=["numpy", "torch", "timm", "tqdm", "huggingface_hub", "safetensors", "pyyaml"],
+    install_requires=[
+        "numpy",
+        "torch",
+        "timm",
+        "tqdm",
+        "huggingface_hub",
+        "safetensors",
+        "pyyaml",
+        "Pillow",
+    ],
     extras_require={
         # Everything a machine without /opt/ros needs: ROS 2 wheels, OpenCV, rosbags.
         "venv": [

@@ -33,7 +33,7 @@ from checkpoint_store import CheckpointStore
 from goldens import FIXTURES, Golden, shared_fixtures_dir
 
 #: Support modules whose fixtures every test module may ask for by name.
-pytest_plugins = ["cli_cases", "da3_cases", "fleet_cases", "transformers_cases"]
+pytest_plugins = ["cli_cases", "da3_cases", "fleet_cases", "transformers_cases", "vggt_cases"]
 
 # The tests publish and subscribe on plain names (image, camera_info, points): keep them
 # off the network and away from other ROS processes on this machine (a robot's camera, a

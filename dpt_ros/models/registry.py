@@ -1,12 +1,12 @@
 """The official model types of every family (six DPT, nine Depth Anything V2, five
-Depth Anything 3) and everything a caller needs to run them. Each family's table and
+Depth Anything 3, one VGGT) and everything a caller needs to run them. Each family's table and
 decisions are in its module of :mod:`dpt_ros.models.families`; this lists the families.
 No torch here (command lines parse fast), and no import of the networks:
 :func:`dpt_ros.models.network.build.build_network` makes a spec's network."""
 
 from __future__ import annotations
 
-from dpt_ros.models.families import depth_anything_3, depth_anything_v2, dpt
+from dpt_ros.models.families import depth_anything_3, depth_anything_v2, dpt, vggt
 from dpt_ros.models.family import (
     LABELS,
     METRIC_DEPTH,
@@ -17,7 +17,7 @@ from dpt_ros.models.family import (
 
 #: The family modules, in the order their types are listed. A new family: its module in
 #: dpt_ros/models/families/ (``FAMILY`` and ``SPECS``), imported above and named here.
-_MODULES = (dpt, depth_anything_v2, depth_anything_3)
+_MODULES = (dpt, depth_anything_v2, depth_anything_3, vggt)
 
 #: The model families (each module's ``FAMILY``).
 FAMILIES: tuple[ModelFamily, ...] = tuple(module.FAMILY for module in _MODULES)

@@ -21,7 +21,7 @@ from torch import nn
 
 from dpt_ros.models import Predictor, registry
 from dpt_ros.models.errors import RandomWeightsWarning
-from dpt_ros.models.families import depth_anything_3, depth_anything_v2, dpt
+from dpt_ros.models.families import depth_anything_3, depth_anything_v2, dpt, vggt
 from dpt_ros.models.family import (
     RELATIVE_INVERSE_DEPTH,
     ModelFamily,
@@ -37,7 +37,7 @@ H, W = 48, 64
 
 
 def test_each_family_is_a_module_with_its_table():
-    modules = (dpt, depth_anything_v2, depth_anything_3)
+    modules = (dpt, depth_anything_v2, depth_anything_3, vggt)
     assert registry.FAMILIES == tuple(m.FAMILY for m in modules)
     for module in modules:
         assert module.FAMILY.name == module.__name__.rsplit(".", 1)[1]

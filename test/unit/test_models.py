@@ -69,9 +69,9 @@ DA3_TYPES = tuple(
 )
 
 
-def test_registry_lists_the_twenty_official_types():
-    assert model_names() == ALL_TYPES + DAV2_TYPES + DA3_TYPES
-    assert model_names("depth") == ALL_TYPES[:4] + DAV2_TYPES + DA3_TYPES
+def test_registry_lists_the_twenty_one_official_types():
+    assert model_names() == ALL_TYPES + DAV2_TYPES + DA3_TYPES + ("vggt_1b",)
+    assert model_names("depth") == ALL_TYPES[:4] + DAV2_TYPES + DA3_TYPES + ("vggt_1b",)
     assert model_names("segmentation") == ALL_TYPES[4:]
 
 

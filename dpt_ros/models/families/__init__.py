@@ -9,4 +9,4 @@ The modules import no torch at start-up (the registry reads their tables when co
 lines are parsed): each loads the network and its transforms where it runs them."""
 
 #: Public: these modules (one per family); names starting with _ in them are private.
-__all__ = ["depth_anything_3", "depth_anything_v2", "dpt"]
+__all__ = ["depth_anything_3", "depth_anything_v2", "dpt", "vggt"]

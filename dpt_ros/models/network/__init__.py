@@ -11,4 +11,5 @@ __all__ = [
     "encoder",
     "rope2d",
     "std_conv",
+    "vggt",
 ]

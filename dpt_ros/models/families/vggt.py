@@ -1,0 +1,327 @@
+"""VGGT (Wang et al., CVPR 2025): windows of views with their cameras, one type
+(``vggt_1b``, about 1.19 B parameters without the track head).
+
+The network is :mod:`dpt_ros.models.network.vggt`. A window of N views runs in one
+forward (:meth:`VggtFamily.forward_window`): depth (larger = farther, the window's own
+unit) with its confidence, each view's camera (view 0 is the world) and point map. A
+single image is a window of one view; its depth becomes relative inverse depth as Depth
+Anything 3's relative types' does.
+
+Images are prepared on the CPU by Pillow as the reference's ``load_and_preprocess_images``
+does, with its 518 generalised to the network size N (a multiple of 14;
+:func:`preprocess_views`): ``crop`` (the reference's default) resizes the width to N
+and the height to ``round(h * N / w / 14) * 14`` (bicubic), then centre-crops a height
+above N to N; ``pad`` resizes the longer side to N and pads the other with white to a
+square. Views that come out of different sizes are padded with white to the largest.
+RGB stays in [0, 1]: the network normalises it.
+
+Weights: the official ``model.pt`` or ``model.safetensors`` of ``facebook/VGGT-1B``
+(non-commercial, CC-BY-NC-4.0) or ``facebook/VGGT-1B-Commercial`` (the VGGT License:
+commercial use allowed, military use excluded). Their ``track_head.*`` entries (point
+tracking, not run here) are skipped by name; any other key outside the layout refuses
+the file.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from dpt_ros.models.family import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    RELATIVE_INVERSE_DEPTH,
+    ModelFamily,
+    ModelSpec,
+    Prediction,
+    WindowCameras,
+)
+
+if TYPE_CHECKING:  # annotations only: the registry imports this file without torch
+    import torch
+    from torch import nn
+
+_LOG = logging.getLogger(__name__)
+
+#: The reference's network size: the width of ``crop``, the side of ``pad``.
+VGGT_SIZE = 518
+#: Patch side: network inputs are multiples of it.
+PATCH = 14
+#: The preprocessing modes.
+CROP = "crop"
+PAD = "pad"
+MODES = (CROP, PAD)
+#: The official files' point-tracking head: skipped by name.
+TRACK_HEAD_PREFIX = "track_head."
+#: Keys that only a VGGT state_dict has.
+_VGGT_MARKERS = (
+    "aggregator.frame_blocks.0.norm1.weight",
+    "aggregator.global_blocks.0.norm1.weight",
+)
+#: The hub repository of the checkpoint that allows commercial use.
+COMMERCIAL_REPO = "facebook/VGGT-1B-Commercial"
+
+
+def is_vggt_state_dict(keys: Sequence[str] | Mapping[str, Any]) -> bool:
+    """Whether a state_dict's keys are VGGT's (its aggregator's alternating blocks)."""
+    names = set(keys)
+    return all(marker in names for marker in _VGGT_MARKERS)
+
+
+def without_track_head(state_dict: Mapping[str, Any]) -> dict[str, Any]:
+    """A VGGT state_dict without its ``track_head.*`` entries; any other as it is."""
+    if not is_vggt_state_dict(state_dict):
+        return dict(state_dict)
+    return {k: v for k, v in state_dict.items() if not k.startswith(TRACK_HEAD_PREFIX)}
+
+
+# --------------------------------------------------------------------------- images
+
+
+def preprocessed_size(image_hw: Sequence[int], size: int, mode: str = CROP) -> tuple[int, int]:
+    """(h, w) a view of (H, W) = ``image_hw`` is resized to before cropping or padding.
+
+    Args:
+        image_hw: the view's size (pixels).
+        size: the network size N (the reference's 518), a multiple of 14.
+        mode: ``crop`` or ``pad``.
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown VGGT preprocessing mode {mode!r}; valid: {', '.join(MODES)}")
+    if size <= 0 or size % PATCH:
+        raise ValueError(f"VGGT's network size must be a positive multiple of {PATCH}, got {size}")
+    height, width = int(image_hw[0]), int(image_hw[1])
+    if mode == PAD and height > width:
+        return size, round(width * (size / height) / PATCH) * PATCH
+    return round(height * (size / width) / PATCH) * PATCH, size
+
+
+def input_size(image_hw: Sequence[int], size: int, mode: str = CROP) -> tuple[int, int]:
+    """(h, w) of the network input of one view (before padding to a window's largest)."""
+    if mode == PAD:
+        preprocessed_size(image_hw, size, mode)  # validates
+        return size, size
+    height, width = preprocessed_size(image_hw, size, mode)
+    return min(height, size), width
+
+
+def _pad_white(x: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(3, h, w) -> (3, height, width), centred (the odd pixel after), padded with 1."""
+    dh, dw = height - x.shape[1], width - x.shape[2]
+    if dh == 0 and dw == 0:
+        return x
+    top, left = dh // 2, dw // 2
+    out = np.ones((3, height, width), dtype=x.dtype)
+    out[:, top : top + x.shape[1], left : left + x.shape[2]] = x
+    return out
+
+
+def preprocess_views(views: Sequence[np.ndarray], size: int, mode: str = CROP) -> np.ndarray:
+    """Views -> VGGT's network input, as the reference prepares them (see the module).
+
+    Args:
+        views: (H, W, 3) uint8 RGB arrays, sizes may differ.
+        size: the network size N, a multiple of 14.
+        mode: ``crop`` or ``pad``.
+
+    Returns:
+        (S, 3, h, w) float32 RGB in [0, 1]; views that differ in size after cropping or
+        padding are padded with white (1.0) to the largest height and width.
+    """
+    # Pillow on first use: the registry imports this file at start-up
+    from PIL import Image
+
+    out = []
+    for rgb in views:
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f"views must be (H, W, 3) uint8 RGB, got {rgb.shape} {rgb.dtype}")
+        height, width = preprocessed_size(rgb.shape[:2], size, mode)
+        resized = Image.fromarray(rgb).resize((width, height), Image.Resampling.BICUBIC)
+        x = np.asarray(resized).transpose(2, 0, 1).astype(np.float32) / np.float32(255.0)
+        if mode == CROP and height > size:
+            top = (height - size) // 2
+            x = x[:, top : top + size]
+        if mode == PAD:
+            x = _pad_white(x, size, size)
+        out.append(x)
+    if not out:
+        raise ValueError("VGGT needs at least one view, got none")
+    height = max(x.shape[1] for x in out)
+    width = max(x.shape[2] for x in out)
+    return np.stack([_pad_white(np.ascontiguousarray(x), height, width) for x in out])
+
+
+# --------------------------------------------------------------------------- family
+
+
+class VggtFamily(ModelFamily):
+    """VGGT: multiples of 14, the reference's ``crop`` sizing (width at the network
+    size), preprocessing by Pillow on the CPU, windows of views with their cameras."""
+
+    name = "vggt"
+    title = "VGGT"
+    size_multiple = PATCH
+    resize_method = "upper_bound"
+    output_interpolation = "inverse_depth"
+    reference = "vggt"
+
+    def cache_subdir(self, spec: ModelSpec) -> str:
+        """``model.pt`` is a common name: a folder of its own."""
+        return spec.hub_repo.rsplit("/", 1)[-1]
+
+    def build(self, spec: ModelSpec) -> nn.Module:
+        """:class:`~dpt_ros.models.network.vggt.VggtSingleView`: single images give
+        (B, 2, h, w) depth and confidence; windows run through its ``window``."""
+        # torch on first use: the registry imports this file at start-up
+        from dpt_ros.models.network.vggt import VggtSingleView
+
+        _LOG.info(
+            "%s: weights %s are %s (non-commercial); %s allows commercial use",
+            spec.name,
+            spec.hub_repo,
+            spec.licence,
+            COMMERCIAL_REPO,
+        )
+        return VggtSingleView().eval()
+
+    def file_keys(self, state_dict: Mapping[str, Any]) -> dict[str, Any]:
+        return without_track_head(state_dict)
+
+    def input_size(
+        self,
+        spec: ModelSpec,
+        image_hw: Sequence[int],
+        net_hw: Sequence[int],
+        keep_aspect_ratio: bool,
+    ) -> tuple[int, int]:
+        """The reference's ``crop`` sizing with the width of ``net_hw`` as its 518;
+        without ``keep_aspect_ratio`` ``net_hw`` itself."""
+        if not keep_aspect_ratio:
+            return int(net_hw[0]), int(net_hw[1])
+        return input_size(image_hw, int(net_hw[1]), CROP)
+
+    def preprocess(
+        self,
+        spec: ModelSpec,
+        images: torch.Tensor,
+        input_hw: Sequence[int],
+        net_hw: Sequence[int],
+        mean: torch.Tensor,
+        std: torch.Tensor,
+    ) -> torch.Tensor:
+        """Pillow on the CPU (:func:`preprocess_views`, ``crop``): a host tensor of RGB
+        in [0, 1] (the network normalises). ``input_hw`` other than the crop rule's
+        (a fixed engine input) resizes to it directly."""
+        # torch on first use: the registry imports this file at start-up
+        import torch
+
+        host = images.cpu().numpy()
+        width = int(input_hw[1])
+        x = preprocess_views(list(host), width, CROP)
+        if tuple(x.shape[-2:]) != (int(input_hw[0]), int(input_hw[1])):
+            raise ValueError(
+                f"VGGT's crop sizing gives {tuple(x.shape[-2:])} for these images, not "
+                f"{tuple(input_hw)}"
+            )
+        return torch.from_numpy(x)
+
+    def decode(
+        self,
+        spec: ModelSpec,
+        raw: torch.Tensor,
+        image_hw: Sequence[int],
+        net_hw: Sequence[int],
+        intrinsics: np.ndarray | Sequence[np.ndarray] | None = None,
+        fill_sky: bool = False,
+    ) -> Prediction:
+        """(B, 2, h, w) depth and confidence of single views -> relative inverse depth
+        (the inverse of VGGT's depth, which grows with distance) and ``confidence``
+        (1 + exp, > 1)."""
+        out = raw.float()
+        return Prediction(inverse_depth=1.0 / out[:, 0], confidence=out[:, 1])
+
+    def forward_window(
+        self,
+        spec: ModelSpec,
+        network: nn.Module,
+        x: torch.Tensor,
+        image_hw: Sequence[int],
+        net_hw: Sequence[int],
+        camera_from_world: np.ndarray | None = None,
+        intrinsics: np.ndarray | None = None,
+        reference_view: str = "saddle_balanced",
+    ) -> Prediction:
+        """One window of N views (:func:`window_prediction`). VGGT has no reference-view
+        choice (view 0 is always the world: ``reference_view`` is ignored) and takes no
+        known cameras."""
+        if camera_from_world is not None or intrinsics is not None:
+            raise ValueError("VGGT estimates the cameras itself: it takes no known cameras")
+        model: Any = network
+        return window_prediction(model.window(x[None]), tuple(x.shape[-2:]))
+
+    def resize(self, spec: ModelSpec, prediction: Prediction, size_hw: Sequence[int]) -> Prediction:
+        """Depth as the geometry resizes it (bilinear in inverse depth), confidence
+        bilinearly, both with ``align_corners=False``."""
+        # torch on first use: the registry imports this file at start-up
+        from dpt_ros.models.da3_transforms import resize_maps
+        from dpt_ros.models.geometry import upsample_depth
+        from dpt_ros.models.transforms import resize_output
+
+        hw = (int(size_hw[0]), int(size_hw[1]))
+        arrays = {name: resize_maps(getattr(prediction, name), hw) for name in spec.maps}
+        if prediction.depth is not None:
+            arrays["depth"] = upsample_depth(prediction.depth, hw)
+        if prediction.inverse_depth is not None:
+            arrays["inverse_depth"] = resize_output(prediction.inverse_depth, hw, "inverse_depth")
+        return prediction.with_arrays(arrays)
+
+
+def window_prediction(out: Any, input_hw: Sequence[int]) -> Prediction:
+    """The first window of a :class:`~dpt_ros.models.network.vggt.VggtOutput` -> a
+    :class:`Prediction` (depth and confidence tensors; cameras and point map on the host).
+
+    Args:
+        out: the network's output for (1, N, 3, h, w).
+        input_hw: (h, w) of the network input.
+    """
+    # torch on first use: the registry imports this file at start-up
+    from dpt_ros.models.network.vggt import pose_encoding_to_extri_intri
+
+    camera_from_world, intrinsics = pose_encoding_to_extri_intri(out.pose_enc[0].float(), input_hw)
+    cameras = WindowCameras(
+        camera_from_world=camera_from_world.cpu().numpy().astype(np.float32),
+        intrinsics=intrinsics.cpu().numpy().astype(np.float32),
+        reference_view=0,
+        world_points=out.world_points[0].float().cpu().numpy(),
+    )
+    return Prediction(
+        depth=out.depth[0].float(), confidence=out.depth_conf[0].float(), cameras=cameras
+    )
+
+
+FAMILY = VggtFamily()
+
+# --------------------------------------------------------------------------- types
+
+SPECS: tuple[ModelSpec, ...] = (
+    ModelSpec(
+        "vggt_1b",
+        "depth",
+        "vitl",
+        RELATIVE_INVERSE_DEPTH,
+        VGGT_SIZE,
+        VGGT_SIZE,
+        "model.pt",
+        readout="ignore",
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        licence="CC-BY-NC-4.0",
+        hub_repo="facebook/VGGT-1B",
+        maps=("confidence",),
+        windows=True,
+        family=FAMILY,
+    ),
+)

@@ -1,0 +1,112 @@
+"""VGGT's golden cases, shared by ``scripts/make_vggt_goldens.py`` and the tests: which
+views each case sees (cut from scene_a, so that they differ in size and content), at
+which network size and in which preprocessing mode."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+MODEL_TYPE = "vggt_1b"
+#: The folder of VGGT's compact goldens.
+GOLDEN_DIR = FIXTURES / "compact" / "vggt"
+
+#: Views as (top, left, height, width) windows of the 480x640 scene, optionally mirrored.
+_VIEWS = {
+    "full": (0, 0, 480, 640, False),
+    "mirrored": (0, 0, 480, 640, True),
+    "small": (60, 80, 360, 480, False),
+    "portrait_a": (30, 40, 420, 300, False),
+    "portrait_b": (50, 300, 420, 300, True),
+    "portrait_c": (0, 170, 420, 300, False),
+    "wide_a": (0, 0, 360, 640, False),
+    "wide_b": (120, 0, 360, 640, True),
+    "wide_c": (60, 0, 360, 640, False),
+}
+
+
+@dataclass(frozen=True)
+class VggtCase:
+    """One golden: views through the preprocessing at ``size``, then the network (or,
+    with ``network`` False, the preprocessing only)."""
+
+    name: str
+    views: tuple[str, ...]
+    size: int
+    mode: str
+    network: bool = True
+
+
+CASES = (
+    VggtCase("s2_112_crop", ("full", "mirrored"), 112, "crop"),
+    VggtCase("s3_126_crop", ("small", "full", "mirrored"), 126, "crop"),
+    VggtCase("s3_140_crop", ("portrait_a", "portrait_b", "portrait_c"), 140, "crop"),
+    VggtCase("s3_168_pad", ("wide_a", "wide_b", "wide_c"), 168, "pad"),
+    VggtCase("pre_518_crop", ("full", "portrait_a"), 518, "crop", network=False),
+    VggtCase("pre_518_pad", ("wide_a", "portrait_b"), 518, "pad", network=False),
+)
+
+
+def view(scene_rgb: np.ndarray, name: str) -> np.ndarray:
+    """(h, w, 3) uint8 RGB view ``name`` of the (480, 640, 3) scene."""
+    top, left, height, width, mirrored = _VIEWS[name]
+    out = scene_rgb[top : top + height, left : left + width]
+    return np.ascontiguousarray(out[:, ::-1] if mirrored else out)
+
+
+def golden_path(case: VggtCase) -> Path:
+    return GOLDEN_DIR / f"{MODEL_TYPE}_{case.name}.compact.npz"
+
+
+def scene_rgb() -> np.ndarray:
+    """scene_a as (480, 640, 3) uint8 RGB (Pillow, as the goldens script reads it)."""
+    from PIL import Image
+
+    with Image.open(FIXTURES / "scene_a.png") as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def case_views(case: VggtCase) -> list[np.ndarray]:
+    scene = scene_rgb()
+    return [view(scene, name) for name in case.views]
+
+
+#: What an official file adds: the track head, skipped by name when read.
+TRACK_HEAD_KEY = "track_head.feature_extractor.norm.weight"
+
+
+@pytest.fixture(scope="session")
+def vggt_det_file(tmp_path_factory):
+    """VGGT-1B's deterministic weights of ``keys_vggt_1b.json`` as a safetensors file
+    with a track-head entry, as the official files have: made once per test run (1.19 B
+    parameters, 4.8 GB: minutes on two cores)."""
+    import deterministic_weights
+    import torch
+    from safetensors.torch import save_file
+
+    layout = deterministic_weights.read_layout(FIXTURES / "keys" / f"keys_{MODEL_TYPE}.json")
+    state = deterministic_weights.deterministic_state_dict(layout)
+    state[TRACK_HEAD_KEY] = torch.ones(128)
+    path = tmp_path_factory.mktemp("vggt") / "vggt_1b_det.safetensors"
+    save_file(state, str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def vggt_det_predictor(vggt_det_file):
+    """A Predictor of ``vggt_1b`` on that file, PyTorch on the CPU, network size 140
+    (the s3_140_crop golden): the one copy of the 1.19 B parameters a run holds."""
+    from dpt_ros.models import Predictor
+
+    return Predictor(
+        MODEL_TYPE,
+        weights=str(vggt_det_file),
+        device="cpu",
+        backend="torch",
+        network_size=(140, 140),
+        progress=False,
+    )
