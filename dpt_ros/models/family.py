@@ -279,7 +279,10 @@ class ModelFamily:
         transformers_rules: the renamings of transformers' state_dict keys into the
             official layout.
         reference: the implementation ``dpt-ros bench`` compares with
-            (``transformers`` or ``depth_anything_3``).
+            (``transformers`` or ``depth_anything_3``), or '' (none yet).
+        engines: whether the family's networks export to engines (ONNX Runtime,
+            TensorRT); where not, ``backend: auto`` means PyTorch and an engine backend
+            is refused.
     """
 
     name: str = ""
@@ -290,6 +293,7 @@ class ModelFamily:
     transformers_model_type: str = ""
     transformers_rules: tuple[Rule, ...] = ()
     reference: str = "transformers"
+    engines: bool = True
 
     def __repr__(self) -> str:
         return f"<model family {self.name}>"

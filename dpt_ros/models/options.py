@@ -166,6 +166,15 @@ class PredictorOptions(Options):
                 f"{engine_name} {self.engine!r} needs backend onnxruntime or tensorrt, "
                 "not auto (auto builds and caches its own engines)"
             )
+        elif (
+            self.backend in ENGINE_BACKENDS
+            and not problem
+            and not get_spec(self.model_type).family.engines
+        ):
+            found.append(
+                f"{self.model_type} has no {self.backend} engines yet (its export is "
+                "not proven); use backend torch or auto"
+            )
         elif self.backend in ENGINE_BACKENDS and self.compile != "none":
             found.append(
                 f"compile={self.compile!r} applies to backend torch only; an "

@@ -106,7 +106,8 @@ def _onnxruntime_runs_on(device: torch.device) -> bool:
 def resolve_backend(options: PredictorOptions, device: torch.device, dtype: torch.dtype) -> str:
     """The backend that ``options.backend`` means on ``device`` at ``dtype``.
 
-    ``auto`` is, in order: ``tensorrt`` where ``tensorrt`` imports and the device is
+    ``auto`` is, in order: ``torch`` for a family without engines
+    (:attr:`~dpt_ros.models.family.ModelFamily.engines`); ``tensorrt`` where ``tensorrt`` imports and the device is
     CUDA (fp16 or fp32); ``onnxruntime`` at fp32 where it imports with a provider for
     the device (its engines are float32: a reduced precision stays on PyTorch's
     autocast); else ``torch``. A ``compile`` mode asks for PyTorch: ``auto`` is then
@@ -114,7 +115,7 @@ def resolve_backend(options: PredictorOptions, device: torch.device, dtype: torc
     """
     if options.backend != "auto":
         return options.backend
-    if options.compile != "none":
+    if options.compile != "none" or not get_spec(options.model_type).family.engines:
         return "torch"
     if device.type == "cuda" and dtype in (torch.float16, torch.float32):
         if _importable("tensorrt"):

@@ -226,3 +226,20 @@ def test_layout_equals_the_references_and_track_head_is_skipped(key_spec):
     official["camera_head.extra.weight"] = torch.empty(9, device="meta")
     with pytest.raises(CheckpointError, match="camera_head"):
         check_state_dict(file_keys(official), spec, "model.pt")
+
+
+def test_vggt_runs_on_pytorch_until_its_export_is_proven():
+    """``auto`` means PyTorch for VGGT (no engine of 1.19 B parameters is exported), and
+    an engine backend is refused with the reason, before any weights are read."""
+    from dpt_ros.models.options import PredictorOptions
+    from dpt_ros.runtime.engine_cache import resolve_backend
+
+    auto = PredictorOptions("vggt_1b", random_weights=True, device="cpu")
+    assert resolve_backend(auto, torch.device("cpu"), torch.float32) == "torch"
+    assert auto.problems() == []
+    for backend in ("onnxruntime", "tensorrt"):
+        (problem,) = PredictorOptions("vggt_1b", backend=backend, device="cpu").problems()
+        assert "vggt_1b has no" in problem and "backend torch" in problem
+    # The other families keep their engines.
+    dpt = PredictorOptions("dpt_hybrid", backend="onnxruntime", device="cpu")
+    assert dpt.problems() == []
