@@ -241,6 +241,7 @@ def test_single_frame_models_name_the_window_models():
         "depth_anything_3_small",
         "depth_anything_3_base",
         "depth_anything_3_large",
+        "vggt_1b",
     )
     single = Predictor(
         "depth_anything_v2_vits",
