@@ -277,6 +277,7 @@ def _load_predictor(args: argparse.Namespace, spec: Any) -> Any:
 
 
 def _load_metric_predictor(args: argparse.Namespace) -> Any:
+    # torch only once the flags and inputs have been checked
     from dpt_ros.models import Predictor
 
     options = options_from_flags(
