@@ -55,6 +55,14 @@ def add_parser(subparsers, name: str, help: str) -> argparse.ArgumentParser:
     p.add_argument("--width", type=positive_int, help="deprecated: use --camera-size")
     p.add_argument("--height", type=positive_int, help="deprecated: use --camera-size")
     p.add_argument("--batch", type=positive_int, default=1, help="frames per forward pass")
+    p.add_argument(
+        "--window",
+        type=positive_int,
+        metavar="N",
+        help="time the window forward of N views (one forward, fp32) of a multi-view type "
+        "beside its reference implementation, and its peak memory; 1 = a window of one "
+        "view (docs/speed.md#windows)",
+    )
     p.add_argument("--iters", type=positive_int, default=10, help="timed iterations")
     p.add_argument("--warmup", type=int, default=2, help="untimed iterations first")
     p.add_argument(
@@ -123,6 +131,14 @@ def _camera_size(args: argparse.Namespace) -> tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.window is not None:
+        from dpt_ros.cli.bench_window import run_window
+
+        window = run_window(args)
+        _print(window)
+        if args.json:
+            print(json.dumps(window))
+        return 0
     width, height = _camera_size(args)
     options = options_from_flags(args, args.model_type, engine=args.engine, random_weights=True)
     predictor = Predictor(options.validated(), progress=False)
