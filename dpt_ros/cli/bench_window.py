@@ -63,8 +63,8 @@ _INSTALL = {
 
 def check_window_args(args: argparse.Namespace) -> None:
     """ValueError for what ``--window`` cannot time: a type without windows (naming
-    those with them), an exported engine, a precision other than fp32, a batch of
-    windows."""
+    those with them), an exported engine, a precision other than fp32, a compiled
+    network, a batch of windows."""
     spec = get_spec(args.model_type)
     if not spec.windows:
         raise ValueError(
@@ -80,6 +80,11 @@ def check_window_args(args: argparse.Namespace) -> None:
         raise ValueError(
             f"--window compares in fp32, the reference's precision: leave --precision at "
             f"auto or fp32 (got {args.precision})"
+        )
+    if getattr(args, "compile", "none") != "none":
+        raise ValueError(
+            f"--window times the window forward uncompiled, as the reference runs: leave "
+            f"--compile at none (got {args.compile})"
         )
     if args.batch != 1:
         raise ValueError(

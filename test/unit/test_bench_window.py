@@ -122,6 +122,7 @@ def test_a_single_frame_type_is_refused_naming_the_window_types(capsys):
         (["--precision", "fp16"], "--precision"),
         (["--backend", "onnxruntime"], "--backend torch"),
         (["--batch", "2"], "--batch"),
+        (["--compile", "default"], "--compile"),
     ],
 )
 def test_what_a_window_cannot_time_is_refused(capsys, flags, problem):
