@@ -28,6 +28,7 @@ alone.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import resource
@@ -203,6 +204,7 @@ def run_window(args: argparse.Namespace) -> dict[str, object]:
             )
     else:
         del predictor, network, ours, reference, forwards  # the children need the memory
+        gc.collect()  # the predictor's reference cycles too
         results.update(
             _cpu_memory(args.model_type, x, reference_imports="reference_float32" in medians)
         )
