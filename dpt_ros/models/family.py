@@ -483,3 +483,24 @@ def per_image(
     if len(ks) != count:
         raise ValueError(f"{len(ks)} camera matrices for {count} images")
     return [np.asarray(k) for k in ks]
+
+
+def resize_depth_and_maps(
+    spec: ModelSpec, prediction: Prediction, size_hw: Sequence[int]
+) -> Prediction:
+    """Depth as the geometry resizes it (metres by :func:`upsample_depth`, inverse depth
+    bilinearly), the type's other maps bilinearly, all with ``align_corners=False``: the
+    resize of the families whose heads give depth with confidence or sky (Depth Anything
+    3, VGGT)."""
+    # torch on first use: the registry imports this file at start-up
+    from dpt_ros.models.da3_transforms import resize_maps
+    from dpt_ros.models.geometry import upsample_depth
+    from dpt_ros.models.transforms import resize_output
+
+    hw = (int(size_hw[0]), int(size_hw[1]))
+    arrays = {name: resize_maps(getattr(prediction, name), hw) for name in spec.maps}
+    if prediction.depth is not None:
+        arrays["depth"] = upsample_depth(prediction.depth, hw)
+    if prediction.inverse_depth is not None:
+        arrays["inverse_depth"] = resize_output(prediction.inverse_depth, hw, "inverse_depth")
+    return prediction.with_arrays(arrays)

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
-from da3_cases import hub_file
+from da3_cases import hub_file, whole_error, window_model_type, window_views
 from goldens import FIXTURES, Golden
 
 from dpt_ros.models import Predictor
@@ -33,30 +32,6 @@ OUTPUTS = ("depth", "confidence", "extrinsics", "intrinsics")
 
 def _golden(name: str) -> Golden:
     return Golden.load(FIXTURES / "compact" / "da3" / name)
-
-
-def _model_type(name: str) -> str:
-    return "depth_anything_3_base" if name.startswith("window_base") else "depth_anything_3_small"
-
-
-def window_images(golden: Golden) -> list[np.ndarray]:
-    """The golden's views: its crops of scene_a, resized where it says (as the script)."""
-    bgr = cv2.imread(str(FIXTURES / "scene_a.png"), cv2.IMREAD_COLOR)
-    rgb = np.ascontiguousarray(bgr[:, :, ::-1])
-    resize_hw = tuple(int(v) for v in golden.raw("resize_hw"))
-    views = []
-    for top, left, height, width in golden.raw("crops").tolist():
-        view = np.ascontiguousarray(rgb[top : top + height, left : left + width])
-        if resize_hw != (0, 0):
-            view = cv2.resize(view, resize_hw[::-1], interpolation=cv2.INTER_AREA)
-        views.append(view)
-    return views
-
-
-def whole_error(got: np.ndarray, want: np.ndarray) -> float:
-    """Largest |got - want| relative to want's largest magnitude."""
-    want = want.astype(np.float64)
-    return float(np.abs(got.astype(np.float64) - want).max() / np.abs(want).max())
 
 
 def errors(golden: Golden, found: dict[str, np.ndarray]) -> dict[str, float]:
@@ -83,7 +58,7 @@ def models(det_state):
 @pytest.mark.parametrize("name", CASES, ids=lambda n: n.removeprefix("window_").split(".")[0])
 def test_window_network_matches_the_reference(models, name):
     golden = _golden(name)
-    views = window_images(golden)
+    views = window_views(golden)
     res = int(golden.raw("process_res"))
     x = np.stack([preprocess(view, res) for view in views])
     assert x.shape == golden.shape("net_input")
@@ -96,7 +71,7 @@ def test_window_network_matches_the_reference(models, name):
             "camera_from_world": torch.from_numpy(golden.raw("known_extrinsics"))[None],
             "intrinsics": torch.from_numpy(golden.raw("known_intrinsics"))[None],
         }
-    model = models(_model_type(name))
+    model = models(window_model_type(name))
     with torch.inference_mode():
         out = model.forward_window(
             torch.from_numpy(x)[None], reference_view=str(golden.raw("strategy")), **known
@@ -138,8 +113,8 @@ def predictors(module_tmp, detweights, fixtures_dir):
 def test_infer_window_matches_the_reference(predictors, name):
     """From the images (and known cameras on the images' grid) to the host arrays."""
     golden = _golden(name)
-    views = window_images(golden)
-    predictor = predictors(_model_type(name), int(golden.raw("process_res")))
+    views = window_views(golden)
+    predictor = predictors(window_model_type(name), int(golden.raw("process_res")))
     known = {}
     if "known_extrinsics" in golden.compact:
         known = {

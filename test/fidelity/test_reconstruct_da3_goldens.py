@@ -11,11 +11,10 @@ golden's outputs to 1e-3 of each output's maximum magnitude (the issue's bound).
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
 from cli_cases import run, write_rgb
-from da3_cases import hub_file
+from da3_cases import hub_file, whole_error, window_model_type, window_views
 from goldens import FIXTURES, Golden
 
 #: windows/<k>.npz against the reference, relative to each output's maximum magnitude.
@@ -32,31 +31,6 @@ CASES = (
 
 def _golden(case: str) -> Golden:
     return Golden.load(FIXTURES / "compact" / "da3" / f"{case}.compact.npz")
-
-
-def _model_type(case: str) -> str:
-    return "depth_anything_3_base" if case.startswith("window_base") else "depth_anything_3_small"
-
-
-def _views(golden: Golden) -> list[np.ndarray]:
-    """The golden's views: its crops of scene_a, resized where it says."""
-    bgr = cv2.imread(str(FIXTURES / "scene_a.png"), cv2.IMREAD_COLOR)
-    rgb = np.ascontiguousarray(bgr[:, :, ::-1])
-    resize_hw = tuple(int(v) for v in golden.raw("resize_hw"))
-    views = []
-    for top, left, height, width in golden.raw("crops").tolist():
-        view = np.ascontiguousarray(rgb[top : top + height, left : left + width])
-        if resize_hw != (0, 0):
-            view = cv2.resize(view, resize_hw[::-1], interpolation=cv2.INTER_AREA)
-        views.append(view)
-    return views
-
-
-def _error(got: np.ndarray, want: np.ndarray) -> float:
-    """Largest |got - want| relative to want's largest magnitude."""
-    assert got.shape == want.shape, (got.shape, want.shape)
-    want = want.astype(np.float64)
-    return float(np.abs(got.astype(np.float64) - want).max() / np.abs(want).max())
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +51,7 @@ def weights(module_tmp, detweights, fixtures_dir):
 def test_reconstruct_window_matches_the_reference(capsys, tmp_path, weights, case):
     golden = _golden(case)
     assert "known_extrinsics" not in golden.compact
-    views = _views(golden)
+    views = window_views(golden)
     folder = tmp_path / "images"
     folder.mkdir()
     names = [f"view_{i:02d}.png" for i in range(len(views))]
@@ -92,9 +66,9 @@ def test_reconstruct_window_matches_the_reference(capsys, tmp_path, weights, cas
         "-o",
         out,
         "--model-type",
-        _model_type(case),
+        window_model_type(case),
         "--weights",
-        weights(_model_type(case)),
+        weights(window_model_type(case)),
         "--window",
         len(views),
         "--overlap",
@@ -120,8 +94,8 @@ def test_reconstruct_window_matches_the_reference(capsys, tmp_path, weights, cas
         got = {
             "depth": golden.relative_error("depth", found["depth"]),
             "confidence": golden.relative_error("confidence", found["confidence"]),
-            "camera_from_world": _error(found["camera_from_world"], golden.raw("extrinsics")),
-            "intrinsics": _error(found["intrinsics"], golden.raw("intrinsics")),
+            "camera_from_world": whole_error(found["camera_from_world"], golden.raw("extrinsics")),
+            "intrinsics": whole_error(found["intrinsics"], golden.raw("intrinsics")),
         }
         assert found["depth"].shape == golden.shape("depth")
         assert found["confidence"].shape == golden.shape("confidence")

@@ -3,6 +3,7 @@ weights as the hub's file, a tiny predictor, the scene's camera."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -146,3 +147,30 @@ def predict(capsys, *argv):
     rc = main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return rc, out, err
+
+
+def window_model_type(name: str) -> str:
+    """The model type of a window golden (``window_base...`` or a small one)."""
+    return "depth_anything_3_base" if name.startswith("window_base") else SMALL
+
+
+def window_views(golden: Golden) -> list[np.ndarray]:
+    """A window golden's views: its crops of scene_a, resized where it says (as
+    ``scripts/make_da3_goldens.py --windows`` made them)."""
+    bgr = cv2.imread(str(FIXTURES / "scene_a.png"), cv2.IMREAD_COLOR)
+    rgb = np.ascontiguousarray(bgr[:, :, ::-1])
+    resize_hw = tuple(int(v) for v in golden.raw("resize_hw"))
+    views = []
+    for top, left, height, width in golden.raw("crops").tolist():
+        view = np.ascontiguousarray(rgb[top : top + height, left : left + width])
+        if resize_hw != (0, 0):
+            view = cv2.resize(view, resize_hw[::-1], interpolation=cv2.INTER_AREA)
+        views.append(view)
+    return views
+
+
+def whole_error(got: np.ndarray, want: np.ndarray) -> float:
+    """Largest |got - want| relative to want's largest magnitude (same shapes)."""
+    assert got.shape == want.shape, (got.shape, want.shape)
+    want = want.astype(np.float64)
+    return float(np.abs(got.astype(np.float64) - want).max() / np.abs(want).max())

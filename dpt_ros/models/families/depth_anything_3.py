@@ -31,6 +31,7 @@ from dpt_ros.models.family import (
     Prediction,
     WindowCameras,
     per_image,
+    resize_depth_and_maps,
 )
 
 if TYPE_CHECKING:  # annotations only: the registry imports this file without torch
@@ -292,18 +293,7 @@ class DepthAnything3Family(ModelFamily):
     def resize(self, spec: ModelSpec, prediction: Prediction, size_hw: Sequence[int]) -> Prediction:
         """Depth as the geometry resizes it (bilinear in inverse depth), the maps
         bilinearly, both with ``align_corners=False``."""
-        # torch on first use: the registry imports this file at start-up
-        from dpt_ros.models.da3_transforms import resize_maps
-        from dpt_ros.models.geometry import upsample_depth
-        from dpt_ros.models.transforms import resize_output
-
-        hw = (int(size_hw[0]), int(size_hw[1]))
-        arrays = {name: resize_maps(getattr(prediction, name), hw) for name in spec.maps}
-        if prediction.depth is not None:
-            arrays["depth"] = upsample_depth(prediction.depth, hw)
-        if prediction.inverse_depth is not None:
-            arrays["inverse_depth"] = resize_output(prediction.inverse_depth, hw, "inverse_depth")
-        return prediction.with_arrays(arrays)
+        return resize_depth_and_maps(spec, prediction, size_hw)
 
 
 FAMILY = DepthAnything3Family()
