@@ -44,6 +44,7 @@ import numpy as np
 import torch
 
 from dpt_ros.cli.args import options_from_flags
+from dpt_ros.cli.bench_timing import camera_size, machine, time_calls
 from dpt_ros.models import Predictor
 from dpt_ros.models.registry import get_spec, window_model_names
 
@@ -147,10 +148,9 @@ def _network_input(predictor: Predictor, views: int, width: int, height: int) ->
 
 def run_window(args: argparse.Namespace) -> dict[str, object]:
     """Times ours and the reference in turns; returns the figures."""
-    from dpt_ros.cli.bench import _camera_size, _machine, _time
 
     check_window_args(args)
-    width, height = _camera_size(args)
+    width, height = camera_size(args)
     options = options_from_flags(args, args.model_type, random_weights=True)
     options = options.with_(backend="torch", precision="fp32")
     predictor = Predictor(options.validated(), progress=False)
@@ -169,7 +169,7 @@ def run_window(args: argparse.Namespace) -> dict[str, object]:
         "network_input": f"{x.shape[-1]}x{x.shape[-2]}",
         "iters": args.iters,
         "torch": torch.__version__,
-        "machine": _machine(device),
+        "machine": machine(device),
         "timed": TIMED,
     }
     ours = _our_forward(family, network)
@@ -183,11 +183,11 @@ def run_window(args: argparse.Namespace) -> dict[str, object]:
         forwards["reference_float32"] = _no_grad(reference, x)
     forwards["ours_float32"] = _no_grad(ours, x)
     for fn in forwards.values():
-        _time(fn, device, 0, args.warmup)
+        time_calls(fn, device, 0, args.warmup)
     times: dict[str, list[float]] = {key: [] for key in forwards}
     for _ in range(args.iters):  # in turns, one forward each
         for key, fn in forwards.items():
-            times[key] += _time(fn, device, 1, 0)
+            times[key] += time_calls(fn, device, 1, 0)
     medians = {key: statistics.median(values) for key, values in times.items()}
     for key, value in medians.items():
         results[f"{key}_ms_median"] = value
