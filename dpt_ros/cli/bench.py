@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable
 
@@ -20,6 +18,8 @@ import torch
 from std_msgs.msg import Header
 
 from dpt_ros.cli.args import add_predictor_arguments, image_size, options_from_flags, positive_int
+from dpt_ros.cli.bench_timing import camera_size, machine, time_calls
+from dpt_ros.cli.bench_window import run_window
 from dpt_ros.models import Predictor
 from dpt_ros.models.registry import get_spec
 from dpt_ros.models.transforms import preprocess
@@ -27,9 +27,6 @@ from dpt_ros.pipeline.frames import FramePipeline
 from dpt_ros.pipeline.options import PipelineOptions
 from dpt_ros.ros.camera import Intrinsics
 from dpt_ros.ros.image_codec import image_to_rgb, rgb_to_image_msg
-
-#: Camera image (width, height) benchmarked unless --camera-size says otherwise.
-DEFAULT_CAMERA = (640, 480)
 
 
 def add_parser(subparsers, name: str, help: str) -> argparse.ArgumentParser:
@@ -55,6 +52,14 @@ def add_parser(subparsers, name: str, help: str) -> argparse.ArgumentParser:
     p.add_argument("--width", type=positive_int, help="deprecated: use --camera-size")
     p.add_argument("--height", type=positive_int, help="deprecated: use --camera-size")
     p.add_argument("--batch", type=positive_int, default=1, help="frames per forward pass")
+    p.add_argument(
+        "--window",
+        type=positive_int,
+        metavar="N",
+        help="time the window forward of N views (one forward, fp32) of a multi-view type "
+        "beside its reference implementation, and its peak memory; 1 = a window of one "
+        "view (docs/speed.md#windows)",
+    )
     p.add_argument("--iters", type=positive_int, default=10, help="timed iterations")
     p.add_argument("--warmup", type=int, default=2, help="untimed iterations first")
     p.add_argument(
@@ -68,24 +73,6 @@ def add_parser(subparsers, name: str, help: str) -> argparse.ArgumentParser:
         help="print one JSON object with every figure as the last line",
     )
     return p
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _time(fn: Callable[[], object], device: torch.device, iters: int, warmup: int) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    _sync(device)
-    out = []
-    for _ in range(iters):
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        out.append((time.perf_counter() - t0) * 1e3)
-    return out
 
 
 def _stats(ms: list[float]) -> dict[str, float]:
@@ -106,24 +93,14 @@ def _transformers_model(model_type: str, device: torch.device, size_hw):
     return spec.family.transformers_model(spec, size_hw).eval().to(device)
 
 
-def _camera_size(args: argparse.Namespace) -> tuple[int, int]:
-    """(width, height) of the camera image: --camera-size, or the deprecated
-    --width/--height."""
-    if args.width is not None or args.height is not None:
-        if args.camera_size is not None:
-            raise ValueError("give --camera-size or the deprecated --width/--height, not both")
-        print(
-            "dpt-ros: note: bench --width/--height are deprecated, use --camera-size WxH",
-            file=sys.stderr,
-        )
-        width = args.width if args.width is not None else DEFAULT_CAMERA[0]
-        height = args.height if args.height is not None else DEFAULT_CAMERA[1]
-        return image_size(f"{width}x{height}")
-    return args.camera_size or DEFAULT_CAMERA
-
-
 def run(args: argparse.Namespace) -> int:
-    width, height = _camera_size(args)
+    if args.window is not None:
+        window = run_window(args)
+        _print(window)
+        if args.json:
+            print(json.dumps(window))
+        return 0
+    width, height = camera_size(args)
     options = options_from_flags(args, args.model_type, engine=args.engine, random_weights=True)
     predictor = Predictor(options.validated(), progress=False)
     if predictor.runtime.fixed_input_shape is not None:
@@ -144,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         "batch": args.batch,
         "iters": args.iters,
         "torch": torch.__version__,
-        "machine": _machine(device),
+        "machine": machine(device),
     }
     t0 = time.perf_counter()
     predictor.warm_up((height, width), args.batch)
@@ -172,7 +149,7 @@ def _bench_model(args: argparse.Namespace, predictor, x, results: dict[str, obje
     device = predictor.device
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    s = _stats(_time(lambda: predictor.network(x), device, args.iters, args.warmup))
+    s = _stats(time_calls(lambda: predictor.network(x), device, args.iters, args.warmup))
     results["model_ms_median"], results["model_ms_p90"] = s["median"], s["p90"]
     results["throughput_fps"] = 1e3 * args.batch / s["median"]
     results["peak_memory_mb"] = _peak_memory_mb(device)
@@ -213,10 +190,10 @@ def _bench_pipeline(
             per_frame.append({"decode": (t1 - t0) * 1e3, **out.timings_ms})
 
     device = predictor.device
-    single = _time(lambda: predictor.network(x1), device, args.iters, args.warmup)
-    pipeline_ms = _time(frame, device, args.iters, args.warmup)
+    single = time_calls(lambda: predictor.network(x1), device, args.iters, args.warmup)
+    pipeline_ms = time_calls(frame, device, args.iters, args.warmup)
     pipeline.sync_timings = True
-    _time(frame, device, args.iters, 0)
+    time_calls(frame, device, args.iters, 0)
     results["model_single_ms_median"] = statistics.median(single)
     results["pipeline_ms_median"] = statistics.median(pipeline_ms)
     results.update(_overhead(per_frame))
@@ -288,7 +265,8 @@ def _compare_transformers(args, predictor, frames, x, results: dict[str, object]
         timed["transformers_float32"] = hf_forward(torch.float32)
         timed["ours_float32"] = lambda: ours32.network(xs)
     medians = {
-        k: statistics.median(_time(fn, device, args.iters, args.warmup)) for k, fn in timed.items()
+        k: statistics.median(time_calls(fn, device, args.iters, args.warmup))
+        for k, fn in timed.items()
     }
     for k, v in medians.items():
         results[f"{k}_ms_median"] = v
@@ -332,11 +310,11 @@ def _compare_da3_reference(args, predictor, frames, xs, results: dict[str, objec
     # Taken in turns, one forward each, so that a machine's changing load weighs on both.
     forwards = {"reference_float32": reference_forward, "ours_float32": lambda: ours.network(x)}
     for fn in forwards.values():
-        _time(fn, device, 0, args.warmup)
+        time_calls(fn, device, 0, args.warmup)
     times: dict[str, list[float]] = {key: [] for key in forwards}
     for _ in range(args.iters):
         for key, fn in forwards.items():
-            times[key] += _time(fn, device, 1, 0)
+            times[key] += time_calls(fn, device, 1, 0)
     medians = {key: statistics.median(values) for key, values in times.items()}
     for key, value in medians.items():
         results[f"{key}_ms_median"] = value
@@ -363,21 +341,6 @@ def synthetic_camera(width: int, height: int):
     point at the image centre."""
     f = 0.8 * width
     return Intrinsics(fx=f, fy=f, cx=width / 2, cy=height / 2, width=width, height=height)
-
-
-def _machine(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{cpu}, {torch.get_num_threads()} threads"
 
 
 def _print(results: dict[str, object]) -> None:

@@ -167,7 +167,7 @@ class VggtFamily(ModelFamily):
     size_multiple = PATCH
     resize_method = "upper_bound"
     output_interpolation = "inverse_depth"
-    reference = ""  # dpt-ros bench has no comparison with the reference yet
+    reference = ""  # single images: no comparison yet (windows: dpt-ros bench --window)
     # No export proven yet: 1.19 B parameters (4.8 GB in fp32) exceed ONNX's 2 GB
     # protobuf and need external data; auto runs PyTorch.
     engines = False
