@@ -61,8 +61,8 @@ from dpt_ros.cli.demo.preview import PICTURE_KINDS, write_frame_pictures
 from dpt_ros.models import resolve_device
 from dpt_ros.models.options import BACKENDS, PredictorOptions
 from dpt_ros.models.registry import get_spec
-from dpt_ros.options import add_flags
 from dpt_ros.models.weights.download import cached_checkpoint_path, default_cache_dir
+from dpt_ros.options import add_flags
 from dpt_ros.ros.image_codec import image_msg_to_array
 
 DEFAULT_OUTPUT = "demo_output"
