@@ -11,7 +11,8 @@ import torch where they run it.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +56,55 @@ class WindowCameras:
     intrinsics: np.ndarray
     reference_view: int
     world_points: np.ndarray | None = None
+
+
+class ViewCache:
+    """What a family keeps of single views between windows (least recently used first
+    out): a keyframe that comes back in the next window reuses the part of the forward
+    that depends on it alone (:meth:`ModelFamily.forward_window`'s ``view_keys``).
+
+    Keys are the caller's view identities (e.g. a keyframe's stamp) with what else the
+    kept value depends on (the network input size); a key names one image, so a
+    caller gives a new key to a new image.
+
+    Args:
+        capacity: views kept at most (a window holds at most 8, and two windows
+            overlap).
+
+    Attributes:
+        hits: views taken from the cache so far.
+        misses: views computed and put in so far.
+    """
+
+    def __init__(self, capacity: int = 16) -> None:
+        if capacity < 1:
+            raise ValueError(f"a view cache holds at least 1 view, got {capacity}")
+        self.capacity = capacity
+        self._items: OrderedDict[Hashable, Any] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, key: Hashable) -> Any | None:
+        """The value kept for ``key`` (now the most recently used), or None."""
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def put(self, key: Hashable, value: Any) -> None:
+        """Keeps ``value`` for ``key``, dropping the least recently used beyond
+        :attr:`capacity`."""
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        """Forgets every view (e.g. when the window restarts)."""
+        self._items.clear()
 
 
 @dataclass
@@ -430,6 +480,8 @@ class ModelFamily:
         camera_from_world: np.ndarray | None = None,
         intrinsics: np.ndarray | None = None,
         reference_view: str = "saddle_balanced",
+        view_keys: Sequence[Hashable] | None = None,
+        cache: ViewCache | None = None,
     ) -> Prediction:
         """Types with :attr:`ModelSpec.windows`: one window of N views through the
         network.
@@ -445,6 +497,11 @@ class ModelFamily:
                 None.
             intrinsics: with them, (N, 3, 3) pixels of the images.
             reference_view: how the window picks its reference view (family-specific).
+            view_keys: each view's identity, with ``cache``: a view whose key is in the
+                cache reuses what the family kept of it (the work that depends on that
+                view alone), the others are computed and kept. Families that keep
+                nothing ignore them. The result is the same either way.
+            cache: where the views are kept, with ``view_keys``.
 
         Returns:
             ``depth`` (N, h, w) in the window's unit, the family's maps (tensors on the

@@ -189,10 +189,20 @@ class PredictorOptions(Options):
         return found
 
     def validated(self, task: str | None = None) -> PredictorOptions:
-        """These options; ValueError naming every problem otherwise."""
+        """These options; ValueError naming every problem otherwise.
+
+        Checked once per instance (and task): the boundary that took the options (a
+        command's flags, the node's parameters) checks them, and the
+        :class:`~dpt_ros.models.Predictor` they reach does not check them again. The
+        options are frozen, and :meth:`with_` gives a new, unchecked instance.
+        """
+        done: tuple[str | None, ...] = self.__dict__.get("_validated_for", ())
+        if task in done or (task is None and done):
+            return self
         found = self.problems(task)
         if found:
             raise ValueError("; ".join(found))
+        object.__setattr__(self, "_validated_for", (*done, task))
         return self
 
     def with_(self, **changes: Any) -> PredictorOptions:

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import torch
 
-from dpt_ros.models.family import ModelSpec, Prediction
+from dpt_ros.models.family import ModelSpec, Prediction, ViewCache
 from dpt_ros.models.options import PRECISIONS, PredictorOptions, device_problem
 from dpt_ros.models.predictor_compat import DeprecatedPredictorMembers
 from dpt_ros.models.registry import get_spec, window_model_names
@@ -125,6 +125,8 @@ class Predictor(DeprecatedPredictorMembers):
         self.spec: ModelSpec = get_spec(options.model_type)
         self.device = resolve_device(options.device)
         self.dtype = resolve_precision(options.precision, self.device)
+        #: What windows keep of their views for the next windows (:meth:`infer_window`).
+        self.view_cache = ViewCache()
         self.runtime: Runtime = create_runtime(
             options, self.device, self.dtype, cache_dir=cache_dir, progress=progress
         )
@@ -304,6 +306,7 @@ class Predictor(DeprecatedPredictorMembers):
         extrinsics: np.ndarray | None = None,
         intrinsics: np.ndarray | None = None,
         output_hw: tuple[int, int] | None = None,
+        view_keys: Sequence[Hashable] | None = None,
     ) -> Prediction:
         """One window of N views in one forward, on the host: each view's depth and
         camera, consistent across the window (types with windows:
@@ -324,6 +327,11 @@ class Predictor(DeprecatedPredictorMembers):
             intrinsics: (N, 3, 3) pixels of the images, with ``extrinsics``.
             output_hw: (h, w) to resize the maps to (the intrinsics follow); None = the
                 network grid (:meth:`input_size`).
+            view_keys: N identities of the views (e.g. each frame's stamp; one key, one
+                image): a view whose key came in one of the last windows reuses the
+                work that depends on it alone (Depth Anything 3: the blocks before the
+                first global one), so a keyframe costs less the second time. The result
+                is the same. None: nothing is kept.
 
         Returns:
             A :class:`~dpt_ros.models.family.Prediction` of numpy arrays whose batch axis
@@ -372,7 +380,16 @@ class Predictor(DeprecatedPredictorMembers):
             torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32),
         ):
             found = spec.family.forward_window(
-                spec, network, x, image_hw, self.net_hw, extrinsics, intrinsics, reference_view
+                spec,
+                network,
+                x,
+                image_hw,
+                self.net_hw,
+                extrinsics,
+                intrinsics,
+                reference_view,
+                view_keys=view_keys,
+                cache=self.view_cache,
             )
             cameras = found.cameras
             if output_hw is not None and tuple(output_hw) != tuple(hw):

@@ -12,9 +12,11 @@ import pytest
 import torch
 
 from dpt_ros.models import Predictor
+from dpt_ros.models.family import ViewCache
 from dpt_ros.models.network.depth_anything3 import (
     DA3_CONFIGS,
     DepthAnything3,
+    ViewPrefix,
     cameras_to_pose_encoding,
     matrix_to_quaternion,
     pose_encoding_to_cameras,
@@ -253,3 +255,55 @@ def test_single_frame_models_name_the_window_models():
     )
     with pytest.raises(ValueError, match="depth_anything_3_small, depth_anything_3_base"):
         single.infer_window([_rgb(60, 80, 0)] * 2)
+
+
+def test_kept_view_prefixes_give_the_same_window(toy):
+    encoder = toy.backbone.pretrained
+    x = _views(1, 4, seed=5)
+    plain = _run(toy, x)  # saddle_balanced: a reference view is chosen and moved first
+    with torch.inference_mode():
+        # views computed in other batches (as kept keyframes are), joined in window order
+        parts = [encoder.view_prefix(x[0, :2]), encoder.view_prefix(x[0, 2:])]
+        prefix = ViewPrefix.join(parts)
+        kept = toy.forward_window(x, prefix=prefix)
+        shuffled = ViewPrefix.join([encoder.view_prefix(x[0, [3, 1]]), parts[0].take([0])])
+        reordered = toy.forward_window(x[:, [3, 1, 0]], prefix=shuffled)
+    assert int(kept.reference_view[0]) == int(plain.reference_view[0])
+    for name in ("depth", "confidence", "camera_from_world", "intrinsics"):
+        np.testing.assert_allclose(getattr(kept, name), getattr(plain, name), rtol=0, atol=1e-6)
+    again = _run(toy, x[:, [3, 1, 0]])
+    np.testing.assert_allclose(reordered.depth, again.depth, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="prefix of 2 views for 4"):
+        with torch.inference_mode():
+            toy.forward_window(x, prefix=parts[0])
+
+
+def test_keyframes_come_back_from_the_view_cache(small):
+    frames = {key: _rgb(60, 80, key) for key in range(5)}
+    small.view_cache.clear()
+    hits, misses = small.view_cache.hits, small.view_cache.misses
+    for keys in ([0, 1, 2], [1, 2, 3], [2, 3, 4], [4, 2, 3]):
+        views = [frames[k] for k in keys]
+        fresh = small.infer_window(views, "saddle_balanced")
+        kept = small.infer_window(views, "saddle_balanced", view_keys=keys)
+        assert kept.cameras.reference_view == fresh.cameras.reference_view
+        np.testing.assert_allclose(kept.depth, fresh.depth, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            kept.cameras.camera_from_world, fresh.cameras.camera_from_world, atol=1e-5
+        )
+    # 3 new views, then one new view per window; the last window is all kept views
+    assert small.view_cache.misses - misses == 5
+    assert small.view_cache.hits - hits == 7
+    with pytest.raises(ValueError, match="2 view keys for a window of 3"):
+        small.infer_window([frames[k] for k in (0, 1, 2)], view_keys=[0, 1])
+
+
+def test_the_view_cache_drops_the_least_recently_used():
+    cache = ViewCache(capacity=2)
+    cache.put("a", 1)
+    cache.put("b", 2)
+    assert cache.get("a") == 1  # a is now the most recently used
+    cache.put("c", 3)
+    assert cache.get("b") is None and cache.get("a") == 1 and len(cache) == 2
+    with pytest.raises(ValueError, match="at least 1 view"):
+        ViewCache(capacity=0)

@@ -141,3 +141,25 @@ def test_node_config_is_typed():
     assert config.temporal == TemporalOptions() and config.alignment == AlignmentOptions()
     changed = config_from_values({**{p.name: p.default for p in PARAMS}, "frame_id": "cam"})
     assert changed.frame_id == "cam"
+
+
+def test_options_are_checked_once_at_the_boundary(monkeypatch):
+    calls: list[str | None] = []
+    original = PredictorOptions.problems
+
+    def counting(self, task=None, **kwargs):
+        calls.append(task)
+        return original(self, task, **kwargs)
+
+    monkeypatch.setattr(PredictorOptions, "problems", counting)
+    options = PredictorOptions(model_type="dpt_hybrid", device="cpu")
+    assert options.validated("depth") is options
+    assert options.validated() is options  # what a Predictor does next: no second check
+    assert options.validated("depth") is options
+    assert calls == ["depth"]
+    with pytest.raises(ValueError, match="not a segmentation model"):
+        options.validated("segmentation")  # another task is still checked
+    changed = options.with_(device="tpu")  # a copy with changes is checked anew
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        changed.validated()
+    assert calls == ["depth", "segmentation", None]

@@ -59,9 +59,10 @@ from dpt_ros.cli.demo.driver import (
 )
 from dpt_ros.cli.demo.preview import PICTURE_KINDS, write_frame_pictures
 from dpt_ros.models import resolve_device
-from dpt_ros.models.options import BACKENDS
+from dpt_ros.models.options import BACKENDS, PredictorOptions
 from dpt_ros.models.registry import get_spec
 from dpt_ros.models.weights.download import cached_checkpoint_path, default_cache_dir
+from dpt_ros.options import add_flags
 from dpt_ros.ros.image_codec import image_msg_to_array
 
 DEFAULT_OUTPUT = "demo_output"
@@ -119,7 +120,7 @@ def add_parser(subparsers: Any, name: str, help: str) -> argparse.ArgumentParser
         metavar="DIR",
         help="directory holding official checkpoint files (by their official names)",
     )
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    add_flags(p, PredictorOptions, ["device"])
     p.add_argument(
         "--backend",
         default="auto",

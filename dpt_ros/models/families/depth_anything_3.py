@@ -16,7 +16,7 @@ one folder per type in the cache since every type's file has that name.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -29,6 +29,7 @@ from dpt_ros.models.family import (
     ModelFamily,
     ModelSpec,
     Prediction,
+    ViewCache,
     WindowCameras,
     per_image,
     resize_depth_and_maps,
@@ -213,6 +214,8 @@ class DepthAnything3Family(ModelFamily):
         camera_from_world: np.ndarray | None = None,
         intrinsics: np.ndarray | None = None,
         reference_view: str = "saddle_balanced",
+        view_keys: Sequence[Hashable] | None = None,
+        cache: ViewCache | None = None,
     ) -> Prediction:
         """The any-view types on one window (the reference's
         ``DepthAnything3Net.forward``): depth (exp, larger = farther, in the window's
@@ -224,6 +227,11 @@ class DepthAnything3Family(ModelFamily):
         world) with their translations divided by the median camera distance (at least
         0.1). The returned cameras stay in the network's world (the reference aligns
         them back to the given ones afterwards, outside its network: not done here).
+
+        With ``view_keys`` and ``cache`` a view seen before keeps what the blocks
+        before ``alt_start`` made of it (:class:`ViewPrefix`: a third of the backbone's
+        blocks; the later blocks attend across the window and the head reads them, so
+        they run again for every view).
         """
         model: Any = getattr(network, "model", network)  # DepthAnything3Stacked or bare
         known: dict[str, torch.Tensor] = {}
@@ -235,7 +243,10 @@ class DepthAnything3Family(ModelFamily):
             )
         elif intrinsics is not None:
             raise ValueError("known cameras need both extrinsics and intrinsics")
-        out = model.forward_window(x[None], reference_view=reference_view, **known)
+        prefix = None
+        if view_keys is not None and cache is not None:
+            prefix = _kept_prefix(model.backbone.pretrained, x, view_keys, cache)
+        out = model.forward_window(x[None], reference_view=reference_view, prefix=prefix, **known)
         cameras = WindowCameras(
             camera_from_world=out.camera_from_world[0].float().cpu().numpy(),
             intrinsics=out.intrinsics[0].float().cpu().numpy(),
@@ -337,3 +348,31 @@ def _spec(part: str, repo: str, second_output: str, licence: str) -> ModelSpec:
 
 
 SPECS: tuple[ModelSpec, ...] = tuple(_spec(*entry) for entry in _DA3)
+
+
+def _kept_prefix(
+    encoder: Any, x: torch.Tensor, view_keys: Sequence[Hashable], cache: ViewCache
+) -> Any:
+    """The window's :class:`~dpt_ros.models.network.depth_anything3.ViewPrefix`: the
+    views ``cache`` holds (by key and input size) as kept, the others computed in one
+    batch and kept."""
+    # torch on first use: the registry imports this file at start-up
+    from dpt_ros.models.network.depth_anything3 import ViewPrefix
+
+    if len(view_keys) != len(x):
+        raise ValueError(f"{len(view_keys)} view keys for a window of {len(x)} views")
+    keys = [(key, tuple(x.shape[-2:]), str(x.dtype)) for key in view_keys]
+    kept: dict[Hashable, ViewPrefix] = {}
+    for key in keys:
+        found = cache.get(key)
+        if found is not None:
+            kept[key] = found
+    new = [i for i, key in enumerate(keys) if key not in kept and keys.index(key) == i]
+    cache.hits += len(keys) - len(new)
+    cache.misses += len(new)
+    if new:
+        fresh = encoder.view_prefix(x[new])
+        for j, i in enumerate(new):
+            kept[keys[i]] = fresh.take([j])
+            cache.put(keys[i], kept[keys[i]])
+    return ViewPrefix.join([kept[key] for key in keys])

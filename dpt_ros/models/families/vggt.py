@@ -25,7 +25,7 @@ the file.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -37,6 +37,7 @@ from dpt_ros.models.family import (
     ModelFamily,
     ModelSpec,
     Prediction,
+    ViewCache,
     WindowCameras,
     resize_depth_and_maps,
 )
@@ -257,10 +258,14 @@ class VggtFamily(ModelFamily):
         camera_from_world: np.ndarray | None = None,
         intrinsics: np.ndarray | None = None,
         reference_view: str = "saddle_balanced",
+        view_keys: Sequence[Hashable] | None = None,
+        cache: ViewCache | None = None,
     ) -> Prediction:
         """One window of N views (:func:`window_prediction`). VGGT has no reference-view
         choice (view 0 is always the world: ``reference_view`` is ignored) and takes no
-        known cameras."""
+        known cameras. It keeps nothing between windows yet (``view_keys`` and ``cache``
+        are ignored): its per-frame DINOv2 patch embedding could be kept, its
+        aggregator alternates frame and global attention from the first block on."""
         if camera_from_world is not None or intrinsics is not None:
             raise ValueError("VGGT estimates the cameras itself: it takes no known cameras")
         model: Any = network

@@ -289,6 +289,33 @@ class WindowFeatures(NamedTuple):
     reference_view: torch.Tensor
 
 
+class ViewPrefix(NamedTuple):
+    """What the blocks before ``alt_start`` make of V views, each on its own: the part
+    of a window's forward that depends on one view only, and so can be kept for a view
+    that comes back in the next window (a keyframe) instead of being computed again.
+
+    Attributes:
+        entering: (V, C) each view's prefix token entering block ``alt_start - 1``
+            (what :func:`select_reference_view` reads).
+        tokens: (V, n, C) each view's tokens after block ``alt_start - 1``.
+    """
+
+    entering: torch.Tensor
+    tokens: torch.Tensor
+
+    def take(self, index: torch.Tensor | Sequence[int]) -> ViewPrefix:
+        """The views at ``index`` (a view may be repeated)."""
+        at = torch.as_tensor(index, dtype=torch.long, device=self.tokens.device)
+        return ViewPrefix(self.entering[at], self.tokens[at])
+
+    @staticmethod
+    def join(parts: Sequence[ViewPrefix]) -> ViewPrefix:
+        """The views of ``parts`` one after the other."""
+        return ViewPrefix(
+            torch.cat([p.entering for p in parts]), torch.cat([p.tokens for p in parts])
+        )
+
+
 def select_reference_view(cls_tokens: torch.Tensor, strategy: str) -> torch.Tensor:
     """The reference view of each window, as the reference's backbone picks it.
 
@@ -400,11 +427,42 @@ class Da3Encoder(nn.Module):
         found = self.forward_views(x[:, None])
         return EncoderFeatures(found.maps, found.camera[:, 0])
 
+    def view_prefix(self, x: torch.Tensor) -> ViewPrefix:
+        """(V, 3, H, W) normalised views -> what the blocks before ``alt_start`` make of
+        each (:class:`ViewPrefix`); types without windows: the embedded tokens."""
+        height, width = x.shape[-2:]
+        if height % PATCH_SIZE or width % PATCH_SIZE:
+            raise ValueError(
+                f"Depth Anything 3 input size must be a multiple of {PATCH_SIZE}, "
+                f"got {height}x{width}"
+            )
+        grid_hw = (height // PATCH_SIZE, width // PATCH_SIZE)
+        tokens = self.patch_embed.proj(x).flatten(2).transpose(1, 2)
+        tokens = torch.cat((self.cls_token.expand(len(x), -1, -1), tokens), dim=1)
+        tokens = tokens + interpolate_pos_embed(self.pos_embed, grid_hw)
+        entering = tokens[:, 0]
+        start = self._prefix_blocks()
+        if start:
+            head_dim = self.config.embed_dim // self.config.num_heads
+            rope = rope_tables(grid_hw, head_dim, device=x.device)
+            for index, block in enumerate(self.blocks[:start]):
+                if index == start - 1:
+                    entering = tokens[:, 0]
+                tokens = self._run_block(block, tokens, rope if self._uses_rope(index) else None)
+        return ViewPrefix(entering, tokens)
+
+    def _prefix_blocks(self) -> int:
+        """How many blocks each view runs on its own before the window's first global
+        block (``alt_start``; 0 for types without windows, whose every block is the
+        view's own but which have no window to share)."""
+        return max(self.config.alt_start, 0)
+
     def forward_views(
         self,
         x: torch.Tensor,
         camera_tokens: torch.Tensor | None = None,
         reference_view: str = "saddle_balanced",
+        prefix: ViewPrefix | None = None,
     ) -> WindowFeatures:
         """B windows of S views -> the head's inputs, in the views' order.
 
@@ -416,16 +474,15 @@ class Da3Encoder(nn.Module):
                 reordering, the other views' for the rest).
             reference_view: how a window of at least :data:`MIN_VIEWS_FOR_REFERENCE`
                 views without known cameras picks its reference view
-                (:func:`select_reference_view`); the views are reordered with it first
-                from block ``alt_start - 1`` on, and the outputs restored to the input
-                order.
+                (:func:`select_reference_view`, on the prefix tokens entering block
+                ``alt_start - 1``); the views are reordered with it first from block
+                ``alt_start`` on (block ``alt_start - 1`` is each view's own), and the
+                outputs restored to the input order.
+            prefix: the (B*S) views' :meth:`view_prefix`, kept from earlier windows
+                (keyframes) and computed for the new views; None: computed here from
+                ``x``. Only its shape is read from ``x`` then.
         """
         b, views, _, height, width = x.shape
-        if height % PATCH_SIZE or width % PATCH_SIZE:
-            raise ValueError(
-                f"Depth Anything 3 input size must be a multiple of {PATCH_SIZE}, "
-                f"got {height}x{width}"
-            )
         if reference_view not in REFERENCE_VIEW_STRATEGIES:
             raise ValueError(
                 f"unknown reference view strategy {reference_view!r}; valid: "
@@ -434,37 +491,37 @@ class Da3Encoder(nn.Module):
         config = self.config
         if views > 1 and config.alt_start < 0:
             raise ValueError(f"{config.name} sees one view at a time, got windows of {views}")
+        if prefix is None:
+            prefix = self.view_prefix(x.reshape(b * views, *x.shape[2:]))
+        elif len(prefix.tokens) != b * views:
+            raise ValueError(f"a prefix of {len(prefix.tokens)} views for {b * views} views")
         grid_hw = (height // PATCH_SIZE, width // PATCH_SIZE)
-        x = x.reshape(b * views, *x.shape[2:])
-        tokens = self.patch_embed.proj(x).flatten(2).transpose(1, 2)
-        tokens = torch.cat((self.cls_token.expand(b * views, -1, -1), tokens), dim=1)
-        tokens = tokens + interpolate_pos_embed(self.pos_embed, grid_hw)
+        tokens = prefix.tokens
         n, width_c = tokens.shape[1], tokens.shape[2]
 
         head_dim = config.embed_dim // config.num_heads
         local_rope = global_rope = None
         if config.rope_start >= 0:
-            local_rope = rope_tables(grid_hw, head_dim, device=x.device)
-            shared = rope_tables(grid_hw, head_dim, shared=True, device=x.device)
+            local_rope = rope_tables(grid_hw, head_dim, device=tokens.device)
+            shared = rope_tables(grid_hw, head_dim, shared=True, device=tokens.device)
             # global blocks attend over the S views' tokens one after another
             global_rope = (shared[0].repeat(views, 1), shared[1].repeat(views, 1))
 
-        reordered = (
-            config.alt_start >= 0 and views >= MIN_VIEWS_FOR_REFERENCE and camera_tokens is None
-        )
-        chosen = torch.zeros(b, dtype=torch.long, device=x.device)
+        chosen = torch.zeros(b, dtype=torch.long, device=tokens.device)
         restore: torch.Tensor | None = None
+        if config.alt_start >= 0 and views >= MIN_VIEWS_FOR_REFERENCE and camera_tokens is None:
+            chosen = select_reference_view(prefix.entering.reshape(b, views, -1), reference_view)
+            order = reference_first_order(chosen, views)
+            restore = _inverse_order(order)
+            tokens = _take_views(tokens.reshape(b, views, n, width_c), order)
+            tokens = tokens.reshape(b * views, n, width_c)
         maps: list[torch.Tensor] = []
         camera = tokens[:, 0]
         local = tokens
+        start = self._prefix_blocks()
         for index, block in enumerate(self.blocks):
-            if reordered and index == config.alt_start - 1:
-                window = tokens.reshape(b, views, n, width_c)
-                chosen = select_reference_view(window[:, :, 0], reference_view)
-                order = reference_first_order(chosen, views)
-                restore = _inverse_order(order)
-                tokens = _take_views(window, order).reshape(b * views, n, width_c)
-                local = tokens
+            if index < start:
+                continue
             if index == config.alt_start:
                 tokens = torch.cat((self._camera_tokens(b, views, camera_tokens), tokens[:, 1:]), 1)
             is_global = self._is_global(index)
@@ -967,6 +1024,7 @@ class DepthAnything3(nn.Module):
         camera_from_world: torch.Tensor | None = None,
         intrinsics: torch.Tensor | None = None,
         reference_view: str = "saddle_balanced",
+        prefix: ViewPrefix | None = None,
     ) -> WindowOutput:
         """Any-view types on B windows of S views (the reference's
         ``DepthAnything3Net.forward(x, extrinsics, intrinsics, ref_view_strategy=...)``
@@ -982,6 +1040,8 @@ class DepthAnything3(nn.Module):
                 ``camera_from_world``.
             reference_view: see :data:`REFERENCE_VIEW_STRATEGIES` (windows of 3 views
                 or more).
+            prefix: the B*S views' :meth:`Da3Encoder.view_prefix` where the caller kept
+                them from earlier windows; None: computed from ``x``.
 
         Returns:
             :class:`WindowOutput`; the cameras are always the camera decoder's
@@ -998,7 +1058,7 @@ class DepthAnything3(nn.Module):
         if camera_from_world is not None and intrinsics is not None:
             tokens = self.cam_enc(camera_from_world.float(), intrinsics.float(), image_hw)
         encoder: Any = self.backbone.pretrained
-        found: WindowFeatures = encoder.forward_views(x, tokens, reference_view)
+        found: WindowFeatures = encoder.forward_views(x, tokens, reference_view, prefix)
         b, views = x.shape[:2]
         grid_hw = (image_hw[0] // PATCH_SIZE, image_hw[1] // PATCH_SIZE)
         depth, confidence = self.head(found.maps, grid_hw)
