@@ -4,6 +4,7 @@ single-image engines: onnxruntime against PyTorch through ``Predictor.infer_wind
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -104,3 +105,33 @@ def test_known_cameras_run_on_their_own_engine(predictors, scene_a_rgb):
     got = engine.infer_window(views, extrinsics=extrinsics, intrinsics=intrinsics)
     _assert_close(got, want)
     assert any(k.get("window", {}).get("known_cameras") for k in _key_files(cache))
+
+
+def test_the_export_check_reorders_for_the_graphs_reference_view(predictors, scene_a_rgb):
+    """Where the graph's choice ties PyTorch's to rounding, the export's check compares
+    with PyTorch's window reordered under ``first``: that equals the saddle forward for
+    the view it chose, whichever view that is."""
+    import torch
+
+    from dpt_ros.models.network.depth_anything3 import DepthAnything3Window
+    from dpt_ros.runtime.export import _tie_checked
+
+    torch_predictor = predictors[0]
+    spec = torch_predictor.spec
+    window = DepthAnything3Window(torch_predictor.model, "saddle_balanced")
+    views = _views(scene_a_rgb, 3)
+    chosen = set()
+    for order in ((0, 1, 2), (2, 0, 1), (1, 2, 0)):
+        batch = torch.from_numpy(np.stack([views[i] for i in order]))
+        hw = torch_predictor.input_size(batch.shape[1:3])
+        x = spec.family.preprocess(
+            spec, batch, hw, torch_predictor.net_hw, torch_predictor._mean, torch_predictor._std
+        )[None].float()
+        with torch.inference_mode():
+            want = window(x)
+        view = int(want[4][0])
+        chosen.add(view)
+        got = _tie_checked(window, x, view, view, Path("window.onnx"))
+        for g, w in zip(got, want):
+            assert torch.allclose(g.float(), w.float(), rtol=0, atol=1e-5 * float(w.abs().max()))
+    assert len(chosen) > 1
