@@ -313,8 +313,11 @@ class Predictor(DeprecatedPredictorMembers):
         :func:`~dpt_ros.models.registry.window_model_names`).
 
         The views are sized as single images are (``network_size``: Depth Anything 3's
-        ``process_res``, the longer side). The network runs in PyTorch whatever the
-        backend (an exported engine takes single images).
+        ``process_res``, the longer side). An engine backend (``onnxruntime``,
+        ``tensorrt``, or ``auto`` where it picks one) runs each window shape (N, network
+        size, reference-view strategy, known cameras or not) on a window engine built
+        and cached as single images' engines are (``engine_build``), PyTorch until it is
+        ready; an engine file (``engine``) runs single images only.
 
         Args:
             images: N (H, W, 3) uint8 RGB arrays of one size.
@@ -362,15 +365,17 @@ class Predictor(DeprecatedPredictorMembers):
                 f"the views of a window must have one size, got {sizes} (the reference "
                 "centre-crops its network inputs to the smallest: crop or resize first)"
             )
-        network = self.runtime.model
-        if network is None:
+        # (an engine runtime's torch copy is not loaded again just to ask)
+        if not hasattr(self.runtime, "window_engine") and self.runtime.model is None:
             raise ValueError(
-                f"windows run on PyTorch; this predictor runs {self.backend} without a "
-                "torch copy of the network (an engine file): use backend torch"
+                f"windows run on PyTorch or on engines built on first use; this predictor "
+                f"runs {self.backend} from an engine file of single images: use backend "
+                "torch, or an engine backend without an engine file"
             )
         batch = np.stack(views)
         image_hw = batch.shape[1:3]
         hw = self.input_size(image_hw)
+        network = self._window_network(len(views), hw, reference_view, extrinsics is not None)
         x = spec.family.preprocess(
             spec, torch.from_numpy(batch), hw, self.net_hw, self._mean, self._std
         )
@@ -401,6 +406,31 @@ class Predictor(DeprecatedPredictorMembers):
         arrays = found.arrays()
         host = dict(zip(arrays, download_to_host(list(arrays.values()))))
         return replace(found.with_arrays(host), cameras=cameras)
+
+    def _window_network(
+        self, views: int, hw: Sequence[int], reference_view: str, known_cameras: bool
+    ) -> Any:
+        """What runs a window of ``views`` at the network size ``hw``: its window engine
+        where the runtime builds engines on first use and one is ready (see
+        :meth:`~dpt_ros.runtime.engine_cache.CachedEngineRuntime.window_engine`), else
+        the torch network."""
+        window_engine = getattr(self.runtime, "window_engine", None)
+        if window_engine is not None:
+            # the network module on first use, as loading the model imports it
+            from dpt_ros.models.network.depth_anything3 import REFERENCE_VIEW_STRATEGIES
+            from dpt_ros.runtime.window_runtimes import window_shape
+
+            if reference_view not in REFERENCE_VIEW_STRATEGIES:
+                raise ValueError(
+                    f"unknown reference view strategy {reference_view!r}; valid: "
+                    f"{', '.join(REFERENCE_VIEW_STRATEGIES)}"
+                )
+            shape = window_shape(views, (int(hw[0]), int(hw[1])), reference_view, known_cameras)
+            self.runtime.prepare(shape)  # type: ignore[arg-type]
+            engine = window_engine(shape)
+            if engine is not None:
+                return engine
+        return self.runtime.model
 
     def predict(
         self,

@@ -81,15 +81,23 @@ class BuildChoice:
 
 
 def _pixels(record: Mapping[str, Any]) -> int:
-    b, _, h, w = record["input_shape"]
+    """B x H x W of a (B, 3, H, W) engine, N x H x W of a (1, N, 3, H, W) window engine."""
+    shape = record["input_shape"]
+    if len(shape) == 5:
+        return int(shape[1]) * int(shape[3]) * int(shape[4])
+    b, _, h, w = shape
     return int(b) * int(h) * int(w)
 
 
-def _usable(records: Iterable[Mapping[str, Any]], model_type: str, backend: str) -> list:
+def _usable(
+    records: Iterable[Mapping[str, Any]], model_type: str, backend: str, window: bool = False
+) -> list:
     usable = []
     for r in records:
         try:
             if r["model_type"] != model_type or r["backend"] != backend:
+                continue
+            if ("window" in r) != window:  # windows and single images apart
                 continue
             float(r["build_s"]), float(r["torch_ms"]), float(r[f"{backend}_ms"]), _pixels(r)
         except (KeyError, TypeError, ValueError):
@@ -105,6 +113,7 @@ def estimate_build(
     torch_s: float,
     pixels: int,
     records: Iterable[Mapping[str, Any]] = (),
+    window: bool = False,
 ) -> tuple[float, float, bool]:
     """(build seconds, share of PyTorch's time a frame the engine saves, measured).
 
@@ -112,15 +121,17 @@ def estimate_build(
         model_type, backend: the engine to build.
         params_m: the model's parameters, in millions.
         torch_s: PyTorch's time a frame at the job's shape (seconds).
-        pixels: B x H x W of the job's network input.
+        pixels: B x H x W of the job's network input (a window: N x H x W).
         records: key files of earlier builds (other shapes, weights or versions).
+        window: the engine is a window engine: only records of window engines count
+            (and ``torch_s`` is PyTorch's time a window).
 
     Returns:
         From the record of the same model type and backend nearest in pixels where
         there is one (``measured`` True), else from :data:`BUILD_SECONDS_PER_MPARAM`
         and :data:`ASSUMED_SAVED_SHARE`.
     """
-    usable = _usable(records, model_type, backend)
+    usable = _usable(records, model_type, backend, window)
     runs_s = BUILD_FORWARDS * torch_s
     if not usable:
         fixed = BUILD_SECONDS_PER_MPARAM.get(backend, max(BUILD_SECONDS_PER_MPARAM.values()))

@@ -34,8 +34,14 @@ from typing import Any
 import torch
 
 from dpt_ros.models.weights.checkpoint import load_model, random_weights_already_announced
-from dpt_ros.runtime.export import build_tensorrt_engine, export_onnx
+from dpt_ros.runtime.export import (
+    build_tensorrt_engine,
+    example_cameras,
+    export_onnx,
+    export_window_onnx,
+)
 from dpt_ros.runtime.runtimes import EngineRuntime, TorchRuntime, load_backend
+from dpt_ros.runtime.window_runtimes import NO_REFERENCE, load_window_backend
 
 _LOG = logging.getLogger("dpt_ros.runtime.engine_cache")
 
@@ -79,7 +85,8 @@ def run_build(request: dict[str, Any]) -> None:
         request: what to build (see :func:`_build`): ``folder``, ``model_type``,
             ``weights``, ``random_weights``, ``width``, ``height``, ``batch``,
             ``backend``, ``precision``, ``cache_dir``, and for the timing of both
-            runtimes ``device`` and ``channels_last``.
+            runtimes ``device`` and ``channels_last``; a window engine's ``window``
+            (``views``, ``reference_view``, ``known_cameras``).
 
     Raises:
         ValueError: the export, its check or the TensorRT build failed.
@@ -208,20 +215,33 @@ def _join_build_threads(timeout: float) -> None:
 def _build(request: dict[str, Any]) -> None:
     """Exports (and for TensorRT builds) the engine into ``request["folder"]``."""
     folder = Path(request["folder"])
+    common = {
+        "weights": request["weights"],
+        "random_weights": request["random_weights"],
+        "width": request["width"],
+        "height": request["height"],
+        "check": None,  # against PyTorch where onnxruntime is installed
+        "cache_dir": request["cache_dir"],
+        "progress": False,
+    }
+    window = request.get("window")
     # The parent announced the model's random weights when it loaded it.
     with random_weights_already_announced():
-        export_onnx(
-            request["model_type"],
-            folder / "model.onnx",
-            weights=request["weights"],
-            random_weights=request["random_weights"],
-            width=request["width"],
-            height=request["height"],
-            batch=request["batch"],
-            check=None,  # against PyTorch where onnxruntime is installed
-            cache_dir=request["cache_dir"],
-            progress=False,
-        )
+        if window:
+            reference = window["reference_view"]
+            export_window_onnx(
+                request["model_type"],
+                folder / "model.onnx",
+                views=window["views"],
+                # a strategy that changes nothing (under 3 views, known cameras)
+                reference_view="first" if reference == NO_REFERENCE else reference,
+                known_cameras=window["known_cameras"],
+                **common,
+            )
+        else:
+            export_onnx(
+                request["model_type"], folder / "model.onnx", batch=request["batch"], **common
+            )
     if request["backend"] == "tensorrt":
         _LOG.info("step 2/2: building the TensorRT %s engine", request["precision"])
         onnx = folder / "model.onnx"
@@ -229,7 +249,7 @@ def _build(request: dict[str, Any]) -> None:
         for name in ("model.onnx", "model.onnx.json"):
             (folder / name).unlink()
     try:
-        timing = time_runtimes(request, folder)
+        timing = (time_window_runtimes if window else time_runtimes)(request, folder)
     except Exception as exc:  # the engine is built: without figures auto assumes it is faster
         _LOG.warning("could not time PyTorch against the engine: %s: %s", type(exc).__name__, exc)
         return
@@ -266,23 +286,87 @@ def time_runtimes(request: dict[str, Any], folder: Path) -> dict[str, float]:
     runtime = TorchRuntime(model, dtype, "none", request.get("channels_last", True))
     shape = (request["batch"], 3, request["height"], request["width"])
     x = torch.rand(shape, generator=torch.Generator().manual_seed(1)).to(device) * 2 - 1
+    timing = _time_in_turns(
+        [("torch", lambda: runtime(x)), (backend, lambda: engine(x))], backend, device
+    )
+    _LOG.info(
+        "timed on %s: torch %.1f ms, %s %.1f ms a run",
+        "x".join(map(str, shape)),
+        timing["torch_ms"],
+        backend,
+        timing[f"{backend}_ms"],
+    )
+    return timing
+
+
+def _time_in_turns(
+    order: list[tuple[str, Callable[[], Any]]], backend: str, device: torch.device
+) -> dict[str, float]:
+    """Each run once untimed, then :data:`TIMED_RUNS` times in turns; the fastest of
+    each, ``{"torch_ms": ..., "<backend>_ms": ...}``."""
     runs: dict[str, list[float]] = {"torch": [], backend: []}
-    order: list[tuple[str, Callable[[Any], Any]]] = [("torch", runtime), (backend, engine)]
     with torch.inference_mode():
         for step in range(1 + TIMED_RUNS):
             for label, run in order:
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 start = time.perf_counter()
-                run(x)
+                run()
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 if step:
                     runs[label].append((time.perf_counter() - start) * 1e3)
-    timing = {f"{label}_ms": round(min(values), 2) for label, values in runs.items()}
+    return {f"{label}_ms": round(min(values), 2) for label, values in runs.items()}
+
+
+def time_window_runtimes(request: dict[str, Any], folder: Path) -> dict[str, float]:
+    """As :func:`time_runtimes` for a window engine: PyTorch's window forward (at the
+    predictor's precision) against the engine on the engine's window, in turns.
+
+    Returns:
+        ``{"torch_ms": ..., "<backend>_ms": ...}``: milliseconds per window.
+    """
+    # the network module (and timm) on first use: single-image builds do without it
+    from dpt_ros.models.network.depth_anything3 import DepthAnything3Window
+
+    backend = request["backend"]
+    device = torch.device(request.get("device", "cpu"))
+    dtype = torch.float16 if request["precision"] == "fp16" else torch.float32
+    window = request["window"]
+    model_type = request["model_type"]
+    engine = load_window_backend(backend, folder / _ENGINE_FILE[backend], model_type, device)
+    with random_weights_already_announced():
+        network = load_model(
+            model_type,
+            request["weights"],
+            random_weights=request["random_weights"],
+            cache_dir=request["cache_dir"],
+            progress=False,
+        ).to(device)
+    reference = window["reference_view"]
+    reference = "first" if reference == NO_REFERENCE else reference
+    torch_window = DepthAnything3Window(network, reference, window["known_cameras"]).eval()
+    views, h, w = window["views"], request["height"], request["width"]
+    x = torch.rand((1, views, 3, h, w), generator=torch.Generator().manual_seed(1)) * 2 - 1
+    args: tuple[torch.Tensor, ...] = (x.to(device),)
+    if window["known_cameras"]:
+        args += tuple(v.to(device) for v in example_cameras(views, h, w, seed=1))
+
+    def run_torch() -> Any:
+        on = dtype != torch.float32
+        with torch.autocast(device.type, dtype=dtype, enabled=on):
+            return torch_window(*args)
+
+    def run_engine() -> Any:
+        cameras, intrinsics = args[1:] if len(args) == 3 else (None, None)
+        return engine.forward_window(args[0], cameras, intrinsics, reference_view=reference)
+
+    timing = _time_in_turns([("torch", run_torch), (backend, run_engine)], backend, device)
     _LOG.info(
-        "timed on %s: torch %.1f ms, %s %.1f ms a run",
-        "x".join(map(str, shape)),
+        "timed %d views of %dx%d: torch %.1f ms, %s %.1f ms a window",
+        views,
+        w,
+        h,
         timing["torch_ms"],
         backend,
         timing[f"{backend}_ms"],

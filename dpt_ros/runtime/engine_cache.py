@@ -43,6 +43,7 @@ from dpt_ros.models.registry import get_spec
 from dpt_ros.models.weights.checkpoint import resolve_weights
 from dpt_ros.models.weights.digest import sha256_file, weights_digest
 from dpt_ros.models.weights.download import default_cache_dir
+from dpt_ros.runtime.build_choice import BuildChoice, choose_build, estimate_build
 from dpt_ros.runtime.engine_build import (
     BUILD_THREAD_PREFIX,
     TIMING_FILE,
@@ -58,6 +59,7 @@ from dpt_ros.runtime.runtimes import (
     read_sidecar,
     sidecar_path,
 )
+from dpt_ros.runtime.window_runtimes import WindowShape, load_window_backend
 
 _LOG = logging.getLogger(__name__)
 
@@ -138,6 +140,9 @@ class EngineKey:
         backend_version: the version of that package.
         gpu: the GPU's name and compute capability (TensorRT), else empty.
         exporter: the torch and dpt_ros versions that made the graph.
+        window: a window engine's fixed window (:class:`WindowShape`'s fields: N views,
+            reference-view strategy, known cameras), as (name, value) pairs; empty for
+            a single-image engine (whose key and folder are then as before windows).
     """
 
     model_type: str
@@ -148,16 +153,24 @@ class EngineKey:
     backend_version: str
     gpu: str
     exporter: str
+    window: tuple[tuple[str, Any], ...] = ()
 
     def folder_name(self) -> str:
-        """``<model>_<W>x<H>_b<B>_<backend>_<precision>_<digest>``."""
-        text = json.dumps(dataclasses.asdict(self), sort_keys=True)
+        """``<model>_<W>x<H>_b<B>_<backend>_<precision>_<digest>``, a window engine's
+        ``<model>_<W>x<H>_n<N>_...``."""
+        text = json.dumps(self.as_json(), sort_keys=True)
         digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-        b, _, h, w = self.input_shape
-        return f"{self.model_type}_{w}x{h}_b{b}_{self.backend}_{self.precision}_{digest}"
+        h, w = self.input_shape[-2:]
+        count = f"n{self.input_shape[1]}" if self.window else f"b{self.input_shape[0]}"
+        return f"{self.model_type}_{w}x{h}_{count}_{self.backend}_{self.precision}_{digest}"
 
     def as_json(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "input_shape": list(self.input_shape)}
+        """The key as key.json records it (``window`` only for window engines)."""
+        fields = {**dataclasses.asdict(self), "input_shape": list(self.input_shape)}
+        fields.pop("window")
+        if self.window:
+            fields["window"] = dict(self.window)
+        return fields
 
 
 def _backend_version(backend: str) -> str:
@@ -185,9 +198,13 @@ def engine_key(
     *,
     cache_dir: PathLike | None = None,
     progress: bool = True,
+    window: WindowShape | None = None,
 ) -> EngineKey:
     """The key of the ``backend`` engine for ``options`` and ``input_shape``
-    ((B, 3, H, W)); resolves (and may download) the weights file to hash it."""
+    ((B, 3, H, W)), or of the window engine for ``window`` (whose input shape it
+    takes); resolves (and may download) the weights file to hash it."""
+    if window is not None:
+        input_shape = window.input_shape
 
     if options.random_weights:
         weights = "random"
@@ -205,6 +222,7 @@ def engine_key(
         backend_version=_backend_version(backend),
         gpu=_gpu(backend, device),
         exporter=f"torch {torch.__version__}, dpt_ros {__version__}",
+        window=tuple(window.key_fields().items()) if window is not None else (),
     )
 
 
@@ -290,6 +308,14 @@ def _sidecar_problem(engine: Path, root: Path, key: EngineKey) -> str | None:
         return f"its sidecar {sidecar.name} is not readable JSON with the keys an engine needs"
     if meta["model_type"] != key.model_type or list(meta["input_shape"]) != list(key.input_shape):
         return f"its sidecar {sidecar.name} describes another model or input shape"
+    if key.window:
+        window = meta.get("window")
+        wanted = dict(key.window)
+        if not isinstance(window, dict) or (
+            window.get("views"),
+            bool(window.get("known_cameras")),
+        ) != (wanted["views"], wanted["known_cameras"]):
+            return f"its sidecar {sidecar.name} describes another window"
     return None
 
 
@@ -323,10 +349,11 @@ def build_engine(
     tmp.mkdir(parents=True)
     _remove_abandoned_builds(root)
     try:
-        b, _, h, w = key.input_shape
+        b, h, w = key.input_shape[0], key.input_shape[-2], key.input_shape[-1]
         steps = 2 if key.backend == "tensorrt" else 1
-        _LOG.info("%s: step 1/%d: exporting ONNX for %dx%d, batch %d", final.name, steps, w, h, b)
-        request = {
+        count = f"{key.input_shape[1]} views" if key.window else f"batch {b}"
+        _LOG.info("%s: step 1/%d: exporting ONNX for %dx%d, %s", final.name, steps, w, h, count)
+        request: dict[str, Any] = {
             "folder": str(tmp),
             "model_type": options.model_type,
             "weights": None if options.weights is None else str(options.weights),
@@ -340,6 +367,8 @@ def build_engine(
             "device": str(device),
             "channels_last": options.channels_last,
         }
+        if key.window:
+            request["window"] = dict(key.window)
         # In a child process (engine_build explains why), one at a time: an export
         # holds a second copy of the model and uses every core.
         start = time.perf_counter()
@@ -455,26 +484,32 @@ class CachedEngineRuntime:
         self.cache_dir = cache_dir
         self.root = engine_cache_dir(cache_dir)
         self._engines: dict[tuple[int, ...], EngineRuntime] = {}
+        #: Window engines (:meth:`window_engine`), one per :class:`WindowShape`.
+        self._window_engines: dict[WindowShape, Any] = {}
         #: Input shape -> whether its engine came from the cache (False: built here).
-        self.from_cache: dict[tuple[int, ...], bool] = {}
-        self._started: set[tuple[int, ...]] = set()
+        self.from_cache: dict[Shape, bool] = {}
+        self._started: set[Shape] = set()
         self._lock = threading.Lock()
         #: Why engines are off (PyTorch runs everything), or None.
         self.failure: str | None = None
+        #: Why window engines are off (PyTorch runs every window), or None: a window
+        #: export that fails leaves the single-image engines running.
+        self.window_failure: str | None = None
         #: Input shapes being built in the background (PyTorch runs them meanwhile).
-        self.building: set[tuple[int, ...]] = set()
+        self.building: set[Shape] = set()
         #: Input shape -> (PyTorch ms, engine ms) measured when its engine was built,
         #: for the shapes ``backend: auto`` runs on PyTorch because it was faster.
-        self.torch_faster: dict[tuple[int, ...], tuple[float, float]] = {}
+        self.torch_faster: dict[Shape, tuple[float, float]] = {}
         #: Input shapes whose engine took over from PyTorch while frames were served.
-        self.switched: set[tuple[int, ...]] = set()
+        self.switched: set[Shape] = set()
 
     @property
     def name(self) -> str:
         """The backend that runs now: the engine backend once an engine runs a shape,
         ``torch`` before (an engine building), after a failure, or where PyTorch was
         measured faster (``backend: auto``)."""
-        return self.backend if self._engines and not self.failure else "torch"
+        running = self._engines or self._window_engines
+        return self.backend if running and not self.failure else "torch"
 
     @property
     def status(self) -> str:
@@ -483,7 +518,8 @@ class CachedEngineRuntime:
         ``torch (onnxruntime engine building)``, ``torch (faster than the onnxruntime
         engine: 95.0 vs 101.0 ms)``, ``torch``."""
         with self._lock:
-            engines, building = bool(self._engines), bool(self.building)
+            engines = bool(self._engines or self._window_engines)
+            building = bool(self.building)
             switched, faster = bool(self.switched), dict(self.torch_faster)
         if self.failure:
             return "torch"
@@ -564,13 +600,13 @@ class CachedEngineRuntime:
         """The (B, 3, H, W) input shapes that run on an engine now."""
         return tuple(self._engines)
 
-    def prepare(self, input_shape: tuple[int, ...]) -> None:
-        """Gets the engine of ``input_shape`` ready before frames arrive (warm-up): loads
-        it from the cache, or builds it: now with ``engine_build: eager``, in the
-        background with ``lazy`` (PyTorch runs the shape until it is ready); ``never``
-        only loads."""
-        shape = tuple(int(d) for d in input_shape)
-        if self._engine_for(shape) is not None or self.failure:
+    def prepare(self, input_shape: tuple[int, ...] | WindowShape) -> None:
+        """Gets the engine of ``input_shape`` (or of a window) ready before frames arrive
+        (warm-up): loads it from the cache, or builds it: now with ``engine_build:
+        eager``, in the background with ``lazy`` (PyTorch runs the shape until it is
+        ready); ``never`` only loads."""
+        shape = _as_shape(input_shape)
+        if self._engine_for(shape) is not None or self._failed(shape):
             return
         with self._lock:
             if shape in self._started:  # done, failed or building in the background
@@ -584,18 +620,63 @@ class CachedEngineRuntime:
             return
         self._get_engine(shape, build=mode == "eager")
 
-    def has_engine(self, input_shape: tuple[int, ...]) -> bool:
-        """Whether an engine runs ``input_shape`` now."""
-        return self._engine_for(tuple(int(d) for d in input_shape)) is not None
+    def has_engine(self, input_shape: tuple[int, ...] | WindowShape) -> bool:
+        """Whether an engine runs ``input_shape`` (or the window) now."""
+        return self._engine_for(_as_shape(input_shape)) is not None
 
-    def build_now(self, input_shape: tuple[int, ...]) -> None:
-        """Builds (or loads) the engine of ``input_shape`` now, whatever
-        ``engine_build`` says: a command that decided the build pays off."""
-        shape = tuple(int(d) for d in input_shape)
+    def build_now(self, input_shape: tuple[int, ...] | WindowShape) -> None:
+        """Builds (or loads) the engine of ``input_shape`` (or of the window) now,
+        whatever ``engine_build`` says: a command that decided the build pays off."""
+        shape = _as_shape(input_shape)
         with self._lock:
             self._started.add(shape)
-        if self._engine_for(shape) is None and not self.failure:
+        if self._engine_for(shape) is None and not self._failed(shape):
             self._get_engine(shape, build=True)
+
+    def window_engine(self, window: WindowShape) -> Any | None:
+        """The window engine of ``window`` when one runs it, else None (PyTorch runs
+        the window): the first call of a window starts loading or building its engine
+        in the background as a new input shape does (``engine_build``), so a later
+        window of the same shape runs on it; with ``backend: auto`` a window whose
+        build measured PyTorch faster stays on PyTorch."""
+        engine = self._window_engines.get(window)
+        if engine is None and not self._failed(window):
+            self._start(window)
+        return engine
+
+    def window_build_choice(
+        self, window: WindowShape, windows_left: int, torch_s: float
+    ) -> BuildChoice | None:
+        """For a one-shot command with ``engine_build: auto`` semantics, after its first
+        window ran on PyTorch in ``torch_s`` seconds: builds the window's engine now when
+        the build pays off over the ``windows_left`` windows still to run
+        (:mod:`dpt_ros.runtime.build_choice`, from the window engines' records in the
+        cache), as ``dpt-ros predict`` does for an image shape.
+
+        Returns:
+            The decision and its figures, or None when there was nothing to decide (an
+            engine runs the window already, engines failed, or a record measured
+            PyTorch faster).
+        """
+        if self._failed(window) or self.has_engine(window) or window in self.torch_faster:
+            return None
+        params_m = sum(p.numel() for p in self.model.parameters()) / 1e6
+        build_s, share, measured = estimate_build(
+            self.options.model_type,
+            self.backend,
+            params_m,
+            torch_s,
+            window.views * window.height * window.width,
+            engine_records(self.root),
+            window=True,
+        )
+        choice = choose_build(windows_left, torch_s, build_s, share, measured)
+        if choice.build:
+            self.build_now(window)
+        return choice
+
+    def _failed(self, shape: Shape) -> bool:
+        return bool(self.failure or (isinstance(shape, WindowShape) and self.window_failure))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         shape = tuple(int(d) for d in x.shape)
@@ -606,9 +687,11 @@ class CachedEngineRuntime:
             self._start(shape)
         return self.torch_runtime(x)
 
-    def _engine_for(self, shape: tuple[int, ...]) -> EngineRuntime | None:
+    def _engine_for(self, shape: Shape) -> Any | None:
         """The engine of ``shape``, or one of the same image size with a larger batch
-        (a short last batch is padded), or None."""
+        (a short last batch is padded), or None; the window engine of a window."""
+        if isinstance(shape, WindowShape):
+            return self._window_engines.get(shape)
         engine = self._engines.get(shape)
         if engine is None:
             for other, candidate in list(self._engines.items()):
@@ -622,7 +705,7 @@ class CachedEngineRuntime:
             if thread.name.startswith(f"{BUILD_THREAD_PREFIX}{id(self)}"):
                 thread.join(timeout)
 
-    def _start(self, shape: tuple[int, ...]) -> None:
+    def _start(self, shape: Shape) -> None:
         """Loads or builds the engine of ``shape`` on a background thread, once."""
         with self._lock:
             if shape in self._started:
@@ -630,7 +713,7 @@ class CachedEngineRuntime:
             self._started.add(shape)
         self._in_background(shape, build=self.options.engine_build != "never")
 
-    def _in_background(self, shape: tuple[int, ...], build: bool) -> None:
+    def _in_background(self, shape: Shape, build: bool) -> None:
         if build:
             with self._lock:
                 self.building.add(shape)
@@ -638,12 +721,12 @@ class CachedEngineRuntime:
             target=self._get_engine,
             args=(shape, build),
             kwargs={"switch": True},
-            name=f"{BUILD_THREAD_PREFIX}{id(self)}_{'x'.join(map(str, shape))}",
+            name=f"{BUILD_THREAD_PREFIX}{id(self)}_{_shape_text(shape)}",
             daemon=True,
         ).start()
 
     def _get_engine(
-        self, shape: tuple[int, ...], build: bool, *, quiet: bool = False, switch: bool = False
+        self, shape: Shape, build: bool, *, quiet: bool = False, switch: bool = False
     ) -> bool:
         """Loads the cached engine of ``shape``, building it first if allowed; on any
         failure, logs one warning and turns engines off.
@@ -656,10 +739,17 @@ class CachedEngineRuntime:
             False when there is no cached engine and none was built; True otherwise
             (an engine runs the shape, PyTorch was measured faster, or engines failed).
         """
-        what = f"{self.backend} engine for {self.options.model_type} {'x'.join(map(str, shape))}"
+        what = f"{self.backend} engine for {self.options.model_type} {_shape_text(shape)}"
+        window = shape if isinstance(shape, WindowShape) else None
         try:
             key = engine_key(
-                self.options, self.backend, shape, self.device, self.dtype, cache_dir=self.cache_dir
+                self.options,
+                self.backend,
+                window.input_shape if window else shape,  # type: ignore[arg-type]
+                self.device,
+                self.dtype,
+                cache_dir=self.cache_dir,
+                window=window,
             )
             path, damaged = _cached_engine_state(self.root, key)
             cached = path is not None
@@ -684,18 +774,30 @@ class CachedEngineRuntime:
                 _LOG.warning("built the %s in %.0f s", what, time.perf_counter() - start)
             if self._prefer_torch(shape, key, what):
                 return True
-            engine = load_backend(self.backend, path, self.options.model_type, self.device)
+            if window is not None:
+                engine: Any = load_window_backend(
+                    self.backend, path, self.options.model_type, self.device
+                )
+            else:
+                engine = load_backend(self.backend, path, self.options.model_type, self.device)
         except BuildStopped:
             _LOG.info("the %s was not built: the process is stopping", what)
             return True
         except Exception as exc:  # any failure of an exporter or builder: PyTorch runs
-            self._fail(f"cannot build or load the {what}: {type(exc).__name__}: {exc}")
+            reason = f"cannot build or load the {what}: {type(exc).__name__}: {exc}"
+            if window is not None:
+                self._fail_windows(reason)
+            else:
+                self._fail(reason)
             return True
         finally:
             with self._lock:
                 self.building.discard(shape)
         with self._lock:
-            self._engines[shape] = EngineRuntime(engine, self.backend)
+            if window is not None:
+                self._window_engines[window] = engine
+            else:
+                self._engines[shape] = EngineRuntime(engine, self.backend)  # type: ignore[index]
             self.from_cache[shape] = cached
             if switch:
                 self.switched.add(shape)
@@ -704,7 +806,7 @@ class CachedEngineRuntime:
         self._free_torch_if_unused()
         return True
 
-    def _prefer_torch(self, shape: tuple[int, ...], key: EngineKey, what: str) -> bool:
+    def _prefer_torch(self, shape: Shape, key: EngineKey, what: str) -> bool:
         """Whether ``backend: auto`` runs ``shape`` on PyTorch: its build measured
         PyTorch faster than the engine on this shape (an engine backend asked for by
         name always runs its engine)."""
@@ -716,7 +818,7 @@ class CachedEngineRuntime:
         _LOG.warning(
             "PyTorch ran %s faster than its %s when it was built (%.1f vs %.1f ms a run): "
             "backend auto keeps PyTorch",
-            "x".join(map(str, shape)),
+            _shape_text(shape),
             what.split(" for ")[0],
             measured[0],
             measured[1],
@@ -728,6 +830,31 @@ class CachedEngineRuntime:
             first = self.failure is None
             self.failure = reason
             self._engines.clear()
+            self._window_engines.clear()
             self.from_cache.clear()
         if first:
             _LOG.warning("%s; running PyTorch instead", reason)
+
+    def _fail_windows(self, reason: str) -> None:
+        """A window engine failed: every window runs on PyTorch from now on, the
+        single-image engines keep running."""
+        with self._lock:
+            first = self.window_failure is None
+            self.window_failure = reason
+            for window in self._window_engines:
+                self.from_cache.pop(window, None)
+            self._window_engines.clear()
+        if first:
+            _LOG.warning("%s; windows run on PyTorch instead", reason)
+
+
+#: What an engine of the cache runs: a (B, 3, H, W) input shape, or a window.
+Shape = tuple[int, ...] | WindowShape
+
+
+def _as_shape(shape: tuple[int, ...] | WindowShape) -> Shape:
+    return shape if isinstance(shape, WindowShape) else tuple(int(d) for d in shape)
+
+
+def _shape_text(shape: Shape) -> str:
+    return str(shape) if isinstance(shape, WindowShape) else "x".join(map(str, shape))

@@ -1120,13 +1120,22 @@ class DepthAnything3Window(nn.Module):
         network: an any-view :class:`DepthAnything3` (or the
             :class:`DepthAnything3Stacked` around it).
         reference_view: see :data:`REFERENCE_VIEW_STRATEGIES`.
+        known_cameras: the forward takes known cameras too (``camera_from_world``
+            (B, S, 4, 4) and ``intrinsics`` (B, S, 3, 3), as
+            :meth:`DepthAnything3.forward_window`); no reference view is then chosen.
     """
 
     #: The outputs, in order.
     output_names = ("depth", "confidence", "camera_from_world", "intrinsics", "reference_view")
 
-    def __init__(self, network: nn.Module, reference_view: str = "saddle_balanced") -> None:
+    def __init__(
+        self,
+        network: nn.Module,
+        reference_view: str = "saddle_balanced",
+        known_cameras: bool = False,
+    ) -> None:
         super().__init__()
+        self.known_cameras = known_cameras
         model = getattr(network, "model", network)
         if not isinstance(model, DepthAnything3) or not model.has_windows:
             raise ValueError("windows need an any-view Depth Anything 3 network")
@@ -1138,7 +1147,30 @@ class DepthAnything3Window(nn.Module):
         self.model = model
         self.reference_view = reference_view
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """(B, S, 3, H, W) -> the fields of :class:`WindowOutput`, in
-        :attr:`output_names` order."""
-        return tuple(self.model.forward_window(x, reference_view=self.reference_view))
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        """The inputs, in order: the views, then the known cameras where taken (named
+        apart from the outputs of the same content: ONNX names are unique)."""
+        if self.known_cameras:
+            return ("input", "known_camera_from_world", "known_intrinsics")
+        return ("input",)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        camera_from_world: torch.Tensor | None = None,
+        intrinsics: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, ...]:
+        """(B, S, 3, H, W) (and the known cameras) -> the fields of
+        :class:`WindowOutput`, in :attr:`output_names` order."""
+        if self.known_cameras != (camera_from_world is not None):
+            raise ValueError(
+                "this window forward takes known cameras"
+                if self.known_cameras
+                else "this window forward estimates the cameras: it takes none"
+            )
+        return tuple(
+            self.model.forward_window(
+                x, camera_from_world, intrinsics, reference_view=self.reference_view
+            )
+        )

@@ -1,0 +1,152 @@
+"""Window engines in the engine cache: their keys (N, strategy, known cameras), and what
+``backend: auto`` runs for a window from the figures its build recorded."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+
+import pytest
+import torch
+
+from dpt_ros.models.options import PredictorOptions
+from dpt_ros.runtime import engine_cache
+from dpt_ros.runtime.engine_cache import CachedEngineRuntime, EngineKey, engine_key
+from dpt_ros.runtime.runtimes import TorchRuntime
+from dpt_ros.runtime.window_runtimes import NO_REFERENCE, window_shape
+
+SMALL = "depth_anything_3_small"
+
+
+def _key(**fields) -> EngineKey:
+    base = {
+        "model_type": SMALL,
+        "weights": "random",
+        "input_shape": (1, 3, 56, 70),
+        "precision": "fp32",
+        "backend": "onnxruntime",
+        "backend_version": "1.0",
+        "gpu": "",
+        "exporter": "torch 2, dpt_ros 0",
+    }
+    return EngineKey(**{**base, **fields})
+
+
+def _window_key(views: int, reference: str = "saddle_balanced", known: bool = False):
+    shape = window_shape(views, (56, 70), reference, known)
+    return _key(input_shape=shape.input_shape, window=tuple(shape.key_fields().items()))
+
+
+def test_window_keys_differ_by_views_strategy_and_cameras():
+    two, three, four = (_window_key(n) for n in (2, 3, 4))
+    names = {k.folder_name() for k in (two, three, four)}
+    assert len(names) == 3
+    assert two.folder_name().startswith(f"{SMALL}_70x56_n2_onnxruntime_fp32_")
+    assert three.as_json()["window"]["views"] == 3
+    assert three.as_json()["input_shape"] == [1, 3, 3, 56, 70]
+    assert _window_key(3, "first").folder_name() != three.folder_name()
+    assert _window_key(3, known=True).folder_name() != three.folder_name()
+    # where the strategy changes nothing, windows share one engine
+    assert _window_key(2, "first") == two
+    assert _window_key(3, "first", known=True) == _window_key(3, "middle", known=True)
+    assert two.as_json()["window"]["reference_view"] == NO_REFERENCE
+
+
+def test_single_image_keys_are_those_of_before_windows():
+    """No ``window`` field, and the folder's digest of the key as it was: engines
+    already in users' caches are found again."""
+    key = _key(input_shape=(1, 3, 56, 70))
+    assert "window" not in key.as_json()
+    old = {f.name: getattr(key, f.name) for f in dataclasses.fields(key) if f.name != "window"}
+    digest = hashlib.sha256(json.dumps(old, sort_keys=True).encode()).hexdigest()[:16]
+    assert key.folder_name() == f"{SMALL}_70x56_b1_onnxruntime_fp32_{digest}"
+
+
+@pytest.fixture
+def runtime_for(tmp_path, monkeypatch):
+    """A CachedEngineRuntime over a stand-in torch model, whose cache holds a window
+    engine with the given figures (PyTorch ms, engine ms); loading the engine gives a
+    marker object."""
+    monkeypatch.setattr(engine_cache, "_backend_version", lambda backend: "1.0")
+    loaded = object()
+    monkeypatch.setattr(engine_cache, "load_window_backend", lambda *args: loaded)
+    shape = window_shape(3, (56, 70), "saddle_balanced", False)
+
+    def make(backend: str, torch_ms: float, engine_ms: float):
+        options = PredictorOptions(
+            SMALL, random_weights=True, backend=backend, engine_build="never", device="cpu"
+        )
+        torch_runtime = TorchRuntime(torch.nn.Linear(2, 2), channels_last=False)
+        runtime = CachedEngineRuntime(
+            "onnxruntime", options, torch_runtime, torch.float32, cache_dir=tmp_path
+        )
+        key = engine_key(
+            options, "onnxruntime", (), torch.device("cpu"), torch.float32, window=shape
+        )
+        folder = runtime.root / key.folder_name()
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "model.onnx").write_bytes(b"graph")
+        sidecar = {
+            "model_type": SMALL,
+            "format": "onnx",
+            "input_name": "input",
+            "input_shape": list(shape.input_shape),
+            "output_name": "depth",
+            "output_shape": [1, 3, 56, 70],
+            "window": {"views": 3, "reference_view": "saddle_balanced", "known_cameras": False},
+        }
+        (folder / "model.onnx.json").write_text(json.dumps(sidecar))
+        record = {
+            **key.as_json(),
+            "engine_sha256": hashlib.sha256(b"graph").hexdigest(),
+            "torch_ms": torch_ms,
+            "onnxruntime_ms": engine_ms,
+        }
+        (folder / "key.json").write_text(json.dumps(record))
+        return runtime, shape, loaded, folder
+
+    return make
+
+
+def test_auto_runs_a_window_on_its_engine_measured_faster(runtime_for):
+    runtime, shape, loaded, _ = runtime_for("auto", torch_ms=200.0, engine_ms=150.0)
+    runtime.prepare(shape)
+    assert runtime.window_engine(shape) is loaded
+    assert runtime.name == "onnxruntime" and runtime.engine_cached is True
+    # another N has no engine (engine_build: never): PyTorch runs it
+    assert runtime.window_engine(window_shape(4, (56, 70), "saddle_balanced", False)) is None
+    runtime.wait(30)
+
+
+def test_auto_keeps_torch_for_a_window_measured_slower_on_its_engine(runtime_for):
+    runtime, shape, _, _ = runtime_for("auto", torch_ms=100.0, engine_ms=150.0)
+    runtime.prepare(shape)
+    assert runtime.window_engine(shape) is None
+    assert runtime.name == "torch" and "faster than the onnxruntime engine" in runtime.status
+
+
+def test_onnxruntime_by_name_runs_the_window_engine_even_if_slower(runtime_for):
+    runtime, shape, loaded, _ = runtime_for("onnxruntime", torch_ms=100.0, engine_ms=150.0)
+    runtime.prepare(shape)
+    assert runtime.window_engine(shape) is loaded
+
+
+def test_a_tampered_window_engine_is_not_run(runtime_for):
+    runtime, shape, _, folder = runtime_for("auto", torch_ms=200.0, engine_ms=150.0)
+    (folder / "model.onnx").write_bytes(b"other")
+    runtime.prepare(shape)  # engine_build: never, so nothing is built either
+    assert runtime.window_engine(shape) is None and runtime.name == "torch"
+
+
+def test_a_one_shot_command_builds_a_window_engine_only_when_it_pays_off(runtime_for, monkeypatch):
+    """No record of a window build: the estimate (8 windows of PyTorch's time plus the
+    model's size) against 10 % of PyTorch's time over the windows left."""
+    runtime, _, _, _ = runtime_for("auto", torch_ms=200.0, engine_ms=150.0)
+    built = []
+    monkeypatch.setattr(runtime, "build_now", built.append)
+    other = window_shape(4, (56, 70), "first", False)
+    choice = runtime.window_build_choice(other, windows_left=10, torch_s=1.0)
+    assert choice is not None and not choice.build and not choice.measured and built == []
+    choice = runtime.window_build_choice(other, windows_left=100, torch_s=1.0)
+    assert choice is not None and choice.build and built == [other]
