@@ -69,6 +69,9 @@ def test_two_views_run_on_an_engine_within_1e4_of_torch(predictors, scene_a_rgb)
         engine.infer_window(views, output_hw=(120, 160)),
         torch_predictor.infer_window(views, output_hw=(120, 160)),
     )
+    # kept keyframes are the torch network's: an engine runs its whole graph
+    _assert_close(engine.infer_window(views, view_keys=["a", "b"]), want)
+    assert len(engine.view_cache) == 0
 
 
 def test_three_views_choose_and_restore_the_reference_view_as_torch(predictors, scene_a_rgb):

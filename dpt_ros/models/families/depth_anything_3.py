@@ -243,10 +243,11 @@ class DepthAnything3Family(ModelFamily):
             )
         elif intrinsics is not None:
             raise ValueError("known cameras need both extrinsics and intrinsics")
-        prefix = None
-        if view_keys is not None and cache is not None:
-            prefix = _kept_prefix(model.backbone.pretrained, x, view_keys, cache)
-        out = model.forward_window(x[None], reference_view=reference_view, prefix=prefix, **known)
+        kept: dict[str, Any] = {}
+        if view_keys is not None and cache is not None and hasattr(model, "backbone"):
+            # the torch network (an engine runs its whole graph: nothing to keep)
+            kept["prefix"] = _kept_prefix(model.backbone.pretrained, x, view_keys, cache)
+        out = model.forward_window(x[None], reference_view=reference_view, **kept, **known)
         cameras = WindowCameras(
             camera_from_world=out.camera_from_world[0].float().cpu().numpy(),
             intrinsics=out.intrinsics[0].float().cpu().numpy(),
