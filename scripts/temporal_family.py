@@ -363,7 +363,7 @@ def summary(gains: list[float]) -> str:
     g = np.asarray(gains)
     return (
         f"n {g.size:3d}  min {g.min():6.1f}x  p5 {np.percentile(g, 5):6.1f}x  "
-        f"median {np.median(g):6.1f}x"
+        f"p10 {np.percentile(g, 10):6.1f}x  median {np.median(g):6.1f}x"
     )
 
 

@@ -53,7 +53,12 @@ Per frame ``x_t`` (samples on a fixed grid of pixels, see below):
    of two signs:
 
    * the tracker and the gauge part by more than 2.5 times what the jitter would
-     explain (fully at 4 times): a steady change (driving towards a wall);
+     explain (fully at 4 times): a steady change (driving towards a wall). The jitter
+     is taken at its one-sided 95 % upper confidence bound (a mean of ``n`` squared
+     second differences has about ``n / 2`` degrees of freedom): taken at face value,
+     a few early frames' estimate was often half the truth, and a run of three or
+     four same-sign draws on a still camera passed for motion and restarted the gauge
+     off the long-run level (about -7 % for the rest of a sequence);
    * the fits *walk*: fitted to the frame before the last one instead of to ``R``,
      the frame's map differs by more than pixel noise explains (measured, not
      modelled: the same fit on two interleaved halves of the pixels, which see the
@@ -67,7 +72,13 @@ Per frame ``x_t`` (samples on a fixed grid of pixels, see below):
      noise (raw frames as the walk dominates), and 0.3 while moving.
 
    Once moving, the gauge and the reference start again from the tracker; the gauge's
-   memory grows again once the camera stops. Each frame moves the tracker and the
+   memory grows again once the camera stops. Whatever the sign says, the gauge's
+   weight is never below the steady-state Kalman gain of the measured walk (beyond
+   :data:`_WALK_FLOOR` of the jitter, which a curve the mode cannot model, such as
+   ``affine-depth`` under ``scale``, shows on a still camera) seen through the jitter:
+   a walk too slow to count as motion (a slow turn under 2 % jitter) still adds up
+   over a long memory, and the output lagged it until it was less steady than the
+   raw frames. Each frame moves the tracker and the
    gauge by at most 3 jitter standard deviations (and 2 % of depth): one outlying
    frame of a heavy-tailed network must not pass for motion; this holds only while
    the fit is good. Lowering the weights as the inlier share falls is not done (it
@@ -82,14 +93,15 @@ Per frame ``x_t`` (samples on a fixed grid of pixels, see below):
    stamp that goes backwards, or a new image size. The stream then starts again from
    that frame (its output is the raw frame) and :attr:`StabilizedFrame.reason` says
    why. One exception: on a still camera (no walk, not moving, the jitter measured),
-   a map that changes depth by 100-200 % under a clean fit (80 % of the pixels agree,
-   residual below half ``max_residual``) is a heavy-tailed network's large jitter, not
-   a cut: it is mapped like any other frame, once (twice running, the stream
-   restarts). Restarting from it kept its jitter in every later output.
+   a map that changes depth by 100-200 % (or its contrast by a factor 2-3) under a
+   clean fit (80 % of the pixels agree, residual below half ``max_residual``) is a
+   heavy-tailed network's large jitter, not a cut: it is mapped like any other frame,
+   once (twice running, the stream restarts). Restarting from it kept its jitter in every later output.
 
-Measured with ``scripts/temporal_family.py`` (two families of 250 sequences, seeds 0
-and 1): see docs/temporal.md. Limits: a camera that moves still comes out less
-steady than the raw frames in about one moving sequence in ten, mostly turning under
+Measured with ``scripts/temporal_family.py`` (families of 260 sequences; seeds 0
+and 1 used in development, 2-4 held out): see docs/temporal.md. Limits: a camera that
+moves still comes out less steady than the raw frames in about one moving sequence in
+ten to twenty, mostly turning at low rates or under
 little jitter (2-5 %): what comes into view biases every fit alike for frames on end
 (a walk that the two fits of the walk's sign agree on), and the first fits after a
 reset have nothing to be compared with; a change of the network's curve that no map
@@ -170,10 +182,12 @@ _WALK_RATE = 0.2  # slowest update of the walk estimate (about 5 frames)
 _NOISE_MARGIN = 2.0  # closure errors within this many noise variances are noise
 _WALK_STILL = 0.1  # walk over jitter (mean squares per frame) below which: still
 _WALK_MOVING = 0.5  # above which: moving
+_WALK_FLOOR = 0.03  # walk over jitter that bounds no gauge: a curve no map models
 _WALK_HOLD = 5  # frames the walk's sign of motion takes to fall from 1 to 0
 _DRIFT = 4.0  # the walk counts this many times over in the tracker's gain
 _CLIP = 3.0  # largest step of the filters, in jitter standard deviations
 _CLIP_LEAST = 0.02  # ... but never below this relative change of depth
+_FALSE_ALARM_Z = 1.645  # one-sided normal quantile of the jitter's upper bound (95 %)
 
 Mode = Literal["affine", "scale"]
 
@@ -321,6 +335,12 @@ def _inverted(alpha: float, samples: int) -> _Fit:
     undefined): not a map of depth at all (another scene, a frame turned round)."""
     scale = 1.0 / alpha if alpha < 0.0 else -math.inf
     return _Fit(scale, 0.0, 0, samples, 0.0, math.inf)
+
+
+def _kalman_gain(q: float) -> float:
+    """Steady-state Kalman gain of a random walk whose step variance is ``q`` times
+    the white noise it is seen through: ``(sqrt(q^2 + 4 q) - q) / 2``."""
+    return 0.5 * (math.sqrt(q * q + 4.0 * q) - q)
 
 
 def _fit(
@@ -785,6 +805,21 @@ class TemporalStabilizer:
         size = self._relative(change, level)
         return change * (limit / size) if size > limit > 0.0 else change
 
+    def _jitter_bound(self) -> float:
+        """Factor from the jitter estimate to its one-sided 95 % upper confidence bound.
+
+        The estimate is a mean of squared second differences, which are correlated
+        (those of white noise: -2/3 at lag 1, 1/6 at lag 2), so ``n`` of them carry
+        about ``n / (1 + 2 * (4/9 + 1/36)) ~ n / 2`` degrees of freedom, never more
+        than the running mean's memory (its floor rate :data:`_JITTER_RATE`) holds.
+        The chi-square quantile is the Wilson-Hilferty approximation.
+        """
+        n = min(float(self._jitter_n), 2.0 / _JITTER_RATE - 1.0)
+        dof = max(n / (1.0 + 2.0 * (4.0 / 9.0 + 1.0 / 36.0)), 1.0)
+        c = 2.0 / (9.0 * dof)
+        low = (1.0 - c - _FALSE_ALARM_Z * math.sqrt(c)) ** 3
+        return 1.0 / max(low, 0.05)
+
     def _walk_ratio(self) -> float:
         """The fits' walk over the network's jitter (mean squares, per frame)."""
         if self._jitter_n < 1:
@@ -809,8 +844,10 @@ class TemporalStabilizer:
             return walk
         theta = 1.0 - self._tracker_gain
         tracker = (1.0 - theta) * (1.0 + 4.0 * theta + 5.0 * theta * theta) / (1.0 + theta) ** 3
-        # A mean of few squares is often far below the truth: widen it while young.
-        jitter = self._jitter * (1.0 + _JITTER_MIN / self._jitter_n)
+        # The jitter's upper confidence bound: a mean of few squares is often far
+        # below the truth, and a jitter taken too small sees motion in a still camera's
+        # run of same-sign draws (then the gauge restarts off the long-run level).
+        jitter = self._jitter * self._jitter_bound()
         spread = math.sqrt(jitter * (tracker + 1.0 / self._steady)) + 1e-12
         distance = self._relative(self._level - self._gauge, self._gauge) / spread
         apart = min(max((distance - _STILL_BELOW) / (_MOVING_ABOVE - _STILL_BELOW), 0.0), 1.0)
@@ -867,8 +904,7 @@ class TemporalStabilizer:
         # seen through white noise (the jitter).
         # (a walk is often a drift for frames on end, which a filter tuned to a random
         # walk lags: counted _DRIFT times over)
-        q = _DRIFT * ratio
-        kalman = 0.5 * (math.sqrt(q * q + 4.0 * q) - q)
+        kalman = _kalman_gain(_DRIFT * ratio)
         gain = max(self.smoothing, 1.0 - math.sqrt(1.0 - kalman))
         gain += (1.0 - gain) * fade
         self._tracker_gain = gain
@@ -877,8 +913,12 @@ class TemporalStabilizer:
         innovation = self._clip(chain - (self._level + self._trend), chain, 1.0 / trust)
         self._level = self._level + self._trend + alpha * innovation
         self._trend = self._trend + beta * innovation
-        # The gauge: a slowly growing mean of T while nothing moves.
-        still = self._still_gain(dt)
+        # The gauge: a slowly growing mean of T while nothing moves, but never slower
+        # than the steady-state Kalman gain of the fits' walk (what of it exceeds
+        # _WALK_FLOOR) seen through the jitter: a walk too slow to count as motion (a
+        # slow turn under small jitter) still adds up over the gauge's memory, and the
+        # output would lag it.
+        still = max(self._still_gain(dt), _kalman_gain(max(ratio - _WALK_FLOOR, 0.0)))
         still += (1.0 - still) * fade
         step = self._clip(chain - self._gauge, chain, (1.0 + 1.0 / self._steady) / trust)
         self._gauge = self._gauge + still * step
@@ -905,16 +945,18 @@ class TemporalStabilizer:
         # the jitter is known, twice the bound or twice running, it is not taken.
         excused = self._excused
         self._excused = False
+        contrast = 1.0 / (1.0 + _MAX_CORRECTION) <= a <= 1.0 + _MAX_CORRECTION
         clean = (
             not excused
             and correction <= 2.0 * _MAX_CORRECTION
+            and 1.0 / (1.0 + 2.0 * _MAX_CORRECTION) <= a <= 1.0 + 2.0 * _MAX_CORRECTION
             and self._jitter_n >= _JITTER_MIN
             and fit.inlier_fraction >= _GOOD_GUESS
             and fit.residual <= 0.5 * self.max_residual
             and moving < 0.5
             and ratio < _WALK_STILL
         )
-        if not correction <= _MAX_CORRECTION:
+        if not (correction <= _MAX_CORRECTION and contrast):
             self._excused = clean
         if not (correction <= _MAX_CORRECTION or clean):
             return self._start(
@@ -926,8 +968,8 @@ class TemporalStabilizer:
             )
         # A shift can hide a change of scale at the frame's own values (a frame whose
         # values hardly vary): the frame's depth contrast must not change that much
-        # either.
-        if not 1.0 / (1.0 + _MAX_CORRECTION) <= a <= 1.0 + _MAX_CORRECTION:
+        # either (the same exception for a clean fit on a still camera).
+        if not (contrast or clean):
             return self._start(
                 arr,
                 x,
