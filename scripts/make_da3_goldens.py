@@ -428,14 +428,19 @@ ALIGNED_CASES = (
         ((0, 0, 360, 480), (60, 80, 360, 480), (120, 160, 360, 480)),
         known_cameras=True,
     ),
+    WindowCase(  # 10 views: the reference fits by RANSAC
+        "small_n10_ransac_140", "depth_anything_3_small", 140, "saddle_balanced",
+        tuple((20 * i, 30 * i, 240, 320) for i in range(10)),
+        known_cameras=True,
+    ),
 )  # fmt: skip
 
 
-def metre_cameras(views: int) -> tuple[np.ndarray, np.ndarray]:
+def metre_cameras(views: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     """(N, 4, 4) float32 camera-from-world of a camera that moves about 0.3 m per view
     (a little sideways, up and turning, so the centres are not on one line) in an
     arbitrary world (tilted, the first camera far from the origin): odometry-like, in
-    metres, not normalised; and (N, 3, 3) intrinsics of the 360x480 crops."""
+    metres, not normalised; and (N, 3, 3) intrinsics of (height, width) crops."""
 
     def turn(angle: float, axis: int) -> np.ndarray:
         c, s = np.cos(angle), np.sin(angle)
@@ -452,7 +457,8 @@ def metre_cameras(views: int) -> tuple[np.ndarray, np.ndarray]:
         centre = np.array([1.5 + 0.3 * i, -0.8 + 0.04 * i * i, 0.9 + 0.05 * i])
         extrinsics[i, :3, :3] = rotation
         extrinsics[i, :3, 3] = -rotation @ centre
-    k = np.array([[450.0, 0, 240.0], [0, 440.0, 180.0], [0, 0, 1]], dtype=np.float32)
+    fx, fy = 450 / 480 * width, 440 / 480 * width
+    k = np.array([[fx, 0, width / 2], [0, fy, height / 2], [0, 0, 1]], dtype=np.float32)
     return extrinsics.astype(np.float32), np.tile(k, (views, 1, 1))
 
 
@@ -478,7 +484,7 @@ def run_aligned_case(case: WindowCase) -> dict[str, np.ndarray]:
     model = build_reference(case.model_type)
     model.load_state_dict(deterministic_weights.deterministic_state_dict(layout), strict=True)
     views = window_images(case)
-    given_extrinsics, given_intrinsics = metre_cameras(len(views))
+    given_extrinsics, given_intrinsics = metre_cameras(len(views), *views[0].shape[:2])
     images, extrinsics, intrinsics = InputProcessor()(
         image=views,
         extrinsics=given_extrinsics.copy(),

@@ -4,8 +4,9 @@ the reference API (``depth-anything-3`` 0.1.1, ``DepthAnything3.inference`` with
 ``infer_window(..., align_to_input=True)`` from the images and the cameras in metres.
 
 The goldens (``fixtures/compact/da3/aligned_<case>.compact.npz``) come from
-``scripts/make_da3_goldens.py --aligned``: crops of ``scene_a.png`` and an
-odometry-like path (about 0.3 m per view, in a tilted world away from the origin);
+``scripts/make_da3_goldens.py --aligned``: crops of ``scene_a.png`` (3 views, and 10,
+where the reference fits by RANSAC) and an odometry-like path (about 0.3 m per view, in
+a tilted world away from the origin);
 float32 on the CPU with deterministic weights. They hold the aligned depth, confidence,
 extrinsics and intrinsics, the Umeyama scale, and the network's own cameras before the
 alignment.
