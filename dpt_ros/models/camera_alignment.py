@@ -15,7 +15,8 @@ The reference's rule, read from its ``_align_to_input_extrinsics_intrinsics``:
 3. the depth is divided by ``s``: in the given cameras' unit. Confidence is unchanged.
 
 Only the scale of the fit reaches the outputs (step 2 discards its rotation and
-translation). :func:`dpt_ros.reconstruct.sim3.umeyama` is the reference's fit (evo's
+translation). :func:`dpt_ros.models.umeyama.umeyama` (which the reconstruction's robust fit
+builds on) is the reference's fit (evo's
 ``umeyama_alignment``: the same cross-covariance, SVD, sign correction, ``s = trace(D
 S) / sigma_x^2`` and translation), so that function is used.
 
@@ -39,7 +40,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dpt_ros.reconstruct.sim3 import Sim3, umeyama
+from dpt_ros.models.umeyama import Sim3, umeyama
 
 __all__ = ["RANSAC_VIEWS", "camera_centres", "camera_from_world_3x4", "scale_to_given"]
 
