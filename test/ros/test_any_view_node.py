@@ -1,0 +1,162 @@
+"""Windows of views in dpt_node (any_view.*) over real rclpy, with Depth Anything 3
+small at random weights on a 56-pixel network (the plumbing, not the numbers): the
+window's topics, frames and stamps; keyframes by time and by motion; a jump back in
+stamps restarting the window; a model without windows refused at start."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import camera_info, rgb_msg, small_image, spin_until, start_node, wait_for_subscribers
+
+from dpt_ros.models.registry import window_model_names
+
+SMALL = "depth_anything_3_small"
+H, W = 42, 56
+
+
+def _params(*more):
+    from rclpy.parameter import Parameter
+
+    return [
+        Parameter("depth.model_type", value=SMALL),
+        Parameter("depth.random_weights", value=True),
+        Parameter("network_width", value=56),
+        Parameter("network_height", value=56),
+        Parameter("warmup_width", value=0),
+        Parameter("warmup_height", value=0),
+        Parameter("any_view.window", value=3),
+        *more,
+    ]
+
+
+def _listen(probe):
+    from geometry_msgs.msg import PoseArray
+    from nav_msgs.msg import Odometry
+
+    got: dict[str, list] = {"poses": [], "odometry": []}
+    probe.node.create_subscription(PoseArray, "any_view/poses", got["poses"].append, 10)
+    probe.node.create_subscription(Odometry, "any_view/odometry", got["odometry"].append, 10)
+    return got
+
+
+def _odometry(sec: float, x: float, frame: str = "odom"):
+    from nav_msgs.msg import Odometry
+
+    msg = Odometry()
+    msg.header.stamp.sec = int(sec)
+    msg.header.stamp.nanosec = int(round((sec - int(sec)) * 1e9))
+    msg.header.frame_id = frame
+    msg.child_frame_id = "base_link"
+    msg.pose.pose.position.x = x
+    msg.pose.pose.orientation.w = 1.0
+    return msg
+
+
+def _frame(executor, probe, got, i: int, sec: int, nanosec: int = 250) -> None:
+    """Publishes frame ``i`` at ``sec`` and waits until its window is published."""
+    before = len(got["poses"])
+    msg = rgb_msg(small_image(H, W, seed=i), sec)
+    msg.header.stamp.nanosec = nanosec
+    probe.image_pub.publish(msg)
+    assert spin_until(executor, lambda: len(got["poses"]) > before, 120), f"frame {i}"
+
+
+def _diagnostic(probe, key: str) -> str | None:
+    for array in reversed(probe.diagnostics):
+        for status in array.status:
+            for kv in status.values:
+                if kv.key == key:
+                    return kv.value
+    return None
+
+
+def test_model_without_windows_refused_at_start_naming_those_with(ros):
+    from rclpy.parameter import Parameter
+
+    _, add = ros
+    with pytest.raises(ValueError) as info:
+        start_node(
+            add,
+            Parameter("depth.model_type", value="dpt_hybrid"),
+            Parameter("any_view.window", value=4),
+            Parameter("any_view.camera_in_base", value="0 0 0 0 0 0 3"),
+            probe=False,
+        )
+    text = str(info.value)
+    assert "any_view.window=4 needs a model with windows; dpt_hybrid" in text
+    for name in window_model_names():
+        assert name in text
+    assert "any_view.camera_in_base" in text  # every problem in the one line
+
+
+def test_poses_and_depth_with_the_input_header_and_keyframes_by_time(ros):
+    """Each frame: any_view/poses (one pose per view, the current one the identity) and
+    depth/relative with the image's header, no metric depth/image and no odometry (the
+    scale is unknown, /diagnostics says why); keyframes every second of stamps."""
+    from rclpy.parameter import Parameter
+
+    executor, add = ros
+    node, probe = start_node(add, *_params(Parameter("any_view.keyframe_period", value=1.0)))
+    got = _listen(probe)
+    wait_for_subscribers(executor, probe)
+    probe.info_pub.publish(camera_info(W, H))
+    spin_until(executor, lambda: node.cameras[0].camera_info is not None, 5)
+    for i, (sec, nanosec) in enumerate([(10, 0), (10, 500_000_000), (11, 0), (11, 400_000_000)]):
+        _frame(executor, probe, got, i, sec, nanosec)
+    sizes = [len(p.poses) for p in got["poses"]]
+    assert sizes == [1, 2, 2, 3]  # keyframes at 10.0 and 11.0 (window 3 holds 2)
+    last = got["poses"][-1]
+    assert last.header.frame_id == "camera_optical_frame"
+    assert (last.header.stamp.sec, last.header.stamp.nanosec) == (11, 400_000_000)
+    current = last.poses[-1]
+    assert current.orientation.w == pytest.approx(1.0, abs=1e-5)
+    assert abs(current.position.x) + abs(current.position.y) + abs(current.position.z) < 1e-4
+    state = node.any_view.states[""]
+    assert [k.stamp_ns for k in state.keyframes] == [10 * 10**9, 11 * 10**9]
+    assert [k.reason for k in state.keyframes] == ["first", "time"]
+    assert spin_until(executor, lambda: len(probe.got["depth/relative"]) >= 4, 10)
+    relative = probe.got["depth/relative"][-1]
+    assert (relative.header.stamp.sec, relative.header.stamp.nanosec) == (11, 400_000_000)
+    assert (relative.height, relative.width) == (H, W)
+    assert not probe.got["depth/image"] and not got["odometry"]
+    assert spin_until(executor, lambda: _diagnostic(probe, "any_view keyframes held") == "2", 10)
+    assert _diagnostic(probe, "any_view odometry").startswith("not published: scale unknown")
+    assert _diagnostic(probe, "any_view chain length") is not None
+
+
+def test_keyframes_by_motion_and_stamp_jump_back_restarts(ros):
+    """With odometry, a frame 0.5 m on from the last keyframe becomes one (period 100 s:
+    never by time); a frame stamped before the last restarts the window."""
+    from rclpy.parameter import Parameter
+
+    executor, add = ros
+    node, probe = start_node(
+        add,
+        *_params(
+            Parameter("any_view.keyframe_period", value=100.0),
+            Parameter("any_view.keyframe_translation", value=0.3),
+            Parameter("any_view.odometry_topic", value="odom"),
+        ),
+    )
+    got = _listen(probe)
+    odom_pub = probe.node.create_publisher(type(_odometry(0, 0)), "odom", 10)
+    wait_for_subscribers(executor, probe)
+    assert spin_until(executor, lambda: odom_pub.get_subscription_count() > 0, 10)
+    for sec, x in [(20, 0.0), (21, 0.1), (22, 0.6), (23, 0.7)]:
+        odom_pub.publish(_odometry(sec + 250e-9, x))
+    odometry = node.any_view.odometry
+    assert spin_until(executor, lambda: len(odometry) == 4, 10)
+    # Odometry in another frame than declared is refused with its reason.
+    odom_pub.publish(_odometry(24, 0.0, frame="map"))
+    assert spin_until(executor, lambda: odometry.refused == 1, 10)
+    assert "frame 'map', declared 'odom'" in odometry.last_refusal
+    for i, sec in enumerate([20, 21, 22]):
+        _frame(executor, probe, got, i, sec)
+    state = node.any_view.states[""]
+    assert [k.reason for k in state.keyframes] == ["first", "translation"]
+    assert [k.stamp_ns // 10**9 for k in state.keyframes] == [20, 22]
+    _frame(executor, probe, got, 3, 15)  # back in time
+    assert state.restarts == 1 and state.last_restart.startswith("image stamps went back")
+    assert len(got["poses"][-1].poses) == 1  # the window starts again from this frame
+    assert [k.stamp_ns // 10**9 for k in state.keyframes] == [15]
+    assert not got["odometry"]  # no conditioning: the scale is unknown
