@@ -49,12 +49,17 @@ class WindowCameras:
             windows of 3 views or more), 0 where not applicable.
         world_points: (N, h, w, 3) float32 each pixel's point in the world (VGGT only;
             None for Depth Anything 3).
+        scale: windows aligned to given cameras (``infer_window(...,
+            align_to_input=True)``): the network's units per unit of the given cameras,
+            which the depth was divided by (the cameras are then the given ones, in
+            their world and unit); None when not aligned.
     """
 
     camera_from_world: np.ndarray
     intrinsics: np.ndarray
     reference_view: int
     world_points: np.ndarray | None = None
+    scale: float | None = None
 
 
 @dataclass
@@ -452,6 +457,32 @@ class ModelFamily:
             grid).
         """
         raise NotImplementedError(f"{self.title} has no windows of views")
+
+    def align_window_to_input(
+        self,
+        spec: ModelSpec,
+        prediction: Prediction,
+        image_hw: Sequence[int],
+        net_hw: Sequence[int],
+        camera_from_world: np.ndarray,
+        intrinsics: np.ndarray,
+    ) -> Prediction:
+        """Types that take known cameras: a window's :meth:`forward_window` output
+        brought into the given cameras' world and unit (depth and cameras), as the
+        original's API returns it.
+
+        Args:
+            spec: the model type.
+            prediction: :meth:`forward_window`'s output for these cameras.
+            image_hw, net_hw: as for :meth:`forward_window`.
+            camera_from_world: the given cameras, (N, 3, 4) or (N, 4, 4).
+            intrinsics: (N, 3, 3) pixels of the images.
+
+        Returns:
+            ``prediction`` with its depth and cameras in the given world and unit, and
+            ``cameras.scale`` set.
+        """
+        raise ValueError(f"{self.title} takes no known cameras: nothing to align to")
 
     def resize(self, spec: ModelSpec, prediction: Prediction, size_hw: Sequence[int]) -> Prediction:
         """``prediction`` at (H, W) = ``size_hw``, each field resized as the original

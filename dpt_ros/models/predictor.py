@@ -304,6 +304,7 @@ class Predictor(DeprecatedPredictorMembers):
         extrinsics: np.ndarray | None = None,
         intrinsics: np.ndarray | None = None,
         output_hw: tuple[int, int] | None = None,
+        align_to_input: bool = False,
     ) -> Prediction:
         """One window of N views in one forward, on the host: each view's depth and
         camera, consistent across the window (types with windows:
@@ -324,20 +325,36 @@ class Predictor(DeprecatedPredictorMembers):
             intrinsics: (N, 3, 3) pixels of the images, with ``extrinsics``.
             output_hw: (h, w) to resize the maps to (the intrinsics follow); None = the
                 network grid (:meth:`input_size`).
+            align_to_input: with ``extrinsics`` and ``intrinsics``: bring the result into
+                the given cameras' world and unit, as Depth Anything 3's API does
+                (``align_to_input_ext_scale``): the depth divided by the Umeyama scale of
+                the given camera centres onto the predicted ones (kept in
+                ``cameras.scale``), the cameras the given ones (3 x 4) and the
+                intrinsics the given ones on the maps' grid
+                (:mod:`dpt_ros.models.camera_alignment`). The given cameras must move
+                (2 to 9 views, not all at one centre). False: the window's own world
+                and unit, ``cameras.scale`` None.
 
         Returns:
             A :class:`~dpt_ros.models.family.Prediction` of numpy arrays whose batch axis
             is the N views: ``depth`` (N, h, w) float32 in the window's own unit (not
-            metres), larger = farther; ``confidence`` (N, h, w) float32; ``cameras`` a
+            metres; with ``align_to_input`` in the given cameras' unit), larger =
+            farther; ``confidence`` (N, h, w) float32; ``cameras`` a
             :class:`~dpt_ros.models.family.WindowCameras` (camera-from-world in the
-            window's world and unit, intrinsics on the maps' grid).
+            window's world and unit, or the given ones with ``align_to_input``;
+            intrinsics on the maps' grid).
 
         Raises:
             ValueError: a type without windows (the message names those with them), no
-                views, views of different sizes, an unknown ``reference_view``, or
-                cameras of the wrong shape.
+                views, views of different sizes, an unknown ``reference_view``, cameras
+                of the wrong shape, or ``align_to_input`` without both cameras or with
+                cameras that give no scale.
         """
         spec = self.spec
+        if align_to_input and (extrinsics is None or intrinsics is None):
+            raise ValueError(
+                "align_to_input needs the known cameras: pass both extrinsics and intrinsics"
+            )
         if not spec.windows:
             raise ValueError(
                 f"{spec.name} sees one image at a time; windows of views need one of: "
@@ -374,6 +391,10 @@ class Predictor(DeprecatedPredictorMembers):
             found = spec.family.forward_window(
                 spec, network, x, image_hw, self.net_hw, extrinsics, intrinsics, reference_view
             )
+            if align_to_input and extrinsics is not None and intrinsics is not None:
+                found = spec.family.align_window_to_input(
+                    spec, found, image_hw, self.net_hw, extrinsics, intrinsics
+                )
             cameras = found.cameras
             if output_hw is not None and tuple(output_hw) != tuple(hw):
                 found = spec.family.resize(spec, found, output_hw)

@@ -17,6 +17,7 @@ one folder per type in the cache since every type's file has that name.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -259,8 +260,6 @@ class DepthAnything3Family(ModelFamily):
         # torch on first use: the registry imports this file at start-up
         import torch
 
-        from dpt_ros.models import da3_transforms  # the same: at first use
-
         extrinsics = np.asarray(camera_from_world, dtype=np.float32)
         ks = np.asarray(intrinsics, dtype=np.float32)
         if extrinsics.shape[1:] not in ((3, 4), (4, 4)) or len(extrinsics) != views:
@@ -273,7 +272,7 @@ class DepthAnything3Family(ModelFamily):
         if extrinsics.shape[1] == 3:
             bottom = np.tile(np.array([[[0, 0, 0, 1]]], np.float32), (views, 1, 1))
             extrinsics = np.concatenate((extrinsics, bottom), axis=1)
-        net_k = np.stack([da3_transforms.network_intrinsics(k, image_hw, process_res) for k in ks])
+        net_k = DepthAnything3Family._network_intrinsics(ks, image_hw, process_res)
         ext = torch.from_numpy(extrinsics)[None].to(device)
         first = ext[:, :1]
         rotation_t = first[..., :3, :3].mT
@@ -289,6 +288,44 @@ class DepthAnything3Family(ModelFamily):
             "camera_from_world": normalised,
             "intrinsics": torch.from_numpy(net_k)[None].to(device),
         }
+
+    @staticmethod
+    def _network_intrinsics(
+        intrinsics: np.ndarray, image_hw: Sequence[int], process_res: int
+    ) -> np.ndarray:
+        """(N, 3, 3) float32 intrinsics of the images -> on the network grid, as the
+        reference's ``InputProcessor`` rescales them."""
+        from dpt_ros.models import da3_transforms  # torch: at first use
+
+        ks = np.asarray(intrinsics, dtype=np.float32)
+        return np.stack([da3_transforms.network_intrinsics(k, image_hw, process_res) for k in ks])
+
+    def align_window_to_input(
+        self,
+        spec: ModelSpec,
+        prediction: Prediction,
+        image_hw: Sequence[int],
+        net_hw: Sequence[int],
+        camera_from_world: np.ndarray,
+        intrinsics: np.ndarray,
+    ) -> Prediction:
+        """The reference API's alignment (``DepthAnything3.inference`` with
+        ``align_to_input_ext_scale=True``; the rule and where it differs:
+        :mod:`dpt_ros.models.camera_alignment`): the cameras become the given ones
+        (camera-from-world (N, 3, 4) float32, intrinsics on the network grid), the depth
+        is divided by the Umeyama scale of the given centres onto the predicted ones,
+        and ``cameras.scale`` records it."""
+        from dpt_ros.models import camera_alignment
+
+        cameras = prediction.cameras
+        scale = camera_alignment.scale_to_given(cameras.camera_from_world, camera_from_world)
+        aligned = replace(
+            cameras,
+            camera_from_world=camera_alignment.camera_from_world_3x4(camera_from_world),
+            intrinsics=self._network_intrinsics(intrinsics, image_hw, max(net_hw)),
+            scale=scale,
+        )
+        return replace(prediction, depth=prediction.depth / scale, cameras=aligned)
 
     def resize(self, spec: ModelSpec, prediction: Prediction, size_hw: Sequence[int]) -> Prediction:
         """Depth as the geometry resizes it (bilinear in inverse depth), the maps
