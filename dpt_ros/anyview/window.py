@@ -60,8 +60,11 @@ from dpt_ros.reconstruct.sim3 import Sim3
 LINK_TRANSLATION_FRACTION = 0.02
 #: Each link's rotation error (radians, one sigma per axis): 0.5 degrees.
 LINK_ROTATION_SIGMA = math.radians(0.5)
-#: Position variance (chain unit squared) a chain starts with when nothing anchors it.
-UNANCHORED_VARIANCE = 0.0
+#: Why the first window after a start or restart is not conditioned (not a fault).
+ONE_VIEW = "a window of one view (no keyframe yet) has no motion to align to"
+#: Smallest spread (odometry unit, metres) of a window's camera centres that its
+#: alignment to odometry takes a scale from.
+MIN_BASELINE = 0.01
 
 
 @dataclass
@@ -255,7 +258,14 @@ class WindowState:
         if missing:
             return f"{missing} keyframe(s) were taken without odometry"
         if not keyframes:
-            return "a window of one view (no keyframe yet) has no motion to align to"
+            return ONE_VIEW
+        poses = [k.odom_from_camera for k in keyframes if k.odom_from_camera] + [camera]
+        centres = np.stack([p.translation for p in poses])
+        if float(np.ptp(centres, axis=0).max()) < MIN_BASELINE:
+            return (
+                f"the cameras from odometry are within {MIN_BASELINE * 1e3:g} mm of each "
+                "other: no motion to take the scale from"
+            )
         return ""
 
     # -- after the forward ----------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,7 @@ from sensor_msgs.msg import CameraInfo, PointCloud2
 from std_msgs.msg import Header
 
 from dpt_ros.anyview import AnyViewOptions, OdometryBuffer, WindowState
-from dpt_ros.anyview.window import WindowOutput
+from dpt_ros.anyview.window import ONE_VIEW, WindowOutput
 from dpt_ros.models import Predictor
 from dpt_ros.node.cameras import Camera
 from dpt_ros.pipeline.options import PipelineOptions
@@ -162,9 +163,11 @@ class NodeAnyView:
                 cam.prefixed(f"any_view window restarted: {plan.restarted}")
             )
         output_hw = hw if options.output_size == "input" else None
-        result, conditioned = run_window(
+        result, conditioned, why = run_window(
             self.predictor, plan, self.options.reference_view, output_hw
         )
+        if why != plan.conditioning:
+            plan = replace(plan, conditioning=why)
         with self._lock:
             out = state.finish(plan, result, conditioned)
             self._last_stamp[cam.name] = stamp
@@ -173,10 +176,13 @@ class NodeAnyView:
         return out
 
     def _say_conditioning(self, cam: Camera, state: WindowState) -> None:
-        """Logs once when conditioning on odometry stops (and when it resumes)."""
+        """Logs once when conditioning on odometry stops (and when it resumes); the first
+        window after a (re)start, of one view, is not a stop."""
         if not self.options.condition_on_odometry:
             return
         now = state.conditioning
+        if now == ONE_VIEW:
+            return  # the first window after a (re)start: nothing stopped
         before = self._said.get(cam.name, "")
         if now and not before:
             self._node.get_logger().warning(

@@ -4,6 +4,7 @@ stage between :meth:`dpt_ros.anyview.WindowState.plan` and ``finish``. No rclpy.
 from __future__ import annotations
 
 import inspect
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,7 @@ def run_window(
     plan: WindowPlan,
     reference_view: str,
     output_hw: tuple[int, int] | None,
-) -> tuple[WindowResult, bool]:
+) -> tuple[WindowResult, bool, str]:
     """Runs ``plan``'s views in one forward.
 
     Args:
@@ -35,7 +36,8 @@ def run_window(
 
     Returns:
         (the window's result, whether it was conditioned on the plan's cameras: then
-        its world is the odometry's and its unit the odometry's).
+        its world is the odometry's and its unit the odometry's, and why it was not
+        when the plan asked for it: empty otherwise).
     """
     conditioned = plan.extrinsics is not None and aligns_to_input(predictor)
     more: dict[str, Any] = {}
@@ -45,7 +47,18 @@ def run_window(
             "intrinsics": plan.intrinsics,
             "align_to_input": True,
         }
-    prediction = predictor.infer_window(plan.images, reference_view, output_hw=output_hw, **more)
+    try:
+        prediction = predictor.infer_window(
+            plan.images, reference_view, output_hw=output_hw, **more
+        )
+    except ValueError as exc:
+        if not conditioned:
+            raise
+        # The cameras gave no scale to align to: the window runs on its own.
+        result, _, _ = run_window(
+            predictor, replace(plan, extrinsics=None, intrinsics=None), reference_view, output_hw
+        )
+        return result, False, f"alignment to the odometry's cameras failed: {exc}"
     cameras = prediction.cameras
     if cameras is None or prediction.depth is None:
         raise ValueError(f"{predictor.spec.name} gave no cameras or depth for a window")
@@ -62,4 +75,4 @@ def run_window(
         intrinsics=np.asarray(cameras.intrinsics, np.float64),
         reference_view=int(cameras.reference_view),
     )
-    return result, conditioned
+    return result, conditioned, plan.conditioning

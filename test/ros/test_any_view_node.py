@@ -5,6 +5,7 @@ stamps restarting the window; a model without windows refused at start."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from helpers import camera_info, rgb_msg, small_image, spin_until, start_node, wait_for_subscribers
 
@@ -160,3 +161,73 @@ def test_keyframes_by_motion_and_stamp_jump_back_restarts(ros):
     assert len(got["poses"][-1].poses) == 1  # the window starts again from this frame
     assert [k.stamp_ns // 10**9 for k in state.keyframes] == [15]
     assert not got["odometry"]  # no conditioning: the scale is unknown
+
+
+def _conditioned_run(executor, probe, got, odom_pub, start: int, metres_per_frame: float):
+    """Frames ``start`` .. ``start + 2`` (the same three images every run) with odometry
+    moving ``metres_per_frame`` along x from one to the next; returns the last depth."""
+    from dpt_ros.ros.image_codec import image_msg_to_array
+
+    for k in range(3):
+        odom_pub.publish(_odometry(start + k + 250e-9, k * metres_per_frame))
+    before = len(probe.got["depth/image"])
+    for k in range(3):
+        _frame(executor, probe, got, k, start + k)
+    assert spin_until(executor, lambda: len(probe.got["depth/image"]) > before, 10)
+    return image_msg_to_array(probe.got["depth/image"][-1])
+
+
+def test_conditioning_on_odometry_gives_its_unit_and_stops_when_stale(ros, capfd):
+    """Conditioned on odometry (window 3): any_view/odometry in the odom frame for the
+    camera's optical frame with the image stamp, and depth/image in the odometry's
+    unit: the same frames with the odometry scaled by 2 give twice the depth (window 3:
+    the reference's normalisation of the cameras takes the lower median of their
+    distances, 0 for two views, clamped to 0.1, so a window of 2 is not scale-free). Stale
+    odometry stops conditioning, said once in the log and in /diagnostics."""
+    from rclpy.parameter import Parameter
+
+    executor, add = ros
+    node, probe = start_node(
+        add,
+        *_params(
+            Parameter("any_view.window", value=3),
+            Parameter("any_view.keyframe_period", value=0.5),
+            Parameter("any_view.odometry_topic", value="odom"),
+            Parameter("any_view.condition_on_odometry", value=True),
+            Parameter("any_view.odometry_max_age", value=0.1),
+        ),
+    )
+    got = _listen(probe)
+    odom_pub = probe.node.create_publisher(type(_odometry(0, 0)), "odom", 10)
+    wait_for_subscribers(executor, probe)
+    assert spin_until(executor, lambda: odom_pub.get_subscription_count() > 0, 10)
+    probe.info_pub.publish(camera_info(W, H))
+    assert spin_until(executor, lambda: node.cameras[0].camera_info is not None, 5)
+    depth_1 = _conditioned_run(executor, probe, got, odom_pub, 30, 0.5)
+    odometry = got["odometry"][-1]
+    assert odometry.header.frame_id == "odom" and odometry.child_frame_id == "camera_optical_frame"
+    assert (odometry.header.stamp.sec, odometry.header.stamp.nanosec) == (32, 250)
+    # camera_in_base's default: the optical frame at the base's origin, so the camera is
+    # where the odometry puts the base, and looks along its x axis.
+    assert odometry.pose.pose.position.x == pytest.approx(1.0, abs=1e-6)
+    q = odometry.pose.pose.orientation
+    assert [q.x, q.y, q.z, q.w] == pytest.approx([-0.5, 0.5, -0.5, 0.5], abs=1e-6)
+    state = node.any_view.states[""]
+    assert state.scale_source == "odometry conditioning"
+    # The same images with the odometry twice as long (after a jump back: a new window).
+    depth_2 = _conditioned_run(executor, probe, got, odom_pub, 10, 1.0)
+    assert state.restarts == 1
+    finite = np.isfinite(depth_1) & (depth_1 > 0)
+    np.testing.assert_allclose(depth_2[finite], 2 * depth_1[finite], rtol=1e-3)
+    # Two frames far from any odometry: conditioning stops, said once.
+    assert "conditioning on odometry stopped" not in capfd.readouterr().err
+    _frame(executor, probe, got, 5, 40)
+    _frame(executor, probe, got, 6, 41)
+    assert state.conditioning.startswith("no odometry at the image: stale")
+    assert spin_until(
+        executor,
+        lambda: (_diagnostic(probe, "any_view conditioning") or "").startswith("no odometry"),
+        10,
+    )
+    err = capfd.readouterr().err
+    assert err.count("conditioning on odometry stopped") == 1

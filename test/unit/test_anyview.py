@@ -264,3 +264,26 @@ def test_poses_in_the_current_optical_frame():
     current_from_world = poses[1]
     expected = pose_of(current_from_world).inverse().compose(pose_of(poses[0]))
     assert np.allclose(out.current_from_views[0], expected.matrix(), atol=1e-9)
+
+
+def test_conditioning_needs_motion_between_the_cameras():
+    """A robot standing still gives cameras at one centre: no scale to align to, so the
+    window is not conditioned, and says why."""
+    odometry = OdometryBuffer("odom", max_age=0.2)
+    options = AnyViewOptions(
+        window=2, condition_on_odometry=True, odometry_topic="odom", model_type=DA3
+    )
+    state = WindowState(options, odometry)
+    k = np.array([[50.0, 0, 40], [0, 50, 30], [0, 0, 1]])
+    for t in (0.0, 1.0, 2.0):
+        odometry.add(_sample(t, (0.001 * t, 0, 0)))
+    poses = trajectory(2)
+    plan = state.plan(_rgb(), 0, k)
+    assert plan.conditioning.startswith("a window of one view")
+    state.finish(plan, true_window([0], poses), False)
+    plan = state.plan(_rgb(), S, k)
+    assert plan.extrinsics is None and "no motion to take the scale from" in plan.conditioning
+    odometry.add(_sample(3.0, (1.0, 0, 0)))  # the robot moved
+    plan = state.plan(_rgb(), 3 * S, k)
+    assert plan.conditioning == "" and plan.extrinsics is not None
+    assert plan.extrinsics.shape == (2, 3, 4) and plan.intrinsics.shape == (2, 3, 3)
