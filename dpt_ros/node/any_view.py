@@ -196,7 +196,11 @@ class NodeAnyView:
         depth = out.window.depth[-1]
         pubs = cam.publishers
         if cam.subscribed("depth/relative"):
-            pubs["depth/relative"].publish(depth_to_image_msg(depth, header))
+            # As without windows: relative inverse depth (larger = nearer), 0 where the
+            # depth is invalid; here the inverse of the window's depth, in 1 / its unit.
+            with np.errstate(divide="ignore", invalid="ignore"):
+                inverse = np.where(np.isfinite(depth) & (depth > 0), 1.0 / depth, 0.0)
+            pubs["depth/relative"].publish(depth_to_image_msg(inverse.astype(np.float32), header))
         if out.scale_known and cam.subscribed("depth/image"):
             pubs["depth/image"].publish(depth_to_image_msg(depth, header))
         if cam.subscribed("depth/confidence"):
