@@ -10,6 +10,7 @@ import pytest
 from helpers import camera_info, rgb_msg, small_image, spin_until, start_node, wait_for_subscribers
 
 from dpt_ros.models.registry import window_model_names
+from dpt_ros.ros.pointcloud import cloud_points
 
 SMALL = "depth_anything_3_small"
 H, W = 42, 56
@@ -33,8 +34,10 @@ def _params(*more):
 def _listen(probe):
     from geometry_msgs.msg import PoseArray
     from nav_msgs.msg import Odometry
+    from sensor_msgs.msg import PointCloud2
 
-    got: dict[str, list] = {"poses": [], "odometry": []}
+    got: dict[str, list] = {"poses": [], "odometry": [], "points": []}
+    probe.node.create_subscription(PointCloud2, "any_view/points", got["points"].append, 10)
     probe.node.create_subscription(PoseArray, "any_view/poses", got["poses"].append, 10)
     probe.node.create_subscription(Odometry, "any_view/odometry", got["odometry"].append, 10)
     return got
@@ -214,6 +217,11 @@ def test_conditioning_on_odometry_gives_its_unit_and_stops_when_stale(ros, capfd
     assert [q.x, q.y, q.z, q.w] == pytest.approx([-0.5, 0.5, -0.5, 0.5], abs=1e-6)
     state = node.any_view.states[""]
     assert state.scale_source == "odometry conditioning"
+    assert spin_until(executor, lambda: got["points"], 10)
+    cloud = got["points"][-1]
+    assert cloud.header.frame_id == "camera_optical_frame" and cloud.header.stamp.sec == 32
+    xyz = cloud_points(cloud)
+    assert len(xyz) > 0 and np.isfinite(xyz).all()
     # The same images with the odometry twice as long (after a jump back: a new window).
     depth_2 = _conditioned_run(executor, probe, got, odom_pub, 10, 1.0)
     assert state.restarts == 1
