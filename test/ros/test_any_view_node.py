@@ -43,6 +43,15 @@ def _listen(probe):
     return got
 
 
+def _wait_for_listeners(executor, node, *topics: str) -> None:
+    """Until the node's publishers of ``topics`` see the probe's subscriptions: the node
+    builds its outputs only for subscribers."""
+    pubs = node.cameras[0].publishers
+    assert spin_until(
+        executor, lambda: all(pubs[t].get_subscription_count() > 0 for t in topics), 10
+    )
+
+
 def _odometry(sec: float, x: float, frame: str = "odom"):
     from nav_msgs.msg import Odometry
 
@@ -103,6 +112,7 @@ def test_poses_and_depth_with_the_input_header_and_keyframes_by_time(ros):
     node, probe = start_node(add, *_params(Parameter("any_view.keyframe_period", value=1.0)))
     got = _listen(probe)
     wait_for_subscribers(executor, probe)
+    _wait_for_listeners(executor, node, "any_view/poses", "depth/relative")
     probe.info_pub.publish(camera_info(W, H))
     spin_until(executor, lambda: node.cameras[0].camera_info is not None, 5)
     for i, (sec, nanosec) in enumerate([(10, 0), (10, 500_000_000), (11, 0), (11, 400_000_000)]):
@@ -145,6 +155,7 @@ def test_keyframes_by_motion_and_stamp_jump_back_restarts(ros):
     got = _listen(probe)
     odom_pub = probe.node.create_publisher(type(_odometry(0, 0)), "odom", 10)
     wait_for_subscribers(executor, probe)
+    _wait_for_listeners(executor, node, "any_view/poses")
     assert spin_until(executor, lambda: odom_pub.get_subscription_count() > 0, 10)
     for sec, x in [(20, 0.0), (21, 0.1), (22, 0.6), (23, 0.7)]:
         odom_pub.publish(_odometry(sec + 250e-9, x))
@@ -204,6 +215,9 @@ def test_conditioning_on_odometry_gives_its_unit_and_stops_when_stale(ros, capfd
     odom_pub = probe.node.create_publisher(type(_odometry(0, 0)), "odom", 10)
     wait_for_subscribers(executor, probe)
     assert spin_until(executor, lambda: odom_pub.get_subscription_count() > 0, 10)
+    _wait_for_listeners(
+        executor, node, "any_view/poses", "any_view/odometry", "any_view/points", "depth/image"
+    )
     probe.info_pub.publish(camera_info(W, H))
     assert spin_until(executor, lambda: node.cameras[0].camera_info is not None, 5)
     depth_1 = _conditioned_run(executor, probe, got, odom_pub, 30, 0.5)
