@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from dpt_ros.anyview import AnyViewOptions, WindowState  # noqa: E402
+from dpt_ros.anyview.forward import run_window  # noqa: E402
 from dpt_ros.models import Predictor  # noqa: E402
-from dpt_ros.pipeline.window import run_window  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,7 @@
 """Windows of views in the node (``any_view.*``): the odometry subscription, each
 camera's :class:`~dpt_ros.anyview.WindowState`, the window's messages and its
 /diagnostics. Glue: the state is :mod:`dpt_ros.anyview`, the forward
-:mod:`dpt_ros.pipeline.window`, the messages :mod:`dpt_ros.ros.poses`.
+:mod:`dpt_ros.anyview.forward`, the messages :mod:`dpt_ros.ros.poses`.
 
 Runs on the inference worker, one frame at a time (latest frame wins: a frame that
 arrives while a window runs replaces the one waiting, it never queues behind it).
@@ -19,18 +19,19 @@ from geometry_msgs.msg import PoseArray
 from sensor_msgs.msg import CameraInfo, PointCloud2
 from std_msgs.msg import Header
 
-from dpt_ros.anyview import AnyViewOptions, OdometryBuffer, WindowState
+from dpt_ros.anyview import AnyViewOptions, OdometryBuffer, OdometrySample, WindowState
+from dpt_ros.anyview.forward import aligns_to_input, run_window
 from dpt_ros.anyview.window import ONE_VIEW, WindowOutput
 from dpt_ros.models import Predictor
 from dpt_ros.node.cameras import Camera
 from dpt_ros.pipeline.options import PipelineOptions
-from dpt_ros.pipeline.window import aligns_to_input, run_window
 from dpt_ros.reconstruct.chain import CONFIDENT_QUANTILE, back_project
+from dpt_ros.reconstruct.sim3 import rotation_to_quaternion
 from dpt_ros.ros.camera import camera_matrix, scale_camera_info
 from dpt_ros.ros.image_codec import depth_to_image_msg
 from dpt_ros.ros.messages import stamp_ns
 from dpt_ros.ros.pointcloud import make_pointcloud2
-from dpt_ros.ros.poses import odometry_message, odometry_sample, pose_array_message
+from dpt_ros.ros.poses import odometry_fields, odometry_message, pose_array_message
 
 #: The window's own topics (relative to the camera's namespace) and their types; the
 #: odometry's type is imported when windows start (nav_msgs).
@@ -137,7 +138,7 @@ class NodeAnyView:
     def _on_odometry(self, msg: Any) -> None:
         assert self.odometry is not None
         with self._lock:
-            refused = self.odometry.add(odometry_sample(msg))
+            refused = self.odometry.add(OdometrySample(*odometry_fields(msg)))
         if refused:
             self._node.get_logger().warning(
                 f"odometry refused: {refused}", throttle_duration_sec=5.0
@@ -206,7 +207,9 @@ class NodeAnyView:
         if cam.subscribed("depth/confidence"):
             pubs["depth/confidence"].publish(depth_to_image_msg(out.window.confidence[-1], header))
         if cam.subscribed(POSES_TOPIC):
-            pubs[POSES_TOPIC].publish(pose_array_message(header, out.current_from_views))
+            views = out.current_from_views
+            quaternions = np.stack([rotation_to_quaternion(v[:, :3]) for v in views])
+            pubs[POSES_TOPIC].publish(pose_array_message(header, views[:, :, 3], quaternions))
         if out.scale_known:
             self._odometry_state[cam.name] = "published"
             if cam.subscribed(ODOMETRY_TOPIC):
@@ -214,7 +217,8 @@ class NodeAnyView:
                     odometry_message(
                         header,
                         self.options.odom_frame,
-                        out.world_from_current.matrix(),
+                        out.world_from_current.translation,
+                        rotation_to_quaternion(out.world_from_current.rotation),
                         out.covariance,
                     )
                 )

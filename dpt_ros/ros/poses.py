@@ -1,6 +1,6 @@
 """Poses and odometry as messages, and back: geometry_msgs/PoseArray and
-nav_msgs/Odometry from numpy poses, :class:`~dpt_ros.anyview.OdometrySample` from a
-nav_msgs/Odometry. Plain functions, no Node.
+nav_msgs/Odometry from positions and quaternions, the fields of a nav_msgs/Odometry as
+numpy arrays. Plain functions, no Node.
 
 Conventions: a pose ``[R | t]`` here is ``x_parent = R x_child + t`` (the child's
 frame in the parent's, as tf2 and nav_msgs give it); quaternions are x y z w.
@@ -15,57 +15,56 @@ from geometry_msgs.msg import Pose as PoseMsg
 from geometry_msgs.msg import PoseArray
 from std_msgs.msg import Header
 
-from dpt_ros.anyview.odometry import OdometrySample
 from dpt_ros.ros.messages import copy_header, stamp_ns
 
 
-def _quaternion(rotation: np.ndarray) -> np.ndarray:
-    from dpt_ros.reconstruct.sim3 import rotation_to_quaternion
-
-    return rotation_to_quaternion(rotation)
-
-
-def pose_message(pose_3x4: np.ndarray) -> PoseMsg:
-    """(3, 4) ``[R | t]`` (child in parent) -> geometry_msgs/Pose."""
-    m = np.asarray(pose_3x4, np.float64)
+def pose_message(position: np.ndarray, quaternion: np.ndarray) -> PoseMsg:
+    """(3,) position and (4,) unit quaternion x y z w (child in parent) ->
+    geometry_msgs/Pose."""
     msg = PoseMsg()
-    msg.position.x, msg.position.y, msg.position.z = (float(v) for v in m[:, 3])
-    q = _quaternion(m[:, :3])
+    msg.position.x, msg.position.y, msg.position.z = (float(v) for v in position)
+    q = np.asarray(quaternion, np.float64)
     msg.orientation.x, msg.orientation.y, msg.orientation.z, msg.orientation.w = (
         float(v) for v in q
     )
     return msg
 
 
-def pose_array_message(header: Header, poses: np.ndarray) -> PoseArray:
-    """(N, 3, 4) poses in ``header``'s frame -> PoseArray with that header."""
+def pose_array_message(header: Header, positions: np.ndarray, quaternions: np.ndarray) -> PoseArray:
+    """(N, 3) positions and (N, 4) quaternions x y z w in ``header``'s frame -> PoseArray
+    with that header."""
     msg = PoseArray()
     msg.header = copy_header(header)
-    msg.poses = [pose_message(p) for p in poses]
+    msg.poses = [pose_message(p, q) for p, q in zip(positions, quaternions)]
     return msg
 
 
 def odometry_message(
-    header: Header, odom_frame: str, pose_3x4: np.ndarray, covariance: np.ndarray
+    header: Header,
+    odom_frame: str,
+    position: np.ndarray,
+    quaternion: np.ndarray,
+    covariance: np.ndarray,
 ) -> Any:
     """nav_msgs/Odometry: the frame ``header.frame_id`` (the camera's optical frame) at
-    ``pose_3x4`` in ``odom_frame``, stamped as ``header``; ``covariance`` (6, 6) of x y z
+    ``position`` and ``quaternion`` (x y z w) in ``odom_frame``, stamped as ``header``; ``covariance`` (6, 6) of x y z
     and the rotations about x y z; the twist is left unknown (covariance -1)."""
-    from nav_msgs.msg import Odometry
+    from nav_msgs.msg import Odometry  # optional: only the windows need nav_msgs
 
     msg = Odometry()
     msg.header = Header(stamp=header.stamp, frame_id=odom_frame)
     msg.child_frame_id = header.frame_id
-    msg.pose.pose = pose_message(pose_3x4)
+    msg.pose.pose = pose_message(position, quaternion)
     msg.pose.covariance = [float(v) for v in np.asarray(covariance, np.float64).ravel()]
     msg.twist.covariance = [-1.0] + [0.0] * 35
     return msg
 
 
-def odometry_sample(msg: Any) -> OdometrySample:
-    """A nav_msgs/Odometry -> :class:`OdometrySample` (unchecked: the buffer checks)."""
+def odometry_fields(msg: Any) -> tuple[int, str, str, np.ndarray, np.ndarray, np.ndarray]:
+    """A nav_msgs/Odometry -> (stamp ns, frame_id, child_frame_id, position (3,),
+    orientation (4,) x y z w, pose covariance (6, 6)), unchecked."""
     p, q = msg.pose.pose.position, msg.pose.pose.orientation
-    return OdometrySample(
+    return (
         stamp_ns(msg.header),
         msg.header.frame_id,
         msg.child_frame_id,

@@ -1,17 +1,20 @@
 """One window through a model with windows, and its result as the chain takes it: the
-stage between :meth:`dpt_ros.anyview.WindowState.plan` and ``finish``. No rclpy."""
+stage between :meth:`dpt_ros.anyview.WindowState.plan` and ``finish``. No rclpy, and no
+torch import here (the predictor brings its own)."""
 
 from __future__ import annotations
 
 import inspect
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from dpt_ros.anyview.window import WindowPlan
-from dpt_ros.models import Predictor
 from dpt_ros.reconstruct.chain import WindowResult
+
+if TYPE_CHECKING:
+    from dpt_ros.models import Predictor
 
 
 def aligns_to_input(predictor: Predictor) -> bool:
