@@ -14,6 +14,8 @@ and run from the repository root:
 
     PYTHONPATH=test /work/da3ref/bin/python scripts/make_da3_goldens.py --keys --goldens
 
+(``--windows`` and ``--aligned`` for the window goldens).
+
 ``--keys`` writes ``test/fixtures/keys/keys_depth_anything_3_<type>.json``: the
 reference network's state_dict (``DepthAnything3Net``), keys as the network names them.
 The hub's ``model.safetensors`` files carry every key with a ``model.`` prefix (the hub
@@ -59,6 +61,18 @@ cases differ in image size, process_res, N and strategy (:data:`WINDOW_CASES`). 
   reference's ``DepthAnything3.inference`` normalises them) and ``known_intrinsics``
   (N, 3, 3, network grid) as given to the forward, ``known_intrinsics_image`` (N, 3, 3)
   on the crops.
+
+``--aligned`` writes ``test/fixtures/compact/da3/aligned_<case>.compact.npz``: the
+reference API's conditioned path (``DepthAnything3.inference`` with ``extrinsics``,
+``intrinsics`` and ``align_to_input_ext_scale=True``), run step by step with the API's
+own functions but without its autocast (:func:`run_aligned_case`), for cameras given in
+metres (:func:`metre_cameras`). Its alignment needs evo and scipy in the reference venv
+(``/work/da3ref/bin/pip install --no-deps evo==1.38.1`` and ``pip install scipy``); the
+API's exporters (moviepy ...) are not needed. Entries: ``depth``, ``confidence`` (N, h,
+w, compact), ``extrinsics`` (N, 3, 4) and ``intrinsics`` (N, 3, 3) after the alignment,
+``scale`` (the Umeyama scale the depth was divided by), ``predicted_extrinsics`` (the
+network's cameras before it), ``given_extrinsics`` (N, 4, 4) and ``given_intrinsics``
+(N, 3, 3, pixels of the crops) as passed to the API, and the crops as above.
 """
 
 from __future__ import annotations
@@ -373,22 +387,14 @@ def run_window_case(case: WindowCase) -> dict[str, np.ndarray]:
 #: Arrays of a window golden stored whole (small); the others are compact.
 _WHOLE = (
     "extrinsics", "intrinsics", "pose_encoding", "crops", "known_extrinsics",
-    "known_intrinsics", "known_intrinsics_image",
+    "known_intrinsics", "known_intrinsics_image", "predicted_extrinsics", "given_extrinsics",
+    "given_intrinsics",
 )  # fmt: skip
 
 
 def write_window_golden(case: WindowCase) -> None:
     result = run_window_case(case)
-    rng = np.random.default_rng([case.process_res, len(case.crops), len(case.name)])
-    compact: dict[str, np.ndarray] = {}
-    for name, array in result.items():
-        if array.ndim >= 3 and name not in _WHOLE:
-            compact.update(compact_entries(name, array, rng))
-        else:
-            compact[name] = array
-    out = FIXTURES / "compact" / "da3" / f"window_{case.name}.compact.npz"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out, **compact)
+    out = write_compact(case, result, "window")
     summary = ", ".join(
         f"{k} {tuple(result[k].shape)} [{result[k].min():.4g}, {result[k].max():.4g}]"
         for k in ("depth", "confidence")
@@ -399,11 +405,154 @@ def write_window_golden(case: WindowCase) -> None:
     print(f"  intrinsics[0]: {result['intrinsics'][0].round(3).tolist()}")
 
 
+def write_compact(case: WindowCase, result: dict[str, np.ndarray], prefix: str) -> Path:
+    """``fixtures/compact/da3/<prefix>_<case>.compact.npz``: the maps compact, the
+    rest whole."""
+    rng = np.random.default_rng([case.process_res, len(case.crops), len(case.name)])
+    compact: dict[str, np.ndarray] = {}
+    for name, array in result.items():
+        if array.ndim >= 3 and name not in _WHOLE:
+            compact.update(compact_entries(name, array, rng))
+        else:
+            compact[name] = array
+    out = FIXTURES / "compact" / "da3" / f"{prefix}_{case.name}.compact.npz"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out, **compact)
+    return out
+
+
+#: Windows through the reference API's conditioned path, aligned to the given cameras.
+ALIGNED_CASES = (
+    WindowCase(
+        "small_n3_168", "depth_anything_3_small", 168, "saddle_balanced",
+        ((0, 0, 360, 480), (60, 80, 360, 480), (120, 160, 360, 480)),
+        known_cameras=True,
+    ),
+    WindowCase(  # 10 views: the reference fits by RANSAC
+        "small_n10_ransac_140", "depth_anything_3_small", 140, "saddle_balanced",
+        tuple((20 * i, 30 * i, 240, 320) for i in range(10)),
+        known_cameras=True,
+    ),
+)  # fmt: skip
+
+
+def metre_cameras(views: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 4, 4) float32 camera-from-world of a camera that moves about 0.3 m per view
+    (a little sideways, up and turning, so the centres are not on one line) in an
+    arbitrary world (tilted, the first camera far from the origin): odometry-like, in
+    metres, not normalised; and (N, 3, 3) intrinsics of (height, width) crops."""
+
+    def turn(angle: float, axis: int) -> np.ndarray:
+        c, s = np.cos(angle), np.sin(angle)
+        i, j = [k for k in range(3) if k != axis]
+        r = np.eye(3)
+        r[i, i] = r[j, j] = c
+        r[i, j], r[j, i] = -s, s
+        return r
+
+    tilt = turn(0.2, 0) @ turn(0.4, 2)
+    extrinsics = np.tile(np.eye(4), (views, 1, 1))
+    for i in range(views):
+        rotation = turn(0.08 * i, 1) @ tilt
+        centre = np.array([1.5 + 0.3 * i, -0.8 + 0.04 * i * i, 0.9 + 0.05 * i])
+        extrinsics[i, :3, :3] = rotation
+        extrinsics[i, :3, 3] = -rotation @ centre
+    fx, fy = 450 / 480 * width, 440 / 480 * width
+    k = np.array([[fx, 0, width / 2], [0, fy, height / 2], [0, 0, 1]], dtype=np.float32)
+    return extrinsics.astype(np.float32), np.tile(k, (views, 1, 1))
+
+
+def run_aligned_case(case: WindowCase) -> dict[str, np.ndarray]:
+    """The reference API's conditioned path (``DepthAnything3.inference`` with
+    ``extrinsics``, ``intrinsics`` and ``align_to_input_ext_scale=True``), step by step
+    with its own functions but without its autocast: ``InputProcessor``,
+    ``_normalize_extrinsics``, the network in float32, ``OutputProcessor``,
+    ``_align_to_input_extrinsics_intrinsics`` (the scale recorded from its
+    ``align_poses_umeyama``)."""
+    import types
+
+    # api.py imports its exporters (moviepy, trimesh ...: not in this venv, not used
+    # here): a stand-in module for them.
+    exporters = types.ModuleType("depth_anything_3.utils.export")
+    exporters.export = None  # type: ignore[attr-defined]
+    sys.modules.setdefault("depth_anything_3.utils.export", exporters)
+    from depth_anything_3 import api
+    from depth_anything_3.utils.io.input_processor import InputProcessor
+    from depth_anything_3.utils.io.output_processor import OutputProcessor
+
+    layout = deterministic_weights.read_layout(FIXTURES / "keys" / f"keys_{case.model_type}.json")
+    model = build_reference(case.model_type)
+    model.load_state_dict(deterministic_weights.deterministic_state_dict(layout), strict=True)
+    views = window_images(case)
+    given_extrinsics, given_intrinsics = metre_cameras(len(views), *views[0].shape[:2])
+    images, extrinsics, intrinsics = InputProcessor()(
+        image=views,
+        extrinsics=given_extrinsics.copy(),
+        intrinsics=given_intrinsics.copy(),
+        process_res=case.process_res,
+        process_res_method="upper_bound_resize",
+        num_workers=1,
+    )
+    x = images[None].float()
+    # The API's methods use nothing of their instance: called on the class.
+    normalised = api.DepthAnything3._normalize_extrinsics(None, extrinsics[None].float().clone())
+    fits: list[tuple] = []
+    align = api.align_poses_umeyama
+
+    def recording_align(*args, **kwargs):
+        fits.append(align(*args, **kwargs))
+        return fits[-1]
+
+    api.align_poses_umeyama = recording_align
+    try:
+        torch.manual_seed(0)
+        with torch.no_grad():
+            out = model(x, normalised, intrinsics[None].float(), ref_view_strategy=case.strategy)
+        prediction = OutputProcessor()(out)
+        predicted = prediction.extrinsics.copy()
+        prediction = api.DepthAnything3._align_to_input_extrinsics_intrinsics(
+            None, extrinsics, intrinsics, prediction, True
+        )
+    finally:
+        api.align_poses_umeyama = align
+    return {
+        "net_input": x[0].numpy(),
+        "depth": np.asarray(prediction.depth, dtype=np.float32),
+        "confidence": np.asarray(prediction.conf, dtype=np.float32),
+        "extrinsics": np.asarray(prediction.extrinsics, dtype=np.float32),
+        "intrinsics": np.asarray(prediction.intrinsics, dtype=np.float32),
+        "scale": np.float64(fits[0][2]),
+        "predicted_extrinsics": np.asarray(predicted, dtype=np.float32),
+        "given_extrinsics": given_extrinsics,
+        "given_intrinsics": given_intrinsics,
+        "strategy": np.asarray(case.strategy),
+        "crops": np.asarray(case.crops, dtype=np.int64),
+        "resize_hw": np.asarray(case.resize_hw, dtype=np.int64),
+        "process_res": np.asarray(case.process_res, dtype=np.int64),
+        "net_size": np.asarray(x.shape[-2:], dtype=np.int64),
+    }
+
+
+def write_aligned_golden(case: WindowCase) -> None:
+    result = run_aligned_case(case)
+    out = write_compact(case, result, "aligned")
+    summary = ", ".join(
+        f"{k} {tuple(result[k].shape)} [{result[k].min():.4g}, {result[k].max():.4g}]"
+        for k in ("depth", "confidence")
+    )
+    print(f"{out.relative_to(ROOT)} ({out.stat().st_size // 1024} KB): {summary}")
+    print(f"  scale {float(result['scale']):.6g} (network units per metre)")
+    print(f"  predicted extrinsics[-1]: {result['predicted_extrinsics'][-1].round(4).tolist()}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--keys", action="store_true", help="write the key layouts")
     parser.add_argument("--goldens", action="store_true", help="write the compact goldens")
     parser.add_argument("--windows", action="store_true", help="write the window goldens")
+    parser.add_argument(
+        "--aligned", action="store_true", help="write the goldens aligned to given cameras"
+    )
     parser.add_argument("--full", type=Path, help="also write full goldens to this folder")
     parser.add_argument("--types", nargs="*", help="only these dpt_ros types")
     args = parser.parse_args(argv)
@@ -420,6 +569,10 @@ def main(argv: list[str] | None = None) -> int:
         for case in WINDOW_CASES:
             if case.model_type in types:
                 write_window_golden(case)
+    if args.aligned:
+        for case in ALIGNED_CASES:
+            if case.model_type in types:
+                write_aligned_golden(case)
     return 0
 
 

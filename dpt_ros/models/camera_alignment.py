@@ -15,29 +15,40 @@ The reference's rule, read from its ``_align_to_input_extrinsics_intrinsics``:
 3. the depth is divided by ``s``: in the given cameras' unit. Confidence is unchanged.
 
 Only the scale of the fit reaches the outputs (step 2 discards its rotation and
-translation), and the Umeyama scale of :func:`dpt_ros.reconstruct.sim3.umeyama` is the
-reference's (``trace(D S) / sigma_x^2`` with the same sign correction), so that function
-is used. Two differences, both where the reference fails:
+translation). :func:`dpt_ros.models.umeyama.umeyama` (which the reconstruction's robust fit
+builds on) is the reference's fit (evo's
+``umeyama_alignment``: the same cross-covariance, SVD, sign correction, ``s = trace(D
+S) / sigma_x^2`` and translation), so that function is used.
 
-- centres on one line (two views, or a robot driving straight) make the
-  cross-covariance rank 1; evo refuses the fit there ("Degenerate covariance rank"),
-  although its scale is still defined (the ratio of the two paths' extents along the
-  line: the rotation is what is ambiguous, and it is discarded). Here the scale is
-  given;
-- from 10 views the reference fits with RANSAC (``ransac_view_thresh=10``, random
-  subsets of half the views); that is not reproduced, and such windows are refused.
+From :data:`RANSAC_VIEWS` views the reference fits by RANSAC (its
+``_ransac_align_sim3`` with ``random_state=42``), reproduced here step for step: a
+first fit on all views sets the inlier threshold (the median, over the given centres so
+aligned, of the distance to the nearest predicted centre); 10 subsets of
+``max(3, (N + 1) // 2)`` views drawn by ``numpy.random.default_rng(42).choice``, each
+fit scored by its inliers (then their mean error), subsets that evo refuses skipped; a
+last fit on the best subset's inliers where there are 3 or more.
+
+One difference, where the reference fails: centres on one line (two views, or a robot
+driving straight) make the cross-covariance rank 1; evo refuses the fit ("Degenerate
+covariance rank"), although its scale is still defined (the ratio of the two paths'
+extents along the line: the rotation is what is ambiguous, and it is discarded). Here
+the scale is given (inside RANSAC, subsets evo refuses are skipped as the reference
+skips them).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from dpt_ros.reconstruct.sim3 import umeyama
+from dpt_ros.models.umeyama import Sim3, umeyama
 
-__all__ = ["MAX_ALIGNED_VIEWS", "camera_centres", "camera_from_world_3x4", "scale_to_given"]
+__all__ = ["RANSAC_VIEWS", "camera_centres", "camera_from_world_3x4", "scale_to_given"]
 
-#: The reference fits by RANSAC from 10 views (``ransac_view_thresh``); not reproduced.
-MAX_ALIGNED_VIEWS = 9
+#: From this many views the reference fits by RANSAC (its ``ransac_view_thresh``).
+RANSAC_VIEWS = 10
+#: The reference's RANSAC: subsets tried, and the seed of its generator.
+RANSAC_ITERATIONS = 10
+RANSAC_SEED = 42
 
 
 def camera_from_world_3x4(camera_from_world: np.ndarray) -> np.ndarray:
@@ -67,23 +78,20 @@ def scale_to_given(predicted: np.ndarray, given: np.ndarray) -> float:
 
     Returns:
         ``s`` > 0, the scale of the Umeyama Sim(3) taking the given camera centres onto
-        the predicted ones.
+        the predicted ones (by RANSAC from :data:`RANSAC_VIEWS` views).
 
     Raises:
-        ValueError: the view counts differ, fewer than 2 or more than
-            :data:`MAX_ALIGNED_VIEWS` views, the given cameras share one centre (no
-            motion: no scale), or the fit gives no positive scale.
+        ValueError: the view counts differ, fewer than 2 views, centres not finite,
+            the given cameras share one centre (no motion: no scale), or the fit gives
+            no positive scale.
     """
     src = camera_centres(given)
     dst = camera_centres(predicted)
     views = len(src)
     if len(dst) != views:
         raise ValueError(f"{len(dst)} predicted cameras for {views} given ones")
-    if not 2 <= views <= MAX_ALIGNED_VIEWS:
-        raise ValueError(
-            f"aligning to given cameras needs 2 to {MAX_ALIGNED_VIEWS} views, got {views} "
-            "(the reference switches to a RANSAC fit from 10, not reproduced)"
-        )
+    if views < 2:
+        raise ValueError(f"aligning to given cameras needs 2 views or more, got {views}")
     if not np.isfinite(src).all() or not np.isfinite(dst).all():
         raise ValueError("the cameras' centres are not all finite")
     spread = src - src.mean(axis=0)
@@ -92,4 +100,44 @@ def scale_to_given(predicted: np.ndarray, given: np.ndarray) -> float:
             "the given cameras all have one centre: without motion between them the "
             "window's scale is unknown"
         )
-    return float(umeyama(src, dst).scale)
+    first = umeyama(src, dst)
+    if views < RANSAC_VIEWS or _evo_refuses(src, dst):
+        return float(first.scale)
+    return float(_ransac(src, dst, first).scale)
+
+
+def _evo_refuses(src: np.ndarray, dst: np.ndarray) -> bool:
+    """Whether evo's ``umeyama_alignment`` raises on these points: fewer than 2
+    singular values of the cross-covariance above float64's epsilon."""
+    cross = (dst - dst.mean(axis=0)).T @ (src - src.mean(axis=0)) / len(src)
+    singular = np.linalg.svd(cross, compute_uv=False)
+    return int(np.count_nonzero(singular > np.finfo(np.float64).eps)) < 2
+
+
+def _ransac(src: np.ndarray, dst: np.ndarray, first: Sim3) -> Sim3:
+    """The reference's ``_ransac_align_sim3`` (default subset size and threshold, its
+    10 iterations, seed 42): see the module's docstring."""
+    views = len(src)
+    aligned = first.apply(src)
+    nearest = np.linalg.norm(aligned[:, None] - dst[None], axis=-1).min(axis=1)
+    threshold = float(np.median(nearest))
+    rng = np.random.default_rng(RANSAC_SEED)
+    subset = max(3, (views + 1) // 2)
+    best, best_inliers, best_score = first, None, (-1, np.inf)
+    for _ in range(RANSAC_ITERATIONS):
+        sample = rng.choice(np.arange(views), size=subset, replace=False)
+        if _evo_refuses(src[sample], dst[sample]):
+            continue
+        try:
+            fit = umeyama(src[sample], dst[sample])
+        except ValueError:  # no positive scale: a degenerate subset, skipped
+            continue
+        errors = np.linalg.norm(fit.apply(src) - dst, axis=1)
+        inliers = errors <= threshold
+        count = int(inliers.sum())
+        mean = float(errors[inliers].mean()) if count else np.inf
+        if count > best_score[0] or (count == best_score[0] and mean < best_score[1]):
+            best, best_inliers, best_score = fit, inliers, (count, mean)
+    if best_inliers is not None and best_inliers.sum() >= 3:
+        return umeyama(src[best_inliers], dst[best_inliers])
+    return best

@@ -331,8 +331,9 @@ class Predictor(DeprecatedPredictorMembers):
                 the given camera centres onto the predicted ones (kept in
                 ``cameras.scale``), the cameras the given ones (3 x 4) and the
                 intrinsics the given ones on the maps' grid
-                (:mod:`dpt_ros.models.camera_alignment`). The given cameras must move
-                (2 to 9 views, not all at one centre). False: the window's own world
+                (:mod:`dpt_ros.models.camera_alignment`; from 10 views the fit is the
+                reference's RANSAC). The given cameras must move (2 views or more, not
+                all at one centre). False: the window's own world
                 and unit, ``cameras.scale`` None.
 
         Returns:

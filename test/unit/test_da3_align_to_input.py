@@ -62,17 +62,36 @@ def test_cameras_on_one_line_still_give_the_scale():
     assert scale_to_given(predicted[:2], line[:2]) == pytest.approx(0.4, rel=1e-12)
 
 
+def _path(views: int) -> np.ndarray:
+    """A wavy path of ``views`` cameras, 0.3 apart along x."""
+    i = np.arange(views, dtype=np.float64)
+    return _cameras(np.stack([0.3 * i, 0.05 * np.sin(i), 0.02 * i * i], axis=1))
+
+
+def test_ten_views_and_more_fit_by_ransac():
+    """From 10 views the reference fits by RANSAC: exact data keep the exact scale, and
+    two predicted cameras far off do not pull it, where the plain fit follows them."""
+    given = _path(12)
+    predicted = _moved(given, 3.0, _rotation(0.5, 0), np.array([1.0, 2, 3]))
+    assert scale_to_given(predicted, given) == pytest.approx(3.0, rel=1e-12)
+    off = predicted.copy()
+    off[[4, 9], :3, 3] += np.array([[5.0, -4, 2], [-6.0, 3, 7]])
+    assert scale_to_given(off, given) == pytest.approx(3.0, rel=1e-9)
+    assert scale_to_given(off[:9], given[:9]) != pytest.approx(3.0, rel=1e-2)
+
+
 def test_scale_refuses_what_gives_none():
     still = _cameras(np.zeros((3, 3)))
     with pytest.raises(ValueError, match="one centre"):
         scale_to_given(GIVEN, still)
-    with pytest.raises(ValueError, match="2 to 9 views"):
+    with pytest.raises(ValueError, match="2 views or more"):
         scale_to_given(GIVEN[:1], GIVEN[:1])
-    ten = _cameras(np.arange(30.0).reshape(10, 3))
-    with pytest.raises(ValueError, match="RANSAC"):
-        scale_to_given(ten, ten)
     with pytest.raises(ValueError, match="2 predicted cameras for 3"):
         scale_to_given(GIVEN[:2], GIVEN)
+    nan = GIVEN.copy()
+    nan[1, 0, 3] = np.nan
+    with pytest.raises(ValueError, match="not all finite"):
+        scale_to_given(GIVEN, nan)
 
 
 # --------------------------------------------------------------------------- predictor

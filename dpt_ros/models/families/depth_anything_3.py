@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dpt_ros.models import camera_alignment
 from dpt_ros.models.family import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -315,8 +316,6 @@ class DepthAnything3Family(ModelFamily):
         (camera-from-world (N, 3, 4) float32, intrinsics on the network grid), the depth
         is divided by the Umeyama scale of the given centres onto the predicted ones,
         and ``cameras.scale`` records it."""
-        from dpt_ros.models import camera_alignment
-
         cameras = prediction.cameras
         scale = camera_alignment.scale_to_given(cameras.camera_from_world, camera_from_world)
         aligned = replace(
