@@ -40,6 +40,7 @@ setup(
             "ros-sensor-msgs",
             "ros-std-msgs",
             "ros-geometry-msgs",
+            "ros-nav-msgs",
             "ros-diagnostic-msgs",
             "ros-rmw-fastrtps-cpp",
         ],

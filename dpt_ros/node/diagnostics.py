@@ -12,6 +12,7 @@ import dataclasses
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from builtin_interfaces.msg import Time
@@ -113,6 +114,8 @@ class NodeDiagnostics:
         self._window_counts = (0, 0)
         #: Whether some camera's alignment is not publishing fitted metres (set by status).
         self.alignment_warn = False
+        #: The node's windows of views (any_view.*), whose state /diagnostics carries.
+        self.any_view: Any = None
 
     # -- counting (executor thread and inference worker) ---------------------------
     def received(self, cam: Camera) -> None:
@@ -241,6 +244,8 @@ class NodeDiagnostics:
                 for cam in self._cameras:
                     key = f"{cam.name}.metric_depth" if cam.name else "metric_depth"
                     values[key] = f"none: {cam.no_metres}" if cam.no_metres else "published"
+        if self.any_view is not None:
+            values.update(self.any_view.status())
         if self._pipeline.temporal is not None:
             with self.lock:
                 for cam in self._cameras:

@@ -29,6 +29,7 @@ from std_msgs.msg import Header
 
 from dpt_ros.alignment.temporal import TemporalStreams
 from dpt_ros.node.alignment_io import NodeAlignment
+from dpt_ros.node.any_view import NodeAnyView
 from dpt_ros.node.cameras import Camera, CameraView
 from dpt_ros.node.diagnostics import NodeDiagnostics, backends_text, device_text
 from dpt_ros.node.graph_checks import DuplicateNameCheck
@@ -81,6 +82,7 @@ class DptNode(Node):
             self.get_logger().warning(text)
         self.pipeline: FramePipeline  # set by load_models
         self._alignment: NodeAlignment | None = None
+        self._any_view: NodeAnyView | None = None
         self._started: set[Any] = set()
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.duplicate_check = DuplicateNameCheck(self)
@@ -124,6 +126,7 @@ class DptNode(Node):
         label_info = self._publish_label_info()
         self._worker = InferenceWorker(self, self._cameras)
         self._alignment = self._create_alignment()
+        self._any_view = self._create_any_view()
         self.diagnostics = NodeDiagnostics(
             self._cameras,
             self.pipeline,
@@ -132,6 +135,7 @@ class DptNode(Node):
             self.sim_time,
             cfg.processing_time_budget,
         )
+        self.diagnostics.any_view = self._any_view
         self._image_subs = self._create_subscriptions()
         # On the steady clock: under use_sim_time a ROS-time timer waits for /clock.
         steady = Clock(clock_type=ClockType.STEADY_TIME)
@@ -162,6 +166,7 @@ class DptNode(Node):
                     getattr(self, f"destroy_{kind.__name__.lower()}")(entity)
         self._started = set()
         self._alignment = None
+        self._any_view = None
 
     def _entities(self) -> set[Any]:
         return set(self.publishers) | set(self.subscriptions) | set(self.timers)
@@ -199,6 +204,22 @@ class DptNode(Node):
             return None
         qos = _qos(cfg.qos_input_reliability, cfg.qos_input_depth)
         return NodeAlignment(self, cfg.alignment, self._cameras, qos, warn=self._worker.warn)
+
+    def _create_any_view(self) -> NodeAnyView | None:
+        """Windows of views, when ``any_view.window`` > 0."""
+        cfg = self.config
+        depth = self.pipeline.depth
+        if not cfg.any_view.enabled or depth is None:
+            return None
+        return NodeAnyView(
+            self,
+            cfg.any_view,
+            depth,
+            self._cameras,
+            _qos(cfg.qos_input_reliability, cfg.qos_input_depth),
+            _qos(cfg.qos_output_reliability, cfg.qos_output_depth),
+            self._worker.warn,
+        )
 
     def _publish_label_info(self) -> str:
         """Publishes ``segmentation/label_info`` once per camera (reliable, transient
@@ -341,6 +362,11 @@ class DptNode(Node):
     def alignment(self) -> NodeAlignment | None:
         """Online alignment of a relative depth model (None when off or inactive)."""
         return self._alignment
+
+    @property
+    def any_view(self) -> NodeAnyView | None:
+        """Windows of views (None when ``any_view.window`` is 0 or the node is inactive)."""
+        return self._any_view
 
     def before_shutdown(self) -> None:
         """Called once on a stop signal, while the context is still valid and before

@@ -18,6 +18,7 @@ from rclpy.parameter import Parameter
 
 from dpt_ros.alignment.online import AlignmentOptions
 from dpt_ros.alignment.temporal import TemporalOptions
+from dpt_ros.anyview.options import AnyViewOptions
 from dpt_ros.models.options import PredictorOptions
 from dpt_ros.models.registry import MODEL_SPECS, TASKS, model_names
 from dpt_ros.options import declared
@@ -59,6 +60,7 @@ OPTIONS_GROUPS: dict[str, Any] = {
     "pipeline": PipelineOptions,
     "alignment": AlignmentOptions,
     "temporal": TemporalOptions,
+    "any_view": AnyViewOptions,
 }
 
 
@@ -338,6 +340,7 @@ class NodeConfig:
             ``shift`` and ``alignment``, ``cloud.*``), which can change at run time.
         alignment: online alignment of relative depth (``relative_depth.*``).
         temporal: temporal stabilisation of depth (``temporal.*``).
+        any_view: windows of views (``any_view.*``; ``model_type`` is the depth model's).
         The rest: the node's own parameters of the same names (dots as underscores).
     """
 
@@ -346,6 +349,7 @@ class NodeConfig:
     pipeline: PipelineOptions
     alignment: AlignmentOptions
     temporal: TemporalOptions
+    any_view: AnyViewOptions
     frame_id: str
     warmup_width: int
     warmup_height: int
@@ -399,6 +403,11 @@ def alignment_options(values: dict[str, Any]) -> AlignmentOptions:
     fields = _filled(values, "alignment")
     fields["ground_normal"] = tuple(float(v) for v in fields["ground_normal"])
     return AlignmentOptions(**fields)
+
+
+def any_view_options(values: dict[str, Any]) -> AnyViewOptions:
+    """The ``any_view.*`` options from the parameter values, for the depth model."""
+    return AnyViewOptions(**_filled(values, "any_view"), model_type=values["depth.model_type"])
 
 
 def _field(param: str) -> str:
@@ -562,6 +571,17 @@ def _config_problems(values: dict[str, Any]) -> list[str]:
     problems += alignment_options(values).problems("param")
     problems += TemporalOptions(**_filled(values, "temporal")).problems("param")
     problems += PipelineOptions(**_filled(values, "pipeline")).problems("param")
+    any_view = any_view_options(values)
+    problems += any_view.problems("param")
+    if any_view.enabled and not values["depth.model_type"]:
+        problems.append(
+            f"any_view.window={any_view.window} needs depth.model_type, a model with windows"
+        )
+    if any_view.enabled and values["segmentation.model_type"]:
+        problems.append(
+            f"any_view.window={any_view.window} runs depth alone: windows with "
+            "segmentation.model_type are not supported yet (set it empty)"
+        )
     if bool(values["warmup_width"]) != bool(values["warmup_height"]):
         problems.append("warmup_width and warmup_height must both be 0 (no warm-up) or both set")
     if not values["depth.model_type"] and not values["segmentation.model_type"]:
@@ -624,5 +644,6 @@ def config_from_values(values: dict[str, Any]) -> NodeConfig:
         pipeline=pipeline,
         alignment=alignment_options(typed),
         temporal=TemporalOptions(**_filled(typed, "temporal")),
+        any_view=any_view_options(typed),
         **{_field(name): typed[name] for name in _NODE_PARAMS},
     )

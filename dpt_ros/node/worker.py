@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from std_msgs.msg import Header
 
 from dpt_ros.node.alignment_io import NodeAlignment
+from dpt_ros.node.any_view import NodeAnyView
 from dpt_ros.node.cameras import Camera, subscribed
 from dpt_ros.node.diagnostics import NodeDiagnostics
 from dpt_ros.node.latest_frame import LatestFrame
@@ -56,6 +57,9 @@ class WorkerHost(Protocol):
     def sim_time(self) -> bool: ...
 
     def label_info_frame(self, cam: Camera, frame_id: str) -> None: ...
+
+    @property
+    def any_view(self) -> NodeAnyView | None: ...
 
 
 def output_header(header: Header, frame_id: str) -> Header:
@@ -148,6 +152,9 @@ class InferenceWorker:
             arrivals.append(arrived)
         if not cams:
             return
+        if host.any_view is not None:
+            self._windows(cams, rgbs, headers, infos, arrivals)
+            return
         alignment = host.alignment
         try:
             calibrations = alignment.calibrations(cams, headers) if alignment else None
@@ -170,6 +177,35 @@ class InferenceWorker:
         self._publish(cams, headers, arrivals, outputs)
         if alignment is not None:
             alignment.update(cams, headers, outputs)
+
+    def _windows(
+        self,
+        cams: list[Camera],
+        rgbs: list[Any],
+        headers: list[Header],
+        infos: list[Any],
+        arrivals: list[float],
+    ) -> None:
+        """Runs each camera's frame in its window (``any_view.window`` > 0) and publishes
+        the window's messages; a failed window is counted and logged, the node goes on."""
+        host = self.host
+        any_view = host.any_view
+        assert any_view is not None
+        sim_time = host.sim_time()
+        for cam, rgb, header, info, arrived in zip(cams, rgbs, headers, infos, arrivals):
+            try:
+                any_view.process(cam, rgb, header, info, host.pipeline.options)
+            except Exception as exc:  # keep the node alive
+                host.diagnostics.failed(1, f"{type(exc).__name__}: {exc}")
+                host.get_logger().error(
+                    cam.prefixed(f"window failed: {type(exc).__name__}: {exc}"),
+                    throttle_duration_sec=WARN_THROTTLE_S,
+                )
+                continue
+            host.label_info_frame(cam, header.frame_id)
+            processing = (time.monotonic() - arrived) * 1e3
+            latency = (host.get_clock().now().nanoseconds - stamp_ns(header)) / 1e6
+            host.diagnostics.processed(cam, None if sim_time else latency, processing)
 
     def _publish(
         self,

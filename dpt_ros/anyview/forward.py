@@ -1,0 +1,81 @@
+"""One window through a model with windows, and its result as the chain takes it: the
+stage between :meth:`dpt_ros.anyview.WindowState.plan` and ``finish``. No rclpy, and no
+torch import here (the predictor brings its own)."""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from dpt_ros.anyview.window import WindowPlan
+from dpt_ros.reconstruct.chain import WindowResult
+
+if TYPE_CHECKING:
+    from dpt_ros.models import Predictor
+
+
+def aligns_to_input(predictor: Predictor) -> bool:
+    """Whether ``predictor.infer_window`` can align a window to given cameras
+    (``align_to_input``), as odometry conditioning needs."""
+    return "align_to_input" in inspect.signature(predictor.infer_window).parameters
+
+
+def run_window(
+    predictor: Predictor,
+    plan: WindowPlan,
+    reference_view: str,
+    output_hw: tuple[int, int] | None,
+) -> tuple[WindowResult, bool, str]:
+    """Runs ``plan``'s views in one forward.
+
+    Args:
+        predictor: a type with windows.
+        plan: the views, and the cameras from odometry when conditioned.
+        reference_view: Depth Anything 3's choice of reference view.
+        output_hw: (h, w) of the maps; None = the network grid.
+
+    Returns:
+        (the window's result, whether it was conditioned on the plan's cameras: then
+        its world is the odometry's and its unit the odometry's, and why it was not
+        when the plan asked for it: empty otherwise).
+    """
+    conditioned = plan.extrinsics is not None and aligns_to_input(predictor)
+    more: dict[str, Any] = {}
+    if conditioned:
+        more = {
+            "extrinsics": plan.extrinsics,
+            "intrinsics": plan.intrinsics,
+            "align_to_input": True,
+        }
+    try:
+        prediction = predictor.infer_window(
+            plan.images, reference_view, output_hw=output_hw, **more
+        )
+    except ValueError as exc:
+        if not conditioned:
+            raise
+        # The cameras gave no scale to align to: the window runs on its own.
+        result, _, _ = run_window(
+            predictor, replace(plan, extrinsics=None, intrinsics=None), reference_view, output_hw
+        )
+        return result, False, f"alignment to the odometry's cameras failed: {exc}"
+    cameras = prediction.cameras
+    if cameras is None or prediction.depth is None:
+        raise ValueError(f"{predictor.spec.name} gave no cameras or depth for a window")
+    depth = np.asarray(prediction.depth, np.float32)
+    confidence = (
+        np.ones_like(depth)
+        if prediction.confidence is None
+        else np.asarray(prediction.confidence, np.float32)
+    )
+    result = WindowResult(
+        depth=depth,
+        confidence=confidence,
+        camera_from_world=np.asarray(cameras.camera_from_world, np.float64),
+        intrinsics=np.asarray(cameras.intrinsics, np.float64),
+        reference_view=int(cameras.reference_view),
+    )
+    return result, conditioned, plan.conditioning
