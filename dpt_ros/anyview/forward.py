@@ -4,7 +4,7 @@ torch import here (the predictor brings its own)."""
 
 from __future__ import annotations
 
-import inspect
+from collections.abc import Hashable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -17,17 +17,12 @@ if TYPE_CHECKING:
     from dpt_ros.models import Predictor
 
 
-def aligns_to_input(predictor: Predictor) -> bool:
-    """Whether ``predictor.infer_window`` can align a window to given cameras
-    (``align_to_input``), as odometry conditioning needs."""
-    return "align_to_input" in inspect.signature(predictor.infer_window).parameters
-
-
 def run_window(
     predictor: Predictor,
     plan: WindowPlan,
     reference_view: str,
     output_hw: tuple[int, int] | None,
+    view_keys: Sequence[Hashable] | None = None,
 ) -> tuple[WindowResult, bool, str]:
     """Runs ``plan``'s views in one forward.
 
@@ -36,20 +31,19 @@ def run_window(
         plan: the views, and the cameras from odometry when conditioned.
         reference_view: Depth Anything 3's choice of reference view.
         output_hw: (h, w) of the maps; None = the network grid.
+        view_keys: one key per view (the camera and the stamp): keyframes seen in the
+            last windows reuse what the model kept of them
+            (:meth:`~dpt_ros.models.Predictor.infer_window`).
 
     Returns:
         (the window's result, whether it was conditioned on the plan's cameras: then
         its world is the odometry's and its unit the odometry's, and why it was not
         when the plan asked for it: empty otherwise).
     """
-    conditioned = plan.extrinsics is not None and aligns_to_input(predictor)
-    more: dict[str, Any] = {}
+    conditioned = plan.extrinsics is not None
+    more: dict[str, Any] = {"view_keys": view_keys}
     if conditioned:
-        more = {
-            "extrinsics": plan.extrinsics,
-            "intrinsics": plan.intrinsics,
-            "align_to_input": True,
-        }
+        more.update(extrinsics=plan.extrinsics, intrinsics=plan.intrinsics, align_to_input=True)
     try:
         prediction = predictor.infer_window(
             plan.images, reference_view, output_hw=output_hw, **more
@@ -59,7 +53,11 @@ def run_window(
             raise
         # The cameras gave no scale to align to: the window runs on its own.
         result, _, _ = run_window(
-            predictor, replace(plan, extrinsics=None, intrinsics=None), reference_view, output_hw
+            predictor,
+            replace(plan, extrinsics=None, intrinsics=None),
+            reference_view,
+            output_hw,
+            view_keys,
         )
         return result, False, f"alignment to the odometry's cameras failed: {exc}"
     cameras = prediction.cameras

@@ -20,7 +20,7 @@ from sensor_msgs.msg import CameraInfo, PointCloud2
 from std_msgs.msg import Header
 
 from dpt_ros.anyview import AnyViewOptions, OdometryBuffer, OdometrySample, WindowState
-from dpt_ros.anyview.forward import aligns_to_input, run_window
+from dpt_ros.anyview.forward import run_window
 from dpt_ros.anyview.window import ONE_VIEW, WindowOutput
 from dpt_ros.models import Predictor
 from dpt_ros.node.cameras import Camera
@@ -101,11 +101,6 @@ class NodeAnyView:
         out_qos: Any,
         warn: Any,
     ) -> None:
-        if options.condition_on_odometry and not aligns_to_input(predictor):
-            raise ValueError(
-                "any_view.condition_on_odometry needs Predictor.infer_window(..., "
-                "align_to_input=True), which this build does not have yet"
-            )
         self.options = options
         self.predictor = predictor
         self._node = node
@@ -163,9 +158,11 @@ class NodeAnyView:
             self._node.get_logger().info(
                 cam.prefixed(f"any_view window restarted: {plan.restarted}")
             )
+            self.predictor.view_cache.clear()  # stamps seen before may name other images
         output_hw = hw if options.output_size == "input" else None
+        keys = [(cam.name, view_stamp) for view_stamp in plan.stamps]
         result, conditioned, why = run_window(
-            self.predictor, plan, self.options.reference_view, output_hw
+            self.predictor, plan, self.options.reference_view, output_hw, keys
         )
         if why != plan.conditioning:
             plan = replace(plan, conditioning=why)

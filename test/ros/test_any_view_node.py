@@ -128,6 +128,9 @@ def test_poses_and_depth_with_the_input_header_and_keyframes_by_time(ros):
     state = node.any_view.states[""]
     assert [k.stamp_ns for k in state.keyframes] == [10 * 10**9, 11 * 10**9]
     assert [k.reason for k in state.keyframes] == ["first", "time"]
+    # the keyframes' per-view blocks were kept: 10.0 came back 3 times, 11.0 once
+    cache = node.any_view.predictor.view_cache
+    assert (cache.hits, cache.misses) == (4, 4)
     assert spin_until(executor, lambda: len(probe.got["depth/relative"]) >= 4, 10)
     relative = probe.got["depth/relative"][-1]
     assert (relative.header.stamp.sec, relative.header.stamp.nanosec) == (11, 400_000_000)
