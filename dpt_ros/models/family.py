@@ -49,12 +49,18 @@ class WindowCameras:
             windows of 3 views or more), 0 where not applicable.
         world_points: (N, h, w, 3) float32 each pixel's point in the world (VGGT only;
             None for Depth Anything 3).
+        network_box: (N, 4) float64 ``x0, y0, x1, y1``: the region of each view's image
+            (pixel edges, in input pixels) that the network grid covers: smaller than
+            the image after VGGT's ``crop`` of a tall view, larger after its ``pad``
+            (where the grid's border beyond the image holds the model's outputs on the
+            white padding, not image). None: the whole image (a plain resize).
     """
 
     camera_from_world: np.ndarray
     intrinsics: np.ndarray
     reference_view: int
     world_points: np.ndarray | None = None
+    network_box: np.ndarray | None = None
 
 
 @dataclass
@@ -452,6 +458,35 @@ class ModelFamily:
             grid).
         """
         raise NotImplementedError(f"{self.title} has no windows of views")
+
+    def window_input(
+        self,
+        spec: ModelSpec,
+        images: torch.Tensor,
+        input_hw: Sequence[int],
+        net_hw: Sequence[int],
+        mean: torch.Tensor,
+        std: torch.Tensor,
+        mode: str | None = None,
+    ) -> tuple[torch.Tensor, np.ndarray | None]:
+        """Types with :attr:`ModelSpec.windows`: the network input of a window's views
+        and the region of each image that the network grid covers.
+
+        Args:
+            images: (N, H, W, 3) uint8 RGB of one size.
+            input_hw, net_hw, mean, std: as :meth:`preprocess`.
+            mode: the family's preprocessing mode (VGGT: ``crop`` or ``pad``); None =
+                its default. Families without modes refuse any.
+
+        Returns:
+            The (N, 3, h, w) input (:meth:`preprocess`), and (N, 4) ``x0, y0, x1, y1``
+            boxes (:attr:`WindowCameras.network_box`) or None for the whole image.
+        """
+        if mode is not None:
+            raise ValueError(
+                f"{spec.name} has no window preprocessing modes (VGGT's crop and pad), got {mode!r}"
+            )
+        return self.preprocess(spec, images, input_hw, net_hw, mean, std), None
 
     def resize(self, spec: ModelSpec, prediction: Prediction, size_hw: Sequence[int]) -> Prediction:
         """``prediction`` at (H, W) = ``size_hw``, each field resized as the original

@@ -304,6 +304,7 @@ class Predictor(DeprecatedPredictorMembers):
         extrinsics: np.ndarray | None = None,
         intrinsics: np.ndarray | None = None,
         output_hw: tuple[int, int] | None = None,
+        mode: str | None = None,
     ) -> Prediction:
         """One window of N views in one forward, on the host: each view's depth and
         camera, consistent across the window (types with windows:
@@ -323,19 +324,25 @@ class Predictor(DeprecatedPredictorMembers):
                 estimates them alone.
             intrinsics: (N, 3, 3) pixels of the images, with ``extrinsics``.
             output_hw: (h, w) to resize the maps to (the intrinsics follow); None = the
-                network grid (:meth:`input_size`).
+                network grid (:meth:`input_size`). The resized grid still covers
+                ``cameras.network_box`` of each image.
+            mode: VGGT's preprocessing: ``crop`` (None: the reference's default; the
+                height of a tall view centre-cropped) or ``pad`` (the longer side to the
+                network size, padded with white to a square); other families refuse
+                any mode.
 
         Returns:
             A :class:`~dpt_ros.models.family.Prediction` of numpy arrays whose batch axis
             is the N views: ``depth`` (N, h, w) float32 in the window's own unit (not
             metres), larger = farther; ``confidence`` (N, h, w) float32; ``cameras`` a
             :class:`~dpt_ros.models.family.WindowCameras` (camera-from-world in the
-            window's world and unit, intrinsics on the maps' grid).
+            window's world and unit, intrinsics on the maps' grid, and the region of
+            each image the grid covers where it is not the whole image: ``network_box``).
 
         Raises:
             ValueError: a type without windows (the message names those with them), no
-                views, views of different sizes, an unknown ``reference_view``, or
-                cameras of the wrong shape.
+                views, views of different sizes, an unknown ``reference_view`` or
+                ``mode``, or cameras of the wrong shape.
         """
         spec = self.spec
         if not spec.windows:
@@ -363,9 +370,10 @@ class Predictor(DeprecatedPredictorMembers):
         batch = np.stack(views)
         image_hw = batch.shape[1:3]
         hw = self.input_size(image_hw)
-        x = spec.family.preprocess(
-            spec, torch.from_numpy(batch), hw, self.net_hw, self._mean, self._std
+        x, boxes = spec.family.window_input(
+            spec, torch.from_numpy(batch), hw, self.net_hw, self._mean, self._std, mode
         )
+        hw = (int(x.shape[-2]), int(x.shape[-1]))
         x = x.to(self.device, non_blocking=True).contiguous()
         with (
             torch.inference_mode(),
@@ -374,7 +382,7 @@ class Predictor(DeprecatedPredictorMembers):
             found = spec.family.forward_window(
                 spec, network, x, image_hw, self.net_hw, extrinsics, intrinsics, reference_view
             )
-            cameras = found.cameras
+            cameras = replace(found.cameras, network_box=boxes)
             if output_hw is not None and tuple(output_hw) != tuple(hw):
                 found = spec.family.resize(spec, found, output_hw)
                 scale = np.array(
