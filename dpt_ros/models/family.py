@@ -11,7 +11,7 @@ import torch where they run it.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
@@ -289,6 +289,9 @@ class ModelFamily:
         engines: whether the family's networks export to engines (ONNX Runtime,
             TensorRT); where not, ``backend: auto`` means PyTorch and an engine backend
             is refused.
+        weight_markers: key prefixes (official layout, after :meth:`file_keys`) that
+            together tell a file of this family: a file of this family given to
+            another family's type is refused naming them.
     """
 
     name: str = ""
@@ -300,6 +303,17 @@ class ModelFamily:
     transformers_rules: tuple[Rule, ...] = ()
     reference: str = "transformers"
     engines: bool = True
+    weight_markers: tuple[str, ...] = ()
+
+    def holds_weights(self, keys: Iterable[str]) -> bool:
+        """Whether a state_dict's keys (official layout) have every one of
+        :attr:`weight_markers` as a prefix (False for a family without markers)."""
+        if not self.weight_markers:
+            return False
+        found: set[str] = set()
+        for key in keys:
+            found.update(m for m in self.weight_markers if key.startswith(m))
+        return len(found) == len(self.weight_markers)
 
     def __repr__(self) -> str:
         return f"<model family {self.name}>"

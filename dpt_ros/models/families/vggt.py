@@ -201,6 +201,7 @@ class VggtFamily(ModelFamily):
 
     name = "vggt"
     title = "VGGT"
+    weight_markers = ("aggregator.", "camera_head.")
     size_multiple = PATCH
     resize_method = "upper_bound"
     output_interpolation = "inverse_depth"
