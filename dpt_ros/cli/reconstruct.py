@@ -495,7 +495,7 @@ def run(args: argparse.Namespace) -> int:
     outputs = output_folders(Path(args.output).expanduser(), inputs)
     jobs = [InputJob(path, out) for path, out in zip(inputs, outputs)]
     if args.ray is not None:
-        outcomes = run_on_ray(args, jobs)
+        outcomes = run_on_ray(args, jobs, make_reconstructor)
     else:
         one = make_reconstructor(args)
         outcomes = []

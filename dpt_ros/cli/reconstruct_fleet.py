@@ -58,11 +58,8 @@ Reconstructor = Callable[[InputJob], InputOutcome]
 class _Worker:
     """A Ray actor: loads the model once, then reconstructs input after input."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
-        # the verb's module: imported in the worker process, not at start-up
-        from dpt_ros.cli.reconstruct import make_reconstructor
-
-        self.one = make_reconstructor(args)
+    def __init__(self, make: Callable[[argparse.Namespace], Reconstructor], args: Any) -> None:
+        self.one = make(args)
         self.name = f"pid {os.getpid()}"
 
     def process(self, job: InputJob) -> InputOutcome:
@@ -99,9 +96,14 @@ def _worker_count(args: argparse.Namespace, ray: Any, gpus: float, inputs: int) 
     return 1
 
 
-def run_on_ray(args: argparse.Namespace, jobs: Sequence[InputJob]) -> list[InputOutcome]:
-    """The inputs as Ray tasks on a pool of model-holding actors; outcomes in the
-    inputs' order. A worker that dies fails its input and is replaced."""
+def run_on_ray(
+    args: argparse.Namespace,
+    jobs: Sequence[InputJob],
+    make: Callable[[argparse.Namespace], Reconstructor],
+) -> list[InputOutcome]:
+    """The inputs as Ray tasks on a pool of model-holding actors, each of which calls
+    ``make(args)`` once (:func:`dpt_ros.cli.reconstruct.make_reconstructor`); outcomes
+    in the inputs' order. A worker that dies fails its input and is replaced."""
     ray = _import_ray()
     if not ray.is_initialized():
         address = None if args.ray == "local" else args.ray
@@ -111,7 +113,7 @@ def run_on_ray(args: argparse.Namespace, jobs: Sequence[InputJob]) -> list[Input
     pending = list(jobs)
     running: dict[Any, tuple[Any, InputJob]] = {}
     outcomes: dict[str, InputOutcome] = {}
-    idle = [actor_cls.remote(args) for _ in range(_worker_count(args, ray, gpus, len(jobs)))]
+    idle = [actor_cls.remote(make, args) for _ in range(_worker_count(args, ray, gpus, len(jobs)))]
     while pending or running:
         while idle and pending:
             actor, job = idle.pop(), pending.pop(0)
@@ -123,7 +125,7 @@ def run_on_ray(args: argparse.Namespace, jobs: Sequence[InputJob]) -> list[Input
         except ray.exceptions.RayActorError as exc:
             reason = " ".join(str(exc).split())[:300]
             outcome = InputOutcome(str(job.input), "", failed=f"worker died ({reason})")
-            actor = actor_cls.remote(args)
+            actor = actor_cls.remote(make, args)
         except ray.exceptions.RayError as exc:
             outcome = InputOutcome(str(job.input), "", failed=" ".join(str(exc).split())[:300])
         idle.append(actor)
