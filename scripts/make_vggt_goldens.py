@@ -33,6 +33,15 @@ Entries (compact form of ``test/support/goldens.py``): ``net_input`` (S, 3, H, W
 ``world_points_conf``, and stored as they are: ``pose_enc`` (S, 9), ``extrinsics``
 (S, 3, 4) and ``intrinsics`` (S, 3, 3) from the reference's
 ``pose_encoding_to_extri_intri``, ``size``.
+
+``--reconstruct`` writes ``test/fixtures/compact/vggt/vggt_1b_reconstruct_<case>.compact.npz``
+for the cases of ``vggt_cases.RECONSTRUCT_CASES``: what the reference gives for the frames
+of each window that ``dpt-ros reconstruct --window N --overlap K`` makes of a folder of
+the case's views (windows of N frames sharing K, the last one holding what is left),
+each window prepared by the rule above and run as one forward. Entries per window k,
+prefixed ``w<k>_``: ``frames`` (indices into the case's views), compact ``depth``
+(S, H, W), ``depth_conf``, ``world_points`` (S, H, W, 3), and whole ``extrinsics``
+(S, 3, 4) and ``intrinsics`` (S, 3, 3); plus ``windows`` (their number) and ``size``.
 """
 
 from __future__ import annotations
@@ -57,6 +66,8 @@ import vggt_cases  # noqa: E402
 
 KEYS = FIXTURES / "keys" / "keys_vggt_1b.json"
 SAMPLES = 4000
+#: Samples per array of the reconstruct goldens (several windows per file).
+RECONSTRUCT_SAMPLES = 2000
 
 
 def build_reference() -> torch.nn.Module:
@@ -106,9 +117,11 @@ def _pad_white(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return torch.nn.functional.pad(x, pad, value=1.0)
 
 
-def compact_entries(name: str, array: np.ndarray, rng: np.random.Generator) -> dict:
+def compact_entries(
+    name: str, array: np.ndarray, rng: np.random.Generator, samples: int = SAMPLES
+) -> dict:
     """The compact form of one array (see test/support/goldens.py)."""
-    index = np.stack([rng.integers(0, n, SAMPLES) for n in array.shape], axis=1)
+    index = np.stack([rng.integers(0, n, samples) for n in array.shape], axis=1)
     return {
         f"{name}__index": index.astype(np.int32),
         f"{name}__value": array[tuple(index.T)].astype(np.float32),
@@ -158,6 +171,41 @@ def run_network(case: vggt_cases.VggtCase, model: torch.nn.Module) -> dict[str, 
     }
 
 
+def write_reconstruct_golden(case: vggt_cases.ReconstructCase, model: torch.nn.Module) -> None:
+    from vggt.utils.pose_enc import pose_encoding_to_extri_intri
+
+    views = vggt_cases.reconstruct_views(case)
+    windows = vggt_cases.window_frames(len(views), case.window, case.overlap)
+    rng = np.random.default_rng([case.size, case.window, case.overlap, len(case.name)])
+    compact: dict[str, np.ndarray] = {
+        "size": np.asarray(case.size, dtype=np.int64),
+        "windows": np.asarray(len(windows), dtype=np.int64),
+    }
+    for k, frames in enumerate(windows):
+        torch.manual_seed(0)
+        images = preprocess_rule([views[i] for i in frames], case.size, case.mode)
+        out = model(images[None])
+        extrinsics, intrinsics = pose_encoding_to_extri_intri(out["pose_enc"], images.shape[-2:])
+        prefix = f"w{k}_"
+        compact[prefix + "frames"] = np.asarray(frames, dtype=np.int64)
+        compact[prefix + "extrinsics"] = extrinsics[0].numpy().astype(np.float32)
+        compact[prefix + "intrinsics"] = intrinsics[0].numpy().astype(np.float32)
+        for name, array in (
+            ("depth", out["depth"][0, ..., 0].numpy()),
+            ("depth_conf", out["depth_conf"][0].numpy()),
+            ("world_points", out["world_points"][0].numpy()),
+        ):
+            compact.update(compact_entries(prefix + name, array, rng, RECONSTRUCT_SAMPLES))
+        print(
+            f"  {case.name} window {k} frames {frames} input {tuple(images.shape)}: depth "
+            f"[{out['depth'].min():.4g}, {out['depth'].max():.4g}]"
+        )
+    path = vggt_cases.reconstruct_golden_path(case)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **compact)
+    print(f"{path.relative_to(ROOT)} ({path.stat().st_size // 1024} KB): {len(windows)} windows")
+
+
 def write_golden(case: vggt_cases.VggtCase, result: dict[str, np.ndarray]) -> None:
     rng = np.random.default_rng([case.size, len(case.views), len(case.name)])
     compact: dict[str, np.ndarray] = {"size": np.asarray(case.size, dtype=np.int64)}
@@ -181,26 +229,44 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--keys", action="store_true", help="write the key layout")
     parser.add_argument("--goldens", action="store_true", help="write the compact goldens")
+    parser.add_argument(
+        "--reconstruct", action="store_true", help="write the reconstruct window goldens"
+    )
     parser.add_argument("--cases", nargs="*", help="only these cases")
     args = parser.parse_args(argv)
     torch.set_grad_enabled(False)
     if args.keys:
         write_keys()
+    model: torch.nn.Module | None = None
+
+    def loaded() -> torch.nn.Module:
+        nonlocal model
+        if model is None:
+            start = time.perf_counter()
+            model = build_reference()
+            # tensor by tensor into the model's own: one copy of the 1.19 B parameters
+            # (the same values as load_state_dict of deterministic_state_dict)
+            state = model.state_dict()
+            layout = deterministic_weights.read_layout(KEYS)
+            if sorted(state) != sorted(k for k, _, _ in layout):
+                raise SystemExit(f"{KEYS.relative_to(ROOT)} is not the reference's layout")
+            for key, shape, dtype in layout:
+                state[key].copy_(deterministic_weights.deterministic_tensor(key, shape, dtype))
+            print(f"deterministic weights: {time.perf_counter() - start:.0f} s", flush=True)
+        return model
+
     if args.goldens:
         cases = [c for c in vggt_cases.CASES if not args.cases or c.name in args.cases]
-        model = None
         for case in cases:
             if not case.network:
                 write_golden(case, run_preprocessing(case))
                 continue
-            if model is None:
-                start = time.perf_counter()
-                model = build_reference()
-                layout = deterministic_weights.read_layout(KEYS)
-                model.load_state_dict(deterministic_weights.deterministic_state_dict(layout))
-                print(f"deterministic weights: {time.perf_counter() - start:.0f} s")
             torch.manual_seed(0)
-            write_golden(case, run_network(case, model))
+            write_golden(case, run_network(case, loaded()))
+    if args.reconstruct:
+        for recon in vggt_cases.RECONSTRUCT_CASES:
+            if not args.cases or recon.name in args.cases:
+                write_reconstruct_golden(recon, loaded())
     return 0
 
 

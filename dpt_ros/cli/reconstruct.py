@@ -27,6 +27,7 @@ from dpt_ros.cli.args import (
     options_from_flags,
     positive_int,
 )
+from dpt_ros.cli.reconstruct_fleet import InputJob, InputOutcome, Reconstructor, run_on_ray
 from dpt_ros.models.registry import get_spec, window_model_names
 from dpt_ros.reconstruct.chain import WindowResult
 from dpt_ros.reconstruct.driver import OUTPUT_SIZES, ReconstructOptions, RunWindow, reconstruct
@@ -170,6 +171,28 @@ def add_parser(subparsers, name: str, help: str) -> argparse.ArgumentParser:
         "(default: crop); refused for Depth Anything 3",
     )
     add_predictor_arguments(parser, compile=False)
+    parser.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="several inputs: reconstruct them on Ray, one input per task, the model loaded "
+        "once per worker; an input that fails fails alone (exit status 1): no ADDRESS = a "
+        "local Ray sized to this machine, 'auto' = the running cluster, "
+        "'ray://host:10001' = a remote one (pip install 'dpt_ros[fleet]')",
+    )
+    parser.add_argument(
+        "--workers",
+        type=positive_int,
+        metavar="N",
+        help="Ray workers (default: one per GPU the cluster has for --gpus-per-worker, else 1)",
+    )
+    parser.add_argument(
+        "--gpus-per-worker",
+        type=float,
+        metavar="G",
+        help="GPUs each Ray worker requests (default 1 with a CUDA --device, else 0)",
+    )
     add_max_input_pixels_argument(parser)
     parser.add_argument(
         "--min-confidence",
@@ -358,6 +381,8 @@ def _check_flags(args: argparse.Namespace, spec: Any, family: str | None) -> Rec
         raise ValueError("--metric-weights and --metric-random-weights need --metric-model")
     if args.metric_weights and args.metric_random_weights:
         raise ValueError("give either --metric-weights or --metric-random-weights, not both")
+    if args.ray is None and (args.workers or args.gpus_per_worker is not None):
+        raise ValueError("--workers and --gpus-per-worker need --ray")
     if args.mode is not None and family != "vggt":
         raise ValueError(f"--mode is VGGT's preprocessing; {spec.name} has no --mode")
     options = ReconstructOptions(
@@ -391,14 +416,19 @@ def _check_flags(args: argparse.Namespace, spec: Any, family: str | None) -> Rec
     return options
 
 
-def run(args: argparse.Namespace) -> int:
-    """Runs ``dpt-ros reconstruct``; errors are raised for ``dpt_ros.cli.main.main``."""
+def make_reconstructor(args: argparse.Namespace) -> Reconstructor:
+    """Loads the model (and the metric model) once; the returned callable reconstructs
+    one input into its folder (:class:`~dpt_ros.cli.reconstruct_fleet.InputJob`) and
+    says what it did (:class:`~dpt_ros.cli.reconstruct_fleet.InputOutcome`).
+
+    Raises:
+        ValueError, CheckpointError: bad flags or weights (before any input is read);
+            the callable raises what reading or reconstructing an input raises.
+    """
     spec = get_spec(args.model_type)
     family = window_family(spec)
     options = _check_flags(args, spec, family)
     camera_info = _camera_info(args)
-    inputs = [Path(p).expanduser() for p in args.inputs]
-    outputs = output_folders(Path(args.output).expanduser(), inputs)
     predictor = _load_predictor(args, spec)
     run_window = window_runner(predictor, args.reference_view, args.mode)
     metric = metric_runner(_load_metric_predictor(args)) if args.metric_model else None
@@ -414,8 +444,9 @@ def run(args: argparse.Namespace) -> int:
             "metric_model": args.metric_model,
         }
     }
-    skipped_total = 0
-    for path, out in zip(inputs, outputs):
+
+    def one(job: InputJob) -> InputOutcome:
+        path, out = job.input, job.output
         skips = FrameSkips()
         if is_bag(path):
             frames = bag_frames(path, args.image_topic, args.max_input_pixels, skips, camera_info)
@@ -428,7 +459,7 @@ def run(args: argparse.Namespace) -> int:
         seconds = time.perf_counter() - start
         fits = summary.fits
         worst = min((f.inlier_fraction for f in fits), default=1.0)
-        print(
+        said = (
             f"{shown(path)}: {summary.frames} frame(s) in {summary.windows} window(s)"
             + (f", chained (worst inlier fraction {worst:.0%})" if summary.chained else "")
             + (
@@ -437,18 +468,52 @@ def run(args: argparse.Namespace) -> int:
                 if summary.metric_scales
                 else ""
             )
-            + f", {summary.points} points, {seconds:.1f} s; results in {shown(out)}",
-            flush=True,
+            + f", {summary.points} points, {seconds:.1f} s; results in {shown(out)}"
         )
+        warning = ""
         if skips:
-            skipped_total += len(skips.images)
             named = "; ".join(skips.images[:_MAX_NAMED])
             more = len(skips.images) - _MAX_NAMED
-            print(
+            warning = (
                 f"dpt-ros reconstruct: skipped {len(skips.images)} unreadable image(s)"
                 + (f" and {skips.camera_info} camera_info message(s)" if skips.camera_info else "")
                 + (f": {named}" if named else "")
-                + (f" and {more} more" if more > 0 else ""),
-                file=sys.stderr,
+                + (f" and {more} more" if more > 0 else "")
             )
-    return 0
+        return InputOutcome(str(path), said, warning, len(skips.images))
+
+    return one
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs ``dpt-ros reconstruct``; errors are raised for ``dpt_ros.cli.main.main``.
+    With ``--ray`` the inputs go to Ray workers (:mod:`dpt_ros.cli.reconstruct_fleet`),
+    and an input that fails fails alone (exit status 1)."""
+    spec = get_spec(args.model_type)
+    _check_flags(args, spec, window_family(spec))  # before any model loads or Ray starts
+    inputs = [Path(p).expanduser() for p in args.inputs]
+    outputs = output_folders(Path(args.output).expanduser(), inputs)
+    jobs = [InputJob(path, out) for path, out in zip(inputs, outputs)]
+    if args.ray is not None:
+        outcomes = run_on_ray(args, jobs, make_reconstructor)
+    else:
+        one = make_reconstructor(args)
+        outcomes = []
+        for job in jobs:
+            outcome = one(job)
+            _report(outcome)
+            outcomes.append(outcome)
+    if args.ray is not None:
+        for outcome in outcomes:
+            _report(outcome)
+    failed = [o for o in outcomes if o.failed]
+    return 1 if failed else 0
+
+
+def _report(outcome: InputOutcome) -> None:
+    if outcome.failed:
+        print(f"{shown(outcome.input)}: failed: {outcome.failed}", file=sys.stderr, flush=True)
+        return
+    print(outcome.said + (f" (worker {outcome.worker})" if outcome.worker else ""), flush=True)
+    if outcome.warning:
+        print(outcome.warning, file=sys.stderr)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import warnings
 from collections import OrderedDict
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +54,11 @@ class WindowCameras:
             align_to_input=True)``): the network's units per unit of the given cameras,
             which the depth was divided by (the cameras are then the given ones, in
             their world and unit); None when not aligned.
+        network_box: (N, 4) float64 ``x0, y0, x1, y1``: the region of each view's image
+            (pixel edges, in input pixels) that the network grid covers: smaller than
+            the image after VGGT's ``crop`` of a tall view, larger after its ``pad``
+            (where the grid's border beyond the image holds the model's outputs on the
+            white padding, not image). None: the whole image (a plain resize).
     """
 
     camera_from_world: np.ndarray
@@ -61,6 +66,7 @@ class WindowCameras:
     reference_view: int
     world_points: np.ndarray | None = None
     scale: float | None = None
+    network_box: np.ndarray | None = None
 
 
 class ViewCache:
@@ -338,6 +344,9 @@ class ModelFamily:
         engines: whether the family's networks export to engines (ONNX Runtime,
             TensorRT); where not, ``backend: auto`` means PyTorch and an engine backend
             is refused.
+        weight_markers: key prefixes (official layout, after :meth:`file_keys`) that
+            together tell a file of this family: a file of this family given to
+            another family's type is refused naming them.
     """
 
     name: str = ""
@@ -349,6 +358,17 @@ class ModelFamily:
     transformers_rules: tuple[Rule, ...] = ()
     reference: str = "transformers"
     engines: bool = True
+    weight_markers: tuple[str, ...] = ()
+
+    def holds_weights(self, keys: Iterable[str]) -> bool:
+        """Whether a state_dict's keys (official layout) have every one of
+        :attr:`weight_markers` as a prefix (False for a family without markers)."""
+        if not self.weight_markers:
+            return False
+        found: set[str] = set()
+        for key in keys:
+            found.update(m for m in self.weight_markers if key.startswith(m))
+        return len(found) == len(self.weight_markers)
 
     def __repr__(self) -> str:
         return f"<model family {self.name}>"
@@ -540,6 +560,35 @@ class ModelFamily:
             ``cameras.scale`` set.
         """
         raise ValueError(f"{self.title} takes no known cameras: nothing to align to")
+
+    def window_input(
+        self,
+        spec: ModelSpec,
+        images: torch.Tensor,
+        input_hw: Sequence[int],
+        net_hw: Sequence[int],
+        mean: torch.Tensor,
+        std: torch.Tensor,
+        mode: str | None = None,
+    ) -> tuple[torch.Tensor, np.ndarray | None]:
+        """Types with :attr:`ModelSpec.windows`: the network input of a window's views
+        and the region of each image that the network grid covers.
+
+        Args:
+            images: (N, H, W, 3) uint8 RGB of one size.
+            input_hw, net_hw, mean, std: as :meth:`preprocess`.
+            mode: the family's preprocessing mode (VGGT: ``crop`` or ``pad``); None =
+                its default. Families without modes refuse any.
+
+        Returns:
+            The (N, 3, h, w) input (:meth:`preprocess`), and (N, 4) ``x0, y0, x1, y1``
+            boxes (:attr:`WindowCameras.network_box`) or None for the whole image.
+        """
+        if mode is not None:
+            raise ValueError(
+                f"{spec.name} has no window preprocessing modes (VGGT's crop and pad), got {mode!r}"
+            )
+        return self.preprocess(spec, images, input_hw, net_hw, mean, std), None
 
     def resize(self, spec: ModelSpec, prediction: Prediction, size_hw: Sequence[int]) -> Prediction:
         """``prediction`` at (H, W) = ``size_hw``, each field resized as the original

@@ -308,6 +308,7 @@ class Predictor(DeprecatedPredictorMembers):
         output_hw: tuple[int, int] | None = None,
         view_keys: Sequence[Hashable] | None = None,
         align_to_input: bool = False,
+        mode: str | None = None,
     ) -> Prediction:
         """One window of N views in one forward, on the host: each view's depth and
         camera, consistent across the window (types with windows:
@@ -330,7 +331,8 @@ class Predictor(DeprecatedPredictorMembers):
                 estimates them alone.
             intrinsics: (N, 3, 3) pixels of the images, with ``extrinsics``.
             output_hw: (h, w) to resize the maps to (the intrinsics follow); None = the
-                network grid (:meth:`input_size`).
+                network grid (:meth:`input_size`). The resized grid still covers
+                ``cameras.network_box`` of each image.
             view_keys: N identities of the views (e.g. each frame's stamp; one key, one
                 image): a view whose key came in one of the last windows reuses the
                 work that depends on it alone (Depth Anything 3: the blocks before the
@@ -346,6 +348,10 @@ class Predictor(DeprecatedPredictorMembers):
                 reference's RANSAC). The given cameras must move (2 views or more, not
                 all at one centre). False: the window's own world
                 and unit, ``cameras.scale`` None.
+            mode: VGGT's preprocessing: ``crop`` (None: the reference's default; the
+                height of a tall view centre-cropped) or ``pad`` (the longer side to the
+                network size, padded with white to a square); other families refuse
+                any mode.
 
         Returns:
             A :class:`~dpt_ros.models.family.Prediction` of numpy arrays whose batch axis
@@ -354,13 +360,14 @@ class Predictor(DeprecatedPredictorMembers):
             farther; ``confidence`` (N, h, w) float32; ``cameras`` a
             :class:`~dpt_ros.models.family.WindowCameras` (camera-from-world in the
             window's world and unit, or the given ones with ``align_to_input``;
-            intrinsics on the maps' grid).
+            intrinsics on the maps' grid, and the region of each image the grid covers
+            where it is not the whole image: ``network_box``).
 
         Raises:
             ValueError: a type without windows (the message names those with them), no
-                views, views of different sizes, an unknown ``reference_view``, cameras
-                of the wrong shape, or ``align_to_input`` without both cameras or with
-                cameras that give no scale.
+                views, views of different sizes, an unknown ``reference_view`` or
+                ``mode``, cameras of the wrong shape, or ``align_to_input`` without both
+                cameras or with cameras that give no scale.
         """
         spec = self.spec
         if align_to_input and (extrinsics is None or intrinsics is None):
@@ -393,10 +400,11 @@ class Predictor(DeprecatedPredictorMembers):
         batch = np.stack(views)
         image_hw = batch.shape[1:3]
         hw = self.input_size(image_hw)
-        network = self._window_network(len(views), hw, reference_view, extrinsics is not None)
-        x = spec.family.preprocess(
-            spec, torch.from_numpy(batch), hw, self.net_hw, self._mean, self._std
+        x, boxes = spec.family.window_input(
+            spec, torch.from_numpy(batch), hw, self.net_hw, self._mean, self._std, mode
         )
+        hw = (int(x.shape[-2]), int(x.shape[-1]))
+        network = self._window_network(len(views), hw, reference_view, extrinsics is not None)
         x = x.to(self.device, non_blocking=True).contiguous()
         with (
             torch.inference_mode(),
@@ -418,7 +426,7 @@ class Predictor(DeprecatedPredictorMembers):
                 found = spec.family.align_window_to_input(
                     spec, found, image_hw, self.net_hw, extrinsics, intrinsics
                 )
-            cameras = found.cameras
+            cameras = replace(found.cameras, network_box=boxes)
             if output_hw is not None and tuple(output_hw) != tuple(hw):
                 found = spec.family.resize(spec, found, output_hw)
                 scale = np.array(

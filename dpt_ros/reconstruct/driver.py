@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from dpt_ros.reconstruct.frames import Frame, FrameSkips, windows
 from dpt_ros.reconstruct.grid import (
     colours_on_network_grid,
     full_box,
+    image_mask,
     intrinsics_to_input,
     maps_to_input,
 )
@@ -129,6 +130,30 @@ def _check_window(result: WindowResult, frames: Sequence[Frame]) -> None:
         raise TypeError(f"run_window returned {type(result).__name__}, not a WindowResult")
     if len(result) != len(frames):
         raise ValueError(f"the model returned {len(result)} views for a window of {len(frames)}")
+
+
+def _without_padding(raw: WindowResult, frames: Sequence[Frame]) -> WindowResult:
+    """The window with the network pixels off its images (VGGT's white padding:
+    :func:`~dpt_ros.reconstruct.grid.image_mask`) made invalid: depth and world points
+    NaN, confidence 0; so the metric fit, the chain, depth/, confidence/ and the cloud
+    never take the model's outputs on the padding for the scene."""
+    if raw.network_box is None:
+        return raw
+    net_hw = raw.depth.shape[1:]
+    masks = np.stack(
+        [image_mask(net_hw, f.rgb.shape[:2], b) for f, b in zip(frames, raw.network_box)]
+    )
+    if masks.all():
+        return raw
+    points = raw.world_points
+    return replace(
+        raw,
+        depth=np.where(masks, raw.depth, np.nan).astype(np.float32),
+        confidence=np.where(masks, raw.confidence, 0.0).astype(np.float32),
+        world_points=None
+        if points is None
+        else np.where(masks[..., None], points, np.nan).astype(np.float32),
+    )
 
 
 def _frame_outputs(
@@ -263,6 +288,7 @@ def reconstruct(
         _check_window(raw, win)
         start = time.perf_counter()
         write_window(out / "windows" / f"{chain.count:04d}.npz", raw, names)
+        raw = _without_padding(raw, win)
         summary.add_time("chain", time.perf_counter() - start)
         metric_fit = None
         if metric is not None:

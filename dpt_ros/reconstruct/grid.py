@@ -6,7 +6,9 @@ image after a plain resize, part of it after a crop, more than it after padding)
 input pixel centre ``u`` (OpenCV: 0 = centre of the first pixel) lies at network
 coordinate ``(u + 0.5 - x0) * w / (x1 - x0) - 0.5``; maps are sampled there bilinearly
 and intrinsics follow the same affine map. Input pixels outside the box have no depth
-(NaN) and confidence 0.
+(NaN) and confidence 0. Network pixels outside the image (a box larger than the image:
+VGGT's white padding) are not image: :func:`image_mask` tells them, and
+:func:`maps_to_input` never samples them.
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-__all__ = ["full_box", "maps_to_input", "intrinsics_to_input", "colours_on_network_grid"]
+__all__ = [
+    "full_box",
+    "image_mask",
+    "maps_to_input",
+    "intrinsics_to_input",
+    "colours_on_network_grid",
+]
 
 
 def full_box(input_hw: Sequence[int]) -> np.ndarray:
@@ -29,10 +37,36 @@ def _axis_map(n_out: int, n_net: int, start: float, end: float) -> np.ndarray:
     return (np.arange(n_out) + 0.5 - start) * n_net / (end - start) - 0.5
 
 
+def _axis_inside(n_net: int, n_in: int, start: float, end: float) -> np.ndarray:
+    """(n_net,) bool: network pixels along one axis whose centre lies on the image."""
+    centres = start + (np.arange(n_net) + 0.5) * (end - start) / n_net
+    return (centres > 0.0) & (centres < n_in)
+
+
+def image_mask(network_hw: Sequence[int], input_hw: Sequence[int], box: np.ndarray) -> np.ndarray:
+    """(h, w) bool: the network pixels whose centre lies on the (H, W) input image; all
+    True unless ``box`` reaches beyond the image (padding)."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    inside_y = _axis_inside(int(network_hw[0]), int(input_hw[0]), y0, y1)
+    inside_x = _axis_inside(int(network_hw[1]), int(input_hw[1]), x0, x1)
+    return inside_y[:, None] & inside_x[None, :]
+
+
+def _image_span(coords: np.ndarray, inside: np.ndarray) -> tuple[slice, np.ndarray]:
+    """The network pixels on the image along one axis, and ``coords`` relative to the
+    first of them: sampling that slice never reads the padding (the image's edge is
+    replicated)."""
+    where = np.flatnonzero(inside)
+    if where.size == 0:
+        return slice(None), coords
+    return slice(int(where[0]), int(where[-1]) + 1), coords - where[0]
+
+
 def maps_to_input(
     depth: np.ndarray, confidence: np.ndarray, input_hw: Sequence[int], box: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(h, w) depth and confidence on the network grid -> (H, W) on the input's.
+    """(h, w) depth and confidence on the network grid -> (H, W) on the input's; of a
+    padded grid only the pixels on the image are read.
 
     Returns:
         depth (H, W) float32 (NaN outside the box), confidence (H, W) float32 (0 there).
@@ -40,14 +74,14 @@ def maps_to_input(
     h, w = depth.shape
     big_h, big_w = int(input_hw[0]), int(input_hw[1])
     x0, y0, x1, y1 = (float(v) for v in box)
-    mx = _axis_map(big_w, w, x0, x1).astype(np.float32)
-    my = _axis_map(big_h, h, y0, y1).astype(np.float32)
-    grid_x, grid_y = np.meshgrid(mx, my)
+    cols, mx = _image_span(_axis_map(big_w, w, x0, x1), _axis_inside(w, big_w, x0, x1))
+    rows, my = _image_span(_axis_map(big_h, h, y0, y1), _axis_inside(h, big_h, y0, y1))
+    grid_x, grid_y = np.meshgrid(mx.astype(np.float32), my.astype(np.float32))
     out = []
     for m in (depth, confidence):
         out.append(
             cv2.remap(
-                np.asarray(m, dtype=np.float32),
+                np.ascontiguousarray(m[rows, cols], dtype=np.float32),
                 grid_x,
                 grid_y,
                 cv2.INTER_LINEAR,

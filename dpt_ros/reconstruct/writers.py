@@ -78,7 +78,10 @@ def write_window(path: Path, window: WindowResult, names: Sequence[str]) -> None
     """``windows/<k>.npz``: a window's raw outputs on the network grid, before chaining:
     ``depth`` (N, h, w), ``confidence`` (N, h, w), ``camera_from_world`` (N, 3, 4),
     ``intrinsics`` (N, 3, 3), ``reference_view`` (), ``names`` (N,) str, and
-    ``world_points`` (N, h, w, 3) when the model gives them."""
+    ``world_points`` (N, h, w, 3) when the model gives them, and ``network_box`` (N, 4)
+    ``x0, y0, x1, y1`` (input pixels) when the grid covers other than the whole image
+    (VGGT's crop or pad: where the box exceeds the image the maps are the model's
+    outputs on white padding, not image)."""
     arrays: dict[str, Any] = {
         "depth": np.asarray(window.depth, dtype=np.float32),
         "confidence": np.asarray(window.confidence, dtype=np.float32),
@@ -89,6 +92,8 @@ def write_window(path: Path, window: WindowResult, names: Sequence[str]) -> None
     }
     if window.world_points is not None:
         arrays["world_points"] = np.asarray(window.world_points, dtype=np.float32)
+    if window.network_box is not None:
+        arrays["network_box"] = np.asarray(window.network_box, dtype=np.float64)
     with atomic_file(path) as f:
         np.savez(f, **arrays)
 

@@ -26,6 +26,12 @@ _VIEWS = {
     "wide_a": (0, 0, 360, 640, False),
     "wide_b": (120, 0, 360, 640, True),
     "wide_c": (60, 0, 360, 640, False),
+    "wide_d": (90, 0, 360, 640, True),
+    "wide_e": (30, 0, 360, 640, False),
+    "land_a": (0, 0, 400, 560, False),
+    "land_b": (40, 40, 400, 560, False),
+    "land_c": (80, 80, 400, 560, True),
+    "portrait_d": (60, 200, 420, 300, False),
 }
 
 
@@ -49,6 +55,61 @@ CASES = (
     VggtCase("pre_518_crop", ("full", "portrait_a"), 518, "crop", network=False),
     VggtCase("pre_518_pad", ("wide_a", "portrait_b"), 518, "pad", network=False),
 )
+
+
+@dataclass(frozen=True)
+class ReconstructCase:
+    """One golden of ``dpt-ros reconstruct``: a folder of ``views`` (one size), cut into
+    windows of ``window`` frames sharing ``overlap``, each window through the
+    preprocessing at ``size`` in ``mode`` and the network."""
+
+    name: str
+    views: tuple[str, ...]
+    size: int
+    mode: str
+    window: int
+    overlap: int
+
+
+#: Frames of three sizes (400x560, 420x300, 360x640), windows of 3 and 2 views (the
+#: shorter last window included), chained and not, both preprocessing modes.
+RECONSTRUCT_CASES = (
+    ReconstructCase("s2_112_crop", ("land_a", "land_b", "land_c"), 112, "crop", 2, 1),
+    ReconstructCase(
+        "s3_140_crop", ("portrait_a", "portrait_b", "portrait_c", "portrait_d"), 140, "crop", 3, 1
+    ),
+    # not chained: on deterministic weights the windows need not agree on their scene
+    ReconstructCase(
+        "s3_168_pad", ("wide_a", "wide_b", "wide_c", "wide_d", "wide_e"), 168, "pad", 3, 0
+    ),
+)
+
+
+def window_frames(frames: int, window: int, overlap: int) -> list[list[int]]:
+    """The frame indices of each window: consecutive windows of ``window`` frames that
+    share ``overlap``; the last holds what is left (the rule of ``dpt-ros reconstruct``,
+    written out here for the goldens)."""
+    step = window - overlap
+    out = [list(range(s, s + window)) for s in range(0, frames - window + 1, step)]
+    last = out[-1][-1] + 1 if out else 0
+    if last < frames:
+        start = out[-1][0] + step if out else 0
+        out.append(list(range(start, frames)))
+    return out
+
+
+def frame_name(i: int) -> str:
+    """The file name of the i-th frame of a reconstruct case's folder (PNG, sorted)."""
+    return f"frame_{i:02d}.png"
+
+
+def reconstruct_golden_path(case: ReconstructCase) -> Path:
+    return GOLDEN_DIR / f"{MODEL_TYPE}_reconstruct_{case.name}.compact.npz"
+
+
+def reconstruct_views(case: ReconstructCase) -> list[np.ndarray]:
+    scene = scene_rgb()
+    return [view(scene, name) for name in case.views]
 
 
 def view(scene_rgb: np.ndarray, name: str) -> np.ndarray:

@@ -102,6 +102,7 @@ class DepthAnything3Family(ModelFamily):
 
     name = "depth_anything_3"
     title = "Depth Anything 3"
+    weight_markers = ("model.backbone.pretrained.", "model.head.")
     size_multiple = 14
     resize_method = "upper_bound"
     output_interpolation = "inverse_depth"

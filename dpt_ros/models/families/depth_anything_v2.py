@@ -183,6 +183,7 @@ class DepthAnythingV2Family(ModelFamily):
 
     name = "depth_anything_v2"
     title = "Depth Anything V2"
+    weight_markers = ("pretrained.", "depth_head.")
     size_multiple = 14
     resize_method = "lower_bound"
     output_interpolation = "bilinear"

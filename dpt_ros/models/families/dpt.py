@@ -215,6 +215,7 @@ class DptFamily(ModelFamily):
 
     name = "dpt"
     title = "DPT"
+    weight_markers = ("pretrained.", "scratch.")
     size_multiple = 32
     resize_method = "minimal"
     output_interpolation = "bicubic"

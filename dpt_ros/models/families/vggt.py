@@ -156,6 +156,43 @@ def preprocess_views(views: Sequence[np.ndarray], size: int, mode: str = CROP) -
     return np.stack([_pad_white(np.ascontiguousarray(x), height, width) for x in out])
 
 
+def network_boxes(
+    images_hw: Sequence[Sequence[int]], size: int, mode: str, grid_hw: Sequence[int]
+) -> np.ndarray:
+    """The region of each view's image that the network grid covers, as
+    :func:`preprocess_views` places it.
+
+    Args:
+        images_hw: each view's (H, W).
+        size: the network size N.
+        mode: ``crop`` or ``pad``.
+        grid_hw: (h, w) of the network input (the window's largest view).
+
+    Returns:
+        (S, 4) float64 ``x0, y0, x1, y1`` in input pixels (pixel edges): network column
+        0's left edge lies at x0 and column w's at x1 (likewise rows). Beyond the image
+        (x0 < 0 or x1 > W after padding) the grid holds white padding.
+    """
+    grid_h, grid_w = int(grid_hw[0]), int(grid_hw[1])
+    boxes = []
+    for hw in images_hw:
+        big_h, big_w = float(hw[0]), float(hw[1])
+        height, width = preprocessed_size(hw, size, mode)
+        crop_top = (height - size) // 2 if mode == CROP and height > size else 0
+        # the view's own canvas (cropped, or padded to the square), then centred on the grid
+        view_h = size if mode == PAD else min(height, size)
+        view_w = size if mode == PAD else width
+        pad_top = (size - height) // 2 if mode == PAD else 0
+        pad_left = (size - width) // 2 if mode == PAD else 0
+        top = (grid_h - view_h) // 2 + pad_top
+        left = (grid_w - view_w) // 2 + pad_left
+        sy, sx = big_h / height, big_w / width  # input pixels per resized pixel
+        y0 = (crop_top - top) * sy
+        x0 = -left * sx
+        boxes.append((x0, y0, x0 + grid_w * sx, y0 + grid_h * sy))
+    return np.asarray(boxes, dtype=np.float64)
+
+
 # --------------------------------------------------------------------------- family
 
 
@@ -165,6 +202,7 @@ class VggtFamily(ModelFamily):
 
     name = "vggt"
     title = "VGGT"
+    weight_markers = ("aggregator.", "camera_head.")
     size_multiple = PATCH
     resize_method = "upper_bound"
     output_interpolation = "inverse_depth"
@@ -232,6 +270,35 @@ class VggtFamily(ModelFamily):
                 f"{tuple(input_hw)}"
             )
         return torch.from_numpy(x)
+
+    def window_input(
+        self,
+        spec: ModelSpec,
+        images: torch.Tensor,
+        input_hw: Sequence[int],
+        net_hw: Sequence[int],
+        mean: torch.Tensor,
+        std: torch.Tensor,
+        mode: str | None = None,
+    ) -> tuple[torch.Tensor, np.ndarray | None]:
+        """:func:`preprocess_views` in ``mode`` (None: ``crop``, the reference's
+        default) at the width of ``net_hw``, and :func:`network_boxes`. ``crop`` keeps
+        :meth:`preprocess`'s sizing (``input_hw``); ``pad`` makes the square of that
+        width."""
+        # torch on first use: the registry imports this file at start-up
+        import torch
+
+        mode = CROP if mode is None else mode
+        if mode not in MODES:
+            raise ValueError(f"unknown VGGT preprocessing mode {mode!r}; valid: {', '.join(MODES)}")
+        host = images.cpu().numpy()
+        if mode == CROP:
+            x = self.preprocess(spec, images, input_hw, net_hw, mean, std)
+        else:
+            x = torch.from_numpy(preprocess_views(list(host), int(net_hw[1]), mode))
+        size = int(net_hw[1]) if mode == PAD else int(input_hw[1])
+        boxes = network_boxes([v.shape[:2] for v in host], size, mode, x.shape[-2:])
+        return x, boxes
 
     def decode(
         self,

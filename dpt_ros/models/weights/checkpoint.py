@@ -19,7 +19,7 @@ from torch import nn
 
 from dpt_ros.models.errors import CheckpointError, RandomWeightsWarning
 from dpt_ros.models.network.build import build_network
-from dpt_ros.models.registry import FAMILIES, ModelSpec, get_spec
+from dpt_ros.models.registry import FAMILIES, MODEL_SPECS, ModelFamily, ModelSpec, get_spec
 from dpt_ros.models.weights.download import default_cache_dir, ensure_checkpoint
 from dpt_ros.models.weights.hub import hub_checkpoint
 from dpt_ros.models.weights.layout import (
@@ -109,14 +109,35 @@ def check_state_dict(
             f"{source} is a {unsupported} checkpoint, not {spec.name}: dpt_ros does not "
             "run that type; use the file of the model type you configured"
         )
+    holder = _other_family(got, spec)
     if like:
+        lead = f"{source} is a {' / '.join(like)} checkpoint, not {spec.name}"
+        if holder is not None:
+            lead += f" (it holds {_holds(holder)})"
+        lead += f"; use --model-type {like[0]} (or the matching parameter), or the right file"
+    elif holder is not None:
+        types = [name for name, s in MODEL_SPECS.items() if s.family is holder]
+        use = types[0] if len(types) == 1 else f"one of {', '.join(types)}"
         lead = (
-            f"{source} is a {' / '.join(like)} checkpoint, not {spec.name}; "
-            f"use --model-type {like[0]} (or the matching parameter), or the right file"
+            f"{source} holds {_holds(holder)}, not {spec.name}'s: use --model-type {use} "
+            "(or the matching parameter), or the right file; it matches none of them "
+            "exactly"
         )
     else:
         lead = f"{source} does not match the {spec.name} layout"
     raise CheckpointError(f"{lead} ({differences})")
+
+
+def _other_family(keys: Mapping[str, object], spec: ModelSpec) -> ModelFamily | None:
+    """The family other than ``spec``'s whose key markers the file has, or None."""
+    if spec.family.holds_weights(keys):
+        return None
+    return next((f for f in FAMILIES if f is not spec.family and f.holds_weights(keys)), None)
+
+
+def _holds(family: ModelFamily) -> str:
+    """``VGGT weights (aggregator.*, camera_head.*)``."""
+    return f"{family.title} weights ({', '.join(m + '*' for m in family.weight_markers)})"
 
 
 def resolve_weights(
