@@ -233,3 +233,48 @@ def test_the_fleet_takes_the_same_window_options():
         reference_view="first",
         model_type=SMALL,
     )
+
+
+def test_a_fleet_of_two_bags_runs_windows_in_each(tmp_path, capsys):
+    """Two bags in one run (MCAP out, conditioned on each bag's odometry): each output
+    has its own windows, starting with no keyframe (the second bag's first window is
+    one view, with no depth/image), as when run alone."""
+    for name in ("a", "b"):
+        _write(tmp_path / name, 3, odometry_per_frame=0.5)
+    rc = run_bag(
+        str(tmp_path / "a"), str(tmp_path / "b"), "-o", str(tmp_path / "out"),
+        "--image-topic", "/cam/image_raw", "--depth-model", SMALL, "--random-weights",
+        "--network-size", "56x56", "--backend", "torch", "-q", "--storage", "mcap",
+        "--any-view-window", "3", "--any-view-keyframe-period", "0.5",
+        "--any-view-odometry-topic", "/odom", "--any-view-condition-on-odometry",
+    )  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    for name in ("a", "b"):
+        written = read_bag(tmp_path / "out" / name)
+        assert [len(p.poses) for p in _poses(written)] == [1, 2, 3]
+        assert _stamps(written, "/cam/any_view/odometry") == [_stamp(1), _stamp(2)]
+        assert _stamps(written, "/cam/depth/image") == [_stamp(1), _stamp(2)]
+
+
+def test_the_depth_follows_the_odometrys_unit(tmp_path, capsys):
+    """The same images with the bag's odometry twice as long give twice the depth
+    (window 3, as in the node's test)."""
+    from rclpy.serialization import deserialize_message
+    from sensor_msgs.msg import Image
+
+    from dpt_ros.ros.image_codec import image_msg_to_array
+
+    depths = []
+    for metres in (0.5, 1.0):
+        inp, out = tmp_path / f"in{metres}", tmp_path / f"out{metres}"
+        _write(inp, 3, odometry_per_frame=metres)
+        rc = _run(
+            inp, out, "--any-view-window", "3", "--any-view-keyframe-period", "0.5",
+            "--any-view-odometry-topic", "/odom", "--any-view-condition-on-odometry",
+        )  # fmt: skip
+        assert rc == 0, capsys.readouterr().err
+        raw = read_bag(out)["/cam/depth/image"][-1][2]
+        depths.append(image_msg_to_array(deserialize_message(raw, Image)))
+    finite = np.isfinite(depths[0]) & (depths[0] > 0)
+    assert finite.any()
+    np.testing.assert_allclose(depths[1][finite], 2 * depths[0][finite], rtol=1e-3)
