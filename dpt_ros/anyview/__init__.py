@@ -1,5 +1,6 @@
 """Windows of views in the live node (``any_view.*``): the options, the keyframe
-selector, the odometry buffer and the window state, in plain numpy (no torch, no rclpy).
+selector, the odometry buffer and the window state, in plain numpy (no torch, no rclpy;
+:mod:`dpt_ros.anyview.messages` alone builds ROS messages from them).
 
 The node (:mod:`dpt_ros.node`) and the bag tool run each new frame together with a few
 recent keyframes through a model that sees several views at once (Depth Anything 3's

@@ -1,16 +1,19 @@
 """One window through a model with windows, and its result as the chain takes it: the
-stage between :meth:`dpt_ros.anyview.WindowState.plan` and ``finish``. No rclpy, and no
+stage between :meth:`dpt_ros.anyview.WindowState.plan` and ``finish``
+(:func:`run_window`), and one frame from plan to finish (:func:`run_frame`, shared by
+the node and the bag tool). No rclpy, and no
 torch import here (the predictor brings its own)."""
 
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dpt_ros.anyview.window import WindowPlan
+from dpt_ros.anyview.window import WindowOutput, WindowPlan, WindowState
 from dpt_ros.reconstruct.chain import WindowResult
 
 if TYPE_CHECKING:
@@ -77,3 +80,47 @@ def run_window(
         reference_view=int(cameras.reference_view),
     )
     return result, conditioned, plan.conditioning
+
+
+def run_frame(
+    predictor: Predictor,
+    state: WindowState,
+    rgb: np.ndarray,
+    stamp_ns: int,
+    intrinsics: np.ndarray | None,
+    output_hw: tuple[int, int] | None,
+    camera: Hashable = "",
+    lock: AbstractContextManager[Any] | None = None,
+) -> tuple[WindowPlan, WindowOutput]:
+    """One frame through its camera's window, as the node and the bag tool run it:
+    :meth:`WindowState.plan`, :func:`run_window`, :meth:`WindowState.finish`.
+
+    Args:
+        predictor: a type with windows.
+        state: the camera's window.
+        rgb: (H, W, 3) uint8, the current frame.
+        stamp_ns: its stamp.
+        intrinsics: (3, 3) pixels of ``rgb`` from its camera_info, or None.
+        output_hw: (h, w) of the maps; None = the network grid.
+        camera: names the camera in the keys of the model's per-view cache.
+        lock: held while ``state`` changes (the node's odometry arrives on another
+            thread); None = no other thread.
+
+    Returns:
+        (the plan: ``restarted`` says why the window started again, empty if it did
+        not; the finished window).
+    """
+    guard = lock if lock is not None else nullcontext()
+    with guard:
+        plan = state.plan(rgb, stamp_ns, intrinsics)
+    if plan.restarted:
+        predictor.view_cache.clear()  # stamps seen before may name other images
+    keys = [(camera, view_stamp) for view_stamp in plan.stamps]
+    result, conditioned, why = run_window(
+        predictor, plan, state.options.reference_view, output_hw, keys
+    )
+    if why != plan.conditioning:
+        plan = replace(plan, conditioning=why)
+    with guard:
+        out = state.finish(plan, result, conditioned)
+    return plan, out

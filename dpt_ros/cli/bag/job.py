@@ -32,6 +32,7 @@ from dpt_ros.cli.args import (
     options_from_flags,
 )
 from dpt_ros.cli.bag import alignment as bag_alignment
+from dpt_ros.cli.bag import any_view as bag_any_view
 from dpt_ros.cli.bag import temporal as bag_temporal
 from dpt_ros.cli.stop_signals import (
     Terminated,
@@ -607,6 +608,7 @@ class _BagJob:
         bar,
         alignment: bag_alignment.BagAlignment | None = None,
         max_pixels: int = 0,
+        any_view: bag_any_view.BagAnyView | None = None,
     ) -> None:
         self.plan, self.pipeline, self.out_bag, self.bar = plan, pipeline, out_bag, bar
         self.batch_size = batch_size
@@ -622,6 +624,10 @@ class _BagJob:
         self.info_warnings: dict[str, int] = {}
         self.label_info_written = False
         self.alignment = alignment
+        #: Windows of views (``--any-view-window``): each frame runs in its window.
+        self.any_view = any_view
+        if any_view is not None:
+            self.batch_size = 1
 
     def feed(self, rconn, timestamp: int, raw: Any) -> None:
         """One input message, in bag order."""
@@ -644,6 +650,8 @@ class _BagJob:
             self._camera_info(timestamp, data)
         elif rconn.topic == self.plan.image_topic and rconn.msgtype == self.plan.image_type:
             self._image(timestamp, data)
+        elif self.any_view is not None and self.any_view.feed(rconn.topic, data):
+            pass
         elif self.alignment is not None:
             self.alignment.feed(rconn.topic, data, timestamp, frames_waiting=bool(self.batch))
         if not self.batch:
@@ -667,6 +675,8 @@ class _BagJob:
         if n == 0 or (n < self.batch_size and n == len(self.batch)):
             return 0
         wait = self.alignment.window_ns if self.alignment is not None else 0
+        if self.any_view is not None:  # the odometry around the frame has been read
+            wait = self.any_view.wait_ns
         if timestamp > self.batch[n - 1].timestamp + wait:
             return n
         return n if self.alignment is not None and self.alignment.overfull() else 0
@@ -727,7 +737,7 @@ class _BagJob:
             for name, message in outputs.get(i, {}).items():
                 self.out_bag.write_output(
                     f"{self.plan.namespace}/{name}",
-                    _type_name(OUTPUT_TOPICS[name]),
+                    _type_name(OUTPUT_TOPICS.get(name, type(message))),
                     ts,
                     serialize_message(message),
                 )
@@ -743,6 +753,11 @@ class _BagJob:
         """{position in pending: messages} of the frames ``b``."""
         if not b:
             return {}
+        if self.any_view is not None:
+            output_size = self.pipeline.options.output_size
+            return {
+                f.position: self.any_view.process(f.rgb, f.header, f.info, output_size) for f in b
+            }
         for predictor in (self.pipeline.depth, self.pipeline.segmentation):
             if predictor is not None:  # an engine for a new image size: built once
                 predictor.prepare(b[0].rgb.shape[:2], len(b))
@@ -773,6 +788,7 @@ def checked_options(
         raise ValueError("--depth-model '' and no --segmentation-model: nothing to run")
     bag_alignment.options_from_args(args)
     bag_temporal.options_from_args(args)
+    bag_any_view.options_from_args(args)
     return depth, segmentation
 
 
@@ -792,8 +808,9 @@ def process_bag(
     job: _BagJob | None = None
     try:
         plan = _plan(args, reader)
-        _check_clashes(plan, pipeline, reader)
         # Every check of the flags against the bag before the output exists.
+        any_view = _any_view(args, pipeline, reader)
+        _check_clashes(plan, pipeline, reader, any_view)
         alignment = _alignment(args, bag_alignment.options_from_args(args), pipeline, reader)
         storage = args.storage or input_storage(in_path)
         with stop_signals_deferred() as received:  # no output half opened
@@ -813,7 +830,9 @@ def process_bag(
             dynamic_ncols=True,
             desc="dpt-ros bag",
         )
-        job = _BagJob(plan, pipeline, out_bag, args.batch, bar, alignment, args.max_input_pixels)
+        job = _BagJob(
+            plan, pipeline, out_bag, args.batch, bar, alignment, args.max_input_pixels, any_view
+        )
         start = time.monotonic()
         for rconn, timestamp, raw in reader.messages():
             job.feed(rconn, timestamp, raw)
@@ -842,15 +861,28 @@ def _kept(job: _BagJob | None, out_bag: _OutputBag | None, out_path: Path) -> st
     return f"{out_path} is a valid bag holding the {done} frame(s) processed so far"
 
 
-def _check_clashes(plan: _Plan, pipeline, reader) -> None:
+def _check_clashes(
+    plan: _Plan, pipeline, reader, any_view: bag_any_view.BagAnyView | None = None
+) -> None:
     topics = set(reader.topics)
-    names = [f"{plan.namespace}/{n}" for n in pipeline.topics()]
+    outputs = bag_any_view.BAG_TOPICS if any_view is not None else pipeline.topics()
+    names = [f"{plan.namespace}/{n}" for n in outputs]
     clashes = sorted(t for t in names if t in topics)
     if clashes:
         raise ValueError(
             f"the input bag already has output topic(s) {', '.join(clashes)}; "
             "choose another --output-namespace"
         )
+
+
+def _any_view(args: argparse.Namespace, pipeline, reader) -> bag_any_view.BagAnyView | None:
+    """The windows the flags ask for (None: one image at a time), their odometry topic
+    checked against the bag."""
+    options = bag_any_view.options_from_args(args)
+    if not options.enabled or pipeline.depth is None:
+        return None
+    topics = {t: info.msgtype for t, info in reader.topics.items()}
+    return bag_any_view.BagAnyView(options, pipeline.depth, topics)
 
 
 def _alignment(
@@ -932,6 +964,15 @@ def report(job: _BagJob, out_path: Path, storage: str, elapsed: float) -> None:
     )
     for topic, count in sorted(job.out_bag.counts.items()):
         print(f"  {topic}: {count}")
+    if job.any_view is not None:
+        for reason, count in job.any_view.refused.items():
+            print(
+                f"dpt-ros bag: warning: {count} odometry message(s) refused: {reason}",
+                file=sys.stderr,
+            )
+        for reason, count in job.any_view.restarts.items():
+            print(f"dpt-ros bag: {count} window restart(s): {reason}", file=sys.stderr)
+        print("  " + job.any_view.summary())
     if job.alignment is not None:
         for reason, count in job.alignment.rejected.items():
             print(f"dpt-ros bag: warning: {count} reference(s) rejected: {reason}", file=sys.stderr)

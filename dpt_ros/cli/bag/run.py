@@ -37,6 +37,7 @@ from dpt_ros.cli.args import (
     positive_int,
 )
 from dpt_ros.cli.bag import alignment as bag_alignment
+from dpt_ros.cli.bag import any_view as bag_any_view
 from dpt_ros.cli.bag import fleet
 from dpt_ros.cli.bag import job as bag_job
 from dpt_ros.cli.bag import temporal as bag_temporal
@@ -69,6 +70,10 @@ output topics (under the image topic's namespace, or --output-namespace):
                            message and its frame (latched QoS)
   points                PointCloud2 (metric depth and camera_info needed); the node's
                         points_confident is not written (replay through dpt_node)
+  any_view/poses        PoseArray, with --any-view-window: the window's cameras in the
+                        current camera's optical frame (depth/* then come from the window)
+  any_view/odometry     nav_msgs/Odometry, with --any-view-window, once the scale is known
+                        (--any-view-condition-on-odometry): the camera in the odom frame
 
 Every input message is copied to the output at its recorded time. Output messages get
 the bag time and the header of their image.
@@ -98,6 +103,7 @@ def add_parser(subparsers: Any, name: str, help: str) -> argparse.ArgumentParser
     _add_output_arguments(p)
     bag_alignment.add_arguments(p.add_argument_group("online alignment of relative depth"))
     bag_temporal.add_arguments(p.add_argument_group("temporal stabilisation of depth"))
+    bag_any_view.add_arguments(p.add_argument_group("windows of views (Depth Anything 3, VGGT)"))
     return p
 
 
