@@ -429,10 +429,25 @@ class Predictor(DeprecatedPredictorMembers):
             cameras = replace(found.cameras, network_box=boxes)
             if output_hw is not None and tuple(output_hw) != tuple(hw):
                 found = spec.family.resize(spec, found, output_hw)
-                scale = np.array(
-                    [[output_hw[1] / hw[1]], [output_hw[0] / hw[0]], [1.0]], dtype=np.float32
+                # The maps are resized with align_corners=False: a pixel centre u of the
+                # output lies at (u + 0.5) / s - 0.5 on the network grid, so the
+                # intrinsics (pixel centres, as the chain back-projects them) follow
+                # u = s * (u_net + 0.5) - 0.5, as dpt-ros reconstruct's --output-size
+                # input. Aligned to given cameras, the given intrinsics (the image's
+                # grid) are carried to the output's directly: at the image's size, the
+                # given ones exactly.
+                if align_to_input and intrinsics is not None:
+                    source_hw, source = image_hw, np.asarray(intrinsics, np.float64)
+                else:
+                    source_hw, source = hw, np.asarray(cameras.intrinsics, np.float64)
+                sx, sy = output_hw[1] / source_hw[1], output_hw[0] / source_hw[0]
+                to_output = np.array(
+                    [[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]]
                 )
-                cameras = replace(cameras, intrinsics=cameras.intrinsics * scale)
+                intrinsics_out = np.broadcast_to(
+                    to_output @ source, np.shape(cameras.intrinsics)
+                ).astype(np.asarray(cameras.intrinsics).dtype)
+                cameras = replace(cameras, intrinsics=intrinsics_out)
         arrays = found.arrays()
         host = dict(zip(arrays, download_to_host(list(arrays.values()))))
         return replace(found.with_arrays(host), cameras=cameras)

@@ -5,10 +5,10 @@ the input image (:attr:`dpt_ros.reconstruct.chain.WindowResult.network_box`: the
 image after a plain resize, part of it after a crop, more than it after padding). An
 input pixel centre ``u`` (OpenCV: 0 = centre of the first pixel) lies at network
 coordinate ``(u + 0.5 - x0) * w / (x1 - x0) - 0.5``; maps are sampled there bilinearly
-and intrinsics follow the same affine map. Input pixels outside the box have no depth
-(NaN) and confidence 0. Network pixels outside the image (a box larger than the image:
-VGGT's white padding) are not image: :func:`image_mask` tells them, and
-:func:`maps_to_input` never samples them.
+(depth in inverse depth) and intrinsics follow the same affine map. Input pixels outside
+the box have no depth (NaN) and confidence 0. Network pixels outside the image (a box
+larger than the image: VGGT's white padding) are not image: :func:`image_mask` tells
+them, and :func:`maps_to_input` never samples them.
 """
 
 from __future__ import annotations
@@ -62,11 +62,29 @@ def _image_span(coords: np.ndarray, inside: np.ndarray) -> tuple[slice, np.ndarr
     return slice(int(where[0]), int(where[-1]) + 1), coords - where[0]
 
 
+def _linear_taps(coords: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bilinear taps along one axis: (lower index, upper index, upper weight) of each
+    coordinate, the edge values repeated beyond the grid (as ``F.interpolate`` with
+    ``align_corners=False``)."""
+    low = np.floor(coords)
+    weight = coords - low
+    low = low.astype(np.int64)
+    return np.clip(low, 0, n - 1), np.clip(low + 1, 0, n - 1), weight
+
+
 def maps_to_input(
     depth: np.ndarray, confidence: np.ndarray, input_hw: Sequence[int], box: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """(h, w) depth and confidence on the network grid -> (H, W) on the input's; of a
     padded grid only the pixels on the image are read.
+
+    As the live node's windows are resized (``Predictor.infer_window(output_hw=...)``,
+    :func:`dpt_ros.models.geometry.upsample_depth`): depth bilinearly in inverse depth
+    (no value leaves the range of its neighbours; where an invalid pixel takes part,
+    the nearest pixel's value, so invalid stays NaN without spreading), confidence
+    bilinearly; exact weights (float64), edge values repeated, as ``F.interpolate(...,
+    mode="bilinear", align_corners=False)``. (OpenCV's ``remap`` rounds its weights to
+    1/32 of a pixel.)
 
     Returns:
         depth (H, W) float32 (NaN outside the box), confidence (H, W) float32 (0 there).
@@ -76,18 +94,26 @@ def maps_to_input(
     x0, y0, x1, y1 = (float(v) for v in box)
     cols, mx = _image_span(_axis_map(big_w, w, x0, x1), _axis_inside(w, big_w, x0, x1))
     rows, my = _image_span(_axis_map(big_h, h, y0, y1), _axis_inside(h, big_h, y0, y1))
-    grid_x, grid_y = np.meshgrid(mx.astype(np.float32), my.astype(np.float32))
-    out = []
-    for m in (depth, confidence):
-        out.append(
-            cv2.remap(
-                np.ascontiguousarray(m[rows, cols], dtype=np.float32),
-                grid_x,
-                grid_y,
-                cv2.INTER_LINEAR,
-                borderMode=cv2.BORDER_REPLICATE,
-            )
-        )
+    depth = np.asarray(depth)[rows, cols]
+    confidence = np.asarray(confidence)[rows, cols]
+    h, w = depth.shape
+    x_low, x_high, x_weight = _linear_taps(mx, w)
+    y_low, y_high, y_weight = _linear_taps(my, h)
+
+    def bilinear(m: np.ndarray) -> np.ndarray:
+        rows = m[y_low] * (1.0 - y_weight)[:, None] + m[y_high] * y_weight[:, None]
+        return rows[:, x_low] * (1.0 - x_weight) + rows[:, x_high] * x_weight
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inverse = 1.0 / np.asarray(depth, dtype=np.float64)  # +inf (too far) -> 0
+    inverse[~(np.isfinite(inverse) & (inverse >= 0))] = np.nan
+    smooth = bilinear(inverse)
+    # where an invalid pixel takes part, the nearest one (invalid stays invalid)
+    near_y = np.clip(np.floor(my + 0.5).astype(np.int64), 0, h - 1)
+    near_x = np.clip(np.floor(mx + 0.5).astype(np.int64), 0, w - 1)
+    inverse = np.where(np.isnan(smooth), inverse[near_y][:, near_x], smooth)
+    with np.errstate(divide="ignore"):
+        out = [1.0 / inverse, bilinear(np.asarray(confidence, dtype=np.float64))]
     inside_x = (np.arange(big_w) + 0.5 > x0) & (np.arange(big_w) + 0.5 < x1)
     inside_y = (np.arange(big_h) + 0.5 > y0) & (np.arange(big_h) + 0.5 < y1)
     inside = inside_y[:, None] & inside_x[None, :]

@@ -217,7 +217,10 @@ def test_infer_window_gives_the_views_and_their_cameras(small):
     np.testing.assert_allclose(cameras.intrinsics[:, :2, 2], [[28, 21]] * 3)
     resized = small.infer_window(views, "first", output_hw=(60, 80))
     assert resized.depth.shape == (3, 60, 80)
-    np.testing.assert_allclose(resized.cameras.intrinsics[:, :2, 2], [[40, 30]] * 3, rtol=1e-6)
+    # pixel centres follow the align_corners=False resize: u = s (u_net + 0.5) - 0.5
+    s = 80 / 56
+    centre = [s * 28.5 - 0.5, s * 21.5 - 0.5]
+    np.testing.assert_allclose(resized.cameras.intrinsics[:, :2, 2], [centre] * 3, rtol=1e-6)
     # network_size is process_res, as for single images
     assert small.infer_window(views[:2]).depth.shape[1:] == small.input_size((60, 80))
 

@@ -430,3 +430,26 @@ def test_no_readable_frame_is_an_error(tmp_path):
             tmp_path / "out",
             ReconstructOptions(window=2),
         )
+
+
+def test_maps_to_input_resizes_as_the_node_does():
+    """A plain resize equals the live node's (``Predictor.infer_window(output_hw=...)``):
+    depth bilinear in inverse depth with an invalid pixel kept to its nearest pixels,
+    confidence bilinear, ``align_corners=False``."""
+    import torch
+    import torch.nn.functional as F
+
+    from dpt_ros.models.geometry import upsample_depth
+
+    rng = np.random.default_rng(3)
+    depth = rng.uniform(0.5, 20.0, (21, 28)).astype(np.float32)
+    depth[5, 7] = np.nan
+    conf = rng.uniform(1.0, 3.0, (21, 28)).astype(np.float32)
+    d, c = maps_to_input(depth, conf, (48, 64), np.array([0.0, 0.0, 64.0, 48.0]))
+    want = upsample_depth(torch.from_numpy(depth)[None], (48, 64))[0].numpy()
+    assert np.array_equal(np.isnan(d), np.isnan(want)) and 0 < np.isnan(d).sum() < 16
+    np.testing.assert_allclose(d, want, rtol=1e-6)
+    conf_want = F.interpolate(
+        torch.from_numpy(conf)[None, None], size=(48, 64), mode="bilinear", align_corners=False
+    )[0, 0].numpy()
+    np.testing.assert_allclose(c, conf_want, rtol=1e-6)
