@@ -90,7 +90,12 @@ def _stamps(written: dict, topic: str) -> list[int]:
 
     from dpt_ros.ros.messages import stamp_ns
 
-    kinds = {"sensor_msgs/msg/Image", "geometry_msgs/msg/PoseArray", "nav_msgs/msg/Odometry"}
+    kinds = {
+        "sensor_msgs/msg/Image",
+        "sensor_msgs/msg/PointCloud2",
+        "geometry_msgs/msg/PoseArray",
+        "nav_msgs/msg/Odometry",
+    }
     out = []
     for _, msgtype, raw in written[topic]:
         assert msgtype in kinds, msgtype
@@ -121,6 +126,7 @@ def test_windows_write_the_nodes_topics_at_the_image_stamps(tmp_path, capsys):
         assert _stamps(written, f"/cam/{topic}") == stamps, topic
         assert [t for t, _, _ in written[f"/cam/{topic}"]] == stamps  # bag time too
     assert "/cam/depth/image" not in written and "/cam/any_view/odometry" not in written
+    assert "/cam/any_view/points" not in written
     poses = _poses(written)
     assert [len(p.poses) for p in poses] == [1, 2, 2, 3, 3, 3]
     assert all(p.header.frame_id == "camera_optical_frame" for p in poses)
@@ -151,6 +157,7 @@ def test_conditioned_on_the_bags_odometry_gives_metres(tmp_path, capsys):
     stamps = [_stamp(i) for i in range(1, 4)]
     assert _stamps(written, "/cam/depth/image") == stamps
     assert _stamps(written, "/cam/any_view/odometry") == stamps
+    assert _stamps(written, "/cam/any_view/points") == stamps  # as the live node's
     odometry = [
         deserialize_message(raw, Odometry) for _, _, raw in written["/cam/any_view/odometry"]
     ]

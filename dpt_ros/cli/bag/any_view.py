@@ -4,7 +4,8 @@ a bag's image topic, with the same options, defaults and checks
 (:func:`~dpt_ros.anyview.forward.run_frame`) and the same messages
 (:func:`~dpt_ros.anyview.messages.window_messages`), so that a recording processed offline
 gives the topics the live node would have published: depth/relative, depth/confidence,
-any_view/poses, and depth/image and any_view/odometry when the scale is known.
+any_view/poses, and depth/image, any_view/odometry and any_view/points when the scale is
+known.
 
 The odometry is read from ``--any-view-odometry-topic`` in the bag. A frame runs once
 the bag has passed its stamp by ``--any-view-odometry-max-age`` (the odometry around
@@ -22,7 +23,7 @@ from rclpy.serialization import deserialize_message
 
 from dpt_ros.anyview import AnyViewOptions, OdometryBuffer, OdometrySample, WindowState
 from dpt_ros.anyview.forward import run_frame
-from dpt_ros.anyview.messages import POINTS_TOPIC, WINDOW_TOPICS, intrinsics_of, window_messages
+from dpt_ros.anyview.messages import WINDOW_TOPICS, intrinsics_of, window_messages
 from dpt_ros.options import add_flags, flag_values
 from dpt_ros.ros.bagio import absolute_topic
 from dpt_ros.ros.messages import stamp_ns
@@ -31,8 +32,9 @@ from dpt_ros.ros.poses import odometry_fields
 _LOG = logging.getLogger(__name__)
 
 ODOMETRY_TYPE = "nav_msgs/msg/Odometry"
-#: The window's topics a bag gets (any_view/points is the live node's only, on demand).
-BAG_TOPICS = tuple(t for t in WINDOW_TOPICS if t != POINTS_TOPIC)
+#: The window's topics a bag gets: all the live node's (any_view/points, on demand in the
+#: node, is written once the scale is known, as depth/image and any_view/odometry are).
+BAG_TOPICS = WINDOW_TOPICS
 
 
 def add_arguments(p: argparse._ActionsContainer) -> None:
