@@ -2,7 +2,8 @@
 
 Each worker is a Ray actor that loads the model (and the metric model) once and
 reconstructs input after input into its own folder (``OUT/<input name>``), as
-``dpt-ros bag --ray`` does with bags. All the Ray code is in this module; the sequential
+``dpt-ros bag --ray`` does with bags (connecting to Ray and sizing the pool:
+:mod:`dpt_ros.cli.ray_pool`). The sequential
 path (no ``--ray``: one loaded model in this process) runs the same
 :data:`Reconstructor` callable, made by
 :func:`dpt_ros.cli.reconstruct.make_reconstructor`. An input that fails on Ray fails
@@ -18,6 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+from dpt_ros.cli import ray_pool
 
 __all__ = ["InputJob", "InputOutcome", "Reconstructor", "run_on_ray"]
 
@@ -70,32 +73,6 @@ class _Worker:
             return InputOutcome(str(job.input), "", failed=reason, worker=self.name)
 
 
-def _import_ray() -> Any:
-    try:
-        # optional dependency: ray
-        import ray
-    except ImportError:
-        raise ValueError(
-            "--ray needs Ray, which is not installed: pip install 'dpt_ros[fleet]' "
-            "(or pip install ray)"
-        ) from None
-    return ray
-
-
-def _gpus_per_worker(args: argparse.Namespace) -> float:
-    if args.gpus_per_worker is not None:
-        return float(args.gpus_per_worker)
-    return 1.0 if str(args.device).startswith("cuda") else 0.0
-
-
-def _worker_count(args: argparse.Namespace, ray: Any, gpus: float, inputs: int) -> int:
-    if args.workers:
-        return min(args.workers, inputs)
-    if gpus > 0:
-        return max(1, min(inputs, int(ray.cluster_resources().get("GPU", 0) // gpus)))
-    return 1
-
-
 def run_on_ray(
     args: argparse.Namespace,
     jobs: Sequence[InputJob],
@@ -104,16 +81,14 @@ def run_on_ray(
     """The inputs as Ray tasks on a pool of model-holding actors, each of which calls
     ``make(args)`` once (:func:`dpt_ros.cli.reconstruct.make_reconstructor`); outcomes
     in the inputs' order. A worker that dies fails its input and is replaced."""
-    ray = _import_ray()
-    if not ray.is_initialized():
-        address = None if args.ray == "local" else args.ray
-        ray.init(address=address, log_to_driver=False, include_dashboard=False)
-    gpus = _gpus_per_worker(args)
+    ray = ray_pool.connect(args)
+    gpus = ray_pool.gpus_per_worker(args)
     actor_cls = ray.remote(num_cpus=1, num_gpus=gpus)(_Worker)
     pending = list(jobs)
     running: dict[Any, tuple[Any, InputJob]] = {}
     outcomes: dict[str, InputOutcome] = {}
-    idle = [actor_cls.remote(make, args) for _ in range(_worker_count(args, ray, gpus, len(jobs)))]
+    count = ray_pool.worker_count(args, ray, gpus, len(jobs))
+    idle = [actor_cls.remote(make, args) for _ in range(count)]
     while pending or running:
         while idle and pending:
             actor, job = idle.pop(), pending.pop(0)

@@ -14,7 +14,8 @@ Each input bag is one unit of work, written to ``OUTDIR/<input name>``:
 
 Without ``--ray`` the bags run in this process, sharing one loaded pipeline, and Ray is
 never imported. With ``--ray`` each worker is a Ray actor that loads the models once and
-processes bag after bag (:class:`_Worker`); all the Ray code is in this module. The
+processes bag after bag (:class:`_Worker`); the Ray code is here and in
+:mod:`dpt_ros.cli.ray_pool` (connecting, pool size), shared with reconstruct. The
 output directory must be reachable by every worker (a shared file system on a cluster).
 """
 
@@ -34,6 +35,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from dpt_ros.cli import ray_pool
 from dpt_ros.cli.bag import job as bag_job
 
 
@@ -301,41 +303,12 @@ class _Worker:
         return process(self.args, spec, self.pipeline, self.name)
 
 
-def _import_ray() -> Any:
-    try:
-        # optional dependency: ray
-        import ray
-    except ImportError:
-        raise ValueError(
-            "--ray needs Ray, which is not installed: pip install 'dpt_ros[fleet]' "
-            "(or pip install ray)"
-        ) from None
-    return ray
-
-
-def _gpus_per_worker(args: argparse.Namespace) -> float:
-    if args.gpus_per_worker is not None:
-        return float(args.gpus_per_worker)
-    return 1.0 if str(args.device).startswith("cuda") else 0.0
-
-
-def _worker_count(args: argparse.Namespace, ray: Any, gpus: float, bags: int) -> int:
-    if args.workers:
-        return min(args.workers, bags)
-    if gpus > 0:
-        return max(1, min(bags, int(ray.cluster_resources().get("GPU", 0) // gpus)))
-    return 1
-
-
 def _run_on_ray(args: argparse.Namespace, specs: Sequence[BagSpec]) -> list[Outcome]:
     """The bags as Ray tasks on a pool of model-holding actors (see the module docstring)."""
-    ray = _import_ray()
-    if not ray.is_initialized():
-        address = None if args.ray == "local" else args.ray
-        ray.init(address=address, log_to_driver=False, include_dashboard=False)
-    gpus = _gpus_per_worker(args)
+    ray = ray_pool.connect(args)
+    gpus = ray_pool.gpus_per_worker(args)
     actor_cls = ray.remote(num_cpus=1, num_gpus=gpus)(_Worker)
-    count = _worker_count(args, ray, gpus, len(specs))
+    count = ray_pool.worker_count(args, ray, gpus, len(specs))
     pending = list(specs)
     running: dict[Any, tuple[Any, BagSpec]] = {}
     outcomes: list[Outcome] = []
