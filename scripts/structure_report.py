@@ -26,9 +26,11 @@ Prints, one table each:
 the calls of ``Predictor.input_size``, ``FramePipeline.output_hw`` and
 ``Intrinsics.from_camera_info`` made for it, in all and by calling module (the
 predictor's own preprocessing sizes its input too; this mode imports the package:
-torch), in two set-ups: a random-weight ``dpt_hybrid`` alone with the outputs at the image's size,
-and with ``dpt_hybrid_ade20k`` beside it and the outputs at the network's size (network
-96x64 on the CPU, a 64x48 frame with its camera_info, metres and point cloud on).
+torch), in three set-ups: a random-weight ``dpt_hybrid`` alone with the outputs at the
+image's size; with ``dpt_hybrid_ade20k`` beside it and the outputs at the network's
+size; and the latter from an Image message as the node and the bag tool run a frame
+(``intake.take``, then ``process_batch`` with the sizes take found). Network 96x64 on
+the CPU, a 64x48 frame with its camera_info, metres and point cloud on.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ import statistics
 import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent / "dpt_ros"
@@ -254,9 +257,10 @@ def cycles_table(root: Path) -> None:
 
 
 def per_frame_table() -> None:
-    """Counts the calls made for one frame through FramePipeline.process, in two set-ups:
-    a depth model with the outputs at the camera image's size, and a depth and a
-    segmentation model with the outputs at the network's size."""
+    """Counts the calls made for one frame through FramePipeline, in three set-ups: a
+    depth model with the outputs at the camera image's size, a depth and a segmentation
+    model with the outputs at the network's size, and the latter from an Image message
+    (intake.take first, as the node and the bag tool)."""
     # The package: only in this mode (torch, rclpy message classes).
     import warnings
 
@@ -266,7 +270,9 @@ def per_frame_table() -> None:
 
     from dpt_ros.models import Predictor
     from dpt_ros.pipeline import FramePipeline, PipelineOptions
+    from dpt_ros.pipeline.intake import take
     from dpt_ros.ros.camera import Intrinsics
+    from dpt_ros.ros.image_codec import rgb_to_image_msg
 
     def predictor(model: str) -> Predictor:
         with warnings.catch_warnings():
@@ -289,11 +295,24 @@ def per_frame_table() -> None:
     info = Intrinsics(fx=40.0, fy=40.0, cx=w / 2 - 0.5, cy=h / 2 - 0.5, width=w, height=h)
     header = Header(stamp=Time(sec=1, nanosec=0), frame_id="camera_optical")
     metres = {"relative_depth_scale": 2.0, "relative_depth_shift": 0.2}
+    info_msg = info.to_camera_info()
+    both = FramePipeline(depth, segmentation, PipelineOptions(output_size="network", **metres))
+
+    def node_path() -> None:
+        """As the node's worker and the bag tool: intake.take on the image message,
+        then process_batch with what take found (where take hands sizes on)."""
+        taken = take(rgb_to_image_msg(rgb, header), 0, (depth, segmentation))
+        if isinstance(taken, tuple):  # (rgb, network inputs)
+            both.process_batch([taken[0]], [header], [info_msg], inputs=[taken[1]])
+        else:  # an RGB array alone
+            both.process_batch([taken], [header], [info_msg])
+
     setups = {
-        "depth, output_size=input": FramePipeline(depth, None, PipelineOptions(**metres)),
-        "depth+segmentation, output_size=network": FramePipeline(
-            depth, segmentation, PipelineOptions(output_size="network", **metres)
+        "depth, output_size=input": partial(
+            FramePipeline(depth, None, PipelineOptions(**metres)).process, rgb, header, info_msg
         ),
+        "depth+segmentation, output_size=network": partial(both.process, rgb, header, info_msg),
+        "the same from an Image (take first)": node_path,
     }
     targets = [
         (Predictor, "input_size", "Predictor.input_size"),
@@ -301,15 +320,15 @@ def per_frame_table() -> None:
         (Intrinsics, "from_camera_info", "Intrinsics.from_camera_info"),
     ]
     present = [t for t in targets if t[1] in t[0].__dict__]
-    print(f"## Calls per frame (one {w}x{h} frame through FramePipeline.process)")
+    print(f"## Calls per frame (one {w}x{h} frame through FramePipeline)")
     print(f"{'':32} " + " | ".join(setups))
     counts: dict[str, Counter[str]] = {}
-    for setup, pipeline in setups.items():
+    for setup, run in setups.items():
         counts[setup] = Counter()
         for owner, attr, label in present:
             setattr(owner, attr, _counting(owner.__dict__[attr], label, counts[setup]))
         try:
-            pipeline.process(rgb, header, info.to_camera_info())
+            run()
         finally:
             for owner, attr, _ in present:
                 setattr(owner, attr, owner.__dict__[attr].__wrapped_raw__)

@@ -388,10 +388,10 @@ def run(args: argparse.Namespace) -> int:
             Intrinsics.from_camera_info(camera_info)
         except ValueError as exc:
             raise ValueError(f"{args.camera_info}: {exc}") from None
-    elif spec.needs_intrinsics:
+    elif spec.camera_requirement:
         raise ValueError(
-            f"{spec.name} needs --camera-info FILE (the camera's calibration YAML): its "
-            "metres come from the focal length"
+            f"{spec.name} needs --camera-info FILE (the camera's calibration YAML): "
+            f"{spec.camera_requirement}"
         )
     paths = list_images(Path(args.input).expanduser())
     out_dir = Path(args.output).expanduser()
@@ -458,7 +458,7 @@ def _predict_all(
             continue
         start = time.perf_counter()
         k = None
-        if camera_info is not None and predictor.needs_intrinsics:
+        if camera_info is not None and predictor.spec.camera_requirement:
             k = camera_matrix_for(camera_info, rgb.shape[:2])
         found = predictor.infer(rgb[None], k, output_hw, fill_sky=True)
         seconds = time.perf_counter() - start

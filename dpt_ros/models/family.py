@@ -265,6 +265,13 @@ class ModelSpec:
         return self.maps[0] if self.maps else ""
 
     @property
+    def camera_requirement(self) -> str:
+        """What the type's output needs of each image's camera, as a clause for
+        messages (``its metres come from the focal length``), or '' where the image
+        alone gives it: see :meth:`ModelFamily.camera_requirement`."""
+        return self.family.camera_requirement(self)
+
+    @property
     def is_metric(self) -> bool:
         return self.output == METRIC_DEPTH
 
@@ -432,6 +439,12 @@ class ModelFamily:
         """The input size the transformers comparison runs at, given the camera's
         network input."""
         return int(input_hw[0]), int(input_hw[1])
+
+    def camera_requirement(self, spec: ModelSpec) -> str:
+        """What ``spec``'s output needs of each image's camera besides the image, as a
+        clause for messages, or '' (none: the default). Callers ask the spec
+        (:attr:`ModelSpec.camera_requirement`), not the family's name or flags."""
+        return ""
 
     # ----------------------------------------------------------------- images
 

@@ -216,11 +216,14 @@ class Predictor(DeprecatedPredictorMembers):
         or the family's maps)."""
         return self.runtime(x)
 
-    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+    def preprocess(
+        self, images: torch.Tensor, input_hw: Sequence[int] | None = None
+    ) -> torch.Tensor:
         """(B, H, W, 3) uint8 on the device -> the normalised network input, on the
-        device, as the model type's family prepares it."""
+        device, as the model type's family prepares it. ``input_hw``: the network input
+        (h, w) where the caller has it (:meth:`input_size` of (H, W)); None = sized here."""
         spec = self.spec
-        hw = self.input_size(images.shape[1:3])
+        hw = self.input_size(images.shape[1:3]) if input_hw is None else tuple(input_hw)
         x = spec.family.preprocess(spec, images, hw, self.net_hw, self._mean, self._std)
         return x.to(self.device, non_blocking=True)
 
@@ -232,6 +235,7 @@ class Predictor(DeprecatedPredictorMembers):
         output_hw: Sequence[int] | None = None,
         mark: Callable[[str], None] | None = None,
         fill_sky: bool = False,
+        input_hw: Sequence[int] | None = None,
     ) -> Prediction:
         """The model on a uint8 batch, left on the device (no wait).
 
@@ -247,6 +251,8 @@ class Predictor(DeprecatedPredictorMembers):
             fill_sky: types with a sky map: sky pixels get the far scene's depth (the
                 99th percentile of the others, as the reference's output); else they
                 are infinitely far (+Inf metres, 0 inverse depth).
+            input_hw: the network input (h, w) of the images, where the caller has
+                computed it (:meth:`input_size`); None = sized here.
 
         Returns:
             The :class:`~dpt_ros.models.family.Prediction` of the batch, float32 maps
@@ -254,7 +260,7 @@ class Predictor(DeprecatedPredictorMembers):
         """
         mark = mark or _no_mark
         spec = self.spec
-        x = self.preprocess(images.to(self.device, non_blocking=True))
+        x = self.preprocess(images.to(self.device, non_blocking=True), input_hw)
         mark("preprocess")
         out = self.network(x)
         mark("model")

@@ -239,7 +239,7 @@ class NodeDiagnostics:
             alignment, self.alignment_warn = self._alignment.status(self._cameras)
             values.update(alignment)
         depth = self._pipeline.depth
-        if depth is not None and depth.needs_intrinsics:
+        if depth is not None and depth.spec.camera_requirement:
             with self.lock:
                 for cam in self._cameras:
                     key = f"{cam.name}.metric_depth" if cam.name else "metric_depth"

@@ -21,11 +21,10 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType, ROSClock
 from rclpy.node import Node
 from rclpy.publisher import Publisher
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.subscription import Subscription
 from rclpy.timer import Timer
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
-from std_msgs.msg import Header
 
 from dpt_ros.alignment.temporal import TemporalStreams
 from dpt_ros.node.alignment_io import NodeAlignment
@@ -37,13 +36,13 @@ from dpt_ros.node.health import (
     CameraInfoTracker,
     sibling_topic,
 )
+from dpt_ros.node.label_info import NodeLabelInfo
 from dpt_ros.node.main import STOP_TIMEOUT_S, dpt_node
 from dpt_ros.node.models import load_predictor, warm_up
 from dpt_ros.node.param_checks import declare_all, unknown_overrides
 from dpt_ros.node.params import config_from_values, validate
 from dpt_ros.node.worker import InferenceWorker
 from dpt_ros.pipeline.frames import OUTPUT_TOPICS, FramePipeline
-from dpt_ros.ros.label_info import import_vision_msgs, label_info_message
 from dpt_ros.ros.nav2_checks import stride_warning
 
 
@@ -123,7 +122,8 @@ class DptNode(Node):
         before = self._entities()
         cfg = self.config
         topics = self._create_publishers()
-        label_info = self._publish_label_info()
+        segmentation = self.pipeline.segmentation is not None
+        self._label_info = NodeLabelInfo(self, self._cameras, segmentation, cfg.frame_id)
         self._worker = InferenceWorker(self, self._cameras)
         self._alignment = self._create_alignment()
         self._any_view = self._create_any_view()
@@ -131,7 +131,7 @@ class DptNode(Node):
             self._cameras,
             self.pipeline,
             self._alignment,
-            label_info,
+            self._label_info.state,
             self.sim_time,
             cfg.processing_time_budget,
         )
@@ -221,38 +221,10 @@ class DptNode(Node):
             self._worker.warn,
         )
 
-    def _publish_label_info(self) -> str:
-        """Publishes ``segmentation/label_info`` once per camera (reliable, transient
-        local: late subscribers get it too) where vision_msgs imports; returns the state
-        for /diagnostics."""
-        if self.pipeline.segmentation is None:
-            return "off: no segmentation model"
-        classes = import_vision_msgs()
-        if isinstance(classes, str):
-            self.get_logger().warning(f"segmentation/label_info is off: {classes}")
-            return f"off: {classes}"
-        qos = QoSProfile(
-            history=HistoryPolicy.KEEP_LAST,
-            depth=1,
-            reliability=ReliabilityPolicy.RELIABLE,
-            durability=DurabilityPolicy.TRANSIENT_LOCAL,
-        )
-        self._label_info_classes = classes
-        for cam in self._cameras:
-            pub = self.create_publisher(classes[0], cam.topic("segmentation/label_info"), qos)
-            cam.publishers["segmentation/label_info"] = pub
-            self.label_info_frame(cam, self.config.frame_id)
-        return "published"
-
     def label_info_frame(self, cam: Camera, frame_id: str) -> None:
-        """(Re)publishes ``cam``'s LabelInfo when its frame changes: at start the
-        ``frame_id`` parameter's (often empty), then the camera's from its first frame."""
-        pub = cam.publishers.get("segmentation/label_info")
-        if pub is None or cam.label_info_frame == frame_id:
-            return
-        cam.label_info_frame = frame_id
-        header = Header(stamp=self.get_clock().now().to_msg(), frame_id=frame_id)
-        pub.publish(label_info_message(*self._label_info_classes, header))
+        """(Re)publishes ``cam``'s LabelInfo when its frame changes (see
+        :meth:`NodeLabelInfo.frame`)."""
+        self._label_info.frame(cam, frame_id)
 
     def _create_subscriptions(self) -> list[Any]:
         """Each camera's image (raw or compressed) and camera_info subscriptions;

@@ -135,12 +135,11 @@ class InferenceWorker:
         """
         host, cfg = self.host, self.host.config
         pipeline = host.pipeline
-        predictors = (pipeline.depth, pipeline.segmentation)
         frame_id = cfg.frame_id
-        cams, rgbs, headers, infos, arrivals = [], [], [], [], []
+        cams, rgbs, headers, infos, arrivals, inputs = [], [], [], [], [], []
         for cam, (msg, arrived) in frames:
             try:
-                rgb = intake.take(msg, cfg.max_input_pixels, predictors)
+                rgb, sizes = intake.take(msg, cfg.max_input_pixels, pipeline.models)
             except intake.FrameRefused as refused:
                 self.reject(cam, f"image rejected: {refused.reason}")
                 continue
@@ -148,6 +147,7 @@ class InferenceWorker:
             infos.append(cam.info.pair(header))
             cams.append(cam)
             rgbs.append(rgb)
+            inputs.append(sizes)
             headers.append(header)
             arrivals.append(arrived)
         if not cams:
@@ -166,6 +166,7 @@ class InferenceWorker:
                 on_demand=subscribed(self.cameras, ON_DEMAND_TOPICS),
                 calibrations=calibrations,
                 skip=SKIPPABLE_TOPICS - subscribed(self.cameras, SKIPPABLE_TOPICS),
+                inputs=inputs,
             )
         except Exception as exc:  # keep the node alive (e.g. CUDA out of memory)
             host.diagnostics.failed(len(cams), f"{type(exc).__name__}: {exc}")

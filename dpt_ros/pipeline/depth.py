@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal, Protocol
 
 import numpy as np
@@ -20,7 +21,7 @@ from dpt_ros.models.geometry import relative_to_metric as device_relative_to_met
 from dpt_ros.models.geometry import upsample_depth as device_upsample_depth
 from dpt_ros.models.predictor import download_to_host
 from dpt_ros.models.transforms import resize_output
-from dpt_ros.pipeline.inference import DeviceOutputs
+from dpt_ros.pipeline.inference import Batch, DeviceOutputs, run_models, size_groups
 from dpt_ros.pipeline.intake import Frame
 from dpt_ros.pipeline.options import PipelineOptions
 from dpt_ros.pipeline.status import NoMetres
@@ -163,6 +164,49 @@ class DepthGroup:
             [None] * len(frames),
             sequential,
         )
+
+
+def run_batch(
+    models: tuple[Predictor | None, Predictor | None],
+    frames: Sequence[Frame],
+    arrays: list[dict[str, np.ndarray]],
+    calibrations: Sequence[Calibration | None] | SequentialCalibration | None,
+    temporal: Stabilizer | None,
+    o: PipelineOptions,
+    confidence: bool,
+    sync_timings: bool = False,
+) -> list[tuple[dict[str, float], Stabilized | None]]:
+    """Runs a batch's frames through the models, one batch per image size (the inference
+    stage), and the depth model's output through this stage (:func:`depth_outputs`).
+
+    Args:
+        models: (depth, segmentation), either may be None.
+        frames: the batch's frames.
+        arrays: each frame's arrays, filled here (numpy, at the published size).
+        calibrations: each frame's (scale, shift), a frame-by-frame calibration, or
+            None (the options'): see :func:`batch_calibrations`.
+        temporal: the stabiliser, or None (off).
+        o: the options the batch runs under.
+        confidence: build the segmentation ``confidence``.
+        sync_timings: see :func:`run_models`.
+
+    Returns:
+        Each frame's share of its group's timings (ms) and its stabilisation (or None).
+    """
+    depth, segmentation = models
+    cals, sequential = batch_calibrations(calibrations, o, len(frames))
+    out: list[tuple[dict[str, float], Stabilized | None]] = [({}, None)] * len(frames)
+    for idx in size_groups(frames, sequential is not None):
+        members = [frames[i] for i in idx]
+        group_arrays, group_cals = [arrays[i] for i in idx], [cals[i] for i in idx]
+        group = DepthGroup.of(members, group_arrays, group_cals, temporal, sequential)
+        batch = Batch.of(members, group_arrays, confidence, sequential is not None)
+        step = None if depth is None else partial(depth_outputs, depth, o, group)
+        timings = run_models(depth, segmentation, batch, step, sync_timings)
+        share = {k: v / len(idx) for k, v in timings.items()}
+        for j, i in enumerate(idx):
+            out[i] = (share, group.stabilized[j])
+    return out
 
 
 def depth_outputs(

@@ -11,10 +11,8 @@ Output topics (relative to the camera's namespace), see ``OUTPUT_TOPICS``.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Collection, Hashable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 
 import numpy as np
 from sensor_msgs.msg import CameraInfo
@@ -23,22 +21,20 @@ from std_msgs.msg import Header
 from dpt_ros.models import Predictor
 from dpt_ros.models.registry import task_problem
 from dpt_ros.pipeline.depth import (
-    DepthGroup,
     SequentialCalibration,
     Stabilized,
     Stabilizer,
-    batch_calibrations,
-    depth_outputs,
     no_metres,
+    run_batch,
 )
-from dpt_ros.pipeline.inference import Batch, run_models, size_groups
-from dpt_ros.pipeline.intake import Frame, FrameSizes, admit
+from dpt_ros.pipeline.intake import Frame, NetworkInputs, admit_batch
 from dpt_ros.pipeline.messages import (
     ON_DEMAND_TOPICS,
     OUTPUT_TOPICS,
     SKIPPABLE_TOPICS,
     ColourRanges,
     available_topics,
+    batch_options,
     build_messages,
 )
 from dpt_ros.pipeline.options import PipelineOptions
@@ -142,11 +138,14 @@ class FramePipeline:
         return int(image_hw[0]), int(image_hw[1])
 
     def cloud_stride(self, width: int, options: PipelineOptions | None = None) -> int:
-        """The stride of ``points`` for published images ``width`` pixels wide (the
-        options' ``cloud_stride``, or its auto value: see
+        """The stride of ``points`` for published images ``width`` pixels wide (see
         :meth:`PipelineOptions.cloud_stride_for`)."""
-        o = options or self.options
-        return o.cloud_stride_for(width, self.segmentation is not None)
+        return (options or self.options).cloud_stride_for(width, self.segmentation is not None)
+
+    @property
+    def models(self) -> tuple[Predictor | None, Predictor | None]:
+        """(depth, segmentation): the order of :class:`NetworkInputs` from :func:`take`."""
+        return self.depth, self.segmentation
 
     def process(
         self,
@@ -171,6 +170,7 @@ class FramePipeline:
         on_demand: Collection[str] = (),
         calibrations: Sequence[tuple[float, float] | None] | SequentialCalibration | None = None,
         skip: Collection[str] = (),
+        inputs: Sequence[NetworkInputs | None] | None = None,
     ) -> list[FrameOutput]:
         """``process`` for several frames, running the models on batches.
 
@@ -190,80 +190,38 @@ class FramePipeline:
                 :class:`SequentialCalibration` is asked frame by frame once the relative
                 depth is known (a batch of one image size: ValueError otherwise).
             skip: which of :data:`SKIPPABLE_TOPICS` not to build (nobody subscribes).
+            inputs: each frame's network inputs as :func:`~dpt_ros.pipeline.intake.take`
+                found them for :attr:`models` (not computed again), or None.
 
         Returns:
             One FrameOutput per frame, in the order given.
         """
-        streams = _checked_batch(rgbs, headers, infos, streams)
-        o = self.options
-        if "points" in skip and "points_confident" not in on_demand:
-            o = dataclasses.replace(o, cloud_enabled=False)
-        frames, results = self._intake(o, rgbs, headers, infos, streams)
-        cals, sequential = batch_calibrations(calibrations, o, len(frames))
-        groups = size_groups(frames)
-        if sequential is not None and len(groups) > 1:
-            raise ValueError("frame-by-frame calibration needs a batch of one image size")
+        streams, inputs = _checked_batch(rgbs, headers, infos, streams, inputs)
+        o = batch_options(self.options, on_demand, skip)
+        needs_k = self.depth is not None and bool(self.depth.spec.camera_requirement)
+        batch = zip(rgbs, headers, infos, streams, inputs)
+        frames = admit_batch(self.models, o, batch, self._rectifier, needs_k)
+        results = [_output(f, self.depth if needs_k else None) for f in frames]
+        arrays, sync = [r.arrays for r in results], self.sync_timings
+        confidence = "segmentation/confidence" in on_demand
         temporal = self.temporal  # read once: the node may swap it between batches
-        for idx in groups:
-            arrays = [results[i].arrays for i in idx]
-            group = DepthGroup.of(
-                [frames[i] for i in idx], arrays, [cals[i] for i in idx], temporal, sequential
-            )
-            confidence = "segmentation/confidence" in on_demand
-            timings = self._infer([frames[i] for i in idx], group, o, confidence)
-            for j, i in enumerate(idx):
-                results[i].timings_ms.update(timings)
-                results[i].stabilized = group.stabilized[j]
-        for frame, result in zip(frames, results):
-            result.messages, timings = build_messages(
+        ran = run_batch(self.models, frames, arrays, calibrations, temporal, o, confidence, sync)
+        for frame, result, (timings, stabilized) in zip(frames, results, ran):
+            result.stabilized = stabilized
+            result.messages, built = build_messages(
                 frame, result.arrays, o, self._colours, skip, on_demand
             )
-            result.timings_ms.update(timings)
+            result.timings_ms.update({**timings, **built})
         return results
 
-    def _intake(
-        self,
-        o: PipelineOptions,
-        rgbs: Sequence[np.ndarray],
-        headers: Sequence[Header],
-        infos: Sequence[CameraInfo | None],
-        streams: Sequence[Hashable],
-    ) -> tuple[list[Frame], list[FrameOutput]]:
-        """Each frame through intake (rectified where ``o.rectify``; its sizes and camera
-        computed once), and its output with the statuses intake found."""
 
-        def sizes(image_hw: tuple[int, int]) -> FrameSizes:
-            out_hw = self.output_hw(image_hw, o)
-            return FrameSizes(image_hw, out_hw, self.cloud_stride(out_hw[1], o))
-
-        depth = self.depth
-        # A model that needs each image's camera matrix for metres (metric DA3).
-        model = depth.spec.name if depth is not None and depth.needs_intrinsics else None
-        rectifier = self._rectifier if o.rectify else None
-        frames = [
-            admit(rgb, header, info, stream, sizes, rectifier, model is not None)
-            for rgb, header, info, stream in zip(rgbs, headers, infos, streams)
-        ]
-        return frames, [_output(f, model) for f in frames]
-
-    def _infer(
-        self, frames: list[Frame], group: DepthGroup, o: PipelineOptions, confidence: bool
-    ) -> dict[str, float]:
-        """Runs the ``frames`` of one size through the models as one batch, their depth
-        through the depth stage; returns each frame's share of the timings (ms)."""
-        batch = Batch.of(frames, group.arrays, confidence, group.sequential is not None)
-        step = None if self.depth is None else partial(depth_outputs, self.depth, o, group)
-        timings = run_models(self.depth, self.segmentation, batch, step, self.sync_timings)
-        return {k: v / len(frames) for k, v in timings.items()}
-
-
-def _output(frame: Frame, metres_model: str | None) -> FrameOutput:
+def _output(frame: Frame, metres_model: Predictor | None) -> FrameOutput:
     """A frame's output before inference: its camera and statuses (``metres_model``: a
-    model that needs the frame's camera matrix for metres, or None)."""
+    depth model that needs the frame's camera matrix for metres, or None)."""
     return FrameOutput(
         intrinsics=None if frame.camera is None else frame.camera.intrinsics,
         camera_info_rejection=frame.refusal,
-        metres=None if metres_model is None else no_metres(frame, metres_model),
+        metres=None if metres_model is None else no_metres(frame, metres_model.spec.name),
     )
 
 
@@ -282,19 +240,20 @@ def _checked_batch(
     headers: Sequence[Header],
     infos: Sequence[CameraInfo | None],
     streams: Sequence[Hashable] | None,
-) -> Sequence[Hashable]:
-    """The stream keys of a batch (one stream when None); ValueError on unequal lengths."""
+    inputs: Sequence[NetworkInputs | None] | None,
+) -> tuple[Sequence[Hashable], Sequence[NetworkInputs | None]]:
+    """The stream keys (one stream when None) and network inputs (None: each computed
+    in intake) of a batch; ValueError on unequal lengths."""
     if not (len(rgbs) == len(headers) == len(infos)):
         raise ValueError(
             f"process_batch needs as many headers and camera_infos as images, "
             f"got {len(rgbs)} images, {len(headers)} headers, "
             f"{len(infos)} camera_infos"
         )
-    if streams is None:
-        return [None] * len(rgbs)
-    if len(streams) != len(rgbs):
-        raise ValueError(
-            f"process_batch needs one stream key per image, got "
-            f"{len(streams)} for {len(rgbs)} images"
-        )
-    return streams
+    for name, given in (("stream key", streams), ("set of network inputs", inputs)):
+        if given is not None and len(given) != len(rgbs):
+            raise ValueError(
+                f"process_batch needs one {name} per image, got {len(given)} for {len(rgbs)} images"
+            )
+    none = [None] * len(rgbs)
+    return none if streams is None else streams, none if inputs is None else inputs

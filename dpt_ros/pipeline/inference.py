@@ -19,14 +19,18 @@ from dpt_ros.models.predictor import download_to_host, label_confidence
 from dpt_ros.pipeline.intake import Frame
 
 
-def size_groups(frames: Sequence[Frame]) -> list[list[int]]:
+def size_groups(frames: Sequence[Frame], sequential: bool = False) -> list[list[int]]:
     """The batch's frame indices grouped by image size, in order of first appearance:
     frames of one size run as one batch (and, for a model that needs intrinsics, only
-    with the frames that have them, or only with those that do not)."""
+    with the frames that have them, or only with those that do not). ``sequential``:
+    the calibration is asked frame by frame, which needs a batch of one image size
+    (ValueError otherwise)."""
     groups: dict[tuple[int, int, bool], list[int]] = {}
     for i, frame in enumerate(frames):
         key = (*frame.sizes.image_hw, frame.image_k is not None)
         groups.setdefault(key, []).append(i)
+    if sequential and len(groups) > 1:
+        raise ValueError("frame-by-frame calibration needs a batch of one image size")
     return list(groups.values())
 
 
@@ -37,6 +41,8 @@ class Batch:
     Attributes:
         images: (B, H, W, 3) uint8 RGB.
         out_hw: (H, W) of the published images.
+        input_hw: each model's network input (h, w), depth's then segmentation's
+            (computed once, in intake).
         image_ks: each frame's camera matrix at the image's size (metric Depth Anything
             3; a group's frames either all have one or none does).
         arrays: each frame's arrays, filled with numpy at the end.
@@ -47,6 +53,7 @@ class Batch:
 
     images: np.ndarray
     out_hw: tuple[int, int]
+    input_hw: tuple[tuple[int, int] | None, ...]
     image_ks: list[np.ndarray | None]
     arrays: list[dict[str, np.ndarray]]
     confidence: bool
@@ -63,7 +70,10 @@ class Batch:
         """The batch of ``frames`` (one size), filling ``arrays``."""
         images = np.stack([f.rgb for f in frames])
         image_ks = [f.image_k for f in frames]
-        return cls(images, frames[0].sizes.output_hw, image_ks, arrays, confidence, segment_first)
+        sizes = frames[0].sizes
+        return cls(
+            images, sizes.output_hw, sizes.input_hw, image_ks, arrays, confidence, segment_first
+        )
 
 
 @dataclass
@@ -146,7 +156,9 @@ def _segment(
 ) -> None:
     """The segmentation model on the device: ``labels`` (and ``confidence``)."""
     mark = timer.prefixed("segmentation_")
-    found = segmentation.infer_on_device(images, output_hw=batch.out_hw, mark=mark)
+    found = segmentation.infer_on_device(
+        images, output_hw=batch.out_hw, mark=mark, input_hw=batch.input_hw[1]
+    )
     out.batch["labels"] = found.labels
     if batch.confidence:
         out.batch["confidence"] = label_confidence(found.logits)
@@ -167,7 +179,7 @@ def _depth(
     needs the camera's intrinsics without the group's."""
     ks = [k for k in batch.image_ks if k is not None]
     use = ks if ks and len(ks) == len(batch.image_ks) else None
-    found = depth.infer_on_device(images, use, mark=mark)
+    found = depth.infer_on_device(images, use, mark=mark, input_hw=batch.input_hw[0])
     if found.confidence is not None:
         out.batch["depth_confidence"] = resize_maps(found.confidence, batch.out_hw)
     if found.sky is not None:

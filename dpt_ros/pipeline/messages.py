@@ -5,6 +5,7 @@ here too (``OUTPUT_TOPICS``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Collection, Hashable
 
@@ -75,6 +76,16 @@ def available_topics(
         if depth is None:
             out.append("depth/camera_info")
     return out
+
+
+def batch_options(
+    o: PipelineOptions, on_demand: Collection[str], skip: Collection[str]
+) -> PipelineOptions:
+    """The options a batch runs under: ``o``, with the cloud off where none of its
+    messages is built (``points`` skipped and ``points_confident`` not asked for)."""
+    if "points" in skip and "points_confident" not in on_demand:
+        return dataclasses.replace(o, cloud_enabled=False)
+    return o
 
 
 class ColourRanges:

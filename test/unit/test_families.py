@@ -62,6 +62,11 @@ def test_the_registry_and_the_families_load_no_torch():
 def test_only_the_type_that_needs_them_takes_intrinsics():
     needing = [n for n, s in registry.MODEL_SPECS.items() if s.needs_intrinsics]
     assert needing == ["depth_anything_3_metric_large"]
+    # The family says so, with its reason: callers ask the spec, not the flag.
+    asking = {n: s.camera_requirement for n, s in registry.MODEL_SPECS.items()}
+    assert {n: r for n, r in asking.items() if r} == {
+        "depth_anything_3_metric_large": "its metres come from the focal length"
+    }
     assert per_image(None, 2) is None
     k = np.eye(3)
     assert [m.shape for m in per_image(k, 2)] == [(3, 3), (3, 3)]

@@ -15,9 +15,10 @@ from dpt_ros.models import Predictor
 from dpt_ros.models.geometry import backproject as torch_backproject
 from dpt_ros.models.geometry import relative_to_metric
 from dpt_ros.pipeline.frames import FramePipeline
+from dpt_ros.pipeline.intake import NetworkInputs, take
 from dpt_ros.pipeline.options import PipelineOptions
 from dpt_ros.ros.camera import Intrinsics
-from dpt_ros.ros.image_codec import image_msg_to_array
+from dpt_ros.ros.image_codec import image_msg_to_array, rgb_to_image_msg
 from dpt_ros.ros.pointcloud import pointcloud2_to_arrays
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*RANDOM weights")
@@ -149,6 +150,39 @@ def test_process_batch_argument_errors(hybrid):
         p.process_batch([frame(1)], [], [None])
     with pytest.raises(ValueError, match="stream key"):
         p.process_batch([frame(1)], [header(1, "a")], [None], streams=["a", "b"])
+
+
+def test_sizes_from_take_are_not_computed_again(hybrid, monkeypatch):
+    """The node's and the bag tool's path: intake.take finds each model's network input
+    while it checks the image, process_batch takes it, and Predictor.input_size runs
+    once for the frame; the messages equal those of a frame sized in the pipeline."""
+    options = PipelineOptions(
+        output_size="network", relative_depth_scale=2.0, relative_depth_shift=0.2
+    )
+    rgb, h, camera = frame(5), header(1, "a"), info(40.0)
+    want = FramePipeline(hybrid, None, options).process(rgb, h, camera)
+    network_hw = hybrid.input_size((48, 64))
+    calls: list[tuple[int, int]] = []
+    real = Predictor.input_size
+
+    def counted(self, image_hw):
+        calls.append(tuple(image_hw))
+        return real(self, image_hw)
+
+    monkeypatch.setattr(Predictor, "input_size", counted)
+    pipeline = FramePipeline(hybrid, None, options)
+    taken, inputs = take(rgb_to_image_msg(rgb, h), 0, pipeline.models)
+    assert inputs == NetworkInputs((48, 64), (network_hw, None))
+    got = pipeline.process_batch([taken], [h], [camera], inputs=[inputs])[0]
+    assert calls == [(48, 64)]
+    assert got.messages == want.messages
+    # Inputs found for another image size are not used: the frame is sized again.
+    calls.clear()
+    other = NetworkInputs((96, 128), ((32, 32), None))
+    again = FramePipeline(hybrid, None, options).process_batch([rgb], [h], [camera], inputs=[other])
+    assert calls == [(48, 64)] and again[0].messages["depth/image"].width == network_hw[1]
+    with pytest.raises(ValueError, match="one set of network inputs per image"):
+        pipeline.process_batch([rgb], [h], [camera], inputs=[inputs, inputs])
 
 
 def test_channels_last_agrees_with_contiguous(hybrid):

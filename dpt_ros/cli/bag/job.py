@@ -107,6 +107,7 @@ class _Frame:
     header: Any
     rgb: Any
     info: Any
+    inputs: intake.NetworkInputs | None = None  # as intake.take found them
 
 
 def make_predictor(options: PredictorOptions):
@@ -707,17 +708,17 @@ class _BagJob:
                 frame.info = info
 
     def _image(self, timestamp: int, data: bytes) -> None:
-        predictors = (self.pipeline.depth, self.pipeline.segmentation)
+        predictors = self.pipeline.models
         try:
             msg = deserialize_message(data, self.msg_class)
-            rgb = intake.take(msg, self.max_pixels, predictors)
+            rgb, inputs = intake.take(msg, self.max_pixels, predictors)
         except (intake.FrameRefused, TypeError, RuntimeError) as exc:
             self.skipped += 1
             _LOG.warning("skipping an undecodable frame at %d ns: %s", timestamp, exc)
             self.bar.update(1)
             return
         self.batch.append(
-            _Frame(len(self.pending) - 1, timestamp, msg.header, rgb, self.latest_info)
+            _Frame(len(self.pending) - 1, timestamp, msg.header, rgb, self.latest_info, inputs)
         )
 
     def flush(self) -> None:
@@ -770,6 +771,7 @@ class _BagJob:
             # points_confident: a copy of points with fewer points, for a live costmap.
             on_demand=ON_DEMAND_TOPICS - {"points_confident"},
             calibrations=align.batch(headers, [f.timestamp for f in b]) if align else None,
+            inputs=[f.inputs for f in b],
         )
         for result in results:
             for warning in result.warnings + ([result.no_metres] if result.no_metres else []):

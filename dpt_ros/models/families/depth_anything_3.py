@@ -120,6 +120,10 @@ class DepthAnything3Family(ModelFamily):
 
         return DepthAnything3Stacked(spec.name).eval()
 
+    def camera_requirement(self, spec: ModelSpec) -> str:
+        """The metric type: metres from the focal length of each image's camera."""
+        return "its metres come from the focal length" if spec.needs_intrinsics else ""
+
     def file_keys(self, state_dict: Mapping[str, Any]) -> dict[str, Any]:
         return with_hub_prefix(state_dict)
 
