@@ -29,6 +29,7 @@ from dpt_ros.node.params import (
 from dpt_ros.options import add_flags, declared, flag_help, from_flags, option
 from dpt_ros.pipeline import frames
 from dpt_ros.pipeline.options import PipelineOptions
+from dpt_ros.runtime.export import ExportOptions
 
 OPTIONS = (PipelineOptions, AlignmentOptions, TemporalOptions)
 BAG = ["bag", "in.bag", "-o", "out", "--image-topic", "/cam/image_raw"]
@@ -100,6 +101,43 @@ def test_max_input_pixels_flag_refuses_what_the_parameter_refuses(capsys):
         with pytest.raises(SystemExit):
             build_parser().parse_args([*predict, "--max-input-pixels", bad])
         assert words in capsys.readouterr().err
+
+
+def test_export_precision_is_its_own_declaration():
+    """The engine's precision: its own choices and help, not the Predictor's."""
+    actions = _actions("export")
+    _, spec = declared(ExportOptions)["precision"]
+    assert actions["--precision"].choices == ("fp32", "fp16") == spec.choices
+    assert actions["--precision"].help == flag_help(spec, None)
+    assert "ONNX model itself is always fp32" in actions["--precision"].help
+    assert not actions["--precision"].help.endswith(")")  # no default: the format decides
+    assert actions["--precision"].default is None
+    assert actions["--format"].help == "onnx, or tensorrt (needs TensorRT and a GPU) (default onnx)"
+    assert ExportOptions().engine_precision == "fp32"
+    assert ExportOptions(format="tensorrt").engine_precision == "fp16"
+    assert ExportOptions(precision="fp16").problems() == [
+        "--precision fp16 applies to TensorRT engines; the ONNX model is exported in fp32 "
+        "(use --format tensorrt, or leave --precision out)"
+    ]
+    assert ExportOptions(precision="fp64").problems() == [
+        "--precision='fp64' is not one of fp32, fp16"
+    ]
+
+
+def test_demo_device_and_backend_come_from_the_declarations():
+    actions = _actions("demo")
+    for name in ("device", "backend"):
+        field, spec = declared(PredictorOptions)[name]
+        action = actions[spec.flag]
+        assert action.default == field.default and action.choices == spec.choices, name
+    assert actions["--device"].help == flag_help(*_spec_and_default("device"))
+    assert "the demo builds none" in actions["--backend"].help
+    assert actions["--backend"].help.endswith("(default auto)")
+
+
+def _spec_and_default(name: str):
+    field, spec = declared(PredictorOptions)[name]
+    return spec, field.default
 
 
 def test_the_node_decides_model_validity_once(monkeypatch):
