@@ -112,6 +112,21 @@ class _Declared:
         }
 
 
+def value_problem(
+    label: str,
+    value: Any,
+    choices: tuple[str, ...] | None = None,
+    bounds: tuple[float, float] | None = None,
+) -> str | None:
+    """The one choice-and-range rule: why ``value`` (called ``label``) is none of
+    ``choices`` or outside ``bounds`` (inclusive; NaN is outside), or None."""
+    if choices is not None and value not in choices:
+        return f"{label}={value!r} is not one of {', '.join(choices)}"
+    if bounds is not None and not bounds[0] <= value <= bounds[1]:
+        return f"{label}={value} is outside {bounds[0]}..{bounds[1]}"
+    return None
+
+
 class Options:
     """Base of the options dataclasses: the one check of declared ranges and choices.
 
@@ -138,18 +153,19 @@ class Options:
     def field_problems(self, naming: Naming | None = None) -> list[str]:
         """Each field outside its range (NaN too) or choices, named by ``naming``."""
         found = []
-        for name, (_, spec) in declared(type(self)).items():
+        for name, (field, spec) in declared(type(self)).items():
             value = getattr(self, name)
+            if value is None and field.default is None:
+                continue  # unset, where unset is the default: the caller decides
             if spec.choices is not None and value not in spec.choices:
                 found.append(self.choice_problem(self.label(name, naming), value, spec.choices))
-            elif spec.range is not None and not spec.range[0] <= value <= spec.range[1]:
-                lo, hi = spec.range
-                found.append(f"{self.label(name, naming)}={value} is outside {lo}..{hi}")
+            elif problem := value_problem(self.label(name, naming), value, bounds=spec.range):
+                found.append(problem)
         return found
 
     def choice_problem(self, label: str, value: Any, choices: tuple[str, ...]) -> str:
         """The problem of a text that is none of its choices."""
-        return f"{label}={value!r} is not one of {', '.join(choices)}"
+        return value_problem(label, value, choices) or ""
 
     def combined_problems(self, naming: Naming | None = None) -> list[str]:
         """Problems of combinations of fields (subclasses add theirs)."""
@@ -178,13 +194,14 @@ def _type(default: Any) -> Any:
     return float if isinstance(default, float) else int if isinstance(default, int) else str
 
 
-def flag_help(spec: OptionSpec, default: Any) -> str:
-    """The ``--help`` text of a declared flag: its summary (or help), unit and default,
-    ``%`` escaped for argparse."""
-    text = (spec.summary or spec.help).rstrip(".")
+def flag_help(spec: OptionSpec, default: Any, text: str | None = None) -> str:
+    """The ``--help`` text of a declared flag: a command's own ``text`` or the summary
+    (or help), then unit and default (none shown for a default of None: the text says
+    what happens then), ``%`` escaped for argparse."""
+    text = (text or spec.summary or spec.help).rstrip(".")
     if isinstance(default, bool) and default:
         return f"turns off: {text}".replace("%", "%%")
-    if isinstance(default, bool) or default == ():
+    if isinstance(default, bool) or default is None or default == ():
         return text.replace("%", "%%")
     unit = f" {spec.unit}" if spec.unit else ""
     shown = default if default != "" else "''"
@@ -193,7 +210,10 @@ def flag_help(spec: OptionSpec, default: Any) -> str:
 
 
 def add_flags(
-    parser: argparse._ActionsContainer, cls: type, names: Iterable[str] | None = None
+    parser: argparse._ActionsContainer,
+    cls: type,
+    names: Iterable[str] | None = None,
+    helps: Mapping[str, str] | None = None,
 ) -> None:
     """Adds the flags of ``cls``'s declared fields (those of ``names``, in that order;
     every field with a flag by default) to ``parser``.
@@ -201,27 +221,24 @@ def add_flags(
     A number's flag takes that type; a text with choices takes one of them; a bool whose
     default is False is a switch that turns it on, one whose default is True a
     ``--no-...`` switch that turns it off. Ranges are checked by :func:`from_flags`
-    (every problem at once), not by argparse.
+    (every problem at once), not by argparse. ``helps``: {field: a command's own words
+    for it, in place of its summary}; type, choices and default stay the declaration's.
     """
     fields = declared(cls)
+    helps = helps or {}
     for name in names if names is not None else [n for n, (_, s) in fields.items() if s.flag]:
         field, spec = fields[name]
         default = field.default
+        text = flag_help(spec, default, helps.get(name))
         if isinstance(default, bool):
-            parser.add_argument(spec.flag, action="store_true", help=flag_help(spec, default))
+            parser.add_argument(spec.flag, action="store_true", help=text)
             continue
         more: dict[str, Any] = {}
         if spec.metavar:
             more["metavar"] = spec.metavar
         if spec.choices is not None:
             more["choices"] = spec.choices
-        parser.add_argument(
-            spec.flag,
-            type=_type(default),
-            default=default,
-            help=flag_help(spec, default),
-            **more,
-        )
+        parser.add_argument(spec.flag, type=_type(default), default=default, help=text, **more)
 
 
 def _dest(flag: str) -> str:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 
 from dpt_ros.models.options import ENGINE_BUILDS, PredictorOptions
-from dpt_ros.options import add_flags
-from dpt_ros.ros.image_size import DEFAULT_MAX_INPUT_PIXELS
+from dpt_ros.node.options import NodeOptions
+from dpt_ros.options import add_flags, declared, flag_help
 
 
 def _int_at_least(text: str, minimum: int) -> int:
@@ -31,15 +31,26 @@ def non_negative_int(text: str) -> int:
 
 
 def add_max_input_pixels_argument(parser: argparse.ArgumentParser) -> None:
-    """``--max-input-pixels N`` (as dpt_node's ``max_input_pixels`` parameter)."""
+    """``--max-input-pixels N``: dpt_node's ``max_input_pixels`` parameter, with the
+    default, range and help of its one declaration
+    (:class:`~dpt_ros.node.options.NodeOptions`). The commands read the value directly,
+    so argparse refuses one outside the range."""
+    field, spec = declared(NodeOptions)["max_input_pixels"]
+    assert spec.range is not None
+    lowest, highest = int(spec.range[0]), int(spec.range[1])
+
+    def pixels(text: str) -> int:
+        value = _int_at_least(text, lowest)
+        if value > highest:
+            raise argparse.ArgumentTypeError(f"must be at most {highest}, got {value}")
+        return value
 
     parser.add_argument(
-        "--max-input-pixels",
-        type=non_negative_int,
-        default=DEFAULT_MAX_INPUT_PIXELS,
-        metavar="N",
-        help="skip images of more than N pixels (width x height), read from the header "
-        "before decoding; 0 = no limit (default %(default)s = 4096x4096)",
+        spec.flag,
+        type=pixels,
+        default=field.default,
+        metavar=spec.metavar,
+        help=flag_help(spec, field.default),
     )
 
 

@@ -31,10 +31,10 @@ from pathlib import Path
 
 from dpt_ros.cli.args import network_size, positive_int
 from dpt_ros.models.registry import ModelSpec, get_spec
+from dpt_ros.options import add_flags, from_flags
 from dpt_ros.runtime.export import (
     DEFAULT_OPSET,
-    ENGINE_PRECISIONS,
-    FORMATS,
+    ExportOptions,
     ExportResult,
     build_tensorrt_engine,
     default_output_name,
@@ -106,12 +106,7 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="model type, e.g. dpt_hybrid or dpt_hybrid_ade20k",
     )
-    p.add_argument(
-        "--format",
-        choices=FORMATS,
-        default="onnx",
-        help="onnx, or tensorrt (needs TensorRT and a GPU) (default: onnx)",
-    )
+    add_flags(p, ExportOptions, ["format"])
     p.add_argument(
         "--weights",
         metavar="PATH",
@@ -164,12 +159,7 @@ def _add_file_arguments(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"ONNX opset, at least {DEFAULT_OPSET} (default {DEFAULT_OPSET})",
     )
-    p.add_argument(
-        "--precision",
-        choices=ENGINE_PRECISIONS,
-        help="engine precision: fp16 (default for tensorrt) or fp32; the ONNX "
-        "model itself is always fp32",
-    )
+    add_flags(p, ExportOptions, ["precision"])
     p.add_argument(
         "--output",
         metavar="PATH",
@@ -202,17 +192,6 @@ def _network_size(args: argparse.Namespace, spec: ModelSpec) -> tuple[int, int]:
     return width, height
 
 
-def _engine_precision(args: argparse.Namespace) -> str:
-    """The --precision to use; ValueError for fp16 with an ONNX output."""
-    precision = args.precision or ("fp16" if args.format == "tensorrt" else "fp32")
-    if args.format == "onnx" and precision != "fp32":
-        raise ValueError(
-            "--precision fp16 applies to TensorRT engines; the ONNX model is "
-            "exported in fp32 (use --format tensorrt, or leave --precision out)"
-        )
-    return precision
-
-
 def _mb(path: Path) -> str:
     return f"{path.stat().st_size / 1e6:.1f} MB"
 
@@ -239,7 +218,8 @@ def run(args: argparse.Namespace) -> int:
 
     spec = get_spec(args.model_type)
     width, height = _network_size(args, spec)
-    precision = _engine_precision(args)
+    # ValueError for fp16 asked of an ONNX model.
+    precision = from_flags(ExportOptions, args).engine_precision
     if args.format == "tensorrt":
         import_tensorrt()  # before the export: fail fast without TensorRT
     output = Path(

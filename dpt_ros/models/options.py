@@ -142,7 +142,9 @@ class PredictorOptions(Options):
         size_names: tuple[str, str] | None = None,
         naming: Naming | None = None,
     ) -> list[str]:
-        """Every problem with these options (empty = valid).
+        """Every problem with these options (empty = valid). Options with none for
+        ``task`` are recorded as checked for it: :meth:`validated` does not check them
+        again.
 
         Args:
             task: ``depth`` or ``segmentation`` if the caller needs that task.
@@ -186,15 +188,21 @@ class PredictorOptions(Options):
             )
             if size_problem:
                 found.append(size_problem)
+        if not found:
+            # What the caller calls things changes the words, not the verdict: options
+            # without problems for a task are not checked for it again (validated()).
+            done: tuple[str | None, ...] = self.__dict__.get("_validated_for", ())
+            object.__setattr__(self, "_validated_for", (*done, task))
         return found
 
     def validated(self, task: str | None = None) -> PredictorOptions:
         """These options; ValueError naming every problem otherwise.
 
         Checked once per instance (and task): the boundary that took the options (a
-        command's flags, the node's parameters) checks them, and the
-        :class:`~dpt_ros.models.Predictor` they reach does not check them again. The
-        options are frozen, and :meth:`with_` gives a new, unchecked instance.
+        command's flags, the node's parameters) checks them with :meth:`problems` or
+        here, and the :class:`~dpt_ros.models.Predictor` and
+        :class:`~dpt_ros.pipeline.frames.FramePipeline` they reach do not check them
+        again. The options are frozen, and :meth:`with_` gives a new, unchecked instance.
         """
         done: tuple[str | None, ...] = self.__dict__.get("_validated_for", ())
         if task in done or (task is None and done):
@@ -202,7 +210,6 @@ class PredictorOptions(Options):
         found = self.problems(task)
         if found:
             raise ValueError("; ".join(found))
-        object.__setattr__(self, "_validated_for", (*done, task))
         return self
 
     def with_(self, **changes: Any) -> PredictorOptions:

@@ -1,4 +1,6 @@
-"""Parameters of ``dpt_node``: declared in one place, read once into a frozen dataclass.
+"""Parameters of ``dpt_node``: made from the options fields declared with a ``param``
+(:mod:`dpt_ros.options`; the node's own in :mod:`dpt_ros.node.options`), read once into
+a frozen dataclass.
 
 Parameters marked read-only need a model reload; the others can be changed at run
 time with ``ros2 param set`` and are validated before they take effect.
@@ -7,6 +9,7 @@ time with ``ros2 param set`` and are validated before they take effect.
 from __future__ import annotations
 
 import array
+import dataclasses
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,12 +23,10 @@ from dpt_ros.alignment.online import AlignmentOptions
 from dpt_ros.alignment.temporal import TemporalOptions
 from dpt_ros.anyview.options import AnyViewOptions
 from dpt_ros.models.options import PredictorOptions
-from dpt_ros.models.registry import MODEL_SPECS, TASKS, model_names
-from dpt_ros.options import declared
+from dpt_ros.models.registry import MODEL_SPECS, TASKS
+from dpt_ros.node.options import NodeOptions
+from dpt_ros.options import declared, value_problem
 from dpt_ros.pipeline.options import PipelineOptions
-from dpt_ros.ros.image_size import DEFAULT_MAX_INPUT_PIXELS
-
-RELIABILITIES = ("best_effort", "reliable")
 
 # A ROS namespace: optionally absolute ('/') or private ('~/'), then tokens of letters,
 # digits and '_' that do not start with a digit, separated by single slashes.
@@ -61,6 +62,7 @@ OPTIONS_GROUPS: dict[str, Any] = {
     "alignment": AlignmentOptions,
     "temporal": TemporalOptions,
     "any_view": AnyViewOptions,
+    "node": NodeOptions,
 }
 
 
@@ -92,157 +94,37 @@ def _declared(
     )
 
 
-_DEPTH = ", ".join(model_names("depth"))
-_SEG = ", ".join(model_names("segmentation"))
-
 #: The parameters in the order of the docs; :data:`PARAMS` adds those of any options
 #: field declared with a ``param`` and not listed here.
 _LISTED: tuple[ParamDef, ...] = (
-    ParamDef(
-        "depth.model_type",
-        "dpt_hybrid",
-        f"Depth model type ({_DEPTH}); empty disables depth.",
-        summary="Depth model type, a depth row of [models.md](models.md); empty disables depth.",
-    ),
-    ParamDef(
-        "depth.weights",
-        "",
-        "Depth weights file, or a transformers save_pretrained folder; empty = "
-        "$DPT_ROS_CACHE or ~/.cache/dpt_ros, downloading the official file there if missing.",
-    ),
-    ParamDef(
-        "depth.random_weights",
-        False,
-        "Use random weights for depth (demos and benchmarks only; outputs meaningless).",
-    ),
-    ParamDef(
-        "segmentation.model_type",
-        "",
-        f"Segmentation model type ({_SEG}); empty disables segmentation.",
-    ),
-    ParamDef(
-        "segmentation.weights",
-        "",
-        "Segmentation weights file, or a transformers save_pretrained folder; empty = "
-        "cache/download.",
-    ),
-    ParamDef(
-        "segmentation.random_weights",
-        False,
-        "Use random weights for segmentation (demos and benchmarks only).",
-    ),
+    _declared("node.depth_model_type"),
+    _declared("node.depth_weights"),
+    _declared("node.depth_random_weights"),
+    _declared("node.segmentation_model_type"),
+    _declared("node.segmentation_weights"),
+    _declared("node.segmentation_random_weights"),
     _declared("predictor.device"),
     _declared("predictor.precision"),
     _declared("predictor.compile"),
     _declared("predictor.backend"),
     _declared("predictor.engine_build"),
-    ParamDef(
-        "depth.engine", "", "Depth engine file (.onnx or .engine) for backend onnxruntime/tensorrt."
-    ),
-    ParamDef(
-        "segmentation.engine",
-        "",
-        "Segmentation engine file (.onnx or .engine) for backend onnxruntime/tensorrt.",
-    ),
-    ParamDef(
-        "warmup_width",
-        640,
-        "Camera image width (pixels) to warm up for at start, so the first frame is not "
-        "slow; 0 = skip the warm-up.",
-        int_range=(0, 8192, 1),
-    ),
-    ParamDef(
-        "warmup_height",
-        480,
-        "Camera image height (pixels) to warm up for at start.",
-        int_range=(0, 8192, 1),
-    ),
-    ParamDef(
-        "network_width",
-        0,
-        "Network input width in pixels; 0 = the model's default. Multiple of 32 (DPT) "
-        "or of 14 (Depth Anything V2, where N x N is the original's input_size N; Depth "
-        "Anything 3, whose process_res is the larger side).",
-        int_range=(0, 4096, 1),
-        summary=(
-            "Network input width in pixels; 0 = the model's default. Multiple of 32 (DPT) or 14 "
-            "(Depth Anything V2 and 3)."
-        ),
-    ),
-    ParamDef(
-        "network_height",
-        0,
-        "Network input height in pixels; 0 = the model's default. Multiple of 32 (DPT) "
-        "or of 14 (Depth Anything V2, where N x N is the original's input_size N; Depth "
-        "Anything 3, whose process_res is the larger side).",
-        int_range=(0, 4096, 1),
-        summary=(
-            "Network input height in pixels; 0 = the model's default. Multiple of 32 (DPT) or 14 "
-            "(Depth Anything V2 and 3)."
-        ),
-    ),
+    _declared("node.depth_engine"),
+    _declared("node.segmentation_engine"),
+    _declared("node.warmup_width"),
+    _declared("node.warmup_height"),
+    _declared("node.network_width"),
+    _declared("node.network_height"),
     _declared("predictor.keep_aspect_ratio"),
     _declared("pipeline.output_size", read_only=False),
     _declared("pipeline.rectify", read_only=False),
-    ParamDef(
-        "input_transport",
-        "raw",
-        "raw: sensor_msgs/Image on 'image'; compressed: sensor_msgs/CompressedImage "
-        "(jpeg/png) on 'image/compressed'.",
-        choices=("raw", "compressed"),
-    ),
-    ParamDef(
-        "max_input_pixels",
-        DEFAULT_MAX_INPUT_PIXELS,
-        "Largest input image (width x height, pixels) decoded; larger ones are rejected "
-        "from their header before any decoding (a small PNG can hold gigabytes), and so "
-        "are compressed formats whose header gives no size. 0 = no limit.",
-        read_only=False,
-        summary=(
-            "Largest input image (width x height, pixels) decoded, checked from its header; 0 = no"
-            " limit."
-        ),
-        int_range=(0, 2**31 - 1, 1),
-    ),
-    ParamDef(
-        "cameras",
-        (),
-        'Camera namespaces served by one node, relative or absolute (e.g. ["front", '
-        '"rear"] or ["/robot/front_camera"]): each NS subscribes NS/image (or '
-        "NS/image/compressed) and NS/camera_info and publishes its outputs under NS/; the "
-        "latest frames of all cameras share one forward pass. Empty (unset) = one camera "
-        "on 'image' and, unless remapped, the image topic's sibling camera_info.",
-        summary=(
-            "Camera namespaces served by one node: NS/image in, outputs under NS/; empty = one "
-            "camera on 'image'."
-        ),
-        example='["front", "rear"]',
-    ),
-    ParamDef(
-        "frame_id",
-        "",
-        "Frame of every output header, for drivers with an empty or wrong frame_id "
-        "(the camera's optical frame); empty = the image's own frame_id.",
-        read_only=False,
-    ),
-    ParamDef(
-        "qos.input.reliability",
-        "best_effort",
-        "Reliability of the image and camera_info subscriptions.",
-        choices=RELIABILITIES,
-    ),
-    ParamDef(
-        "qos.input.depth", 5, "History depth of the input subscriptions.", int_range=(1, 100, 1)
-    ),
-    ParamDef(
-        "qos.output.reliability",
-        "reliable",
-        "Reliability of the output publishers.",
-        choices=RELIABILITIES,
-    ),
-    ParamDef(
-        "qos.output.depth", 5, "History depth of the output publishers.", int_range=(1, 100, 1)
-    ),
+    _declared("node.input_transport"),
+    _declared("node.max_input_pixels", read_only=False),
+    _declared("node.cameras"),
+    _declared("node.frame_id", read_only=False),
+    _declared("node.qos_input_reliability"),
+    _declared("node.qos_input_depth"),
+    _declared("node.qos_output_reliability"),
+    _declared("node.qos_output_depth"),
     _declared("pipeline.relative_depth_scale", read_only=False),
     _declared("pipeline.relative_depth_shift", read_only=False),
     _declared(("alignment.method", "pipeline.relative_depth_alignment")),
@@ -267,47 +149,11 @@ _LISTED: tuple[ParamDef, ...] = (
     _declared("pipeline.cloud_labels", read_only=False),
     _declared("pipeline.cloud_min_confidence", read_only=False),
     _declared("pipeline.cloud_confident_threshold", read_only=False),
-    ParamDef(
-        "max_rate",
-        0.0,
-        "Most frames processed per second (Hz); 0 = as fast as they come.",
-        read_only=False,
-        float_range=(0.0, 1000.0),
-    ),
-    ParamDef(
-        "diagnostics_period", 1.0, "Seconds between /diagnostics messages.", float_range=(0.1, 60.0)
-    ),
-    ParamDef(
-        "log_period",
-        10.0,
-        "Seconds between status log lines; 0 = never.",
-        float_range=(0.0, 3600.0),
-    ),
-    ParamDef(
-        "processing_time_budget",
-        1.5,
-        "Seconds of processing per frame (median, arrival to publish) above which "
-        "/diagnostics warns while segmentation runs; 0 = no check. A semantic costmap needs samples_to_max_cost "
-        "frames within tile_map_decay_time: (n - 1) frame times plus the last one's "
-        "processing, so 1.5 s suits the shipped example (3 samples in 5.0 s).",
-        float_range=(0.0, 3600.0),
-        summary=(
-            "Median seconds per frame above which /diagnostics warns while segmentation runs; 0 = "
-            "no check."
-        ),
-    ),
-    ParamDef(
-        "bond_heartbeat_period",
-        0.1,
-        "dpt_lifecycle_node only: seconds between bond heartbeats to Nav2's "
-        "lifecycle_manager while active (Nav2's nodes: 0.1 on Humble to Kilted, 0.25 on "
-        "main); 0 = no bond (the manager then needs bond_timeout: 0.0).",
-        float_range=(0.0, 1.0),
-        summary=(
-            "dpt_lifecycle_node only: seconds between bond heartbeats to Nav2's lifecycle_manager;"
-            " 0 = no bond."
-        ),
-    ),
+    _declared("node.max_rate", read_only=False),
+    _declared("node.diagnostics_period"),
+    _declared("node.log_period"),
+    _declared("node.processing_time_budget"),
+    _declared("node.bond_heartbeat_period"),
 )
 
 
@@ -335,13 +181,15 @@ class NodeConfig:
         depth, segmentation: how each model runs (None = task disabled); built from
             ``<task>.model_type``, ``<task>.weights``, ``<task>.random_weights``,
             ``<task>.engine`` and the shared ``device``, ``precision``, ``compile``,
-            ``backend``, ``network_width``/``network_height``, ``keep_aspect_ratio``.
+            ``backend``, ``network_width``/``network_height``, ``keep_aspect_ratio``;
+            checked for their task, which the Predictor does not check again.
         pipeline: the per-frame options (``output_size``, ``relative_depth.scale``,
             ``shift`` and ``alignment``, ``cloud.*``), which can change at run time.
         alignment: online alignment of relative depth (``relative_depth.*``).
         temporal: temporal stabilisation of depth (``temporal.*``).
         any_view: windows of views (``any_view.*``; ``model_type`` is the depth model's).
-        The rest: the node's own parameters of the same names (dots as underscores).
+        The rest: the node's own parameters, the fields of
+            :class:`~dpt_ros.node.options.NodeOptions` of the same names.
     """
 
     depth: PredictorOptions | None
@@ -367,27 +215,6 @@ class NodeConfig:
     bond_heartbeat_period: float
 
 
-#: Parameters that become fields of :class:`NodeConfig` itself (dots become underscores).
-_NODE_PARAMS = (
-    "frame_id",
-    "warmup_width",
-    "warmup_height",
-    "input_transport",
-    "max_input_pixels",
-    "cameras",
-    "qos.input.reliability",
-    "qos.input.depth",
-    "qos.output.reliability",
-    "qos.output.depth",
-    "max_rate",
-    "diagnostics_period",
-    "log_period",
-    "processing_time_budget",
-    "bond_heartbeat_period",
-)
-
-
-#: ``relative_depth.*`` parameters -> fields of :class:`AlignmentOptions`.
 def _filled(values: dict[str, Any], group: str) -> dict[str, Any]:
     """The fields of ``group``'s options that parameters fill, from their values."""
     return {
@@ -408,10 +235,6 @@ def alignment_options(values: dict[str, Any]) -> AlignmentOptions:
 def any_view_options(values: dict[str, Any]) -> AnyViewOptions:
     """The ``any_view.*`` options from the parameter values, for the depth model."""
     return AnyViewOptions(**_filled(values, "any_view"), model_type=values["depth.model_type"])
-
-
-def _field(param: str) -> str:
-    return param.replace(".", "_")
 
 
 def normalise_namespace(name: str) -> str:
@@ -516,13 +339,9 @@ def value_problems(name: str, value: Any) -> list[str]:
     problems = []
     if name == "frame_id" and not value.isprintable():
         problems.append(f"frame_id={value!r} holds control characters (a newline, ...)")
-    if p.choices and value not in p.choices:
-        problems.append(f"{name}={value!r} is not one of {', '.join(p.choices)}")
-    if p.int_range and not (p.int_range[0] <= value <= p.int_range[1]):
-        problems.append(f"{name}={value} is outside {p.int_range[0]}..{p.int_range[1]}")
-    if p.float_range and not (p.float_range[0] <= value <= p.float_range[1]):
-        problems.append(f"{name}={value} is outside {p.float_range[0]}..{p.float_range[1]}")
-    return problems
+    bounds = p.int_range[:2] if p.int_range else p.float_range
+    problem = value_problem(name, value, p.choices, bounds)
+    return problems + ([problem] if problem else [])
 
 
 def predictor_options(values: dict[str, Any], task: str) -> PredictorOptions | None:
@@ -557,11 +376,16 @@ def predictor_options(values: dict[str, Any], task: str) -> PredictorOptions | N
     )
 
 
-def _config_problems(values: dict[str, Any]) -> list[str]:
-    """Problems of a complete set of values that no single parameter shows."""
+def _config_problems(
+    values: dict[str, Any], models: dict[str, PredictorOptions | None]
+) -> list[str]:
+    """Problems of a complete set of values that no single parameter shows; ``models``
+    gets each task's options, checked here for their task (the one check of the model
+    types between the parameters and the networks: the Predictor and the pipeline do not
+    check options again that were found valid)."""
     problems: list[str] = []
     for task in TASKS:
-        options = predictor_options(values, task)
+        options = models[task] = predictor_options(values, task)
         if options is not None:
             problems += options.problems(
                 task,
@@ -582,12 +406,7 @@ def _config_problems(values: dict[str, Any]) -> list[str]:
             f"any_view.window={any_view.window} runs depth alone: windows with "
             "segmentation.model_type are not supported yet (set it empty)"
         )
-    if bool(values["warmup_width"]) != bool(values["warmup_height"]):
-        problems.append("warmup_width and warmup_height must both be 0 (no warm-up) or both set")
-    if not values["depth.model_type"] and not values["segmentation.model_type"]:
-        problems.append(
-            "depth.model_type and segmentation.model_type are both empty: nothing to run"
-        )
+    problems += NodeOptions(**_filled(values, "node")).problems("param")
     return problems
 
 
@@ -605,7 +424,15 @@ def validate(values: dict[str, Any], stand_ins: Collection[str] = ()) -> list[st
         stand_ins: parameters whose values in ``values`` are defaults standing in for
             values refused elsewhere (rclpy refused the override), treated alike.
     """
+    return _checked(values, stand_ins)[0]
+
+
+def _checked(
+    values: dict[str, Any], stand_ins: Collection[str] = ()
+) -> tuple[list[str], dict[str, PredictorOptions | None]]:
+    """:func:`validate`'s problems, and each task's options of a full set (checked)."""
     problems: list[str] = []
+    models: dict[str, PredictorOptions | None] = {}
     bad = set(stand_ins)
     for name, value in values.items():
         if name in PARAM_DEFS:
@@ -616,14 +443,16 @@ def validate(values: dict[str, Any], stand_ins: Collection[str] = ()) -> list[st
     if all(p.name in values for p in PARAMS):
         whole = {**values, **{name: PARAM_DEFS[name].default for name in bad}}
         problems += [
-            text for text in _config_problems(whole) if not any(name in text for name in bad)
+            text
+            for text in _config_problems(whole, models)
+            if not any(name in text for name in bad)
         ]
-    return list(dict.fromkeys(problems))  # each problem once (shared by both tasks)
+    return list(dict.fromkeys(problems)), models  # each problem once (shared by both tasks)
 
 
 def config_from_values(values: dict[str, Any]) -> NodeConfig:
     """Builds the config; ValueError lists every problem."""
-    problems = validate(values)
+    problems, models = _checked(values)
     missing = [p.name for p in PARAMS if p.name not in values]
     if missing:
         problems.append(f"no value for {', '.join(missing)}")
@@ -638,12 +467,13 @@ def config_from_values(values: dict[str, Any]) -> NodeConfig:
         float(v) for v in typed["relative_depth.ground_normal"]
     )
     pipeline = PipelineOptions(**_filled(typed, "pipeline"))
+    node = _filled(typed, "node")
     return NodeConfig(
-        depth=predictor_options(typed, "depth"),
-        segmentation=predictor_options(typed, "segmentation"),
+        depth=models["depth"],
+        segmentation=models["segmentation"],
         pipeline=pipeline,
         alignment=alignment_options(typed),
         temporal=TemporalOptions(**_filled(typed, "temporal")),
         any_view=any_view_options(typed),
-        **{_field(name): typed[name] for name in _NODE_PARAMS},
+        **{f.name: node[f.name] for f in dataclasses.fields(NodeConfig) if f.name in node},
     )

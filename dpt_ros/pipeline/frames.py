@@ -19,7 +19,6 @@ from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import Header
 
 from dpt_ros.models import Predictor
-from dpt_ros.models.registry import task_problem
 from dpt_ros.pipeline.depth import (
     SequentialCalibration,
     Stabilized,
@@ -226,13 +225,14 @@ def _output(frame: Frame, metres_model: Predictor | None) -> FrameOutput:
 
 
 def _check_models(depth: Predictor | None, segmentation: Predictor | None) -> None:
-    """ValueError unless at least one model runs, each on its task."""
+    """ValueError unless at least one model runs, each on its task (its options are
+    checked for the task only where the caller has not: the node's parameters and the
+    commands' flags have)."""
     if depth is None and segmentation is None:
         raise ValueError("at least one of depth and segmentation must be enabled")
     for task, predictor in (("depth", depth), ("segmentation", segmentation)):
-        problem = predictor and task_problem(predictor.spec.name, task)
-        if problem:
-            raise ValueError(problem)
+        if predictor is not None:
+            predictor.options.validated(task)
 
 
 def _checked_batch(

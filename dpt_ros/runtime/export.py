@@ -34,7 +34,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -44,6 +44,7 @@ from dpt_ros.models.registry import ModelSpec, get_spec, window_model_names
 from dpt_ros.models.weights.checkpoint import load_model, resolve_weights
 from dpt_ros.models.weights.digest import weights_digest
 from dpt_ros.models.weights.download import default_cache_dir
+from dpt_ros.options import Naming, Options, option
 from dpt_ros.runtime.runtimes import (
     SIDECAR_VERSION,
     OnnxRuntimeModel,
@@ -66,6 +67,44 @@ OUTPUT_NAME = "output"
 #: magnitude. Both run float32; their kernels sum in other orders, which moves the output
 #: by 1e-6 to 5e-5 of its maximum (about as much as PyTorch's float32 differs from float64).
 CHECK_TOLERANCE = 1e-3
+
+
+@dataclass(frozen=True)
+class ExportOptions(Options):
+    """What kind of file is written (``dpt-ros export``'s ``--format`` and
+    ``--precision``). ``precision`` is the precision of the exported engine, not a
+    Predictor's: the ONNX model is always float32.
+    """
+
+    NAMING: ClassVar[Naming] = "flag"
+
+    format: str = option(
+        "onnx", "onnx, or tensorrt (needs TensorRT and a GPU).", choices=FORMATS, flag="--format"
+    )
+    precision: str | None = option(
+        None,
+        "Engine precision: fp16 (default for tensorrt) or fp32; the ONNX model itself is "
+        "always fp32.",
+        choices=ENGINE_PRECISIONS,
+        flag="--precision",
+    )
+
+    @property
+    def engine_precision(self) -> str:
+        """``precision``, or the format's default: fp16 for TensorRT, fp32 for ONNX."""
+        return self.precision or ("fp16" if self.format == "tensorrt" else "fp32")
+
+    def combined_problems(self, naming: Naming | None = None) -> list[str]:
+        """A reduced precision asked of an ONNX model (an unknown one is a field's
+        problem)."""
+        reduced = self.precision in ENGINE_PRECISIONS and self.precision != "fp32"
+        if self.format != "onnx" or not reduced:
+            return []
+        precision, kind = (self.label(n, naming) for n in ("precision", "format"))
+        return [
+            f"{precision} {self.precision} applies to TensorRT engines; the ONNX model is "
+            f"exported in fp32 (use {kind} tensorrt, or leave {precision} out)"
+        ]
 
 
 @dataclass

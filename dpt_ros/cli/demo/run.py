@@ -59,7 +59,7 @@ from dpt_ros.cli.demo.driver import (
 )
 from dpt_ros.cli.demo.preview import PICTURE_KINDS, write_frame_pictures
 from dpt_ros.models import resolve_device
-from dpt_ros.models.options import BACKENDS, PredictorOptions
+from dpt_ros.models.options import PredictorOptions
 from dpt_ros.models.registry import get_spec
 from dpt_ros.models.weights.download import cached_checkpoint_path, default_cache_dir
 from dpt_ros.options import add_flags
@@ -120,13 +120,15 @@ def add_parser(subparsers: Any, name: str, help: str) -> argparse.ArgumentParser
         metavar="DIR",
         help="directory holding official checkpoint files (by their official names)",
     )
-    add_flags(p, PredictorOptions, ["device"])
-    p.add_argument(
-        "--backend",
-        default="auto",
-        choices=BACKENDS,
-        help="the node's backend parameter (default auto: a cached engine where there is one; "
-        "the demo builds none, as a few frames cannot pay back a build)",
+    add_flags(
+        p,
+        PredictorOptions,
+        ["device", "backend"],
+        helps={
+            "backend": "the node's backend parameter: auto (a cached engine where there is "
+            "one; the demo builds none, as a few frames cannot pay back a build), torch, "
+            "onnxruntime or tensorrt"
+        },
     )
     p.add_argument(
         "--network-size",
