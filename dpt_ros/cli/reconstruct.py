@@ -92,6 +92,20 @@ def add_parser(subparsers, name: str, help: str) -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=_HelpFormatter,
     )
+    # in --help's order
+    _add_input_and_model_arguments(parser)
+    _add_metric_arguments(parser)
+    _add_window_arguments(parser)
+    add_predictor_arguments(parser, compile=False)
+    _add_ray_arguments(parser)
+    add_max_input_pixels_argument(parser)
+    _add_cloud_arguments(parser)
+    _add_camera_arguments(parser)
+    return parser
+
+
+def _add_input_and_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The inputs, the output folder, the model type and its weights."""
     parser.add_argument(
         "inputs",
         nargs="+",
@@ -116,6 +130,10 @@ def add_parser(subparsers, name: str, help: str) -> argparse.ArgumentParser:
         action="store_true",
         help="random weights instead of a file (plumbing tests only: meaningless outputs)",
     )
+
+
+def _add_metric_arguments(parser: argparse.ArgumentParser) -> None:
+    """The metric model that scales each window to metres, and its weights."""
     parser.add_argument(
         "--metric-model",
         choices=METRIC_MODELS,
@@ -135,6 +153,11 @@ def add_parser(subparsers, name: str, help: str) -> argparse.ArgumentParser:
         action="store_true",
         help="random weights for the metric model (plumbing tests only)",
     )
+
+
+def _add_window_arguments(parser: argparse.ArgumentParser) -> None:
+    """The windows (views per forward, overlap), the output grid and the families'
+    window options."""
     parser.add_argument(
         "--window",
         type=positive_int,
@@ -170,7 +193,10 @@ def add_parser(subparsers, name: str, help: str) -> argparse.ArgumentParser:
         help="VGGT: crop the height to the network size, or pad to a square with white "
         "(default: crop); refused for Depth Anything 3",
     )
-    add_predictor_arguments(parser, compile=False)
+
+
+def _add_ray_arguments(parser: argparse.ArgumentParser) -> None:
+    """Several inputs on Ray."""
     parser.add_argument(
         "--ray",
         nargs="?",
@@ -193,7 +219,10 @@ def add_parser(subparsers, name: str, help: str) -> argparse.ArgumentParser:
         metavar="G",
         help="GPUs each Ray worker requests (default 1 with a CUDA --device, else 0)",
     )
-    add_max_input_pixels_argument(parser)
+
+
+def _add_cloud_arguments(parser: argparse.ArgumentParser) -> None:
+    """Which points points.ply keeps."""
     parser.add_argument(
         "--min-confidence",
         type=float,
@@ -213,6 +242,10 @@ def add_parser(subparsers, name: str, help: str) -> argparse.ArgumentParser:
         metavar="SIZE",
         help="points.ply: one point per cube of side SIZE (reconstruction unit)",
     )
+
+
+def _add_camera_arguments(parser: argparse.ArgumentParser) -> None:
+    """The bags' image topic and the camera's calibration."""
     parser.add_argument(
         "--image-topic", metavar="TOPIC", help="bags: the Image or CompressedImage topic"
     )
@@ -222,7 +255,6 @@ def add_parser(subparsers, name: str, help: str) -> argparse.ArgumentParser:
         help="the camera's calibration (camera_calibration YAML) for folders, or for bags "
         "without camera_info; recorded in cameras.json beside the model's intrinsics",
     )
-    return parser
 
 
 # --------------------------------------------------------------------------- model
