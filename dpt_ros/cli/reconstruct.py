@@ -28,6 +28,7 @@ from dpt_ros.cli.args import (
     positive_int,
 )
 from dpt_ros.cli.reconstruct_fleet import InputJob, InputOutcome, Reconstructor, run_on_ray
+from dpt_ros.models.families import depth_anything_3, vggt
 from dpt_ros.models.registry import get_spec, window_model_names
 from dpt_ros.reconstruct.chain import WindowResult
 from dpt_ros.reconstruct.driver import OUTPUT_SIZES, ReconstructOptions, RunWindow, reconstruct
@@ -43,11 +44,11 @@ from dpt_ros.text import shown
 _LOG = logging.getLogger(__name__)
 
 #: ``--reference-view`` values (Depth Anything 3's reference view strategies).
-REFERENCE_VIEWS = ("saddle_balanced", "first", "middle", "saddle_sim_range")
+REFERENCE_VIEWS = depth_anything_3.FAMILY.reference_views
 #: ``--metric-model`` values (a metric model whose metres scale each window).
 METRIC_MODELS = ("depth_anything_3_metric_large",)
 #: ``--mode`` values (VGGT's preprocessing).
-VGGT_MODES = ("crop", "pad")
+VGGT_MODES = vggt.FAMILY.window_modes
 DEFAULT_WINDOW = 8
 DEFAULT_OVERLAP = 2
 #: Suffixes of bag files (a rosbag2 folder is recognised by its metadata.yaml).
@@ -273,12 +274,6 @@ class WindowPredictor(Protocol):
     ) -> Any: ...
 
 
-def window_family(spec: Any) -> str | None:
-    """The family name of a model type that takes windows of views
-    (:attr:`~dpt_ros.models.family.ModelSpec.windows`), None for a single-frame model."""
-    return spec.family.name if spec.windows else None
-
-
 def window_runner(
     predictor: WindowPredictor, reference_view: str, mode: str | None = None
 ) -> RunWindow:
@@ -399,9 +394,9 @@ def _camera_info(args: argparse.Namespace) -> Any:
     return info
 
 
-def _check_flags(args: argparse.Namespace, spec: Any, family: str | None) -> ReconstructOptions:
+def _check_flags(args: argparse.Namespace, spec: Any) -> ReconstructOptions:
     """Every check that needs no model and no frame; the driver's options."""
-    if family is None:
+    if not spec.windows:
         raise ValueError(
             f"{spec.name} takes one frame at a time: reconstruct needs a multi-view "
             f"model type ({', '.join(window_model_names())})"
@@ -415,7 +410,7 @@ def _check_flags(args: argparse.Namespace, spec: Any, family: str | None) -> Rec
         raise ValueError("give either --metric-weights or --metric-random-weights, not both")
     if args.ray is None and (args.workers or args.gpus_per_worker is not None):
         raise ValueError("--workers and --gpus-per-worker need --ray")
-    if args.mode is not None and family != "vggt":
+    if args.mode is not None and not spec.family.window_modes:
         raise ValueError(f"--mode is VGGT's preprocessing; {spec.name} has no --mode")
     options = ReconstructOptions(
         window=args.window,
@@ -458,8 +453,8 @@ def make_reconstructor(args: argparse.Namespace) -> Reconstructor:
             the callable raises what reading or reconstructing an input raises.
     """
     spec = get_spec(args.model_type)
-    family = window_family(spec)
-    options = _check_flags(args, spec, family)
+    options = _check_flags(args, spec)
+    family = spec.family
     camera_info = _camera_info(args)
     predictor = _load_predictor(args, spec)
     run_window = window_runner(predictor, args.reference_view, args.mode)
@@ -469,8 +464,8 @@ def make_reconstructor(args: argparse.Namespace) -> Reconstructor:
             "type": spec.name,
             "window": args.window,
             "overlap": args.overlap,
-            "reference_view": args.reference_view if family == "depth_anything_3" else None,
-            "mode": (args.mode or "crop") if family == "vggt" else None,
+            "reference_view": args.reference_view if family.reference_views else None,
+            "mode": (args.mode or family.window_modes[0]) if family.window_modes else None,
             "network_size": list(args.network_size) if args.network_size else None,
             "output_size": args.output_size,
             "metric_model": args.metric_model,
@@ -522,7 +517,7 @@ def run(args: argparse.Namespace) -> int:
     With ``--ray`` the inputs go to Ray workers (:mod:`dpt_ros.cli.reconstruct_fleet`),
     and an input that fails fails alone (exit status 1)."""
     spec = get_spec(args.model_type)
-    _check_flags(args, spec, window_family(spec))  # before any model loads or Ray starts
+    _check_flags(args, spec)  # before any model loads or Ray starts
     inputs = [Path(p).expanduser() for p in args.inputs]
     outputs = output_folders(Path(args.output).expanduser(), inputs)
     jobs = [InputJob(path, out) for path, out in zip(inputs, outputs)]
