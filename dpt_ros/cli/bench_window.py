@@ -19,7 +19,9 @@ the child's whole peak resident size with its network and the Python runtime
 ``--window 1`` is a window of one view through the same window forward (cameras
 included), not the single-image path that ``dpt-ros bench`` times without ``--window``.
 
-The references are optional imports, never dependencies: ``depth_anything_3``
+Each family names its window forward and its reference
+(:meth:`~dpt_ros.models.family.ModelFamily.window_forward`, ``window_reference``). The
+references are optional imports, never dependencies: ``depth_anything_3``
 (``depth-anything-3==0.1.1``) and ``vggt`` (facebookresearch/vggt), each in a venv of its
 own (docs/speed.md). Where one does not import, the figures say so and ours is timed
 alone.
@@ -53,14 +55,6 @@ TIMED = (
     "the network's window forward on one preprocessed (1, N, 3, h, w) float32 input, "
     "random weights, no gradients; preprocessing and the copy to the host not timed"
 )
-
-#: What to install where a family's reference does not import.
-_INSTALL = {
-    "depth_anything_3": "not installed (a separate venv: pip install --no-deps "
-    "depth-anything-3==0.1.1 einops omegaconf addict imageio)",
-    "vggt": "not installed (a separate venv with facebookresearch/vggt's vggt/ on its "
-    "path, see scripts/make_vggt_goldens.py)",
-}
 
 
 def check_window_args(args: argparse.Namespace) -> None:
@@ -97,44 +91,6 @@ def check_window_args(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------- forwards
 
 
-def _our_forward(family: str, network: torch.nn.Module) -> Callable[[torch.Tensor], Any]:
-    """Our network's window forward of (1, N, 3, h, w) for ``family``."""
-    model: Any = network
-    if family == "depth_anything_3":
-        return getattr(model, "model", model).forward_window  # DepthAnything3Stacked's
-    if family == "vggt":
-        return model.window
-    raise ValueError(f"no window forward for the {family} family")
-
-
-def _reference_network(family: str, model_type: str) -> torch.nn.Module | None:
-    """The family's reference network with random weights, float32 on the CPU; None
-    where it does not import."""
-    if family == "depth_anything_3":
-        try:
-            # optional, never a dependency: the reference for comparisons (docs/speed.md)
-            from depth_anything_3.cfg import create_object, load_config
-            from depth_anything_3.registry import MODEL_REGISTRY
-        except ImportError:
-            return None
-        name = get_spec(model_type).hub_model_name
-        return create_object(load_config(MODEL_REGISTRY[name])).eval()
-    if family == "vggt":
-        try:
-            # optional, never a dependency (VGGT License v1): the reference for comparisons
-            from vggt.models.vggt import VGGT
-        except ImportError:
-            return None
-        return VGGT(enable_track=False).eval()
-    return None
-
-
-def _reference_name(family: str, model_type: str) -> str:
-    if family == "depth_anything_3":
-        return f"depth_anything_3 {get_spec(model_type).hub_model_name} DepthAnything3Net, float32"
-    return "vggt VGGT(enable_track=False), float32"
-
-
 def _network_input(predictor: Predictor, views: int, width: int, height: int) -> torch.Tensor:
     """(1, N, 3, h, w) float32: N random camera images preprocessed as ``infer_window``
     prepares them (the family's preprocessing), on the predictor's device."""
@@ -155,7 +111,6 @@ def run_window(args: argparse.Namespace) -> dict[str, object]:
     options = options.with_(backend="torch", precision="fp32")
     predictor = Predictor(options.validated(), progress=False)
     spec = predictor.spec
-    family = spec.family.name
     device = predictor.device
     network = predictor.runtime.model
     assert network is not None  # backend torch
@@ -172,14 +127,11 @@ def run_window(args: argparse.Namespace) -> dict[str, object]:
         "machine": machine(device),
         "timed": TIMED,
     }
-    ours = _our_forward(family, network)
+    ours = spec.family.window_forward(spec, network)
     forwards: dict[str, Callable[[], object]] = {}
-    reference = _reference_network(family, args.model_type)
-    if reference is None:
-        results["reference"] = _INSTALL.get(family, f"no reference for the {family} family")
-    else:
+    results["reference"], reference = spec.family.window_reference(spec)
+    if reference is not None:
         reference = reference.to(device)
-        results["reference"] = _reference_name(family, args.model_type)
         forwards["reference_float32"] = _no_grad(reference, x)
     forwards["ours_float32"] = _no_grad(ours, x)
     for fn in forwards.values():
@@ -282,13 +234,13 @@ def memory_child(argv: list[str]) -> None:
     torch.set_num_threads(int(threads))
     x = torch.load(path)
     spec = get_spec(model_type)
-    family = spec.family.name
+    family = spec.family
     if side == "ours":
-        forward = _our_forward(family, spec.family.build(spec).eval())
+        forward = family.window_forward(spec, family.build(spec).eval())
     else:
-        reference = _reference_network(family, model_type)
+        _, reference = family.window_reference(spec)
         if reference is None:
-            raise SystemExit(f"the {family} reference does not import")
+            raise SystemExit(f"the {family.name} reference does not import")
         forward = reference
     with torch.inference_mode():
         forward(x[:, :1])  # allocator and thread pools

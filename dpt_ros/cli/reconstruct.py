@@ -28,6 +28,7 @@ from dpt_ros.cli.args import (
     positive_int,
 )
 from dpt_ros.cli.reconstruct_fleet import InputJob, InputOutcome, Reconstructor, run_on_ray
+from dpt_ros.models.families import depth_anything_3, vggt
 from dpt_ros.models.registry import get_spec, window_model_names
 from dpt_ros.reconstruct.chain import WindowResult
 from dpt_ros.reconstruct.driver import OUTPUT_SIZES, ReconstructOptions, RunWindow, reconstruct
@@ -43,11 +44,11 @@ from dpt_ros.text import shown
 _LOG = logging.getLogger(__name__)
 
 #: ``--reference-view`` values (Depth Anything 3's reference view strategies).
-REFERENCE_VIEWS = ("saddle_balanced", "first", "middle", "saddle_sim_range")
+REFERENCE_VIEWS = depth_anything_3.FAMILY.reference_views
 #: ``--metric-model`` values (a metric model whose metres scale each window).
 METRIC_MODELS = ("depth_anything_3_metric_large",)
 #: ``--mode`` values (VGGT's preprocessing).
-VGGT_MODES = ("crop", "pad")
+VGGT_MODES = vggt.FAMILY.window_modes
 DEFAULT_WINDOW = 8
 DEFAULT_OVERLAP = 2
 #: Suffixes of bag files (a rosbag2 folder is recognised by its metadata.yaml).
@@ -92,6 +93,20 @@ def add_parser(subparsers, name: str, help: str) -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=_HelpFormatter,
     )
+    # in --help's order
+    _add_input_and_model_arguments(parser)
+    _add_metric_arguments(parser)
+    _add_window_arguments(parser)
+    add_predictor_arguments(parser, compile=False)
+    _add_ray_arguments(parser)
+    add_max_input_pixels_argument(parser)
+    _add_cloud_arguments(parser)
+    _add_camera_arguments(parser)
+    return parser
+
+
+def _add_input_and_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The inputs, the output folder, the model type and its weights."""
     parser.add_argument(
         "inputs",
         nargs="+",
@@ -116,6 +131,10 @@ def add_parser(subparsers, name: str, help: str) -> argparse.ArgumentParser:
         action="store_true",
         help="random weights instead of a file (plumbing tests only: meaningless outputs)",
     )
+
+
+def _add_metric_arguments(parser: argparse.ArgumentParser) -> None:
+    """The metric model that scales each window to metres, and its weights."""
     parser.add_argument(
         "--metric-model",
         choices=METRIC_MODELS,
@@ -135,6 +154,11 @@ def add_parser(subparsers, name: str, help: str) -> argparse.ArgumentParser:
         action="store_true",
         help="random weights for the metric model (plumbing tests only)",
     )
+
+
+def _add_window_arguments(parser: argparse.ArgumentParser) -> None:
+    """The windows (views per forward, overlap), the output grid and the families'
+    window options."""
     parser.add_argument(
         "--window",
         type=positive_int,
@@ -170,7 +194,10 @@ def add_parser(subparsers, name: str, help: str) -> argparse.ArgumentParser:
         help="VGGT: crop the height to the network size, or pad to a square with white "
         "(default: crop); refused for Depth Anything 3",
     )
-    add_predictor_arguments(parser, compile=False)
+
+
+def _add_ray_arguments(parser: argparse.ArgumentParser) -> None:
+    """Several inputs on Ray."""
     parser.add_argument(
         "--ray",
         nargs="?",
@@ -193,7 +220,10 @@ def add_parser(subparsers, name: str, help: str) -> argparse.ArgumentParser:
         metavar="G",
         help="GPUs each Ray worker requests (default 1 with a CUDA --device, else 0)",
     )
-    add_max_input_pixels_argument(parser)
+
+
+def _add_cloud_arguments(parser: argparse.ArgumentParser) -> None:
+    """Which points points.ply keeps."""
     parser.add_argument(
         "--min-confidence",
         type=float,
@@ -213,6 +243,10 @@ def add_parser(subparsers, name: str, help: str) -> argparse.ArgumentParser:
         metavar="SIZE",
         help="points.ply: one point per cube of side SIZE (reconstruction unit)",
     )
+
+
+def _add_camera_arguments(parser: argparse.ArgumentParser) -> None:
+    """The bags' image topic and the camera's calibration."""
     parser.add_argument(
         "--image-topic", metavar="TOPIC", help="bags: the Image or CompressedImage topic"
     )
@@ -222,7 +256,6 @@ def add_parser(subparsers, name: str, help: str) -> argparse.ArgumentParser:
         help="the camera's calibration (camera_calibration YAML) for folders, or for bags "
         "without camera_info; recorded in cameras.json beside the model's intrinsics",
     )
-    return parser
 
 
 # --------------------------------------------------------------------------- model
@@ -239,12 +272,6 @@ class WindowPredictor(Protocol):
         intrinsics: Any = None,
         output_hw: Any = None,
     ) -> Any: ...
-
-
-def window_family(spec: Any) -> str | None:
-    """The family name of a model type that takes windows of views
-    (:attr:`~dpt_ros.models.family.ModelSpec.windows`), None for a single-frame model."""
-    return spec.family.name if spec.windows else None
 
 
 def window_runner(
@@ -367,9 +394,9 @@ def _camera_info(args: argparse.Namespace) -> Any:
     return info
 
 
-def _check_flags(args: argparse.Namespace, spec: Any, family: str | None) -> ReconstructOptions:
+def _check_flags(args: argparse.Namespace, spec: Any) -> ReconstructOptions:
     """Every check that needs no model and no frame; the driver's options."""
-    if family is None:
+    if not spec.windows:
         raise ValueError(
             f"{spec.name} takes one frame at a time: reconstruct needs a multi-view "
             f"model type ({', '.join(window_model_names())})"
@@ -383,7 +410,7 @@ def _check_flags(args: argparse.Namespace, spec: Any, family: str | None) -> Rec
         raise ValueError("give either --metric-weights or --metric-random-weights, not both")
     if args.ray is None and (args.workers or args.gpus_per_worker is not None):
         raise ValueError("--workers and --gpus-per-worker need --ray")
-    if args.mode is not None and family != "vggt":
+    if args.mode is not None and not spec.family.window_modes:
         raise ValueError(f"--mode is VGGT's preprocessing; {spec.name} has no --mode")
     options = ReconstructOptions(
         window=args.window,
@@ -426,8 +453,8 @@ def make_reconstructor(args: argparse.Namespace) -> Reconstructor:
             the callable raises what reading or reconstructing an input raises.
     """
     spec = get_spec(args.model_type)
-    family = window_family(spec)
-    options = _check_flags(args, spec, family)
+    options = _check_flags(args, spec)
+    family = spec.family
     camera_info = _camera_info(args)
     predictor = _load_predictor(args, spec)
     run_window = window_runner(predictor, args.reference_view, args.mode)
@@ -437,8 +464,8 @@ def make_reconstructor(args: argparse.Namespace) -> Reconstructor:
             "type": spec.name,
             "window": args.window,
             "overlap": args.overlap,
-            "reference_view": args.reference_view if family == "depth_anything_3" else None,
-            "mode": (args.mode or "crop") if family == "vggt" else None,
+            "reference_view": args.reference_view if family.reference_views else None,
+            "mode": (args.mode or family.window_modes[0]) if family.window_modes else None,
             "network_size": list(args.network_size) if args.network_size else None,
             "output_size": args.output_size,
             "metric_model": args.metric_model,
@@ -490,7 +517,7 @@ def run(args: argparse.Namespace) -> int:
     With ``--ray`` the inputs go to Ray workers (:mod:`dpt_ros.cli.reconstruct_fleet`),
     and an input that fails fails alone (exit status 1)."""
     spec = get_spec(args.model_type)
-    _check_flags(args, spec, window_family(spec))  # before any model loads or Ray starts
+    _check_flags(args, spec)  # before any model loads or Ray starts
     inputs = [Path(p).expanduser() for p in args.inputs]
     outputs = output_folders(Path(args.output).expanduser(), inputs)
     jobs = [InputJob(path, out) for path, out in zip(inputs, outputs)]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import warnings
 from collections import OrderedDict
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
@@ -342,6 +342,12 @@ class ModelFamily:
             size).
         output_interpolation: how outputs are resized to the image (a
             :func:`~dpt_ros.models.transforms.resize_output` mode).
+        reference_views: types with windows: the strategies by which a window of
+            views picks its reference view (Depth Anything 3's; the first is the
+            default), () where the family has none.
+        window_modes: types with windows: the preprocessing modes of a window's views
+            (VGGT's ``crop`` and ``pad``; the first is the default), () where the
+            family has none.
         transformers_model_type: the ``model_type`` of transformers' ``config.json``
             for this family's models, or '' (none in that format).
         transformers_rules: the renamings of transformers' state_dict keys into the
@@ -361,6 +367,8 @@ class ModelFamily:
     size_multiple: int = 1
     resize_method: str = "minimal"
     output_interpolation: str = "bicubic"
+    reference_views: tuple[str, ...] = ()
+    window_modes: tuple[str, ...] = ()
     transformers_model_type: str = ""
     transformers_rules: tuple[Rule, ...] = ()
     reference: str = "transformers"
@@ -445,6 +453,22 @@ class ModelFamily:
         clause for messages, or '' (none: the default). Callers ask the spec
         (:attr:`ModelSpec.camera_requirement`), not the family's name or flags."""
         return ""
+
+    def window_forward(self, spec: ModelSpec, network: nn.Module) -> Callable[[torch.Tensor], Any]:
+        """Types with :attr:`ModelSpec.windows`: the network's raw window forward of a
+        (1, N, 3, h, w) float32 input (what ``dpt-ros bench --window`` times).
+
+        Raises:
+            ValueError: a family without windows.
+        """
+        raise ValueError(f"no window forward for the {self.name} family")
+
+    def window_reference(self, spec: ModelSpec) -> tuple[str, nn.Module | None]:
+        """Types with :attr:`ModelSpec.windows`: the reference implementation that
+        ``dpt-ros bench --window`` times beside :meth:`window_forward`: what it is and
+        its network with random weights, float32 on the CPU; where it does not import
+        (an optional package, never a dependency), how to install it and None."""
+        return f"no reference for the {self.name} family", None
 
     # ----------------------------------------------------------------- images
 

@@ -25,6 +25,7 @@ from dpt_ros.models.registry import get_spec, window_model_names
 from dpt_ros.models.transforms import check_rgb, labels_from_logits, network_input_problem
 from dpt_ros.models.transforms import label_confidence as label_confidence  # its former home
 from dpt_ros.models.weights.checkpoint import PathLike
+from dpt_ros.models.windows import cameras_on_output, stack_views
 from dpt_ros.runtime.backend import create_runtime
 from dpt_ros.runtime.runtimes import Runtime
 
@@ -376,6 +377,48 @@ class Predictor(DeprecatedPredictorMembers):
                 cameras or with cameras that give no scale.
         """
         spec = self.spec
+        batch = self._window_views(images, extrinsics, intrinsics, align_to_input)
+        image_hw = batch.shape[1:3]
+        input_hw = self.input_size(image_hw)
+        x, boxes = spec.family.window_input(
+            spec, torch.from_numpy(batch), input_hw, self.net_hw, self._mean, self._std, mode
+        )
+        hw = (int(x.shape[-2]), int(x.shape[-1]))
+        network = self._window_network(len(batch), hw, reference_view, extrinsics is not None)
+        x = x.to(self.device, non_blocking=True).contiguous()
+        with (
+            torch.inference_mode(),
+            torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32),
+        ):
+            found = self._forward_window(
+                network,
+                x,
+                image_hw,
+                reference_view,
+                extrinsics,
+                intrinsics,
+                view_keys,
+                align_to_input,
+            )
+            cameras = replace(found.cameras, network_box=boxes)
+            if output_hw is not None and tuple(output_hw) != tuple(hw):
+                found = spec.family.resize(spec, found, output_hw)
+                given = intrinsics if align_to_input else None
+                cameras = cameras_on_output(cameras, hw, image_hw, output_hw, given)
+        arrays = found.arrays()
+        host = dict(zip(arrays, download_to_host(list(arrays.values()))))
+        return replace(found.with_arrays(host), cameras=cameras)
+
+    def _window_views(
+        self,
+        images: Sequence[np.ndarray],
+        extrinsics: np.ndarray | None,
+        intrinsics: np.ndarray | None,
+        align_to_input: bool,
+    ) -> np.ndarray:
+        """The (N, H, W, 3) batch of a window's views, once the call is known to be one
+        this predictor can run (see :meth:`infer_window`'s ``Raises``)."""
+        spec = self.spec
         if align_to_input and (extrinsics is None or intrinsics is None):
             raise ValueError(
                 "align_to_input needs the known cameras: pass both extrinsics and intrinsics"
@@ -385,17 +428,7 @@ class Predictor(DeprecatedPredictorMembers):
                 f"{spec.name} sees one image at a time; windows of views need one of: "
                 f"{', '.join(window_model_names())}"
             )
-        views = list(images)
-        if not views:
-            raise ValueError("a window needs at least one view, got none")
-        for view in views:
-            check_rgb(view, batched=False)
-        sizes = sorted({tuple(v.shape[:2]) for v in views})
-        if len(sizes) > 1:
-            raise ValueError(
-                f"the views of a window must have one size, got {sizes} (the reference "
-                "centre-crops its network inputs to the smallest: crop or resize first)"
-            )
+        batch = stack_views(images)
         # (an engine runtime's torch copy is not loaded again just to ask)
         if not hasattr(self.runtime, "window_engine") and self.runtime.model is None:
             raise ValueError(
@@ -403,60 +436,40 @@ class Predictor(DeprecatedPredictorMembers):
                 f"runs {self.backend} from an engine file of single images: use backend "
                 "torch, or an engine backend without an engine file"
             )
-        batch = np.stack(views)
-        image_hw = batch.shape[1:3]
-        hw = self.input_size(image_hw)
-        x, boxes = spec.family.window_input(
-            spec, torch.from_numpy(batch), hw, self.net_hw, self._mean, self._std, mode
+        return batch
+
+    def _forward_window(
+        self,
+        network: Any,
+        x: torch.Tensor,
+        image_hw: Sequence[int],
+        reference_view: str,
+        extrinsics: np.ndarray | None,
+        intrinsics: np.ndarray | None,
+        view_keys: Sequence[Hashable] | None,
+        align_to_input: bool,
+    ) -> Prediction:
+        """The family's window forward of the (N, 3, h, w) network input ``x`` on
+        ``network`` (:meth:`_window_network`), the views kept in :attr:`view_cache`;
+        brought into the given cameras' world and unit with ``align_to_input``."""
+        spec = self.spec
+        found = spec.family.forward_window(
+            spec,
+            network,
+            x,
+            image_hw,
+            self.net_hw,
+            extrinsics,
+            intrinsics,
+            reference_view,
+            view_keys=view_keys,
+            cache=self.view_cache,
         )
-        hw = (int(x.shape[-2]), int(x.shape[-1]))
-        network = self._window_network(len(views), hw, reference_view, extrinsics is not None)
-        x = x.to(self.device, non_blocking=True).contiguous()
-        with (
-            torch.inference_mode(),
-            torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32),
-        ):
-            found = spec.family.forward_window(
-                spec,
-                network,
-                x,
-                image_hw,
-                self.net_hw,
-                extrinsics,
-                intrinsics,
-                reference_view,
-                view_keys=view_keys,
-                cache=self.view_cache,
+        if align_to_input and extrinsics is not None and intrinsics is not None:
+            found = spec.family.align_window_to_input(
+                spec, found, image_hw, self.net_hw, extrinsics, intrinsics
             )
-            if align_to_input and extrinsics is not None and intrinsics is not None:
-                found = spec.family.align_window_to_input(
-                    spec, found, image_hw, self.net_hw, extrinsics, intrinsics
-                )
-            cameras = replace(found.cameras, network_box=boxes)
-            if output_hw is not None and tuple(output_hw) != tuple(hw):
-                found = spec.family.resize(spec, found, output_hw)
-                # The maps are resized with align_corners=False: a pixel centre u of the
-                # output lies at (u + 0.5) / s - 0.5 on the network grid, so the
-                # intrinsics (pixel centres, as the chain back-projects them) follow
-                # u = s * (u_net + 0.5) - 0.5, as dpt-ros reconstruct's --output-size
-                # input. Aligned to given cameras, the given intrinsics (the image's
-                # grid) are carried to the output's directly: at the image's size, the
-                # given ones exactly.
-                if align_to_input and intrinsics is not None:
-                    source_hw, source = image_hw, np.asarray(intrinsics, np.float64)
-                else:
-                    source_hw, source = hw, np.asarray(cameras.intrinsics, np.float64)
-                sx, sy = output_hw[1] / source_hw[1], output_hw[0] / source_hw[0]
-                to_output = np.array(
-                    [[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]]
-                )
-                intrinsics_out = np.broadcast_to(
-                    to_output @ source, np.shape(cameras.intrinsics)
-                ).astype(np.asarray(cameras.intrinsics).dtype)
-                cameras = replace(cameras, intrinsics=intrinsics_out)
-        arrays = found.arrays()
-        host = dict(zip(arrays, download_to_host(list(arrays.values()))))
-        return replace(found.with_arrays(host), cameras=cameras)
+        return found
 
     def _window_network(
         self, views: int, hw: Sequence[int], reference_view: str, known_cameras: bool

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,13 @@ class ReconstructSummary:
     def add_time(self, stage: str, seconds: float) -> None:
         self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
 
+    @contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        """Adds the seconds the ``with`` block takes to ``stage`` (not where it raises)."""
+        start = time.perf_counter()
+        yield
+        self.add_time(stage, time.perf_counter() - start)
+
 
 def _check_window(result: WindowResult, frames: Sequence[Frame]) -> None:
     if not isinstance(result, WindowResult):
@@ -202,7 +210,10 @@ def _metric_fit(metric: MetricDepth, raw: WindowResult, frames: Sequence[Frame])
     return fit_metric_scale(raw.depth, raw.confidence, metres, sky)
 
 
-def _window_info(aligned: AlignedWindow, frames: Sequence[Frame]) -> dict[str, Any]:
+def _window_info(
+    aligned: AlignedWindow, frames: Sequence[Frame], metric_fit: MetricFit | None
+) -> dict[str, Any]:
+    """The window's entry in cameras.json's ``windows``."""
     s = aligned.sim3
     info: dict[str, Any] = {
         "index": aligned.index,
@@ -221,6 +232,12 @@ def _window_info(aligned: AlignedWindow, frames: Sequence[Frame]) -> dict[str, A
             "inlier_fraction": aligned.fit.inlier_fraction,
             "rms": aligned.fit.rms,
             "iterations": aligned.fit.iterations,
+        }
+    if metric_fit is not None:
+        info["metric_scale"] = {
+            "scale": metric_fit.scale,
+            "pixels": metric_fit.pixels,
+            "median_confidence": metric_fit.median_confidence,
         }
     return info
 
@@ -275,122 +292,150 @@ def reconstruct(
     out.mkdir(parents=True, exist_ok=True)
     for sub in ("windows", "depth", "confidence"):
         (out / sub).mkdir(exist_ok=True)
-    summary = ReconstructSummary()
-    chain = WindowChain(options.overlap, options.point_stride)
-    records: dict[int, CameraRecord] = {}
-    window_infos: list[dict[str, Any]] = []
-    clouds: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    run = _Reconstruction(out, options, metric)
     for win in windows(iter(frames), options.window, options.overlap):
+        aligned = run.add_window(win, run_window)
+        with run.summary.timed("frames"):
+            for j, frame in enumerate(win):
+                if frame.index not in run.records:
+                    run.add_frame(aligned, j, frame)
+    return run.finish(extra, skips)
+
+
+class _Reconstruction:
+    """One run of :func:`reconstruct` under way: the chain of windows, and what they
+    gave so far (a camera record and a cloud per frame, an entry of cameras.json per
+    window), until :meth:`finish` writes the files of the whole run."""
+
+    def __init__(self, out: Path, options: ReconstructOptions, metric: MetricDepth | None) -> None:
+        self.out = out
+        self.options = options
+        self.metric = metric
+        self.summary = ReconstructSummary()
+        self.chain = WindowChain(options.overlap, options.point_stride)
+        #: {frame index: its camera}, from the first window that holds the frame.
+        self.records: dict[int, CameraRecord] = {}
+        self.window_infos: list[dict[str, Any]] = []
+        #: (xyz, rgb, confidence) of each frame's points, in the chain's world.
+        self.clouds: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def add_window(self, win: Sequence[Frame], run_window: RunWindow) -> AlignedWindow:
+        """The model on one window; its raw outputs written to windows/, the padding
+        masked, the window scaled to metres (with a metric model) and chained."""
         names = [f.name for f in win]
-        start = time.perf_counter()
-        raw = run_window([f.rgb for f in win], names)
-        summary.add_time("model", time.perf_counter() - start)
+        with self.summary.timed("model"):
+            raw = run_window([f.rgb for f in win], names)
         _check_window(raw, win)
-        start = time.perf_counter()
-        write_window(out / "windows" / f"{chain.count:04d}.npz", raw, names)
-        raw = _without_padding(raw, win)
-        summary.add_time("chain", time.perf_counter() - start)
+        with self.summary.timed("chain"):
+            write_window(self.out / "windows" / f"{self.chain.count:04d}.npz", raw, names)
+            raw = _without_padding(raw, win)
         metric_fit = None
-        if metric is not None:
-            start = time.perf_counter()
-            metric_fit = _metric_fit(metric, raw, win)
-            raw = scale_window(raw, metric_fit.scale)
-            summary.metric_scales.append(metric_fit.scale)
-            summary.add_time("metric", time.perf_counter() - start)
-        start = time.perf_counter()
-        aligned = chain.add([f.index for f in win], raw)
-        summary.add_time("chain", time.perf_counter() - start)
+        if self.metric is not None:
+            with self.summary.timed("metric"):
+                metric_fit = _metric_fit(self.metric, raw, win)
+                raw = scale_window(raw, metric_fit.scale)
+                self.summary.metric_scales.append(metric_fit.scale)
+        with self.summary.timed("chain"):
+            aligned = self.chain.add([f.index for f in win], raw)
         if aligned.fit is not None:
-            summary.fits.append(aligned.fit)
-        info = _window_info(aligned, win)
-        if metric_fit is not None:
-            info["metric_scale"] = {
-                "scale": metric_fit.scale,
-                "pixels": metric_fit.pixels,
-                "median_confidence": metric_fit.median_confidence,
-            }
-        window_infos.append(info)
-        start = time.perf_counter()
-        for j, frame in enumerate(win):
-            if frame.index in records:
-                continue
-            depth, conf, k, colours = _frame_outputs(aligned, j, frame, options.output_size)
-            write_frame_maps(out, frame.stem, depth, conf)
-            records[frame.index] = CameraRecord(
-                name=frame.name,
-                stem=frame.stem,
-                window=aligned.index,
-                camera_from_world=np.asarray(aligned.window.camera_from_world[j], np.float64),
-                intrinsics=k,
-                width=int(depth.shape[1]),
-                height=int(depth.shape[0]),
-                stamp_ns=frame.stamp_ns,
-                camera_info=frame.camera_info,
-            )
-            # The cloud from the network grid, whatever the output grid: its size stays
-            # that of the model's outputs, not of a phone's 12-megapixel photos.
-            d_net = aligned.window.depth[j]
-            rows, cols = np.nonzero(np.isfinite(d_net) & (d_net > 0))
-            xyz = back_project(
-                d_net, aligned.window.intrinsics[j], aligned.window.camera_from_world[j], rows, cols
-            )
-            cloud = (
-                xyz.astype(np.float32),
-                colours[rows, cols],
-                np.asarray(aligned.window.confidence[j], np.float32)[rows, cols],
-            )
-            if options.voxel and options.confidence_percentile is None:
-                # Thinned frame by frame too, so that memory follows the scene's volume,
-                # not the number of frames (a percentile needs every point first).
-                cloud = select_points(
-                    *cloud, min_confidence=options.min_confidence, voxel=options.voxel
-                )
-            clouds.append(cloud)
-        summary.add_time("frames", time.perf_counter() - start)
-    if not records:
-        raise ValueError("no readable frame in the input")
-    summary.frames, summary.windows = len(records), chain.count
-    summary.chained = options.overlap > 0 and chain.count > 1
-    ordered = [records[i] for i in sorted(records)]
-    start = time.perf_counter()
-    not_chained = chain.count > 1 and options.overlap == 0
-    write_cameras_json(
-        out / "cameras.json",
-        ordered,
-        unit="relative" if metric is None else "metres",
-        scale=_scale_text(metric is not None, not_chained),
-        chained=options.overlap > 0,
-        one_world=not not_chained,
-        windows=window_infos,
-        extra={
-            **(extra or {}),
-            "skipped": {
-                "images": len(skips.images) if skips else 0,
-                "camera_info": skips.camera_info if skips else 0,
-            },
-        },
-    )
-    write_tum(out / "trajectory.tum", ordered)
-    summary.add_time("cameras", time.perf_counter() - start)
-    start = time.perf_counter()
-    xyz, rgb, conf = select_points(
-        np.concatenate([c[0] for c in clouds]),
-        np.concatenate([c[1] for c in clouds]),
-        np.concatenate([c[2] for c in clouds]),
-        min_confidence=options.min_confidence,
-        confidence_percentile=options.confidence_percentile,
-        voxel=options.voxel,
-    )
-    summary.points = len(xyz)
-    write_ply(out / "points.ply", xyz, rgb, conf)
-    summary.add_time("points", time.perf_counter() - start)
-    start = time.perf_counter()
-    write_colmap(out / "colmap", ordered, xyz, rgb)
-    summary.add_time("colmap", time.perf_counter() - start)
-    if not_chained:
-        _LOG.warning(
-            "--overlap 0: the %d windows are not chained; each keeps its own world and "
-            "unit (cameras.json says so)",
-            chain.count,
+            self.summary.fits.append(aligned.fit)
+        self.window_infos.append(_window_info(aligned, win, metric_fit))
+        return aligned
+
+    def add_frame(self, aligned: AlignedWindow, j: int, frame: Frame) -> None:
+        """The window's j-th frame, seen for the first time: its depth/ and
+        confidence/ maps written, its camera recorded, its points kept."""
+        depth, conf, k, colours = _frame_outputs(aligned, j, frame, self.options.output_size)
+        write_frame_maps(self.out, frame.stem, depth, conf)
+        self.records[frame.index] = CameraRecord(
+            name=frame.name,
+            stem=frame.stem,
+            window=aligned.index,
+            camera_from_world=np.asarray(aligned.window.camera_from_world[j], np.float64),
+            intrinsics=k,
+            width=int(depth.shape[1]),
+            height=int(depth.shape[0]),
+            stamp_ns=frame.stamp_ns,
+            camera_info=frame.camera_info,
         )
-    return summary
+        self.clouds.append(_frame_cloud(aligned.window, j, colours, self.options))
+
+    def finish(self, extra: dict[str, Any] | None, skips: FrameSkips | None) -> ReconstructSummary:
+        """Writes cameras.json, trajectory.tum, points.ply and colmap/; the summary."""
+        if not self.records:
+            raise ValueError("no readable frame in the input")
+        summary, chain, options = self.summary, self.chain, self.options
+        summary.frames, summary.windows = len(self.records), chain.count
+        summary.chained = options.overlap > 0 and chain.count > 1
+        ordered = [self.records[i] for i in sorted(self.records)]
+        not_chained = chain.count > 1 and options.overlap == 0
+        with summary.timed("cameras"):
+            self._write_cameras(ordered, not_chained, extra, skips)
+        with summary.timed("points"):
+            xyz, rgb, conf = select_points(
+                np.concatenate([c[0] for c in self.clouds]),
+                np.concatenate([c[1] for c in self.clouds]),
+                np.concatenate([c[2] for c in self.clouds]),
+                min_confidence=options.min_confidence,
+                confidence_percentile=options.confidence_percentile,
+                voxel=options.voxel,
+            )
+            summary.points = len(xyz)
+            write_ply(self.out / "points.ply", xyz, rgb, conf)
+        with summary.timed("colmap"):
+            write_colmap(self.out / "colmap", ordered, xyz, rgb)
+        if not_chained:
+            _LOG.warning(
+                "--overlap 0: the %d windows are not chained; each keeps its own world and "
+                "unit (cameras.json says so)",
+                chain.count,
+            )
+        return summary
+
+    def _write_cameras(
+        self,
+        ordered: list[CameraRecord],
+        not_chained: bool,
+        extra: dict[str, Any] | None,
+        skips: FrameSkips | None,
+    ) -> None:
+        """cameras.json and trajectory.tum of the frames, in frame order."""
+        write_cameras_json(
+            self.out / "cameras.json",
+            ordered,
+            unit="relative" if self.metric is None else "metres",
+            scale=_scale_text(self.metric is not None, not_chained),
+            chained=self.options.overlap > 0,
+            one_world=not not_chained,
+            windows=self.window_infos,
+            extra={
+                **(extra or {}),
+                "skipped": {
+                    "images": len(skips.images) if skips else 0,
+                    "camera_info": skips.camera_info if skips else 0,
+                },
+            },
+        )
+        write_tum(self.out / "trajectory.tum", ordered)
+
+
+def _frame_cloud(
+    window: WindowResult, j: int, colours: np.ndarray, options: ReconstructOptions
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(xyz, rgb, confidence) of the window's j-th frame's valid depth pixels, in the
+    window's world; thinned already where the options allow it."""
+    # The cloud from the network grid, whatever the output grid: its size stays
+    # that of the model's outputs, not of a phone's 12-megapixel photos.
+    d_net = window.depth[j]
+    rows, cols = np.nonzero(np.isfinite(d_net) & (d_net > 0))
+    xyz = back_project(d_net, window.intrinsics[j], window.camera_from_world[j], rows, cols)
+    cloud = (
+        xyz.astype(np.float32),
+        colours[rows, cols],
+        np.asarray(window.confidence[j], np.float32)[rows, cols],
+    )
+    if options.voxel and options.confidence_percentile is None:
+        # Thinned frame by frame too, so that memory follows the scene's volume,
+        # not the number of frames (a percentile needs every point first).
+        cloud = select_points(*cloud, min_confidence=options.min_confidence, voxel=options.voxel)
+    return cloud

@@ -14,7 +14,7 @@ import torch
 
 from dpt_ros.cli import bench_window
 from dpt_ros.cli.main import main
-from dpt_ros.models.registry import window_model_names
+from dpt_ros.models.registry import get_spec, window_model_names
 
 SMALL = "depth_anything_3_small"
 TOY = ["--device", "cpu", "--camera-size", "64x48", "--network-size", "56x56"]
@@ -137,5 +137,7 @@ def test_a_window_of_no_views_is_a_usage_error(capsys):
 
 def test_vggt_without_its_reference_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "vggt", None)
-    assert bench_window._reference_network("vggt", "vggt_1b") is None
-    assert "vggt" in bench_window._INSTALL["vggt"]
+    spec = get_spec("vggt_1b")
+    said, network = spec.family.window_reference(spec)
+    assert network is None
+    assert said.startswith("not installed") and "vggt" in said

@@ -29,6 +29,7 @@ from dpt_ros.models.family import (
     Prediction,
     per_image,
 )
+from dpt_ros.models.network.depth_anything3 import REFERENCE_VIEW_STRATEGIES
 from dpt_ros.models.network.encoder import NETWORK_MULTIPLE
 from dpt_ros.pipeline.frames import FramePipeline
 
@@ -44,6 +45,21 @@ def test_each_family_is_a_module_with_its_table():
         assert module.SPECS and all(s.family is module.FAMILY for s in module.SPECS)
     assert [s.name for m in modules for s in m.SPECS] == list(registry.MODEL_SPECS)
     assert dpt.FAMILY.size_multiple == NETWORK_MULTIPLE
+
+
+def test_a_family_declares_its_window_options():
+    """The command line's --reference-view and --mode come from these: the network's
+    strategies (the reference's default first) and VGGT's modes (crop first)."""
+    da3 = depth_anything_3.FAMILY
+    assert sorted(da3.reference_views) == sorted(REFERENCE_VIEW_STRATEGIES)
+    assert da3.reference_views[0] == "saddle_balanced" and da3.window_modes == ()
+    assert vggt.FAMILY.window_modes == (vggt.CROP, vggt.PAD) and vggt.FAMILY.reference_views == ()
+    for family in (dpt.FAMILY, depth_anything_v2.FAMILY):
+        assert family.reference_views == () and family.window_modes == ()
+        spec = next(s for s in registry.MODEL_SPECS.values() if s.family is family)
+        assert family.window_reference(spec)[1] is None
+        with pytest.raises(ValueError, match="no window forward"):
+            family.window_forward(spec, nn.Identity())
 
 
 def test_the_registry_and_the_families_load_no_torch():

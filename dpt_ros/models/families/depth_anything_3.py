@@ -16,7 +16,7 @@ one folder per type in the cache since every type's file has that name.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -103,6 +103,8 @@ class DepthAnything3Family(ModelFamily):
     name = "depth_anything_3"
     title = "Depth Anything 3"
     weight_markers = ("model.backbone.pretrained.", "model.head.")
+    # the reference's strategies (network.depth_anything3.REFERENCE_VIEW_STRATEGIES)
+    reference_views = ("saddle_balanced", "first", "middle", "saddle_sim_range")
     size_multiple = 14
     resize_method = "upper_bound"
     output_interpolation = "inverse_depth"
@@ -347,6 +349,29 @@ class DepthAnything3Family(ModelFamily):
         """Depth as the geometry resizes it (bilinear in inverse depth), the maps
         bilinearly, both with ``align_corners=False``."""
         return resize_depth_and_maps(spec, prediction, size_hw)
+
+    def window_forward(self, spec: ModelSpec, network: nn.Module) -> Callable[[torch.Tensor], Any]:
+        """:class:`~dpt_ros.models.network.depth_anything3.DepthAnything3Net`'s
+        ``forward_window`` (under the stacked network's ``model``), cameras decoded
+        inside."""
+        model: Any = network
+        return getattr(model, "model", model).forward_window
+
+    def window_reference(self, spec: ModelSpec) -> tuple[str, nn.Module | None]:
+        """The reference's ``DepthAnything3Net`` of the type's hub model."""
+        try:
+            # optional, never a dependency: the reference for comparisons (docs/speed.md)
+            from depth_anything_3.cfg import create_object, load_config
+            from depth_anything_3.registry import MODEL_REGISTRY
+        except ImportError:
+            return (
+                "not installed (a separate venv: pip install --no-deps "
+                "depth-anything-3==0.1.1 einops omegaconf addict imageio)",
+                None,
+            )
+        name = spec.hub_model_name
+        network = create_object(load_config(MODEL_REGISTRY[name])).eval()
+        return f"depth_anything_3 {name} DepthAnything3Net, float32", network
 
 
 FAMILY = DepthAnything3Family()

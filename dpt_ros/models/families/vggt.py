@@ -25,7 +25,7 @@ the file.
 from __future__ import annotations
 
 import logging
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -203,6 +203,7 @@ class VggtFamily(ModelFamily):
     name = "vggt"
     title = "VGGT"
     weight_markers = ("aggregator.", "camera_head.")
+    window_modes = MODES
     size_multiple = PATCH
     resize_method = "upper_bound"
     output_interpolation = "inverse_depth"
@@ -342,6 +343,24 @@ class VggtFamily(ModelFamily):
         """Depth as the geometry resizes it (bilinear in inverse depth), confidence
         bilinearly, both with ``align_corners=False``."""
         return resize_depth_and_maps(spec, prediction, size_hw)
+
+    def window_forward(self, spec: ModelSpec, network: nn.Module) -> Callable[[torch.Tensor], Any]:
+        """The network's ``window``: the raw outputs, pose encoding not decoded."""
+        model: Any = network
+        return model.window
+
+    def window_reference(self, spec: ModelSpec) -> tuple[str, nn.Module | None]:
+        """facebookresearch/vggt's ``VGGT`` without its track head."""
+        try:
+            # optional, never a dependency (VGGT License v1): the reference for comparisons
+            from vggt.models.vggt import VGGT
+        except ImportError:
+            return (
+                "not installed (a separate venv with facebookresearch/vggt's vggt/ on its "
+                "path, see scripts/make_vggt_goldens.py)",
+                None,
+            )
+        return "vggt VGGT(enable_track=False), float32", VGGT(enable_track=False).eval()
 
 
 def window_prediction(out: Any, input_hw: Sequence[int]) -> Prediction:
