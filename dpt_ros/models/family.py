@@ -347,6 +347,8 @@ class ModelFamily:
         weight_markers: key prefixes (official layout, after :meth:`file_keys`) that
             together tell a file of this family: a file of this family given to
             another family's type is refused naming them.
+        external_data: ONNX exports keep the weights in a file of their own beside the
+            graph (``<file>.onnx.data``): networks past protobuf's 2 GB (VGGT).
     """
 
     name: str = ""
@@ -359,6 +361,7 @@ class ModelFamily:
     reference: str = "transformers"
     engines: bool = True
     weight_markers: tuple[str, ...] = ()
+    external_data: bool = False
 
     def holds_weights(self, keys: Iterable[str]) -> bool:
         """Whether a state_dict's keys (official layout) have every one of

@@ -39,6 +39,7 @@ from dpt_ros.runtime.export import (
     example_cameras,
     export_onnx,
     export_window_onnx,
+    external_data_path,
 )
 from dpt_ros.runtime.runtimes import EngineRuntime, TorchRuntime, load_backend
 from dpt_ros.runtime.window_runtimes import NO_REFERENCE, load_window_backend
@@ -248,6 +249,8 @@ def _build(request: dict[str, Any]) -> None:
         build_tensorrt_engine(onnx, folder / "model.engine", precision=request["precision"])
         for name in ("model.onnx", "model.onnx.json"):
             (folder / name).unlink()
+        # the engine holds the weights: the ONNX file's external data goes too
+        external_data_path(onnx).unlink(missing_ok=True)
     try:
         timing = (time_window_runtimes if window else time_runtimes)(request, folder)
     except Exception as exc:  # the engine is built: without figures auto assumes it is faster

@@ -246,9 +246,11 @@ def _write_onnx(
     opset: int,
     output_names: tuple[str, ...] = (OUTPUT_NAME,),
     input_names: tuple[str, ...] = (INPUT_NAME,),
+    external_data: bool = False,
 ) -> tuple[int, int, float]:
     """Traces ``model`` on ``trace_x`` (one input, or a tuple of them named by
-    ``input_names``) and saves the graph to ``output``.
+    ``input_names``) and saves the graph to ``output``; with ``external_data`` the
+    weights go to ``<output>.data`` beside it (:func:`external_data_path`).
 
     The hybrid's weight standardisation becomes constant, standardised weights in the
     graph, computed by the eager model's own function: the same numbers, and plain
@@ -283,9 +285,16 @@ def _write_onnx(
         for node in program.model.graph
         if node.op_type == "LayerNormalization" and node.domain in ("", "ai.onnx")
     )
-    # One file: the largest model (dpt_large, 1.4 GB) is below protobuf's 2 GB limit.
-    program.save(str(output), external_data=False)
+    # One file where it fits (dpt_large, 1.4 GB, is below protobuf's 2 GB limit); the
+    # families past it (VGGT, 4.8 GB) keep their weights in <output>.data.
+    program.save(str(output), external_data=external_data)
     return written_opset, ln_nodes, time.perf_counter() - start
+
+
+def external_data_path(onnx_path: Path) -> Path:
+    """Where an export with external data keeps its weights: ``<file>.onnx.data``
+    (the name torch's exporter gives it, which the graph refers to)."""
+    return onnx_path.with_name(onnx_path.name + ".data")
 
 
 def _onnx_metadata(
@@ -321,6 +330,7 @@ def _onnx_metadata(
         "weights": weights_info,
         "torch": torch.__version__,
         "dpt_ros": __version__,
+        **({"external_data": external_data_path(output).name} if spec.family.external_data else {}),
     }
 
 
@@ -384,7 +394,14 @@ def export_onnx(
     trace_x, check_x = _example_inputs(shape)
     # The check compares with the eager model as loaded, before _write_onnx folds it.
     reference, layer_norms = _torch_reference(model, check_x)
-    opset, ln_nodes, seconds = _write_onnx(model, trace_x, output, model_type, opset)
+    opset, ln_nodes, seconds = _write_onnx(
+        model,
+        trace_x,
+        output,
+        model_type,
+        opset,
+        external_data=spec.family.external_data,
+    )
     _warn_if_layer_norms_split(output, layer_norms, ln_nodes)
     metadata = _onnx_metadata(
         spec, output, shape, tuple(reference.shape), opset, ln_nodes, weights_info
