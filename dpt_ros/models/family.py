@@ -349,6 +349,13 @@ class ModelFamily:
             another family's type is refused naming them.
         external_data: ONNX exports keep the weights in a file of their own beside the
             graph (``<file>.onnx.data``): networks past protobuf's 2 GB (VGGT).
+        chooses_reference_view: windows pick a reference view by a strategy that
+            changes the forward (Depth Anything 3), so a window engine is fixed to one
+            strategy; False where the strategy changes nothing (VGGT: view 0 is always
+            the world).
+        takes_known_cameras: windows take known cameras (Depth Anything 3's
+            ``cam_enc``); where not (VGGT estimates them itself) a window given
+            cameras is refused before anything runs.
     """
 
     name: str = ""
@@ -362,6 +369,8 @@ class ModelFamily:
     engines: bool = True
     weight_markers: tuple[str, ...] = ()
     external_data: bool = False
+    chooses_reference_view: bool = False
+    takes_known_cameras: bool = False
 
     def holds_weights(self, keys: Iterable[str]) -> bool:
         """Whether a state_dict's keys (official layout) have every one of
@@ -535,6 +544,19 @@ class ModelFamily:
             ``depth`` (N, h, w) in the window's unit, the family's maps (tensors on the
             device) and ``cameras`` (:class:`WindowCameras`, intrinsics on the network
             grid).
+        """
+        raise NotImplementedError(f"{self.title} has no windows of views")
+
+    def window_module(
+        self, spec: ModelSpec, network: nn.Module, reference_view: str, known_cameras: bool
+    ) -> nn.Module:
+        """Types with :attr:`ModelSpec.windows`: the window forward as a module of plain
+        tensors for an export of one window (``input_names``, ``output_names``,
+        ``forward(*inputs) -> tuple``), with ``reference_view`` and ``known_cameras``
+        fixed.
+
+        Raises:
+            ValueError: a strategy or camera mode the family does not have.
         """
         raise NotImplementedError(f"{self.title} has no windows of views")
 

@@ -51,6 +51,7 @@ from dpt_ros.runtime.runtimes import (
     read_sidecar,
     sidecar_path,
 )
+from dpt_ros.runtime.window_runtimes import NO_REFERENCE
 
 _LOG = logging.getLogger(__name__)
 
@@ -415,7 +416,8 @@ def export_onnx(
 # --------------------------------------------------------------------------- windows
 
 #: Largest difference of a window export to PyTorch accepted by its check, relative to
-#: each output's largest magnitude (measured on da3-small, 3 views at 112x140: 4e-6).
+#: each output's largest magnitude (measured on da3-small, 3 views at 112x140: 4e-6;
+#: VGGT at a reduced configuration, 3 views of 56x56: 5.3e-7).
 WINDOW_CHECK_TOLERANCE = 1e-4
 
 
@@ -436,9 +438,10 @@ def export_window_onnx(
     progress: bool = True,
 ) -> ExportResult:
     """Exports the window forward of a type with windows (Depth Anything 3's any-view
-    types) for one window of a fixed number of views and size.
+    types, VGGT) for one window of a fixed number of views and size.
 
-    The graph takes ``input`` (1, views, 3, height, width) float32, the views'
+    The graph is the family's :meth:`~dpt_ros.models.family.ModelFamily.window_module`.
+    Depth Anything 3's takes ``input`` (1, views, 3, height, width) float32, the views'
     normalised network input, and gives ``depth`` and ``confidence`` (1, views, height,
     width), ``camera_from_world`` (1, views, 3, 4), ``intrinsics`` (1, views, 3, 3) and
     ``reference_view`` (1,) int64, as :meth:`DepthAnything3.forward_window` with
@@ -446,14 +449,20 @@ def export_window_onnx(
     from each input's tokens, the views reordered and the outputs restored to the
     input order inside it). With ``known_cameras`` it also takes ``camera_from_world``
     (1, views, 4, 4) and ``intrinsics`` (1, views, 3, 3) float32, normalised as the
-    network takes them, and chooses no reference view.
+    network takes them, and chooses no reference view. VGGT's takes ``input`` (1,
+    views, 3, height, width) RGB in [0, 1] and gives the fields of
+    :class:`~dpt_ros.models.network.vggt.VggtOutput` (``pose_enc``, ``depth``,
+    ``depth_conf``, ``world_points``, ``world_points_conf``); it has no reference-view
+    strategy and takes no known cameras, and its weights go to ``<output>.data``
+    (:func:`external_data_path`: 1.19 B parameters exceed protobuf's 2 GB).
 
     Args:
         model_type: a type with windows (``depth_anything_3_small`` ...).
         output: the ``.onnx`` file to write.
         views: views per window (N).
         width, height: the network input in pixels, multiples of 14.
-        reference_view: the reference-view strategy baked into the graph.
+        reference_view: the reference-view strategy baked into the graph (VGGT has
+            none: its sidecar records ``none``).
         known_cameras: the graph takes known cameras (the camera encoder's path).
         weights, random_weights, opset, check, cache_dir, progress: as
             :func:`export_onnx`; the check compares every output with PyTorch's, each
@@ -463,9 +472,6 @@ def export_window_onnx(
         ValueError: a type without windows (naming those with them), bad sizes or
             views, the check failed.
     """
-    # the network module (and timm) on first use: single-image exports do without it
-    from dpt_ros.models.network.depth_anything3 import DepthAnything3Window
-
     spec = get_spec(model_type)
     if not spec.windows:
         raise ValueError(
@@ -478,7 +484,7 @@ def export_window_onnx(
     output = Path(output).expanduser()
     output.parent.mkdir(parents=True, exist_ok=True)
     network, weights_info = _load_for_export(spec, weights, random_weights, cache_dir, progress)
-    model = DepthAnything3Window(network, reference_view, known_cameras).eval()
+    model = spec.family.window_module(spec, network, reference_view, known_cameras).eval()
 
     shape = (1, views, 3, height, width)
     trace_x, check_x = _example_inputs(shape)
@@ -489,21 +495,33 @@ def export_window_onnx(
         check_args += example_cameras(views, height, width, seed=3)
     with torch.inference_mode():
         reference = model(*check_args)
-    names = model.output_names
+    # the window module's class attributes (nn.Module's __getattr__ types them as Tensor)
+    names: tuple[str, ...] = tuple(getattr(model, "output_names"))  # noqa: B009
+    input_names: tuple[str, ...] = tuple(getattr(model, "input_names"))  # noqa: B009
     opset, ln_nodes, seconds = _write_onnx(
-        model, trace_args, output, model_type, opset, names, model.input_names
+        model,
+        trace_args,
+        output,
+        model_type,
+        opset,
+        names,
+        input_names,
+        external_data=spec.family.external_data,
     )
     metadata = _onnx_metadata(
         spec, output, shape, tuple(reference[0].shape), opset, ln_nodes, weights_info
     )
+    # VGGT's input is RGB in [0, 1] (its network normalises), and it has no strategy
+    layout = getattr(model, "input_layout", "(rgb / 255 - mean) / std")
+    strategy = reference_view if spec.family.chooses_reference_view else NO_REFERENCE
     metadata.update(
-        input_layout="(1, N, 3, H, W): N views, each (rgb / 255 - mean) / std",
+        input_layout=f"(1, N, 3, H, W): N views, each {layout}",
         output_name=names[0],
         window={
             "views": views,
-            "reference_view": reference_view,
+            "reference_view": strategy,
             "known_cameras": known_cameras,
-            "inputs": {n: list(v.shape) for n, v in zip(model.input_names, check_args)},
+            "inputs": {n: list(v.shape) for n, v in zip(input_names, check_args)},
             "outputs": {n: list(v.shape) for n, v in zip(names, reference)},
         },
     )
@@ -512,11 +530,12 @@ def export_window_onnx(
         import onnxruntime as ort  # optional dependency: checked above
 
         session = ort.InferenceSession(str(output), providers=["CPUExecutionProvider"])
-        feeds = {n: v.numpy() for n, v in zip(model.input_names, check_args)}
+        feeds = {n: v.numpy() for n, v in zip(input_names, check_args)}
         found = session.run(list(names), feeds)
-        chosen = int(found[-1].reshape(-1)[0])
-        if chosen != int(reference[-1].reshape(-1)[0]):
-            reference = _tie_checked(model, check_x, chosen, int(reference[-1][0]), output)
+        if names[-1] == "reference_view":  # Depth Anything 3: the choice is in the graph
+            chosen = int(found[-1].reshape(-1)[0])
+            if chosen != int(reference[-1].reshape(-1)[0]):
+                reference = _tie_checked(model, check_x, chosen, int(reference[-1][0]), output)
         worst = 0.0
         for name, got, want in zip(names, found, reference):
             want_np = want.numpy().astype("float64")
