@@ -356,6 +356,10 @@ class ModelFamily:
         takes_known_cameras: windows take known cameras (Depth Anything 3's
             ``cam_enc``); where not (VGGT estimates them itself) a window given
             cameras is refused before anything runs.
+        auto_waits_for_builds: with ``backend: auto``, whether ``engine_build: eager``
+            holds the first result until a missing engine is built; False builds it in
+            the background instead (as ``lazy``: PyTorch serves meanwhile), for
+            networks whose export takes minutes and many GB (VGGT: 1.19 B parameters).
     """
 
     name: str = ""
@@ -371,6 +375,7 @@ class ModelFamily:
     external_data: bool = False
     chooses_reference_view: bool = False
     takes_known_cameras: bool = False
+    auto_waits_for_builds: bool = True
 
     def holds_weights(self, keys: Iterable[str]) -> bool:
         """Whether a state_dict's keys (official layout) have every one of

@@ -659,7 +659,9 @@ class CachedEngineRuntime:
         """Gets the engine of ``input_shape`` (or of a window) ready before frames arrive
         (warm-up): loads it from the cache, or builds it: now with ``engine_build:
         eager``, in the background with ``lazy`` (PyTorch runs the shape until it is
-        ready); ``never`` only loads."""
+        ready); ``never`` only loads. With ``backend: auto`` a family whose builds take
+        minutes (:attr:`~dpt_ros.models.family.ModelFamily.auto_waits_for_builds`
+        False: VGGT) builds in the background where ``eager`` would wait."""
         shape = _as_shape(input_shape)
         if self._engine_for(shape) is not None or self._failed(shape):
             return
@@ -668,12 +670,19 @@ class CachedEngineRuntime:
                 return
             self._started.add(shape)
         mode = self.options.engine_build
+        if mode == "eager" and self._auto_in_background():
+            mode = "lazy"
         if mode == "lazy":
             # A cached engine loads in seconds: at once. A build goes to the background.
             if not self._get_engine(shape, build=False, quiet=True):
                 self._in_background(shape, build=True)
             return
         self._get_engine(shape, build=mode == "eager")
+
+    def _auto_in_background(self) -> bool:
+        """``backend: auto`` for a family whose builds it does not wait for."""
+        family = get_spec(self.options.model_type).family
+        return self.options.backend == "auto" and not family.auto_waits_for_builds
 
     def has_engine(self, input_shape: tuple[int, ...] | WindowShape) -> bool:
         """Whether an engine runs ``input_shape`` (or the window) now."""

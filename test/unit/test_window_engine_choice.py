@@ -152,6 +152,29 @@ def test_a_one_shot_command_builds_a_window_engine_only_when_it_pays_off(runtime
     assert choice is not None and choice.build and built == [other]
 
 
+@pytest.mark.parametrize(("backend", "waits"), [("auto", False), ("onnxruntime", True)])
+def test_auto_never_holds_a_vggt_window_for_its_build(tmp_path, monkeypatch, backend, waits):
+    """vggt_1b's export takes minutes and many GB: under ``auto`` an ``eager`` build goes
+    to the background (PyTorch serves the first window); asked for by name it is eager.
+    Depth Anything 3 under ``auto`` stays eager."""
+    monkeypatch.setattr(engine_cache, "_backend_version", lambda backend: "1.0")
+    torch_runtime = TorchRuntime(torch.nn.Linear(2, 2), channels_last=False)
+    shape = window_shape(3, (56, 70), NO_REFERENCE, False)
+    calls: list = []
+    for model_type, held in (("vggt_1b", waits), (SMALL, True)):
+        options = PredictorOptions(
+            model_type, random_weights=True, backend=backend, engine_build="eager", device="cpu"
+        )
+        runtime = CachedEngineRuntime(
+            "onnxruntime", options, torch_runtime, torch.float32, cache_dir=tmp_path
+        )
+        calls.clear()
+        monkeypatch.setattr(runtime, "_get_engine", lambda s, build, **kw: calls.append(build))
+        monkeypatch.setattr(runtime, "_in_background", lambda s, build: calls.append("background"))
+        runtime.prepare(shape)
+        assert calls == ([True] if held else [False, "background"]), model_type
+
+
 @pytest.mark.parametrize(
     ("change", "loads"),
     [("none", True), ("altered", False), ("missing", False), ("extra", False), ("outside", False)],
