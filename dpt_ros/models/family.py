@@ -360,6 +360,15 @@ class ModelFamily:
         weight_markers: key prefixes (official layout, after :meth:`file_keys`) that
             together tell a file of this family: a file of this family given to
             another family's type is refused naming them.
+        external_data: ONNX exports keep the weights in a file of their own beside the
+            graph (``<file>.onnx.data``): networks past protobuf's 2 GB (VGGT).
+        takes_known_cameras: windows take known cameras (Depth Anything 3's
+            ``cam_enc``); where not (VGGT estimates them itself) a window given
+            cameras is refused before anything runs.
+        auto_waits_for_builds: with ``backend: auto``, whether ``engine_build: eager``
+            holds the first result until a missing engine is built; False builds it in
+            the background instead (as ``lazy``: PyTorch serves meanwhile), for
+            networks whose export takes minutes and many GB (VGGT: 1.19 B parameters).
     """
 
     name: str = ""
@@ -374,6 +383,9 @@ class ModelFamily:
     reference: str = "transformers"
     engines: bool = True
     weight_markers: tuple[str, ...] = ()
+    external_data: bool = False
+    takes_known_cameras: bool = False
+    auto_waits_for_builds: bool = True
 
     def holds_weights(self, keys: Iterable[str]) -> bool:
         """Whether a state_dict's keys (official layout) have every one of
@@ -569,6 +581,19 @@ class ModelFamily:
             ``depth`` (N, h, w) in the window's unit, the family's maps (tensors on the
             device) and ``cameras`` (:class:`WindowCameras`, intrinsics on the network
             grid).
+        """
+        raise NotImplementedError(f"{self.title} has no windows of views")
+
+    def window_module(
+        self, spec: ModelSpec, network: nn.Module, reference_view: str, known_cameras: bool
+    ) -> nn.Module:
+        """Types with :attr:`ModelSpec.windows`: the window forward as a module of plain
+        tensors for an export of one window (``input_names``, ``output_names``,
+        ``forward(*inputs) -> tuple``), with ``reference_view`` and ``known_cameras``
+        fixed.
+
+        Raises:
+            ValueError: a strategy or camera mode the family does not have.
         """
         raise NotImplementedError(f"{self.title} has no windows of views")
 

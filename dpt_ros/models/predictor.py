@@ -373,7 +373,8 @@ class Predictor(DeprecatedPredictorMembers):
         Raises:
             ValueError: a type without windows (the message names those with them), no
                 views, views of different sizes, an unknown ``reference_view`` or
-                ``mode``, cameras of the wrong shape, or ``align_to_input`` without both
+                ``mode``, cameras of the wrong shape or given to VGGT (which takes
+                none), or ``align_to_input`` without both
                 cameras or with cameras that give no scale.
         """
         spec = self.spec
@@ -428,6 +429,13 @@ class Predictor(DeprecatedPredictorMembers):
                 f"{spec.name} sees one image at a time; windows of views need one of: "
                 f"{', '.join(window_model_names())}"
             )
+        if not spec.family.takes_known_cameras and (
+            extrinsics is not None or intrinsics is not None
+        ):
+            # before an engine is asked for: its build would fail and turn window engines off
+            raise ValueError(
+                f"{spec.family.title} estimates the cameras itself: it takes no known cameras"
+            )
         batch = stack_views(images)
         # (an engine runtime's torch copy is not loaded again just to ask)
         if not hasattr(self.runtime, "window_engine") and self.runtime.model is None:
@@ -480,14 +488,16 @@ class Predictor(DeprecatedPredictorMembers):
         the torch network."""
         window_engine = getattr(self.runtime, "window_engine", None)
         if window_engine is not None:
-            # the network module on first use, as loading the model imports it
-            from dpt_ros.models.network.depth_anything3 import REFERENCE_VIEW_STRATEGIES
-            from dpt_ros.runtime.window_runtimes import window_shape
+            # the runtime package on first use, as loading the model imports it
+            from dpt_ros.runtime.window_runtimes import NO_REFERENCE, window_shape
 
-            if reference_view not in REFERENCE_VIEW_STRATEGIES:
+            strategies = self.spec.family.reference_views
+            if not strategies:
+                reference_view = NO_REFERENCE  # VGGT: view 0 is the world, one engine
+            elif reference_view not in strategies:
                 raise ValueError(
                     f"unknown reference view strategy {reference_view!r}; valid: "
-                    f"{', '.join(REFERENCE_VIEW_STRATEGIES)}"
+                    f"{', '.join(sorted(strategies))}"
                 )
             shape = window_shape(views, (int(hw[0]), int(hw[1])), reference_view, known_cameras)
             self.runtime.prepare(shape)  # type: ignore[arg-type]

@@ -33,15 +33,21 @@ from typing import Any
 
 import torch
 
+from dpt_ros.models.registry import get_spec
 from dpt_ros.models.weights.checkpoint import load_model, random_weights_already_announced
 from dpt_ros.runtime.export import (
     build_tensorrt_engine,
     example_cameras,
     export_onnx,
     export_window_onnx,
+    external_data_path,
 )
 from dpt_ros.runtime.runtimes import EngineRuntime, TorchRuntime, load_backend
-from dpt_ros.runtime.window_runtimes import NO_REFERENCE, load_window_backend
+from dpt_ros.runtime.window_runtimes import (
+    NO_REFERENCE,
+    VGGT_WINDOW_OUTPUTS,
+    load_window_backend,
+)
 
 _LOG = logging.getLogger("dpt_ros.runtime.engine_cache")
 
@@ -248,6 +254,8 @@ def _build(request: dict[str, Any]) -> None:
         build_tensorrt_engine(onnx, folder / "model.engine", precision=request["precision"])
         for name in ("model.onnx", "model.onnx.json"):
             (folder / name).unlink()
+        # the engine holds the weights: the ONNX file's external data goes too
+        external_data_path(onnx).unlink(missing_ok=True)
     try:
         timing = (time_window_runtimes if window else time_runtimes)(request, folder)
     except Exception as exc:  # the engine is built: without figures auto assumes it is faster
@@ -326,9 +334,6 @@ def time_window_runtimes(request: dict[str, Any], folder: Path) -> dict[str, flo
     Returns:
         ``{"torch_ms": ..., "<backend>_ms": ...}``: milliseconds per window.
     """
-    # the network module (and timm) on first use: single-image builds do without it
-    from dpt_ros.models.network.depth_anything3 import DepthAnything3Window
-
     backend = request["backend"]
     device = torch.device(request.get("device", "cpu"))
     dtype = torch.float16 if request["precision"] == "fp16" else torch.float32
@@ -345,7 +350,10 @@ def time_window_runtimes(request: dict[str, Any], folder: Path) -> dict[str, flo
         ).to(device)
     reference = window["reference_view"]
     reference = "first" if reference == NO_REFERENCE else reference
-    torch_window = DepthAnything3Window(network, reference, window["known_cameras"]).eval()
+    spec = get_spec(model_type)
+    torch_window = spec.family.window_module(
+        spec, network, reference, window["known_cameras"]
+    ).eval()
     views, h, w = window["views"], request["height"], request["width"]
     x = torch.rand((1, views, 3, h, w), generator=torch.Generator().manual_seed(1)) * 2 - 1
     args: tuple[torch.Tensor, ...] = (x.to(device),)
@@ -358,6 +366,8 @@ def time_window_runtimes(request: dict[str, Any], folder: Path) -> dict[str, flo
             return torch_window(*args)
 
     def run_engine() -> Any:
+        if engine.output_names == VGGT_WINDOW_OUTPUTS:  # the network's window()
+            return engine.window(args[0])
         cameras, intrinsics = args[1:] if len(args) == 3 else (None, None)
         return engine.forward_window(args[0], cameras, intrinsics, reference_view=reference)
 

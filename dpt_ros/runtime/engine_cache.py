@@ -68,6 +68,10 @@ ENGINES_SUBDIR = "engines"
 #: Written last into an engine folder: its key. A folder without it is not an engine.
 _KEY_FILE = "key.json"
 _ENGINE_FILES = {"onnxruntime": "model.onnx", "tensorrt": "model.engine"}
+#: The key file's record of the engine's other files (an ONNX graph's external data,
+#: ``model.onnx.data``): {file name: SHA-256}. Written only where there are such files,
+#: so the key files of single-file engines are as before.
+_DATA_DIGESTS = "data_sha256"
 #: Figures a build records in the key file beside the key: its wall time (seconds) and
 #: milliseconds a run of PyTorch and of the engine on the engine's input shape. They
 #: describe the engine; they are not part of its key.
@@ -238,7 +242,11 @@ def _cached_engine_state(root: Path, key: EngineKey) -> tuple[Path | None, str |
 
     An engine is intact when its file's SHA-256 equals the one recorded when it was
     built: a truncated or altered engine would otherwise load (or fail to) at every
-    start, and an altered one gives other outputs without a word.
+    start, and an altered one gives other outputs without a word. The same holds for
+    the files its graph reads beside it (an ONNX export's external data,
+    ``model.onnx.data``: the weights of a model past protobuf's 2 GB): each must be
+    there with the SHA-256 the build recorded, and the folder may hold no file that
+    the build did not record (a file the graph might read unchecked).
     """
     folder = root / key.folder_name()
     if not folder.exists():
@@ -254,6 +262,7 @@ def _cached_engine_state(root: Path, key: EngineKey) -> tuple[Path | None, str |
     if not isinstance(stored, dict) or "engine_sha256" not in stored:
         return None, "it records no digest of its engine file (made by an older dpt_ros)"
     recorded = stored.pop("engine_sha256")
+    data_recorded = stored.pop(_DATA_DIGESTS, {})
     for name in MEASURED_FIELDS:
         stored.pop(name, None)
     if stored != key.as_json():
@@ -268,11 +277,53 @@ def _cached_engine_state(root: Path, key: EngineKey) -> tuple[Path | None, str |
         return None, f"its engine file cannot be read ({exc.strerror or exc})"
     if actual != recorded:
         return None, "its engine file is not the one built (truncated or altered: SHA-256 differs)"
+    problem = _data_files_problem(folder, root, engine, data_recorded)
+    if problem:
+        return None, problem
     if key.backend == "onnxruntime":
         problem = _sidecar_problem(engine, root, key)
         if problem:
             return None, problem
     return engine, None
+
+
+def _data_files(folder: Path, engine_name: str) -> list[Path]:
+    """The files of an engine folder besides the engine, its sidecar and the key file:
+    what the engine's graph reads beside it (an ONNX export's external data)."""
+    own = {_KEY_FILE, engine_name, sidecar_path(Path(engine_name)).name}
+    return sorted(p for p in folder.iterdir() if p.name not in own)
+
+
+def _data_files_problem(folder: Path, root: Path, engine: Path, recorded: Any) -> str | None:
+    """Why the engine's data files (:func:`_data_files`) differ from those its build
+    recorded (``{name: SHA-256}``), or None: one missing, not a regular file of the
+    cache, altered (SHA-256 differs), or a file the build did not record."""
+    if not isinstance(recorded, dict):
+        return f"its key file's {_DATA_DIGESTS} is not a record of files"
+    try:
+        present = {p.name for p in _data_files(folder, engine.name)}
+    except OSError as exc:
+        return f"its folder cannot be listed ({exc.strerror or exc})"
+    unrecorded = sorted(present - set(recorded))
+    if unrecorded:
+        return (
+            f"it holds {', '.join(unrecorded)}, which its build did not record (a file its "
+            "graph could read unchecked)"
+        )
+    for name, digest in sorted(recorded.items()):
+        path = folder / str(name)
+        if Path(str(name)).name != name:
+            return f"its key file records a data file outside its folder ({name!r})"
+        problem = _not_a_cache_file(path, root)
+        if problem:
+            return problem
+        try:
+            actual = sha256_file(path)
+        except OSError as exc:
+            return f"its {name} cannot be read ({exc.strerror or exc})"
+        if actual != digest:
+            return f"its {name} is not the one built (truncated or altered: SHA-256 differs)"
+    return None
 
 
 def _not_a_cache_file(path: Path, root: Path) -> str | None:
@@ -374,11 +425,15 @@ def build_engine(
         start = time.perf_counter()
         with _EXPORT_LOCK:
             run_build(request)
+        timing = _read_timing(tmp)  # (removed from the folder: not an engine's file)
+        engine_name = _ENGINE_FILES[key.backend]
+        data = {p.name: sha256_file(p) for p in _data_files(tmp, engine_name)}
         record = {
             **key.as_json(),
-            "engine_sha256": sha256_file(tmp / _ENGINE_FILES[key.backend]),
+            "engine_sha256": sha256_file(tmp / engine_name),
+            **({_DATA_DIGESTS: data} if data else {}),
             "build_s": round(time.perf_counter() - start, 1),
-            **_read_timing(tmp),
+            **timing,
         }
         (tmp / _KEY_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
         if final.exists() and cached_engine(root, key) is None:
@@ -604,7 +659,9 @@ class CachedEngineRuntime:
         """Gets the engine of ``input_shape`` (or of a window) ready before frames arrive
         (warm-up): loads it from the cache, or builds it: now with ``engine_build:
         eager``, in the background with ``lazy`` (PyTorch runs the shape until it is
-        ready); ``never`` only loads."""
+        ready); ``never`` only loads. With ``backend: auto`` a family whose builds take
+        minutes (:attr:`~dpt_ros.models.family.ModelFamily.auto_waits_for_builds`
+        False: VGGT) builds in the background where ``eager`` would wait."""
         shape = _as_shape(input_shape)
         if self._engine_for(shape) is not None or self._failed(shape):
             return
@@ -613,12 +670,19 @@ class CachedEngineRuntime:
                 return
             self._started.add(shape)
         mode = self.options.engine_build
+        if mode == "eager" and self._auto_in_background():
+            mode = "lazy"
         if mode == "lazy":
             # A cached engine loads in seconds: at once. A build goes to the background.
             if not self._get_engine(shape, build=False, quiet=True):
                 self._in_background(shape, build=True)
             return
         self._get_engine(shape, build=mode == "eager")
+
+    def _auto_in_background(self) -> bool:
+        """``backend: auto`` for a family whose builds it does not wait for."""
+        family = get_spec(self.options.model_type).family
+        return self.options.backend == "auto" and not family.auto_waits_for_builds
 
     def has_engine(self, input_shape: tuple[int, ...] | WindowShape) -> bool:
         """Whether an engine runs ``input_shape`` (or the window) now."""

@@ -52,6 +52,7 @@ from dpt_ros.runtime.runtimes import (
     read_sidecar,
     sidecar_path,
 )
+from dpt_ros.runtime.window_runtimes import NO_REFERENCE
 
 _LOG = logging.getLogger(__name__)
 
@@ -285,9 +286,11 @@ def _write_onnx(
     opset: int,
     output_names: tuple[str, ...] = (OUTPUT_NAME,),
     input_names: tuple[str, ...] = (INPUT_NAME,),
+    external_data: bool = False,
 ) -> tuple[int, int, float]:
     """Traces ``model`` on ``trace_x`` (one input, or a tuple of them named by
-    ``input_names``) and saves the graph to ``output``.
+    ``input_names``) and saves the graph to ``output``; with ``external_data`` the
+    weights go to ``<output>.data`` beside it (:func:`external_data_path`).
 
     The hybrid's weight standardisation becomes constant, standardised weights in the
     graph, computed by the eager model's own function: the same numbers, and plain
@@ -322,9 +325,16 @@ def _write_onnx(
         for node in program.model.graph
         if node.op_type == "LayerNormalization" and node.domain in ("", "ai.onnx")
     )
-    # One file: the largest model (dpt_large, 1.4 GB) is below protobuf's 2 GB limit.
-    program.save(str(output), external_data=False)
+    # One file where it fits (dpt_large, 1.4 GB, is below protobuf's 2 GB limit); the
+    # families past it (VGGT, 4.8 GB) keep their weights in <output>.data.
+    program.save(str(output), external_data=external_data)
     return written_opset, ln_nodes, time.perf_counter() - start
+
+
+def external_data_path(onnx_path: Path) -> Path:
+    """Where an export with external data keeps its weights: ``<file>.onnx.data``
+    (the name torch's exporter gives it, which the graph refers to)."""
+    return onnx_path.with_name(onnx_path.name + ".data")
 
 
 def _onnx_metadata(
@@ -360,6 +370,7 @@ def _onnx_metadata(
         "weights": weights_info,
         "torch": torch.__version__,
         "dpt_ros": __version__,
+        **({"external_data": external_data_path(output).name} if spec.family.external_data else {}),
     }
 
 
@@ -423,7 +434,14 @@ def export_onnx(
     trace_x, check_x = _example_inputs(shape)
     # The check compares with the eager model as loaded, before _write_onnx folds it.
     reference, layer_norms = _torch_reference(model, check_x)
-    opset, ln_nodes, seconds = _write_onnx(model, trace_x, output, model_type, opset)
+    opset, ln_nodes, seconds = _write_onnx(
+        model,
+        trace_x,
+        output,
+        model_type,
+        opset,
+        external_data=spec.family.external_data,
+    )
     _warn_if_layer_norms_split(output, layer_norms, ln_nodes)
     metadata = _onnx_metadata(
         spec, output, shape, tuple(reference.shape), opset, ln_nodes, weights_info
@@ -437,7 +455,8 @@ def export_onnx(
 # --------------------------------------------------------------------------- windows
 
 #: Largest difference of a window export to PyTorch accepted by its check, relative to
-#: each output's largest magnitude (measured on da3-small, 3 views at 112x140: 4e-6).
+#: each output's largest magnitude (measured on da3-small, 3 views at 112x140: 4e-6;
+#: VGGT's graph at a reduced configuration, 2 and 3 views of 70x56: 1.3e-6).
 WINDOW_CHECK_TOLERANCE = 1e-4
 
 
@@ -458,9 +477,10 @@ def export_window_onnx(
     progress: bool = True,
 ) -> ExportResult:
     """Exports the window forward of a type with windows (Depth Anything 3's any-view
-    types) for one window of a fixed number of views and size.
+    types, VGGT) for one window of a fixed number of views and size.
 
-    The graph takes ``input`` (1, views, 3, height, width) float32, the views'
+    The graph is the family's :meth:`~dpt_ros.models.family.ModelFamily.window_module`.
+    Depth Anything 3's takes ``input`` (1, views, 3, height, width) float32, the views'
     normalised network input, and gives ``depth`` and ``confidence`` (1, views, height,
     width), ``camera_from_world`` (1, views, 3, 4), ``intrinsics`` (1, views, 3, 3) and
     ``reference_view`` (1,) int64, as :meth:`DepthAnything3.forward_window` with
@@ -468,14 +488,20 @@ def export_window_onnx(
     from each input's tokens, the views reordered and the outputs restored to the
     input order inside it). With ``known_cameras`` it also takes ``camera_from_world``
     (1, views, 4, 4) and ``intrinsics`` (1, views, 3, 3) float32, normalised as the
-    network takes them, and chooses no reference view.
+    network takes them, and chooses no reference view. VGGT's takes ``input`` (1,
+    views, 3, height, width) RGB in [0, 1] and gives the fields of
+    :class:`~dpt_ros.models.network.vggt.VggtOutput` (``pose_enc``, ``depth``,
+    ``depth_conf``, ``world_points``, ``world_points_conf``); it has no reference-view
+    strategy and takes no known cameras, and its weights go to ``<output>.data``
+    (:func:`external_data_path`: 1.19 B parameters exceed protobuf's 2 GB).
 
     Args:
         model_type: a type with windows (``depth_anything_3_small`` ...).
         output: the ``.onnx`` file to write.
         views: views per window (N).
         width, height: the network input in pixels, multiples of 14.
-        reference_view: the reference-view strategy baked into the graph.
+        reference_view: the reference-view strategy baked into the graph (VGGT has
+            none: its sidecar records ``none``).
         known_cameras: the graph takes known cameras (the camera encoder's path).
         weights, random_weights, opset, check, cache_dir, progress: as
             :func:`export_onnx`; the check compares every output with PyTorch's, each
@@ -485,9 +511,6 @@ def export_window_onnx(
         ValueError: a type without windows (naming those with them), bad sizes or
             views, the check failed.
     """
-    # the network module (and timm) on first use: single-image exports do without it
-    from dpt_ros.models.network.depth_anything3 import DepthAnything3Window
-
     spec = get_spec(model_type)
     if not spec.windows:
         raise ValueError(
@@ -500,7 +523,7 @@ def export_window_onnx(
     output = Path(output).expanduser()
     output.parent.mkdir(parents=True, exist_ok=True)
     network, weights_info = _load_for_export(spec, weights, random_weights, cache_dir, progress)
-    model = DepthAnything3Window(network, reference_view, known_cameras).eval()
+    model = spec.family.window_module(spec, network, reference_view, known_cameras).eval()
 
     shape = (1, views, 3, height, width)
     trace_x, check_x = _example_inputs(shape)
@@ -511,21 +534,33 @@ def export_window_onnx(
         check_args += example_cameras(views, height, width, seed=3)
     with torch.inference_mode():
         reference = model(*check_args)
-    names = model.output_names
+    # the window module's class attributes (nn.Module's __getattr__ types them as Tensor)
+    names: tuple[str, ...] = tuple(getattr(model, "output_names"))  # noqa: B009
+    input_names: tuple[str, ...] = tuple(getattr(model, "input_names"))  # noqa: B009
     opset, ln_nodes, seconds = _write_onnx(
-        model, trace_args, output, model_type, opset, names, model.input_names
+        model,
+        trace_args,
+        output,
+        model_type,
+        opset,
+        names,
+        input_names,
+        external_data=spec.family.external_data,
     )
     metadata = _onnx_metadata(
         spec, output, shape, tuple(reference[0].shape), opset, ln_nodes, weights_info
     )
+    # VGGT's input is RGB in [0, 1] (its network normalises), and it has no strategy
+    layout = getattr(model, "input_layout", "(rgb / 255 - mean) / std")
+    strategy = reference_view if spec.family.reference_views else NO_REFERENCE
     metadata.update(
-        input_layout="(1, N, 3, H, W): N views, each (rgb / 255 - mean) / std",
+        input_layout=f"(1, N, 3, H, W): N views, each {layout}",
         output_name=names[0],
         window={
             "views": views,
-            "reference_view": reference_view,
+            "reference_view": strategy,
             "known_cameras": known_cameras,
-            "inputs": {n: list(v.shape) for n, v in zip(model.input_names, check_args)},
+            "inputs": {n: list(v.shape) for n, v in zip(input_names, check_args)},
             "outputs": {n: list(v.shape) for n, v in zip(names, reference)},
         },
     )
@@ -534,11 +569,12 @@ def export_window_onnx(
         import onnxruntime as ort  # optional dependency: checked above
 
         session = ort.InferenceSession(str(output), providers=["CPUExecutionProvider"])
-        feeds = {n: v.numpy() for n, v in zip(model.input_names, check_args)}
+        feeds = {n: v.numpy() for n, v in zip(input_names, check_args)}
         found = session.run(list(names), feeds)
-        chosen = int(found[-1].reshape(-1)[0])
-        if chosen != int(reference[-1].reshape(-1)[0]):
-            reference = _tie_checked(model, check_x, chosen, int(reference[-1][0]), output)
+        if names[-1] == "reference_view":  # Depth Anything 3: the choice is in the graph
+            chosen = int(found[-1].reshape(-1)[0])
+            if chosen != int(reference[-1].reshape(-1)[0]):
+                reference = _tie_checked(model, check_x, chosen, int(reference[-1][0]), output)
         worst = 0.0
         for name, got, want in zip(names, found, reference):
             want_np = want.numpy().astype("float64")

@@ -2,9 +2,13 @@
 :func:`~dpt_ros.runtime.export.export_window_onnx`, run by ONNX Runtime or TensorRT.
 
 A window engine stands in for the torch network in
-:meth:`~dpt_ros.models.family.ModelFamily.forward_window`: it has the network's
-``forward_window(x, camera_from_world, intrinsics, reference_view)`` and returns the
-same :class:`~dpt_ros.models.network.depth_anything3.WindowOutput`. Its graph holds
+:meth:`~dpt_ros.models.family.ModelFamily.forward_window`. A Depth Anything 3 engine has
+the network's ``forward_window(x, camera_from_world, intrinsics, reference_view)`` and
+returns the same :class:`~dpt_ros.models.network.depth_anything3.WindowOutput`; a VGGT
+engine has the network's ``window(images)`` and returns the same
+:class:`~dpt_ros.models.network.vggt.VggtOutput` (the family decodes the cameras from
+its pose encoding as it does PyTorch's). Which one a file is, its sidecar's window
+outputs say. Its graph holds
 everything the torch forward does, the reference-view choice and the restored view
 order included, for one number of views, one network size, one reference-view
 strategy, with or without known cameras (the sidecar's ``window`` entry); any other
@@ -39,6 +43,10 @@ from dpt_ros.runtime.runtimes import (
 MIN_VIEWS_FOR_REFERENCE = 3
 #: The reference view of a window whose strategy does not matter.
 NO_REFERENCE = "none"
+#: A Depth Anything 3 window engine's outputs, in order (``DepthAnything3Window``).
+DA3_WINDOW_OUTPUTS = ("depth", "confidence", "camera_from_world", "intrinsics", "reference_view")
+#: A VGGT window engine's outputs, in order (``VggtWindow``: ``VggtOutput``'s fields).
+VGGT_WINDOW_OUTPUTS = ("pose_enc", "depth", "depth_conf", "world_points", "world_points_conf")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,11 +119,23 @@ class _WindowEngine:
         self.metadata = read_sidecar(self.path)
         _check_model_type(self.metadata, model_type, self.path)
         self.model_type: str = self.metadata["model_type"]
-        self.window = _window_of(self.metadata, self.path)
+        #: The one window the engine runs (``window`` is VGGT's method).
+        self.shape = _window_of(self.metadata, self.path)
+        outputs = self.metadata["window"].get("outputs")
+        #: The graph's outputs, in order: :data:`DA3_WINDOW_OUTPUTS` or
+        #: :data:`VGGT_WINDOW_OUTPUTS`.
+        self.output_names: tuple[str, ...] = (
+            tuple(outputs) if isinstance(outputs, dict) and outputs else DA3_WINDOW_OUTPUTS
+        )
+        if self.output_names not in (DA3_WINDOW_OUTPUTS, VGGT_WINDOW_OUTPUTS):
+            raise ValueError(
+                f"{self.path.name} gives {self.output_names}: not a window engine of Depth "
+                "Anything 3 or VGGT (export it again)"
+            )
 
     @property
     def input_names(self) -> tuple[str, ...]:
-        if self.window.known_cameras:
+        if self.shape.known_cameras:
             return ("input", "known_camera_from_world", "known_intrinsics")
         return ("input",)
 
@@ -130,9 +150,9 @@ class _WindowEngine:
         views = int(x.shape[1]) if x.ndim == 5 else 0
         hw = (int(x.shape[-2]), int(x.shape[-1]))
         asked = window_shape(views, hw, reference_view, camera_from_world is not None)
-        if x.ndim != 5 or x.shape[0] != 1 or asked != self.window:
+        if x.ndim != 5 or x.shape[0] != 1 or asked != self.shape:
             raise ValueError(
-                f"{self.path.name} runs windows of {self.window}, not "
+                f"{self.path.name} runs windows of {self.shape}, not "
                 f"{_shape_text(tuple(x.shape))} ({asked})"
             )
         inputs = [x]
@@ -140,13 +160,51 @@ class _WindowEngine:
             inputs += [camera_from_world, intrinsics]
         return tuple(v.float().contiguous() for v in inputs)
 
-    @staticmethod
-    def _output(values: list[torch.Tensor]) -> Any:
+    def _run(self, inputs: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
+        """The engine's outputs for ``inputs``, in :attr:`output_names` order."""
+        raise NotImplementedError
+
+    def _require(self, outputs: tuple[str, ...], method: str) -> None:
+        if self.output_names != outputs:
+            family = "VGGT" if outputs == VGGT_WINDOW_OUTPUTS else "Depth Anything 3"
+            raise ValueError(
+                f"{self.path.name} is not a {family} window engine ({method} needs "
+                f"outputs {outputs}, it gives {self.output_names})"
+            )
+
+    def forward_window(
+        self,
+        x: torch.Tensor,
+        camera_from_world: torch.Tensor | None = None,
+        intrinsics: torch.Tensor | None = None,
+        reference_view: str = "saddle_balanced",
+    ) -> Any:
+        """As :meth:`DepthAnything3.forward_window` for the engine's one window.
+
+        Raises:
+            ValueError: another number of views, size, strategy or camera mode, or not
+                a Depth Anything 3 engine.
+        """
+        self._require(DA3_WINDOW_OUTPUTS, "forward_window")
         # the network module (and timm) on first use, as the predictor loads it
         from dpt_ros.models.network.depth_anything3 import WindowOutput
 
-        depth, confidence, extrinsics, intrinsics, reference = values
-        return WindowOutput(depth, confidence, extrinsics, intrinsics, reference.long())
+        inputs = self._inputs(x, camera_from_world, intrinsics, reference_view)
+        depth, confidence, extrinsics, ks, reference = self._run(inputs)
+        return WindowOutput(depth, confidence, extrinsics, ks, reference.long())
+
+    def window(self, images: torch.Tensor) -> Any:
+        """As :meth:`Vggt.window` for the engine's one window: (1, N, 3, H, W) RGB in
+        [0, 1] -> :class:`~dpt_ros.models.network.vggt.VggtOutput`.
+
+        Raises:
+            ValueError: another number of views or size, or not a VGGT engine.
+        """
+        self._require(VGGT_WINDOW_OUTPUTS, "window")
+        # the network module on first use, as the predictor loads it
+        from dpt_ros.models.network.vggt import VggtOutput
+
+        return VggtOutput(*self._run(self._inputs(images, None, None, NO_REFERENCE)))
 
 
 class OnnxWindowModel(_WindowEngine):
@@ -186,24 +244,17 @@ class OnnxWindowModel(_WindowEngine):
                 f"{self.path.name} takes {names}, its sidecar's window {self.input_names}: "
                 "the sidecar belongs to another export (export it again)"
             )
-        self._outputs = [o.name for o in self._session.get_outputs()]
+        outputs = tuple(o.name for o in self._session.get_outputs())
+        if set(outputs) != set(self.output_names):
+            raise ValueError(
+                f"{self.path.name} gives {outputs}, its sidecar's window {self.output_names}: "
+                "the sidecar belongs to another export (export it again)"
+            )
 
-    def forward_window(
-        self,
-        x: torch.Tensor,
-        camera_from_world: torch.Tensor | None = None,
-        intrinsics: torch.Tensor | None = None,
-        reference_view: str = "saddle_balanced",
-    ) -> Any:
-        """As :meth:`DepthAnything3.forward_window` for the engine's one window.
-
-        Raises:
-            ValueError: another number of views, size, strategy or camera mode.
-        """
-        inputs = self._inputs(x, camera_from_world, intrinsics, reference_view)
+    def _run(self, inputs: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
         feeds = {n: v.detach().cpu().numpy() for n, v in zip(self.input_names, inputs)}
-        found = self._session.run(self._outputs, feeds)
-        return self._output([torch.from_numpy(np.asarray(v)).to(self.device) for v in found])
+        found = self._session.run(list(self.output_names), feeds)
+        return [torch.from_numpy(np.asarray(v)).to(self.device) for v in found]
 
 
 class TensorRTWindowModel(_WindowEngine):
@@ -253,15 +304,8 @@ class TensorRTWindowModel(_WindowEngine):
         ]
         self._input_dtypes = {n: dtypes[engine.get_tensor_dtype(n)] for n in inputs}
 
-    def forward_window(
-        self,
-        x: torch.Tensor,
-        camera_from_world: torch.Tensor | None = None,
-        intrinsics: torch.Tensor | None = None,
-        reference_view: str = "saddle_balanced",
-    ) -> Any:
-        """As :meth:`OnnxWindowModel.forward_window`, on the GPU."""
-        inputs = self._inputs(x, camera_from_world, intrinsics, reference_view)
+    def _run(self, inputs: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
+        """The engine on the GPU: inputs and outputs bound by name."""
         bound = [
             v.to(self.device, self._input_dtypes[n]).contiguous()
             for n, v in zip(self.input_names, inputs)
@@ -278,8 +322,9 @@ class TensorRTWindowModel(_WindowEngine):
                 self._context.set_tensor_address(name, value.data_ptr())
             if not self._context.execute_async_v3(stream.cuda_stream):
                 raise RuntimeError(f"TensorRT failed to run {self.path.name}")
-        order = ("depth", "confidence", "camera_from_world", "intrinsics", "reference_view")
-        return self._output([outputs[n] if n == order[4] else outputs[n].float() for n in order])
+        return [
+            outputs[n] if n == "reference_view" else outputs[n].float() for n in self.output_names
+        ]
 
 
 def load_window_backend(

@@ -4,6 +4,7 @@ which network size and in which preprocessing mode."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -171,3 +172,67 @@ def vggt_det_predictor(vggt_det_file):
         network_size=(140, 140),
         progress=False,
     )
+
+
+# --------------------------------------------------------------------------- reduced
+
+
+def reduced_config():
+    """VGGT's blocks, heads and camera decoding at a width and depth small enough to
+    export in a minute or two on two cores (1.50 M parameters): 4 block pairs of
+    width 64, 2 DINOv2 blocks, the heads reading all four pairs."""
+    from dpt_ros.models.network.vggt import VggtConfig
+
+    return VggtConfig(
+        embed_dim=64,
+        depth=4,
+        num_heads=2,
+        dino_depth=2,
+        dino_heads=2,
+        out_layers=(0, 1, 2, 3),
+        features=32,
+        channels=(32, 64, 64, 64),
+        camera_depth=1,
+        camera_iterations=2,
+    )
+
+
+def reduced_vggt():
+    """The reduced network with deterministic weights: PyTorch's initialisation under
+    seed 0 plus seeded noise of 0.05, the layer scales 0.5 (not VGGT's 0.01, so that
+    every block counts) and the fields of view through ReLU kept positive (a bias of 1:
+    finite focal lengths)."""
+    import torch
+
+    from dpt_ros.models.network.vggt import VggtSingleView
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = VggtSingleView(reduced_config())
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                p.add_(0.05 * torch.randn_like(p))
+                if name.endswith(".gamma"):
+                    p.fill_(0.5)
+            model.camera_head.pose_branch.fc2.bias[7:].fill_(1.0)
+    return model.eval()
+
+
+@contextmanager
+def reduced_vggt_1b():
+    """``vggt_1b`` with ``random_weights`` builds :func:`reduced_vggt` (not 1.19 B
+    parameters), and the engine cache builds its engines in this process, where that
+    replacement holds (its child process would build the full size)."""
+    from dpt_ros.models.network import build as network_build
+    from dpt_ros.models.weights import checkpoint
+    from dpt_ros.runtime import engine_build, engine_cache
+
+    real = network_build.build_network
+
+    def build(spec):
+        return reduced_vggt() if spec.name == MODEL_TYPE else real(spec)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(checkpoint, "build_network", build)
+        patch.setattr(engine_cache, "run_build", engine_build._build)
+        yield

@@ -228,18 +228,20 @@ def test_layout_equals_the_references_and_track_head_is_skipped(key_spec):
         check_state_dict(file_keys(official), spec, "model.pt")
 
 
-def test_vggt_runs_on_pytorch_until_its_export_is_proven():
-    """``auto`` means PyTorch for VGGT (no engine of 1.19 B parameters is exported), and
-    an engine backend is refused with the reason, before any weights are read."""
+def test_vggt_has_engines_that_auto_never_waits_for(monkeypatch):
+    """VGGT's engines are on (proven on a reduced configuration: the export tier's
+    test_vggt_window_engine.py), their weights beside the graph; ``auto`` resolves to
+    an engine backend as for the other families, and never holds a result for a build
+    of 1.19 B parameters (test_window_engine_choice.py)."""
     from dpt_ros.models.options import PredictorOptions
-    from dpt_ros.runtime.engine_cache import resolve_backend
+    from dpt_ros.models.registry import get_spec
+    from dpt_ros.runtime import engine_cache
 
+    family = get_spec("vggt_1b").family
+    assert family.engines and family.external_data and not family.auto_waits_for_builds
+    monkeypatch.setattr(engine_cache, "_onnxruntime_runs_on", lambda device: True)
     auto = PredictorOptions("vggt_1b", random_weights=True, device="cpu")
-    assert resolve_backend(auto, torch.device("cpu"), torch.float32) == "torch"
+    cpu = torch.device("cpu")
+    assert engine_cache.resolve_backend(auto, cpu, torch.float32) == "onnxruntime"
     assert auto.problems() == []
-    for backend in ("onnxruntime", "tensorrt"):
-        (problem,) = PredictorOptions("vggt_1b", backend=backend, device="cpu").problems()
-        assert "vggt_1b has no" in problem and "backend torch" in problem
-    # The other families keep their engines.
-    dpt = PredictorOptions("dpt_hybrid", backend="onnxruntime", device="cpu")
-    assert dpt.problems() == []
+    assert PredictorOptions("vggt_1b", backend="onnxruntime", device="cpu").problems() == []

@@ -150,3 +150,67 @@ def test_a_one_shot_command_builds_a_window_engine_only_when_it_pays_off(runtime
     assert choice is not None and not choice.build and not choice.measured and built == []
     choice = runtime.window_build_choice(other, windows_left=100, torch_s=1.0)
     assert choice is not None and choice.build and built == [other]
+
+
+@pytest.mark.parametrize(("backend", "waits"), [("auto", False), ("onnxruntime", True)])
+def test_auto_never_holds_a_vggt_window_for_its_build(tmp_path, monkeypatch, backend, waits):
+    """vggt_1b's export takes minutes and many GB: under ``auto`` an ``eager`` build goes
+    to the background (PyTorch serves the first window); asked for by name it is eager.
+    Depth Anything 3 under ``auto`` stays eager."""
+    monkeypatch.setattr(engine_cache, "_backend_version", lambda backend: "1.0")
+    torch_runtime = TorchRuntime(torch.nn.Linear(2, 2), channels_last=False)
+    shape = window_shape(3, (56, 70), NO_REFERENCE, False)
+    calls: list = []
+    for model_type, held in (("vggt_1b", waits), (SMALL, True)):
+        options = PredictorOptions(
+            model_type, random_weights=True, backend=backend, engine_build="eager", device="cpu"
+        )
+        runtime = CachedEngineRuntime(
+            "onnxruntime", options, torch_runtime, torch.float32, cache_dir=tmp_path
+        )
+        calls.clear()
+        monkeypatch.setattr(runtime, "_get_engine", lambda s, build, **kw: calls.append(build))
+        monkeypatch.setattr(runtime, "_in_background", lambda s, build: calls.append("background"))
+        runtime.prepare(shape)
+        assert calls == ([True] if held else [False, "background"]), model_type
+
+
+@pytest.mark.parametrize(
+    ("change", "loads"),
+    [("none", True), ("altered", False), ("missing", False), ("extra", False), ("outside", False)],
+)
+def test_an_engine_runs_only_with_the_data_files_its_build_recorded(
+    runtime_for, caplog, change, loads
+):
+    """An ONNX graph with external data (``model.onnx.data``: VGGT's weights) reads that
+    file when loaded: the key file records its SHA-256, and an altered or missing one,
+    a file the build did not record, or a record naming a path outside the folder is
+    refused like an altered graph."""
+    runtime, shape, loaded, folder = runtime_for("onnxruntime", torch_ms=200.0, engine_ms=150.0)
+    data = folder / "model.onnx.data"
+    data.write_bytes(b"weights")
+    record = json.loads((folder / "key.json").read_text())
+    record["data_sha256"] = {"model.onnx.data": hashlib.sha256(b"weights").hexdigest()}
+    if change == "altered":
+        data.write_bytes(b"weightz")
+    elif change == "missing":
+        data.unlink()
+    elif change == "extra":
+        (folder / "more.data").write_bytes(b"")
+    elif change == "outside":
+        record["data_sha256"]["../model.onnx.data"] = record["data_sha256"]["model.onnx.data"]
+    (folder / "key.json").write_text(json.dumps(record))
+    with caplog.at_level("WARNING", logger="dpt_ros.runtime.engine_cache"):
+        runtime.prepare(shape)  # engine_build: never, so nothing is built either
+    assert (runtime.window_engine(shape) is loaded) is loads
+    said = {
+        "none": None,
+        "altered": "its model.onnx.data is not the one built",
+        "missing": "its model.onnx.data is missing or unreadable",
+        "extra": "it holds more.data, which its build did not record",
+        "outside": "its key file records a data file outside its folder",
+    }[change]
+    if said is None:
+        assert "unusable" not in caplog.text
+    else:
+        assert f"unusable: {said}" in caplog.text

@@ -109,6 +109,7 @@ class DepthAnything3Family(ModelFamily):
     resize_method = "upper_bound"
     output_interpolation = "inverse_depth"
     reference = "depth_anything_3"
+    takes_known_cameras = True
 
     def cache_subdir(self, spec: ModelSpec) -> str:
         """Every type's file is ``model.safetensors``: each in its hub repository's
@@ -265,6 +266,16 @@ class DepthAnything3Family(ModelFamily):
         return Prediction(
             depth=out.depth[0].float(), confidence=out.confidence[0].float(), cameras=cameras
         )
+
+    def window_module(
+        self, spec: ModelSpec, network: nn.Module, reference_view: str, known_cameras: bool
+    ) -> nn.Module:
+        """:class:`~dpt_ros.models.network.depth_anything3.DepthAnything3Window`: the
+        reference-view choice and the restored order inside the graph."""
+        # the network module (and timm) on first use: the registry imports this file
+        from dpt_ros.models.network.depth_anything3 import DepthAnything3Window
+
+        return DepthAnything3Window(network, reference_view, known_cameras)
 
     @staticmethod
     def _known_cameras(

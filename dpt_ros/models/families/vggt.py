@@ -208,9 +208,15 @@ class VggtFamily(ModelFamily):
     resize_method = "upper_bound"
     output_interpolation = "inverse_depth"
     reference = ""  # single images: no comparison yet (windows: dpt-ros bench --window)
-    # No export proven yet: 1.19 B parameters (4.8 GB in fp32) exceed ONNX's 2 GB
-    # protobuf and need external data; auto runs PyTorch.
-    engines = False
+    # 1.19 B parameters (4.8 GB in fp32) exceed ONNX's 2 GB protobuf: the weights go to
+    # model.onnx.data, which the engine cache digests with the graph. The export is
+    # proven on a reduced configuration of the same blocks and heads
+    # (test/export/test_vggt_window_engine.py); vggt_1b itself was never exported in
+    # this project (minutes and many GB: docs/speed.md). So backend auto never holds a
+    # result for its build: an eager build goes to the background.
+    engines = True
+    external_data = True
+    auto_waits_for_builds = False
 
     def cache_subdir(self, spec: ModelSpec) -> str:
         """``model.pt`` is a common name: a folder of its own."""
@@ -336,8 +342,22 @@ class VggtFamily(ModelFamily):
         aggregator alternates frame and global attention from the first block on."""
         if camera_from_world is not None or intrinsics is not None:
             raise ValueError("VGGT estimates the cameras itself: it takes no known cameras")
+        # the torch network, or a window engine (window_runtimes) with the same window()
         model: Any = network
         return window_prediction(model.window(x[None]), tuple(x.shape[-2:]))
+
+    def window_module(
+        self, spec: ModelSpec, network: nn.Module, reference_view: str, known_cameras: bool
+    ) -> nn.Module:
+        """:class:`~dpt_ros.models.network.vggt.VggtWindow`: the raw outputs (the pose
+        encoding is decoded outside the graph, as for PyTorch: :func:`window_prediction`).
+        ``reference_view`` changes nothing (view 0 is the world)."""
+        # torch on first use: the registry imports this file at start-up
+        from dpt_ros.models.network.vggt import VggtWindow
+
+        if known_cameras:
+            raise ValueError("VGGT estimates the cameras itself: it takes no known cameras")
+        return VggtWindow(network)
 
     def resize(self, spec: ModelSpec, prediction: Prediction, size_hw: Sequence[int]) -> Prediction:
         """Depth as the geometry resizes it (bilinear in inverse depth), confidence

@@ -521,6 +521,33 @@ class VggtSingleView(Vggt):
         return torch.stack((out.depth[:, 0], out.depth_conf[:, 0]), dim=1)
 
 
+class VggtWindow(nn.Module):
+    """:meth:`Vggt.window` with plain tensor outputs, for exports of a window of fixed
+    size (the engine cache's window engines).
+
+    Args:
+        network: a :class:`Vggt` (or :class:`VggtSingleView`) with its weights.
+    """
+
+    #: The inputs, in order: the views, RGB in [0, 1] (the network normalises).
+    input_names = ("input",)
+    #: The outputs, in order: the fields of :class:`VggtOutput`.
+    output_names = VggtOutput._fields
+    #: Each view's input as the export's sidecar describes it.
+    input_layout = "rgb / 255 (the network normalises)"
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        if not isinstance(network, Vggt):
+            raise ValueError(f"VGGT windows need a VGGT network, got {type(network).__name__}")
+        self.model = network
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(B, S, 3, H, W) RGB in [0, 1] -> the fields of :class:`VggtOutput`, in
+        :attr:`output_names` order."""
+        return tuple(self.model.window(x))
+
+
 # --------------------------------------------------------------------------- cameras
 
 
