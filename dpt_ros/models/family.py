@@ -365,10 +365,11 @@ class ModelFamily:
         takes_known_cameras: windows take known cameras (Depth Anything 3's
             ``cam_enc``); where not (VGGT estimates them itself) a window given
             cameras is refused before anything runs.
-        auto_waits_for_builds: with ``backend: auto``, whether ``engine_build: eager``
-            holds the first result until a missing engine is built; False builds it in
-            the background instead (as ``lazy``: PyTorch serves meanwhile), for
-            networks whose export takes minutes and many GB (VGGT: 1.19 B parameters).
+        auto_builds: with ``backend: auto``, whether missing engines are built (as
+            ``engine_build`` says); False only loads engines already in the cache (built
+            with ``backend: onnxruntime`` or ``dpt-ros export``), for networks whose
+            full-size export was not proven here and needs many GB (VGGT).
+        auto_build_reason: why ``auto`` does not build (said once in the log).
     """
 
     name: str = ""
@@ -385,7 +386,8 @@ class ModelFamily:
     weight_markers: tuple[str, ...] = ()
     external_data: bool = False
     takes_known_cameras: bool = False
-    auto_waits_for_builds: bool = True
+    auto_builds: bool = True
+    auto_build_reason: str = ""
 
     def holds_weights(self, keys: Iterable[str]) -> bool:
         """Whether a state_dict's keys (official layout) have every one of

@@ -555,6 +555,7 @@ class CachedEngineRuntime:
         #: Input shape -> (PyTorch ms, engine ms) measured when its engine was built,
         #: for the shapes ``backend: auto`` runs on PyTorch because it was faster.
         self.torch_faster: dict[Shape, tuple[float, float]] = {}
+        self._said_no_auto_build = False
         #: Input shapes whose engine took over from PyTorch while frames were served.
         self.switched: set[Shape] = set()
 
@@ -659,9 +660,9 @@ class CachedEngineRuntime:
         """Gets the engine of ``input_shape`` (or of a window) ready before frames arrive
         (warm-up): loads it from the cache, or builds it: now with ``engine_build:
         eager``, in the background with ``lazy`` (PyTorch runs the shape until it is
-        ready); ``never`` only loads. With ``backend: auto`` a family whose builds take
-        minutes (:attr:`~dpt_ros.models.family.ModelFamily.auto_waits_for_builds`
-        False: VGGT) builds in the background where ``eager`` would wait."""
+        ready); ``never`` only loads. With ``backend: auto`` a family that ``auto``
+        does not build for (:attr:`~dpt_ros.models.family.ModelFamily.auto_builds`
+        False: VGGT) only loads, as ``never``."""
         shape = _as_shape(input_shape)
         if self._engine_for(shape) is not None or self._failed(shape):
             return
@@ -669,9 +670,7 @@ class CachedEngineRuntime:
             if shape in self._started:  # done, failed or building in the background
                 return
             self._started.add(shape)
-        mode = self.options.engine_build
-        if mode == "eager" and self._auto_in_background():
-            mode = "lazy"
+        mode = "never" if self._auto_skips_builds() else self.options.engine_build
         if mode == "lazy":
             # A cached engine loads in seconds: at once. A build goes to the background.
             if not self._get_engine(shape, build=False, quiet=True):
@@ -679,10 +678,21 @@ class CachedEngineRuntime:
             return
         self._get_engine(shape, build=mode == "eager")
 
-    def _auto_in_background(self) -> bool:
-        """``backend: auto`` for a family whose builds it does not wait for."""
+    def _auto_skips_builds(self) -> bool:
+        """``backend: auto`` for a family it does not build engines for: a cached
+        engine (built with ``backend: onnxruntime`` or ``dpt-ros export``) still loads.
+        Said once."""
         family = get_spec(self.options.model_type).family
-        return self.options.backend == "auto" and not family.auto_waits_for_builds
+        skips = self.options.backend == "auto" and not family.auto_builds
+        if skips and not self._said_no_auto_build:
+            self._said_no_auto_build = True
+            _LOG.info(
+                "backend auto does not build %s engines (%s): PyTorch runs until an engine "
+                "is in the cache; build one with backend onnxruntime or dpt-ros export",
+                self.options.model_type,
+                family.auto_build_reason,
+            )
+        return skips
 
     def has_engine(self, input_shape: tuple[int, ...] | WindowShape) -> bool:
         """Whether an engine runs ``input_shape`` (or the window) now."""
@@ -723,6 +733,8 @@ class CachedEngineRuntime:
             PyTorch faster).
         """
         if self._failed(window) or self.has_engine(window) or window in self.torch_faster:
+            return None
+        if self._auto_skips_builds():
             return None
         params_m = sum(p.numel() for p in self.model.parameters()) / 1e6
         build_s, share, measured = estimate_build(
@@ -775,7 +787,8 @@ class CachedEngineRuntime:
             if shape in self._started:
                 return
             self._started.add(shape)
-        self._in_background(shape, build=self.options.engine_build != "never")
+        build = self.options.engine_build != "never" and not self._auto_skips_builds()
+        self._in_background(shape, build=build)
 
     def _in_background(self, shape: Shape, build: bool) -> None:
         if build:

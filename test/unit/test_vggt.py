@@ -231,14 +231,14 @@ def test_layout_equals_the_references_and_track_head_is_skipped(key_spec):
 def test_vggt_has_engines_that_auto_never_waits_for(monkeypatch):
     """VGGT's engines are on (proven on a reduced configuration: the export tier's
     test_vggt_window_engine.py), their weights beside the graph; ``auto`` resolves to
-    an engine backend as for the other families, and never holds a result for a build
-    of 1.19 B parameters (test_window_engine_choice.py)."""
+    an engine backend as for the other families, and never starts a build of 1.19 B
+    parameters by itself (test_window_engine_choice.py)."""
     from dpt_ros.models.options import PredictorOptions
     from dpt_ros.models.registry import get_spec
     from dpt_ros.runtime import engine_cache
 
     family = get_spec("vggt_1b").family
-    assert family.engines and family.external_data and not family.auto_waits_for_builds
+    assert family.engines and family.external_data and not family.auto_builds
     monkeypatch.setattr(engine_cache, "_onnxruntime_runs_on", lambda device: True)
     auto = PredictorOptions("vggt_1b", random_weights=True, device="cpu")
     cpu = torch.device("cpu")

@@ -153,10 +153,11 @@ def test_a_one_shot_command_builds_a_window_engine_only_when_it_pays_off(runtime
 
 
 @pytest.mark.parametrize(("backend", "waits"), [("auto", False), ("onnxruntime", True)])
-def test_auto_never_holds_a_vggt_window_for_its_build(tmp_path, monkeypatch, backend, waits):
-    """vggt_1b's export takes minutes and many GB: under ``auto`` an ``eager`` build goes
-    to the background (PyTorch serves the first window); asked for by name it is eager.
-    Depth Anything 3 under ``auto`` stays eager."""
+def test_auto_never_builds_a_vggt_window_engine(tmp_path, monkeypatch, backend, waits):
+    """vggt_1b's export takes minutes and many GB: under ``auto`` an ``eager`` runtime only
+    loads a cached engine (PyTorch serves otherwise), on first use too, and a one-shot
+    command is not offered a build; asked for by name it is eager. Depth Anything 3
+    under ``auto`` stays eager."""
     monkeypatch.setattr(engine_cache, "_backend_version", lambda backend: "1.0")
     torch_runtime = TorchRuntime(torch.nn.Linear(2, 2), channels_last=False)
     shape = window_shape(3, (56, 70), NO_REFERENCE, False)
@@ -170,9 +171,17 @@ def test_auto_never_holds_a_vggt_window_for_its_build(tmp_path, monkeypatch, bac
         )
         calls.clear()
         monkeypatch.setattr(runtime, "_get_engine", lambda s, build, **kw: calls.append(build))
-        monkeypatch.setattr(runtime, "_in_background", lambda s, build: calls.append("background"))
+        monkeypatch.setattr(
+            runtime, "_in_background", lambda s, build: calls.append(("background", build))
+        )
         runtime.prepare(shape)
-        assert calls == ([True] if held else [False, "background"]), model_type
+        assert calls == ([True] if held else [False]), model_type
+        if not held:
+            calls.clear()
+            runtime._started.clear()
+            assert runtime.window_engine(shape) is None
+            assert calls == [("background", False)]  # loads a cached one only
+            assert runtime.window_build_choice(shape, windows_left=10**6, torch_s=60.0) is None
 
 
 @pytest.mark.parametrize(

@@ -212,11 +212,15 @@ class VggtFamily(ModelFamily):
     # model.onnx.data, which the engine cache digests with the graph. The export is
     # proven on a reduced configuration of the same blocks and heads
     # (test/export/test_vggt_window_engine.py); vggt_1b itself was never exported in
-    # this project (minutes and many GB: docs/speed.md). So backend auto never holds a
-    # result for its build: an eager build goes to the background.
+    # this project (minutes and many GB: docs/speed.md). So backend auto builds nothing
+    # for it: it loads an engine built on purpose (backend onnxruntime, dpt-ros export).
     engines = True
     external_data = True
-    auto_waits_for_builds = False
+    auto_builds = False
+    auto_build_reason = (
+        "its full-size export was proven only on a reduced configuration and needs several "
+        "times its 4.8 GB of weights in memory"
+    )
 
     def cache_subdir(self, spec: ModelSpec) -> str:
         """``model.pt`` is a common name: a folder of its own."""
