@@ -526,12 +526,7 @@ def export_window_onnx(
     model = spec.family.window_module(spec, network, reference_view, known_cameras).eval()
 
     shape = (1, views, 3, height, width)
-    trace_x, check_x = _example_inputs(shape)
-    trace_args: tuple[torch.Tensor, ...] = (trace_x,)
-    check_args: tuple[torch.Tensor, ...] = (check_x,)
-    if known_cameras:
-        trace_args += example_cameras(views, height, width, seed=2)
-        check_args += example_cameras(views, height, width, seed=3)
+    trace_args, check_args = _window_examples(shape, known_cameras)
     with torch.inference_mode():
         reference = model(*check_args)
     # the window module's class attributes (nn.Module's __getattr__ types them as Tensor)
@@ -550,45 +545,94 @@ def export_window_onnx(
     metadata = _onnx_metadata(
         spec, output, shape, tuple(reference[0].shape), opset, ln_nodes, weights_info
     )
+    metadata.update(
+        _window_metadata(spec, model, reference_view, known_cameras, check_args, reference)
+    )
+    result = ExportResult(output, _write_sidecar(output, metadata), metadata, seconds)
+    if check:
+        result.max_rel_diff = _check_window_onnx(model, output, check_args, reference)
+    return result
+
+
+def _window_examples(
+    shape: tuple[int, ...], known_cameras: bool
+) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+    """The inputs to trace a window export with and the other ones to check it with."""
+    views, height, width = shape[1], shape[3], shape[4]
+    trace_x, check_x = _example_inputs(shape)
+    trace_args: tuple[torch.Tensor, ...] = (trace_x,)
+    check_args: tuple[torch.Tensor, ...] = (check_x,)
+    if known_cameras:
+        trace_args += example_cameras(views, height, width, seed=2)
+        check_args += example_cameras(views, height, width, seed=3)
+    return trace_args, check_args
+
+
+def _window_metadata(
+    spec: ModelSpec,
+    model: torch.nn.Module,
+    reference_view: str,
+    known_cameras: bool,
+    check_args: tuple[torch.Tensor, ...],
+    reference: tuple[torch.Tensor, ...],
+) -> dict[str, Any]:
+    """The sidecar's window fields: the input layout, the views, the strategy and the
+    inputs' and outputs' shapes."""
+    names: tuple[str, ...] = tuple(getattr(model, "output_names"))  # noqa: B009
+    input_names: tuple[str, ...] = tuple(getattr(model, "input_names"))  # noqa: B009
     # VGGT's input is RGB in [0, 1] (its network normalises), and it has no strategy
     layout = getattr(model, "input_layout", "(rgb / 255 - mean) / std")
     strategy = reference_view if spec.family.reference_views else NO_REFERENCE
-    metadata.update(
-        input_layout=f"(1, N, 3, H, W): N views, each {layout}",
-        output_name=names[0],
-        window={
-            "views": views,
+    return {
+        "input_layout": f"(1, N, 3, H, W): N views, each {layout}",
+        "output_name": names[0],
+        "window": {
+            "views": int(check_args[0].shape[1]),
             "reference_view": strategy,
             "known_cameras": known_cameras,
             "inputs": {n: list(v.shape) for n, v in zip(input_names, check_args)},
             "outputs": {n: list(v.shape) for n, v in zip(names, reference)},
         },
-    )
-    result = ExportResult(output, _write_sidecar(output, metadata), metadata, seconds)
-    if check:
-        import onnxruntime as ort  # optional dependency: checked above
+    }
 
-        session = ort.InferenceSession(str(output), providers=["CPUExecutionProvider"])
-        feeds = {n: v.numpy() for n, v in zip(input_names, check_args)}
-        found = session.run(list(names), feeds)
-        if names[-1] == "reference_view":  # Depth Anything 3: the choice is in the graph
-            chosen = int(found[-1].reshape(-1)[0])
-            if chosen != int(reference[-1].reshape(-1)[0]):
-                reference = _tie_checked(model, check_x, chosen, int(reference[-1][0]), output)
-        worst = 0.0
-        for name, got, want in zip(names, found, reference):
-            want_np = want.numpy().astype("float64")
-            scale = max(float(abs(want_np).max()), 1e-12)
-            error = float(abs(got.astype("float64") - want_np).max()) / scale
-            worst = max(worst, error)
-            if not error <= WINDOW_CHECK_TOLERANCE:
-                raise ValueError(
-                    f"{output} was written but its {name} differs from PyTorch's by "
-                    f"{error:.3g} of its largest magnitude (more than "
-                    f"{WINDOW_CHECK_TOLERANCE:g}); do not use it"
-                )
-        result.max_rel_diff = worst
-    return result
+
+def _check_window_onnx(
+    model: torch.nn.Module,
+    output: Path,
+    check_args: tuple[torch.Tensor, ...],
+    reference: tuple[torch.Tensor, ...],
+) -> float:
+    """The worst output difference of the written graph against PyTorch on
+    ``check_args``, each relative to its largest magnitude.
+
+    Raises:
+        ValueError: an output past :data:`WINDOW_CHECK_TOLERANCE`.
+    """
+    import onnxruntime as ort  # optional dependency: checked by the caller
+
+    names: tuple[str, ...] = tuple(getattr(model, "output_names"))  # noqa: B009
+    input_names: tuple[str, ...] = tuple(getattr(model, "input_names"))  # noqa: B009
+    session = ort.InferenceSession(str(output), providers=["CPUExecutionProvider"])
+    feeds = {n: v.numpy() for n, v in zip(input_names, check_args)}
+    found = session.run(list(names), feeds)
+    if names[-1] == "reference_view":  # Depth Anything 3: the choice is in the graph
+        chosen = int(found[-1].reshape(-1)[0])
+        if chosen != int(reference[-1].reshape(-1)[0]):
+            check_x = check_args[0]
+            reference = _tie_checked(model, check_x, chosen, int(reference[-1][0]), output)
+    worst = 0.0
+    for name, got, want in zip(names, found, reference):
+        want_np = want.numpy().astype("float64")
+        scale = max(float(abs(want_np).max()), 1e-12)
+        error = float(abs(got.astype("float64") - want_np).max()) / scale
+        worst = max(worst, error)
+        if not error <= WINDOW_CHECK_TOLERANCE:
+            raise ValueError(
+                f"{output} was written but its {name} differs from PyTorch's by "
+                f"{error:.3g} of its largest magnitude (more than "
+                f"{WINDOW_CHECK_TOLERANCE:g}); do not use it"
+            )
+    return worst
 
 
 def _tie_checked(
