@@ -343,6 +343,69 @@ def _kalman_gain(q: float) -> float:
     return 0.5 * (math.sqrt(q * q + 4.0 * q) - q)
 
 
+def _start_map(
+    x: np.ndarray,
+    target: np.ndarray,
+    inv: np.ndarray,
+    weight: np.ndarray,
+    affine: bool,
+    threshold: float,
+    guess: tuple[float, float],
+    search: bool,
+) -> tuple[float, float, np.ndarray] | None:
+    """The map that :func:`_fit` starts from, ``(scale, shift, relative residuals)``:
+    ``guess``, unless ``search`` and fewer than :data:`_GOOD_GUESS` of the pixels
+    (weighted) agree with it (a cut, a jump); then the best of :func:`_starts` by the
+    truncated loss (as MSAC scores). ``inv`` is ``1 / target``. None when no start is
+    possible."""
+    err = np.abs((guess[0] * x + guess[1]) * inv - 1.0)
+    if not search or float(weight @ (err < threshold)) >= _GOOD_GUESS * float(weight.sum()):
+        return guess[0], guess[1], err
+    starts = _starts(x, target, guess, affine)
+    if not starts:
+        return None
+    band = 3.0 * threshold
+
+    def cost(start: tuple[float, float]) -> float:
+        e = np.minimum(np.abs((start[0] * x + start[1]) * inv - 1.0), band)
+        return float(weight @ (e * e))
+
+    scale, shift = min(starts, key=cost)
+    return scale, shift, np.abs((scale * x + shift) * inv - 1.0)
+
+
+def _map_of_target(
+    x: np.ndarray, target: np.ndarray, v: np.ndarray, affine: bool, var_ratio: float
+) -> tuple[float, float, float] | None:
+    """One weighted fit of the frame as a map of the target, ``x ~ alpha * target +
+    beta`` (``beta = 0`` unless ``affine``), a Deming regression (:func:`_slope`).
+
+    Args:
+        x: (n,) float64 the frame's values on the inliers.
+        target: (n,) float64 the target's values there, > 0.
+        v: (n,) float64 weights, > 0.
+        affine: Fit ``beta`` too.
+        var_ratio: Noise variance of ``x`` over the target's (inf: a noiseless target).
+
+    Returns:
+        ``(alpha, mx, mt)``: the slope and the weighted means of ``x`` and ``target``
+        that the line goes through (0, 0 when not ``affine``); None when the target
+        has no spread (to rounding).
+    """
+    if not affine:
+        vx = v * x
+        stt = float(v @ (target * target))
+        return _slope(float(vx @ x), stt, float(vx @ target), var_ratio), 0.0, 0.0
+    sv = float(v.sum())
+    mx, mt = float(v @ x) / sv, float(v @ target) / sv
+    dx, dt = x - mx, target - mt
+    vdt = v * dt
+    stt = float(vdt @ dt)
+    if not stt > 1e-12 * float(v @ (target * target)):
+        return None
+    return _slope(float(v @ (dx * dx)), stt, float(vdt @ dx), var_ratio), mx, mt
+
+
 def _fit(
     x: np.ndarray,
     target: np.ndarray,
@@ -356,98 +419,52 @@ def _fit(
 ) -> _Fit | None:
     """Robust weighted fit ``target ~ scale * x + shift`` on sampled pixels.
 
-    The model is fitted the other way round, the frame as a map of the target (``x ~
-    alpha * target + beta``, then inverted): the target is an average of frames, the
-    frame holds the pixel noise, and least squares of the target on a noisy frame would
-    flatten the map (regression dilution) by ``1 / (1 + noise^2 / spread^2)``, a bias
-    that an accumulated reference would pass on from frame to frame. ``ratio`` is the
-    frame's noise variance over the target's (the frames averaged into it): with it the
-    fit is a Deming regression, without the bias either way. Minimises
-    ``sum(weight * ((x - alpha * target - beta) / target) ** 2)`` (residuals relative to
-    the target, ~ relative depth error) over the inliers (``|scale * x + shift - target|
-    / target`` below ``threshold``), re-selected until they stop changing, from the best
-    (by the truncated loss, as MSAC scores) of a few informed starts (:func:`_starts`;
-    only ``guess`` when ``search`` is False). ``dpt_ros.alignment``'s RANSAC is not
-    used: its hundreds of random hypotheses cost several milliseconds, and here starts
-    close to the answer are known, so a few rounds of re-selection converge.
+    The frame is fitted as a map of the target (:func:`_map_of_target`, then inverted):
+    least squares of an averaged target on a noisy frame is flattened by regression
+    dilution, a bias that an accumulated reference passes on; ``ratio`` makes it a
+    Deming regression. Relative residuals (~ relative depth error) over the inliers
+    (``|scale * x + shift - target| / target < threshold``), re-selected until they stop
+    changing, from :func:`_start_map` (not RANSAC: close starts are known here).
 
     Args:
-        x: (n,) float64 new frame's values, all finite.
-        target: (n,) float64 reference values, all finite and > 0.
-        weight: (n,) float64 confidence, all > 0.
+        x, target, weight: (n,) float64: the frame's values (finite), the reference's
+            (finite, > 0), the confidence (> 0).
         affine: Fit the shift too (else ``shift = 0``).
         threshold: Inlier bound on the relative residual.
         guess: A start: the previous frame's map onto the reference.
-        ratio: Noise variance of the frame over the target's, > 0 (inf: a noiseless
-            target).
-        search: Try the informed starts beside ``guess`` when fewer than
-            :data:`_GOOD_GUESS` of the pixels agree with it.
+        ratio: Noise variance of the frame over the target's, > 0 (inf: noiseless target);
+            in the frame's units ``scale^-2`` times that.
+        search: Try :func:`_starts` when fewer than :data:`_GOOD_GUESS` agree with ``guess``.
         summary: Compute the median residual (else NaN).
 
-    Returns:
-        The fit, or None when the frame is degenerate (no spread to fit a scale to).
+    Returns None when the frame is degenerate (no spread to fit a scale to).
     """
     inv = 1.0 / target
-    band = 3.0 * threshold  # the first selection is wide: the starts are only close
-    scale, shift = guess
-    err = np.abs((scale * x + shift) * inv - 1.0)
-    # The other starts only where the guess leaves many pixels out (a cut, a jump).
-    if search and not float(weight @ (err < threshold)) >= _GOOD_GUESS * float(weight.sum()):
-        starts = _starts(x, target, guess, affine)
-        if not starts:
-            return None
-
-        def cost(start: tuple[float, float]) -> float:
-            e = np.minimum(np.abs((start[0] * x + start[1]) * inv - 1.0), band)
-            return float(weight @ (e * e))
-
-        scale, shift = min(starts, key=cost)
-        err = np.abs((scale * x + shift) * inv - 1.0)
-    inliers = err < band
+    start = _start_map(x, target, inv, weight, affine, threshold, guess, search)
+    if start is None:
+        return None
+    scale, shift, err = start
+    inliers = err < 3.0 * threshold  # the first selection is wide: the start is only close
     for _ in range(_ROUNDS):
         v = weight[inliers] * inv[inliers] ** 2  # relative residuals: weight 1 / target^2
-        xi, ti = x[inliers], target[inliers]
-        sv = float(v.sum())
-        if int(inliers.sum()) < 3 or not sv > 0.0:
+        if int(inliers.sum()) < 3 or not float(v.sum()) > 0.0:
             return None
-        # The noise of x in these units is alpha^2 times that of the target's.
-        var_ratio = ratio / (scale * scale)
-        if affine:
-            mx, mt = float(v @ xi) / sv, float(v @ ti) / sv
-            dx, dt = xi - mx, ti - mt
-            vdt = v * dt
-            stt = float(vdt @ dt)
-            if not stt > 1e-12 * float(v @ (ti * ti)):  # no spread (to rounding)
-                return None
-            sxx, sxt = float(v @ (dx * dx)), float(vdt @ dx)
-            alpha = _slope(sxx, stt, sxt, var_ratio)
-            if not alpha > 0.0:
-                return _inverted(alpha, x.size)
-            scale = 1.0 / alpha
-            shift = mt - scale * mx
-        else:
-            vx = v * xi
-            mx = mt = 0.0
-            stt = float(v @ (ti * ti))
-            alpha = _slope(float(vx @ xi), stt, float(vx @ ti), var_ratio)
-            if not alpha > 0.0:
-                return _inverted(alpha, x.size)
-            scale, shift = 1.0 / alpha, 0.0
+        found = _map_of_target(x[inliers], target[inliers], v, affine, ratio / (scale * scale))
+        if found is None:
+            return None
+        alpha, mx, mt = found
+        if not alpha > 0.0:
+            return _inverted(alpha, x.size)
+        scale = 1.0 / alpha
+        shift = mt - scale * mx if affine else 0.0
         err = np.abs((scale * x + shift) * inv - 1.0)
         new = err < threshold
         if np.array_equal(new, inliers):
             break
         inliers = new
-    total = float(weight.sum())
-    n_in = int(inliers.sum())
-    return _Fit(
-        scale=scale,
-        shift=shift,
-        inliers=n_in,
-        samples=int(x.size),
-        inlier_fraction=float(weight[inliers].sum()) / total if total > 0.0 else 0.0,
-        residual=(float(np.median(err[inliers])) if n_in else math.inf) if summary else math.nan,
-    )
+    n_in, share = int(inliers.sum()), float(weight[inliers].sum()) / float(weight.sum())
+    residual = (float(np.median(err[inliers])) if n_in else math.inf) if summary else math.nan
+    return _Fit(scale, shift, n_in, int(x.size), share, residual)
 
 
 class TemporalStabilizer:
@@ -896,7 +913,52 @@ class TemporalStabilizer:
         self._closure(x, c, fit)
         self._update_jitter(chain, dt)
         ratio = self._walk_ratio()
-        fade = self._fade(fit.inlier_fraction)
+        alpha, still = self._filter(chain, ratio, self._fade(fit.inlier_fraction), dt)
+        moving = 1.0 if self.smoothing >= 1.0 else self._moving(ratio)
+        if moving >= 1.0:  # the gauge starts again from the tracker, worth its memory
+            gain = self._tracker_gain
+            self._gauge = self._level.copy()
+            self._steady = max(1, min(_GAUGE_FRAMES, round((2.0 - gain) / gain)))
+        level = self._gauge + moving * (self._level - self._gauge)
+        la, lb = float(level[0]), float(level[1])
+        if not (math.isfinite(la) and math.isfinite(lb) and la > 0.0):
+            return self._start(arr, x, f"filtered scale {la:.4g} is not positive", fit)
+        if self.mode == "scale":
+            lb = 0.0
+        # F_t = L_t^-1 o T_t.
+        a = float(chain[0]) / la
+        b = (float(chain[1]) - lb) / la if self.mode == "affine" else 0.0
+        reason = self._refused(a, b, fit, moving, ratio)
+        if reason:
+            return self._start(arr, x, reason, fit)
+        self._update_reference(x, chain, moving, dt)
+        out = np.multiply(arr, np.float32(a), dtype=np.float32)
+        if b != 0.0:
+            out += np.float32(b)
+        return StabilizedFrame(
+            output=out,
+            scale=a,
+            shift=b,
+            inliers=fit.inliers,
+            samples=fit.samples,
+            inlier_fraction=fit.inlier_fraction,
+            residual=fit.residual,
+            gain=still + moving * (alpha - still),
+            moving=moving,
+            reset=False,
+            reason="",
+            resets=self._resets,
+        )
+
+    def _filter(
+        self, chain: np.ndarray, ratio: float, fade: float, dt: float | None
+    ) -> tuple[float, float]:
+        """Moves the tracker and the gauge towards the frame's map ``chain``.
+
+        ``ratio`` is the fits' walk over the jitter (:meth:`_walk_ratio`), ``fade`` how
+        far a thin fit pulls the levels towards its own frame (:meth:`_fade`). Returns
+        the tracker's level gain ``alpha`` and the gauge's weight of this frame.
+        """
         # An outlying fit is taken for the network's jitter only when the fit is good.
         trust = max(1.0 - fade, 1e-6) ** 2
         # The tracker: a critically damped alpha-beta filter of (a, b) whose level gain
@@ -923,26 +985,22 @@ class TemporalStabilizer:
         step = self._clip(chain - self._gauge, chain, (1.0 + 1.0 / self._steady) / trust)
         self._gauge = self._gauge + still * step
         self._steady += 1
-        moving = 1.0 if self.smoothing >= 1.0 else self._moving(ratio)
-        if moving >= 1.0:  # the gauge starts again from the tracker, worth its memory
-            self._gauge = self._level.copy()
-            self._steady = max(1, min(_GAUGE_FRAMES, round((2.0 - gain) / gain)))
-        level = self._gauge + moving * (self._level - self._gauge)
-        weight = still + moving * (alpha - still)
-        la, lb = float(level[0]), float(level[1])
-        if not (math.isfinite(la) and math.isfinite(lb) and la > 0.0):
-            return self._start(arr, x, f"filtered scale {la:.4g} is not positive", fit)
-        if self.mode == "scale":
-            lb = 0.0
-        # F_t = L_t^-1 o T_t.
-        a = float(chain[0]) / la
-        b = (float(chain[1]) - lb) / la if self.mode == "affine" else 0.0
+        return alpha, still
+
+    def _refused(self, a: float, b: float, fit: _Fit, moving: float, ratio: float) -> str:
+        """Why the map ``(a, b)`` back to the level must not be applied (the stream
+        restarts instead); empty when it may.
+
+        A map that changes depth by more than :data:`_MAX_CORRECTION` (relative, at the
+        frame's 10th and 90th percentiles) or scales its contrast beyond ``1 +
+        _MAX_CORRECTION`` either way is refused, except on a still camera under a clean
+        fit (most pixels agree, closely), once: a large jitter of a heavy-tailed network
+        (a shift moves the far end of inverse depth a long way); restarting from that
+        frame would keep its jitter in every later output. While moving it is the view's
+        change; before the jitter is known, twice the bound or twice running, it is not
+        taken.
+        """
         correction = self._relative(np.array([a - 1.0, b]), np.array([1.0, 0.0]))
-        # On a still camera, a large correction by a clean fit (most pixels agree,
-        # closely) is a large jitter of a heavy-tailed network (a shift moves the far
-        # end of inverse depth a long way); restarting from that frame would keep its
-        # jitter in every later output. While moving it is the view's change; before
-        # the jitter is known, twice the bound or twice running, it is not taken.
         excused = self._excused
         self._excused = False
         contrast = 1.0 / (1.0 + _MAX_CORRECTION) <= a <= 1.0 + _MAX_CORRECTION
@@ -959,42 +1017,19 @@ class TemporalStabilizer:
         if not (correction <= _MAX_CORRECTION and contrast):
             self._excused = clean
         if not (correction <= _MAX_CORRECTION or clean):
-            return self._start(
-                arr,
-                x,
+            return (
                 f"the map would change depth by {100 * correction:.0f} % "
-                f"(more than {100 * _MAX_CORRECTION:.0f} %)",
-                fit,
+                f"(more than {100 * _MAX_CORRECTION:.0f} %)"
             )
         # A shift can hide a change of scale at the frame's own values (a frame whose
         # values hardly vary): the frame's depth contrast must not change that much
         # either (the same exception for a clean fit on a still camera).
         if not (contrast or clean):
-            return self._start(
-                arr,
-                x,
+            return (
                 f"the map would scale depth contrast by {a:.3g} "
-                f"(outside {1.0 / (1.0 + _MAX_CORRECTION):.3g}..{1.0 + _MAX_CORRECTION:.3g})",
-                fit,
+                f"(outside {1.0 / (1.0 + _MAX_CORRECTION):.3g}..{1.0 + _MAX_CORRECTION:.3g})"
             )
-        self._update_reference(x, chain, moving, dt)
-        out = np.multiply(arr, np.float32(a), dtype=np.float32)
-        if b != 0.0:
-            out += np.float32(b)
-        return StabilizedFrame(
-            output=out,
-            scale=a,
-            shift=b,
-            inliers=fit.inliers,
-            samples=fit.samples,
-            inlier_fraction=fit.inlier_fraction,
-            residual=fit.residual,
-            gain=weight,
-            moving=moving,
-            reset=False,
-            reason="",
-            resets=self._resets,
-        )
+        return ""
 
 
 @dataclass(frozen=True)
