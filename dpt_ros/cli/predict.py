@@ -500,6 +500,9 @@ def _choose_backend(predictor: Any, image_hw: Sequence[int], frames_left: int, t
     if runtime.failure or runtime.has_engine(shape) or runtime.torch_faster:
         _say(runtime.status)  # a cached engine, or none to be had
         return
+    if runtime.auto_build_refusal:
+        _say(f"torch ({runtime.auto_build_refusal})")
+        return
     model = runtime.model
     params_m = sum(p.numel() for p in model.parameters()) / 1e6
     build_s, share, measured = estimate_build(

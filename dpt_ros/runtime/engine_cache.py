@@ -678,21 +678,28 @@ class CachedEngineRuntime:
             return
         self._get_engine(shape, build=mode == "eager")
 
-    def _auto_skips_builds(self) -> bool:
-        """``backend: auto`` for a family it does not build engines for: a cached
-        engine (built with ``backend: onnxruntime`` or ``dpt-ros export``) still loads.
-        Said once."""
+    @property
+    def auto_build_refusal(self) -> str:
+        """Why ``backend: auto`` builds no engine for this model ('' where it may):
+        a family it does not build for (:attr:`~dpt_ros.models.family.ModelFamily.
+        auto_builds`); a cached engine (built with ``backend: onnxruntime`` or ``dpt-ros
+        export``) still loads."""
         family = get_spec(self.options.model_type).family
-        skips = self.options.backend == "auto" and not family.auto_builds
-        if skips and not self._said_no_auto_build:
+        if self.options.backend != "auto" or family.auto_builds:
+            return ""
+        return (
+            f"backend auto builds no {self.options.model_type} engine "
+            f"({family.auto_build_reason}); build one with backend onnxruntime or "
+            "dpt-ros export"
+        )
+
+    def _auto_skips_builds(self) -> bool:
+        """Whether :attr:`auto_build_refusal` holds; said once in the log."""
+        refusal = self.auto_build_refusal
+        if refusal and not self._said_no_auto_build:
             self._said_no_auto_build = True
-            _LOG.info(
-                "backend auto does not build %s engines (%s): PyTorch runs until an engine "
-                "is in the cache; build one with backend onnxruntime or dpt-ros export",
-                self.options.model_type,
-                family.auto_build_reason,
-            )
-        return skips
+            _LOG.info("%s: PyTorch runs until an engine is in the cache", refusal)
+        return bool(refusal)
 
     def has_engine(self, input_shape: tuple[int, ...] | WindowShape) -> bool:
         """Whether an engine runs ``input_shape`` (or the window) now."""

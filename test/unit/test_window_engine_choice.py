@@ -223,3 +223,30 @@ def test_an_engine_runs_only_with_the_data_files_its_build_recorded(
         assert "unusable" not in caplog.text
     else:
         assert f"unusable: {said}" in caplog.text
+
+
+def test_predict_under_auto_offers_no_vggt_build(tmp_path, monkeypatch, capsys):
+    """``dpt-ros predict`` decides after its first image whether a build pays off over
+    the images left: under ``auto`` VGGT is never built (its refusal is the one backend
+    line); Depth Anything 3 in the same place is built when it pays off."""
+    from types import SimpleNamespace
+
+    from dpt_ros.cli import predict
+
+    monkeypatch.setattr(engine_cache, "_backend_version", lambda backend: "1.0")
+    torch_runtime = TorchRuntime(torch.nn.Linear(2, 2), channels_last=False)
+    for model_type, builds in (("vggt_1b", False), (SMALL, True)):
+        options = PredictorOptions(
+            model_type, random_weights=True, backend="auto", engine_build="eager", device="cpu"
+        )
+        runtime = CachedEngineRuntime(
+            "onnxruntime", options, torch_runtime, torch.float32, cache_dir=tmp_path
+        )
+        built: list = []
+        monkeypatch.setattr(runtime, "build_now", built.append)
+        fake = SimpleNamespace(runtime=runtime, options=options, input_size=lambda hw: (56, 70))
+        predict._choose_backend(fake, (48, 64), frames_left=10**6, torch_s=60.0)
+        line = capsys.readouterr().err.strip()
+        assert bool(built) == builds, (model_type, line)
+        if not builds:
+            assert line.startswith("dpt-ros: backend: torch (backend auto builds no vggt_1b")
