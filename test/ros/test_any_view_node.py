@@ -190,7 +190,16 @@ def _conditioned_run(executor, probe, got, odom_pub, start: int, metres_per_fram
     before = len(probe.got["depth/image"])
     for k in range(3):
         _frame(executor, probe, got, k, start + k)
-    assert spin_until(executor, lambda: len(probe.got["depth/image"]) > before, 10)
+    # the last frame's depth, not just a new one (a loaded machine delivers it later)
+    last = start + 2
+    assert spin_until(
+        executor,
+        lambda: (
+            len(probe.got["depth/image"]) > before
+            and probe.got["depth/image"][-1].header.stamp.sec == last
+        ),
+        60,
+    )
     return image_msg_to_array(probe.got["depth/image"][-1])
 
 
@@ -224,6 +233,10 @@ def test_conditioning_on_odometry_gives_its_unit_and_stops_when_stale(ros, capfd
     probe.info_pub.publish(camera_info(W, H))
     assert spin_until(executor, lambda: node.cameras[0].camera_info is not None, 5)
     depth_1 = _conditioned_run(executor, probe, got, odom_pub, 30, 0.5)
+    # the last frame's odometry may arrive after its depth
+    assert spin_until(
+        executor, lambda: got["odometry"] and got["odometry"][-1].header.stamp.sec == 32, 60
+    )
     odometry = got["odometry"][-1]
     assert odometry.header.frame_id == "odom" and odometry.child_frame_id == "camera_optical_frame"
     assert (odometry.header.stamp.sec, odometry.header.stamp.nanosec) == (32, 250)
