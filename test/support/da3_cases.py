@@ -3,6 +3,9 @@ weights as the hub's file, a tiny predictor, the scene's camera."""
 
 from __future__ import annotations
 
+import sys
+import types
+
 import cv2
 import numpy as np
 import pytest
@@ -174,3 +177,26 @@ def whole_error(got: np.ndarray, want: np.ndarray) -> float:
     assert got.shape == want.shape, (got.shape, want.shape)
     want = want.astype(np.float64)
     return float(np.abs(got.astype(np.float64) - want).max() / np.abs(want).max())
+
+
+def stand_in_reference(monkeypatch) -> list[tuple[int, ...]]:
+    """``depth_anything_3`` modules whose network records the shape it is given."""
+    calls: list[tuple[int, ...]] = []
+
+    class Reference(torch.nn.Module):
+        def forward(self, x):
+            calls.append(tuple(x.shape))
+            return {"depth": x[:, :, 0]}
+
+    cfg = types.ModuleType("depth_anything_3.cfg")
+    cfg.load_config = lambda path: path  # type: ignore[attr-defined]
+    cfg.create_object = lambda config: Reference()  # type: ignore[attr-defined]
+    registry = types.ModuleType("depth_anything_3.registry")
+    registry.MODEL_REGISTRY = {"da3-small": "da3-small.yaml"}  # type: ignore[attr-defined]
+    for name, module in (
+        ("depth_anything_3", types.ModuleType("depth_anything_3")),
+        ("depth_anything_3.cfg", cfg),
+        ("depth_anything_3.registry", registry),
+    ):
+        monkeypatch.setitem(sys.modules, name, module)
+    return calls

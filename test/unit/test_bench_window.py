@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import json
 import sys
-import types
 
 import pytest
 import torch
+from da3_cases import stand_in_reference
 
 from dpt_ros.cli import bench_window
 from dpt_ros.cli.main import main
@@ -68,34 +68,11 @@ def test_memory_child_reports_the_forward_s_peak(monkeypatch, tmp_path, capsys):
         bench_window.memory_child(["reference", SMALL, str(path), threads])
 
 
-def _stand_in_reference(monkeypatch) -> list[tuple[int, ...]]:
-    """``depth_anything_3`` modules whose network records the shape it is given."""
-    calls: list[tuple[int, ...]] = []
-
-    class Reference(torch.nn.Module):
-        def forward(self, x):
-            calls.append(tuple(x.shape))
-            return {"depth": x[:, :, 0]}
-
-    cfg = types.ModuleType("depth_anything_3.cfg")
-    cfg.load_config = lambda path: path  # type: ignore[attr-defined]
-    cfg.create_object = lambda config: Reference()  # type: ignore[attr-defined]
-    registry = types.ModuleType("depth_anything_3.registry")
-    registry.MODEL_REGISTRY = {"da3-small": "da3-small.yaml"}  # type: ignore[attr-defined]
-    for name, module in (
-        ("depth_anything_3", types.ModuleType("depth_anything_3")),
-        ("depth_anything_3.cfg", cfg),
-        ("depth_anything_3.registry", registry),
-    ):
-        monkeypatch.setitem(sys.modules, name, module)
-    return calls
-
-
 @pytest.mark.parametrize("views", [2, 1])
 def test_the_reference_runs_in_turns_on_the_same_window(monkeypatch, capsys, no_children, views):
     """The reference gets the same (1, N, 3, h, w) input as ours, one forward per turn;
     ``--window 1`` is a window of one view."""
-    calls = _stand_in_reference(monkeypatch)
+    calls = stand_in_reference(monkeypatch)
     argv = ["bench", "--model-type", SMALL, "--window", str(views), *TOY, "--iters", "3"]
     assert main([*argv, "--warmup", "1", "--json"]) == 0
     found = figures(capsys)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from da3_cases import SMALL, arrays, tiny
+from da3_cases import SMALL, arrays, stand_in_reference, tiny
 from helpers import (
     camera_info,
     small_image,
@@ -66,9 +66,6 @@ def test_bench_times_da3_beside_the_reference_where_it_imports(monkeypatch, caps
     with the package), and what to install where it does not."""
     import json
     import sys
-    import types
-
-    import torch
 
     from dpt_ros.cli.main import main
 
@@ -79,24 +76,7 @@ def test_bench_times_da3_beside_the_reference_where_it_imports(monkeypatch, caps
     figures = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert figures["reference"].startswith("not installed") and figures["network_input"] == "56x42"
 
-    calls: list[tuple[int, ...]] = []
-
-    class Reference(torch.nn.Module):
-        def forward(self, x):
-            calls.append(tuple(x.shape))
-            return {"depth": x[:, :, 0]}
-
-    cfg = types.ModuleType("depth_anything_3.cfg")
-    cfg.load_config = lambda path: path  # type: ignore[attr-defined]
-    cfg.create_object = lambda config: Reference()  # type: ignore[attr-defined]
-    registry = types.ModuleType("depth_anything_3.registry")
-    registry.MODEL_REGISTRY = {"da3-small": "da3-small.yaml"}  # type: ignore[attr-defined]
-    for name, module in (
-        ("depth_anything_3", types.ModuleType("depth_anything_3")),
-        ("depth_anything_3.cfg", cfg),
-        ("depth_anything_3.registry", registry),
-    ):
-        monkeypatch.setitem(sys.modules, name, module)
+    calls = stand_in_reference(monkeypatch)
     assert main([*argv, "--json"]) == 0
     figures = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert "da3-small" in figures["reference"]
