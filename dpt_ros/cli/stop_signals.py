@@ -69,6 +69,8 @@ class _Stops:
         self.stopping = False
         self.deferring: list[list[int]] = []
         self.received = received
+        #: The signal whose stop the handler raised (None: none yet).
+        self.raised: int | None = None
 
     def handler(self, signum: int, frame: FrameType | None) -> None:
         if self.received is not None:
@@ -78,6 +80,7 @@ class _Stops:
         if self.stopping or self.deferring:
             return
         self.stopping = True
+        self.raised = signum
         if signum == signal.SIGINT:
             raise KeyboardInterrupt
         raise Terminated(signum)
@@ -165,6 +168,27 @@ def _handled() -> list[signal.Signals]:
 def stopping() -> bool:
     """A stop signal has already raised its stop (the run is ending)."""
     return _active is not None and _active.stopping
+
+
+def swallowed_stop() -> KeyboardInterrupt | None:
+    """The stop that a signal has raised, if one has (None: none yet).
+
+    Code between the handler and the run's own handling can turn the
+    ``KeyboardInterrupt`` into another error (a binding that reports it as a
+    ``TypeError``), and a caller that skips bad input would then skip it: the run would
+    go on as if no stop had come and end with exit status 0. A place that a stop must
+    have passed through, had it come whole (the end of an output about to count as
+    finished, the handling of an error), asks here."""
+    if _active is not None and _active.raised is not None:
+        return stop_of(_active.raised)
+    return None
+
+
+def raise_swallowed() -> None:
+    """Raises :func:`swallowed_stop`'s stop, if there is one."""
+    stop = swallowed_stop()
+    if stop is not None:
+        raise stop
 
 
 def raise_received(received: list[int]) -> None:

@@ -11,12 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import Image, PointCloud2
 
 from dpt_ros.ros.bagio import CLOUD_TYPE, IMAGE_TYPE
 from dpt_ros.ros.image_codec import ImageDecodeError, depth_image_to_metres
-from dpt_ros.ros.messages import stamp_ns
+from dpt_ros.ros.messages import deserialized, stamp_ns
 from dpt_ros.ros.pointcloud import cloud_points
 from dpt_ros.text import shown
 
@@ -74,7 +73,7 @@ class BagReferenceReader:
         """
         kind = Image if self.method == "reference_depth" else PointCloud2
         try:
-            msg = deserialize_message(data, kind)
+            msg = deserialized(data, kind)
         except (ValueError, TypeError, RuntimeError):  # rclpy's RMWError is a RuntimeError
             raise ValueError(
                 f"a corrupt sensor_msgs/{kind.__name__} message (it cannot be deserialized)"

@@ -18,6 +18,7 @@ from typing import Any, Final, TypeVar
 
 import numpy as np
 from builtin_interfaces.msg import Time
+from rclpy.serialization import deserialize_message
 from std_msgs.msg import Header
 
 from dpt_ros.text import SHOWN_CHARS, shown
@@ -29,6 +30,7 @@ __all__ = [
     "message_bytes",
     "new_message",
     "array_to_msg_data",
+    "deserialized",
 ]
 
 _MsgT = TypeVar("_MsgT")
@@ -148,3 +150,41 @@ def array_to_msg_data(arr: np.ndarray) -> array.array:
     # that buffer as a memoryview (no copy).
     buf.frombytes(np.ascontiguousarray(arr).reshape(-1).view(np.uint8).data)
     return buf
+
+
+def deserialized(data: bytes, msg_type: type[_MsgT]) -> _MsgT:
+    """``rclpy.serialization.deserialize_message``, except that a Ctrl-C or a stop
+    signal that lands inside it stays what it is.
+
+    The Python handler of a signal runs wherever the interpreter is, and here that is
+    often inside the conversion of the message to Python objects, which rclpy's binding
+    calls from C++. The binding reports the ``KeyboardInterrupt`` raised there as a
+    ``TypeError`` ("Unable to convert function return value to a Python type"), which a
+    caller that skips corrupt messages would take for one: the stop would be lost and the
+    frame dropped. This raises the ``KeyboardInterrupt`` itself instead.
+
+    Raises:
+        KeyboardInterrupt: a stop arrived while the message was being decoded.
+        TypeError, ValueError, RuntimeError: the bytes are not a ``msg_type``
+            (rclpy's ``RMWError`` is a ``RuntimeError``).
+    """
+    try:
+        return deserialize_message(data, msg_type)
+    except Exception as exc:
+        stop = _stop_within(exc)
+        if stop is None:
+            raise
+        raise stop from None
+
+
+def _stop_within(exc: BaseException) -> KeyboardInterrupt | None:
+    """The ``KeyboardInterrupt`` among the exceptions that ``exc`` was raised during or
+    from, if any."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None

@@ -19,14 +19,13 @@ import logging
 from typing import Any
 
 import numpy as np
-from rclpy.serialization import deserialize_message
 
 from dpt_ros.anyview import AnyViewOptions, OdometryBuffer, OdometrySample, WindowState
 from dpt_ros.anyview.forward import run_frame
 from dpt_ros.anyview.messages import WINDOW_TOPICS, intrinsics_of, window_messages
 from dpt_ros.options import add_flags, flag_values
 from dpt_ros.ros.bagio import absolute_topic
-from dpt_ros.ros.messages import stamp_ns
+from dpt_ros.ros.messages import deserialized, stamp_ns
 from dpt_ros.ros.poses import odometry_fields
 
 _LOG = logging.getLogger(__name__)
@@ -122,7 +121,7 @@ class BagAnyView:
         from nav_msgs.msg import Odometry  # on the registries as ros-nav-msgs
 
         try:
-            msg = deserialize_message(data, Odometry)
+            msg = deserialized(data, Odometry)
         except (ValueError, TypeError, RuntimeError) as exc:
             why = f"undecodable: {type(exc).__name__}"
         else:

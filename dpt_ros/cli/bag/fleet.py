@@ -37,6 +37,7 @@ from tqdm import tqdm
 
 from dpt_ros.cli import ray_pool
 from dpt_ros.cli.bag import job as bag_job
+from dpt_ros.cli.stop_signals import raise_swallowed
 
 
 @dataclass(frozen=True)
@@ -218,6 +219,7 @@ def process(args: argparse.Namespace, spec: BagSpec, pipeline: Any, worker: str 
         spec.partial.rename(spec.output)
     except Exception as exc:  # this bag fails, the others go on
         shutil.rmtree(spec.partial, ignore_errors=True)
+        raise_swallowed()  # unless it was a stop that came as another error: all stop
         reason = " ".join(str(exc).split()) or type(exc).__name__
         return Outcome(str(spec.input), 0, time.monotonic() - start, f"failed: {reason}", worker)
     return Outcome(str(spec.input), job.frames_done, time.monotonic() - start, "done", worker)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from rclpy.exceptions import InvalidNamespaceException
-from rclpy.serialization import deserialize_message, serialize_message
+from rclpy.serialization import serialize_message
 from rclpy.validate_namespace import validate_namespace
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from tqdm import tqdm
@@ -37,8 +37,10 @@ from dpt_ros.cli.bag import temporal as bag_temporal
 from dpt_ros.cli.stop_signals import (
     Terminated,
     raise_received,
+    raise_swallowed,
     stop_signals_deferred,
     stopping,
+    swallowed_stop,
     with_note,
 )
 from dpt_ros.models import Predictor
@@ -61,6 +63,7 @@ from dpt_ros.ros.bagio import (
     ros2_typestore,
 )
 from dpt_ros.ros.label_info import LABEL_INFO_TYPE, label_info_cdr, register_label_info
+from dpt_ros.ros.messages import deserialized
 from dpt_ros.text import shown
 
 _LOG = logging.getLogger(__name__)
@@ -691,13 +694,13 @@ class _BagJob:
         else:
             return None
         try:
-            return deserialize_message(data, kind).header.frame_id
+            return deserialized(data, kind).header.frame_id
         except (ValueError, TypeError, RuntimeError):  # rclpy's RMWError is a RuntimeError
             return None  # _camera_info or _image skips it and counts it
 
     def _camera_info(self, timestamp: int, data: bytes) -> None:
         try:
-            info = deserialize_message(data, CameraInfo)
+            info = deserialized(data, CameraInfo)
         except (ValueError, TypeError, RuntimeError) as exc:  # a corrupt message: RMWError
             self.bad_camera_info += 1
             _LOG.warning("skipping an undecodable camera_info at %d ns: %s", timestamp, exc)
@@ -710,7 +713,7 @@ class _BagJob:
     def _image(self, timestamp: int, data: bytes) -> None:
         predictors = self.pipeline.models
         try:
-            msg = deserialize_message(data, self.msg_class)
+            msg = deserialized(data, self.msg_class)
             rgb, inputs = intake.take(msg, self.max_pixels, predictors)
         except (intake.FrameRefused, TypeError, RuntimeError) as exc:
             self.skipped += 1
@@ -839,12 +842,15 @@ def process_bag(
         for rconn, timestamp, raw in reader.messages():
             job.feed(rconn, timestamp, raw)
         job.flush()
+        raise_swallowed()  # a stop must not end as a whole bag short of a frame
         elapsed = time.monotonic() - start
-    except KeyboardInterrupt as exc:  # Ctrl-C or a stop signal: one line says it all
-        _close_surely(job, out_bag, reader, out_path)
-        raise with_note(exc, _kept(job, out_bag, out_path)) from None
     except BaseException as exc:
         _close_surely(job, out_bag, reader, out_path)
+        # Ctrl-C or a stop signal, perhaps turned into another error on its way up: one
+        # line says it all.
+        stop = exc if isinstance(exc, KeyboardInterrupt) else swallowed_stop()
+        if stop is not None:
+            raise with_note(stop, _kept(job, out_bag, out_path)) from None
         if out_bag is not None and progress and not isinstance(exc, DiskFull):
             print(f"dpt-ros bag: stopped early; {_kept(job, out_bag, out_path)}", file=sys.stderr)
         raise
