@@ -75,14 +75,19 @@ def network_size(text: str) -> tuple[int, int]:
 
 
 def add_predictor_arguments(
-    parser: argparse.ArgumentParser, *, compile: bool = True, engine_build_auto: bool = False
+    parser: argparse.ArgumentParser,
+    *,
+    compile: bool = True,
+    engine_build_auto: bool = False,
+    job_unit: str = "image",
 ) -> None:
     """Adds ``--device``, ``--precision``, ``--network-size``, ``--backend``,
     ``--engine-build`` and, with ``compile``, ``--compile`` to a command's parser. Model
     type, weights and engine file flags are the command's own (one model, or one per
     task). With ``engine_build_auto`` (a one-shot job of known length),
     ``--engine-build`` also takes ``auto``, its default: the command builds an engine
-    only where the build pays off over its frames."""
+    only where the build pays off over its frames; ``job_unit``: what the job runs one
+    at a time, for its help (an image, a window)."""
     add_flags(parser, PredictorOptions, ["device", "precision"])
     parser.add_argument(
         "--network-size",
@@ -96,7 +101,7 @@ def add_predictor_arguments(
     add_flags(parser, PredictorOptions, ["backend"])
     auto_help = (
         f"{AUTO_BUILD} = only where the build takes less time than the engine saves over "
-        "the images (PyTorch timed on the first image; build time from earlier builds in "
+        f"the {job_unit}s (PyTorch timed on the first {job_unit}; build time from earlier builds in "
         "the cache, else estimated), "
         if engine_build_auto
         else ""

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from dpt_ros.cli.args import (
+    AUTO_BUILD,
     add_max_input_pixels_argument,
     add_predictor_arguments,
     non_negative_int,
@@ -35,8 +36,11 @@ from dpt_ros.reconstruct.driver import OUTPUT_SIZES, ReconstructOptions, RunWind
 from dpt_ros.reconstruct.frames import (
     FrameSkips,
     bag_frames,
+    bag_image_count,
     check_output_folder,
     folder_frames,
+    list_images,
+    window_count,
 )
 from dpt_ros.reconstruct.metric import MetricDepth
 from dpt_ros.text import shown
@@ -97,7 +101,7 @@ def add_parser(subparsers, name: str, help: str) -> argparse.ArgumentParser:
     _add_input_and_model_arguments(parser)
     _add_metric_arguments(parser)
     _add_window_arguments(parser)
-    add_predictor_arguments(parser, compile=False)
+    add_predictor_arguments(parser, compile=False, engine_build_auto=True, job_unit="window")
     _add_ray_arguments(parser)
     add_max_input_pixels_argument(parser)
     _add_cloud_arguments(parser)
@@ -315,13 +319,54 @@ def window_runner(
     return run
 
 
+def deciding_runner(run_window: RunWindow, predictor: Any, windows: int) -> RunWindow:
+    """``run_window`` that, once the input's first window has run, decides whether to
+    build that window's engine for the ``windows - 1`` still to come (``--engine-build
+    auto``: only where the build pays off, :mod:`dpt_ros.runtime.build_choice`) and says
+    what runs and why in one line."""
+    decided = False
+
+    def run(images: Sequence[np.ndarray], names: Sequence[str]) -> WindowResult:
+        nonlocal decided
+        start = time.perf_counter()
+        result = run_window(images, names)
+        if not decided:
+            decided = True
+            seconds = time.perf_counter() - start
+            _say_backend(predictor, predictor.build_window_engine_if_it_pays(windows - 1, seconds))
+        return result
+
+    return run
+
+
+def _say_backend(predictor: Any, choice: Any) -> None:
+    """The backend line (stderr, as ``dpt-ros predict`` says it)."""
+    runtime = predictor.runtime
+    if choice is None:
+        said = predictor.backend_status  # a cached engine, or none to be had
+    elif not choice.build:
+        said = f"torch ({choice.reason(runtime.backend, 'window')})"
+    else:
+        said = f"{runtime.backend} ({choice.reason(runtime.backend, 'window')}); built it"
+        if predictor.backend != runtime.backend:
+            said = predictor.backend_status  # the build failed, or PyTorch was faster
+    print(f"dpt-ros: backend: {said}", file=sys.stderr, flush=True)
+
+
+def _engine_build(args: argparse.Namespace) -> str:
+    """The models' ``engine_build``: ``--engine-build auto`` loads cached engines only
+    until the first window shows whether a build pays off (:func:`deciding_runner`)."""
+    return "never" if args.engine_build == AUTO_BUILD else args.engine_build
+
+
 def _load_predictor(args: argparse.Namespace, spec: Any) -> Any:
     # torch only once the flags and inputs have been checked
     from dpt_ros.models import Predictor, resolve_device, resolve_precision
 
     options = options_from_flags(
         args, spec.name, weights=args.weights, random_weights=args.random_weights
-    ).validated()
+    )
+    options = options.with_(engine_build=_engine_build(args)).validated()
     resolve_precision(args.precision, resolve_device(args.device))
     return Predictor(options)
 
@@ -335,7 +380,10 @@ def _load_metric_predictor(args: argparse.Namespace) -> Any:
         args.metric_model,
         weights=args.metric_weights,
         random_weights=args.metric_random_weights,
-    ).validated()
+    )
+    # its frames come in windows of the other model: under --engine-build auto it runs
+    # on cached engines or PyTorch, and builds none
+    options = options.with_(engine_build=_engine_build(args)).validated()
     return Predictor(options)
 
 
@@ -458,6 +506,8 @@ def make_reconstructor(args: argparse.Namespace) -> Reconstructor:
     camera_info = _camera_info(args)
     predictor = _load_predictor(args, spec)
     run_window = window_runner(predictor, args.reference_view, args.mode)
+    runtime = getattr(predictor, "runtime", None)
+    decide = args.engine_build == AUTO_BUILD and hasattr(runtime, "window_build_choice")
     metric = metric_runner(_load_metric_predictor(args)) if args.metric_model else None
     extra = {
         "model": {
@@ -479,9 +529,17 @@ def make_reconstructor(args: argparse.Namespace) -> Reconstructor:
             frames = bag_frames(path, args.image_topic, args.max_input_pixels, skips, camera_info)
         else:
             frames = folder_frames(path, args.max_input_pixels, skips, camera_info)
+        runner = run_window
+        if decide:
+            total = (
+                bag_image_count(path, args.image_topic) if is_bag(path) else len(list_images(path))
+            )
+            runner = deciding_runner(
+                run_window, predictor, window_count(total, args.window, args.overlap)
+            )
         start = time.perf_counter()
         summary = reconstruct(
-            frames, run_window, out, options, {**extra, "input": str(path)}, skips, metric
+            frames, runner, out, options, {**extra, "input": str(path)}, skips, metric
         )
         seconds = time.perf_counter() - start
         fits = summary.fits

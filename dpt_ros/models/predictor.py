@@ -128,6 +128,9 @@ class Predictor(DeprecatedPredictorMembers):
         self.dtype = resolve_precision(options.precision, self.device)
         #: What windows keep of their views for the next windows (:meth:`infer_window`).
         self.view_cache = ViewCache()
+        #: The window shape (an engine cache key) of the last window that could have run
+        #: on an engine (:meth:`build_window_engine_if_it_pays`); None before one.
+        self._last_window: Any = None
         self.runtime: Runtime = create_runtime(
             options, self.device, self.dtype, cache_dir=cache_dir, progress=progress
         )
@@ -500,11 +503,30 @@ class Predictor(DeprecatedPredictorMembers):
                     f"{', '.join(sorted(strategies))}"
                 )
             shape = window_shape(views, (int(hw[0]), int(hw[1])), reference_view, known_cameras)
+            self._last_window = shape
             self.runtime.prepare(shape)  # type: ignore[arg-type]
             engine = window_engine(shape)
             if engine is not None:
                 return engine
         return self.runtime.model
+
+    def build_window_engine_if_it_pays(self, windows_left: int, torch_s: float) -> Any:
+        """For a one-shot command (``dpt-ros reconstruct`` with ``--engine-build auto``),
+        after its first window ran on PyTorch in ``torch_s`` seconds: builds the engine
+        of that window's shape now when the build pays off over the ``windows_left``
+        windows still to run (see
+        :meth:`~dpt_ros.runtime.engine_cache.CachedEngineRuntime.window_build_choice`).
+
+        Returns:
+            The :class:`~dpt_ros.runtime.build_choice.BuildChoice` made, or None when
+            there was nothing to decide: no runtime that builds engines, no window run
+            yet, an engine runs the window already, builds failed or are refused under
+            ``auto`` (VGGT), or a record measured PyTorch faster.
+        """
+        choose = getattr(self.runtime, "window_build_choice", None)
+        if choose is None or self._last_window is None:
+            return None
+        return choose(self._last_window, windows_left, torch_s)
 
     def predict(
         self,

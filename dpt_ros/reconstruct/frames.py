@@ -247,6 +247,26 @@ def bag_frames(
         reader.close()
 
 
+def bag_image_count(bag: Path, image_topic: str) -> int:
+    """How many messages ``image_topic`` has in ``bag`` (its index says; nothing is
+    decoded); 0 when the topic is not in it (:func:`bag_frames` says why)."""
+    from dpt_ros.ros.bagio import absolute_topic, open_bag  # bags only: rosbags
+
+    reader = open_bag(bag)
+    try:
+        topic = absolute_topic(image_topic)
+        return sum(c.msgcount for c in reader.connections if c.topic == topic)
+    finally:
+        reader.close()
+
+
+def window_count(frames: int, size: int, overlap: int) -> int:
+    """How many windows :func:`windows` makes of ``frames`` frames (all readable)."""
+    if frames <= 0:
+        return 0
+    return 1 + -(-max(0, frames - size) // (size - overlap))
+
+
 def _camera_matrix(info: Any, image_hw: Sequence[int]) -> np.ndarray | None:
     """(3, 3) intrinsics of an (H, W) image from a camera_info, or None when it does not
     fit the image (another size, uncalibrated)."""

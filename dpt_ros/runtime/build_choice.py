@@ -64,10 +64,11 @@ class BuildChoice:
     saved_share: float
     measured: bool
 
-    def reason(self, backend: str) -> str:
-        """Why, in the words of the one line a command prints."""
+    def reason(self, backend: str, unit: str = "frame") -> str:
+        """Why, in the words of the one line a command prints; ``unit``: what the job
+        runs one at a time (a frame, a window)."""
         source = "" if self.measured else " (estimated)"
-        per = f"{self.frames} more frame{'s' if self.frames != 1 else ''} x {self.torch_s:.2f} s"
+        per = f"{self.frames} more {unit}{'s' if self.frames != 1 else ''} x {self.torch_s:.2f} s"
         saved = f"{self.saved_share:.0%} of {per}"
         if self.build:
             return (

@@ -138,3 +138,29 @@ def test_the_export_check_reorders_for_the_graphs_reference_view(predictors, sce
         for g, w in zip(got, want):
             assert torch.allclose(g.float(), w.float(), rtol=0, atol=1e-5 * float(w.abs().max()))
     assert len(chosen) > 1
+
+
+def test_reconstruct_builds_no_window_engine_that_would_not_pay_off(tmp_path, monkeypatch, capsys):
+    """``dpt-ros reconstruct`` under ``--engine-build auto`` (its default) with
+    ``--backend auto``: the first window runs on PyTorch, no build waits before it, and
+    for a short job (3 frames, windows of 2 sharing 1: one window to come) the estimate
+    keeps PyTorch, says so in one line, and leaves the engine cache empty."""
+    pytest.importorskip("onnxruntime")
+    from dpt_ros.cli.main import main
+
+    monkeypatch.setenv("DPT_ROS_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    scene = cv2.imread(str(Path(__file__).parents[1] / "fixtures" / "scene_a.png"))
+    for i, view in enumerate(_views(scene[:, :, ::-1], 3)):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), view[:, :, ::-1])
+    argv = ["reconstruct", str(folder), "-o", str(tmp_path / "out"), "--model-type", SMALL]
+    argv += ["--random-weights", "--network-size", "70x70", "--window", "2", "--overlap", "1"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    said = [line for line in err.splitlines() if line.startswith("dpt-ros: backend: ")]
+    assert len(said) == 1, err
+    assert said[0].startswith("dpt-ros: backend: torch (building the onnxruntime engine would")
+    assert "(estimated)" in said[0] and "1 more window x" in said[0]
+    assert not list((tmp_path / "cache").glob("**/key.json"))
+    assert (tmp_path / "out" / "cameras.json").is_file()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -14,6 +15,8 @@ from reconstruct_scenes import FOCAL, HEIGHT, WIDTH, depth_map, intrinsics, traj
 
 from dpt_ros.cli import reconstruct as cli
 from dpt_ros.cli.main import main
+from dpt_ros.reconstruct.frames import window_count
+from dpt_ros.runtime.build_choice import BuildChoice
 
 
 def _pngs(folder: Path, count: int, size=(HEIGHT, WIDTH)) -> Path:
@@ -150,6 +153,55 @@ def test_several_inputs_get_a_folder_each(tmp_path, capsys, monkeypatch):
     assert "skipped 1 unreadable image(s): 'frame_009.png'" in captured.err
     doc = json.loads((tmp_path / "out" / "seq_2" / "cameras.json").read_text())
     assert doc["skipped"]["images"] == 1 and len(doc["frames"]) == 2
+
+
+class _DecidingPredictor(_WindowPredictor):
+    """The stand-in with an engine runtime (``--engine-build auto``): what it was asked
+    after each input's first window, and a refusal to build."""
+
+    backend = "torch"
+    backend_status = "torch"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runtime = SimpleNamespace(backend="onnxruntime", window_build_choice=None)
+        self.asked: list[tuple[int, int, float]] = []
+
+    def build_window_engine_if_it_pays(self, windows_left: int, torch_s: float):
+        self.asked.append((len(self.calls), windows_left, torch_s))
+        return BuildChoice(False, 50.0, 0.2 * windows_left, windows_left, 2.0, 0.1, False)
+
+
+@pytest.mark.parametrize(("flag", "asked"), [([], True), (["--engine-build", "never"], False)])
+def test_auto_decides_after_each_inputs_first_window(tmp_path, capsys, monkeypatch, flag, asked):
+    """Under ``--engine-build auto`` (the default) the build is decided once an input's
+    first window has run, over the windows still to come (7 frames, windows of 3
+    sharing 1: 3 windows, so 2 to come; 5 frames: 2 windows), and said in one line;
+    under another ``--engine-build`` nothing is asked."""
+    predictor = _DecidingPredictor()
+    monkeypatch.setattr(cli, "_load_predictor", lambda args, spec: predictor)
+    a, b = _pngs(tmp_path / "a" / "seq", 7), _pngs(tmp_path / "b" / "seq", 5)
+    argv = ["reconstruct", str(a), str(b), "-o", str(tmp_path / "out"), *flag]
+    argv += ["--model-type", "depth_anything_3_small", "--window", "3", "--overlap", "1"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    if not asked:
+        assert predictor.asked == [] and "backend:" not in err
+        return
+    assert [(calls, left) for calls, left, _ in predictor.asked] == [(1, 2), (4, 1)]
+    assert all(seconds > 0 for _, _, seconds in predictor.asked)
+    lines = [line for line in err.splitlines() if line.startswith("dpt-ros: backend: ")]
+    assert lines == [
+        "dpt-ros: backend: torch (building the onnxruntime engine would take ~50 s "
+        f"(estimated), more than the ~{0.2 * n:.0f} s it would save (10% of {n} more "
+        f"window{'s' if n > 1 else ''} x 2.00 s))"
+        for n in (2, 1)
+    ]
+
+
+def test_window_counts_follow_the_windows():
+    assert [window_count(n, 3, 1) for n in (0, 1, 3, 4, 5, 6, 7)] == [0, 1, 1, 2, 2, 3, 3]
+    assert [window_count(n, 2, 0) for n in (1, 2, 3, 4)] == [1, 1, 2, 2]
 
 
 def test_a_single_frame_predictor_or_a_mode_it_lacks_is_refused():
