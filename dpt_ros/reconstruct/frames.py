@@ -217,12 +217,13 @@ def bag_frames(
             if (c.topic == topic and c.msgtype == msgtype)
             or (c.topic == info_topic and c.msgtype == CAMERA_INFO_TYPE)
         ]
+        decode_info = _camera_info_decoder(reader)
         latest_info: Any = None
         index = 0
         for conn, timestamp, raw in reader.messages(connections=connections):
             if conn.topic == info_topic:
                 try:
-                    latest_info = reader.deserialize(raw, conn.msgtype)
+                    latest_info = decode_info(raw)
                 except Exception as exc:  # rosbags raises several types for bad bytes
                     skips.camera_info += 1
                     _LOG.warning("skipping an undecodable camera_info at %d ns: %s", timestamp, exc)
@@ -245,6 +246,24 @@ def bag_frames(
             index += 1
     finally:
         reader.close()
+
+
+def _camera_info_decoder(reader: Any) -> Any:
+    """Decodes one raw CameraInfo of ``reader``'s bag into a message with ROS 2's field
+    names. A ROS 1 bag's CameraInfo has ROS 1's (``K``, ``P``, ``D``, ``R``, upper case),
+    which the camera model does not read: its calibration was ignored, and with it
+    ``--camera-info``. It is converted to ROS 2's layout, as ``dpt-ros bag`` converts every
+    ROS 1 message, and decoded as rclpy's message."""
+    from dpt_ros.ros.bagio import CAMERA_INFO_TYPE, cdr_converter, ros2_typestore
+
+    if reader.is2:
+        return lambda raw: reader.deserialize(raw, CAMERA_INFO_TYPE)
+    from sensor_msgs.msg import CameraInfo  # ROS 1 bags only: the message type
+
+    from dpt_ros.ros.messages import deserialized
+
+    to_cdr = cdr_converter(reader, ros2_typestore(reader), CAMERA_INFO_TYPE)
+    return lambda raw: deserialized(to_cdr(raw), CameraInfo)
 
 
 def bag_image_count(bag: Path, image_topic: str) -> int:
