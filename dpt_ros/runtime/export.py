@@ -337,8 +337,19 @@ def external_data_path(onnx_path: Path) -> Path:
     return onnx_path.with_name(onnx_path.name + ".data")
 
 
+#: The input of a network that takes normalised images (every family but VGGT's, whose
+#: networks say their own ``input_layout``).
+NORMALISED_LAYOUT = "(rgb / 255 - mean) / std"
+
+
+def input_layout(model: torch.nn.Module) -> str:
+    """One image's input to ``model``, as an export's sidecar describes it."""
+    return str(getattr(model, "input_layout", NORMALISED_LAYOUT))
+
+
 def _onnx_metadata(
     spec: ModelSpec,
+    model: torch.nn.Module,
     output: Path,
     input_shape: tuple[int, ...],
     output_shape: tuple[int, ...],
@@ -357,7 +368,7 @@ def _onnx_metadata(
         "input_name": INPUT_NAME,
         "input_shape": list(input_shape),
         "input_dtype": "float32",
-        "input_layout": "NCHW, (rgb / 255 - mean) / std",
+        "input_layout": f"NCHW, {input_layout(model)}",
         "mean": list(spec.mean),
         "std": list(spec.std),
         "output_name": OUTPUT_NAME,
@@ -444,7 +455,7 @@ def export_onnx(
     )
     _warn_if_layer_norms_split(output, layer_norms, ln_nodes)
     metadata = _onnx_metadata(
-        spec, output, shape, tuple(reference.shape), opset, ln_nodes, weights_info
+        spec, model, output, shape, tuple(reference.shape), opset, ln_nodes, weights_info
     )
     result = ExportResult(output, _write_sidecar(output, metadata), metadata, seconds)
     if check:
@@ -543,7 +554,7 @@ def export_window_onnx(
         external_data=spec.family.external_data,
     )
     metadata = _onnx_metadata(
-        spec, output, shape, tuple(reference[0].shape), opset, ln_nodes, weights_info
+        spec, model, output, shape, tuple(reference[0].shape), opset, ln_nodes, weights_info
     )
     metadata.update(
         _window_metadata(spec, model, reference_view, known_cameras, check_args, reference)
@@ -581,7 +592,7 @@ def _window_metadata(
     names: tuple[str, ...] = tuple(getattr(model, "output_names"))  # noqa: B009
     input_names: tuple[str, ...] = tuple(getattr(model, "input_names"))  # noqa: B009
     # VGGT's input is RGB in [0, 1] (its network normalises), and it has no strategy
-    layout = getattr(model, "input_layout", "(rgb / 255 - mean) / std")
+    layout = input_layout(model)
     strategy = reference_view if spec.family.reference_views else NO_REFERENCE
     return {
         "input_layout": f"(1, N, 3, H, W): N views, each {layout}",

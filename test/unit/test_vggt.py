@@ -246,3 +246,13 @@ def test_vggt_has_engines_that_auto_never_waits_for(monkeypatch):
     assert engine_cache.resolve_backend(auto, cpu, torch.float32) == "onnxruntime"
     assert auto.problems() == []
     assert PredictorOptions("vggt_1b", backend="onnxruntime", device="cpu").problems() == []
+
+
+def test_an_exports_sidecar_says_vggt_takes_rgb_in_0_1():
+    """VGGT normalises inside its network: a sidecar must not tell a consumer to
+    normalise with mean and std first (a single-image export said so)."""
+    from dpt_ros.runtime.export import NORMALISED_LAYOUT, input_layout
+
+    assert input_layout(VggtSingleView(TOY)) == "rgb / 255 (the network normalises)"
+    assert input_layout(Vggt(TOY)) == "rgb / 255 (the network normalises)"
+    assert input_layout(torch.nn.Conv2d(3, 1, 1)) == NORMALISED_LAYOUT  # the others

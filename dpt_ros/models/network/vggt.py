@@ -477,6 +477,9 @@ class Vggt(nn.Module):
         config: the sizes (:data:`VGGT_1B` for the official model).
     """
 
+    #: Each view's input as an export's sidecar describes it.
+    input_layout = "rgb / 255 (the network normalises)"
+
     def __init__(self, config: VggtConfig = VGGT_1B) -> None:
         super().__init__()
         self.config = config
