@@ -254,13 +254,15 @@ def _camera_info_decoder(reader: Any) -> Any:
     which the camera model does not read: its calibration was ignored, and with it
     ``--camera-info``. It is converted to ROS 2's layout, as ``dpt-ros bag`` converts every
     ROS 1 message, and decoded as rclpy's message."""
+    # bags only: rosbags
     from dpt_ros.ros.bagio import CAMERA_INFO_TYPE, cdr_converter, ros2_typestore
 
     if reader.is2:
         return lambda raw: reader.deserialize(raw, CAMERA_INFO_TYPE)
-    from sensor_msgs.msg import CameraInfo  # ROS 1 bags only: the message type
+    # ROS 1 bags only: rclpy's message type and its decoding
+    from sensor_msgs.msg import CameraInfo
 
-    from dpt_ros.ros.messages import deserialized
+    from dpt_ros.ros.messages import deserialized  # ROS 1 bags only: rclpy
 
     to_cdr = cdr_converter(reader, ros2_typestore(reader), CAMERA_INFO_TYPE)
     return lambda raw: deserialized(to_cdr(raw), CameraInfo)
