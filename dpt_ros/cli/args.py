@@ -4,6 +4,7 @@ here: ``dpt_ros.models.options`` imports no torch)."""
 from __future__ import annotations
 
 import argparse
+import sys
 
 from dpt_ros.models.options import ENGINE_BUILDS, PredictorOptions
 from dpt_ros.node.options import NodeOptions
@@ -121,6 +122,12 @@ def add_predictor_arguments(
 
 #: ``--engine-build`` of a one-shot command: build only where it pays off over the job.
 AUTO_BUILD = "auto"
+
+
+def say_backend(text: str) -> None:
+    """A one-shot command's backend line (what runs and why, :data:`AUTO_BUILD`):
+    stderr, apart from the results on stdout."""
+    print(f"dpt-ros: backend: {text}", file=sys.stderr, flush=True)
 
 
 def options_from_flags(

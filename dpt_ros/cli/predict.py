@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -57,6 +56,7 @@ from dpt_ros.cli.args import (
     add_max_input_pixels_argument,
     add_predictor_arguments,
     options_from_flags,
+    say_backend,
 )
 from dpt_ros.models import Predictor, get_spec, resolve_device, resolve_precision
 from dpt_ros.models.options import PredictorOptions
@@ -494,14 +494,14 @@ def _choose_backend(predictor: Any, image_hw: Sequence[int], frames_left: int, t
                 else f"no engine runtime for {predictor.device} "
                 f"{str(predictor.dtype).replace('torch.', '')} here"
             )
-            _say(f"torch ({why})")
+            say_backend(f"torch ({why})")
         return
     shape = (1, 3, *predictor.input_size(image_hw))
     if runtime.failure or runtime.has_engine(shape) or runtime.torch_faster:
-        _say(runtime.status)  # a cached engine, or none to be had
+        say_backend(runtime.status)  # a cached engine, or none to be had
         return
     if runtime.auto_build_refusal:
-        _say(f"torch ({runtime.auto_build_refusal})")
+        say_backend(f"torch ({runtime.auto_build_refusal})")
         return
     model = runtime.model
     params_m = sum(p.numel() for p in model.parameters()) / 1e6
@@ -515,14 +515,9 @@ def _choose_backend(predictor: Any, image_hw: Sequence[int], frames_left: int, t
     )
     choice = choose_build(frames_left, torch_s, build_s, share, measured)
     if not choice.build:
-        _say(f"torch ({choice.reason(runtime.backend)})")
+        say_backend(f"torch ({choice.reason(runtime.backend)})")
         return
-    _say(f"{runtime.backend} ({choice.reason(runtime.backend)}); building it now")
+    say_backend(f"{runtime.backend} ({choice.reason(runtime.backend)}); building it now")
     runtime.build_now(shape)
     if not runtime.has_engine(shape):
-        _say(runtime.status)  # the build failed, or PyTorch was measured faster
-
-
-def _say(text: str) -> None:
-    """The backend line: stderr, apart from the results on stdout."""
-    print(f"dpt-ros: backend: {text}", file=sys.stderr, flush=True)
+        say_backend(runtime.status)  # the build failed, or PyTorch was measured faster

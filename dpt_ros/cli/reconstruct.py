@@ -27,6 +27,7 @@ from dpt_ros.cli.args import (
     non_negative_int,
     options_from_flags,
     positive_int,
+    say_backend,
 )
 from dpt_ros.cli.reconstruct_fleet import InputJob, InputOutcome, Reconstructor, run_on_ray
 from dpt_ros.models.families import depth_anything_3, vggt
@@ -340,7 +341,7 @@ def deciding_runner(run_window: RunWindow, predictor: Any, windows: int) -> RunW
 
 
 def _say_backend(predictor: Any, choice: Any) -> None:
-    """The backend line (stderr, as ``dpt-ros predict`` says it)."""
+    """The backend line of the choice after the first window."""
     runtime = predictor.runtime
     if choice is None:
         said = predictor.backend_status  # a cached engine, or none to be had
@@ -350,7 +351,7 @@ def _say_backend(predictor: Any, choice: Any) -> None:
         said = f"{runtime.backend} ({choice.reason(runtime.backend, 'window')}); built it"
         if predictor.backend != runtime.backend:
             said = predictor.backend_status  # the build failed, or PyTorch was faster
-    print(f"dpt-ros: backend: {said}", file=sys.stderr, flush=True)
+    say_backend(said)
 
 
 def _engine_build(args: argparse.Namespace) -> str:
