@@ -35,6 +35,24 @@ sys.exit(main(sys.argv[2:]))
 """
 
 
+def _run_child(child: str, *argv: str) -> subprocess.CompletedProcess:
+    """``python -c child argv...`` with this checkout first on the path and the default
+    signal handlers (as a shell starts it)."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    return subprocess.run(
+        [sys.executable, "-c", child, *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=ROOT,
+        preexec_fn=default_signals,
+    )
+
+
 @pytest.mark.parametrize(
     ("signum", "storage"), [(signal.SIGTERM, "sqlite3"), (signal.SIGHUP, "mcap")]
 )
@@ -43,19 +61,7 @@ def test_stop_signal_leaves_a_valid_partial_bag(tmp_path, signum, storage):
     topic = write_bag(inp, storage=storage)
     outp = tmp_path / "out"
     argv = ["bag", str(inp), "-o", str(outp), "--image-topic", topic, *NET]
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(int(signum)), *argv],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        cwd=ROOT,
-        preexec_fn=default_signals,
-    )
+    done = _run_child(_CHILD, str(int(signum)), *argv)
     assert done.returncode == 128 + signum, done.stderr
     assert "Traceback" not in done.stderr
     assert "valid bag holding the 2 frame(s)" in done.stderr
@@ -114,19 +120,7 @@ def test_a_signal_during_the_close_waits_for_it(tmp_path, first, second, storage
     topic = write_bag(inp, storage=storage)
     outp = tmp_path / "out"
     argv = ["bag", str(inp), "-o", str(outp), "--image-topic", topic, *NET]
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", _CHILD_TWICE, str(int(first)), str(int(second)), *argv],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        cwd=ROOT,
-        preexec_fn=default_signals,
-    )
+    done = _run_child(_CHILD_TWICE, str(int(first)), str(int(second)), *argv)
     assert done.returncode == 128 + (first or second), done.stderr
     assert "Traceback" not in done.stderr
     valid = f"valid bag holding the {frames} frame(s)"
@@ -169,22 +163,6 @@ messages.deserialize_message = decoding_flagged
 Image.height = property(height.fget, set_height)
 sys.exit(main(sys.argv[3:]))
 """
-
-
-def _run_child(child: str, *argv: str) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-    }
-    return subprocess.run(
-        [sys.executable, "-c", child, *argv],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        cwd=ROOT,
-        preexec_fn=default_signals,
-    )
 
 
 def test_a_stop_inside_a_frames_decoding_stops_the_run(tmp_path):
