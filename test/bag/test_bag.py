@@ -25,6 +25,7 @@ from helpers import (
     run_bag,
     tree_hash,
     write_bag,
+    write_ros1_bag,
 )
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
@@ -204,27 +205,8 @@ def test_mcap_compressed_namespace_and_broken_frame(tmp_path, capsys):
 
 
 def test_ros1_bag_input(tmp_path, capsys):
-    from rosbags.rosbag1 import Writer
-    from rosbags.typesys import Stores, get_typestore
-
-    store = get_typestore(Stores.ROS1_NOETIC)
-    types = store.types
     inp = tmp_path / "in.bag"
-    with Writer(inp) as writer:
-        conn = writer.add_connection("/cam/image_raw", "sensor_msgs/msg/Image", typestore=store)
-        for i in range(2):
-            stamp = types["builtin_interfaces/msg/Time"](sec=500 + i, nanosec=0)
-            header = types["std_msgs/msg/Header"](seq=i, stamp=stamp, frame_id="cam_optical")
-            msg = types["sensor_msgs/msg/Image"](
-                header=header,
-                height=H,
-                width=W,
-                encoding="rgb8",
-                is_bigendian=0,
-                step=W * 3,
-                data=frame_rgb(i).reshape(-1),
-            )
-            writer.write(conn, T0 + i * PERIOD, store.serialize_ros1(msg, "sensor_msgs/msg/Image"))
+    write_ros1_bag(inp)
     outp = tmp_path / "out"
     assert (
         run_bag(str(inp), "-o", str(outp), "--image-topic", "/cam/image_raw", "--batch", "2", *NET)

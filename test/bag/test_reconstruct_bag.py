@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from helpers import H, W, write_bag
+from helpers import H, W, write_bag, write_ros1_bag
 
 from dpt_ros.cli import reconstruct as cli
 from dpt_ros.cli.main import main
@@ -67,50 +67,8 @@ def test_bag_frames_carry_stamps_and_camera_info(tmp_path, storage, compressed):
 def test_a_ros1_bags_camera_info_is_read(tmp_path):
     """ROS 1's CameraInfo names its matrices ``K``, ``P``, ``D``, ``R``: each frame still
     gets the latest calibration (it was ignored: no intrinsics at all)."""
-    from rosbags.rosbag1 import Writer
-    from rosbags.typesys import Stores, get_typestore
-
-    store = get_typestore(Stores.ROS1_NOETIC)
-    types = store.types
     bag = tmp_path / "in.bag"
-    with Writer(bag) as writer:
-        info_conn = writer.add_connection(
-            "/cam/camera_info", "sensor_msgs/msg/CameraInfo", typestore=store
-        )
-        conn = writer.add_connection("/cam/image_raw", "sensor_msgs/msg/Image", typestore=store)
-        for i, fx in enumerate((50.0, 80.0)):
-            stamp = types["builtin_interfaces/msg/Time"](sec=500 + i, nanosec=0)
-            header = types["std_msgs/msg/Header"](seq=i, stamp=stamp, frame_id="cam_optical")
-            roi = types["sensor_msgs/msg/RegionOfInterest"](
-                x_offset=0, y_offset=0, height=0, width=0, do_rectify=False
-            )
-            k = np.array([fx, 0, W / 2, 0, fx, H / 2, 0, 0, 1])
-            info = types["sensor_msgs/msg/CameraInfo"](
-                header=header,
-                height=H,
-                width=W,
-                distortion_model="plumb_bob",
-                D=np.zeros(5),
-                K=k,
-                R=np.eye(3).reshape(-1),
-                P=np.insert(k, (3, 6, 9), 0.0),
-                binning_x=0,
-                binning_y=0,
-                roi=roi,
-            )
-            t = 1_700_000_000_000_000_000 + i * 100_000_000
-            info_raw = store.serialize_ros1(info, "sensor_msgs/msg/CameraInfo")
-            writer.write(info_conn, t - 1, info_raw)
-            image = types["sensor_msgs/msg/Image"](
-                header=header,
-                height=H,
-                width=W,
-                encoding="rgb8",
-                is_bigendian=0,
-                step=W * 3,
-                data=np.full(H * W * 3, 40 * i, np.uint8),
-            )
-            writer.write(conn, t, store.serialize_ros1(image, "sensor_msgs/msg/Image"))
+    write_ros1_bag(bag, focal_lengths=(50.0, 80.0))
     skips = FrameSkips()
     frames = list(bag_frames(bag, "/cam/image_raw", 0, skips))
     assert [f.stamp_ns for f in frames] == [500 * 10**9, 501 * 10**9]

@@ -273,6 +273,59 @@ def write_bag(
     return topic
 
 
+def write_ros1_bag(path: Path, focal_lengths: Sequence[float] = (), frames: int = 2) -> None:
+    """A ROS 1 bag (``path``, a ``.bag`` file) with ``frames`` rgb8 images
+    ``frame_rgb(i)`` on /cam/image_raw, stamped 500 + i s (bag time ``T0 + i * PERIOD``),
+    and, where ``focal_lengths`` gives one, a /cam/camera_info of that focal length (in
+    ROS 1's layout: ``K``, ``P``, ``D``, ``R``) 1 ns before each image."""
+    from rosbags.rosbag1 import Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    store = get_typestore(Stores.ROS1_NOETIC)
+    types = store.types
+    with Writer(path) as writer:
+        info_conn = None
+        if focal_lengths:
+            info_conn = writer.add_connection(
+                "/cam/camera_info", "sensor_msgs/msg/CameraInfo", typestore=store
+            )
+        conn = writer.add_connection("/cam/image_raw", "sensor_msgs/msg/Image", typestore=store)
+        for i in range(frames):
+            t = T0 + i * PERIOD
+            stamp = types["builtin_interfaces/msg/Time"](sec=500 + i, nanosec=0)
+            header = types["std_msgs/msg/Header"](seq=i, stamp=stamp, frame_id="cam_optical")
+            if info_conn is not None:
+                k = np.array([focal_lengths[i], 0, W / 2, 0, focal_lengths[i], H / 2, 0, 0, 1])
+                info = types["sensor_msgs/msg/CameraInfo"](
+                    header=header,
+                    height=H,
+                    width=W,
+                    distortion_model="plumb_bob",
+                    D=np.zeros(5),
+                    K=k,
+                    R=np.eye(3).reshape(-1),
+                    P=np.insert(k, (3, 6, 9), 0.0),
+                    binning_x=0,
+                    binning_y=0,
+                    roi=types["sensor_msgs/msg/RegionOfInterest"](
+                        x_offset=0, y_offset=0, height=0, width=0, do_rectify=False
+                    ),
+                )
+                writer.write(
+                    info_conn, t - 1, store.serialize_ros1(info, "sensor_msgs/msg/CameraInfo")
+                )
+            msg = types["sensor_msgs/msg/Image"](
+                header=header,
+                height=H,
+                width=W,
+                encoding="rgb8",
+                is_bigendian=0,
+                step=W * 3,
+                data=frame_rgb(i).reshape(-1),
+            )
+            writer.write(conn, t, store.serialize_ros1(msg, "sensor_msgs/msg/Image"))
+
+
 @contextlib.contextmanager
 def small_device(mount: Path, size: str = "8m") -> Iterator[Path]:
     """A tmpfs of ``size`` mounted at ``mount`` (created): a device that fills up. The
